@@ -1,0 +1,424 @@
+//! OpenEMR patient demographics (`patient_data`): the standard API's patient routes and
+//! the portal's own-patient route, with OpenEMR's fields, filters and validation rules.
+
+use hearth_sdk::prelude::*;
+use hearth_sdk::time;
+use serde_json::{Map, Value as Body};
+
+/// The patient resource.
+pub struct Patient;
+
+impl Resource for Patient {
+    const NAME: &'static str = "patient";
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+    const DESCRIPTION: &'static str = "Patient demographics (OpenEMR patient_data)";
+    const READS: &'static [&'static str] = &["users", "patient_history"];
+    const WRITES: &'static [&'static str] = &["patient_data", "sequences"];
+    const ROUTES: &'static [Route] = &[
+        Route::get("/api/patient", "patient.s", list).acl("patients/demo").summary("Search patients"),
+        Route::post("/api/patient", "patient.c", create).acl("patients/demo:write").summary("Create a patient"),
+        Route::put("/api/patient/:puuid", "patient.u", update).acl("patients/demo:write").summary("Update a patient"),
+        Route::get("/api/patient/:puuid", "patient.r", get_one).acl("patients/demo").summary("Read a patient"),
+        Route::get("/portal/patient", "patient.s", portal_get).summary("Read the signed-in patient"),
+    ];
+}
+
+hearth_sdk::export!(Patient);
+
+/// Columns a request body may set; the server sets `pid`, `uuid`, `date`, `regdate`,
+/// `created_by`, `updated_by` and `last_updated`.
+const COLUMNS: &[Column] = &[
+    Column::text("title"),
+    Column::text("language"),
+    Column::text("financial"),
+    Column::text("fname"),
+    Column::text("lname"),
+    Column::text("mname"),
+    Column::date("DOB"),
+    Column::text("street"),
+    Column::text("postal_code"),
+    Column::text("city"),
+    Column::text("state"),
+    Column::text("country_code"),
+    Column::text("drivers_license"),
+    Column::text("ss"),
+    Column::text("occupation"),
+    Column::text("phone_home"),
+    Column::text("phone_biz"),
+    Column::text("phone_contact"),
+    Column::text("phone_cell"),
+    Column::int("pharmacy_id"),
+    Column::text("status"),
+    Column::text("contact_relationship"),
+    Column::text("sex"),
+    Column::text("referrer"),
+    Column::text("referrerID"),
+    Column::int("providerID"),
+    Column::int("ref_providerID"),
+    Column::text("email"),
+    Column::text("email_direct"),
+    Column::text("ethnoracial"),
+    Column::text("race"),
+    Column::text("ethnicity"),
+    Column::text("religion"),
+    Column::text("interpretter"),
+    Column::text("migrantseasonal"),
+    Column::text("family_size"),
+    Column::text("monthly_income"),
+    Column::text_or_null("billing_note"),
+    Column::text("homeless"),
+    Column::datetime("financial_review"),
+    Column::text("pubpid"),
+    Column::text("genericname1"),
+    Column::text("genericval1"),
+    Column::text("genericname2"),
+    Column::text("genericval2"),
+    Column::text("hipaa_mail"),
+    Column::text("hipaa_voice"),
+    Column::text("hipaa_notice"),
+    Column::text("hipaa_message"),
+    Column::text("hipaa_allowsms"),
+    Column::text("hipaa_allowemail"),
+    Column::text("squad"),
+    Column::int("fitness"),
+    Column::text("referral_source"),
+    Column::text("usertext1"),
+    Column::text("usertext2"),
+    Column::text("usertext3"),
+    Column::text("usertext4"),
+    Column::text("usertext5"),
+    Column::text("usertext6"),
+    Column::text("usertext7"),
+    Column::text("usertext8"),
+    Column::text("userlist1"),
+    Column::text("userlist2"),
+    Column::text("userlist3"),
+    Column::text("userlist4"),
+    Column::text("userlist5"),
+    Column::text("userlist6"),
+    Column::text("userlist7"),
+    Column::text("pricelevel"),
+    Column::date("contrastart"),
+    Column::text("completed_ad"),
+    Column::date("ad_reviewed"),
+    Column::text("vfc"),
+    Column::text("mothersname"),
+    Column::text_or_null("guardiansname"),
+    Column::text("allow_imm_reg_use"),
+    Column::text("allow_imm_info_share"),
+    Column::text("allow_health_info_ex"),
+    Column::text("allow_patient_portal"),
+    Column::datetime("deceased_date"),
+    Column::text("deceased_reason"),
+    Column::int("soap_import_status"),
+    Column::text("cmsportal_login"),
+    Column::text_or_null("care_team_provider"),
+    Column::text_or_null("care_team_facility"),
+    Column::text_or_null("care_team_status"),
+    Column::text("county"),
+    Column::text_or_null("industry"),
+    Column::text_or_null("imm_reg_status"),
+    Column::text_or_null("imm_reg_stat_effdate"),
+    Column::text_or_null("publicity_code"),
+    Column::text_or_null("publ_code_eff_date"),
+    Column::text_or_null("protect_indicator"),
+    Column::text_or_null("prot_indi_effdate"),
+    Column::text_or_null("guardianrelationship"),
+    Column::text_or_null("guardiansex"),
+    Column::text_or_null("guardianaddress"),
+    Column::text_or_null("guardiancity"),
+    Column::text_or_null("guardianstate"),
+    Column::text_or_null("guardianpostalcode"),
+    Column::text_or_null("guardiancountry"),
+    Column::text_or_null("guardianphone"),
+    Column::text_or_null("guardianworkphone"),
+    Column::text_or_null("guardianemail"),
+    Column::text_or_null("sexual_orientation"),
+    Column::text_or_null("gender_identity"),
+    Column::text_or_null("birth_fname"),
+    Column::text_or_null("birth_lname"),
+    Column::text_or_null("birth_mname"),
+    Column::int("dupscore"),
+    Column::text_or_null("name_history"),
+    Column::text_or_null("suffix"),
+    Column::text_or_null("street_line_2"),
+    Column::text_or_null("patient_groups"),
+    Column::text_or_null("prevent_portal_apps"),
+    Column::text_or_null("provider_since_date"),
+];
+
+/// List filters: these match as "contains", the rest of `EXACT_FILTERS` exactly.
+const CONTAINS_FILTERS: &[&str] = &["fname", "lname", "street", "city", "state", "postal_code"];
+const EXACT_FILTERS: &[&str] = &["ss", "phone_home", "phone_biz", "phone_cell", "sex", "country_code", "email", "DOB"];
+const SORTABLE: &[&str] = &[
+    "id", "pid", "pubpid", "title", "fname", "lname", "mname", "DOB", "sex", "street", "city", "state",
+    "postal_code", "country_code", "phone_home", "phone_cell", "phone_biz", "email", "status", "date",
+    "regdate", "last_updated",
+];
+
+const SELECT: &str = "SELECT p.*, u.uuid AS provider_uuid FROM patient_data p LEFT JOIN users u ON u.id = p.\"providerID\"";
+
+/// PatientValidator's rules; on update every rule is optional but empty values still fail.
+fn validate(body: &Map<String, Body>, insert: bool) -> Result<()> {
+    let mut v = Validator::new(body);
+    v.field("fname", "First Name", insert).length_between(1, 255);
+    v.field("lname", "Last Name", insert).length_between(2, 255);
+    v.field("sex", "Gender", insert).length_between(4, 30);
+    v.field("DOB", "Date of Birth", insert).datetime("Y-m-d");
+    v.optional_allow_empty("email", "Email").email();
+    v.optional_allow_empty("email_direct", "Email Direct").email();
+    v.finish()
+}
+
+fn list(req: &Request) -> Result<Response> {
+    let paging = req.paging(100, 200)?;
+    let mut search = Search::on("p");
+    for (key, value) in req.query_pairs() {
+        if CONTAINS_FILTERS.contains(&key.as_str()) {
+            search.contains(key, value);
+        } else if EXACT_FILTERS.contains(&key.as_str()) {
+            search.equals(key, value.as_str());
+        }
+    }
+    search.sort(req.query("_sort"), SORTABLE, "p.id");
+    let rows = search.query(SELECT, paging.limit + 1, paging.offset)?;
+    let more = rows.len() > paging.limit as usize;
+    let histories = previous_names(rows.iter().take(paging.limit as usize).filter_map(|r| r.int("pid")))?;
+    let mut items = Json::array();
+    for row in rows.iter().take(paging.limit as usize) {
+        items.push(patient_json(&row, &histories));
+    }
+    Ok(Response::list(items.end(), req.paging_links(paging, more)))
+}
+
+fn get_one(req: &Request) -> Result<Response> {
+    let puuid = req.uuid("puuid")?;
+    Ok(Response::ok(find(&puuid)?.ok_or_else(ApiError::not_found)?))
+}
+
+fn portal_get(req: &Request) -> Result<Response> {
+    let puuid = req.caller().patient.clone().ok_or_else(ApiError::not_found)?;
+    Ok(Response::ok(find(&puuid)?.ok_or_else(ApiError::not_found)?))
+}
+
+fn create(req: &Request) -> Result<Response> {
+    let body = req.json_object()?;
+    validate(&body, true)?;
+    let fields = Fields::from_json(&body, COLUMNS)?;
+    let pid = store::query_one("UPDATE sequences SET value = value + 1 WHERE name = 'pid' RETURNING value", params![])?
+        .and_then(|row| row.int("value"))
+        .ok_or_else(|| ApiError::Internal("the pid sequence is missing".into()))?;
+    let uuid = hearth_sdk::new_uuid();
+    let now = time::now().datetime();
+    let user = staff_id(req)?;
+    let pubpid = match fields.get("pubpid") {
+        Some(Value::Text(p)) if !p.is_empty() => p.clone(),
+        _ => pid.to_string(),
+    };
+    Insert::into("patient_data")
+        .set("uuid", uuid.as_str())
+        .set("pid", pid)
+        .set("pubpid", pubpid)
+        .set("date", now.as_str())
+        .set("regdate", now.as_str())
+        .set("last_updated", now.as_str())
+        .set("created_by", user)
+        .set("updated_by", user)
+        .fields(&fields)
+        .run()?;
+    let mut data = Json::object();
+    data.field("pid", pid).field("uuid", uuid);
+    Ok(Response::created(data.end()))
+}
+
+fn update(req: &Request) -> Result<Response> {
+    let puuid = req.uuid("puuid")?;
+    let body = req.json_object()?;
+    validate(&body, false)?;
+    let fields = Fields::from_json(&body, COLUMNS)?;
+    let changed = Update::table("patient_data")
+        .fields(&fields)
+        .set("last_updated", time::now().datetime())
+        .set("updated_by", staff_id(req)?)
+        .filter("uuid", puuid.as_str())
+        .run()?;
+    if changed == 0 {
+        return Err(ApiError::not_found());
+    }
+    Ok(Response::ok(find(&puuid)?.ok_or_else(ApiError::not_found)?))
+}
+
+/// The patient with `puuid` in OpenEMR's response shape.
+fn find(puuid: &str) -> Result<Option<Json>> {
+    let rows = store::query(&format!("{SELECT} WHERE p.uuid = $1"), params![puuid])?;
+    let Some(row) = rows.get(0) else { return Ok(None) };
+    let histories = previous_names(row.int("pid"))?;
+    Ok(Some(patient_json(&row, &histories)))
+}
+
+/// Name history rows of the given patients, newest first.
+fn previous_names(pids: impl IntoIterator<Item = i64>) -> Result<Rows> {
+    let pids: Vec<Value> = pids.into_iter().map(Value::from).collect();
+    if pids.is_empty() {
+        return Ok(Rows::default());
+    }
+    let placeholders: Vec<String> = (1..=pids.len()).map(|i| format!("${i}")).collect();
+    let sql = format!(
+        "SELECT pid, uuid, previous_name_prefix, previous_name_first, previous_name_middle, \
+         previous_name_last, previous_name_suffix, previous_name_enddate FROM patient_history \
+         WHERE history_type_key = 'name_history' AND pid IN ({}) ORDER BY date DESC",
+        placeholders.join(", ")
+    );
+    Ok(store::query(&sql, &pids)?)
+}
+
+/// Every column, then OpenEMR's derived `previous_names` and `addresses`.
+fn patient_json(row: &Row<'_>, histories: &Rows) -> Json {
+    let pid = row.int("pid");
+    let mut names = Json::array();
+    for h in histories.iter().filter(|h| h.int("pid") == pid) {
+        let parts = ["previous_name_prefix", "previous_name_first", "previous_name_middle", "previous_name_last", "previous_name_suffix"];
+        let formatted: Vec<&str> = parts.iter().filter_map(|p| h.text(p)).filter(|s| !s.is_empty()).collect();
+        let mut name = Json::object();
+        name.field("uuid", h.get("uuid"))
+            .field("prefix", h.get("previous_name_prefix"))
+            .field("first", h.get("previous_name_first"))
+            .field("middle", h.get("previous_name_middle"))
+            .field("last", h.get("previous_name_last"))
+            .field("suffix", h.get("previous_name_suffix"))
+            .field("enddate", h.get("previous_name_enddate"))
+            .field("formatted_name", formatted.join(" "));
+        names.push(name.end());
+    }
+    let mut address = Json::object();
+    address
+        .field("id", None::<i64>)
+        .field("contact_id", None::<i64>)
+        .field("period_start", None::<&str>)
+        .field("period_end", None::<&str>)
+        .field("type", "physical")
+        .field("use", "home")
+        .field("priority", 0)
+        .field("line1", row.get("street"))
+        .field("line2", row.get("street_line_2"))
+        .field("city", row.get("city"))
+        .field("district", row.get("county"))
+        .field("state", row.get("state"))
+        .field("postal_code", row.get("postal_code"))
+        .field("country_code", row.get("country_code"));
+    let mut addresses = Json::array();
+    addresses.push(address.end());
+    let mut out = Json::object();
+    out.row(row).field("previous_names", names.end()).field("addresses", addresses.end());
+    out.end()
+}
+
+/// The caller's `users.id`, for `created_by`/`updated_by` (none for non-staff callers).
+fn staff_id(req: &Request) -> Result<Option<i64>> {
+    if req.caller().subject.is_empty() {
+        return Ok(None);
+    }
+    Ok(store::query_one("SELECT id FROM users WHERE uuid = $1", params![req.caller().subject.as_str()])?
+        .and_then(|row| row.int("id")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hearth_sdk::testing::{HostCall, MockHost, TestRequest};
+    use serde_json::json;
+
+    fn patient_rows() -> Rows {
+        Rows::from_values(
+            &["id", "uuid", "pid", "fname", "lname", "street", "provider_uuid"],
+            vec![vec![1.into(), "90cde167-0000-4000-8000-000000000001".into(), 1.into(), "Ann".into(), "Smith".into(), "1 Main St".into(), Value::Null]],
+        )
+    }
+
+    #[test]
+    fn create_needs_openemrs_required_fields() {
+        let mut host = MockHost::new();
+        let response = host.call::<Patient>(TestRequest::post("/api/patient", json!({"fname": "Ann", "lname": "S", "DOB": "1990-13-01"})));
+        assert_eq!(response.status, 400);
+        let errors = &response.body_json()["validationErrors"];
+        assert_eq!(errors["lname"]["LengthBetween::TOO_SHORT"], "Last Name must be 2 characters or longer");
+        assert_eq!(errors["sex"]["Required::NON_EXISTENT_KEY"], "sex must be provided, but does not exist");
+        assert_eq!(errors["DOB"]["DateTime::INVALID_VALUE"], "Date of Birth must be a valid date");
+        assert!(errors.get("fname").is_none());
+        assert!(host.calls().is_empty(), "nothing is written when validation fails");
+    }
+
+    #[test]
+    fn create_takes_the_next_pid_and_answers_201() {
+        let mut host = MockHost::new()
+            .on_query("UPDATE sequences", Rows::from_values(&["value"], vec![vec![42.into()]]))
+            .on_query("FROM users", Rows::default())
+            .on_execute("INSERT INTO patient_data", 1);
+        let response = host.call::<Patient>(TestRequest::post(
+            "/api/patient",
+            json!({"fname": "Ann", "lname": "Smith", "sex": "Female", "DOB": "1990-01-02", "unknown": "ignored"}),
+        ));
+        assert_eq!(response.status, 201, "{}", response.text());
+        let data = &response.body_json()["data"];
+        assert_eq!(data["pid"], 42);
+        assert!(data["uuid"].is_string());
+        let insert = host.queries().into_iter().find(|(sql, _)| sql.starts_with("INSERT")).unwrap();
+        assert!(insert.0.contains("\"pubpid\""));
+        assert!(insert.1.contains(&Value::Text("42".into())), "pubpid defaults to the pid");
+        assert!(!insert.0.contains("unknown"));
+    }
+
+    #[test]
+    fn get_one_maps_the_row_and_404s_when_missing() {
+        let mut host = MockHost::new()
+            .on_query("WHERE p.uuid", patient_rows())
+            .on_query("FROM patient_history", Rows::default());
+        let response = host.call::<Patient>(TestRequest::get("/api/patient/90cde167-0000-4000-8000-000000000001"));
+        assert_eq!(response.status, 200);
+        let data = &response.body_json()["data"];
+        assert_eq!(data["fname"], "Ann");
+        assert_eq!(data["addresses"][0]["line1"], "1 Main St");
+        assert_eq!(data["previous_names"], json!([]));
+
+        let mut empty = MockHost::new().on_query("WHERE p.uuid", Rows::default());
+        let response = empty.call::<Patient>(TestRequest::get("/api/patient/90cde167-0000-4000-8000-000000000002"));
+        assert_eq!(response.status, 404);
+        assert_eq!(response.body_json()["data"], json!([]));
+    }
+
+    #[test]
+    fn malformed_uuids_are_400_without_a_query() {
+        let mut host = MockHost::new();
+        let response = host.call::<Patient>(TestRequest::get("/api/patient/not-a-uuid"));
+        assert_eq!(response.status, 400);
+        assert!(response.body_json()["validationErrors"]["puuid"].is_object());
+        assert!(host.calls().is_empty());
+    }
+
+    #[test]
+    fn list_filters_match_like_openemr() {
+        let mut host = MockHost::new()
+            .on_query("FROM patient_data", patient_rows())
+            .on_query("FROM patient_history", Rows::default());
+        let response = host.call::<Patient>(TestRequest::get("/api/patient?lname=smi&sex=Female&_sort=-DOB&_limit=1&bogus=1"));
+        assert_eq!(response.status, 200);
+        let (sql, params) = &host.queries()[0];
+        assert!(sql.contains("LOWER(p.\"lname\") LIKE $1"), "{sql}");
+        assert!(sql.contains("p.\"sex\" = $2"), "{sql}");
+        assert!(sql.contains("ORDER BY p.\"DOB\" DESC"), "{sql}");
+        assert_eq!(params[0], Value::Text("%smi%".into()));
+        assert!(!sql.contains("bogus"));
+        assert!(matches!(host.calls()[0], HostCall::Query { .. }));
+        assert_eq!(response.body_json()["data"][0]["lname"], "Smith");
+    }
+
+    #[test]
+    fn portal_reads_the_callers_own_record() {
+        let mut host = MockHost::new()
+            .on_query("WHERE p.uuid", patient_rows())
+            .on_query("FROM patient_history", Rows::default());
+        let response = host.call::<Patient>(TestRequest::get("/portal/patient").as_patient("90cde167-0000-4000-8000-000000000001"));
+        assert_eq!(response.status, 200);
+        assert_eq!(host.queries()[0].1[0], Value::Text("90cde167-0000-4000-8000-000000000001".into()));
+    }
+}

@@ -1,0 +1,135 @@
+//! Write Hearth plugins.
+//!
+//! A plugin serves the routes of one resource domain. It is a `cdylib` crate built for
+//! `wasm32-wasip2`; its code reads as rules, SQL and mapping:
+//!
+//! ```no_run
+//! use hearth_sdk::prelude::*;
+//!
+//! struct Facility;
+//!
+//! impl Resource for Facility {
+//!     const NAME: &'static str = "facility-lite";
+//!     const VERSION: &'static str = "0.1.0";
+//!     const READS: &'static [&'static str] = &["facility"];
+//!     const ROUTES: &'static [Route] = &[Route::get("/api/facility/:fuuid", "facility.r", get_one)];
+//! }
+//!
+//! fn get_one(req: &Request) -> Result<Response> {
+//!     let fuuid = req.uuid("fuuid")?;
+//!     let row = store::query_one("SELECT uuid, name FROM facility WHERE uuid = $1", params![fuuid])?
+//!         .ok_or_else(ApiError::not_found)?;
+//!     Ok(Response::ok(Json::from_one(&row)))
+//! }
+//!
+//! hearth_sdk::export!(Facility);
+//! ```
+//!
+//! The host checks every route's scope before the plugin runs, runs the plugin's SQL only on
+//! the tables it declared, and wraps each request in a transaction. On a native target the
+//! same code runs against [`testing::MockHost`], so plugin logic is unit-tested with
+//! `cargo test`.
+
+pub mod json;
+pub mod request;
+pub mod response;
+pub mod sql;
+pub mod store;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod testing;
+pub mod time;
+pub mod validate;
+
+mod host;
+mod resource;
+
+#[cfg(target_arch = "wasm32")]
+mod alloc;
+
+#[doc(hidden)]
+pub mod bindings {
+    wit_bindgen::generate!({
+        world: "resource-plugin",
+        path: "../wit/v0.1.0",
+        pub_export_macro: true,
+        export_macro_name: "__export_resource_plugin",
+        default_bindings_module: "hearth_sdk::bindings",
+    });
+}
+
+pub use json::{Json, ToJson};
+pub use request::Request;
+pub use resource::{Method, Resource, Route, __describe, __handle};
+pub use response::{ApiError, Family, Response, Result};
+pub use store::{Row, Rows, StoreError, Value, ValueRef};
+pub use validate::Validator;
+
+/// A new UUID from the host, in OpenEMR's form (version 4, timestamp first, lower case).
+pub fn new_uuid() -> String {
+    host::uuid()
+}
+
+/// Reads a configuration value for this plugin on the request's site.
+pub fn config(key: &str) -> Result<Option<String>, ApiError> {
+    host::config(key).map_err(ApiError::Internal)
+}
+
+/// The contract version this SDK builds plugins against.
+pub const CONTRACT_VERSION: &str = "0.1.0";
+
+/// Writes a line to the host's log at `info` level, `format!`-style.
+#[macro_export]
+macro_rules! log {
+    ($($arg:tt)*) => { $crate::__log_info(&::std::format!($($arg)*)) };
+}
+
+/// Builds the parameter list for [`store::query`] and friends: `params![a, b]`.
+#[macro_export]
+macro_rules! params {
+    () => { &[] as &[$crate::Value] };
+    ($($value:expr),+ $(,)?) => { &[$($crate::Value::from($value)),+] as &[$crate::Value] };
+}
+
+/// Exports a [`Resource`] as the plugin's implementation of the contract.
+///
+/// Use it once per plugin crate: `hearth_sdk::export!(Patient);`.
+#[macro_export]
+macro_rules! export {
+    ($resource:ty) => {
+        #[doc(hidden)]
+        pub struct __HearthExport;
+
+        #[cfg(target_arch = "wasm32")]
+        impl $crate::bindings::exports::hearth::plugin::handler::Guest for __HearthExport {
+            fn describe() -> $crate::bindings::hearth::plugin::types::PluginInfo {
+                $crate::__describe::<$resource>()
+            }
+
+            fn handle(
+                request: $crate::bindings::hearth::plugin::types::Request,
+            ) -> $crate::bindings::hearth::plugin::types::Response {
+                $crate::__handle::<$resource>(request)
+            }
+        }
+
+        // Native builds (unit tests with the mock host) export nothing: the contract's
+        // symbol names are not valid native symbols.
+        #[cfg(target_arch = "wasm32")]
+        $crate::bindings::__export_resource_plugin!(__HearthExport with_types_in $crate::bindings);
+    };
+}
+
+/// Everything a plugin usually needs, for `use hearth_sdk::prelude::*`.
+pub mod prelude {
+    pub use crate::json::{Json, ToJson};
+    pub use crate::request::Request;
+    pub use crate::resource::{Resource, Route};
+    pub use crate::response::{ApiError, Response, Result};
+    pub use crate::store::{self, Row, Rows, Value, ValueRef};
+    pub use crate::sql::{Column, Fields, Insert, Search, Update};
+    pub use crate::validate::Validator;
+    pub use crate::{log, params};
+}
+
+#[doc(hidden)]
+pub use host::log_info as __log_info;

@@ -1,0 +1,269 @@
+//! The request a handler receives.
+
+use crate::json::Json;
+use crate::resource::Method;
+use crate::response::{ApiError, Family, Result};
+
+/// The kind of principal behind a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// A staff user.
+    User,
+    /// A patient.
+    Patient,
+    /// A backend service.
+    System,
+    /// No token (anonymous routes only).
+    Anonymous,
+}
+
+/// Who is calling, as the host established it from the access token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// The principal's kind.
+    pub role: Role,
+    /// The principal's uuid.
+    pub subject: String,
+    /// The staff user's user name, else empty.
+    pub username: String,
+    /// The OAuth client.
+    pub client_id: String,
+    /// Granted scopes, space separated.
+    pub scopes: String,
+    /// The patient the request is bound to (the patient's own uuid, or a SMART launch
+    /// patient), if any.
+    pub patient: Option<String>,
+}
+
+impl Default for Caller {
+    fn default() -> Self {
+        Caller {
+            role: Role::User,
+            subject: String::new(),
+            username: String::new(),
+            client_id: String::new(),
+            scopes: String::new(),
+            patient: None,
+        }
+    }
+}
+
+/// A request routed to one of the plugin's handlers.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub(crate) method: Method,
+    pub(crate) family: Family,
+    pub(crate) template: &'static str,
+    pub(crate) path: String,
+    pub(crate) params: Vec<String>,
+    pub(crate) query: Vec<(String, String)>,
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) body: Vec<u8>,
+    pub(crate) caller: Caller,
+    pub(crate) base_url: String,
+}
+
+impl Request {
+    /// The HTTP method.
+    pub fn method(&self) -> Method {
+        self.method
+    }
+
+    /// The API family of the matched route.
+    pub fn family(&self) -> Family {
+        self.family
+    }
+
+    /// The path below the family root.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// Who is calling.
+    pub fn caller(&self) -> &Caller {
+        &self.caller
+    }
+
+    /// The absolute public URL of the family root (e.g. `https://host/apis/default/api`).
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// The raw body.
+    pub fn body(&self) -> &[u8] {
+        &self.body
+    }
+
+    /// The value of the route parameter `name` (`:name` in the template).
+    pub fn param(&self, name: &str) -> Result<&str> {
+        let index = self
+            .template
+            .split('/')
+            .filter(|segment| segment.starts_with(':'))
+            .position(|segment| &segment[1..] == name)
+            .ok_or_else(|| {
+                ApiError::Internal(format!("route {} has no parameter {name}", self.template))
+            })?;
+        self.params
+            .get(index)
+            .map(String::as_str)
+            .ok_or_else(|| ApiError::Internal(format!("parameter {name} was not passed")))
+    }
+
+    /// The route parameter `name` as a UUID (lower case). A malformed value is a 400 with
+    /// one validation error for `name`.
+    pub fn uuid(&self, name: &str) -> Result<String> {
+        let value = self.param(name)?;
+        if is_uuid(value) {
+            Ok(value.to_ascii_lowercase())
+        } else {
+            Err(ApiError::invalid(
+                name,
+                "Uuid::INVALID_UUID",
+                &format!("{name} must be a valid UUID (valid format)"),
+            ))
+        }
+    }
+
+    /// The route parameter `name` as a positive integer id. Anything else is a 400.
+    pub fn id(&self, name: &str) -> Result<i64> {
+        let value = self.param(name)?;
+        match value.parse::<i64>() {
+            Ok(id) if id > 0 => Ok(id),
+            _ => Err(ApiError::invalid(
+                name,
+                "Numeric::NOT_NUMERIC",
+                &format!("{name} must be numeric"),
+            )),
+        }
+    }
+
+    /// The first value of query parameter `key`.
+    pub fn query(&self, key: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Every query parameter, in order.
+    pub fn query_pairs(&self) -> &[(String, String)] {
+        &self.query
+    }
+
+    /// A request header (lower-case name).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body as a JSON object. A body that is not JSON, or not an object, is a 400.
+    pub fn json_object(&self) -> Result<serde_json::Map<String, serde_json::Value>> {
+        match serde_json::from_slice::<serde_json::Value>(&self.body) {
+            Ok(serde_json::Value::Object(map)) => Ok(map),
+            Ok(_) => Err(ApiError::invalid(
+                "body",
+                "Json::NOT_AN_OBJECT",
+                "The request body must be a JSON object",
+            )),
+            Err(e) => Err(ApiError::invalid(
+                "body",
+                "Json::INVALID",
+                &format!("The request body is not valid JSON: {e}"),
+            )),
+        }
+    }
+
+    /// Paging from `_limit` (or `_maxresults`) and `_offset`, as OpenEMR reads them:
+    /// `default` when absent, at most `max`, a bad value is a 400.
+    pub fn paging(&self, default: u32, max: u32) -> Result<Paging> {
+        let number = |key: &str| -> Result<Option<u32>> {
+            match self.query(key) {
+                None | Some("") => Ok(None),
+                Some(v) => v.parse::<u32>().map(Some).map_err(|_| {
+                    ApiError::invalid(key, "Numeric::NOT_NUMERIC", &format!("{key} must be numeric"))
+                }),
+            }
+        };
+        let limit = match number("_limit")?.or(number("_maxresults")?) {
+            None | Some(0) => default,
+            Some(n) => n.min(max),
+        };
+        let offset = number("_offset")?.unwrap_or(0);
+        Ok(Paging { limit, offset })
+    }
+
+    /// Builds the envelope's `links` for a page of a list, as OpenEMR does (`first`,
+    /// `previous` when not on the first page, `next` when `more` rows exist).
+    pub fn paging_links(&self, paging: Paging, more: bool) -> Json {
+        let mut base = format!("{}{}", self.base_url, self.path);
+        let kept: Vec<String> = self
+            .query
+            .iter()
+            .filter(|(k, _)| !matches!(k.as_str(), "_limit" | "_offset" | "_maxresults" | "_count"))
+            .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+            .collect();
+        base.push('?');
+        if !kept.is_empty() {
+            base.push_str(&kept.join("&"));
+            base.push('&');
+        }
+        let link = |offset: u32| format!("{base}_offset={offset}&_limit={}", paging.limit);
+        let mut links = Json::object();
+        links.field("first", link(0));
+        if paging.offset > 0 {
+            links.field("previous", link(paging.offset.saturating_sub(paging.limit)));
+        }
+        if more {
+            links.field("next", link(paging.offset + paging.limit));
+        }
+        links.end()
+    }
+}
+
+/// A page of a list: how many rows and from where.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Paging {
+    /// Rows per page.
+    pub limit: u32,
+    /// Rows to skip.
+    pub offset: u32,
+}
+
+/// True when `s` is a UUID in 8-4-4-4-12 hex form.
+pub fn is_uuid(s: &str) -> bool {
+    let bytes = s.as_bytes();
+    bytes.len() == 36
+        && bytes.iter().enumerate().all(|(i, b)| match i {
+            8 | 13 | 18 | 23 => *b == b'-',
+            _ => b.is_ascii_hexdigit(),
+        })
+}
+
+fn encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uuids_are_recognised() {
+        assert!(is_uuid("90cde167-2a3b-4c5d-8e9f-0a1b2c3d4e5f"));
+        assert!(!is_uuid("90cde167-2a3b-4c5d-8e9f-0a1b2c3d4e5"));
+        assert!(!is_uuid("90cde167x2a3b-4c5d-8e9f-0a1b2c3d4e5f"));
+        assert!(!is_uuid("not-a-uuid"));
+    }
+}

@@ -1,0 +1,364 @@
+//! A mock host for unit-testing plugin logic natively with `cargo test`.
+//!
+//! The mock answers the plugin's queries from canned rows (matched by a fragment of the
+//! SQL) and records every host call, so a test can check both the response and what the
+//! plugin asked of the host:
+//!
+//! ```
+//! use hearth_sdk::prelude::*;
+//! use hearth_sdk::testing::{HostCall, MockHost, TestRequest};
+//!
+//! struct Hello;
+//! impl Resource for Hello {
+//!     const NAME: &'static str = "hello";
+//!     const VERSION: &'static str = "0.1.0";
+//!     const READS: &'static [&'static str] = &["greeting"];
+//!     const ROUTES: &'static [Route] = &[Route::get("/api/hello/:id", "hello.r", hello)];
+//! }
+//! fn hello(req: &Request) -> Result<Response> {
+//!     let row = store::query_one("SELECT text FROM greeting WHERE id = $1", params![req.id("id")?])?
+//!         .ok_or_else(ApiError::not_found)?;
+//!     Ok(Response::ok(Json::from_one(&row)))
+//! }
+//!
+//! let mut host = MockHost::new()
+//!     .on_query("FROM greeting", Rows::from_values(&["text"], vec![vec!["hi".into()]]));
+//! let response = host.call::<Hello>(TestRequest::get("/api/hello/7"));
+//! assert_eq!(response.status, 200);
+//! assert_eq!(response.body_json()["data"]["text"], "hi");
+//! assert_eq!(host.queries()[0].1, vec![Value::Integer(7)]);
+//! ```
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use crate::request::{Caller, Request, Role};
+use crate::resource::{Method, Resource, run};
+use crate::response::Response;
+use crate::store::{RawRows, Rows, StoreError, Value, encode_value};
+
+/// One call a plugin made to the host.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HostCall {
+    /// `store.query`.
+    Query {
+        /// The SQL.
+        sql: String,
+        /// Bound parameters.
+        params: Vec<Value>,
+    },
+    /// `store.execute`.
+    Execute {
+        /// The SQL.
+        sql: String,
+        /// Bound parameters.
+        params: Vec<Value>,
+    },
+    /// `log.write`.
+    Log {
+        /// 0 trace … 4 error.
+        level: u8,
+        /// The line.
+        message: String,
+    },
+    /// `config.get`.
+    Config(String),
+    /// `util.uuid`.
+    Uuid,
+    /// `util.now`.
+    Now,
+}
+
+enum Answer {
+    Rows(Rows),
+    Affected(u64),
+    Error(StoreError),
+}
+
+/// A scripted host.
+#[derive(Default)]
+pub struct MockHost {
+    answers: Vec<(String, Answer)>,
+    config: HashMap<String, String>,
+    calls: Vec<HostCall>,
+    next_uuid: u64,
+    now: (i64, u32),
+}
+
+impl MockHost {
+    /// A host with no answers, clock at 2024-01-02 03:04:05 UTC.
+    pub fn new() -> MockHost {
+        MockHost {
+            now: (1_704_164_645, 0),
+            ..MockHost::default()
+        }
+    }
+
+    /// Answers any query whose SQL contains `fragment` with `rows`. Earlier answers win.
+    pub fn on_query(mut self, fragment: &str, rows: Rows) -> MockHost {
+        self.answers.push((fragment.to_owned(), Answer::Rows(rows)));
+        self
+    }
+
+    /// Answers any statement whose SQL contains `fragment` with `affected` changed rows.
+    pub fn on_execute(mut self, fragment: &str, affected: u64) -> MockHost {
+        self.answers.push((fragment.to_owned(), Answer::Affected(affected)));
+        self
+    }
+
+    /// Fails any statement whose SQL contains `fragment` with `error`.
+    pub fn on_error(mut self, fragment: &str, error: StoreError) -> MockHost {
+        self.answers.push((fragment.to_owned(), Answer::Error(error)));
+        self
+    }
+
+    /// Sets a configuration value.
+    pub fn with_config(mut self, key: &str, value: &str) -> MockHost {
+        self.config.insert(key.to_owned(), value.to_owned());
+        self
+    }
+
+    /// Every host call so far, in order.
+    pub fn calls(&self) -> &[HostCall] {
+        &self.calls
+    }
+
+    /// The SQL and parameters of every `query` and `execute` so far.
+    pub fn queries(&self) -> Vec<(String, Vec<Value>)> {
+        self.calls
+            .iter()
+            .filter_map(|call| match call {
+                HostCall::Query { sql, params } | HostCall::Execute { sql, params } => {
+                    Some((sql.clone(), params.clone()))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Runs `request` through `R`'s routes with this host, as the real host would: the
+    /// route is matched by method and path; an unmatched request is a 404 or 405.
+    pub fn call<R: Resource>(&mut self, request: TestRequest) -> Response {
+        let Some((route, params)) = R::ROUTES.iter().find_map(|route| {
+            (route.method == request.method)
+                .then(|| match_path(route.path, &request.path).map(|params| (route, params)))
+                .flatten()
+        }) else {
+            let status = if R::ROUTES.iter().any(|r| match_path(r.path, &request.path).is_some()) {
+                405
+            } else {
+                404
+            };
+            return Response::json(status, crate::json::Json::raw("{}"));
+        };
+        let (family, below) = route.split();
+        let prefix_len = route.path.len() - below.len();
+        let built = Request {
+            method: route.method,
+            family,
+            template: route.path,
+            path: request.path[prefix_len..].to_owned(),
+            params,
+            query: request.query,
+            headers: request.headers,
+            body: request.body,
+            caller: request.caller,
+            base_url: format!("https://localhost/apis/default{}", &route.path[..prefix_len]),
+        };
+        let previous = HOST.with(|cell| cell.borrow_mut().replace(std::mem::take(self)));
+        let response = run(route, &built);
+        let mine = HOST.with(|cell| std::mem::replace(&mut *cell.borrow_mut(), previous));
+        *self = mine.expect("mock host installed for the call");
+        response
+    }
+
+    pub(crate) fn query(&mut self, sql: &str, params: &[Value]) -> Result<RawRows, StoreError> {
+        self.calls.push(HostCall::Query {
+            sql: sql.to_owned(),
+            params: params.to_vec(),
+        });
+        match self.answer(sql) {
+            Some(Answer::Rows(rows)) => Ok(encode_rows(rows)),
+            Some(Answer::Affected(_)) => Ok(RawRows::default()),
+            Some(Answer::Error(error)) => Err(error.clone()),
+            None => panic!("MockHost has no answer for query: {sql}"),
+        }
+    }
+
+    pub(crate) fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64, StoreError> {
+        self.calls.push(HostCall::Execute {
+            sql: sql.to_owned(),
+            params: params.to_vec(),
+        });
+        match self.answer(sql) {
+            Some(Answer::Affected(n)) => Ok(*n),
+            Some(Answer::Rows(rows)) => Ok(rows.len() as u64),
+            Some(Answer::Error(error)) => Err(error.clone()),
+            None => panic!("MockHost has no answer for statement: {sql}"),
+        }
+    }
+
+    fn answer(&self, sql: &str) -> Option<&Answer> {
+        self.answers
+            .iter()
+            .find(|(fragment, _)| sql.contains(fragment.as_str()))
+            .map(|(_, answer)| answer)
+    }
+
+    pub(crate) fn log(&mut self, level: u8, message: &str) {
+        self.calls.push(HostCall::Log {
+            level,
+            message: message.to_owned(),
+        });
+    }
+
+    pub(crate) fn config(&mut self, key: &str) -> Result<Option<String>, String> {
+        self.calls.push(HostCall::Config(key.to_owned()));
+        Ok(self.config.get(key).cloned())
+    }
+
+    pub(crate) fn uuid(&mut self) -> String {
+        self.calls.push(HostCall::Uuid);
+        self.next_uuid += 1;
+        format!("00000000-0000-4000-8000-{:012x}", self.next_uuid)
+    }
+
+    pub(crate) fn now(&mut self) -> (i64, u32) {
+        self.calls.push(HostCall::Now);
+        self.now
+    }
+}
+
+fn encode_rows(rows: &Rows) -> RawRows {
+    let mut data = Vec::new();
+    for row in rows.iter() {
+        for i in 0..rows.columns().len() {
+            encode_value(&mut data, &row.at(i).into());
+        }
+    }
+    RawRows {
+        columns: rows.columns().to_vec(),
+        count: rows.len() as u32,
+        data,
+    }
+}
+
+thread_local! {
+    static HOST: RefCell<Option<MockHost>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` with the mock host of the current [`MockHost::call`].
+pub(crate) fn with_host<T>(f: impl FnOnce(&mut MockHost) -> T) -> T {
+    HOST.with(|cell| {
+        let mut host = cell.borrow_mut();
+        let host = host
+            .as_mut()
+            .expect("host calls outside MockHost::call: run handlers through MockHost::call");
+        f(host)
+    })
+}
+
+/// Matches a path against a template; answers the parameter values.
+fn match_path(template: &str, path: &str) -> Option<Vec<String>> {
+    let mut params = Vec::new();
+    let mut t = template.split('/');
+    let mut p = path.split('/');
+    loop {
+        match (t.next(), p.next()) {
+            (None, None) => return Some(params),
+            (Some(ts), Some(ps)) if ts.starts_with(':') && !ps.is_empty() => {
+                params.push(ps.to_owned())
+            }
+            (Some(ts), Some(ps)) if ts == ps => {}
+            _ => return None,
+        }
+    }
+}
+
+/// A request for [`MockHost::call`].
+#[derive(Debug, Clone)]
+pub struct TestRequest {
+    method: Method,
+    path: String,
+    query: Vec<(String, String)>,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+    caller: Caller,
+}
+
+impl TestRequest {
+    fn new(method: Method, path: &str) -> TestRequest {
+        let (path, query) = path.split_once('?').unwrap_or((path, ""));
+        TestRequest {
+            method,
+            path: path.to_owned(),
+            query: query
+                .split('&')
+                .filter(|pair| !pair.is_empty())
+                .map(|pair| {
+                    let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+                    (k.to_owned(), v.to_owned())
+                })
+                .collect(),
+            headers: Vec::new(),
+            body: Vec::new(),
+            caller: Caller {
+                role: Role::User,
+                subject: "00000000-0000-4000-8000-0000000000aa".into(),
+                username: "admin".into(),
+                client_id: "test-client".into(),
+                scopes: String::new(),
+                patient: None,
+            },
+        }
+    }
+
+    /// A GET of `path` (family prefix included; a `?query` is parsed).
+    pub fn get(path: &str) -> TestRequest {
+        TestRequest::new(Method::Get, path)
+    }
+
+    /// A POST of `body` as JSON.
+    pub fn post(path: &str, body: serde_json::Value) -> TestRequest {
+        TestRequest::new(Method::Post, path).body(body)
+    }
+
+    /// A PUT of `body` as JSON.
+    pub fn put(path: &str, body: serde_json::Value) -> TestRequest {
+        TestRequest::new(Method::Put, path).body(body)
+    }
+
+    /// A DELETE.
+    pub fn delete(path: &str) -> TestRequest {
+        TestRequest::new(Method::Delete, path)
+    }
+
+    /// Sets a JSON body.
+    pub fn body(mut self, body: serde_json::Value) -> TestRequest {
+        self.body = body.to_string().into_bytes();
+        self.headers
+            .push(("content-type".into(), "application/json".into()));
+        self
+    }
+
+    /// Sets a raw body.
+    pub fn raw_body(mut self, body: &[u8]) -> TestRequest {
+        self.body = body.to_vec();
+        self
+    }
+
+    /// Calls as a patient with uuid `patient`.
+    pub fn as_patient(mut self, patient: &str) -> TestRequest {
+        self.caller.role = Role::Patient;
+        self.caller.subject = patient.to_owned();
+        self.caller.username.clear();
+        self.caller.patient = Some(patient.to_owned());
+        self
+    }
+
+    /// Sets the whole caller.
+    pub fn caller(mut self, caller: Caller) -> TestRequest {
+        self.caller = caller;
+        self
+    }
+}
