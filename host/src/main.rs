@@ -1,1 +1,5 @@
-fn main() {}
+//! The `hearth` command: server and administration CLI.
+
+fn main() -> std::process::ExitCode {
+    hearth::cli::main()
+}

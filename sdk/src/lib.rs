@@ -59,7 +59,7 @@ pub mod bindings {
 
 pub use json::{Json, ToJson};
 pub use request::Request;
-pub use resource::{Method, Resource, Route, __describe, __handle};
+pub use resource::{__describe, __handle, Method, Resource, Route};
 pub use response::{ApiError, Family, Response, Result};
 pub use store::{Row, Rows, StoreError, Value, ValueRef};
 pub use validate::Validator;
@@ -125,8 +125,8 @@ pub mod prelude {
     pub use crate::request::Request;
     pub use crate::resource::{Resource, Route};
     pub use crate::response::{ApiError, Response, Result};
-    pub use crate::store::{self, Row, Rows, Value, ValueRef};
     pub use crate::sql::{Column, Fields, Insert, Search, Update};
+    pub use crate::store::{self, Row, Rows, Value, ValueRef};
     pub use crate::validate::Validator;
     pub use crate::{log, params};
 }

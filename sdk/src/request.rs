@@ -183,7 +183,11 @@ impl Request {
             match self.query(key) {
                 None | Some("") => Ok(None),
                 Some(v) => v.parse::<u32>().map(Some).map_err(|_| {
-                    ApiError::invalid(key, "Numeric::NOT_NUMERIC", &format!("{key} must be numeric"))
+                    ApiError::invalid(
+                        key,
+                        "Numeric::NOT_NUMERIC",
+                        &format!("{key} must be numeric"),
+                    )
                 }),
             }
         };

@@ -53,27 +53,45 @@ pub struct Column {
 impl Column {
     /// A text column.
     pub const fn text(name: &'static str) -> Column {
-        Column { name, kind: Kind::Text }
+        Column {
+            name,
+            kind: Kind::Text,
+        }
     }
     /// A nullable text column.
     pub const fn text_or_null(name: &'static str) -> Column {
-        Column { name, kind: Kind::TextOrNull }
+        Column {
+            name,
+            kind: Kind::TextOrNull,
+        }
     }
     /// An integer column.
     pub const fn int(name: &'static str) -> Column {
-        Column { name, kind: Kind::Integer }
+        Column {
+            name,
+            kind: Kind::Integer,
+        }
     }
     /// A numeric column.
     pub const fn real(name: &'static str) -> Column {
-        Column { name, kind: Kind::Real }
+        Column {
+            name,
+            kind: Kind::Real,
+        }
     }
     /// A date column.
     pub const fn date(name: &'static str) -> Column {
-        Column { name, kind: Kind::Date }
+        Column {
+            name,
+            kind: Kind::Date,
+        }
     }
     /// A datetime column.
     pub const fn datetime(name: &'static str) -> Column {
-        Column { name, kind: Kind::DateTime }
+        Column {
+            name,
+            kind: Kind::DateTime,
+        }
     }
 }
 
@@ -88,7 +106,9 @@ impl Fields {
         let mut fields = Vec::new();
         let mut errors = Validator::new(body);
         for column in columns {
-            let Some(json) = body.get(column.name) else { continue };
+            let Some(json) = body.get(column.name) else {
+                continue;
+            };
             match convert(json, column.kind) {
                 Ok(value) => fields.push((column.name, value)),
                 Err((rule, message)) => {
@@ -468,7 +488,10 @@ mod tests {
         assert_eq!(fields.get("fname"), Some(&Value::Text(String::new())));
         assert_eq!(fields.get("providerID"), Some(&Value::Integer(7)));
         assert_eq!(fields.get("DOB"), Some(&Value::Null));
-        assert_eq!(fields.get("regdate"), Some(&Value::Text("2020-01-02 00:00:00".into())));
+        assert_eq!(
+            fields.get("regdate"),
+            Some(&Value::Text("2020-01-02 00:00:00".into()))
+        );
         assert_eq!(fields.get("note"), Some(&Value::Null));
         assert_eq!(fields.get("x"), None);
     }
@@ -477,10 +500,18 @@ mod tests {
     fn wrong_types_are_validation_errors() {
         let body = json!({"providerID": "seven", "DOB": "02/03/2020"});
         let error = Fields::from_json(body.as_object().unwrap(), COLUMNS).unwrap_err();
-        let ApiError::Validation(json) = error else { panic!("validation error expected") };
+        let ApiError::Validation(json) = error else {
+            panic!("validation error expected")
+        };
         let v = json.to_value();
-        assert_eq!(v["providerID"]["Numeric::NOT_NUMERIC"], "providerID must be numeric");
-        assert_eq!(v["DOB"]["DateTime::INVALID_VALUE"], "DOB must be a valid date");
+        assert_eq!(
+            v["providerID"]["Numeric::NOT_NUMERIC"],
+            "providerID must be numeric"
+        );
+        assert_eq!(
+            v["DOB"]["DateTime::INVALID_VALUE"],
+            "DOB must be a valid date"
+        );
     }
 
     #[test]
@@ -492,7 +523,10 @@ mod tests {
         assert_eq!(values.len(), 3);
 
         let mut search = Search::new();
-        search.contains("lname", "O'B_%").equals("sex", "Female").sort(Some("-DOB,bogus"), &["DOB"], "");
+        search
+            .contains("lname", "O'B_%")
+            .equals("sex", "Female")
+            .sort(Some("-DOB,bogus"), &["DOB"], "");
         let (sql, values) = search.build("SELECT * FROM p", Some((10, 20)));
         assert_eq!(
             sql,

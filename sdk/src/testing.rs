@@ -102,13 +102,15 @@ impl MockHost {
 
     /// Answers any statement whose SQL contains `fragment` with `affected` changed rows.
     pub fn on_execute(mut self, fragment: &str, affected: u64) -> MockHost {
-        self.answers.push((fragment.to_owned(), Answer::Affected(affected)));
+        self.answers
+            .push((fragment.to_owned(), Answer::Affected(affected)));
         self
     }
 
     /// Fails any statement whose SQL contains `fragment` with `error`.
     pub fn on_error(mut self, fragment: &str, error: StoreError) -> MockHost {
-        self.answers.push((fragment.to_owned(), Answer::Error(error)));
+        self.answers
+            .push((fragment.to_owned(), Answer::Error(error)));
         self
     }
 
@@ -144,7 +146,10 @@ impl MockHost {
                 .then(|| match_path(route.path, &request.path).map(|params| (route, params)))
                 .flatten()
         }) else {
-            let status = if R::ROUTES.iter().any(|r| match_path(r.path, &request.path).is_some()) {
+            let status = if R::ROUTES
+                .iter()
+                .any(|r| match_path(r.path, &request.path).is_some())
+            {
                 405
             } else {
                 404
@@ -163,7 +168,10 @@ impl MockHost {
             headers: request.headers,
             body: request.body,
             caller: request.caller,
-            base_url: format!("https://localhost/apis/default{}", &route.path[..prefix_len]),
+            base_url: format!(
+                "https://localhost/apis/default{}",
+                &route.path[..prefix_len]
+            ),
         };
         let previous = HOST.with(|cell| cell.borrow_mut().replace(std::mem::take(self)));
         let response = run(route, &built);

@@ -267,7 +267,9 @@ impl Field<'_, '_> {
             |v| {
                 as_text(v).is_some_and(|t| {
                     (t.starts_with("http://") || t.starts_with("https://"))
-                        && t.split("://").nth(1).is_some_and(|rest| !rest.is_empty() && !rest.contains(' '))
+                        && t.split("://")
+                            .nth(1)
+                            .is_some_and(|rest| !rest.is_empty() && !rest.contains(' '))
                 })
             },
             "Url::INVALID_URL",
@@ -296,7 +298,12 @@ impl Field<'_, '_> {
     }
 
     /// A rule of your own: `ok` decides; a failure is recorded as `rule` with `message`.
-    pub fn rule(&mut self, ok: impl FnOnce(&Value) -> bool, rule: &str, message: &str) -> &mut Self {
+    pub fn rule(
+        &mut self,
+        ok: impl FnOnce(&Value) -> bool,
+        rule: &str,
+        message: &str,
+    ) -> &mut Self {
         self.check(ok, rule, message.to_owned())
     }
 }
@@ -377,9 +384,18 @@ mod tests {
                 v.optional("absent", "Absent").numeric();
             },
         );
-        assert_eq!(e["lname"]["LengthBetween::TOO_SHORT"], "Last Name must be 2 characters or longer");
-        assert_eq!(e["sex"]["LengthBetween::TOO_SHORT"], "Gender must be 4 characters or longer");
-        assert_eq!(e["DOB"]["DateTime::INVALID_VALUE"], "Date of Birth must be a valid date");
+        assert_eq!(
+            e["lname"]["LengthBetween::TOO_SHORT"],
+            "Last Name must be 2 characters or longer"
+        );
+        assert_eq!(
+            e["sex"]["LengthBetween::TOO_SHORT"],
+            "Gender must be 4 characters or longer"
+        );
+        assert_eq!(
+            e["DOB"]["DateTime::INVALID_VALUE"],
+            "Date of Birth must be a valid date"
+        );
         assert_eq!(e["npi"]["Numeric::NOT_NUMERIC"], "NPI must be numeric");
         assert_eq!(e["site"]["Url::INVALID_URL"], "Website must be a valid URL");
         assert!(e.get("absent").is_none());
@@ -390,7 +406,10 @@ mod tests {
         let e = errors(json!({"email": "nope"}), |v| {
             v.optional("email", "Email").email();
         });
-        assert_eq!(e, json!({"email": {"email": "Email nope is not a valid email"}}));
+        assert_eq!(
+            e,
+            json!({"email": {"email": "Email nope is not a valid email"}})
+        );
         assert!(is_email("jane.doe+x@example.org"));
         assert!(is_email("josé@exämple.de"));
         assert!(!is_email("a@b"));

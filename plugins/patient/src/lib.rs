@@ -15,11 +15,20 @@ impl Resource for Patient {
     const READS: &'static [&'static str] = &["users", "patient_history"];
     const WRITES: &'static [&'static str] = &["patient_data", "sequences"];
     const ROUTES: &'static [Route] = &[
-        Route::get("/api/patient", "patient.s", list).acl("patients/demo").summary("Search patients"),
-        Route::post("/api/patient", "patient.c", create).acl("patients/demo:write").summary("Create a patient"),
-        Route::put("/api/patient/:puuid", "patient.u", update).acl("patients/demo:write").summary("Update a patient"),
-        Route::get("/api/patient/:puuid", "patient.r", get_one).acl("patients/demo").summary("Read a patient"),
-        Route::get("/portal/patient", "patient.s", portal_get).summary("Read the signed-in patient"),
+        Route::get("/api/patient", "patient.s", list)
+            .acl("patients/demo")
+            .summary("Search patients"),
+        Route::post("/api/patient", "patient.c", create)
+            .acl("patients/demo:write")
+            .summary("Create a patient"),
+        Route::put("/api/patient/:puuid", "patient.u", update)
+            .acl("patients/demo:write")
+            .summary("Update a patient"),
+        Route::get("/api/patient/:puuid", "patient.r", get_one)
+            .acl("patients/demo")
+            .summary("Read a patient"),
+        Route::get("/portal/patient", "patient.s", portal_get)
+            .summary("Read the signed-in patient"),
     ];
 }
 
@@ -149,11 +158,39 @@ const COLUMNS: &[Column] = &[
 
 /// List filters: these match as "contains", the rest of `EXACT_FILTERS` exactly.
 const CONTAINS_FILTERS: &[&str] = &["fname", "lname", "street", "city", "state", "postal_code"];
-const EXACT_FILTERS: &[&str] = &["ss", "phone_home", "phone_biz", "phone_cell", "sex", "country_code", "email", "DOB"];
+const EXACT_FILTERS: &[&str] = &[
+    "ss",
+    "phone_home",
+    "phone_biz",
+    "phone_cell",
+    "sex",
+    "country_code",
+    "email",
+    "DOB",
+];
 const SORTABLE: &[&str] = &[
-    "id", "pid", "pubpid", "title", "fname", "lname", "mname", "DOB", "sex", "street", "city", "state",
-    "postal_code", "country_code", "phone_home", "phone_cell", "phone_biz", "email", "status", "date",
-    "regdate", "last_updated",
+    "id",
+    "pid",
+    "pubpid",
+    "title",
+    "fname",
+    "lname",
+    "mname",
+    "DOB",
+    "sex",
+    "street",
+    "city",
+    "state",
+    "postal_code",
+    "country_code",
+    "phone_home",
+    "phone_cell",
+    "phone_biz",
+    "email",
+    "status",
+    "date",
+    "regdate",
+    "last_updated",
 ];
 
 const SELECT: &str = "SELECT p.*, u.uuid AS provider_uuid FROM patient_data p LEFT JOIN users u ON u.id = p.\"providerID\"";
@@ -161,12 +198,14 @@ const SELECT: &str = "SELECT p.*, u.uuid AS provider_uuid FROM patient_data p LE
 /// PatientValidator's rules; on update every rule is optional but empty values still fail.
 fn validate(body: &Map<String, Body>, insert: bool) -> Result<()> {
     let mut v = Validator::new(body);
-    v.field("fname", "First Name", insert).length_between(1, 255);
+    v.field("fname", "First Name", insert)
+        .length_between(1, 255);
     v.field("lname", "Last Name", insert).length_between(2, 255);
     v.field("sex", "Gender", insert).length_between(4, 30);
     v.field("DOB", "Date of Birth", insert).datetime("Y-m-d");
     v.optional_allow_empty("email", "Email").email();
-    v.optional_allow_empty("email_direct", "Email Direct").email();
+    v.optional_allow_empty("email_direct", "Email Direct")
+        .email();
     v.finish()
 }
 
@@ -183,7 +222,11 @@ fn list(req: &Request) -> Result<Response> {
     search.sort(req.query("_sort"), SORTABLE, "p.id");
     let rows = search.query(SELECT, paging.limit + 1, paging.offset)?;
     let more = rows.len() > paging.limit as usize;
-    let histories = previous_names(rows.iter().take(paging.limit as usize).filter_map(|r| r.int("pid")))?;
+    let histories = previous_names(
+        rows.iter()
+            .take(paging.limit as usize)
+            .filter_map(|r| r.int("pid")),
+    )?;
     let mut items = Json::array();
     for row in rows.iter().take(paging.limit as usize) {
         items.push(patient_json(&row, &histories));
@@ -197,7 +240,11 @@ fn get_one(req: &Request) -> Result<Response> {
 }
 
 fn portal_get(req: &Request) -> Result<Response> {
-    let puuid = req.caller().patient.clone().ok_or_else(ApiError::not_found)?;
+    let puuid = req
+        .caller()
+        .patient
+        .clone()
+        .ok_or_else(ApiError::not_found)?;
     Ok(Response::ok(find(&puuid)?.ok_or_else(ApiError::not_found)?))
 }
 
@@ -205,9 +252,12 @@ fn create(req: &Request) -> Result<Response> {
     let body = req.json_object()?;
     validate(&body, true)?;
     let fields = Fields::from_json(&body, COLUMNS)?;
-    let pid = store::query_one("UPDATE sequences SET value = value + 1 WHERE name = 'pid' RETURNING value", params![])?
-        .and_then(|row| row.int("value"))
-        .ok_or_else(|| ApiError::Internal("the pid sequence is missing".into()))?;
+    let pid = store::query_one(
+        "UPDATE sequences SET value = value + 1 WHERE name = 'pid' RETURNING value",
+        params![],
+    )?
+    .and_then(|row| row.int("value"))
+    .ok_or_else(|| ApiError::Internal("the pid sequence is missing".into()))?;
     let uuid = hearth_sdk::new_uuid();
     let now = time::now().datetime();
     let user = staff_id(req)?;
@@ -251,7 +301,9 @@ fn update(req: &Request) -> Result<Response> {
 /// The patient with `puuid` in OpenEMR's response shape.
 fn find(puuid: &str) -> Result<Option<Json>> {
     let rows = store::query(&format!("{SELECT} WHERE p.uuid = $1"), params![puuid])?;
-    let Some(row) = rows.get(0) else { return Ok(None) };
+    let Some(row) = rows.get(0) else {
+        return Ok(None);
+    };
     let histories = previous_names(row.int("pid"))?;
     Ok(Some(patient_json(&row, &histories)))
 }
@@ -277,8 +329,18 @@ fn patient_json(row: &Row<'_>, histories: &Rows) -> Json {
     let pid = row.int("pid");
     let mut names = Json::array();
     for h in histories.iter().filter(|h| h.int("pid") == pid) {
-        let parts = ["previous_name_prefix", "previous_name_first", "previous_name_middle", "previous_name_last", "previous_name_suffix"];
-        let formatted: Vec<&str> = parts.iter().filter_map(|p| h.text(p)).filter(|s| !s.is_empty()).collect();
+        let parts = [
+            "previous_name_prefix",
+            "previous_name_first",
+            "previous_name_middle",
+            "previous_name_last",
+            "previous_name_suffix",
+        ];
+        let formatted: Vec<&str> = parts
+            .iter()
+            .filter_map(|p| h.text(p))
+            .filter(|s| !s.is_empty())
+            .collect();
         let mut name = Json::object();
         name.field("uuid", h.get("uuid"))
             .field("prefix", h.get("previous_name_prefix"))
@@ -309,7 +371,9 @@ fn patient_json(row: &Row<'_>, histories: &Rows) -> Json {
     let mut addresses = Json::array();
     addresses.push(address.end());
     let mut out = Json::object();
-    out.row(row).field("previous_names", names.end()).field("addresses", addresses.end());
+    out.row(row)
+        .field("previous_names", names.end())
+        .field("addresses", addresses.end());
     out.end()
 }
 
@@ -318,8 +382,11 @@ fn staff_id(req: &Request) -> Result<Option<i64>> {
     if req.caller().subject.is_empty() {
         return Ok(None);
     }
-    Ok(store::query_one("SELECT id FROM users WHERE uuid = $1", params![req.caller().subject.as_str()])?
-        .and_then(|row| row.int("id")))
+    Ok(store::query_one(
+        "SELECT id FROM users WHERE uuid = $1",
+        params![req.caller().subject.as_str()],
+    )?
+    .and_then(|row| row.int("id")))
 }
 
 #[cfg(test)]
@@ -330,28 +397,62 @@ mod tests {
 
     fn patient_rows() -> Rows {
         Rows::from_values(
-            &["id", "uuid", "pid", "fname", "lname", "street", "provider_uuid"],
-            vec![vec![1.into(), "90cde167-0000-4000-8000-000000000001".into(), 1.into(), "Ann".into(), "Smith".into(), "1 Main St".into(), Value::Null]],
+            &[
+                "id",
+                "uuid",
+                "pid",
+                "fname",
+                "lname",
+                "street",
+                "provider_uuid",
+            ],
+            vec![vec![
+                1.into(),
+                "90cde167-0000-4000-8000-000000000001".into(),
+                1.into(),
+                "Ann".into(),
+                "Smith".into(),
+                "1 Main St".into(),
+                Value::Null,
+            ]],
         )
     }
 
     #[test]
     fn create_needs_openemrs_required_fields() {
         let mut host = MockHost::new();
-        let response = host.call::<Patient>(TestRequest::post("/api/patient", json!({"fname": "Ann", "lname": "S", "DOB": "1990-13-01"})));
+        let response = host.call::<Patient>(TestRequest::post(
+            "/api/patient",
+            json!({"fname": "Ann", "lname": "S", "DOB": "1990-13-01"}),
+        ));
         assert_eq!(response.status, 400);
         let errors = &response.body_json()["validationErrors"];
-        assert_eq!(errors["lname"]["LengthBetween::TOO_SHORT"], "Last Name must be 2 characters or longer");
-        assert_eq!(errors["sex"]["Required::NON_EXISTENT_KEY"], "sex must be provided, but does not exist");
-        assert_eq!(errors["DOB"]["DateTime::INVALID_VALUE"], "Date of Birth must be a valid date");
+        assert_eq!(
+            errors["lname"]["LengthBetween::TOO_SHORT"],
+            "Last Name must be 2 characters or longer"
+        );
+        assert_eq!(
+            errors["sex"]["Required::NON_EXISTENT_KEY"],
+            "sex must be provided, but does not exist"
+        );
+        assert_eq!(
+            errors["DOB"]["DateTime::INVALID_VALUE"],
+            "Date of Birth must be a valid date"
+        );
         assert!(errors.get("fname").is_none());
-        assert!(host.calls().is_empty(), "nothing is written when validation fails");
+        assert!(
+            host.calls().is_empty(),
+            "nothing is written when validation fails"
+        );
     }
 
     #[test]
     fn create_takes_the_next_pid_and_answers_201() {
         let mut host = MockHost::new()
-            .on_query("UPDATE sequences", Rows::from_values(&["value"], vec![vec![42.into()]]))
+            .on_query(
+                "UPDATE sequences",
+                Rows::from_values(&["value"], vec![vec![42.into()]]),
+            )
             .on_query("FROM users", Rows::default())
             .on_execute("INSERT INTO patient_data", 1);
         let response = host.call::<Patient>(TestRequest::post(
@@ -362,9 +463,16 @@ mod tests {
         let data = &response.body_json()["data"];
         assert_eq!(data["pid"], 42);
         assert!(data["uuid"].is_string());
-        let insert = host.queries().into_iter().find(|(sql, _)| sql.starts_with("INSERT")).unwrap();
+        let insert = host
+            .queries()
+            .into_iter()
+            .find(|(sql, _)| sql.starts_with("INSERT"))
+            .unwrap();
         assert!(insert.0.contains("\"pubpid\""));
-        assert!(insert.1.contains(&Value::Text("42".into())), "pubpid defaults to the pid");
+        assert!(
+            insert.1.contains(&Value::Text("42".into())),
+            "pubpid defaults to the pid"
+        );
         assert!(!insert.0.contains("unknown"));
     }
 
@@ -373,7 +481,9 @@ mod tests {
         let mut host = MockHost::new()
             .on_query("WHERE p.uuid", patient_rows())
             .on_query("FROM patient_history", Rows::default());
-        let response = host.call::<Patient>(TestRequest::get("/api/patient/90cde167-0000-4000-8000-000000000001"));
+        let response = host.call::<Patient>(TestRequest::get(
+            "/api/patient/90cde167-0000-4000-8000-000000000001",
+        ));
         assert_eq!(response.status, 200);
         let data = &response.body_json()["data"];
         assert_eq!(data["fname"], "Ann");
@@ -381,7 +491,9 @@ mod tests {
         assert_eq!(data["previous_names"], json!([]));
 
         let mut empty = MockHost::new().on_query("WHERE p.uuid", Rows::default());
-        let response = empty.call::<Patient>(TestRequest::get("/api/patient/90cde167-0000-4000-8000-000000000002"));
+        let response = empty.call::<Patient>(TestRequest::get(
+            "/api/patient/90cde167-0000-4000-8000-000000000002",
+        ));
         assert_eq!(response.status, 404);
         assert_eq!(response.body_json()["data"], json!([]));
     }
@@ -400,7 +512,9 @@ mod tests {
         let mut host = MockHost::new()
             .on_query("FROM patient_data", patient_rows())
             .on_query("FROM patient_history", Rows::default());
-        let response = host.call::<Patient>(TestRequest::get("/api/patient?lname=smi&sex=Female&_sort=-DOB&_limit=1&bogus=1"));
+        let response = host.call::<Patient>(TestRequest::get(
+            "/api/patient?lname=smi&sex=Female&_sort=-DOB&_limit=1&bogus=1",
+        ));
         assert_eq!(response.status, 200);
         let (sql, params) = &host.queries()[0];
         assert!(sql.contains("LOWER(p.\"lname\") LIKE $1"), "{sql}");
@@ -417,8 +531,13 @@ mod tests {
         let mut host = MockHost::new()
             .on_query("WHERE p.uuid", patient_rows())
             .on_query("FROM patient_history", Rows::default());
-        let response = host.call::<Patient>(TestRequest::get("/portal/patient").as_patient("90cde167-0000-4000-8000-000000000001"));
+        let response = host.call::<Patient>(
+            TestRequest::get("/portal/patient").as_patient("90cde167-0000-4000-8000-000000000001"),
+        );
         assert_eq!(response.status, 200);
-        assert_eq!(host.queries()[0].1[0], Value::Text("90cde167-0000-4000-8000-000000000001".into()));
+        assert_eq!(
+            host.queries()[0].1[0],
+            Value::Text("90cde167-0000-4000-8000-000000000001".into())
+        );
     }
 }

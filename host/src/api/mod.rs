@@ -1,0 +1,431 @@
+//! Dispatch of `/apis/{site}/{api|portal|fhir}/...` into plugins.
+//!
+//! In order: the site, the route (404 / 405), the token (401), the token's role and API
+//! scope against the family (403), the route's scope (403 naming it), the ACL of staff
+//! users (403), then the plugin call in its own transaction. Every request is audited.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http_body_util::BodyExt;
+
+use crate::app::AppState;
+use crate::audit::Record;
+use crate::auth::acl;
+use crate::auth::tokens::{self, Principal, Role};
+use crate::error::{Family, HttpError};
+use crate::plugins::runtime::{self, CallError};
+use crate::plugins::{Bound, Match, bindings};
+use crate::sites::Site;
+
+/// Request headers passed to plugins.
+const PASSED_HEADERS: &[&str] = &[
+    "content-type",
+    "accept",
+    "prefer",
+    "if-match",
+    "if-none-match",
+    "if-modified-since",
+];
+
+/// Response headers a plugin may not set (the host owns them).
+const HOST_HEADERS: &[&str] = &[
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "set-cookie",
+    "strict-transport-security",
+    "access-control-allow-origin",
+    "access-control-allow-credentials",
+];
+
+/// A request as native handlers (the benchmark's baseline) see it.
+pub struct NativeRequest {
+    /// The site.
+    pub site: Arc<Site>,
+    /// Route parameters in template order.
+    pub params: Vec<String>,
+    /// The caller.
+    pub principal: Option<Arc<Principal>>,
+}
+
+/// A handler written in Rust inside the host, used in place of a plugin route (only the
+/// benchmark registers one, to compare the plugin path with a native one).
+pub type NativeHandler = Arc<
+    dyn Fn(NativeRequest) -> futures_lite::BoxedFuture<Result<bindings::Response, HttpError>>
+        + Send
+        + Sync,
+>;
+
+/// Native replacements keyed by `(plugin name, route index)`.
+pub type Natives = HashMap<(String, u32), NativeHandler>;
+
+/// Boxed futures without pulling in a futures crate.
+pub mod futures_lite {
+    /// A boxed, sendable future.
+    pub type BoxedFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
+}
+
+fn family_of(name: &str) -> Option<Family> {
+    match name {
+        "api" => Some(Family::Api),
+        "portal" => Some(Family::Portal),
+        "fhir" => Some(Family::Fhir),
+        _ => None,
+    }
+}
+
+/// Handles every `/apis/{site}/...` request.
+pub async fn dispatch(
+    State(app): State<Arc<AppState>>,
+    Path((site_name, rest)): Path<(String, String)>,
+    method: Method,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+    body: Body,
+) -> Response {
+    let started = Instant::now();
+    let (family_name, sub_path) = rest.split_once('/').unwrap_or((rest.as_str(), ""));
+    let sub_path = format!("/{sub_path}");
+    let Some(family) = family_of(family_name) else {
+        return HttpError::no_route(uri.path()).render(Family::Other);
+    };
+    let Some(site) = app.sites.get(&site_name).await else {
+        return HttpError::unknown_site(&site_name).render(family);
+    };
+    let mut audit = Record::new(&site.name, method.as_str(), uri.path());
+    let result = handle(
+        &app, &site, family, &method, &sub_path, &headers, &uri, body, &mut audit,
+    )
+    .await;
+    let response = match result {
+        Ok(response) => response,
+        Err(error) => error.render(family),
+    };
+    audit.status = response.status().as_u16();
+    audit.duration_us = started.elapsed().as_micros() as u64;
+    app.audit.record(audit);
+    response
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn handle(
+    app: &AppState,
+    site: &Arc<Site>,
+    family: Family,
+    method: &Method,
+    path: &str,
+    headers: &HeaderMap,
+    uri: &axum::http::Uri,
+    body: Body,
+    audit: &mut Record,
+) -> Result<Response, HttpError> {
+    let table = app.registry.table(&site.name);
+    let (bound, params) = match table.find(family, method, path) {
+        Match::Found(bound, params) => (bound, params),
+        Match::WrongMethod(allowed) => {
+            let names: Vec<&str> = allowed.iter().map(Method::as_str).collect();
+            return Err(HttpError::method_not_allowed(&names));
+        }
+        Match::NotFound => return Err(HttpError::no_route(uri.path())),
+    };
+    let def = bound.def();
+    audit.plugin = Some(bound.plugin.loaded.name.clone());
+    let principal = if def.anonymous {
+        None
+    } else {
+        let token = tokens::bearer(
+            headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok()),
+        )?;
+        let principal = tokens::authenticate(site, &app.base_url, token).await?;
+        audit.user_id = Some(principal.subject.clone());
+        audit.client_id = Some(principal.client_id.clone());
+        audit.patient_id = principal.patient.clone();
+        authorize(&principal, family, &bound)?;
+        Some(principal)
+    };
+    if audit.patient_id.is_none() {
+        audit.patient_id = patient_param(&bound, &params);
+    }
+    let body = read_body(body, app.config.max_body_bytes).await?;
+    if app.config.audit_bodies {
+        audit.request_body = Some(String::from_utf8_lossy(&body).into_owned());
+    }
+    let may_write = *method != Method::GET;
+    let native = app
+        .natives
+        .get(&(bound.plugin.loaded.name.clone(), def.index))
+        .cloned();
+    let response = match native {
+        Some(native) => {
+            native(NativeRequest {
+                site: site.clone(),
+                params,
+                principal,
+            })
+            .await?
+        }
+        None => {
+            let request = build_request(
+                app,
+                site,
+                family,
+                method,
+                path,
+                headers,
+                uri,
+                body,
+                &bound,
+                params,
+                principal.as_deref(),
+            );
+            match runtime::call(
+                &app.registry.engine,
+                site,
+                &bound.plugin,
+                request,
+                may_write,
+            )
+            .await
+            {
+                Ok(outcome) => outcome.response,
+                Err(error) => return Err(call_error(&site.name, &bound, error)),
+            }
+        }
+    };
+    if app.config.audit_bodies {
+        audit.response_body = Some(String::from_utf8_lossy(&response.body).into_owned());
+    }
+    Ok(into_http(response))
+}
+
+/// Role, API scope, route scope and ACL checks.
+fn authorize(principal: &Principal, family: Family, bound: &Bound) -> Result<(), HttpError> {
+    let def = bound.def();
+    let scopes = &principal.scopes;
+    let context = match family {
+        Family::Api => {
+            if principal.role != Role::User {
+                return Err(HttpError::forbidden(format!(
+                    "A {} token cannot call the standard API",
+                    principal.role.name()
+                )));
+            }
+            if !scopes.has("api:oemr") {
+                return Err(HttpError::insufficient_scope("api:oemr"));
+            }
+            "user"
+        }
+        Family::Portal => {
+            if principal.role != Role::Patient {
+                return Err(HttpError::forbidden(format!(
+                    "A {} token cannot call the patient portal API",
+                    principal.role.name()
+                )));
+            }
+            if !scopes.has("api:port") {
+                return Err(HttpError::insufficient_scope("api:port"));
+            }
+            "patient"
+        }
+        Family::Fhir | Family::Other => match principal.role {
+            Role::Patient => {
+                if def.method != Method::GET {
+                    return Err(HttpError::forbidden("Patients cannot write FHIR resources"));
+                }
+                "patient"
+            }
+            Role::System => "system",
+            Role::User => match &def.requirement {
+                Some(req) if scopes.strongest_context(&req.resource) == Some("patient") => {
+                    "patient"
+                }
+                _ => "user",
+            },
+        },
+    };
+    if let Some(requirement) = &def.requirement {
+        let needed = requirement.in_context(context);
+        if !scopes.allows(&needed) {
+            return Err(HttpError::insufficient_scope(&needed.to_string()));
+        }
+    }
+    if principal.role == Role::User && family == Family::Api && !def.acl.is_empty() {
+        let role = principal.acl_role.as_deref().unwrap_or("");
+        if !acl::allows(role, &def.acl) {
+            return Err(HttpError::forbidden(format!(
+                "The role '{role}' does not hold the access control section {}",
+                def.acl
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The patient a request is about, from a `:puuid` parameter.
+fn patient_param(bound: &Bound, params: &[String]) -> Option<String> {
+    use crate::plugins::loader::Segment;
+    let names = bound.def().segments.iter().filter_map(|s| match s {
+        Segment::Param(name) => Some(name.as_str()),
+        Segment::Literal(_) => None,
+    });
+    names
+        .zip(params)
+        .find(|(name, _)| *name == "puuid" || *name == "pid")
+        .map(|(_, value)| value.clone())
+}
+
+async fn read_body(body: Body, limit: usize) -> Result<Bytes, HttpError> {
+    let limited = http_body_util::Limited::new(body, limit);
+    match limited.collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(error) if error.is::<http_body_util::LengthLimitError>() => Err(HttpError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("The request body is larger than {limit} bytes"),
+        )),
+        Err(error) => Err(HttpError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_body",
+            format!("The request body could not be read: {error}"),
+        )),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn build_request(
+    app: &AppState,
+    site: &Site,
+    family: Family,
+    method: &Method,
+    path: &str,
+    headers: &HeaderMap,
+    uri: &axum::http::Uri,
+    body: Bytes,
+    bound: &Bound,
+    params: Vec<String>,
+    principal: Option<&Principal>,
+) -> bindings::Request {
+    let family_name = match family {
+        Family::Api => "api",
+        Family::Portal => "portal",
+        _ => "fhir",
+    };
+    let query = uri
+        .query()
+        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .unwrap_or_default();
+    let headers = PASSED_HEADERS
+        .iter()
+        .filter_map(|name| {
+            headers
+                .get(*name)
+                .and_then(|v| v.to_str().ok())
+                .map(|v| ((*name).to_owned(), v.to_owned()))
+        })
+        .collect();
+    let caller = match principal {
+        Some(p) => bindings::Caller {
+            role: match p.role {
+                Role::User => bindings::Role::User,
+                Role::Patient => bindings::Role::Patient,
+                Role::System => bindings::Role::System,
+            },
+            subject: p.subject.clone(),
+            username: p.username.clone(),
+            client_id: p.client_id.clone(),
+            scopes: p.scope_text.clone(),
+            patient: if p.role == Role::Patient {
+                Some(p.patient.clone().unwrap_or_else(|| p.subject.clone()))
+            } else {
+                p.patient.clone()
+            },
+        },
+        None => bindings::Caller {
+            role: bindings::Role::Anonymous,
+            subject: String::new(),
+            username: String::new(),
+            client_id: String::new(),
+            scopes: String::new(),
+            patient: None,
+        },
+    };
+    bindings::Request {
+        route: bound.def().index,
+        method: match *method {
+            Method::POST => bindings::Method::Post,
+            Method::PUT => bindings::Method::Put,
+            Method::PATCH => bindings::Method::Patch,
+            Method::DELETE => bindings::Method::Delete,
+            _ => bindings::Method::Get,
+        },
+        path: path.to_owned(),
+        params,
+        query,
+        headers,
+        body: body.into(),
+        caller,
+        base_url: format!("{}/apis/{}/{family_name}", app.base_url, site.name),
+    }
+}
+
+/// Turns a failed call into a 5xx that names the limit, with details in the log.
+fn call_error(site: &str, bound: &Bound, error: CallError) -> HttpError {
+    let plugin = &bound.plugin.loaded.name;
+    tracing::error!(site, plugin = %plugin, route = %bound.def().path, "{error}");
+    let (status, code) = match &error {
+        CallError::Timeout(_) => (StatusCode::SERVICE_UNAVAILABLE, "plugin_timeout"),
+        CallError::Memory(_) => (StatusCode::INTERNAL_SERVER_ERROR, "plugin_memory_limit"),
+        CallError::Trap(_) => (StatusCode::INTERNAL_SERVER_ERROR, "plugin_failed"),
+        CallError::Busy(_) => (StatusCode::SERVICE_UNAVAILABLE, "plugin_busy"),
+        CallError::ResponseTooLarge(_) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "plugin_response_too_large",
+        ),
+        CallError::Commit(_) => (StatusCode::INTERNAL_SERVER_ERROR, "commit_failed"),
+    };
+    let message = match &error {
+        // A trap's text can hold internals; say only that the plugin failed.
+        CallError::Trap(_) => format!("The plugin {plugin} failed while handling the request"),
+        CallError::Commit(_) => "The request's changes could not be saved".to_owned(),
+        other => format!("{other} (plugin {plugin})"),
+    };
+    HttpError::new(status, code, message)
+}
+
+/// A plugin's response as an HTTP response.
+pub fn into_http(response: bindings::Response) -> Response {
+    let status = StatusCode::from_u16(response.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut out = Response::new(Body::from(response.body));
+    *out.status_mut() = status;
+    let headers = out.headers_mut();
+    for (name, value) in response.headers {
+        let lower = name.to_ascii_lowercase();
+        if HOST_HEADERS.contains(&lower.as_str()) {
+            continue;
+        }
+        if let (Ok(name), Ok(value)) = (HeaderName::try_from(lower), HeaderValue::try_from(value)) {
+            headers.append(name, value);
+        }
+    }
+    if !headers.contains_key(header::CONTENT_TYPE) {
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+    }
+    out
+}
+
+/// 404 for `/apis/{site}` without a family.
+pub async fn no_family(uri: axum::http::Uri) -> impl IntoResponse {
+    HttpError::no_route(uri.path())
+}

@@ -1,0 +1,243 @@
+//! Building the application: sites, plugins, the router, and serving it over HTTP or TLS.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use serde_json::json;
+use tokio::net::TcpListener;
+
+use crate::api::{self, Natives};
+use crate::audit::Audit;
+use crate::config::Config;
+use crate::error::{Family, HttpError};
+use crate::plugins::Registry;
+use crate::plugins::engine::Engine;
+use crate::sites::Sites;
+
+/// Everything request handlers share.
+pub struct AppState {
+    /// Host settings.
+    pub config: Config,
+    /// The public base URL (`https://host:port`), no trailing slash.
+    pub base_url: String,
+    /// Sites.
+    pub sites: Arc<Sites>,
+    /// Plugins per site.
+    pub registry: Arc<Registry>,
+    /// The audit writer.
+    pub audit: Audit,
+    /// Native handlers replacing plugin routes (benchmark baseline only).
+    pub natives: Natives,
+}
+
+/// A built application, bound to its port, not yet serving.
+pub struct App {
+    /// Shared state.
+    pub state: Arc<AppState>,
+    listener: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+}
+
+impl App {
+    /// Opens the data folder (creating the site `default` on first start), loads the
+    /// plugins and binds the listen address (port 0 picks a free port).
+    pub async fn build(config: Config, natives: Natives) -> Result<App> {
+        let sites = Arc::new(Sites::open(&config.data_dir).await?);
+        if sites.list().await?.is_empty() {
+            sites.create("default", None).await?;
+            tracing::info!("created the site 'default'");
+        }
+        sites.open_all().await?;
+        let engine = Engine::new(&sites.data_dir().join("cache"))?;
+        let registry = Arc::new(
+            Registry::load(engine, &config.plugins_file)
+                .await
+                .context("loading plugins")?,
+        );
+        let tls = if config.http {
+            None
+        } else {
+            Some(crate::tls::server_config(sites.data_dir())?)
+        };
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("listening on {}", config.listen))?;
+        let base_url = config.base_url(listener.local_addr()?);
+        sites.set_setting("public_url", &base_url).await?;
+        let audit = Audit::start(sites.clone());
+        Ok(App {
+            state: Arc::new(AppState {
+                config,
+                base_url,
+                sites,
+                registry,
+                audit,
+                natives,
+            }),
+            listener,
+            tls,
+        })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    /// Serves until `shutdown` completes, then flushes the audit log.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
+        let state = self.state.clone();
+        let router = router(self.state);
+        match self.tls {
+            None => {
+                axum::serve(self.listener, router)
+                    .with_graceful_shutdown(shutdown)
+                    .await?
+            }
+            Some(tls) => serve_tls(self.listener, tls, router, shutdown).await?,
+        }
+        state.audit.flush().await;
+        state.sites.close().await;
+        Ok(())
+    }
+}
+
+/// The router.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/apis/{site}/{*rest}", any(api::dispatch))
+        .route("/apis/{site}", any(api::no_family))
+        .route("/oauth2/{site}/jwks", get(jwks))
+        .route(
+            "/meta/health/livez",
+            get(|| async { axum::Json(json!({"status": "alive"})) }),
+        )
+        .route("/meta/health/readyz", get(readyz))
+        .fallback(not_found)
+        .layer(axum::middleware::map_response(security_headers))
+        .with_state(state)
+}
+
+async fn security_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers
+        .entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
+    response
+}
+
+async fn not_found(uri: axum::http::Uri) -> Response {
+    HttpError::no_route(uri.path()).render(Family::Other)
+}
+
+async fn jwks(State(app): State<Arc<AppState>>, Path(site): Path<String>) -> Response {
+    match app.sites.get(&site).await {
+        Some(site) => {
+            let mut response = axum::Json(site.keys().jwks.clone()).into_response();
+            response.headers_mut().insert(
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=300"),
+            );
+            response
+        }
+        None => HttpError::unknown_site(&site).render(Family::Other),
+    }
+}
+
+async fn readyz(State(app): State<Arc<AppState>>) -> Response {
+    let mut checks = serde_json::Map::new();
+    let mut ready = true;
+    for site in app.sites.opened() {
+        let ok: bool = crate::on_db!(&site.db, |pool| sqlx::query("SELECT 1")
+            .execute(pool)
+            .await
+            .is_ok());
+        ready &= ok;
+        checks.insert(
+            site.name.clone(),
+            json!(if ok { "ok" } else { "unreachable" }),
+        );
+    }
+    let body = json!({"status": if ready { "ready" } else { "error" }, "checks": checks});
+    let status = if ready {
+        axum::http::StatusCode::OK
+    } else {
+        axum::http::StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, axum::Json(body)).into_response()
+}
+
+async fn serve_tls(
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use hyper_util::server::conn::auto::Builder;
+    use hyper_util::service::TowerToHyperService;
+
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(error) => {
+                    tracing::warn!("accept failed: {error}");
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let acceptor = acceptor.clone();
+        let service = TowerToHyperService::new(router.clone());
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            let Ok(stream) = acceptor.accept(stream).await else {
+                return;
+            };
+            let builder = Builder::new(TokioExecutor::new());
+            let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+            let _ = watcher.watch(connection.into_owned()).await;
+        });
+    }
+    graceful.shutdown().await;
+    Ok(())
+}
+
+/// Resolves when the process is asked to stop (Ctrl-C or SIGTERM).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        if let Ok(mut signal) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            signal.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down");
+}

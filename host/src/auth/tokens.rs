@@ -1,0 +1,318 @@
+//! Access tokens: issuing them (for the CLI and the authorization server) and checking
+//! them on every API call (the resource-server side).
+//!
+//! An access token is a JWT signed with the site's key, naming the site's issuer
+//! (`{public}/oauth2/{site}`) and audience (`{public}/apis/{site}`). Every issued token is
+//! recorded in `api_token`, so revocation and logout take effect at once for every host
+//! process sharing the database: the signature check is cached, the revocation check is
+//! not.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use serde_json::{Value, json};
+use sqlx::Row;
+
+use super::jwt::{self, Alg};
+use super::scopes::ScopeSet;
+use crate::error::HttpError;
+use crate::on_db;
+use crate::sites::Site;
+
+/// The kind of principal a token stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// A staff user (OpenEMR `users`).
+    User,
+    /// A patient.
+    Patient,
+    /// A backend service.
+    System,
+}
+
+impl Role {
+    /// The claim value.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::User => "user",
+            Role::Patient => "patient",
+            Role::System => "system",
+        }
+    }
+
+    /// Parses a claim value.
+    pub fn from_name(name: &str) -> Option<Role> {
+        match name {
+            "user" => Some(Role::User),
+            "patient" => Some(Role::Patient),
+            "system" => Some(Role::System),
+            _ => None,
+        }
+    }
+}
+
+/// Who a verified token speaks for.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    /// The role.
+    pub role: Role,
+    /// The user, patient or system uuid.
+    pub subject: String,
+    /// The user name of staff users.
+    pub username: String,
+    /// The client the token was issued to.
+    pub client_id: String,
+    /// Granted scopes.
+    pub scopes: ScopeSet,
+    /// Granted scopes as text.
+    pub scope_text: String,
+    /// The bound patient: the patient's own uuid, or a SMART launch patient.
+    pub patient: Option<String>,
+    /// The token id.
+    pub jti: String,
+    /// Expiry, seconds since the epoch.
+    pub exp: i64,
+    /// The ACL role of a staff user (`admin`, `physician`, …).
+    pub acl_role: Option<String>,
+}
+
+/// What to put in a new token.
+#[derive(Debug, Clone)]
+pub struct Grant {
+    /// The client.
+    pub client_id: String,
+    /// The principal's uuid.
+    pub subject: String,
+    /// The principal's role.
+    pub role: Role,
+    /// Staff user name.
+    pub username: Option<String>,
+    /// The staff user's ACL role.
+    pub acl_role: Option<String>,
+    /// Space-separated scopes.
+    pub scope: String,
+    /// The bound patient, if any.
+    pub patient: Option<String>,
+    /// Extra launch context stored with the token (encounter, intent, ...).
+    pub context: Value,
+    /// Lifetime in seconds.
+    pub lifetime: i64,
+}
+
+/// A freshly issued token.
+#[derive(Debug, Clone)]
+pub struct Issued {
+    /// The JWT.
+    pub token: String,
+    /// Its id.
+    pub jti: String,
+    /// Expiry, seconds since the epoch.
+    pub expires_at: i64,
+}
+
+/// The issuer URL of `site` under `base`.
+pub fn issuer(base: &str, site: &str) -> String {
+    format!("{base}/oauth2/{site}")
+}
+
+/// The audience (resource identifier) of `site` under `base`.
+pub fn audience(base: &str, site: &str) -> String {
+    format!("{base}/apis/{site}")
+}
+
+fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// Signs a token for `grant` and records it.
+pub async fn issue(site: &Site, base: &str, grant: &Grant) -> anyhow::Result<Issued> {
+    let iat = now();
+    let exp = iat + grant.lifetime;
+    let jti = hex::encode(rand::random::<[u8; 16]>());
+    let mut claims = json!({
+        "iss": issuer(base, &site.name),
+        "aud": audience(base, &site.name),
+        "sub": grant.subject,
+        "client_id": grant.client_id,
+        "jti": jti,
+        "iat": iat,
+        "nbf": iat,
+        "exp": exp,
+        "scope": grant.scope,
+        "scopes": grant.scope.split_whitespace().collect::<Vec<_>>(),
+        "role": grant.role.name(),
+    });
+    if let Some(username) = &grant.username {
+        claims["username"] = json!(username);
+    }
+    if let Some(acl_role) = &grant.acl_role {
+        claims["acl_role"] = json!(acl_role);
+    }
+    if let Some(patient) = &grant.patient {
+        claims["patient"] = json!(patient);
+    }
+    let token = site
+        .keys()
+        .signer
+        .sign(&claims)
+        .map_err(anyhow::Error::msg)?;
+    let mut context = grant.context.clone();
+    if !context.is_object() {
+        context = json!({});
+    }
+    if let Some(patient) = &grant.patient {
+        context["patient"] = json!(patient);
+    }
+    on_db!(&site.db, |pool| {
+        sqlx::query(
+            "INSERT INTO api_token (jti, client_id, user_id, scope, context, expires_at, revoked, created_at) VALUES ($1, $2, $3, $4, $5, $6, 0, $7)",
+        )
+        .bind(&jti)
+        .bind(&grant.client_id)
+        .bind(&grant.subject)
+        .bind(&grant.scope)
+        .bind(context.to_string())
+        .bind(exp)
+        .bind(iat)
+        .execute(pool)
+        .await?;
+    });
+    Ok(Issued {
+        token,
+        jti,
+        expires_at: exp,
+    })
+}
+
+/// The most verified tokens a site remembers before it starts over.
+const CACHE_LIMIT: usize = 20_000;
+
+/// Verified tokens, so the signature is checked once per token.
+#[derive(Default)]
+pub struct TokenCache {
+    verified: Mutex<HashMap<String, Arc<Principal>>>,
+}
+
+impl TokenCache {
+    /// Drops every cached verification (after a key rotation).
+    pub fn clear(&self) {
+        self.verified.lock().clear();
+    }
+}
+
+/// The bearer token of an `Authorization` header value.
+pub fn bearer(header: Option<&str>) -> Result<&str, HttpError> {
+    let Some(value) = header else {
+        return Err(HttpError::unauthorized(None, "An access token is required"));
+    };
+    let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(HttpError::unauthorized(
+            Some("invalid_request"),
+            "The Authorization header must be 'Bearer <token>'",
+        ));
+    }
+    let token = token.trim();
+    if token.is_empty() {
+        return Err(HttpError::unauthorized(
+            Some("invalid_token"),
+            "The bearer token is empty",
+        ));
+    }
+    Ok(token)
+}
+
+/// Checks `token` for `site`: signature, issuer, audience, lifetime, then revocation.
+pub async fn authenticate(
+    site: &Site,
+    base: &str,
+    token: &str,
+) -> Result<Arc<Principal>, HttpError> {
+    let invalid = |why: &str| HttpError::unauthorized(Some("invalid_token"), why.to_owned());
+    let cached = site.tokens.verified.lock().get(token).cloned();
+    let principal = match cached {
+        Some(principal) => principal,
+        None => {
+            let principal = Arc::new(verify(site, base, token).map_err(|why| invalid(&why))?);
+            let mut cache = site.tokens.verified.lock();
+            if cache.len() >= CACHE_LIMIT {
+                cache.clear();
+            }
+            cache.insert(token.to_owned(), principal.clone());
+            principal
+        }
+    };
+    if principal.exp <= now() {
+        return Err(invalid("The access token has expired"));
+    }
+    let revoked: Option<i64> = on_db!(&site.db, |pool| {
+        sqlx::query("SELECT revoked FROM api_token WHERE jti = $1")
+            .bind(&principal.jti)
+            .fetch_optional(pool)
+            .await
+            .map_err(HttpError::internal)?
+            .map(|row| row.try_get::<i64, _>("revoked"))
+            .transpose()
+            .map_err(HttpError::internal)?
+    });
+    match revoked {
+        Some(0) => Ok(principal),
+        Some(_) => Err(invalid("The access token has been revoked")),
+        None => Err(invalid("The access token is not known to this site")),
+    }
+}
+
+fn verify(site: &Site, base: &str, token: &str) -> Result<Principal, String> {
+    let keys = site.keys();
+    let claims = jwt::decode(token)?.verify(keys.verifiers.iter(), &[Alg::Rs256, Alg::Es256])?;
+    let text = |name: &str| claims[name].as_str().map(str::to_owned);
+    if text("iss").as_deref() != Some(issuer(base, &site.name).as_str()) {
+        return Err("The access token was issued for another site or address".into());
+    }
+    let audience = audience(base, &site.name);
+    let aud_ok = match &claims["aud"] {
+        Value::String(aud) => *aud == audience,
+        Value::Array(auds) => auds.iter().any(|a| a.as_str() == Some(audience.as_str())),
+        _ => false,
+    };
+    if !aud_ok {
+        return Err("The access token is not meant for this site".into());
+    }
+    let exp = claims["exp"]
+        .as_i64()
+        .ok_or("The access token has no expiry")?;
+    if claims["nbf"].as_i64().is_some_and(|nbf| nbf > now() + 60) {
+        return Err("The access token is not valid yet".into());
+    }
+    let role = text("role")
+        .and_then(|r| Role::from_name(&r))
+        .ok_or("The access token has no role")?;
+    let scope_text = text("scope").unwrap_or_default();
+    Ok(Principal {
+        role,
+        subject: text("sub").ok_or("The access token has no subject")?,
+        username: text("username").unwrap_or_default(),
+        client_id: text("client_id").unwrap_or_default(),
+        scopes: ScopeSet::parse(&scope_text)?,
+        scope_text,
+        patient: text("patient"),
+        jti: text("jti").ok_or("The access token has no id")?,
+        exp,
+        acl_role: text("acl_role"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_headers_are_parsed_strictly() {
+        assert!(bearer(None).is_err());
+        assert_eq!(bearer(Some("Bearer abc")).unwrap(), "abc");
+        assert_eq!(bearer(Some("bearer abc")).unwrap(), "abc");
+        assert_eq!(bearer(Some("Basic abc")).unwrap_err().status, 401);
+        assert_eq!(bearer(Some("Bearer ")).unwrap_err().code, "invalid_token");
+    }
+}

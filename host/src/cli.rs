@@ -1,0 +1,403 @@
+//! The `hearth` command line. These names are a contract that docs and tests rely on.
+
+use std::io::Read;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use sqlx::Row;
+
+use crate::app::App;
+use crate::auth::scopes::ScopeSet;
+use crate::auth::tokens::{self, Grant, Role};
+use crate::auth::{acl, hash_password};
+use crate::config::{Config, Overrides};
+use crate::on_db;
+use crate::sites::{Site, Sites};
+
+/// Hearth: the OpenEMR API as a WebAssembly plugin host.
+#[derive(Debug, Parser)]
+#[command(name = "hearth", version, about)]
+pub struct Cli {
+    /// The data folder (databases, keys, TLS files, compile cache).
+    #[arg(long, global = true, env = "HEARTH_DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server.
+    Serve(ServeArgs),
+    /// Manage sites.
+    #[command(subcommand)]
+    Site(SiteCommand),
+    /// Manage staff users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Issue access tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+/// `hearth serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (default 0.0.0.0:9300).
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+    /// Serve plain HTTP instead of TLS (behind a TLS proxy, or for tests).
+    #[arg(long)]
+    pub http: bool,
+    /// The public base URL clients use; every advertised URL derives from it.
+    #[arg(long)]
+    pub public_url: Option<String>,
+    /// The plugins file (default ./plugins.toml).
+    #[arg(long)]
+    pub plugins: Option<PathBuf>,
+}
+
+/// `hearth site …`.
+#[derive(Debug, Subcommand)]
+pub enum SiteCommand {
+    /// Create a site with its own database and signing keys.
+    Add {
+        /// The site's name (letters, digits, '-', '_', '.').
+        name: String,
+        /// A PostgreSQL URL (default: an SQLite file in the data folder).
+        #[arg(long)]
+        database_url: Option<String>,
+    },
+    /// List the sites.
+    List,
+}
+
+/// `hearth user …`.
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Add a staff user.
+    Add(UserAddArgs),
+}
+
+/// `hearth user add`.
+#[derive(Debug, Args)]
+pub struct UserAddArgs {
+    /// The site.
+    #[arg(long)]
+    pub site: String,
+    /// The user name.
+    #[arg(long)]
+    pub username: String,
+    /// Read the password from standard input (otherwise one is generated and printed).
+    #[arg(long)]
+    pub password_stdin: bool,
+    /// The ACL role: admin, physician, clinician, front_office or accounting.
+    #[arg(long, default_value = "admin")]
+    pub role: String,
+    /// First name.
+    #[arg(long, default_value = "")]
+    pub fname: String,
+    /// Last name.
+    #[arg(long, default_value = "")]
+    pub lname: String,
+    /// National Provider Identifier (makes the user a practitioner).
+    #[arg(long, default_value = "")]
+    pub npi: String,
+}
+
+/// `hearth token …`.
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Print a signed access token, as the authorization server would issue one.
+    Issue(TokenIssueArgs),
+}
+
+/// `hearth token issue`.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("subject").required(true).args(["user", "patient", "system"])))]
+pub struct TokenIssueArgs {
+    /// The site.
+    #[arg(long)]
+    pub site: String,
+    /// A staff user name (a `user` token).
+    #[arg(long)]
+    pub user: Option<String>,
+    /// A patient uuid (a `patient` token).
+    #[arg(long)]
+    pub patient: Option<String>,
+    /// A backend-service token.
+    #[arg(long)]
+    pub system: bool,
+    /// Space-separated scopes.
+    #[arg(long)]
+    pub scope: String,
+    /// Lifetime in seconds.
+    #[arg(long, default_value_t = 3600)]
+    pub expires_in: i64,
+    /// The client the token is for.
+    #[arg(long, default_value = "hearth-cli")]
+    pub client_id: String,
+    /// The public base URL the server uses (default: what the server last recorded).
+    #[arg(long)]
+    pub public_url: Option<String>,
+}
+
+/// Runs the command line and answers the process exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(matches!(cli.command, Command::Serve(_)));
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: starting the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(server: bool) {
+    let default = if server { "info" } else { "warn" };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("HEARTH_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Runs one command.
+pub async fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Serve(args) => serve(&cli.data_dir, args).await,
+        Command::Site(SiteCommand::Add { name, database_url }) => {
+            let sites = Sites::open(&cli.data_dir).await?;
+            sites.create(&name, database_url.as_deref()).await?;
+            println!("created site {name}");
+            sites.close().await;
+            Ok(())
+        }
+        Command::Site(SiteCommand::List) => {
+            let sites = Sites::open(&cli.data_dir).await?;
+            for (name, url) in sites.list().await? {
+                println!("{name}\t{}", crate::db::redact(&url));
+            }
+            sites.close().await;
+            Ok(())
+        }
+        Command::User(UserCommand::Add(args)) => {
+            let sites = Sites::open(&cli.data_dir).await?;
+            let site = open_site(&sites, &args.site).await?;
+            let password = if args.password_stdin {
+                let mut text = String::new();
+                std::io::stdin()
+                    .read_to_string(&mut text)
+                    .context("reading the password from standard input")?;
+                let text = text.trim_end_matches(['\r', '\n']).to_owned();
+                if text.len() < 8 {
+                    bail!("the password must be at least 8 characters");
+                }
+                text
+            } else {
+                let generated = hex::encode(rand::random::<[u8; 12]>());
+                eprintln!("generated password: {generated}");
+                generated
+            };
+            let uuid = add_user(&site, &args, &password).await?;
+            println!("{uuid}");
+            sites.close().await;
+            Ok(())
+        }
+        Command::Token(TokenCommand::Issue(args)) => {
+            let sites = Sites::open(&cli.data_dir).await?;
+            let site = open_site(&sites, &args.site).await?;
+            let base = match &args.public_url {
+                Some(url) => url.trim_end_matches('/').to_owned(),
+                None => match sites.setting("public_url").await? {
+                    Some(url) => url,
+                    None => Config::load(&cli.data_dir, &Overrides::default())?
+                        .base_url(([127, 0, 0, 1], 9300).into()),
+                },
+            };
+            let token = issue_token(&site, &base, &args).await?;
+            println!("{token}");
+            sites.close().await;
+            Ok(())
+        }
+    }
+}
+
+async fn serve(data_dir: &std::path::Path, args: ServeArgs) -> Result<()> {
+    let overrides = Overrides {
+        listen: args.listen,
+        http: args.http,
+        public_url: args.public_url,
+        plugins: args.plugins,
+    };
+    let config = Config::load(data_dir, &overrides)?;
+    let app = App::build(config, Default::default()).await?;
+    tracing::info!("serving {} on {}", app.state.base_url, app.local_addr());
+    app.run(crate::app::shutdown_signal()).await
+}
+
+async fn open_site(sites: &Sites, name: &str) -> Result<Arc<Site>> {
+    sites
+        .load(name)
+        .await?
+        .with_context(|| format!("the site '{name}' does not exist (see `hearth site list`)"))
+}
+
+/// Adds a staff user; answers the new user's uuid.
+pub async fn add_user(site: &Site, args: &UserAddArgs, password: &str) -> Result<String> {
+    if !acl::ROLES.contains(&args.role.as_str()) {
+        bail!(
+            "unknown role '{}' (one of: {})",
+            args.role,
+            acl::ROLES.join(", ")
+        );
+    }
+    if args.username.is_empty() || args.username.len() > 100 {
+        bail!("the user name must be 1 to 100 characters");
+    }
+    let uuid = crate::plugins::host::comb_uuid();
+    let hash = hash_password(password)?;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp().to_string();
+    let result: Result<(), sqlx::Error> = on_db!(&site.db, |pool| {
+        async {
+            let mut tx = pool.begin().await?;
+            let id: i64 = sqlx::query(
+                "INSERT INTO users (uuid, username, fname, lname, npi, role, active, authorized) VALUES ($1, $2, $3, $4, $5, $6, 1, 1) RETURNING id",
+            )
+            .bind(&uuid)
+            .bind(&args.username)
+            .bind(&args.fname)
+            .bind(&args.lname)
+            .bind(&args.npi)
+            .bind(&args.role)
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get("id")?;
+            sqlx::query("INSERT INTO users_secure (id, username, password, last_update) VALUES ($1, $2, $3, $4)")
+                .bind(id)
+                .bind(&args.username)
+                .bind(&hash)
+                .bind(&now)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await
+        }
+        .await
+    });
+    match result {
+        Ok(()) => Ok(uuid),
+        Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+            bail!(
+                "the user name '{}' is taken on site {}",
+                args.username,
+                site.name
+            )
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// Issues a token as `hearth token issue` does.
+pub async fn issue_token(site: &Site, base: &str, args: &TokenIssueArgs) -> Result<String> {
+    ScopeSet::parse(&args.scope).map_err(anyhow::Error::msg)?;
+    if args.expires_in <= 0 {
+        bail!("--expires-in must be positive");
+    }
+    let mut grant = Grant {
+        client_id: args.client_id.clone(),
+        subject: String::new(),
+        role: Role::User,
+        username: None,
+        acl_role: None,
+        scope: args.scope.clone(),
+        patient: None,
+        context: serde_json::json!({}),
+        lifetime: args.expires_in,
+    };
+    if let Some(username) = &args.user {
+        let row: Option<(String, String, i64)> = on_db!(&site.db, |pool| {
+            sqlx::query(
+                "SELECT CAST(uuid AS TEXT) AS uuid, role, active FROM users WHERE username = $1",
+            )
+            .bind(username)
+            .fetch_optional(pool)
+            .await?
+            .map(|row| -> Result<_, sqlx::Error> {
+                Ok((
+                    row.try_get("uuid")?,
+                    row.try_get("role")?,
+                    row.try_get("active")?,
+                ))
+            })
+            .transpose()?
+        });
+        let (uuid, role, active) =
+            row.with_context(|| format!("no user '{username}' on site {}", site.name))?;
+        if active == 0 {
+            bail!("the user '{username}' is not active");
+        }
+        grant.subject = uuid;
+        grant.username = Some(username.clone());
+        grant.acl_role = Some(role);
+    } else if let Some(patient) = &args.patient {
+        let patient = patient.to_ascii_lowercase();
+        let found: bool = on_db!(&site.db, |pool| {
+            sqlx::query("SELECT 1 AS one FROM patient_data WHERE CAST(uuid AS TEXT) = $1")
+                .bind(&patient)
+                .fetch_optional(pool)
+                .await?
+                .is_some()
+        });
+        if !found {
+            bail!("no patient {patient} on site {}", site.name);
+        }
+        grant.role = Role::Patient;
+        grant.subject = patient.clone();
+        grant.patient = Some(patient);
+    } else {
+        grant.role = Role::System;
+        grant.subject = system_user(site).await?;
+    }
+    Ok(tokens::issue(site, base, &grant).await?.token)
+}
+
+/// The uuid that backend-service tokens of `site` speak for (created on first use).
+pub async fn system_user(site: &Site) -> Result<String> {
+    let existing: Option<String> = on_db!(&site.db, |pool| {
+        sqlx::query("SELECT value FROM site_settings WHERE name = 'system_user_uuid'")
+            .fetch_optional(pool)
+            .await?
+            .map(|row| row.try_get("value"))
+            .transpose()?
+    });
+    if let Some(uuid) = existing {
+        return Ok(uuid);
+    }
+    let uuid = crate::plugins::host::comb_uuid();
+    on_db!(&site.db, |pool| {
+        sqlx::query("INSERT INTO site_settings (name, value) VALUES ('system_user_uuid', $1) ON CONFLICT (name) DO NOTHING")
+            .bind(&uuid)
+            .execute(pool)
+            .await?;
+    });
+    Box::pin(system_user(site)).await
+}

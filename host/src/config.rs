@@ -1,0 +1,161 @@
+//! How the host runs: layered configuration.
+//!
+//! Defaults, then `hearth.toml` in the data folder (unknown keys are errors naming the key
+//! and line), then `HEARTH_*` environment variables, then command-line flags.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use serde::Deserialize;
+
+/// The host's settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The data folder: control database, site databases, TLS files, compile cache.
+    pub data_dir: PathBuf,
+    /// Where the server listens.
+    pub listen: SocketAddr,
+    /// Serve plain HTTP (behind a TLS proxy, or for tests).
+    pub http: bool,
+    /// The public base URL clients use (`https://ehr.example.org`); every advertised URL
+    /// and the token issuer derive from it. Defaults to the listen address.
+    pub public_url: Option<String>,
+    /// The plugins file (which plugins each site loads).
+    pub plugins_file: PathBuf,
+    /// The largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+    /// Store request and response bodies in the audit log.
+    pub audit_bodies: bool,
+}
+
+/// `hearth.toml`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<SocketAddr>,
+    http: Option<bool>,
+    public_url: Option<String>,
+    plugins: Option<PathBuf>,
+    max_body_bytes: Option<usize>,
+    audit_bodies: Option<bool>,
+}
+
+/// Values given on the command line.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    /// `--listen`.
+    pub listen: Option<SocketAddr>,
+    /// `--http`.
+    pub http: bool,
+    /// `--public-url`.
+    pub public_url: Option<String>,
+    /// `--plugins`.
+    pub plugins: Option<PathBuf>,
+}
+
+impl Config {
+    /// Loads the configuration for `data_dir`.
+    pub fn load(data_dir: &Path, overrides: &Overrides) -> Result<Config> {
+        let file_path = data_dir.join("hearth.toml");
+        let file: FileConfig = match std::fs::read_to_string(&file_path) {
+            Ok(text) => toml::from_str(&text)
+                .with_context(|| format!("{} is not valid", file_path.display()))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => FileConfig::default(),
+            Err(e) => return Err(e).with_context(|| format!("reading {}", file_path.display())),
+        };
+        let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let listen = match (overrides.listen, env("HEARTH_LISTEN")) {
+            (Some(listen), _) => listen,
+            (None, Some(text)) => text
+                .parse()
+                .with_context(|| format!("HEARTH_LISTEN={text} is not an address"))?,
+            (None, None) => file.listen.unwrap_or_else(|| ([0, 0, 0, 0], 9300).into()),
+        };
+        let public_url = overrides
+            .public_url
+            .clone()
+            .or_else(|| env("HEARTH_PUBLIC_URL"))
+            .or(file.public_url);
+        if let Some(url) = &public_url {
+            check_public_url(url)?;
+        }
+        let plugins_file = overrides
+            .plugins
+            .clone()
+            .or_else(|| env("HEARTH_PLUGINS").map(PathBuf::from))
+            .or(file.plugins)
+            .unwrap_or_else(|| PathBuf::from("plugins.toml"));
+        Ok(Config {
+            data_dir: data_dir.to_path_buf(),
+            listen,
+            http: overrides.http || file.http.unwrap_or(false),
+            public_url: public_url.map(|u| u.trim_end_matches('/').to_owned()),
+            plugins_file,
+            max_body_bytes: file.max_body_bytes.unwrap_or(2 * 1024 * 1024),
+            audit_bodies: file.audit_bodies.unwrap_or(false),
+        })
+    }
+
+    /// The public base URL: configured, or derived from the listen address.
+    pub fn base_url(&self, bound: SocketAddr) -> String {
+        if let Some(url) = &self.public_url {
+            return url.clone();
+        }
+        let scheme = if self.http { "http" } else { "https" };
+        let host = if bound.ip().is_unspecified() {
+            "localhost".to_owned()
+        } else {
+            bound.ip().to_string()
+        };
+        format!("{scheme}://{host}:{}", bound.port())
+    }
+}
+
+fn check_public_url(url: &str) -> Result<()> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"));
+    match rest {
+        Some(rest) if !rest.is_empty() && !rest.contains(['?', '#', ' ']) => Ok(()),
+        _ => bail!("public URL {url:?} must be an absolute http(s) URL without query or fragment"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_keys_in_hearth_toml_name_the_key_and_line() {
+        let dir = std::env::temp_dir().join(format!("hearth-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("hearth.toml"),
+            "http = true\nlisen = \"0.0.0.0:1\"\n",
+        )
+        .unwrap();
+        let error = format!(
+            "{:#}",
+            Config::load(&dir, &Overrides::default()).unwrap_err()
+        );
+        assert!(error.contains("lisen"), "{error}");
+        assert!(error.contains("line 2"), "{error}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn the_base_url_derives_from_the_listen_address() {
+        let config = Config {
+            data_dir: PathBuf::new(),
+            listen: ([0, 0, 0, 0], 9300).into(),
+            http: false,
+            public_url: None,
+            plugins_file: PathBuf::new(),
+            max_body_bytes: 0,
+            audit_bodies: false,
+        };
+        assert_eq!(config.base_url(config.listen), "https://localhost:9300");
+        assert!(check_public_url("ftp://x").is_err());
+    }
+}

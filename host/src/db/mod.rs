@@ -1,0 +1,149 @@
+//! Database pools and migrations for a site: SQLite (the embedded default) or PostgreSQL.
+//!
+//! The host's own SQL is written once in the portable subset (`$n` parameters, TEXT and
+//! integer columns) and run on whichever pool the site has, through [`on_db!`].
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{PgPool, SqlitePool};
+
+pub mod grants;
+pub mod store;
+
+/// A site's database.
+#[derive(Debug, Clone)]
+pub enum Db {
+    /// An SQLite file.
+    Sqlite(SqlitePool),
+    /// A PostgreSQL database.
+    Postgres(PgPool),
+}
+
+/// Runs `$body` with `$pool` bound to the site's pool, whichever kind it is. The body is
+/// compiled once per database kind, so it must produce the same Rust type for both.
+#[macro_export]
+macro_rules! on_db {
+    ($db:expr, |$pool:ident| $body:expr) => {
+        match $db {
+            $crate::db::Db::Sqlite($pool) => $body,
+            $crate::db::Db::Postgres($pool) => $body,
+        }
+    };
+}
+
+/// Which database a URL names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// `sqlite:` URLs.
+    Sqlite,
+    /// `postgres:` and `postgresql:` URLs.
+    Postgres,
+}
+
+impl Kind {
+    /// The kind of database `url` names, if Hearth supports it.
+    pub fn of(url: &str) -> Option<Kind> {
+        if url.starts_with("sqlite:") {
+            Some(Kind::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Some(Kind::Postgres)
+        } else {
+            None
+        }
+    }
+}
+
+impl Db {
+    /// Connects to `url`, creating an SQLite file if needed.
+    pub async fn connect(url: &str) -> Result<Db> {
+        match Kind::of(url) {
+            Some(Kind::Sqlite) => {
+                let options = SqliteConnectOptions::from_str(url)
+                    .with_context(|| format!("bad SQLite URL {url}"))?
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Normal)
+                    .busy_timeout(Duration::from_secs(10))
+                    .foreign_keys(true);
+                let pool = SqlitePoolOptions::new()
+                    .max_connections(8)
+                    .min_connections(1)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect_with(options)
+                    .await
+                    .with_context(|| format!("opening {url}"))?;
+                Ok(Db::Sqlite(pool))
+            }
+            Some(Kind::Postgres) => {
+                let options = PgConnectOptions::from_str(url)
+                    .with_context(|| format!("bad PostgreSQL URL {}", redact(url)))?;
+                let pool = PgPoolOptions::new()
+                    .max_connections(16)
+                    .min_connections(1)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect_with(options)
+                    .await
+                    .with_context(|| format!("connecting to {}", redact(url)))?;
+                Ok(Db::Postgres(pool))
+            }
+            None => anyhow::bail!(
+                "unsupported database URL {} (use sqlite:… or postgres://…)",
+                redact(url)
+            ),
+        }
+    }
+
+    /// Brings the schema up to date.
+    pub async fn migrate(&self) -> Result<()> {
+        match self {
+            Db::Sqlite(pool) => sqlx::migrate!("../migrations/sqlite").run(pool).await?,
+            Db::Postgres(pool) => sqlx::migrate!("../migrations/postgres").run(pool).await?,
+        }
+        Ok(())
+    }
+
+    /// Which database this is.
+    pub fn kind(&self) -> Kind {
+        match self {
+            Db::Sqlite(_) => Kind::Sqlite,
+            Db::Postgres(_) => Kind::Postgres,
+        }
+    }
+
+    /// Closes the pool.
+    pub async fn close(&self) {
+        on_db!(self, |pool| pool.close().await)
+    }
+}
+
+/// `url` without its password, for messages.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            redact("postgres://u:secret@h:5432/d"),
+            "postgres://u:***@h:5432/d"
+        );
+        assert_eq!(redact("sqlite:data/x.db"), "sqlite:data/x.db");
+    }
+}

@@ -1,0 +1,502 @@
+//! Running plugin SQL: one transaction per request, parameters bound (and converted to
+//! the column types PostgreSQL insists on), rows encoded in the contract's row format.
+
+use std::sync::Arc;
+
+use sqlx::postgres::{PgArguments, PgRow, PgTypeInfo};
+use sqlx::sqlite::{SqliteArguments, SqliteRow};
+use sqlx::{
+    Arguments, AssertSqlSafe, Column, Either, Executor, Postgres, Row, SqlSafeStr, Sqlite,
+    Statement, Transaction, TypeInfo, ValueRef,
+};
+
+use super::Db;
+
+/// A value crossing the boundary.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SqlValue {
+    /// NULL.
+    Null,
+    /// An integer.
+    Integer(i64),
+    /// A double.
+    Real(f64),
+    /// Text.
+    Text(String),
+    /// Bytes.
+    Blob(Vec<u8>),
+}
+
+/// Rows in the contract's encoding (see `wit/v0.1.0/host.wit`, record `rows`).
+#[derive(Debug, Clone, Default)]
+pub struct EncodedRows {
+    /// Column names.
+    pub columns: Vec<String>,
+    /// Number of rows.
+    pub count: u32,
+    /// Values, row after row.
+    pub data: Vec<u8>,
+}
+
+/// Why a statement failed, as the plugin sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StoreError {
+    /// Not granted.
+    Denied(String),
+    /// A constraint failed.
+    Constraint(String),
+    /// Bad SQL or a parameter that does not fit.
+    Invalid(String),
+    /// Anything else.
+    Failed(String),
+}
+
+/// The most a single result may hold, encoded.
+pub const MAX_RESULT_BYTES: usize = 32 * 1024 * 1024;
+
+/// A request's transaction.
+pub enum Tx {
+    /// On SQLite.
+    Sqlite(Transaction<'static, Sqlite>),
+    /// On PostgreSQL.
+    Postgres(Transaction<'static, Postgres>),
+}
+
+impl Db {
+    /// Begins a request's transaction. Writers take SQLite's write lock at once
+    /// (`BEGIN IMMEDIATE`) so two writers never deadlock upgrading a read lock.
+    pub async fn begin(&self, write: bool) -> Result<Tx, StoreError> {
+        let tx = match self {
+            Db::Sqlite(pool) => Tx::Sqlite(
+                if write {
+                    pool.begin_with("BEGIN IMMEDIATE").await
+                } else {
+                    pool.begin().await
+                }
+                .map_err(failed)?,
+            ),
+            Db::Postgres(pool) => Tx::Postgres(pool.begin().await.map_err(failed)?),
+        };
+        Ok(tx)
+    }
+}
+
+impl Tx {
+    /// Runs a statement and returns its rows.
+    pub async fn query(
+        &mut self,
+        sql: &str,
+        params: Vec<SqlValue>,
+    ) -> Result<EncodedRows, StoreError> {
+        match self {
+            Tx::Sqlite(tx) => {
+                let args = sqlite_args(params)?;
+                let rows = sqlx::query_with(AssertSqlSafe(sql), args)
+                    .fetch_all(&mut **tx)
+                    .await
+                    .map_err(classify)?;
+                encode_sqlite(&rows)
+            }
+            Tx::Postgres(tx) => {
+                let statement = (&mut **tx)
+                    .prepare(AssertSqlSafe(sql).into_sql_str())
+                    .await
+                    .map_err(classify)?;
+                let args = pg_args(params, statement.parameters())?;
+                let rows = sqlx::query_with(AssertSqlSafe(sql), args)
+                    .fetch_all(&mut **tx)
+                    .await
+                    .map_err(classify)?;
+                encode_pg(&rows)
+            }
+        }
+    }
+
+    /// Runs a statement and returns the number of rows it changed.
+    pub async fn execute(&mut self, sql: &str, params: Vec<SqlValue>) -> Result<u64, StoreError> {
+        match self {
+            Tx::Sqlite(tx) => {
+                let args = sqlite_args(params)?;
+                sqlx::query_with(AssertSqlSafe(sql), args)
+                    .execute(&mut **tx)
+                    .await
+                    .map(|done| done.rows_affected())
+                    .map_err(classify)
+            }
+            Tx::Postgres(tx) => {
+                let statement = (&mut **tx)
+                    .prepare(AssertSqlSafe(sql).into_sql_str())
+                    .await
+                    .map_err(classify)?;
+                let args = pg_args(params, statement.parameters())?;
+                sqlx::query_with(AssertSqlSafe(sql), args)
+                    .execute(&mut **tx)
+                    .await
+                    .map(|done| done.rows_affected())
+                    .map_err(classify)
+            }
+        }
+    }
+
+    /// Commits.
+    pub async fn commit(self) -> Result<(), StoreError> {
+        match self {
+            Tx::Sqlite(tx) => tx.commit().await.map_err(failed),
+            Tx::Postgres(tx) => tx.commit().await.map_err(failed),
+        }
+    }
+
+    /// Rolls back.
+    pub async fn rollback(self) -> Result<(), StoreError> {
+        match self {
+            Tx::Sqlite(tx) => tx.rollback().await.map_err(failed),
+            Tx::Postgres(tx) => tx.rollback().await.map_err(failed),
+        }
+    }
+}
+
+fn failed(error: sqlx::Error) -> StoreError {
+    StoreError::Failed(error.to_string())
+}
+
+/// Sorts a database error into what the plugin can act on.
+fn classify(error: sqlx::Error) -> StoreError {
+    match &error {
+        sqlx::Error::Database(db) => {
+            use sqlx::error::ErrorKind;
+            match db.kind() {
+                ErrorKind::UniqueViolation
+                | ErrorKind::ForeignKeyViolation
+                | ErrorKind::NotNullViolation
+                | ErrorKind::CheckViolation => StoreError::Constraint(db.message().to_owned()),
+                _ => {
+                    let code = db.code().unwrap_or_default();
+                    // PostgreSQL classes 22 (data) and 42 (syntax, undefined objects);
+                    // SQLite's generic SQLITE_ERROR (1) is a bad statement.
+                    if code.starts_with("42") || code.starts_with("22") || code == "1" {
+                        StoreError::Invalid(db.message().to_owned())
+                    } else {
+                        StoreError::Failed(db.message().to_owned())
+                    }
+                }
+            }
+        }
+        _ => StoreError::Failed(error.to_string()),
+    }
+}
+
+fn sqlite_args(params: Vec<SqlValue>) -> Result<SqliteArguments, StoreError> {
+    let mut args = SqliteArguments::default();
+    for value in params {
+        let added = match value {
+            SqlValue::Null => args.add(None::<i64>),
+            SqlValue::Integer(i) => args.add(i),
+            SqlValue::Real(r) => args.add(r),
+            SqlValue::Text(s) => args.add(s),
+            SqlValue::Blob(b) => args.add(b),
+        };
+        added.map_err(|e| StoreError::Invalid(e.to_string()))?;
+    }
+    Ok(args)
+}
+
+/// Binds each value as the type PostgreSQL inferred for its parameter.
+fn pg_args(
+    params: Vec<SqlValue>,
+    types: Option<Either<&[PgTypeInfo], usize>>,
+) -> Result<PgArguments, StoreError> {
+    let types: &[PgTypeInfo] = match types {
+        Some(Either::Left(types)) => types,
+        _ => &[],
+    };
+    if params.len() != types.len() {
+        return Err(StoreError::Invalid(format!(
+            "the statement has {} parameters but {} values were given",
+            types.len(),
+            params.len()
+        )));
+    }
+    let mut args = PgArguments::default();
+    for (i, (value, ty)) in params.into_iter().zip(types).enumerate() {
+        bind_pg(&mut args, value, ty.name())
+            .map_err(|why| StoreError::Invalid(format!("parameter ${}: {why}", i + 1)))?;
+    }
+    Ok(args)
+}
+
+fn bind_pg(args: &mut PgArguments, value: SqlValue, ty: &str) -> Result<(), String> {
+    use SqlValue::*;
+    let mismatch = |value: &SqlValue| format!("a {} value does not fit a {ty} column", kind(value));
+    let out = match (ty, value) {
+        ("INT2", Null) => args.add(None::<i16>),
+        ("INT4", Null) => args.add(None::<i32>),
+        ("INT8", Null) => args.add(None::<i64>),
+        ("FLOAT4", Null) => args.add(None::<f32>),
+        ("FLOAT8", Null) => args.add(None::<f64>),
+        ("BOOL", Null) => args.add(None::<bool>),
+        ("BYTEA", Null) => args.add(None::<Vec<u8>>),
+        ("DATE", Null) => args.add(None::<time::Date>),
+        ("TIMESTAMP", Null) => args.add(None::<time::PrimitiveDateTime>),
+        ("TIMESTAMPTZ", Null) => args.add(None::<time::OffsetDateTime>),
+        ("UUID", Null) => args.add(None::<uuid::Uuid>),
+        (_, Null) => args.add(None::<String>),
+        ("INT2", Integer(i)) => {
+            args.add(i16::try_from(i).map_err(|_| format!("{i} is out of range for {ty}"))?)
+        }
+        ("INT4", Integer(i)) => {
+            args.add(i32::try_from(i).map_err(|_| format!("{i} is out of range for {ty}"))?)
+        }
+        ("INT8", Integer(i)) => args.add(i),
+        ("FLOAT4", Integer(i)) => args.add(i as f32),
+        ("FLOAT8", Integer(i)) => args.add(i as f64),
+        ("BOOL", Integer(i)) => args.add(i != 0),
+        ("TEXT" | "VARCHAR" | "BPCHAR" | "NAME", Integer(i)) => args.add(i.to_string()),
+        ("FLOAT4", Real(r)) => args.add(r as f32),
+        ("FLOAT8", Real(r)) => args.add(r),
+        ("TEXT" | "VARCHAR" | "BPCHAR" | "NAME", Real(r)) => args.add(r.to_string()),
+        ("TEXT" | "VARCHAR" | "BPCHAR" | "NAME", Text(s)) => args.add(s),
+        ("INT2" | "INT4" | "INT8", Text(s)) => {
+            let i: i64 = s
+                .trim()
+                .parse()
+                .map_err(|_| format!("{s:?} is not an integer"))?;
+            return bind_pg(args, Integer(i), ty);
+        }
+        ("FLOAT4" | "FLOAT8", Text(s)) => {
+            let r: f64 = s
+                .trim()
+                .parse()
+                .map_err(|_| format!("{s:?} is not a number"))?;
+            return bind_pg(args, Real(r), ty);
+        }
+        ("DATE", Text(s)) => {
+            args.add(parse_date(&s).ok_or_else(|| format!("{s:?} is not a date (YYYY-MM-DD)"))?)
+        }
+        ("TIMESTAMP", Text(s)) => args.add(
+            parse_datetime(&s)
+                .ok_or_else(|| format!("{s:?} is not a datetime (YYYY-MM-DD HH:MM:SS)"))?,
+        ),
+        ("TIMESTAMPTZ", Text(s)) => args.add(
+            parse_datetime(&s)
+                .ok_or_else(|| format!("{s:?} is not a datetime (YYYY-MM-DD HH:MM:SS)"))?
+                .assume_utc(),
+        ),
+        ("UUID", Text(s)) => {
+            args.add(uuid::Uuid::parse_str(&s).map_err(|_| format!("{s:?} is not a UUID"))?)
+        }
+        ("BOOL", Text(s)) => args.add(matches!(s.as_str(), "1" | "true" | "t" | "yes")),
+        ("BYTEA", Blob(b)) => args.add(b),
+        ("BYTEA", Text(s)) => args.add(s.into_bytes()),
+        (_, value) => return Err(mismatch(&value)),
+    };
+    out.map_err(|e| e.to_string())
+}
+
+fn kind(value: &SqlValue) -> &'static str {
+    match value {
+        SqlValue::Null => "null",
+        SqlValue::Integer(_) => "integer",
+        SqlValue::Real(_) => "real",
+        SqlValue::Text(_) => "text",
+        SqlValue::Blob(_) => "blob",
+    }
+}
+
+const DATE: &[time::format_description::BorrowedFormatItem<'static>] =
+    time::macros::format_description!("[year]-[month]-[day]");
+const DATETIME: &[time::format_description::BorrowedFormatItem<'static>] =
+    time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
+
+fn parse_date(s: &str) -> Option<time::Date> {
+    time::Date::parse(s.get(..10)?, DATE).ok().filter(|_| {
+        s.len() == 10
+            || s[10..]
+                .trim_start_matches(['T', ' '])
+                .chars()
+                .all(|c| c == '0' || c == ':')
+    })
+}
+
+fn parse_datetime(s: &str) -> Option<time::PrimitiveDateTime> {
+    if s.len() == 10 {
+        return parse_date(s).map(|d| d.midnight());
+    }
+    let normalized = s.replacen('T', " ", 1);
+    time::PrimitiveDateTime::parse(normalized.get(..19)?, DATETIME).ok()
+}
+
+/// Appends one value in the row encoding.
+fn put(data: &mut Vec<u8>, value: &SqlValue) {
+    match value {
+        SqlValue::Null => data.push(0),
+        SqlValue::Integer(i) => {
+            data.push(1);
+            data.extend_from_slice(&i.to_le_bytes());
+        }
+        SqlValue::Real(r) => {
+            data.push(2);
+            data.extend_from_slice(&r.to_le_bytes());
+        }
+        SqlValue::Text(s) => put_bytes(data, 3, s.as_bytes()),
+        SqlValue::Blob(b) => put_bytes(data, 4, b),
+    }
+}
+
+fn put_bytes(data: &mut Vec<u8>, tag: u8, bytes: &[u8]) {
+    data.push(tag);
+    data.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+    data.extend_from_slice(bytes);
+}
+
+fn too_large(data: &[u8]) -> Result<(), StoreError> {
+    if data.len() > MAX_RESULT_BYTES {
+        Err(StoreError::Failed(format!(
+            "the result is larger than {} MiB; page it",
+            MAX_RESULT_BYTES >> 20
+        )))
+    } else {
+        Ok(())
+    }
+}
+
+fn encode_sqlite(rows: &[SqliteRow]) -> Result<EncodedRows, StoreError> {
+    let Some(first) = rows.first() else {
+        return Ok(EncodedRows::default());
+    };
+    let columns: Vec<String> = first
+        .columns()
+        .iter()
+        .map(|c| c.name().to_owned())
+        .collect();
+    let mut data = Vec::with_capacity(rows.len() * columns.len() * 12);
+    for row in rows {
+        for i in 0..columns.len() {
+            let raw = row.try_get_raw(i).map_err(failed)?;
+            if raw.is_null() {
+                data.push(0);
+                continue;
+            }
+            match raw.type_info().name() {
+                "INTEGER" => put(
+                    &mut data,
+                    &SqlValue::Integer(row.try_get::<i64, _>(i).map_err(failed)?),
+                ),
+                "REAL" => put(
+                    &mut data,
+                    &SqlValue::Real(row.try_get::<f64, _>(i).map_err(failed)?),
+                ),
+                "BLOB" => put_bytes(&mut data, 4, row.try_get::<&[u8], _>(i).map_err(failed)?),
+                _ => put_bytes(
+                    &mut data,
+                    3,
+                    row.try_get::<&str, _>(i).map_err(failed)?.as_bytes(),
+                ),
+            }
+        }
+        too_large(&data)?;
+    }
+    Ok(EncodedRows {
+        columns,
+        count: rows.len() as u32,
+        data,
+    })
+}
+
+fn encode_pg(rows: &[PgRow]) -> Result<EncodedRows, StoreError> {
+    let Some(first) = rows.first() else {
+        return Ok(EncodedRows::default());
+    };
+    let columns: Vec<String> = first
+        .columns()
+        .iter()
+        .map(|c| c.name().to_owned())
+        .collect();
+    let types: Vec<String> = first
+        .columns()
+        .iter()
+        .map(|c| c.type_info().name().to_owned())
+        .collect();
+    let mut data = Vec::with_capacity(rows.len() * columns.len() * 12);
+    for row in rows {
+        for (i, ty) in types.iter().enumerate() {
+            let raw = row.try_get_raw(i).map_err(failed)?;
+            if raw.is_null() {
+                data.push(0);
+                continue;
+            }
+            let get_err =
+                |e: sqlx::Error| StoreError::Failed(format!("column {}: {e}", columns[i]));
+            let value = match ty.as_str() {
+                "INT2" => SqlValue::Integer(row.try_get::<i16, _>(i).map_err(get_err)?.into()),
+                "INT4" => SqlValue::Integer(row.try_get::<i32, _>(i).map_err(get_err)?.into()),
+                "INT8" => SqlValue::Integer(row.try_get::<i64, _>(i).map_err(get_err)?),
+                "FLOAT4" => SqlValue::Real(row.try_get::<f32, _>(i).map_err(get_err)?.into()),
+                "FLOAT8" => SqlValue::Real(row.try_get::<f64, _>(i).map_err(get_err)?),
+                "BOOL" => SqlValue::Integer(row.try_get::<bool, _>(i).map_err(get_err)?.into()),
+                "BYTEA" => SqlValue::Blob(row.try_get::<Vec<u8>, _>(i).map_err(get_err)?),
+                "UUID" => SqlValue::Text(
+                    row.try_get::<uuid::Uuid, _>(i)
+                        .map_err(get_err)?
+                        .to_string(),
+                ),
+                "DATE" => SqlValue::Text(
+                    row.try_get::<time::Date, _>(i)
+                        .map_err(get_err)?
+                        .format(DATE)
+                        .unwrap_or_default(),
+                ),
+                "TIMESTAMP" => SqlValue::Text(
+                    row.try_get::<time::PrimitiveDateTime, _>(i)
+                        .map_err(get_err)?
+                        .format(DATETIME)
+                        .unwrap_or_default(),
+                ),
+                "TIMESTAMPTZ" => {
+                    let at = row.try_get::<time::OffsetDateTime, _>(i).map_err(get_err)?;
+                    let at = at.to_offset(time::UtcOffset::UTC);
+                    SqlValue::Text(
+                        time::PrimitiveDateTime::new(at.date(), at.time())
+                            .format(DATETIME)
+                            .unwrap_or_default(),
+                    )
+                }
+                "TEXT" | "VARCHAR" | "BPCHAR" | "NAME" | "CHAR" => {
+                    SqlValue::Text(row.try_get::<String, _>(i).map_err(get_err)?)
+                }
+                other => {
+                    return Err(StoreError::Failed(format!(
+                        "column {} has type {other}, which plugins cannot read; use text, integer, double precision, boolean, date, timestamp, uuid or bytea",
+                        columns[i]
+                    )));
+                }
+            };
+            put(&mut data, &value);
+        }
+        too_large(&data)?;
+    }
+    Ok(EncodedRows {
+        columns,
+        count: rows.len() as u32,
+        data,
+    })
+}
+
+/// Shared handle type for statement text handed around without copying.
+pub type SqlText = Arc<str>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_parse_in_both_forms() {
+        assert!(parse_date("2024-02-29").is_some());
+        assert!(parse_date("2024-02-30").is_none());
+        assert_eq!(
+            parse_datetime("2024-02-29").unwrap().to_string(),
+            "2024-02-29 0:00:00.0"
+        );
+        assert!(parse_datetime("2024-02-29T10:11:12").is_some());
+        assert!(parse_datetime("2024-02-29 25:00:00").is_none());
+    }
+}

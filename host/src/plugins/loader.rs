@@ -1,0 +1,290 @@
+//! Loading a plugin: compile (or take from the cache), check its exports, ask it to
+//! describe itself, and verify the description before anything is served from it.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use wasmtime::Store;
+
+use super::bindings::{self, ResourcePluginPre};
+use super::engine::Engine;
+use super::host::State;
+use crate::auth::{acl, scopes::Requirement};
+use crate::db::grants::HOST_TABLES;
+
+/// Contract versions this host serves.
+pub const SUPPORTED_CONTRACTS: &[&str] = &["0.1.0"];
+
+/// An HTTP method a route answers.
+pub type Method = http::Method;
+
+/// The API family of a route.
+pub use crate::error::Family;
+
+/// One segment of a route template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Segment {
+    /// Matches exactly.
+    Literal(String),
+    /// Matches `[A-Za-z0-9_$:.-]+` and passes it to the plugin.
+    Param(String),
+}
+
+/// A route as the host uses it.
+#[derive(Debug, Clone)]
+pub struct RouteDef {
+    /// Index in the plugin's route list (`request.route`).
+    pub index: u32,
+    /// The method.
+    pub method: Method,
+    /// The family.
+    pub family: Family,
+    /// The template below the family root.
+    pub path: String,
+    /// Parsed template.
+    pub segments: Vec<Segment>,
+    /// The scope requirement (without context).
+    pub requirement: Option<Requirement>,
+    /// The scope as declared.
+    pub scope: String,
+    /// ACL section for staff users.
+    pub acl: String,
+    /// No token needed.
+    pub anonymous: bool,
+    /// One-line summary.
+    pub summary: String,
+}
+
+/// A compiled, verified plugin version.
+pub struct Loaded {
+    /// Its name.
+    pub name: String,
+    /// Its own version.
+    pub version: semver::Version,
+    /// The contract version it was built against.
+    pub contract: String,
+    /// SHA-256 of the component file.
+    pub hash: String,
+    /// One sentence.
+    pub description: String,
+    /// Routes.
+    pub routes: Vec<RouteDef>,
+    /// Tables it reads.
+    pub reads: Vec<String>,
+    /// Tables it writes.
+    pub writes: Vec<String>,
+    /// Configuration keys.
+    pub config_keys: Arc<[String]>,
+    /// Ready to instantiate.
+    pub pre: ResourcePluginPre<State>,
+    /// When it was loaded.
+    pub loaded_at: time::OffsetDateTime,
+}
+
+/// Loads the component at `path` and checks it against the host.
+pub async fn load(engine: &Engine, path: &Path) -> Result<Loaded> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    load_bytes(engine, &bytes)
+        .await
+        .with_context(|| format!("loading plugin {}", path.display()))
+}
+
+/// Loads a component from bytes.
+pub async fn load_bytes(engine: &Engine, bytes: &[u8]) -> Result<Loaded> {
+    let (component, hash) = engine.compile(bytes)?;
+    let contract = contract_version(engine, &component)?;
+    let pre = match engine.linker.instantiate_pre(&component) {
+        Ok(pre) => pre,
+        Err(error) => {
+            let imports = describe_imports(engine, &component);
+            return Err(anyhow::Error::from(error).context(format!(
+                "the plugin imports something this host does not provide (it imports: {imports})"
+            )));
+        }
+    };
+    let pre = ResourcePluginPre::new(pre)
+        .map_err(anyhow::Error::from)
+        .context("the plugin does not export hearth:plugin/handler")?;
+    let mut store = Store::new(&engine.wasmtime, State::describing());
+    store.set_epoch_deadline(1);
+    let started = Instant::now();
+    store.epoch_deadline_callback(move |_| {
+        if started.elapsed() > Duration::from_secs(5) {
+            return Err(wasmtime::Error::msg("describe took longer than 5 s"));
+        }
+        Ok(wasmtime::UpdateDeadline::Yield(1))
+    });
+    let instance = pre.instantiate_async(&mut store).await?;
+    let info = instance
+        .hearth_plugin_handler()
+        .call_describe(&mut store)
+        .await
+        .map_err(anyhow::Error::from)
+        .context("describe failed")?;
+    verify(info, contract, hash, pre)
+}
+
+/// The component's imports, `interface{function, …}`, for error messages.
+fn describe_imports(engine: &Engine, component: &wasmtime::component::Component) -> String {
+    use wasmtime::component::types::ComponentItem;
+    let ty = component.component_type();
+    let mut out = Vec::new();
+    for (name, item) in ty.imports(&engine.wasmtime) {
+        match item.ty {
+            ComponentItem::ComponentInstance(instance) => {
+                let items: Vec<&str> = instance.exports(&engine.wasmtime).map(|(n, _)| n).collect();
+                out.push(format!("{name}{{{}}}", items.join(", ")));
+            }
+            _ => out.push(name.to_owned()),
+        }
+    }
+    out.join("; ")
+}
+
+/// The contract version from the export name `hearth:plugin/handler@X`.
+fn contract_version(engine: &Engine, component: &wasmtime::component::Component) -> Result<String> {
+    let ty = component.component_type();
+    for (name, _) in ty.exports(&engine.wasmtime) {
+        if let Some(version) = name.strip_prefix("hearth:plugin/handler@") {
+            if !SUPPORTED_CONTRACTS.contains(&version) {
+                bail!(
+                    "the plugin was built against contract {version}; this host supports {}",
+                    SUPPORTED_CONTRACTS.join(", ")
+                );
+            }
+            return Ok(version.to_owned());
+        }
+    }
+    bail!("the component does not export hearth:plugin/handler (is it a Hearth plugin?)")
+}
+
+fn verify(
+    info: bindings::PluginInfo,
+    contract: String,
+    hash: String,
+    pre: ResourcePluginPre<State>,
+) -> Result<Loaded> {
+    let name = info.name;
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    {
+        bail!("plugin name {name:?} must be kebab-case");
+    }
+    let version = semver::Version::parse(&info.version)
+        .with_context(|| format!("plugin {name}: version {:?} is not semver", info.version))?;
+    for table in info.reads.iter().chain(&info.writes) {
+        if HOST_TABLES.contains(&table.to_ascii_lowercase().as_str()) {
+            bail!("plugin {name} asks for the host table {table}, which no plugin may use");
+        }
+    }
+    let mut routes = Vec::new();
+    for (index, route) in info.routes.into_iter().enumerate() {
+        let where_ = format!("plugin {name}, route {} {}", index, route.path);
+        let family = match route.family {
+            bindings::Family::Api => Family::Api,
+            bindings::Family::Portal => Family::Portal,
+            bindings::Family::Fhir => Family::Fhir,
+        };
+        let method = match route.method {
+            bindings::Method::Get => Method::GET,
+            bindings::Method::Post => Method::POST,
+            bindings::Method::Put => Method::PUT,
+            bindings::Method::Patch => Method::PATCH,
+            bindings::Method::Delete => Method::DELETE,
+        };
+        let segments = parse_template(&route.path).with_context(|| where_.clone())?;
+        let requirement = if route.anonymous && route.scope.is_empty() {
+            None
+        } else {
+            Some(Requirement::parse(&route.scope).with_context(|| {
+                format!(
+                    "{where_}: scope {:?} is not resource.permissions",
+                    route.scope
+                )
+            })?)
+        };
+        if !acl::is_valid(&route.acl) {
+            bail!("{where_}: ACL {:?} is not section/value[:write]", route.acl);
+        }
+        routes.push(RouteDef {
+            index: index as u32,
+            method,
+            family,
+            path: route.path,
+            segments,
+            requirement,
+            scope: route.scope,
+            acl: route.acl,
+            anonymous: route.anonymous,
+            summary: route.summary,
+        });
+    }
+    Ok(Loaded {
+        name,
+        version,
+        contract,
+        hash,
+        description: info.description,
+        routes,
+        reads: info.reads,
+        writes: info.writes,
+        config_keys: info.config_keys.into(),
+        pre,
+        loaded_at: time::OffsetDateTime::now_utc(),
+    })
+}
+
+/// Parses `/patient/:puuid/encounter` into segments.
+pub fn parse_template(path: &str) -> Result<Vec<Segment>> {
+    let Some(rest) = path.strip_prefix('/') else {
+        bail!("path {path:?} must start with /");
+    };
+    if rest.is_empty() {
+        return Ok(Vec::new());
+    }
+    rest.split('/')
+        .map(|segment| match segment.strip_prefix(':') {
+            Some(name)
+                if !name.is_empty()
+                    && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') =>
+            {
+                Ok(Segment::Param(name.to_owned()))
+            }
+            Some(_) => bail!("bad parameter segment {segment:?} in {path:?}"),
+            None if !segment.is_empty() && segment.chars().all(param_char) => {
+                Ok(Segment::Literal(segment.to_owned()))
+            }
+            None => bail!("bad segment {segment:?} in {path:?}"),
+        })
+        .collect()
+}
+
+/// Characters a path segment may hold.
+pub fn param_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '_' | '$' | ':' | '.' | '-')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_parse() {
+        assert_eq!(
+            parse_template("/patient/:puuid").unwrap(),
+            vec![
+                Segment::Literal("patient".into()),
+                Segment::Param("puuid".into())
+            ]
+        );
+        assert_eq!(parse_template("/").unwrap(), vec![]);
+        assert!(parse_template("patient").is_err());
+        assert!(parse_template("/a//b").is_err());
+        assert!(parse_template("/a/:").is_err());
+        assert!(parse_template("/Patient/$export").is_ok());
+    }
+}

@@ -1,0 +1,207 @@
+//! `plugins.toml`: which plugins each site loads, from which file, at which version, with
+//! which configuration and limits. Unknown keys are errors that name the key and line.
+//!
+//! ```toml
+//! [plugins.patient]
+//! file = "patient.wasm"          # relative to `dir` (default: the build's plugin folder)
+//! version = "^1.0"               # semver requirement on the plugin's own version
+//! timeout_ms = 5000              # optional limits
+//! memory_mib = 64
+//! [plugins.patient.config]
+//! some_key = "value"
+//!
+//! [sites."*"]                    # every site not listed by name
+//! plugins = ["patient"]
+//!
+//! [sites.alternate]
+//! plugins = ["patient-strict"]
+//! [sites.alternate.config.patient-strict]
+//! some_key = "other value"
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use serde::Deserialize;
+
+/// The parsed file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// Folder the plugin files are in, relative to the manifest.
+    pub dir: Option<PathBuf>,
+    /// Plugin definitions by name.
+    #[serde(default)]
+    pub plugins: BTreeMap<String, PluginSpec>,
+    /// What each site loads; `"*"` is every other site.
+    #[serde(default)]
+    pub sites: BTreeMap<String, SiteSpec>,
+}
+
+/// One plugin definition.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginSpec {
+    /// The component file.
+    pub file: PathBuf,
+    /// Requirement on the plugin's own version.
+    #[serde(default = "any_version")]
+    pub version: semver::VersionReq,
+    /// Wall-clock deadline per request, host calls included.
+    pub timeout_ms: Option<u64>,
+    /// Linear memory cap.
+    pub memory_mib: Option<u64>,
+    /// Concurrent instances.
+    pub max_instances: Option<u32>,
+    /// Largest response body.
+    pub max_response_bytes: Option<usize>,
+    /// Configuration values.
+    #[serde(default)]
+    pub config: BTreeMap<String, String>,
+}
+
+fn any_version() -> semver::VersionReq {
+    semver::VersionReq::STAR
+}
+
+/// What one site loads.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SiteSpec {
+    /// Plugin names.
+    #[serde(default)]
+    pub plugins: Vec<String>,
+    /// Per-plugin configuration overrides for this site.
+    #[serde(default)]
+    pub config: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+/// Limits for one plugin, with defaults filled in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Deadline in milliseconds.
+    pub timeout_ms: u64,
+    /// Memory cap in bytes.
+    pub memory_bytes: usize,
+    /// Concurrent instances.
+    pub max_instances: u32,
+    /// Largest response body.
+    pub max_response_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            timeout_ms: 5_000,
+            memory_bytes: 64 << 20,
+            max_instances: 256,
+            max_response_bytes: 16 << 20,
+        }
+    }
+}
+
+impl PluginSpec {
+    /// The limits, defaults filled in.
+    pub fn limits(&self) -> Limits {
+        let default = Limits::default();
+        Limits {
+            timeout_ms: self.timeout_ms.unwrap_or(default.timeout_ms),
+            memory_bytes: self
+                .memory_mib
+                .map_or(default.memory_bytes, |m| (m as usize) << 20),
+            max_instances: self.max_instances.unwrap_or(default.max_instances),
+            max_response_bytes: self
+                .max_response_bytes
+                .unwrap_or(default.max_response_bytes),
+        }
+    }
+}
+
+impl Manifest {
+    /// Reads and checks `path`.
+    pub fn load(path: &Path) -> Result<Manifest> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading the plugins file {}", path.display()))?;
+        Self::parse(&text).with_context(|| format!("in {}", path.display()))
+    }
+
+    /// Parses and checks manifest text.
+    pub fn parse(text: &str) -> Result<Manifest> {
+        let manifest: Manifest = toml::from_str(text)?;
+        for (site, spec) in &manifest.sites {
+            for name in spec.plugins.iter().chain(spec.config.keys()) {
+                if !manifest.plugins.contains_key(name) {
+                    bail!("site {site} names plugin {name}, which [plugins] does not define");
+                }
+            }
+            for name in spec.config.keys() {
+                if !spec.plugins.contains(name) {
+                    bail!("site {site} configures plugin {name} but does not load it");
+                }
+            }
+        }
+        for (name, spec) in &manifest.plugins {
+            let limits = spec.limits();
+            if limits.timeout_ms == 0 || limits.memory_bytes == 0 || limits.max_instances == 0 {
+                bail!("plugin {name}: limits must be greater than zero");
+            }
+            if limits.memory_bytes > super::engine::MAX_MEMORY_BYTES {
+                bail!(
+                    "plugin {name}: memory_mib may be at most {}",
+                    super::engine::MAX_MEMORY_BYTES >> 20
+                );
+            }
+        }
+        Ok(manifest)
+    }
+
+    /// The folder plugin files are relative to.
+    pub fn plugin_dir(&self, manifest_path: &Path) -> PathBuf {
+        let base = manifest_path.parent().unwrap_or(Path::new("."));
+        match &self.dir {
+            Some(dir) => base.join(dir),
+            None => PathBuf::from(env!("HEARTH_PLUGIN_DIR")),
+        }
+    }
+
+    /// The plugin names a site loads.
+    pub fn plugins_for(&self, site: &str) -> Option<&SiteSpec> {
+        self.sites.get(site).or_else(|| self.sites.get("*"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_keys_name_the_key_and_line() {
+        let error = Manifest::parse("[plugins.patient]\nfile = \"p.wasm\"\nverison = \"1\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("verison"), "{error}");
+        assert!(error.contains("line 3"), "{error}");
+    }
+
+    #[test]
+    fn sites_must_name_defined_plugins() {
+        let error = Manifest::parse("[sites.default]\nplugins = [\"nope\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("nope"), "{error}");
+    }
+
+    #[test]
+    fn limits_get_defaults() {
+        let m = Manifest::parse(
+            "[plugins.p]\nfile = \"p.wasm\"\nversion = \"^1.2\"\ntimeout_ms = 250\n[sites.\"*\"]\nplugins = [\"p\"]\n",
+        )
+        .unwrap();
+        let spec = &m.plugins["p"];
+        assert_eq!(spec.limits().timeout_ms, 250);
+        assert_eq!(spec.limits().memory_bytes, 64 << 20);
+        assert!(spec.version.matches(&semver::Version::new(1, 3, 0)));
+        assert_eq!(m.plugins_for("anything").unwrap().plugins, vec!["p"]);
+    }
+}

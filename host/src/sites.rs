@@ -1,0 +1,305 @@
+//! Sites: each has its own database (an SQLite file in the data folder, or a PostgreSQL
+//! URL), its own signing keys and its own plugins. The list of sites lives in the control
+//! database `hearth.db` in the data folder.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use arc_swap::ArcSwap;
+use parking_lot::{Mutex, RwLock};
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
+use sqlx::{Row, SqlitePool};
+
+use crate::auth::jwt::Alg;
+use crate::auth::keys::{self, KeySet};
+use crate::auth::tokens::TokenCache;
+use crate::db::grants::SqlGate;
+use crate::db::{Db, Kind};
+
+/// One site.
+pub struct Site {
+    /// The site's name, the first path segment after `/apis/` and `/oauth2/`.
+    pub name: String,
+    /// Its database.
+    pub db: Db,
+    /// Verified-token cache.
+    pub tokens: TokenCache,
+    /// The gate plugin SQL passes through.
+    pub gate: SqlGate,
+    keys: ArcSwap<KeySet>,
+}
+
+impl Site {
+    /// The site's current keys.
+    pub fn keys(&self) -> Arc<KeySet> {
+        self.keys.load_full()
+    }
+
+    /// Reloads keys from the database (after a rotation).
+    pub async fn reload_keys(&self) -> Result<()> {
+        self.keys.store(Arc::new(keys::load(&self.db).await?));
+        self.tokens.clear();
+        Ok(())
+    }
+}
+
+/// A site name: letters, digits, `-`, `_` and `.`, not starting with `.`, at most 64.
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+/// How long an unknown site name is remembered as unknown before the registry is asked
+/// again (so a site added by the CLI while the server runs shows up quickly).
+const MISSING_TTL: Duration = Duration::from_secs(2);
+
+/// The registry of sites.
+pub struct Sites {
+    control: SqlitePool,
+    data_dir: PathBuf,
+    open: RwLock<HashMap<String, Arc<Site>>>,
+    missing: Mutex<HashMap<String, Instant>>,
+    opening: tokio::sync::Mutex<()>,
+}
+
+impl Sites {
+    /// Opens (creating if needed) the control database in `data_dir`.
+    pub async fn open(data_dir: &Path) -> Result<Sites> {
+        std::fs::create_dir_all(data_dir.join("sites"))
+            .with_context(|| format!("creating {}", data_dir.display()))?;
+        let data_dir = data_dir
+            .canonicalize()
+            .with_context(|| format!("resolving {}", data_dir.display()))?;
+        let options = SqliteConnectOptions::new()
+            .filename(data_dir.join("hearth.db"))
+            .create_if_missing(true)
+            .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+            .busy_timeout(Duration::from_secs(10));
+        let control = SqlitePoolOptions::new()
+            .max_connections(2)
+            .connect_with(options)
+            .await
+            .context("opening the control database")?;
+        sqlx::raw_sql(
+            "CREATE TABLE IF NOT EXISTS sites (name TEXT PRIMARY KEY, database_url TEXT NOT NULL, created_at TEXT NOT NULL);
+             CREATE TABLE IF NOT EXISTS host_settings (name TEXT PRIMARY KEY, value TEXT NOT NULL);",
+        )
+        .execute(&control)
+        .await
+        .context("preparing the control database")?;
+        Ok(Sites {
+            control,
+            data_dir,
+            open: RwLock::default(),
+            missing: Mutex::default(),
+            opening: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// The data folder (absolute).
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// Registers a site, creating and migrating its database and its signing key.
+    pub async fn create(&self, name: &str, database_url: Option<&str>) -> Result<Arc<Site>> {
+        if !valid_name(name) {
+            bail!(
+                "'{name}' is not a valid site name (letters, digits, '-', '_' and '.', at most 64)"
+            );
+        }
+        if self.url_of(name).await?.is_some() {
+            bail!("the site '{name}' exists already");
+        }
+        let url = match database_url {
+            Some(url) => url.to_owned(),
+            None => format!(
+                "sqlite://{}",
+                self.data_dir
+                    .join("sites")
+                    .join(format!("{name}.db"))
+                    .display()
+            ),
+        };
+        if Kind::of(&url).is_none() {
+            bail!("unsupported database URL (use sqlite:… or postgres://…)");
+        }
+        let site = Self::connect(name, &url).await?;
+        sqlx::query("INSERT INTO sites (name, database_url, created_at) VALUES ($1, $2, $3)")
+            .bind(name)
+            .bind(&url)
+            .bind(time::OffsetDateTime::now_utc().unix_timestamp().to_string())
+            .execute(&self.control)
+            .await
+            .context("registering the site")?;
+        self.open.write().insert(name.to_owned(), site.clone());
+        self.missing.lock().remove(name);
+        Ok(site)
+    }
+
+    /// Every registered site: name and database URL.
+    pub async fn list(&self) -> Result<Vec<(String, String)>> {
+        let rows = sqlx::query("SELECT name, database_url FROM sites ORDER BY name")
+            .fetch_all(&self.control)
+            .await?;
+        rows.iter()
+            .map(|row| Ok((row.try_get("name")?, row.try_get("database_url")?)))
+            .collect()
+    }
+
+    async fn url_of(&self, name: &str) -> Result<Option<String>> {
+        Ok(
+            sqlx::query("SELECT database_url FROM sites WHERE name = $1")
+                .bind(name)
+                .fetch_optional(&self.control)
+                .await?
+                .map(|row| row.try_get("database_url"))
+                .transpose()?,
+        )
+    }
+
+    /// The site called `name`, opening it on first use; `None` when there is none.
+    pub async fn get(&self, name: &str) -> Option<Arc<Site>> {
+        if let Some(site) = self.open.read().get(name) {
+            return Some(site.clone());
+        }
+        if !valid_name(name) {
+            return None;
+        }
+        if let Some(at) = self.missing.lock().get(name)
+            && at.elapsed() < MISSING_TTL
+        {
+            return None;
+        }
+        match self.load(name).await {
+            Ok(site) => site,
+            Err(error) => {
+                tracing::error!("opening site {name}: {error:#}");
+                None
+            }
+        }
+    }
+
+    /// Like [`Sites::get`], with the reason when the site cannot be opened.
+    pub async fn load(&self, name: &str) -> Result<Option<Arc<Site>>> {
+        let _guard = self.opening.lock().await;
+        if let Some(site) = self.open.read().get(name) {
+            return Ok(Some(site.clone()));
+        }
+        let Some(url) = self.url_of(name).await? else {
+            self.missing.lock().insert(name.to_owned(), Instant::now());
+            return Ok(None);
+        };
+        let site = Self::connect(name, &url).await?;
+        self.open.write().insert(name.to_owned(), site.clone());
+        Ok(Some(site))
+    }
+
+    /// Opens every registered site.
+    pub async fn open_all(&self) -> Result<Vec<Arc<Site>>> {
+        let mut sites = Vec::new();
+        for (name, _) in self.list().await? {
+            sites.push(
+                self.load(&name)
+                    .await
+                    .with_context(|| format!("opening site {name}"))?
+                    .with_context(|| format!("site {name} vanished"))?,
+            );
+        }
+        Ok(sites)
+    }
+
+    /// The sites opened so far.
+    pub fn opened(&self) -> Vec<Arc<Site>> {
+        self.open.read().values().cloned().collect()
+    }
+
+    async fn connect(name: &str, url: &str) -> Result<Arc<Site>> {
+        let db = Db::connect(url).await?;
+        db.migrate()
+            .await
+            .with_context(|| format!("migrating the database of site {name}"))?;
+        keys::ensure(&db, Alg::Rs256).await?;
+        let keys = keys::load(&db).await?;
+        let gate = match db.kind() {
+            Kind::Sqlite => SqlGate::sqlite(&sqlite_path(url)).map_err(anyhow::Error::msg)?,
+            Kind::Postgres => SqlGate::postgres(),
+        };
+        Ok(Arc::new(Site {
+            name: name.to_owned(),
+            db,
+            tokens: TokenCache::default(),
+            gate,
+            keys: ArcSwap::from_pointee(keys),
+        }))
+    }
+
+    /// A host-wide setting from the control database.
+    pub async fn setting(&self, name: &str) -> Result<Option<String>> {
+        Ok(
+            sqlx::query("SELECT value FROM host_settings WHERE name = $1")
+                .bind(name)
+                .fetch_optional(&self.control)
+                .await?
+                .map(|row| row.try_get("value"))
+                .transpose()?,
+        )
+    }
+
+    /// Stores a host-wide setting.
+    pub async fn set_setting(&self, name: &str, value: &str) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO host_settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+        )
+        .bind(name)
+        .bind(value)
+        .execute(&self.control)
+        .await?;
+        Ok(())
+    }
+
+    /// Closes every pool.
+    pub async fn close(&self) {
+        for site in self.opened() {
+            site.db.close().await;
+        }
+        self.control.close().await;
+    }
+}
+
+/// The file path inside an SQLite URL.
+fn sqlite_path(url: &str) -> String {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or(url);
+    rest.split('?').next().unwrap_or(rest).to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn site_names_are_checked() {
+        assert!(valid_name("default"));
+        assert!(valid_name("clinic-2.east"));
+        assert!(!valid_name(""));
+        assert!(!valid_name(".hidden"));
+        assert!(!valid_name("a/b"));
+        assert!(!valid_name(&"x".repeat(65)));
+    }
+
+    #[test]
+    fn sqlite_paths_come_out_of_urls() {
+        assert_eq!(sqlite_path("sqlite:///data/x.db?mode=rwc"), "/data/x.db");
+        assert_eq!(sqlite_path("sqlite:data/x.db"), "data/x.db");
+    }
+}
