@@ -11,6 +11,15 @@ use core::arch::wasm32;
 use core::cell::UnsafeCell;
 
 const PAGE: usize = 65_536;
+/// The first megabytes come from a zeroed static block inside the initial memory, so a
+/// typical request never grows memory (a host call and fresh pages each time).
+const ARENA: usize = 2 << 20;
+
+#[repr(align(16))]
+struct Arena(UnsafeCell<[u8; ARENA]>);
+// SAFETY: a component instance runs on one thread.
+unsafe impl Sync for Arena {}
+static ARENA_BLOCK: Arena = Arena(UnsafeCell::new([0; ARENA]));
 /// Grow linear memory at least this much at a time (1 MiB), to keep `memory.grow` calls few.
 const MIN_GROW_PAGES: usize = 16;
 
@@ -41,9 +50,9 @@ impl Bump {
         // SAFETY: single-threaded, see `Sync` above.
         let state = unsafe { &mut *self.state.get() };
         if state.1 == 0 {
-            // First use: everything past the current end of memory is ours.
-            state.1 = wasm32::memory_size(0) * PAGE;
-            state.0 = state.1;
+            // First use: start in the static arena; grow memory past it when it is full.
+            state.0 = ARENA_BLOCK.0.get() as usize;
+            state.1 = state.0 + ARENA;
         }
         let align = |at: usize| (at + layout.align() - 1) & !(layout.align() - 1);
         let mut start = align(state.0);
@@ -53,7 +62,8 @@ impl Bump {
                 return core::ptr::null_mut();
             };
             if from != state.1 {
-                // Not contiguous with our region: continue in the new one.
+                // Not contiguous with our region (the arena, or memory someone else
+                // grew): continue in the new one.
                 start = align(from);
                 end = start.saturating_add(layout.size());
             }

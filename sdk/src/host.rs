@@ -34,7 +34,7 @@ mod imp {
     pub fn query(sql: &str, params: &[Value]) -> Result<RawRows, StoreError> {
         store::query(sql, &to_wit(params))
             .map(|rows| RawRows {
-                columns: rows.columns,
+                columns: rows.column_count,
                 count: rows.row_count,
                 data: rows.data,
             })

@@ -35,6 +35,12 @@ impl Json {
         ObjectWriter::new()
     }
 
+    /// Starts an object expected to hold about `bytes` of JSON (wide rows), so it is
+    /// written without regrowing.
+    pub fn object_with_capacity(bytes: usize) -> ObjectWriter {
+        ObjectWriter::with_capacity(bytes)
+    }
+
     /// Starts an array.
     pub fn array() -> ArrayWriter {
         ArrayWriter::new()
@@ -42,7 +48,7 @@ impl Json {
 
     /// Every column of `row` as an object, in column order.
     pub fn from_row(row: &Row<'_>) -> Json {
-        let mut object = Json::object();
+        let mut object = Json::object_with_capacity(row.json_size_hint());
         object.row(row);
         object.end()
     }
@@ -182,10 +188,29 @@ impl ToJson for serde_json::Value {
     }
 }
 
+/// Bytes that must be escaped inside a JSON string.
+const ESCAPE: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        table[b] = true;
+        b += 1;
+    }
+    table[b'"' as usize] = true;
+    table[b'\\' as usize] = true;
+    table
+};
+
 /// Writes a JSON string literal with escapes.
 pub fn write_str(out: &mut String, s: &str) {
     out.reserve(s.len() + 2);
     out.push('"');
+    if !s.bytes().any(|b| ESCAPE[b as usize]) {
+        // The common case: nothing to escape.
+        out.push_str(s);
+        out.push('"');
+        return;
+    }
     let bytes = s.as_bytes();
     let mut start = 0;
     for (i, &b) in bytes.iter().enumerate() {
@@ -218,7 +243,11 @@ pub struct ObjectWriter {
 
 impl ObjectWriter {
     fn new() -> Self {
-        let mut out = String::with_capacity(256);
+        Self::with_capacity(256)
+    }
+
+    fn with_capacity(capacity: usize) -> Self {
+        let mut out = String::with_capacity(capacity);
         out.push('{');
         ObjectWriter { out, empty: true }
     }

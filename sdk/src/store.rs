@@ -169,11 +169,12 @@ impl fmt::Display for StoreError {
 
 impl std::error::Error for StoreError {}
 
-/// Rows as the host sends them: column names and one encoded buffer (see the WIT `rows`).
+/// Rows as the host sends them: one buffer of column names and values (see the WIT
+/// `rows`).
 #[doc(hidden)]
 #[derive(Debug, Clone, Default)]
 pub struct RawRows {
-    pub columns: Vec<String>,
+    pub columns: u32,
     pub count: u32,
     pub data: Vec<u8>,
 }
@@ -190,36 +191,44 @@ pub struct Rows {
 
 impl Rows {
     pub(crate) fn decode(raw: RawRows) -> Result<Rows, StoreError> {
-        let width = raw.columns.len();
+        let width = raw.columns as usize;
         let count = raw.count as usize;
-        let mut offsets = Vec::with_capacity(width * count);
         let data = raw.data;
-        let mut at = 0usize;
         let bad = || StoreError::Failed("malformed row buffer from the host".into());
+        let mut at = 0usize;
+        let read_len = |at: &mut usize| -> Result<usize, StoreError> {
+            let len = data.get(*at..*at + 4).ok_or_else(bad)?;
+            *at += 4;
+            Ok(u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize)
+        };
+        let mut columns = Vec::with_capacity(width);
+        for _ in 0..width {
+            let len = read_len(&mut at)?;
+            let name = data.get(at..at + len).ok_or_else(bad)?;
+            columns.push(std::str::from_utf8(name).map_err(|_| bad())?.to_owned());
+            at += len;
+        }
+        let mut offsets = Vec::with_capacity(width * count);
         for _ in 0..width * count {
             offsets.push(u32::try_from(at).map_err(|_| bad())?);
             let tag = *data.get(at).ok_or_else(bad)?;
             at += 1;
-            at += match tag {
-                0 => 0,
-                1 | 2 => 8,
+            match tag {
+                0 => {}
+                1 | 2 => at += 8,
                 3 | 4 => {
-                    let len = data.get(at..at + 4).ok_or_else(bad)?;
-                    let len = u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize;
-                    if tag == 3 {
-                        std::str::from_utf8(data.get(at + 4..at + 4 + len).ok_or_else(bad)?)
-                            .map_err(|_| bad())?;
-                    }
-                    4 + len
+                    let len = read_len(&mut at)?;
+                    data.get(at..at + len).ok_or_else(bad)?;
+                    at += len;
                 }
                 _ => return Err(bad()),
-            };
+            }
             if at > data.len() {
                 return Err(bad());
             }
         }
         Ok(Rows {
-            columns: raw.columns,
+            columns,
             data,
             offsets,
             count,
@@ -229,6 +238,7 @@ impl Rows {
     /// Builds rows from column names and values, for tests and the mock host.
     pub fn from_values(columns: &[&str], rows: Vec<Vec<Value>>) -> Rows {
         let mut data = Vec::new();
+        encode_columns(&mut data, columns.iter().copied());
         let count = rows.len() as u32;
         for row in rows {
             assert_eq!(
@@ -241,7 +251,7 @@ impl Rows {
             }
         }
         Rows::decode(RawRows {
-            columns: columns.iter().map(|c| (*c).to_owned()).collect(),
+            columns: columns.len() as u32,
             count,
             data,
         })
@@ -289,14 +299,24 @@ impl Rows {
                     u32::from_le_bytes([data[at + 1], data[at + 2], data[at + 3], data[at + 4]]);
                 let bytes = &data[at + 5..at + 5 + len as usize];
                 if tag == 3 {
-                    // Checked once in `decode`.
-                    ValueRef::Text(std::str::from_utf8(bytes).unwrap_or_default())
+                    // SAFETY: the contract guarantees text values are valid UTF-8 (the
+                    // host checks them), and `decode` checked the bounds.
+                    ValueRef::Text(unsafe { std::str::from_utf8_unchecked(bytes) })
                 } else {
                     ValueRef::Blob(bytes)
                 }
             }
             _ => ValueRef::Null,
         }
+    }
+}
+
+/// Appends the column names of the row encoding.
+#[doc(hidden)]
+pub fn encode_columns<'a>(data: &mut Vec<u8>, columns: impl Iterator<Item = &'a str>) {
+    for column in columns {
+        data.extend_from_slice(&(column.len() as u32).to_le_bytes());
+        data.extend_from_slice(column.as_bytes());
     }
 }
 
@@ -373,6 +393,19 @@ impl<'a> Row<'a> {
             ValueRef::Text(s) => s.trim().parse().ok(),
             _ => None,
         }
+    }
+
+    /// About how many bytes this row takes as a JSON object.
+    pub fn json_size_hint(&self) -> usize {
+        let width = self.rows.columns.len();
+        let start = self.rows.offsets.get(self.index * width).copied().unwrap_or(0) as usize;
+        let end = self
+            .rows
+            .offsets
+            .get((self.index + 1) * width)
+            .map_or(self.rows.data.len(), |o| *o as usize);
+        let names: usize = self.rows.columns.iter().map(|c| c.len() + 4).sum();
+        (end - start) * 2 + names + 64
     }
 
     /// Every column with its value, in order.
@@ -476,9 +509,9 @@ mod tests {
     #[test]
     fn malformed_buffers_are_refused() {
         let raw = RawRows {
-            columns: vec!["a".into()],
+            columns: 1,
             count: 1,
-            data: vec![3, 10, 0, 0, 0, b'x'],
+            data: vec![1, 0, 0, 0, b'a', 3, 10, 0, 0, 0, b'x'],
         };
         assert!(Rows::decode(raw).is_err());
     }

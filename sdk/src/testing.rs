@@ -35,7 +35,7 @@ use std::collections::HashMap;
 use crate::request::{Caller, Request, Role};
 use crate::resource::{Method, Resource, run};
 use crate::response::Response;
-use crate::store::{RawRows, Rows, StoreError, Value, encode_value};
+use crate::store::{RawRows, Rows, StoreError, Value, encode_columns, encode_value};
 
 /// One call a plugin made to the host.
 #[derive(Debug, Clone, PartialEq)]
@@ -239,13 +239,14 @@ impl MockHost {
 
 fn encode_rows(rows: &Rows) -> RawRows {
     let mut data = Vec::new();
+    encode_columns(&mut data, rows.columns().iter().map(String::as_str));
     for row in rows.iter() {
         for i in 0..rows.columns().len() {
             encode_value(&mut data, &row.at(i).into());
         }
     }
     RawRows {
-        columns: rows.columns().to_vec(),
+        columns: rows.columns().len() as u32,
         count: rows.len() as u32,
         data,
     }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 use serde_json::{Value, json};
-use sqlx::Row;
+
 
 use super::jwt::{self, Alg};
 use super::scopes::ScopeSet;
@@ -246,20 +246,11 @@ pub async fn authenticate(
     if principal.exp <= now() {
         return Err(invalid("The access token has expired"));
     }
-    let revoked: Option<i64> = on_db!(&site.db, |pool| {
-        sqlx::query("SELECT revoked FROM api_token WHERE jti = $1")
-            .bind(&principal.jti)
-            .fetch_optional(pool)
-            .await
-            .map_err(HttpError::internal)?
-            .map(|row| row.try_get::<i64, _>("revoked"))
-            .transpose()
-            .map_err(HttpError::internal)?
-    });
-    match revoked {
-        Some(0) => Ok(principal),
-        Some(_) => Err(invalid("The access token has been revoked")),
-        None => Err(invalid("The access token is not known to this site")),
+    match site.db.token_revoked(&principal.jti).await {
+        Ok(Some(false)) => Ok(principal),
+        Ok(Some(true)) => Err(invalid("The access token has been revoked")),
+        Ok(None) => Err(invalid("The access token is not known to this site")),
+        Err(error) => Err(HttpError::internal(format!("{error:?}"))),
     }
 }
 

@@ -624,10 +624,12 @@ mod tests {
                 .contains("users_secure")
         );
         assert!(refused("PRAGMA table_info(lists)").contains("PRAGMA"));
-        assert!(refused("SELECT * FROM pragma_table_info('lists')").contains("not allowed"));
+        let pragma = refused("SELECT * FROM pragma_table_info('lists')");
+        assert!(pragma.contains("pragma_table_info"), "{pragma}");
         assert!(refused("ATTACH DATABASE 'x.db' AS x").contains("ATTACH"));
         assert!(refused("COMMIT").contains("transactions"));
-        assert!(refused("DROP TABLE lists").contains("not allowed"));
+        refused("DROP TABLE lists");
+        refused("CREATE TABLE x (a)");
         assert!(refused("SELECT load_extension('x')").contains("load_extension"));
         assert!(refused("SELECT 1; DELETE FROM lists").contains("one statement"));
         assert!(refused("SELECT * FROM sqlite_master").contains("sqlite_master"));

@@ -12,13 +12,15 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{PgPool, SqlitePool};
 
 pub mod grants;
+pub mod sqlite;
 pub mod store;
 
 /// A site's database.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub enum Db {
-    /// An SQLite file.
-    Sqlite(SqlitePool),
+    /// An SQLite file: sqlx for migrations and administration, the fast store for
+    /// requests.
+    Sqlite(SqlitePool, std::sync::Arc<sqlite::SqliteStore>),
     /// A PostgreSQL database.
     Postgres(PgPool),
 }
@@ -29,7 +31,7 @@ pub enum Db {
 macro_rules! on_db {
     ($db:expr, |$pool:ident| $body:expr) => {
         match $db {
-            $crate::db::Db::Sqlite($pool) => $body,
+            $crate::db::Db::Sqlite($pool, _) => $body,
             $crate::db::Db::Postgres($pool) => $body,
         }
     };
@@ -63,7 +65,9 @@ impl Db {
         match Kind::of(url) {
             Some(Kind::Sqlite) => {
                 let options = SqliteConnectOptions::from_str(url)
-                    .with_context(|| format!("bad SQLite URL {url}"))?
+                    .with_context(|| format!("bad SQLite URL {url}"))?;
+                let path = options.get_filename().to_path_buf();
+                let options = options
                     .create_if_missing(true)
                     .journal_mode(SqliteJournalMode::Wal)
                     .synchronous(SqliteSynchronous::Normal)
@@ -76,7 +80,7 @@ impl Db {
                     .connect_with(options)
                     .await
                     .with_context(|| format!("opening {url}"))?;
-                Ok(Db::Sqlite(pool))
+                Ok(Db::Sqlite(pool, sqlite::SqliteStore::new(path)))
             }
             Some(Kind::Postgres) => {
                 let options = PgConnectOptions::from_str(url)
@@ -100,7 +104,7 @@ impl Db {
     /// Brings the schema up to date.
     pub async fn migrate(&self) -> Result<()> {
         match self {
-            Db::Sqlite(pool) => sqlx::migrate!("../migrations/sqlite").run(pool).await?,
+            Db::Sqlite(pool, _) => sqlx::migrate!("../migrations/sqlite").run(pool).await?,
             Db::Postgres(pool) => sqlx::migrate!("../migrations/postgres").run(pool).await?,
         }
         Ok(())
@@ -109,8 +113,44 @@ impl Db {
     /// Which database this is.
     pub fn kind(&self) -> Kind {
         match self {
-            Db::Sqlite(_) => Kind::Sqlite,
+            Db::Sqlite(..) => Kind::Sqlite,
             Db::Postgres(_) => Kind::Postgres,
+        }
+    }
+
+    /// Whether the access token `jti` is revoked: `None` when the site never issued it.
+    /// Runs on every API call, so SQLite sites answer it on the fast path.
+    pub async fn token_revoked(&self, jti: &str) -> Result<Option<bool>, store::StoreError> {
+        match self {
+            Db::Sqlite(_, fast) => {
+                let connection = fast.acquire()?;
+                let mut statement = connection
+                    .get()
+                    .prepare_cached("SELECT revoked FROM api_token WHERE jti = ?1")
+                    .map_err(|e| store::StoreError::Failed(e.to_string()))?;
+                let mut rows = statement
+                    .query([jti])
+                    .map_err(|e| store::StoreError::Failed(e.to_string()))?;
+                match rows.next().map_err(|e| store::StoreError::Failed(e.to_string()))? {
+                    Some(row) => Ok(Some(
+                        row.get::<_, i64>(0)
+                            .map_err(|e| store::StoreError::Failed(e.to_string()))?
+                            != 0,
+                    )),
+                    None => Ok(None),
+                }
+            }
+            Db::Postgres(pool) => {
+                use sqlx::Row;
+                let row = sqlx::query("SELECT revoked FROM api_token WHERE jti = $1")
+                    .bind(jti)
+                    .fetch_optional(pool)
+                    .await
+                    .map_err(|e| store::StoreError::Failed(e.to_string()))?;
+                row.map(|row| row.try_get::<i64, _>("revoked").map(|r| r != 0))
+                    .transpose()
+                    .map_err(|e| store::StoreError::Failed(e.to_string()))
+            }
         }
     }
 

@@ -2,15 +2,16 @@
 //! the column types PostgreSQL insists on), rows encoded in the contract's row format.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use sqlx::postgres::{PgArguments, PgRow, PgTypeInfo};
-use sqlx::sqlite::{SqliteArguments, SqliteRow};
 use sqlx::{
-    Arguments, AssertSqlSafe, Column, Either, Executor, Postgres, Row, SqlSafeStr, Sqlite,
-    Statement, Transaction, TypeInfo, ValueRef,
+    Arguments, AssertSqlSafe, Column, Either, Executor, Postgres, Row, SqlSafeStr, Statement,
+    Transaction, TypeInfo, ValueRef,
 };
 
 use super::Db;
+use super::sqlite::SqliteTx;
 
 /// A value crossing the boundary.
 #[derive(Debug, Clone, PartialEq)]
@@ -27,14 +28,15 @@ pub enum SqlValue {
     Blob(Vec<u8>),
 }
 
-/// Rows in the contract's encoding (see `wit/v0.1.0/host.wit`, record `rows`).
+/// Rows in the contract's encoding (see `wit/v0.1.0/host.wit`, record `rows`): the
+/// buffer holds the column names, then the values, ready to hand to the plugin.
 #[derive(Debug, Clone, Default)]
 pub struct EncodedRows {
-    /// Column names.
-    pub columns: Vec<String>,
+    /// Number of columns.
+    pub columns: u32,
     /// Number of rows.
     pub count: u32,
-    /// Values, row after row.
+    /// Column names, then values, row after row.
     pub data: Vec<u8>,
 }
 
@@ -51,13 +53,19 @@ pub enum StoreError {
     Failed(String),
 }
 
+/// Appends a column name in the row encoding.
+pub(crate) fn put_name(data: &mut Vec<u8>, name: &str) {
+    data.extend_from_slice(&(name.len() as u32).to_le_bytes());
+    data.extend_from_slice(name.as_bytes());
+}
+
 /// The most a single result may hold, encoded.
 pub const MAX_RESULT_BYTES: usize = 32 * 1024 * 1024;
 
 /// A request's transaction.
 pub enum Tx {
-    /// On SQLite.
-    Sqlite(Transaction<'static, Sqlite>),
+    /// On SQLite (the fast path).
+    Sqlite(SqliteTx),
     /// On PostgreSQL.
     Postgres(Transaction<'static, Postgres>),
 }
@@ -65,16 +73,9 @@ pub enum Tx {
 impl Db {
     /// Begins a request's transaction. Writers take SQLite's write lock at once
     /// (`BEGIN IMMEDIATE`) so two writers never deadlock upgrading a read lock.
-    pub async fn begin(&self, write: bool) -> Result<Tx, StoreError> {
+    pub async fn begin(&self, write: bool, deadline: Instant) -> Result<Tx, StoreError> {
         let tx = match self {
-            Db::Sqlite(pool) => Tx::Sqlite(
-                if write {
-                    pool.begin_with("BEGIN IMMEDIATE").await
-                } else {
-                    pool.begin().await
-                }
-                .map_err(failed)?,
-            ),
+            Db::Sqlite(_, fast) => Tx::Sqlite(fast.begin(write, deadline)?),
             Db::Postgres(pool) => Tx::Postgres(pool.begin().await.map_err(failed)?),
         };
         Ok(tx)
@@ -89,14 +90,7 @@ impl Tx {
         params: Vec<SqlValue>,
     ) -> Result<EncodedRows, StoreError> {
         match self {
-            Tx::Sqlite(tx) => {
-                let args = sqlite_args(params)?;
-                let rows = sqlx::query_with(AssertSqlSafe(sql), args)
-                    .fetch_all(&mut **tx)
-                    .await
-                    .map_err(classify)?;
-                encode_sqlite(&rows)
-            }
+            Tx::Sqlite(tx) => tx.query(sql, &params),
             Tx::Postgres(tx) => {
                 let statement = (&mut **tx)
                     .prepare(AssertSqlSafe(sql).into_sql_str())
@@ -115,14 +109,7 @@ impl Tx {
     /// Runs a statement and returns the number of rows it changed.
     pub async fn execute(&mut self, sql: &str, params: Vec<SqlValue>) -> Result<u64, StoreError> {
         match self {
-            Tx::Sqlite(tx) => {
-                let args = sqlite_args(params)?;
-                sqlx::query_with(AssertSqlSafe(sql), args)
-                    .execute(&mut **tx)
-                    .await
-                    .map(|done| done.rows_affected())
-                    .map_err(classify)
-            }
+            Tx::Sqlite(tx) => tx.execute(sql, &params),
             Tx::Postgres(tx) => {
                 let statement = (&mut **tx)
                     .prepare(AssertSqlSafe(sql).into_sql_str())
@@ -141,7 +128,7 @@ impl Tx {
     /// Commits.
     pub async fn commit(self) -> Result<(), StoreError> {
         match self {
-            Tx::Sqlite(tx) => tx.commit().await.map_err(failed),
+            Tx::Sqlite(tx) => tx.commit(),
             Tx::Postgres(tx) => tx.commit().await.map_err(failed),
         }
     }
@@ -149,7 +136,7 @@ impl Tx {
     /// Rolls back.
     pub async fn rollback(self) -> Result<(), StoreError> {
         match self {
-            Tx::Sqlite(tx) => tx.rollback().await.map_err(failed),
+            Tx::Sqlite(tx) => tx.rollback(),
             Tx::Postgres(tx) => tx.rollback().await.map_err(failed),
         }
     }
@@ -183,21 +170,6 @@ fn classify(error: sqlx::Error) -> StoreError {
         }
         _ => StoreError::Failed(error.to_string()),
     }
-}
-
-fn sqlite_args(params: Vec<SqlValue>) -> Result<SqliteArguments, StoreError> {
-    let mut args = SqliteArguments::default();
-    for value in params {
-        let added = match value {
-            SqlValue::Null => args.add(None::<i64>),
-            SqlValue::Integer(i) => args.add(i),
-            SqlValue::Real(r) => args.add(r),
-            SqlValue::Text(s) => args.add(s),
-            SqlValue::Blob(b) => args.add(b),
-        };
-        added.map_err(|e| StoreError::Invalid(e.to_string()))?;
-    }
-    Ok(args)
 }
 
 /// Binds each value as the type PostgreSQL inferred for its parameter.
@@ -326,7 +298,7 @@ fn parse_datetime(s: &str) -> Option<time::PrimitiveDateTime> {
 }
 
 /// Appends one value in the row encoding.
-fn put(data: &mut Vec<u8>, value: &SqlValue) {
+pub(crate) fn put(data: &mut Vec<u8>, value: &SqlValue) {
     match value {
         SqlValue::Null => data.push(0),
         SqlValue::Integer(i) => {
@@ -342,7 +314,7 @@ fn put(data: &mut Vec<u8>, value: &SqlValue) {
     }
 }
 
-fn put_bytes(data: &mut Vec<u8>, tag: u8, bytes: &[u8]) {
+pub(crate) fn put_bytes(data: &mut Vec<u8>, tag: u8, bytes: &[u8]) {
     data.push(tag);
     data.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
     data.extend_from_slice(bytes);
@@ -357,49 +329,6 @@ fn too_large(data: &[u8]) -> Result<(), StoreError> {
     } else {
         Ok(())
     }
-}
-
-fn encode_sqlite(rows: &[SqliteRow]) -> Result<EncodedRows, StoreError> {
-    let Some(first) = rows.first() else {
-        return Ok(EncodedRows::default());
-    };
-    let columns: Vec<String> = first
-        .columns()
-        .iter()
-        .map(|c| c.name().to_owned())
-        .collect();
-    let mut data = Vec::with_capacity(rows.len() * columns.len() * 12);
-    for row in rows {
-        for i in 0..columns.len() {
-            let raw = row.try_get_raw(i).map_err(failed)?;
-            if raw.is_null() {
-                data.push(0);
-                continue;
-            }
-            match raw.type_info().name() {
-                "INTEGER" => put(
-                    &mut data,
-                    &SqlValue::Integer(row.try_get::<i64, _>(i).map_err(failed)?),
-                ),
-                "REAL" => put(
-                    &mut data,
-                    &SqlValue::Real(row.try_get::<f64, _>(i).map_err(failed)?),
-                ),
-                "BLOB" => put_bytes(&mut data, 4, row.try_get::<&[u8], _>(i).map_err(failed)?),
-                _ => put_bytes(
-                    &mut data,
-                    3,
-                    row.try_get::<&str, _>(i).map_err(failed)?.as_bytes(),
-                ),
-            }
-        }
-        too_large(&data)?;
-    }
-    Ok(EncodedRows {
-        columns,
-        count: rows.len() as u32,
-        data,
-    })
 }
 
 fn encode_pg(rows: &[PgRow]) -> Result<EncodedRows, StoreError> {
@@ -417,6 +346,9 @@ fn encode_pg(rows: &[PgRow]) -> Result<EncodedRows, StoreError> {
         .map(|c| c.type_info().name().to_owned())
         .collect();
     let mut data = Vec::with_capacity(rows.len() * columns.len() * 12);
+    for name in &columns {
+        put_name(&mut data, name);
+    }
     for row in rows {
         for (i, ty) in types.iter().enumerate() {
             let raw = row.try_get_raw(i).map_err(failed)?;
@@ -475,7 +407,7 @@ fn encode_pg(rows: &[PgRow]) -> Result<EncodedRows, StoreError> {
         too_large(&data)?;
     }
     Ok(EncodedRows {
-        columns,
+        columns: columns.len() as u32,
         count: rows.len() as u32,
         data,
     })

@@ -44,7 +44,7 @@ impl Engine {
             .max_core_instances_per_component(16)
             // Keep touched pages resident and reset only the dirty ones (PAGEMAP_SCAN on
             // Linux 6.7+): instantiation then costs no page faults on this kind of VM.
-            .linear_memory_keep_resident(16 << 20)
+            .linear_memory_keep_resident(4 << 20)
             .table_keep_resident(64 << 10)
             .pagemap_scan(Enabled::Auto);
         let mut config = Config::new();
@@ -58,6 +58,10 @@ impl Engine {
             .memory_guard_size(64 << 10)
             .async_stack_size(2 << 20)
             .max_wasm_stack(1 << 20);
+        if std::env::var_os("HEARTH_PERFMAP").is_some() {
+            // Names JIT frames for `perf` (diagnostics only).
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         let wasmtime = wasmtime::Engine::new(&config)?;
         let mut linker = Linker::new(&wasmtime);
         ResourcePlugin::add_to_linker::<State, wasmtime::component::HasSelf<State>>(

@@ -96,14 +96,16 @@ impl State {
             return Ok(Err(store::Error::Denied(why)));
         }
         if self.tx.is_none() {
-            match site.db.begin(self.may_write).await {
+            match site.db.begin(self.may_write, self.deadline).await {
                 Ok(tx) => self.tx = Some(tx),
                 Err(error) => return Ok(Err(to_wit(error))),
             }
         }
         let tx = self.tx.as_mut().expect("transaction begun above");
         let params = params.into_iter().map(from_wit).collect();
+        let t = Instant::now();
         let result = run(tx, params).await;
+        crate::plugins::runtime::prof(3, t);
         if result.is_err() {
             self.poisoned = true;
         }
@@ -142,7 +144,7 @@ impl store::Host for State {
         .await
         .map(|result| {
             result.map(|rows| store::Rows {
-                columns: rows.columns,
+                column_count: rows.columns,
                 row_count: rows.count,
                 data: rows.data,
             })

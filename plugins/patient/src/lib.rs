@@ -370,7 +370,7 @@ fn patient_json(row: &Row<'_>, histories: &Rows) -> Json {
         .field("country_code", row.get("country_code"));
     let mut addresses = Json::array();
     addresses.push(address.end());
-    let mut out = Json::object();
+    let mut out = Json::object_with_capacity(row.json_size_hint() + 512);
     out.row(row)
         .field("previous_names", names.end())
         .field("addresses", addresses.end());

@@ -1,0 +1,105 @@
+//! Micro-benchmark of one plugin call, in process: a fresh instance from the pool, the
+//! request lowered, the guest run (with host queries), the response lifted, the
+//! transaction finished. Prints p50/p99 per variant.
+//!
+//! `cargo bench -p hearth-host --bench plugin_call`
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hearth::db::grants::Grants;
+use hearth::plugins::bindings;
+use hearth::plugins::engine::Engine;
+use hearth::plugins::loader;
+use hearth::plugins::manifest::Limits;
+use hearth::plugins::{SitePlugin, runtime};
+use hearth::sites::Sites;
+
+fn request(route: u32, params: Vec<String>, patient: Option<String>) -> bindings::Request {
+    bindings::Request {
+        route,
+        method: bindings::Method::Get,
+        path: String::new(),
+        params,
+        query: Vec::new(),
+        headers: Vec::new(),
+        body: Vec::new(),
+        caller: bindings::Caller {
+            role: bindings::Role::User,
+            subject: "00000000-0000-4000-8000-000000000001".into(),
+            username: "admin".into(),
+            client_id: "bench".into(),
+            scopes: "user/patient.read".into(),
+            patient,
+        },
+        base_url: "http://127.0.0.1/apis/bench/api".into(),
+    }
+}
+
+fn percentiles(mut samples: Vec<Duration>) -> (f64, f64) {
+    samples.sort();
+    let at = |q: f64| samples[((samples.len() as f64 - 1.0) * q) as usize].as_secs_f64() * 1e6;
+    (at(0.5), at(0.99))
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> anyhow::Result<()> {
+    let iterations: usize = std::env::var("ITERATIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(20_000);
+    let dir = std::env::temp_dir().join(format!("hearth-bench-{}", std::process::id()));
+    let sites = Sites::open(&dir).await?;
+    let site = sites.create("bench", None).await?;
+    let uuid = "01a22501-0000-4000-8000-000000000001";
+    hearth::on_db!(&site.db, |pool| {
+        sqlx::query("INSERT INTO patient_data (uuid, pid, pubpid, fname, lname, sex, \"DOB\", street, city) VALUES ($1, 1, '1', 'Ann', 'Smith', 'Female', '1990-02-03', '1 Main St', 'Springfield')")
+            .bind(uuid)
+            .execute(pool)
+            .await?;
+    });
+    let engine = Engine::new(&dir.join("cache"))?;
+    let path = std::path::Path::new(env!("HEARTH_PLUGIN_DIR")).join("patient.wasm");
+    let loaded = Arc::new(loader::load(&engine, &path).await?);
+    let grants = Arc::new(Grants::new("patient", loaded.reads.clone(), loaded.writes.clone()).map_err(anyhow::Error::msg)?);
+    let limits = Limits::default();
+    let plugin = SitePlugin {
+        loaded: loaded.clone(),
+        grants,
+        config: Arc::new(HashMap::new()),
+        limits,
+        permits: Arc::new(tokio::sync::Semaphore::new(limits.max_instances as usize)),
+    };
+    let get_one = loaded.routes.iter().find(|r| r.path == "/patient/:puuid" && r.method == http::Method::GET).expect("route").index;
+    let portal = loaded.routes.iter().find(|r| r.path == "/patient" && r.family == hearth::error::Family::Portal).expect("route").index;
+
+    println!("{iterations} sequential calls per variant, fresh instance each (p50 / p99 µs)");
+    // Instantiate only.
+    let mut samples = Vec::with_capacity(iterations);
+    for _ in 0..iterations {
+        let mut store = wasmtime::Store::new(&engine.wasmtime, hearth::plugins::host::State::describing());
+        store.set_epoch_deadline(1_000_000);
+        let started = Instant::now();
+        let instance = loaded.pre.instantiate_async(&mut store).await?;
+        samples.push(started.elapsed());
+        drop(instance);
+    }
+    let (p50, p99) = percentiles(samples);
+    println!("instantiate only                         {p50:7.1} / {p99:7.1}");
+
+    for (name, req) in [
+        ("instantiate + trivial call (no query)", request(portal, vec![], None)),
+        ("instantiate + GET patient (2 queries)", request(get_one, vec![uuid.into()], None)),
+    ] {
+        let mut samples = Vec::with_capacity(iterations);
+        for _ in 0..iterations {
+            let started = Instant::now();
+            let outcome = runtime::call(&engine, &site, &plugin, req.clone(), false).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            samples.push(started.elapsed());
+            assert!(matches!(outcome.response.status, 200 | 404), "{} {}", outcome.response.status, String::from_utf8_lossy(&outcome.response.body));
+        }
+        let (p50, p99) = percentiles(samples);
+        println!("{name:40} {p50:7.1} / {p99:7.1}");
+    }
+    sites.close().await;
+    std::fs::remove_dir_all(&dir).ok();
+    Ok(())
+}
