@@ -45,7 +45,10 @@ fn percentiles(mut samples: Vec<Duration>) -> (f64, f64) {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
-    let iterations: usize = std::env::var("ITERATIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(20_000);
+    let iterations: usize = std::env::var("ITERATIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_000);
     let dir = std::env::temp_dir().join(format!("hearth-bench-{}", std::process::id()));
     let sites = Sites::open(&dir).await?;
     let site = sites.create("bench", None).await?;
@@ -56,10 +59,13 @@ async fn main() -> anyhow::Result<()> {
             .execute(pool)
             .await?;
     });
-    let engine = Engine::new(&dir.join("cache"))?;
+    let engine = Engine::new(&dir.join("cache"), 100)?;
     let path = std::path::Path::new(env!("HEARTH_PLUGIN_DIR")).join("patient.wasm");
     let loaded = Arc::new(loader::load(&engine, &path).await?);
-    let grants = Arc::new(Grants::new("patient", loaded.reads.clone(), loaded.writes.clone()).map_err(anyhow::Error::msg)?);
+    let grants = Arc::new(
+        Grants::new("patient", loaded.reads.clone(), loaded.writes.clone())
+            .map_err(anyhow::Error::msg)?,
+    );
     let limits = Limits::default();
     let plugin = SitePlugin {
         loaded: loaded.clone(),
@@ -68,14 +74,25 @@ async fn main() -> anyhow::Result<()> {
         limits,
         permits: Arc::new(tokio::sync::Semaphore::new(limits.max_instances as usize)),
     };
-    let get_one = loaded.routes.iter().find(|r| r.path == "/patient/:puuid" && r.method == http::Method::GET).expect("route").index;
-    let portal = loaded.routes.iter().find(|r| r.path == "/patient" && r.family == hearth::error::Family::Portal).expect("route").index;
+    let get_one = loaded
+        .routes
+        .iter()
+        .find(|r| r.path == "/patient/:puuid" && r.method == http::Method::GET)
+        .expect("route")
+        .index;
+    let portal = loaded
+        .routes
+        .iter()
+        .find(|r| r.path == "/patient" && r.family == hearth::error::Family::Portal)
+        .expect("route")
+        .index;
 
     println!("{iterations} sequential calls per variant, fresh instance each (p50 / p99 µs)");
     // Instantiate only.
     let mut samples = Vec::with_capacity(iterations);
     for _ in 0..iterations {
-        let mut store = wasmtime::Store::new(&engine.wasmtime, hearth::plugins::host::State::describing());
+        let mut store =
+            wasmtime::Store::new(&engine.wasmtime, hearth::plugins::host::State::describing());
         store.set_epoch_deadline(1_000_000);
         let started = Instant::now();
         let instance = loaded.pre.instantiate_async(&mut store).await?;
@@ -86,15 +103,28 @@ async fn main() -> anyhow::Result<()> {
     println!("instantiate only                         {p50:7.1} / {p99:7.1}");
 
     for (name, req) in [
-        ("instantiate + trivial call (no query)", request(portal, vec![], None)),
-        ("instantiate + GET patient (2 queries)", request(get_one, vec![uuid.into()], None)),
+        (
+            "instantiate + trivial call (no query)",
+            request(portal, vec![], None),
+        ),
+        (
+            "instantiate + GET patient (2 queries)",
+            request(get_one, vec![uuid.into()], None),
+        ),
     ] {
         let mut samples = Vec::with_capacity(iterations);
         for _ in 0..iterations {
             let started = Instant::now();
-            let outcome = runtime::call(&engine, &site, &plugin, req.clone(), false).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            let outcome = runtime::call(&engine, &site, &plugin, req.clone(), false)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
             samples.push(started.elapsed());
-            assert!(matches!(outcome.response.status, 200 | 404), "{} {}", outcome.response.status, String::from_utf8_lossy(&outcome.response.body));
+            assert!(
+                matches!(outcome.response.status, 200 | 404),
+                "{} {}",
+                outcome.response.status,
+                String::from_utf8_lossy(&outcome.response.body)
+            );
         }
         let (p50, p99) = percentiles(samples);
         println!("{name:40} {p50:7.1} / {p99:7.1}");

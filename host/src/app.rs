@@ -55,7 +55,11 @@ impl App {
             tracing::info!("created the site 'default'");
         }
         sites.open_all().await?;
-        let engine = Engine::new(&sites.data_dir().join("cache"))?;
+        let cache = config
+            .cache_dir
+            .clone()
+            .unwrap_or_else(|| sites.data_dir().join("cache"));
+        let engine = Engine::new(&cache, config.max_instances)?;
         let registry = Arc::new(
             Registry::load(engine, &config.plugins_file)
                 .await

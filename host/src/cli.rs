@@ -15,6 +15,7 @@ use crate::auth::scopes::ScopeSet;
 use crate::auth::tokens::{self, Grant, Role};
 use crate::auth::{acl, hash_password};
 use crate::config::{Config, Overrides};
+use crate::db::store::{SqlValue, StoreError};
 use crate::on_db;
 use crate::sites::{Site, Sites};
 
@@ -277,42 +278,47 @@ pub async fn add_user(site: &Site, args: &UserAddArgs, password: &str) -> Result
     let uuid = crate::plugins::host::comb_uuid();
     let hash = hash_password(password)?;
     let now = time::OffsetDateTime::now_utc().unix_timestamp().to_string();
-    let result: Result<(), sqlx::Error> = on_db!(&site.db, |pool| {
-        async {
-            let mut tx = pool.begin().await?;
-            let id: i64 = sqlx::query(
+    // The portable path converts the uuid text to PostgreSQL's uuid type.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let result = async {
+        let mut tx = site.db.begin(true, deadline).await?;
+        let rows = tx
+            .query(
                 "INSERT INTO users (uuid, username, fname, lname, npi, role, active, authorized) VALUES ($1, $2, $3, $4, $5, $6, 1, 1) RETURNING id",
+                vec![
+                    SqlValue::Text(uuid.clone()),
+                    SqlValue::Text(args.username.clone()),
+                    SqlValue::Text(args.fname.clone()),
+                    SqlValue::Text(args.lname.clone()),
+                    SqlValue::Text(args.npi.clone()),
+                    SqlValue::Text(args.role.clone()),
+                ],
             )
-            .bind(&uuid)
-            .bind(&args.username)
-            .bind(&args.fname)
-            .bind(&args.lname)
-            .bind(&args.npi)
-            .bind(&args.role)
-            .fetch_one(&mut *tx)
-            .await?
-            .try_get("id")?;
-            sqlx::query("INSERT INTO users_secure (id, username, password, last_update) VALUES ($1, $2, $3, $4)")
-                .bind(id)
-                .bind(&args.username)
-                .bind(&hash)
-                .bind(&now)
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await
-        }
-        .await
-    });
+            .await?;
+        let Some(SqlValue::Integer(id)) = rows.values().first().and_then(|r| r.first()).cloned() else {
+            return Err(StoreError::Failed("the new user has no id".into()));
+        };
+        tx.execute(
+            "INSERT INTO users_secure (id, username, password, last_update) VALUES ($1, $2, $3, $4)",
+            vec![
+                SqlValue::Integer(id),
+                SqlValue::Text(args.username.clone()),
+                SqlValue::Text(hash.clone()),
+                SqlValue::Text(now.clone()),
+            ],
+        )
+        .await?;
+        tx.commit().await
+    }
+    .await;
     match result {
         Ok(()) => Ok(uuid),
-        Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
-            bail!(
-                "the user name '{}' is taken on site {}",
-                args.username,
-                site.name
-            )
-        }
-        Err(error) => Err(error.into()),
+        Err(StoreError::Constraint(_)) => bail!(
+            "the user name '{}' is taken on site {}",
+            args.username,
+            site.name
+        ),
+        Err(error) => bail!("adding the user failed: {error:?}"),
     }
 }
 

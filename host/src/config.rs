@@ -27,6 +27,10 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// Store request and response bodies in the audit log.
     pub audit_bodies: bool,
+    /// Where compiled plugins are cached (default: `cache` in the data folder).
+    pub cache_dir: Option<PathBuf>,
+    /// Plugin instances that can run at once, across all plugins (sizes the pool).
+    pub max_instances: u32,
 }
 
 /// `hearth.toml`.
@@ -39,6 +43,8 @@ struct FileConfig {
     plugins: Option<PathBuf>,
     max_body_bytes: Option<usize>,
     audit_bodies: Option<bool>,
+    cache_dir: Option<PathBuf>,
+    max_instances: Option<u32>,
 }
 
 /// Values given on the command line.
@@ -94,7 +100,26 @@ impl Config {
             plugins_file,
             max_body_bytes: file.max_body_bytes.unwrap_or(2 * 1024 * 1024),
             audit_bodies: file.audit_bodies.unwrap_or(false),
+            cache_dir: env("HEARTH_CACHE_DIR")
+                .map(PathBuf::from)
+                .or(file.cache_dir),
+            max_instances: file.max_instances.unwrap_or(1000),
         })
+    }
+
+    /// Defaults for everything but the data folder (tests and tools build on this).
+    pub fn new(data_dir: &Path) -> Config {
+        Config {
+            data_dir: data_dir.to_path_buf(),
+            listen: ([0, 0, 0, 0], 9300).into(),
+            http: false,
+            public_url: None,
+            plugins_file: PathBuf::from("plugins.toml"),
+            max_body_bytes: 2 * 1024 * 1024,
+            audit_bodies: false,
+            cache_dir: None,
+            max_instances: 1000,
+        }
     }
 
     /// The public base URL: configured, or derived from the listen address.
@@ -146,15 +171,7 @@ mod tests {
 
     #[test]
     fn the_base_url_derives_from_the_listen_address() {
-        let config = Config {
-            data_dir: PathBuf::new(),
-            listen: ([0, 0, 0, 0], 9300).into(),
-            http: false,
-            public_url: None,
-            plugins_file: PathBuf::new(),
-            max_body_bytes: 0,
-            audit_bodies: false,
-        };
+        let config = Config::new(Path::new("."));
         assert_eq!(config.base_url(config.listen), "https://localhost:9300");
         assert!(check_public_url("ftp://x").is_err());
     }

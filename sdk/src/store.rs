@@ -398,7 +398,12 @@ impl<'a> Row<'a> {
     /// About how many bytes this row takes as a JSON object.
     pub fn json_size_hint(&self) -> usize {
         let width = self.rows.columns.len();
-        let start = self.rows.offsets.get(self.index * width).copied().unwrap_or(0) as usize;
+        let start = self
+            .rows
+            .offsets
+            .get(self.index * width)
+            .copied()
+            .unwrap_or(0) as usize;
         let end = self
             .rows
             .offsets

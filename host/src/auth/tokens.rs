@@ -13,7 +13,6 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use serde_json::{Value, json};
 
-
 use super::jwt::{self, Alg};
 use super::scopes::ScopeSet;
 use crate::error::HttpError;
@@ -256,7 +255,10 @@ pub async fn authenticate(
 
 fn verify(site: &Site, base: &str, token: &str) -> Result<Principal, String> {
     let keys = site.keys();
-    let claims = jwt::decode(token)?.verify(keys.verifiers.iter(), &[Alg::Rs256, Alg::Es256])?;
+    let claims = jwt::decode(token)
+        .map_err(|_| "The access token is not a well-formed JWT".to_owned())?
+        .verify(keys.verifiers.iter(), &[Alg::Rs256, Alg::Es256])
+        .map_err(|why| format!("The access token was not signed by this site ({why})"))?;
     let text = |name: &str| claims[name].as_str().map(str::to_owned);
     if text("iss").as_deref() != Some(issuer(base, &site.name).as_str()) {
         return Err("The access token was issued for another site or address".into());

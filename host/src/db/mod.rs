@@ -131,7 +131,10 @@ impl Db {
                 let mut rows = statement
                     .query([jti])
                     .map_err(|e| store::StoreError::Failed(e.to_string()))?;
-                match rows.next().map_err(|e| store::StoreError::Failed(e.to_string()))? {
+                match rows
+                    .next()
+                    .map_err(|e| store::StoreError::Failed(e.to_string()))?
+                {
                     Some(row) => Ok(Some(
                         row.get::<_, i64>(0)
                             .map_err(|e| store::StoreError::Failed(e.to_string()))?

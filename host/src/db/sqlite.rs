@@ -193,13 +193,19 @@ impl SqliteTx {
     /// Commits.
     pub fn commit(mut self) -> Result<(), StoreError> {
         self.open = false;
-        self.connection.get().execute_batch("COMMIT").map_err(classify)
+        self.connection
+            .get()
+            .execute_batch("COMMIT")
+            .map_err(classify)
     }
 
     /// Rolls back.
     pub fn rollback(mut self) -> Result<(), StoreError> {
         self.open = false;
-        self.connection.get().execute_batch("ROLLBACK").map_err(classify)
+        self.connection
+            .get()
+            .execute_batch("ROLLBACK")
+            .map_err(classify)
     }
 }
 
@@ -211,7 +217,10 @@ impl Drop for SqliteTx {
     }
 }
 
-fn bind(statement: &mut rusqlite::CachedStatement<'_>, params: &[SqlValue]) -> Result<(), StoreError> {
+fn bind(
+    statement: &mut rusqlite::CachedStatement<'_>,
+    params: &[SqlValue],
+) -> Result<(), StoreError> {
     let expected = statement.parameter_count();
     if expected != params.len() {
         return Err(StoreError::Invalid(format!(
@@ -280,20 +289,32 @@ mod tests {
         let deadline = Instant::now() + Duration::from_secs(5);
         let mut tx = store.begin(true, deadline).unwrap();
         assert_eq!(
-            tx.execute("INSERT INTO t (name, score) VALUES ($1, $2)", &[SqlValue::Text("a".into()), SqlValue::Real(1.5)])
-                .unwrap(),
+            tx.execute(
+                "INSERT INTO t (name, score) VALUES ($1, $2)",
+                &[SqlValue::Text("a".into()), SqlValue::Real(1.5)]
+            )
+            .unwrap(),
             1
         );
         tx.commit().unwrap();
         let mut tx = store.begin(true, deadline).unwrap();
-        tx.execute("INSERT INTO t (name) VALUES ($1)", &[SqlValue::Text("b".into())]).unwrap();
+        tx.execute(
+            "INSERT INTO t (name) VALUES ($1)",
+            &[SqlValue::Text("b".into())],
+        )
+        .unwrap();
         let error = tx
-            .execute("INSERT INTO t (name) VALUES ($1)", &[SqlValue::Text("a".into())])
+            .execute(
+                "INSERT INTO t (name) VALUES ($1)",
+                &[SqlValue::Text("a".into())],
+            )
             .unwrap_err();
         assert!(matches!(error, StoreError::Constraint(_)), "{error:?}");
         tx.rollback().unwrap();
         let mut tx = store.begin(false, deadline).unwrap();
-        let rows = tx.query("SELECT id, name, score FROM t ORDER BY id", &[]).unwrap();
+        let rows = tx
+            .query("SELECT id, name, score FROM t ORDER BY id", &[])
+            .unwrap();
         assert_eq!(rows.count, 1, "the rolled back row is gone");
         assert_eq!(rows.columns, 3);
         assert_eq!(&rows.data[..6], &[2, 0, 0, 0, b'i', b'd']);
@@ -306,7 +327,9 @@ mod tests {
     #[tokio::test(flavor = "multi_thread")]
     async fn statements_past_the_deadline_are_interrupted() {
         let (store, path) = store();
-        let mut tx = store.begin(false, Instant::now() + Duration::from_millis(50)).unwrap();
+        let mut tx = store
+            .begin(false, Instant::now() + Duration::from_millis(50))
+            .unwrap();
         let started = Instant::now();
         let error = tx
             .query(

@@ -53,6 +53,53 @@ pub enum StoreError {
     Failed(String),
 }
 
+impl EncodedRows {
+    /// The rows as values (for the host's own use of the portable path).
+    pub fn values(&self) -> Vec<Vec<SqlValue>> {
+        struct Cursor<'a>(&'a [u8], usize);
+        impl<'a> Cursor<'a> {
+            fn take(&mut self, n: usize) -> &'a [u8] {
+                let slice = &self.0[self.1..self.1 + n];
+                self.1 += n;
+                slice
+            }
+            fn len(&mut self) -> usize {
+                let b = self.take(4);
+                u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize
+            }
+            fn word(&mut self) -> [u8; 8] {
+                let mut out = [0u8; 8];
+                out.copy_from_slice(self.take(8));
+                out
+            }
+        }
+        let mut cursor = Cursor(&self.data, 0);
+        for _ in 0..self.columns {
+            let len = cursor.len();
+            cursor.take(len);
+        }
+        (0..self.count)
+            .map(|_| {
+                (0..self.columns)
+                    .map(|_| match cursor.take(1)[0] {
+                        1 => SqlValue::Integer(i64::from_le_bytes(cursor.word())),
+                        2 => SqlValue::Real(f64::from_le_bytes(cursor.word())),
+                        3 => {
+                            let len = cursor.len();
+                            SqlValue::Text(String::from_utf8_lossy(cursor.take(len)).into_owned())
+                        }
+                        4 => {
+                            let len = cursor.len();
+                            SqlValue::Blob(cursor.take(len).to_vec())
+                        }
+                        _ => SqlValue::Null,
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+}
+
 /// Appends a column name in the row encoding.
 pub(crate) fn put_name(data: &mut Vec<u8>, name: &str) {
     data.extend_from_slice(&(name.len() as u32).to_le_bytes());

@@ -31,13 +31,15 @@ pub struct Engine {
 
 impl Engine {
     /// Builds the engine and starts its epoch ticker.
-    pub fn new(cache_dir: &Path) -> Result<Arc<Engine>> {
+    pub fn new(cache_dir: &Path, max_instances: u32) -> Result<Arc<Engine>> {
         let mut pool = PoolingAllocationConfig::default();
-        pool.total_component_instances(1000)
-            .total_core_instances(1000)
-            .total_memories(1000)
-            .total_tables(1000)
-            .total_stacks(1000)
+        // A component is a few core instances (the plugin, and small adapter shims).
+        let core = max_instances.saturating_mul(8);
+        pool.total_component_instances(max_instances)
+            .total_core_instances(core)
+            .total_memories(max_instances.saturating_mul(2))
+            .total_tables(core)
+            .total_stacks(max_instances)
             .max_memory_size(MAX_MEMORY_BYTES)
             .max_memories_per_component(2)
             .max_tables_per_component(4)

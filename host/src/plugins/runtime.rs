@@ -14,13 +14,30 @@ use super::engine::Engine;
 use super::host::{DeadlineExceeded, State};
 use crate::sites::Site;
 
-pub static PROF: [std::sync::atomic::AtomicU64; 8] = [const { std::sync::atomic::AtomicU64::new(0) }; 8];
-pub fn prof(i: usize, since: Instant) { PROF[i].fetch_add(since.elapsed().as_nanos() as u64, std::sync::atomic::Ordering::Relaxed); }
-pub fn prof_tick() { let n = PROF[0].fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+pub static PROF: [std::sync::atomic::AtomicU64; 8] =
+    [const { std::sync::atomic::AtomicU64::new(0) }; 8];
+pub fn prof(i: usize, since: Instant) {
+    PROF[i].fetch_add(
+        since.elapsed().as_nanos() as u64,
+        std::sync::atomic::Ordering::Relaxed,
+    );
+}
+pub fn prof_tick() {
+    let n = PROF[0].fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
     if n % 5000 == 0 {
         let g = |i: usize| PROF[i].load(std::sync::atomic::Ordering::Relaxed) / n / 1000;
-        eprintln!("PROF n={n} instantiate={}us handle={}us db={}us commit={}us auth={}us total={}us store={}us", g(1), g(2), g(3), g(4), g(5), g(6), g(7));
-    } }
+        eprintln!(
+            "PROF n={n} instantiate={}us handle={}us db={}us commit={}us auth={}us total={}us store={}us",
+            g(1),
+            g(2),
+            g(3),
+            g(4),
+            g(5),
+            g(6),
+            g(7)
+        );
+    }
+}
 /// Why a call produced no usable answer. Each names the limit that was hit.
 #[derive(Debug)]
 pub enum CallError {

@@ -1,0 +1,500 @@
+//! The integration-test harness: the real server, in process, on a random port, with two
+//! sites (`default` and `second`), on SQLite or on PostgreSQL, driven by a real HTTP
+//! client.
+//!
+//! PostgreSQL runs when `HEARTH_TEST_POSTGRES_URL` names a server (an administrative URL
+//! such as `postgres://root@127.0.0.1:5432/postgres`); each test gets fresh databases that
+//! are dropped afterwards. [`both!`] writes a test once and runs it on both databases.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use hearth::app::{App, AppState};
+use hearth::auth::tokens::{self, Grant, Role};
+use hearth::cli::{UserAddArgs, add_user};
+use hearth::config::Config;
+use hearth::sites::Sites;
+pub use serde_json::{Value, json};
+use tokio::sync::oneshot;
+
+/// The database a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// SQLite files in the test's data folder.
+    Sqlite,
+    /// Fresh databases on the PostgreSQL server named by `HEARTH_TEST_POSTGRES_URL`.
+    Postgres,
+}
+
+/// The sites every test server has.
+pub const SITES: [&str; 2] = ["default", "second"];
+
+/// Scopes of a staff token that may do everything on the standard API.
+pub const ALL_USER_SCOPES: &str = "openid offline_access api:oemr api:fhir api:port \
+    user/patient.cruds user/encounter.cruds user/vital.cruds user/soap_note.cruds \
+    user/medical_problem.cruds user/allergy.cruds user/medication.cruds user/surgery.cruds \
+    user/dental_issue.cruds user/practitioner.cruds user/facility.cruds";
+
+/// A running server.
+pub struct TestApp {
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    /// Which database.
+    pub backend: Backend,
+    /// A client for the server.
+    pub client: reqwest::Client,
+    /// Shared state, for looking inside.
+    pub state: Arc<AppState>,
+    /// The data folder.
+    pub data_dir: PathBuf,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<()>>,
+    databases: Vec<String>,
+}
+
+/// How to build a test server.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// `plugins.toml` text (default: the repository's file).
+    pub plugins_toml: Option<String>,
+    /// Extra lines for `hearth.toml`.
+    pub max_body_bytes: Option<usize>,
+}
+
+/// The workspace root.
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ sits in the workspace")
+        .to_path_buf()
+}
+
+/// The PostgreSQL administrative URL, if tests should use PostgreSQL.
+pub fn postgres_url() -> Option<String> {
+    std::env::var("HEARTH_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|v| !v.is_empty())
+}
+
+fn random_name(prefix: &str) -> String {
+    format!("{prefix}{:016x}", rand::random::<u64>())
+}
+
+impl TestApp {
+    /// A server on `backend` with the repository's plugins.
+    pub async fn spawn(backend: Backend) -> Option<TestApp> {
+        Self::spawn_with(backend, Options::default()).await
+    }
+
+    /// A server with `options`. `None` when PostgreSQL is asked for but not configured
+    /// (the test then passes without running, and says so).
+    pub async fn spawn_with(backend: Backend, options: Options) -> Option<TestApp> {
+        let admin = match backend {
+            Backend::Sqlite => None,
+            Backend::Postgres => match postgres_url() {
+                Some(url) => Some(url),
+                None => {
+                    eprintln!("skipped: HEARTH_TEST_POSTGRES_URL is not set");
+                    return None;
+                }
+            },
+        };
+        let data_dir = std::env::temp_dir().join(random_name("hearth-test-"));
+        std::fs::create_dir_all(&data_dir).expect("creating the data folder");
+        let sites = Sites::open(&data_dir)
+            .await
+            .expect("opening the data folder");
+        let mut databases = Vec::new();
+        for site in SITES {
+            let url = match &admin {
+                None => None,
+                Some(admin) => {
+                    let name = random_name("hearth_t_");
+                    create_database(admin, &name).await;
+                    databases.push(name.clone());
+                    Some(with_database(admin, &name))
+                }
+            };
+            sites
+                .create(site, url.as_deref())
+                .await
+                .expect("creating a site");
+        }
+        sites.close().await;
+
+        let plugins_file = match &options.plugins_toml {
+            Some(text) => {
+                let path = data_dir.join("plugins.toml");
+                std::fs::write(&path, text).expect("writing plugins.toml");
+                path
+            }
+            None => workspace().join("plugins.toml"),
+        };
+        let mut config = Config::new(&data_dir);
+        config.listen = ([127, 0, 0, 1], 0).into();
+        config.http = true;
+        config.plugins_file = plugins_file;
+        config.cache_dir = Some(workspace().join("target").join("test-plugin-cache"));
+        config.max_instances = 64;
+        if let Some(bytes) = options.max_body_bytes {
+            config.max_body_bytes = bytes;
+        }
+        let app = App::build(config, Default::default())
+            .await
+            .expect("building the app");
+        let base = app.state.base_url.clone();
+        let state = app.state.clone();
+        let (shutdown, stop) = oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            app.run(async {
+                let _ = stop.await;
+            })
+            .await
+            .expect("serving");
+        });
+        Some(TestApp {
+            base,
+            backend,
+            client: reqwest::Client::new(),
+            state,
+            data_dir,
+            shutdown: Some(shutdown),
+            server: Some(server),
+            databases,
+        })
+    }
+
+    /// `{base}/apis/{site}{path}`.
+    pub fn api(&self, site: &str, path: &str) -> String {
+        format!("{}/apis/{site}{path}", self.base)
+    }
+
+    /// Adds a staff user with `role` on `site`; answers the uuid.
+    pub async fn user(&self, site: &str, username: &str, role: &str) -> String {
+        let site = self.state.sites.get(site).await.expect("the site exists");
+        add_user(
+            &site,
+            &UserAddArgs {
+                site: site.name.clone(),
+                username: username.to_owned(),
+                password_stdin: false,
+                role: role.to_owned(),
+                fname: "Test".into(),
+                lname: username.to_owned(),
+                npi: String::new(),
+            },
+            "correct horse battery",
+        )
+        .await
+        .expect("adding a user")
+    }
+
+    /// A staff token for `username` (created as an admin when missing) with `scope`.
+    pub async fn user_token(&self, site: &str, username: &str, scope: &str) -> String {
+        let site_ref = self.state.sites.get(site).await.expect("the site exists");
+        let existing: Option<(String, String)> = hearth::on_db!(&site_ref.db, |pool| {
+            use sqlx::Row;
+            sqlx::query("SELECT CAST(uuid AS TEXT) AS uuid, role FROM users WHERE username = $1")
+                .bind(username)
+                .fetch_optional(pool)
+                .await
+                .expect("reading users")
+                .map(|row| (row.get("uuid"), row.get("role")))
+        });
+        let (uuid, role) = match existing {
+            Some(found) => found,
+            None => (self.user(site, username, "admin").await, "admin".to_owned()),
+        };
+        self.issue(
+            site,
+            Grant {
+                client_id: "test-client".into(),
+                subject: uuid,
+                role: Role::User,
+                username: Some(username.into()),
+                acl_role: Some(role),
+                scope: scope.into(),
+                patient: None,
+                context: json!({}),
+                lifetime: 3600,
+            },
+        )
+        .await
+    }
+
+    /// A patient token for the patient `puuid`.
+    pub async fn patient_token(&self, site: &str, puuid: &str, scope: &str) -> String {
+        self.issue(
+            site,
+            Grant {
+                client_id: "test-client".into(),
+                subject: puuid.into(),
+                role: Role::Patient,
+                username: None,
+                acl_role: None,
+                scope: scope.into(),
+                patient: Some(puuid.into()),
+                context: json!({}),
+                lifetime: 3600,
+            },
+        )
+        .await
+    }
+
+    /// Issues a token as the authorization server would.
+    pub async fn issue(&self, site: &str, grant: Grant) -> String {
+        let site = self.state.sites.get(site).await.expect("the site exists");
+        tokens::issue(&site, &self.base, &grant)
+            .await
+            .expect("issuing a token")
+            .token
+    }
+
+    /// Sends `method` to `url` with an optional bearer token and JSON body.
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Reply {
+        let mut request = self.client.request(method, url);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        Reply::from(request.send().await.expect("the server answers")).await
+    }
+
+    /// GET with a token.
+    pub async fn get(&self, url: &str, token: &str) -> Reply {
+        self.send(reqwest::Method::GET, url, Some(token), None)
+            .await
+    }
+
+    /// POST JSON with a token.
+    pub async fn post(&self, url: &str, token: &str, body: Value) -> Reply {
+        self.send(reqwest::Method::POST, url, Some(token), Some(body))
+            .await
+    }
+
+    /// PUT JSON with a token.
+    pub async fn put(&self, url: &str, token: &str, body: Value) -> Reply {
+        self.send(reqwest::Method::PUT, url, Some(token), Some(body))
+            .await
+    }
+
+    /// DELETE with a token.
+    pub async fn delete(&self, url: &str, token: &str) -> Reply {
+        self.send(reqwest::Method::DELETE, url, Some(token), None)
+            .await
+    }
+
+    /// Creates a patient through the API; answers (pid, uuid).
+    pub async fn create_patient(
+        &self,
+        site: &str,
+        token: &str,
+        fname: &str,
+        lname: &str,
+    ) -> (i64, String) {
+        let reply = self
+            .post(
+                &self.api(site, "/api/patient"),
+                token,
+                json!({"fname": fname, "lname": lname, "sex": "Female", "DOB": "1980-05-06"}),
+            )
+            .await;
+        assert_eq!(reply.status, 201, "creating a patient: {}", reply.text);
+        (
+            reply.json["data"]["pid"].as_i64().expect("pid"),
+            reply.json["data"]["uuid"]
+                .as_str()
+                .expect("uuid")
+                .to_owned(),
+        )
+    }
+
+    /// Waits until every audit row so far is written.
+    pub async fn flush_audit(&self) {
+        self.state.audit.flush().await;
+    }
+
+    /// Runs a query on a site's database and answers the rows as JSON objects.
+    pub async fn rows(&self, site: &str, sql: &'static str) -> Vec<Value> {
+        let site = self.state.sites.get(site).await.expect("the site exists");
+        hearth::on_db!(&site.db, |pool| {
+            use sqlx::{Column, Row, TypeInfo, ValueRef};
+            let rows = sqlx::query(sql).fetch_all(pool).await.expect("query");
+            rows.iter()
+                .map(|row| {
+                    let mut object = serde_json::Map::new();
+                    for (i, column) in row.columns().iter().enumerate() {
+                        let raw = row.try_get_raw(i).expect("value");
+                        let value = if raw.is_null() {
+                            Value::Null
+                        } else {
+                            match raw.type_info().name() {
+                                "INTEGER" | "INT8" | "INT4" | "INT2" | "BIGINT" => {
+                                    json!(row.try_get::<i64, _>(i).unwrap_or_default())
+                                }
+                                _ => json!(row.try_get::<String, _>(i).unwrap_or_default()),
+                            }
+                        };
+                        object.insert(column.name().to_owned(), value);
+                    }
+                    Value::Object(object)
+                })
+                .collect()
+        })
+    }
+
+    /// Stops the server and removes its data (and PostgreSQL databases).
+    pub async fn stop(mut self) {
+        self.stop_inner().await;
+    }
+
+    async fn stop_inner(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(server) = self.server.take() {
+            let _ = server.await;
+        }
+        if let Some(admin) = postgres_url() {
+            for name in self.databases.drain(..) {
+                drop_database(&admin, &name).await;
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.data_dir);
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if !self.databases.is_empty()
+            && let Some(admin) = postgres_url()
+        {
+            let databases = std::mem::take(&mut self.databases);
+            // Best effort when a test panicked before `stop`.
+            std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build();
+                if let Ok(runtime) = runtime {
+                    runtime.block_on(async {
+                        for name in databases {
+                            drop_database(&admin, &name).await;
+                        }
+                    });
+                }
+            });
+        }
+        let _ = std::fs::remove_dir_all(&self.data_dir);
+    }
+}
+
+fn with_database(admin: &str, name: &str) -> String {
+    match admin.rfind('/') {
+        Some(slash) if admin[..slash].ends_with(|c: char| c != '/') => {
+            format!("{}/{name}", &admin[..slash])
+        }
+        _ => format!("{admin}/{name}"),
+    }
+}
+
+async fn create_database(admin: &str, name: &str) {
+    let pool = sqlx::PgPool::connect(admin)
+        .await
+        .expect("connecting to PostgreSQL");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&pool)
+        .await
+        .expect("creating a test database");
+    pool.close().await;
+}
+
+async fn drop_database(admin: &str, name: &str) {
+    if let Ok(pool) = sqlx::PgPool::connect(admin).await {
+        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+        )))
+        .execute(&pool)
+        .await;
+        pool.close().await;
+    }
+}
+
+/// An HTTP answer, read whole.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    /// Status code.
+    pub status: u16,
+    /// Headers (lower-case names).
+    pub headers: reqwest::header::HeaderMap,
+    /// The body as text.
+    pub text: String,
+    /// The body as JSON (`null` when it is not JSON).
+    pub json: Value,
+}
+
+impl Reply {
+    /// Reads a response.
+    pub async fn from(response: reqwest::Response) -> Reply {
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let text = response.text().await.unwrap_or_default();
+        let json = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Reply {
+            status,
+            headers,
+            text,
+            json,
+        }
+    }
+
+    /// A header's value.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// Writes each test once and runs it on SQLite and on PostgreSQL:
+///
+/// ```ignore
+/// both! {
+///     async fn patients_are_created(app) { ... }
+/// }
+/// ```
+/// makes `patients_are_created::sqlite` and `patients_are_created::postgres`.
+#[macro_export]
+macro_rules! both {
+    ($($(#[$meta:meta])* async fn $name:ident($app:ident) $body:block)*) => {$(
+        $(#[$meta])*
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            async fn run($app: &$crate::TestApp) $body
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let app = $crate::TestApp::spawn($crate::Backend::Sqlite).await.expect("SQLite always runs");
+                run(&app).await;
+                app.stop().await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let Some(app) = $crate::TestApp::spawn($crate::Backend::Postgres).await else { return };
+                run(&app).await;
+                app.stop().await;
+            }
+        }
+    )*};
+}
