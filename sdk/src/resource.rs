@@ -43,7 +43,12 @@ pub struct Route {
 }
 
 impl Route {
-    const fn new(method: Method, path: &'static str, scope: &'static str, handler: Handler) -> Route {
+    const fn new(
+        method: Method,
+        path: &'static str,
+        scope: &'static str,
+        handler: Handler,
+    ) -> Route {
         Route {
             method,
             path,

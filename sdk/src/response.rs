@@ -65,7 +65,8 @@ impl Response {
 
     /// Adds a header.
     pub fn header(mut self, name: &str, value: &str) -> Response {
-        self.headers.push((name.to_ascii_lowercase(), value.to_owned()));
+        self.headers
+            .push((name.to_ascii_lowercase(), value.to_owned()));
         self
     }
 
@@ -185,9 +186,8 @@ impl ApiError {
 
 /// A FHIR OperationOutcome with one error issue.
 pub fn operation_outcome(code: &str, text: &str) -> Json {
-    let mut out = String::from(
-        r#"{"resourceType":"OperationOutcome","issue":[{"severity":"error","code":"#,
-    );
+    let mut out =
+        String::from(r#"{"resourceType":"OperationOutcome","issue":[{"severity":"error","code":"#);
     write_str(&mut out, code);
     out.push_str(r#","diagnostics":"#);
     write_str(&mut out, text);

@@ -231,7 +231,11 @@ impl Rows {
         let mut data = Vec::new();
         let count = rows.len() as u32;
         for row in rows {
-            assert_eq!(row.len(), columns.len(), "every row needs one value per column");
+            assert_eq!(
+                row.len(),
+                columns.len(),
+                "every row needs one value per column"
+            );
             for value in row {
                 encode_value(&mut data, &value);
             }
@@ -449,7 +453,13 @@ mod tests {
                     Value::Null,
                     Value::Blob(vec![1, 2]),
                 ],
-                vec![2.into(), "Bo".into(), Value::Real(-1.0), "x".into(), Value::Null],
+                vec![
+                    2.into(),
+                    "Bo".into(),
+                    Value::Real(-1.0),
+                    "x".into(),
+                    Value::Null,
+                ],
             ],
         );
         assert_eq!(rows.len(), 2);

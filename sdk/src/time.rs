@@ -173,11 +173,15 @@ mod tests {
             "2013-04-13 00:00:00"
         );
         assert_eq!(
-            parse_date_or_datetime("2013-04-13 10:11:12").unwrap().datetime(),
+            parse_date_or_datetime("2013-04-13 10:11:12")
+                .unwrap()
+                .datetime(),
             "2013-04-13 10:11:12"
         );
         assert_eq!(
-            parse_date_or_datetime("2013-04-13T10:11:12").unwrap().datetime(),
+            parse_date_or_datetime("2013-04-13T10:11:12")
+                .unwrap()
+                .datetime(),
             "2013-04-13 10:11:12"
         );
         assert!(parse_date_or_datetime("13/04/2013").is_none());
