@@ -30,6 +30,9 @@
 //! same code runs against [`testing::MockHost`], so plugin logic is unit-tested with
 //! `cargo test`.
 
+pub mod coding;
+pub mod crud;
+pub mod emr;
 pub mod json;
 pub mod request;
 pub mod response;
@@ -59,7 +62,7 @@ pub mod bindings {
 
 pub use json::{Json, ToJson};
 pub use request::Request;
-pub use resource::{Method, Resource, Route, __describe, __handle};
+pub use resource::{__describe, __handle, Method, Resource, Route};
 pub use response::{ApiError, Family, Response, Result};
 pub use store::{Row, Rows, StoreError, Value, ValueRef};
 pub use validate::Validator;
@@ -125,9 +128,10 @@ pub mod prelude {
     pub use crate::request::Request;
     pub use crate::resource::{Resource, Route};
     pub use crate::response::{ApiError, Response, Result};
+    pub use crate::sql::{Column, Delete, Fields, Insert, Search, Update};
     pub use crate::store::{self, Row, Rows, Value, ValueRef};
-    pub use crate::sql::{Column, Fields, Insert, Search, Update};
     pub use crate::validate::Validator;
+    pub use crate::{coding, crud, emr};
     pub use crate::{log, params};
 }
 

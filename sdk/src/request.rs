@@ -3,6 +3,8 @@
 use crate::json::Json;
 use crate::resource::Method;
 use crate::response::{ApiError, Family, Result};
+use crate::sql::{Column, Fields};
+use crate::validate::Validator;
 
 /// The kind of principal behind a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -176,6 +178,32 @@ impl Request {
         }
     }
 
+    /// The body as column values: `rules` run first, then the keys that are `columns`
+    /// are converted to their types (other keys are ignored, as OpenEMR ignores them).
+    /// Rule failures and type errors come back together as one 400, keyed by field.
+    ///
+    /// ```no_run
+    /// # use hearth_sdk::prelude::*;
+    /// # fn f(req: &Request) -> Result<()> {
+    /// const COLUMNS: &[Column] = &[Column::text("title"), Column::datetime("begdate")];
+    /// let fields = req.fields(COLUMNS, |v| {
+    ///     v.required("title", "title").length_between(2, 255);
+    /// })?;
+    /// # Ok(()) }
+    /// ```
+    pub fn fields(
+        &self,
+        columns: &[Column],
+        rules: impl FnOnce(&mut Validator<'_>),
+    ) -> Result<Fields> {
+        let body = self.json_object()?;
+        let mut validator = Validator::new(&body);
+        rules(&mut validator);
+        let fields = Fields::collect(&body, columns, &mut validator);
+        validator.finish()?;
+        Ok(fields)
+    }
+
     /// Paging from `_limit` (or `_maxresults`) and `_offset`, as OpenEMR reads them:
     /// `default` when absent, at most `max`, a bad value is a 400.
     pub fn paging(&self, default: u32, max: u32) -> Result<Paging> {
@@ -183,7 +211,11 @@ impl Request {
             match self.query(key) {
                 None | Some("") => Ok(None),
                 Some(v) => v.parse::<u32>().map(Some).map_err(|_| {
-                    ApiError::invalid(key, "Numeric::NOT_NUMERIC", &format!("{key} must be numeric"))
+                    ApiError::invalid(
+                        key,
+                        "Numeric::NOT_NUMERIC",
+                        &format!("{key} must be numeric"),
+                    )
                 }),
             }
         };

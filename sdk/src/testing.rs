@@ -102,13 +102,15 @@ impl MockHost {
 
     /// Answers any statement whose SQL contains `fragment` with `affected` changed rows.
     pub fn on_execute(mut self, fragment: &str, affected: u64) -> MockHost {
-        self.answers.push((fragment.to_owned(), Answer::Affected(affected)));
+        self.answers
+            .push((fragment.to_owned(), Answer::Affected(affected)));
         self
     }
 
     /// Fails any statement whose SQL contains `fragment` with `error`.
     pub fn on_error(mut self, fragment: &str, error: StoreError) -> MockHost {
-        self.answers.push((fragment.to_owned(), Answer::Error(error)));
+        self.answers
+            .push((fragment.to_owned(), Answer::Error(error)));
         self
     }
 
@@ -136,6 +138,31 @@ impl MockHost {
             .collect()
     }
 
+    /// The SQL and parameters of every statement that writes (`INSERT`, `UPDATE`,
+    /// `DELETE`), in order: a test asserts "nothing was written" with
+    /// `assert!(host.writes().is_empty())`.
+    pub fn writes(&self) -> Vec<(String, Vec<Value>)> {
+        self.queries()
+            .into_iter()
+            .filter(|(sql, _)| {
+                let verb = sql.split_whitespace().next().unwrap_or_default();
+                ["INSERT", "UPDATE", "DELETE"]
+                    .iter()
+                    .any(|w| verb.eq_ignore_ascii_case(w))
+            })
+            .collect()
+    }
+
+    /// Runs `f` with this host installed, for testing helpers that call the host outside
+    /// a route handler.
+    pub fn run<T>(&mut self, f: impl FnOnce() -> T) -> T {
+        let previous = HOST.with(|cell| cell.borrow_mut().replace(std::mem::take(self)));
+        let result = f();
+        let mine = HOST.with(|cell| std::mem::replace(&mut *cell.borrow_mut(), previous));
+        *self = mine.expect("mock host installed for the call");
+        result
+    }
+
     /// Runs `request` through `R`'s routes with this host, as the real host would: the
     /// route is matched by method and path; an unmatched request is a 404 or 405.
     pub fn call<R: Resource>(&mut self, request: TestRequest) -> Response {
@@ -144,7 +171,10 @@ impl MockHost {
                 .then(|| match_path(route.path, &request.path).map(|params| (route, params)))
                 .flatten()
         }) else {
-            let status = if R::ROUTES.iter().any(|r| match_path(r.path, &request.path).is_some()) {
+            let status = if R::ROUTES
+                .iter()
+                .any(|r| match_path(r.path, &request.path).is_some())
+            {
                 405
             } else {
                 404
@@ -163,13 +193,12 @@ impl MockHost {
             headers: request.headers,
             body: request.body,
             caller: request.caller,
-            base_url: format!("https://localhost/apis/default{}", &route.path[..prefix_len]),
+            base_url: format!(
+                "https://localhost/apis/default{}",
+                &route.path[..prefix_len]
+            ),
         };
-        let previous = HOST.with(|cell| cell.borrow_mut().replace(std::mem::take(self)));
-        let response = run(route, &built);
-        let mine = HOST.with(|cell| std::mem::replace(&mut *cell.borrow_mut(), previous));
-        *self = mine.expect("mock host installed for the call");
-        response
+        self.run(|| run(route, &built))
     }
 
     pub(crate) fn query(&mut self, sql: &str, params: &[Value]) -> Result<RawRows, StoreError> {

@@ -20,12 +20,16 @@ use serde_json::{Map, Value};
 
 use crate::json::Json;
 use crate::response::ApiError;
+use crate::sql::{Column, ident};
+use crate::store::{self, StoreError};
 use crate::time;
 
 /// Collects validation errors for one JSON object.
 pub struct Validator<'a> {
     input: &'a Map<String, Value>,
     errors: Vec<(String, Vec<(String, String)>)>,
+    /// A failed lookup of a reference rule; it makes the request a 500, not a 400.
+    store_error: Option<StoreError>,
 }
 
 impl<'a> Validator<'a> {
@@ -34,7 +38,18 @@ impl<'a> Validator<'a> {
         Validator {
             input,
             errors: Vec::new(),
+            store_error: None,
         }
+    }
+
+    /// The object being validated.
+    pub fn input(&self) -> &'a Map<String, Value> {
+        self.input
+    }
+
+    /// True when some rule failed for `key`.
+    pub fn has_error(&self, key: &str) -> bool {
+        self.errors.iter().any(|(k, _)| k == key)
     }
 
     /// A field that must be present and not empty.
@@ -116,8 +131,12 @@ impl<'a> Validator<'a> {
         out.end()
     }
 
-    /// `Ok` when valid, else a 400 [`ApiError::Validation`].
+    /// `Ok` when valid, else a 400 [`ApiError::Validation`] (or a 500 when a reference
+    /// rule could not look its value up).
     pub fn finish(self) -> Result<(), ApiError> {
+        if let Some(error) = self.store_error {
+            return Err(error.into());
+        }
         if self.is_valid() {
             Ok(())
         } else {
@@ -267,7 +286,9 @@ impl Field<'_, '_> {
             |v| {
                 as_text(v).is_some_and(|t| {
                     (t.starts_with("http://") || t.starts_with("https://"))
-                        && t.split("://").nth(1).is_some_and(|rest| !rest.is_empty() && !rest.contains(' '))
+                        && t.split("://")
+                            .nth(1)
+                            .is_some_and(|rest| !rest.is_empty() && !rest.contains(' '))
                 })
             },
             "Url::INVALID_URL",
@@ -295,8 +316,66 @@ impl Field<'_, '_> {
         )
     }
 
+    /// A reference to an existing row: the value (converted to `column`'s type) must be
+    /// in `column` of `table`, e.g. `.exists_in("facility", Column::int("id"))`. Reported
+    /// as OpenEMR's id callbacks are: `Callback::INVALID_VALUE`, "{name} is invalid".
+    /// The lookup runs only when the field's earlier rules passed; the plugin must
+    /// declare `table` in its `READS`.
+    pub fn exists_in(&mut self, table: &str, column: Column) -> &mut Self {
+        let Some(value) = self.lookup_value(column) else {
+            return self;
+        };
+        let sql = format!(
+            "SELECT 1 AS found FROM {table} WHERE {} = $1 LIMIT 1",
+            ident(column.name)
+        );
+        self.found_or_fail(store::query(&sql, &[value]).map(|rows| !rows.is_empty()))
+    }
+
+    /// A code of the OpenEMR list `list_id`: the value must be an `option_id` of
+    /// `list_options` in that list (e.g. an encounter's `class_code` in
+    /// `_ActEncounterCode`). Reported as `Callback::INVALID_VALUE`, "{name} is invalid".
+    pub fn list_option(&mut self, list_id: &str) -> &mut Self {
+        let Some(value) = self.lookup_value(Column::text("option_id")) else {
+            return self;
+        };
+        let sql =
+            "SELECT 1 AS found FROM list_options WHERE list_id = $1 AND option_id = $2 LIMIT 1";
+        let params = [crate::Value::from(list_id), value];
+        self.found_or_fail(store::query(sql, &params).map(|rows| !rows.is_empty()))
+    }
+
+    /// The value to look up, or none when it is absent, empty, already failed a rule or
+    /// does not convert to the column's type (the type error is reported elsewhere).
+    fn lookup_value(&self, column: Column) -> Option<crate::Value> {
+        let value = self
+            .value
+            .filter(|_| !self.skip && !self.validator.has_error(&self.key))?;
+        column
+            .value_of(value)
+            .ok()
+            .filter(|v| *v != crate::Value::Null)
+    }
+
+    fn found_or_fail(&mut self, found: Result<bool, StoreError>) -> &mut Self {
+        match found {
+            Ok(true) => {}
+            Ok(false) => {
+                let message = format!("{} is invalid", self.name);
+                self.fail("Callback::INVALID_VALUE", message);
+            }
+            Err(error) => self.validator.store_error = Some(error),
+        }
+        self
+    }
+
     /// A rule of your own: `ok` decides; a failure is recorded as `rule` with `message`.
-    pub fn rule(&mut self, ok: impl FnOnce(&Value) -> bool, rule: &str, message: &str) -> &mut Self {
+    pub fn rule(
+        &mut self,
+        ok: impl FnOnce(&Value) -> bool,
+        rule: &str,
+        message: &str,
+    ) -> &mut Self {
         self.check(ok, rule, message.to_owned())
     }
 }
@@ -377,9 +456,18 @@ mod tests {
                 v.optional("absent", "Absent").numeric();
             },
         );
-        assert_eq!(e["lname"]["LengthBetween::TOO_SHORT"], "Last Name must be 2 characters or longer");
-        assert_eq!(e["sex"]["LengthBetween::TOO_SHORT"], "Gender must be 4 characters or longer");
-        assert_eq!(e["DOB"]["DateTime::INVALID_VALUE"], "Date of Birth must be a valid date");
+        assert_eq!(
+            e["lname"]["LengthBetween::TOO_SHORT"],
+            "Last Name must be 2 characters or longer"
+        );
+        assert_eq!(
+            e["sex"]["LengthBetween::TOO_SHORT"],
+            "Gender must be 4 characters or longer"
+        );
+        assert_eq!(
+            e["DOB"]["DateTime::INVALID_VALUE"],
+            "Date of Birth must be a valid date"
+        );
         assert_eq!(e["npi"]["Numeric::NOT_NUMERIC"], "NPI must be numeric");
         assert_eq!(e["site"]["Url::INVALID_URL"], "Website must be a valid URL");
         assert!(e.get("absent").is_none());
@@ -390,11 +478,75 @@ mod tests {
         let e = errors(json!({"email": "nope"}), |v| {
             v.optional("email", "Email").email();
         });
-        assert_eq!(e, json!({"email": {"email": "Email nope is not a valid email"}}));
+        assert_eq!(
+            e,
+            json!({"email": {"email": "Email nope is not a valid email"}})
+        );
         assert!(is_email("jane.doe+x@example.org"));
         assert!(is_email("josé@exämple.de"));
         assert!(!is_email("a@b"));
         assert!(!is_email("a b@example.org"));
+    }
+
+    #[test]
+    fn references_are_looked_up_only_for_well_formed_values() {
+        let input =
+            json!({"facility_id": "3", "provider_id": "abc", "class_code": "XYZ", "pc_catid": ""});
+        let input = input.as_object().unwrap().clone();
+        let mut host = crate::testing::MockHost::new()
+            .on_query(
+                "FROM facility",
+                crate::Rows::from_values(&["found"], vec![vec![1.into()]]),
+            )
+            .on_query("FROM list_options", crate::Rows::default());
+        let errors = host.run(|| {
+            let mut v = Validator::new(&input);
+            v.required("facility_id", "Facility Id")
+                .numeric()
+                .exists_in("facility", Column::int("id"));
+            v.optional("provider_id", "provider_id")
+                .numeric()
+                .exists_in("users", Column::int("id"));
+            v.required("class_code", "class_code")
+                .list_option("_ActEncounterCode");
+            v.optional_allow_empty("pc_catid", "pc_catid")
+                .exists_in("categories", Column::int("id"));
+            v.errors_json().to_value()
+        });
+        assert_eq!(
+            errors,
+            json!({
+                "provider_id": {"Numeric::NOT_NUMERIC": "provider_id must be numeric"},
+                "class_code": {"Callback::INVALID_VALUE": "class_code is invalid"}
+            })
+        );
+        let queries = host.queries();
+        assert_eq!(
+            queries.len(),
+            2,
+            "no lookup for a value that already failed or is empty"
+        );
+        assert_eq!(
+            queries[0].1,
+            vec![crate::Value::Integer(3)],
+            "ids bind as integers"
+        );
+        assert_eq!(queries[1].1, vec!["_ActEncounterCode".into(), "XYZ".into()]);
+    }
+
+    #[test]
+    fn a_failed_lookup_is_an_internal_error() {
+        let input = json!({"facility_id": 3});
+        let input = input.as_object().unwrap().clone();
+        let mut host = crate::testing::MockHost::new()
+            .on_error("FROM facility", crate::StoreError::Failed("down".into()));
+        let result = host.run(|| {
+            let mut v = Validator::new(&input);
+            v.optional("facility_id", "Facility Id")
+                .exists_in("facility", Column::int("id"));
+            v.finish()
+        });
+        assert!(matches!(result, Err(ApiError::Internal(_))));
     }
 
     #[test]
