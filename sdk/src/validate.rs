@@ -332,6 +332,23 @@ impl Field<'_, '_> {
         self.found_or_fail(store::query(&sql, &[value]).map(|rows| !rows.is_empty()))
     }
 
+    /// A value no row holds yet in `column` of `table` (a unique key such as a user
+    /// name), reported as `Unique::NOT_UNIQUE`, "{name} is already in use". The lookup
+    /// runs only when the field's earlier rules passed.
+    pub fn unique_in(&mut self, table: &str, column: Column) -> &mut Self {
+        let Some(value) = self.lookup_value(column) else { return self };
+        let sql = format!("SELECT 1 AS found FROM {table} WHERE {} = $1 LIMIT 1", ident(column.name));
+        match store::query(&sql, &[value]) {
+            Ok(rows) if rows.is_empty() => {}
+            Ok(_) => {
+                let message = format!("{} is already in use", self.name);
+                self.fail("Unique::NOT_UNIQUE", message);
+            }
+            Err(error) => self.validator.store_error = Some(error),
+        }
+        self
+    }
+
     /// A code of the OpenEMR list `list_id`: the value must be an `option_id` of
     /// `list_options` in that list (e.g. an encounter's `class_code` in
     /// `_ActEncounterCode`). Reported as `Callback::INVALID_VALUE`, "{name} is invalid".
@@ -532,6 +549,22 @@ mod tests {
             "ids bind as integers"
         );
         assert_eq!(queries[1].1, vec!["_ActEncounterCode".into(), "XYZ".into()]);
+    }
+
+    #[test]
+    fn unique_values_must_not_exist_yet() {
+        let input = json!({"username": "ann", "other": ""});
+        let input = input.as_object().unwrap().clone();
+        let mut host = crate::testing::MockHost::new()
+            .on_query("FROM users", crate::Rows::from_values(&["found"], vec![vec![1.into()]]));
+        let errors = host.run(|| {
+            let mut v = Validator::new(&input);
+            v.optional_allow_empty("username", "Username").unique_in("users", Column::text("username"));
+            v.optional_allow_empty("other", "Other").unique_in("users", Column::text("other"));
+            v.errors_json().to_value()
+        });
+        assert_eq!(errors, json!({"username": {"Unique::NOT_UNIQUE": "Username is already in use"}}));
+        assert_eq!(host.queries().len(), 1, "empty values are not looked up");
     }
 
     #[test]
