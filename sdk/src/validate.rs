@@ -332,6 +332,14 @@ impl Field<'_, '_> {
         self.found_or_fail(store::query(&sql, &[value]).map(|rows| !rows.is_empty()))
     }
 
+    /// An optional reference as OpenEMR stores them in id columns: `0` means "none";
+    /// any other value must exist, as with [`Field::exists_in`]. Clients read an
+    /// encounter's `provider_id: 0` and send it back, so `0` must pass.
+    pub fn reference(&mut self, table: &str, column: Column) -> &mut Self {
+        let zero = self.value.and_then(as_text).is_some_and(|t| t.trim() == "0");
+        if zero { self } else { self.exists_in(table, column) }
+    }
+
     /// A value no row holds yet in `column` of `table` (a unique key such as a user
     /// name), reported as `Unique::NOT_UNIQUE`, "{name} is already in use". The lookup
     /// runs only when the field's earlier rules passed.
@@ -549,6 +557,22 @@ mod tests {
             "ids bind as integers"
         );
         assert_eq!(queries[1].1, vec!["_ActEncounterCode".into(), "XYZ".into()]);
+    }
+
+    #[test]
+    fn a_zero_reference_means_none() {
+        let input = json!({"provider_id": 0, "facility_id": "0", "billing_facility": "9"});
+        let input = input.as_object().unwrap().clone();
+        let mut host = crate::testing::MockHost::new().on_query("FROM facility", crate::Rows::default());
+        let errors = host.run(|| {
+            let mut v = Validator::new(&input);
+            v.optional("provider_id", "provider_id").reference("users", Column::int("id"));
+            v.optional("facility_id", "facility_id").reference("facility", Column::int("id"));
+            v.optional("billing_facility", "billing_facility").reference("facility", Column::int("id"));
+            v.errors_json().to_value()
+        });
+        assert_eq!(errors, json!({"billing_facility": {"Callback::INVALID_VALUE": "billing_facility is invalid"}}));
+        assert_eq!(host.queries().len(), 1);
     }
 
     #[test]
