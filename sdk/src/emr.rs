@@ -329,6 +329,100 @@ impl Issues {
     }
 }
 
+/// Validation rules that differ between create (`true`) and update (`false`).
+pub type BodyRules = fn(&mut Validator<'_>, bool);
+
+/// The routes OpenEMR serves for a uuid-keyed issue type (medical problems, allergies):
+/// `GET /api/<kind>` and `/api/<kind>/:<param>` across patients, and
+/// `/api/patient/:puuid/<kind>[/:<param>]` for one patient (list, read, create, update,
+/// delete). Every per-patient route is scoped by the patient in the path.
+#[derive(Debug, Clone, Copy)]
+pub struct IssueResource {
+    /// The issue type.
+    pub issues: Issues,
+    /// The route parameter that holds the issue's uuid, e.g. `muuid`.
+    pub param: &'static str,
+    /// The `SELECT … FROM lists l …` that reads issues; conditions on `l` are appended.
+    pub select: &'static str,
+    /// Maps a row of `select` to the answer's shape.
+    pub map: fn(&Row<'_>) -> Json,
+    /// The columns a body may set.
+    pub columns: &'static [Column],
+    /// The body's rules (`true` on create).
+    pub rules: BodyRules,
+}
+
+impl IssueResource {
+    fn page(&self, req: &Request, pid: Option<i64>) -> Result<Response> {
+        let mut search = self.issues.search(pid);
+        search.sort(None, &[], "l.id");
+        crud::page(req, &search, self.select, self.map)
+    }
+
+    fn one(&self, pid: Option<i64>, uuid: &str) -> Search {
+        let mut search = self.issues.search(pid);
+        search.equals("uuid", uuid);
+        search
+    }
+
+    /// `GET /api/<kind>`: every patient's issues of this type, a page at a time.
+    pub fn list_all(&self, req: &Request) -> Result<Response> {
+        self.page(req, None)
+    }
+
+    /// `GET /api/<kind>/:<param>`: one issue of any patient, or a 404.
+    pub fn get_any(&self, req: &Request) -> Result<Response> {
+        let search = self.one(None, &req.uuid(self.param)?);
+        Ok(Response::ok(crud::find(&search, self.select, self.map)?))
+    }
+
+    /// `GET /api/patient/:puuid/<kind>`: the patient's issues (404 for no such patient).
+    pub fn list(&self, req: &Request) -> Result<Response> {
+        let patient = path_patient(req, "puuid")?;
+        self.page(req, Some(patient.pid))
+    }
+
+    /// `GET /api/patient/:puuid/<kind>/:<param>`: the patient's issue as a one-element
+    /// list, as OpenEMR answers this route (its clients read `data[0]`); a 404 when the
+    /// patient has no such issue.
+    pub fn get(&self, req: &Request) -> Result<Response> {
+        let patient = path_patient(req, "puuid")?;
+        let search = self.one(Some(patient.pid), &req.uuid(self.param)?);
+        Ok(Response::ok(crud::find_all(&search, self.select, self.map)?))
+    }
+
+    /// `POST /api/patient/:puuid/<kind>`: 404 for no such patient, 400 for a body that
+    /// breaks the rules, else 201 `{"id", "uuid"}`.
+    pub fn create(&self, req: &Request) -> Result<Response> {
+        let patient = path_patient(req, "puuid")?;
+        let rules = self.rules;
+        let fields = req.fields(self.columns, |v| rules(v, true))?;
+        let (id, uuid) = self.issues.insert(req, patient.pid, &fields)?;
+        Ok(Response::created(Json::object().field("id", id).field("uuid", uuid).end()))
+    }
+
+    /// `PUT /api/patient/:puuid/<kind>/:<param>`: updates the given columns of the
+    /// patient's issue (404 when the patient has none with that uuid) and answers it.
+    pub fn update(&self, req: &Request) -> Result<Response> {
+        let patient = path_patient(req, "puuid")?;
+        let uuid = req.uuid(self.param)?;
+        let rules = self.rules;
+        let fields = req.fields(self.columns, |v| rules(v, false))?;
+        self.issues.update(patient.pid, IssueKey::Uuid(&uuid), &fields)?;
+        let search = self.one(Some(patient.pid), &uuid);
+        Ok(Response::ok(crud::find(&search, self.select, self.map)?))
+    }
+
+    /// `DELETE /api/patient/:puuid/<kind>/:<param>`: deletes the patient's issue (404
+    /// when the patient has none with that uuid) and answers `{"uuid"}`.
+    pub fn delete(&self, req: &Request) -> Result<Response> {
+        let patient = path_patient(req, "puuid")?;
+        let uuid = req.uuid(self.param)?;
+        self.issues.delete(patient.pid, IssueKey::Uuid(&uuid))?;
+        Ok(Response::ok(Json::object().field("uuid", uuid).end()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
