@@ -388,7 +388,11 @@ impl IssueResource {
     pub fn get(&self, req: &Request) -> Result<Response> {
         let patient = path_patient(req, "puuid")?;
         let search = self.one(Some(patient.pid), &req.uuid(self.param)?);
-        Ok(Response::ok(crud::find_all(&search, self.select, self.map)?))
+        Ok(Response::ok(crud::find_all(
+            &search,
+            self.select,
+            self.map,
+        )?))
     }
 
     /// `POST /api/patient/:puuid/<kind>`: 404 for no such patient, 400 for a body that
@@ -398,7 +402,9 @@ impl IssueResource {
         let rules = self.rules;
         let fields = req.fields(self.columns, |v| rules(v, true))?;
         let (id, uuid) = self.issues.insert(req, patient.pid, &fields)?;
-        Ok(Response::created(Json::object().field("id", id).field("uuid", uuid).end()))
+        Ok(Response::created(
+            Json::object().field("id", id).field("uuid", uuid).end(),
+        ))
     }
 
     /// `PUT /api/patient/:puuid/<kind>/:<param>`: updates the given columns of the
@@ -408,7 +414,8 @@ impl IssueResource {
         let uuid = req.uuid(self.param)?;
         let rules = self.rules;
         let fields = req.fields(self.columns, |v| rules(v, false))?;
-        self.issues.update(patient.pid, IssueKey::Uuid(&uuid), &fields)?;
+        self.issues
+            .update(patient.pid, IssueKey::Uuid(&uuid), &fields)?;
         let search = self.one(Some(patient.pid), &uuid);
         Ok(Response::ok(crud::find(&search, self.select, self.map)?))
     }

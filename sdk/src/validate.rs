@@ -336,16 +336,28 @@ impl Field<'_, '_> {
     /// any other value must exist, as with [`Field::exists_in`]. Clients read an
     /// encounter's `provider_id: 0` and send it back, so `0` must pass.
     pub fn reference(&mut self, table: &str, column: Column) -> &mut Self {
-        let zero = self.value.and_then(as_text).is_some_and(|t| t.trim() == "0");
-        if zero { self } else { self.exists_in(table, column) }
+        let zero = self
+            .value
+            .and_then(as_text)
+            .is_some_and(|t| t.trim() == "0");
+        if zero {
+            self
+        } else {
+            self.exists_in(table, column)
+        }
     }
 
     /// A value no row holds yet in `column` of `table` (a unique key such as a user
     /// name), reported as `Unique::NOT_UNIQUE`, "{name} is already in use". The lookup
     /// runs only when the field's earlier rules passed.
     pub fn unique_in(&mut self, table: &str, column: Column) -> &mut Self {
-        let Some(value) = self.lookup_value(column) else { return self };
-        let sql = format!("SELECT 1 AS found FROM {table} WHERE {} = $1 LIMIT 1", ident(column.name));
+        let Some(value) = self.lookup_value(column) else {
+            return self;
+        };
+        let sql = format!(
+            "SELECT 1 AS found FROM {table} WHERE {} = $1 LIMIT 1",
+            ident(column.name)
+        );
         match store::query(&sql, &[value]) {
             Ok(rows) if rows.is_empty() => {}
             Ok(_) => {
@@ -563,15 +575,22 @@ mod tests {
     fn a_zero_reference_means_none() {
         let input = json!({"provider_id": 0, "facility_id": "0", "billing_facility": "9"});
         let input = input.as_object().unwrap().clone();
-        let mut host = crate::testing::MockHost::new().on_query("FROM facility", crate::Rows::default());
+        let mut host =
+            crate::testing::MockHost::new().on_query("FROM facility", crate::Rows::default());
         let errors = host.run(|| {
             let mut v = Validator::new(&input);
-            v.optional("provider_id", "provider_id").reference("users", Column::int("id"));
-            v.optional("facility_id", "facility_id").reference("facility", Column::int("id"));
-            v.optional("billing_facility", "billing_facility").reference("facility", Column::int("id"));
+            v.optional("provider_id", "provider_id")
+                .reference("users", Column::int("id"));
+            v.optional("facility_id", "facility_id")
+                .reference("facility", Column::int("id"));
+            v.optional("billing_facility", "billing_facility")
+                .reference("facility", Column::int("id"));
             v.errors_json().to_value()
         });
-        assert_eq!(errors, json!({"billing_facility": {"Callback::INVALID_VALUE": "billing_facility is invalid"}}));
+        assert_eq!(
+            errors,
+            json!({"billing_facility": {"Callback::INVALID_VALUE": "billing_facility is invalid"}})
+        );
         assert_eq!(host.queries().len(), 1);
     }
 
@@ -579,15 +598,22 @@ mod tests {
     fn unique_values_must_not_exist_yet() {
         let input = json!({"username": "ann", "other": ""});
         let input = input.as_object().unwrap().clone();
-        let mut host = crate::testing::MockHost::new()
-            .on_query("FROM users", crate::Rows::from_values(&["found"], vec![vec![1.into()]]));
+        let mut host = crate::testing::MockHost::new().on_query(
+            "FROM users",
+            crate::Rows::from_values(&["found"], vec![vec![1.into()]]),
+        );
         let errors = host.run(|| {
             let mut v = Validator::new(&input);
-            v.optional_allow_empty("username", "Username").unique_in("users", Column::text("username"));
-            v.optional_allow_empty("other", "Other").unique_in("users", Column::text("other"));
+            v.optional_allow_empty("username", "Username")
+                .unique_in("users", Column::text("username"));
+            v.optional_allow_empty("other", "Other")
+                .unique_in("users", Column::text("other"));
             v.errors_json().to_value()
         });
-        assert_eq!(errors, json!({"username": {"Unique::NOT_UNIQUE": "Username is already in use"}}));
+        assert_eq!(
+            errors,
+            json!({"username": {"Unique::NOT_UNIQUE": "Username is already in use"}})
+        );
         assert_eq!(host.queries().len(), 1, "empty values are not looked up");
     }
 

@@ -15,13 +15,37 @@ impl Resource for Allergy {
     const READS: &'static [&'static str] = &["patient_data", "users", "facility", "list_options"];
     const WRITES: &'static [&'static str] = &["lists"];
     const ROUTES: &'static [Route] = &[
-        Route::get("/api/allergy", "allergy.s", |r| ALLERGIES.list_all(r)).acl("patients/med").summary("List allergies"),
-        Route::get("/api/allergy/:auuid", "allergy.r", |r| ALLERGIES.get_any(r)).acl("patients/med").summary("Read an allergy"),
-        Route::get("/api/patient/:puuid/allergy", "allergy.s", |r| ALLERGIES.list(r)).acl("patients/med").summary("List a patient's allergies"),
-        Route::get("/api/patient/:puuid/allergy/:auuid", "allergy.r", |r| ALLERGIES.get(r)).acl("patients/med").summary("Read a patient's allergy"),
-        Route::post("/api/patient/:puuid/allergy", "allergy.c", |r| ALLERGIES.create(r)).acl("patients/med:write").summary("Add an allergy"),
-        Route::put("/api/patient/:puuid/allergy/:auuid", "allergy.u", |r| ALLERGIES.update(r)).acl("patients/med:write").summary("Update an allergy"),
-        Route::delete("/api/patient/:puuid/allergy/:auuid", "allergy.d", |r| ALLERGIES.delete(r)).acl("patients/med:write").summary("Delete an allergy"),
+        Route::get("/api/allergy", "allergy.s", |r| ALLERGIES.list_all(r))
+            .acl("patients/med")
+            .summary("List allergies"),
+        Route::get("/api/allergy/:auuid", "allergy.r", |r| ALLERGIES.get_any(r))
+            .acl("patients/med")
+            .summary("Read an allergy"),
+        Route::get("/api/patient/:puuid/allergy", "allergy.s", |r| {
+            ALLERGIES.list(r)
+        })
+        .acl("patients/med")
+        .summary("List a patient's allergies"),
+        Route::get("/api/patient/:puuid/allergy/:auuid", "allergy.r", |r| {
+            ALLERGIES.get(r)
+        })
+        .acl("patients/med")
+        .summary("Read a patient's allergy"),
+        Route::post("/api/patient/:puuid/allergy", "allergy.c", |r| {
+            ALLERGIES.create(r)
+        })
+        .acl("patients/med:write")
+        .summary("Add an allergy"),
+        Route::put("/api/patient/:puuid/allergy/:auuid", "allergy.u", |r| {
+            ALLERGIES.update(r)
+        })
+        .acl("patients/med:write")
+        .summary("Update an allergy"),
+        Route::delete("/api/patient/:puuid/allergy/:auuid", "allergy.d", |r| {
+            ALLERGIES.delete(r)
+        })
+        .acl("patients/med:write")
+        .summary("Delete an allergy"),
     ];
 }
 
@@ -68,7 +92,9 @@ fn rules(v: &mut Validator<'_>, insert: bool) {
 /// A reaction with codes becomes their coding map, as in OpenEMR.
 fn allergy_json(row: &Row<'_>) -> Json {
     let reacted = row.text("reaction").is_some_and(|r| !r.is_empty());
-    let codes = row.text("reaction_codes").filter(|c| reacted && !c.is_empty());
+    let codes = row
+        .text("reaction_codes")
+        .filter(|c| reacted && !c.is_empty());
     let mut out = Json::object();
     out.row_except(row, &["diagnosis", "reaction", "reaction_codes"])
         .field("diagnosis", coding::field(row.get("diagnosis")));
@@ -94,8 +120,26 @@ mod tests {
 
     fn allergy_rows(reaction: &str, codes: &str) -> Rows {
         Rows::from_values(
-            &["id", "uuid", "title", "diagnosis", "reaction", "reaction_title", "reaction_codes", "puuid"],
-            vec![vec![3.into(), AUUID.into(), "Penicillin".into(), "".into(), reaction.into(), "Hives".into(), codes.into(), PUUID.into()]],
+            &[
+                "id",
+                "uuid",
+                "title",
+                "diagnosis",
+                "reaction",
+                "reaction_title",
+                "reaction_codes",
+                "puuid",
+            ],
+            vec![vec![
+                3.into(),
+                AUUID.into(),
+                "Penicillin".into(),
+                "".into(),
+                reaction.into(),
+                "Hives".into(),
+                codes.into(),
+                PUUID.into(),
+            ]],
         )
     }
 
@@ -112,7 +156,10 @@ mod tests {
         assert_eq!(response.status, 200);
         assert_eq!(host.queries()[0].1, vec![Value::from(PUUID)]);
         let (sql, params) = &host.queries()[1];
-        assert!(sql.contains(r#"WHERE l."type" = $1 AND l."pid" = $2"#), "{sql}");
+        assert!(
+            sql.contains(r#"WHERE l."type" = $1 AND l."pid" = $2"#),
+            "{sql}"
+        );
         assert_eq!(params[..2], [Value::from("allergy"), Value::Integer(7)]);
         let response = host.call::<Allergy>(TestRequest::get(&path(&format!("/{AUUID}"))));
         assert_eq!(response.body_json()["data"][0]["uuid"], AUUID);
@@ -122,29 +169,51 @@ mod tests {
     fn create_needs_only_a_title_and_accepts_both_date_forms() {
         let mut host = MockHost::new()
             .on_query("FROM patient_data", patient())
-            .on_query("INSERT INTO lists", Rows::from_values(&["id"], vec![vec![3.into()]]));
+            .on_query(
+                "INSERT INTO lists",
+                Rows::from_values(&["id"], vec![vec![3.into()]]),
+            );
         let body = json!({"title": "Penicillin", "begdate": "2019-05-06", "enddate": "2020-01-01 10:00:00", "comments": "rash"});
         let response = host.call::<Allergy>(TestRequest::post(&path(""), body));
         assert_eq!(response.status, 201, "{}", response.text());
         assert_eq!(response.body_json()["data"]["id"], 3);
         let (_, params) = &host.writes()[0];
-        assert!(params.contains(&Value::from("2019-05-06 00:00:00")) && params.contains(&Value::from("rash")));
+        assert!(
+            params.contains(&Value::from("2019-05-06 00:00:00"))
+                && params.contains(&Value::from("rash"))
+        );
 
-        let response = host.call::<Allergy>(TestRequest::post(&path(""), json!({"begdate": "06/05/2019", "diagnosis": "x"})));
+        let response = host.call::<Allergy>(TestRequest::post(
+            &path(""),
+            json!({"begdate": "06/05/2019", "diagnosis": "x"}),
+        ));
         assert_eq!(response.status, 400);
         let errors = &response.body_json()["validationErrors"];
-        assert_eq!(errors["title"]["Required::NON_EXISTENT_KEY"], "title must be provided, but does not exist");
-        assert_eq!(errors["begdate"]["DateTime::INVALID_VALUE"], "begdate must be a valid date");
-        assert_eq!(errors["diagnosis"]["LengthBetween::TOO_SHORT"], "diagnosis must be 2 characters or longer");
+        assert_eq!(
+            errors["title"]["Required::NON_EXISTENT_KEY"],
+            "title must be provided, but does not exist"
+        );
+        assert_eq!(
+            errors["begdate"]["DateTime::INVALID_VALUE"],
+            "begdate must be a valid date"
+        );
+        assert_eq!(
+            errors["diagnosis"]["LengthBetween::TOO_SHORT"],
+            "diagnosis must be 2 characters or longer"
+        );
         assert_eq!(host.writes().len(), 1, "the invalid create wrote nothing");
     }
 
     #[test]
     fn coded_reactions_become_coding_maps() {
-        let mut host = MockHost::new().on_query("FROM lists", allergy_rows("hives", "SNOMED-CT:247472004"));
+        let mut host =
+            MockHost::new().on_query("FROM lists", allergy_rows("hives", "SNOMED-CT:247472004"));
         let response = host.call::<Allergy>(TestRequest::get(&format!("/api/allergy/{AUUID}")));
         let data = &response.body_json()["data"];
-        assert_eq!(data["reaction"]["247472004"]["system"], "http://snomed.info/sct");
+        assert_eq!(
+            data["reaction"]["247472004"]["system"],
+            "http://snomed.info/sct"
+        );
         assert_eq!(data["reaction_title"], "Hives");
         assert_eq!(data["diagnosis"], "");
         assert!(data.get("reaction_codes").is_none());
@@ -160,9 +229,25 @@ mod tests {
             .on_query("FROM patient_data", patient())
             .on_execute("UPDATE lists", 0)
             .on_execute("DELETE FROM lists", 0);
-        assert_eq!(host.call::<Allergy>(TestRequest::put(&path(&format!("/{AUUID}")), json!({"title": "Latex"}))).status, 404);
-        assert_eq!(host.call::<Allergy>(TestRequest::delete(&path(&format!("/{AUUID}")))).status, 404);
-        assert!(host.writes().iter().all(|(_, params)| params.contains(&Value::Integer(7)) && params.contains(&Value::from("allergy"))));
+        assert_eq!(
+            host.call::<Allergy>(TestRequest::put(
+                &path(&format!("/{AUUID}")),
+                json!({"title": "Latex"})
+            ))
+            .status,
+            404
+        );
+        assert_eq!(
+            host.call::<Allergy>(TestRequest::delete(&path(&format!("/{AUUID}"))))
+                .status,
+            404
+        );
+        assert!(
+            host.writes()
+                .iter()
+                .all(|(_, params)| params.contains(&Value::Integer(7))
+                    && params.contains(&Value::from("allergy")))
+        );
     }
 
     #[test]
@@ -170,9 +255,21 @@ mod tests {
         let mut host = MockHost::new()
             .on_query("FROM patient_data", Rows::default())
             .on_query("FROM lists", Rows::default());
-        assert_eq!(host.call::<Allergy>(TestRequest::post(&path(""), json!({"title": "Latex"}))).status, 404);
-        assert_eq!(host.call::<Allergy>(TestRequest::get(&format!("/api/allergy/{AUUID}"))).status, 404);
-        assert_eq!(host.call::<Allergy>(TestRequest::get("/api/allergy")).status, 200);
+        assert_eq!(
+            host.call::<Allergy>(TestRequest::post(&path(""), json!({"title": "Latex"})))
+                .status,
+            404
+        );
+        assert_eq!(
+            host.call::<Allergy>(TestRequest::get(&format!("/api/allergy/{AUUID}")))
+                .status,
+            404
+        );
+        assert_eq!(
+            host.call::<Allergy>(TestRequest::get("/api/allergy"))
+                .status,
+            200
+        );
         assert!(host.writes().is_empty());
     }
 }

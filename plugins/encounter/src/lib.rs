@@ -12,16 +12,43 @@ impl Resource for Encounter {
     const NAME: &'static str = "encounter";
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
     const DESCRIPTION: &'static str = "Encounters (OpenEMR form_encounter)";
-    const READS: &'static [&'static str] =
-        &["patient_data", "users", "facility", "list_options", "openemr_postcalendar_categories"];
+    const READS: &'static [&'static str] = &[
+        "patient_data",
+        "users",
+        "facility",
+        "list_options",
+        "openemr_postcalendar_categories",
+    ];
     const WRITES: &'static [&'static str] = &["form_encounter", "forms", "sequences"];
     const ROUTES: &'static [Route] = &[
-        Route::get("/api/patient/:puuid/encounter", "encounter.s", list).acl("encounters/auth_a").summary("List a patient's encounters"),
-        Route::post("/api/patient/:puuid/encounter", "encounter.c", create).acl("encounters/auth_a:write").summary("Create an encounter"),
-        Route::put("/api/patient/:puuid/encounter/:euuid", "encounter.u", update).acl("encounters/auth_a:write").summary("Update an encounter"),
-        Route::get("/api/patient/:puuid/encounter/:euuid", "encounter.r", get_one).acl("encounters/auth_a").summary("Read an encounter"),
-        Route::get("/portal/patient/encounter", "encounter.s", portal_list).summary("List the signed-in patient's encounters"),
-        Route::get("/portal/patient/encounter/:euuid", "encounter.r", portal_get).summary("Read one of the signed-in patient's encounters"),
+        Route::get("/api/patient/:puuid/encounter", "encounter.s", list)
+            .acl("encounters/auth_a")
+            .summary("List a patient's encounters"),
+        Route::post("/api/patient/:puuid/encounter", "encounter.c", create)
+            .acl("encounters/auth_a:write")
+            .summary("Create an encounter"),
+        Route::put(
+            "/api/patient/:puuid/encounter/:euuid",
+            "encounter.u",
+            update,
+        )
+        .acl("encounters/auth_a:write")
+        .summary("Update an encounter"),
+        Route::get(
+            "/api/patient/:puuid/encounter/:euuid",
+            "encounter.r",
+            get_one,
+        )
+        .acl("encounters/auth_a")
+        .summary("Read an encounter"),
+        Route::get("/portal/patient/encounter", "encounter.s", portal_list)
+            .summary("List the signed-in patient's encounters"),
+        Route::get(
+            "/portal/patient/encounter/:euuid",
+            "encounter.r",
+            portal_get,
+        )
+        .summary("Read one of the signed-in patient's encounters"),
     ];
 }
 
@@ -95,9 +122,12 @@ const REFERENCES: &[(&str, &str)] = &[
 /// insert), plus checks that referenced facilities and users exist.
 fn rules(v: &mut Validator<'_>, insert: bool) {
     v.field("pc_catid", "pc_catid", insert);
-    v.field("class_code", "class_code", insert).list_option("_ActEncounterCode");
+    v.field("class_code", "class_code", insert)
+        .list_option("_ActEncounterCode");
     for (key, table) in REFERENCES {
-        v.optional_allow_empty(key, key).numeric().reference(table, Column::int("id"));
+        v.optional_allow_empty(key, key)
+            .numeric()
+            .reference(table, Column::int("id"));
     }
 }
 
@@ -122,7 +152,9 @@ fn portal_get(req: &Request) -> Result<Response> {
 /// A page of the patient's encounters, newest number first as in OpenEMR.
 fn list_of(req: &Request, pid: i64) -> Result<Response> {
     let mut search = Search::new();
-    search.equals("fe.pid", pid).sort(None, &[], "fe.encounter DESC");
+    search
+        .equals("fe.pid", pid)
+        .sort(None, &[], "fe.encounter DESC");
     crud::page(req, &search, SELECT, Json::from_row)
 }
 
@@ -146,9 +178,18 @@ fn create(req: &Request) -> Result<Response> {
         .set("last_update", now.as_str())
         .fields(&fields)
         .insert_id()?;
-    emr::add_form(req, patient.pid, encounter, id, "newpatient", "New Patient Encounter")?;
+    emr::add_form(
+        req,
+        patient.pid,
+        encounter,
+        id,
+        "newpatient",
+        "New Patient Encounter",
+    )?;
     let sql = format!("{SELECT} WHERE fe.id = $1");
-    let record = crud::one(&sql, params![id], |row| Json::object().row(row).field("encounter", encounter).end())?;
+    let record = crud::one(&sql, params![id], |row| {
+        Json::object().row(row).field("encounter", encounter).end()
+    })?;
     Ok(Response::created(record))
 }
 
@@ -184,8 +225,26 @@ mod tests {
 
     fn encounter_rows() -> Rows {
         Rows::from_values(
-            &["id", "uuid", "eid", "euuid", "pid", "puuid", "class_code", "class_title"],
-            vec![vec![2.into(), EUUID.into(), 41.into(), EUUID.into(), 7.into(), PUUID.into(), "AMB".into(), "ambulatory".into()]],
+            &[
+                "id",
+                "uuid",
+                "eid",
+                "euuid",
+                "pid",
+                "puuid",
+                "class_code",
+                "class_title",
+            ],
+            vec![vec![
+                2.into(),
+                EUUID.into(),
+                41.into(),
+                EUUID.into(),
+                7.into(),
+                PUUID.into(),
+                "AMB".into(),
+                "ambulatory".into(),
+            ]],
         )
     }
 
@@ -200,9 +259,18 @@ mod tests {
             .on_query("FROM list_options", found())
             .on_query("FROM facility", found())
             .on_query("FROM users", found())
-            .on_query("UPDATE sequences", Rows::from_values(&["value"], vec![vec![41.into()]]))
-            .on_query("INSERT INTO form_encounter", Rows::from_values(&["id"], vec![vec![2.into()]]))
-            .on_query("INSERT INTO forms", Rows::from_values(&["id"], vec![vec![9.into()]]))
+            .on_query(
+                "UPDATE sequences",
+                Rows::from_values(&["value"], vec![vec![41.into()]]),
+            )
+            .on_query(
+                "INSERT INTO form_encounter",
+                Rows::from_values(&["id"], vec![vec![2.into()]]),
+            )
+            .on_query(
+                "INSERT INTO forms",
+                Rows::from_values(&["id"], vec![vec![9.into()]]),
+            )
             .on_query("WHERE fe.id", encounter_rows());
         let body = json!({"pc_catid": "5", "class_code": "AMB", "facility_id": "3", "billing_facility": "3", "provider_id": "1", "reason": "Checkup", "onset_date": ""});
         let response = host.call::<Encounter>(TestRequest::post(&path(""), body));
@@ -216,8 +284,14 @@ mod tests {
         let (sql, params) = &writes[1];
         assert!(sql.starts_with("INSERT INTO form_encounter"));
         assert!(params.contains(&Value::Integer(41)) && params.contains(&Value::Integer(7)));
-        assert!(params.contains(&Value::Text("2024-01-02 03:04:05".into())), "date defaults to now");
-        assert!(writes[2].1.contains(&Value::from("newpatient")) && writes[2].1.contains(&Value::Integer(2)));
+        assert!(
+            params.contains(&Value::Text("2024-01-02 03:04:05".into())),
+            "date defaults to now"
+        );
+        assert!(
+            writes[2].1.contains(&Value::from("newpatient"))
+                && writes[2].1.contains(&Value::Integer(2))
+        );
     }
 
     #[test]
@@ -225,16 +299,27 @@ mod tests {
         let mut host = MockHost::new()
             .on_query("FROM patient_data WHERE uuid", patient())
             .on_query("FROM list_options", Rows::default());
-        let response = host.call::<Encounter>(TestRequest::post(&path(""), json!({"class_code": "XYZ"})));
+        let response =
+            host.call::<Encounter>(TestRequest::post(&path(""), json!({"class_code": "XYZ"})));
         assert_eq!(response.status, 400);
         let errors = &response.body_json()["validationErrors"];
-        assert_eq!(errors["pc_catid"]["Required::NON_EXISTENT_KEY"], "pc_catid must be provided, but does not exist");
-        assert_eq!(errors["class_code"]["Callback::INVALID_VALUE"], "class_code is invalid");
+        assert_eq!(
+            errors["pc_catid"]["Required::NON_EXISTENT_KEY"],
+            "pc_catid must be provided, but does not exist"
+        );
+        assert_eq!(
+            errors["class_code"]["Callback::INVALID_VALUE"],
+            "class_code is invalid"
+        );
         assert!(host.writes().is_empty());
 
-        let response = host.call::<Encounter>(TestRequest::post(&path(""), json!({"pc_catid": "5"})));
+        let response =
+            host.call::<Encounter>(TestRequest::post(&path(""), json!({"pc_catid": "5"})));
         let errors = &response.body_json()["validationErrors"];
-        assert_eq!(errors["class_code"]["Required::NON_EXISTENT_KEY"], "class_code must be provided, but does not exist");
+        assert_eq!(
+            errors["class_code"]["Required::NON_EXISTENT_KEY"],
+            "class_code must be provided, but does not exist"
+        );
     }
 
     #[test]
@@ -248,17 +333,32 @@ mod tests {
         let response = host.call::<Encounter>(TestRequest::post(&path(""), body));
         assert_eq!(response.status, 400);
         let errors = &response.body_json()["validationErrors"];
-        assert_eq!(errors["facility_id"]["Callback::INVALID_VALUE"], "facility_id is invalid");
-        assert_eq!(errors["provider_id"]["Callback::INVALID_VALUE"], "provider_id is invalid");
-        assert_eq!(errors["date"]["DateTime::INVALID_VALUE"], "date must be a valid date");
-        assert!(errors.get("supervisor_id").is_none(), "0 means no supervisor");
+        assert_eq!(
+            errors["facility_id"]["Callback::INVALID_VALUE"],
+            "facility_id is invalid"
+        );
+        assert_eq!(
+            errors["provider_id"]["Callback::INVALID_VALUE"],
+            "provider_id is invalid"
+        );
+        assert_eq!(
+            errors["date"]["DateTime::INVALID_VALUE"],
+            "date must be a valid date"
+        );
+        assert!(
+            errors.get("supervisor_id").is_none(),
+            "0 means no supervisor"
+        );
         assert!(host.writes().is_empty());
     }
 
     #[test]
     fn an_encounter_for_a_missing_patient_is_404_and_writes_nothing() {
         let mut host = MockHost::new().on_query("FROM patient_data", Rows::default());
-        let response = host.call::<Encounter>(TestRequest::post(&path(""), json!({"pc_catid": 5, "class_code": "AMB"})));
+        let response = host.call::<Encounter>(TestRequest::post(
+            &path(""),
+            json!({"pc_catid": 5, "class_code": "AMB"}),
+        ));
         assert_eq!(response.status, 404);
         assert_eq!(response.body_json()["data"], json!([]));
         assert!(host.writes().is_empty());
@@ -271,10 +371,19 @@ mod tests {
         let mut host = MockHost::new()
             .on_query("FROM patient_data WHERE uuid", patient())
             .on_execute("UPDATE form_encounter", 0);
-        let response = host.call::<Encounter>(TestRequest::put(&path(&format!("/{EUUID}")), json!({"reason": "Follow-up"})));
-        assert_eq!(response.status, 404, "an encounter of another patient is not found");
+        let response = host.call::<Encounter>(TestRequest::put(
+            &path(&format!("/{EUUID}")),
+            json!({"reason": "Follow-up"}),
+        ));
+        assert_eq!(
+            response.status, 404,
+            "an encounter of another patient is not found"
+        );
         let (sql, params) = &host.writes()[0];
-        assert!(sql.ends_with(r#"WHERE "uuid" = $3 AND "pid" = $4"#), "{sql}");
+        assert!(
+            sql.ends_with(r#"WHERE "uuid" = $3 AND "pid" = $4"#),
+            "{sql}"
+        );
         assert_eq!(params[3], Value::Integer(7));
     }
 
@@ -285,10 +394,16 @@ mod tests {
             .on_query("FROM list_options", Rows::default())
             .on_execute("UPDATE form_encounter", 1)
             .on_query("WHERE fe.pid", encounter_rows());
-        let response = host.call::<Encounter>(TestRequest::put(&path(&format!("/{EUUID}")), json!({"class_code": "NOPE"})));
+        let response = host.call::<Encounter>(TestRequest::put(
+            &path(&format!("/{EUUID}")),
+            json!({"class_code": "NOPE"}),
+        ));
         assert_eq!(response.status, 400);
         assert!(host.writes().is_empty());
-        let response = host.call::<Encounter>(TestRequest::put(&path(&format!("/{EUUID}")), json!({"reason": "Follow-up"})));
+        let response = host.call::<Encounter>(TestRequest::put(
+            &path(&format!("/{EUUID}")),
+            json!({"reason": "Follow-up"}),
+        ));
         assert_eq!(response.status, 200, "{}", response.text());
         assert_eq!(response.body_json()["data"]["eid"], 41);
     }
@@ -302,7 +417,10 @@ mod tests {
         assert_eq!(response.status, 200);
         assert_eq!(response.body_json()["data"][0]["euuid"], EUUID);
         let (sql, params) = &host.queries()[1];
-        assert!(sql.contains(r#"WHERE fe."pid" = $1 ORDER BY fe.encounter DESC LIMIT $2 OFFSET $3"#), "{sql}");
+        assert!(
+            sql.contains(r#"WHERE fe."pid" = $1 ORDER BY fe.encounter DESC LIMIT $2 OFFSET $3"#),
+            "{sql}"
+        );
         assert_eq!(params[0], Value::Integer(7));
     }
 
@@ -313,7 +431,10 @@ mod tests {
             .on_query("FROM form_encounter", Rows::default());
         let response = host.call::<Encounter>(TestRequest::get(&path(&format!("/{EUUID}"))));
         assert_eq!(response.status, 404);
-        assert_eq!(host.queries()[1].1, vec![Value::Integer(7), Value::from(EUUID)]);
+        assert_eq!(
+            host.queries()[1].1,
+            vec![Value::Integer(7), Value::from(EUUID)]
+        );
     }
 
     #[test]
@@ -321,10 +442,13 @@ mod tests {
         let mut host = MockHost::new()
             .on_query("FROM patient_data WHERE uuid", patient())
             .on_query("FROM form_encounter", encounter_rows());
-        let response = host.call::<Encounter>(TestRequest::get("/portal/patient/encounter").as_patient(PUUID));
+        let response =
+            host.call::<Encounter>(TestRequest::get("/portal/patient/encounter").as_patient(PUUID));
         assert_eq!(response.status, 200);
         assert_eq!(host.queries()[0].1, vec![Value::from(PUUID)]);
-        let response = host.call::<Encounter>(TestRequest::get(&format!("/portal/patient/encounter/{EUUID}")).as_patient(PUUID));
+        let response = host.call::<Encounter>(
+            TestRequest::get(&format!("/portal/patient/encounter/{EUUID}")).as_patient(PUUID),
+        );
         assert_eq!(response.status, 200);
         assert_eq!(response.body_json()["data"]["eid"], 41);
         let response = host.call::<Encounter>(TestRequest::get("/portal/patient/encounter"));

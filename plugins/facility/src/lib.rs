@@ -13,10 +13,18 @@ impl Resource for Facility {
     const DESCRIPTION: &'static str = "Facilities (OpenEMR facility)";
     const WRITES: &'static [&'static str] = &["facility"];
     const ROUTES: &'static [Route] = &[
-        Route::get("/api/facility", "facility.s", list).acl("admin/users").summary("List facilities"),
-        Route::get("/api/facility/:fuuid", "facility.r", get_one).acl("admin/users").summary("Read a facility"),
-        Route::post("/api/facility", "facility.c", create).acl("admin/super:write").summary("Create a facility"),
-        Route::put("/api/facility/:fuuid", "facility.u", update).acl("admin/super:write").summary("Update a facility"),
+        Route::get("/api/facility", "facility.s", list)
+            .acl("admin/users")
+            .summary("List facilities"),
+        Route::get("/api/facility/:fuuid", "facility.r", get_one)
+            .acl("admin/users")
+            .summary("Read a facility"),
+        Route::post("/api/facility", "facility.c", create)
+            .acl("admin/super:write")
+            .summary("Create a facility"),
+        Route::put("/api/facility/:fuuid", "facility.u", update)
+            .acl("admin/super:write")
+            .summary("Update a facility"),
     ];
 }
 
@@ -64,8 +72,12 @@ const SELECT: &str = "SELECT f.* FROM facility f";
 /// FacilityValidator; on update every rule is optional but empty values still fail.
 fn rules(v: &mut Validator<'_>, insert: bool) {
     v.field("name", "name", insert).length_between(2, 255);
-    v.field("facility_npi", "facility_npi", insert).numeric().length_between(10, 15);
-    v.optional("domain_identifier", "domain_identifier").numeric().length_between(2, 60);
+    v.field("facility_npi", "facility_npi", insert)
+        .numeric()
+        .length_between(10, 15);
+    v.optional("domain_identifier", "domain_identifier")
+        .numeric()
+        .length_between(2, 60);
     for (key, min, max) in LENGTHS {
         v.optional(key, key).length_between(*min, *max);
     }
@@ -78,13 +90,19 @@ fn rules(v: &mut Validator<'_>, insert: bool) {
 
 fn list(req: &Request) -> Result<Response> {
     let mut search = Search::new();
-    search.filter_exact(req.query_pairs(), COLUMNS)?.sort(None, &[], "f.name, f.id");
+    search
+        .filter_exact(req.query_pairs(), COLUMNS)?
+        .sort(None, &[], "f.name, f.id");
     crud::page(req, &search, SELECT, Json::from_row)
 }
 
 fn get_one(req: &Request) -> Result<Response> {
     let sql = format!("{SELECT} WHERE f.uuid = $1");
-    Ok(Response::ok(crud::one(&sql, params![req.uuid("fuuid")?], Json::from_row)?))
+    Ok(Response::ok(crud::one(
+        &sql,
+        params![req.uuid("fuuid")?],
+        Json::from_row,
+    )?))
 }
 
 fn create(req: &Request) -> Result<Response> {
@@ -95,7 +113,9 @@ fn create(req: &Request) -> Result<Response> {
         .set("last_updated", time::now().datetime())
         .fields(&fields)
         .insert_id()?;
-    Ok(Response::created(Json::object().field("id", id).field("uuid", uuid).end()))
+    Ok(Response::created(
+        Json::object().field("id", id).field("uuid", uuid).end(),
+    ))
 }
 
 fn update(req: &Request) -> Result<Response> {
@@ -118,12 +138,18 @@ mod tests {
     const FUUID: &str = "90cde167-0000-4000-8000-0000000000f1";
 
     fn facility_rows() -> Rows {
-        Rows::from_values(&["id", "uuid", "name"], vec![vec![3.into(), FUUID.into(), "Main Clinic".into()]])
+        Rows::from_values(
+            &["id", "uuid", "name"],
+            vec![vec![3.into(), FUUID.into(), "Main Clinic".into()]],
+        )
     }
 
     #[test]
     fn create_answers_201_with_id_and_uuid() {
-        let mut host = MockHost::new().on_query("INSERT INTO facility", Rows::from_values(&["id"], vec![vec![3.into()]]));
+        let mut host = MockHost::new().on_query(
+            "INSERT INTO facility",
+            Rows::from_values(&["id"], vec![vec![3.into()]]),
+        );
         let response = host.call::<Facility>(TestRequest::post(
             "/api/facility",
             json!({"name": "Main Clinic", "facility_npi": "1234567890", "billing_location": "1", "color": "ignored"}),
@@ -133,7 +159,10 @@ mod tests {
         assert_eq!(data["id"], 3);
         assert_eq!(data["uuid"], "00000000-0000-4000-8000-000000000001");
         let (sql, params) = &host.writes()[0];
-        assert!(sql.contains(r#""billing_location""#) && !sql.contains("color"), "{sql}");
+        assert!(
+            sql.contains(r#""billing_location""#) && !sql.contains("color"),
+            "{sql}"
+        );
         assert!(params.contains(&Value::Integer(1)));
     }
 
@@ -146,40 +175,86 @@ mod tests {
         ));
         assert_eq!(response.status, 400);
         let errors = &response.body_json()["validationErrors"];
-        assert_eq!(errors["name"]["LengthBetween::TOO_SHORT"], "name must be 2 characters or longer");
-        assert_eq!(errors["facility_npi"]["Numeric::NOT_NUMERIC"], "facility_npi must be numeric");
-        assert_eq!(errors["facility_npi"]["LengthBetween::TOO_SHORT"], "facility_npi must be 10 characters or longer");
-        assert_eq!(errors["phone"]["LengthBetween::TOO_SHORT"], "phone must be 3 characters or longer");
-        assert_eq!(errors["email"]["Email::INVALID_VALUE"], "email must be a valid email address");
-        assert_eq!(errors["website"]["Url::INVALID_URL"], "website must be a valid URL");
-        assert_eq!(errors["service_location"]["Numeric::NOT_NUMERIC"], "service_location must be numeric");
-        assert_eq!(errors["domain_identifier"]["Numeric::NOT_NUMERIC"], "domain_identifier must be numeric");
+        assert_eq!(
+            errors["name"]["LengthBetween::TOO_SHORT"],
+            "name must be 2 characters or longer"
+        );
+        assert_eq!(
+            errors["facility_npi"]["Numeric::NOT_NUMERIC"],
+            "facility_npi must be numeric"
+        );
+        assert_eq!(
+            errors["facility_npi"]["LengthBetween::TOO_SHORT"],
+            "facility_npi must be 10 characters or longer"
+        );
+        assert_eq!(
+            errors["phone"]["LengthBetween::TOO_SHORT"],
+            "phone must be 3 characters or longer"
+        );
+        assert_eq!(
+            errors["email"]["Email::INVALID_VALUE"],
+            "email must be a valid email address"
+        );
+        assert_eq!(
+            errors["website"]["Url::INVALID_URL"],
+            "website must be a valid URL"
+        );
+        assert_eq!(
+            errors["service_location"]["Numeric::NOT_NUMERIC"],
+            "service_location must be numeric"
+        );
+        assert_eq!(
+            errors["domain_identifier"]["Numeric::NOT_NUMERIC"],
+            "domain_identifier must be numeric"
+        );
         assert!(host.writes().is_empty());
 
         let response = host.call::<Facility>(TestRequest::post("/api/facility", json!({})));
         let errors = &response.body_json()["validationErrors"];
-        assert_eq!(errors["name"]["Required::NON_EXISTENT_KEY"], "name must be provided, but does not exist");
-        assert_eq!(errors["facility_npi"]["Required::NON_EXISTENT_KEY"], "facility_npi must be provided, but does not exist");
+        assert_eq!(
+            errors["name"]["Required::NON_EXISTENT_KEY"],
+            "name must be provided, but does not exist"
+        );
+        assert_eq!(
+            errors["facility_npi"]["Required::NON_EXISTENT_KEY"],
+            "facility_npi must be provided, but does not exist"
+        );
     }
 
     #[test]
     fn update_takes_partial_bodies_and_answers_the_record() {
-        let mut host = MockHost::new().on_execute("UPDATE facility", 1).on_query("FROM facility", facility_rows());
-        let response = host.call::<Facility>(TestRequest::put(&format!("/api/facility/{FUUID}"), json!({"city": "Springfield"})));
+        let mut host = MockHost::new()
+            .on_execute("UPDATE facility", 1)
+            .on_query("FROM facility", facility_rows());
+        let response = host.call::<Facility>(TestRequest::put(
+            &format!("/api/facility/{FUUID}"),
+            json!({"city": "Springfield"}),
+        ));
         assert_eq!(response.status, 200, "{}", response.text());
         assert_eq!(response.body_json()["data"]["name"], "Main Clinic");
         let (sql, params) = &host.writes()[0];
         assert!(sql.ends_with(r#"WHERE "uuid" = $3"#), "{sql}");
         assert_eq!(params[2], Value::from(FUUID));
 
-        let response = host.call::<Facility>(TestRequest::put(&format!("/api/facility/{FUUID}"), json!({"name": ""})));
-        assert_eq!(response.body_json()["validationErrors"]["name"]["NotEmpty::EMPTY_VALUE"], "name must not be empty");
+        let response = host.call::<Facility>(TestRequest::put(
+            &format!("/api/facility/{FUUID}"),
+            json!({"name": ""}),
+        ));
+        assert_eq!(
+            response.body_json()["validationErrors"]["name"]["NotEmpty::EMPTY_VALUE"],
+            "name must not be empty"
+        );
     }
 
     #[test]
     fn unknown_facilities_are_404() {
-        let mut host = MockHost::new().on_execute("UPDATE facility", 0).on_query("FROM facility", Rows::default());
-        let response = host.call::<Facility>(TestRequest::put(&format!("/api/facility/{FUUID}"), json!({"city": "Springfield"})));
+        let mut host = MockHost::new()
+            .on_execute("UPDATE facility", 0)
+            .on_query("FROM facility", Rows::default());
+        let response = host.call::<Facility>(TestRequest::put(
+            &format!("/api/facility/{FUUID}"),
+            json!({"city": "Springfield"}),
+        ));
         assert_eq!(response.status, 404);
         let response = host.call::<Facility>(TestRequest::get(&format!("/api/facility/{FUUID}")));
         assert_eq!(response.status, 404);
@@ -191,11 +266,16 @@ mod tests {
     #[test]
     fn list_filters_on_whitelisted_fields_exactly() {
         let mut host = MockHost::new().on_query("FROM facility", facility_rows());
-        let response = host.call::<Facility>(TestRequest::get("/api/facility?name=Main%20Clinic&billing_location=1&bogus=1"));
+        let response = host.call::<Facility>(TestRequest::get(
+            "/api/facility?name=Main%20Clinic&billing_location=1&bogus=1",
+        ));
         assert_eq!(response.status, 200);
         assert_eq!(response.body_json()["data"][0]["uuid"], FUUID);
         let (sql, params) = &host.queries()[0];
-        assert!(sql.contains(r#"WHERE "name" = $1 AND "billing_location" = $2 ORDER BY f.name, f.id"#), "{sql}");
+        assert!(
+            sql.contains(r#"WHERE "name" = $1 AND "billing_location" = $2 ORDER BY f.name, f.id"#),
+            "{sql}"
+        );
         assert_eq!(params[1], Value::Integer(1));
         let response = host.call::<Facility>(TestRequest::get("/api/facility?billing_location=x"));
         assert_eq!(response.status, 400);

@@ -39,21 +39,103 @@ impl Resource for PatientIssue {
     const READS: &'static [&'static str] = &["patient_data"];
     const WRITES: &'static [&'static str] = &["lists"];
     const ROUTES: &'static [Route] = &[
-        Route::get("/api/patient/:pid/medication", "medication.s", list::<Medication>).acl("patients/med").summary("List a patient's medications"),
-        Route::post("/api/patient/:pid/medication", "medication.c", create::<Medication>).acl("patients/med:write").summary("Add a medication"),
-        Route::get("/api/patient/:pid/medication/:mid", "medication.r", get_one::<Medication>).acl("patients/med").summary("Read a medication"),
-        Route::put("/api/patient/:pid/medication/:mid", "medication.u", update::<Medication>).acl("patients/med:write").summary("Update a medication"),
-        Route::delete("/api/patient/:pid/medication/:mid", "medication.d", delete::<Medication>).acl("patients/med:write").summary("Delete a medication"),
-        Route::get("/api/patient/:pid/surgery", "surgery.s", list::<Surgery>).acl("patients/med").summary("List a patient's surgeries"),
-        Route::post("/api/patient/:pid/surgery", "surgery.c", create::<Surgery>).acl("patients/med:write").summary("Add a surgery"),
-        Route::get("/api/patient/:pid/surgery/:sid", "surgery.r", get_one::<Surgery>).acl("patients/med").summary("Read a surgery"),
-        Route::put("/api/patient/:pid/surgery/:sid", "surgery.u", update::<Surgery>).acl("patients/med:write").summary("Update a surgery"),
-        Route::delete("/api/patient/:pid/surgery/:sid", "surgery.d", delete::<Surgery>).acl("patients/med:write").summary("Delete a surgery"),
-        Route::get("/api/patient/:pid/dental_issue", "dental_issue.s", list::<Dental>).acl("patients/med").summary("List a patient's dental issues"),
-        Route::post("/api/patient/:pid/dental_issue", "dental_issue.c", create::<Dental>).acl("patients/med:write").summary("Add a dental issue"),
-        Route::get("/api/patient/:pid/dental_issue/:did", "dental_issue.r", get_one::<Dental>).acl("patients/med").summary("Read a dental issue"),
-        Route::put("/api/patient/:pid/dental_issue/:did", "dental_issue.u", update::<Dental>).acl("patients/med:write").summary("Update a dental issue"),
-        Route::delete("/api/patient/:pid/dental_issue/:did", "dental_issue.d", delete::<Dental>).acl("patients/med:write").summary("Delete a dental issue"),
+        Route::get(
+            "/api/patient/:pid/medication",
+            "medication.s",
+            list::<Medication>,
+        )
+        .acl("patients/med")
+        .summary("List a patient's medications"),
+        Route::post(
+            "/api/patient/:pid/medication",
+            "medication.c",
+            create::<Medication>,
+        )
+        .acl("patients/med:write")
+        .summary("Add a medication"),
+        Route::get(
+            "/api/patient/:pid/medication/:mid",
+            "medication.r",
+            get_one::<Medication>,
+        )
+        .acl("patients/med")
+        .summary("Read a medication"),
+        Route::put(
+            "/api/patient/:pid/medication/:mid",
+            "medication.u",
+            update::<Medication>,
+        )
+        .acl("patients/med:write")
+        .summary("Update a medication"),
+        Route::delete(
+            "/api/patient/:pid/medication/:mid",
+            "medication.d",
+            delete::<Medication>,
+        )
+        .acl("patients/med:write")
+        .summary("Delete a medication"),
+        Route::get("/api/patient/:pid/surgery", "surgery.s", list::<Surgery>)
+            .acl("patients/med")
+            .summary("List a patient's surgeries"),
+        Route::post("/api/patient/:pid/surgery", "surgery.c", create::<Surgery>)
+            .acl("patients/med:write")
+            .summary("Add a surgery"),
+        Route::get(
+            "/api/patient/:pid/surgery/:sid",
+            "surgery.r",
+            get_one::<Surgery>,
+        )
+        .acl("patients/med")
+        .summary("Read a surgery"),
+        Route::put(
+            "/api/patient/:pid/surgery/:sid",
+            "surgery.u",
+            update::<Surgery>,
+        )
+        .acl("patients/med:write")
+        .summary("Update a surgery"),
+        Route::delete(
+            "/api/patient/:pid/surgery/:sid",
+            "surgery.d",
+            delete::<Surgery>,
+        )
+        .acl("patients/med:write")
+        .summary("Delete a surgery"),
+        Route::get(
+            "/api/patient/:pid/dental_issue",
+            "dental_issue.s",
+            list::<Dental>,
+        )
+        .acl("patients/med")
+        .summary("List a patient's dental issues"),
+        Route::post(
+            "/api/patient/:pid/dental_issue",
+            "dental_issue.c",
+            create::<Dental>,
+        )
+        .acl("patients/med:write")
+        .summary("Add a dental issue"),
+        Route::get(
+            "/api/patient/:pid/dental_issue/:did",
+            "dental_issue.r",
+            get_one::<Dental>,
+        )
+        .acl("patients/med")
+        .summary("Read a dental issue"),
+        Route::put(
+            "/api/patient/:pid/dental_issue/:did",
+            "dental_issue.u",
+            update::<Dental>,
+        )
+        .acl("patients/med:write")
+        .summary("Update a dental issue"),
+        Route::delete(
+            "/api/patient/:pid/dental_issue/:did",
+            "dental_issue.d",
+            delete::<Dental>,
+        )
+        .acl("patients/med:write")
+        .summary("Delete a dental issue"),
     ];
 }
 
@@ -122,27 +204,52 @@ mod tests {
     use serde_json::json;
 
     fn patient() -> Rows {
-        Rows::from_values(&["pid", "uuid"], vec![vec![7.into(), "90cde167-0000-4000-8000-000000000001".into()]])
+        Rows::from_values(
+            &["pid", "uuid"],
+            vec![vec![
+                7.into(),
+                "90cde167-0000-4000-8000-000000000001".into(),
+            ]],
+        )
     }
 
     fn medication_rows() -> Rows {
-        Rows::from_values(&["id", "uuid", "type", "title", "pid"], vec![vec![21.into(), "u-21".into(), "medication".into(), "Aspirin".into(), 7.into()]])
+        Rows::from_values(
+            &["id", "uuid", "type", "title", "pid"],
+            vec![vec![
+                21.into(),
+                "u-21".into(),
+                "medication".into(),
+                "Aspirin".into(),
+                7.into(),
+            ]],
+        )
     }
 
     #[test]
     fn create_accepts_dates_and_datetimes_and_gives_a_uuid() {
         let mut host = MockHost::new()
             .on_query("FROM patient_data", patient())
-            .on_query("INSERT INTO lists", Rows::from_values(&["id"], vec![vec![21.into()]]));
+            .on_query(
+                "INSERT INTO lists",
+                Rows::from_values(&["id"], vec![vec![21.into()]]),
+            );
         let body = json!({"title": "Aspirin", "begdate": "2013-04-13", "enddate": "2013-05-01 08:00:00", "diagnosis": "ICD10:I10"});
-        let response = host.call::<PatientIssue>(TestRequest::post("/api/patient/7/medication", body));
+        let response =
+            host.call::<PatientIssue>(TestRequest::post("/api/patient/7/medication", body));
         assert_eq!(response.status, 201, "{}", response.text());
         assert_eq!(response.body_json()["data"], json!({"id": 21}));
         let (sql, params) = &host.writes()[0];
         assert!(sql.contains(r#""uuid""#), "{sql}");
-        assert_eq!(params[0], Value::from("00000000-0000-4000-8000-000000000001"));
+        assert_eq!(
+            params[0],
+            Value::from("00000000-0000-4000-8000-000000000001")
+        );
         assert!(params.contains(&Value::from("medication")) && params.contains(&Value::Integer(7)));
-        assert!(params.contains(&Value::from("2013-04-13 00:00:00")) && params.contains(&Value::from("2013-05-01 08:00:00")));
+        assert!(
+            params.contains(&Value::from("2013-04-13 00:00:00"))
+                && params.contains(&Value::from("2013-05-01 08:00:00"))
+        );
     }
 
     #[test]
@@ -150,8 +257,14 @@ mod tests {
         for (path, kind) in [("surgery", "surgery"), ("dental_issue", "dental")] {
             let mut host = MockHost::new()
                 .on_query("FROM patient_data", patient())
-                .on_query("INSERT INTO lists", Rows::from_values(&["id"], vec![vec![1.into()]]));
-            let response = host.call::<PatientIssue>(TestRequest::post(&format!("/api/patient/7/{path}"), json!({"title": "Crown"})));
+                .on_query(
+                    "INSERT INTO lists",
+                    Rows::from_values(&["id"], vec![vec![1.into()]]),
+                );
+            let response = host.call::<PatientIssue>(TestRequest::post(
+                &format!("/api/patient/7/{path}"),
+                json!({"title": "Crown"}),
+            ));
             assert_eq!(response.status, 201);
             assert!(host.writes()[0].1.contains(&Value::from(kind)));
         }
@@ -161,24 +274,58 @@ mod tests {
     fn create_reports_each_rule() {
         let mut host = MockHost::new().on_query("FROM patient_data", patient());
         let body = json!({"begdate": "13/04/2013", "enddate": "2013-02-30", "diagnosis": "I"});
-        let response = host.call::<PatientIssue>(TestRequest::post("/api/patient/7/medication", body));
+        let response =
+            host.call::<PatientIssue>(TestRequest::post("/api/patient/7/medication", body));
         assert_eq!(response.status, 400);
         let errors = &response.body_json()["validationErrors"];
-        assert_eq!(errors["title"]["Required::NON_EXISTENT_KEY"], "title must be provided, but does not exist");
-        assert_eq!(errors["begdate"]["DateTime::INVALID_VALUE"], "begdate must be a valid date");
-        assert_eq!(errors["enddate"]["DateTime::INVALID_VALUE"], "enddate must be a valid date");
-        assert_eq!(errors["diagnosis"]["LengthBetween::TOO_SHORT"], "diagnosis must be 2 characters or longer");
-        let response = host.call::<PatientIssue>(TestRequest::post("/api/patient/7/medication", json!({"title": "A"})));
-        assert_eq!(response.body_json()["validationErrors"]["title"]["LengthBetween::TOO_SHORT"], "title must be 2 characters or longer");
+        assert_eq!(
+            errors["title"]["Required::NON_EXISTENT_KEY"],
+            "title must be provided, but does not exist"
+        );
+        assert_eq!(
+            errors["begdate"]["DateTime::INVALID_VALUE"],
+            "begdate must be a valid date"
+        );
+        assert_eq!(
+            errors["enddate"]["DateTime::INVALID_VALUE"],
+            "enddate must be a valid date"
+        );
+        assert_eq!(
+            errors["diagnosis"]["LengthBetween::TOO_SHORT"],
+            "diagnosis must be 2 characters or longer"
+        );
+        let response = host.call::<PatientIssue>(TestRequest::post(
+            "/api/patient/7/medication",
+            json!({"title": "A"}),
+        ));
+        assert_eq!(
+            response.body_json()["validationErrors"]["title"]["LengthBetween::TOO_SHORT"],
+            "title must be 2 characters or longer"
+        );
         assert!(host.writes().is_empty());
     }
 
     #[test]
     fn a_missing_patient_is_404() {
         let mut host = MockHost::new().on_query("FROM patient_data", Rows::default());
-        assert_eq!(host.call::<PatientIssue>(TestRequest::post("/api/patient/8/medication", json!({"title": "Aspirin"}))).status, 404);
-        assert_eq!(host.call::<PatientIssue>(TestRequest::get("/api/patient/8/medication")).status, 404);
-        assert_eq!(host.call::<PatientIssue>(TestRequest::get("/api/patient/x/medication")).status, 400);
+        assert_eq!(
+            host.call::<PatientIssue>(TestRequest::post(
+                "/api/patient/8/medication",
+                json!({"title": "Aspirin"})
+            ))
+            .status,
+            404
+        );
+        assert_eq!(
+            host.call::<PatientIssue>(TestRequest::get("/api/patient/8/medication"))
+                .status,
+            404
+        );
+        assert_eq!(
+            host.call::<PatientIssue>(TestRequest::get("/api/patient/x/medication"))
+                .status,
+            400
+        );
         assert!(host.writes().is_empty());
     }
 
@@ -188,14 +335,40 @@ mod tests {
             .on_query("FROM patient_data", patient())
             .on_execute("UPDATE lists", 0)
             .on_execute("DELETE FROM lists", 0);
-        let response = host.call::<PatientIssue>(TestRequest::put("/api/patient/7/medication/21", json!({"title": "Ibuprofen"})));
-        assert_eq!(response.status, 404, "a medication of another patient (or a surgery) is not found");
+        let response = host.call::<PatientIssue>(TestRequest::put(
+            "/api/patient/7/medication/21",
+            json!({"title": "Ibuprofen"}),
+        ));
+        assert_eq!(
+            response.status, 404,
+            "a medication of another patient (or a surgery) is not found"
+        );
         let response = host.call::<PatientIssue>(TestRequest::delete("/api/patient/7/surgery/21"));
         assert_eq!(response.status, 404);
         let writes = host.writes();
-        assert!(writes[0].0.ends_with(r#"WHERE "id" = $3 AND "pid" = $4 AND "type" = $5"#), "{}", writes[0].0);
-        assert_eq!(writes[0].1[2..], [Value::Integer(21), Value::Integer(7), Value::from("medication")]);
-        assert_eq!(writes[1].1, vec![Value::Integer(21), Value::Integer(7), Value::from("surgery")]);
+        assert!(
+            writes[0]
+                .0
+                .ends_with(r#"WHERE "id" = $3 AND "pid" = $4 AND "type" = $5"#),
+            "{}",
+            writes[0].0
+        );
+        assert_eq!(
+            writes[0].1[2..],
+            [
+                Value::Integer(21),
+                Value::Integer(7),
+                Value::from("medication")
+            ]
+        );
+        assert_eq!(
+            writes[1].1,
+            vec![
+                Value::Integer(21),
+                Value::Integer(7),
+                Value::from("surgery")
+            ]
+        );
     }
 
     #[test]
@@ -204,10 +377,14 @@ mod tests {
             .on_query("FROM patient_data", patient())
             .on_execute("UPDATE lists", 1)
             .on_execute("DELETE FROM lists", 1);
-        let response = host.call::<PatientIssue>(TestRequest::put("/api/patient/7/dental_issue/21", json!({"enddate": "2020-01-01"})));
+        let response = host.call::<PatientIssue>(TestRequest::put(
+            "/api/patient/7/dental_issue/21",
+            json!({"enddate": "2020-01-01"}),
+        ));
         assert_eq!(response.status, 200);
         assert_eq!(response.body_json()["data"], json!({"id": 21}));
-        let response = host.call::<PatientIssue>(TestRequest::delete("/api/patient/7/dental_issue/21"));
+        let response =
+            host.call::<PatientIssue>(TestRequest::delete("/api/patient/7/dental_issue/21"));
         assert_eq!(response.status, 200);
         assert_eq!(response.body_json()["data"], json!(true));
     }
@@ -220,15 +397,36 @@ mod tests {
         let response = host.call::<PatientIssue>(TestRequest::get("/api/patient/7/medication"));
         assert_eq!(response.status, 200);
         assert_eq!(response.body_json()["data"][0]["title"], "Aspirin");
-        assert!(host.queries()[1].0.contains("ORDER BY l.date DESC, l.id DESC"));
+        assert!(
+            host.queries()[1]
+                .0
+                .contains("ORDER BY l.date DESC, l.id DESC")
+        );
         let response = host.call::<PatientIssue>(TestRequest::get("/api/patient/7/medication/21"));
         assert_eq!(response.body_json()["data"]["id"], 21);
         let (sql, params) = &host.queries()[3];
-        assert!(sql.contains(r#"l."type" = $1 AND l."pid" = $2 AND l."id" = $3"#), "{sql}");
-        assert_eq!(params[..3], [Value::from("medication"), Value::Integer(7), Value::Integer(21)]);
+        assert!(
+            sql.contains(r#"l."type" = $1 AND l."pid" = $2 AND l."id" = $3"#),
+            "{sql}"
+        );
+        assert_eq!(
+            params[..3],
+            [
+                Value::from("medication"),
+                Value::Integer(7),
+                Value::Integer(21)
+            ]
+        );
 
-        let mut empty = MockHost::new().on_query("FROM patient_data", patient()).on_query("FROM lists", Rows::default());
-        assert_eq!(empty.call::<PatientIssue>(TestRequest::get("/api/patient/7/medication/22")).status, 404);
+        let mut empty = MockHost::new()
+            .on_query("FROM patient_data", patient())
+            .on_query("FROM lists", Rows::default());
+        assert_eq!(
+            empty
+                .call::<PatientIssue>(TestRequest::get("/api/patient/7/medication/22"))
+                .status,
+            404
+        );
         let response = empty.call::<PatientIssue>(TestRequest::get("/api/patient/7/medication"));
         assert_eq!(response.status, 200, "an empty list is not an error");
         assert_eq!(response.body_json()["data"], json!([]));

@@ -14,10 +14,18 @@ impl Resource for Practitioner {
     const READS: &'static [&'static str] = &["facility", "list_options"];
     const WRITES: &'static [&'static str] = &["users"];
     const ROUTES: &'static [Route] = &[
-        Route::get("/api/practitioner", "practitioner.s", list).acl("admin/users").summary("List practitioners"),
-        Route::get("/api/practitioner/:pruuid", "practitioner.r", get_one).acl("admin/users").summary("Read a practitioner"),
-        Route::post("/api/practitioner", "practitioner.c", create).acl("admin/users:write").summary("Create a practitioner"),
-        Route::put("/api/practitioner/:pruuid", "practitioner.u", update).acl("admin/users:write").summary("Update a practitioner"),
+        Route::get("/api/practitioner", "practitioner.s", list)
+            .acl("admin/users")
+            .summary("List practitioners"),
+        Route::get("/api/practitioner/:pruuid", "practitioner.r", get_one)
+            .acl("admin/users")
+            .summary("Read a practitioner"),
+        Route::post("/api/practitioner", "practitioner.c", create)
+            .acl("admin/users:write")
+            .summary("Create a practitioner"),
+        Route::put("/api/practitioner/:pruuid", "practitioner.u", update)
+            .acl("admin/users:write")
+            .summary("Update a practitioner"),
     ];
 }
 
@@ -69,25 +77,38 @@ const HAS_NPI: &str = "u.npi <> ''";
 
 /// PractitionerValidator; on update every rule is optional but empty values still fail.
 fn rules(v: &mut Validator<'_>, insert: bool) {
-    v.field("fname", "First Name", insert).length_between(2, 255);
+    v.field("fname", "First Name", insert)
+        .length_between(2, 255);
     v.field("lname", "Last Name", insert).length_between(2, 255);
-    v.field("npi", "NPI", insert).numeric().length_between(10, 15);
-    v.optional("facility_id", "Facility Id").numeric().exists_in("facility", Column::int("id"));
+    v.field("npi", "NPI", insert)
+        .numeric()
+        .length_between(10, 15);
+    v.optional("facility_id", "Facility Id")
+        .numeric()
+        .exists_in("facility", Column::int("id"));
     v.optional("email", "Email").email_address();
     if insert {
-        v.optional_allow_empty("username", "Username").unique_in("users", Column::text("username"));
+        v.optional_allow_empty("username", "Username")
+            .unique_in("users", Column::text("username"));
     }
 }
 
 fn list(req: &Request) -> Result<Response> {
     let mut search = Search::on("u");
-    search.filter_exact(req.query_pairs(), COLUMNS)?.condition(HAS_NPI, vec![]).sort(None, &[], "u.id");
+    search
+        .filter_exact(req.query_pairs(), COLUMNS)?
+        .condition(HAS_NPI, vec![])
+        .sort(None, &[], "u.id");
     crud::page(req, &search, SELECT, Json::from_row)
 }
 
 fn get_one(req: &Request) -> Result<Response> {
     let sql = format!("{SELECT} WHERE u.uuid = $1 AND {HAS_NPI}");
-    Ok(Response::ok(crud::one(&sql, params![req.uuid("pruuid")?], Json::from_row)?))
+    Ok(Response::ok(crud::one(
+        &sql,
+        params![req.uuid("pruuid")?],
+        Json::from_row,
+    )?))
 }
 
 fn create(req: &Request) -> Result<Response> {
@@ -102,7 +123,9 @@ fn create(req: &Request) -> Result<Response> {
         .set("last_updated", time::now().datetime())
         .fields(&fields)
         .insert_id()?;
-    Ok(Response::created(Json::object().field("id", id).field("uuid", uuid).end()))
+    Ok(Response::created(
+        Json::object().field("id", id).field("uuid", uuid).end(),
+    ))
 }
 
 fn update(req: &Request) -> Result<Response> {
@@ -132,7 +155,15 @@ mod tests {
     }
 
     fn practitioner_rows() -> Rows {
-        Rows::from_values(&["id", "uuid", "fname", "npi"], vec![vec![4.into(), PRUUID.into(), "Gregory".into(), "1234567890".into()]])
+        Rows::from_values(
+            &["id", "uuid", "fname", "npi"],
+            vec![vec![
+                4.into(),
+                PRUUID.into(),
+                "Gregory".into(),
+                "1234567890".into(),
+            ]],
+        )
     }
 
     fn valid() -> serde_json::Value {
@@ -141,15 +172,19 @@ mod tests {
 
     #[test]
     fn create_checks_the_facility_and_answers_201() {
-        let mut host = MockHost::new()
-            .on_query("FROM facility", found())
-            .on_query("INSERT INTO users", Rows::from_values(&["id"], vec![vec![4.into()]]));
+        let mut host = MockHost::new().on_query("FROM facility", found()).on_query(
+            "INSERT INTO users",
+            Rows::from_values(&["id"], vec![vec![4.into()]]),
+        );
         let response = host.call::<Practitioner>(TestRequest::post("/api/practitioner", valid()));
         assert_eq!(response.status, 201, "{}", response.text());
         assert_eq!(response.body_json()["data"]["id"], 4);
         assert!(response.body_json()["data"]["uuid"].is_string());
         let (sql, params) = &host.writes()[0];
-        assert!(sql.contains(r#""facility_id""#) && !sql.contains("role"), "{sql}");
+        assert!(
+            sql.contains(r#""facility_id""#) && !sql.contains("role"),
+            "{sql}"
+        );
         assert!(params.contains(&Value::Integer(3)));
     }
 
@@ -158,7 +193,10 @@ mod tests {
         let mut host = MockHost::new().on_query("FROM facility", Rows::default());
         let response = host.call::<Practitioner>(TestRequest::post("/api/practitioner", valid()));
         assert_eq!(response.status, 400);
-        assert_eq!(response.body_json()["validationErrors"]["facility_id"]["Callback::INVALID_VALUE"], "Facility Id is invalid");
+        assert_eq!(
+            response.body_json()["validationErrors"]["facility_id"]["Callback::INVALID_VALUE"],
+            "Facility Id is invalid"
+        );
         assert!(host.writes().is_empty());
     }
 
@@ -169,32 +207,56 @@ mod tests {
         let response = host.call::<Practitioner>(TestRequest::post("/api/practitioner", body));
         assert_eq!(response.status, 400);
         let errors = &response.body_json()["validationErrors"];
-        assert_eq!(errors["fname"]["LengthBetween::TOO_SHORT"], "First Name must be 2 characters or longer");
-        assert_eq!(errors["lname"]["Required::NON_EXISTENT_KEY"], "lname must be provided, but does not exist");
+        assert_eq!(
+            errors["fname"]["LengthBetween::TOO_SHORT"],
+            "First Name must be 2 characters or longer"
+        );
+        assert_eq!(
+            errors["lname"]["Required::NON_EXISTENT_KEY"],
+            "lname must be provided, but does not exist"
+        );
         assert_eq!(errors["npi"]["Numeric::NOT_NUMERIC"], "NPI must be numeric");
-        assert_eq!(errors["npi"]["LengthBetween::TOO_SHORT"], "NPI must be 10 characters or longer");
-        assert_eq!(errors["facility_id"]["Numeric::NOT_NUMERIC"], "Facility Id must be numeric");
-        assert_eq!(errors["email"]["Email::INVALID_VALUE"], "Email must be a valid email address");
-        assert_eq!(errors["username"]["Unique::NOT_UNIQUE"], "Username is already in use");
+        assert_eq!(
+            errors["npi"]["LengthBetween::TOO_SHORT"],
+            "NPI must be 10 characters or longer"
+        );
+        assert_eq!(
+            errors["facility_id"]["Numeric::NOT_NUMERIC"],
+            "Facility Id must be numeric"
+        );
+        assert_eq!(
+            errors["email"]["Email::INVALID_VALUE"],
+            "Email must be a valid email address"
+        );
+        assert_eq!(
+            errors["username"]["Unique::NOT_UNIQUE"],
+            "Username is already in use"
+        );
         assert!(host.writes().is_empty());
     }
 
     #[test]
     fn an_empty_username_is_stored_as_none() {
-        let mut host = MockHost::new()
-            .on_query("FROM facility", found())
-            .on_query("INSERT INTO users", Rows::from_values(&["id"], vec![vec![4.into()]]));
+        let mut host = MockHost::new().on_query("FROM facility", found()).on_query(
+            "INSERT INTO users",
+            Rows::from_values(&["id"], vec![vec![4.into()]]),
+        );
         let mut body = valid();
         body["username"] = json!("");
         host.call::<Practitioner>(TestRequest::post("/api/practitioner", body));
         let (sql, params) = &host.writes()[0];
-        let position = sql.split(", ").position(|c| c.contains(r#""username""#)).unwrap();
+        let position = sql
+            .split(", ")
+            .position(|c| c.contains(r#""username""#))
+            .unwrap();
         assert_eq!(params[position], Value::Null);
     }
 
     #[test]
     fn update_touches_only_practitioners_and_never_the_username() {
-        let mut host = MockHost::new().on_execute("UPDATE users", 1).on_query("FROM users u", practitioner_rows());
+        let mut host = MockHost::new()
+            .on_execute("UPDATE users", 1)
+            .on_query("FROM users u", practitioner_rows());
         let response = host.call::<Practitioner>(TestRequest::put(
             &format!("/api/practitioner/{PRUUID}"),
             json!({"city": "Princeton", "username": "house"}),
@@ -208,10 +270,16 @@ mod tests {
 
     #[test]
     fn users_without_an_npi_are_not_practitioners() {
-        let mut host = MockHost::new().on_execute("UPDATE users", 0).on_query("FROM users u", Rows::default());
-        let response = host.call::<Practitioner>(TestRequest::put(&format!("/api/practitioner/{PRUUID}"), json!({"city": "X1"})));
+        let mut host = MockHost::new()
+            .on_execute("UPDATE users", 0)
+            .on_query("FROM users u", Rows::default());
+        let response = host.call::<Practitioner>(TestRequest::put(
+            &format!("/api/practitioner/{PRUUID}"),
+            json!({"city": "X1"}),
+        ));
         assert_eq!(response.status, 404);
-        let response = host.call::<Practitioner>(TestRequest::get(&format!("/api/practitioner/{PRUUID}")));
+        let response =
+            host.call::<Practitioner>(TestRequest::get(&format!("/api/practitioner/{PRUUID}")));
         assert_eq!(response.status, 404);
         assert!(host.queries().last().unwrap().0.ends_with("u.npi <> ''"));
     }
@@ -219,11 +287,18 @@ mod tests {
     #[test]
     fn list_shows_only_practitioners_filtered_exactly() {
         let mut host = MockHost::new().on_query("FROM users u", practitioner_rows());
-        let response = host.call::<Practitioner>(TestRequest::get("/api/practitioner?lname=House&facility_id=3"));
+        let response = host.call::<Practitioner>(TestRequest::get(
+            "/api/practitioner?lname=House&facility_id=3",
+        ));
         assert_eq!(response.status, 200);
         assert_eq!(response.body_json()["data"][0]["uuid"], PRUUID);
         let (sql, params) = &host.queries()[0];
-        assert!(sql.contains(r#"WHERE u."lname" = $1 AND u."facility_id" = $2 AND u.npi <> '' ORDER BY u.id"#), "{sql}");
+        assert!(
+            sql.contains(
+                r#"WHERE u."lname" = $1 AND u."facility_id" = $2 AND u.npi <> '' ORDER BY u.id"#
+            ),
+            "{sql}"
+        );
         assert_eq!(params[1], Value::Integer(3));
     }
 }

@@ -14,10 +14,34 @@ impl Resource for SoapNote {
     const READS: &'static [&'static str] = &["form_encounter"];
     const WRITES: &'static [&'static str] = &["form_soap", "forms"];
     const ROUTES: &'static [Route] = &[
-        Route::get("/api/patient/:pid/encounter/:eid/soap_note", "soap_note.s", list).acl("encounters/notes").summary("List an encounter's SOAP notes"),
-        Route::post("/api/patient/:pid/encounter/:eid/soap_note", "soap_note.c", create).acl("encounters/notes:write").summary("Write a SOAP note"),
-        Route::get("/api/patient/:pid/encounter/:eid/soap_note/:sid", "soap_note.r", get_one).acl("encounters/notes").summary("Read a SOAP note"),
-        Route::put("/api/patient/:pid/encounter/:eid/soap_note/:sid", "soap_note.u", update).acl("encounters/notes:write").summary("Update a SOAP note"),
+        Route::get(
+            "/api/patient/:pid/encounter/:eid/soap_note",
+            "soap_note.s",
+            list,
+        )
+        .acl("encounters/notes")
+        .summary("List an encounter's SOAP notes"),
+        Route::post(
+            "/api/patient/:pid/encounter/:eid/soap_note",
+            "soap_note.c",
+            create,
+        )
+        .acl("encounters/notes:write")
+        .summary("Write a SOAP note"),
+        Route::get(
+            "/api/patient/:pid/encounter/:eid/soap_note/:sid",
+            "soap_note.r",
+            get_one,
+        )
+        .acl("encounters/notes")
+        .summary("Read a SOAP note"),
+        Route::put(
+            "/api/patient/:pid/encounter/:eid/soap_note/:sid",
+            "soap_note.u",
+            update,
+        )
+        .acl("encounters/notes:write")
+        .summary("Update a SOAP note"),
     ];
 }
 
@@ -79,25 +103,43 @@ mod tests {
     fn create_answers_sid_and_fid() {
         let mut host = MockHost::new()
             .on_query("FROM form_encounter", found())
-            .on_query("INSERT INTO form_soap", Rows::from_values(&["id"], vec![vec![3.into()]]))
-            .on_query("INSERT INTO forms", Rows::from_values(&["id"], vec![vec![8.into()]]));
+            .on_query(
+                "INSERT INTO form_soap",
+                Rows::from_values(&["id"], vec![vec![3.into()]]),
+            )
+            .on_query(
+                "INSERT INTO forms",
+                Rows::from_values(&["id"], vec![vec![8.into()]]),
+            );
         let body = json!({"subjective": "Cough", "objective": "Clear lungs", "assessment": "URI", "plan": "Rest"});
         let response = host.call::<SoapNote>(TestRequest::post(PATH, body));
         assert_eq!(response.status, 201, "{}", response.text());
         assert_eq!(response.body_json()["data"], json!({"sid": 3, "fid": 8}));
         let writes = host.writes();
         assert!(writes[0].1.contains(&Value::from("Cough")));
-        assert!(writes[1].1.contains(&Value::from("soap")) && writes[1].1.contains(&Value::from("SOAP")));
+        assert!(
+            writes[1].1.contains(&Value::from("soap"))
+                && writes[1].1.contains(&Value::from("SOAP"))
+        );
     }
 
     #[test]
     fn each_part_must_be_two_characters_or_more() {
         let mut host = MockHost::new().on_query("FROM form_encounter", found());
-        let response = host.call::<SoapNote>(TestRequest::post(PATH, json!({"subjective": "x", "plan": ""})));
+        let response = host.call::<SoapNote>(TestRequest::post(
+            PATH,
+            json!({"subjective": "x", "plan": ""}),
+        ));
         assert_eq!(response.status, 400);
         let errors = &response.body_json()["validationErrors"];
-        assert_eq!(errors["subjective"]["LengthBetween::TOO_SHORT"], "subjective must be 2 characters or longer");
-        assert_eq!(errors["plan"]["NotEmpty::EMPTY_VALUE"], "plan must not be empty");
+        assert_eq!(
+            errors["subjective"]["LengthBetween::TOO_SHORT"],
+            "subjective must be 2 characters or longer"
+        );
+        assert_eq!(
+            errors["plan"]["NotEmpty::EMPTY_VALUE"],
+            "plan must not be empty"
+        );
         assert!(host.writes().is_empty());
     }
 
@@ -106,26 +148,54 @@ mod tests {
         let mut host = MockHost::new()
             .on_query("FROM form_encounter", Rows::default())
             .on_query("FROM forms fo", Rows::default());
-        assert_eq!(host.call::<SoapNote>(TestRequest::post(PATH, json!({"plan": "Rest"}))).status, 404);
+        assert_eq!(
+            host.call::<SoapNote>(TestRequest::post(PATH, json!({"plan": "Rest"})))
+                .status,
+            404
+        );
         assert_eq!(host.call::<SoapNote>(TestRequest::get(PATH)).status, 404);
-        assert_eq!(host.call::<SoapNote>(TestRequest::get(&format!("{PATH}/3"))).status, 404);
-        assert_eq!(host.call::<SoapNote>(TestRequest::put(&format!("{PATH}/3"), json!({"plan": "Rest"}))).status, 404);
+        assert_eq!(
+            host.call::<SoapNote>(TestRequest::get(&format!("{PATH}/3")))
+                .status,
+            404
+        );
+        assert_eq!(
+            host.call::<SoapNote>(TestRequest::put(
+                &format!("{PATH}/3"),
+                json!({"plan": "Rest"})
+            ))
+            .status,
+            404
+        );
         assert!(host.writes().is_empty());
     }
 
     #[test]
     fn notes_are_read_and_updated_through_their_forms_row() {
         let mut host = MockHost::new()
-            .on_query("SELECT fo.id FROM forms fo", Rows::from_values(&["id"], vec![vec![8.into()]]))
-            .on_query("FROM forms fo", Rows::from_values(&["id", "plan"], vec![vec![3.into(), "Rest".into()]]))
+            .on_query(
+                "SELECT fo.id FROM forms fo",
+                Rows::from_values(&["id"], vec![vec![8.into()]]),
+            )
+            .on_query(
+                "FROM forms fo",
+                Rows::from_values(&["id", "plan"], vec![vec![3.into(), "Rest".into()]]),
+            )
             .on_execute("UPDATE form_soap", 1);
         let response = host.call::<SoapNote>(TestRequest::get(&format!("{PATH}/3")));
         assert_eq!(response.body_json()["data"]["plan"], "Rest");
-        let response = host.call::<SoapNote>(TestRequest::put(&format!("{PATH}/3"), json!({"plan": "Fluids"})));
+        let response = host.call::<SoapNote>(TestRequest::put(
+            &format!("{PATH}/3"),
+            json!({"plan": "Fluids"}),
+        ));
         assert_eq!(response.status, 200);
         assert_eq!(response.body_json()["data"], json!({"sid": 3}));
         let (sql, params) = &host.writes()[0];
-        assert!(sql.starts_with("UPDATE form_soap") && sql.ends_with(r#"WHERE "id" = $3 AND "pid" = $4"#), "{sql}");
+        assert!(
+            sql.starts_with("UPDATE form_soap")
+                && sql.ends_with(r#"WHERE "id" = $3 AND "pid" = $4"#),
+            "{sql}"
+        );
         assert_eq!(params[2..], [Value::Integer(3), Value::Integer(7)]);
     }
 }

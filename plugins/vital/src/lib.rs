@@ -15,10 +15,26 @@ impl Resource for Vital {
     const READS: &'static [&'static str] = &["patient_data", "form_encounter", "users"];
     const WRITES: &'static [&'static str] = &["form_vitals", "forms"];
     const ROUTES: &'static [Route] = &[
-        Route::get("/api/patient/:pid/encounter/:eid/vital", "vital.s", list).acl("encounters/notes").summary("List an encounter's vitals"),
-        Route::post("/api/patient/:pid/encounter/:eid/vital", "vital.c", create).acl("encounters/notes:write").summary("Record vitals"),
-        Route::get("/api/patient/:pid/encounter/:eid/vital/:vid", "vital.r", get_one).acl("encounters/notes").summary("Read vitals"),
-        Route::put("/api/patient/:pid/encounter/:eid/vital/:vid", "vital.u", update).acl("encounters/notes:write").summary("Update vitals"),
+        Route::get("/api/patient/:pid/encounter/:eid/vital", "vital.s", list)
+            .acl("encounters/notes")
+            .summary("List an encounter's vitals"),
+        Route::post("/api/patient/:pid/encounter/:eid/vital", "vital.c", create)
+            .acl("encounters/notes:write")
+            .summary("Record vitals"),
+        Route::get(
+            "/api/patient/:pid/encounter/:eid/vital/:vid",
+            "vital.r",
+            get_one,
+        )
+        .acl("encounters/notes")
+        .summary("Read vitals"),
+        Route::put(
+            "/api/patient/:pid/encounter/:eid/vital/:vid",
+            "vital.u",
+            update,
+        )
+        .acl("encounters/notes:write")
+        .summary("Update vitals"),
     ];
 }
 
@@ -59,7 +75,16 @@ const COLUMNS: &[Column] = &[
 
 /// OpenEMR's numeric vitals (validated as numbers even where stored as text).
 const NUMERIC: &[&str] = &[
-    "bps", "bpd", "weight", "height", "temperature", "pulse", "respiration", "BMI", "waist_circ", "head_circ",
+    "bps",
+    "bpd",
+    "weight",
+    "height",
+    "temperature",
+    "pulse",
+    "respiration",
+    "BMI",
+    "waist_circ",
+    "head_circ",
     "oxygen_saturation",
 ];
 
@@ -142,22 +167,44 @@ mod tests {
     }
 
     fn vital_rows() -> Rows {
-        Rows::from_values(&["pid", "eid", "id", "form_id", "weight", "BMI"], vec![vec![7.into(), 41.into(), 5.into(), 5.into(), Value::Real(150.5), Value::Real(22.1)]])
+        Rows::from_values(
+            &["pid", "eid", "id", "form_id", "weight", "BMI"],
+            vec![vec![
+                7.into(),
+                41.into(),
+                5.into(),
+                5.into(),
+                Value::Real(150.5),
+                Value::Real(22.1),
+            ]],
+        )
     }
 
     #[test]
     fn create_answers_vid_and_fid() {
         let mut host = MockHost::new()
             .on_query("FROM form_encounter", found())
-            .on_query("INSERT INTO form_vitals", Rows::from_values(&["id"], vec![vec![5.into()]]))
-            .on_query("INSERT INTO forms", Rows::from_values(&["id"], vec![vec![9.into()]]));
+            .on_query(
+                "INSERT INTO form_vitals",
+                Rows::from_values(&["id"], vec![vec![5.into()]]),
+            )
+            .on_query(
+                "INSERT INTO forms",
+                Rows::from_values(&["id"], vec![vec![9.into()]]),
+            );
         let body = json!({"bps": "120", "bpd": 80, "weight": "150.5", "BMI": 22.1, "note": "fine", "temperature": 98.6});
         let response = host.call::<Vital>(TestRequest::post(PATH, body));
         assert_eq!(response.status, 201, "{}", response.text());
         assert_eq!(response.body_json()["data"], json!({"vid": 5, "fid": 9}));
         let (sql, params) = &host.writes()[0];
-        assert!(sql.contains(r#""BMI""#) && sql.contains(r#""bps""#), "{sql}");
-        assert!(params.contains(&Value::Text("80".into())), "blood pressures are stored as text");
+        assert!(
+            sql.contains(r#""BMI""#) && sql.contains(r#""bps""#),
+            "{sql}"
+        );
+        assert!(
+            params.contains(&Value::Text("80".into())),
+            "blood pressures are stored as text"
+        );
         assert!(params.contains(&Value::Real(150.5)));
     }
 
@@ -169,10 +216,22 @@ mod tests {
         assert_eq!(response.status, 400);
         let errors = &response.body_json()["validationErrors"];
         assert_eq!(errors["bps"]["Numeric::NOT_NUMERIC"], "bps must be numeric");
-        assert_eq!(errors["pulse"]["Numeric::NOT_NUMERIC"], "pulse must be numeric");
-        assert_eq!(errors["oxygen_saturation"]["Numeric::NOT_NUMERIC"], "oxygen_saturation must be numeric");
-        assert_eq!(errors["note"]["NotEmpty::EMPTY_VALUE"], "note must not be empty");
-        assert_eq!(errors["temp_method"]["LengthBetween::TOO_LONG"], "temp_method must be 255 characters or shorter");
+        assert_eq!(
+            errors["pulse"]["Numeric::NOT_NUMERIC"],
+            "pulse must be numeric"
+        );
+        assert_eq!(
+            errors["oxygen_saturation"]["Numeric::NOT_NUMERIC"],
+            "oxygen_saturation must be numeric"
+        );
+        assert_eq!(
+            errors["note"]["NotEmpty::EMPTY_VALUE"],
+            "note must not be empty"
+        );
+        assert_eq!(
+            errors["temp_method"]["LengthBetween::TOO_LONG"],
+            "temp_method must be 255 characters or shorter"
+        );
         assert!(host.writes().is_empty());
     }
 
@@ -182,7 +241,10 @@ mod tests {
         let response = host.call::<Vital>(TestRequest::post(PATH, json!({"weight": 150})));
         assert_eq!(response.status, 404);
         assert!(host.writes().is_empty());
-        assert_eq!(host.queries()[0].1, vec![Value::Integer(7), Value::Integer(41)]);
+        assert_eq!(
+            host.queries()[0].1,
+            vec![Value::Integer(7), Value::Integer(41)]
+        );
         let response = host.call::<Vital>(TestRequest::get(PATH));
         assert_eq!(response.status, 404);
     }
@@ -190,14 +252,23 @@ mod tests {
     #[test]
     fn update_of_a_vital_outside_the_path_is_404_and_changes_nothing() {
         let mut host = MockHost::new().on_query("SELECT fo.id FROM forms fo", Rows::default());
-        let response = host.call::<Vital>(TestRequest::put(&format!("{PATH}/5"), json!({"weight": 151})));
+        let response = host.call::<Vital>(TestRequest::put(
+            &format!("{PATH}/5"),
+            json!({"weight": 151}),
+        ));
         assert_eq!(response.status, 404);
         assert!(host.writes().is_empty());
 
         let mut host = MockHost::new()
-            .on_query("SELECT fo.id FROM forms fo", Rows::from_values(&["id"], vec![vec![9.into()]]))
+            .on_query(
+                "SELECT fo.id FROM forms fo",
+                Rows::from_values(&["id"], vec![vec![9.into()]]),
+            )
             .on_execute("UPDATE form_vitals", 1);
-        let response = host.call::<Vital>(TestRequest::put(&format!("{PATH}/5"), json!({"weight": 151})));
+        let response = host.call::<Vital>(TestRequest::put(
+            &format!("{PATH}/5"),
+            json!({"weight": 151}),
+        ));
         assert_eq!(response.status, 200);
         assert_eq!(response.body_json()["data"], json!({"vid": 5}));
     }
