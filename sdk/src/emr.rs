@@ -446,6 +446,16 @@ mod tests {
         select: "SELECT n.* FROM forms fo JOIN form_notes n ON n.id = fo.form_id",
     };
     const PROBLEMS: Issues = Issues::new("medical_problem");
+    const ALLERGIES: IssueResource = IssueResource {
+        issues: Issues::new("allergy"),
+        param: "auuid",
+        select: "SELECT l.* FROM lists l",
+        map: Json::from_row,
+        columns: &[Column::text("title")],
+        rules: |v, insert| {
+            v.field("title", "title", insert).length_between(2, 255);
+        },
+    };
 
     fn rules(v: &mut Validator<'_>) {
         v.optional("note", "note").length_between(2, 10);
@@ -479,6 +489,19 @@ mod tests {
                 update_problem,
             ),
             Route::get("/portal/patient/problem", "problem.s", portal_problems),
+            Route::get("/api/allergy/:auuid", "allergy.r", |r| ALLERGIES.get_any(r)),
+            Route::get("/api/patient/:puuid/allergy/:auuid", "allergy.r", |r| {
+                ALLERGIES.get(r)
+            }),
+            Route::post("/api/patient/:puuid/allergy", "allergy.c", |r| {
+                ALLERGIES.create(r)
+            }),
+            Route::put("/api/patient/:puuid/allergy/:auuid", "allergy.u", |r| {
+                ALLERGIES.update(r)
+            }),
+            Route::delete("/api/patient/:puuid/allergy/:auuid", "allergy.d", |r| {
+                ALLERGIES.delete(r)
+            }),
         ];
     }
 
@@ -687,6 +710,56 @@ mod tests {
             "{sql}"
         );
         assert_eq!(params[3], Value::Integer(7));
+    }
+
+    #[test]
+    fn issue_resources_answer_in_openemrs_shapes() {
+        let auuid = "90cde167-0000-4000-8000-0000000000a1";
+        let allergy = Rows::from_values(
+            &["id", "uuid", "title"],
+            vec![vec![3.into(), auuid.into(), "Latex".into()]],
+        );
+        let mut host = MockHost::new()
+            .on_query("FROM patient_data", patient_rows())
+            .on_query(
+                "INSERT INTO lists",
+                Rows::from_values(&["id"], vec![vec![3.into()]]),
+            )
+            .on_execute("UPDATE lists", 1)
+            .on_execute("DELETE FROM lists", 1)
+            .on_query("FROM lists", allergy);
+        let base = format!("/api/patient/{PUUID}/allergy");
+        let response = host.call::<Notes>(TestRequest::post(&base, json!({"title": "Latex"})));
+        assert_eq!(response.status, 201);
+        assert_eq!(response.body_json()["data"]["id"], 3);
+        assert!(response.body_json()["data"]["uuid"].is_string());
+        let response = host.call::<Notes>(TestRequest::post(&base, json!({"title": "L"})));
+        assert_eq!(response.status, 400);
+        let one = format!("{base}/{auuid}");
+        let response = host.call::<Notes>(TestRequest::get(&one));
+        assert_eq!(
+            response.body_json()["data"][0]["title"],
+            "Latex",
+            "the per-patient read is a list"
+        );
+        let response = host.call::<Notes>(TestRequest::get(&format!("/api/allergy/{auuid}")));
+        assert_eq!(
+            response.body_json()["data"]["title"],
+            "Latex",
+            "the read across patients is an object"
+        );
+        let response = host.call::<Notes>(TestRequest::put(&one, json!({"title": "Latex gloves"})));
+        assert_eq!(response.body_json()["data"]["uuid"], auuid);
+        let response = host.call::<Notes>(TestRequest::delete(&one));
+        assert_eq!(response.body_json()["data"], json!({"uuid": auuid}));
+        let writes = host.writes();
+        assert_eq!(writes.len(), 3, "the invalid create wrote nothing");
+        assert!(
+            writes
+                .iter()
+                .all(|(_, params)| params.contains(&Value::from("allergy"))
+                    && params.contains(&Value::Integer(7)))
+        );
     }
 
     #[test]
