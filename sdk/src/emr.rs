@@ -38,7 +38,7 @@ pub struct Patient {
     pub uuid: String,
 }
 
-fn patient(sql: &str, params: &[crate::Value]) -> Result<Patient> {
+fn find_patient(sql: &str, params: &[crate::Value]) -> Result<Patient> {
     let row = store::query_one(sql, params)?.ok_or(ApiError::NotFound)?;
     Ok(Patient {
         pid: row.int("pid").unwrap_or_default(),
@@ -48,7 +48,7 @@ fn patient(sql: &str, params: &[crate::Value]) -> Result<Patient> {
 
 /// The patient with `puuid`; a 404 when there is none.
 pub fn patient_by_uuid(puuid: &str) -> Result<Patient> {
-    patient(
+    find_patient(
         "SELECT pid, uuid FROM patient_data WHERE uuid = $1",
         params![puuid],
     )
@@ -56,7 +56,7 @@ pub fn patient_by_uuid(puuid: &str) -> Result<Patient> {
 
 /// The patient with `pid`; a 404 when there is none.
 pub fn patient_by_pid(pid: i64) -> Result<Patient> {
-    patient(
+    find_patient(
         "SELECT pid, uuid FROM patient_data WHERE pid = $1",
         params![pid],
     )
@@ -79,6 +79,24 @@ pub fn path_pid(req: &Request, param: &str) -> Result<Patient> {
 pub fn portal_patient(req: &Request) -> Result<Patient> {
     let puuid = req.caller().patient.as_deref().ok_or(ApiError::NotFound)?;
     patient_by_uuid(puuid)
+}
+
+/// The patient a route acts on: on the portal the caller's own patient; elsewhere the
+/// patient named by the route's `:puuid` (uuid) or `:pid` (number) parameter. One
+/// handler can so serve `/api/patient/:puuid/x` and `/portal/patient/x` alike.
+pub fn patient(req: &Request) -> Result<Patient> {
+    if req.family() == crate::Family::Portal {
+        portal_patient(req)
+    } else if req.has_param("puuid") {
+        path_patient(req, "puuid")
+    } else if req.has_param("pid") {
+        path_pid(req, "pid")
+    } else {
+        Err(ApiError::Internal(format!(
+            "route {} names no patient",
+            req.path()
+        )))
+    }
 }
 
 /// A 404 unless encounter number `eid` exists and belongs to patient `pid`.
@@ -378,7 +396,7 @@ impl IssueResource {
 
     /// `GET /api/patient/:puuid/<kind>`: the patient's issues (404 for no such patient).
     pub fn list(&self, req: &Request) -> Result<Response> {
-        let patient = path_patient(req, "puuid")?;
+        let patient = patient(req)?;
         self.page(req, Some(patient.pid))
     }
 
@@ -386,7 +404,7 @@ impl IssueResource {
     /// list, as OpenEMR answers this route (its clients read `data[0]`); a 404 when the
     /// patient has no such issue.
     pub fn get(&self, req: &Request) -> Result<Response> {
-        let patient = path_patient(req, "puuid")?;
+        let patient = patient(req)?;
         let search = self.one(Some(patient.pid), &req.uuid(self.param)?);
         Ok(Response::ok(crud::find_all(
             &search,
@@ -398,7 +416,7 @@ impl IssueResource {
     /// `POST /api/patient/:puuid/<kind>`: 404 for no such patient, 400 for a body that
     /// breaks the rules, else 201 `{"id", "uuid"}`.
     pub fn create(&self, req: &Request) -> Result<Response> {
-        let patient = path_patient(req, "puuid")?;
+        let patient = patient(req)?;
         let rules = self.rules;
         let fields = req.fields(self.columns, |v| rules(v, true))?;
         let (id, uuid) = self.issues.insert(req, patient.pid, &fields)?;
@@ -410,7 +428,7 @@ impl IssueResource {
     /// `PUT /api/patient/:puuid/<kind>/:<param>`: updates the given columns of the
     /// patient's issue (404 when the patient has none with that uuid) and answers it.
     pub fn update(&self, req: &Request) -> Result<Response> {
-        let patient = path_patient(req, "puuid")?;
+        let patient = patient(req)?;
         let uuid = req.uuid(self.param)?;
         let rules = self.rules;
         let fields = req.fields(self.columns, |v| rules(v, false))?;
@@ -423,7 +441,7 @@ impl IssueResource {
     /// `DELETE /api/patient/:puuid/<kind>/:<param>`: deletes the patient's issue (404
     /// when the patient has none with that uuid) and answers `{"uuid"}`.
     pub fn delete(&self, req: &Request) -> Result<Response> {
-        let patient = path_patient(req, "puuid")?;
+        let patient = patient(req)?;
         let uuid = req.uuid(self.param)?;
         self.issues.delete(patient.pid, IssueKey::Uuid(&uuid))?;
         Ok(Response::ok(Json::object().field("uuid", uuid).end()))
@@ -488,7 +506,7 @@ mod tests {
                 "problem.u",
                 update_problem,
             ),
-            Route::get("/portal/patient/problem", "problem.s", portal_problems),
+            Route::get("/portal/patient/problem", "problem.s", problems),
             Route::get("/api/allergy/:auuid", "allergy.r", |r| ALLERGIES.get_any(r)),
             Route::get("/api/patient/:puuid/allergy/:auuid", "allergy.r", |r| {
                 ALLERGIES.get(r)
@@ -506,7 +524,7 @@ mod tests {
     }
 
     fn problems(req: &Request) -> Result<Response> {
-        let patient = path_patient(req, "puuid")?;
+        let patient = patient(req)?;
         crud::page(
             req,
             &PROBLEMS.search(Some(patient.pid)),
@@ -516,20 +534,10 @@ mod tests {
     }
 
     fn update_problem(req: &Request) -> Result<Response> {
-        let patient = path_patient(req, "puuid")?;
+        let patient = patient(req)?;
         let fields = req.fields(&[Column::text("title")], |_| {})?;
         PROBLEMS.update(patient.pid, IssueKey::Uuid(&req.uuid("muuid")?), &fields)?;
         Ok(Response::ok(Json::null()))
-    }
-
-    fn portal_problems(req: &Request) -> Result<Response> {
-        let patient = portal_patient(req)?;
-        crud::page(
-            req,
-            &PROBLEMS.search(Some(patient.pid)),
-            "SELECT l.* FROM lists l",
-            Json::from_row,
-        )
     }
 
     const PUUID: &str = "90cde167-0000-4000-8000-000000000001";
@@ -760,6 +768,25 @@ mod tests {
                 .all(|(_, params)| params.contains(&Value::from("allergy"))
                     && params.contains(&Value::Integer(7)))
         );
+    }
+
+    #[test]
+    fn the_route_decides_where_the_patient_comes_from() {
+        let mut host = MockHost::new()
+            .on_query("FROM patient_data", patient_rows())
+            .on_query("FROM lists", Rows::default());
+        host.call::<Notes>(TestRequest::get(&format!("/api/patient/{PUUID}/problem")));
+        host.call::<Notes>(TestRequest::get("/portal/patient/problem").as_patient(PUUID));
+        let queries = host.queries();
+        assert!(
+            queries[0].0.ends_with("WHERE uuid = $1") && queries[0].1 == vec![Value::from(PUUID)]
+        );
+        assert!(
+            queries[2].0.ends_with("WHERE uuid = $1") && queries[2].1 == vec![Value::from(PUUID)]
+        );
+        let mut host = MockHost::new();
+        let response = host.call::<Notes>(TestRequest::get("/portal/patient/problem"));
+        assert_eq!(response.status, 404);
     }
 
     #[test]

@@ -112,6 +112,13 @@ impl Request {
             .ok_or_else(|| ApiError::Internal(format!("parameter {name} was not passed")))
     }
 
+    /// True when the route's template has the parameter `:name`.
+    pub fn has_param(&self, name: &str) -> bool {
+        self.template
+            .split('/')
+            .any(|segment| segment.strip_prefix(':') == Some(name))
+    }
+
     /// The route parameter `name` as a UUID (lower case). A malformed value is a 400 with
     /// one validation error for `name`.
     pub fn uuid(&self, name: &str) -> Result<String> {

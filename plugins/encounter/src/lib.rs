@@ -41,14 +41,10 @@ impl Resource for Encounter {
         )
         .acl("encounters/auth_a")
         .summary("Read an encounter"),
-        Route::get("/portal/patient/encounter", "encounter.s", portal_list)
+        Route::get("/portal/patient/encounter", "encounter.s", list)
             .summary("List the signed-in patient's encounters"),
-        Route::get(
-            "/portal/patient/encounter/:euuid",
-            "encounter.r",
-            portal_get,
-        )
-        .summary("Read one of the signed-in patient's encounters"),
+        Route::get("/portal/patient/encounter/:euuid", "encounter.r", get_one)
+            .summary("Read one of the signed-in patient's encounters"),
     ];
 }
 
@@ -131,31 +127,19 @@ fn rules(v: &mut Validator<'_>, insert: bool) {
     }
 }
 
+/// A page of the patient's encounters (from the path, or the portal caller's own),
+/// newest number first as in OpenEMR.
 fn list(req: &Request) -> Result<Response> {
-    list_of(req, emr::path_patient(req, "puuid")?.pid)
-}
-
-fn portal_list(req: &Request) -> Result<Response> {
-    list_of(req, emr::portal_patient(req)?.pid)
+    let mut search = Search::new();
+    search
+        .equals("fe.pid", emr::patient(req)?.pid)
+        .sort(None, &[], "fe.encounter DESC");
+    crud::page(req, &search, SELECT, Json::from_row)
 }
 
 fn get_one(req: &Request) -> Result<Response> {
-    let patient = emr::path_patient(req, "puuid")?;
+    let patient = emr::patient(req)?;
     Ok(Response::ok(one_of(patient.pid, &req.uuid("euuid")?)?))
-}
-
-fn portal_get(req: &Request) -> Result<Response> {
-    let patient = emr::portal_patient(req)?;
-    Ok(Response::ok(one_of(patient.pid, &req.uuid("euuid")?)?))
-}
-
-/// A page of the patient's encounters, newest number first as in OpenEMR.
-fn list_of(req: &Request, pid: i64) -> Result<Response> {
-    let mut search = Search::new();
-    search
-        .equals("fe.pid", pid)
-        .sort(None, &[], "fe.encounter DESC");
-    crud::page(req, &search, SELECT, Json::from_row)
 }
 
 /// The patient's encounter `euuid`; a 404 for an encounter of another patient.
@@ -165,7 +149,7 @@ fn one_of(pid: i64, euuid: &str) -> Result<Json> {
 }
 
 fn create(req: &Request) -> Result<Response> {
-    let patient = emr::path_patient(req, "puuid")?;
+    let patient = emr::patient(req)?;
     let mut fields = req.fields(COLUMNS, |v| rules(v, true))?;
     let now = time::now().datetime();
     fields.set_default("date", now.as_str());
@@ -194,7 +178,7 @@ fn create(req: &Request) -> Result<Response> {
 }
 
 fn update(req: &Request) -> Result<Response> {
-    let patient = emr::path_patient(req, "puuid")?;
+    let patient = emr::patient(req)?;
     let euuid = req.uuid("euuid")?;
     let fields = req.fields(COLUMNS, |v| rules(v, false))?;
     Update::table("form_encounter")

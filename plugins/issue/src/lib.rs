@@ -163,28 +163,28 @@ fn rules(v: &mut Validator<'_>, insert: bool) {
 
 /// The patient's issues of kind `K`, newest first.
 fn list<K: Kind>(req: &Request) -> Result<Response> {
-    let patient = emr::path_pid(req, "pid")?;
+    let patient = emr::patient(req)?;
     let mut search = K::ISSUES.search(Some(patient.pid));
     search.sort(None, &[], "l.date DESC, l.id DESC");
     crud::page(req, &search, SELECT, Json::from_row)
 }
 
 fn get_one<K: Kind>(req: &Request) -> Result<Response> {
-    let patient = emr::path_pid(req, "pid")?;
+    let patient = emr::patient(req)?;
     let mut search = K::ISSUES.search(Some(patient.pid));
     search.equals("id", req.id(K::ID)?);
     Ok(Response::ok(crud::find(&search, SELECT, Json::from_row)?))
 }
 
 fn create<K: Kind>(req: &Request) -> Result<Response> {
-    let patient = emr::path_pid(req, "pid")?;
+    let patient = emr::patient(req)?;
     let fields = req.fields(COLUMNS, |v| rules(v, true))?;
     let (id, _) = K::ISSUES.insert(req, patient.pid, &fields)?;
     Ok(Response::created(Json::object().field("id", id).end()))
 }
 
 fn update<K: Kind>(req: &Request) -> Result<Response> {
-    let patient = emr::path_pid(req, "pid")?;
+    let patient = emr::patient(req)?;
     let id = req.id(K::ID)?;
     let fields = req.fields(COLUMNS, |v| rules(v, false))?;
     K::ISSUES.update(patient.pid, IssueKey::Id(id), &fields)?;
@@ -192,7 +192,7 @@ fn update<K: Kind>(req: &Request) -> Result<Response> {
 }
 
 fn delete<K: Kind>(req: &Request) -> Result<Response> {
-    let patient = emr::path_pid(req, "pid")?;
+    let patient = emr::patient(req)?;
     K::ISSUES.delete(patient.pid, IssueKey::Id(req.id(K::ID)?))?;
     Ok(Response::ok(Json::raw("true")))
 }
