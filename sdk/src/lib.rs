@@ -30,6 +30,9 @@
 //! same code runs against [`testing::MockHost`], so plugin logic is unit-tested with
 //! `cargo test`.
 
+pub mod coding;
+pub mod crud;
+pub mod emr;
 pub mod json;
 pub mod request;
 pub mod response;
@@ -125,9 +128,10 @@ pub mod prelude {
     pub use crate::request::Request;
     pub use crate::resource::{Resource, Route};
     pub use crate::response::{ApiError, Response, Result};
-    pub use crate::sql::{Column, Fields, Insert, Search, Update};
+    pub use crate::sql::{Column, Delete, Fields, Insert, Search, Update};
     pub use crate::store::{self, Row, Rows, Value, ValueRef};
     pub use crate::validate::Validator;
+    pub use crate::{coding, crud, emr};
     pub use crate::{log, params};
 }
 

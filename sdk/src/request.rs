@@ -3,6 +3,8 @@
 use crate::json::Json;
 use crate::resource::Method;
 use crate::response::{ApiError, Family, Result};
+use crate::sql::{Column, Fields};
+use crate::validate::Validator;
 
 /// The kind of principal behind a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,6 +112,13 @@ impl Request {
             .ok_or_else(|| ApiError::Internal(format!("parameter {name} was not passed")))
     }
 
+    /// True when the route's template has the parameter `:name`.
+    pub fn has_param(&self, name: &str) -> bool {
+        self.template
+            .split('/')
+            .any(|segment| segment.strip_prefix(':') == Some(name))
+    }
+
     /// The route parameter `name` as a UUID (lower case). A malformed value is a 400 with
     /// one validation error for `name`.
     pub fn uuid(&self, name: &str) -> Result<String> {
@@ -174,6 +183,32 @@ impl Request {
                 &format!("The request body is not valid JSON: {e}"),
             )),
         }
+    }
+
+    /// The body as column values: `rules` run first, then the keys that are `columns`
+    /// are converted to their types (other keys are ignored, as OpenEMR ignores them).
+    /// Rule failures and type errors come back together as one 400, keyed by field.
+    ///
+    /// ```no_run
+    /// # use hearth_sdk::prelude::*;
+    /// # fn f(req: &Request) -> Result<()> {
+    /// const COLUMNS: &[Column] = &[Column::text("title"), Column::datetime("begdate")];
+    /// let fields = req.fields(COLUMNS, |v| {
+    ///     v.required("title", "title").length_between(2, 255);
+    /// })?;
+    /// # Ok(()) }
+    /// ```
+    pub fn fields(
+        &self,
+        columns: &[Column],
+        rules: impl FnOnce(&mut Validator<'_>),
+    ) -> Result<Fields> {
+        let body = self.json_object()?;
+        let mut validator = Validator::new(&body);
+        rules(&mut validator);
+        let fields = Fields::collect(&body, columns, &mut validator);
+        validator.finish()?;
+        Ok(fields)
     }
 
     /// Paging from `_limit` (or `_maxresults`) and `_offset`, as OpenEMR reads them:

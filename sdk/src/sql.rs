@@ -93,6 +93,12 @@ impl Column {
             kind: Kind::DateTime,
         }
     }
+
+    /// Converts a JSON value to this column's SQL value, or says which rule it breaks
+    /// (`Numeric::NOT_NUMERIC`, `DateTime::INVALID_VALUE`, ...) and how.
+    pub fn value_of(&self, json: &Json) -> Result<Value, (&'static str, &'static str)> {
+        convert(json, self.kind)
+    }
 }
 
 /// Column values taken from a request body, in column-list order.
@@ -103,21 +109,33 @@ impl Fields {
     /// Converts the keys of `body` that are in `columns`; other keys are ignored, as
     /// OpenEMR ignores them. A value of the wrong type is a 400 naming the field.
     pub fn from_json(body: &Map<String, Json>, columns: &[Column]) -> Result<Fields, ApiError> {
-        let mut fields = Vec::new();
         let mut errors = Validator::new(body);
+        let fields = Fields::collect(body, columns, &mut errors);
+        errors.finish()?;
+        Ok(fields)
+    }
+
+    /// Converts the keys of `body` that are in `columns`, recording type errors in
+    /// `errors` for fields that have no error yet (a rule already explained them).
+    pub(crate) fn collect(
+        body: &Map<String, Json>,
+        columns: &[Column],
+        errors: &mut Validator<'_>,
+    ) -> Fields {
+        let mut fields = Vec::new();
         for column in columns {
             let Some(json) = body.get(column.name) else {
                 continue;
             };
-            match convert(json, column.kind) {
+            match column.value_of(json) {
                 Ok(value) => fields.push((column.name, value)),
-                Err((rule, message)) => {
+                Err((rule, message)) if !errors.has_error(column.name) => {
                     errors.error(column.name, rule, format!("{} {message}", column.name))
                 }
+                Err(_) => {}
             }
         }
-        errors.finish()?;
-        Ok(Fields(fields))
+        Fields(fields)
     }
 
     /// True when no column was given.
@@ -136,6 +154,14 @@ impl Fields {
         match self.0.iter_mut().find(|(c, _)| *c == column) {
             Some(slot) => slot.1 = value,
             None => self.0.push((column, value)),
+        }
+    }
+
+    /// Sets `column` unless the body gave it a value: absent and `null` both count as not
+    /// given, as OpenEMR's `empty()` checks do (e.g. an encounter's `date` defaults to now).
+    pub fn set_default(&mut self, column: &'static str, value: impl Into<Value>) {
+        if matches!(self.get(column), None | Some(Value::Null)) {
+            self.set(column, value);
         }
     }
 
@@ -268,13 +294,75 @@ impl Insert {
             store::execute(&self.sql(), &self.values).map(|_| Rows::default())
         }
     }
+
+    /// Runs it with `RETURNING id` and answers the new row's `id`, the numeric key
+    /// OpenEMR hands back from creates (`{"id": …}`, `{"vid": …}`, `fid`, ...).
+    pub fn insert_id(&mut self) -> Result<i64, ApiError> {
+        self.returning = Some("id");
+        self.run()?
+            .get(0)
+            .and_then(|row| row.int("id"))
+            .ok_or_else(|| ApiError::Internal(format!("INSERT INTO {} returned no id", self.table)))
+    }
+}
+
+/// The `WHERE` clause of an [`Update`] or [`Delete`]: conditions ANDed, each with its own
+/// parameters written `$?` until the statement is numbered.
+#[derive(Default)]
+struct Filter(Vec<(String, Vec<Value>)>);
+
+impl Filter {
+    fn equals(&mut self, column: &str, value: Value) {
+        self.0
+            .push((format!("{} = $?", ident(column)), vec![value]));
+    }
+
+    fn condition(&mut self, sql: &str, values: Vec<Value>) {
+        self.0.push((sql.to_owned(), values));
+    }
+
+    /// Appends ` WHERE …` to `sql`, numbering parameters after those in `values`.
+    fn write(&self, sql: &mut String, values: &mut Vec<Value>) {
+        let parts: Vec<String> = self
+            .0
+            .iter()
+            .map(|(condition, params)| number(condition, params.clone(), values))
+            .collect();
+        if !parts.is_empty() {
+            sql.push_str(" WHERE ");
+            sql.push_str(&parts.join(" AND "));
+        }
+    }
+
+    /// Answers whether any row of `table` matches, for writes that changed nothing.
+    fn matches_any(&self, table: &str) -> Result<bool, StoreError> {
+        let mut sql = format!("SELECT 1 AS found FROM {table}");
+        let mut values = Vec::new();
+        self.write(&mut sql, &mut values);
+        sql.push_str(" LIMIT 1");
+        Ok(!store::query(&sql, &values)?.is_empty())
+    }
+}
+
+/// Replaces each `$?` in `sql` with the next parameter number, moving `params` to `out`.
+/// A missing parameter binds `NULL`.
+fn number(sql: &str, params: Vec<Value>, out: &mut Vec<Value>) -> String {
+    let mut parts = sql.split("$?");
+    let mut text = parts.next().unwrap_or_default().to_owned();
+    let mut params = params.into_iter();
+    for part in parts {
+        out.push(params.next().unwrap_or(Value::Null));
+        text.push_str(&format!("${}", out.len()));
+        text.push_str(part);
+    }
+    text
 }
 
 /// An `UPDATE` statement.
 pub struct Update {
     table: &'static str,
     sets: Vec<(String, Value)>,
-    wheres: Vec<(String, Value)>,
+    wheres: Filter,
 }
 
 impl Update {
@@ -283,7 +371,7 @@ impl Update {
         Update {
             table,
             sets: Vec::new(),
-            wheres: Vec::new(),
+            wheres: Filter::default(),
         }
     }
 
@@ -306,34 +394,30 @@ impl Update {
 
     /// Adds `column = value` to the `WHERE` clause (all conditions are ANDed).
     pub fn filter(&mut self, column: &str, value: impl Into<Value>) -> &mut Self {
-        self.wheres.push((ident(column), value.into()));
+        self.wheres.equals(column, value.into());
+        self
+    }
+
+    /// Adds a raw condition with its own parameters written `$?` (numbered for you),
+    /// e.g. `condition("npi <> ''", vec![])`.
+    pub fn condition(&mut self, sql: &str, values: Vec<Value>) -> &mut Self {
+        self.wheres.condition(sql, values);
         self
     }
 
     /// The SQL text and its parameters.
     pub fn build(&self) -> (String, Vec<Value>) {
         let mut values = Vec::new();
-        let mut n = 0;
-        let mut next = |value: &Value| {
-            values.push(value.clone());
-            n += 1;
-            format!("${n}")
-        };
         let sets: Vec<String> = self
             .sets
             .iter()
-            .map(|(c, v)| format!("{c} = {}", next(v)))
-            .collect();
-        let wheres: Vec<String> = self
-            .wheres
-            .iter()
-            .map(|(c, v)| format!("{c} = {}", next(v)))
+            .map(|(c, v)| {
+                values.push(v.clone());
+                format!("{c} = ${}", values.len())
+            })
             .collect();
         let mut sql = format!("UPDATE {} SET {}", self.table, sets.join(", "));
-        if !wheres.is_empty() {
-            sql.push_str(" WHERE ");
-            sql.push_str(&wheres.join(" AND "));
-        }
+        self.wheres.write(&mut sql, &mut values);
         (sql, values)
     }
 
@@ -344,6 +428,65 @@ impl Update {
         }
         let (sql, values) = self.build();
         store::execute(&sql, &values)
+    }
+
+    /// Runs it for the one row a route addresses: a 404 when no row matches the filter,
+    /// so an id of another patient (or another list type) is never changed. With nothing
+    /// to set it only checks that the row exists.
+    pub fn apply(&self) -> Result<(), ApiError> {
+        let found = if self.sets.is_empty() {
+            self.wheres.matches_any(self.table)?
+        } else {
+            self.run()? > 0
+        };
+        found.then_some(()).ok_or(ApiError::NotFound)
+    }
+}
+
+/// A `DELETE` statement.
+pub struct Delete {
+    table: &'static str,
+    wheres: Filter,
+}
+
+impl Delete {
+    /// Deletes rows of `table`.
+    pub fn table(table: &'static str) -> Delete {
+        Delete {
+            table,
+            wheres: Filter::default(),
+        }
+    }
+
+    /// Adds `column = value` to the `WHERE` clause (all conditions are ANDed).
+    pub fn filter(&mut self, column: &str, value: impl Into<Value>) -> &mut Self {
+        self.wheres.equals(column, value.into());
+        self
+    }
+
+    /// Adds a raw condition with its own parameters written `$?`.
+    pub fn condition(&mut self, sql: &str, values: Vec<Value>) -> &mut Self {
+        self.wheres.condition(sql, values);
+        self
+    }
+
+    /// The SQL text and its parameters.
+    pub fn build(&self) -> (String, Vec<Value>) {
+        let mut values = Vec::new();
+        let mut sql = format!("DELETE FROM {}", self.table);
+        self.wheres.write(&mut sql, &mut values);
+        (sql, values)
+    }
+
+    /// Runs it and answers how many rows it removed.
+    pub fn run(&self) -> Result<u64, StoreError> {
+        let (sql, values) = self.build();
+        store::execute(&sql, &values)
+    }
+
+    /// Runs it for the one row a route addresses: a 404 when nothing matched.
+    pub fn apply(&self) -> Result<(), ApiError> {
+        (self.run()? > 0).then_some(()).ok_or(ApiError::NotFound)
     }
 }
 
@@ -405,16 +548,42 @@ impl Search {
 
     /// A raw condition with its own parameters written `$?` (numbered for you).
     pub fn condition(&mut self, sql: &str, values: Vec<Value>) -> &mut Self {
-        let mut out = String::new();
-        let mut parts = sql.split("$?");
-        out.push_str(parts.next().unwrap_or_default());
-        let mut values = values.into_iter();
-        for part in parts {
-            let p = self.param(values.next().unwrap_or(Value::Null));
-            out.push_str(&p);
-            out.push_str(part);
+        let text = number(sql, values, &mut self.values);
+        self.conditions.push(text);
+        self
+    }
+
+    /// `column = value` for every query parameter named like one of `columns`, the value
+    /// converted to the column's type (so integer columns compare with integers on
+    /// PostgreSQL). Other parameters are ignored, as OpenEMR ignores them; a value of the
+    /// wrong type is a 400 naming the parameter.
+    pub fn filter_exact(
+        &mut self,
+        query: &[(String, String)],
+        columns: &[Column],
+    ) -> Result<&mut Self, ApiError> {
+        for (key, text) in query {
+            if let Some(column) = columns.iter().find(|c| c.name == key) {
+                let value =
+                    column
+                        .value_of(&Json::String(text.clone()))
+                        .map_err(|(rule, message)| {
+                            ApiError::invalid(key, rule, &format!("{key} {message}"))
+                        })?;
+                self.equals(column.name, value);
+            }
         }
-        self.conditions.push(out);
+        Ok(self)
+    }
+
+    /// Case-insensitive "contains" for every query parameter named in `columns` (text
+    /// columns), as OpenEMR's `LIKE '%v%'` filters.
+    pub fn filter_contains(&mut self, query: &[(String, String)], columns: &[&str]) -> &mut Self {
+        for (key, text) in query {
+            if let Some(column) = columns.iter().find(|c| *c == key) {
+                self.contains(column, text);
+            }
+        }
         self
     }
 
@@ -471,6 +640,7 @@ impl Search {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::MockHost;
     use serde_json::json;
 
     const COLUMNS: &[Column] = &[
@@ -533,5 +703,123 @@ mod tests {
             r#"SELECT * FROM p WHERE LOWER("lname") LIKE $1 ESCAPE '\' AND "sex" = $2 ORDER BY "DOB" DESC LIMIT $3 OFFSET $4"#
         );
         assert_eq!(values[0], Value::Text("%o'b\\_\\%%".into()));
+    }
+
+    #[test]
+    fn update_and_delete_conditions_share_the_numbering() {
+        let mut update = Update::table("users");
+        update
+            .set("fname", "Ann")
+            .filter("uuid", "u-1")
+            .condition("npi <> '' AND id > $?", vec![Value::Integer(3)]);
+        let (sql, values) = update.build();
+        assert_eq!(
+            sql,
+            r#"UPDATE users SET "fname" = $1 WHERE "uuid" = $2 AND npi <> '' AND id > $3"#
+        );
+        assert_eq!(values, vec!["Ann".into(), "u-1".into(), Value::Integer(3)]);
+
+        let mut delete = Delete::table("lists");
+        delete
+            .filter("id", 7)
+            .filter("pid", 1)
+            .filter("type", "medication");
+        let (sql, values) = delete.build();
+        assert_eq!(
+            sql,
+            r#"DELETE FROM lists WHERE "id" = $1 AND "pid" = $2 AND "type" = $3"#
+        );
+        assert_eq!(values.len(), 3);
+    }
+
+    #[test]
+    fn apply_is_a_404_when_no_row_matches() {
+        let mut host = MockHost::new()
+            .on_execute("UPDATE lists", 0)
+            .on_execute("DELETE FROM lists", 1)
+            .on_query("SELECT 1 AS found FROM lists", Rows::default());
+        host.run(|| {
+            let mut update = Update::table("lists");
+            update.set("title", "x").filter("id", 1);
+            assert_eq!(update.apply(), Err(ApiError::NotFound));
+            let mut nothing = Update::table("lists");
+            nothing.filter("id", 1);
+            assert_eq!(
+                nothing.apply(),
+                Err(ApiError::NotFound),
+                "an empty update still checks the row"
+            );
+            let mut delete = Delete::table("lists");
+            delete.filter("id", 1);
+            assert_eq!(delete.apply(), Ok(()));
+        });
+        let (sql, _) = &host.queries()[1];
+        assert_eq!(
+            sql,
+            r#"SELECT 1 AS found FROM lists WHERE "id" = $1 LIMIT 1"#
+        );
+    }
+
+    #[test]
+    fn insert_id_returns_the_new_rows_id() {
+        let mut host = MockHost::new().on_query(
+            "INSERT INTO facility",
+            Rows::from_values(&["id"], vec![vec![12.into()]]),
+        );
+        let id = host.run(|| Insert::into("facility").set("name", "Clinic").insert_id());
+        assert_eq!(id, Ok(12));
+        assert_eq!(
+            host.queries()[0].0,
+            r#"INSERT INTO facility ("name") VALUES ($1) RETURNING id"#
+        );
+    }
+
+    #[test]
+    fn exact_filters_convert_to_the_column_type() {
+        let query = vec![
+            ("facility_id".to_owned(), "3".to_owned()),
+            ("name".to_owned(), "Main".to_owned()),
+            ("x".to_owned(), "1".to_owned()),
+        ];
+        let columns = [Column::int("facility_id"), Column::text("name")];
+        let mut search = Search::new();
+        search
+            .filter_exact(&query, &columns)
+            .unwrap()
+            .filter_contains(&query, &["name"]);
+        let (sql, values) = search.build("SELECT * FROM facility", None);
+        assert_eq!(
+            sql,
+            r#"SELECT * FROM facility WHERE "facility_id" = $1 AND "name" = $2 AND LOWER("name") LIKE $3 ESCAPE '\'"#
+        );
+        assert_eq!(values[0], Value::Integer(3));
+
+        let bad = vec![("facility_id".to_owned(), "three".to_owned())];
+        let Err(ApiError::Validation(errors)) =
+            Search::new().filter_exact(&bad, &columns).map(|_| ())
+        else {
+            panic!("a 400 expected")
+        };
+        assert_eq!(
+            errors.to_value()["facility_id"]["Numeric::NOT_NUMERIC"],
+            "facility_id must be numeric"
+        );
+    }
+
+    #[test]
+    fn defaults_fill_only_missing_or_null_fields() {
+        let body = json!({"date": null, "reason": "x"});
+        let mut fields = Fields::from_json(
+            body.as_object().unwrap(),
+            &[Column::datetime("date"), Column::text("reason")],
+        )
+        .unwrap();
+        fields.set_default("date", "2024-01-01 00:00:00");
+        fields.set_default("reason", "y");
+        assert_eq!(
+            fields.get("date"),
+            Some(&Value::Text("2024-01-01 00:00:00".into()))
+        );
+        assert_eq!(fields.get("reason"), Some(&Value::Text("x".into())));
     }
 }

@@ -138,6 +138,31 @@ impl MockHost {
             .collect()
     }
 
+    /// The SQL and parameters of every statement that writes (`INSERT`, `UPDATE`,
+    /// `DELETE`), in order: a test asserts "nothing was written" with
+    /// `assert!(host.writes().is_empty())`.
+    pub fn writes(&self) -> Vec<(String, Vec<Value>)> {
+        self.queries()
+            .into_iter()
+            .filter(|(sql, _)| {
+                let verb = sql.split_whitespace().next().unwrap_or_default();
+                ["INSERT", "UPDATE", "DELETE"]
+                    .iter()
+                    .any(|w| verb.eq_ignore_ascii_case(w))
+            })
+            .collect()
+    }
+
+    /// Runs `f` with this host installed, for testing helpers that call the host outside
+    /// a route handler.
+    pub fn run<T>(&mut self, f: impl FnOnce() -> T) -> T {
+        let previous = HOST.with(|cell| cell.borrow_mut().replace(std::mem::take(self)));
+        let result = f();
+        let mine = HOST.with(|cell| std::mem::replace(&mut *cell.borrow_mut(), previous));
+        *self = mine.expect("mock host installed for the call");
+        result
+    }
+
     /// Runs `request` through `R`'s routes with this host, as the real host would: the
     /// route is matched by method and path; an unmatched request is a 404 or 405.
     pub fn call<R: Resource>(&mut self, request: TestRequest) -> Response {
@@ -173,11 +198,7 @@ impl MockHost {
                 &route.path[..prefix_len]
             ),
         };
-        let previous = HOST.with(|cell| cell.borrow_mut().replace(std::mem::take(self)));
-        let response = run(route, &built);
-        let mine = HOST.with(|cell| std::mem::replace(&mut *cell.borrow_mut(), previous));
-        *self = mine.expect("mock host installed for the call");
-        response
+        self.run(|| run(route, &built))
     }
 
     pub(crate) fn query(&mut self, sql: &str, params: &[Value]) -> Result<RawRows, StoreError> {

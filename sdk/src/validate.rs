@@ -20,12 +20,16 @@ use serde_json::{Map, Value};
 
 use crate::json::Json;
 use crate::response::ApiError;
+use crate::sql::{Column, ident};
+use crate::store::{self, StoreError};
 use crate::time;
 
 /// Collects validation errors for one JSON object.
 pub struct Validator<'a> {
     input: &'a Map<String, Value>,
     errors: Vec<(String, Vec<(String, String)>)>,
+    /// A failed lookup of a reference rule; it makes the request a 500, not a 400.
+    store_error: Option<StoreError>,
 }
 
 impl<'a> Validator<'a> {
@@ -34,7 +38,18 @@ impl<'a> Validator<'a> {
         Validator {
             input,
             errors: Vec::new(),
+            store_error: None,
         }
+    }
+
+    /// The object being validated.
+    pub fn input(&self) -> &'a Map<String, Value> {
+        self.input
+    }
+
+    /// True when some rule failed for `key`.
+    pub fn has_error(&self, key: &str) -> bool {
+        self.errors.iter().any(|(k, _)| k == key)
     }
 
     /// A field that must be present and not empty.
@@ -116,8 +131,12 @@ impl<'a> Validator<'a> {
         out.end()
     }
 
-    /// `Ok` when valid, else a 400 [`ApiError::Validation`].
+    /// `Ok` when valid, else a 400 [`ApiError::Validation`] (or a 500 when a reference
+    /// rule could not look its value up).
     pub fn finish(self) -> Result<(), ApiError> {
+        if let Some(error) = self.store_error {
+            return Err(error.into());
+        }
         if self.is_valid() {
             Ok(())
         } else {
@@ -297,6 +316,96 @@ impl Field<'_, '_> {
         )
     }
 
+    /// A reference to an existing row: the value (converted to `column`'s type) must be
+    /// in `column` of `table`, e.g. `.exists_in("facility", Column::int("id"))`. Reported
+    /// as OpenEMR's id callbacks are: `Callback::INVALID_VALUE`, "{name} is invalid".
+    /// The lookup runs only when the field's earlier rules passed; the plugin must
+    /// declare `table` in its `READS`.
+    pub fn exists_in(&mut self, table: &str, column: Column) -> &mut Self {
+        let Some(value) = self.lookup_value(column) else {
+            return self;
+        };
+        let sql = format!(
+            "SELECT 1 AS found FROM {table} WHERE {} = $1 LIMIT 1",
+            ident(column.name)
+        );
+        self.found_or_fail(store::query(&sql, &[value]).map(|rows| !rows.is_empty()))
+    }
+
+    /// An optional reference as OpenEMR stores them in id columns: `0` means "none";
+    /// any other value must exist, as with [`Field::exists_in`]. Clients read an
+    /// encounter's `provider_id: 0` and send it back, so `0` must pass.
+    pub fn reference(&mut self, table: &str, column: Column) -> &mut Self {
+        let zero = self
+            .value
+            .and_then(as_text)
+            .is_some_and(|t| t.trim() == "0");
+        if zero {
+            self
+        } else {
+            self.exists_in(table, column)
+        }
+    }
+
+    /// A value no row holds yet in `column` of `table` (a unique key such as a user
+    /// name), reported as `Unique::NOT_UNIQUE`, "{name} is already in use". The lookup
+    /// runs only when the field's earlier rules passed.
+    pub fn unique_in(&mut self, table: &str, column: Column) -> &mut Self {
+        let Some(value) = self.lookup_value(column) else {
+            return self;
+        };
+        let sql = format!(
+            "SELECT 1 AS found FROM {table} WHERE {} = $1 LIMIT 1",
+            ident(column.name)
+        );
+        match store::query(&sql, &[value]) {
+            Ok(rows) if rows.is_empty() => {}
+            Ok(_) => {
+                let message = format!("{} is already in use", self.name);
+                self.fail("Unique::NOT_UNIQUE", message);
+            }
+            Err(error) => self.validator.store_error = Some(error),
+        }
+        self
+    }
+
+    /// A code of the OpenEMR list `list_id`: the value must be an `option_id` of
+    /// `list_options` in that list (e.g. an encounter's `class_code` in
+    /// `_ActEncounterCode`). Reported as `Callback::INVALID_VALUE`, "{name} is invalid".
+    pub fn list_option(&mut self, list_id: &str) -> &mut Self {
+        let Some(value) = self.lookup_value(Column::text("option_id")) else {
+            return self;
+        };
+        let sql =
+            "SELECT 1 AS found FROM list_options WHERE list_id = $1 AND option_id = $2 LIMIT 1";
+        let params = [crate::Value::from(list_id), value];
+        self.found_or_fail(store::query(sql, &params).map(|rows| !rows.is_empty()))
+    }
+
+    /// The value to look up, or none when it is absent, empty, already failed a rule or
+    /// does not convert to the column's type (the type error is reported elsewhere).
+    fn lookup_value(&self, column: Column) -> Option<crate::Value> {
+        let value = self
+            .value
+            .filter(|_| !self.skip && !self.validator.has_error(&self.key))?;
+        column
+            .value_of(value)
+            .ok()
+            .filter(|v| *v != crate::Value::Null)
+    }
+
+    fn found_or_fail(&mut self, found: Result<bool, StoreError>) -> &mut Self {
+        match found {
+            Ok(true) => {}
+            Ok(false) => {
+                let message = format!("{} is invalid", self.name);
+                self.fail("Callback::INVALID_VALUE", message);
+            }
+            Err(error) => self.validator.store_error = Some(error),
+        }
+        self
+    }
+
     /// A rule of your own: `ok` decides; a failure is recorded as `rule` with `message`.
     pub fn rule(
         &mut self,
@@ -414,6 +523,113 @@ mod tests {
         assert!(is_email("josé@exämple.de"));
         assert!(!is_email("a@b"));
         assert!(!is_email("a b@example.org"));
+    }
+
+    #[test]
+    fn references_are_looked_up_only_for_well_formed_values() {
+        let input =
+            json!({"facility_id": "3", "provider_id": "abc", "class_code": "XYZ", "pc_catid": ""});
+        let input = input.as_object().unwrap().clone();
+        let mut host = crate::testing::MockHost::new()
+            .on_query(
+                "FROM facility",
+                crate::Rows::from_values(&["found"], vec![vec![1.into()]]),
+            )
+            .on_query("FROM list_options", crate::Rows::default());
+        let errors = host.run(|| {
+            let mut v = Validator::new(&input);
+            v.required("facility_id", "Facility Id")
+                .numeric()
+                .exists_in("facility", Column::int("id"));
+            v.optional("provider_id", "provider_id")
+                .numeric()
+                .exists_in("users", Column::int("id"));
+            v.required("class_code", "class_code")
+                .list_option("_ActEncounterCode");
+            v.optional_allow_empty("pc_catid", "pc_catid")
+                .exists_in("categories", Column::int("id"));
+            v.errors_json().to_value()
+        });
+        assert_eq!(
+            errors,
+            json!({
+                "provider_id": {"Numeric::NOT_NUMERIC": "provider_id must be numeric"},
+                "class_code": {"Callback::INVALID_VALUE": "class_code is invalid"}
+            })
+        );
+        let queries = host.queries();
+        assert_eq!(
+            queries.len(),
+            2,
+            "no lookup for a value that already failed or is empty"
+        );
+        assert_eq!(
+            queries[0].1,
+            vec![crate::Value::Integer(3)],
+            "ids bind as integers"
+        );
+        assert_eq!(queries[1].1, vec!["_ActEncounterCode".into(), "XYZ".into()]);
+    }
+
+    #[test]
+    fn a_zero_reference_means_none() {
+        let input = json!({"provider_id": 0, "facility_id": "0", "billing_facility": "9"});
+        let input = input.as_object().unwrap().clone();
+        let mut host =
+            crate::testing::MockHost::new().on_query("FROM facility", crate::Rows::default());
+        let errors = host.run(|| {
+            let mut v = Validator::new(&input);
+            v.optional("provider_id", "provider_id")
+                .reference("users", Column::int("id"));
+            v.optional("facility_id", "facility_id")
+                .reference("facility", Column::int("id"));
+            v.optional("billing_facility", "billing_facility")
+                .reference("facility", Column::int("id"));
+            v.errors_json().to_value()
+        });
+        assert_eq!(
+            errors,
+            json!({"billing_facility": {"Callback::INVALID_VALUE": "billing_facility is invalid"}})
+        );
+        assert_eq!(host.queries().len(), 1);
+    }
+
+    #[test]
+    fn unique_values_must_not_exist_yet() {
+        let input = json!({"username": "ann", "other": ""});
+        let input = input.as_object().unwrap().clone();
+        let mut host = crate::testing::MockHost::new().on_query(
+            "FROM users",
+            crate::Rows::from_values(&["found"], vec![vec![1.into()]]),
+        );
+        let errors = host.run(|| {
+            let mut v = Validator::new(&input);
+            v.optional_allow_empty("username", "Username")
+                .unique_in("users", Column::text("username"));
+            v.optional_allow_empty("other", "Other")
+                .unique_in("users", Column::text("other"));
+            v.errors_json().to_value()
+        });
+        assert_eq!(
+            errors,
+            json!({"username": {"Unique::NOT_UNIQUE": "Username is already in use"}})
+        );
+        assert_eq!(host.queries().len(), 1, "empty values are not looked up");
+    }
+
+    #[test]
+    fn a_failed_lookup_is_an_internal_error() {
+        let input = json!({"facility_id": 3});
+        let input = input.as_object().unwrap().clone();
+        let mut host = crate::testing::MockHost::new()
+            .on_error("FROM facility", crate::StoreError::Failed("down".into()));
+        let result = host.run(|| {
+            let mut v = Validator::new(&input);
+            v.optional("facility_id", "Facility Id")
+                .exists_in("facility", Column::int("id"));
+            v.finish()
+        });
+        assert!(matches!(result, Err(ApiError::Internal(_))));
     }
 
     #[test]

@@ -1,0 +1,805 @@
+//! OpenEMR's shared clinical tables, as many plugins use them.
+//!
+//! - **Patients** (`patient_data`): routes name a patient by uuid (`:puuid`) or by the
+//!   legacy number (`:pid`); [`path_patient`], [`path_pid`] and [`portal_patient`] turn
+//!   either into a [`Patient`], or a 404 when there is none, before anything is written.
+//! - **Encounters** (`form_encounter`): [`require_encounter`] checks that an encounter
+//!   number belongs to the patient in the path.
+//! - **Encounter forms** (`forms` plus a `form_<formdir>` table, e.g. vitals and SOAP
+//!   notes): [`EncounterForm`] lists, reads, creates and updates them, always scoped by
+//!   the patient and encounter in the path.
+//! - **Issues** (`lists`, one `type` per kind: `medical_problem`, `allergy`,
+//!   `medication`, ...): [`Issues`] writes rows of one type, scoped by the patient.
+//! - **Sequences**: [`next_sequence`] takes the next encounter number (and the like).
+//!
+//! A plugin that uses a helper declares the tables it touches in `READS`/`WRITES`
+//! (`patient_data` for the patient lookups, `form_encounter` for encounters, `forms` and
+//! the form table, `lists`, `sequences`).
+
+use crate::crud;
+use crate::json::Json;
+use crate::request::Request;
+use crate::response::{ApiError, Response, Result};
+use crate::sql::{Column, Delete, Fields, Insert, Search, Update};
+use crate::store::{self, Row};
+use crate::time;
+use crate::validate::Validator;
+use crate::{new_uuid, params};
+
+/// The group OpenEMR writes into `groupname` columns; Hearth has one provider group.
+pub const GROUP: &str = "Default";
+
+/// A patient a request acts on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Patient {
+    /// `patient_data.pid`, the key clinical tables use.
+    pub pid: i64,
+    /// `patient_data.uuid`.
+    pub uuid: String,
+}
+
+fn find_patient(sql: &str, params: &[crate::Value]) -> Result<Patient> {
+    let row = store::query_one(sql, params)?.ok_or(ApiError::NotFound)?;
+    Ok(Patient {
+        pid: row.int("pid").unwrap_or_default(),
+        uuid: row.text("uuid").unwrap_or_default().to_owned(),
+    })
+}
+
+/// The patient with `puuid`; a 404 when there is none.
+pub fn patient_by_uuid(puuid: &str) -> Result<Patient> {
+    find_patient(
+        "SELECT pid, uuid FROM patient_data WHERE uuid = $1",
+        params![puuid],
+    )
+}
+
+/// The patient with `pid`; a 404 when there is none.
+pub fn patient_by_pid(pid: i64) -> Result<Patient> {
+    find_patient(
+        "SELECT pid, uuid FROM patient_data WHERE pid = $1",
+        params![pid],
+    )
+}
+
+/// The patient named by the uuid route parameter `param` (usually `puuid`): a 400 for a
+/// malformed uuid, a 404 when no such patient exists.
+pub fn path_patient(req: &Request, param: &str) -> Result<Patient> {
+    patient_by_uuid(&req.uuid(param)?)
+}
+
+/// The patient named by the numeric route parameter `param` (usually `pid`): a 400 when
+/// it is not a positive number, a 404 when no such patient exists.
+pub fn path_pid(req: &Request, param: &str) -> Result<Patient> {
+    patient_by_pid(req.id(param)?)
+}
+
+/// The portal caller's own patient (the token's patient); a 404 when the request is not
+/// bound to one. Portal routes never take a patient from the path.
+pub fn portal_patient(req: &Request) -> Result<Patient> {
+    let puuid = req.caller().patient.as_deref().ok_or(ApiError::NotFound)?;
+    patient_by_uuid(puuid)
+}
+
+/// The patient a route acts on: on the portal the caller's own patient; elsewhere the
+/// patient named by the route's `:puuid` (uuid) or `:pid` (number) parameter. One
+/// handler can so serve `/api/patient/:puuid/x` and `/portal/patient/x` alike.
+pub fn patient(req: &Request) -> Result<Patient> {
+    if req.family() == crate::Family::Portal {
+        portal_patient(req)
+    } else if req.has_param("puuid") {
+        path_patient(req, "puuid")
+    } else if req.has_param("pid") {
+        path_pid(req, "pid")
+    } else {
+        Err(ApiError::Internal(format!(
+            "route {} names no patient",
+            req.path()
+        )))
+    }
+}
+
+/// A 404 unless encounter number `eid` exists and belongs to patient `pid`.
+pub fn require_encounter(pid: i64, eid: i64) -> Result<()> {
+    let sql = "SELECT 1 AS found FROM form_encounter WHERE pid = $1 AND encounter = $2";
+    store::query_one(sql, params![pid, eid])?
+        .map(|_| ())
+        .ok_or(ApiError::NotFound)
+}
+
+/// Takes the next value of the counter `name` in `sequences` (seeded by the migration
+/// that owns the counter). Concurrent requests serialise on the row, so numbers are
+/// never handed out twice.
+pub fn next_sequence(name: &str) -> Result<i64> {
+    let sql = "UPDATE sequences SET value = value + 1 WHERE name = $1 RETURNING value";
+    store::query_one(sql, params![name])?
+        .and_then(|row| row.int("value"))
+        .ok_or_else(|| ApiError::Internal(format!("the sequence {name} is missing")))
+}
+
+/// Registers a form row of an encounter in `forms` (OpenEMR's `addForm`), written by the
+/// caller, and answers the new `forms.id` (the `fid` OpenEMR returns).
+pub fn add_form(
+    req: &Request,
+    pid: i64,
+    encounter: i64,
+    form_id: i64,
+    formdir: &str,
+    form_name: &str,
+) -> Result<i64> {
+    Insert::into("forms")
+        .set("uuid", new_uuid())
+        .set("date", time::now().datetime())
+        .set("encounter", encounter)
+        .set("form_name", form_name)
+        .set("form_id", form_id)
+        .set("pid", pid)
+        .set("user", req.caller().username.as_str())
+        .set("groupname", GROUP)
+        .set("authorized", 1)
+        .set("deleted", 0)
+        .set("formdir", formdir)
+        .insert_id()
+}
+
+/// Validation rules for a request body; they receive the body's [`Validator`].
+pub type Rules = fn(&mut Validator<'_>);
+
+/// An encounter form: a `form_<formdir>` table whose rows are registered in `forms`, and
+/// served below `/api/patient/:pid/encounter/:eid/...`.
+///
+/// Every operation reads the route parameters `pid` and `eid` and is scoped by them: a
+/// form of another encounter or patient is a 404 and is never changed.
+#[derive(Debug, Clone, Copy)]
+pub struct EncounterForm {
+    /// The form's table, e.g. `form_vitals`. It has OpenEMR's common form columns: `id`,
+    /// `uuid`, `date`, `pid`, `user`, `groupname`, `authorized`, `activity` and
+    /// `last_updated`.
+    pub table: &'static str,
+    /// `forms.formdir` of its rows, e.g. `vitals`.
+    pub formdir: &'static str,
+    /// `forms.form_name` of its rows, e.g. `Vitals`.
+    pub form_name: &'static str,
+    /// The key that carries the form's id in create and update answers, e.g. `vid`.
+    pub id_key: &'static str,
+    /// The `SELECT … FROM forms fo JOIN <table> … ` that reads the form; conditions on
+    /// the `forms` row (aliased `fo`) are appended to it.
+    pub select: &'static str,
+}
+
+impl EncounterForm {
+    fn path(req: &Request) -> Result<(i64, i64)> {
+        Ok((req.id("pid")?, req.id("eid")?))
+    }
+
+    /// The `forms` rows of this form for encounter `eid` of patient `pid`.
+    fn search(&self, pid: i64, eid: i64) -> Search {
+        let mut search = Search::new();
+        search
+            .equals("fo.pid", pid)
+            .equals("fo.encounter", eid)
+            .equals("fo.formdir", self.formdir)
+            .equals("fo.deleted", 0);
+        search
+    }
+
+    /// `GET …/:eid/<form>`: the encounter's forms, newest first, one page at a time. A
+    /// 404 when the encounter is not the patient's.
+    pub fn list(&self, req: &Request, map: impl Fn(&Row<'_>) -> Json) -> Result<Response> {
+        let (pid, eid) = Self::path(req)?;
+        require_encounter(pid, eid)?;
+        let mut search = self.search(pid, eid);
+        search.sort(None, &[], "fo.date DESC, fo.id DESC");
+        crud::page(req, &search, self.select, map)
+    }
+
+    /// `GET …/:eid/<form>/:<id_param>`: one form of the encounter, or a 404.
+    pub fn get(
+        &self,
+        req: &Request,
+        id_param: &str,
+        map: impl Fn(&Row<'_>) -> Json,
+    ) -> Result<Response> {
+        let (pid, eid) = Self::path(req)?;
+        let mut search = self.search(pid, eid);
+        search.equals("fo.form_id", req.id(id_param)?);
+        Ok(Response::ok(crud::find(&search, self.select, map)?))
+    }
+
+    /// `POST …/:eid/<form>`: checks the encounter is the patient's (404), validates the
+    /// body with `rules` and `columns` (400), writes the form row and its `forms` row, and
+    /// answers 201 `{"<id_key>": id, "fid": forms.id}`.
+    pub fn create(&self, req: &Request, columns: &[Column], rules: Rules) -> Result<Response> {
+        let (pid, eid) = Self::path(req)?;
+        require_encounter(pid, eid)?;
+        let mut fields = req.fields(columns, rules)?;
+        let now = time::now().datetime();
+        fields.set_default("date", now.as_str());
+        let id = Insert::into(self.table)
+            .set("uuid", new_uuid())
+            .set("pid", pid)
+            .set("user", req.caller().username.as_str())
+            .set("groupname", GROUP)
+            .set("authorized", 1)
+            .set("activity", 1)
+            .set("last_updated", now.as_str())
+            .fields(&fields)
+            .insert_id()?;
+        let fid = add_form(req, pid, eid, id, self.formdir, self.form_name)?;
+        let mut data = Json::object();
+        data.field(self.id_key, id).field("fid", fid);
+        Ok(Response::created(data.end()))
+    }
+
+    /// `PUT …/:eid/<form>/:<id_param>`: a 404 unless the form belongs to the encounter and
+    /// patient in the path; then validates (400), updates the given columns and
+    /// `last_updated`, and answers 200 `{"<id_key>": id}`.
+    pub fn update(
+        &self,
+        req: &Request,
+        id_param: &str,
+        columns: &[Column],
+        rules: Rules,
+    ) -> Result<Response> {
+        let (pid, eid) = Self::path(req)?;
+        let id = req.id(id_param)?;
+        let mut search = self.search(pid, eid);
+        search.equals("fo.form_id", id);
+        crud::find(&search, "SELECT fo.id FROM forms fo", |_| Json::null())?;
+        let fields = req.fields(columns, rules)?;
+        Update::table(self.table)
+            .set("last_updated", time::now().datetime())
+            .fields(&fields)
+            .filter("id", id)
+            .filter("pid", pid)
+            .apply()?;
+        let mut data = Json::object();
+        data.field(self.id_key, id);
+        Ok(Response::ok(data.end()))
+    }
+}
+
+/// How a route names one issue: OpenEMR's numeric `lists.id` or its uuid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IssueKey<'a> {
+    /// `lists.id` (medication, surgery and dental routes).
+    Id(i64),
+    /// `lists.uuid` (medical problem and allergy routes).
+    Uuid(&'a str),
+}
+
+/// The `lists` rows of one `type` (OpenEMR's patient issues). Writes are always scoped by
+/// the patient and the type, so an issue of another patient or of another kind is a 404
+/// and is never changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Issues {
+    /// `lists.type`: `medical_problem`, `allergy`, `medication`, `surgery`, `dental`, ...
+    pub kind: &'static str,
+}
+
+impl Issues {
+    /// The issues of type `kind`.
+    pub const fn new(kind: &'static str) -> Issues {
+        Issues { kind }
+    }
+
+    /// A search over issues of this type, the `lists` table aliased `l`, of patient `pid`
+    /// when one is given. Add conditions and an order, then run it with
+    /// [`crud::page`]/[`crud::find`].
+    pub fn search(&self, pid: Option<i64>) -> Search {
+        let mut search = Search::on("l");
+        search.equals("type", self.kind);
+        if let Some(pid) = pid {
+            search.equals("pid", pid);
+        }
+        search
+    }
+
+    /// Inserts an issue of patient `pid` with the given columns, written by the caller,
+    /// active, stamped now and with a new uuid; answers its `id` and `uuid`.
+    pub fn insert(&self, req: &Request, pid: i64, fields: &Fields) -> Result<(i64, String)> {
+        let uuid = new_uuid();
+        let now = time::now().datetime();
+        let id = Insert::into("lists")
+            .set("uuid", uuid.as_str())
+            .set("type", self.kind)
+            .set("pid", pid)
+            .set("date", now.as_str())
+            .set("modifydate", now.as_str())
+            .set("activity", 1)
+            .set("user", req.caller().username.as_str())
+            .set("groupname", GROUP)
+            .fields(fields)
+            .insert_id()?;
+        Ok((id, uuid))
+    }
+
+    /// The column and value that pick out the issue `key`.
+    fn key(key: IssueKey<'_>) -> (&'static str, crate::Value) {
+        match key {
+            IssueKey::Id(id) => ("id", id.into()),
+            IssueKey::Uuid(uuid) => ("uuid", uuid.into()),
+        }
+    }
+
+    /// Updates the given columns (and `modifydate`) of the issue `key` of patient `pid`;
+    /// a 404 when the patient has no such issue of this type.
+    pub fn update(&self, pid: i64, key: IssueKey<'_>, fields: &Fields) -> Result<()> {
+        let (column, value) = Self::key(key);
+        Update::table("lists")
+            .set("modifydate", time::now().datetime())
+            .fields(fields)
+            .filter(column, value)
+            .filter("pid", pid)
+            .filter("type", self.kind)
+            .apply()
+    }
+
+    /// Deletes the issue `key` of patient `pid`; a 404 when the patient has no such issue
+    /// of this type.
+    pub fn delete(&self, pid: i64, key: IssueKey<'_>) -> Result<()> {
+        let (column, value) = Self::key(key);
+        Delete::table("lists")
+            .filter(column, value)
+            .filter("pid", pid)
+            .filter("type", self.kind)
+            .apply()
+    }
+}
+
+/// Validation rules that differ between create (`true`) and update (`false`).
+pub type BodyRules = fn(&mut Validator<'_>, bool);
+
+/// The routes OpenEMR serves for a uuid-keyed issue type (medical problems, allergies):
+/// `GET /api/<kind>` and `/api/<kind>/:<param>` across patients, and
+/// `/api/patient/:puuid/<kind>[/:<param>]` for one patient (list, read, create, update,
+/// delete). Every per-patient route is scoped by the patient in the path.
+#[derive(Debug, Clone, Copy)]
+pub struct IssueResource {
+    /// The issue type.
+    pub issues: Issues,
+    /// The route parameter that holds the issue's uuid, e.g. `muuid`.
+    pub param: &'static str,
+    /// The `SELECT … FROM lists l …` that reads issues; conditions on `l` are appended.
+    pub select: &'static str,
+    /// Maps a row of `select` to the answer's shape.
+    pub map: fn(&Row<'_>) -> Json,
+    /// The columns a body may set.
+    pub columns: &'static [Column],
+    /// The body's rules (`true` on create).
+    pub rules: BodyRules,
+}
+
+impl IssueResource {
+    fn page(&self, req: &Request, pid: Option<i64>) -> Result<Response> {
+        let mut search = self.issues.search(pid);
+        search.sort(None, &[], "l.id");
+        crud::page(req, &search, self.select, self.map)
+    }
+
+    fn one(&self, pid: Option<i64>, uuid: &str) -> Search {
+        let mut search = self.issues.search(pid);
+        search.equals("uuid", uuid);
+        search
+    }
+
+    /// `GET /api/<kind>`: every patient's issues of this type, a page at a time.
+    pub fn list_all(&self, req: &Request) -> Result<Response> {
+        self.page(req, None)
+    }
+
+    /// `GET /api/<kind>/:<param>`: one issue of any patient, or a 404.
+    pub fn get_any(&self, req: &Request) -> Result<Response> {
+        let search = self.one(None, &req.uuid(self.param)?);
+        Ok(Response::ok(crud::find(&search, self.select, self.map)?))
+    }
+
+    /// `GET /api/patient/:puuid/<kind>`: the patient's issues (404 for no such patient).
+    pub fn list(&self, req: &Request) -> Result<Response> {
+        let patient = patient(req)?;
+        self.page(req, Some(patient.pid))
+    }
+
+    /// `GET /api/patient/:puuid/<kind>/:<param>`: the patient's issue as a one-element
+    /// list, as OpenEMR answers this route (its clients read `data[0]`); a 404 when the
+    /// patient has no such issue.
+    pub fn get(&self, req: &Request) -> Result<Response> {
+        let patient = patient(req)?;
+        let search = self.one(Some(patient.pid), &req.uuid(self.param)?);
+        Ok(Response::ok(crud::find_all(
+            &search,
+            self.select,
+            self.map,
+        )?))
+    }
+
+    /// `POST /api/patient/:puuid/<kind>`: 404 for no such patient, 400 for a body that
+    /// breaks the rules, else 201 `{"id", "uuid"}`.
+    pub fn create(&self, req: &Request) -> Result<Response> {
+        let patient = patient(req)?;
+        let rules = self.rules;
+        let fields = req.fields(self.columns, |v| rules(v, true))?;
+        let (id, uuid) = self.issues.insert(req, patient.pid, &fields)?;
+        Ok(Response::created(
+            Json::object().field("id", id).field("uuid", uuid).end(),
+        ))
+    }
+
+    /// `PUT /api/patient/:puuid/<kind>/:<param>`: updates the given columns of the
+    /// patient's issue (404 when the patient has none with that uuid) and answers it.
+    pub fn update(&self, req: &Request) -> Result<Response> {
+        let patient = patient(req)?;
+        let uuid = req.uuid(self.param)?;
+        let rules = self.rules;
+        let fields = req.fields(self.columns, |v| rules(v, false))?;
+        self.issues
+            .update(patient.pid, IssueKey::Uuid(&uuid), &fields)?;
+        let search = self.one(Some(patient.pid), &uuid);
+        Ok(Response::ok(crud::find(&search, self.select, self.map)?))
+    }
+
+    /// `DELETE /api/patient/:puuid/<kind>/:<param>`: deletes the patient's issue (404
+    /// when the patient has none with that uuid) and answers `{"uuid"}`.
+    pub fn delete(&self, req: &Request) -> Result<Response> {
+        let patient = patient(req)?;
+        let uuid = req.uuid(self.param)?;
+        self.issues.delete(patient.pid, IssueKey::Uuid(&uuid))?;
+        Ok(Response::ok(Json::object().field("uuid", uuid).end()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::prelude::*;
+    use crate::testing::{MockHost, TestRequest};
+    use serde_json::json;
+
+    const COLUMNS: &[Column] = &[Column::real("weight"), Column::text("note")];
+    const NOTES: EncounterForm = EncounterForm {
+        table: "form_notes",
+        formdir: "notes",
+        form_name: "Notes",
+        id_key: "nid",
+        select: "SELECT n.* FROM forms fo JOIN form_notes n ON n.id = fo.form_id",
+    };
+    const PROBLEMS: Issues = Issues::new("medical_problem");
+    const ALLERGIES: IssueResource = IssueResource {
+        issues: Issues::new("allergy"),
+        param: "auuid",
+        select: "SELECT l.* FROM lists l",
+        map: Json::from_row,
+        columns: &[Column::text("title")],
+        rules: |v, insert| {
+            v.field("title", "title", insert).length_between(2, 255);
+        },
+    };
+
+    fn rules(v: &mut Validator<'_>) {
+        v.optional("note", "note").length_between(2, 10);
+    }
+
+    struct Notes;
+    impl Resource for Notes {
+        const NAME: &'static str = "notes";
+        const VERSION: &'static str = "0.1.0";
+        const ROUTES: &'static [Route] = &[
+            Route::get("/api/patient/:pid/encounter/:eid/note", "note.s", |r| {
+                NOTES.list(r, Json::from_row)
+            }),
+            Route::get(
+                "/api/patient/:pid/encounter/:eid/note/:nid",
+                "note.r",
+                |r| NOTES.get(r, "nid", Json::from_row),
+            ),
+            Route::post("/api/patient/:pid/encounter/:eid/note", "note.c", |r| {
+                NOTES.create(r, COLUMNS, rules)
+            }),
+            Route::put(
+                "/api/patient/:pid/encounter/:eid/note/:nid",
+                "note.u",
+                |r| NOTES.update(r, "nid", COLUMNS, rules),
+            ),
+            Route::get("/api/patient/:puuid/problem", "problem.s", problems),
+            Route::put(
+                "/api/patient/:puuid/problem/:muuid",
+                "problem.u",
+                update_problem,
+            ),
+            Route::get("/portal/patient/problem", "problem.s", problems),
+            Route::get("/api/allergy/:auuid", "allergy.r", |r| ALLERGIES.get_any(r)),
+            Route::get("/api/patient/:puuid/allergy/:auuid", "allergy.r", |r| {
+                ALLERGIES.get(r)
+            }),
+            Route::post("/api/patient/:puuid/allergy", "allergy.c", |r| {
+                ALLERGIES.create(r)
+            }),
+            Route::put("/api/patient/:puuid/allergy/:auuid", "allergy.u", |r| {
+                ALLERGIES.update(r)
+            }),
+            Route::delete("/api/patient/:puuid/allergy/:auuid", "allergy.d", |r| {
+                ALLERGIES.delete(r)
+            }),
+        ];
+    }
+
+    fn problems(req: &Request) -> Result<Response> {
+        let patient = patient(req)?;
+        crud::page(
+            req,
+            &PROBLEMS.search(Some(patient.pid)),
+            "SELECT l.* FROM lists l",
+            Json::from_row,
+        )
+    }
+
+    fn update_problem(req: &Request) -> Result<Response> {
+        let patient = patient(req)?;
+        let fields = req.fields(&[Column::text("title")], |_| {})?;
+        PROBLEMS.update(patient.pid, IssueKey::Uuid(&req.uuid("muuid")?), &fields)?;
+        Ok(Response::ok(Json::null()))
+    }
+
+    const PUUID: &str = "90cde167-0000-4000-8000-000000000001";
+
+    fn patient_rows() -> Rows {
+        Rows::from_values(&["pid", "uuid"], vec![vec![7.into(), PUUID.into()]])
+    }
+
+    fn found() -> Rows {
+        Rows::from_values(&["found"], vec![vec![1.into()]])
+    }
+
+    #[test]
+    fn a_form_is_created_with_its_forms_row() {
+        let mut host = MockHost::new()
+            .on_query("FROM form_encounter", found())
+            .on_query(
+                "INSERT INTO form_notes",
+                Rows::from_values(&["id"], vec![vec![5.into()]]),
+            )
+            .on_query(
+                "INSERT INTO forms",
+                Rows::from_values(&["id"], vec![vec![9.into()]]),
+            );
+        let response = host.call::<Notes>(TestRequest::post(
+            "/api/patient/7/encounter/3/note",
+            json!({"weight": "70.5", "note": "ok"}),
+        ));
+        assert_eq!(response.status, 201, "{}", response.text());
+        assert_eq!(response.body_json()["data"], json!({"nid": 5, "fid": 9}));
+        let writes = host.writes();
+        assert!(writes[0].0.contains(r#""weight""#) && writes[0].1.contains(&Value::Real(70.5)));
+        assert!(
+            writes[0]
+                .1
+                .contains(&Value::Text("2024-01-02 03:04:05".into())),
+            "date defaults to now"
+        );
+        assert!(
+            writes[1].1.contains(&Value::Text("notes".into()))
+                && writes[1].1.contains(&Value::Integer(5))
+        );
+    }
+
+    #[test]
+    fn a_form_for_an_encounter_of_another_patient_is_404_and_writes_nothing() {
+        let mut host = MockHost::new().on_query("FROM form_encounter", Rows::default());
+        let response = host.call::<Notes>(TestRequest::post(
+            "/api/patient/7/encounter/3/note",
+            json!({"note": "ok"}),
+        ));
+        assert_eq!(response.status, 404);
+        assert_eq!(response.body_json()["data"], json!([]));
+        assert!(host.writes().is_empty());
+        assert_eq!(
+            host.queries()[0].1,
+            vec![Value::Integer(7), Value::Integer(3)]
+        );
+    }
+
+    #[test]
+    fn form_validation_merges_rules_and_types() {
+        let mut host = MockHost::new().on_query("FROM form_encounter", found());
+        let response = host.call::<Notes>(TestRequest::post(
+            "/api/patient/7/encounter/3/note",
+            json!({"weight": "heavy", "note": "x"}),
+        ));
+        assert_eq!(response.status, 400);
+        let errors = &response.body_json()["validationErrors"];
+        assert_eq!(
+            errors["weight"]["Numeric::NOT_NUMERIC"],
+            "weight must be numeric"
+        );
+        assert_eq!(
+            errors["note"]["LengthBetween::TOO_SHORT"],
+            "note must be 2 characters or longer"
+        );
+        assert!(host.writes().is_empty());
+    }
+
+    #[test]
+    fn a_form_update_is_scoped_by_patient_and_encounter() {
+        let mut host = MockHost::new().on_query("SELECT fo.id FROM forms fo", Rows::default());
+        let response = host.call::<Notes>(TestRequest::put(
+            "/api/patient/7/encounter/3/note/5",
+            json!({"note": "fine"}),
+        ));
+        assert_eq!(response.status, 404);
+        assert!(host.writes().is_empty());
+        let (sql, params) = &host.queries()[0];
+        assert!(
+            sql.contains(r#"fo."pid" = $1 AND fo."encounter" = $2 AND fo."formdir" = $3"#),
+            "{sql}"
+        );
+        assert_eq!(params[4], Value::Integer(5));
+
+        let mut host = MockHost::new()
+            .on_query(
+                "SELECT fo.id FROM forms fo",
+                Rows::from_values(&["id"], vec![vec![9.into()]]),
+            )
+            .on_execute("UPDATE form_notes", 1);
+        let response = host.call::<Notes>(TestRequest::put(
+            "/api/patient/7/encounter/3/note/5",
+            json!({"note": "fine"}),
+        ));
+        assert_eq!(response.status, 200);
+        assert_eq!(response.body_json()["data"], json!({"nid": 5}));
+        let (sql, _) = &host.writes()[0];
+        assert!(sql.ends_with(r#"WHERE "id" = $3 AND "pid" = $4"#), "{sql}");
+    }
+
+    #[test]
+    fn forms_list_and_get_read_through_the_forms_row() {
+        let mut host = MockHost::new()
+            .on_query("FROM form_encounter", found())
+            .on_query(
+                "JOIN form_notes",
+                Rows::from_values(&["id", "note"], vec![vec![5.into(), "ok".into()]]),
+            );
+        let response = host.call::<Notes>(TestRequest::get("/api/patient/7/encounter/3/note"));
+        assert_eq!(response.status, 200);
+        assert_eq!(response.body_json()["data"][0]["note"], "ok");
+        assert!(host.queries()[1].0.contains("ORDER BY fo.date DESC"));
+        let response = host.call::<Notes>(TestRequest::get("/api/patient/7/encounter/3/note/5"));
+        assert_eq!(response.body_json()["data"]["id"], 5);
+    }
+
+    #[test]
+    fn patients_in_the_path_must_exist() {
+        let mut host = MockHost::new().on_query("FROM patient_data", Rows::default());
+        let response =
+            host.call::<Notes>(TestRequest::get(&format!("/api/patient/{PUUID}/problem")));
+        assert_eq!(response.status, 404);
+        let response = host.call::<Notes>(TestRequest::get("/api/patient/nope/problem"));
+        assert_eq!(response.status, 400);
+        let response = host.call::<Notes>(TestRequest::get("/portal/patient/problem"));
+        assert_eq!(
+            response.status, 404,
+            "a portal call without a bound patient"
+        );
+    }
+
+    #[test]
+    fn issues_are_scoped_by_type_and_patient() {
+        let mut host = MockHost::new()
+            .on_query("FROM patient_data", patient_rows())
+            .on_query("FROM lists", Rows::default());
+        let response =
+            host.call::<Notes>(TestRequest::get("/portal/patient/problem").as_patient(PUUID));
+        assert_eq!(response.status, 200);
+        assert_eq!(response.body_json()["data"], json!([]));
+        let (sql, params) = &host.queries()[1];
+        assert!(
+            sql.contains(r#"WHERE l."type" = $1 AND l."pid" = $2"#),
+            "{sql}"
+        );
+        assert_eq!(
+            params[..2],
+            [Value::from("medical_problem"), Value::Integer(7)]
+        );
+
+        let mut host = MockHost::new()
+            .on_query("FROM patient_data", patient_rows())
+            .on_execute("UPDATE lists", 0);
+        let muuid = "90cde167-0000-4000-8000-0000000000ff";
+        let response = host.call::<Notes>(TestRequest::put(
+            &format!("/api/patient/{PUUID}/problem/{muuid}"),
+            json!({"title": "Flu"}),
+        ));
+        assert_eq!(
+            response.status, 404,
+            "an issue of another patient is not found"
+        );
+        let (sql, params) = &host.writes()[0];
+        assert!(
+            sql.ends_with(r#"WHERE "uuid" = $3 AND "pid" = $4 AND "type" = $5"#),
+            "{sql}"
+        );
+        assert_eq!(params[3], Value::Integer(7));
+    }
+
+    #[test]
+    fn issue_resources_answer_in_openemrs_shapes() {
+        let auuid = "90cde167-0000-4000-8000-0000000000a1";
+        let allergy = Rows::from_values(
+            &["id", "uuid", "title"],
+            vec![vec![3.into(), auuid.into(), "Latex".into()]],
+        );
+        let mut host = MockHost::new()
+            .on_query("FROM patient_data", patient_rows())
+            .on_query(
+                "INSERT INTO lists",
+                Rows::from_values(&["id"], vec![vec![3.into()]]),
+            )
+            .on_execute("UPDATE lists", 1)
+            .on_execute("DELETE FROM lists", 1)
+            .on_query("FROM lists", allergy);
+        let base = format!("/api/patient/{PUUID}/allergy");
+        let response = host.call::<Notes>(TestRequest::post(&base, json!({"title": "Latex"})));
+        assert_eq!(response.status, 201);
+        assert_eq!(response.body_json()["data"]["id"], 3);
+        assert!(response.body_json()["data"]["uuid"].is_string());
+        let response = host.call::<Notes>(TestRequest::post(&base, json!({"title": "L"})));
+        assert_eq!(response.status, 400);
+        let one = format!("{base}/{auuid}");
+        let response = host.call::<Notes>(TestRequest::get(&one));
+        assert_eq!(
+            response.body_json()["data"][0]["title"],
+            "Latex",
+            "the per-patient read is a list"
+        );
+        let response = host.call::<Notes>(TestRequest::get(&format!("/api/allergy/{auuid}")));
+        assert_eq!(
+            response.body_json()["data"]["title"],
+            "Latex",
+            "the read across patients is an object"
+        );
+        let response = host.call::<Notes>(TestRequest::put(&one, json!({"title": "Latex gloves"})));
+        assert_eq!(response.body_json()["data"]["uuid"], auuid);
+        let response = host.call::<Notes>(TestRequest::delete(&one));
+        assert_eq!(response.body_json()["data"], json!({"uuid": auuid}));
+        let writes = host.writes();
+        assert_eq!(writes.len(), 3, "the invalid create wrote nothing");
+        assert!(
+            writes
+                .iter()
+                .all(|(_, params)| params.contains(&Value::from("allergy"))
+                    && params.contains(&Value::Integer(7)))
+        );
+    }
+
+    #[test]
+    fn the_route_decides_where_the_patient_comes_from() {
+        let mut host = MockHost::new()
+            .on_query("FROM patient_data", patient_rows())
+            .on_query("FROM lists", Rows::default());
+        host.call::<Notes>(TestRequest::get(&format!("/api/patient/{PUUID}/problem")));
+        host.call::<Notes>(TestRequest::get("/portal/patient/problem").as_patient(PUUID));
+        let queries = host.queries();
+        assert!(
+            queries[0].0.ends_with("WHERE uuid = $1") && queries[0].1 == vec![Value::from(PUUID)]
+        );
+        assert!(
+            queries[2].0.ends_with("WHERE uuid = $1") && queries[2].1 == vec![Value::from(PUUID)]
+        );
+        let mut host = MockHost::new();
+        let response = host.call::<Notes>(TestRequest::get("/portal/patient/problem"));
+        assert_eq!(response.status, 404);
+    }
+
+    #[test]
+    fn sequences_hand_out_the_next_number() {
+        let mut host = MockHost::new().on_query(
+            "UPDATE sequences",
+            Rows::from_values(&["value"], vec![vec![41.into()]]),
+        );
+        assert_eq!(host.run(|| next_sequence("encounter")), Ok(41));
+        let mut empty = MockHost::new().on_query("UPDATE sequences", Rows::default());
+        assert!(matches!(
+            empty.run(|| next_sequence("encounter")),
+            Err(ApiError::Internal(_))
+        ));
+    }
+}
