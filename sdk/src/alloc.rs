@@ -58,7 +58,9 @@ impl Bump {
         let mut start = align(state.0);
         let mut end = start.saturating_add(layout.size());
         if end > state.1 {
-            let Some((from, to)) = Bump::grow(end - state.1 + layout.align()) else {
+            // The new memory may not continue our region (the arena sits in the static
+            // data), so ask for room for the whole block.
+            let Some((from, to)) = Bump::grow(layout.size() + layout.align()) else {
                 return core::ptr::null_mut();
             };
             if from != state.1 {

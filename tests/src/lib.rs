@@ -474,7 +474,7 @@ impl Reply {
 /// makes `patients_are_created::sqlite` and `patients_are_created::postgres`.
 #[macro_export]
 macro_rules! both {
-    ($($(#[$meta:meta])* async fn $name:ident($app:ident) $body:block)*) => {$(
+    (options = $options:expr; $($(#[$meta:meta])* async fn $name:ident($app:ident) $body:block)*) => {$(
         $(#[$meta])*
         mod $name {
             #[allow(unused_imports)]
@@ -484,17 +484,27 @@ macro_rules! both {
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite() {
-                let app = $crate::TestApp::spawn($crate::Backend::Sqlite).await.expect("SQLite always runs");
+                let app = $crate::TestApp::spawn_with($crate::Backend::Sqlite, $options)
+                    .await
+                    .expect("SQLite always runs");
                 run(&app).await;
                 app.stop().await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
-                let Some(app) = $crate::TestApp::spawn($crate::Backend::Postgres).await else { return };
+                let Some(app) = $crate::TestApp::spawn_with($crate::Backend::Postgres, $options).await else {
+                    return;
+                };
                 run(&app).await;
                 app.stop().await;
             }
         }
     )*};
+    ($($(#[$meta:meta])* async fn $name:ident($app:ident) $body:block)*) => {
+        $crate::both! {
+            options = $crate::Options::default();
+            $($(#[$meta])* async fn $name($app) $body)*
+        }
+    };
 }

@@ -108,8 +108,6 @@ pub async fn dispatch(
         Ok(response) => response,
         Err(error) => error.render(family),
     };
-    crate::plugins::runtime::prof(6, started);
-    crate::plugins::runtime::prof_tick();
     audit.status = response.status().as_u16();
     audit.duration_us = started.elapsed().as_micros() as u64;
     app.audit.record(audit);
@@ -147,9 +145,7 @@ async fn handle(
                 .get(header::AUTHORIZATION)
                 .and_then(|v| v.to_str().ok()),
         )?;
-        let t = Instant::now();
         let principal = tokens::authenticate(site, &app.base_url, token).await?;
-        crate::plugins::runtime::prof(5, t);
         audit.user_id = Some(principal.subject.clone());
         audit.client_id = Some(principal.client_id.clone());
         audit.patient_id = principal.patient.clone();

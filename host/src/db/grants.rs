@@ -324,7 +324,7 @@ extern "C" fn authorize(
     action: c_int,
     arg1: *const c_char,
     arg2: *const c_char,
-    _database: *const c_char,
+    database: *const c_char,
     _trigger: *const c_char,
 ) -> c_int {
     use libsqlite3_sys as ffi;
@@ -333,6 +333,8 @@ extern "C" fn authorize(
     let grants = state.grants;
     let refusal = match action {
         ffi::SQLITE_SELECT | ffi::SQLITE_RECURSIVE => None,
+        // A read without a schema is of a common table expression, not a stored table.
+        ffi::SQLITE_READ if database.is_null() => None,
         ffi::SQLITE_READ => {
             let table = text(arg1);
             (!grants.may_read(&table)).then(|| {
@@ -608,6 +610,20 @@ mod tests {
                 true
             )
             .is_ok()
+        );
+        assert!(
+            gate.check(&g, "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3) SELECT COUNT(*) FROM n", false)
+                .is_ok(),
+            "common table expressions are not tables"
+        );
+        assert!(
+            gate.check(
+                &g,
+                "WITH x AS (SELECT password FROM users_secure) SELECT * FROM x",
+                false
+            )
+            .is_err(),
+            "but what they read is checked"
         );
         std::fs::remove_file(path).ok();
     }

@@ -123,7 +123,20 @@ impl Db {
     pub async fn begin(&self, write: bool, deadline: Instant) -> Result<Tx, StoreError> {
         let tx = match self {
             Db::Sqlite(_, fast) => Tx::Sqlite(fast.begin(write, deadline)?),
-            Db::Postgres(pool) => Tx::Postgres(pool.begin().await.map_err(failed)?),
+            Db::Postgres(pool) => {
+                // The server stops any statement that outlives the request, so a runaway
+                // query never holds a connection (or a reply) past the deadline.
+                let remaining = deadline
+                    .saturating_duration_since(Instant::now())
+                    .as_millis()
+                    .max(1);
+                let begin = format!("BEGIN; SET LOCAL statement_timeout = {remaining}");
+                Tx::Postgres(
+                    pool.begin_with(AssertSqlSafe(begin))
+                        .await
+                        .map_err(failed)?,
+                )
+            }
         };
         Ok(tx)
     }

@@ -103,11 +103,14 @@ impl State {
         }
         let tx = self.tx.as_mut().expect("transaction begun above");
         let params = params.into_iter().map(from_wit).collect();
-        let t = Instant::now();
         let result = run(tx, params).await;
-        crate::plugins::runtime::prof(3, t);
         if result.is_err() {
             self.poisoned = true;
+            if Instant::now() >= self.deadline {
+                // The statement was stopped by the deadline: the request is over, whatever
+                // the plugin would make of the error.
+                return Err(wasmtime::Error::new(DeadlineExceeded));
+            }
         }
         Ok(result.map_err(to_wit))
     }

@@ -14,30 +14,6 @@ use super::engine::Engine;
 use super::host::{DeadlineExceeded, State};
 use crate::sites::Site;
 
-pub static PROF: [std::sync::atomic::AtomicU64; 8] =
-    [const { std::sync::atomic::AtomicU64::new(0) }; 8];
-pub fn prof(i: usize, since: Instant) {
-    PROF[i].fetch_add(
-        since.elapsed().as_nanos() as u64,
-        std::sync::atomic::Ordering::Relaxed,
-    );
-}
-pub fn prof_tick() {
-    let n = PROF[0].fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-    if n % 5000 == 0 {
-        let g = |i: usize| PROF[i].load(std::sync::atomic::Ordering::Relaxed) / n / 1000;
-        eprintln!(
-            "PROF n={n} instantiate={}us handle={}us db={}us commit={}us auth={}us total={}us store={}us",
-            g(1),
-            g(2),
-            g(3),
-            g(4),
-            g(5),
-            g(6),
-            g(7)
-        );
-    }
-}
 /// Why a call produced no usable answer. Each names the limit that was hit.
 #[derive(Debug)]
 pub enum CallError {
@@ -128,7 +104,6 @@ pub async fn call(
         statements: 0,
         console: Vec::new(),
     };
-    let tstore = Instant::now();
     let mut store = Store::new(&engine.wasmtime, state);
     store.limiter(|state| &mut state.limits);
     store.set_epoch_deadline(1);
@@ -141,18 +116,12 @@ pub async fn call(
         }
     });
     let run = async {
-        let t = Instant::now();
         let instance = plugin.loaded.pre.instantiate_async(&mut store).await?;
-        prof(1, t);
-        let t = Instant::now();
-        let r = instance
+        instance
             .hearth_plugin_handler()
             .call_handle(&mut store, &request)
-            .await;
-        prof(2, t);
-        r
+            .await
     };
-    prof(7, tstore);
     let result = match tokio::time::timeout(timeout, run).await {
         Ok(result) => result.map_err(|error| classify(error, timeout, limits.memory_bytes)),
         Err(_) => Err(CallError::Timeout(timeout)),
@@ -193,8 +162,14 @@ pub async fn call(
             })
         }
         (result, Some(tx)) => {
-            if let Err(error) = tx.rollback().await {
-                tracing::warn!(site = %site.name, "rollback failed: {error:?}");
+            // A connection stopped mid-statement may take a moment to come back; never let
+            // a rollback hold the answer (dropping the transaction rolls back as well).
+            match tokio::time::timeout(Duration::from_secs(2), tx.rollback()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => tracing::warn!(site = %site.name, "rollback failed: {error:?}"),
+                Err(_) => {
+                    tracing::warn!(site = %site.name, "rollback took longer than 2 s; dropped")
+                }
             }
             result.map(|response| Outcome {
                 response,
