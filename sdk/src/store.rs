@@ -194,6 +194,9 @@ pub struct Rows {
     json: String,
     /// Start and end of each row's members in `json`.
     json_rows: Vec<(u32, u32)>,
+    /// Where the last column lookup by name ended: handlers read columns in about the
+    /// order they were selected, so the next lookup starts there.
+    hint: std::cell::Cell<usize>,
 }
 
 impl Rows {
@@ -242,6 +245,7 @@ impl Rows {
             count,
             json: String::new(),
             json_rows: Vec::with_capacity(count),
+            hint: std::cell::Cell::new(0),
         };
         if raw.json.is_empty() && count > 0 {
             rows.render_json();
@@ -331,6 +335,17 @@ impl Rows {
         (0..self.count).map(move |index| Row { rows: self, index })
     }
 
+    /// The position of `column`, searching from where the last lookup ended.
+    fn position(&self, column: &str) -> Option<usize> {
+        let width = self.columns.len();
+        let start = self.hint.get().min(width);
+        let found = (start..width)
+            .chain(0..start)
+            .find(|&i| self.columns[i] == column)?;
+        self.hint.set(found + 1);
+        Some(found)
+    }
+
     fn value(&self, row: usize, column: usize) -> ValueRef<'_> {
         let at = self.offsets[row * self.columns.len() + column] as usize;
         let data = &self.data;
@@ -404,7 +419,7 @@ pub struct Row<'a> {
 impl<'a> Row<'a> {
     /// The value of `column`; `NULL` when the row has no such column.
     pub fn get(&self, column: &str) -> ValueRef<'a> {
-        match self.rows.columns.iter().position(|c| c == column) {
+        match self.rows.position(column) {
             Some(i) => self.rows.value(self.index, i),
             None => ValueRef::Null,
         }
@@ -571,6 +586,24 @@ mod tests {
             json: vec![20, 0, 0, 0, b'"', b'a', b'"'],
         };
         assert!(Rows::decode(raw).is_err());
+    }
+
+    #[test]
+    fn lookups_by_name_find_columns_in_any_order() {
+        let rows = Rows::from_values(
+            &["a", "b", "c"],
+            vec![vec![
+                Value::Integer(1),
+                Value::Integer(2),
+                Value::Integer(3),
+            ]],
+        );
+        let row = rows.get(0).unwrap();
+        for (name, want) in [("c", 3), ("a", 1), ("b", 2), ("c", 3), ("b", 2), ("a", 1)] {
+            assert_eq!(row.int(name), Some(want), "{name}");
+        }
+        assert!(row.get("d").is_null());
+        assert_eq!(row.int("a"), Some(1));
     }
 
     #[test]

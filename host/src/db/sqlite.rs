@@ -10,25 +10,31 @@
 //! statement that outlives the request's deadline. sqlx still owns migrations and the
 //! host's administrative queries.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags};
 
-use super::store::{EncodedRows, RowWriter, SqlValue, StoreError};
+use super::store::{EncodedRows, RowHeader, RowWriter, SqlValue, StoreError};
 
 /// Connections kept open per site.
 const IDLE_LIMIT: usize = 128;
 /// Prepared statements cached per connection.
 const STATEMENT_CACHE: usize = 256;
+/// Row headers cached per site (statement texts are few: plugins use fixed SQL).
+const HEADER_CACHE: usize = 4096;
 
 /// A pool of connections to one SQLite file.
 pub struct SqliteStore {
     path: PathBuf,
     idle: Mutex<Vec<Connection>>,
+    /// Column names and JSON keys per statement text (the schema does not change while
+    /// the server runs: migrations run before it serves).
+    headers: RwLock<HashMap<Box<str>, Arc<RowHeader>>>,
 }
 
 impl SqliteStore {
@@ -37,7 +43,30 @@ impl SqliteStore {
         Arc::new(SqliteStore {
             path: path.into(),
             idle: Mutex::new(Vec::new()),
+            headers: RwLock::new(HashMap::new()),
         })
+    }
+
+    /// The row header of `statement`, built on its first run.
+    fn header(
+        &self,
+        sql: &str,
+        statement: &rusqlite::CachedStatement<'_>,
+    ) -> Result<Arc<RowHeader>, StoreError> {
+        if let Some(header) = self.headers.read().get(sql) {
+            return Ok(header.clone());
+        }
+        let names = (0..statement.column_count())
+            .map(|i| statement.column_name(i))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(failed)?;
+        let header = Arc::new(RowHeader::new(names.into_iter()));
+        let mut headers = self.headers.write();
+        if headers.len() >= HEADER_CACHE {
+            headers.clear();
+        }
+        headers.insert(sql.into(), header.clone());
+        Ok(header)
     }
 
     fn open(&self) -> Result<Connection, StoreError> {
@@ -145,11 +174,8 @@ impl SqliteTx {
         let mut statement = connection.prepare_cached(sql).map_err(classify)?;
         bind(&mut statement, params)?;
         let width = statement.column_count();
-        let names = (0..width)
-            .map(|i| statement.column_name(i).map(str::to_owned))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(failed)?;
-        let mut out = RowWriter::new(names.iter().map(String::as_str));
+        let header = self.connection.store.header(sql, &statement)?;
+        let mut out = RowWriter::with_header(header);
         let mut rows = statement.raw_query();
         while let Some(row) = rows.next().map_err(classify)? {
             out.begin_row();

@@ -44,11 +44,43 @@ pub struct EncodedRows {
     pub json: Vec<u8>,
 }
 
+/// What every result of one statement starts with: the encoded column names, and each
+/// column's `"name":` JSON key. Built once per statement text and shared.
+#[derive(Debug)]
+pub(crate) struct RowHeader {
+    columns: u32,
+    /// The column names in the row encoding.
+    names: Vec<u8>,
+    /// Every `"name":` key, back to back.
+    keys: Vec<u8>,
+    /// Where each key ends in `keys`.
+    key_ends: Vec<u32>,
+}
+
+impl RowHeader {
+    /// The header for these column names.
+    pub(crate) fn new<'a>(names: impl Iterator<Item = &'a str>) -> RowHeader {
+        let mut header = RowHeader {
+            columns: 0,
+            names: Vec::new(),
+            keys: Vec::new(),
+            key_ends: Vec::new(),
+        };
+        for name in names {
+            put_name(&mut header.names, name);
+            hearth_sdk::json::write_str_bytes(&mut header.keys, name);
+            header.keys.push(b':');
+            header.key_ends.push(header.keys.len() as u32);
+            header.columns += 1;
+        }
+        header
+    }
+}
+
 /// Writes rows in both encodings as they are read.
 pub(crate) struct RowWriter {
     rows: EncodedRows,
-    /// `"name":` per column, escaped once.
-    keys: Vec<String>,
+    header: Arc<RowHeader>,
     row_start: usize,
     column: usize,
 }
@@ -56,23 +88,21 @@ pub(crate) struct RowWriter {
 impl RowWriter {
     /// A writer for rows with these column names.
     pub(crate) fn new<'a>(names: impl Iterator<Item = &'a str>) -> RowWriter {
-        let mut data = Vec::with_capacity(1024);
-        let mut keys = Vec::new();
-        for name in names {
-            put_name(&mut data, name);
-            let mut key = String::with_capacity(name.len() + 3);
-            hearth_sdk::json::write_str(&mut key, name);
-            key.push(':');
-            keys.push(key);
-        }
+        RowWriter::with_header(Arc::new(RowHeader::new(names)))
+    }
+
+    /// A writer for rows that start with `header`.
+    pub(crate) fn with_header(header: Arc<RowHeader>) -> RowWriter {
+        let mut data = Vec::with_capacity(header.names.len() + 1024);
+        data.extend_from_slice(&header.names);
         RowWriter {
             rows: EncodedRows {
-                columns: keys.len() as u32,
+                columns: header.columns,
                 count: 0,
                 data,
                 json: Vec::with_capacity(1024),
             },
-            keys,
+            header,
             row_start: 0,
             column: 0,
         }
@@ -86,12 +116,16 @@ impl RowWriter {
     }
 
     fn key(&mut self) {
-        if self.column > 0 {
+        let start = if self.column > 0 {
             self.rows.json.push(b',');
-        }
+            self.header.key_ends[self.column - 1] as usize
+        } else {
+            0
+        };
+        let end = self.header.key_ends[self.column] as usize;
         self.rows
             .json
-            .extend_from_slice(self.keys[self.column].as_bytes());
+            .extend_from_slice(&self.header.keys[start..end]);
         self.column += 1;
     }
 
