@@ -281,10 +281,13 @@ both! {
         assert_eq!(doc["introspection_endpoint"], format!("{issuer}/introspect"));
         assert_eq!(doc["revocation_endpoint"], format!("{issuer}/revoke"));
         assert_eq!(doc["code_challenge_methods_supported"], json!(["S256"]));
+        assert_eq!(doc["authorization_endpoint"], format!("{issuer}/authorize"));
+        assert_eq!(doc["authorization_response_iss_parameter_supported"], true);
         assert_eq!(doc["id_token_signing_alg_values_supported"], json!(["RS256"]));
         assert_eq!(doc["token_endpoint_auth_signing_alg_values_supported"], json!(["RS384", "ES384"]));
         let grants = doc["grant_types_supported"].as_array().unwrap();
         assert!(grants.contains(&json!("client_credentials")));
+        assert!(grants.contains(&json!("authorization_code")));
         assert!(!grants.contains(&json!("password")), "the password grant is off by default");
         assert!(doc["scopes_supported"].as_array().unwrap().contains(&json!("openid")));
         let jwks = app.send(reqwest::Method::GET, doc["jwks_uri"].as_str().unwrap(), None, None).await;
@@ -303,7 +306,10 @@ both! {
         assert_eq!(smart["token_endpoint"], format!("{}/oauth2/second/token", app.base));
         assert_eq!(smart["code_challenge_methods_supported"], json!(["S256"]));
         let capabilities = smart["capabilities"].as_array().unwrap();
-        assert!(capabilities.contains(&json!("client-confidential-asymmetric")));
+        for capability in ["client-confidential-asymmetric", "launch-standalone", "launch-ehr", "client-public", "context-standalone-patient", "sso-openid-connect"] {
+            assert!(capabilities.contains(&json!(capability)), "{capability}");
+        }
+        assert_eq!(smart["authorization_endpoint"], format!("{}/oauth2/second/authorize", app.base));
         assert!(smart["scopes_supported"][0].is_string(), "a flat list");
 
         let reply = app.send(reqwest::Method::GET, &oauth(&app, "nosuch", "/.well-known/openid-configuration"), None, None).await;
@@ -687,5 +693,408 @@ both! {
         let reply = client_credentials(&app, "second", &assertion(&key, &service, &oauth(&app, "second", "/token"), 200, "x1"), "system/Patient.rs").await;
         assert_oauth_error(&reply, 401, "invalid_client");
         assert_eq!(client_count(&app, "second").await, 1);
+    }
+}
+
+/// A browser that keeps the sign-in cookie and never follows redirects.
+struct Browser<'a> {
+    app: &'a TestApp,
+    http: reqwest::Client,
+    cookie: Option<String>,
+}
+
+impl<'a> Browser<'a> {
+    fn new(app: &'a TestApp) -> Self {
+        Browser {
+            app,
+            http: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap(),
+            cookie: None,
+        }
+    }
+
+    async fn keep(&mut self, response: reqwest::Response) -> Reply {
+        for value in response.headers().get_all("set-cookie") {
+            let text = value.to_str().unwrap();
+            let pair = text.split(';').next().unwrap();
+            if let Some(value) = pair.strip_prefix("hearth_authz=") {
+                self.cookie = (!value.is_empty()).then(|| value.to_owned());
+            }
+        }
+        Reply::from(response).await
+    }
+
+    async fn get(&mut self, url: &str) -> Reply {
+        let mut request = self.http.get(url);
+        if let Some(cookie) = &self.cookie {
+            request = request.header("cookie", format!("hearth_authz={cookie}"));
+        }
+        let response = request.send().await.unwrap();
+        self.keep(response).await
+    }
+
+    async fn post(&mut self, url: &str, pairs: &[(&str, &str)]) -> Reply {
+        let mut request = self.http.post(url).header("content-type", "application/x-www-form-urlencoded").body(encode(pairs));
+        if let Some(cookie) = &self.cookie {
+            request = request.header("cookie", format!("hearth_authz={cookie}"));
+        }
+        let response = request.send().await.unwrap();
+        self.keep(response).await
+    }
+
+    fn absolute(&self, location: &str) -> String {
+        if location.starts_with('/') { format!("{}{location}", self.app.base) } else { location.to_owned() }
+    }
+}
+
+fn csrf(page: &Reply) -> String {
+    let marker = "name=\"csrf_token\" value=\"";
+    let start = page.text.find(marker).unwrap_or_else(|| panic!("a CSRF field in {}", page.text)) + marker.len();
+    page.text[start..].split('"').next().unwrap().to_owned()
+}
+
+fn location(reply: &Reply) -> String {
+    assert_eq!(reply.status, 303, "{}", reply.text);
+    reply.header("location").expect("a Location").to_owned()
+}
+
+fn query_of(url: &str) -> std::collections::HashMap<String, String> {
+    let query = url.split_once('?').map(|(_, q)| q).unwrap_or("");
+    form_urlencoded::parse(query.as_bytes()).into_owned().collect()
+}
+
+fn pkce() -> (String, String) {
+    use sha2::Digest;
+    let verifier = format!("{:032x}{:032x}", rand::random::<u128>(), rand::random::<u128>());
+    let challenge = URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(verifier.as_bytes()));
+    (verifier, challenge)
+}
+
+fn authorize_url(app: &TestApp, site: &str, client_id: &str, scope: &str, extra: &[(&str, &str)]) -> String {
+    let mut pairs = vec![("response_type", "code"), ("client_id", client_id), ("redirect_uri", REDIRECT), ("scope", scope), ("state", "st-1")];
+    pairs.extend_from_slice(extra);
+    format!("{}?{}", oauth(app, site, "/authorize"), encode(&pairs))
+}
+
+/// Signs in on the authorization page; answers the next Location.
+async fn sign_in(browser: &mut Browser<'_>, url: &str, role: &str, username: &str, password: &str, email: &str) -> String {
+    let page = browser.get(url).await;
+    assert_eq!(page.status, 200, "{}", page.text);
+    assert_eq!(page.header("x-frame-options"), Some("DENY"));
+    assert!(page.header("content-security-policy").unwrap().contains("frame-ancestors 'none'"));
+    let token = csrf(&page);
+    let site = url.split("/oauth2/").nth(1).unwrap().split('/').next().unwrap().to_owned();
+    let login = browser.app.base.clone() + &format!("/oauth2/{site}/login");
+    let reply = browser.post(&login, &[("csrf_token", &token), ("user_role", role), ("username", username), ("password", password), ("email", email)]).await;
+    location(&reply)
+}
+
+/// Allows the consent page with `keep` (None: every scope); answers the redirect to the client.
+async fn allow(browser: &mut Browser<'_>, consent: &str, keep: Option<&[&str]>) -> String {
+    let url = browser.absolute(consent);
+    let page = browser.get(&url).await;
+    assert_eq!(page.status, 200, "{}", page.text);
+    assert_eq!(page.header("x-frame-options"), Some("DENY"));
+    let token = csrf(&page);
+    let offered: Vec<String> = page.text.match_indices("name=\"scope\" value=\"").map(|(i, m)| page.text[i + m.len()..].split('"').next().unwrap().to_owned()).collect();
+    let mut pairs = vec![("csrf_token", token.as_str()), ("action", "allow")];
+    let chosen: Vec<String> = match keep {
+        None => offered.clone(),
+        Some(keep) => keep.iter().map(|s| (*s).to_owned()).collect(),
+    };
+    for scope in &chosen {
+        pairs.push(("scope", scope));
+    }
+    location(&browser.post(&url, &pairs).await)
+}
+
+async fn redeem(app: &TestApp, site: &str, client_id: &str, secret: Option<&str>, code: &str, verifier: Option<&str>) -> Reply {
+    let mut pairs = vec![("grant_type", "authorization_code"), ("code", code), ("redirect_uri", REDIRECT)];
+    if let Some(verifier) = verifier {
+        pairs.push(("code_verifier", verifier));
+    }
+    match secret {
+        Some(secret) => post_form(app, &oauth(app, site, "/token"), &pairs, Some((client_id, secret))).await,
+        None => {
+            pairs.push(("client_id", client_id));
+            post_form(app, &oauth(app, site, "/token"), &pairs, None).await
+        }
+    }
+}
+
+const LAUNCH_SCOPE: &str = "openid fhirUser offline_access api:oemr launch/patient user/patient.rs profile";
+
+async fn launch_client(app: &TestApp, site: &str) -> (String, String) {
+    let reply = register(app, site, json!({"application_type": "private", "client_name": "Chart <app>", "redirect_uris": [REDIRECT],
+        "post_logout_redirect_uris": ["https://app.example/bye"], "scope": format!("{LAUNCH_SCOPE} launch")})).await;
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    let id = reply.json["client_id"].as_str().unwrap().to_owned();
+    enable(app, site, &id).await;
+    (id, reply.json["client_secret"].as_str().unwrap().to_owned())
+}
+
+async fn session_count(app: &TestApp, site: &str) -> i64 {
+    app.rows(site, "SELECT COUNT(*) AS n FROM oauth_sessions").await[0]["n"].as_i64().unwrap()
+}
+
+both! {
+    async fn staff_sign_in_pick_a_patient_untick_a_scope_and_redeem_the_code(app) {
+        let staff = app.user_token("default", "admin", "openid api:oemr user/patient.crus").await;
+        let (_, puuid) = app.create_patient("default", &staff, "Ann", "Smith").await;
+        app.create_patient("default", &staff, "Bob", "Jones").await;
+        let doc = app.user("default", "doc", "physician").await;
+        let (client_id, secret) = launch_client(&app, "default").await;
+        let (verifier, challenge) = pkce();
+        let mut browser = Browser::new(&app);
+        let url = authorize_url(&app, "default", &client_id, LAUNCH_SCOPE, &[("code_challenge", &challenge), ("code_challenge_method", "S256"), ("nonce", "n-42"), ("aud", &app.api("default", "/fhir"))]);
+        let page = browser.get(&url).await;
+        assert!(page.text.contains("Chart &lt;app&gt;"), "the client name is escaped: {}", page.text);
+        let next = sign_in(&mut browser, &url, "users", "doc", "correct horse battery", "").await;
+        assert_eq!(next, "/oauth2/default/patient-select");
+        let picker = browser.get(&browser.absolute(&format!("{next}?q=smi"))).await;
+        assert_eq!(picker.status, 200, "{}", picker.text);
+        assert!(picker.text.contains(&puuid) && picker.text.contains("Ann Smith"));
+        assert!(!picker.text.contains("Jones"), "the search filters");
+        let consent = location(&browser.post(&browser.absolute(&next), &[("csrf_token", &csrf(&picker)), ("patient", &puuid)]).await);
+        assert_eq!(consent, "/oauth2/default/consent");
+        let granted = ["openid", "fhirUser", "offline_access", "api:oemr", "launch/patient", "user/patient.rs"];
+        let back = allow(&mut browser, &consent, Some(&granted)).await;
+        assert!(back.starts_with(REDIRECT), "{back}");
+        let params = query_of(&back);
+        assert_eq!(params["state"], "st-1");
+        assert_eq!(params["iss"], format!("{}/oauth2/default", app.base), "RFC 9207");
+        assert!(browser.cookie.is_none(), "the session cookie is cleared");
+        assert_eq!(session_count(&app, "default").await, 0);
+
+        let code = &params["code"];
+        let reply = redeem(&app, "default", &client_id, Some(&secret), code, Some(&verifier)).await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        let body = &reply.json;
+        assert_eq!(body["scope"], granted.join(" "), "profile was unticked");
+        assert_eq!(body["patient"], puuid.as_str());
+        assert_eq!(body["need_patient_banner"], true);
+        assert_eq!(body["smart_style_url"], format!("{}/oauth2/default/smart-style.json", app.base));
+        let id_token = claims(body["id_token"].as_str().unwrap());
+        assert_eq!(id_token["nonce"], "n-42");
+        assert_eq!(id_token["sub"], doc.as_str());
+        assert!(id_token.get("given_name").is_none(), "no profile claims without profile");
+        let access = body["access_token"].as_str().unwrap().to_owned();
+        assert_eq!(claims(&access)["patient"], puuid.as_str());
+        assert_eq!(app.get(&app.api("default", "/api/patient"), &access).await.status, 200);
+        let style = app.send(reqwest::Method::GET, body["smart_style_url"].as_str().unwrap(), None, None).await;
+        assert_eq!(style.status, 200);
+        assert!(style.json["color_background"].is_string());
+
+        let replay = redeem(&app, "default", &client_id, Some(&secret), code, Some(&verifier)).await;
+        assert_oauth_error(&replay, 400, "invalid_grant");
+        assert_eq!(app.get(&app.api("default", "/api/patient"), &access).await.status, 401, "a replayed code revokes what it issued");
+        let refreshed = post_form(&app, &oauth(&app, "default", "/token"), &[("grant_type", "refresh_token"), ("refresh_token", body["refresh_token"].as_str().unwrap())], Some((&client_id, &secret))).await;
+        assert_oauth_error(&refreshed, 400, "invalid_grant");
+    }
+
+    async fn public_clients_must_use_pkce_and_the_verifier_must_match(app) {
+        let staff = app.user_token("default", "admin", "openid api:oemr user/patient.crus").await;
+        let (_, puuid) = app.create_patient("default", &staff, "Ann", "Smith").await;
+        let site = app.state.sites.get("default").await.unwrap();
+        hearth::oauth::token::set_portal_login(&site, &puuid, "ann", "ann@example.org", "patient password").await.unwrap();
+        let scope = "openid offline_access api:port patient/patient.s";
+        let reply = register(&app, "default", json!({"redirect_uris": [REDIRECT], "scope": scope})).await;
+        let client_id = reply.json["client_id"].as_str().unwrap().to_owned();
+        let mut browser = Browser::new(&app);
+        let (verifier, challenge) = pkce();
+        for (extra, why) in [
+            (vec![], "no challenge"),
+            (vec![("code_challenge", challenge.as_str()), ("code_challenge_method", "plain")], "plain"),
+            (vec![("code_challenge", challenge.as_str())], "no method"),
+            (vec![("code_challenge_method", "S256")], "method without challenge"),
+            (vec![("code_challenge", "short"), ("code_challenge_method", "S256")], "not a S256 value"),
+        ] {
+            let reply = browser.get(&authorize_url(&app, "default", &client_id, scope, &extra)).await;
+            let params = query_of(&location(&reply));
+            assert_eq!(params["error"], "invalid_request", "{why}");
+            assert_eq!(params["state"], "st-1");
+            assert_eq!(params["iss"], format!("{}/oauth2/default", app.base));
+        }
+        assert_eq!(session_count(&app, "default").await, 0, "refused requests store nothing");
+
+        let url = authorize_url(&app, "default", &client_id, scope, &[("code_challenge", &challenge), ("code_challenge_method", "S256")]);
+        let consent = sign_in(&mut browser, &url, "patient", "ann", "patient password", "ann@example.org").await;
+        assert_eq!(consent, "/oauth2/default/consent", "a patient needs no picker");
+        let back = allow(&mut browser, &consent, None).await;
+        let code = query_of(&back)["code"].clone();
+        assert_oauth_error(&redeem(&app, "default", &client_id, None, &code, None).await, 400, "invalid_grant");
+        let (wrong, _) = pkce();
+        assert_oauth_error(&redeem(&app, "default", &client_id, None, &code, Some(&wrong)).await, 400, "invalid_grant");
+        assert_oauth_error(&redeem(&app, "default", &client_id, None, &code, Some("tooshort")).await, 400, "invalid_grant");
+        let wrong_redirect = post_form(&app, &oauth(&app, "default", "/token"), &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", "https://app.example/other"), ("code_verifier", &verifier), ("client_id", &client_id)], None).await;
+        assert_oauth_error(&wrong_redirect, 400, "invalid_grant");
+        assert_eq!(app.rows("default", "SELECT COUNT(*) AS n FROM oauth_grant_tokens").await[0]["n"], 0, "failures issued nothing");
+        let reply = redeem(&app, "default", &client_id, None, &code, Some(&verifier)).await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        assert_eq!(reply.json["patient"], puuid.as_str());
+        let portal = app.get(&app.api("default", "/portal/patient"), reply.json["access_token"].as_str().unwrap()).await;
+        assert_eq!(portal.status, 200, "{}", portal.text);
+    }
+
+    async fn a_confidential_client_without_pkce_cannot_send_a_verifier_and_codes_expire(app) {
+        app.user("default", "doc", "physician").await;
+        let (client_id, secret) = staff_client(&app, "default").await;
+        let mut browser = Browser::new(&app);
+        let url = authorize_url(&app, "default", &client_id, STAFF_SCOPE, &[]);
+        let consent = sign_in(&mut browser, &url, "users", "doc", "correct horse battery", "").await;
+        let code = query_of(&allow(&mut browser, &consent, None).await)["code"].clone();
+        let (verifier, _) = pkce();
+        assert_oauth_error(&redeem(&app, "default", &client_id, Some(&secret), &code, Some(&verifier)).await, 400, "invalid_grant");
+        let other = staff_client(&app, "default").await;
+        assert_oauth_error(&redeem(&app, "default", &other.0, Some(&other.1), &code, None).await, 400, "invalid_grant");
+        let second = staff_client(&app, "second").await;
+        assert_oauth_error(&redeem(&app, "second", &second.0, Some(&second.1), &code, None).await, 400, "invalid_grant");
+        assert_oauth_error(&redeem(&app, "second", &client_id, Some(&secret), &code, None).await, 401, "invalid_client");
+        let reply = redeem(&app, "default", &client_id, Some(&secret), &code, None).await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        assert!(reply.json.get("patient").is_none());
+
+        let mut browser = Browser::new(&app);
+        let consent = sign_in(&mut browser, &url, "users", "doc", "correct horse battery", "").await;
+        let code = query_of(&allow(&mut browser, &consent, None).await)["code"].clone();
+        let site = app.state.sites.get("default").await.unwrap();
+        hearth::on_db!(&site.db, |pool| {
+            sqlx::query("UPDATE oauth_codes SET expires_at = 1 WHERE used = 0").execute(pool).await.unwrap();
+        });
+        let expired = redeem(&app, "default", &client_id, Some(&secret), &code, None).await;
+        assert_oauth_error(&expired, 400, "invalid_grant");
+        assert!(expired.json["error_description"].as_str().unwrap().contains("expired"));
+        let codes = app.rows("default", "SELECT expires_at - created_at AS lifetime FROM oauth_codes WHERE expires_at > 1").await;
+        assert_eq!(codes[0]["lifetime"], 60, "codes live 60 seconds");
+    }
+
+    async fn authorization_requests_with_untrusted_redirects_get_a_page_others_a_redirect(app) {
+        let (client_id, _) = launch_client(&app, "default").await;
+        let mut browser = Browser::new(&app);
+        let unknown = browser.get(&authorize_url(&app, "default", "nobody", "openid", &[])).await;
+        assert_eq!(unknown.status, 400);
+        assert!(unknown.header("location").is_none());
+        assert!(unknown.text.contains("not registered"));
+        let other_site = browser.get(&authorize_url(&app, "second", &client_id, "openid", &[])).await;
+        assert_eq!(other_site.status, 400, "the client is not the other site's");
+        let url = format!("{}?{}", oauth(&app, "default", "/authorize"), encode(&[("response_type", "code"), ("client_id", &client_id), ("redirect_uri", "https://app.example/callback/other"), ("scope", "openid"), ("state", "s")]));
+        let mismatched = browser.get(&url).await;
+        assert_eq!(mismatched.status, 400);
+        assert!(mismatched.header("location").is_none(), "never redirect to an unregistered URI");
+        assert_eq!(browser.get(&format!("{}?client_id=x&client_id=y", oauth(&app, "default", "/authorize"))).await.status, 400);
+        assert_eq!(browser.get(&authorize_url(&app, "nosuch", &client_id, "openid", &[])).await.status, 404);
+
+        let error_of = |reply: &Reply| query_of(&location(reply))["error"].clone();
+        let mut pairs = vec![("response_type", "token"), ("client_id", client_id.as_str()), ("redirect_uri", REDIRECT), ("scope", "openid")];
+        let url = format!("{}?{}", oauth(&app, "default", "/authorize"), encode(&pairs));
+        assert_eq!(error_of(&browser.get(&url).await), "unsupported_response_type");
+        pairs[0] = ("response_type", "code");
+        pairs[3] = ("scope", "openid user/nothing.rs");
+        let url = format!("{}?{}", oauth(&app, "default", "/authorize"), encode(&pairs));
+        assert_eq!(error_of(&browser.get(&url).await), "invalid_scope");
+        assert_eq!(error_of(&browser.get(&authorize_url(&app, "default", &client_id, "openid", &[("aud", "https://elsewhere.example/fhir")])).await), "invalid_request");
+        assert_eq!(error_of(&browser.get(&authorize_url(&app, "default", &client_id, "openid launch", &[("launch", "forged")])).await), "invalid_request", "launch needs aud");
+        assert_eq!(error_of(&browser.get(&authorize_url(&app, "default", &client_id, "openid launch", &[("launch", "forged"), ("aud", &app.api("default", "/fhir"))])).await), "invalid_request");
+        let site = app.state.sites.get("default").await.unwrap();
+        hearth::oauth::clients::set_enabled(&site, &client_id, false).await.unwrap();
+        assert_eq!(error_of(&browser.get(&authorize_url(&app, "default", &client_id, "openid", &[])).await), "unauthorized_client");
+        assert_eq!(session_count(&app, "default").await, 0);
+    }
+
+    async fn sign_in_failures_are_vague_csrf_protected_and_rate_limited(app) {
+        app.user("default", "doc", "physician").await;
+        let (client_id, _) = staff_client(&app, "default").await;
+        let mut browser = Browser::new(&app);
+        let page = browser.get(&authorize_url(&app, "default", &client_id, STAFF_SCOPE, &[])).await;
+        let token = csrf(&page);
+        let login = oauth(&app, "default", "/login");
+        let wrong = browser.post(&login, &[("csrf_token", &token), ("user_role", "users"), ("username", "doc"), ("password", "nope")]).await;
+        let unknown = browser.post(&login, &[("csrf_token", &token), ("user_role", "users"), ("username", "nobody"), ("password", "nope")]).await;
+        assert_eq!(wrong.status, 200);
+        assert!(wrong.text.contains("The user name, password or e-mail is wrong."));
+        assert_eq!(wrong.text.replace("value=\"doc\"", "value=\"nobody\""), unknown.text, "no account enumeration");
+        let stale = browser.post(&login, &[("csrf_token", "forged"), ("user_role", "users"), ("username", "doc"), ("password", "correct horse battery")]).await;
+        assert_eq!(stale.status, 403);
+        let mut stranger = Browser::new(&app);
+        let no_session = stranger.post(&login, &[("csrf_token", &token), ("user_role", "users"), ("username", "doc"), ("password", "correct horse battery")]).await;
+        assert_eq!(no_session.status, 400, "no cookie, no sign-in");
+        assert_eq!(app.rows("default", "SELECT COUNT(*) AS n FROM oauth_sessions WHERE user_id IS NOT NULL").await[0]["n"], 0);
+        let consent = browser.get(&oauth(&app, "default", "/consent")).await;
+        assert_eq!(consent.status, 400, "consent needs a signed-in session");
+        for _ in 0..4 {
+            browser.post(&login, &[("csrf_token", &token), ("user_role", "users"), ("username", "doc"), ("password", "nope")]).await;
+        }
+        let locked = browser.post(&login, &[("csrf_token", &token), ("user_role", "users"), ("username", "doc"), ("password", "correct horse battery")]).await;
+        assert_eq!(locked.status, 429);
+        assert!(locked.text.contains("Too many failed sign-ins"));
+        let mut fresh = Browser::new(&app);
+        let page = fresh.get(&authorize_url(&app, "default", &client_id, STAFF_SCOPE, &[])).await;
+        let reply = fresh.post(&login, &[("csrf_token", &csrf(&page)), ("user_role", "users"), ("username", "doc"), ("password", "correct horse battery")]).await;
+        assert_eq!(reply.status, 429, "the account stays locked in another session");
+    }
+
+    async fn denying_consent_redirects_with_access_denied(app) {
+        app.user("default", "doc", "physician").await;
+        let (client_id, secret) = staff_client(&app, "default").await;
+        let mut browser = Browser::new(&app);
+        let consent = sign_in(&mut browser, &authorize_url(&app, "default", &client_id, STAFF_SCOPE, &[]), "users", "doc", "correct horse battery", "").await;
+        let page = browser.get(&browser.absolute(&consent)).await;
+        let back = location(&browser.post(&browser.absolute(&consent), &[("csrf_token", &csrf(&page)), ("action", "deny"), ("scope", "openid")]).await);
+        let params = query_of(&back);
+        assert_eq!(params["error"], "access_denied");
+        assert_eq!(params["state"], "st-1");
+        assert!(params.get("code").is_none());
+        assert_eq!(app.rows("default", "SELECT COUNT(*) AS n FROM oauth_codes").await[0]["n"], 0);
+        let _ = secret;
+    }
+
+    async fn an_ehr_launch_binds_the_patient_without_a_picker(app) {
+        let staff = app.user_token("default", "admin", "openid api:oemr user/patient.crus").await;
+        let (_, puuid) = app.create_patient("default", &staff, "Ann", "Smith").await;
+        app.user("default", "doc", "physician").await;
+        let (client_id, secret) = launch_client(&app, "default").await;
+        let site = app.state.sites.get("default").await.unwrap();
+        let launch = hearth::oauth::authorize::launch_token(&app.base, &site, &puuid, Some("enc-1")).unwrap();
+        let second = app.state.sites.get("second").await.unwrap();
+        let foreign = hearth::oauth::authorize::launch_token(&app.base, &second, &puuid, None).unwrap();
+        let mut browser = Browser::new(&app);
+        let aud = app.api("default", "/fhir");
+        let refused = browser.get(&authorize_url(&app, "default", &client_id, "openid launch user/patient.rs", &[("launch", &foreign), ("aud", &aud)])).await;
+        assert_eq!(query_of(&location(&refused))["error"], "invalid_request", "another site's launch token");
+        let url = authorize_url(&app, "default", &client_id, "openid launch user/patient.rs api:oemr", &[("launch", &launch), ("aud", &aud)]);
+        let consent = sign_in(&mut browser, &url, "users", "doc", "correct horse battery", "").await;
+        assert_eq!(consent, "/oauth2/default/consent");
+        let code = query_of(&allow(&mut browser, &consent, None).await)["code"].clone();
+        let reply = redeem(&app, "default", &client_id, Some(&secret), &code, None).await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        assert_eq!(reply.json["patient"], puuid.as_str());
+        assert_eq!(reply.json["encounter"], "enc-1");
+        assert_eq!(reply.json["need_patient_banner"], false);
+    }
+
+    async fn logout_revokes_the_sessions_tokens_and_returns_to_a_registered_uri(app) {
+        app.user("default", "doc", "physician").await;
+        let (client_id, secret) = launch_client(&app, "default").await;
+        let mut browser = Browser::new(&app);
+        let consent = sign_in(&mut browser, &authorize_url(&app, "default", &client_id, "openid api:oemr user/patient.rs offline_access", &[]), "users", "doc", "correct horse battery", "").await;
+        let code = query_of(&allow(&mut browser, &consent, None).await)["code"].clone();
+        let tokens = redeem(&app, "default", &client_id, Some(&secret), &code, None).await.json;
+        let access = tokens["access_token"].as_str().unwrap();
+        let id_token = tokens["id_token"].as_str().unwrap();
+        assert_eq!(app.get(&app.api("default", "/api/patient"), access).await.status, 200);
+        let logout = oauth(&app, "default", "/logout");
+        assert_eq!(browser.get(&logout).await.status, 400, "id_token_hint is required");
+        let forged = service_key(Alg::Es384).signer.sign(&claims(id_token)).unwrap();
+        assert_eq!(browser.get(&format!("{logout}?{}", encode(&[("id_token_hint", &forged)]))).await.status, 400);
+        let elsewhere = browser.get(&format!("{logout}?{}", encode(&[("id_token_hint", id_token), ("post_logout_redirect_uri", "https://evil.example/")]))).await;
+        assert_eq!(elsewhere.status, 400);
+        assert_eq!(app.get(&app.api("default", "/api/patient"), access).await.status, 200, "refused logouts change nothing");
+        let reply = browser.get(&format!("{logout}?{}", encode(&[("id_token_hint", id_token), ("post_logout_redirect_uri", "https://app.example/bye"), ("state", "bye-1")]))).await;
+        assert_eq!(location(&reply), "https://app.example/bye?state=bye-1");
+        assert_eq!(app.get(&app.api("default", "/api/patient"), access).await.status, 401);
+        let refreshed = post_form(&app, &oauth(&app, "default", "/token"), &[("grant_type", "refresh_token"), ("refresh_token", tokens["refresh_token"].as_str().unwrap())], Some((&client_id, &secret))).await;
+        assert_oauth_error(&refreshed, 400, "invalid_grant");
+        let plain = browser.get(&format!("{logout}?{}", encode(&[("id_token_hint", id_token)]))).await;
+        assert_eq!(plain.status, 200);
+        assert!(plain.text.contains("signed out"));
     }
 }

@@ -363,14 +363,14 @@ const EXPIRED: &str = "Your sign-in session has expired or was not found. Go bac
 async fn load_session(site: &Site, headers: &HeaderMap) -> Result<Session, Response> {
     let cookie = cookie_value(headers).ok_or_else(|| bad_page(EXPIRED))?;
     let hash = sha256_hex(&cookie);
-    type Row5 = (String, String, Option<String>, Option<String>, Option<String>, Option<String>, Option<String>, i64);
-    let row: Result<Option<Row5>, sqlx::Error> = async {
+    type Stored = (String, String, Option<String>, Option<String>, Option<String>, Option<String>, Option<String>, i64);
+    let row: Result<Option<Stored>, sqlx::Error> = async {
         Ok(on_db!(&site.db, |pool| {
             sqlx::query("SELECT csrf, request, user_id, role, username, acl_role, patient, expires_at FROM oauth_sessions WHERE session_hash = $1")
                 .bind(&hash)
                 .fetch_optional(pool)
                 .await?
-                .map(|row| -> Result<Row5, sqlx::Error> {
+                .map(|row| -> Result<Stored, sqlx::Error> {
                     Ok((row.try_get("csrf")?, row.try_get("request")?, row.try_get("user_id")?, row.try_get("role")?, row.try_get("username")?, row.try_get("acl_role")?, row.try_get("patient")?, row.try_get("expires_at")?))
                 })
                 .transpose()?
@@ -534,7 +534,7 @@ pub async fn patient_select(State(app): State<Arc<AppState>>, Path(site_name): P
     let pattern = format!("%{}%", query.trim().to_lowercase().replace(['%', '_'], ""));
     let found: Result<Vec<(String, String)>, sqlx::Error> = async {
         Ok(on_db!(&site.db, |pool| {
-            sqlx::query("SELECT CAST(uuid AS TEXT) AS uuid, fname, lname, \"DOB\" AS dob FROM patient_data WHERE LOWER(fname) LIKE $1 OR LOWER(lname) LIKE $1 OR LOWER(fname || ' ' || lname) LIKE $1 ORDER BY lname, fname, id LIMIT 100")
+            sqlx::query("SELECT CAST(uuid AS TEXT) AS uuid, fname, lname, CAST(\"DOB\" AS TEXT) AS dob FROM patient_data WHERE LOWER(fname) LIKE $1 OR LOWER(lname) LIKE $1 OR LOWER(fname || ' ' || lname) LIKE $1 ORDER BY lname, fname, id LIMIT 100")
                 .bind(&pattern)
                 .fetch_all(pool)
                 .await?
@@ -622,7 +622,9 @@ pub async fn consent_page(State(app): State<Arc<AppState>>, Path(site_name): Pat
         Ok(found) => found,
         Err(page) => return page,
     };
-    let subject = session.subject.clone().expect("signed_in checked the subject");
+    let Some(subject) = session.subject.clone() else {
+        return bad_page(EXPIRED);
+    };
     if session.request.wants_patient_pick() && session.patient.is_none() && subject.role == Role::User {
         return see_other(&format!("/oauth2/{}/patient-select", site.name));
     }
@@ -656,7 +658,9 @@ pub async fn consent(State(app): State<Arc<AppState>>, Path(site_name): Path<Str
     if let Err(page) = check_csrf(&session, &form) {
         return page;
     }
-    let subject = session.subject.clone().expect("signed_in checked the subject");
+    let Some(subject) = session.subject.clone() else {
+        return bad_page(EXPIRED);
+    };
     if session.request.wants_patient_pick() && session.patient.is_none() && subject.role == Role::User {
         return see_other(&format!("/oauth2/{}/patient-select", site.name));
     }

@@ -219,7 +219,7 @@ mod tests {
         assert!(allows("system/Patient.rs"));
         assert!(allows("patient/Observation.rs?category=http://x|vital-signs"));
         assert!(allows("system/*.$export"));
-        assert!(!allows("user/patient.d"), "patients are never deleted");
+        assert!(!allows("patient/patient.c"), "patients cannot create themselves");
         assert!(!allows("admin"));
         assert!(!allows("user/Nothing.rs"));
         assert!(!allows("user/patient.zz"));

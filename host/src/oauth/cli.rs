@@ -106,15 +106,17 @@ pub async fn run_client(data_dir: &Path, command: ClientCommand) -> Result<()> {
                 );
             }
         }
-        ClientCommand::Enable { client_id, .. } | ClientCommand::Disable { client_id, .. } => {
-            let enable = matches!(command, ClientCommand::Enable { .. });
-            if !clients::set_enabled(&site, &client_id, enable).await? {
+        ClientCommand::Enable { client_id, .. } => {
+            if !clients::set_enabled(&site, &client_id, true).await? {
                 bail!("no client '{client_id}' on site {name}");
             }
-            println!(
-                "client {client_id} {}",
-                if enable { "enabled" } else { "disabled" }
-            );
+            println!("client {client_id} enabled");
+        }
+        ClientCommand::Disable { client_id, .. } => {
+            if !clients::set_enabled(&site, &client_id, false).await? {
+                bail!("no client '{client_id}' on site {name}");
+            }
+            println!("client {client_id} disabled");
         }
         ClientCommand::Setting {
             name: None,

@@ -14,15 +14,8 @@ use super::{OAuthError, catalog, settings};
 use crate::app::AppState;
 use crate::sites::Site;
 
-/// Whether the authorization endpoint (and so the authorization_code grant) is served.
-pub const AUTHORIZE: bool = true;
-
 async fn grant_types(site: &Site) -> Result<Vec<&'static str>, OAuthError> {
-    let mut grants = Vec::new();
-    if AUTHORIZE {
-        grants.push("authorization_code");
-    }
-    grants.push("client_credentials");
+    let mut grants = vec!["authorization_code", "client_credentials"];
     grants.push("refresh_token");
     if settings::get(site, "oauth.password_grant").await? != "off" {
         grants.push("password");
@@ -46,20 +39,17 @@ fn json_response(body: &Value) -> Response {
 
 fn endpoints(app: &AppState, site: &str) -> Value {
     let issuer = super::issuer(app, site);
-    let mut out = json!({
+    json!({
         "issuer": issuer,
+        "authorization_endpoint": format!("{issuer}/authorize"),
+        "end_session_endpoint": format!("{issuer}/logout"),
         "jwks_uri": format!("{issuer}/jwks"),
         "token_endpoint": format!("{issuer}/token"),
         "registration_endpoint": format!("{issuer}/registration"),
         "introspection_endpoint": format!("{issuer}/introspect"),
         "revocation_endpoint": format!("{issuer}/revoke"),
         "userinfo_endpoint": format!("{issuer}/userinfo"),
-    });
-    if AUTHORIZE {
-        out["authorization_endpoint"] = json!(format!("{issuer}/authorize"));
-        out["end_session_endpoint"] = json!(format!("{issuer}/logout"));
-    }
-    out
+    })
 }
 
 const AUTH_METHODS: &[&str] = &[
@@ -78,7 +68,7 @@ pub async fn openid_configuration(
     let mut doc = endpoints(&app, &site.name);
     let extra = json!({
         "scopes_supported": catalog::all(),
-        "response_types_supported": if AUTHORIZE { json!(["code"]) } else { json!([]) },
+        "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
         "grant_types_supported": grant_types(&site).await?,
         "subject_types_supported": ["public"],
@@ -89,7 +79,7 @@ pub async fn openid_configuration(
         "revocation_endpoint_auth_methods_supported": AUTH_METHODS,
         "code_challenge_methods_supported": ["S256"],
         "claims_supported": ["iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "fhirUser", "name", "given_name", "family_name", "preferred_username", "email", "email_verified"],
-        "authorization_response_iss_parameter_supported": AUTHORIZE,
+        "authorization_response_iss_parameter_supported": true,
         "request_parameter_supported": false,
         "request_uri_parameter_supported": false,
         "claims_parameter_supported": false,
@@ -107,35 +97,31 @@ pub async fn smart_configuration(
 ) -> Result<Response, OAuthError> {
     let site = super::site(&app, &site_name).await?;
     let mut doc = endpoints(&app, &site.name);
-    let mut capabilities = vec![
+    let capabilities = [
+        "launch-ehr",
+        "launch-standalone",
+        "authorize-post",
+        "client-public",
+        "client-confidential-symmetric",
         "client-confidential-asymmetric",
+        "sso-openid-connect",
+        "context-banner",
+        "context-style",
+        "context-ehr-patient",
+        "context-ehr-encounter",
+        "context-standalone-patient",
         "permission-offline",
         "permission-user",
         "permission-patient",
         "permission-v1",
         "permission-v2",
     ];
-    if AUTHORIZE {
-        capabilities.extend([
-            "launch-ehr",
-            "launch-standalone",
-            "client-public",
-            "client-confidential-symmetric",
-            "sso-openid-connect",
-            "context-banner",
-            "context-style",
-            "context-ehr-patient",
-            "context-standalone-patient",
-        ]);
-    } else {
-        capabilities.push("client-confidential-symmetric");
-    }
     let extra = json!({
         "grant_types_supported": grant_types(&site).await?,
         "token_endpoint_auth_methods_supported": AUTH_METHODS,
         "token_endpoint_auth_signing_alg_values_supported": ["RS384", "ES384"],
         "scopes_supported": catalog::all(),
-        "response_types_supported": if AUTHORIZE { json!(["code"]) } else { json!([]) },
+        "response_types_supported": ["code"],
         "code_challenge_methods_supported": ["S256"],
         "capabilities": capabilities,
     });

@@ -129,5 +129,5 @@ pub async fn get(site: &Site, name: &str) -> Result<String> {
 /// A lifetime setting in seconds.
 pub async fn seconds(site: &Site, name: &str) -> Result<i64> {
     let text = get(site, name).await?;
-    Ok(text.parse().unwrap_or(60).max(1))
+    Ok(text.parse::<i64>().unwrap_or(60).max(1))
 }

@@ -467,19 +467,8 @@ async fn authorization_code(
     if stored.client_id != client.client_id {
         return Err(OAuthError::grant("The authorization code was issued to another client"));
     }
-    let replayed = || async {
-        revoke_grant(site, &stored.grant_id).await?;
-        tracing::warn!(
-            "site {}: authorization code of client {} presented twice; its tokens are revoked",
-            site.name,
-            client.client_id
-        );
-        Err(OAuthError::grant(
-            "The authorization code was already used; the tokens issued from it are revoked",
-        ))
-    };
     if stored.used {
-        return replayed().await;
+        return replayed(site, &stored.grant_id, &client.client_id).await;
     }
     if stored.expires_at <= now() {
         return Err(OAuthError::grant("The authorization code has expired"));
@@ -501,7 +490,7 @@ async fn authorization_code(
         (None, None) => {}
     }
     if !super::authorize::claim_code(site, code).await? {
-        return replayed().await;
+        return replayed(site, &stored.grant_id, &client.client_id).await;
     }
     let lifetime = settings::seconds(site, "oauth.access_token_lifetime").await?;
     respond(
@@ -520,6 +509,18 @@ async fn authorization_code(
         },
     )
     .await
+}
+
+/// A code presented a second time: everything issued from it is revoked.
+async fn replayed(site: &Site, grant_id: &str, client_id: &str) -> Result<Response, OAuthError> {
+    revoke_grant(site, grant_id).await?;
+    tracing::warn!(
+        "site {}: an authorization code of client {client_id} was presented twice; its tokens are revoked",
+        site.name
+    );
+    Err(OAuthError::grant(
+        "The authorization code was already used; the tokens issued from it are revoked",
+    ))
 }
 
 /// Revokes every refresh and access token of a grant.
