@@ -532,7 +532,6 @@ both! {
         let grant = |email: &'static str, password: &'static str| {
             let client_id = client_id.clone();
             let url = url.clone();
-            let app = &app;
             async move {
                 post_form(app, &url, &[("grant_type", "password"), ("user_role", "patient"), ("username", "ann"), ("email", email), ("password", password), ("client_id", &client_id), ("scope", "openid offline_access api:port patient/patient.s fhirUser")], None).await
             }
@@ -560,7 +559,6 @@ both! {
         let refresh = |token: String, scope: Option<&'static str>| {
             let url = url.clone();
             let client = client.clone();
-            let app = &app;
             async move {
                 let mut pairs = vec![("grant_type", "refresh_token"), ("refresh_token", token.as_str())];
                 if let Some(scope) = scope {
@@ -857,7 +855,7 @@ both! {
         let consent = location(&browser.post(&browser.absolute(&next), &[("csrf_token", &csrf(&picker)), ("patient", &puuid)]).await);
         assert_eq!(consent, "/oauth2/default/consent");
         let granted = ["openid", "fhirUser", "offline_access", "api:oemr", "launch/patient", "user/patient.rs"];
-        let back = allow(&mut browser, &consent, Some(&granted)).await;
+        let back = allow(&mut browser, &consent, Some(&granted[..])).await;
         assert!(back.starts_with(REDIRECT), "{back}");
         let params = query_of(&back);
         assert_eq!(params["state"], "st-1");
@@ -1096,5 +1094,52 @@ both! {
         let plain = browser.get(&format!("{logout}?{}", encode(&[("id_token_hint", id_token)]))).await;
         assert_eq!(plain.status, 200);
         assert!(plain.text.contains("signed out"));
+    }
+}
+
+/// Serves `body` as JSON to every request on a random local port; answers the URL.
+async fn serve_json(body: String) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let body = body.clone();
+            tokio::spawn(async move {
+                let mut buffer = vec![0u8; 8192];
+                let mut read = 0;
+                while read < buffer.len() {
+                    match stream.read(&mut buffer[read..]).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => read += n,
+                    }
+                    if buffer[..read].windows(4).any(|w| w == b"\r\n\r\n") {
+                        break;
+                    }
+                }
+                let answer = format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len());
+                let _ = stream.write_all(answer.as_bytes()).await;
+            });
+        }
+    });
+    format!("http://{address}/jwks.json")
+}
+
+both! {
+    async fn backend_service_keys_are_fetched_from_the_registered_jwks_uri(app) {
+        let key = service_key(Alg::Rs384);
+        let uri = serve_json(json!({"keys": [key.jwk.clone()]}).to_string()).await;
+        let reply = register(&app, "default", json!({"application_type": "private", "redirect_uris": [REDIRECT],
+            "token_endpoint_auth_method": "private_key_jwt", "scope": SYSTEM_SCOPE, "jwks_uri": uri})).await;
+        assert_eq!(reply.status, 201, "{}", reply.text);
+        assert_eq!(reply.json["jwks_uri"], uri.as_str());
+        let client_id = reply.json["client_id"].as_str().unwrap().to_owned();
+        enable(&app, "default", &client_id).await;
+        let aud = oauth(&app, "default", "/token");
+        let reply = client_credentials(&app, "default", &assertion(&key, &client_id, &aud, 200, "u1"), "system/Patient.rs").await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        let stranger = service_key(Alg::Rs384);
+        let reply = client_credentials(&app, "default", &assertion(&stranger, &client_id, &aud, 200, "u2"), "system/Patient.rs").await;
+        assert_oauth_error(&reply, 401, "invalid_client");
     }
 }

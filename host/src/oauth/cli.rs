@@ -45,6 +45,22 @@ pub enum ClientCommand {
         /// Its new value.
         value: Option<String>,
     },
+    /// Print an EHR launch token for a patient (the `launch` parameter of /authorize),
+    /// valid five minutes.
+    Launch {
+        /// The site.
+        #[arg(long)]
+        site: String,
+        /// The patient's uuid.
+        #[arg(long)]
+        patient: String,
+        /// An encounter uuid for the launch context.
+        #[arg(long)]
+        encounter: Option<String>,
+        /// The public base URL the server uses (default: what the server last recorded).
+        #[arg(long)]
+        public_url: Option<String>,
+    },
     /// Make a new initial access token for registration (printed once; replaces the
     /// previous one) and require it; `--clear` stops requiring one.
     InitialToken {
@@ -85,7 +101,8 @@ pub async fn run_client(data_dir: &Path, command: ClientCommand) -> Result<()> {
         | ClientCommand::Enable { site, .. }
         | ClientCommand::Disable { site, .. }
         | ClientCommand::Setting { site, .. }
-        | ClientCommand::InitialToken { site, .. } => site.clone(),
+        | ClientCommand::InitialToken { site, .. }
+        | ClientCommand::Launch { site, .. } => site.clone(),
     };
     let site = sites
         .load(&name)
@@ -147,6 +164,27 @@ pub async fn run_client(data_dir: &Path, command: ClientCommand) -> Result<()> {
             println!("{setting} = {value}");
         }
         ClientCommand::Setting { .. } => bail!("give a setting name"),
+        ClientCommand::Launch {
+            patient,
+            encounter,
+            public_url,
+            ..
+        } => {
+            let base = match public_url {
+                Some(url) => url.trim_end_matches('/').to_owned(),
+                None => sites
+                    .setting("public_url")
+                    .await?
+                    .context("the server has not recorded its public URL yet; give --public-url")?,
+            };
+            let token = super::authorize::launch_token(
+                &base,
+                &site,
+                &patient.to_ascii_lowercase(),
+                encounter.as_deref(),
+            )?;
+            println!("{token}");
+        }
         ClientCommand::InitialToken { clear: true, .. } => {
             settings::set_raw(&site, settings::INITIAL_TOKEN, None).await?;
             settings::set(&site, "oauth.registration_requires_token", "off").await?;

@@ -304,7 +304,7 @@ async fn verify_assertion(
     {
         return Err(fail("jku is not the registered JWKS URL"));
     }
-    let keys = client_keys(&client).map_err(|why| fail(&why))?;
+    let keys = client_keys(&client).await.map_err(|why| fail(&why))?;
     let matching: Vec<&Verifier> = keys
         .iter()
         .filter(|k| k.kid.as_deref() == Some(kid.as_str()))
@@ -365,15 +365,52 @@ async fn verify_assertion(
     Ok(client)
 }
 
-/// The client's registered public keys (inline JWKS).
-fn client_keys(client: &Client) -> Result<Vec<Verifier>, String> {
-    let Some(jwks) = &client.jwks else {
-        return Err(if client.jwks_uri.is_some() {
-            "keys published at a jwks_uri are not fetched by this server; register them inline (jwks)"
-                .into()
-        } else {
-            "the client has no registered keys".into()
-        });
+/// The largest JWKS document fetched from a client's `jwks_uri`.
+const MAX_JWKS_BYTES: usize = 64 * 1024;
+
+/// Fetches a client's JWKS from its registered URL (only for enabled clients, with a short
+/// timeout, no redirects and a size cap).
+async fn fetch_jwks(uri: &str) -> Result<Value, String> {
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(5))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| format!("cannot fetch the jwks_uri: {e}"))?;
+    let response = client
+        .get(uri)
+        .header(header::ACCEPT, "application/json")
+        .send()
+        .await
+        .map_err(|e| format!("fetching the jwks_uri failed: {e}"))?;
+    if !response.status().is_success() {
+        return Err(format!("the jwks_uri answered {}", response.status()));
+    }
+    if response
+        .content_length()
+        .is_some_and(|n| n > MAX_JWKS_BYTES as u64)
+    {
+        return Err("the jwks_uri document is too large".into());
+    }
+    let bytes = response
+        .bytes()
+        .await
+        .map_err(|e| format!("reading the jwks_uri failed: {e}"))?;
+    if bytes.len() > MAX_JWKS_BYTES {
+        return Err("the jwks_uri document is too large".into());
+    }
+    serde_json::from_slice(&bytes).map_err(|_| "the jwks_uri document is not JSON".into())
+}
+
+/// The client's registered public keys: the inline JWKS, or the one at its `jwks_uri`.
+async fn client_keys(client: &Client) -> Result<Vec<Verifier>, String> {
+    let fetched;
+    let jwks = match (&client.jwks, &client.jwks_uri) {
+        (Some(jwks), _) => jwks,
+        (None, Some(uri)) => {
+            fetched = fetch_jwks(uri).await?;
+            &fetched
+        }
+        (None, None) => return Err("the client has no registered keys".into()),
     };
     let keys = jwks["keys"]
         .as_array()
