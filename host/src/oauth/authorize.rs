@@ -55,7 +55,8 @@ pub struct AuthRequest {
 
 impl AuthRequest {
     fn wants_patient_pick(&self) -> bool {
-        self.launch_patient.is_none() && self.scope.split_whitespace().any(|s| s == "launch/patient")
+        self.launch_patient.is_none()
+            && self.scope.split_whitespace().any(|s| s == "launch/patient")
     }
 }
 
@@ -105,7 +106,14 @@ fn see_other(location: &str) -> Response {
 }
 
 /// A redirect to the client carrying an error (and `state`, `iss`).
-fn redirect_error(app: &AppState, site: &str, redirect_uri: &str, state: Option<&str>, error: &str, description: &str) -> Response {
+fn redirect_error(
+    app: &AppState,
+    site: &str,
+    redirect_uri: &str,
+    state: Option<&str>,
+    error: &str,
+    description: &str,
+) -> Response {
     let issuer = super::issuer(app, site);
     let mut params = vec![("error", error), ("error_description", description)];
     if let Some(state) = state {
@@ -124,7 +132,9 @@ async fn read_form(body: Body, headers: &HeaderMap) -> Result<Vec<(String, Strin
         .to_ascii_lowercase()
         .starts_with("application/x-www-form-urlencoded")
     {
-        return Err(bad_page("The form must be sent as application/x-www-form-urlencoded."));
+        return Err(bad_page(
+            "The form must be sent as application/x-www-form-urlencoded.",
+        ));
     }
     let bytes = axum::body::to_bytes(body, MAX_FORM)
         .await
@@ -145,7 +155,12 @@ fn single(form: &[(String, String)], name: &str) -> Option<String> {
 
 /// An EHR launch token for `patient` (and optionally `encounter`), valid five minutes:
 /// a JWT signed by the site's key that `/authorize?launch=…` accepts.
-pub fn launch_token(base: &str, site: &Site, patient: &str, encounter: Option<&str>) -> anyhow::Result<String> {
+pub fn launch_token(
+    base: &str,
+    site: &Site,
+    patient: &str,
+    encounter: Option<&str>,
+) -> anyhow::Result<String> {
     let now = now();
     let mut claims = json!({
         "iss": tokens::issuer(base, &site.name),
@@ -186,7 +201,11 @@ pub async fn authorize(
     request: Request,
 ) -> Response {
     let Some(site) = app.sites.get(&site_name).await else {
-        return pages::message(StatusCode::NOT_FOUND, "Unknown site", &format!("The site '{site_name}' is unknown."));
+        return pages::message(
+            StatusCode::NOT_FOUND,
+            "Unknown site",
+            &format!("The site '{site_name}' is unknown."),
+        );
     };
     let (parts, body) = request.into_parts();
     let params = if parts.method == Method::POST {
@@ -235,9 +254,14 @@ impl From<super::OAuthError> for Failure {
     }
 }
 
-async fn start(app: &AppState, site: &Arc<Site>, params: &HashMap<String, String>) -> Result<Response, Failure> {
+async fn start(
+    app: &AppState,
+    site: &Arc<Site>,
+    params: &HashMap<String, String>,
+) -> Result<Response, Failure> {
     let page = |text: &str| Failure::Page(StatusCode::BAD_REQUEST, text.to_owned());
-    let client_id = get(params, "client_id").ok_or_else(|| page("The request names no client (client_id)."))?;
+    let client_id =
+        get(params, "client_id").ok_or_else(|| page("The request names no client (client_id)."))?;
     let client = clients::find(site, client_id)
         .await
         .map_err(super::OAuthError::from)?
@@ -250,10 +274,20 @@ async fn start(app: &AppState, site: &Arc<Site>, params: &HashMap<String, String
     };
     let state = get(params, "state");
     let fail = |error: &str, description: &str| {
-        Failure::Redirect(redirect_error(app, &site.name, &redirect_uri, state, error, description))
+        Failure::Redirect(redirect_error(
+            app,
+            &site.name,
+            &redirect_uri,
+            state,
+            error,
+            description,
+        ))
     };
     if get(params, "response_type") != Some("code") {
-        return Err(fail("unsupported_response_type", "response_type must be code"));
+        return Err(fail(
+            "unsupported_response_type",
+            "response_type must be code",
+        ));
     }
     if !client.enabled {
         return Err(fail("unauthorized_client", "The client is not enabled yet"));
@@ -266,19 +300,44 @@ async fn start(app: &AppState, site: &Arc<Site>, params: &HashMap<String, String
     let challenge = get(params, "code_challenge");
     match (challenge, get(params, "code_challenge_method")) {
         (Some(c), Some("S256")) => {
-            if c.len() != 43 || !c.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-                return Err(fail("invalid_request", "code_challenge must be a base64url SHA-256 (43 characters)"));
+            if c.len() != 43
+                || !c
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
+                return Err(fail(
+                    "invalid_request",
+                    "code_challenge must be a base64url SHA-256 (43 characters)",
+                ));
             }
         }
-        (Some(_), _) => return Err(fail("invalid_request", "code_challenge_method must be S256")),
-        (None, Some(_)) => return Err(fail("invalid_request", "code_challenge_method without code_challenge")),
+        (Some(_), _) => {
+            return Err(fail(
+                "invalid_request",
+                "code_challenge_method must be S256",
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(fail(
+                "invalid_request",
+                "code_challenge_method without code_challenge",
+            ));
+        }
         (None, None) if !client.confidential() => {
-            return Err(fail("invalid_request", "Public clients must use PKCE (code_challenge, S256)"));
+            return Err(fail(
+                "invalid_request",
+                "Public clients must use PKCE (code_challenge, S256)",
+            ));
         }
         (None, None) => {}
     }
     let resource = tokens::audience(&app.base_url, &site.name);
-    let audiences = [format!("{resource}/fhir"), format!("{resource}/api"), format!("{resource}/portal"), resource.clone()];
+    let audiences = [
+        format!("{resource}/fhir"),
+        format!("{resource}/api"),
+        format!("{resource}/portal"),
+        resource.clone(),
+    ];
     let aud = get(params, "aud");
     if let Some(aud) = aud
         && !audiences.iter().any(|a| a == aud.trim_end_matches('/'))
@@ -290,15 +349,23 @@ async fn start(app: &AppState, site: &Arc<Site>, params: &HashMap<String, String
             if aud.is_none() {
                 return Err(fail("invalid_request", "An EHR launch needs aud"));
             }
-            let (patient, encounter) = check_launch(app, site, launch)
-                .ok_or_else(|| fail("invalid_request", "The launch parameter is invalid or expired"))?;
+            let (patient, encounter) = check_launch(app, site, launch).ok_or_else(|| {
+                fail(
+                    "invalid_request",
+                    "The launch parameter is invalid or expired",
+                )
+            })?;
             (Some(patient), encounter)
         }
         None => (None, None),
     };
     let request = AuthRequest {
         client_id: client.client_id.clone(),
-        client_name: if client.client_name.is_empty() { client.client_id.clone() } else { client.client_name.clone() },
+        client_name: if client.client_name.is_empty() {
+            client.client_id.clone()
+        } else {
+            client.client_name.clone()
+        },
         redirect_uri,
         scope,
         state: state.map(str::to_owned),
@@ -336,10 +403,18 @@ async fn start(app: &AppState, site: &Arc<Site>, params: &HashMap<String, String
 }
 
 fn set_cookie(app: &AppState, site: &str, response: &mut Response, value: Option<&str>) {
-    let secure = if app.base_url.starts_with("https://") { "; Secure" } else { "" };
+    let secure = if app.base_url.starts_with("https://") {
+        "; Secure"
+    } else {
+        ""
+    };
     let cookie = match value {
-        Some(value) => format!("{COOKIE}={value}; Path=/oauth2/{site}/; HttpOnly; SameSite=Lax; Max-Age={SESSION_LIFETIME}{secure}"),
-        None => format!("{COOKIE}=; Path=/oauth2/{site}/; HttpOnly; SameSite=Lax; Max-Age=0{secure}"),
+        Some(value) => format!(
+            "{COOKIE}={value}; Path=/oauth2/{site}/; HttpOnly; SameSite=Lax; Max-Age={SESSION_LIFETIME}{secure}"
+        ),
+        None => {
+            format!("{COOKIE}=; Path=/oauth2/{site}/; HttpOnly; SameSite=Lax; Max-Age=0{secure}")
+        }
     };
     if let Ok(value) = HeaderValue::from_str(&cookie) {
         response.headers_mut().append(header::SET_COOKIE, value);
@@ -358,12 +433,22 @@ fn cookie_value(headers: &HeaderMap) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
-const EXPIRED: &str = "Your sign-in session has expired or was not found. Go back to the app and start again.";
+const EXPIRED: &str =
+    "Your sign-in session has expired or was not found. Go back to the app and start again.";
 
 async fn load_session(site: &Site, headers: &HeaderMap) -> Result<Session, Response> {
     let cookie = cookie_value(headers).ok_or_else(|| bad_page(EXPIRED))?;
     let hash = sha256_hex(&cookie);
-    type Stored = (String, String, Option<String>, Option<String>, Option<String>, Option<String>, Option<String>, i64);
+    type Stored = (
+        String,
+        String,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        i64,
+    );
     let row: Result<Option<Stored>, sqlx::Error> = async {
         Ok(on_db!(&site.db, |pool| {
             sqlx::query("SELECT csrf, request, user_id, role, username, acl_role, patient, expires_at FROM oauth_sessions WHERE session_hash = $1")
@@ -386,10 +471,21 @@ async fn load_session(site: &Site, headers: &HeaderMap) -> Result<Session, Respo
     }
     let request: AuthRequest = serde_json::from_str(&request).map_err(|_| bad_page(EXPIRED))?;
     let subject = match (user_id, role.as_deref().and_then(Role::from_name)) {
-        (Some(id), Some(role)) => Some(Subject { role, id, username, acl_role }),
+        (Some(id), Some(role)) => Some(Subject {
+            role,
+            id,
+            username,
+            acl_role,
+        }),
         _ => None,
     };
-    Ok(Session { hash, csrf, request, subject, patient })
+    Ok(Session {
+        hash,
+        csrf,
+        request,
+        subject,
+        patient,
+    })
 }
 
 impl super::OAuthError {
@@ -412,7 +508,10 @@ fn check_csrf(session: &Session, form: &[(String, String)]) -> Result<(), Respon
 async fn next_step(site: &Site, session: &Session) -> Response {
     let needs_pick = session.request.wants_patient_pick()
         && session.patient.is_none()
-        && session.subject.as_ref().is_some_and(|s| s.role == Role::User);
+        && session
+            .subject
+            .as_ref()
+            .is_some_and(|s| s.role == Role::User);
     if needs_pick {
         see_other(&format!("/oauth2/{}/patient-select", site.name))
     } else {
@@ -421,9 +520,17 @@ async fn next_step(site: &Site, session: &Session) -> Response {
 }
 
 /// `POST /oauth2/{site}/login`.
-pub async fn login(State(app): State<Arc<AppState>>, Path(site_name): Path<String>, request: Request) -> Response {
+pub async fn login(
+    State(app): State<Arc<AppState>>,
+    Path(site_name): Path<String>,
+    request: Request,
+) -> Response {
     let Some(site) = app.sites.get(&site_name).await else {
-        return pages::message(StatusCode::NOT_FOUND, "Unknown site", "This site is unknown.");
+        return pages::message(
+            StatusCode::NOT_FOUND,
+            "Unknown site",
+            "This site is unknown.",
+        );
     };
     let peer = request
         .extensions()
@@ -450,19 +557,34 @@ pub async fn login(State(app): State<Arc<AppState>>, Path(site_name): Path<Strin
         pages::page(
             status,
             "Sign in",
-            &pages::login(&site.name, &session.csrf, &session.request.client_name, Some(error), &username, &role),
+            &pages::login(
+                &site.name,
+                &session.csrf,
+                &session.request.client_name,
+                Some(error),
+                &username,
+                &role,
+            ),
         )
     };
     if role != "users" && role != "patient" {
         return again(StatusCode::BAD_REQUEST, "Choose Staff or A patient.");
     }
     if username.is_empty() || password.is_empty() || (role == "patient" && email.is_empty()) {
-        return again(StatusCode::BAD_REQUEST, "Enter your user name and password (and e-mail, for patients).");
+        return again(
+            StatusCode::BAD_REQUEST,
+            "Enter your user name and password (and e-mail, for patients).",
+        );
     }
     let account = format!("{}:{role}:{}", site.name, username.to_lowercase());
     let address = format!("{}:address:{peer}", site.name);
-    if !app.logins.allowed(&account) || !app.logins.allowed_up_to(&address, MAX_FAILURES_PER_ADDRESS) {
-        return again(StatusCode::TOO_MANY_REQUESTS, "Too many failed sign-ins. Wait 15 minutes and try again.");
+    if !app.logins.allowed(&account)
+        || !app.logins.allowed_up_to(&address, MAX_FAILURES_PER_ADDRESS)
+    {
+        return again(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many failed sign-ins. Wait 15 minutes and try again.",
+        );
     }
     let checked = if role == "patient" {
         check_patient(&site, &username, &email, &password).await
@@ -474,7 +596,10 @@ pub async fn login(State(app): State<Arc<AppState>>, Path(site_name): Path<Strin
         Ok(None) => {
             app.logins.failed(&account);
             app.logins.failed(&address);
-            return again(StatusCode::OK, "The user name, password or e-mail is wrong.");
+            return again(
+                StatusCode::OK,
+                "The user name, password or e-mail is wrong.",
+            );
         }
         Err(error) => return error.into_page(),
     };
@@ -501,30 +626,50 @@ pub async fn login(State(app): State<Arc<AppState>>, Path(site_name): Path<Strin
     if let Err(error) = stored {
         return super::OAuthError::from(error).into_page();
     }
-    let session = Session { subject: Some(subject), patient, ..session };
+    let session = Session {
+        subject: Some(subject),
+        patient,
+        ..session
+    };
     next_step(&site, &session).await
 }
 
-async fn signed_in(app: &AppState, site_name: &str, headers: &HeaderMap) -> Result<(Arc<Site>, Session), Response> {
-    let site = app
-        .sites
-        .get(site_name)
-        .await
-        .ok_or_else(|| pages::message(StatusCode::NOT_FOUND, "Unknown site", "This site is unknown."))?;
+async fn signed_in(
+    app: &AppState,
+    site_name: &str,
+    headers: &HeaderMap,
+) -> Result<(Arc<Site>, Session), Response> {
+    let site = app.sites.get(site_name).await.ok_or_else(|| {
+        pages::message(
+            StatusCode::NOT_FOUND,
+            "Unknown site",
+            "This site is unknown.",
+        )
+    })?;
     let session = load_session(&site, headers).await?;
     if session.subject.is_none() {
-        return Err(bad_page("Sign in first. Go back to the app and start again."));
+        return Err(bad_page(
+            "Sign in first. Go back to the app and start again.",
+        ));
     }
     Ok((site, session))
 }
 
 /// `GET /oauth2/{site}/patient-select?q=…`.
-pub async fn patient_select(State(app): State<Arc<AppState>>, Path(site_name): Path<String>, request: Request) -> Response {
+pub async fn patient_select(
+    State(app): State<Arc<AppState>>,
+    Path(site_name): Path<String>,
+    request: Request,
+) -> Response {
     let (site, session) = match signed_in(&app, &site_name, request.headers()).await {
         Ok(found) => found,
         Err(page) => return page,
     };
-    if session.subject.as_ref().is_none_or(|s| s.role != Role::User) {
+    if session
+        .subject
+        .as_ref()
+        .is_none_or(|s| s.role != Role::User)
+    {
         return bad_page("Only staff choose a patient.");
     }
     let query = query_map(request.uri().query())
@@ -551,19 +696,31 @@ pub async fn patient_select(State(app): State<Arc<AppState>>, Path(site_name): P
     }
     .await;
     match found {
-        Ok(patients) => pages::page(StatusCode::OK, "Choose a patient", &pages::patient_select(&site.name, &session.csrf, &query, &patients)),
+        Ok(patients) => pages::page(
+            StatusCode::OK,
+            "Choose a patient",
+            &pages::patient_select(&site.name, &session.csrf, &query, &patients),
+        ),
         Err(error) => super::OAuthError::from(error).into_page(),
     }
 }
 
 /// `POST /oauth2/{site}/patient-select`.
-pub async fn patient_chosen(State(app): State<Arc<AppState>>, Path(site_name): Path<String>, request: Request) -> Response {
+pub async fn patient_chosen(
+    State(app): State<Arc<AppState>>,
+    Path(site_name): Path<String>,
+    request: Request,
+) -> Response {
     let (parts, body) = request.into_parts();
     let (site, session) = match signed_in(&app, &site_name, &parts.headers).await {
         Ok(found) => found,
         Err(page) => return page,
     };
-    if session.subject.as_ref().is_none_or(|s| s.role != Role::User) {
+    if session
+        .subject
+        .as_ref()
+        .is_none_or(|s| s.role != Role::User)
+    {
         return bad_page("Only staff choose a patient.");
     }
     let form = match read_form(body, &parts.headers).await {
@@ -578,11 +735,12 @@ pub async fn patient_chosen(State(app): State<Arc<AppState>>, Path(site_name): P
     };
     let updated: Result<bool, sqlx::Error> = async {
         Ok(on_db!(&site.db, |pool| {
-            let exists = sqlx::query("SELECT 1 AS one FROM patient_data WHERE CAST(uuid AS TEXT) = $1")
-                .bind(&patient)
-                .fetch_optional(pool)
-                .await?
-                .is_some();
+            let exists =
+                sqlx::query("SELECT 1 AS one FROM patient_data WHERE CAST(uuid AS TEXT) = $1")
+                    .bind(&patient)
+                    .fetch_optional(pool)
+                    .await?
+                    .is_some();
             if exists {
                 sqlx::query("UPDATE oauth_sessions SET patient = $1 WHERE session_hash = $2")
                     .bind(&patient)
@@ -608,7 +766,9 @@ async fn patient_name(site: &Site, puuid: &str) -> Option<String> {
                 .bind(puuid)
                 .fetch_optional(pool)
                 .await?
-                .map(|row| -> Result<_, sqlx::Error> { Ok((row.try_get("fname")?, row.try_get("lname")?)) })
+                .map(|row| -> Result<_, sqlx::Error> {
+                    Ok((row.try_get("fname")?, row.try_get("lname")?))
+                })
                 .transpose()?
         }))
     }
@@ -617,7 +777,11 @@ async fn patient_name(site: &Site, puuid: &str) -> Option<String> {
 }
 
 /// `GET /oauth2/{site}/consent`.
-pub async fn consent_page(State(app): State<Arc<AppState>>, Path(site_name): Path<String>, headers: HeaderMap) -> Response {
+pub async fn consent_page(
+    State(app): State<Arc<AppState>>,
+    Path(site_name): Path<String>,
+    headers: HeaderMap,
+) -> Response {
     let (site, session) = match signed_in(&app, &site_name, &headers).await {
         Ok(found) => found,
         Err(page) => return page,
@@ -625,27 +789,48 @@ pub async fn consent_page(State(app): State<Arc<AppState>>, Path(site_name): Pat
     let Some(subject) = session.subject.clone() else {
         return bad_page(EXPIRED);
     };
-    if session.request.wants_patient_pick() && session.patient.is_none() && subject.role == Role::User {
+    if session.request.wants_patient_pick()
+        && session.patient.is_none()
+        && subject.role == Role::User
+    {
         return see_other(&format!("/oauth2/{}/patient-select", site.name));
     }
     let who = match subject.role {
-        Role::Patient => patient_name(&site, &subject.id).await.unwrap_or_else(|| "a patient".to_owned()),
+        Role::Patient => patient_name(&site, &subject.id)
+            .await
+            .unwrap_or_else(|| "a patient".to_owned()),
         _ => subject.username.clone().unwrap_or_default(),
     };
     let patient = match &session.patient {
         Some(p) if subject.role == Role::User => patient_name(&site, p).await,
         _ => None,
     };
-    let scopes: Vec<String> = session.request.scope.split_whitespace().map(str::to_owned).collect();
+    let scopes: Vec<String> = session
+        .request
+        .scope
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
     pages::page(
         StatusCode::OK,
         "Allow access?",
-        &pages::consent(&site.name, &session.csrf, &session.request.client_name, &who, patient.as_deref(), &scopes),
+        &pages::consent(
+            &site.name,
+            &session.csrf,
+            &session.request.client_name,
+            &who,
+            patient.as_deref(),
+            &scopes,
+        ),
     )
 }
 
 /// `POST /oauth2/{site}/consent`: allow (with the ticked scopes) or deny.
-pub async fn consent(State(app): State<Arc<AppState>>, Path(site_name): Path<String>, request: Request) -> Response {
+pub async fn consent(
+    State(app): State<Arc<AppState>>,
+    Path(site_name): Path<String>,
+    request: Request,
+) -> Response {
     let (parts, body) = request.into_parts();
     let (site, session) = match signed_in(&app, &site_name, &parts.headers).await {
         Ok(found) => found,
@@ -661,29 +846,42 @@ pub async fn consent(State(app): State<Arc<AppState>>, Path(site_name): Path<Str
     let Some(subject) = session.subject.clone() else {
         return bad_page(EXPIRED);
     };
-    if session.request.wants_patient_pick() && session.patient.is_none() && subject.role == Role::User {
+    if session.request.wants_patient_pick()
+        && session.patient.is_none()
+        && subject.role == Role::User
+    {
         return see_other(&format!("/oauth2/{}/patient-select", site.name));
     }
     let request = &session.request;
-    let ticked: Vec<&str> = form.iter().filter(|(k, _)| k == "scope").map(|(_, v)| v.as_str()).collect();
-    let granted: Vec<&str> = request.scope.split_whitespace().filter(|s| ticked.contains(s)).collect();
+    let ticked: Vec<&str> = form
+        .iter()
+        .filter(|(k, _)| k == "scope")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    let granted: Vec<&str> = request
+        .scope
+        .split_whitespace()
+        .filter(|s| ticked.contains(s))
+        .collect();
     let finished = end_session(&site, &session.hash).await;
     if let Err(error) = finished {
         return error.into_page();
     }
     let mut response = match single(&form, "action").as_deref() {
-        Some("allow") if !granted.is_empty() => match issue_code(&app, &site, &session, &subject, &granted.join(" ")).await {
-            Ok(code) => {
-                let issuer = super::issuer(&app, &site.name);
-                let mut params = vec![("code", code.as_str())];
-                if let Some(state) = &request.state {
-                    params.push(("state", state));
+        Some("allow") if !granted.is_empty() => {
+            match issue_code(&app, &site, &session, &subject, &granted.join(" ")).await {
+                Ok(code) => {
+                    let issuer = super::issuer(&app, &site.name);
+                    let mut params = vec![("code", code.as_str())];
+                    if let Some(state) = &request.state {
+                        params.push(("state", state));
+                    }
+                    params.push(("iss", &issuer));
+                    see_other(&with_params(&request.redirect_uri, &params))
                 }
-                params.push(("iss", &issuer));
-                see_other(&with_params(&request.redirect_uri, &params))
+                Err(error) => error.into_page(),
             }
-            Err(error) => error.into_page(),
-        },
+        }
         Some("allow") | Some("deny") => redirect_error(
             &app,
             &site.name,
@@ -708,13 +906,22 @@ async fn end_session(site: &Site, hash: &str) -> Result<(), super::OAuthError> {
     Ok(())
 }
 
-async fn issue_code(app: &AppState, site: &Site, session: &Session, subject: &Subject, scope: &str) -> Result<String, super::OAuthError> {
+async fn issue_code(
+    app: &AppState,
+    site: &Site,
+    session: &Session,
+    subject: &Subject,
+    scope: &str,
+) -> Result<String, super::OAuthError> {
     let request = &session.request;
     let mut context = json!({});
     if let Some(patient) = &session.patient {
         context["patient"] = json!(patient);
         context["need_patient_banner"] = json!(request.launch_patient.is_none());
-        context["smart_style_url"] = json!(format!("{}/smart-style.json", super::issuer(app, &site.name)));
+        context["smart_style_url"] = json!(format!(
+            "{}/smart-style.json",
+            super::issuer(app, &site.name)
+        ));
     }
     if let Some(encounter) = &request.launch_encounter {
         context["encounter"] = json!(encounter);
@@ -830,18 +1037,27 @@ pub async fn smart_style() -> Response {
         "font_family_heading": "system-ui, sans-serif"
     });
     let mut response = axum::Json(body).into_response();
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600"));
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=3600"),
+    );
     response
 }
 
 /// `GET /oauth2/{site}/logout`: RP-initiated logout. The `id_token_hint` must be an ID
 /// token this site signed; every token of that client and user is revoked. The browser
 /// goes to `post_logout_redirect_uri` only when the client registered it exactly.
-pub async fn logout(State(app): State<Arc<AppState>>, Path(site_name): Path<String>, request: Request) -> Response {
+pub async fn logout(
+    State(app): State<Arc<AppState>>,
+    Path(site_name): Path<String>,
+    request: Request,
+) -> Response {
     let Some(site) = app.sites.get(&site_name).await else {
-        return pages::message(StatusCode::NOT_FOUND, "Unknown site", "This site is unknown.");
+        return pages::message(
+            StatusCode::NOT_FOUND,
+            "Unknown site",
+            "This site is unknown.",
+        );
     };
     let params = match query_map(request.uri().query()) {
         Ok(map) => map,
@@ -851,7 +1067,9 @@ pub async fn logout(State(app): State<Arc<AppState>>, Path(site_name): Path<Stri
         return bad_page("id_token_hint is required.");
     };
     let keys = site.keys();
-    let Ok(claims) = jwt::decode(hint).and_then(|t| t.verify(keys.verifiers.iter(), &[Alg::Rs256, Alg::Es256])) else {
+    let Ok(claims) =
+        jwt::decode(hint).and_then(|t| t.verify(keys.verifiers.iter(), &[Alg::Rs256, Alg::Es256]))
+    else {
         return bad_page("id_token_hint is not an ID token of this site.");
     };
     if claims["iss"].as_str() != Some(super::issuer(&app, &site.name).as_str()) {
@@ -877,11 +1095,13 @@ pub async fn logout(State(app): State<Arc<AppState>>, Path(site_name): Path<Stri
                 .bind(user)
                 .execute(pool)
                 .await?;
-            sqlx::query("UPDATE oauth_refresh_tokens SET revoked = 1 WHERE client_id = $1 AND user_id = $2")
-                .bind(client_id)
-                .bind(user)
-                .execute(pool)
-                .await?;
+            sqlx::query(
+                "UPDATE oauth_refresh_tokens SET revoked = 1 WHERE client_id = $1 AND user_id = $2",
+            )
+            .bind(client_id)
+            .bind(user)
+            .execute(pool)
+            .await?;
         });
         Ok(())
     }

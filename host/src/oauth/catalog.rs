@@ -144,21 +144,49 @@ pub fn all() -> &'static [String] {
         }
         // The standard API's legacy v1 names whose letters are not all in the v2 list.
         for scope in [
-            "allergy", "appointment", "dental_issue", "document", "encounter", "facility",
-            "insurance", "insurance_company", "medical_problem", "medication", "patient",
-            "practitioner", "prescription", "soap_note", "surgery", "transaction", "vital",
+            "allergy",
+            "appointment",
+            "dental_issue",
+            "document",
+            "encounter",
+            "facility",
+            "insurance",
+            "insurance_company",
+            "medical_problem",
+            "medication",
+            "patient",
+            "practitioner",
+            "prescription",
+            "soap_note",
+            "surgery",
+            "transaction",
+            "vital",
         ] {
             out.push(format!("user/{scope}.read"));
             out.push(format!("user/{scope}.write"));
         }
         for scope in [
-            "drug", "employer", "immunization", "insurance_type", "list", "procedure", "product",
-            "user", "version",
+            "drug",
+            "employer",
+            "immunization",
+            "insurance_type",
+            "list",
+            "procedure",
+            "product",
+            "user",
+            "version",
         ] {
             out.push(format!("user/{scope}.read"));
         }
         out.push("user/message.write".to_owned());
-        for scope in ["patient.s", "patient.read", "encounter.rs", "encounter.read", "appointment.rs", "appointment.read"] {
+        for scope in [
+            "patient.s",
+            "patient.read",
+            "encounter.rs",
+            "encounter.read",
+            "appointment.rs",
+            "appointment.read",
+        ] {
             out.push(format!("patient/{scope}"));
         }
         for scope in [
@@ -217,9 +245,14 @@ mod tests {
         assert!(allows("user/patient.r"));
         assert!(allows("user/patient.read"));
         assert!(allows("system/Patient.rs"));
-        assert!(allows("patient/Observation.rs?category=http://x|vital-signs"));
+        assert!(allows(
+            "patient/Observation.rs?category=http://x|vital-signs"
+        ));
         assert!(allows("system/*.$export"));
-        assert!(!allows("patient/patient.c"), "patients cannot create themselves");
+        assert!(
+            !allows("patient/patient.c"),
+            "patients cannot create themselves"
+        );
         assert!(!allows("admin"));
         assert!(!allows("user/Nothing.rs"));
         assert!(!allows("user/patient.zz"));

@@ -112,7 +112,10 @@ pub async fn find(site: &Site, client_id: &str) -> Result<Option<Client>, sqlx::
 }
 
 /// The client whose registration URI ends in `path`.
-pub async fn find_by_path(site: &Site, path: &str) -> Result<Option<(Client, String)>, sqlx::Error> {
+pub async fn find_by_path(
+    site: &Site,
+    path: &str,
+) -> Result<Option<(Client, String)>, sqlx::Error> {
     let sql = format!(
         "SELECT {COLUMNS}, registration_token_hash FROM oauth_clients WHERE registration_path = $1"
     );
@@ -122,7 +125,10 @@ pub async fn find_by_path(site: &Site, path: &str) -> Result<Option<(Client, Str
             .fetch_optional(pool)
             .await?
         {
-            Some(row) => Some((client_from_row!(&row), row.try_get("registration_token_hash")?)),
+            Some(row) => Some((
+                client_from_row!(&row),
+                row.try_get("registration_token_hash")?,
+            )),
             None => None,
         }
     }))
@@ -199,7 +205,9 @@ pub async fn authenticate(
     let (client_id, secret, method) = match basic {
         Some((id, secret)) => {
             if param(form, "client_id").is_some_and(|form_id| form_id != id) {
-                return Err(OAuthError::client("client_id differs from the Basic credentials"));
+                return Err(OAuthError::client(
+                    "client_id differs from the Basic credentials",
+                ));
             }
             (id, Some(secret), AuthMethod::SecretBasic)
         }
@@ -207,7 +215,11 @@ pub async fn authenticate(
             let id = param(form, "client_id")
                 .ok_or_else(|| OAuthError::client("The client is not identified (client_id)"))?;
             match form_secret {
-                Some(secret) => (id.to_owned(), Some(secret.to_owned()), AuthMethod::SecretPost),
+                Some(secret) => (
+                    id.to_owned(),
+                    Some(secret.to_owned()),
+                    AuthMethod::SecretPost,
+                ),
                 None => (id.to_owned(), None, AuthMethod::None),
             }
         }
@@ -257,7 +269,9 @@ fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, OA
         return Err(OAuthError::client("Malformed Authorization header"));
     };
     if !scheme.eq_ignore_ascii_case("basic") {
-        return Err(OAuthError::client("Clients authenticate with HTTP Basic here"));
+        return Err(OAuthError::client(
+            "Clients authenticate with HTTP Basic here",
+        ));
     }
     let decoded = base64::engine::general_purpose::STANDARD
         .decode(rest.trim())

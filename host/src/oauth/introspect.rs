@@ -185,8 +185,12 @@ pub async fn userinfo(
         out.www_authenticate = Some("Bearer realm=\"hearth\", error=\"invalid_token\"");
         out
     };
-    let token = tokens::bearer(headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()))
-        .map_err(bearer)?;
+    let token = tokens::bearer(
+        headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok()),
+    )
+    .map_err(bearer)?;
     let principal = tokens::authenticate(&site, &app.base_url, token)
         .await
         .map_err(bearer)?;
@@ -196,7 +200,8 @@ pub async fn userinfo(
             "insufficient_scope",
             "userinfo needs a user or patient token granted openid",
         );
-        out.www_authenticate = Some("Bearer realm=\"hearth\", error=\"insufficient_scope\", scope=\"openid\"");
+        out.www_authenticate =
+            Some("Bearer realm=\"hearth\", error=\"insufficient_scope\", scope=\"openid\"");
         return Err(out);
     }
     let subject = Subject {

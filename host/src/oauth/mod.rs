@@ -67,7 +67,10 @@ pub fn router() -> Router<Arc<AppState>> {
             "/apis/{site}/fhir/.well-known/smart-configuration",
             get(discovery::smart_configuration),
         )
-        .route("/oauth2/{site}/smart-style.json", get(authorize::smart_style))
+        .route(
+            "/oauth2/{site}/smart-style.json",
+            get(authorize::smart_style),
+        )
         .layer(cors);
     let pages = Router::new()
         .route(
@@ -241,7 +244,8 @@ pub fn param<'a>(form: &'a HashMap<String, String>, name: &str) -> Option<&'a st
 
 /// A required form parameter.
 pub fn required<'a>(form: &'a HashMap<String, String>, name: &str) -> Result<&'a str, OAuthError> {
-    param(form, name).ok_or_else(|| OAuthError::request(format!("The parameter {name} is required")))
+    param(form, name)
+        .ok_or_else(|| OAuthError::request(format!("The parameter {name} is required")))
 }
 
 /// Hex SHA-256, how secrets and tokens are stored.
@@ -265,8 +269,7 @@ pub fn now() -> i64 {
 /// Constant-time equality of two strings.
 pub fn same(a: &str, b: &str) -> bool {
     a.len() == b.len()
-        && a
-            .bytes()
+        && a.bytes()
             .zip(b.bytes())
             .fold(0u8, |acc, (x, y)| acc | (x ^ y))
             == 0

@@ -72,7 +72,14 @@ pub fn message(status: StatusCode, title: &str, text: &str) -> Response {
 }
 
 /// The sign-in form.
-pub fn login(site: &str, csrf: &str, client_name: &str, error: Option<&str>, username: &str, role: &str) -> String {
+pub fn login(
+    site: &str,
+    csrf: &str,
+    client_name: &str,
+    error: Option<&str>,
+    username: &str,
+    role: &str,
+) -> String {
     let error = error
         .map(|e| format!("<p class=\"error\" role=\"alert\">{}</p>", escape(e)))
         .unwrap_or_default();
@@ -96,7 +103,12 @@ pub fn login(site: &str, csrf: &str, client_name: &str, error: Option<&str>, use
 }
 
 /// The patient picker: a search form and the matching patients.
-pub fn patient_select(site: &str, csrf: &str, query: &str, patients: &[(String, String)]) -> String {
+pub fn patient_select(
+    site: &str,
+    csrf: &str,
+    query: &str,
+    patients: &[(String, String)],
+) -> String {
     let mut list = String::new();
     for (uuid, name) in patients {
         list.push_str(&format!(
@@ -120,7 +132,14 @@ pub fn patient_select(site: &str, csrf: &str, query: &str, patients: &[(String, 
 }
 
 /// The consent form: one checkbox per requested scope, all ticked.
-pub fn consent(site: &str, csrf: &str, client_name: &str, who: &str, patient: Option<&str>, scopes: &[String]) -> String {
+pub fn consent(
+    site: &str,
+    csrf: &str,
+    client_name: &str,
+    who: &str,
+    patient: Option<&str>,
+    scopes: &[String],
+) -> String {
     let mut items = String::new();
     for (i, scope) in scopes.iter().enumerate() {
         items.push_str(&format!(
@@ -147,6 +166,9 @@ pub fn consent(site: &str, csrf: &str, client_name: &str, who: &str, patient: Op
 mod tests {
     #[test]
     fn markup_is_escaped() {
-        assert_eq!(super::escape("<a href=\"x\">&'"), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;");
+        assert_eq!(
+            super::escape("<a href=\"x\">&'"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+        );
     }
 }

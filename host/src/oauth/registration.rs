@@ -99,7 +99,10 @@ fn valid_redirect(uri: &str) -> bool {
     scheme_ok
         && !uri.contains('#')
         && !uri.chars().any(char::is_whitespace)
-        && (!web || rest.strip_prefix("//").is_some_and(|host| !host.is_empty() && !host.starts_with('/')))
+        && (!web
+            || rest
+                .strip_prefix("//")
+                .is_some_and(|host| !host.is_empty() && !host.starts_with('/')))
         && !rest.is_empty()
 }
 
@@ -115,7 +118,10 @@ pub async fn register(
         let presented = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
             .map(str::trim);
         let stored = settings::raw(&site, settings::INITIAL_TOKEN).await?;
         let ok = match (presented, stored) {
@@ -151,8 +157,8 @@ pub async fn register(
         return Err(metadata_error(format!("Unknown client metadata {unknown}")));
     }
 
-    let application_type = optional_string(&body, "application_type")?
-        .unwrap_or_else(|| "public".to_owned());
+    let application_type =
+        optional_string(&body, "application_type")?.unwrap_or_else(|| "public".to_owned());
     let confidential = match application_type.as_str() {
         "private" => true,
         "public" | "web" | "native" => false,
@@ -164,7 +170,9 @@ pub async fn register(
     };
     let redirect_uris = string_list(&body, "redirect_uris")?;
     if !body.contains_key("redirect_uris") || redirect_uris.is_empty() {
-        return Err(redirect_error("redirect_uris is required (a non-empty array)"));
+        return Err(redirect_error(
+            "redirect_uris is required (a non-empty array)",
+        ));
     }
     if let Some(bad) = redirect_uris.iter().find(|u| !valid_redirect(u)) {
         return Err(redirect_error(format!(
@@ -209,10 +217,13 @@ pub async fn register(
                 .get("keys")
                 .and_then(Value::as_array)
                 .filter(|keys| !keys.is_empty() && keys.len() <= 20)
-                .ok_or_else(|| metadata_error("jwks must be {\"keys\": [...]} with 1 to 20 keys"))?;
+                .ok_or_else(|| {
+                    metadata_error("jwks must be {\"keys\": [...]} with 1 to 20 keys")
+                })?;
             for key in keys {
-                let verifier = Verifier::from_jwk(key)
-                    .map_err(|why| metadata_error(format!("jwks holds a key we cannot use: {why}")))?;
+                let verifier = Verifier::from_jwk(key).map_err(|why| {
+                    metadata_error(format!("jwks holds a key we cannot use: {why}"))
+                })?;
                 if verifier.kid.is_none() {
                     return Err(metadata_error("every key in jwks needs a kid"));
                 }
@@ -246,7 +257,11 @@ pub async fn register(
         (true, other) | (false, other) => {
             return Err(metadata_error(format!(
                 "Unsupported token_endpoint_auth_method value {other:?} for a {} client",
-                if confidential { "confidential" } else { "public" }
+                if confidential {
+                    "confidential"
+                } else {
+                    "public"
+                }
             )));
         }
     }
@@ -259,21 +274,43 @@ pub async fn register(
         ));
     }
     let grant_types = string_list(&body, "grant_types")?;
-    let supported = ["authorization_code", "refresh_token", "client_credentials", "password"];
-    if let Some(bad) = grant_types.iter().find(|g| !supported.contains(&g.as_str())) {
-        return Err(metadata_error(format!("Unsupported grant_types value {bad:?}")));
+    let supported = [
+        "authorization_code",
+        "refresh_token",
+        "client_credentials",
+        "password",
+    ];
+    if let Some(bad) = grant_types
+        .iter()
+        .find(|g| !supported.contains(&g.as_str()))
+    {
+        return Err(metadata_error(format!(
+            "Unsupported grant_types value {bad:?}"
+        )));
     }
     let response_types = string_list(&body, "response_types")?;
     if let Some(bad) = response_types.iter().find(|r| *r != "code") {
-        return Err(metadata_error(format!("Unsupported response_types value {bad:?} (code only)")));
+        return Err(metadata_error(format!(
+            "Unsupported response_types value {bad:?} (code only)"
+        )));
     }
-    for key in ["logo_uri", "client_uri", "policy_uri", "tos_uri", "software_id", "software_version", "initiate_login_uri"] {
+    for key in [
+        "logo_uri",
+        "client_uri",
+        "policy_uri",
+        "tos_uri",
+        "software_id",
+        "software_version",
+        "initiate_login_uri",
+    ] {
         optional_string(&body, key)?;
     }
     if let Some(subject_type) = optional_string(&body, "subject_type")?
         && subject_type != "public"
     {
-        return Err(metadata_error("Unsupported subject_type value (public only)"));
+        return Err(metadata_error(
+            "Unsupported subject_type value (public only)",
+        ));
     }
     if let Some(dsi) = optional_string(&body, "dsi_type")?
         && !["none", "evidence", "predictive"].contains(&dsi.as_str())
@@ -281,8 +318,8 @@ pub async fn register(
         return Err(metadata_error("Unsupported dsi_type value"));
     }
 
-    let enabled = !(privileged
-        || (!confidential && scope.split_whitespace().any(|s| s == "launch")));
+    let enabled =
+        !(privileged || (!confidential && scope.split_whitespace().any(|s| s == "launch")));
     let client_id = random_token(32);
     let secret = (confidential && auth_method != "private_key_jwt").then(|| random_token(64));
     let registration_token = random_token(32);
@@ -294,7 +331,14 @@ pub async fn register(
     for (key, value) in &body {
         metadata.insert(key.clone(), value.clone());
     }
-    metadata.insert("application_type".into(), json!(if confidential { "private" } else { application_type.as_str() }));
+    metadata.insert(
+        "application_type".into(),
+        json!(if confidential {
+            "private"
+        } else {
+            application_type.as_str()
+        }),
+    );
     metadata.insert("client_name".into(), json!(client_name));
     metadata.insert("redirect_uris".into(), json!(redirect_uris));
     metadata.insert("post_logout_redirect_uris".into(), json!(post_logout));
@@ -367,7 +411,10 @@ pub async fn read_client(
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
         .map(str::trim);
     let denied = || {
         let mut error = OAuthError::new(
@@ -385,7 +432,10 @@ pub async fn read_client(
     if !same(&hash, &sha256_hex(token)) {
         return Err(denied());
     }
-    Ok(no_store(StatusCode::OK, &registration_view(&app, &site.name, &client, &path)))
+    Ok(no_store(
+        StatusCode::OK,
+        &registration_view(&app, &site.name, &client, &path),
+    ))
 }
 
 fn registration_view(app: &AppState, site: &str, client: &Client, path: &str) -> Value {
@@ -395,8 +445,7 @@ fn registration_view(app: &AppState, site: &str, client: &Client, path: &str) ->
     }
     view["client_id"] = json!(client.client_id);
     view["client_id_issued_at"] = json!(client.created_at);
-    view["registration_client_uri"] =
-        json!(format!("{}/client/{path}", super::issuer(app, site)));
+    view["registration_client_uri"] = json!(format!("{}/client/{path}", super::issuer(app, site)));
     view
 }
 

@@ -18,7 +18,9 @@ use serde_json::{Value, json};
 use sqlx::Row;
 
 use super::clients::{self, AuthMethod, Client};
-use super::{OAuthError, catalog, no_store, now, param, random_token, required, settings, sha256_hex};
+use super::{
+    OAuthError, catalog, no_store, now, param, random_token, required, settings, sha256_hex,
+};
 use crate::app::AppState;
 use crate::auth::tokens::{self, Grant, Role};
 use crate::auth::verify_password;
@@ -53,7 +55,14 @@ pub async fn token(
     let site = super::site(&app, &site_name).await?;
     let form = super::parse_form(&headers, &body)?;
     let grant_type = required(&form, "grant_type")?.to_owned();
-    if !["authorization_code", "client_credentials", "password", "refresh_token"].contains(&grant_type.as_str()) {
+    if ![
+        "authorization_code",
+        "client_credentials",
+        "password",
+        "refresh_token",
+    ]
+    .contains(&grant_type.as_str())
+    {
         return Err(OAuthError::new(
             StatusCode::BAD_REQUEST,
             "unsupported_grant_type",
@@ -165,7 +174,11 @@ fn dummy_hash() -> &'static str {
 
 /// Checks a staff login; `None` when the name, the password or the account is wrong.
 /// Unknown names cost the same hash check as known ones.
-pub async fn check_user(site: &Site, username: &str, password: &str) -> Result<Option<Subject>, OAuthError> {
+pub async fn check_user(
+    site: &Site,
+    username: &str,
+    password: &str,
+) -> Result<Option<Subject>, OAuthError> {
     let row: Option<(String, String, i64, String)> = on_db!(&site.db, |pool| {
         sqlx::query(
             "SELECT CAST(u.uuid AS TEXT) AS uuid, u.role, u.active, s.password FROM users u JOIN users_secure s ON s.id = u.id WHERE u.username = $1",
@@ -273,9 +286,7 @@ async fn password(
         "users" => matches!(allowed.as_str(), "users" | "both"),
         "patient" => matches!(allowed.as_str(), "patients" | "both"),
         _ => {
-            return Err(OAuthError::request(
-                "user_role must be users or patient",
-            ));
+            return Err(OAuthError::request("user_role must be users or patient"));
         }
     };
     if !permitted {
@@ -305,7 +316,9 @@ async fn password(
     };
     let Some(subject) = subject else {
         app.logins.failed(&key);
-        return Err(OAuthError::grant("Failed Authentication: wrong user name or password"));
+        return Err(OAuthError::grant(
+            "Failed Authentication: wrong user name or password",
+        ));
     };
     app.logins.succeeded(&key);
     let lifetime = settings::seconds(site, "oauth.access_token_lifetime").await?;
@@ -340,7 +353,19 @@ async fn refresh(
 ) -> Result<Response, OAuthError> {
     let presented = required(form, "refresh_token")?;
     let hash = sha256_hex(presented);
-    type Stored = (String, String, String, String, Option<String>, Option<String>, String, String, i64, i64, i64);
+    type Stored = (
+        String,
+        String,
+        String,
+        String,
+        Option<String>,
+        Option<String>,
+        String,
+        String,
+        i64,
+        i64,
+        i64,
+    );
     let row: Option<Stored> = on_db!(&site.db, |pool| {
         sqlx::query(
             "SELECT grant_id, client_id, user_id, role, username, acl_role, scope, context, expires_at, used, revoked FROM oauth_refresh_tokens WHERE token_hash = $1",
@@ -365,11 +390,26 @@ async fn refresh(
         })
         .transpose()?
     });
-    let Some((grant_id, owner, user_id, role, username, acl_role, granted, context, expires_at, used, revoked)) = row else {
+    let Some((
+        grant_id,
+        owner,
+        user_id,
+        role,
+        username,
+        acl_role,
+        granted,
+        context,
+        expires_at,
+        used,
+        revoked,
+    )) = row
+    else {
         return Err(OAuthError::grant("The refresh token is not known"));
     };
     if owner != client.client_id {
-        return Err(OAuthError::grant("The refresh token was issued to another client"));
+        return Err(OAuthError::grant(
+            "The refresh token was issued to another client",
+        ));
     }
     if revoked != 0 {
         return Err(OAuthError::grant("The refresh token has been revoked"));
@@ -377,27 +417,8 @@ async fn refresh(
     if expires_at <= now() {
         return Err(OAuthError::grant("The refresh token has expired"));
     }
-    let claimed = used == 0
-        && on_db!(&site.db, |pool| {
-            sqlx::query(
-                "UPDATE oauth_refresh_tokens SET used = 1 WHERE token_hash = $1 AND used = 0 AND revoked = 0",
-            )
-            .bind(&hash)
-            .execute(pool)
-            .await?
-            .rows_affected()
-                == 1
-        });
-    if !claimed {
-        revoke_grant(site, &grant_id).await?;
-        tracing::warn!(
-            "site {}: a rotated refresh token of client {} was presented again; grant revoked",
-            site.name,
-            client.client_id
-        );
-        return Err(OAuthError::grant(
-            "The refresh token was already used; every token of this grant is now revoked",
-        ));
+    if used != 0 {
+        return refresh_reused(site, &grant_id, &client.client_id).await;
     }
     let scope = match param(form, "scope") {
         None => granted.clone(),
@@ -410,9 +431,26 @@ async fn refresh(
                     "{bad} was not granted originally; a refresh may only narrow the scopes"
                 )));
             }
-            requested.split_whitespace().collect::<Vec<_>>().join(" ")
+            let narrowed = requested.split_whitespace().collect::<Vec<_>>().join(" ");
+            if narrowed.is_empty() {
+                return Err(OAuthError::scope("scope is empty"));
+            }
+            narrowed
         }
     };
+    let claimed = on_db!(&site.db, |pool| {
+        sqlx::query(
+                "UPDATE oauth_refresh_tokens SET used = 1 WHERE token_hash = $1 AND used = 0 AND revoked = 0",
+            )
+            .bind(&hash)
+            .execute(pool)
+            .await?
+            .rows_affected()
+                == 1
+    });
+    if !claimed {
+        return refresh_reused(site, &grant_id, &client.client_id).await;
+    }
     let role = Role::from_name(&role).ok_or_else(|| OAuthError::internal("stored role"))?;
     let subject = Subject {
         role,
@@ -465,7 +503,9 @@ async fn authorization_code(
         return Err(OAuthError::grant("The authorization code is not known"));
     };
     if stored.client_id != client.client_id {
-        return Err(OAuthError::grant("The authorization code was issued to another client"));
+        return Err(OAuthError::grant(
+            "The authorization code was issued to another client",
+        ));
     }
     if stored.used {
         return replayed(site, &stored.grant_id, &client.client_id).await;
@@ -480,7 +520,11 @@ async fn authorization_code(
     }
     match (&stored.code_challenge, verifier) {
         (Some(challenge), Some(verifier)) if pkce_matches(verifier, challenge) => {}
-        (Some(_), Some(_)) => return Err(OAuthError::grant("The code_verifier does not match the code_challenge")),
+        (Some(_), Some(_)) => {
+            return Err(OAuthError::grant(
+                "The code_verifier does not match the code_challenge",
+            ));
+        }
         (Some(_), None) => return Err(OAuthError::grant("code_verifier is required (PKCE)")),
         (None, Some(_)) => {
             return Err(OAuthError::grant(
@@ -509,6 +553,22 @@ async fn authorization_code(
         },
     )
     .await
+}
+
+/// A rotated refresh token presented again: the whole grant is revoked.
+async fn refresh_reused(
+    site: &Site,
+    grant_id: &str,
+    client_id: &str,
+) -> Result<Response, OAuthError> {
+    revoke_grant(site, grant_id).await?;
+    tracing::warn!(
+        "site {}: a rotated refresh token of client {client_id} was presented again; grant revoked",
+        site.name
+    );
+    Err(OAuthError::grant(
+        "The refresh token was already used; every token of this grant is now revoked",
+    ))
 }
 
 /// A code presented a second time: everything issued from it is revoked.
@@ -620,10 +680,22 @@ pub async fn respond(
     }
     if issue.id_token && scopes.contains(&"openid") && issue.subject.role != Role::System {
         let claims = id_token_claims(app, site, client, issue, issued.expires_at).await?;
-        body["id_token"] = json!(site.keys().signer.sign(&claims).map_err(OAuthError::internal)?);
+        body["id_token"] = json!(
+            site.keys()
+                .signer
+                .sign(&claims)
+                .map_err(OAuthError::internal)?
+        );
     }
     if let Value::Object(context) = &issue.context {
-        for key in ["patient", "encounter", "need_patient_banner", "smart_style_url", "intent", "fhirContext"] {
+        for key in [
+            "patient",
+            "encounter",
+            "need_patient_banner",
+            "smart_style_url",
+            "intent",
+            "fhirContext",
+        ] {
             if let Some(value) = context.get(key) {
                 body[key] = value.clone();
             }
@@ -633,13 +705,24 @@ pub async fn respond(
 }
 
 /// The `fhirUser` URL of a subject.
-async fn fhir_user(app: &AppState, site: &Site, subject: &Subject) -> Result<Option<String>, OAuthError> {
+async fn fhir_user(
+    app: &AppState,
+    site: &Site,
+    subject: &Subject,
+) -> Result<Option<String>, OAuthError> {
     let base = format!("{}/fhir", tokens::audience(&app.base_url, &site.name));
     Ok(match subject.role {
         Role::Patient => Some(format!("{base}/Patient/{}", subject.id)),
         Role::User => {
-            let npi = person(site, subject).await?["npi"].as_str().unwrap_or("").to_owned();
-            let kind = if npi.is_empty() { "Person" } else { "Practitioner" };
+            let npi = person(site, subject).await?["npi"]
+                .as_str()
+                .unwrap_or("")
+                .to_owned();
+            let kind = if npi.is_empty() {
+                "Person"
+            } else {
+                "Practitioner"
+            };
             Some(format!("{base}/{kind}/{}", subject.id))
         }
         Role::System => None,
@@ -650,7 +733,9 @@ async fn fhir_user(app: &AppState, site: &Site, subject: &Subject) -> Result<Opt
 pub async fn person(site: &Site, subject: &Subject) -> Result<Value, OAuthError> {
     let sql = match subject.role {
         Role::User => "SELECT fname, lname, email, npi FROM users WHERE CAST(uuid AS TEXT) = $1",
-        Role::Patient => "SELECT fname, lname, email, '' AS npi FROM patient_data WHERE CAST(uuid AS TEXT) = $1",
+        Role::Patient => {
+            "SELECT fname, lname, email, '' AS npi FROM patient_data WHERE CAST(uuid AS TEXT) = $1"
+        }
         Role::System => return Ok(json!({})),
     };
     let row: Option<(String, String, String, String)> = on_db!(&site.db, |pool| {
@@ -659,12 +744,19 @@ pub async fn person(site: &Site, subject: &Subject) -> Result<Value, OAuthError>
             .fetch_optional(pool)
             .await?
             .map(|row| -> Result<_, sqlx::Error> {
-                Ok((row.try_get("fname")?, row.try_get("lname")?, row.try_get("email")?, row.try_get("npi")?))
+                Ok((
+                    row.try_get("fname")?,
+                    row.try_get("lname")?,
+                    row.try_get("email")?,
+                    row.try_get("npi")?,
+                ))
             })
             .transpose()?
     });
     Ok(match row {
-        Some((fname, lname, email, npi)) => json!({"fname": fname, "lname": lname, "email": email, "npi": npi}),
+        Some((fname, lname, email, npi)) => {
+            json!({"fname": fname, "lname": lname, "email": email, "npi": npi})
+        }
         None => json!({}),
     })
 }
