@@ -9,6 +9,10 @@
 //! form are 303. Until the redirect URI is known to be registered (exactly), errors are a
 //! page, never a redirect.
 
+// The error side of these handlers' helpers is the page to answer with, built at most once
+// per request, so its size does not matter.
+#![allow(clippy::result_large_err)]
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
