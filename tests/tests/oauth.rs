@@ -211,7 +211,7 @@ fn claims(jwt: &str) -> Value {
 
 both! {
     async fn a_confidential_client_registers_and_reads_its_registration_back(app) {
-        let reply = register(&app, "default", json!({
+        let reply = register(app, "default", json!({
             "application_type": "private", "client_name": "Clinic app",
             "redirect_uris": [REDIRECT], "post_logout_redirect_uris": ["https://app.example/bye"],
             "contacts": ["ops@app.example"], "scope": "openid api:oemr user/patient.rs",
@@ -249,7 +249,7 @@ both! {
     }
 
     async fn a_public_client_gets_no_secret_and_starts_enabled(app) {
-        let reply = register(&app, "default", json!({
+        let reply = register(app, "default", json!({
             "client_name": "Patient app", "redirect_uris": ["com.example.app:/cb"],
             "scope": "openid offline_access api:port patient/patient.s"
         })).await;
@@ -259,13 +259,13 @@ both! {
         assert_eq!(reply.json["client_role"], "patient");
         assert_eq!(app.rows("default", "SELECT enabled FROM oauth_clients").await[0]["enabled"], 1);
 
-        let reply = register(&app, "default", json!({"redirect_uris": [REDIRECT]})).await;
+        let reply = register(app, "default", json!({"redirect_uris": [REDIRECT]})).await;
         assert_eq!(reply.status, 201);
         assert_eq!(reply.json["scope"], "openid email phone address api:oemr api:fhir api:port", "OpenEMR's default scope");
     }
 
     async fn bad_registrations_are_refused_precisely_and_store_nothing(app) {
-        let url = oauth(&app, "default", "/registration");
+        let url = oauth(app, "default", "/registration");
         let reply = Reply::from(app.client.post(&url).header("content-type", "text/plain").body("{}").send().await.unwrap()).await;
         assert_oauth_error(&reply, 400, "invalid_client_metadata");
         let reply = Reply::from(app.client.post(&url).header("content-type", "application/json").body("{not json").send().await.unwrap()).await;
@@ -292,30 +292,30 @@ both! {
             (json!({"redirect_uris": [REDIRECT], "grant_types": ["implicit"]}), "invalid_client_metadata"),
         ];
         for (body, error) in cases {
-            let reply = register(&app, "default", body.clone()).await;
+            let reply = register(app, "default", body.clone()).await;
             assert_eq!(reply.status, 400, "{body}: {}", reply.text);
             assert_eq!(reply.json["error"], error, "{body}: {}", reply.text);
         }
-        assert_eq!(client_count(&app, "default").await, 0, "nothing was stored");
+        assert_eq!(client_count(app, "default").await, 0, "nothing was stored");
     }
 
     async fn registration_can_require_an_initial_access_token(app) {
         let site = app.state.sites.get("default").await.unwrap();
         hearth::oauth::settings::set_raw(&site, hearth::oauth::settings::INITIAL_TOKEN, Some(&hearth::oauth::sha256_hex("let-me-in"))).await.unwrap();
-        set_setting(&app, "default", "oauth.registration_requires_token", "on").await;
+        set_setting(app, "default", "oauth.registration_requires_token", "on").await;
         let body = json!({"redirect_uris": [REDIRECT]});
-        let url = oauth(&app, "default", "/registration");
-        let reply = register(&app, "default", body.clone()).await;
+        let url = oauth(app, "default", "/registration");
+        let reply = register(app, "default", body.clone()).await;
         assert_oauth_error(&reply, 401, "invalid_token");
         assert!(reply.header("www-authenticate").unwrap().starts_with("Bearer"));
         assert_eq!(app.post(&url, "wrong", body.clone()).await.status, 401);
-        assert_eq!(client_count(&app, "default").await, 0);
+        assert_eq!(client_count(app, "default").await, 0);
         assert_eq!(app.post(&url, "let-me-in", body.clone()).await.status, 201);
-        assert_eq!(register(&app, "second", body).await.status, 201, "the other site is open");
+        assert_eq!(register(app, "second", body).await.status, 201, "the other site is open");
     }
 
     async fn discovery_documents_advertise_what_is_supported_from_the_public_url(app) {
-        let reply = app.send(reqwest::Method::GET, &oauth(&app, "default", "/.well-known/openid-configuration"), None, None).await;
+        let reply = app.send(reqwest::Method::GET, &oauth(app, "default", "/.well-known/openid-configuration"), None, None).await;
         assert_eq!(reply.status, 200, "{}", reply.text);
         assert_eq!(reply.header("content-type"), Some("application/json"));
         let doc = &reply.json;
@@ -339,8 +339,8 @@ both! {
         let jwks = app.send(reqwest::Method::GET, doc["jwks_uri"].as_str().unwrap(), None, None).await;
         assert_eq!(jwks.json["keys"][0]["alg"], "RS256");
 
-        set_setting(&app, "default", "oauth.password_grant", "users").await;
-        let reply = app.send(reqwest::Method::GET, &oauth(&app, "default", "/.well-known/openid-configuration"), None, None).await;
+        set_setting(app, "default", "oauth.password_grant", "users").await;
+        let reply = app.send(reqwest::Method::GET, &oauth(app, "default", "/.well-known/openid-configuration"), None, None).await;
         assert!(reply.json["grant_types_supported"].as_array().unwrap().contains(&json!("password")));
 
         let reply = app.client.get(app.api("second", "/fhir/.well-known/smart-configuration")).header("accept", "text/html").header("origin", "https://app.example").send().await.unwrap();
@@ -358,13 +358,13 @@ both! {
         assert_eq!(smart["authorization_endpoint"], format!("{}/oauth2/second/authorize", app.base));
         assert!(smart["scopes_supported"][0].is_string(), "a flat list");
 
-        let reply = app.send(reqwest::Method::GET, &oauth(&app, "nosuch", "/.well-known/openid-configuration"), None, None).await;
+        let reply = app.send(reqwest::Method::GET, &oauth(app, "nosuch", "/.well-known/openid-configuration"), None, None).await;
         assert_eq!(reply.status, 404);
         assert_eq!(reply.json["error"], "unknown_site");
     }
 
     async fn cors_preflight_is_answered_on_the_token_endpoint(app) {
-        let reply = app.client.request(reqwest::Method::OPTIONS, oauth(&app, "default", "/token"))
+        let reply = app.client.request(reqwest::Method::OPTIONS, oauth(app, "default", "/token"))
             .header("origin", "https://app.example")
             .header("access-control-request-method", "POST")
             .header("access-control-request-headers", "content-type")
@@ -377,10 +377,10 @@ both! {
     async fn backend_services_get_system_tokens_with_es384_and_rs384_assertions(app) {
         let es = service_key(Alg::Es384);
         let rs = service_key(Alg::Rs384);
-        let client_id = service_client(&app, "default", &[&es, &rs]).await;
-        let aud = oauth(&app, "default", "/token");
+        let client_id = service_client(app, "default", &[&es, &rs]).await;
+        let aud = oauth(app, "default", "/token");
         for (key, jti) in [(&es, "es-1"), (&rs, "rs-1")] {
-            let reply = client_credentials(&app, "default", &assertion(key, &client_id, &aud, 240, jti), "system/Patient.rs").await;
+            let reply = client_credentials(app, "default", &assertion(key, &client_id, &aud, 240, jti), "system/Patient.rs").await;
             assert_eq!(reply.status, 200, "{}", reply.text);
             assert_eq!(reply.json["token_type"], "Bearer");
             assert_eq!(reply.json["expires_in"], 300);
@@ -396,7 +396,7 @@ both! {
             let api = app.get(&app.api("default", "/api/patient"), token).await;
             assert_eq!(api.status, 403, "{}", api.text);
         }
-        let reply = client_credentials(&app, "default", &assertion(&es, &client_id, &aud, 240, "es-2"), "").await;
+        let reply = client_credentials(app, "default", &assertion(&es, &client_id, &aud, 240, "es-2"), "").await;
         assert_eq!(reply.status, 200, "{}", reply.text);
         assert_eq!(reply.json["scope"], SYSTEM_SCOPE, "no scope: every registered system scope");
     }
@@ -404,13 +404,13 @@ both! {
     async fn bad_client_assertions_are_invalid_client(app) {
         let key = service_key(Alg::Es384);
         let stranger = service_key(Alg::Es384);
-        let client_id = service_client(&app, "default", &[&key]).await;
-        let aud = oauth(&app, "default", "/token");
+        let client_id = service_client(app, "default", &[&key]).await;
+        let aud = oauth(app, "default", "/token");
         let now = now();
         let sign = |claims: Value| key.signer.sign(&claims).unwrap();
         let cases = [
             ("wrong audience", assertion(&key, &client_id, "https://elsewhere.example/token", 200, "a1")),
-            ("other site's token URL", assertion(&key, &client_id, &oauth(&app, "second", "/token"), 200, "a2")),
+            ("other site's token URL", assertion(&key, &client_id, &oauth(app, "second", "/token"), 200, "a2")),
             ("expired", assertion(&key, &client_id, &aud, -30, "a3")),
             ("more than five minutes", assertion(&key, &client_id, &aud, 900, "a4")),
             ("unregistered key", assertion(&stranger, &client_id, &aud, 200, "a5")),
@@ -421,7 +421,7 @@ both! {
             ("not a JWT", "garbage".to_owned()),
         ];
         for (why, jwt) in cases {
-            let reply = client_credentials(&app, "default", &jwt, "system/Patient.rs").await;
+            let reply = client_credentials(app, "default", &jwt, "system/Patient.rs").await;
             assert_eq!(reply.status, 401, "{why}: {}", reply.text);
             assert_eq!(reply.json["error"], "invalid_client", "{why}: {}", reply.text);
         }
@@ -431,44 +431,44 @@ both! {
             Signer::from_pkcs8(&kid, Alg::Rs256, &der).unwrap()
         };
         let jwt = rs256.sign(&json!({"iss": client_id, "sub": client_id, "aud": aud, "exp": now + 200, "jti": "a9"})).unwrap();
-        assert_eq!(client_credentials(&app, "default", &jwt, "system/Patient.rs").await.json["error"], "invalid_client");
+        assert_eq!(client_credentials(app, "default", &jwt, "system/Patient.rs").await.json["error"], "invalid_client");
 
         let good = assertion(&key, &client_id, &aud, 200, "once");
-        assert_eq!(client_credentials(&app, "default", &good, "system/Patient.rs").await.status, 200);
-        let replay = client_credentials(&app, "default", &good, "system/Patient.rs").await;
+        assert_eq!(client_credentials(app, "default", &good, "system/Patient.rs").await.status, 200);
+        let replay = client_credentials(app, "default", &good, "system/Patient.rs").await;
         assert_oauth_error(&replay, 401, "invalid_client");
         assert!(replay.json["error_description"].as_str().unwrap().contains("jti"), "{}", replay.text);
 
-        let wrong_type = post_form(&app, &aud, &[("grant_type", "client_credentials"), ("client_assertion_type", "urn:other"), ("client_assertion", &assertion(&key, &client_id, &aud, 200, "t1"))], None).await;
+        let wrong_type = post_form(app, &aud, &[("grant_type", "client_credentials"), ("client_assertion_type", "urn:other"), ("client_assertion", &assertion(&key, &client_id, &aud, 200, "t1"))], None).await;
         assert_oauth_error(&wrong_type, 401, "invalid_client");
-        let user_scope = client_credentials(&app, "default", &assertion(&key, &client_id, &aud, 200, "s1"), "user/patient.rs").await;
+        let user_scope = client_credentials(app, "default", &assertion(&key, &client_id, &aud, 200, "s1"), "user/patient.rs").await;
         assert_oauth_error(&user_scope, 400, "invalid_scope");
-        let catalogue = client_credentials(&app, "default", &assertion(&key, &client_id, &aud, 200, "s2"), "system/Nothing.rs").await;
+        let catalogue = client_credentials(app, "default", &assertion(&key, &client_id, &aud, 200, "s2"), "system/Nothing.rs").await;
         assert_oauth_error(&catalogue, 400, "invalid_scope");
 
-        let (staff, secret) = staff_client(&app, "default").await;
-        let reply = post_form(&app, &aud, &[("grant_type", "client_credentials"), ("scope", "system/Patient.rs")], Some((&staff, &secret))).await;
+        let (staff, secret) = staff_client(app, "default").await;
+        let reply = post_form(app, &aud, &[("grant_type", "client_credentials"), ("scope", "system/Patient.rs")], Some((&staff, &secret))).await;
         assert_oauth_error(&reply, 400, "unauthorized_client");
         assert_eq!(app.rows("default", "SELECT COUNT(*) AS n FROM api_token").await[0]["n"], 1, "only the one good assertion issued a token");
     }
 
     async fn disabled_clients_are_refused_until_an_administrator_enables_them(app) {
         let key = service_key(Alg::Es384);
-        let reply = register(&app, "default", json!({"application_type": "private", "redirect_uris": [REDIRECT], "scope": SYSTEM_SCOPE, "jwks": {"keys": [key.jwk.clone()]}})).await;
+        let reply = register(app, "default", json!({"application_type": "private", "redirect_uris": [REDIRECT], "scope": SYSTEM_SCOPE, "jwks": {"keys": [key.jwk.clone()]}})).await;
         assert_eq!(reply.status, 201, "{}", reply.text);
         assert_eq!(reply.json["token_endpoint_auth_method"], "private_key_jwt");
         let client_id = reply.json["client_id"].as_str().unwrap().to_owned();
-        let aud = oauth(&app, "default", "/token");
-        let reply = client_credentials(&app, "default", &assertion(&key, &client_id, &aud, 200, "d1"), "system/Patient.rs").await;
+        let aud = oauth(app, "default", "/token");
+        let reply = client_credentials(app, "default", &assertion(&key, &client_id, &aud, 200, "d1"), "system/Patient.rs").await;
         assert_oauth_error(&reply, 401, "invalid_client");
         assert!(reply.json["error_description"].as_str().unwrap().contains("enable"));
 
         use hearth::oauth::cli::{ClientCommand, run_client};
         run_client(&app.data_dir, ClientCommand::Enable { site: "default".into(), client_id: client_id.clone() }).await.unwrap();
-        let reply = client_credentials(&app, "default", &assertion(&key, &client_id, &aud, 200, "d2"), "system/Patient.rs").await;
+        let reply = client_credentials(app, "default", &assertion(&key, &client_id, &aud, 200, "d2"), "system/Patient.rs").await;
         assert_eq!(reply.status, 200, "{}", reply.text);
         run_client(&app.data_dir, ClientCommand::Disable { site: "default".into(), client_id: client_id.clone() }).await.unwrap();
-        let reply = client_credentials(&app, "default", &assertion(&key, &client_id, &aud, 200, "d3"), "system/Patient.rs").await;
+        let reply = client_credentials(app, "default", &assertion(&key, &client_id, &aud, 200, "d3"), "system/Patient.rs").await;
         assert_oauth_error(&reply, 401, "invalid_client");
         assert!(run_client(&app.data_dir, ClientCommand::Enable { site: "second".into(), client_id: client_id.clone() }).await.is_err(), "the client is not the other site's");
         run_client(&app.data_dir, ClientCommand::List { site: "default".into() }).await.unwrap();
@@ -480,40 +480,40 @@ both! {
     }
 
     async fn the_token_endpoint_refuses_malformed_requests(app) {
-        let client = staff_client(&app, "default").await;
-        let url = oauth(&app, "default", "/token");
+        let client = staff_client(app, "default").await;
+        let url = oauth(app, "default", "/token");
         let reply = app.post(&url, "x", json!({"grant_type": "password"})).await;
         assert_oauth_error(&reply, 400, "invalid_request");
-        let reply = post_form(&app, &url, &[("scope", "openid")], Some((&client.0, &client.1))).await;
+        let reply = post_form(app, &url, &[("scope", "openid")], Some((&client.0, &client.1))).await;
         assert_oauth_error(&reply, 400, "invalid_request");
-        let reply = post_form(&app, &url, &[("grant_type", "implicit")], Some((&client.0, &client.1))).await;
+        let reply = post_form(app, &url, &[("grant_type", "implicit")], Some((&client.0, &client.1))).await;
         assert_oauth_error(&reply, 400, "unsupported_grant_type");
-        let reply = post_form(&app, &url, &[("grant_type", "refresh_token"), ("grant_type", "password")], Some((&client.0, &client.1))).await;
+        let reply = post_form(app, &url, &[("grant_type", "refresh_token"), ("grant_type", "password")], Some((&client.0, &client.1))).await;
         assert_oauth_error(&reply, 400, "invalid_request");
-        let reply = post_form(&app, &url, &[("grant_type", "refresh_token"), ("refresh_token", "x")], Some(("nobody", "nothing"))).await;
+        let reply = post_form(app, &url, &[("grant_type", "refresh_token"), ("refresh_token", "x")], Some(("nobody", "nothing"))).await;
         assert_oauth_error(&reply, 401, "invalid_client");
         assert!(reply.header("www-authenticate").is_some());
-        let reply = post_form(&app, &url, &[("grant_type", "refresh_token"), ("refresh_token", "x")], Some((&client.0, "wrong"))).await;
+        let reply = post_form(app, &url, &[("grant_type", "refresh_token"), ("refresh_token", "x")], Some((&client.0, "wrong"))).await;
         assert_oauth_error(&reply, 401, "invalid_client");
-        let reply = post_form(&app, &url, &[("grant_type", "refresh_token"), ("refresh_token", "x"), ("client_id", &client.0)], None).await;
+        let reply = post_form(app, &url, &[("grant_type", "refresh_token"), ("refresh_token", "x"), ("client_id", &client.0)], None).await;
         assert_oauth_error(&reply, 401, "invalid_client");
         let bad_basic = Reply::from(app.client.post(&url).header("content-type", "application/x-www-form-urlencoded").header("authorization", "Basic !!!").body("grant_type=refresh_token&refresh_token=x").send().await.unwrap()).await;
         assert_oauth_error(&bad_basic, 401, "invalid_client");
-        let reply = post_form(&app, &url, &[("grant_type", "refresh_token"), ("refresh_token", "x"), ("client_id", &client.0), ("client_secret", &client.1)], None).await;
+        let reply = post_form(app, &url, &[("grant_type", "refresh_token"), ("refresh_token", "x"), ("client_id", &client.0), ("client_secret", &client.1)], None).await;
         assert_oauth_error(&reply, 400, "invalid_grant");
-        let reply = post_form(&app, &url, &[("grant_type", "refresh_token"), ("refresh_token", "x"), ("client_secret", &client.1)], Some((&client.0, &client.1))).await;
+        let reply = post_form(app, &url, &[("grant_type", "refresh_token"), ("refresh_token", "x"), ("client_secret", &client.1)], Some((&client.0, &client.1))).await;
         assert_oauth_error(&reply, 400, "invalid_request");
         assert_eq!(app.rows("default", "SELECT COUNT(*) AS n FROM api_token").await[0]["n"], 0);
     }
 
     async fn the_password_grant_is_off_by_default_and_signs_in_staff_when_enabled(app) {
-        let client = staff_client(&app, "default").await;
+        let client = staff_client(app, "default").await;
         let uuid = app.user("default", "doc", "physician").await;
-        let reply = password_grant(&app, "default", &client, "doc", "correct horse battery", STAFF_SCOPE).await;
+        let reply = password_grant(app, "default", &client, "doc", "correct horse battery", STAFF_SCOPE).await;
         assert_oauth_error(&reply, 400, "unsupported_grant_type");
 
-        set_setting(&app, "default", "oauth.password_grant", "users").await;
-        let reply = password_grant(&app, "default", &client, "doc", "correct horse battery", STAFF_SCOPE).await;
+        set_setting(app, "default", "oauth.password_grant", "users").await;
+        let reply = password_grant(app, "default", &client, "doc", "correct horse battery", STAFF_SCOPE).await;
         assert_eq!(reply.status, 200, "{}", reply.text);
         assert_eq!(reply.header("cache-control"), Some("no-store"));
         let body = &reply.json;
@@ -530,40 +530,40 @@ both! {
         let api = app.get(&app.api("default", "/api/patient"), token).await;
         assert_eq!(api.status, 200, "the resource server accepts the token: {}", api.text);
 
-        let userinfo = app.get(&oauth(&app, "default", "/userinfo"), token).await;
+        let userinfo = app.get(&oauth(app, "default", "/userinfo"), token).await;
         assert_eq!(userinfo.status, 200, "{}", userinfo.text);
         assert_eq!(userinfo.json["sub"], uuid.as_str());
         assert_eq!(userinfo.json["family_name"], "doc");
-        assert_eq!(app.get(&oauth(&app, "second", "/userinfo"), token).await.status, 401);
+        assert_eq!(app.get(&oauth(app, "second", "/userinfo"), token).await.status, 401);
 
-        let reply = password_grant(&app, "default", &client, "doc", "correct horse battery", "openid api:oemr user/patient.rs").await;
+        let reply = password_grant(app, "default", &client, "doc", "correct horse battery", "openid api:oemr user/patient.rs").await;
         assert!(reply.json.get("refresh_token").is_none(), "no offline_access, no refresh token");
-        let reply = password_grant(&app, "default", &client, "doc", "correct horse battery", "openid user/nothing.rs").await;
+        let reply = password_grant(app, "default", &client, "doc", "correct horse battery", "openid user/nothing.rs").await;
         assert_oauth_error(&reply, 400, "invalid_scope");
-        let reply = password_grant(&app, "default", &client, "doc", "correct horse battery", "openid user/encounter.rs").await;
+        let reply = password_grant(app, "default", &client, "doc", "correct horse battery", "openid user/encounter.rs").await;
         assert_eq!(reply.json["scope"], "openid", "scopes the client did not register are dropped");
-        let reply = password_grant(&app, "default", &client, "doc", "correct horse battery", "user/encounter.rs").await;
+        let reply = password_grant(app, "default", &client, "doc", "correct horse battery", "user/encounter.rs").await;
         assert_oauth_error(&reply, 400, "invalid_scope");
-        let reply = post_form(&app, &oauth(&app, "default", "/token"), &[("grant_type", "password"), ("user_role", "patient"), ("username", "doc"), ("password", "x"), ("email", "a@b.c")], Some((&client.0, &client.1))).await;
+        let reply = post_form(app, &oauth(app, "default", "/token"), &[("grant_type", "password"), ("user_role", "patient"), ("username", "doc"), ("password", "x"), ("email", "a@b.c")], Some((&client.0, &client.1))).await;
         assert_oauth_error(&reply, 400, "unsupported_grant_type");
     }
 
     async fn failed_sign_ins_look_alike_and_lock_the_account(app) {
-        let client = staff_client(&app, "default").await;
+        let client = staff_client(app, "default").await;
         app.user("default", "doc", "physician").await;
-        set_setting(&app, "default", "oauth.password_grant", "users").await;
-        let wrong = password_grant(&app, "default", &client, "doc", "wrong password", STAFF_SCOPE).await;
-        let unknown = password_grant(&app, "default", &client, "nobody", "wrong password", STAFF_SCOPE).await;
+        set_setting(app, "default", "oauth.password_grant", "users").await;
+        let wrong = password_grant(app, "default", &client, "doc", "wrong password", STAFF_SCOPE).await;
+        let unknown = password_grant(app, "default", &client, "nobody", "wrong password", STAFF_SCOPE).await;
         assert_oauth_error(&wrong, 400, "invalid_grant");
         assert_eq!(wrong.text, unknown.text, "no account enumeration");
         for _ in 0..4 {
-            assert_eq!(password_grant(&app, "default", &client, "doc", "wrong password", STAFF_SCOPE).await.status, 400);
+            assert_eq!(password_grant(app, "default", &client, "doc", "wrong password", STAFF_SCOPE).await.status, 400);
         }
-        let locked = password_grant(&app, "default", &client, "doc", "correct horse battery", STAFF_SCOPE).await;
+        let locked = password_grant(app, "default", &client, "doc", "correct horse battery", STAFF_SCOPE).await;
         assert_oauth_error(&locked, 400, "invalid_grant");
         assert!(locked.json["error_description"].as_str().unwrap().contains("Too many"), "{}", locked.text);
         app.user("default", "nurse", "clinician").await;
-        assert_eq!(password_grant(&app, "default", &client, "nurse", "correct horse battery", STAFF_SCOPE).await.status, 200, "other accounts are not locked");
+        assert_eq!(password_grant(app, "default", &client, "nurse", "correct horse battery", STAFF_SCOPE).await.status, 200, "other accounts are not locked");
     }
 
     async fn patients_sign_in_with_the_password_grant_and_reach_the_portal(app) {
@@ -571,10 +571,10 @@ both! {
         let (_, puuid) = app.create_patient("default", &staff, "Ann", "Smith").await;
         let site = app.state.sites.get("default").await.unwrap();
         hearth::oauth::token::set_portal_login(&site, &puuid, "ann", "ann@example.org", "patient password").await.unwrap();
-        set_setting(&app, "default", "oauth.password_grant", "patients").await;
-        let public = register(&app, "default", json!({"redirect_uris": [REDIRECT], "scope": "openid offline_access api:port patient/patient.s fhirUser"})).await;
+        set_setting(app, "default", "oauth.password_grant", "patients").await;
+        let public = register(app, "default", json!({"redirect_uris": [REDIRECT], "scope": "openid offline_access api:port patient/patient.s fhirUser"})).await;
         let client_id = public.json["client_id"].as_str().unwrap().to_owned();
-        let url = oauth(&app, "default", "/token");
+        let url = oauth(app, "default", "/token");
         let grant = |email: &'static str, password: &'static str| {
             let client_id = client_id.clone();
             let url = url.clone();
@@ -591,17 +591,17 @@ both! {
         let portal = app.get(&app.api("default", "/portal/patient"), token).await;
         assert_eq!(portal.status, 200, "{}", portal.text);
         assert_eq!(portal.json["data"]["uuid"], puuid.as_str());
-        let missing = post_form(&app, &url, &[("grant_type", "password"), ("user_role", "patient"), ("username", "ann"), ("password", "patient password"), ("client_id", &client_id)], None).await;
+        let missing = post_form(app, &url, &[("grant_type", "password"), ("user_role", "patient"), ("username", "ann"), ("password", "patient password"), ("client_id", &client_id)], None).await;
         assert_oauth_error(&missing, 400, "invalid_request");
     }
 
     async fn refresh_tokens_rotate_and_a_reused_one_revokes_the_grant(app) {
-        let client = staff_client(&app, "default").await;
+        let client = staff_client(app, "default").await;
         app.user("default", "doc", "physician").await;
-        set_setting(&app, "default", "oauth.password_grant", "users").await;
-        let first = password_grant(&app, "default", &client, "doc", "correct horse battery", STAFF_SCOPE).await;
+        set_setting(app, "default", "oauth.password_grant", "users").await;
+        let first = password_grant(app, "default", &client, "doc", "correct horse battery", STAFF_SCOPE).await;
         let old_refresh = first.json["refresh_token"].as_str().unwrap().to_owned();
-        let url = oauth(&app, "default", "/token");
+        let url = oauth(app, "default", "/token");
         let refresh = |token: String, scope: Option<&'static str>| {
             let url = url.clone();
             let client = client.clone();
@@ -624,8 +624,8 @@ both! {
         assert_eq!(claims(&new_access)["username"], "doc");
         assert_eq!(app.get(&app.api("default", "/api/patient"), &new_access).await.status, 200);
 
-        let other = staff_client(&app, "default").await;
-        let stolen = post_form(&app, &url, &[("grant_type", "refresh_token"), ("refresh_token", &new_refresh)], Some((&other.0, &other.1))).await;
+        let other = staff_client(app, "default").await;
+        let stolen = post_form(app, &url, &[("grant_type", "refresh_token"), ("refresh_token", &new_refresh)], Some((&other.0, &other.1))).await;
         assert_oauth_error(&stolen, 400, "invalid_grant");
 
         let reuse = refresh(old_refresh.clone(), None).await;
@@ -636,7 +636,7 @@ both! {
         assert_eq!(app.get(&app.api("default", "/api/patient"), first_access).await.status, 401);
         assert_oauth_error(&refresh(new_refresh, None).await, 400, "invalid_grant");
 
-        let third = password_grant(&app, "default", &client, "doc", "correct horse battery", STAFF_SCOPE).await;
+        let third = password_grant(app, "default", &client, "doc", "correct horse battery", STAFF_SCOPE).await;
         let site = app.state.sites.get("default").await.unwrap();
         hearth::on_db!(&site.db, |pool| {
             sqlx::query("UPDATE oauth_refresh_tokens SET expires_at = 1 WHERE used = 0").execute(pool).await.unwrap();
@@ -647,15 +647,15 @@ both! {
     }
 
     async fn introspection_tells_a_client_about_its_own_tokens_only(app) {
-        let client = staff_client(&app, "default").await;
-        let other = staff_client(&app, "default").await;
+        let client = staff_client(app, "default").await;
+        let other = staff_client(app, "default").await;
         app.user("default", "doc", "physician").await;
-        set_setting(&app, "default", "oauth.password_grant", "users").await;
-        let grant = password_grant(&app, "default", &client, "doc", "correct horse battery", STAFF_SCOPE).await;
+        set_setting(app, "default", "oauth.password_grant", "users").await;
+        let grant = password_grant(app, "default", &client, "doc", "correct horse battery", STAFF_SCOPE).await;
         let access = grant.json["access_token"].as_str().unwrap();
         let refresh = grant.json["refresh_token"].as_str().unwrap();
-        let url = oauth(&app, "default", "/introspect");
-        let reply = post_form(&app, &url, &[("token", access)], Some((&client.0, &client.1))).await;
+        let url = oauth(app, "default", "/introspect");
+        let reply = post_form(app, &url, &[("token", access)], Some((&client.0, &client.1))).await;
         assert_eq!(reply.status, 200, "{}", reply.text);
         assert_eq!(reply.json["active"], true);
         assert_eq!(reply.json["scope"], STAFF_SCOPE);
@@ -663,80 +663,80 @@ both! {
         assert_eq!(reply.json["username"], "doc");
         assert_eq!(reply.json["token_type"], "Bearer");
         assert!(reply.json["exp"].as_i64().unwrap() > now());
-        let reply = post_form(&app, &url, &[("token", refresh), ("token_type_hint", "refresh_token")], Some((&client.0, &client.1))).await;
+        let reply = post_form(app, &url, &[("token", refresh), ("token_type_hint", "refresh_token")], Some((&client.0, &client.1))).await;
         assert_eq!(reply.json["active"], true, "{}", reply.text);
         for token in [access, refresh, "garbage", "a.b.c"] {
-            let reply = post_form(&app, &url, &[("token", token)], Some((&other.0, &other.1))).await;
+            let reply = post_form(app, &url, &[("token", token)], Some((&other.0, &other.1))).await;
             assert_eq!(reply.status, 200);
             assert_eq!(reply.json, json!({"active": false}), "nothing leaks: {}", reply.text);
         }
-        assert_oauth_error(&post_form(&app, &url, &[("token", access)], None).await, 401, "invalid_client");
-        assert_oauth_error(&post_form(&app, &url, &[("token", access)], Some((&client.0, "wrong"))).await, 401, "invalid_client");
-        assert_oauth_error(&post_form(&app, &url, &[], Some((&client.0, &client.1))).await, 400, "invalid_request");
-        assert_oauth_error(&post_form(&app, &url, &[("token", access), ("token_type_hint", "id_token")], Some((&client.0, &client.1))).await, 400, "unsupported_token_type");
+        assert_oauth_error(&post_form(app, &url, &[("token", access)], None).await, 401, "invalid_client");
+        assert_oauth_error(&post_form(app, &url, &[("token", access)], Some((&client.0, "wrong"))).await, 401, "invalid_client");
+        assert_oauth_error(&post_form(app, &url, &[], Some((&client.0, &client.1))).await, 400, "invalid_request");
+        assert_oauth_error(&post_form(app, &url, &[("token", access), ("token_type_hint", "id_token")], Some((&client.0, &client.1))).await, 400, "unsupported_token_type");
     }
 
     async fn revocation_takes_effect_on_the_resource_server_at_once(app) {
-        let client = staff_client(&app, "default").await;
-        let other = staff_client(&app, "default").await;
+        let client = staff_client(app, "default").await;
+        let other = staff_client(app, "default").await;
         app.user("default", "doc", "physician").await;
-        set_setting(&app, "default", "oauth.password_grant", "users").await;
+        set_setting(app, "default", "oauth.password_grant", "users").await;
         let patients = app.api("default", "/api/patient");
-        let url = oauth(&app, "default", "/revoke");
+        let url = oauth(app, "default", "/revoke");
 
-        let grant = password_grant(&app, "default", &client, "doc", "correct horse battery", STAFF_SCOPE).await;
+        let grant = password_grant(app, "default", &client, "doc", "correct horse battery", STAFF_SCOPE).await;
         let access = grant.json["access_token"].as_str().unwrap();
         let refresh = grant.json["refresh_token"].as_str().unwrap();
         assert_eq!(app.get(&patients, access).await.status, 200);
-        let reply = post_form(&app, &url, &[("token", refresh)], Some((&other.0, &other.1))).await;
+        let reply = post_form(app, &url, &[("token", refresh)], Some((&other.0, &other.1))).await;
         assert_eq!(reply.status, 200, "another client's token: 200, nothing changes");
         assert_eq!(app.get(&patients, access).await.status, 200);
-        let reply = post_form(&app, &url, &[("token", refresh), ("token_type_hint", "refresh_token")], Some((&client.0, &client.1))).await;
+        let reply = post_form(app, &url, &[("token", refresh), ("token_type_hint", "refresh_token")], Some((&client.0, &client.1))).await;
         assert_eq!(reply.status, 200, "{}", reply.text);
         assert_eq!(app.get(&patients, access).await.status, 401, "revoking the refresh token revoked its access tokens");
-        let again = post_form(&app, &oauth(&app, "default", "/token"), &[("grant_type", "refresh_token"), ("refresh_token", refresh)], Some((&client.0, &client.1))).await;
+        let again = post_form(app, &oauth(app, "default", "/token"), &[("grant_type", "refresh_token"), ("refresh_token", refresh)], Some((&client.0, &client.1))).await;
         assert_oauth_error(&again, 400, "invalid_grant");
 
-        let grant = password_grant(&app, "default", &client, "doc", "correct horse battery", STAFF_SCOPE).await;
+        let grant = password_grant(app, "default", &client, "doc", "correct horse battery", STAFF_SCOPE).await;
         let access = grant.json["access_token"].as_str().unwrap();
         assert_eq!(app.get(&patients, access).await.status, 200);
-        assert_eq!(post_form(&app, &url, &[("token", access)], Some((&client.0, &client.1))).await.status, 200);
+        assert_eq!(post_form(app, &url, &[("token", access)], Some((&client.0, &client.1))).await.status, 200);
         let reply = app.get(&patients, access).await;
         assert_eq!(reply.status, 401);
         assert!(reply.json["message"].as_str().unwrap().contains("revoked"));
-        let introspected = post_form(&app, &oauth(&app, "default", "/introspect"), &[("token", access)], Some((&client.0, &client.1))).await;
+        let introspected = post_form(app, &oauth(app, "default", "/introspect"), &[("token", access)], Some((&client.0, &client.1))).await;
         assert_eq!(introspected.json, json!({"active": false}));
 
-        assert_eq!(post_form(&app, &url, &[("token", "unknown")], Some((&client.0, &client.1))).await.status, 200);
-        assert_oauth_error(&post_form(&app, &url, &[("token", "unknown")], None).await, 401, "invalid_client");
+        assert_eq!(post_form(app, &url, &[("token", "unknown")], Some((&client.0, &client.1))).await.status, 200);
+        assert_oauth_error(&post_form(app, &url, &[("token", "unknown")], None).await, 401, "invalid_client");
     }
 
     async fn clients_and_tokens_of_one_site_are_useless_on_the_other(app) {
-        let client = staff_client(&app, "default").await;
+        let client = staff_client(app, "default").await;
         app.user("default", "doc", "physician").await;
         app.user("second", "doc", "physician").await;
-        set_setting(&app, "default", "oauth.password_grant", "users").await;
-        set_setting(&app, "second", "oauth.password_grant", "users").await;
-        let reply = password_grant(&app, "second", &client, "doc", "correct horse battery", STAFF_SCOPE).await;
+        set_setting(app, "default", "oauth.password_grant", "users").await;
+        set_setting(app, "second", "oauth.password_grant", "users").await;
+        let reply = password_grant(app, "second", &client, "doc", "correct horse battery", STAFF_SCOPE).await;
         assert_oauth_error(&reply, 401, "invalid_client");
-        let grant = password_grant(&app, "default", &client, "doc", "correct horse battery", STAFF_SCOPE).await;
+        let grant = password_grant(app, "default", &client, "doc", "correct horse battery", STAFF_SCOPE).await;
         let access = grant.json["access_token"].as_str().unwrap();
         let refresh = grant.json["refresh_token"].as_str().unwrap();
         assert_eq!(app.get(&app.api("second", "/api/patient"), access).await.status, 401);
 
-        let second_client = staff_client(&app, "second").await;
-        let reply = post_form(&app, &oauth(&app, "second", "/token"), &[("grant_type", "refresh_token"), ("refresh_token", refresh)], Some((&second_client.0, &second_client.1))).await;
+        let second_client = staff_client(app, "second").await;
+        let reply = post_form(app, &oauth(app, "second", "/token"), &[("grant_type", "refresh_token"), ("refresh_token", refresh)], Some((&second_client.0, &second_client.1))).await;
         assert_oauth_error(&reply, 400, "invalid_grant");
-        let reply = post_form(&app, &oauth(&app, "second", "/introspect"), &[("token", access)], Some((&second_client.0, &second_client.1))).await;
+        let reply = post_form(app, &oauth(app, "second", "/introspect"), &[("token", access)], Some((&second_client.0, &second_client.1))).await;
         assert_eq!(reply.json, json!({"active": false}));
-        assert_eq!(post_form(&app, &oauth(&app, "second", "/revoke"), &[("token", refresh)], Some((&second_client.0, &second_client.1))).await.status, 200);
+        assert_eq!(post_form(app, &oauth(app, "second", "/revoke"), &[("token", refresh)], Some((&second_client.0, &second_client.1))).await.status, 200);
         assert_eq!(app.get(&app.api("default", "/api/patient"), access).await.status, 200, "the other site cannot revoke it");
 
         let key = service_key(Alg::Es384);
-        let service = service_client(&app, "default", &[&key]).await;
-        let reply = client_credentials(&app, "second", &assertion(&key, &service, &oauth(&app, "second", "/token"), 200, "x1"), "system/Patient.rs").await;
+        let service = service_client(app, "default", &[&key]).await;
+        let reply = client_credentials(app, "second", &assertion(&key, &service, &oauth(app, "second", "/token"), 200, "x1"), "system/Patient.rs").await;
         assert_oauth_error(&reply, 401, "invalid_client");
-        assert_eq!(client_count(&app, "second").await, 1);
+        assert_eq!(client_count(app, "second").await, 1);
     }
 }
 
@@ -981,10 +981,10 @@ both! {
         let (_, puuid) = app.create_patient("default", &staff, "Ann", "Smith").await;
         app.create_patient("default", &staff, "Bob", "Jones").await;
         let doc = app.user("default", "doc", "physician").await;
-        let (client_id, secret) = launch_client(&app, "default").await;
+        let (client_id, secret) = launch_client(app, "default").await;
         let (verifier, challenge) = pkce();
-        let mut browser = Browser::new(&app);
-        let url = authorize_url(&app, "default", &client_id, LAUNCH_SCOPE, &[("code_challenge", &challenge), ("code_challenge_method", "S256"), ("nonce", "n-42"), ("aud", &app.api("default", "/fhir"))]);
+        let mut browser = Browser::new(app);
+        let url = authorize_url(app, "default", &client_id, LAUNCH_SCOPE, &[("code_challenge", &challenge), ("code_challenge_method", "S256"), ("nonce", "n-42"), ("aud", &app.api("default", "/fhir"))]);
         let page = browser.get(&url).await;
         assert!(page.text.contains("Chart &lt;app&gt;"), "the client name is escaped: {}", page.text);
         let next = sign_in(&mut browser, &url, "users", "doc", "correct horse battery", "").await;
@@ -1006,7 +1006,7 @@ both! {
         assert_eq!(signed_in[0]["n"], 0, "the finished session is gone");
 
         let code = &params["code"];
-        let reply = redeem(&app, "default", &client_id, Some(&secret), code, Some(&verifier)).await;
+        let reply = redeem(app, "default", &client_id, Some(&secret), code, Some(&verifier)).await;
         assert_eq!(reply.status, 200, "{}", reply.text);
         let body = &reply.json;
         assert_eq!(body["scope"], granted.join(" "), "profile was unticked");
@@ -1024,10 +1024,10 @@ both! {
         assert_eq!(style.status, 200);
         assert!(style.json["color_background"].is_string());
 
-        let replay = redeem(&app, "default", &client_id, Some(&secret), code, Some(&verifier)).await;
+        let replay = redeem(app, "default", &client_id, Some(&secret), code, Some(&verifier)).await;
         assert_oauth_error(&replay, 400, "invalid_grant");
         assert_eq!(app.get(&app.api("default", "/api/patient"), &access).await.status, 401, "a replayed code revokes what it issued");
-        let refreshed = post_form(&app, &oauth(&app, "default", "/token"), &[("grant_type", "refresh_token"), ("refresh_token", body["refresh_token"].as_str().unwrap())], Some((&client_id, &secret))).await;
+        let refreshed = post_form(app, &oauth(app, "default", "/token"), &[("grant_type", "refresh_token"), ("refresh_token", body["refresh_token"].as_str().unwrap())], Some((&client_id, &secret))).await;
         assert_oauth_error(&refreshed, 400, "invalid_grant");
     }
 
@@ -1037,9 +1037,9 @@ both! {
         let site = app.state.sites.get("default").await.unwrap();
         hearth::oauth::token::set_portal_login(&site, &puuid, "ann", "ann@example.org", "patient password").await.unwrap();
         let scope = "openid offline_access api:port patient/patient.s";
-        let reply = register(&app, "default", json!({"redirect_uris": [REDIRECT], "scope": scope})).await;
+        let reply = register(app, "default", json!({"redirect_uris": [REDIRECT], "scope": scope})).await;
         let client_id = reply.json["client_id"].as_str().unwrap().to_owned();
-        let mut browser = Browser::new(&app);
+        let mut browser = Browser::new(app);
         let (verifier, challenge) = pkce();
         for (extra, why) in [
             (vec![], "no challenge"),
@@ -1048,27 +1048,27 @@ both! {
             (vec![("code_challenge_method", "S256")], "method without challenge"),
             (vec![("code_challenge", "short"), ("code_challenge_method", "S256")], "not a S256 value"),
         ] {
-            let reply = browser.get(&authorize_url(&app, "default", &client_id, scope, &extra)).await;
+            let reply = browser.get(&authorize_url(app, "default", &client_id, scope, &extra)).await;
             let params = query_of(&location(&reply));
             assert_eq!(params["error"], "invalid_request", "{why}");
             assert_eq!(params["state"], "st-1");
             assert_eq!(params["iss"], format!("{}/oauth2/default", app.base));
         }
-        assert_eq!(session_count(&app, "default").await, 0, "refused requests store nothing");
+        assert_eq!(session_count(app, "default").await, 0, "refused requests store nothing");
 
-        let url = authorize_url(&app, "default", &client_id, scope, &[("code_challenge", &challenge), ("code_challenge_method", "S256")]);
+        let url = authorize_url(app, "default", &client_id, scope, &[("code_challenge", &challenge), ("code_challenge_method", "S256")]);
         let consent = sign_in(&mut browser, &url, "patient", "ann", "patient password", "ann@example.org").await;
         assert_eq!(consent, "/oauth2/default/consent", "a patient needs no picker");
         let back = allow(&mut browser, &consent, None).await;
         let code = query_of(&back)["code"].clone();
-        assert_oauth_error(&redeem(&app, "default", &client_id, None, &code, None).await, 400, "invalid_grant");
+        assert_oauth_error(&redeem(app, "default", &client_id, None, &code, None).await, 400, "invalid_grant");
         let (wrong, _) = pkce();
-        assert_oauth_error(&redeem(&app, "default", &client_id, None, &code, Some(&wrong)).await, 400, "invalid_grant");
-        assert_oauth_error(&redeem(&app, "default", &client_id, None, &code, Some("tooshort")).await, 400, "invalid_grant");
-        let wrong_redirect = post_form(&app, &oauth(&app, "default", "/token"), &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", "https://app.example/other"), ("code_verifier", &verifier), ("client_id", &client_id)], None).await;
+        assert_oauth_error(&redeem(app, "default", &client_id, None, &code, Some(&wrong)).await, 400, "invalid_grant");
+        assert_oauth_error(&redeem(app, "default", &client_id, None, &code, Some("tooshort")).await, 400, "invalid_grant");
+        let wrong_redirect = post_form(app, &oauth(app, "default", "/token"), &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", "https://app.example/other"), ("code_verifier", &verifier), ("client_id", &client_id)], None).await;
         assert_oauth_error(&wrong_redirect, 400, "invalid_grant");
         assert_eq!(app.rows("default", "SELECT COUNT(*) AS n FROM oauth_grant_tokens").await[0]["n"], 0, "failures issued nothing");
-        let reply = redeem(&app, "default", &client_id, None, &code, Some(&verifier)).await;
+        let reply = redeem(app, "default", &client_id, None, &code, Some(&verifier)).await;
         assert_eq!(reply.status, 200, "{}", reply.text);
         assert_eq!(reply.json["patient"], puuid.as_str());
         let portal = app.get(&app.api("default", "/portal/patient"), reply.json["access_token"].as_str().unwrap()).await;
@@ -1077,30 +1077,30 @@ both! {
 
     async fn a_confidential_client_without_pkce_cannot_send_a_verifier_and_codes_expire(app) {
         app.user("default", "doc", "physician").await;
-        let (client_id, secret) = staff_client(&app, "default").await;
-        let mut browser = Browser::new(&app);
-        let url = authorize_url(&app, "default", &client_id, STAFF_SCOPE, &[]);
+        let (client_id, secret) = staff_client(app, "default").await;
+        let mut browser = Browser::new(app);
+        let url = authorize_url(app, "default", &client_id, STAFF_SCOPE, &[]);
         let consent = sign_in(&mut browser, &url, "users", "doc", "correct horse battery", "").await;
         let code = query_of(&allow(&mut browser, &consent, None).await)["code"].clone();
         let (verifier, _) = pkce();
-        assert_oauth_error(&redeem(&app, "default", &client_id, Some(&secret), &code, Some(&verifier)).await, 400, "invalid_grant");
-        let other = staff_client(&app, "default").await;
-        assert_oauth_error(&redeem(&app, "default", &other.0, Some(&other.1), &code, None).await, 400, "invalid_grant");
-        let second = staff_client(&app, "second").await;
-        assert_oauth_error(&redeem(&app, "second", &second.0, Some(&second.1), &code, None).await, 400, "invalid_grant");
-        assert_oauth_error(&redeem(&app, "second", &client_id, Some(&secret), &code, None).await, 401, "invalid_client");
-        let reply = redeem(&app, "default", &client_id, Some(&secret), &code, None).await;
+        assert_oauth_error(&redeem(app, "default", &client_id, Some(&secret), &code, Some(&verifier)).await, 400, "invalid_grant");
+        let other = staff_client(app, "default").await;
+        assert_oauth_error(&redeem(app, "default", &other.0, Some(&other.1), &code, None).await, 400, "invalid_grant");
+        let second = staff_client(app, "second").await;
+        assert_oauth_error(&redeem(app, "second", &second.0, Some(&second.1), &code, None).await, 400, "invalid_grant");
+        assert_oauth_error(&redeem(app, "second", &client_id, Some(&secret), &code, None).await, 401, "invalid_client");
+        let reply = redeem(app, "default", &client_id, Some(&secret), &code, None).await;
         assert_eq!(reply.status, 200, "{}", reply.text);
         assert!(reply.json.get("patient").is_none());
 
-        let mut browser = Browser::new(&app);
+        let mut browser = Browser::new(app);
         let consent = sign_in(&mut browser, &url, "users", "doc", "correct horse battery", "").await;
         let code = query_of(&allow(&mut browser, &consent, None).await)["code"].clone();
         let site = app.state.sites.get("default").await.unwrap();
         hearth::on_db!(&site.db, |pool| {
             sqlx::query("UPDATE oauth_codes SET expires_at = 1 WHERE used = 0").execute(pool).await.unwrap();
         });
-        let expired = redeem(&app, "default", &client_id, Some(&secret), &code, None).await;
+        let expired = redeem(app, "default", &client_id, Some(&secret), &code, None).await;
         assert_oauth_error(&expired, 400, "invalid_grant");
         assert!(expired.json["error_description"].as_str().unwrap().contains("expired"));
         let codes = app.rows("default", "SELECT expires_at - created_at AS lifetime FROM oauth_codes WHERE expires_at > 1").await;
@@ -1108,45 +1108,45 @@ both! {
     }
 
     async fn authorization_requests_with_untrusted_redirects_get_a_page_others_a_redirect(app) {
-        let (client_id, _) = launch_client(&app, "default").await;
-        let mut browser = Browser::new(&app);
-        let unknown = browser.get(&authorize_url(&app, "default", "nobody", "openid", &[])).await;
+        let (client_id, _) = launch_client(app, "default").await;
+        let mut browser = Browser::new(app);
+        let unknown = browser.get(&authorize_url(app, "default", "nobody", "openid", &[])).await;
         assert_eq!(unknown.status, 400);
         assert!(unknown.header("location").is_none());
         assert!(unknown.text.contains("not registered"));
-        let other_site = browser.get(&authorize_url(&app, "second", &client_id, "openid", &[])).await;
+        let other_site = browser.get(&authorize_url(app, "second", &client_id, "openid", &[])).await;
         assert_eq!(other_site.status, 400, "the client is not the other site's");
-        let url = format!("{}?{}", oauth(&app, "default", "/authorize"), encode(&[("response_type", "code"), ("client_id", &client_id), ("redirect_uri", "https://app.example/callback/other"), ("scope", "openid"), ("state", "s")]));
+        let url = format!("{}?{}", oauth(app, "default", "/authorize"), encode(&[("response_type", "code"), ("client_id", &client_id), ("redirect_uri", "https://app.example/callback/other"), ("scope", "openid"), ("state", "s")]));
         let mismatched = browser.get(&url).await;
         assert_eq!(mismatched.status, 400);
         assert!(mismatched.header("location").is_none(), "never redirect to an unregistered URI");
-        assert_eq!(browser.get(&format!("{}?client_id=x&client_id=y", oauth(&app, "default", "/authorize"))).await.status, 400);
-        assert_eq!(browser.get(&authorize_url(&app, "nosuch", &client_id, "openid", &[])).await.status, 404);
+        assert_eq!(browser.get(&format!("{}?client_id=x&client_id=y", oauth(app, "default", "/authorize"))).await.status, 400);
+        assert_eq!(browser.get(&authorize_url(app, "nosuch", &client_id, "openid", &[])).await.status, 404);
 
         let error_of = |reply: &Reply| query_of(&location(reply))["error"].clone();
         let mut pairs = vec![("response_type", "token"), ("client_id", client_id.as_str()), ("redirect_uri", REDIRECT), ("scope", "openid")];
-        let url = format!("{}?{}", oauth(&app, "default", "/authorize"), encode(&pairs));
+        let url = format!("{}?{}", oauth(app, "default", "/authorize"), encode(&pairs));
         assert_eq!(error_of(&browser.get(&url).await), "unsupported_response_type");
         pairs[0] = ("response_type", "code");
         pairs[3] = ("scope", "openid user/nothing.rs");
-        let url = format!("{}?{}", oauth(&app, "default", "/authorize"), encode(&pairs));
+        let url = format!("{}?{}", oauth(app, "default", "/authorize"), encode(&pairs));
         assert_eq!(error_of(&browser.get(&url).await), "invalid_scope");
-        assert_eq!(error_of(&browser.get(&authorize_url(&app, "default", &client_id, "openid", &[("aud", "https://elsewhere.example/fhir")])).await), "invalid_request");
-        assert_eq!(error_of(&browser.get(&authorize_url(&app, "default", &client_id, "openid launch", &[("launch", "forged")])).await), "invalid_request", "launch needs aud");
-        assert_eq!(error_of(&browser.get(&authorize_url(&app, "default", &client_id, "openid launch", &[("launch", "forged"), ("aud", &app.api("default", "/fhir"))])).await), "invalid_request");
+        assert_eq!(error_of(&browser.get(&authorize_url(app, "default", &client_id, "openid", &[("aud", "https://elsewhere.example/fhir")])).await), "invalid_request");
+        assert_eq!(error_of(&browser.get(&authorize_url(app, "default", &client_id, "openid launch", &[("launch", "forged")])).await), "invalid_request", "launch needs aud");
+        assert_eq!(error_of(&browser.get(&authorize_url(app, "default", &client_id, "openid launch", &[("launch", "forged"), ("aud", &app.api("default", "/fhir"))])).await), "invalid_request");
         let site = app.state.sites.get("default").await.unwrap();
         hearth::oauth::clients::set_enabled(&site, &client_id, false).await.unwrap();
-        assert_eq!(error_of(&browser.get(&authorize_url(&app, "default", &client_id, "openid", &[])).await), "unauthorized_client");
-        assert_eq!(session_count(&app, "default").await, 0);
+        assert_eq!(error_of(&browser.get(&authorize_url(app, "default", &client_id, "openid", &[])).await), "unauthorized_client");
+        assert_eq!(session_count(app, "default").await, 0);
     }
 
     async fn sign_in_failures_are_vague_csrf_protected_and_rate_limited(app) {
         app.user("default", "doc", "physician").await;
-        let (client_id, _) = staff_client(&app, "default").await;
-        let mut browser = Browser::new(&app);
-        let page = browser.get(&authorize_url(&app, "default", &client_id, STAFF_SCOPE, &[])).await;
+        let (client_id, _) = staff_client(app, "default").await;
+        let mut browser = Browser::new(app);
+        let page = browser.get(&authorize_url(app, "default", &client_id, STAFF_SCOPE, &[])).await;
         let token = csrf(&page);
-        let login = oauth(&app, "default", "/login");
+        let login = oauth(app, "default", "/login");
         let wrong = browser.post(&login, &[("csrf_token", &token), ("user_role", "users"), ("username", "doc"), ("password", "nope")]).await;
         let unknown = browser.post(&login, &[("csrf_token", &token), ("user_role", "users"), ("username", "nobody"), ("password", "nope")]).await;
         assert_eq!(wrong.status, 200);
@@ -1154,11 +1154,11 @@ both! {
         assert_eq!(wrong.text.replace("value=\"doc\"", "value=\"nobody\""), unknown.text, "no account enumeration");
         let stale = browser.post(&login, &[("csrf_token", "forged"), ("user_role", "users"), ("username", "doc"), ("password", "correct horse battery")]).await;
         assert_eq!(stale.status, 403);
-        let mut stranger = Browser::new(&app);
+        let mut stranger = Browser::new(app);
         let no_session = stranger.post(&login, &[("csrf_token", &token), ("user_role", "users"), ("username", "doc"), ("password", "correct horse battery")]).await;
         assert_eq!(no_session.status, 400, "no cookie, no sign-in");
         assert_eq!(app.rows("default", "SELECT COUNT(*) AS n FROM oauth_sessions WHERE user_id IS NOT NULL").await[0]["n"], 0);
-        let consent = browser.get(&oauth(&app, "default", "/consent")).await;
+        let consent = browser.get(&oauth(app, "default", "/consent")).await;
         assert_eq!(consent.status, 400, "consent needs a signed-in session");
         for _ in 0..4 {
             browser.post(&login, &[("csrf_token", &token), ("user_role", "users"), ("username", "doc"), ("password", "nope")]).await;
@@ -1166,23 +1166,23 @@ both! {
         let locked = browser.post(&login, &[("csrf_token", &token), ("user_role", "users"), ("username", "doc"), ("password", "correct horse battery")]).await;
         assert_eq!(locked.status, 429);
         assert!(locked.text.contains("Too many failed sign-ins"));
-        let mut fresh = Browser::new(&app);
-        let page = fresh.get(&authorize_url(&app, "default", &client_id, STAFF_SCOPE, &[])).await;
+        let mut fresh = Browser::new(app);
+        let page = fresh.get(&authorize_url(app, "default", &client_id, STAFF_SCOPE, &[])).await;
         let reply = fresh.post(&login, &[("csrf_token", &csrf(&page)), ("user_role", "users"), ("username", "doc"), ("password", "correct horse battery")]).await;
         assert_eq!(reply.status, 429, "the account stays locked in another session");
     }
 
     async fn denying_consent_redirects_with_access_denied(app) {
         app.user("default", "doc", "physician").await;
-        let (client_id, secret) = staff_client(&app, "default").await;
-        let mut browser = Browser::new(&app);
-        let consent = sign_in(&mut browser, &authorize_url(&app, "default", &client_id, STAFF_SCOPE, &[]), "users", "doc", "correct horse battery", "").await;
+        let (client_id, secret) = staff_client(app, "default").await;
+        let mut browser = Browser::new(app);
+        let consent = sign_in(&mut browser, &authorize_url(app, "default", &client_id, STAFF_SCOPE, &[]), "users", "doc", "correct horse battery", "").await;
         let page = browser.get(&browser.absolute(&consent)).await;
         let back = location(&browser.post(&browser.absolute(&consent), &[("csrf_token", &csrf(&page)), ("action", "deny"), ("scope", "openid")]).await);
         let params = query_of(&back);
         assert_eq!(params["error"], "access_denied");
         assert_eq!(params["state"], "st-1");
-        assert!(params.get("code").is_none());
+        assert!(!params.contains_key("code"));
         assert_eq!(app.rows("default", "SELECT COUNT(*) AS n FROM oauth_codes").await[0]["n"], 0);
         let _ = secret;
     }
@@ -1191,20 +1191,20 @@ both! {
         let staff = app.user_token("default", "admin", "openid api:oemr user/patient.crus").await;
         let (_, puuid) = app.create_patient("default", &staff, "Ann", "Smith").await;
         app.user("default", "doc", "physician").await;
-        let (client_id, secret) = launch_client(&app, "default").await;
+        let (client_id, secret) = launch_client(app, "default").await;
         let site = app.state.sites.get("default").await.unwrap();
         let launch = hearth::oauth::authorize::launch_token(&app.base, &site, &puuid, Some("enc-1")).unwrap();
         let second = app.state.sites.get("second").await.unwrap();
         let foreign = hearth::oauth::authorize::launch_token(&app.base, &second, &puuid, None).unwrap();
-        let mut browser = Browser::new(&app);
+        let mut browser = Browser::new(app);
         let aud = app.api("default", "/fhir");
-        let refused = browser.get(&authorize_url(&app, "default", &client_id, "openid launch user/patient.rs", &[("launch", &foreign), ("aud", &aud)])).await;
+        let refused = browser.get(&authorize_url(app, "default", &client_id, "openid launch user/patient.rs", &[("launch", &foreign), ("aud", &aud)])).await;
         assert_eq!(query_of(&location(&refused))["error"], "invalid_request", "another site's launch token");
-        let url = authorize_url(&app, "default", &client_id, "openid launch user/patient.rs api:oemr", &[("launch", &launch), ("aud", &aud)]);
+        let url = authorize_url(app, "default", &client_id, "openid launch user/patient.rs api:oemr", &[("launch", &launch), ("aud", &aud)]);
         let consent = sign_in(&mut browser, &url, "users", "doc", "correct horse battery", "").await;
         assert_eq!(consent, "/oauth2/default/consent");
         let code = query_of(&allow(&mut browser, &consent, None).await)["code"].clone();
-        let reply = redeem(&app, "default", &client_id, Some(&secret), &code, None).await;
+        let reply = redeem(app, "default", &client_id, Some(&secret), &code, None).await;
         assert_eq!(reply.status, 200, "{}", reply.text);
         assert_eq!(reply.json["patient"], puuid.as_str());
         assert_eq!(reply.json["encounter"], "enc-1");
@@ -1213,15 +1213,15 @@ both! {
 
     async fn logout_revokes_the_sessions_tokens_and_returns_to_a_registered_uri(app) {
         app.user("default", "doc", "physician").await;
-        let (client_id, secret) = launch_client(&app, "default").await;
-        let mut browser = Browser::new(&app);
-        let consent = sign_in(&mut browser, &authorize_url(&app, "default", &client_id, "openid api:oemr user/patient.rs offline_access", &[]), "users", "doc", "correct horse battery", "").await;
+        let (client_id, secret) = launch_client(app, "default").await;
+        let mut browser = Browser::new(app);
+        let consent = sign_in(&mut browser, &authorize_url(app, "default", &client_id, "openid api:oemr user/patient.rs offline_access", &[]), "users", "doc", "correct horse battery", "").await;
         let code = query_of(&allow(&mut browser, &consent, None).await)["code"].clone();
-        let tokens = redeem(&app, "default", &client_id, Some(&secret), &code, None).await.json;
+        let tokens = redeem(app, "default", &client_id, Some(&secret), &code, None).await.json;
         let access = tokens["access_token"].as_str().unwrap();
         let id_token = tokens["id_token"].as_str().unwrap();
         assert_eq!(app.get(&app.api("default", "/api/patient"), access).await.status, 200);
-        let logout = oauth(&app, "default", "/logout");
+        let logout = oauth(app, "default", "/logout");
         assert_eq!(browser.get(&logout).await.status, 400, "id_token_hint is required");
         let forged = service_key(Alg::Es384).signer.sign(&claims(id_token)).unwrap();
         assert_eq!(browser.get(&format!("{logout}?{}", encode(&[("id_token_hint", &forged)]))).await.status, 400);
@@ -1231,7 +1231,7 @@ both! {
         let reply = browser.get(&format!("{logout}?{}", encode(&[("id_token_hint", id_token), ("post_logout_redirect_uri", "https://app.example/bye"), ("state", "bye-1")]))).await;
         assert_eq!(location(&reply), "https://app.example/bye?state=bye-1");
         assert_eq!(app.get(&app.api("default", "/api/patient"), access).await.status, 401);
-        let refreshed = post_form(&app, &oauth(&app, "default", "/token"), &[("grant_type", "refresh_token"), ("refresh_token", tokens["refresh_token"].as_str().unwrap())], Some((&client_id, &secret))).await;
+        let refreshed = post_form(app, &oauth(app, "default", "/token"), &[("grant_type", "refresh_token"), ("refresh_token", tokens["refresh_token"].as_str().unwrap())], Some((&client_id, &secret))).await;
         assert_oauth_error(&refreshed, 400, "invalid_grant");
         let plain = browser.get(&format!("{logout}?{}", encode(&[("id_token_hint", id_token)]))).await;
         assert_eq!(plain.status, 200);
@@ -1274,17 +1274,17 @@ both! {
     async fn backend_service_keys_are_fetched_from_the_registered_jwks_uri(app) {
         let key = service_key(Alg::Rs384);
         let uri = serve_json(json!({"keys": [key.jwk.clone()]}).to_string()).await;
-        let reply = register(&app, "default", json!({"application_type": "private", "redirect_uris": [REDIRECT],
+        let reply = register(app, "default", json!({"application_type": "private", "redirect_uris": [REDIRECT],
             "token_endpoint_auth_method": "private_key_jwt", "scope": SYSTEM_SCOPE, "jwks_uri": uri})).await;
         assert_eq!(reply.status, 201, "{}", reply.text);
         assert_eq!(reply.json["jwks_uri"], uri.as_str());
         let client_id = reply.json["client_id"].as_str().unwrap().to_owned();
-        enable(&app, "default", &client_id).await;
-        let aud = oauth(&app, "default", "/token");
-        let reply = client_credentials(&app, "default", &assertion(&key, &client_id, &aud, 200, "u1"), "system/Patient.rs").await;
+        enable(app, "default", &client_id).await;
+        let aud = oauth(app, "default", "/token");
+        let reply = client_credentials(app, "default", &assertion(&key, &client_id, &aud, 200, "u1"), "system/Patient.rs").await;
         assert_eq!(reply.status, 200, "{}", reply.text);
         let stranger = service_key(Alg::Rs384);
-        let reply = client_credentials(&app, "default", &assertion(&stranger, &client_id, &aud, 200, "u2"), "system/Patient.rs").await;
+        let reply = client_credentials(app, "default", &assertion(&stranger, &client_id, &aud, 200, "u2"), "system/Patient.rs").await;
         assert_oauth_error(&reply, 401, "invalid_client");
     }
 }
