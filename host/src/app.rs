@@ -35,6 +35,8 @@ pub struct AppState {
     pub audit: Audit,
     /// Native handlers replacing plugin routes (benchmark baseline only).
     pub natives: Natives,
+    /// Failed-login counts of the authorization server.
+    pub logins: crate::oauth::LoginLimiter,
 }
 
 /// A built application, bound to its port, not yet serving.
@@ -84,6 +86,7 @@ impl App {
                 registry,
                 audit,
                 natives,
+                logins: Default::default(),
             }),
             listener,
             tls,
@@ -103,9 +106,12 @@ impl App {
         let router = router(self.state);
         match self.tls {
             None => {
-                axum::serve(self.listener, router)
-                    .with_graceful_shutdown(shutdown)
-                    .await?
+                axum::serve(
+                    self.listener,
+                    router.into_make_service_with_connect_info::<SocketAddr>(),
+                )
+                .with_graceful_shutdown(shutdown)
+                .await?
             }
             Some(tls) => serve_tls(self.listener, tls, router, shutdown).await?,
         }
@@ -121,6 +127,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/apis/{site}/{*rest}", any(api::dispatch))
         .route("/apis/{site}", any(api::no_family))
         .route("/oauth2/{site}/jwks", get(jwks))
+        .merge(crate::oauth::router())
         .route(
             "/meta/health/livez",
             get(|| async { axum::Json(json!({"status": "alive"})) }),
@@ -198,7 +205,7 @@ async fn serve_tls(
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
-        let (stream, _) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(pair) => pair,
                 Err(error) => {
@@ -209,7 +216,16 @@ async fn serve_tls(
             () = &mut shutdown => break,
         };
         let acceptor = acceptor.clone();
-        let service = TowerToHyperService::new(router.clone());
+        // The peer address, as `ConnectInfo`, for per-address limits (sign-in).
+        let service = TowerToHyperService::new(tower::ServiceExt::map_request(
+            router.clone(),
+            move |mut request: axum::http::Request<hyper::body::Incoming>| {
+                request
+                    .extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+                request
+            },
+        ));
         let watcher = graceful.watcher();
         tokio::spawn(async move {
             let Ok(stream) = acceptor.accept(stream).await else {

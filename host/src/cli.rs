@@ -45,6 +45,11 @@ pub enum Command {
     /// Issue access tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Manage OAuth clients and the authorization server's settings.
+    #[command(subcommand)]
+    Client(crate::oauth::cli::ClientCommand),
+    /// Set a patient's portal sign-in (user name, e-mail, password).
+    PortalLogin(crate::oauth::cli::PortalLoginArgs),
 }
 
 /// `hearth serve`.
@@ -239,6 +244,10 @@ pub async fn run(cli: Cli) -> Result<()> {
             println!("{token}");
             sites.close().await;
             Ok(())
+        }
+        Command::Client(command) => crate::oauth::cli::run_client(&cli.data_dir, command).await,
+        Command::PortalLogin(args) => {
+            crate::oauth::cli::run_portal_login(&cli.data_dir, args).await
         }
     }
 }

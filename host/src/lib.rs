@@ -13,6 +13,7 @@ pub mod cli;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod oauth;
 pub mod plugins;
 pub mod sites;
 pub mod tls;

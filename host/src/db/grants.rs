@@ -33,6 +33,13 @@ pub const HOST_TABLES: &[&str] = &[
     "users_secure",
     "api_token",
     "api_log",
+    "oauth_clients",
+    "oauth_refresh_tokens",
+    "oauth_grant_tokens",
+    "oauth_codes",
+    "oauth_jti",
+    "portal_logins",
+    "oauth_sessions",
     "_sqlx_migrations",
 ];
 

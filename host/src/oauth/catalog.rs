@@ -1,0 +1,263 @@
+//! The server's scope catalogue: what clients may register and request. A requested scope
+//! is valid when some catalogue scope contains it, so subsets (`user/patient.r`) and
+//! granular constraints (`patient/Observation.rs?category=…`) work, as in OpenEMR.
+
+use std::sync::OnceLock;
+
+use crate::auth::scopes::Scope;
+
+/// Scopes without a resource part.
+pub const NAMES: &[&str] = &[
+    "openid",
+    "fhirUser",
+    "profile",
+    "name",
+    "address",
+    "given_name",
+    "family_name",
+    "nickname",
+    "phone",
+    "phone_verified",
+    "email",
+    "email_verified",
+    "online_access",
+    "offline_access",
+    "launch",
+    "launch/patient",
+    "api:oemr",
+    "api:fhir",
+    "api:port",
+];
+
+/// FHIR resources readable with SMART v1 `.read`.
+const FHIR_V1_READ: &[&str] = &[
+    "AllergyIntolerance",
+    "Appointment",
+    "CarePlan",
+    "CareTeam",
+    "Condition",
+    "Coverage",
+    "Device",
+    "DiagnosticReport",
+    "DocumentReference",
+    "Binary",
+    "Encounter",
+    "Goal",
+    "Group",
+    "Immunization",
+    "Location",
+    "Medication",
+    "MedicationRequest",
+    "Observation",
+    "Organization",
+    "Patient",
+    "Person",
+    "Practitioner",
+    "PractitionerRole",
+    "Procedure",
+    "Provenance",
+    "ValueSet",
+    "OperationDefinition",
+];
+
+/// FHIR resources readable with SMART v2 `.rs`.
+const FHIR_V2: &[&str] = &[
+    "AllergyIntolerance",
+    "CarePlan",
+    "CareTeam",
+    "Condition",
+    "Coverage",
+    "Device",
+    "DiagnosticReport",
+    "DocumentReference",
+    "Encounter",
+    "Goal",
+    "Immunization",
+    "Media",
+    "MedicationDispense",
+    "MedicationRequest",
+    "Observation",
+    "Organization",
+    "Patient",
+    "Practitioner",
+    "PractitionerRole",
+    "Procedure",
+    "Provenance",
+    "Questionnaire",
+    "QuestionnaireResponse",
+    "RelatedPerson",
+    "ServiceRequest",
+    "Specimen",
+];
+
+/// Standard API scopes (`user/…`), SMART v2 letters (v1 `read`/`write` are contained).
+const API_USER: &[&str] = &[
+    "allergy.cruds",
+    "appointment.cruds",
+    "dental_issue.cruds",
+    "document.crs",
+    "drug.rs",
+    "employer.s",
+    "encounter.crus",
+    "facility.crus",
+    "immunization.rs",
+    "insurance.crus",
+    "insurance_company.crus",
+    "insurance_type.s",
+    "list.r",
+    "medical_problem.cruds",
+    "medication.cruds",
+    "message.cud",
+    "patient.crus",
+    "practitioner.crus",
+    "prescription.crds",
+    "procedure.rs",
+    "product.s",
+    "soap_note.crus",
+    "surgery.cruds",
+    "transaction.cuds",
+    "user.rs",
+    "version.s",
+    "vital.crus",
+    "insurance.$swap-insurance",
+];
+
+/// Every catalogue scope as text.
+pub fn all() -> &'static [String] {
+    static ALL: OnceLock<Vec<String>> = OnceLock::new();
+    ALL.get_or_init(|| {
+        let mut out: Vec<String> = NAMES.iter().map(|s| (*s).to_owned()).collect();
+        for context in ["patient", "user", "system"] {
+            for resource in FHIR_V1_READ {
+                out.push(format!("{context}/{resource}.read"));
+            }
+            for resource in FHIR_V2 {
+                out.push(format!("{context}/{resource}.rs"));
+            }
+            out.push(format!("{context}/DocumentReference.$docref"));
+        }
+        for resource in ["Patient", "Practitioner", "Organization"] {
+            out.push(format!("user/{resource}.write"));
+        }
+        for scope in API_USER {
+            out.push(format!("user/{scope}"));
+        }
+        // The standard API's legacy v1 names whose letters are not all in the v2 list.
+        for scope in [
+            "allergy",
+            "appointment",
+            "dental_issue",
+            "document",
+            "encounter",
+            "facility",
+            "insurance",
+            "insurance_company",
+            "medical_problem",
+            "medication",
+            "patient",
+            "practitioner",
+            "prescription",
+            "soap_note",
+            "surgery",
+            "transaction",
+            "vital",
+        ] {
+            out.push(format!("user/{scope}.read"));
+            out.push(format!("user/{scope}.write"));
+        }
+        for scope in [
+            "drug",
+            "employer",
+            "immunization",
+            "insurance_type",
+            "list",
+            "procedure",
+            "product",
+            "user",
+            "version",
+        ] {
+            out.push(format!("user/{scope}.read"));
+        }
+        out.push("user/message.write".to_owned());
+        for scope in [
+            "patient.s",
+            "patient.read",
+            "encounter.rs",
+            "encounter.read",
+            "appointment.rs",
+            "appointment.read",
+        ] {
+            out.push(format!("patient/{scope}"));
+        }
+        for scope in [
+            "Patient.$export",
+            "Group.$export",
+            "*.$bulkdata-status",
+            "*.$export",
+        ] {
+            out.push(format!("system/{scope}"));
+        }
+        out
+    })
+}
+
+fn parsed() -> &'static [Scope] {
+    static PARSED: OnceLock<Vec<Scope>> = OnceLock::new();
+    PARSED.get_or_init(|| all().iter().filter_map(|s| Scope::parse(s)).collect())
+}
+
+/// True when `scope` (one scope's text) is in the catalogue or contained in one of its
+/// scopes. A constrained request is contained in the unconstrained catalogue scope.
+pub fn allows(scope: &str) -> bool {
+    let Some(parsed_scope) = Scope::parse(scope) else {
+        return false;
+    };
+    parsed().iter().any(|s| s.contains(&parsed_scope))
+}
+
+/// The scopes in `text` the catalogue refuses.
+pub fn refused(text: &str) -> Vec<String> {
+    text.split_whitespace()
+        .filter(|s| !allows(s))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// True when `requested` is contained in one of `granted` (space-separated).
+pub fn contained_in(requested: &str, granted: &str) -> bool {
+    let Some(requested) = Scope::parse(requested) else {
+        return false;
+    };
+    granted
+        .split_whitespace()
+        .filter_map(Scope::parse)
+        .any(|g| g.contains(&requested))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_catalogue_holds_openemr_scopes_and_their_subsets() {
+        assert!(allows("openid"));
+        assert!(allows("launch/patient"));
+        assert!(allows("user/patient.r"));
+        assert!(allows("user/patient.read"));
+        assert!(allows("system/Patient.rs"));
+        assert!(allows(
+            "patient/Observation.rs?category=http://x|vital-signs"
+        ));
+        assert!(allows("system/*.$export"));
+        assert!(
+            !allows("patient/patient.c"),
+            "patients cannot create themselves"
+        );
+        assert!(!allows("admin"));
+        assert!(!allows("user/Nothing.rs"));
+        assert!(!allows("user/patient.zz"));
+        assert_eq!(refused("openid bogus user/patient.r"), ["bogus"]);
+        assert!(contained_in("user/patient.r", "openid user/patient.read"));
+        assert!(!contained_in("user/patient.c", "user/patient.read"));
+    }
+}

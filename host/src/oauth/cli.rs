@@ -1,0 +1,241 @@
+//! `hearth client …` (registered OAuth clients and the authorization server's per-site
+//! settings) and `hearth portal-login` (patient sign-in credentials).
+
+use std::io::Read;
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand};
+
+use super::{clients, random_token, settings, sha256_hex};
+use crate::sites::Sites;
+
+/// `hearth client …`.
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// List the site's registered clients.
+    List {
+        /// The site.
+        #[arg(long)]
+        site: String,
+    },
+    /// Enable a client (clients asking for user/ or system/ scopes start disabled).
+    Enable {
+        /// The site.
+        #[arg(long)]
+        site: String,
+        /// The client id.
+        client_id: String,
+    },
+    /// Disable a client: every grant it asks for fails with invalid_client.
+    Disable {
+        /// The site.
+        #[arg(long)]
+        site: String,
+        /// The client id.
+        client_id: String,
+    },
+    /// Show the authorization server's settings, or set one (`NAME VALUE`).
+    Setting {
+        /// The site.
+        #[arg(long)]
+        site: String,
+        /// The setting, e.g. oauth.password_grant.
+        name: Option<String>,
+        /// Its new value.
+        value: Option<String>,
+    },
+    /// Print an EHR launch token for a patient (the `launch` parameter of /authorize),
+    /// valid five minutes.
+    Launch {
+        /// The site.
+        #[arg(long)]
+        site: String,
+        /// The patient's uuid.
+        #[arg(long)]
+        patient: String,
+        /// An encounter uuid for the launch context.
+        #[arg(long)]
+        encounter: Option<String>,
+        /// The public base URL the server uses (default: what the server last recorded).
+        #[arg(long)]
+        public_url: Option<String>,
+    },
+    /// Make a new initial access token for registration (printed once; replaces the
+    /// previous one) and require it; `--clear` stops requiring one.
+    InitialToken {
+        /// The site.
+        #[arg(long)]
+        site: String,
+        /// Stop requiring an initial access token.
+        #[arg(long)]
+        clear: bool,
+    },
+}
+
+/// `hearth portal-login`.
+#[derive(Debug, Args)]
+pub struct PortalLoginArgs {
+    /// The site.
+    #[arg(long)]
+    pub site: String,
+    /// The patient's uuid.
+    #[arg(long)]
+    pub patient: String,
+    /// The portal user name.
+    #[arg(long)]
+    pub username: String,
+    /// The patient's e-mail address (asked at sign-in, as OpenEMR does).
+    #[arg(long)]
+    pub email: String,
+    /// Read the password from standard input (otherwise one is generated and printed).
+    #[arg(long)]
+    pub password_stdin: bool,
+}
+
+/// Runs `hearth client …`.
+pub async fn run_client(data_dir: &Path, command: ClientCommand) -> Result<()> {
+    let sites = Sites::open(data_dir).await?;
+    let name = match &command {
+        ClientCommand::List { site }
+        | ClientCommand::Enable { site, .. }
+        | ClientCommand::Disable { site, .. }
+        | ClientCommand::Setting { site, .. }
+        | ClientCommand::InitialToken { site, .. }
+        | ClientCommand::Launch { site, .. } => site.clone(),
+    };
+    let site = sites
+        .load(&name)
+        .await?
+        .with_context(|| format!("the site '{name}' does not exist (see `hearth site list`)"))?;
+    match command {
+        ClientCommand::List { .. } => {
+            println!("client_id\tenabled\ttype\tauth\tname\tscope");
+            for client in clients::list(&site).await? {
+                println!(
+                    "{}\t{}\t{}\t{}\t{}\t{}",
+                    client.client_id,
+                    if client.enabled { "yes" } else { "no" },
+                    client.application_type,
+                    client.auth_method,
+                    client.client_name,
+                    client.scope
+                );
+            }
+        }
+        ClientCommand::Enable { client_id, .. } => {
+            if !clients::set_enabled(&site, &client_id, true).await? {
+                bail!("no client '{client_id}' on site {name}");
+            }
+            println!("client {client_id} enabled");
+        }
+        ClientCommand::Disable { client_id, .. } => {
+            if !clients::set_enabled(&site, &client_id, false).await? {
+                bail!("no client '{client_id}' on site {name}");
+            }
+            println!("client {client_id} disabled");
+        }
+        ClientCommand::Setting {
+            name: None,
+            value: None,
+            ..
+        } => {
+            for known in settings::KNOWN {
+                println!(
+                    "{}\t{}\t# {} (default {})",
+                    known.name,
+                    settings::get(&site, known.name).await?,
+                    known.help,
+                    known.default
+                );
+            }
+        }
+        ClientCommand::Setting {
+            name: Some(setting),
+            value: None,
+            ..
+        } => println!("{}", settings::get(&site, &setting).await?),
+        ClientCommand::Setting {
+            name: Some(setting),
+            value: Some(value),
+            ..
+        } => {
+            settings::set(&site, &setting, &value).await?;
+            println!("{setting} = {value}");
+        }
+        ClientCommand::Setting { .. } => bail!("give a setting name"),
+        ClientCommand::Launch {
+            patient,
+            encounter,
+            public_url,
+            ..
+        } => {
+            let base = match public_url {
+                Some(url) => url.trim_end_matches('/').to_owned(),
+                None => sites
+                    .setting("public_url")
+                    .await?
+                    .context("the server has not recorded its public URL yet; give --public-url")?,
+            };
+            let token = super::authorize::launch_token(
+                &base,
+                &site,
+                &patient.to_ascii_lowercase(),
+                encounter.as_deref(),
+            )?;
+            println!("{token}");
+        }
+        ClientCommand::InitialToken { clear: true, .. } => {
+            settings::set_raw(&site, settings::INITIAL_TOKEN, None).await?;
+            settings::set(&site, "oauth.registration_requires_token", "off").await?;
+            println!("registration on site {name} is open");
+        }
+        ClientCommand::InitialToken { clear: false, .. } => {
+            let token = random_token(32);
+            settings::set_raw(&site, settings::INITIAL_TOKEN, Some(&sha256_hex(&token))).await?;
+            settings::set(&site, "oauth.registration_requires_token", "on").await?;
+            println!("{token}");
+        }
+    }
+    sites.close().await;
+    Ok(())
+}
+
+/// Runs `hearth portal-login`.
+pub async fn run_portal_login(data_dir: &Path, args: PortalLoginArgs) -> Result<()> {
+    let sites = Sites::open(data_dir).await?;
+    let site = sites
+        .load(&args.site)
+        .await?
+        .with_context(|| format!("the site '{}' does not exist", args.site))?;
+    let password = if args.password_stdin {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .context("reading the password from standard input")?;
+        let text = text.trim_end_matches(['\r', '\n']).to_owned();
+        if text.len() < 8 {
+            bail!("the password must be at least 8 characters");
+        }
+        text
+    } else {
+        let generated = hex::encode(rand::random::<[u8; 12]>());
+        eprintln!("generated password: {generated}");
+        generated
+    };
+    if args.username.is_empty() || args.username.len() > 100 {
+        bail!("the user name must be 1 to 100 characters");
+    }
+    let patient = args.patient.to_ascii_lowercase();
+    super::token::set_portal_login(&site, &patient, &args.username, &args.email, &password)
+        .await
+        .with_context(|| {
+            format!(
+                "setting the portal login (is '{}' taken, or is there no patient {patient}?)",
+                args.username
+            )
+        })?;
+    println!("portal login {} set for patient {patient}", args.username);
+    sites.close().await;
+    Ok(())
+}

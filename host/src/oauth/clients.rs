@@ -1,0 +1,436 @@
+//! The registrar: stored clients, and how a request to the token, introspection and
+//! revocation endpoints proves which client sent it (`client_secret_basic`,
+//! `client_secret_post`, `private_key_jwt`, or `none` for public clients).
+
+use std::collections::HashMap;
+
+use axum::http::{HeaderMap, header};
+use base64::Engine as _;
+use serde_json::Value;
+use sqlx::Row;
+
+use super::{OAuthError, now, param, same, sha256_hex};
+use crate::auth::jwt::{self, Alg, Verifier};
+use crate::on_db;
+use crate::sites::Site;
+
+/// The assertion type of `private_key_jwt` (RFC 7523).
+pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/// Algorithms accepted on client assertions (SMART backend services).
+pub const ASSERTION_ALGS: &[Alg] = &[Alg::Rs384, Alg::Es384];
+
+/// The longest a client assertion may live, seconds.
+pub const ASSERTION_MAX_LIFETIME: i64 = 300;
+
+/// A registered client.
+#[derive(Debug, Clone)]
+pub struct Client {
+    /// The id.
+    pub client_id: String,
+    /// SHA-256 of the secret (confidential clients with a secret).
+    pub secret_hash: Option<String>,
+    /// `private` (confidential) or `public`.
+    pub application_type: String,
+    /// `user` (confidential) or `patient` (public), as OpenEMR's `client_role`.
+    pub client_role: String,
+    /// How the client authenticates at the token endpoint.
+    pub auth_method: String,
+    /// Registered redirect URIs.
+    pub redirect_uris: Vec<String>,
+    /// Registered post-logout redirect URIs.
+    pub post_logout_redirect_uris: Vec<String>,
+    /// Registered scopes (space-separated).
+    pub scope: String,
+    /// An inline JWKS.
+    pub jwks: Option<Value>,
+    /// A JWKS URL.
+    pub jwks_uri: Option<String>,
+    /// The client's name.
+    pub client_name: String,
+    /// The metadata echoed at registration.
+    pub metadata: Value,
+    /// Whether an administrator has enabled it.
+    pub enabled: bool,
+    /// When it registered.
+    pub created_at: i64,
+}
+
+impl Client {
+    /// True for confidential clients.
+    pub fn confidential(&self) -> bool {
+        self.application_type == "private"
+    }
+}
+
+fn strings(text: &str) -> Vec<String> {
+    serde_json::from_str(text).unwrap_or_default()
+}
+
+const COLUMNS: &str = "client_id, client_secret_hash, application_type, client_role, token_endpoint_auth_method, redirect_uris, post_logout_redirect_uris, scope, jwks, jwks_uri, client_name, metadata, enabled, created_at";
+
+/// Builds a [`Client`] from a row of either database (expanded inside `on_db!`).
+macro_rules! client_from_row {
+    ($row:expr) => {{
+        let row = $row;
+        let jwks: Option<String> = row.try_get("jwks")?;
+        let metadata: String = row.try_get("metadata")?;
+        let redirect: String = row.try_get("redirect_uris")?;
+        let logout: String = row.try_get("post_logout_redirect_uris")?;
+        Client {
+            client_id: row.try_get("client_id")?,
+            secret_hash: row.try_get("client_secret_hash")?,
+            application_type: row.try_get("application_type")?,
+            client_role: row.try_get("client_role")?,
+            auth_method: row.try_get("token_endpoint_auth_method")?,
+            redirect_uris: strings(&redirect),
+            post_logout_redirect_uris: strings(&logout),
+            scope: row.try_get("scope")?,
+            jwks: jwks.and_then(|j| serde_json::from_str(&j).ok()),
+            jwks_uri: row.try_get("jwks_uri")?,
+            client_name: row.try_get("client_name")?,
+            metadata: serde_json::from_str(&metadata).unwrap_or(Value::Null),
+            enabled: row.try_get::<i64, _>("enabled")? != 0,
+            created_at: row.try_get("created_at")?,
+        }
+    }};
+}
+
+/// The client `client_id` of `site`, enabled or not.
+pub async fn find(site: &Site, client_id: &str) -> Result<Option<Client>, sqlx::Error> {
+    let sql = format!("SELECT {COLUMNS} FROM oauth_clients WHERE client_id = $1");
+    Ok(on_db!(&site.db, |pool| {
+        match sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(client_id)
+            .fetch_optional(pool)
+            .await?
+        {
+            Some(row) => Some(client_from_row!(&row)),
+            None => None,
+        }
+    }))
+}
+
+/// The client whose registration URI ends in `path`.
+pub async fn find_by_path(
+    site: &Site,
+    path: &str,
+) -> Result<Option<(Client, String)>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {COLUMNS}, registration_token_hash FROM oauth_clients WHERE registration_path = $1"
+    );
+    Ok(on_db!(&site.db, |pool| {
+        match sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(path)
+            .fetch_optional(pool)
+            .await?
+        {
+            Some(row) => Some((
+                client_from_row!(&row),
+                row.try_get("registration_token_hash")?,
+            )),
+            None => None,
+        }
+    }))
+}
+
+/// Every client of `site`, oldest first.
+pub async fn list(site: &Site) -> Result<Vec<Client>, sqlx::Error> {
+    let sql = format!("SELECT {COLUMNS} FROM oauth_clients ORDER BY created_at, client_id");
+    Ok(on_db!(&site.db, |pool| {
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .fetch_all(pool)
+            .await?
+            .iter()
+            .map(|row| -> Result<Client, sqlx::Error> { Ok(client_from_row!(row)) })
+            .collect::<Result<Vec<_>, _>>()?
+    }))
+}
+
+/// Enables or disables a client; false when there is no such client.
+pub async fn set_enabled(site: &Site, client_id: &str, enabled: bool) -> Result<bool, sqlx::Error> {
+    Ok(on_db!(&site.db, |pool| {
+        sqlx::query("UPDATE oauth_clients SET enabled = $1 WHERE client_id = $2")
+            .bind(i64::from(enabled))
+            .bind(client_id)
+            .execute(pool)
+            .await?
+            .rows_affected()
+            > 0
+    }))
+}
+
+/// How the client proved itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMethod {
+    /// HTTP Basic with the secret.
+    SecretBasic,
+    /// The secret in the form.
+    SecretPost,
+    /// A signed JWT assertion.
+    PrivateKeyJwt,
+    /// A public client naming itself.
+    None,
+}
+
+/// Authenticates the client of a token-endpoint-style request. `token_url` is the
+/// audience client assertions must name. Every failure is `invalid_client` and says why.
+pub async fn authenticate(
+    site: &Site,
+    token_url: &str,
+    headers: &HeaderMap,
+    form: &HashMap<String, String>,
+) -> Result<(Client, AuthMethod), OAuthError> {
+    let basic = basic_credentials(headers)?;
+    let assertion = param(form, "client_assertion");
+    let form_secret = param(form, "client_secret");
+    let presented = [basic.is_some(), assertion.is_some(), form_secret.is_some()]
+        .iter()
+        .filter(|b| **b)
+        .count();
+    if presented > 1 {
+        return Err(OAuthError::request(
+            "Use exactly one client authentication method",
+        ));
+    }
+    if let Some(assertion) = assertion {
+        if param(form, "client_assertion_type") != Some(JWT_BEARER) {
+            return Err(OAuthError::client(format!(
+                "client_assertion_type must be {JWT_BEARER}"
+            )));
+        }
+        let client = verify_assertion(site, token_url, assertion, param(form, "client_id")).await?;
+        return Ok((client, AuthMethod::PrivateKeyJwt));
+    }
+    let (client_id, secret, method) = match basic {
+        Some((id, secret)) => {
+            if param(form, "client_id").is_some_and(|form_id| form_id != id) {
+                return Err(OAuthError::client(
+                    "client_id differs from the Basic credentials",
+                ));
+            }
+            (id, Some(secret), AuthMethod::SecretBasic)
+        }
+        None => {
+            let id = param(form, "client_id")
+                .ok_or_else(|| OAuthError::client("The client is not identified (client_id)"))?;
+            match form_secret {
+                Some(secret) => (
+                    id.to_owned(),
+                    Some(secret.to_owned()),
+                    AuthMethod::SecretPost,
+                ),
+                None => (id.to_owned(), None, AuthMethod::None),
+            }
+        }
+    };
+    let client = enabled_client(site, &client_id).await?;
+    match (&client.secret_hash, secret) {
+        (Some(hash), Some(secret)) => {
+            if !same(hash, &sha256_hex(&secret)) {
+                return Err(OAuthError::client("Client authentication failed"));
+            }
+        }
+        (None, Some(_)) => {
+            return Err(OAuthError::client(
+                "This client has no secret; it authenticates another way",
+            ));
+        }
+        (_, None) if client.confidential() => {
+            return Err(OAuthError::client(
+                "A confidential client must authenticate (client_secret or client_assertion)",
+            ));
+        }
+        (_, None) => {}
+    }
+    Ok((client, method))
+}
+
+async fn enabled_client(site: &Site, client_id: &str) -> Result<Client, OAuthError> {
+    let client = find(site, client_id)
+        .await?
+        .ok_or_else(|| OAuthError::client("Client authentication failed"))?;
+    if !client.enabled {
+        return Err(OAuthError::client(
+            "The client is not enabled yet; an administrator must enable it",
+        ));
+    }
+    Ok(client)
+}
+
+fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, OAuthError> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let text = value
+        .to_str()
+        .map_err(|_| OAuthError::client("Malformed Authorization header"))?;
+    let Some((scheme, rest)) = text.split_once(' ') else {
+        return Err(OAuthError::client("Malformed Authorization header"));
+    };
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Err(OAuthError::client(
+            "Clients authenticate with HTTP Basic here",
+        ));
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(rest.trim())
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .ok_or_else(|| OAuthError::client("Malformed Basic credentials"))?;
+    let (id, secret) = decoded
+        .split_once(':')
+        .ok_or_else(|| OAuthError::client("Malformed Basic credentials"))?;
+    let unescape = |s: &str| {
+        percent_encoding::percent_decode_str(&s.replace('+', " "))
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    Ok(Some((unescape(id), unescape(secret))))
+}
+
+/// Checks a client assertion: RS384 or ES384 signature by a key in the registered JWKS
+/// (chosen by `kid`), `iss` = `sub` = the client, `aud` = the token URL, `exp` at most
+/// five minutes ahead, and a `jti` never seen before for this client.
+async fn verify_assertion(
+    site: &Site,
+    token_url: &str,
+    assertion: &str,
+    form_client_id: Option<&str>,
+) -> Result<Client, OAuthError> {
+    let fail = |why: &str| OAuthError::client(format!("Client assertion refused: {why}"));
+    let unverified = jwt::decode(assertion).map_err(|why| fail(&why))?;
+    let client_id = unverified.claims["sub"]
+        .as_str()
+        .ok_or_else(|| fail("sub is missing"))?
+        .to_owned();
+    if form_client_id.is_some_and(|id| id != client_id) {
+        return Err(fail("client_id differs from the assertion's sub"));
+    }
+    let client = enabled_client(site, &client_id).await?;
+    let kid = unverified
+        .header
+        .kid
+        .clone()
+        .ok_or_else(|| fail("the header has no kid"))?;
+    if let Some(jku) = &unverified.header.jku
+        && client.jwks_uri.as_deref() != Some(jku.as_str())
+    {
+        return Err(fail("jku is not the registered JWKS URL"));
+    }
+    let keys = client_keys(&client).await.map_err(|why| fail(&why))?;
+    let matching: Vec<&Verifier> = keys
+        .iter()
+        .filter(|k| k.kid.as_deref() == Some(kid.as_str()))
+        .collect();
+    if matching.is_empty() {
+        return Err(fail("no registered key has this kid"));
+    }
+    let claims = unverified
+        .verify(matching, ASSERTION_ALGS)
+        .map_err(|why| fail(&why))?;
+    if claims["iss"].as_str() != Some(client_id.as_str()) {
+        return Err(fail("iss must be the client_id"));
+    }
+    let aud_ok = match &claims["aud"] {
+        Value::String(aud) => aud == token_url,
+        Value::Array(auds) => auds.iter().any(|a| a.as_str() == Some(token_url)),
+        _ => false,
+    };
+    if !aud_ok {
+        return Err(fail("aud must be the token URL"));
+    }
+    let now = now();
+    let exp = claims["exp"]
+        .as_i64()
+        .ok_or_else(|| fail("exp is missing"))?;
+    if exp <= now {
+        return Err(fail("the assertion has expired"));
+    }
+    if exp > now + ASSERTION_MAX_LIFETIME + 5 {
+        return Err(fail("exp is more than five minutes ahead"));
+    }
+    if claims["nbf"].as_i64().is_some_and(|nbf| nbf > now + 60) {
+        return Err(fail("the assertion is not valid yet"));
+    }
+    let jti = claims["jti"]
+        .as_str()
+        .filter(|j| !j.is_empty() && j.len() <= 255)
+        .ok_or_else(|| fail("jti is missing"))?;
+    let fresh = on_db!(&site.db, |pool| {
+        sqlx::query("DELETE FROM oauth_jti WHERE expires_at < $1")
+            .bind(now)
+            .execute(pool)
+            .await?;
+        sqlx::query(
+            "INSERT INTO oauth_jti (client_id, jti, expires_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+        )
+        .bind(&client_id)
+        .bind(jti)
+        .bind(exp)
+        .execute(pool)
+        .await?
+        .rows_affected()
+            == 1
+    });
+    if !fresh {
+        return Err(fail("this jti was used before"));
+    }
+    Ok(client)
+}
+
+/// The largest JWKS document fetched from a client's `jwks_uri`.
+const MAX_JWKS_BYTES: usize = 64 * 1024;
+
+/// Fetches a client's JWKS from its registered URL (only for enabled clients, with a short
+/// timeout, no redirects and a size cap).
+async fn fetch_jwks(uri: &str) -> Result<Value, String> {
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(5))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| format!("cannot fetch the jwks_uri: {e}"))?;
+    let response = client
+        .get(uri)
+        .header(header::ACCEPT, "application/json")
+        .send()
+        .await
+        .map_err(|e| format!("fetching the jwks_uri failed: {e}"))?;
+    if !response.status().is_success() {
+        return Err(format!("the jwks_uri answered {}", response.status()));
+    }
+    if response
+        .content_length()
+        .is_some_and(|n| n > MAX_JWKS_BYTES as u64)
+    {
+        return Err("the jwks_uri document is too large".into());
+    }
+    let bytes = response
+        .bytes()
+        .await
+        .map_err(|e| format!("reading the jwks_uri failed: {e}"))?;
+    if bytes.len() > MAX_JWKS_BYTES {
+        return Err("the jwks_uri document is too large".into());
+    }
+    serde_json::from_slice(&bytes).map_err(|_| "the jwks_uri document is not JSON".into())
+}
+
+/// The client's registered public keys: the inline JWKS, or the one at its `jwks_uri`.
+async fn client_keys(client: &Client) -> Result<Vec<Verifier>, String> {
+    let fetched;
+    let jwks = match (&client.jwks, &client.jwks_uri) {
+        (Some(jwks), _) => jwks,
+        (None, Some(uri)) => {
+            fetched = fetch_jwks(uri).await?;
+            &fetched
+        }
+        (None, None) => return Err("the client has no registered keys".into()),
+    };
+    let keys = jwks["keys"]
+        .as_array()
+        .ok_or("the registered JWKS has no keys")?;
+    Ok(keys
+        .iter()
+        .filter_map(|k| Verifier::from_jwk(k).ok())
+        .collect())
+}

@@ -1,0 +1,174 @@
+//! The authorization pages: sign-in, patient picker, consent, and messages. Plain
+//! server-rendered HTML with inline CSS and no script; every page refuses framing
+//! (`X-Frame-Options: DENY`, `frame-ancestors 'none'`) and is never cached.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+/// Escapes text for HTML content and attribute values.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+const STYLE: &str = "body{margin:0;font:16px/1.5 system-ui,-apple-system,'Segoe UI',sans-serif;background:#f3f4f6;color:#111827}\
+main{max-width:28rem;margin:3rem auto;background:#fff;border-radius:.75rem;box-shadow:0 1px 3px rgba(0,0,0,.12);padding:2rem}\
+h1{font-size:1.35rem;margin:0 0 1rem}p{margin:.5rem 0}label{display:block;margin:.75rem 0 .25rem;font-weight:600}\
+input[type=text],input[type=password],input[type=email],input[type=search],select{width:100%;box-sizing:border-box;padding:.55rem;border:1px solid #d1d5db;border-radius:.4rem;font:inherit}\
+button{margin-top:1.25rem;padding:.6rem 1.2rem;border:0;border-radius:.4rem;background:#1d4ed8;color:#fff;font:inherit;cursor:pointer}\
+button.secondary{background:#e5e7eb;color:#111827;margin-left:.5rem}.error{background:#fef2f2;color:#991b1b;border:1px solid #fecaca;padding:.6rem;border-radius:.4rem}\
+ul.scopes{list-style:none;padding:0}ul.scopes li{padding:.35rem 0;border-bottom:1px solid #f3f4f6}ul.scopes label{display:inline;font-weight:400;margin:0}\
+code{background:#f3f4f6;padding:0 .25rem;border-radius:.25rem}.muted{color:#6b7280;font-size:.9rem}\
+ul.patients{list-style:none;padding:0}ul.patients li{display:flex;justify-content:space-between;align-items:center;border-bottom:1px solid #f3f4f6;padding:.4rem 0}\
+ul.patients button{margin:0;padding:.35rem .8rem}";
+
+/// A whole page with `status`.
+pub fn page(status: StatusCode, title: &str, body: &str) -> Response {
+    let html = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"><title>{}</title><style>{STYLE}</style></head><body><main><h1>{}</h1>{body}</main></body></html>",
+        escape(title),
+        escape(title)
+    );
+    let mut response = (status, html).into_response();
+    secure(&mut response);
+    response
+}
+
+/// The headers every authorization page carries.
+pub fn secure(response: &mut Response) {
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+}
+
+/// A page that only says something (errors, signed out).
+pub fn message(status: StatusCode, title: &str, text: &str) -> Response {
+    page(status, title, &format!("<p>{}</p>", escape(text)))
+}
+
+/// The sign-in form.
+pub fn login(
+    site: &str,
+    csrf: &str,
+    client_name: &str,
+    error: Option<&str>,
+    username: &str,
+    role: &str,
+) -> String {
+    let error = error
+        .map(|e| format!("<p class=\"error\" role=\"alert\">{}</p>", escape(e)))
+        .unwrap_or_default();
+    let selected = |r: &str| if r == role { " selected" } else { "" };
+    format!(
+        "<p><strong>{client}</strong> asks to use your account.</p>{error}\
+<form method=\"post\" action=\"/oauth2/{site}/login\">\
+<input type=\"hidden\" name=\"csrf_token\" value=\"{csrf}\">\
+<label for=\"user_role\">I am</label><select id=\"user_role\" name=\"user_role\"><option value=\"users\"{staff}>Staff</option><option value=\"patient\"{patient}>A patient</option></select>\
+<label for=\"username\">User name</label><input type=\"text\" id=\"username\" name=\"username\" value=\"{username}\" autocomplete=\"username\" required>\
+<label for=\"password\">Password</label><input type=\"password\" id=\"password\" name=\"password\" autocomplete=\"current-password\" required>\
+<label for=\"email\">E-mail (patients)</label><input type=\"email\" id=\"email\" name=\"email\" autocomplete=\"email\">\
+<button type=\"submit\">Sign in</button></form>",
+        client = escape(client_name),
+        site = escape(site),
+        csrf = escape(csrf),
+        username = escape(username),
+        staff = selected("users"),
+        patient = selected("patient"),
+    )
+}
+
+/// The patient picker: a search form and the matching patients.
+pub fn patient_select(
+    site: &str,
+    csrf: &str,
+    query: &str,
+    patients: &[(String, String)],
+) -> String {
+    let mut list = String::new();
+    for (uuid, name) in patients {
+        list.push_str(&format!(
+            "<li><span>{}</span><form method=\"post\" action=\"/oauth2/{}/patient-select\"><input type=\"hidden\" name=\"csrf_token\" value=\"{}\"><input type=\"hidden\" name=\"patient\" value=\"{}\"><button type=\"submit\">Choose</button></form></li>",
+            escape(name),
+            escape(site),
+            escape(csrf),
+            escape(uuid)
+        ));
+    }
+    if patients.is_empty() {
+        list.push_str("<li class=\"muted\">No patient matches.</li>");
+    }
+    format!(
+        "<p>Choose the patient the app may see.</p>\
+<form method=\"get\" action=\"/oauth2/{site}/patient-select\"><label for=\"q\">Name</label><input type=\"search\" id=\"q\" name=\"q\" value=\"{query}\"><button type=\"submit\">Search</button></form>\
+<ul class=\"patients\">{list}</ul>",
+        site = escape(site),
+        query = escape(query),
+    )
+}
+
+/// The consent form: one checkbox per requested scope, all ticked.
+pub fn consent(
+    site: &str,
+    csrf: &str,
+    client_name: &str,
+    who: &str,
+    patient: Option<&str>,
+    scopes: &[String],
+) -> String {
+    let mut items = String::new();
+    for (i, scope) in scopes.iter().enumerate() {
+        items.push_str(&format!(
+            "<li><input type=\"checkbox\" id=\"s{i}\" name=\"scope\" value=\"{v}\" checked> <label for=\"s{i}\"><code>{v}</code></label></li>",
+            v = escape(scope)
+        ));
+    }
+    let patient = patient
+        .map(|p| format!("<p>Patient: <strong>{}</strong></p>", escape(p)))
+        .unwrap_or_default();
+    format!(
+        "<p><strong>{client}</strong> asks for access as <strong>{who}</strong>.</p>{patient}\
+<form method=\"post\" action=\"/oauth2/{site}/consent\"><input type=\"hidden\" name=\"csrf_token\" value=\"{csrf}\">\
+<p class=\"muted\">Untick anything you do not want to allow.</p><ul class=\"scopes\">{items}</ul>\
+<button type=\"submit\" name=\"action\" value=\"allow\">Allow</button><button class=\"secondary\" type=\"submit\" name=\"action\" value=\"deny\">Deny</button></form>",
+        client = escape(client_name),
+        who = escape(who),
+        site = escape(site),
+        csrf = escape(csrf),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn markup_is_escaped() {
+        assert_eq!(
+            super::escape("<a href=\"x\">&'"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+        );
+    }
+}

@@ -1,0 +1,133 @@
+//! Per-site settings of the authorization server, kept in the site's `site_settings`
+//! table under `oauth.*` names and set with `hearth client setting`.
+
+use anyhow::{Result, bail};
+use sqlx::Row;
+
+use crate::on_db;
+use crate::sites::Site;
+
+/// A setting: its name, what it holds, and its default.
+pub struct Known {
+    /// The name in `site_settings`.
+    pub name: &'static str,
+    /// What it means.
+    pub help: &'static str,
+    /// The value when unset.
+    pub default: &'static str,
+    /// Accepted values (empty: a positive number of seconds).
+    pub values: &'static [&'static str],
+}
+
+/// Every setting.
+pub const KNOWN: &[Known] = &[
+    Known {
+        name: "oauth.password_grant",
+        help: "which logins the password grant accepts",
+        default: "off",
+        values: &["off", "users", "patients", "both"],
+    },
+    Known {
+        name: "oauth.registration_requires_token",
+        help: "registration needs an initial access token (see `hearth client initial-token`)",
+        default: "off",
+        values: &["off", "on"],
+    },
+    Known {
+        name: "oauth.code_lifetime",
+        help: "authorization code lifetime, seconds",
+        default: "60",
+        values: &[],
+    },
+    Known {
+        name: "oauth.access_token_lifetime",
+        help: "access token lifetime, seconds",
+        default: "3600",
+        values: &[],
+    },
+    Known {
+        name: "oauth.refresh_token_lifetime",
+        help: "refresh token lifetime, seconds (default three months)",
+        default: "7776000",
+        values: &[],
+    },
+    Known {
+        name: "oauth.client_credentials_lifetime",
+        help: "client_credentials access token lifetime, seconds",
+        default: "300",
+        values: &[],
+    },
+];
+
+/// The name under which the hash of the initial access token is kept.
+pub const INITIAL_TOKEN: &str = "oauth.initial_access_token_sha256";
+
+/// Reads a raw setting.
+pub async fn raw(site: &Site, name: &str) -> Result<Option<String>> {
+    Ok(on_db!(&site.db, |pool| {
+        sqlx::query("SELECT value FROM site_settings WHERE name = $1")
+            .bind(name)
+            .fetch_optional(pool)
+            .await?
+            .map(|row| row.try_get::<String, _>("value"))
+            .transpose()?
+    }))
+}
+
+/// Writes a raw setting (`None` removes it).
+pub async fn set_raw(site: &Site, name: &str, value: Option<&str>) -> Result<()> {
+    on_db!(&site.db, |pool| {
+        match value {
+            Some(value) => sqlx::query(
+                "INSERT INTO site_settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+            )
+            .bind(name)
+            .bind(value)
+            .execute(pool)
+            .await?,
+            None => sqlx::query("DELETE FROM site_settings WHERE name = $1")
+                .bind(name)
+                .execute(pool)
+                .await?,
+        };
+    });
+    Ok(())
+}
+
+fn known(name: &str) -> Result<&'static Known> {
+    match KNOWN.iter().find(|k| k.name == name) {
+        Some(known) => Ok(known),
+        None => bail!(
+            "unknown setting '{name}' (one of: {})",
+            KNOWN.iter().map(|k| k.name).collect::<Vec<_>>().join(", ")
+        ),
+    }
+}
+
+/// Checks and stores a setting.
+pub async fn set(site: &Site, name: &str, value: &str) -> Result<()> {
+    let known = known(name)?;
+    if known.values.is_empty() {
+        match value.parse::<i64>() {
+            Ok(n) if n > 0 => {}
+            _ => bail!("{name} takes a positive number of seconds"),
+        }
+    } else if !known.values.contains(&value) {
+        bail!("{name} takes one of: {}", known.values.join(", "));
+    }
+    set_raw(site, name, Some(value)).await
+}
+
+/// A setting's value (its default when unset).
+pub async fn get(site: &Site, name: &str) -> Result<String> {
+    let known = known(name)?;
+    Ok(raw(site, name)
+        .await?
+        .unwrap_or_else(|| known.default.to_owned()))
+}
+
+/// A lifetime setting in seconds.
+pub async fn seconds(site: &Site, name: &str) -> Result<i64> {
+    let text = get(site, name).await?;
+    Ok(text.parse::<i64>().unwrap_or(60).max(1))
+}

@@ -1,0 +1,817 @@
+//! The token endpoint (`POST /oauth2/{site}/token`) and the issuer behind it.
+//!
+//! Grants: `authorization_code` (PKCE S256; required for public clients; a replayed code
+//! revokes what it issued), `client_credentials` (private_key_jwt only, `system/` scopes only),
+//! `password` (off unless the site turns it on), `refresh_token` (rotation with reuse
+//! detection: presenting a rotated refresh token revokes the whole grant). Access tokens
+//! come from [`crate::auth::tokens::issue`]; each is tied to its grant in
+//! `oauth_grant_tokens` so revoking the grant reaches the resource server at once.
+
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use serde_json::{Value, json};
+use sqlx::Row;
+
+use super::clients::{self, AuthMethod, Client};
+use super::{
+    OAuthError, catalog, no_store, now, param, random_token, required, settings, sha256_hex,
+};
+use crate::app::AppState;
+use crate::auth::tokens::{self, Grant, Role};
+use crate::auth::verify_password;
+use crate::on_db;
+use crate::sites::Site;
+
+/// Who a grant speaks for.
+#[derive(Debug, Clone)]
+pub struct Subject {
+    /// The role.
+    pub role: Role,
+    /// The user, patient or system uuid.
+    pub id: String,
+    /// A staff user's login name.
+    pub username: Option<String>,
+    /// A staff user's ACL role.
+    pub acl_role: Option<String>,
+}
+
+/// The token endpoint URL of `site`.
+pub fn token_url(app: &AppState, site: &str) -> String {
+    format!("{}/token", super::issuer(app, site))
+}
+
+/// `POST /oauth2/{site}/token`.
+pub async fn token(
+    State(app): State<Arc<AppState>>,
+    Path(site_name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, OAuthError> {
+    let site = super::site(&app, &site_name).await?;
+    let form = super::parse_form(&headers, &body)?;
+    let grant_type = required(&form, "grant_type")?.to_owned();
+    if ![
+        "authorization_code",
+        "client_credentials",
+        "password",
+        "refresh_token",
+    ]
+    .contains(&grant_type.as_str())
+    {
+        return Err(OAuthError::new(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            format!("The grant type {grant_type:?} is not supported"),
+        ));
+    }
+    let url = token_url(&app, &site.name);
+    let (client, method) = clients::authenticate(&site, &url, &headers, &form).await?;
+    match grant_type.as_str() {
+        "client_credentials" => client_credentials(&app, &site, &client, method, &form).await,
+        "password" => password(&app, &site, &client, &form).await,
+        "authorization_code" => authorization_code(&app, &site, &client, &form).await,
+        _ => refresh(&app, &site, &client, &form).await,
+    }
+}
+
+/// Checks requested scopes against the catalogue and keeps those the client registered
+/// (OpenEMR's finalizeScopes). No scope parameter means every registered scope.
+pub fn finalize_scopes(requested: Option<&str>, client: &Client) -> Result<String, OAuthError> {
+    let Some(requested) = requested else {
+        return Ok(client.scope.clone());
+    };
+    let refused = catalog::refused(requested);
+    if !refused.is_empty() {
+        return Err(OAuthError::scope(format!(
+            "Not in this server's scope catalogue: {}",
+            refused.join(" ")
+        )));
+    }
+    let mut kept: Vec<&str> = Vec::new();
+    for scope in requested.split_whitespace() {
+        if catalog::contained_in(scope, &client.scope) && !kept.contains(&scope) {
+            kept.push(scope);
+        }
+    }
+    if kept.is_empty() {
+        return Err(OAuthError::scope(
+            "None of the requested scopes is registered for this client",
+        ));
+    }
+    Ok(kept.join(" "))
+}
+
+async fn client_credentials(
+    app: &AppState,
+    site: &Arc<Site>,
+    client: &Client,
+    method: AuthMethod,
+    form: &HashMap<String, String>,
+) -> Result<Response, OAuthError> {
+    if method != AuthMethod::PrivateKeyJwt {
+        return Err(OAuthError::new(
+            StatusCode::BAD_REQUEST,
+            "unauthorized_client",
+            "client_credentials needs private_key_jwt client authentication (client_assertion)",
+        ));
+    }
+    let requested = match param(form, "scope") {
+        Some(scope) => scope.to_owned(),
+        None => client
+            .scope
+            .split_whitespace()
+            .filter(|s| s.starts_with("system/"))
+            .collect::<Vec<_>>()
+            .join(" "),
+    };
+    if let Some(bad) = requested
+        .split_whitespace()
+        .find(|s| !s.starts_with("system/"))
+    {
+        return Err(OAuthError::scope(format!(
+            "client_credentials grants system/ scopes only, not {bad}"
+        )));
+    }
+    if requested.is_empty() {
+        return Err(OAuthError::scope("The client has no system/ scopes"));
+    }
+    let scope = finalize_scopes(Some(&requested), client)?;
+    let subject = Subject {
+        role: Role::System,
+        id: crate::cli::system_user(site).await?,
+        username: None,
+        acl_role: None,
+    };
+    let lifetime = settings::seconds(site, "oauth.client_credentials_lifetime").await?;
+    let grant_id = random_token(16);
+    respond(
+        app,
+        site,
+        client,
+        &Issue {
+            subject: &subject,
+            scope: &scope,
+            context: json!({}),
+            nonce: None,
+            grant_id: &grant_id,
+            lifetime,
+            refresh: false,
+            id_token: false,
+        },
+    )
+    .await
+}
+
+fn dummy_hash() -> &'static str {
+    static HASH: OnceLock<String> = OnceLock::new();
+    HASH.get_or_init(|| crate::auth::hash_password("no such account").unwrap_or_default())
+}
+
+/// Checks a staff login; `None` when the name, the password or the account is wrong.
+/// Unknown names cost the same hash check as known ones.
+pub async fn check_user(
+    site: &Site,
+    username: &str,
+    password: &str,
+) -> Result<Option<Subject>, OAuthError> {
+    let row: Option<(String, String, i64, String)> = on_db!(&site.db, |pool| {
+        sqlx::query(
+            "SELECT CAST(u.uuid AS TEXT) AS uuid, u.role, u.active, s.password FROM users u JOIN users_secure s ON s.id = u.id WHERE u.username = $1",
+        )
+        .bind(username)
+        .fetch_optional(pool)
+        .await?
+        .map(|row| -> Result<_, sqlx::Error> {
+            Ok((row.try_get("uuid")?, row.try_get("role")?, row.try_get("active")?, row.try_get("password")?))
+        })
+        .transpose()?
+    });
+    let Some((uuid, role, active, hash)) = row else {
+        verify_password(password, dummy_hash());
+        return Ok(None);
+    };
+    if !verify_password(password, &hash) || active == 0 {
+        return Ok(None);
+    }
+    Ok(Some(Subject {
+        role: Role::User,
+        id: uuid,
+        username: Some(username.to_owned()),
+        acl_role: Some(role),
+    }))
+}
+
+/// Checks a patient portal login (user name, e-mail and password).
+pub async fn check_patient(
+    site: &Site,
+    username: &str,
+    email: &str,
+    password: &str,
+) -> Result<Option<Subject>, OAuthError> {
+    let row: Option<(String, String, String)> = on_db!(&site.db, |pool| {
+        sqlx::query(
+            "SELECT l.puuid, l.email, l.password FROM portal_logins l JOIN patient_data p ON CAST(p.uuid AS TEXT) = l.puuid WHERE l.username = $1",
+        )
+        .bind(username)
+        .fetch_optional(pool)
+        .await?
+        .map(|row| -> Result<_, sqlx::Error> {
+            Ok((row.try_get("puuid")?, row.try_get("email")?, row.try_get("password")?))
+        })
+        .transpose()?
+    });
+    let Some((puuid, stored_email, hash)) = row else {
+        verify_password(password, dummy_hash());
+        return Ok(None);
+    };
+    if !verify_password(password, &hash) || !stored_email.eq_ignore_ascii_case(email.trim()) {
+        return Ok(None);
+    }
+    Ok(Some(Subject {
+        role: Role::Patient,
+        id: puuid,
+        username: None,
+        acl_role: None,
+    }))
+}
+
+/// Sets (or replaces) the portal login of patient `puuid`.
+pub async fn set_portal_login(
+    site: &Site,
+    puuid: &str,
+    username: &str,
+    email: &str,
+    password: &str,
+) -> anyhow::Result<()> {
+    let exists: bool = on_db!(&site.db, |pool| {
+        sqlx::query("SELECT 1 AS one FROM patient_data WHERE CAST(uuid AS TEXT) = $1")
+            .bind(puuid)
+            .fetch_optional(pool)
+            .await?
+            .is_some()
+    });
+    if !exists {
+        anyhow::bail!("no patient {puuid} on site {}", site.name);
+    }
+    let hash = crate::auth::hash_password(password)?;
+    on_db!(&site.db, |pool| {
+        sqlx::query(
+            "INSERT INTO portal_logins (puuid, username, email, password, created_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (puuid) DO UPDATE SET username = excluded.username, email = excluded.email, password = excluded.password",
+        )
+        .bind(puuid)
+        .bind(username)
+        .bind(email)
+        .bind(&hash)
+        .bind(now())
+        .execute(pool)
+        .await?;
+    });
+    Ok(())
+}
+
+async fn password(
+    app: &AppState,
+    site: &Arc<Site>,
+    client: &Client,
+    form: &HashMap<String, String>,
+) -> Result<Response, OAuthError> {
+    let allowed = settings::get(site, "oauth.password_grant").await?;
+    let role = required(form, "user_role")?;
+    let permitted = match role {
+        "users" => matches!(allowed.as_str(), "users" | "both"),
+        "patient" => matches!(allowed.as_str(), "patients" | "both"),
+        _ => {
+            return Err(OAuthError::request("user_role must be users or patient"));
+        }
+    };
+    if !permitted {
+        return Err(OAuthError::new(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            format!("The password grant is not enabled for {role} on this site"),
+        ));
+    }
+    let username = required(form, "username")?;
+    let password = required(form, "password")?;
+    let email = if role == "patient" {
+        Some(required(form, "email")?)
+    } else {
+        None
+    };
+    let scope = finalize_scopes(param(form, "scope"), client)?;
+    let key = format!("{}:{role}:{}", site.name, username.to_lowercase());
+    if !app.logins.allowed(&key) {
+        return Err(OAuthError::grant(
+            "Too many failed sign-ins for this account; try again in 15 minutes",
+        ));
+    }
+    let subject = match email {
+        None => check_user(site, username, password).await?,
+        Some(email) => check_patient(site, username, email, password).await?,
+    };
+    let Some(subject) = subject else {
+        app.logins.failed(&key);
+        return Err(OAuthError::grant(
+            "Failed Authentication: wrong user name or password",
+        ));
+    };
+    app.logins.succeeded(&key);
+    let lifetime = settings::seconds(site, "oauth.access_token_lifetime").await?;
+    let grant_id = random_token(16);
+    let context = match subject.role {
+        Role::Patient => json!({"patient": subject.id}),
+        _ => json!({}),
+    };
+    respond(
+        app,
+        site,
+        client,
+        &Issue {
+            subject: &subject,
+            scope: &scope,
+            context,
+            nonce: None,
+            grant_id: &grant_id,
+            lifetime,
+            refresh: true,
+            id_token: true,
+        },
+    )
+    .await
+}
+
+async fn refresh(
+    app: &AppState,
+    site: &Arc<Site>,
+    client: &Client,
+    form: &HashMap<String, String>,
+) -> Result<Response, OAuthError> {
+    let presented = required(form, "refresh_token")?;
+    let hash = sha256_hex(presented);
+    type Stored = (
+        String,
+        String,
+        String,
+        String,
+        Option<String>,
+        Option<String>,
+        String,
+        String,
+        i64,
+        i64,
+        i64,
+    );
+    let row: Option<Stored> = on_db!(&site.db, |pool| {
+        sqlx::query(
+            "SELECT grant_id, client_id, user_id, role, username, acl_role, scope, context, expires_at, used, revoked FROM oauth_refresh_tokens WHERE token_hash = $1",
+        )
+        .bind(&hash)
+        .fetch_optional(pool)
+        .await?
+        .map(|row| -> Result<Stored, sqlx::Error> {
+            Ok((
+                row.try_get("grant_id")?,
+                row.try_get("client_id")?,
+                row.try_get("user_id")?,
+                row.try_get("role")?,
+                row.try_get("username")?,
+                row.try_get("acl_role")?,
+                row.try_get("scope")?,
+                row.try_get("context")?,
+                row.try_get("expires_at")?,
+                row.try_get("used")?,
+                row.try_get("revoked")?,
+            ))
+        })
+        .transpose()?
+    });
+    let Some((
+        grant_id,
+        owner,
+        user_id,
+        role,
+        username,
+        acl_role,
+        granted,
+        context,
+        expires_at,
+        used,
+        revoked,
+    )) = row
+    else {
+        return Err(OAuthError::grant("The refresh token is not known"));
+    };
+    if owner != client.client_id {
+        return Err(OAuthError::grant(
+            "The refresh token was issued to another client",
+        ));
+    }
+    if revoked != 0 {
+        return Err(OAuthError::grant("The refresh token has been revoked"));
+    }
+    if expires_at <= now() {
+        return Err(OAuthError::grant("The refresh token has expired"));
+    }
+    if used != 0 {
+        return refresh_reused(site, &grant_id, &client.client_id).await;
+    }
+    let scope = match param(form, "scope") {
+        None => granted.clone(),
+        Some(requested) => {
+            if let Some(bad) = requested
+                .split_whitespace()
+                .find(|s| !granted.split_whitespace().any(|g| g == *s))
+            {
+                return Err(OAuthError::scope(format!(
+                    "{bad} was not granted originally; a refresh may only narrow the scopes"
+                )));
+            }
+            let narrowed = requested.split_whitespace().collect::<Vec<_>>().join(" ");
+            if narrowed.is_empty() {
+                return Err(OAuthError::scope("scope is empty"));
+            }
+            narrowed
+        }
+    };
+    let claimed = on_db!(&site.db, |pool| {
+        sqlx::query(
+                "UPDATE oauth_refresh_tokens SET used = 1 WHERE token_hash = $1 AND used = 0 AND revoked = 0",
+            )
+            .bind(&hash)
+            .execute(pool)
+            .await?
+            .rows_affected()
+                == 1
+    });
+    if !claimed {
+        return refresh_reused(site, &grant_id, &client.client_id).await;
+    }
+    let role = Role::from_name(&role).ok_or_else(|| OAuthError::internal("stored role"))?;
+    let subject = Subject {
+        role,
+        id: user_id,
+        username,
+        acl_role,
+    };
+    let lifetime = settings::seconds(site, "oauth.access_token_lifetime").await?;
+    respond(
+        app,
+        site,
+        client,
+        &Issue {
+            subject: &subject,
+            scope: &scope,
+            context: serde_json::from_str(&context).unwrap_or_else(|_| json!({})),
+            nonce: None,
+            grant_id: &grant_id,
+            lifetime,
+            refresh: true,
+            id_token: true,
+        },
+    )
+    .await
+}
+
+/// True when `verifier` is a well-formed PKCE verifier whose S256 hash is `challenge`.
+fn pkce_matches(verifier: &str, challenge: &str) -> bool {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let well_formed = (43..=128).contains(&verifier.len())
+        && verifier
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | '~'));
+    let hash = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(sha2::Sha256::digest(verifier.as_bytes()));
+    well_formed && super::same(&hash, challenge)
+}
+
+async fn authorization_code(
+    app: &AppState,
+    site: &Arc<Site>,
+    client: &Client,
+    form: &HashMap<String, String>,
+) -> Result<Response, OAuthError> {
+    let code = required(form, "code")?;
+    let redirect_uri = required(form, "redirect_uri")?;
+    let verifier = param(form, "code_verifier");
+    let Some(stored) = super::authorize::find_code(site, code).await? else {
+        return Err(OAuthError::grant("The authorization code is not known"));
+    };
+    if stored.client_id != client.client_id {
+        return Err(OAuthError::grant(
+            "The authorization code was issued to another client",
+        ));
+    }
+    if stored.used {
+        return replayed(site, &stored.grant_id, &client.client_id).await;
+    }
+    if stored.expires_at <= now() {
+        return Err(OAuthError::grant("The authorization code has expired"));
+    }
+    if stored.redirect_uri != redirect_uri {
+        return Err(OAuthError::grant(
+            "redirect_uri differs from the authorization request's",
+        ));
+    }
+    match (&stored.code_challenge, verifier) {
+        (Some(challenge), Some(verifier)) if pkce_matches(verifier, challenge) => {}
+        (Some(_), Some(_)) => {
+            return Err(OAuthError::grant(
+                "The code_verifier does not match the code_challenge",
+            ));
+        }
+        (Some(_), None) => return Err(OAuthError::grant("code_verifier is required (PKCE)")),
+        (None, Some(_)) => {
+            return Err(OAuthError::grant(
+                "code_verifier was sent but the authorization request had no code_challenge",
+            ));
+        }
+        (None, None) => {}
+    }
+    if !super::authorize::claim_code(site, code).await? {
+        return replayed(site, &stored.grant_id, &client.client_id).await;
+    }
+    let lifetime = settings::seconds(site, "oauth.access_token_lifetime").await?;
+    respond(
+        app,
+        site,
+        client,
+        &Issue {
+            subject: &stored.subject,
+            scope: &stored.scope,
+            context: stored.context.clone(),
+            nonce: stored.nonce.as_deref(),
+            grant_id: &stored.grant_id,
+            lifetime,
+            refresh: true,
+            id_token: true,
+        },
+    )
+    .await
+}
+
+/// A rotated refresh token presented again: the whole grant is revoked.
+async fn refresh_reused(
+    site: &Site,
+    grant_id: &str,
+    client_id: &str,
+) -> Result<Response, OAuthError> {
+    revoke_grant(site, grant_id).await?;
+    tracing::warn!(
+        "site {}: a rotated refresh token of client {client_id} was presented again; grant revoked",
+        site.name
+    );
+    Err(OAuthError::grant(
+        "The refresh token was already used; every token of this grant is now revoked",
+    ))
+}
+
+/// A code presented a second time: everything issued from it is revoked.
+async fn replayed(site: &Site, grant_id: &str, client_id: &str) -> Result<Response, OAuthError> {
+    revoke_grant(site, grant_id).await?;
+    tracing::warn!(
+        "site {}: an authorization code of client {client_id} was presented twice; its tokens are revoked",
+        site.name
+    );
+    Err(OAuthError::grant(
+        "The authorization code was already used; the tokens issued from it are revoked",
+    ))
+}
+
+/// Revokes every refresh and access token of a grant.
+pub async fn revoke_grant(site: &Site, grant_id: &str) -> Result<(), OAuthError> {
+    on_db!(&site.db, |pool| {
+        sqlx::query("UPDATE oauth_refresh_tokens SET revoked = 1 WHERE grant_id = $1")
+            .bind(grant_id)
+            .execute(pool)
+            .await?;
+        sqlx::query(
+            "UPDATE api_token SET revoked = 1 WHERE jti IN (SELECT jti FROM oauth_grant_tokens WHERE grant_id = $1)",
+        )
+        .bind(grant_id)
+        .execute(pool)
+        .await?;
+    });
+    Ok(())
+}
+
+/// What to issue.
+pub struct Issue<'a> {
+    /// Who.
+    pub subject: &'a Subject,
+    /// Granted scopes.
+    pub scope: &'a str,
+    /// SMART launch context (`patient`, `need_patient_banner`, …).
+    pub context: Value,
+    /// The OpenID Connect nonce.
+    pub nonce: Option<&'a str>,
+    /// The grant the tokens belong to.
+    pub grant_id: &'a str,
+    /// Access token lifetime.
+    pub lifetime: i64,
+    /// Whether the grant may carry a refresh token (given only with `offline_access`).
+    pub refresh: bool,
+    /// Whether an id_token is given (with `openid`).
+    pub id_token: bool,
+}
+
+/// Issues the tokens of a grant and renders the token response.
+pub async fn respond(
+    app: &AppState,
+    site: &Arc<Site>,
+    client: &Client,
+    issue: &Issue<'_>,
+) -> Result<Response, OAuthError> {
+    let scopes: Vec<&str> = issue.scope.split_whitespace().collect();
+    let patient = issue.context["patient"].as_str().map(str::to_owned);
+    let grant = Grant {
+        client_id: client.client_id.clone(),
+        subject: issue.subject.id.clone(),
+        role: issue.subject.role,
+        username: issue.subject.username.clone(),
+        acl_role: issue.subject.acl_role.clone(),
+        scope: issue.scope.to_owned(),
+        patient: patient.clone(),
+        context: issue.context.clone(),
+        lifetime: issue.lifetime,
+    };
+    let issued = tokens::issue(site, &app.base_url, &grant).await?;
+    on_db!(&site.db, |pool| {
+        sqlx::query("INSERT INTO oauth_grant_tokens (jti, grant_id) VALUES ($1, $2)")
+            .bind(&issued.jti)
+            .bind(issue.grant_id)
+            .execute(pool)
+            .await?;
+    });
+    let mut body = json!({
+        "access_token": issued.token,
+        "token_type": "Bearer",
+        "expires_in": issue.lifetime,
+        "scope": issue.scope,
+    });
+    if issue.refresh && scopes.contains(&"offline_access") {
+        let refresh_token = random_token(48);
+        let lifetime = settings::seconds(site, "oauth.refresh_token_lifetime").await?;
+        let created = now();
+        on_db!(&site.db, |pool| {
+            sqlx::query(
+                "INSERT INTO oauth_refresh_tokens (token_hash, grant_id, client_id, user_id, role, username, acl_role, scope, context, expires_at, used, revoked, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 0, 0, $11)",
+            )
+            .bind(sha256_hex(&refresh_token))
+            .bind(issue.grant_id)
+            .bind(&client.client_id)
+            .bind(&issue.subject.id)
+            .bind(issue.subject.role.name())
+            .bind(&issue.subject.username)
+            .bind(&issue.subject.acl_role)
+            .bind(issue.scope)
+            .bind(issue.context.to_string())
+            .bind(created + lifetime)
+            .bind(created)
+            .execute(pool)
+            .await?;
+        });
+        body["refresh_token"] = json!(refresh_token);
+    }
+    if issue.id_token && scopes.contains(&"openid") && issue.subject.role != Role::System {
+        let claims = id_token_claims(app, site, client, issue, issued.expires_at).await?;
+        body["id_token"] = json!(
+            site.keys()
+                .signer
+                .sign(&claims)
+                .map_err(OAuthError::internal)?
+        );
+    }
+    if let Value::Object(context) = &issue.context {
+        for key in [
+            "patient",
+            "encounter",
+            "need_patient_banner",
+            "smart_style_url",
+            "intent",
+            "fhirContext",
+        ] {
+            if let Some(value) = context.get(key) {
+                body[key] = value.clone();
+            }
+        }
+    }
+    Ok(no_store(StatusCode::OK, &body))
+}
+
+/// The `fhirUser` URL of a subject.
+async fn fhir_user(
+    app: &AppState,
+    site: &Site,
+    subject: &Subject,
+) -> Result<Option<String>, OAuthError> {
+    let base = format!("{}/fhir", tokens::audience(&app.base_url, &site.name));
+    Ok(match subject.role {
+        Role::Patient => Some(format!("{base}/Patient/{}", subject.id)),
+        Role::User => {
+            let npi = person(site, subject).await?["npi"]
+                .as_str()
+                .unwrap_or("")
+                .to_owned();
+            let kind = if npi.is_empty() {
+                "Person"
+            } else {
+                "Practitioner"
+            };
+            Some(format!("{base}/{kind}/{}", subject.id))
+        }
+        Role::System => None,
+    })
+}
+
+/// Name and contact fields of a user or patient.
+pub async fn person(site: &Site, subject: &Subject) -> Result<Value, OAuthError> {
+    let sql = match subject.role {
+        Role::User => "SELECT fname, lname, email, npi FROM users WHERE CAST(uuid AS TEXT) = $1",
+        Role::Patient => {
+            "SELECT fname, lname, email, '' AS npi FROM patient_data WHERE CAST(uuid AS TEXT) = $1"
+        }
+        Role::System => return Ok(json!({})),
+    };
+    let row: Option<(String, String, String, String)> = on_db!(&site.db, |pool| {
+        sqlx::query(sql)
+            .bind(&subject.id)
+            .fetch_optional(pool)
+            .await?
+            .map(|row| -> Result<_, sqlx::Error> {
+                Ok((
+                    row.try_get("fname")?,
+                    row.try_get("lname")?,
+                    row.try_get("email")?,
+                    row.try_get("npi")?,
+                ))
+            })
+            .transpose()?
+    });
+    Ok(match row {
+        Some((fname, lname, email, npi)) => {
+            json!({"fname": fname, "lname": lname, "email": email, "npi": npi})
+        }
+        None => json!({}),
+    })
+}
+
+/// The OpenID Connect claims of a subject for the granted scopes.
+pub async fn identity_claims(
+    app: &AppState,
+    site: &Site,
+    subject: &Subject,
+    scope: &str,
+) -> Result<Value, OAuthError> {
+    let scopes: Vec<&str> = scope.split_whitespace().collect();
+    let mut claims = json!({"sub": subject.id});
+    if scopes.contains(&"fhirUser")
+        && let Some(url) = fhir_user(app, site, subject).await?
+    {
+        claims["fhirUser"] = json!(url);
+    }
+    if scopes.contains(&"profile") || scopes.contains(&"name") {
+        let person = person(site, subject).await?;
+        let given = person["fname"].as_str().unwrap_or("");
+        let family = person["lname"].as_str().unwrap_or("");
+        claims["given_name"] = json!(given);
+        claims["family_name"] = json!(family);
+        claims["name"] = json!(format!("{given} {family}").trim());
+        if let Some(username) = &subject.username {
+            claims["preferred_username"] = json!(username);
+        }
+    }
+    if scopes.contains(&"email") {
+        let person = person(site, subject).await?;
+        if let Some(email) = person["email"].as_str().filter(|e| !e.is_empty()) {
+            claims["email"] = json!(email);
+            claims["email_verified"] = json!(false);
+        }
+    }
+    Ok(claims)
+}
+
+async fn id_token_claims(
+    app: &AppState,
+    site: &Site,
+    client: &Client,
+    issue: &Issue<'_>,
+    expires_at: i64,
+) -> Result<Value, OAuthError> {
+    let mut claims = identity_claims(app, site, issue.subject, issue.scope).await?;
+    let iat = now();
+    claims["iss"] = json!(super::issuer(app, &site.name));
+    claims["aud"] = json!(client.client_id);
+    claims["iat"] = json!(iat);
+    claims["exp"] = json!(expires_at);
+    claims["auth_time"] = json!(iat);
+    if let Some(nonce) = issue.nonce {
+        claims["nonce"] = json!(nonce);
+    }
+    Ok(claims)
+}
