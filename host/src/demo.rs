@@ -123,7 +123,7 @@ pub const MAX_PATIENTS: u64 = 10_000_000;
 const BATCH_DEADLINE: Duration = Duration::from_secs(3600);
 
 /// Parameters per statement: under SQLite's 32,766 and PostgreSQL's 65,535.
-const MAX_PARAMS: usize = 30_000;
+const MAX_PARAMS: usize = 10_000;
 
 /// Seeds `site`; `progress(done, total)` is called after each committed batch.
 pub async fn seed(
@@ -135,7 +135,7 @@ pub async fn seed(
         bail!("--patients must be between 1 and {MAX_PATIENTS}");
     }
     let batch = options.batch.max(1);
-    let mut rng = StdRng::seed_from_u64(options.seed);
+    let mut rng = Gen::new(options.seed);
     let mut summary = Summary::default();
 
     // Facilities and practitioners first, in a transaction of their own.
@@ -145,7 +145,7 @@ pub async fn seed(
     let mut ids = Ids::reserve(&mut tx, site.db.kind()).await?;
     let mut tables = Tables::default();
     let staff = generate_staff(&mut rng, &mut ids, &mut tables, facilities, practitioners);
-    tables.write(&mut tx).await?;
+    tables.write(&mut tx, site.db.kind()).await?;
     finish(tx, site.db.kind()).await?;
     summary.facilities = facilities;
     summary.practitioners = practitioners;
@@ -165,7 +165,7 @@ pub async fn seed(
         let first = take_sequence(&mut tx, "encounter", encounters as i64).await?;
         tables.number_encounters(first);
         tables.count(&mut summary);
-        tables.write(&mut tx).await?;
+        tables.write(&mut tx, site.db.kind()).await?;
         finish(tx, site.db.kind()).await?;
         done += count;
         progress(done, options.patients);
@@ -174,10 +174,19 @@ pub async fn seed(
 }
 
 async fn begin(site: &Site) -> Result<Tx> {
-    site.db
+    let mut tx = site
+        .db
         .begin(true, Instant::now() + BATCH_DEADLINE)
         .await
-        .map_err(|e| anyhow::anyhow!("starting a transaction: {e:?}"))
+        .map_err(|e| anyhow::anyhow!("starting a transaction: {e:?}"))?;
+    if site.db.kind() == Kind::Sqlite {
+        // SQLite's default 2 MB page cache thrashes on indexes of a few million rows;
+        // the cache grows only as pages are used.
+        tx.execute("PRAGMA cache_size = -262144", vec![])
+            .await
+            .map_err(|e| anyhow::anyhow!("sizing the page cache: {e:?}"))?;
+    }
+    Ok(tx)
 }
 
 /// Commits, after moving PostgreSQL's identity counters past the explicit ids.
@@ -196,6 +205,38 @@ async fn finish(mut tx: Tx, kind: Kind) -> Result<()> {
     tx.commit()
         .await
         .map_err(|e| anyhow::anyhow!("committing: {e:?}"))
+}
+
+/// The random source and the clock uuids are made from. Uuids take their time from a
+/// clock that starts at the reference day and ticks a millisecond per uuid, as rows
+/// written one after another get them from the host: so they arrive in index order,
+/// which keeps the unique indexes append-only and the seed fast.
+struct Gen {
+    rng: StdRng,
+    clock_ms: u64,
+}
+
+impl Gen {
+    fn new(seed: u64) -> Gen {
+        let start = PrimitiveDateTime::new(reference_day(), Time::MIDNIGHT).assume_utc();
+        Gen {
+            rng: StdRng::seed_from_u64(seed),
+            clock_ms: (start.unix_timestamp_nanos() / 1_000_000) as u64,
+        }
+    }
+}
+
+impl std::ops::Deref for Gen {
+    type Target = StdRng;
+    fn deref(&self) -> &StdRng {
+        &self.rng
+    }
+}
+
+impl std::ops::DerefMut for Gen {
+    fn deref_mut(&mut self) -> &mut StdRng {
+        &mut self.rng
+    }
 }
 
 /// The tables whose ids the seed assigns itself.
@@ -317,7 +358,10 @@ impl Table {
         (self.values.len() / self.columns.len()) as u64
     }
 
-    async fn write(&mut self, tx: &mut Tx) -> Result<()> {
+    /// Writes the rows. SQLite gets `?N` placeholders: it looks `$N` names up one by one,
+    /// which makes compiling a statement with thousands of them quadratic.
+    async fn write(&mut self, tx: &mut Tx, kind: Kind) -> Result<()> {
+        let mark = if kind == Kind::Sqlite { '?' } else { '$' };
         let width = self.columns.len();
         let per_statement = (MAX_PARAMS / width).max(1);
         let head = format!(
@@ -343,7 +387,7 @@ impl Table {
                     if column > 0 {
                         sql.push(',');
                     }
-                    sql.push('$');
+                    sql.push(mark);
                     sql.push_str(&(row * width + column + 1).to_string());
                 }
                 sql.push(')');
@@ -586,7 +630,7 @@ impl Tables {
         }
     }
 
-    async fn write(&mut self, tx: &mut Tx) -> Result<()> {
+    async fn write(&mut self, tx: &mut Tx, kind: Kind) -> Result<()> {
         for table in [
             &mut self.facility,
             &mut self.users,
@@ -598,7 +642,7 @@ impl Tables {
             &mut self.lists,
             &mut self.issue_encounter,
         ] {
-            table.write(tx).await?;
+            table.write(tx, kind).await?;
         }
         Ok(())
     }
@@ -643,10 +687,11 @@ fn date(day: Date) -> String {
 }
 
 /// A uuid as the host makes them (`comb_uuid`): version 4 with the first 48 bits the
-/// row's time in milliseconds, so uuids sort by the time of the row they name.
-fn comb_uuid(rng: &mut StdRng, at: PrimitiveDateTime) -> SqlValue {
+/// time it was made in milliseconds (from [`Gen`]'s clock), so uuids sort by creation.
+fn comb_uuid(rng: &mut Gen) -> SqlValue {
     let mut bytes: [u8; 16] = rng.r#gen();
-    let millis = (at.assume_utc().unix_timestamp_nanos() / 1_000_000) as u64;
+    rng.clock_ms += 1;
+    let millis = rng.clock_ms;
     bytes[..6].copy_from_slice(&millis.to_be_bytes()[2..]);
     bytes[6] = (bytes[6] & 0x0f) | 0x40;
     bytes[8] = (bytes[8] & 0x3f) | 0x80;
@@ -654,17 +699,17 @@ fn comb_uuid(rng: &mut StdRng, at: PrimitiveDateTime) -> SqlValue {
 }
 
 /// A moment `days_back` days before the reference day, in office hours.
-fn moment(rng: &mut StdRng, days_back: i64) -> PrimitiveDateTime {
+fn moment(rng: &mut Gen, days_back: i64) -> PrimitiveDateTime {
     let day = reference_day() - time::Duration::days(days_back);
     let at = Time::from_hms(rng.gen_range(8..18), rng.gen_range(0..4) * 15, 0).expect("a time");
     PrimitiveDateTime::new(day, at)
 }
 
-fn pick<'a, T>(rng: &mut StdRng, items: &'a [T]) -> &'a T {
-    items.choose(rng).expect("a non-empty list")
+fn pick<'a, T>(rng: &mut Gen, items: &'a [T]) -> &'a T {
+    items.choose(&mut rng.rng).expect("a non-empty list")
 }
 
-fn phone(rng: &mut StdRng) -> String {
+fn phone(rng: &mut Gen) -> String {
     format!(
         "{}-555-{:04}",
         rng.gen_range(201..990),
@@ -672,12 +717,12 @@ fn phone(rng: &mut StdRng) -> String {
     )
 }
 
-fn npi(rng: &mut StdRng) -> String {
+fn npi(rng: &mut Gen) -> String {
     format!("1{:09}", rng.gen_range(0..1_000_000_000u64))
 }
 
 fn generate_staff(
-    rng: &mut StdRng,
+    rng: &mut Gen,
     ids: &mut Ids,
     tables: &mut Tables,
     facilities: u64,
@@ -697,7 +742,7 @@ fn generate_staff(
         );
         tables.facility.push(vec![
             SqlValue::Integer(id),
-            comb_uuid(rng, created),
+            comb_uuid(rng),
             text(name.clone()),
             text(phone(rng)),
             text(phone(rng)),
@@ -733,7 +778,7 @@ fn generate_staff(
         let facility = rng.gen_range(0..staff.facilities.len());
         tables.users.push(vec![
             SqlValue::Integer(id),
-            comb_uuid(rng, created),
+            comb_uuid(rng),
             text(username.clone()),
             text(fname),
             text(lname),
@@ -755,7 +800,7 @@ fn generate_staff(
 
 /// One patient and their history.
 fn generate_patient(
-    rng: &mut StdRng,
+    rng: &mut Gen,
     staff: &Staff,
     ids: &mut Ids,
     tables: &mut Tables,
@@ -774,7 +819,7 @@ fn generate_patient(
         staff.practitioners[rng.gen_range(0..staff.practitioners.len())].clone();
     tables.patient.push(vec![
         SqlValue::Integer(take(&mut ids.patient_data)),
-        comb_uuid(rng, registered),
+        comb_uuid(rng),
         SqlValue::Integer(pid),
         text(pid.to_string()),
         text(if female { "Ms." } else { "Mr." }),
@@ -840,7 +885,7 @@ fn generate_patient(
         let id = take(&mut ids.form_encounter);
         tables.encounter.push(vec![
             SqlValue::Integer(id),
-            comb_uuid(rng, at),
+            comb_uuid(rng),
             SqlValue::Integer(pid),
             SqlValue::Integer(number),
             text(datetime(at)),
@@ -873,7 +918,7 @@ fn generate_patient(
             let bmi = (703.0 * weight / (height * height) * 10.0).round() / 10.0;
             tables.vitals.push(vec![
                 SqlValue::Integer(id),
-                comb_uuid(rng, at),
+                comb_uuid(rng),
                 text(datetime(at)),
                 SqlValue::Integer(pid),
                 text(doctor_name.clone()),
@@ -909,7 +954,7 @@ fn generate_patient(
             let (subjective, objective, assessment, plan) = *pick(rng, SOAP_NOTES);
             tables.soap.push(vec![
                 SqlValue::Integer(id),
-                comb_uuid(rng, at),
+                comb_uuid(rng),
                 text(datetime(at)),
                 SqlValue::Integer(pid),
                 text(doctor_name.clone()),
@@ -999,7 +1044,7 @@ impl IssueOf<'_> {
     /// reaction, verification and severity, which the API cannot set); answers its id.
     fn add(
         &self,
-        rng: &mut StdRng,
+        rng: &mut Gen,
         ids: &mut Ids,
         tables: &mut Tables,
         kind: &'static str,
@@ -1014,7 +1059,7 @@ impl IssueOf<'_> {
         let id = take(&mut ids.lists);
         tables.lists.push(vec![
             SqlValue::Integer(id),
-            comb_uuid(rng, at),
+            comb_uuid(rng),
             text(datetime(at)),
             text(kind),
             text(title),
@@ -1039,7 +1084,7 @@ impl IssueOf<'_> {
 /// The `forms` row of an encounter form, as the plugins' `add_form` writes it.
 #[allow(clippy::too_many_arguments)]
 fn add_form(
-    rng: &mut StdRng,
+    rng: &mut Gen,
     ids: &mut Ids,
     tables: &mut Tables,
     pid: i64,
@@ -1051,7 +1096,7 @@ fn add_form(
 ) {
     tables.forms.push(vec![
         SqlValue::Integer(take(&mut ids.forms)),
-        comb_uuid(rng, at),
+        comb_uuid(rng),
         text(datetime(at)),
         SqlValue::Integer(encounter),
         text(form_name),
@@ -1351,7 +1396,7 @@ mod tests {
     use super::*;
 
     fn generate(seed: u64, patients: u64) -> Tables {
-        let mut rng = StdRng::seed_from_u64(seed);
+        let mut rng = Gen::new(seed);
         let mut ids = Ids {
             pid: 1,
             ..Ids::default()
