@@ -990,4 +990,111 @@ mod tests {
             Err(ApiError::Internal(_))
         ));
     }
+
+    const MEDICATIONS: NumberedIssues = NumberedIssues {
+        issues: Issues::new("medication"),
+        param: "mid",
+        columns: &[Column::text("title")],
+        rules: |v, insert| {
+            v.field("title", "title", insert).length_between(2, 255);
+        },
+    };
+
+    #[test]
+    fn issue_route_macros_name_paths_scopes_and_acls() {
+        use crate::Method;
+        let routes = crate::issue_routes!(ALLERGIES, kind = "allergy", param = "auuid",
+            noun = "allergies", acl = { across = "a/x", list = "a/l", read = "a/r", write = "a/w:write" });
+        let got: Vec<(&str, &str, &str)> =
+            routes.iter().map(|r| (r.path, r.scope, r.acl)).collect();
+        assert_eq!(
+            got,
+            [
+                ("/api/allergy", "allergy.s", "a/x"),
+                ("/api/allergy/:auuid", "allergy.r", "a/x"),
+                ("/api/patient/:puuid/allergy", "allergy.s", "a/l"),
+                ("/api/patient/:puuid/allergy/:auuid", "allergy.r", "a/r"),
+                ("/api/patient/:puuid/allergy", "allergy.c", "a/w:write"),
+                (
+                    "/api/patient/:puuid/allergy/:auuid",
+                    "allergy.u",
+                    "a/w:write"
+                ),
+                (
+                    "/api/patient/:puuid/allergy/:auuid",
+                    "allergy.d",
+                    "a/w:write"
+                ),
+            ]
+        );
+        let routes = crate::numbered_issue_routes!(MEDICATIONS, path = "medication", param = "mid",
+            noun = "medications", acl = { read = "p/m", write = "p/m:write" });
+        let got: Vec<(Method, &str, &str)> =
+            routes.iter().map(|r| (r.method, r.path, r.scope)).collect();
+        assert_eq!(
+            got,
+            [
+                (Method::Get, "/api/patient/:pid/medication", "medication.s"),
+                (Method::Post, "/api/patient/:pid/medication", "medication.c"),
+                (
+                    Method::Get,
+                    "/api/patient/:pid/medication/:mid",
+                    "medication.r"
+                ),
+                (
+                    Method::Put,
+                    "/api/patient/:pid/medication/:mid",
+                    "medication.u"
+                ),
+                (
+                    Method::Delete,
+                    "/api/patient/:pid/medication/:mid",
+                    "medication.d"
+                ),
+            ]
+        );
+    }
+
+    struct Medications;
+    impl Resource for Medications {
+        const NAME: &'static str = "medications";
+        const VERSION: &'static str = "0.1.0";
+        const ROUTES: &'static [Route] = &crate::numbered_issue_routes!(MEDICATIONS,
+            path = "medication", param = "mid", noun = "medications",
+            acl = { read = "patients/med", write = "patients/med:write" });
+    }
+
+    #[test]
+    fn numbered_issues_are_scoped_by_patient_and_type() {
+        let patient = Rows::from_values(&["pid", "uuid"], vec![vec![7.into(), "u-7".into()]]);
+        let mut host = MockHost::new()
+            .on_query("FROM patient_data", patient)
+            .on_execute("UPDATE lists", 0)
+            .on_execute("DELETE FROM lists", 0);
+        let response = host.call::<Medications>(TestRequest::put(
+            "/api/patient/7/medication/21",
+            json!({"title": "Aspirin"}),
+        ));
+        assert_eq!(response.status, 404, "{}", response.text());
+        let (sql, params) = &host.writes()[0];
+        assert!(
+            sql.contains(r#""pid" = "#) && sql.contains(r#""type" = "#),
+            "{sql}"
+        );
+        assert!(params.contains(&Value::from("medication")) && params.contains(&Value::Integer(7)));
+        let response =
+            host.call::<Medications>(TestRequest::delete("/api/patient/7/medication/21"));
+        assert_eq!(response.status, 404);
+        let response = host.call::<Medications>(TestRequest::post(
+            "/api/patient/7/medication",
+            json!({"title": "A"}),
+        ));
+        assert_eq!(response.status, 400, "{}", response.text());
+        assert_eq!(
+            response.body_json()["validationErrors"]["title"]["LengthBetween::TOO_SHORT"],
+            "title must be 2 characters or longer"
+        );
+        let response = host.call::<Medications>(TestRequest::get("/api/patient/x/medication"));
+        assert_eq!(response.status, 400, "a pid must be a number");
+    }
 }
