@@ -95,9 +95,8 @@ async fn main() -> anyhow::Result<()> {
             wasmtime::Store::new(&engine.wasmtime, hearth::plugins::host::State::describing());
         store.set_epoch_deadline(1_000_000);
         let started = Instant::now();
-        let instance = loaded.pre.instantiate_async(&mut store).await?;
+        let _instance = loaded.pre.instantiate_async(&mut store).await?;
         samples.push(started.elapsed());
-        drop(instance);
     }
     let (p50, p99) = percentiles(samples);
     println!("instantiate only                         {p50:7.1} / {p99:7.1}");
