@@ -28,7 +28,9 @@ fn main() {
     let plugin_target = target_dir.join("plugins");
     let dist = plugin_target.join("dist");
 
-    for dir in ["wit", "sdk", "plugins", "tests/plugins"] {
+    // `migrations` too: `sqlx::migrate!` embeds the folder, and a new file in it must
+    // rebuild the host.
+    for dir in ["wit", "sdk", "plugins", "tests/plugins", "migrations"] {
         println!("cargo:rerun-if-changed={}", root.join(dir).display());
     }
     println!(

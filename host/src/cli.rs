@@ -50,6 +50,35 @@ pub enum Command {
     Client(crate::oauth::cli::ClientCommand),
     /// Set a patient's portal sign-in (user name, e-mail, password).
     PortalLogin(crate::oauth::cli::PortalLoginArgs),
+    /// Synthetic demo data.
+    #[command(subcommand)]
+    Demo(DemoCommand),
+}
+
+/// `hearth demo …`.
+#[derive(Debug, Subcommand)]
+pub enum DemoCommand {
+    /// Fill a site with synthetic patients, their encounters, vitals, SOAP notes,
+    /// problems, allergies and medications, and the practitioners and facilities they
+    /// refer to (deterministic for a seed).
+    Seed(DemoSeedArgs),
+}
+
+/// `hearth demo seed`.
+#[derive(Debug, Args)]
+pub struct DemoSeedArgs {
+    /// The site.
+    #[arg(long)]
+    pub site: String,
+    /// How many patients to add.
+    #[arg(long)]
+    pub patients: u64,
+    /// The random seed (the same seed gives the same data).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Patients per transaction.
+    #[arg(long, default_value_t = 2000)]
+    pub batch: u64,
 }
 
 /// `hearth serve`.
@@ -249,7 +278,44 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::PortalLogin(args) => {
             crate::oauth::cli::run_portal_login(&cli.data_dir, args).await
         }
+        Command::Demo(DemoCommand::Seed(args)) => demo_seed(&cli.data_dir, args).await,
     }
+}
+
+async fn demo_seed(data_dir: &std::path::Path, args: DemoSeedArgs) -> Result<()> {
+    let sites = Sites::open(data_dir).await?;
+    let site = open_site(&sites, &args.site).await?;
+    let options = crate::demo::SeedOptions {
+        patients: args.patients,
+        seed: args.seed,
+        batch: args.batch,
+    };
+    let started = std::time::Instant::now();
+    let summary = crate::demo::seed(&site, &options, |done, total| {
+        let seconds = started.elapsed().as_secs_f64();
+        eprint!(
+            "\rseeding {}: {done}/{total} patients ({}%), {seconds:.1} s",
+            site.name,
+            done * 100 / total
+        );
+        if done == total {
+            eprintln!();
+        }
+    })
+    .await;
+    sites.close().await;
+    let summary = summary?;
+    let seconds = started.elapsed().as_secs_f64();
+    println!("seeded site {} (seed {}):", args.site, args.seed);
+    for (what, count) in summary.lines() {
+        println!("  {count:>10}  {what}");
+    }
+    println!(
+        "  {:>10}  rows in {seconds:.1} s ({:.0} rows/s)",
+        summary.rows(),
+        summary.rows() as f64 / seconds.max(0.001)
+    );
+    Ok(())
 }
 
 async fn serve(data_dir: &std::path::Path, args: ServeArgs) -> Result<()> {

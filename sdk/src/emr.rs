@@ -448,6 +448,194 @@ impl IssueResource {
     }
 }
 
+/// The seven routes of a uuid-keyed issue type served by an [`IssueResource`] constant:
+/// `GET /api/<kind>`, `GET /api/<kind>/:<param>`, and `GET|POST
+/// /api/patient/:puuid/<kind>`, `GET|PUT|DELETE /api/patient/:puuid/<kind>/:<param>`,
+/// with scopes `<kind>.s|r|c|u|d` and the ACL sections OpenEMR checks on each.
+///
+/// ```ignore
+/// const ROUTES: &'static [Route] = &hearth_sdk::issue_routes!(ALLERGIES,
+///     kind = "allergy", param = "auuid", noun = "allergies",
+///     acl = { across = "patients/med", list = "patients/med", read = "patients/med",
+///             write = "patients/med:write" });
+/// ```
+#[macro_export]
+macro_rules! issue_routes {
+    ($resource:ident, kind = $kind:literal, param = $param:literal, noun = $noun:literal,
+     acl = { across = $across:literal, list = $list:literal, read = $read:literal, write = $write:literal }) => {
+        [
+            $crate::Route::get(concat!("/api/", $kind), concat!($kind, ".s"), |r| {
+                $resource.list_all(r)
+            })
+            .acl($across)
+            .summary(concat!("List ", $noun)),
+            $crate::Route::get(
+                concat!("/api/", $kind, "/:", $param),
+                concat!($kind, ".r"),
+                |r| $resource.get_any(r),
+            )
+            .acl($across)
+            .summary(concat!("Read one of the ", $noun)),
+            $crate::Route::get(
+                concat!("/api/patient/:puuid/", $kind),
+                concat!($kind, ".s"),
+                |r| $resource.list(r),
+            )
+            .acl($list)
+            .summary(concat!("List a patient's ", $noun)),
+            $crate::Route::get(
+                concat!("/api/patient/:puuid/", $kind, "/:", $param),
+                concat!($kind, ".r"),
+                |r| $resource.get(r),
+            )
+            .acl($read)
+            .summary(concat!("Read one of a patient's ", $noun)),
+            $crate::Route::post(
+                concat!("/api/patient/:puuid/", $kind),
+                concat!($kind, ".c"),
+                |r| $resource.create(r),
+            )
+            .acl($write)
+            .summary(concat!("Add to a patient's ", $noun)),
+            $crate::Route::put(
+                concat!("/api/patient/:puuid/", $kind, "/:", $param),
+                concat!($kind, ".u"),
+                |r| $resource.update(r),
+            )
+            .acl($write)
+            .summary(concat!("Update one of a patient's ", $noun)),
+            $crate::Route::delete(
+                concat!("/api/patient/:puuid/", $kind, "/:", $param),
+                concat!($kind, ".d"),
+                |r| $resource.delete(r),
+            )
+            .acl($write)
+            .summary(concat!("Delete one of a patient's ", $noun)),
+        ]
+    };
+}
+
+/// The routes OpenEMR serves below `/api/patient/:pid/<kind>` for an issue type keyed by
+/// its numeric `lists.id` (medications, surgeries, dental issues): list, read, create,
+/// update and delete, scoped by the patient in the path and the list type. Reads answer
+/// the raw `lists` rows; create answers `{"id"}`, update `{"id"}`, delete `true`.
+#[derive(Debug, Clone, Copy)]
+pub struct NumberedIssues {
+    /// The issue type.
+    pub issues: Issues,
+    /// The route parameter that holds the issue's id, e.g. `mid`.
+    pub param: &'static str,
+    /// The columns a body may set.
+    pub columns: &'static [Column],
+    /// The body's rules (`true` on create).
+    pub rules: BodyRules,
+}
+
+impl NumberedIssues {
+    const SELECT: &'static str = "SELECT l.* FROM lists l";
+
+    /// `GET`: the patient's issues of this type, newest first, a page at a time.
+    pub fn list(&self, req: &Request) -> Result<Response> {
+        let patient = patient(req)?;
+        let mut search = self.issues.search(Some(patient.pid));
+        search.sort(None, &[], "l.date DESC, l.id DESC");
+        crud::page(req, &search, Self::SELECT, Json::from_row)
+    }
+
+    /// `GET …/:<param>`: one of the patient's issues, or a 404.
+    pub fn get(&self, req: &Request) -> Result<Response> {
+        let patient = patient(req)?;
+        let mut search = self.issues.search(Some(patient.pid));
+        search.equals("id", req.id(self.param)?);
+        Ok(Response::ok(crud::find(
+            &search,
+            Self::SELECT,
+            Json::from_row,
+        )?))
+    }
+
+    /// `POST`: 404 for no such patient, 400 for a body that breaks the rules, else 201
+    /// `{"id"}`.
+    pub fn create(&self, req: &Request) -> Result<Response> {
+        let patient = patient(req)?;
+        let rules = self.rules;
+        let fields = req.fields(self.columns, |v| rules(v, true))?;
+        let (id, _) = self.issues.insert(req, patient.pid, &fields)?;
+        Ok(Response::created(Json::object().field("id", id).end()))
+    }
+
+    /// `PUT …/:<param>`: updates the given columns (404 when the patient has no such
+    /// issue of this type) and answers `{"id"}`.
+    pub fn update(&self, req: &Request) -> Result<Response> {
+        let patient = patient(req)?;
+        let id = req.id(self.param)?;
+        let rules = self.rules;
+        let fields = req.fields(self.columns, |v| rules(v, false))?;
+        self.issues.update(patient.pid, IssueKey::Id(id), &fields)?;
+        Ok(Response::ok(Json::object().field("id", id).end()))
+    }
+
+    /// `DELETE …/:<param>`: deletes the patient's issue (404 when there is none) and
+    /// answers `true`.
+    pub fn delete(&self, req: &Request) -> Result<Response> {
+        let patient = patient(req)?;
+        self.issues
+            .delete(patient.pid, IssueKey::Id(req.id(self.param)?))?;
+        Ok(Response::ok(Json::raw("true")))
+    }
+}
+
+/// The five routes of a [`NumberedIssues`] constant below `/api/patient/:pid/<path>`, with
+/// scopes `<path>.s|r|c|u|d`, the read ACL on reads and the write ACL on writes.
+///
+/// ```ignore
+/// hearth_sdk::numbered_issue_routes!(MEDICATIONS, path = "medication", param = "mid",
+///     noun = "medications", acl = { read = "patients/med", write = "patients/med:write" })
+/// ```
+#[macro_export]
+macro_rules! numbered_issue_routes {
+    ($resource:ident, path = $path:literal, param = $param:literal, noun = $noun:literal,
+     acl = { read = $read:literal, write = $write:literal }) => {
+        [
+            $crate::Route::get(
+                concat!("/api/patient/:pid/", $path),
+                concat!($path, ".s"),
+                |r| $resource.list(r),
+            )
+            .acl($read)
+            .summary(concat!("List a patient's ", $noun)),
+            $crate::Route::post(
+                concat!("/api/patient/:pid/", $path),
+                concat!($path, ".c"),
+                |r| $resource.create(r),
+            )
+            .acl($write)
+            .summary(concat!("Add to a patient's ", $noun)),
+            $crate::Route::get(
+                concat!("/api/patient/:pid/", $path, "/:", $param),
+                concat!($path, ".r"),
+                |r| $resource.get(r),
+            )
+            .acl($read)
+            .summary(concat!("Read one of a patient's ", $noun)),
+            $crate::Route::put(
+                concat!("/api/patient/:pid/", $path, "/:", $param),
+                concat!($path, ".u"),
+                |r| $resource.update(r),
+            )
+            .acl($write)
+            .summary(concat!("Update one of a patient's ", $noun)),
+            $crate::Route::delete(
+                concat!("/api/patient/:pid/", $path, "/:", $param),
+                concat!($path, ".d"),
+                |r| $resource.delete(r),
+            )
+            .acl($write)
+            .summary(concat!("Delete one of a patient's ", $noun)),
+        ]
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -801,5 +989,112 @@ mod tests {
             empty.run(|| next_sequence("encounter")),
             Err(ApiError::Internal(_))
         ));
+    }
+
+    const MEDICATIONS: NumberedIssues = NumberedIssues {
+        issues: Issues::new("medication"),
+        param: "mid",
+        columns: &[Column::text("title")],
+        rules: |v, insert| {
+            v.field("title", "title", insert).length_between(2, 255);
+        },
+    };
+
+    #[test]
+    fn issue_route_macros_name_paths_scopes_and_acls() {
+        use crate::Method;
+        let routes = crate::issue_routes!(ALLERGIES, kind = "allergy", param = "auuid",
+            noun = "allergies", acl = { across = "a/x", list = "a/l", read = "a/r", write = "a/w:write" });
+        let got: Vec<(&str, &str, &str)> =
+            routes.iter().map(|r| (r.path, r.scope, r.acl)).collect();
+        assert_eq!(
+            got,
+            [
+                ("/api/allergy", "allergy.s", "a/x"),
+                ("/api/allergy/:auuid", "allergy.r", "a/x"),
+                ("/api/patient/:puuid/allergy", "allergy.s", "a/l"),
+                ("/api/patient/:puuid/allergy/:auuid", "allergy.r", "a/r"),
+                ("/api/patient/:puuid/allergy", "allergy.c", "a/w:write"),
+                (
+                    "/api/patient/:puuid/allergy/:auuid",
+                    "allergy.u",
+                    "a/w:write"
+                ),
+                (
+                    "/api/patient/:puuid/allergy/:auuid",
+                    "allergy.d",
+                    "a/w:write"
+                ),
+            ]
+        );
+        let routes = crate::numbered_issue_routes!(MEDICATIONS, path = "medication", param = "mid",
+            noun = "medications", acl = { read = "p/m", write = "p/m:write" });
+        let got: Vec<(Method, &str, &str)> =
+            routes.iter().map(|r| (r.method, r.path, r.scope)).collect();
+        assert_eq!(
+            got,
+            [
+                (Method::Get, "/api/patient/:pid/medication", "medication.s"),
+                (Method::Post, "/api/patient/:pid/medication", "medication.c"),
+                (
+                    Method::Get,
+                    "/api/patient/:pid/medication/:mid",
+                    "medication.r"
+                ),
+                (
+                    Method::Put,
+                    "/api/patient/:pid/medication/:mid",
+                    "medication.u"
+                ),
+                (
+                    Method::Delete,
+                    "/api/patient/:pid/medication/:mid",
+                    "medication.d"
+                ),
+            ]
+        );
+    }
+
+    struct Medications;
+    impl Resource for Medications {
+        const NAME: &'static str = "medications";
+        const VERSION: &'static str = "0.1.0";
+        const ROUTES: &'static [Route] = &crate::numbered_issue_routes!(MEDICATIONS,
+            path = "medication", param = "mid", noun = "medications",
+            acl = { read = "patients/med", write = "patients/med:write" });
+    }
+
+    #[test]
+    fn numbered_issues_are_scoped_by_patient_and_type() {
+        let patient = Rows::from_values(&["pid", "uuid"], vec![vec![7.into(), "u-7".into()]]);
+        let mut host = MockHost::new()
+            .on_query("FROM patient_data", patient)
+            .on_execute("UPDATE lists", 0)
+            .on_execute("DELETE FROM lists", 0);
+        let response = host.call::<Medications>(TestRequest::put(
+            "/api/patient/7/medication/21",
+            json!({"title": "Aspirin"}),
+        ));
+        assert_eq!(response.status, 404, "{}", response.text());
+        let (sql, params) = &host.writes()[0];
+        assert!(
+            sql.contains(r#""pid" = "#) && sql.contains(r#""type" = "#),
+            "{sql}"
+        );
+        assert!(params.contains(&Value::from("medication")) && params.contains(&Value::Integer(7)));
+        let response =
+            host.call::<Medications>(TestRequest::delete("/api/patient/7/medication/21"));
+        assert_eq!(response.status, 404);
+        let response = host.call::<Medications>(TestRequest::post(
+            "/api/patient/7/medication",
+            json!({"title": "A"}),
+        ));
+        assert_eq!(response.status, 400, "{}", response.text());
+        assert_eq!(
+            response.body_json()["validationErrors"]["title"]["LengthBetween::TOO_SHORT"],
+            "title must be 2 characters or longer"
+        );
+        let response = host.call::<Medications>(TestRequest::get("/api/patient/x/medication"));
+        assert_eq!(response.status, 400, "a pid must be a number");
     }
 }

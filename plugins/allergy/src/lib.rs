@@ -14,39 +14,10 @@ impl Resource for Allergy {
     const DESCRIPTION: &'static str = "Allergies (OpenEMR lists, type allergy)";
     const READS: &'static [&'static str] = &["patient_data", "users", "facility", "list_options"];
     const WRITES: &'static [&'static str] = &["lists"];
-    const ROUTES: &'static [Route] = &[
-        Route::get("/api/allergy", "allergy.s", |r| ALLERGIES.list_all(r))
-            .acl("patients/med")
-            .summary("List allergies"),
-        Route::get("/api/allergy/:auuid", "allergy.r", |r| ALLERGIES.get_any(r))
-            .acl("patients/med")
-            .summary("Read an allergy"),
-        Route::get("/api/patient/:puuid/allergy", "allergy.s", |r| {
-            ALLERGIES.list(r)
-        })
-        .acl("patients/med")
-        .summary("List a patient's allergies"),
-        Route::get("/api/patient/:puuid/allergy/:auuid", "allergy.r", |r| {
-            ALLERGIES.get(r)
-        })
-        .acl("patients/med")
-        .summary("Read a patient's allergy"),
-        Route::post("/api/patient/:puuid/allergy", "allergy.c", |r| {
-            ALLERGIES.create(r)
-        })
-        .acl("patients/med:write")
-        .summary("Add an allergy"),
-        Route::put("/api/patient/:puuid/allergy/:auuid", "allergy.u", |r| {
-            ALLERGIES.update(r)
-        })
-        .acl("patients/med:write")
-        .summary("Update an allergy"),
-        Route::delete("/api/patient/:puuid/allergy/:auuid", "allergy.d", |r| {
-            ALLERGIES.delete(r)
-        })
-        .acl("patients/med:write")
-        .summary("Delete an allergy"),
-    ];
+    const ROUTES: &'static [Route] = &hearth_sdk::issue_routes!(ALLERGIES,
+        kind = "allergy", param = "auuid", noun = "allergies",
+        acl = { across = "patients/med", list = "patients/med", read = "patients/med",
+                write = "patients/med:write" });
 }
 
 hearth_sdk::export!(Allergy);

@@ -1,36 +1,45 @@
 //! OpenEMR medications, surgeries and dental issues: `lists` rows of types `medication`,
 //! `surgery` and `dental`, served below `/api/patient/:pid/...` with numeric ids. The
-//! three differ only by list type and id parameter, so one set of handlers serves them.
+//! three differ only by list type and id parameter; the SDK's
+//! [`NumberedIssues`](hearth_sdk::emr::NumberedIssues) serves each.
 
-use hearth_sdk::emr::{self, IssueKey, Issues};
+use hearth_sdk::emr::{Issues, NumberedIssues};
 use hearth_sdk::prelude::*;
 
 /// The medication, surgery and dental issue resource.
 pub struct PatientIssue;
 
-/// One of the three issue kinds: its list type and the route parameter of its id.
-trait Kind {
-    const ISSUES: Issues;
-    const ID: &'static str;
+const MEDICATIONS: NumberedIssues = kind("medication", "mid");
+const SURGERIES: NumberedIssues = kind("surgery", "sid");
+const DENTAL: NumberedIssues = kind("dental", "did");
+
+const fn kind(list_type: &'static str, param: &'static str) -> NumberedIssues {
+    NumberedIssues {
+        issues: Issues::new(list_type),
+        param,
+        columns: COLUMNS,
+        rules,
+    }
 }
 
-struct Medication;
-impl Kind for Medication {
-    const ISSUES: Issues = Issues::new("medication");
-    const ID: &'static str = "mid";
-}
-
-struct Surgery;
-impl Kind for Surgery {
-    const ISSUES: Issues = Issues::new("surgery");
-    const ID: &'static str = "sid";
-}
-
-struct Dental;
-impl Kind for Dental {
-    const ISSUES: Issues = Issues::new("dental");
-    const ID: &'static str = "did";
-}
+/// The three kinds' routes, one after the other.
+const ROUTES: [Route; 15] = {
+    let parts = [
+        hearth_sdk::numbered_issue_routes!(MEDICATIONS, path = "medication", param = "mid",
+            noun = "medications", acl = { read = "patients/med", write = "patients/med:write" }),
+        hearth_sdk::numbered_issue_routes!(SURGERIES, path = "surgery", param = "sid",
+            noun = "surgeries", acl = { read = "patients/med", write = "patients/med:write" }),
+        hearth_sdk::numbered_issue_routes!(DENTAL, path = "dental_issue", param = "did",
+            noun = "dental issues", acl = { read = "patients/med", write = "patients/med:write" }),
+    ];
+    let mut all = [parts[0][0]; 15];
+    let mut i = 0;
+    while i < 15 {
+        all[i] = parts[i / 5][i % 5];
+        i += 1;
+    }
+    all
+};
 
 impl Resource for PatientIssue {
     const NAME: &'static str = "issue";
@@ -38,105 +47,7 @@ impl Resource for PatientIssue {
     const DESCRIPTION: &'static str = "Medications, surgeries and dental issues (OpenEMR lists)";
     const READS: &'static [&'static str] = &["patient_data"];
     const WRITES: &'static [&'static str] = &["lists"];
-    const ROUTES: &'static [Route] = &[
-        Route::get(
-            "/api/patient/:pid/medication",
-            "medication.s",
-            list::<Medication>,
-        )
-        .acl("patients/med")
-        .summary("List a patient's medications"),
-        Route::post(
-            "/api/patient/:pid/medication",
-            "medication.c",
-            create::<Medication>,
-        )
-        .acl("patients/med:write")
-        .summary("Add a medication"),
-        Route::get(
-            "/api/patient/:pid/medication/:mid",
-            "medication.r",
-            get_one::<Medication>,
-        )
-        .acl("patients/med")
-        .summary("Read a medication"),
-        Route::put(
-            "/api/patient/:pid/medication/:mid",
-            "medication.u",
-            update::<Medication>,
-        )
-        .acl("patients/med:write")
-        .summary("Update a medication"),
-        Route::delete(
-            "/api/patient/:pid/medication/:mid",
-            "medication.d",
-            delete::<Medication>,
-        )
-        .acl("patients/med:write")
-        .summary("Delete a medication"),
-        Route::get("/api/patient/:pid/surgery", "surgery.s", list::<Surgery>)
-            .acl("patients/med")
-            .summary("List a patient's surgeries"),
-        Route::post("/api/patient/:pid/surgery", "surgery.c", create::<Surgery>)
-            .acl("patients/med:write")
-            .summary("Add a surgery"),
-        Route::get(
-            "/api/patient/:pid/surgery/:sid",
-            "surgery.r",
-            get_one::<Surgery>,
-        )
-        .acl("patients/med")
-        .summary("Read a surgery"),
-        Route::put(
-            "/api/patient/:pid/surgery/:sid",
-            "surgery.u",
-            update::<Surgery>,
-        )
-        .acl("patients/med:write")
-        .summary("Update a surgery"),
-        Route::delete(
-            "/api/patient/:pid/surgery/:sid",
-            "surgery.d",
-            delete::<Surgery>,
-        )
-        .acl("patients/med:write")
-        .summary("Delete a surgery"),
-        Route::get(
-            "/api/patient/:pid/dental_issue",
-            "dental_issue.s",
-            list::<Dental>,
-        )
-        .acl("patients/med")
-        .summary("List a patient's dental issues"),
-        Route::post(
-            "/api/patient/:pid/dental_issue",
-            "dental_issue.c",
-            create::<Dental>,
-        )
-        .acl("patients/med:write")
-        .summary("Add a dental issue"),
-        Route::get(
-            "/api/patient/:pid/dental_issue/:did",
-            "dental_issue.r",
-            get_one::<Dental>,
-        )
-        .acl("patients/med")
-        .summary("Read a dental issue"),
-        Route::put(
-            "/api/patient/:pid/dental_issue/:did",
-            "dental_issue.u",
-            update::<Dental>,
-        )
-        .acl("patients/med:write")
-        .summary("Update a dental issue"),
-        Route::delete(
-            "/api/patient/:pid/dental_issue/:did",
-            "dental_issue.d",
-            delete::<Dental>,
-        )
-        .acl("patients/med:write")
-        .summary("Delete a dental issue"),
-    ];
+    const ROUTES: &'static [Route] = &ROUTES;
 }
 
 hearth_sdk::export!(PatientIssue);
@@ -149,9 +60,6 @@ const COLUMNS: &[Column] = &[
     Column::text("diagnosis"),
 ];
 
-/// OpenEMR answers the raw `lists` rows.
-const SELECT: &str = "SELECT l.* FROM lists l";
-
 /// ListService's rules: a title on insert; dates take `YYYY-MM-DD` as well as
 /// `YYYY-MM-DD HH:MM:SS`. On update every rule is optional but empty values still fail.
 fn rules(v: &mut Validator<'_>, insert: bool) {
@@ -159,42 +67,6 @@ fn rules(v: &mut Validator<'_>, insert: bool) {
     v.optional("begdate", "begdate").date_or_datetime();
     v.optional("enddate", "enddate").date_or_datetime();
     v.optional("diagnosis", "diagnosis").length_between(2, 255);
-}
-
-/// The patient's issues of kind `K`, newest first.
-fn list<K: Kind>(req: &Request) -> Result<Response> {
-    let patient = emr::patient(req)?;
-    let mut search = K::ISSUES.search(Some(patient.pid));
-    search.sort(None, &[], "l.date DESC, l.id DESC");
-    crud::page(req, &search, SELECT, Json::from_row)
-}
-
-fn get_one<K: Kind>(req: &Request) -> Result<Response> {
-    let patient = emr::patient(req)?;
-    let mut search = K::ISSUES.search(Some(patient.pid));
-    search.equals("id", req.id(K::ID)?);
-    Ok(Response::ok(crud::find(&search, SELECT, Json::from_row)?))
-}
-
-fn create<K: Kind>(req: &Request) -> Result<Response> {
-    let patient = emr::patient(req)?;
-    let fields = req.fields(COLUMNS, |v| rules(v, true))?;
-    let (id, _) = K::ISSUES.insert(req, patient.pid, &fields)?;
-    Ok(Response::created(Json::object().field("id", id).end()))
-}
-
-fn update<K: Kind>(req: &Request) -> Result<Response> {
-    let patient = emr::patient(req)?;
-    let id = req.id(K::ID)?;
-    let fields = req.fields(COLUMNS, |v| rules(v, false))?;
-    K::ISSUES.update(patient.pid, IssueKey::Id(id), &fields)?;
-    Ok(Response::ok(Json::object().field("id", id).end()))
-}
-
-fn delete<K: Kind>(req: &Request) -> Result<Response> {
-    let patient = emr::patient(req)?;
-    K::ISSUES.delete(patient.pid, IssueKey::Id(req.id(K::ID)?))?;
-    Ok(Response::ok(Json::raw("true")))
 }
 
 #[cfg(test)]

@@ -20,53 +20,10 @@ impl Resource for MedicalProblem {
         "form_encounter",
     ];
     const WRITES: &'static [&'static str] = &["lists"];
-    const ROUTES: &'static [Route] = &[
-        Route::get("/api/medical_problem", "medical_problem.s", |r| {
-            PROBLEMS.list_all(r)
-        })
-        .acl("encounters/notes")
-        .summary("List medical problems"),
-        Route::get("/api/medical_problem/:muuid", "medical_problem.r", |r| {
-            PROBLEMS.get_any(r)
-        })
-        .acl("encounters/notes")
-        .summary("Read a medical problem"),
-        Route::get(
-            "/api/patient/:puuid/medical_problem",
-            "medical_problem.s",
-            |r| PROBLEMS.list(r),
-        )
-        .acl("encounters/notes")
-        .summary("List a patient's medical problems"),
-        Route::get(
-            "/api/patient/:puuid/medical_problem/:muuid",
-            "medical_problem.r",
-            |r| PROBLEMS.get(r),
-        )
-        .acl("patients/med")
-        .summary("Read a patient's medical problem"),
-        Route::post(
-            "/api/patient/:puuid/medical_problem",
-            "medical_problem.c",
-            |r| PROBLEMS.create(r),
-        )
-        .acl("patients/med:write")
-        .summary("Add a medical problem"),
-        Route::put(
-            "/api/patient/:puuid/medical_problem/:muuid",
-            "medical_problem.u",
-            |r| PROBLEMS.update(r),
-        )
-        .acl("patients/med:write")
-        .summary("Update a medical problem"),
-        Route::delete(
-            "/api/patient/:puuid/medical_problem/:muuid",
-            "medical_problem.d",
-            |r| PROBLEMS.delete(r),
-        )
-        .acl("patients/med:write")
-        .summary("Delete a medical problem"),
-    ];
+    const ROUTES: &'static [Route] = &hearth_sdk::issue_routes!(PROBLEMS,
+        kind = "medical_problem", param = "muuid", noun = "medical problems",
+        acl = { across = "encounters/notes", list = "encounters/notes", read = "patients/med",
+                write = "patients/med:write" });
 }
 
 hearth_sdk::export!(MedicalProblem);
