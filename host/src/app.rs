@@ -65,6 +65,9 @@ impl App {
                 .await
                 .context("loading plugins")?,
         );
+        if config.watch_plugins {
+            registry.watch()?;
+        }
         let tls = if config.http {
             None
         } else {
@@ -120,6 +123,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/apis/{site}/{*rest}", any(api::dispatch))
         .route("/apis/{site}", any(api::no_family))
+        .merge(crate::plugins::admin::router())
         .route("/oauth2/{site}/jwks", get(jwks))
         .route(
             "/meta/health/livez",

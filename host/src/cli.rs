@@ -45,6 +45,9 @@ pub enum Command {
     /// Issue access tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// See, reload and check plugins.
+    #[command(subcommand)]
+    Plugin(crate::plugins::admin::PluginCommand),
 }
 
 /// `hearth serve`.
@@ -224,6 +227,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             sites.close().await;
             Ok(())
         }
+        Command::Plugin(command) => crate::plugins::admin::run(&cli.data_dir, command).await,
         Command::Token(TokenCommand::Issue(args)) => {
             let sites = Sites::open(&cli.data_dir).await?;
             let site = open_site(&sites, &args.site).await?;
