@@ -251,7 +251,15 @@ async fn a_broken_manifest_or_a_route_collision_keeps_the_last_good_tables_and_s
     let token = app.user_token("default", "admin", SCOPE).await;
     let second = app.user_token("second", "admin", SCOPE).await;
     app.create_patient("default", &token, "Ann", "Default").await;
-    app.create_patient("second", &second, "Bob", "Second").await;
+    // patient-strict only reads: put a patient on the second site directly.
+    let site = app.state.sites.get("second").await.unwrap();
+    hearth::on_db!(&site.db, |pool| {
+        sqlx::query("INSERT INTO patient_data (uuid, pid, pubpid, fname, lname, sex, \"DOB\") VALUES ($1, 1, '1', 'Bob', 'Second', 'Male', '1970-01-01')")
+            .bind("01a22501-0000-4000-8000-000000000002")
+            .execute(pool)
+            .await
+            .unwrap();
+    });
     let strict = app.get(&app.api("second", "/api/patient"), &second).await;
     assert_eq!(strict.status, 200, "{}", strict.text);
     assert_eq!(strict.json["data"][0]["strict"], true, "{}", strict.text);
