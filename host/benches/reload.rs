@@ -156,7 +156,13 @@ async fn main() -> anyhow::Result<()> {
             let written = Instant::now();
             replace(&plugins, &bytes);
             loop {
-                let body = client.get(&url).bearer_auth(&token).send().await?.text().await?;
+                let body = client
+                    .get(&url)
+                    .bearer_auth(&token)
+                    .send()
+                    .await?
+                    .text()
+                    .await?;
                 if version(&body) == want {
                     return anyhow::Ok(written.elapsed());
                 }

@@ -65,8 +65,11 @@ impl App {
                 .await
                 .context("loading plugins")?,
         );
-        if config.watch_plugins {
-            registry.watch()?;
+        if config.watch_plugins
+            && let Err(error) = registry.watch()
+        {
+            // Serving matters more than watching; `hearth plugin reload` still works.
+            tracing::warn!("plugins will not reload by themselves: {error:#}");
         }
         let tls = if config.http {
             None

@@ -24,7 +24,8 @@ struct PluginDir(PathBuf);
 
 impl PluginDir {
     fn new() -> PluginDir {
-        let dir = std::env::temp_dir().join(format!("hearth-plugins-{:016x}", rand::random::<u64>()));
+        let dir =
+            std::env::temp_dir().join(format!("hearth-plugins-{:016x}", rand::random::<u64>()));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::copy(dist().join("patient.wasm"), dir.join("patient.wasm")).unwrap();
         PluginDir(dir)
@@ -66,21 +67,33 @@ fn version_of(reply: &Reply, expected: usize) -> Result<u32, String> {
         .as_array()
         .ok_or_else(|| format!("no data array: {}", reply.text))?;
     if items.len() != expected {
-        return Err(format!("{} items, not {expected}: {}", items.len(), reply.text));
+        return Err(format!(
+            "{} items, not {expected}: {}",
+            items.len(),
+            reply.text
+        ));
     }
     let header = reply.header("x-plugin-version");
     let top = reply.json.get("plugin_version");
-    let marked = items.iter().filter(|i| i.get("served_by").is_some()).count();
+    let marked = items
+        .iter()
+        .filter(|i| i.get("served_by").is_some())
+        .count();
     match (header, top, marked) {
         (None, None, 0) if items.iter().all(|i| i.get("DOB").is_some()) => Ok(1),
         (Some("2.0.0"), Some(v), n)
             if v == "2.0.0"
                 && n == expected
-                && items.iter().all(|i| i["served_by"] == "2.0.0" && i.get("DOB").is_none()) =>
+                && items
+                    .iter()
+                    .all(|i| i["served_by"] == "2.0.0" && i.get("DOB").is_none()) =>
         {
             Ok(2)
         }
-        _ => Err(format!("an answer mixing versions: {:?} {}", header, reply.text)),
+        _ => Err(format!(
+            "an answer mixing versions: {:?} {}",
+            header, reply.text
+        )),
     }
 }
 
@@ -117,7 +130,10 @@ async fn until_error(app: &TestApp) -> PluginStatus {
         if status.last_error.is_some() {
             return status;
         }
-        assert!(started.elapsed() < Duration::from_secs(10), "no error recorded: {status:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no error recorded: {status:?}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -143,13 +159,23 @@ async fn a_plugin_replaced_twenty_times_under_load_fails_no_request_and_serves_w
     for name in ["Ann", "Bob", "Cy"] {
         app.create_patient("default", &token, name, "Reload").await;
     }
-    assert_eq!(version_of(&app.get(&app.api("default", "/api/patient"), &token).await, 3), Ok(1));
+    assert_eq!(
+        version_of(
+            &app.get(&app.api("default", "/api/patient"), &token).await,
+            3
+        ),
+        Ok(1)
+    );
 
     let stop = Arc::new(AtomicBool::new(false));
     let served = Arc::new([AtomicUsize::new(0), AtomicUsize::new(0)]);
     let mut drivers = Vec::new();
     for _ in 0..4 {
-        let (client, url, token) = (app.client.clone(), app.api("default", "/api/patient"), token.clone());
+        let (client, url, token) = (
+            app.client.clone(),
+            app.api("default", "/api/patient"),
+            token.clone(),
+        );
         let (stop, served) = (stop.clone(), served.clone());
         drivers.push(tokio::spawn(async move {
             let mut failures = Vec::new();
@@ -186,12 +212,26 @@ async fn a_plugin_replaced_twenty_times_under_load_fails_no_request_and_serves_w
     for round in 0..20 {
         if round == 10 {
             // A broken file in the middle: clients keep getting the version they had.
-            let before = version_of(&app.get(&app.api("default", "/api/patient"), &token).await, 3).unwrap();
+            let before = version_of(
+                &app.get(&app.api("default", "/api/patient"), &token).await,
+                3,
+            )
+            .unwrap();
             plugins.replace(b"\0asm this is not a component");
             let status = until_error(&app).await;
             assert_eq!(status.state, PluginState::Stale, "{status:?}");
-            assert!(status.last_error.as_deref().unwrap().contains("patient.wasm"), "{status:?}");
-            assert_eq!(status.version.as_deref(), Some(if before == 1 { "1.0.0" } else { "2.0.0" }));
+            assert!(
+                status
+                    .last_error
+                    .as_deref()
+                    .unwrap()
+                    .contains("patient.wasm"),
+                "{status:?}"
+            );
+            assert_eq!(
+                status.version.as_deref(),
+                Some(if before == 1 { "1.0.0" } else { "2.0.0" })
+            );
             for _ in 0..5 {
                 let reply = app.get(&app.api("default", "/api/patient"), &token).await;
                 assert_eq!(version_of(&reply, 3), Ok(before));
@@ -206,19 +246,30 @@ async fn a_plugin_replaced_twenty_times_under_load_fails_no_request_and_serves_w
         }
         let took = until_serving(&app, &token, version, written).await;
         latencies.push(took);
-        assert!(took < WITHIN, "round {round}: version {version} served after {took:?}");
+        assert!(
+            took < WITHIN,
+            "round {round}: version {version} served after {took:?}"
+        );
     }
     stop.store(true, Ordering::Relaxed);
     let mut failures = Vec::new();
     for driver in drivers {
         failures.extend(driver.await.unwrap());
     }
-    let (ones, twos) = (served[0].load(Ordering::Relaxed), served[1].load(Ordering::Relaxed));
+    let (ones, twos) = (
+        served[0].load(Ordering::Relaxed),
+        served[1].load(Ordering::Relaxed),
+    );
     eprintln!(
         "served v1 {ones} and v2 {twos} times; reload latencies {:?}",
         latencies
     );
-    assert!(failures.is_empty(), "{} failed requests, first: {}", failures.len(), failures[0]);
+    assert!(
+        failures.is_empty(),
+        "{} failed requests, first: {}",
+        failures.len(),
+        failures[0]
+    );
     assert!(ones > 0 && twos > 0, "both versions served: {ones} {twos}");
     // The broken file left no error behind once a good file came.
     let status = status_of(&app.state.registry.statuses("default"), "patient");
@@ -250,7 +301,8 @@ async fn a_broken_manifest_or_a_route_collision_keeps_the_last_good_tables_and_s
     let manifest = app.data_dir.join("plugins.toml");
     let token = app.user_token("default", "admin", SCOPE).await;
     let second = app.user_token("second", "admin", SCOPE).await;
-    app.create_patient("default", &token, "Ann", "Default").await;
+    app.create_patient("default", &token, "Ann", "Default")
+        .await;
     // patient-strict only reads: put a patient on the second site directly.
     let site = app.state.sites.get("second").await.unwrap();
     hearth::on_db!(&site.db, |pool| {
@@ -263,31 +315,68 @@ async fn a_broken_manifest_or_a_route_collision_keeps_the_last_good_tables_and_s
     let strict = app.get(&app.api("second", "/api/patient"), &second).await;
     assert_eq!(strict.status, 200, "{}", strict.text);
     assert_eq!(strict.json["data"][0]["strict"], true, "{}", strict.text);
-    assert_eq!(app.get(&app.api("second", "/api/patient?fname=Bob"), &second).await.status, 400);
+    assert_eq!(
+        app.get(&app.api("second", "/api/patient?fname=Bob"), &second)
+            .await
+            .status,
+        400
+    );
 
     // An unknown key: named with its line, nothing else changes.
     let good = std::fs::read_to_string(&manifest).unwrap();
-    std::fs::write(&manifest, good.replace("version = \">=1.0\"", "version = \">=1.0\"\nverison = \"2\"")).unwrap();
+    std::fs::write(
+        &manifest,
+        good.replace(
+            "version = \">=1.0\"",
+            "version = \">=1.0\"\nverison = \"2\"",
+        ),
+    )
+    .unwrap();
     let status = until_error(&app).await;
     let error = status.last_error.unwrap();
-    assert!(error.contains("verison") && error.contains("line 6"), "{error}");
+    assert!(
+        error.contains("verison") && error.contains("line 6"),
+        "{error}"
+    );
     assert_eq!(status.state, PluginState::Stale);
-    assert_eq!(app.get(&app.api("default", "/api/patient"), &token).await.status, 200);
-    assert_eq!(app.get(&app.api("second", "/api/patient"), &second).await.json["data"][0]["strict"], true);
+    assert_eq!(
+        app.get(&app.api("default", "/api/patient"), &token)
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        app.get(&app.api("second", "/api/patient"), &second)
+            .await
+            .json["data"][0]["strict"],
+        true
+    );
 
     // Both plugins on one site claim GET /api/patient: a load error naming both.
-    std::fs::write(&manifest, good.replace("plugins = [\"patient-strict\"]", "plugins = [\"patient-strict\", \"patient\"]")).unwrap();
+    std::fs::write(
+        &manifest,
+        good.replace(
+            "plugins = [\"patient-strict\"]",
+            "plugins = [\"patient-strict\", \"patient\"]",
+        ),
+    )
+    .unwrap();
     let started = Instant::now();
     let error = loop {
         let status = status_of(&app.state.registry.statuses("second"), "patient-strict");
         if let Some(error) = status.last_error.filter(|e| e.contains("claimed")) {
             break error;
         }
-        assert!(started.elapsed() < Duration::from_secs(10), "no collision reported");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no collision reported"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     assert!(
-        error.contains("route GET /api/patient is claimed by both plugin patient-strict and plugin patient"),
+        error.contains(
+            "route GET /api/patient is claimed by both plugin patient-strict and plugin patient"
+        ),
         "{error}"
     );
     let strict = app.get(&app.api("second", "/api/patient"), &second).await;
@@ -323,16 +412,29 @@ async fn grants_a_site_does_not_allow_keep_the_plugin_off_that_site() {
     let report = app.state.registry.reload().await;
     assert_eq!(report.errors.len(), 1, "{report:?}");
     assert!(
-        report.errors[0].contains("patient_data") && report.errors[0].contains("allow_tables of site second"),
+        report.errors[0].contains("patient_data")
+            && report.errors[0].contains("allow_tables of site second"),
         "{report:?}"
     );
     // The site keeps its previous table.
     let status = status_of(&app.state.registry.statuses("second"), "patient-strict");
     assert_eq!(status.state, PluginState::Stale, "{status:?}");
     let second = app.user_token("second", "admin", SCOPE).await;
-    assert_eq!(app.get(&app.api("second", "/api/patient"), &second).await.status, 200);
-    std::fs::write(&manifest, format!("{good}allow_tables = [\"patient_data\"]\n")).unwrap();
-    assert_eq!(app.state.registry.reload().await.errors, Vec::<String>::new());
+    assert_eq!(
+        app.get(&app.api("second", "/api/patient"), &second)
+            .await
+            .status,
+        200
+    );
+    std::fs::write(
+        &manifest,
+        format!("{good}allow_tables = [\"patient_data\"]\n"),
+    )
+    .unwrap();
+    assert_eq!(
+        app.state.registry.reload().await.errors,
+        Vec::<String>::new()
+    );
     app.stop().await;
 }
 
@@ -346,13 +448,19 @@ async fn two_plugins_claiming_one_route_on_a_site_fail_start_up_naming_both() {
         "[plugins.patient]\nfile = \"patient.wasm\"\n[plugins.patient-strict]\nfile = \"patient-strict.wasm\"\n[sites.default]\nplugins = [\"patient\", \"patient-strict\"]\n",
     )
     .unwrap();
-    let engine = hearth::plugins::engine::Engine::new(&workspace().join("target").join("test-plugin-cache"), 8).unwrap();
+    let engine = hearth::plugins::engine::Engine::new(
+        &workspace().join("target").join("test-plugin-cache"),
+        8,
+    )
+    .unwrap();
     let error = match hearth::plugins::Registry::load(engine, &manifest).await {
         Ok(_) => panic!("loaded a site with a route collision"),
         Err(error) => format!("{error:#}"),
     };
     assert!(
-        error.contains("route GET /api/patient is claimed by both plugin patient and plugin patient-strict"),
+        error.contains(
+            "route GET /api/patient is claimed by both plugin patient and plugin patient-strict"
+        ),
         "{error}"
     );
     std::fs::remove_dir_all(dir).unwrap();
@@ -412,7 +520,11 @@ async fn the_cli_reaches_the_running_server_with_a_token_it_mints() {
         Err(_) => panic!("the CLI could not list the plugins"),
     };
     assert_eq!(list.site, "second");
-    assert!(list.plugins.iter().any(|p| p.name == "patient" && p.state == PluginState::Serving));
+    assert!(
+        list.plugins
+            .iter()
+            .any(|p| p.name == "patient" && p.state == PluginState::Serving)
+    );
     let answer = match client.reload(&site).await {
         Ok(answer) => answer,
         Err(_) => panic!("the CLI could not reload"),
@@ -420,9 +532,14 @@ async fn the_cli_reaches_the_running_server_with_a_token_it_mints() {
     assert!(answer.report.errors.is_empty());
     sites.close().await;
     // The commands themselves, end to end.
-    for args in [&["plugin", "list"][..], &["plugin", "reload", "--site", "default"]] {
+    for args in [
+        &["plugin", "list"][..],
+        &["plugin", "reload", "--site", "default"],
+    ] {
         let cli = <hearth::cli::Cli as clap::Parser>::parse_from(
-            ["hearth", "--data-dir", app.data_dir.to_str().unwrap()].iter().chain(args),
+            ["hearth", "--data-dir", app.data_dir.to_str().unwrap()]
+                .iter()
+                .chain(args),
         );
         hearth::cli::run(cli).await.unwrap();
     }
@@ -435,24 +552,45 @@ async fn plugin_list_without_a_server_shows_how_the_files_would_load() {
     let sites = hearth::sites::Sites::open(&data).await.unwrap();
     sites.create("default", None).await.unwrap();
     // A URL where nothing listens.
-    sites.set_setting("public_url", "http://127.0.0.1:9").await.unwrap();
+    sites
+        .set_setting("public_url", "http://127.0.0.1:9")
+        .await
+        .unwrap();
     sites.close().await;
     let cache = workspace().join("target").join("test-plugin-cache");
-    std::fs::write(data.join("hearth.toml"), format!("cache_dir = {:?}\n", cache.display().to_string())).unwrap();
+    std::fs::write(
+        data.join("hearth.toml"),
+        format!("cache_dir = {:?}\n", cache.display().to_string()),
+    )
+    .unwrap();
     let manifest = data.join("plugins.toml");
     std::fs::write(&manifest, "[plugins.patient]\nfile = \"patient.wasm\"\n[plugins.nope]\nfile = \"missing.wasm\"\n[sites.\"*\"]\nplugins = [\"patient\", \"nope\"]\n").unwrap();
-    let engine = hearth::plugins::engine::Engine::new(&workspace().join("target").join("test-plugin-cache"), 8).unwrap();
+    let engine = hearth::plugins::engine::Engine::new(
+        &workspace().join("target").join("test-plugin-cache"),
+        8,
+    )
+    .unwrap();
     let registry = hearth::plugins::Registry::inspect(engine, &manifest).await;
     let statuses = registry.statuses("default");
     let nope = status_of(&statuses, "nope");
     assert_eq!(nope.state, PluginState::Failed);
     assert!(nope.last_error.unwrap().contains("missing.wasm"));
     let cli = <hearth::cli::Cli as clap::Parser>::parse_from([
-        "hearth", "--data-dir", data.to_str().unwrap(), "plugin", "list", "--plugins", manifest.to_str().unwrap(),
+        "hearth",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "plugin",
+        "list",
+        "--plugins",
+        manifest.to_str().unwrap(),
     ]);
     hearth::cli::run(cli).await.unwrap();
     let cli = <hearth::cli::Cli as clap::Parser>::parse_from([
-        "hearth", "--data-dir", data.to_str().unwrap(), "plugin", "reload",
+        "hearth",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "plugin",
+        "reload",
     ]);
     let error = format!("{:#}", hearth::cli::run(cli).await.unwrap_err());
     assert!(error.contains("no server answers"), "{error}");

@@ -75,13 +75,20 @@ async fn list(
     UrlPath(site): UrlPath<String>,
     headers: HeaderMap,
 ) -> Response {
-    admin_call(&app, &site, &headers, "GET", false, |app, site| async move {
-        Ok(axum::Json(PluginList {
-            plugins: app.registry.statuses(&site.name),
-            site: site.name.clone(),
-        })
-        .into_response())
-    })
+    admin_call(
+        &app,
+        &site,
+        &headers,
+        "GET",
+        false,
+        |app, site| async move {
+            Ok(axum::Json(PluginList {
+                plugins: app.registry.statuses(&site.name),
+                site: site.name.clone(),
+            })
+            .into_response())
+        },
+    )
     .await
 }
 
@@ -90,15 +97,22 @@ async fn reload(
     UrlPath(site): UrlPath<String>,
     headers: HeaderMap,
 ) -> Response {
-    admin_call(&app, &site, &headers, "POST", true, |app, site| async move {
-        let report = app.registry.reload().await;
-        Ok(axum::Json(ReloadAnswer {
-            plugins: app.registry.statuses(&site.name),
-            site: site.name.clone(),
-            report,
-        })
-        .into_response())
-    })
+    admin_call(
+        &app,
+        &site,
+        &headers,
+        "POST",
+        true,
+        |app, site| async move {
+            let report = app.registry.reload().await;
+            Ok(axum::Json(ReloadAnswer {
+                plugins: app.registry.statuses(&site.name),
+                site: site.name.clone(),
+                report,
+            })
+            .into_response())
+        },
+    )
     .await
 }
 

@@ -219,7 +219,10 @@ mod tests {
         assert_eq!(m.plugins_for("default").unwrap().plugins, vec!["patient"]);
         let alternate = m.plugins_for("alternate").unwrap();
         assert_eq!(alternate.plugins, vec!["patient-strict"]);
-        assert_eq!(alternate.allow_tables.as_deref(), Some(&["patient_data".to_owned()][..]));
+        assert_eq!(
+            alternate.allow_tables.as_deref(),
+            Some(&["patient_data".to_owned()][..])
+        );
     }
 
     #[test]

@@ -186,4 +186,3 @@ fn match_segments(template: &[Segment], parts: &[&str]) -> Option<Vec<String>> {
     }
     Some(params)
 }
-

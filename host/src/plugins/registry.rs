@@ -206,10 +206,7 @@ impl Registry {
             let previous = self.inner.lock().loaded.get(name).cloned();
             match self.load_plugin(name, spec, &file, previous.as_ref()).await {
                 Ok(loaded) => {
-                    if previous
-                        .as_ref()
-                        .is_none_or(|p| !Arc::ptr_eq(p, &loaded))
-                    {
+                    if previous.as_ref().is_none_or(|p| !Arc::ptr_eq(p, &loaded)) {
                         tracing::info!(
                             "plugin {name} {} loaded from {}",
                             loaded.version,
@@ -410,9 +407,8 @@ impl Registry {
         if let Some(grants) = inner.grants.get(&key) {
             return Ok(grants.clone());
         }
-        let grants = Arc::new(
-            Grants::new(name, key.1.clone(), key.2.clone()).map_err(anyhow::Error::msg)?,
-        );
+        let grants =
+            Arc::new(Grants::new(name, key.1.clone(), key.2.clone()).map_err(anyhow::Error::msg)?);
         inner.grants.insert(key, grants.clone());
         Ok(grants)
     }

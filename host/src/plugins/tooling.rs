@@ -35,7 +35,9 @@ pub fn new_plugin(parent: &Path, name: &str, sdk: Option<&Path>) -> Result<PathB
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
     if !valid {
-        bail!("'{name}' is not a plugin name: kebab-case, starting with a letter (e.g. lab-result)");
+        bail!(
+            "'{name}' is not a plugin name: kebab-case, starting with a letter (e.g. lab-result)"
+        );
     }
     let dir = parent.join(name);
     if dir.exists() {
@@ -272,16 +274,18 @@ pub fn parse_requests(text: &str) -> Result<Vec<CallRequest>> {
     };
     list.into_iter()
         .enumerate()
-        .map(|(i, item)| {
-            serde_json::from_value(item).with_context(|| format!("request {}", i + 1))
-        })
+        .map(|(i, item)| serde_json::from_value(item).with_context(|| format!("request {}", i + 1)))
         .collect()
 }
 
 /// Runs `requests` through the plugin in `file` on a fresh, migrated SQLite database
 /// (one database for all of them, so a POST can be read back); answers one JSON object
 /// per request: `status`, `headers`, `body`.
-pub async fn call(engine: &Arc<Engine>, file: &Path, requests: &[CallRequest]) -> Result<Vec<Value>> {
+pub async fn call(
+    engine: &Arc<Engine>,
+    file: &Path,
+    requests: &[CallRequest],
+) -> Result<Vec<Value>> {
     let loaded = Arc::new(loader::load(engine, file).await?);
     let scratch = std::env::temp_dir().join(format!(
         "hearth-plugin-call-{}-{:08x}",
@@ -306,7 +310,9 @@ pub async fn call(engine: &Arc<Engine>, file: &Path, requests: &[CallRequest]) -
         for (i, request) in requests.iter().enumerate() {
             let answer = call_one(engine, &site, &table, request)
                 .await
-                .with_context(|| format!("request {} ({} {})", i + 1, request.method, request.path))?;
+                .with_context(|| {
+                    format!("request {} ({} {})", i + 1, request.method, request.path)
+                })?;
             answers.push(answer);
         }
         sites.close().await;

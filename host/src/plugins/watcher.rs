@@ -88,10 +88,11 @@ impl Registry {
     /// The watch stops when the registry is dropped.
     pub fn watch(self: &Arc<Self>) -> Result<()> {
         let (sender, receiver) = mpsc::unbounded_channel();
-        let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-            let _ = sender.send(event);
-        })
-        .context("starting the plugin file watcher")?;
+        let mut watcher =
+            notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+                let _ = sender.send(event);
+            })
+            .context("starting the plugin file watcher")?;
         let targets = Targets::of(self);
         for folder in targets.folders() {
             watcher
@@ -110,7 +111,9 @@ async fn run(
     mut targets: Targets,
 ) {
     let relevant = |event: &notify::Result<notify::Event>, targets: &Targets| match event {
-        Ok(event) => changes_content(&event.kind) && event.paths.iter().any(|p| targets.relevant(p)),
+        Ok(event) => {
+            changes_content(&event.kind) && event.paths.iter().any(|p| targets.relevant(p))
+        }
         // A lost event may hide a change: reload to be sure.
         Err(_) => true,
     };
