@@ -188,7 +188,7 @@ async fn main() -> anyhow::Result<()> {
         tokio::spawn(async move {
             let mut n = 0u64;
             while swapping.load(Ordering::Relaxed) {
-                replace(&plugins, if n % 2 == 0 { &v2 } else { &v1 });
+                replace(&plugins, if n.is_multiple_of(2) { &v2 } else { &v1 });
                 n += 1;
                 swaps.store(n, Ordering::Relaxed);
                 tokio::time::sleep(Duration::from_millis(swap_ms)).await;

@@ -183,7 +183,7 @@ impl log::Host for State {
 
 impl config::Host for State {
     fn get(&mut self, key: String) -> wasmtime::Result<Result<Option<String>, String>> {
-        if !self.config_keys.iter().any(|k| *k == key) {
+        if !self.config_keys.contains(&key) {
             return Ok(Err(format!(
                 "configuration key {key} was not declared by plugin {}",
                 self.plugin
