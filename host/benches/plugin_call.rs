@@ -95,9 +95,10 @@ async fn main() -> anyhow::Result<()> {
             wasmtime::Store::new(&engine.wasmtime, hearth::plugins::host::State::describing());
         store.set_epoch_deadline(1_000_000);
         let started = Instant::now();
-        let instance = loaded.pre.instantiate_async(&mut store).await?;
+        let _instance = loaded.pre.instantiate_async(&mut store).await?;
         samples.push(started.elapsed());
-        drop(instance);
+        // The store, and with it the instance's pool slot, is released here.
+        drop(store);
     }
     let (p50, p99) = percentiles(samples);
     println!("instantiate only                         {p50:7.1} / {p99:7.1}");
@@ -128,6 +129,69 @@ async fn main() -> anyhow::Result<()> {
         }
         let (p50, p99) = percentiles(samples);
         println!("{name:40} {p50:7.1} / {p99:7.1}");
+    }
+
+    // Throughput with 32 requests in flight on 2 worker threads: the plugin path against
+    // the native baseline doing the same SQL and JSON (no HTTP).
+    let site_arc = site.clone();
+    let plugin = Arc::new(plugin);
+    let engine_arc = engine.clone();
+    let seconds: u64 = std::env::var("SECONDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    let variants: Vec<&'static str> = match std::env::var("CONCURRENT").as_deref() {
+        Ok("plugin") => vec!["plugin"],
+        Ok("native") => vec!["native"],
+        _ => vec!["plugin", "native", "plugin", "native"],
+    };
+    for variant in variants {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut tasks = Vec::new();
+        let started = Instant::now();
+        for _ in 0..32 {
+            let (site, plugin, engine, stop) = (
+                site_arc.clone(),
+                plugin.clone(),
+                engine_arc.clone(),
+                stop.clone(),
+            );
+            let req = request(get_one, vec![uuid.into()], None);
+            tasks.push(tokio::spawn(async move {
+                let mut n = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    if variant == "plugin" {
+                        let outcome = runtime::call(&engine, &site, &plugin, req.clone(), false)
+                            .await
+                            .unwrap();
+                        assert_eq!(outcome.response.status, 200);
+                    } else {
+                        let response =
+                            (hearth::api::native::get_patient())(hearth::api::NativeRequest {
+                                site: site.clone(),
+                                params: vec![uuid.into()],
+                                principal: None,
+                            })
+                            .await
+                            .unwrap();
+                        assert_eq!(response.status, 200);
+                    }
+                    n += 1;
+                    tokio::task::yield_now().await;
+                }
+                n
+            }));
+        }
+        tokio::time::sleep(Duration::from_secs(seconds)).await;
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let mut total = 0;
+        for task in tasks {
+            total += task.await?;
+        }
+        println!(
+            "32 in flight, {variant:6}                {:8.0} calls/s",
+            total as f64 / started.elapsed().as_secs_f64()
+        );
     }
     sites.close().await;
     std::fs::remove_dir_all(&dir).ok();

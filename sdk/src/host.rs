@@ -37,6 +37,7 @@ mod imp {
                 columns: rows.column_count,
                 count: rows.row_count,
                 data: rows.data,
+                json: rows.json,
             })
             .map_err(from_wit)
     }

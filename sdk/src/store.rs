@@ -177,6 +177,9 @@ pub struct RawRows {
     pub columns: u32,
     pub count: u32,
     pub data: Vec<u8>,
+    /// Each row as JSON object members (see the WIT `rows`); empty when the sender did
+    /// not render them, and then `decode` renders them itself.
+    pub json: Vec<u8>,
 }
 
 /// The rows a statement returned.
@@ -187,6 +190,13 @@ pub struct Rows {
     /// Offset of every value in `data`, row-major.
     offsets: Vec<u32>,
     count: usize,
+    /// Every row as JSON object members, `"name":value,...`.
+    json: String,
+    /// Start and end of each row's members in `json`.
+    json_rows: Vec<(u32, u32)>,
+    /// Where the last column lookup by name ended: handlers read columns in about the
+    /// order they were selected, so the next lookup starts there.
+    hint: std::cell::Cell<usize>,
 }
 
 impl Rows {
@@ -205,7 +215,8 @@ impl Rows {
         for _ in 0..width {
             let len = read_len(&mut at)?;
             let name = data.get(at..at + len).ok_or_else(bad)?;
-            columns.push(std::str::from_utf8(name).map_err(|_| bad())?.to_owned());
+            // SAFETY: the contract guarantees names are valid UTF-8 (the host checks).
+            columns.push(unsafe { std::str::from_utf8_unchecked(name) }.to_owned());
             at += len;
         }
         let mut offsets = Vec::with_capacity(width * count);
@@ -227,12 +238,52 @@ impl Rows {
                 return Err(bad());
             }
         }
-        Ok(Rows {
+        let mut rows = Rows {
             columns,
             data,
             offsets,
             count,
-        })
+            json: String::new(),
+            json_rows: Vec::with_capacity(count),
+            hint: std::cell::Cell::new(0),
+        };
+        if raw.json.is_empty() && count > 0 {
+            rows.render_json();
+        } else {
+            let mut at = 0usize;
+            for _ in 0..count {
+                let len = raw.json.get(at..at + 4).ok_or_else(bad)?;
+                let len = u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize;
+                let start = at + 4;
+                raw.json.get(start..start + len).ok_or_else(bad)?;
+                rows.json_rows.push((start as u32, (start + len) as u32));
+                at = start + len;
+            }
+            // SAFETY: the contract guarantees the rendered rows are valid UTF-8 (the host
+            // writes them from checked strings).
+            rows.json = unsafe { String::from_utf8_unchecked(raw.json) };
+        }
+        Ok(rows)
+    }
+
+    /// Renders every row's members, for rows that came without them (tests, mock host).
+    fn render_json(&mut self) {
+        let mut json = String::new();
+        let mut spans = Vec::with_capacity(self.count);
+        for index in 0..self.count {
+            let start = json.len();
+            for (i, column) in self.columns.iter().enumerate() {
+                if i > 0 {
+                    json.push(',');
+                }
+                crate::json::write_str(&mut json, column);
+                json.push(':');
+                crate::json::ToJson::write_json(&self.value(index, i), &mut json);
+            }
+            spans.push((start as u32, json.len() as u32));
+        }
+        self.json = json;
+        self.json_rows = spans;
     }
 
     /// Builds rows from column names and values, for tests and the mock host.
@@ -254,6 +305,7 @@ impl Rows {
             columns: columns.len() as u32,
             count,
             data,
+            json: Vec::new(),
         })
         .expect("rows encoded by the SDK decode")
     }
@@ -281,6 +333,17 @@ impl Rows {
     /// Every row, in order.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = Row<'_>> {
         (0..self.count).map(move |index| Row { rows: self, index })
+    }
+
+    /// The position of `column`, searching from where the last lookup ended.
+    fn position(&self, column: &str) -> Option<usize> {
+        let width = self.columns.len();
+        let start = self.hint.get().min(width);
+        let found = (start..width)
+            .chain(0..start)
+            .find(|&i| self.columns[i] == column)?;
+        self.hint.set(found + 1);
+        Some(found)
     }
 
     fn value(&self, row: usize, column: usize) -> ValueRef<'_> {
@@ -356,7 +419,7 @@ pub struct Row<'a> {
 impl<'a> Row<'a> {
     /// The value of `column`; `NULL` when the row has no such column.
     pub fn get(&self, column: &str) -> ValueRef<'a> {
-        match self.rows.columns.iter().position(|c| c == column) {
+        match self.rows.position(column) {
             Some(i) => self.rows.value(self.index, i),
             None => ValueRef::Null,
         }
@@ -365,6 +428,13 @@ impl<'a> Row<'a> {
     /// The value at column position `i`.
     pub fn at(&self, i: usize) -> ValueRef<'a> {
         self.rows.value(self.index, i)
+    }
+
+    /// Every column as JSON object members (`"name":value,...`, no braces), as the host
+    /// rendered them: what [`crate::json::ObjectWriter::row`] writes.
+    pub fn json_members(&self) -> &'a str {
+        let (start, end) = self.rows.json_rows[self.index];
+        &self.rows.json[start as usize..end as usize]
     }
 
     /// `column` as text, if it is text.
@@ -397,20 +467,8 @@ impl<'a> Row<'a> {
 
     /// About how many bytes this row takes as a JSON object.
     pub fn json_size_hint(&self) -> usize {
-        let width = self.rows.columns.len();
-        let start = self
-            .rows
-            .offsets
-            .get(self.index * width)
-            .copied()
-            .unwrap_or(0) as usize;
-        let end = self
-            .rows
-            .offsets
-            .get((self.index + 1) * width)
-            .map_or(self.rows.data.len(), |o| *o as usize);
-        let names: usize = self.rows.columns.iter().map(|c| c.len() + 4).sum();
-        (end - start) * 2 + names + 64
+        // The members, the braces, and room for a few fields a plugin adds.
+        self.json_members().len() + 64
     }
 
     /// Every column with its value, in order.
@@ -517,7 +575,61 @@ mod tests {
             columns: 1,
             count: 1,
             data: vec![1, 0, 0, 0, b'a', 3, 10, 0, 0, 0, b'x'],
+            json: Vec::new(),
         };
         assert!(Rows::decode(raw).is_err());
+        // Rendered rows that overrun their buffer are refused as well.
+        let raw = RawRows {
+            columns: 1,
+            count: 1,
+            data: vec![1, 0, 0, 0, b'a', 0],
+            json: vec![20, 0, 0, 0, b'"', b'a', b'"'],
+        };
+        assert!(Rows::decode(raw).is_err());
+    }
+
+    #[test]
+    fn lookups_by_name_find_columns_in_any_order() {
+        let rows = Rows::from_values(
+            &["a", "b", "c"],
+            vec![vec![
+                Value::Integer(1),
+                Value::Integer(2),
+                Value::Integer(3),
+            ]],
+        );
+        let row = rows.get(0).unwrap();
+        for (name, want) in [("c", 3), ("a", 1), ("b", 2), ("c", 3), ("b", 2), ("a", 1)] {
+            assert_eq!(row.int(name), Some(want), "{name}");
+        }
+        assert!(row.get("d").is_null());
+        assert_eq!(row.int("a"), Some(1));
+    }
+
+    #[test]
+    fn rows_render_as_json_members() {
+        let rows = Rows::from_values(
+            &["id", "name", "score", "raw"],
+            vec![vec![
+                Value::Integer(7),
+                Value::Text("a\"b".into()),
+                Value::Real(1.5),
+                Value::Blob(vec![1]),
+            ]],
+        );
+        let row = rows.get(0).unwrap();
+        assert_eq!(
+            row.json_members(),
+            r#""id":7,"name":"a\"b","score":1.5,"raw":null"#
+        );
+        let json = crate::json::Json::object()
+            .field("first", 1)
+            .row(&row)
+            .field("last", true)
+            .end();
+        assert_eq!(
+            json.as_str(),
+            r#"{"first":1,"id":7,"name":"a\"b","score":1.5,"raw":null,"last":true}"#
+        );
     }
 }

@@ -270,6 +270,7 @@ fn encode_rows(rows: &Rows) -> RawRows {
         columns: rows.columns().len() as u32,
         count: rows.len() as u32,
         data,
+        json: Vec::new(),
     }
 }
 

@@ -47,6 +47,8 @@ pub struct TestApp {
     pub state: Arc<AppState>,
     /// The data folder.
     pub data_dir: PathBuf,
+    /// The configuration the server was built with.
+    pub config: Config,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<()>>,
     databases: Vec<String>,
@@ -139,7 +141,7 @@ impl TestApp {
         if let Some(bytes) = options.max_body_bytes {
             config.max_body_bytes = bytes;
         }
-        let app = App::build(config, Default::default())
+        let app = App::build(config.clone(), Default::default())
             .await
             .expect("building the app");
         let base = app.state.base_url.clone();
@@ -158,6 +160,7 @@ impl TestApp {
             client: reqwest::Client::new(),
             state,
             data_dir,
+            config,
             shutdown: Some(shutdown),
             server: Some(server),
             databases,

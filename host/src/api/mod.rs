@@ -24,6 +24,8 @@ use crate::plugins::runtime::{self, CallError};
 use crate::plugins::{Bound, Match, bindings};
 use crate::sites::Site;
 
+pub mod native;
+
 /// Request headers passed to plugins.
 const PASSED_HEADERS: &[&str] = &[
     "content-type",

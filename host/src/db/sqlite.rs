@@ -10,25 +10,31 @@
 //! statement that outlives the request's deadline. sqlx still owns migrations and the
 //! host's administrative queries.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags};
 
-use super::store::{EncodedRows, MAX_RESULT_BYTES, SqlValue, StoreError, put, put_bytes, put_name};
+use super::store::{EncodedRows, RowHeader, RowWriter, SqlValue, StoreError};
 
 /// Connections kept open per site.
-const IDLE_LIMIT: usize = 16;
+const IDLE_LIMIT: usize = 128;
 /// Prepared statements cached per connection.
 const STATEMENT_CACHE: usize = 256;
+/// Row headers cached per site (statement texts are few: plugins use fixed SQL).
+const HEADER_CACHE: usize = 4096;
 
 /// A pool of connections to one SQLite file.
 pub struct SqliteStore {
     path: PathBuf,
     idle: Mutex<Vec<Connection>>,
+    /// Column names and JSON keys per statement text (the schema does not change while
+    /// the server runs: migrations run before it serves).
+    headers: RwLock<HashMap<Box<str>, Arc<RowHeader>>>,
 }
 
 impl SqliteStore {
@@ -37,7 +43,30 @@ impl SqliteStore {
         Arc::new(SqliteStore {
             path: path.into(),
             idle: Mutex::new(Vec::new()),
+            headers: RwLock::new(HashMap::new()),
         })
+    }
+
+    /// The row header of `statement`, built on its first run.
+    fn header(
+        &self,
+        sql: &str,
+        statement: &rusqlite::CachedStatement<'_>,
+    ) -> Result<Arc<RowHeader>, StoreError> {
+        if let Some(header) = self.headers.read().get(sql) {
+            return Ok(header.clone());
+        }
+        let names = (0..statement.column_count())
+            .map(|i| statement.column_name(i))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(failed)?;
+        let header = Arc::new(RowHeader::new(names.into_iter()));
+        let mut headers = self.headers.write();
+        if headers.len() >= HEADER_CACHE {
+            headers.clear();
+        }
+        headers.insert(sql.into(), header.clone());
+        Ok(header)
     }
 
     fn open(&self) -> Result<Connection, StoreError> {
@@ -145,41 +174,29 @@ impl SqliteTx {
         let mut statement = connection.prepare_cached(sql).map_err(classify)?;
         bind(&mut statement, params)?;
         let width = statement.column_count();
-        let mut data = Vec::with_capacity(1024);
-        for i in 0..width {
-            put_name(&mut data, statement.column_name(i).map_err(failed)?);
-        }
-        let mut count = 0u32;
+        let header = self.connection.store.header(sql, &statement)?;
+        let mut out = RowWriter::with_header(header);
         let mut rows = statement.raw_query();
         while let Some(row) = rows.next().map_err(classify)? {
+            out.begin_row();
             for i in 0..width {
                 match row.get_ref(i).map_err(failed)? {
-                    ValueRef::Null => data.push(0),
-                    ValueRef::Integer(v) => put(&mut data, &SqlValue::Integer(v)),
-                    ValueRef::Real(v) => put(&mut data, &SqlValue::Real(v)),
+                    ValueRef::Null => out.null(),
+                    ValueRef::Integer(v) => out.integer(v),
+                    ValueRef::Real(v) => out.real(v),
                     ValueRef::Text(bytes) => {
                         // The contract promises plugins valid UTF-8 text.
                         let text = std::str::from_utf8(bytes).map_err(|_| {
                             StoreError::Failed(format!("column {i} holds text that is not UTF-8"))
                         })?;
-                        put_bytes(&mut data, 3, text.as_bytes())
+                        out.text(text)
                     }
-                    ValueRef::Blob(bytes) => put_bytes(&mut data, 4, bytes),
+                    ValueRef::Blob(bytes) => out.blob(bytes),
                 }
             }
-            count += 1;
-            if data.len() > MAX_RESULT_BYTES {
-                return Err(StoreError::Failed(format!(
-                    "the result is larger than {} MiB; page it",
-                    MAX_RESULT_BYTES >> 20
-                )));
-            }
+            out.end_row()?;
         }
-        Ok(EncodedRows {
-            columns: width as u32,
-            count,
-            data,
-        })
+        Ok(out.finish())
     }
 
     /// Runs a statement and answers how many rows it changed.
@@ -188,6 +205,11 @@ impl SqliteTx {
         let mut statement = connection.prepare_cached(sql).map_err(classify)?;
         bind(&mut statement, params)?;
         statement.raw_execute().map(|n| n as u64).map_err(classify)
+    }
+
+    /// The connection, for host code that reads rows itself (the native baseline).
+    pub fn connection(&self) -> &Connection {
+        self.connection.get()
     }
 
     /// Commits.
@@ -217,19 +239,32 @@ impl Drop for SqliteTx {
     }
 }
 
+/// Binds `params` by placeholder number: `$n` (and `?n`) take `params[n - 1]` wherever it
+/// appears in the statement, as on PostgreSQL. SQLite numbers named parameters in order of
+/// first appearance, so binding by position would swap values for `SET a = $2 WHERE id = $1`.
 fn bind(
     statement: &mut rusqlite::CachedStatement<'_>,
     params: &[SqlValue],
 ) -> Result<(), StoreError> {
-    let expected = statement.parameter_count();
-    if expected != params.len() {
-        return Err(StoreError::Invalid(format!(
-            "the statement has {expected} parameters but {} values were given",
-            params.len()
-        )));
-    }
-    for (i, value) in params.iter().enumerate() {
-        let index = i + 1;
+    let mut highest = 0;
+    for index in 1..=statement.parameter_count() {
+        let number = match statement.parameter_name(index) {
+            None => index,
+            Some(name) => name
+                .strip_prefix('$')
+                .or_else(|| name.strip_prefix('?'))
+                .and_then(|n| n.parse::<usize>().ok())
+                .filter(|n| *n > 0)
+                .ok_or_else(|| {
+                    StoreError::Invalid(format!(
+                        "parameter {name}: use numbered placeholders $1, $2, …"
+                    ))
+                })?,
+        };
+        highest = highest.max(number);
+        let Some(value) = params.get(number - 1) else {
+            continue;
+        };
         let bound = match value {
             SqlValue::Null => statement.raw_bind_parameter(index, rusqlite::types::Null),
             SqlValue::Integer(v) => statement.raw_bind_parameter(index, v),
@@ -238,6 +273,12 @@ fn bind(
             SqlValue::Blob(v) => statement.raw_bind_parameter(index, v.as_slice()),
         };
         bound.map_err(|e| StoreError::Invalid(e.to_string()))?;
+    }
+    if highest != params.len() {
+        return Err(StoreError::Invalid(format!(
+            "the statement has {highest} parameters but {} values were given",
+            params.len()
+        )));
     }
     Ok(())
 }
@@ -320,6 +361,47 @@ mod tests {
         assert_eq!(&rows.data[..6], &[2, 0, 0, 0, b'i', b'd']);
         let error = tx.query("SELECT nope FROM t", &[]).unwrap_err();
         assert!(matches!(error, StoreError::Invalid(_)), "{error:?}");
+        drop(tx);
+        std::fs::remove_file(path).ok();
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn placeholders_bind_by_number_not_by_position() {
+        let (store, path) = store();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut tx = store.begin(true, deadline).unwrap();
+        tx.execute(
+            "INSERT INTO t (id, name) VALUES ($1, $2)",
+            &[SqlValue::Integer(7), SqlValue::Text("a".into())],
+        )
+        .unwrap();
+        // $2 comes first in the text; it must still take the second value.
+        let changed = tx
+            .execute(
+                "UPDATE t SET name = $2, score = $3 WHERE id = $1 AND name <> $2",
+                &[
+                    SqlValue::Integer(7),
+                    SqlValue::Text("b".into()),
+                    SqlValue::Real(2.5),
+                ],
+            )
+            .unwrap();
+        assert_eq!(changed, 1);
+        let rows = tx
+            .query("SELECT name FROM t WHERE id = $1", &[SqlValue::Integer(7)])
+            .unwrap();
+        assert_eq!(rows.values()[0], vec![SqlValue::Text("b".into())]);
+        let error = tx
+            .query("SELECT name FROM t WHERE id = $2", &[SqlValue::Integer(7)])
+            .unwrap_err();
+        assert!(format!("{error:?}").contains("2 parameters"), "{error:?}");
+        let error = tx
+            .query("SELECT name FROM t WHERE id = :id", &[SqlValue::Integer(7)])
+            .unwrap_err();
+        assert!(
+            format!("{error:?}").contains("numbered placeholders"),
+            "{error:?}"
+        );
         drop(tx);
         std::fs::remove_file(path).ok();
     }

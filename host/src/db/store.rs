@@ -1,6 +1,7 @@
 //! Running plugin SQL: one transaction per request, parameters bound (and converted to
 //! the column types PostgreSQL insists on), rows encoded in the contract's row format.
 
+use std::io::Write as _;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -29,7 +30,8 @@ pub enum SqlValue {
 }
 
 /// Rows in the contract's encoding (see `wit/v0.1.0/host.wit`, record `rows`): the
-/// buffer holds the column names, then the values, ready to hand to the plugin.
+/// buffer holds the column names, then the values, ready to hand to the plugin; `json`
+/// holds each row rendered as JSON object members.
 #[derive(Debug, Clone, Default)]
 pub struct EncodedRows {
     /// Number of columns.
@@ -38,6 +40,152 @@ pub struct EncodedRows {
     pub count: u32,
     /// Column names, then values, row after row.
     pub data: Vec<u8>,
+    /// Each row as a u32 length and `"name":value,...`.
+    pub json: Vec<u8>,
+}
+
+/// What every result of one statement starts with: the encoded column names, and each
+/// column's `"name":` JSON key. Built once per statement text and shared.
+#[derive(Debug)]
+pub(crate) struct RowHeader {
+    columns: u32,
+    /// The column names in the row encoding.
+    names: Vec<u8>,
+    /// Every `"name":` key, back to back.
+    keys: Vec<u8>,
+    /// Where each key ends in `keys`.
+    key_ends: Vec<u32>,
+}
+
+impl RowHeader {
+    /// The header for these column names.
+    pub(crate) fn new<'a>(names: impl Iterator<Item = &'a str>) -> RowHeader {
+        let mut header = RowHeader {
+            columns: 0,
+            names: Vec::new(),
+            keys: Vec::new(),
+            key_ends: Vec::new(),
+        };
+        for name in names {
+            put_name(&mut header.names, name);
+            hearth_sdk::json::write_str_bytes(&mut header.keys, name);
+            header.keys.push(b':');
+            header.key_ends.push(header.keys.len() as u32);
+            header.columns += 1;
+        }
+        header
+    }
+}
+
+/// Writes rows in both encodings as they are read.
+pub(crate) struct RowWriter {
+    rows: EncodedRows,
+    header: Arc<RowHeader>,
+    row_start: usize,
+    column: usize,
+}
+
+impl RowWriter {
+    /// A writer for rows with these column names.
+    pub(crate) fn new<'a>(names: impl Iterator<Item = &'a str>) -> RowWriter {
+        RowWriter::with_header(Arc::new(RowHeader::new(names)))
+    }
+
+    /// A writer for rows that start with `header`.
+    pub(crate) fn with_header(header: Arc<RowHeader>) -> RowWriter {
+        let mut data = Vec::with_capacity(header.names.len() + 1024);
+        data.extend_from_slice(&header.names);
+        RowWriter {
+            rows: EncodedRows {
+                columns: header.columns,
+                count: 0,
+                data,
+                json: Vec::with_capacity(1024),
+            },
+            header,
+            row_start: 0,
+            column: 0,
+        }
+    }
+
+    /// Starts a row.
+    pub(crate) fn begin_row(&mut self) {
+        self.row_start = self.rows.json.len();
+        self.rows.json.extend_from_slice(&[0; 4]);
+        self.column = 0;
+    }
+
+    fn key(&mut self) {
+        let start = if self.column > 0 {
+            self.rows.json.push(b',');
+            self.header.key_ends[self.column - 1] as usize
+        } else {
+            0
+        };
+        let end = self.header.key_ends[self.column] as usize;
+        self.rows
+            .json
+            .extend_from_slice(&self.header.keys[start..end]);
+        self.column += 1;
+    }
+
+    /// Appends NULL.
+    pub(crate) fn null(&mut self) {
+        self.rows.data.push(0);
+        self.key();
+        self.rows.json.extend_from_slice(b"null");
+    }
+
+    /// Appends an integer.
+    pub(crate) fn integer(&mut self, value: i64) {
+        put(&mut self.rows.data, &SqlValue::Integer(value));
+        self.key();
+        let _ = write!(self.rows.json, "{value}");
+    }
+
+    /// Appends a real.
+    pub(crate) fn real(&mut self, value: f64) {
+        put(&mut self.rows.data, &SqlValue::Real(value));
+        self.key();
+        if value.is_finite() {
+            let _ = write!(self.rows.json, "{value}");
+        } else {
+            self.rows.json.extend_from_slice(b"null");
+        }
+    }
+
+    /// Appends text.
+    pub(crate) fn text(&mut self, value: &str) {
+        put_bytes(&mut self.rows.data, 3, value.as_bytes());
+        self.key();
+        hearth_sdk::json::write_str_bytes(&mut self.rows.json, value);
+    }
+
+    /// Appends a blob (null in JSON).
+    pub(crate) fn blob(&mut self, value: &[u8]) {
+        put_bytes(&mut self.rows.data, 4, value);
+        self.key();
+        self.rows.json.extend_from_slice(b"null");
+    }
+
+    /// Ends a row; refuses results past the size limit.
+    pub(crate) fn end_row(&mut self) -> Result<(), StoreError> {
+        let len = (self.rows.json.len() - self.row_start - 4) as u32;
+        self.rows.json[self.row_start..self.row_start + 4].copy_from_slice(&len.to_le_bytes());
+        self.rows.count += 1;
+        if self.rows.data.len() + self.rows.json.len() > MAX_RESULT_BYTES {
+            return Err(StoreError::Failed(format!(
+                "the result is larger than {} MiB; page it",
+                MAX_RESULT_BYTES >> 20
+            )));
+        }
+        Ok(())
+    }
+
+    /// The rows.
+    pub(crate) fn finish(self) -> EncodedRows {
+        self.rows
+    }
 }
 
 /// Why a statement failed, as the plugin sees it.
@@ -380,20 +528,9 @@ pub(crate) fn put_bytes(data: &mut Vec<u8>, tag: u8, bytes: &[u8]) {
     data.extend_from_slice(bytes);
 }
 
-fn too_large(data: &[u8]) -> Result<(), StoreError> {
-    if data.len() > MAX_RESULT_BYTES {
-        Err(StoreError::Failed(format!(
-            "the result is larger than {} MiB; page it",
-            MAX_RESULT_BYTES >> 20
-        )))
-    } else {
-        Ok(())
-    }
-}
-
 fn encode_pg(rows: &[PgRow]) -> Result<EncodedRows, StoreError> {
     let Some(first) = rows.first() else {
-        return Ok(EncodedRows::default());
+        return Ok(RowWriter::new(std::iter::empty()).finish());
     };
     let columns: Vec<String> = first
         .columns()
@@ -405,55 +542,55 @@ fn encode_pg(rows: &[PgRow]) -> Result<EncodedRows, StoreError> {
         .iter()
         .map(|c| c.type_info().name().to_owned())
         .collect();
-    let mut data = Vec::with_capacity(rows.len() * columns.len() * 12);
-    for name in &columns {
-        put_name(&mut data, name);
-    }
+    let mut out = RowWriter::new(columns.iter().map(String::as_str));
     for row in rows {
+        out.begin_row();
         for (i, ty) in types.iter().enumerate() {
             let raw = row.try_get_raw(i).map_err(failed)?;
             if raw.is_null() {
-                data.push(0);
+                out.null();
                 continue;
             }
             let get_err =
                 |e: sqlx::Error| StoreError::Failed(format!("column {}: {e}", columns[i]));
-            let value = match ty.as_str() {
-                "INT2" => SqlValue::Integer(row.try_get::<i16, _>(i).map_err(get_err)?.into()),
-                "INT4" => SqlValue::Integer(row.try_get::<i32, _>(i).map_err(get_err)?.into()),
-                "INT8" => SqlValue::Integer(row.try_get::<i64, _>(i).map_err(get_err)?),
-                "FLOAT4" => SqlValue::Real(row.try_get::<f32, _>(i).map_err(get_err)?.into()),
-                "FLOAT8" => SqlValue::Real(row.try_get::<f64, _>(i).map_err(get_err)?),
-                "BOOL" => SqlValue::Integer(row.try_get::<bool, _>(i).map_err(get_err)?.into()),
-                "BYTEA" => SqlValue::Blob(row.try_get::<Vec<u8>, _>(i).map_err(get_err)?),
-                "UUID" => SqlValue::Text(
-                    row.try_get::<uuid::Uuid, _>(i)
+            match ty.as_str() {
+                "INT2" => out.integer(row.try_get::<i16, _>(i).map_err(get_err)?.into()),
+                "INT4" => out.integer(row.try_get::<i32, _>(i).map_err(get_err)?.into()),
+                "INT8" => out.integer(row.try_get::<i64, _>(i).map_err(get_err)?),
+                "FLOAT4" => out.real(row.try_get::<f32, _>(i).map_err(get_err)?.into()),
+                "FLOAT8" => out.real(row.try_get::<f64, _>(i).map_err(get_err)?),
+                "BOOL" => out.integer(row.try_get::<bool, _>(i).map_err(get_err)?.into()),
+                "BYTEA" => out.blob(&row.try_get::<Vec<u8>, _>(i).map_err(get_err)?),
+                "UUID" => out.text(
+                    &row.try_get::<uuid::Uuid, _>(i)
                         .map_err(get_err)?
                         .to_string(),
                 ),
-                "DATE" => SqlValue::Text(
-                    row.try_get::<time::Date, _>(i)
+                "DATE" => out.text(
+                    &row.try_get::<time::Date, _>(i)
                         .map_err(get_err)?
                         .format(DATE)
                         .unwrap_or_default(),
                 ),
-                "TIMESTAMP" => SqlValue::Text(
-                    row.try_get::<time::PrimitiveDateTime, _>(i)
+                "TIMESTAMP" => out.text(
+                    &row.try_get::<time::PrimitiveDateTime, _>(i)
                         .map_err(get_err)?
                         .format(DATETIME)
                         .unwrap_or_default(),
                 ),
                 "TIMESTAMPTZ" => {
-                    let at = row.try_get::<time::OffsetDateTime, _>(i).map_err(get_err)?;
-                    let at = at.to_offset(time::UtcOffset::UTC);
-                    SqlValue::Text(
-                        time::PrimitiveDateTime::new(at.date(), at.time())
+                    let at = row
+                        .try_get::<time::OffsetDateTime, _>(i)
+                        .map_err(get_err)?
+                        .to_offset(time::UtcOffset::UTC);
+                    out.text(
+                        &time::PrimitiveDateTime::new(at.date(), at.time())
                             .format(DATETIME)
                             .unwrap_or_default(),
                     )
                 }
                 "TEXT" | "VARCHAR" | "BPCHAR" | "NAME" | "CHAR" => {
-                    SqlValue::Text(row.try_get::<String, _>(i).map_err(get_err)?)
+                    out.text(&row.try_get::<String, _>(i).map_err(get_err)?)
                 }
                 other => {
                     return Err(StoreError::Failed(format!(
@@ -461,16 +598,11 @@ fn encode_pg(rows: &[PgRow]) -> Result<EncodedRows, StoreError> {
                         columns[i]
                     )));
                 }
-            };
-            put(&mut data, &value);
+            }
         }
-        too_large(&data)?;
+        out.end_row()?;
     }
-    Ok(EncodedRows {
-        columns: columns.len() as u32,
-        count: rows.len() as u32,
-        data,
-    })
+    Ok(out.finish())
 }
 
 /// Shared handle type for statement text handed around without copying.

@@ -11,7 +11,7 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
-pub use hearth::plugin::types::{
+pub use self::hearth::plugin::types::{
     Caller, Family, Method, PluginInfo, Request, Response, Role, Route,
 };
-pub use hearth::plugin::{config, log, store, types, util};
+pub use self::hearth::plugin::{config, log, store, types, util};

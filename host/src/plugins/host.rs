@@ -150,6 +150,7 @@ impl store::Host for State {
                 column_count: rows.columns,
                 row_count: rows.count,
                 data: rows.data,
+                json: rows.json,
             })
         })
     }

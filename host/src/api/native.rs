@@ -1,0 +1,163 @@
+//! A native Rust handler for `GET /api/patient/:puuid`: the same SQL and the same JSON as
+//! the patient plugin, compiled into the host. It is the baseline the plugin path is
+//! benchmarked against (`cargo bench -p hearth-host --bench http_patient`); a test checks
+//! that both answer the same bytes. Nothing registers it in normal operation.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hearth_sdk::json::write_str;
+use rusqlite::types::ValueRef;
+
+use super::{NativeHandler, NativeRequest};
+use crate::db::Db;
+use crate::error::HttpError;
+use crate::plugins::bindings;
+
+const PATIENT: &str = "SELECT p.*, u.uuid AS provider_uuid FROM patient_data p LEFT JOIN users u ON u.id = p.\"providerID\" WHERE p.uuid = $1";
+const NAMES: &str = "SELECT pid, uuid, previous_name_prefix, previous_name_first, previous_name_middle, \
+     previous_name_last, previous_name_suffix, previous_name_enddate FROM patient_history \
+     WHERE history_type_key = 'name_history' AND pid IN ($1) ORDER BY date DESC";
+
+/// The handler, ready to register for the patient plugin's `GET /patient/:puuid`.
+pub fn get_patient() -> NativeHandler {
+    Arc::new(|request: NativeRequest| Box::pin(async move { handle(request) }))
+}
+
+fn json(status: u16, body: String) -> bindings::Response {
+    bindings::Response {
+        status,
+        headers: Vec::new(),
+        body: body.into_bytes(),
+    }
+}
+
+fn value(out: &mut String, value: ValueRef<'_>) {
+    use std::fmt::Write;
+    match value {
+        ValueRef::Null | ValueRef::Blob(_) => out.push_str("null"),
+        ValueRef::Integer(i) => {
+            let _ = write!(out, "{i}");
+        }
+        ValueRef::Real(r) if r.is_finite() => {
+            let _ = write!(out, "{r}");
+        }
+        ValueRef::Real(_) => out.push_str("null"),
+        ValueRef::Text(t) => write_str(out, std::str::from_utf8(t).unwrap_or_default()),
+    }
+}
+
+fn handle(request: NativeRequest) -> Result<bindings::Response, HttpError> {
+    let puuid = request.params.first().cloned().unwrap_or_default();
+    if !hearth_sdk::request::is_uuid(&puuid) {
+        return Ok(json(
+            400,
+            r#"{"validationErrors":{"puuid":{"Uuid::INVALID_UUID":"puuid must be a valid UUID (valid format)"}},"internalErrors":[],"data":[],"links":[]}"#.into(),
+        ));
+    }
+    let Db::Sqlite(_, fast) = &request.site.db else {
+        return Err(HttpError::internal(
+            "the native baseline runs on SQLite sites",
+        ));
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let tx = fast
+        .begin(false, deadline)
+        .map_err(|e| HttpError::internal(format!("{e:?}")))?;
+    let body = render(tx.connection(), &puuid.to_ascii_lowercase()).map_err(HttpError::internal)?;
+    tx.commit()
+        .map_err(|e| HttpError::internal(format!("{e:?}")))?;
+    Ok(match body {
+        Some(body) => json(200, body),
+        None => json(
+            404,
+            r#"{"validationErrors":[],"internalErrors":[],"data":[],"links":[]}"#.into(),
+        ),
+    })
+}
+
+/// The patient as the plugin renders it, or `None` when there is none.
+fn render(
+    connection: &rusqlite::Connection,
+    puuid: &str,
+) -> Result<Option<String>, rusqlite::Error> {
+    let mut statement = connection.prepare_cached(PATIENT)?;
+    let mut rows = statement.query([puuid])?;
+    let Some(row) = rows.next()? else {
+        return Ok(None);
+    };
+    let statement = row.as_ref();
+    let mut out = String::with_capacity(8192);
+    out.push_str(r#"{"validationErrors":[],"internalErrors":[],"data":{"#);
+    let (mut pid, mut address) = (None, [ValueRef::Null; 6]);
+    for i in 0..statement.column_count() {
+        let name = statement.column_name(i)?;
+        let cell = row.get_ref(i)?;
+        if i > 0 {
+            out.push(',');
+        }
+        write_str(&mut out, name);
+        out.push(':');
+        value(&mut out, cell);
+        match name {
+            "pid" => pid = cell.as_i64().ok(),
+            "street" => address[0] = cell,
+            "street_line_2" => address[1] = cell,
+            "city" => address[2] = cell,
+            "county" => address[3] = cell,
+            "state" => address[4] = cell,
+            "postal_code" => address[5] = cell,
+            _ => {}
+        }
+    }
+    let country = statement
+        .column_index("country_code")
+        .ok()
+        .and_then(|i| row.get_ref(i).ok())
+        .unwrap_or(ValueRef::Null);
+    out.push_str(r#","previous_names":["#);
+    let mut names = connection.prepare_cached(NAMES)?;
+    let mut history = names.query([pid.unwrap_or_default()])?;
+    let mut first = true;
+    while let Some(h) = history.next()? {
+        if !first {
+            out.push(',');
+        }
+        first = false;
+        let text = |i: usize| match h.get_ref(i) {
+            Ok(ValueRef::Text(t)) => std::str::from_utf8(t).unwrap_or_default().to_owned(),
+            _ => String::new(),
+        };
+        let formatted: Vec<String> = (2..7).map(text).filter(|s| !s.is_empty()).collect();
+        for (i, key) in [
+            "uuid", "prefix", "first", "middle", "last", "suffix", "enddate",
+        ]
+        .iter()
+        .enumerate()
+        {
+            out.push_str(if i == 0 { "{" } else { "," });
+            write_str(&mut out, key);
+            out.push(':');
+            value(&mut out, h.get_ref(i + 1)?);
+        }
+        out.push_str(r#","formatted_name":"#);
+        write_str(&mut out, &formatted.join(" "));
+        out.push('}');
+    }
+    out.push_str(r#"],"addresses":[{"id":null,"contact_id":null,"period_start":null,"period_end":null,"type":"physical","use":"home","priority":0,"line1":"#);
+    for (i, key) in ["line1", "line2", "city", "district", "state", "postal_code"]
+        .iter()
+        .enumerate()
+    {
+        if i > 0 {
+            out.push(',');
+            write_str(&mut out, key);
+            out.push(':');
+        }
+        value(&mut out, address[i]);
+    }
+    out.push_str(r#","country_code":"#);
+    value(&mut out, country);
+    out.push_str(r#"}]},"links":[]}"#);
+    Ok(Some(out))
+}
