@@ -67,6 +67,12 @@ impl App {
                 .await
                 .context("loading plugins")?,
         );
+        if config.watch_plugins
+            && let Err(error) = registry.watch()
+        {
+            // Serving matters more than watching; `hearth plugin reload` still works.
+            tracing::warn!("plugins will not reload by themselves: {error:#}");
+        }
         let tls = if config.http {
             None
         } else {
@@ -126,6 +132,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/apis/{site}/{*rest}", any(api::dispatch))
         .route("/apis/{site}", any(api::no_family))
+        .merge(crate::plugins::admin::router())
         .route("/oauth2/{site}/jwks", get(jwks))
         .merge(crate::oauth::router())
         .route(

@@ -50,6 +50,9 @@ pub enum Command {
     Client(crate::oauth::cli::ClientCommand),
     /// Set a patient's portal sign-in (user name, e-mail, password).
     PortalLogin(crate::oauth::cli::PortalLoginArgs),
+    /// See, reload and check plugins.
+    #[command(subcommand)]
+    Plugin(crate::plugins::admin::PluginCommand),
     /// Synthetic demo data.
     #[command(subcommand)]
     Demo(DemoCommand),
@@ -258,6 +261,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             sites.close().await;
             Ok(())
         }
+        Command::Plugin(command) => crate::plugins::admin::run(&cli.data_dir, command).await,
         Command::Token(TokenCommand::Issue(args)) => {
             let sites = Sites::open(&cli.data_dir).await?;
             let site = open_site(&sites, &args.site).await?;

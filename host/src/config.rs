@@ -31,6 +31,8 @@ pub struct Config {
     pub cache_dir: Option<PathBuf>,
     /// Plugin instances that can run at once, across all plugins (sizes the pool).
     pub max_instances: u32,
+    /// Reload plugins when `plugins.toml` or a plugin file changes (default true).
+    pub watch_plugins: bool,
 }
 
 /// `hearth.toml`.
@@ -45,6 +47,7 @@ struct FileConfig {
     audit_bodies: Option<bool>,
     cache_dir: Option<PathBuf>,
     max_instances: Option<u32>,
+    watch_plugins: Option<bool>,
 }
 
 /// Values given on the command line.
@@ -104,6 +107,12 @@ impl Config {
                 .map(PathBuf::from)
                 .or(file.cache_dir),
             max_instances: file.max_instances.unwrap_or(1000),
+            watch_plugins: match env("HEARTH_WATCH_PLUGINS") {
+                Some(text) => text
+                    .parse()
+                    .with_context(|| format!("HEARTH_WATCH_PLUGINS={text} is not true or false"))?,
+                None => file.watch_plugins.unwrap_or(true),
+            },
         })
     }
 
@@ -119,6 +128,7 @@ impl Config {
             audit_bodies: false,
             cache_dir: None,
             max_instances: 1000,
+            watch_plugins: true,
         }
     }
 

@@ -94,6 +94,25 @@ pub async fn load(engine: &Engine, path: &Path) -> Result<Loaded> {
 /// Loads a component from bytes.
 pub async fn load_bytes(engine: &Engine, bytes: &[u8]) -> Result<Loaded> {
     let (component, hash) = engine.compile(bytes)?;
+    finish(engine, component, hash).await
+}
+
+/// Loads a component from bytes, compiling on a blocking thread so the async workers
+/// that serve requests are never held up by the compiler (what hot reload uses).
+pub async fn load_off_thread(engine: &Arc<Engine>, bytes: Vec<u8>) -> Result<Loaded> {
+    let compiler = engine.clone();
+    let (component, hash) = tokio::task::spawn_blocking(move || compiler.compile(&bytes))
+        .await
+        .context("the compile task failed")??;
+    finish(engine, component, hash).await
+}
+
+/// Checks a compiled component and asks it to describe itself.
+async fn finish(
+    engine: &Engine,
+    component: wasmtime::component::Component,
+    hash: String,
+) -> Result<Loaded> {
     let contract = contract_version(engine, &component)?;
     let pre = match engine.linker.instantiate_pre(&component) {
         Ok(pre) => pre,

@@ -15,6 +15,7 @@
 //!
 //! [sites.alternate]
 //! plugins = ["patient-strict"]
+//! allow_tables = ["patient_data", "sequences"]   # optional cap on the plugins' grants
 //! [sites.alternate.config.patient-strict]
 //! some_key = "other value"
 //! ```
@@ -75,6 +76,9 @@ pub struct SiteSpec {
     /// Per-plugin configuration overrides for this site.
     #[serde(default)]
     pub config: BTreeMap<String, BTreeMap<String, String>>,
+    /// When set, the only tables this site's plugins may be granted: a plugin that
+    /// declares any other table is not loaded on the site.
+    pub allow_tables: Option<Vec<String>>,
 }
 
 /// Limits for one plugin, with defaults filled in.
@@ -182,6 +186,43 @@ mod tests {
             .to_string();
         assert!(error.contains("verison"), "{error}");
         assert!(error.contains("line 3"), "{error}");
+    }
+
+    #[test]
+    fn unknown_keys_in_sites_and_at_the_top_name_the_key_and_line() {
+        for (text, key, line) in [
+            (
+                "[plugins.p]\nfile = \"p.wasm\"\n\n[sites.a]\nplugins = [\"p\"]\nplugin = [\"p\"]\n",
+                "plugin",
+                "line 6",
+            ),
+            ("dir = \".\"\ndirectory = \"x\"\n", "directory", "line 2"),
+            (
+                "[plugins.p]\nfile = \"p.wasm\"\ntimeout = 5\n",
+                "timeout",
+                "line 3",
+            ),
+        ] {
+            let error = Manifest::parse(text).unwrap_err().to_string();
+            assert!(error.contains(key), "{error}");
+            assert!(error.contains(line), "{error}");
+        }
+    }
+
+    #[test]
+    fn sites_may_map_different_plugins_and_cap_their_tables() {
+        let m = Manifest::parse(
+            "[plugins.patient]\nfile = \"patient.wasm\"\n[plugins.patient-strict]\nfile = \"patient-strict.wasm\"\n\
+             [sites.\"*\"]\nplugins = [\"patient\"]\n[sites.alternate]\nplugins = [\"patient-strict\"]\nallow_tables = [\"patient_data\"]\n",
+        )
+        .unwrap();
+        assert_eq!(m.plugins_for("default").unwrap().plugins, vec!["patient"]);
+        let alternate = m.plugins_for("alternate").unwrap();
+        assert_eq!(alternate.plugins, vec!["patient-strict"]);
+        assert_eq!(
+            alternate.allow_tables.as_deref(),
+            Some(&["patient_data".to_owned()][..])
+        );
     }
 
     #[test]

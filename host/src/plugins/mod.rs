@@ -1,26 +1,28 @@
 //! The plugin runtime: engine, contract bindings, loading and verification, which plugins
 //! serve which routes on each site, and calling them under limits.
 
+pub mod admin;
 pub mod bindings;
 pub mod engine;
 pub mod host;
 pub mod loader;
 pub mod manifest;
+pub mod registry;
 pub mod runtime;
+pub mod tooling;
 pub mod wasi;
+pub mod watcher;
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::{Context, Result, bail};
-use arc_swap::ArcSwap;
-use parking_lot::RwLock;
+use anyhow::{Result, bail};
 
 use crate::db::grants::Grants;
-use engine::Engine;
 use loader::{Family, Loaded, Method, RouteDef, Segment};
-use manifest::{Limits, Manifest};
+use manifest::Limits;
+
+pub use registry::{PluginState, PluginStatus, Registry};
 
 /// A plugin as one site uses it: the loaded component with that site's grants,
 /// configuration and limits.
@@ -83,8 +85,14 @@ impl SiteTable {
                     let o = b.def();
                     o.method == def.method && same_shape(&o.segments, &def.segments)
                 }) {
+                    let root = match def.family {
+                        Family::Api => "/api",
+                        Family::Portal => "/portal",
+                        Family::Fhir => "/fhir",
+                        Family::Other => "",
+                    };
                     bail!(
-                        "route {} {} is claimed by both plugin {} and plugin {}",
+                        "route {} {root}{} is claimed by both plugin {} and plugin {}",
                         def.method,
                         def.path,
                         other.plugin.loaded.name,
@@ -177,179 +185,4 @@ fn match_segments(template: &[Segment], parts: &[&str]) -> Option<Vec<String>> {
         }
     }
     Some(params)
-}
-
-/// One load attempt of a plugin, for `hearth plugin list` and the admin API.
-#[derive(Debug, Clone)]
-pub struct Status {
-    /// The plugin's name in the manifest.
-    pub name: String,
-    /// The file.
-    pub file: PathBuf,
-    /// Version, contract, hash and load time of the version serving.
-    pub serving: Option<(String, String, String, time::OffsetDateTime)>,
-    /// Why the last attempt failed, if it did.
-    pub last_error: Option<String>,
-}
-
-/// Every site's table, swapped atomically when plugins change.
-pub struct Registry {
-    /// The engine.
-    pub engine: Arc<Engine>,
-    manifest_path: PathBuf,
-    manifest: ArcSwap<Manifest>,
-    loaded: RwLock<HashMap<String, Arc<Loaded>>>,
-    tables: RwLock<HashMap<String, Arc<ArcSwap<SiteTable>>>>,
-    status: RwLock<HashMap<String, Status>>,
-}
-
-impl Registry {
-    /// Loads every plugin the manifest names. A plugin that fails to load is an error at
-    /// start-up (the server must not come up half-configured).
-    pub async fn load(engine: Arc<Engine>, manifest_path: &Path) -> Result<Registry> {
-        let manifest = Manifest::load(manifest_path)?;
-        let registry = Registry {
-            engine,
-            manifest_path: manifest_path.to_path_buf(),
-            manifest: ArcSwap::from_pointee(manifest.clone()),
-            loaded: RwLock::default(),
-            tables: RwLock::default(),
-            status: RwLock::default(),
-        };
-        let dir = manifest.plugin_dir(manifest_path);
-        for (name, spec) in &manifest.plugins {
-            let file = dir.join(&spec.file);
-            let loaded = loader::load(&registry.engine, &file).await?;
-            check_spec(name, spec, &loaded)?;
-            registry.record(name, &file, Ok(&loaded));
-            registry
-                .loaded
-                .write()
-                .insert(name.clone(), Arc::new(loaded));
-        }
-        // Build every named site's table now so configuration errors surface at start-up.
-        for site in manifest.sites.keys() {
-            registry.build_table(site)?;
-        }
-        Ok(registry)
-    }
-
-    fn record(&self, name: &str, file: &Path, result: Result<&Loaded, &str>) {
-        let mut status = self.status.write();
-        let entry = status.entry(name.to_owned()).or_insert_with(|| Status {
-            name: name.to_owned(),
-            file: file.to_path_buf(),
-            serving: None,
-            last_error: None,
-        });
-        entry.file = file.to_path_buf();
-        match result {
-            Ok(loaded) => {
-                entry.serving = Some((
-                    loaded.version.to_string(),
-                    loaded.contract.clone(),
-                    loaded.hash.clone(),
-                    loaded.loaded_at,
-                ));
-                entry.last_error = None;
-            }
-            Err(error) => entry.last_error = Some(error.to_owned()),
-        }
-    }
-
-    /// The manifest file.
-    pub fn manifest_path(&self) -> &Path {
-        &self.manifest_path
-    }
-
-    /// Load status of every plugin.
-    pub fn statuses(&self) -> Vec<Status> {
-        let mut list: Vec<Status> = self.status.read().values().cloned().collect();
-        list.sort_by(|a, b| a.name.cmp(&b.name));
-        list
-    }
-
-    fn build_table(&self, site: &str) -> Result<Arc<ArcSwap<SiteTable>>> {
-        let manifest = self.manifest.load();
-        let key = if manifest.sites.contains_key(site) {
-            site
-        } else {
-            "*"
-        };
-        if let Some(table) = self.tables.read().get(key) {
-            return Ok(table.clone());
-        }
-        let loaded = self.loaded.read();
-        let mut plugins = Vec::new();
-        if let Some(spec) = manifest.sites.get(key) {
-            for name in &spec.plugins {
-                let component = loaded
-                    .get(name)
-                    .with_context(|| format!("plugin {name} is not loaded"))?
-                    .clone();
-                let plugin_spec = &manifest.plugins[name];
-                let mut config: HashMap<String, String> =
-                    plugin_spec.config.clone().into_iter().collect();
-                if let Some(overrides) = spec.config.get(name) {
-                    config.extend(overrides.clone());
-                }
-                for key in config.keys() {
-                    if !component.config_keys.iter().any(|k| k == key) {
-                        bail!(
-                            "site {key_site}: plugin {name} does not declare the configuration key {key}",
-                            key_site = key
-                        );
-                    }
-                }
-                let limits = plugin_spec.limits();
-                plugins.push(Arc::new(SitePlugin {
-                    grants: Arc::new(
-                        Grants::new(name, component.reads.clone(), component.writes.clone())
-                            .map_err(anyhow::Error::msg)?,
-                    ),
-                    loaded: component,
-                    config: Arc::new(config),
-                    limits,
-                    permits: Arc::new(tokio::sync::Semaphore::new(limits.max_instances as usize)),
-                }));
-            }
-        }
-        let table = Arc::new(ArcSwap::from_pointee(
-            SiteTable::new(plugins).with_context(|| format!("plugins of site {key}"))?,
-        ));
-        self.tables.write().insert(key.to_owned(), table.clone());
-        Ok(table)
-    }
-
-    /// What `site` serves now.
-    pub fn table(&self, site: &str) -> Arc<SiteTable> {
-        if let Some(table) = self.tables.read().get(site) {
-            return table.load_full();
-        }
-        match self.build_table(site) {
-            Ok(table) => table.load_full(),
-            Err(error) => {
-                tracing::error!("building the route table of site {site}: {error:#}");
-                Arc::new(SiteTable::default())
-            }
-        }
-    }
-}
-
-/// Checks a loaded component against its manifest entry.
-fn check_spec(name: &str, spec: &manifest::PluginSpec, loaded: &Loaded) -> Result<()> {
-    if loaded.name != name {
-        bail!(
-            "plugins.toml entry {name} points at a component that calls itself {}",
-            loaded.name
-        );
-    }
-    if !spec.version.matches(&loaded.version) {
-        bail!(
-            "plugin {name}: found version {}, but plugins.toml requires {}",
-            loaded.version,
-            spec.version
-        );
-    }
-    Ok(())
 }

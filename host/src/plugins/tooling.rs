@@ -1,0 +1,438 @@
+//! Tools for plugin authors: `hearth plugin new` scaffolds a plugin crate that builds and
+//! passes its own tests at once, and `hearth plugin call` runs requests against a plugin
+//! file with no server, on a scratch SQLite database.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::engine::Engine;
+use super::loader::{self, Family, Method};
+use super::manifest::Limits;
+use super::{Match, SitePlugin, SiteTable, bindings, runtime};
+use crate::db::grants::Grants;
+use crate::sites::Sites;
+
+/// The SDK next to the host's own source, for crates scaffolded outside the workspace.
+pub const SDK_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../sdk");
+
+/// Writes a new plugin crate `NAME` in `parent/NAME`; answers its folder.
+///
+/// Inside a Hearth workspace's `plugins/` folder the crate inherits the workspace's
+/// settings and dependencies (and becomes a member by the `plugins/*` glob); anywhere else
+/// it is a workspace of its own that depends on the SDK at `sdk` (default: [`SDK_DIR`]).
+pub fn new_plugin(parent: &Path, name: &str, sdk: Option<&Path>) -> Result<PathBuf> {
+    let valid = !name.is_empty()
+        && name.len() <= 64
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && !name.ends_with('-')
+        && !name.contains("--")
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if !valid {
+        bail!(
+            "'{name}' is not a plugin name: kebab-case, starting with a letter (e.g. lab-result)"
+        );
+    }
+    let dir = parent.join(name);
+    if dir.exists() {
+        bail!("{} exists already", dir.display());
+    }
+    let in_workspace = workspace_plugins_folder(parent);
+    let snake = name.replace('-', "_");
+    let camel: String = name
+        .split('-')
+        .map(|part| {
+            let mut chars = part.chars();
+            chars
+                .next()
+                .map(|c| c.to_ascii_uppercase().to_string() + chars.as_str())
+                .unwrap_or_default()
+        })
+        .collect();
+    let manifest = if in_workspace {
+        format!(
+            r#"[package]
+name = "hearth-plugin-{name}"
+description = "The {name} resource"
+version = "0.1.0"
+edition.workspace = true
+rust-version.workspace = true
+license.workspace = true
+
+[lib]
+crate-type = ["cdylib"]
+
+[dependencies]
+hearth-sdk.workspace = true
+"#
+        )
+    } else {
+        let sdk = match sdk {
+            Some(sdk) => sdk.to_path_buf(),
+            None => PathBuf::from(SDK_DIR),
+        };
+        let sdk = sdk.canonicalize().with_context(|| {
+            format!(
+                "the SDK is not at {} (give its folder with --sdk)",
+                sdk.display()
+            )
+        })?;
+        format!(
+            r#"[package]
+name = "hearth-plugin-{name}"
+description = "The {name} resource"
+version = "0.1.0"
+edition = "2024"
+rust-version = "1.95"
+publish = false
+
+[lib]
+crate-type = ["cdylib"]
+
+[dependencies]
+hearth-sdk = {{ path = {sdk:?} }}
+
+# Small, fast components: cargo build --release --target wasm32-wasip2
+[profile.release]
+opt-level = 3
+lto = true
+codegen-units = 1
+panic = "abort"
+strip = "debuginfo"
+
+# A workspace of its own, wherever it is put.
+[workspace]
+"#,
+            sdk = sdk.display().to_string()
+        )
+    };
+    let source = LIB_TEMPLATE
+        .replace("{name}", name)
+        .replace("{snake}", &snake)
+        .replace("{Camel}", &camel);
+    let readme = README_TEMPLATE
+        .replace("{name}", name)
+        .replace("{snake}", &snake);
+    std::fs::create_dir_all(dir.join("src"))
+        .with_context(|| format!("creating {}", dir.display()))?;
+    std::fs::write(dir.join("Cargo.toml"), manifest)?;
+    std::fs::write(dir.join("src").join("lib.rs"), source)?;
+    std::fs::write(dir.join("README.md"), readme)?;
+    Ok(dir)
+}
+
+/// True when `folder` is the `plugins/` folder of a Hearth workspace.
+fn workspace_plugins_folder(folder: &Path) -> bool {
+    let Ok(folder) = folder.canonicalize() else {
+        return false;
+    };
+    if folder.file_name().is_none_or(|n| n != "plugins") {
+        return false;
+    }
+    let Some(root) = folder.parent() else {
+        return false;
+    };
+    std::fs::read_to_string(root.join("Cargo.toml"))
+        .is_ok_and(|text| text.contains("[workspace]") && text.contains("\"plugins/*\""))
+}
+
+const LIB_TEMPLATE: &str = r#"//! The {name} resource: `GET /api/{name}/:id` reads one row of the `{snake}` table.
+//!
+//! Change the table, the columns and the routes to your resource; the host checks the
+//! scope of every route before the plugin runs and runs its SQL only on the tables it
+//! declares.
+
+use hearth_sdk::prelude::*;
+
+/// The plugin.
+pub struct {Camel};
+
+impl Resource for {Camel} {
+    const NAME: &'static str = "{name}";
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+    const DESCRIPTION: &'static str = "The {name} resource";
+    const READS: &'static [&'static str] = &["{snake}"];
+    const ROUTES: &'static [Route] = &[Route::get("/api/{name}/:id", "{snake}.r", get_one)
+        .summary("Read one {name}")];
+}
+
+hearth_sdk::export!({Camel});
+
+fn get_one(req: &Request) -> Result<Response> {
+    let id = req.id("id")?;
+    let row = store::query_one("SELECT id, name FROM {snake} WHERE id = $1", params![id])?
+        .ok_or_else(ApiError::not_found)?;
+    Ok(Response::ok(Json::from_one(&row)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hearth_sdk::testing::{MockHost, TestRequest};
+
+    #[test]
+    fn a_row_is_answered_in_the_envelope() {
+        let mut host = MockHost::new().on_query(
+            "FROM {snake}",
+            Rows::from_values(&["id", "name"], vec![vec![7.into(), "first".into()]]),
+        );
+        let response = host.call::<{Camel}>(TestRequest::get("/api/{name}/7"));
+        assert_eq!(response.status, 200, "{}", response.text());
+        assert_eq!(response.body_json()["data"]["name"], "first");
+        assert_eq!(host.queries()[0].1, vec![Value::Integer(7)]);
+    }
+
+    #[test]
+    fn a_missing_row_is_404() {
+        let mut host =
+            MockHost::new().on_query("FROM {snake}", Rows::from_values(&["id", "name"], vec![]));
+        let response = host.call::<{Camel}>(TestRequest::get("/api/{name}/8"));
+        assert_eq!(response.status, 404, "{}", response.text());
+    }
+}
+"#;
+
+const README_TEMPLATE: &str = r#"# {name}
+
+A Hearth plugin. Test it natively, build it to a component, check it against the host,
+try it without a server:
+
+```sh
+cargo test
+cargo build --release --target wasm32-wasip2
+hearth plugin check target/wasm32-wasip2/release/hearth_plugin_{snake}.wasm
+hearth plugin call target/wasm32-wasip2/release/hearth_plugin_{snake}.wasm --request req.json
+```
+"#;
+
+/// One request of `hearth plugin call --request FILE` (the file holds one or a list).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallRequest {
+    /// GET, POST, PUT, PATCH or DELETE (default GET).
+    #[serde(default = "get")]
+    pub method: String,
+    /// The path with its family, e.g. `/api/patient/…`; a `?query` is decoded.
+    pub path: String,
+    /// Query parameters (added to any in the path).
+    #[serde(default)]
+    pub query: BTreeMap<String, String>,
+    /// Headers passed to the plugin.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// A JSON body.
+    pub body: Option<Value>,
+    /// Who calls (default: a staff user `admin` holding every scope the route needs).
+    #[serde(default)]
+    pub caller: CallCaller,
+}
+
+fn get() -> String {
+    "GET".into()
+}
+
+/// The caller of a [`CallRequest`].
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CallCaller {
+    /// user, patient, system or anonymous.
+    pub role: String,
+    /// The subject's uuid.
+    pub subject: String,
+    /// A staff user name.
+    pub username: String,
+    /// Granted scopes (text, as in a token).
+    pub scopes: String,
+    /// The patient in context.
+    pub patient: Option<String>,
+}
+
+impl Default for CallCaller {
+    fn default() -> Self {
+        CallCaller {
+            role: "user".into(),
+            subject: "00000000-0000-4000-8000-0000000000aa".into(),
+            username: "admin".into(),
+            scopes: String::new(),
+            patient: None,
+        }
+    }
+}
+
+/// Parses a request file: one request object, or a list run in order.
+pub fn parse_requests(text: &str) -> Result<Vec<CallRequest>> {
+    let value: Value = serde_json::from_str(text).context("the request file is not JSON")?;
+    let list = match value {
+        Value::Array(items) => items,
+        other => vec![other],
+    };
+    list.into_iter()
+        .enumerate()
+        .map(|(i, item)| serde_json::from_value(item).with_context(|| format!("request {}", i + 1)))
+        .collect()
+}
+
+/// Runs `requests` through the plugin in `file` on a fresh, migrated SQLite database
+/// (one database for all of them, so a POST can be read back); answers one JSON object
+/// per request: `status`, `headers`, `body`.
+pub async fn call(
+    engine: &Arc<Engine>,
+    file: &Path,
+    requests: &[CallRequest],
+) -> Result<Vec<Value>> {
+    let loaded = Arc::new(loader::load(engine, file).await?);
+    let scratch = std::env::temp_dir().join(format!(
+        "hearth-plugin-call-{}-{:08x}",
+        std::process::id(),
+        rand::random::<u32>()
+    ));
+    let result = async {
+        let sites = Sites::open(&scratch).await?;
+        let site = sites.create("scratch", None).await?;
+        let plugin = Arc::new(SitePlugin {
+            grants: Arc::new(
+                Grants::new(&loaded.name, loaded.reads.clone(), loaded.writes.clone())
+                    .map_err(anyhow::Error::msg)?,
+            ),
+            loaded: loaded.clone(),
+            config: Default::default(),
+            limits: Limits::default(),
+            permits: Arc::new(tokio::sync::Semaphore::new(1)),
+        });
+        let table = SiteTable::new(vec![plugin.clone()])?;
+        let mut answers = Vec::new();
+        for (i, request) in requests.iter().enumerate() {
+            let answer = call_one(engine, &site, &table, request)
+                .await
+                .with_context(|| {
+                    format!("request {} ({} {})", i + 1, request.method, request.path)
+                })?;
+            answers.push(answer);
+        }
+        sites.close().await;
+        Ok(answers)
+    }
+    .await;
+    let _ = std::fs::remove_dir_all(&scratch);
+    result
+}
+
+async fn call_one(
+    engine: &Arc<Engine>,
+    site: &Arc<crate::sites::Site>,
+    table: &SiteTable,
+    request: &CallRequest,
+) -> Result<Value> {
+    let method: Method = match request.method.to_ascii_uppercase().as_str() {
+        "GET" => Method::GET,
+        "POST" => Method::POST,
+        "PUT" => Method::PUT,
+        "PATCH" => Method::PATCH,
+        "DELETE" => Method::DELETE,
+        other => bail!("unknown method {other}"),
+    };
+    let (path, query_text) = request.path.split_once('?').unwrap_or((&request.path, ""));
+    let (family, family_name, below) = [
+        ("/api", Family::Api, "api"),
+        ("/portal", Family::Portal, "portal"),
+        ("/fhir", Family::Fhir, "fhir"),
+    ]
+    .into_iter()
+    .find_map(|(prefix, family, name)| {
+        path.strip_prefix(prefix)
+            .filter(|rest| rest.is_empty() || rest.starts_with('/'))
+            .map(|rest| (family, name, if rest.is_empty() { "/" } else { rest }))
+    })
+    .with_context(|| format!("the path {path} must start with /api, /portal or /fhir"))?;
+    let (bound, params) = match table.find(family, &method, below) {
+        Match::Found(bound, params) => (bound, params),
+        Match::WrongMethod(allowed) => {
+            let names: Vec<&str> = allowed.iter().map(Method::as_str).collect();
+            bail!("the plugin serves {path} only for {}", names.join(", "))
+        }
+        Match::NotFound => bail!("the plugin has no route for {path}"),
+    };
+    let mut query: Vec<(String, String)> = form_urlencoded::parse(query_text.as_bytes())
+        .into_owned()
+        .collect();
+    query.extend(request.query.clone());
+    let mut headers: Vec<(String, String)> = request
+        .headers
+        .iter()
+        .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+        .collect();
+    let body = match &request.body {
+        Some(body) => {
+            if !headers.iter().any(|(k, _)| k == "content-type") {
+                headers.push(("content-type".into(), "application/json".into()));
+            }
+            body.to_string().into_bytes()
+        }
+        None => Vec::new(),
+    };
+    let caller = &request.caller;
+    let role = match caller.role.as_str() {
+        "user" => bindings::Role::User,
+        "patient" => bindings::Role::Patient,
+        "system" => bindings::Role::System,
+        "anonymous" => bindings::Role::Anonymous,
+        other => bail!("unknown caller role {other} (user, patient, system or anonymous)"),
+    };
+    let def = bound.def();
+    let scopes = if caller.scopes.is_empty() {
+        let context = match role {
+            bindings::Role::Patient => "patient",
+            bindings::Role::System => "system",
+            _ => "user",
+        };
+        def.requirement
+            .as_ref()
+            .map(|r| r.in_context(context).to_string())
+            .unwrap_or_default()
+    } else {
+        caller.scopes.clone()
+    };
+    let wit_request = bindings::Request {
+        route: def.index,
+        method: match method {
+            Method::POST => bindings::Method::Post,
+            Method::PUT => bindings::Method::Put,
+            Method::PATCH => bindings::Method::Patch,
+            Method::DELETE => bindings::Method::Delete,
+            _ => bindings::Method::Get,
+        },
+        path: below.to_owned(),
+        params,
+        query,
+        headers,
+        body,
+        caller: bindings::Caller {
+            role,
+            subject: caller.subject.clone(),
+            username: caller.username.clone(),
+            client_id: "hearth-plugin-call".into(),
+            scopes,
+            patient: caller.patient.clone(),
+        },
+        base_url: format!("http://localhost/apis/{}/{family_name}", site.name),
+    };
+    let may_write = method != Method::GET;
+    let outcome = runtime::call(engine, site, &bound.plugin, wit_request, may_write)
+        .await
+        .map_err(|error| anyhow::anyhow!("{error}"))?;
+    let response = outcome.response;
+    let text = String::from_utf8_lossy(&response.body).into_owned();
+    let body = serde_json::from_str::<Value>(&text).unwrap_or(Value::String(text));
+    let headers: serde_json::Map<String, Value> = response
+        .headers
+        .into_iter()
+        .map(|(k, v)| (k, Value::String(v)))
+        .collect();
+    Ok(json!({"status": response.status, "headers": headers, "body": body}))
+}
