@@ -190,8 +190,9 @@ pub struct Rows {
     /// Offset of every value in `data`, row-major.
     offsets: Vec<u32>,
     count: usize,
-    /// Every row as JSON object members, `"name":value,...`.
-    json: String,
+    /// Every row as JSON object members, `"name":value,...`, each after its u32 length
+    /// (so not UTF-8 as a whole: slice it by `json_rows` only).
+    json: Vec<u8>,
     /// Start and end of each row's members in `json`.
     json_rows: Vec<(u32, u32)>,
     /// Where the last column lookup by name ended: handlers read columns in about the
@@ -243,7 +244,7 @@ impl Rows {
             data,
             offsets,
             count,
-            json: String::new(),
+            json: Vec::new(),
             json_rows: Vec::with_capacity(count),
             hint: std::cell::Cell::new(0),
         };
@@ -259,9 +260,7 @@ impl Rows {
                 rows.json_rows.push((start as u32, (start + len) as u32));
                 at = start + len;
             }
-            // SAFETY: the contract guarantees the rendered rows are valid UTF-8 (the host
-            // writes them from checked strings).
-            rows.json = unsafe { String::from_utf8_unchecked(raw.json) };
+            rows.json = raw.json;
         }
         Ok(rows)
     }
@@ -282,7 +281,7 @@ impl Rows {
             }
             spans.push((start as u32, json.len() as u32));
         }
-        self.json = json;
+        self.json = json.into_bytes();
         self.json_rows = spans;
     }
 
@@ -434,7 +433,11 @@ impl<'a> Row<'a> {
     /// rendered them: what [`crate::json::ObjectWriter::row`] writes.
     pub fn json_members(&self) -> &'a str {
         let (start, end) = self.rows.json_rows[self.index];
-        &self.rows.json[start as usize..end as usize]
+        let members = &self.rows.json[start as usize..end as usize];
+        // SAFETY: the contract guarantees each rendered row is valid UTF-8 (the host writes
+        // it from checked strings; `render_json` from `str`s), and `decode` checked the
+        // bounds.
+        unsafe { std::str::from_utf8_unchecked(members) }
     }
 
     /// `column` as text, if it is text.
@@ -586,6 +589,39 @@ mod tests {
             json: vec![20, 0, 0, 0, b'"', b'a', b'"'],
         };
         assert!(Rows::decode(raw).is_err());
+    }
+
+    #[test]
+    fn rendered_rows_with_binary_length_prefixes_slice_per_row() {
+        // As the host sends them: each row's members after a u32 length. A length byte
+        // such as 0x86 is not a UTF-8 boundary, which must not matter.
+        let long = "x".repeat(0x80);
+        let members = [format!(r#""a":"{long}""#), r#""a":"y""#.to_owned()];
+        let mut json = Vec::new();
+        for m in &members {
+            json.extend_from_slice(&(m.len() as u32).to_le_bytes());
+            json.extend_from_slice(m.as_bytes());
+        }
+        let mut data = Vec::new();
+        encode_columns(&mut data, ["a"].into_iter());
+        encode_value(&mut data, &Value::Text(long.clone()));
+        encode_value(&mut data, &Value::Text("y".into()));
+        let rows = Rows::decode(RawRows {
+            columns: 1,
+            count: 2,
+            data,
+            json,
+        })
+        .unwrap();
+        assert_eq!(rows.get(0).unwrap().json_members(), members[0]);
+        assert_eq!(rows.get(1).unwrap().json_members(), members[1]);
+        // The same rows rendered by the SDK itself agree.
+        let local = Rows::from_values(
+            &["a"],
+            vec![vec![Value::Text(long)], vec![Value::Text("y".into())]],
+        );
+        assert_eq!(local.get(0).unwrap().json_members(), members[0]);
+        assert_eq!(local.get(1).unwrap().json_members(), members[1]);
     }
 
     #[test]
