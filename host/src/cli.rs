@@ -241,21 +241,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::User(UserCommand::Add(args)) => {
             let sites = Sites::open(&cli.data_dir).await?;
             let site = open_site(&sites, &args.site).await?;
-            let password = if args.password_stdin {
-                let mut text = String::new();
-                std::io::stdin()
-                    .read_to_string(&mut text)
-                    .context("reading the password from standard input")?;
-                let text = text.trim_end_matches(['\r', '\n']).to_owned();
-                if text.len() < 8 {
-                    bail!("the password must be at least 8 characters");
-                }
-                text
-            } else {
-                let generated = hex::encode(rand::random::<[u8; 12]>());
-                eprintln!("generated password: {generated}");
-                generated
-            };
+            let password = read_password(args.password_stdin)?;
             let uuid = add_user(&site, &args, &password).await?;
             println!("{uuid}");
             sites.close().await;
@@ -485,4 +471,23 @@ pub async fn system_user(site: &Site) -> Result<String> {
             .await?;
     });
     Box::pin(system_user(site)).await
+}
+
+/// A password from standard input (`--password-stdin`; at least 8 characters), or a
+/// generated one, printed to standard error.
+pub(crate) fn read_password(from_stdin: bool) -> Result<String> {
+    if !from_stdin {
+        let generated = hex::encode(rand::random::<[u8; 12]>());
+        eprintln!("generated password: {generated}");
+        return Ok(generated);
+    }
+    let mut text = String::new();
+    std::io::stdin()
+        .read_to_string(&mut text)
+        .context("reading the password from standard input")?;
+    let text = text.trim_end_matches(['\r', '\n']).to_owned();
+    if text.len() < 8 {
+        bail!("the password must be at least 8 characters");
+    }
+    Ok(text)
 }

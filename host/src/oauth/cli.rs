@@ -1,7 +1,6 @@
 //! `hearth client …` (registered OAuth clients and the authorization server's per-site
 //! settings) and `hearth portal-login` (patient sign-in credentials).
 
-use std::io::Read;
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
@@ -208,21 +207,7 @@ pub async fn run_portal_login(data_dir: &Path, args: PortalLoginArgs) -> Result<
         .load(&args.site)
         .await?
         .with_context(|| format!("the site '{}' does not exist", args.site))?;
-    let password = if args.password_stdin {
-        let mut text = String::new();
-        std::io::stdin()
-            .read_to_string(&mut text)
-            .context("reading the password from standard input")?;
-        let text = text.trim_end_matches(['\r', '\n']).to_owned();
-        if text.len() < 8 {
-            bail!("the password must be at least 8 characters");
-        }
-        text
-    } else {
-        let generated = hex::encode(rand::random::<[u8; 12]>());
-        eprintln!("generated password: {generated}");
-        generated
-    };
+    let password = crate::cli::read_password(args.password_stdin)?;
     if args.username.is_empty() || args.username.len() > 100 {
         bail!("the user name must be 1 to 100 characters");
     }
