@@ -452,6 +452,35 @@ both! {
         assert_eq!(app.rows("default", "SELECT COUNT(*) AS n FROM api_token").await[0]["n"], 1, "only the one good assertion issued a token");
     }
 
+    // openid-client (a certified relying party) names the issuer as the assertion's
+    // audience, which RFC 7523 §3 allows; it was refused while only the token URL passed.
+    async fn a_client_assertion_may_name_the_issuer_as_its_audience(app) {
+        let key = service_key(Alg::Rs384);
+        let client_id = service_client(app, "default", &[&key]).await;
+        let issuer = oauth(app, "default", "");
+        let reply = client_credentials(app, "default", &assertion(&key, &client_id, &issuer, 60, "iss-1"), "system/Patient.rs").await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        let listed = key.signer.sign(&json!({"iss": client_id, "sub": client_id, "aud": ["https://other.example", issuer], "exp": now() + 60, "jti": "iss-2"})).unwrap();
+        assert_eq!(client_credentials(app, "default", &listed, "system/Patient.rs").await.status, 200, "in an aud array too");
+        let introspected = post_form(app, &oauth(app, "default", "/introspect"), &[
+            ("token", reply.json["access_token"].as_str().unwrap()),
+            ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
+            ("client_assertion", &assertion(&key, &client_id, &issuer, 60, "iss-3")),
+        ], None).await;
+        assert_eq!(introspected.status, 200, "{}", introspected.text);
+        assert_eq!(introspected.json["active"], true);
+
+        for (why, aud) in [
+            ("the other site's issuer", oauth(app, "second", "")),
+            ("the issuer with a trailing slash", format!("{issuer}/")),
+            ("the server's origin", app.base.clone()),
+        ] {
+            let reply = client_credentials(app, "default", &assertion(&key, &client_id, &aud, 60, &format!("bad-{why}")), "system/Patient.rs").await;
+            assert_oauth_error(&reply, 401, "invalid_client");
+            assert!(reply.json["error_description"].as_str().unwrap().contains("aud"), "{why}: {}", reply.text);
+        }
+    }
+
     async fn disabled_clients_are_refused_until_an_administrator_enables_them(app) {
         let key = service_key(Alg::Es384);
         let reply = register(app, "default", json!({"application_type": "private", "redirect_uris": [REDIRECT], "scope": SYSTEM_SCOPE, "jwks": {"keys": [key.jwk.clone()]}})).await;
