@@ -25,7 +25,7 @@ const artifacts = setting('HEARTH_ARTIFACTS');
 const chromiumPath = setting('HEARTH_CHROMIUM');
 
 const issuer = `${base}/oauth2/${site}`;
-const SCOPE = 'openid fhirUser profile launch/patient offline_access api:fhir user/Patient.rs';
+const SCOPE = 'openid fhirUser profile launch/patient offline_access api:oemr user/patient.rs';
 const UNTICKED = 'profile';
 
 /** The app's redirect URI: a page on 127.0.0.1 that says it got an answer. */
@@ -225,11 +225,11 @@ try {
     const patient = await client.fetchProtectedResource(
       config,
       tokens.access_token,
-      new URL(`${base}/apis/${site}/fhir/Patient/${patientUuid}`),
+      new URL(`${base}/apis/${site}/api/patient/${patientUuid}`),
       'GET',
     );
     assert.equal(patient.status, 200);
-    assert.equal((await patient.json()).id, patientUuid);
+    assert.equal((await patient.json()).data.uuid, patientUuid, 'the token reads the chosen patient');
   });
 } finally {
   await browser.close();
