@@ -21,6 +21,7 @@ const password = setting('HEARTH_PASSWORD');
 const patientUuid = setting('HEARTH_PATIENT_UUID');
 const patientName = setting('HEARTH_PATIENT_NAME');
 const otherPatients = setting('HEARTH_OTHER_PATIENT_NAMES').split(',');
+const foreignPatient = setting('HEARTH_FOREIGN_PATIENT_NAME');
 const artifacts = setting('HEARTH_ARTIFACTS');
 const chromiumPath = setting('HEARTH_CHROMIUM');
 
@@ -162,6 +163,7 @@ try {
       assert.ok(rows.some((row) => row.startsWith(name)), `${name} is listed: ${rows}`);
     }
     assert.equal(await page.getByRole('button', { name: 'Choose' }).count(), rows.length, 'one Choose button per patient');
+    assert.ok(!rows.some((row) => row.startsWith(foreignPatient)), "the other site's patient is not listed");
     await screenshot('patient-picker');
   });
 

@@ -145,6 +145,7 @@ fn common_env(app: &TestApp, seed: &Seed) -> Vec<(&'static str, String)> {
         ("HEARTH_PATIENT_UUID", seed.patient_uuid.clone()),
         ("HEARTH_PATIENT_NAME", "Ann Smith".to_owned()),
         ("HEARTH_OTHER_PATIENT_NAMES", "Bob Jones,Cara Lopez".to_owned()),
+        ("HEARTH_FOREIGN_PATIENT_NAME", "Dora Other".to_owned()),
     ]
 }
 
