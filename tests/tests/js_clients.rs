@@ -77,8 +77,12 @@ fn require_node_and_packages() {
         .next()
         .and_then(|m| m.parse().ok())
         .unwrap_or(0);
-    assert!(major >= 20, "node {version} is too old: Node.js 20+ is needed");
-    let lock = std::fs::read(js_dir().join("package-lock.json")).expect("tests/js/package-lock.json");
+    assert!(
+        major >= 20,
+        "node {version} is too old: Node.js 20+ is needed"
+    );
+    let lock =
+        std::fs::read(js_dir().join("package-lock.json")).expect("tests/js/package-lock.json");
     let expected = hex(&sha2::Sha256::digest(&lock));
     let stamp = js_dir().join("node_modules").join(".hearth-lock-sha256");
     let installed = std::fs::read_to_string(&stamp).unwrap_or_default();
@@ -144,7 +148,10 @@ fn common_env(app: &TestApp, seed: &Seed) -> Vec<(&'static str, String)> {
         ("HEARTH_USER_UUID", seed.user_uuid.clone()),
         ("HEARTH_PATIENT_UUID", seed.patient_uuid.clone()),
         ("HEARTH_PATIENT_NAME", "Ann Smith".to_owned()),
-        ("HEARTH_OTHER_PATIENT_NAMES", "Bob Jones,Cara Lopez".to_owned()),
+        (
+            "HEARTH_OTHER_PATIENT_NAMES",
+            "Bob Jones,Cara Lopez".to_owned(),
+        ),
         ("HEARTH_FOREIGN_PATIENT_NAME", "Dora Other".to_owned()),
     ]
 }
