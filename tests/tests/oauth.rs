@@ -1317,3 +1317,53 @@ both! {
         assert_oauth_error(&reply, 401, "invalid_client");
     }
 }
+
+/// The public URL of a server behind a proxy that strips `/ehr`.
+const PROXIED: &str = "https://proxy.example/ehr";
+
+/// What the proxy does: a public URL or path under `/ehr` becomes a URL of the server.
+fn through_proxy(app: &TestApp, url: &str) -> String {
+    let path = url.strip_prefix("https://proxy.example").unwrap_or(url);
+    let rest = path
+        .strip_prefix("/ehr")
+        .unwrap_or_else(|| panic!("{url} is not under the public URL {PROXIED}"));
+    format!("{}{rest}", app.listen)
+}
+
+both! {
+    options = Options { public_url: Some(PROXIED.to_owned()), ..Options::default() };
+
+    // The pages once posted to `/oauth2/{site}/…` and scoped their cookie there, which a
+    // server published under a path (`https://host/ehr`) never receives.
+    async fn the_sign_in_pages_live_under_the_public_urls_path(app) {
+        let issuer = format!("{PROXIED}/oauth2/default");
+        let discovery = app.send(reqwest::Method::GET, &format!("{}/oauth2/default/.well-known/openid-configuration", app.listen), None, None).await;
+        assert_eq!(discovery.json["issuer"], issuer.as_str());
+        assert_eq!(discovery.json["authorization_endpoint"], format!("{issuer}/authorize"));
+        app.user("default", "doc", "physician").await;
+        let registered = app.send(reqwest::Method::POST, &through_proxy(app, discovery.json["registration_endpoint"].as_str().unwrap()), None,
+            Some(json!({"application_type": "private", "redirect_uris": [REDIRECT], "scope": "openid api:oemr user/patient.rs"}))).await;
+        assert_eq!(registered.status, 201, "{}", registered.text);
+        let client_id = registered.json["client_id"].as_str().unwrap();
+        enable(app, "default", client_id).await;
+
+        let mut browser = Browser::new(app);
+        let authorize = format!("{}?{}", through_proxy(app, &format!("{issuer}/authorize")),
+            encode(&[("response_type", "code"), ("client_id", client_id), ("redirect_uri", REDIRECT), ("scope", "openid api:oemr"), ("state", "p-1")]));
+        let response = browser.http.get(&authorize).send().await.unwrap();
+        let cookie = response.headers().get("set-cookie").unwrap().to_str().unwrap().to_owned();
+        assert!(cookie.contains("; Path=/ehr/oauth2/default/;"), "{cookie}");
+        let page = browser.keep(response).await;
+        assert!(page.text.contains("action=\"/ehr/oauth2/default/login\""), "{}", page.text);
+        let signed_in = browser.post(&format!("{}/oauth2/default/login", app.listen), &[("csrf_token", &csrf(&page)), ("user_role", "users"), ("username", "doc"), ("password", "correct horse battery")]).await;
+        let consent = location(&signed_in);
+        assert_eq!(consent, "/ehr/oauth2/default/consent");
+        let page = browser.get(&through_proxy(app, &consent)).await;
+        assert!(page.text.contains("action=\"/ehr/oauth2/default/consent\""), "{}", page.text);
+        let back = location(&browser.post(&through_proxy(app, &consent), &[("csrf_token", &csrf(&page)), ("action", "allow"), ("scope", "openid"), ("scope", "api:oemr")]).await);
+        let params = query_of(&back);
+        assert!(back.starts_with(REDIRECT), "{back}");
+        assert_eq!(params["iss"], issuer.as_str());
+        assert_eq!(params["state"], "p-1");
+    }
+}
