@@ -37,8 +37,11 @@ pub const ALL_USER_SCOPES: &str = "openid offline_access api:oemr api:fhir api:p
 
 /// A running server.
 pub struct TestApp {
-    /// `http://127.0.0.1:PORT`.
+    /// The public base URL: `http://127.0.0.1:PORT`, unless [`Options::public_url`] says
+    /// otherwise.
     pub base: String,
+    /// Where the server really listens: `http://127.0.0.1:PORT`.
+    pub listen: String,
     /// Which database.
     pub backend: Backend,
     /// A client for the server.
@@ -61,6 +64,9 @@ pub struct Options {
     pub plugins_toml: Option<String>,
     /// Extra lines for `hearth.toml`.
     pub max_body_bytes: Option<usize>,
+    /// The public URL the server advertises (as if behind a proxy), instead of its
+    /// listen address.
+    pub public_url: Option<String>,
 }
 
 /// The workspace root.
@@ -141,10 +147,12 @@ impl TestApp {
         if let Some(bytes) = options.max_body_bytes {
             config.max_body_bytes = bytes;
         }
+        config.public_url = options.public_url.clone();
         let app = App::build(config.clone(), Default::default())
             .await
             .expect("building the app");
         let base = app.state.base_url.clone();
+        let listen = format!("http://{}", app.local_addr());
         let state = app.state.clone();
         let (shutdown, stop) = oneshot::channel::<()>();
         let server = tokio::spawn(async move {
@@ -156,6 +164,7 @@ impl TestApp {
         });
         Some(TestApp {
             base,
+            listen,
             backend,
             client: reqwest::Client::new(),
             state,

@@ -452,6 +452,35 @@ both! {
         assert_eq!(app.rows("default", "SELECT COUNT(*) AS n FROM api_token").await[0]["n"], 1, "only the one good assertion issued a token");
     }
 
+    // openid-client (a certified relying party) names the issuer as the assertion's
+    // audience, which RFC 7523 §3 allows; it was refused while only the token URL passed.
+    async fn a_client_assertion_may_name_the_issuer_as_its_audience(app) {
+        let key = service_key(Alg::Rs384);
+        let client_id = service_client(app, "default", &[&key]).await;
+        let issuer = oauth(app, "default", "");
+        let reply = client_credentials(app, "default", &assertion(&key, &client_id, &issuer, 60, "iss-1"), "system/Patient.rs").await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        let listed = key.signer.sign(&json!({"iss": client_id, "sub": client_id, "aud": ["https://other.example", issuer], "exp": now() + 60, "jti": "iss-2"})).unwrap();
+        assert_eq!(client_credentials(app, "default", &listed, "system/Patient.rs").await.status, 200, "in an aud array too");
+        let introspected = post_form(app, &oauth(app, "default", "/introspect"), &[
+            ("token", reply.json["access_token"].as_str().unwrap()),
+            ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
+            ("client_assertion", &assertion(&key, &client_id, &issuer, 60, "iss-3")),
+        ], None).await;
+        assert_eq!(introspected.status, 200, "{}", introspected.text);
+        assert_eq!(introspected.json["active"], true);
+
+        for (why, aud) in [
+            ("the other site's issuer", oauth(app, "second", "")),
+            ("the issuer with a trailing slash", format!("{issuer}/")),
+            ("the server's origin", app.base.clone()),
+        ] {
+            let reply = client_credentials(app, "default", &assertion(&key, &client_id, &aud, 60, &format!("bad-{why}")), "system/Patient.rs").await;
+            assert_oauth_error(&reply, 401, "invalid_client");
+            assert!(reply.json["error_description"].as_str().unwrap().contains("aud"), "{why}: {}", reply.text);
+        }
+    }
+
     async fn disabled_clients_are_refused_until_an_administrator_enables_them(app) {
         let key = service_key(Alg::Es384);
         let reply = register(app, "default", json!({"application_type": "private", "redirect_uris": [REDIRECT], "scope": SYSTEM_SCOPE, "jwks": {"keys": [key.jwk.clone()]}})).await;
@@ -1286,5 +1315,55 @@ both! {
         let stranger = service_key(Alg::Rs384);
         let reply = client_credentials(app, "default", &assertion(&stranger, &client_id, &aud, 200, "u2"), "system/Patient.rs").await;
         assert_oauth_error(&reply, 401, "invalid_client");
+    }
+}
+
+/// The public URL of a server behind a proxy that strips `/ehr`.
+const PROXIED: &str = "https://proxy.example/ehr";
+
+/// What the proxy does: a public URL or path under `/ehr` becomes a URL of the server.
+fn through_proxy(app: &TestApp, url: &str) -> String {
+    let path = url.strip_prefix("https://proxy.example").unwrap_or(url);
+    let rest = path
+        .strip_prefix("/ehr")
+        .unwrap_or_else(|| panic!("{url} is not under the public URL {PROXIED}"));
+    format!("{}{rest}", app.listen)
+}
+
+both! {
+    options = Options { public_url: Some(PROXIED.to_owned()), ..Options::default() };
+
+    // The pages once posted to `/oauth2/{site}/…` and scoped their cookie there, which a
+    // server published under a path (`https://host/ehr`) never receives.
+    async fn the_sign_in_pages_live_under_the_public_urls_path(app) {
+        let issuer = format!("{PROXIED}/oauth2/default");
+        let discovery = app.send(reqwest::Method::GET, &format!("{}/oauth2/default/.well-known/openid-configuration", app.listen), None, None).await;
+        assert_eq!(discovery.json["issuer"], issuer.as_str());
+        assert_eq!(discovery.json["authorization_endpoint"], format!("{issuer}/authorize"));
+        app.user("default", "doc", "physician").await;
+        let registered = app.send(reqwest::Method::POST, &through_proxy(app, discovery.json["registration_endpoint"].as_str().unwrap()), None,
+            Some(json!({"application_type": "private", "redirect_uris": [REDIRECT], "scope": "openid api:oemr user/patient.rs"}))).await;
+        assert_eq!(registered.status, 201, "{}", registered.text);
+        let client_id = registered.json["client_id"].as_str().unwrap();
+        enable(app, "default", client_id).await;
+
+        let mut browser = Browser::new(app);
+        let authorize = format!("{}?{}", through_proxy(app, &format!("{issuer}/authorize")),
+            encode(&[("response_type", "code"), ("client_id", client_id), ("redirect_uri", REDIRECT), ("scope", "openid api:oemr"), ("state", "p-1")]));
+        let response = browser.http.get(&authorize).send().await.unwrap();
+        let cookie = response.headers().get("set-cookie").unwrap().to_str().unwrap().to_owned();
+        assert!(cookie.contains("; Path=/ehr/oauth2/default/;"), "{cookie}");
+        let page = browser.keep(response).await;
+        assert!(page.text.contains("action=\"/ehr/oauth2/default/login\""), "{}", page.text);
+        let signed_in = browser.post(&format!("{}/oauth2/default/login", app.listen), &[("csrf_token", &csrf(&page)), ("user_role", "users"), ("username", "doc"), ("password", "correct horse battery")]).await;
+        let consent = location(&signed_in);
+        assert_eq!(consent, "/ehr/oauth2/default/consent");
+        let page = browser.get(&through_proxy(app, &consent)).await;
+        assert!(page.text.contains("action=\"/ehr/oauth2/default/consent\""), "{}", page.text);
+        let back = location(&browser.post(&through_proxy(app, &consent), &[("csrf_token", &csrf(&page)), ("action", "allow"), ("scope", "openid"), ("scope", "api:oemr")]).await);
+        let params = query_of(&back);
+        assert!(back.starts_with(REDIRECT), "{back}");
+        assert_eq!(params["iss"], issuer.as_str());
+        assert_eq!(params["state"], "p-1");
     }
 }

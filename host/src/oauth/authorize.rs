@@ -5,7 +5,8 @@
 //! tokens.
 //!
 //! The pending request lives in `oauth_sessions`, found by a cookie scoped to the site's
-//! `/oauth2/{site}/` path; every form carries the session's CSRF token. Redirects after a
+//! `/oauth2/{site}/` path (under the public URL's own path, see [`pages_path`]); every
+//! form carries the session's CSRF token. Redirects after a
 //! form are 303. Until the redirect URI is known to be registered (exactly), errors are a
 //! page, never a redirect.
 
@@ -400,13 +401,36 @@ async fn start(
     let mut response = pages::page(
         StatusCode::OK,
         "Sign in",
-        &pages::login(&site.name, &csrf, &request.client_name, None, "", "users"),
+        &pages::login(
+            &pages_path(app, &site.name),
+            &csrf,
+            &request.client_name,
+            None,
+            "",
+            "users",
+        ),
     );
     set_cookie(app, &site.name, &mut response, Some(&cookie));
     Ok(response)
 }
 
+/// Where browsers reach the site's authorization pages: the path of the issuer
+/// `{public}/oauth2/{site}`, so `/oauth2/{site}`, or `/ehr/oauth2/{site}` for a server whose
+/// public URL is `https://host/ehr` behind a proxy. Form actions, redirects between the
+/// pages and the session cookie's `Path` use it.
+pub fn pages_path(app: &AppState, site: &str) -> String {
+    let issuer = super::issuer(app, site);
+    let without_scheme = issuer
+        .split_once("://")
+        .map_or(issuer.as_str(), |(_, rest)| rest);
+    without_scheme.find('/').map_or_else(
+        || "/".to_owned(),
+        |slash| without_scheme[slash..].to_owned(),
+    )
+}
+
 fn set_cookie(app: &AppState, site: &str, response: &mut Response, value: Option<&str>) {
+    let path = pages_path(app, site);
     let secure = if app.base_url.starts_with("https://") {
         "; Secure"
     } else {
@@ -414,10 +438,10 @@ fn set_cookie(app: &AppState, site: &str, response: &mut Response, value: Option
     };
     let cookie = match value {
         Some(value) => format!(
-            "{COOKIE}={value}; Path=/oauth2/{site}/; HttpOnly; SameSite=Lax; Max-Age={SESSION_LIFETIME}{secure}"
+            "{COOKIE}={value}; Path={path}/; HttpOnly; SameSite=Lax; Max-Age={SESSION_LIFETIME}{secure}"
         ),
         None => {
-            format!("{COOKIE}=; Path=/oauth2/{site}/; HttpOnly; SameSite=Lax; Max-Age=0{secure}")
+            format!("{COOKIE}=; Path={path}/; HttpOnly; SameSite=Lax; Max-Age=0{secure}")
         }
     };
     if let Ok(value) = HeaderValue::from_str(&cookie) {
@@ -509,7 +533,7 @@ fn check_csrf(session: &Session, form: &[(String, String)]) -> Result<(), Respon
     }
 }
 
-async fn next_step(site: &Site, session: &Session) -> Response {
+async fn next_step(app: &AppState, site: &Site, session: &Session) -> Response {
     let needs_pick = session.request.wants_patient_pick()
         && session.patient.is_none()
         && session
@@ -517,9 +541,9 @@ async fn next_step(site: &Site, session: &Session) -> Response {
             .as_ref()
             .is_some_and(|s| s.role == Role::User);
     if needs_pick {
-        see_other(&format!("/oauth2/{}/patient-select", site.name))
+        see_other(&format!("{}/patient-select", pages_path(app, &site.name)))
     } else {
-        see_other(&format!("/oauth2/{}/consent", site.name))
+        see_other(&format!("{}/consent", pages_path(app, &site.name)))
     }
 }
 
@@ -562,7 +586,7 @@ pub async fn login(
             status,
             "Sign in",
             &pages::login(
-                &site.name,
+                &pages_path(&app, &site.name),
                 &session.csrf,
                 &session.request.client_name,
                 Some(error),
@@ -635,7 +659,7 @@ pub async fn login(
         patient,
         ..session
     };
-    next_step(&site, &session).await
+    next_step(&app, &site, &session).await
 }
 
 async fn signed_in(
@@ -703,7 +727,12 @@ pub async fn patient_select(
         Ok(patients) => pages::page(
             StatusCode::OK,
             "Choose a patient",
-            &pages::patient_select(&site.name, &session.csrf, &query, &patients),
+            &pages::patient_select(
+                &pages_path(&app, &site.name),
+                &session.csrf,
+                &query,
+                &patients,
+            ),
         ),
         Err(error) => super::OAuthError::from(error).into_page(),
     }
@@ -757,7 +786,7 @@ pub async fn patient_chosen(
     }
     .await;
     match updated {
-        Ok(true) => see_other(&format!("/oauth2/{}/consent", site.name)),
+        Ok(true) => see_other(&format!("{}/consent", pages_path(&app, &site.name))),
         Ok(false) => bad_page("There is no such patient."),
         Err(error) => super::OAuthError::from(error).into_page(),
     }
@@ -797,7 +826,7 @@ pub async fn consent_page(
         && session.patient.is_none()
         && subject.role == Role::User
     {
-        return see_other(&format!("/oauth2/{}/patient-select", site.name));
+        return see_other(&format!("{}/patient-select", pages_path(&app, &site.name)));
     }
     let who = match subject.role {
         Role::Patient => patient_name(&site, &subject.id)
@@ -819,7 +848,7 @@ pub async fn consent_page(
         StatusCode::OK,
         "Allow access?",
         &pages::consent(
-            &site.name,
+            &pages_path(&app, &site.name),
             &session.csrf,
             &session.request.client_name,
             &who,
@@ -854,7 +883,7 @@ pub async fn consent(
         && session.patient.is_none()
         && subject.role == Role::User
     {
-        return see_other(&format!("/oauth2/{}/patient-select", site.name));
+        return see_other(&format!("{}/patient-select", pages_path(&app, &site.name)));
     }
     let request = &session.request;
     let ticked: Vec<&str> = form

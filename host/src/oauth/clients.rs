@@ -173,8 +173,9 @@ pub enum AuthMethod {
     None,
 }
 
-/// Authenticates the client of a token-endpoint-style request. `token_url` is the
-/// audience client assertions must name. Every failure is `invalid_client` and says why.
+/// Authenticates the client of a token-endpoint-style request. `token_url` is the site's
+/// token URL, `{issuer}/token`: client assertions must name it or the issuer as their
+/// audience. Every failure is `invalid_client` and says why.
 pub async fn authenticate(
     site: &Site,
     token_url: &str,
@@ -290,8 +291,8 @@ fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, OA
 }
 
 /// Checks a client assertion: RS384 or ES384 signature by a key in the registered JWKS
-/// (chosen by `kid`), `iss` = `sub` = the client, `aud` = the token URL, `exp` at most
-/// five minutes ahead, and a `jti` never seen before for this client.
+/// (chosen by `kid`), `iss` = `sub` = the client, `aud` naming this authorization server,
+/// `exp` at most five minutes ahead, and a `jti` never seen before for this client.
 async fn verify_assertion(
     site: &Site,
     token_url: &str,
@@ -332,13 +333,8 @@ async fn verify_assertion(
     if claims["iss"].as_str() != Some(client_id.as_str()) {
         return Err(fail("iss must be the client_id"));
     }
-    let aud_ok = match &claims["aud"] {
-        Value::String(aud) => aud == token_url,
-        Value::Array(auds) => auds.iter().any(|a| a.as_str() == Some(token_url)),
-        _ => false,
-    };
-    if !aud_ok {
-        return Err(fail("aud must be the token URL"));
+    if !names_this_server(&claims["aud"], token_url) {
+        return Err(fail("aud must be the token URL or the issuer"));
     }
     let now = now();
     let exp = claims["exp"]
@@ -377,6 +373,19 @@ async fn verify_assertion(
         return Err(fail("this jti was used before"));
     }
     Ok(client)
+}
+
+/// True when an assertion's `aud` (a string or an array) names this authorization server:
+/// its token URL, as SMART Backend Services and OpenID Connect Core §9 say, or its issuer,
+/// as RFC 7523 §3 allows and certified relying parties such as openid-client send.
+fn names_this_server(aud: &Value, token_url: &str) -> bool {
+    let issuer = token_url.strip_suffix("/token");
+    let ours = |aud: &str| aud == token_url || Some(aud) == issuer;
+    match aud {
+        Value::String(aud) => ours(aud),
+        Value::Array(auds) => auds.iter().filter_map(Value::as_str).any(ours),
+        _ => false,
+    }
 }
 
 /// The largest JWKS document fetched from a client's `jwks_uri`.

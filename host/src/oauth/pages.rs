@@ -71,9 +71,10 @@ pub fn message(status: StatusCode, title: &str, text: &str) -> Response {
     page(status, title, &format!("<p>{}</p>", escape(text)))
 }
 
-/// The sign-in form.
+/// The sign-in form. `path` is where the pages are served
+/// ([`super::authorize::pages_path`]), as for every form here.
 pub fn login(
-    site: &str,
+    path: &str,
     csrf: &str,
     client_name: &str,
     error: Option<&str>,
@@ -86,7 +87,7 @@ pub fn login(
     let selected = |r: &str| if r == role { " selected" } else { "" };
     format!(
         "<p><strong>{client}</strong> asks to use your account.</p>{error}\
-<form method=\"post\" action=\"/oauth2/{site}/login\">\
+<form method=\"post\" action=\"{path}/login\">\
 <input type=\"hidden\" name=\"csrf_token\" value=\"{csrf}\">\
 <label for=\"user_role\">I am</label><select id=\"user_role\" name=\"user_role\"><option value=\"users\"{staff}>Staff</option><option value=\"patient\"{patient}>A patient</option></select>\
 <label for=\"username\">User name</label><input type=\"text\" id=\"username\" name=\"username\" value=\"{username}\" autocomplete=\"username\" required>\
@@ -94,7 +95,7 @@ pub fn login(
 <label for=\"email\">E-mail (patients)</label><input type=\"email\" id=\"email\" name=\"email\" autocomplete=\"email\">\
 <button type=\"submit\">Sign in</button></form>",
         client = escape(client_name),
-        site = escape(site),
+        path = escape(path),
         csrf = escape(csrf),
         username = escape(username),
         staff = selected("users"),
@@ -104,7 +105,7 @@ pub fn login(
 
 /// The patient picker: a search form and the matching patients.
 pub fn patient_select(
-    site: &str,
+    path: &str,
     csrf: &str,
     query: &str,
     patients: &[(String, String)],
@@ -112,9 +113,9 @@ pub fn patient_select(
     let mut list = String::new();
     for (uuid, name) in patients {
         list.push_str(&format!(
-            "<li><span>{}</span><form method=\"post\" action=\"/oauth2/{}/patient-select\"><input type=\"hidden\" name=\"csrf_token\" value=\"{}\"><input type=\"hidden\" name=\"patient\" value=\"{}\"><button type=\"submit\">Choose</button></form></li>",
+            "<li><span>{}</span><form method=\"post\" action=\"{}/patient-select\"><input type=\"hidden\" name=\"csrf_token\" value=\"{}\"><input type=\"hidden\" name=\"patient\" value=\"{}\"><button type=\"submit\">Choose</button></form></li>",
             escape(name),
-            escape(site),
+            escape(path),
             escape(csrf),
             escape(uuid)
         ));
@@ -124,16 +125,16 @@ pub fn patient_select(
     }
     format!(
         "<p>Choose the patient the app may see.</p>\
-<form method=\"get\" action=\"/oauth2/{site}/patient-select\"><label for=\"q\">Name</label><input type=\"search\" id=\"q\" name=\"q\" value=\"{query}\"><button type=\"submit\">Search</button></form>\
+<form method=\"get\" action=\"{path}/patient-select\"><label for=\"q\">Name</label><input type=\"search\" id=\"q\" name=\"q\" value=\"{query}\"><button type=\"submit\">Search</button></form>\
 <ul class=\"patients\">{list}</ul>",
-        site = escape(site),
+        path = escape(path),
         query = escape(query),
     )
 }
 
 /// The consent form: one checkbox per requested scope, all ticked.
 pub fn consent(
-    site: &str,
+    path: &str,
     csrf: &str,
     client_name: &str,
     who: &str,
@@ -152,12 +153,12 @@ pub fn consent(
         .unwrap_or_default();
     format!(
         "<p><strong>{client}</strong> asks for access as <strong>{who}</strong>.</p>{patient}\
-<form method=\"post\" action=\"/oauth2/{site}/consent\"><input type=\"hidden\" name=\"csrf_token\" value=\"{csrf}\">\
+<form method=\"post\" action=\"{path}/consent\"><input type=\"hidden\" name=\"csrf_token\" value=\"{csrf}\">\
 <p class=\"muted\">Untick anything you do not want to allow.</p><ul class=\"scopes\">{items}</ul>\
 <button type=\"submit\" name=\"action\" value=\"allow\">Allow</button><button class=\"secondary\" type=\"submit\" name=\"action\" value=\"deny\">Deny</button></form>",
         client = escape(client_name),
         who = escape(who),
-        site = escape(site),
+        path = escape(path),
         csrf = escape(csrf),
     )
 }
