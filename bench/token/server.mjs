@@ -13,10 +13,12 @@
 //   'jwt'; id_tokens RS256 with the same key;
 // - clients register through the RFC 7591 registration endpoint.
 //
-// What differs: storage is oidc-provider's default in-memory adapter (a process-local
-// LRU), where Hearth writes every token, refresh token and assertion `jti` to the
-// site's SQLite database. Node runs JavaScript on one thread; crypto goes through
-// WebCrypto, which Node runs on its libuv thread pool.
+// What differs: storage is process memory (adapter.mjs: a Map whose entries leave only
+// when they expire; oidc-provider's own development adapter is a 1000-entry LRU that
+// loses clients, refresh tokens and replay-detection ids under load), where Hearth
+// writes every access token, refresh token and assertion `jti` to the site's SQLite
+// database. Node runs JavaScript on one thread; crypto goes through WebCrypto, which
+// Node runs on its libuv thread pool.
 //
 // Start: node server.mjs PORT. Bench-only route: POST /bench/refresh-tokens with JSON
 // {"client_id", "count", "scope"} answers refresh tokens minted through the provider's
@@ -26,6 +28,8 @@
 import { generateKeyPairSync, randomUUID } from 'node:crypto';
 
 import Provider from 'oidc-provider';
+
+import MapAdapter from './adapter.mjs';
 
 const port = Number(process.argv[2] || 0);
 if (!port) {
@@ -46,6 +50,7 @@ const assertionMaxLifetime = 300;
 const oidcScopeNames = ['openid', 'offline_access'];
 
 const configuration = {
+  adapter: MapAdapter,
   jwks: { keys: [signingKey] },
   findAccount: async (_ctx, sub) => ({ accountId: sub, claims: async () => ({ sub }) }),
   // Client metadata may only name scopes listed here; access tokens carry those of them
