@@ -730,8 +730,8 @@ fn percentile(sorted: &[u32], p: f64) -> f64 {
 /// Prints the summary table (Markdown, ready for docs/benchmarks.md).
 fn report(state: &State, results: &HashMap<(String, Grant), Vec<Measured>>) {
     println!();
-    println!("| grant | server | req/s | p50 | p99 | errors | per round (req/s) |");
-    println!("|---|---|---:|---:|---:|---:|---|");
+    println!("| grant | server | req/s | p50 | p99 | server CPU per request | errors | per round (req/s) |");
+    println!("|---|---|---:|---:|---:|---:|---:|---|");
     let mut ratios = Vec::new();
     for grant in Grant::ALL {
         let mut rates = HashMap::new();
@@ -748,6 +748,16 @@ fn report(state: &State, results: &HashMap<(String, Grant), Vec<Measured>>) {
                 .collect();
             latencies.sort_unstable();
             let rate = ok as f64 / seconds;
+            // CPU time the server process used per answered request: unlike req/s, it
+            // does not depend on how much of the shared machine the server was given.
+            let cpu: Option<f64> = rounds
+                .iter()
+                .map(|m| m.server_cpu.map(|c| c * m.elapsed.as_secs_f64()))
+                .sum();
+            let cpu_per_request = cpu
+                .filter(|_| ok > 0)
+                .map(|c| format!("{:.2} ms", c * 1000.0 / ok as f64))
+                .unwrap_or_else(|| "?".into());
             rates.insert(server.name.clone(), rate);
             let per_round = rounds
                 .iter()
@@ -755,12 +765,13 @@ fn report(state: &State, results: &HashMap<(String, Grant), Vec<Measured>>) {
                 .collect::<Vec<_>>()
                 .join(" / ");
             println!(
-                "| {} | {} | {:.0} | {:.2} ms | {:.2} ms | {} | {} |",
+                "| {} | {} | {:.0} | {:.2} ms | {:.2} ms | {} | {} | {} |",
                 grant.label(),
                 server.name,
                 rate,
                 percentile(&latencies, 0.50),
                 percentile(&latencies, 0.99),
+                cpu_per_request,
                 errors,
                 per_round
             );
