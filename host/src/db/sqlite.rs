@@ -96,10 +96,16 @@ impl SqliteStore {
 
     /// Runs one statement in autocommit mode and answers its rows as values (the host's
     /// own small reads; plugins always run inside a transaction).
-    pub fn read(self: &Arc<Self>, sql: &str, params: &[SqlValue]) -> Result<Vec<Vec<SqlValue>>, StoreError> {
+    pub fn read(
+        self: &Arc<Self>,
+        sql: &str,
+        params: &[SqlValue],
+    ) -> Result<Vec<Vec<SqlValue>>, StoreError> {
         let connection = self.acquire()?;
         let handle = connection.get();
-        handle.busy_timeout(Duration::from_secs(10)).map_err(failed)?;
+        handle
+            .busy_timeout(Duration::from_secs(10))
+            .map_err(failed)?;
         let mut statement = handle.prepare_cached(sql).map_err(classify)?;
         bind(&mut statement, params)?;
         let width = statement.column_count();

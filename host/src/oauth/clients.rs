@@ -101,15 +101,15 @@ macro_rules! client_from_row {
 /// The client `client_id` of `site`, enabled or not. Read on every authenticated
 /// request to the token endpoint, so it takes the fast path.
 pub async fn find(site: &Site, client_id: &str) -> Result<Option<Client>, StoreError> {
-    const SQL: &str = "SELECT client_id, client_secret_hash, application_type, client_role, token_endpoint_auth_method, redirect_uris, post_logout_redirect_uris, scope, jwks, jwks_uri, client_name, metadata, enabled, created_at FROM oauth_clients WHERE client_id = $1";
+    let sql = format!("SELECT {COLUMNS} FROM oauth_clients WHERE client_id = $1");
     let rows = site
         .db
-        .read(SQL, vec![SqlValue::Text(client_id.to_owned())])
+        .read(&sql, vec![SqlValue::Text(client_id.to_owned())])
         .await?;
     rows.first().map(|row| client_from_values(row)).transpose()
 }
 
-/// Builds a [`Client`] from the values of [`find`]'s columns, in order.
+/// Builds a [`Client`] from the values of [`COLUMNS`], in order.
 fn client_from_values(row: &[SqlValue]) -> Result<Client, StoreError> {
     let bad = |column: &str| StoreError::Failed(format!("oauth_clients.{column} is malformed"));
     let text = |i: usize, column: &str| -> Result<String, StoreError> {
@@ -119,7 +119,11 @@ fn client_from_values(row: &[SqlValue]) -> Result<Client, StoreError> {
             .ok_or_else(|| bad(column))
     };
     let optional = |i: usize| row.get(i).and_then(SqlValue::text).map(str::to_owned);
-    let integer = |i: usize, column: &str| row.get(i).and_then(SqlValue::integer).ok_or_else(|| bad(column));
+    let integer = |i: usize, column: &str| {
+        row.get(i)
+            .and_then(SqlValue::integer)
+            .ok_or_else(|| bad(column))
+    };
     Ok(Client {
         client_id: text(0, "client_id")?,
         secret_hash: optional(1),

@@ -2,6 +2,7 @@
 //! table under `oauth.*` names and set with `hearth client setting`.
 
 use anyhow::{Result, bail};
+
 use crate::db::store::SqlValue;
 use crate::on_db;
 use crate::sites::Site;
