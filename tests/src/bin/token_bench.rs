@@ -45,7 +45,10 @@ const REDIRECT: &str = "https://bench.invalid/callback";
 const ASSERTION_LIFETIME: i64 = 280;
 
 #[derive(Parser)]
-#[command(name = "token-bench", about = "Token endpoint load generator (scripts/bench-token)")]
+#[command(
+    name = "token-bench",
+    about = "Token endpoint load generator (scripts/bench-token)"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -162,7 +165,11 @@ async fn main() -> Result<()> {
         Command::HearthClients { state } => {
             let state = read_state(&state)?;
             for server in state.servers.iter().filter(|s| s.name == "hearth") {
-                for id in [&server.rs384_client, &server.es384_client, &server.staff_client] {
+                for id in [
+                    &server.rs384_client,
+                    &server.es384_client,
+                    &server.staff_client,
+                ] {
                     println!("{id}");
                 }
             }
@@ -322,10 +329,8 @@ async fn run(args: RunArgs) -> Result<()> {
         (Grant::Rs384, state.rs384.signer(Alg::Rs384)?),
         (Grant::Es384, state.es384.signer(Alg::Es384)?),
     ];
-    let signers: HashMap<Grant, Arc<Signer>> = signers
-        .into_iter()
-        .map(|(g, s)| (g, Arc::new(s)))
-        .collect();
+    let signers: HashMap<Grant, Arc<Signer>> =
+        signers.into_iter().map(|(g, s)| (g, Arc::new(s))).collect();
     println!(
         "token-bench: {} connections per server, {} round(s) of {} s per grant and server, {} s warm-up; load average {}",
         args.connections,
@@ -516,7 +521,12 @@ fn form(pairs: &[(&str, &str)]) -> String {
 }
 
 /// Signs `count` client_credentials request bodies for `server`, on every core.
-fn assertion_bodies(server: &Server, grant: Grant, signer: &Arc<Signer>, count: usize) -> Vec<String> {
+fn assertion_bodies(
+    server: &Server,
+    grant: Grant,
+    signer: &Arc<Signer>,
+    count: usize,
+) -> Vec<String> {
     let client_id = match grant {
         Grant::Rs384 => &server.rs384_client,
         _ => &server.es384_client,
@@ -578,9 +588,10 @@ async fn round(
         _ => {
             let signer = signers[&grant].clone();
             let server = server.clone();
-            let bodies =
-                tokio::task::spawn_blocking(move || assertion_bodies(&server, grant, &signer, pool))
-                    .await?;
+            let bodies = tokio::task::spawn_blocking(move || {
+                assertion_bodies(&server, grant, &signer, pool)
+            })
+            .await?;
             Some((Arc::new(bodies), Arc::new(AtomicUsize::new(0))))
         }
     };
@@ -591,10 +602,10 @@ async fn round(
     let started = Instant::now();
     let deadline = started + deadline_in;
     let mut tasks = Vec::new();
-    for connection in 0..args.connections {
+    for token in chain.iter().take(args.connections) {
         let work = match &shared {
             Some((bodies, next)) => Work::Assertions(bodies.clone(), next.clone()),
-            None => Work::Refresh(chain[connection].clone()),
+            None => Work::Refresh(token.clone()),
         };
         let server = server.clone();
         tasks.push(tokio::spawn(connection_loop(server, work, deadline)));
@@ -661,9 +672,10 @@ async fn connection_loop(server: Server, mut work: Work, deadline: Instant) -> C
                 request = request.body(body.clone());
             }
             Work::Refresh(token) => {
-                request = request
-                    .header("authorization", &authorization)
-                    .body(form(&[("grant_type", "refresh_token"), ("refresh_token", token)]));
+                request = request.header("authorization", &authorization).body(form(&[
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", token),
+                ]));
             }
         }
         let sent = Instant::now();
@@ -677,15 +689,17 @@ async fn connection_loop(server: Server, mut work: Work, deadline: Instant) -> C
         let latency = sent.elapsed();
         let failure = match answer {
             Ok((status, body)) => match serde_json::from_slice::<Value>(&body) {
-                Ok(json) if status == reqwest::StatusCode::OK && json["access_token"].is_string() => {
+                Ok(json)
+                    if status == reqwest::StatusCode::OK && json["access_token"].is_string() =>
+                {
                     if let Work::Refresh(token) = &mut work {
                         match json["refresh_token"].as_str() {
                             Some(next) => *token = next.to_owned(),
                             None => {
                                 result.errors += 1;
-                                result.first_error.get_or_insert_with(|| {
-                                    format!("no refresh_token in {json}")
-                                });
+                                result
+                                    .first_error
+                                    .get_or_insert_with(|| format!("no refresh_token in {json}"));
                                 break;
                             }
                         }
@@ -730,7 +744,9 @@ fn percentile(sorted: &[u32], p: f64) -> f64 {
 /// Prints the summary table (Markdown, ready for docs/benchmarks.md).
 fn report(state: &State, results: &HashMap<(String, Grant), Vec<Measured>>) {
     println!();
-    println!("| grant | server | req/s | p50 | p99 | server CPU per request | errors | per round (req/s) |");
+    println!(
+        "| grant | server | req/s | p50 | p99 | server CPU per request | errors | per round (req/s) |"
+    );
     println!("|---|---|---:|---:|---:|---:|---:|---|");
     let mut ratios = Vec::new();
     for grant in Grant::ALL {
