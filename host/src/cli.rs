@@ -453,14 +453,20 @@ pub async fn issue_token(site: &Site, base: &str, args: &TokenIssueArgs) -> Resu
 
 /// The uuid that backend-service tokens of `site` speak for (created on first use).
 pub async fn system_user(site: &Site) -> Result<String> {
-    let existing: Option<String> = on_db!(&site.db, |pool| {
-        sqlx::query("SELECT value FROM site_settings WHERE name = 'system_user_uuid'")
-            .fetch_optional(pool)
-            .await?
-            .map(|row| row.try_get("value"))
-            .transpose()?
-    });
-    if let Some(uuid) = existing {
+    // Read on every client_credentials request: the fast path.
+    let existing = site
+        .db
+        .read(
+            "SELECT value FROM site_settings WHERE name = 'system_user_uuid'",
+            Vec::new(),
+        )
+        .await?;
+    if let Some(uuid) = existing
+        .first()
+        .and_then(|row| row.first())
+        .and_then(SqlValue::text)
+        .map(str::to_owned)
+    {
         return Ok(uuid);
     }
     let uuid = crate::plugins::host::comb_uuid();

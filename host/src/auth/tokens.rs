@@ -9,14 +9,15 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use serde_json::{Value, json};
 
 use super::jwt::{self, Alg};
 use super::scopes::ScopeSet;
+use crate::db::store::{SqlValue, StoreError, Tx};
 use crate::error::HttpError;
-use crate::on_db;
 use crate::sites::Site;
 
 /// The kind of principal a token stands for.
@@ -124,8 +125,19 @@ fn now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
-/// Signs a token for `grant` and records it.
-pub async fn issue(site: &Site, base: &str, grant: &Grant) -> anyhow::Result<Issued> {
+/// A signed access token and the `api_token` row that records it.
+pub struct Signed {
+    /// The token.
+    pub issued: Issued,
+    client_id: String,
+    subject: String,
+    scope: String,
+    context: String,
+    issued_at: i64,
+}
+
+/// Signs a token for `grant`, without recording it yet: see [`Signed::record`].
+pub fn sign(site: &Site, base: &str, grant: &Grant) -> anyhow::Result<Signed> {
     let iat = now();
     let exp = iat + grant.lifetime;
     let jti = hex::encode(rand::random::<[u8; 16]>());
@@ -163,25 +175,49 @@ pub async fn issue(site: &Site, base: &str, grant: &Grant) -> anyhow::Result<Iss
     if let Some(patient) = &grant.patient {
         context["patient"] = json!(patient);
     }
-    on_db!(&site.db, |pool| {
-        sqlx::query(
-            "INSERT INTO api_token (jti, client_id, user_id, scope, context, expires_at, revoked, created_at) VALUES ($1, $2, $3, $4, $5, $6, 0, $7)",
-        )
-        .bind(&jti)
-        .bind(&grant.client_id)
-        .bind(&grant.subject)
-        .bind(&grant.scope)
-        .bind(context.to_string())
-        .bind(exp)
-        .bind(iat)
-        .execute(pool)
-        .await?;
-    });
-    Ok(Issued {
-        token,
-        jti,
-        expires_at: exp,
+    Ok(Signed {
+        issued: Issued {
+            token,
+            jti,
+            expires_at: exp,
+        },
+        client_id: grant.client_id.clone(),
+        subject: grant.subject.clone(),
+        scope: grant.scope.clone(),
+        context: context.to_string(),
+        issued_at: iat,
     })
+}
+
+impl Signed {
+    /// Records the token in `api_token` inside `tx`; the resource server accepts it once
+    /// `tx` commits.
+    pub async fn record(&self, tx: &mut Tx) -> Result<(), StoreError> {
+        tx.execute(
+            "INSERT INTO api_token (jti, client_id, user_id, scope, context, expires_at, revoked, created_at) VALUES ($1, $2, $3, $4, $5, $6, 0, $7)",
+            vec![
+                SqlValue::Text(self.issued.jti.clone()),
+                SqlValue::Text(self.client_id.clone()),
+                SqlValue::Text(self.subject.clone()),
+                SqlValue::Text(self.scope.clone()),
+                SqlValue::Text(self.context.clone()),
+                SqlValue::Integer(self.issued.expires_at),
+                SqlValue::Integer(self.issued_at),
+            ],
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+/// Signs a token for `grant` and records it.
+pub async fn issue(site: &Site, base: &str, grant: &Grant) -> anyhow::Result<Issued> {
+    let signed = sign(site, base, grant)?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut tx = site.db.begin(true, deadline).await?;
+    signed.record(&mut tx).await?;
+    tx.commit().await?;
+    Ok(signed.issued)
 }
 
 /// The most verified tokens a site remembers before it starts over.

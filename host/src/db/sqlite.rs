@@ -94,6 +94,42 @@ impl SqliteStore {
         })
     }
 
+    /// Runs one statement in autocommit mode and answers its rows as values (the host's
+    /// own small reads; plugins always run inside a transaction).
+    pub fn read(
+        self: &Arc<Self>,
+        sql: &str,
+        params: &[SqlValue],
+    ) -> Result<Vec<Vec<SqlValue>>, StoreError> {
+        let connection = self.acquire()?;
+        let handle = connection.get();
+        handle
+            .busy_timeout(Duration::from_secs(10))
+            .map_err(failed)?;
+        let mut statement = handle.prepare_cached(sql).map_err(classify)?;
+        bind(&mut statement, params)?;
+        let width = statement.column_count();
+        let mut out = Vec::new();
+        let mut rows = statement.raw_query();
+        while let Some(row) = rows.next().map_err(classify)? {
+            let values = (0..width)
+                .map(|i| {
+                    Ok(match row.get_ref(i).map_err(failed)? {
+                        ValueRef::Null => SqlValue::Null,
+                        ValueRef::Integer(v) => SqlValue::Integer(v),
+                        ValueRef::Real(v) => SqlValue::Real(v),
+                        ValueRef::Text(bytes) => {
+                            SqlValue::Text(String::from_utf8_lossy(bytes).into_owned())
+                        }
+                        ValueRef::Blob(bytes) => SqlValue::Blob(bytes.to_vec()),
+                    })
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            out.push(values);
+        }
+        Ok(out)
+    }
+
     /// Begins a transaction; writers take the write lock at once.
     pub fn begin(self: &Arc<Self>, write: bool, deadline: Instant) -> Result<SqliteTx, StoreError> {
         let connection = self.acquire()?;

@@ -201,6 +201,37 @@ pub enum StoreError {
     Failed(String),
 }
 
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreError::Denied(m) => write!(f, "denied: {m}"),
+            StoreError::Constraint(m) => write!(f, "constraint failed: {m}"),
+            StoreError::Invalid(m) => write!(f, "invalid statement: {m}"),
+            StoreError::Failed(m) => write!(f, "{m}"),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+impl SqlValue {
+    /// The text, if this is text.
+    pub fn text(&self) -> Option<&str> {
+        match self {
+            SqlValue::Text(text) => Some(text),
+            _ => None,
+        }
+    }
+
+    /// The integer, if this is one.
+    pub fn integer(&self) -> Option<i64> {
+        match self {
+            SqlValue::Integer(n) => Some(*n),
+            _ => None,
+        }
+    }
+}
+
 impl EncodedRows {
     /// The rows as values (for the host's own use of the portable path).
     pub fn values(&self) -> Vec<Vec<SqlValue>> {
@@ -287,6 +318,33 @@ impl Db {
             }
         };
         Ok(tx)
+    }
+}
+
+impl Db {
+    /// Runs one statement outside any transaction (a read of the host's own tables) and
+    /// answers its rows as values. On SQLite it runs inline on the fast path.
+    pub async fn read(
+        &self,
+        sql: &str,
+        params: Vec<SqlValue>,
+    ) -> Result<Vec<Vec<SqlValue>>, StoreError> {
+        match self {
+            Db::Sqlite(_, fast) => fast.read(sql, &params),
+            Db::Postgres(pool) => {
+                let mut connection = pool.acquire().await.map_err(failed)?;
+                let statement = (&mut *connection)
+                    .prepare(AssertSqlSafe(sql).into_sql_str())
+                    .await
+                    .map_err(classify)?;
+                let args = pg_args(params, statement.parameters())?;
+                let rows = sqlx::query_with(AssertSqlSafe(sql), args)
+                    .fetch_all(&mut *connection)
+                    .await
+                    .map_err(classify)?;
+                Ok(encode_pg(&rows)?.values())
+            }
+        }
     }
 }
 

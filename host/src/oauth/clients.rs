@@ -3,6 +3,7 @@
 //! `client_secret_post`, `private_key_jwt`, or `none` for public clients).
 
 use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use axum::http::{HeaderMap, header};
 use base64::Engine as _;
@@ -11,6 +12,7 @@ use sqlx::Row;
 
 use super::{OAuthError, now, param, same, sha256_hex};
 use crate::auth::jwt::{self, Alg, Verifier};
+use crate::db::store::{SqlValue, StoreError};
 use crate::on_db;
 use crate::sites::Site;
 
@@ -96,19 +98,48 @@ macro_rules! client_from_row {
     }};
 }
 
-/// The client `client_id` of `site`, enabled or not.
-pub async fn find(site: &Site, client_id: &str) -> Result<Option<Client>, sqlx::Error> {
+/// The client `client_id` of `site`, enabled or not. Read on every authenticated
+/// request to the token endpoint, so it takes the fast path.
+pub async fn find(site: &Site, client_id: &str) -> Result<Option<Client>, StoreError> {
     let sql = format!("SELECT {COLUMNS} FROM oauth_clients WHERE client_id = $1");
-    Ok(on_db!(&site.db, |pool| {
-        match sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(client_id)
-            .fetch_optional(pool)
-            .await?
-        {
-            Some(row) => Some(client_from_row!(&row)),
-            None => None,
-        }
-    }))
+    let rows = site
+        .db
+        .read(&sql, vec![SqlValue::Text(client_id.to_owned())])
+        .await?;
+    rows.first().map(|row| client_from_values(row)).transpose()
+}
+
+/// Builds a [`Client`] from the values of [`COLUMNS`], in order.
+fn client_from_values(row: &[SqlValue]) -> Result<Client, StoreError> {
+    let bad = |column: &str| StoreError::Failed(format!("oauth_clients.{column} is malformed"));
+    let text = |i: usize, column: &str| -> Result<String, StoreError> {
+        row.get(i)
+            .and_then(SqlValue::text)
+            .map(str::to_owned)
+            .ok_or_else(|| bad(column))
+    };
+    let optional = |i: usize| row.get(i).and_then(SqlValue::text).map(str::to_owned);
+    let integer = |i: usize, column: &str| {
+        row.get(i)
+            .and_then(SqlValue::integer)
+            .ok_or_else(|| bad(column))
+    };
+    Ok(Client {
+        client_id: text(0, "client_id")?,
+        secret_hash: optional(1),
+        application_type: text(2, "application_type")?,
+        client_role: text(3, "client_role")?,
+        auth_method: text(4, "token_endpoint_auth_method")?,
+        redirect_uris: strings(&text(5, "redirect_uris")?),
+        post_logout_redirect_uris: strings(&text(6, "post_logout_redirect_uris")?),
+        scope: text(7, "scope")?,
+        jwks: optional(8).and_then(|j| serde_json::from_str(&j).ok()),
+        jwks_uri: optional(9),
+        client_name: text(10, "client_name")?,
+        metadata: serde_json::from_str(&text(11, "metadata")?).unwrap_or(Value::Null),
+        enabled: integer(12, "enabled")? != 0,
+        created_at: integer(13, "created_at")?,
+    })
 }
 
 /// The client whose registration URI ends in `path`.
@@ -353,23 +384,7 @@ async fn verify_assertion(
         .as_str()
         .filter(|j| !j.is_empty() && j.len() <= 255)
         .ok_or_else(|| fail("jti is missing"))?;
-    let fresh = on_db!(&site.db, |pool| {
-        sqlx::query("DELETE FROM oauth_jti WHERE expires_at < $1")
-            .bind(now)
-            .execute(pool)
-            .await?;
-        sqlx::query(
-            "INSERT INTO oauth_jti (client_id, jti, expires_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-        )
-        .bind(&client_id)
-        .bind(jti)
-        .bind(exp)
-        .execute(pool)
-        .await?
-        .rows_affected()
-            == 1
-    });
-    if !fresh {
+    if !record_jti(site, &client_id, jti, exp, now).await? {
         return Err(fail("this jti was used before"));
     }
     Ok(client)
@@ -386,6 +401,38 @@ fn names_this_server(aud: &Value, token_url: &str) -> bool {
         Value::Array(auds) => auds.iter().filter_map(Value::as_str).any(ours),
         _ => false,
     }
+}
+
+/// Records a client assertion's `jti` until it expires, in one short write transaction
+/// that also forgets expired ones (found through `oauth_jti_expiry`). False when the
+/// client used this `jti` before: the unique key, not a read, decides, so two requests
+/// racing with one assertion cannot both pass.
+async fn record_jti(
+    site: &Site,
+    client_id: &str,
+    jti: &str,
+    exp: i64,
+    now: i64,
+) -> Result<bool, OAuthError> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut tx = site.db.begin(true, deadline).await?;
+    tx.execute(
+        "DELETE FROM oauth_jti WHERE expires_at < $1",
+        vec![SqlValue::Integer(now)],
+    )
+    .await?;
+    let inserted = tx
+        .execute(
+            "INSERT INTO oauth_jti (client_id, jti, expires_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+            vec![
+                SqlValue::Text(client_id.to_owned()),
+                SqlValue::Text(jti.to_owned()),
+                SqlValue::Integer(exp),
+            ],
+        )
+        .await?;
+    tx.commit().await?;
+    Ok(inserted == 1)
 }
 
 /// The largest JWKS document fetched from a client's `jwks_uri`.

@@ -162,6 +162,12 @@ impl From<sqlx::Error> for OAuthError {
     }
 }
 
+impl From<crate::db::store::StoreError> for OAuthError {
+    fn from(error: crate::db::store::StoreError) -> Self {
+        OAuthError::internal(error)
+    }
+}
+
 impl From<anyhow::Error> for OAuthError {
     fn from(error: anyhow::Error) -> Self {
         OAuthError::internal(format!("{error:#}"))

@@ -2,8 +2,8 @@
 //! table under `oauth.*` names and set with `hearth client setting`.
 
 use anyhow::{Result, bail};
-use sqlx::Row;
 
+use crate::db::store::SqlValue;
 use crate::on_db;
 use crate::sites::Site;
 
@@ -62,16 +62,20 @@ pub const KNOWN: &[Known] = &[
 /// The name under which the hash of the initial access token is kept.
 pub const INITIAL_TOKEN: &str = "oauth.initial_access_token_sha256";
 
-/// Reads a raw setting.
+/// Reads a raw setting. Read on every token request, so it takes the fast path.
 pub async fn raw(site: &Site, name: &str) -> Result<Option<String>> {
-    Ok(on_db!(&site.db, |pool| {
-        sqlx::query("SELECT value FROM site_settings WHERE name = $1")
-            .bind(name)
-            .fetch_optional(pool)
-            .await?
-            .map(|row| row.try_get::<String, _>("value"))
-            .transpose()?
-    }))
+    let rows = site
+        .db
+        .read(
+            "SELECT value FROM site_settings WHERE name = $1",
+            vec![SqlValue::Text(name.to_owned())],
+        )
+        .await?;
+    Ok(rows
+        .first()
+        .and_then(|row| row.first())
+        .and_then(SqlValue::text)
+        .map(str::to_owned))
 }
 
 /// Writes a raw setting (`None` removes it).

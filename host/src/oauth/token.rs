@@ -24,6 +24,7 @@ use super::{
 use crate::app::AppState;
 use crate::auth::tokens::{self, Grant, Role};
 use crate::auth::verify_password;
+use crate::db::store::SqlValue;
 use crate::on_db;
 use crate::sites::Site;
 
@@ -162,6 +163,7 @@ async fn client_credentials(
             lifetime,
             refresh: false,
             id_token: false,
+            rotates: None,
         },
     )
     .await
@@ -340,6 +342,7 @@ async fn password(
             lifetime,
             refresh: true,
             id_token: true,
+            rotates: None,
         },
     )
     .await
@@ -353,59 +356,31 @@ async fn refresh(
 ) -> Result<Response, OAuthError> {
     let presented = required(form, "refresh_token")?;
     let hash = sha256_hex(presented);
-    type Stored = (
-        String,
-        String,
-        String,
-        String,
-        Option<String>,
-        Option<String>,
-        String,
-        String,
-        i64,
-        i64,
-        i64,
-    );
-    let row: Option<Stored> = on_db!(&site.db, |pool| {
-        sqlx::query(
+    let rows = site
+        .db
+        .read(
             "SELECT grant_id, client_id, user_id, role, username, acl_role, scope, context, expires_at, used, revoked FROM oauth_refresh_tokens WHERE token_hash = $1",
+            vec![SqlValue::Text(hash.clone())],
         )
-        .bind(&hash)
-        .fetch_optional(pool)
-        .await?
-        .map(|row| -> Result<Stored, sqlx::Error> {
-            Ok((
-                row.try_get("grant_id")?,
-                row.try_get("client_id")?,
-                row.try_get("user_id")?,
-                row.try_get("role")?,
-                row.try_get("username")?,
-                row.try_get("acl_role")?,
-                row.try_get("scope")?,
-                row.try_get("context")?,
-                row.try_get("expires_at")?,
-                row.try_get("used")?,
-                row.try_get("revoked")?,
-            ))
-        })
-        .transpose()?
-    });
-    let Some((
-        grant_id,
-        owner,
-        user_id,
-        role,
-        username,
-        acl_role,
-        granted,
-        context,
-        expires_at,
-        used,
-        revoked,
-    )) = row
-    else {
+        .await?;
+    let Some(row) = rows.first() else {
         return Err(OAuthError::grant("The refresh token is not known"));
     };
+    let text = |i: usize| -> Result<String, OAuthError> {
+        row[i]
+            .text()
+            .map(str::to_owned)
+            .ok_or_else(|| OAuthError::internal(format!("oauth_refresh_tokens column {i}")))
+    };
+    let optional = |i: usize| row[i].text().map(str::to_owned);
+    let integer = |i: usize| -> Result<i64, OAuthError> {
+        row[i]
+            .integer()
+            .ok_or_else(|| OAuthError::internal(format!("oauth_refresh_tokens column {i}")))
+    };
+    let (grant_id, owner, user_id, role) = (text(0)?, text(1)?, text(2)?, text(3)?);
+    let (username, acl_role, granted, context) = (optional(4), optional(5), text(6)?, text(7)?);
+    let (expires_at, used, revoked) = (integer(8)?, integer(9)?, integer(10)?);
     if owner != client.client_id {
         return Err(OAuthError::grant(
             "The refresh token was issued to another client",
@@ -438,19 +413,6 @@ async fn refresh(
             narrowed
         }
     };
-    let claimed = on_db!(&site.db, |pool| {
-        sqlx::query(
-                "UPDATE oauth_refresh_tokens SET used = 1 WHERE token_hash = $1 AND used = 0 AND revoked = 0",
-            )
-            .bind(&hash)
-            .execute(pool)
-            .await?
-            .rows_affected()
-                == 1
-    });
-    if !claimed {
-        return refresh_reused(site, &grant_id, &client.client_id).await;
-    }
     let role = Role::from_name(&role).ok_or_else(|| OAuthError::internal("stored role"))?;
     let subject = Subject {
         role,
@@ -472,6 +434,7 @@ async fn refresh(
             lifetime,
             refresh: true,
             id_token: true,
+            rotates: Some(&hash),
         },
     )
     .await
@@ -550,6 +513,7 @@ async fn authorization_code(
             lifetime,
             refresh: true,
             id_token: true,
+            rotates: None,
         },
     )
     .await
@@ -618,9 +582,16 @@ pub struct Issue<'a> {
     pub refresh: bool,
     /// Whether an id_token is given (with `openid`).
     pub id_token: bool,
+    /// The hash of the refresh token this answer replaces: it is marked used in the same
+    /// transaction that records the new tokens, and if another request used it first the
+    /// grant is revoked instead.
+    pub rotates: Option<&'a str>,
 }
 
-/// Issues the tokens of a grant and renders the token response.
+/// Issues the tokens of a grant and renders the token response. Tokens are signed
+/// first; then one write transaction rotates the presented refresh token (if any) and
+/// records the access token, its grant and the new refresh token, so the write lock is
+/// held for a few small statements only and a failure leaves nothing half-issued.
 pub async fn respond(
     app: &AppState,
     site: &Arc<Site>,
@@ -640,46 +611,21 @@ pub async fn respond(
         context: issue.context.clone(),
         lifetime: issue.lifetime,
     };
-    let issued = tokens::issue(site, &app.base_url, &grant).await?;
-    on_db!(&site.db, |pool| {
-        sqlx::query("INSERT INTO oauth_grant_tokens (jti, grant_id) VALUES ($1, $2)")
-            .bind(&issued.jti)
-            .bind(issue.grant_id)
-            .execute(pool)
-            .await?;
-    });
+    let signed = tokens::sign(site, &app.base_url, &grant)?;
     let mut body = json!({
-        "access_token": issued.token,
+        "access_token": signed.issued.token,
         "token_type": "Bearer",
         "expires_in": issue.lifetime,
         "scope": issue.scope,
     });
-    if issue.refresh && scopes.contains(&"offline_access") {
-        let refresh_token = random_token(48);
+    let refresh = if issue.refresh && scopes.contains(&"offline_access") {
         let lifetime = settings::seconds(site, "oauth.refresh_token_lifetime").await?;
-        let created = now();
-        on_db!(&site.db, |pool| {
-            sqlx::query(
-                "INSERT INTO oauth_refresh_tokens (token_hash, grant_id, client_id, user_id, role, username, acl_role, scope, context, expires_at, used, revoked, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 0, 0, $11)",
-            )
-            .bind(sha256_hex(&refresh_token))
-            .bind(issue.grant_id)
-            .bind(&client.client_id)
-            .bind(&issue.subject.id)
-            .bind(issue.subject.role.name())
-            .bind(&issue.subject.username)
-            .bind(&issue.subject.acl_role)
-            .bind(issue.scope)
-            .bind(issue.context.to_string())
-            .bind(created + lifetime)
-            .bind(created)
-            .execute(pool)
-            .await?;
-        });
-        body["refresh_token"] = json!(refresh_token);
-    }
+        Some((random_token(48), lifetime))
+    } else {
+        None
+    };
     if issue.id_token && scopes.contains(&"openid") && issue.subject.role != Role::System {
-        let claims = id_token_claims(app, site, client, issue, issued.expires_at).await?;
+        let claims = id_token_claims(app, site, client, issue, signed.issued.expires_at).await?;
         body["id_token"] = json!(
             site.keys()
                 .signer
@@ -687,6 +633,53 @@ pub async fn respond(
                 .map_err(OAuthError::internal)?
         );
     }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut tx = site.db.begin(true, deadline).await?;
+    if let Some(hash) = issue.rotates {
+        let claimed = tx
+            .execute(
+                "UPDATE oauth_refresh_tokens SET used = 1 WHERE token_hash = $1 AND used = 0 AND revoked = 0",
+                vec![SqlValue::Text(hash.to_owned())],
+            )
+            .await?;
+        if claimed != 1 {
+            tx.rollback().await?;
+            return refresh_reused(site, issue.grant_id, &client.client_id).await;
+        }
+    }
+    signed.record(&mut tx).await?;
+    tx.execute(
+        "INSERT INTO oauth_grant_tokens (jti, grant_id) VALUES ($1, $2)",
+        vec![
+            SqlValue::Text(signed.issued.jti.clone()),
+            SqlValue::Text(issue.grant_id.to_owned()),
+        ],
+    )
+    .await?;
+    if let Some((refresh_token, lifetime)) = &refresh {
+        let created = now();
+        let text = |value: &str| SqlValue::Text(value.to_owned());
+        let optional = |value: &Option<String>| value.as_deref().map_or(SqlValue::Null, text);
+        tx.execute(
+            "INSERT INTO oauth_refresh_tokens (token_hash, grant_id, client_id, user_id, role, username, acl_role, scope, context, expires_at, used, revoked, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 0, 0, $11)",
+            vec![
+                text(&sha256_hex(refresh_token)),
+                text(issue.grant_id),
+                text(&client.client_id),
+                text(&issue.subject.id),
+                text(issue.subject.role.name()),
+                optional(&issue.subject.username),
+                optional(&issue.subject.acl_role),
+                text(issue.scope),
+                text(&issue.context.to_string()),
+                SqlValue::Integer(created + lifetime),
+                SqlValue::Integer(created),
+            ],
+        )
+        .await?;
+        body["refresh_token"] = json!(refresh_token);
+    }
+    tx.commit().await?;
     if let Value::Object(context) = &issue.context {
         for key in [
             "patient",
