@@ -1,5 +1,6 @@
 //! Reading the rows a route addresses: one row or a 404, and a page of rows with
-//! OpenEMR's `links`.
+//! OpenEMR's `links`; and [`Table`], the list/read/create/update routes of a table whose
+//! rows are named by uuid, in one declaration.
 //!
 //! Every table-backed resource answers "get one" and "list" the same way; these helpers
 //! keep that shape in one place so a plugin only supplies its SQL and its row mapping.
@@ -7,9 +8,15 @@
 //! ```no_run
 //! # use hearth_sdk::prelude::*;
 //! const SELECT: &str = "SELECT f.* FROM facility f";
+//! const SORT: Sort = Sort {
+//!     alias: "f",
+//!     keys: &[SortKey::column("name"), SortKey::column("city")],
+//!     default: "name",
+//!     tiebreak: "id",
+//! };
 //! fn list(req: &Request) -> Result<Response> {
 //!     let mut search = Search::new();
-//!     search.sort(None, &[], "f.name, f.id");
+//!     search.sort(req.query("_sort"), &SORT)?;
 //!     crud::page(req, &search, SELECT, Json::from_row)
 //! }
 //! fn get_one(req: &Request) -> Result<Response> {
@@ -21,8 +28,10 @@
 use crate::json::Json;
 use crate::request::Request;
 use crate::response::{ApiError, Response, Result};
-use crate::sql::Search;
+use crate::sql::{Column, Fields, Insert, Search, Sort, Update};
 use crate::store::{self, Row, Value};
+use crate::validate::Validator;
+use crate::{emr, new_uuid, time};
 
 /// Rows per page when the request names no `_limit`.
 pub const DEFAULT_LIMIT: u32 = 100;
@@ -77,6 +86,208 @@ pub fn page(
         items.push(map(&row));
     }
     Ok(Response::list(items.end(), req.paging_links(paging, more)))
+}
+
+/// Validation rules that differ between create (`true`) and update (`false`).
+pub type BodyRules = fn(&mut Validator<'_>, bool);
+
+/// A table whose rows routes name by uuid (`/api/facility/:fuuid`, a patient's
+/// `/api/patient/:puuid/encounter/:euuid`, ...), served in OpenEMR's shapes: a sorted,
+/// filtered page; one row or a 404; a validated create answering `{"id", "uuid"}`; an
+/// update of the given columns answering the row.
+///
+/// Rows of a patient (`patient` names the column with the `pid`) are read and written
+/// only through the patient the route names ([`emr::patient`]: `:puuid`, `:pid`, or the
+/// portal caller's own), so a row of another patient is a 404 and is never changed.
+///
+/// ```
+/// use hearth_sdk::crud::Table;
+/// use hearth_sdk::prelude::*;
+/// const FACILITIES: Table = Table {
+///     table: "facility",
+///     alias: "f",
+///     select: "SELECT f.* FROM facility f",
+///     param: "fuuid",
+///     patient: "",
+///     only: "",
+///     stamp: "last_updated",
+///     columns: &[Column::text("name"), Column::text("city")],
+///     filters: &[Column::text("name")],
+///     rules: |v, insert| {
+///         v.field("name", "name", insert).length_between(2, 255);
+///     },
+///     sort: Sort { alias: "f", keys: &[SortKey::column("name")], default: "name", tiebreak: "id" },
+///     map: Json::from_row,
+/// };
+/// struct Facility;
+/// impl Resource for Facility {
+///     const NAME: &'static str = "facility";
+///     const VERSION: &'static str = "0.1.0";
+///     const WRITES: &'static [&'static str] = &["facility"];
+///     const ROUTES: &'static [Route] = &[
+///         Route::get("/api/facility", "facility.s", |r| FACILITIES.list(r)),
+///         Route::get("/api/facility/:fuuid", "facility.r", |r| FACILITIES.get(r)),
+///         Route::post("/api/facility", "facility.c", |r| FACILITIES.create(r)),
+///         Route::put("/api/facility/:fuuid", "facility.u", |r| FACILITIES.update(r)),
+///     ];
+/// }
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct Table {
+    /// The table written, e.g. `facility`.
+    pub table: &'static str,
+    /// The table's alias in `select`, e.g. `f`.
+    pub alias: &'static str,
+    /// The `SELECT … FROM <table> <alias> …` that reads rows; conditions are appended.
+    pub select: &'static str,
+    /// The route parameter holding a row's uuid, e.g. `fuuid`.
+    pub param: &'static str,
+    /// The column holding the patient's `pid` for rows of a patient, `""` otherwise.
+    pub patient: &'static str,
+    /// A condition every row served must meet, on bare column names that are unambiguous
+    /// in `select` (e.g. `npi <> ''`: practitioners are the users with an NPI); `""` for
+    /// none.
+    pub only: &'static str,
+    /// The column stamped with the current time on create and update, `""` for none.
+    pub stamp: &'static str,
+    /// The columns a body may set.
+    pub columns: &'static [Column],
+    /// The query parameters a list filters on exactly (OpenEMR's search fields).
+    pub filters: &'static [Column],
+    /// The body's rules (`true` on create).
+    pub rules: BodyRules,
+    /// How lists may be sorted.
+    pub sort: Sort,
+    /// Maps a row of `select` to the answer's shape.
+    pub map: fn(&Row<'_>) -> Json,
+}
+
+impl Table {
+    /// The route's patient's `pid` for rows of a patient (404 when there is none),
+    /// `None` for other tables.
+    pub fn pid(&self, req: &Request) -> Result<Option<i64>> {
+        if self.patient.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(emr::patient(req)?.pid))
+    }
+
+    /// A search of the rows of patient `pid` (see [`Table::pid`]) that meet `only`.
+    pub fn search(&self, pid: Option<i64>) -> Search {
+        let mut search = Search::on(self.alias);
+        if let Some(pid) = pid {
+            search.equals(self.patient, pid);
+        }
+        if !self.only.is_empty() {
+            search.condition(self.only, vec![]);
+        }
+        search
+    }
+
+    /// The list route: the rows the route may see, filtered by the request's `filters`
+    /// parameters, sorted by `_sort`, a page at a time.
+    pub fn list(&self, req: &Request) -> Result<Response> {
+        let mut search = self.search(self.pid(req)?);
+        search
+            .filter_exact(req.query_pairs(), self.filters)?
+            .sort(req.query("_sort"), &self.sort)?;
+        page(req, &search, self.select, self.map)
+    }
+
+    /// The row of patient `pid` named `uuid`; a 404 when there is none.
+    pub fn read(&self, pid: Option<i64>, uuid: &str) -> Result<Json> {
+        let mut search = self.search(pid);
+        search.equals("uuid", uuid);
+        find(&search, self.select, self.map)
+    }
+
+    /// The read route: the row the uuid route parameter names (400 for a malformed
+    /// uuid, 404 when the route may not see such a row).
+    pub fn get(&self, req: &Request) -> Result<Response> {
+        let pid = self.pid(req)?;
+        Ok(Response::ok(self.read(pid, &req.uuid(self.param)?)?))
+    }
+
+    /// The body's columns, checked by the rules and by type (a 400 names each field).
+    pub fn fields(&self, req: &Request, insert: bool) -> Result<Fields> {
+        let rules = self.rules;
+        req.fields(self.columns, |v| rules(v, insert))
+    }
+
+    /// Inserts a row of patient `pid` with `fields`, a new uuid and the stamp, plus the
+    /// columns `insert` already sets; answers its `id` and `uuid`.
+    pub fn insert(
+        &self,
+        mut insert: Insert,
+        pid: Option<i64>,
+        fields: &Fields,
+    ) -> Result<(i64, String)> {
+        let uuid = new_uuid();
+        insert.set("uuid", uuid.as_str());
+        if let Some(pid) = pid {
+            insert.set(self.patient, pid);
+        }
+        if !self.stamp.is_empty() {
+            insert.set(self.stamp, time::now().datetime());
+        }
+        let id = insert.fields(fields).insert_id()?;
+        Ok((id, uuid))
+    }
+
+    /// The create route: 404 for a missing patient, 400 for a body that breaks the
+    /// rules, else inserts and answers 201 `{"id", "uuid"}`.
+    pub fn create(&self, req: &Request) -> Result<Response> {
+        self.create_with(req, |_| Ok(()))
+    }
+
+    /// [`Table::create`] with `adjust` changing the validated fields before the insert
+    /// (defaults, values a column stores differently, ...).
+    pub fn create_with(
+        &self,
+        req: &Request,
+        adjust: impl FnOnce(&mut Fields) -> Result<()>,
+    ) -> Result<Response> {
+        let pid = self.pid(req)?;
+        let mut fields = self.fields(req, true)?;
+        adjust(&mut fields)?;
+        let (id, uuid) = self.insert(Insert::into(self.table), pid, &fields)?;
+        Ok(Response::created(
+            Json::object().field("id", id).field("uuid", uuid).end(),
+        ))
+    }
+
+    /// The update route: 404 for a missing patient, 400 for a malformed uuid or a body
+    /// that breaks the rules (each optional on update); then writes the given columns
+    /// and the stamp to the row (404 when the route may not see it, and nothing changes)
+    /// and answers the row.
+    pub fn update(&self, req: &Request) -> Result<Response> {
+        self.update_with(req, |_| Ok(()))
+    }
+
+    /// [`Table::update`] with `adjust` changing the validated fields before the write.
+    pub fn update_with(
+        &self,
+        req: &Request,
+        adjust: impl FnOnce(&mut Fields) -> Result<()>,
+    ) -> Result<Response> {
+        let pid = self.pid(req)?;
+        let uuid = req.uuid(self.param)?;
+        let mut fields = self.fields(req, false)?;
+        adjust(&mut fields)?;
+        let mut update = Update::table(self.table);
+        if !self.stamp.is_empty() {
+            update.set(self.stamp, time::now().datetime());
+        }
+        update.fields(&fields).filter("uuid", uuid.as_str());
+        if let Some(pid) = pid {
+            update.filter(self.patient, pid);
+        }
+        if !self.only.is_empty() {
+            update.condition(self.only, vec![]);
+        }
+        update.apply()?;
+        Ok(Response::ok(self.read(pid, &uuid)?))
+    }
 }
 
 #[cfg(test)]
