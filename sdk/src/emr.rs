@@ -1177,7 +1177,7 @@ mod tests {
         host.call::<Medications>(TestRequest::get("/api/patient/7/medication"));
         assert_eq!(
             order(&host),
-            r#"l."date" DESC NULLS LAST, l."id" DESC LIMIT $4 OFFSET $5"#,
+            r#"l."date" DESC NULLS LAST, l."id" DESC LIMIT $3 OFFSET $4"#,
             "medications are newest first"
         );
         host.call::<Medications>(TestRequest::get(
@@ -1185,7 +1185,7 @@ mod tests {
         ));
         assert_eq!(
             order(&host),
-            r#"l."title" ASC NULLS FIRST, l."begdate" DESC NULLS LAST, l."id" DESC LIMIT $4 OFFSET $5"#
+            r#"l."title" ASC NULLS FIRST, l."begdate" DESC NULLS LAST, l."id" DESC LIMIT $3 OFFSET $4"#
         );
         host.call::<Notes>(TestRequest::get("/api/allergy?_sort=-enddate"));
         assert_eq!(

@@ -559,16 +559,18 @@ impl Sort {
     /// The `ORDER BY` terms for the `_sort` value `sort` (or the default), with the
     /// tie-breaker last. Empty items (`a,,b`, a trailing comma) are skipped.
     pub fn order_by(&self, sort: Option<&str>) -> Result<Vec<String>, ApiError> {
-        let given = sort.map(str::trim).filter(|s| !s.is_empty());
+        let items = |text: &'static str| text.split(',').map(str::trim).filter(|i| !i.is_empty());
+        let given: Vec<&str> = sort
+            .map(|text| text.split(',').map(str::trim).filter(|i| !i.is_empty()).collect())
+            .unwrap_or_default();
+        let requested = !given.is_empty();
+        let chosen: Vec<&str> = if requested { given } else { items(self.default).collect() };
         let mut order = Vec::new();
-        for item in given.unwrap_or(self.default).split(',').map(str::trim) {
-            if item.is_empty() {
-                continue;
-            }
+        for item in chosen {
             let (name, descending) = split_direction(item);
             let key = self.keys.iter().find(|k| k.name == name);
             let Some(key) = key else {
-                return Err(self.unknown(name, given.is_some()));
+                return Err(self.unknown(name, requested));
             };
             order.push(direction(self.column(key.column), descending));
         }

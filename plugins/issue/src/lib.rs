@@ -259,7 +259,7 @@ mod tests {
         assert!(
             host.queries()[1]
                 .0
-                .contains("ORDER BY l.date DESC, l.id DESC")
+                .contains(r#"ORDER BY l."date" DESC NULLS LAST, l."id" DESC"#)
         );
         let response = host.call::<PatientIssue>(TestRequest::get("/api/patient/7/medication/21"));
         assert_eq!(response.body_json()["data"]["id"], 21);
