@@ -362,4 +362,174 @@ mod tests {
             json!({"validationErrors": [], "internalErrors": [], "data": [], "links": []})
         );
     }
+
+    const PUUID: &str = "90cde167-0000-4000-8000-000000000001";
+    const RUUID: &str = "90cde167-0000-4000-8000-0000000000e1";
+
+    /// Visits of a patient: rows named by uuid, scoped by patient, with a condition.
+    const VISITS: Table = Table {
+        table: "visit",
+        alias: "v",
+        select: "SELECT v.* FROM visit v",
+        param: "vuuid",
+        patient: "pid",
+        only: "deleted = 0",
+        stamp: "last_updated",
+        columns: &[Column::text("reason"), Column::int("room")],
+        filters: &[Column::int("room")],
+        rules: |v, insert| {
+            v.field("reason", "reason", insert).length_between(2, 255);
+        },
+        sort: Sort {
+            alias: "v",
+            keys: &[crate::sql::SortKey::column("reason")],
+            default: "-id",
+            tiebreak: "-id",
+        },
+        map: Json::from_row,
+    };
+
+    struct Visits;
+    impl Resource for Visits {
+        const NAME: &'static str = "visits";
+        const VERSION: &'static str = "0.1.0";
+        const ROUTES: &'static [Route] = &[
+            Route::get("/api/patient/:puuid/visit", "visit.s", |r| VISITS.list(r)),
+            Route::get("/api/patient/:puuid/visit/:vuuid", "visit.r", |r| {
+                VISITS.get(r)
+            }),
+            Route::post("/api/patient/:puuid/visit", "visit.c", |r| {
+                VISITS.create_with(r, |fields| {
+                    fields.set_default("room", 1);
+                    Ok(())
+                })
+            }),
+            Route::put("/api/patient/:puuid/visit/:vuuid", "visit.u", |r| {
+                VISITS.update_with(r, |fields| {
+                    fields.remove("room");
+                    Ok(())
+                })
+            }),
+        ];
+    }
+
+    fn patient() -> Rows {
+        Rows::from_values(&["pid", "uuid"], vec![vec![7.into(), PUUID.into()]])
+    }
+
+    fn visit() -> Rows {
+        Rows::from_values(
+            &["id", "uuid", "reason"],
+            vec![vec![3.into(), RUUID.into(), "Flu".into()]],
+        )
+    }
+
+    fn path(rest: &str) -> String {
+        format!("/api/patient/{PUUID}/visit{rest}")
+    }
+
+    #[test]
+    fn a_table_lists_the_patients_rows_filtered_and_sorted() {
+        let mut host = MockHost::new()
+            .on_query("FROM patient_data", patient())
+            .on_query("FROM visit", visit());
+        let response = host.call::<Visits>(TestRequest::get(&path("?room=4&_sort=reason")));
+        assert_eq!(response.status, 200, "{}", response.text());
+        assert_eq!(response.body_json()["data"][0]["reason"], "Flu");
+        let (sql, params) = &host.queries()[1];
+        assert_eq!(
+            sql,
+            r#"SELECT v.* FROM visit v WHERE v."pid" = $1 AND deleted = 0 AND v."room" = $2 ORDER BY v."reason" ASC NULLS FIRST, v."id" DESC LIMIT $3 OFFSET $4"#
+        );
+        assert_eq!(params[..2], [Value::Integer(7), Value::Integer(4)]);
+        let response = host.call::<Visits>(TestRequest::get(&path("?_sort=room")));
+        assert_eq!(response.status, 400, "room is no sort key");
+        let response = host.call::<Visits>(TestRequest::get(&path("?room=four")));
+        assert_eq!(response.status, 400, "a filter of the wrong type");
+    }
+
+    #[test]
+    fn a_table_reads_one_row_of_the_patient_or_404() {
+        let mut host = MockHost::new()
+            .on_query("FROM patient_data", patient())
+            .on_query("FROM visit", Rows::default());
+        let response = host.call::<Visits>(TestRequest::get(&path(&format!("/{RUUID}"))));
+        assert_eq!(response.status, 404);
+        let (sql, params) = &host.queries()[1];
+        assert!(
+            sql.contains(r#"WHERE v."pid" = $1 AND deleted = 0 AND v."uuid" = $2"#),
+            "{sql}"
+        );
+        assert_eq!(params[..2], [Value::Integer(7), Value::from(RUUID)]);
+        let response = host.call::<Visits>(TestRequest::get(&path("/nope")));
+        assert_eq!(response.status, 400, "a malformed uuid");
+    }
+
+    #[test]
+    fn a_table_creates_rows_for_the_patient_with_a_uuid_and_a_stamp() {
+        let mut host = MockHost::new()
+            .on_query("FROM patient_data", patient())
+            .on_query(
+                "INSERT INTO visit",
+                Rows::from_values(&["id"], vec![vec![3.into()]]),
+            );
+        let response = host.call::<Visits>(TestRequest::post(&path(""), json!({"reason": "Flu"})));
+        assert_eq!(response.status, 201, "{}", response.text());
+        let data = response.body_json()["data"].clone();
+        assert_eq!(data["id"], 3);
+        assert!(data["uuid"].as_str().is_some_and(crate::request::is_uuid));
+        let (sql, params) = &host.writes()[0];
+        assert_eq!(
+            sql,
+            r#"INSERT INTO visit ("uuid", "pid", "last_updated", "reason", "room") VALUES ($1, $2, $3, $4, $5) RETURNING id"#
+        );
+        assert_eq!(params[1..], [
+            Value::Integer(7),
+            Value::from("2024-01-02 03:04:05"),
+            Value::from("Flu"),
+            Value::Integer(1)
+        ]);
+        let response = host.call::<Visits>(TestRequest::post(&path(""), json!({"room": 2})));
+        assert_eq!(response.status, 400, "reason is required on create");
+        assert_eq!(host.writes().len(), 1, "nothing written for a bad body");
+    }
+
+    #[test]
+    fn a_table_creates_nothing_for_a_missing_patient() {
+        let mut host = MockHost::new().on_query("FROM patient_data", Rows::default());
+        let response = host.call::<Visits>(TestRequest::post(&path(""), json!({"reason": "x"})));
+        assert_eq!(response.status, 404, "the patient first, then the body");
+        assert!(host.writes().is_empty());
+    }
+
+    #[test]
+    fn a_table_updates_only_the_patients_row_and_answers_it() {
+        let mut host = MockHost::new()
+            .on_query("FROM patient_data", patient())
+            .on_execute("UPDATE visit", 1)
+            .on_query("FROM visit", visit());
+        let body = json!({"reason": "Cold", "room": 9});
+        let response = host.call::<Visits>(TestRequest::put(&path(&format!("/{RUUID}")), body));
+        assert_eq!(response.status, 200, "{}", response.text());
+        assert_eq!(response.body_json()["data"]["uuid"], RUUID);
+        let (sql, params) = &host.writes()[0];
+        assert_eq!(
+            sql,
+            r#"UPDATE visit SET "last_updated" = $1, "reason" = $2 WHERE "uuid" = $3 AND "pid" = $4 AND deleted = 0"#,
+            "update_with dropped room"
+        );
+        assert_eq!(params[3], Value::Integer(7));
+
+        let mut host = MockHost::new()
+            .on_query("FROM patient_data", patient())
+            .on_execute("UPDATE visit", 0);
+        let body = json!({"reason": "Cold"});
+        let response = host.call::<Visits>(TestRequest::put(&path(&format!("/{RUUID}")), body));
+        assert_eq!(response.status, 404, "another patient's row is not found");
+        let response = host.call::<Visits>(TestRequest::put(
+            &path(&format!("/{RUUID}")),
+            json!({"reason": "C"}),
+        ));
+        assert_eq!(response.status, 400, "rules run on update too");
+    }
 }
