@@ -282,10 +282,8 @@ async fn demo_seed(data_dir: &std::path::Path, args: DemoSeedArgs) -> Result<()>
     };
     let started = std::time::Instant::now();
     let mut progress = crate::demo::Progress::new(&site.name, args.patients);
-    let summary = crate::demo::seed(&site, &options, |done, total| {
-        progress.update(done, total)
-    })
-    .await;
+    let summary =
+        crate::demo::seed(&site, &options, |done, total| progress.update(done, total)).await;
     sites.close().await;
     let summary = summary?;
     let seconds = started.elapsed().as_secs_f64();

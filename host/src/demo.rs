@@ -170,6 +170,8 @@ impl Progress {
             bar.set_position(done);
             if done >= total {
                 bar.finish();
+                // The bar leaves the cursor on its line; the summary starts below it.
+                eprintln!();
             }
             return;
         }
@@ -178,7 +180,10 @@ impl Progress {
             .last_line
             .is_none_or(|last| now - last >= Self::PLAIN_EVERY);
         if due || done >= total {
-            eprintln!("{}", plain_line(&self.site, done, total, now - self.started));
+            eprintln!(
+                "{}",
+                plain_line(&self.site, done, total, now - self.started)
+            );
             self.last_line = Some(now);
         }
     }

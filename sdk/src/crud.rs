@@ -483,12 +483,15 @@ mod tests {
             sql,
             r#"INSERT INTO visit ("uuid", "pid", "last_updated", "reason", "room") VALUES ($1, $2, $3, $4, $5) RETURNING id"#
         );
-        assert_eq!(params[1..], [
-            Value::Integer(7),
-            Value::from("2024-01-02 03:04:05"),
-            Value::from("Flu"),
-            Value::Integer(1)
-        ]);
+        assert_eq!(
+            params[1..],
+            [
+                Value::Integer(7),
+                Value::from("2024-01-02 03:04:05"),
+                Value::from("Flu"),
+                Value::Integer(1)
+            ]
+        );
         let response = host.call::<Visits>(TestRequest::post(&path(""), json!({"room": 2})));
         assert_eq!(response.status, 400, "reason is required on create");
         assert_eq!(host.writes().len(), 1, "nothing written for a bad body");

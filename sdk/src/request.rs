@@ -321,18 +321,33 @@ mod tests {
     #[test]
     fn paging_defaults_caps_and_refuses_bad_numbers() {
         let paging = |query: &[(&str, &str)]| with_query(query).paging(100, 200);
-        assert_eq!(paging(&[]), Ok(Paging { limit: 100, offset: 0 }));
+        assert_eq!(
+            paging(&[]),
+            Ok(Paging {
+                limit: 100,
+                offset: 0
+            })
+        );
         assert_eq!(
             paging(&[("_limit", "0"), ("_offset", "")]),
-            Ok(Paging { limit: 100, offset: 0 })
+            Ok(Paging {
+                limit: 100,
+                offset: 0
+            })
         );
         assert_eq!(
             paging(&[("_limit", "5000"), ("_offset", "40")]),
-            Ok(Paging { limit: 200, offset: 40 })
+            Ok(Paging {
+                limit: 200,
+                offset: 40
+            })
         );
         assert_eq!(
             paging(&[("_maxresults", "7")]),
-            Ok(Paging { limit: 7, offset: 0 })
+            Ok(Paging {
+                limit: 7,
+                offset: 0
+            })
         );
         for (key, value) in [("_limit", "ten"), ("_offset", "-1"), ("_limit", "1.5")] {
             let Err(ApiError::Validation(errors)) = paging(&[(key, value)]) else {

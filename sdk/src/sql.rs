@@ -561,10 +561,19 @@ impl Sort {
     pub fn order_by(&self, sort: Option<&str>) -> Result<Vec<String>, ApiError> {
         let items = |text: &'static str| text.split(',').map(str::trim).filter(|i| !i.is_empty());
         let given: Vec<&str> = sort
-            .map(|text| text.split(',').map(str::trim).filter(|i| !i.is_empty()).collect())
+            .map(|text| {
+                text.split(',')
+                    .map(str::trim)
+                    .filter(|i| !i.is_empty())
+                    .collect()
+            })
             .unwrap_or_default();
         let requested = !given.is_empty();
-        let chosen: Vec<&str> = if requested { given } else { items(self.default).collect() };
+        let chosen: Vec<&str> = if requested {
+            given
+        } else {
+            items(self.default).collect()
+        };
         let mut order = Vec::new();
         for item in chosen {
             let (name, descending) = split_direction(item);
@@ -576,8 +585,15 @@ impl Sort {
         }
         let (tiebreak, descending) = split_direction(self.tiebreak);
         let last = self.column(tiebreak);
-        if !tiebreak.is_empty() && !order.iter().any(|term| term.starts_with(&format!("{last} "))) {
-            order.push(format!("{last} {}", if descending { "DESC" } else { "ASC" }));
+        if !tiebreak.is_empty()
+            && !order
+                .iter()
+                .any(|term| term.starts_with(&format!("{last} ")))
+        {
+            order.push(format!(
+                "{last} {}",
+                if descending { "DESC" } else { "ASC" }
+            ));
         }
         Ok(order)
     }

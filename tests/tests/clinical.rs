@@ -902,9 +902,18 @@ async fn sort_cases(app: &TestApp, token: &str, f: &Fixture) -> Vec<SortCase> {
     let e3 = encounter("Annual", "2024-06-01 09:00:00").await;
     let e4 = encounter("Checkup", "2023-01-01 09:00:00").await;
     // The fixture's vitals were taken now, noted "seated".
-    for (note, date) in [("standing", "2024-02-01 08:00:00"), ("lying", "2024-01-01 08:00:00")] {
+    for (note, date) in [
+        ("standing", "2024-02-01 08:00:00"),
+        ("lying", "2024-01-01 08:00:00"),
+    ] {
         let body = json!({"note": note, "date": date, "pulse": 60});
-        created(app, token, &format!("/api/patient/{pa}/encounter/{eid}/vital"), body).await;
+        created(
+            app,
+            token,
+            &format!("/api/patient/{pa}/encounter/{eid}/vital"),
+            body,
+        )
+        .await;
     }
     let soap = |plan: &'static str| {
         let path = format!("/api/patient/{pa}/encounter/{eid}/soap_note");
@@ -914,7 +923,13 @@ async fn sort_cases(app: &TestApp, token: &str, f: &Fixture) -> Vec<SortCase> {
     let s3 = soap("Third note").await;
     for (title, begdate) in [("Asthma", "2018-01-01"), ("Diabetes", "2022-05-05")] {
         let body = json!({"title": title, "begdate": begdate});
-        created(app, token, &format!("/api/patient/{pu}/medical_problem"), body).await;
+        created(
+            app,
+            token,
+            &format!("/api/patient/{pu}/medical_problem"),
+            body,
+        )
+        .await;
     }
     for (title, begdate) in [("Latex", "2010-01-01"), ("Sulfa", "2021-01-01")] {
         let body = json!({"title": title, "begdate": begdate});
@@ -924,12 +939,24 @@ async fn sort_cases(app: &TestApp, token: &str, f: &Fixture) -> Vec<SortCase> {
         let body = json!({"title": title, "begdate": begdate});
         created(app, token, &format!("/api/patient/{pa}/medication"), body).await;
     }
-    created(app, token, &format!("/api/patient/{pa}/surgery"), json!({"title": "Tonsillectomy"})).await;
-    for (fname, lname, npi) in [("Lisa", "Cuddy", "2233445566"), ("James", "Wilson", "3344556677")] {
+    created(
+        app,
+        token,
+        &format!("/api/patient/{pa}/surgery"),
+        json!({"title": "Tonsillectomy"}),
+    )
+    .await;
+    for (fname, lname, npi) in [
+        ("Lisa", "Cuddy", "2233445566"),
+        ("James", "Wilson", "3344556677"),
+    ] {
         let body = json!({"fname": fname, "lname": lname, "npi": npi});
         created(app, token, "/api/practitioner", body).await;
     }
-    for (name, city, npi) in [("Alpha Care", "Shelbyville", "1234567891"), ("Zeta Health", "Capital City", "1234567892")] {
+    for (name, city, npi) in [
+        ("Alpha Care", "Shelbyville", "1234567891"),
+        ("Zeta Health", "Capital City", "1234567892"),
+    ] {
         let body = json!({"name": name, "city": city, "facility_npi": npi});
         created(app, token, "/api/facility", body).await;
     }
@@ -942,50 +969,195 @@ async fn sort_cases(app: &TestApp, token: &str, f: &Fixture) -> Vec<SortCase> {
     let medications = format!("/api/patient/{pa}/medication");
     vec![
         // Encounters: newest number first by default; ties on reason broken by id.
-        (encounters.clone(), "eid", vec![e4.clone(), e3.clone(), e2.clone(), e1.clone()]),
-        (format!("{encounters}?_sort=date"), "eid", vec![e4.clone(), e2.clone(), e1.clone(), e3.clone()]),
-        (format!("{encounters}?_sort=-date"), "eid", vec![e3.clone(), e1.clone(), e2.clone(), e4.clone()]),
-        (format!("{encounters}?_sort=reason"), "eid", vec![e3.clone(), e1.clone(), e4.clone(), e2.clone()]),
-        (format!("{encounters}?_sort=reason,-date"), "eid", vec![e3.clone(), e1.clone(), e4.clone(), e2.clone()]),
-        (format!("{encounters}?_sort=reason,date"), "eid", vec![e3.clone(), e4.clone(), e1.clone(), e2.clone()]),
-        (format!("{encounters}?_sort=-eid"), "eid", vec![e4.clone(), e3.clone(), e2.clone(), e1.clone()]),
-        (format!("{encounters}?_sort=date&_limit=2&_offset=1"), "eid", vec![e2.clone(), e1.clone()]),
-        (format!("{encounters}?_sort=date&_limit=2&_offset=3"), "eid", vec![e3.clone()]),
+        (
+            encounters.clone(),
+            "eid",
+            vec![e4.clone(), e3.clone(), e2.clone(), e1.clone()],
+        ),
+        (
+            format!("{encounters}?_sort=date"),
+            "eid",
+            vec![e4.clone(), e2.clone(), e1.clone(), e3.clone()],
+        ),
+        (
+            format!("{encounters}?_sort=-date"),
+            "eid",
+            vec![e3.clone(), e1.clone(), e2.clone(), e4.clone()],
+        ),
+        (
+            format!("{encounters}?_sort=reason"),
+            "eid",
+            vec![e3.clone(), e1.clone(), e4.clone(), e2.clone()],
+        ),
+        (
+            format!("{encounters}?_sort=reason,-date"),
+            "eid",
+            vec![e3.clone(), e1.clone(), e4.clone(), e2.clone()],
+        ),
+        (
+            format!("{encounters}?_sort=reason,date"),
+            "eid",
+            vec![e3.clone(), e4.clone(), e1.clone(), e2.clone()],
+        ),
+        (
+            format!("{encounters}?_sort=-eid"),
+            "eid",
+            vec![e4.clone(), e3.clone(), e2.clone(), e1.clone()],
+        ),
+        (
+            format!("{encounters}?_sort=date&_limit=2&_offset=1"),
+            "eid",
+            vec![e2.clone(), e1.clone()],
+        ),
+        (
+            format!("{encounters}?_sort=date&_limit=2&_offset=3"),
+            "eid",
+            vec![e3.clone()],
+        ),
         // Vitals and SOAP notes: newest first by default.
-        (vitals.clone(), "note", texts(&["seated", "standing", "lying"])),
-        (format!("{vitals}?_sort=date"), "note", texts(&["lying", "standing", "seated"])),
-        (format!("{vitals}?_sort=-pulse,date"), "note", texts(&["seated", "lying", "standing"])),
-        (format!("{vitals}?_sort=pulse&_limit=1&_offset=1"), "note", texts(&["standing"])),
-        (notes.clone(), "id", vec![s3.clone(), s2.clone(), s1.clone()]),
-        (format!("{notes}?_sort=id"), "id", vec![s1.clone(), s2.clone(), s3.clone()]),
-        (format!("{notes}?_sort=-id&_limit=2&_offset=1"), "id", vec![s2.clone(), s1.clone()]),
+        (
+            vitals.clone(),
+            "note",
+            texts(&["seated", "standing", "lying"]),
+        ),
+        (
+            format!("{vitals}?_sort=date"),
+            "note",
+            texts(&["lying", "standing", "seated"]),
+        ),
+        (
+            format!("{vitals}?_sort=-pulse,date"),
+            "note",
+            texts(&["seated", "lying", "standing"]),
+        ),
+        (
+            format!("{vitals}?_sort=pulse&_limit=1&_offset=1"),
+            "note",
+            texts(&["standing"]),
+        ),
+        (
+            notes.clone(),
+            "id",
+            vec![s3.clone(), s2.clone(), s1.clone()],
+        ),
+        (
+            format!("{notes}?_sort=id"),
+            "id",
+            vec![s1.clone(), s2.clone(), s3.clone()],
+        ),
+        (
+            format!("{notes}?_sort=-id&_limit=2&_offset=1"),
+            "id",
+            vec![s2.clone(), s1.clone()],
+        ),
         // Medical problems and allergies: oldest first by default, across patients too.
-        (problems.clone(), "title", texts(&["Hypertension", "Asthma", "Diabetes"])),
-        (format!("{problems}?_sort=title"), "title", texts(&["Asthma", "Diabetes", "Hypertension"])),
-        (format!("{problems}?_sort=-begdate"), "title", texts(&["Diabetes", "Hypertension", "Asthma"])),
+        (
+            problems.clone(),
+            "title",
+            texts(&["Hypertension", "Asthma", "Diabetes"]),
+        ),
+        (
+            format!("{problems}?_sort=title"),
+            "title",
+            texts(&["Asthma", "Diabetes", "Hypertension"]),
+        ),
+        (
+            format!("{problems}?_sort=-begdate"),
+            "title",
+            texts(&["Diabetes", "Hypertension", "Asthma"]),
+        ),
         ("/api/medical_problem?_sort=-title".to_owned(), "uuid", {
             let rows = order_of(app, token, &format!("{problems}?_sort=title"), "uuid").await;
-            vec![rows[2].clone(), rows[1].clone(), json!(f.muuid_b), rows[0].clone()]
+            vec![
+                rows[2].clone(),
+                rows[1].clone(),
+                json!(f.muuid_b),
+                rows[0].clone(),
+            ]
         }),
-        (allergies.clone(), "title", texts(&["Penicillin", "Latex", "Sulfa"])),
-        (format!("{allergies}?_sort=-begdate"), "title", texts(&["Sulfa", "Penicillin", "Latex"])),
-        (format!("/api/allergy?_sort=title&_limit=2&_offset=2"), "title", texts(&["Penicillin", "Sulfa"])),
+        (
+            allergies.clone(),
+            "title",
+            texts(&["Penicillin", "Latex", "Sulfa"]),
+        ),
+        (
+            format!("{allergies}?_sort=-begdate"),
+            "title",
+            texts(&["Sulfa", "Penicillin", "Latex"]),
+        ),
+        (
+            format!("/api/allergy?_sort=title&_limit=2&_offset=2"),
+            "title",
+            texts(&["Penicillin", "Sulfa"]),
+        ),
         // Medications, surgeries, dental issues: newest first by default.
-        (medications.clone(), "title", texts(&["Warfarin", "Aspirin", "Lisinopril"])),
-        (format!("{medications}?_sort=title"), "title", texts(&["Aspirin", "Lisinopril", "Warfarin"])),
-        (format!("{medications}?_sort=-begdate"), "title", texts(&["Warfarin", "Lisinopril", "Aspirin"])),
-        (format!("/api/patient/{pa}/surgery?_sort=-title"), "title", texts(&["Tonsillectomy", "Appendectomy"])),
-        (format!("/api/patient/{pa}/dental_issue?_sort=title,-date"), "title", texts(&["Gingivitis"])),
+        (
+            medications.clone(),
+            "title",
+            texts(&["Warfarin", "Aspirin", "Lisinopril"]),
+        ),
+        (
+            format!("{medications}?_sort=title"),
+            "title",
+            texts(&["Aspirin", "Lisinopril", "Warfarin"]),
+        ),
+        (
+            format!("{medications}?_sort=-begdate"),
+            "title",
+            texts(&["Warfarin", "Lisinopril", "Aspirin"]),
+        ),
+        (
+            format!("/api/patient/{pa}/surgery?_sort=-title"),
+            "title",
+            texts(&["Tonsillectomy", "Appendectomy"]),
+        ),
+        (
+            format!("/api/patient/{pa}/dental_issue?_sort=title,-date"),
+            "title",
+            texts(&["Gingivitis"]),
+        ),
         // Practitioners by id, facilities by name, unless asked otherwise.
-        ("/api/practitioner".to_owned(), "lname", texts(&["House", "Cuddy", "Wilson"])),
-        ("/api/practitioner?_sort=lname".to_owned(), "lname", texts(&["Cuddy", "House", "Wilson"])),
-        ("/api/practitioner?_sort=-fname&_limit=2".to_owned(), "lname", texts(&["Cuddy", "Wilson"])),
-        ("/api/facility".to_owned(), "name", texts(&["Alpha Care", "Springfield Clinic", "Zeta Health"])),
-        ("/api/facility?_sort=city".to_owned(), "name", texts(&["Zeta Health", "Alpha Care", "Springfield Clinic"])),
-        ("/api/facility?_sort=-name&_offset=1".to_owned(), "name", texts(&["Springfield Clinic", "Alpha Care"])),
+        (
+            "/api/practitioner".to_owned(),
+            "lname",
+            texts(&["House", "Cuddy", "Wilson"]),
+        ),
+        (
+            "/api/practitioner?_sort=lname".to_owned(),
+            "lname",
+            texts(&["Cuddy", "House", "Wilson"]),
+        ),
+        (
+            "/api/practitioner?_sort=-fname&_limit=2".to_owned(),
+            "lname",
+            texts(&["Cuddy", "Wilson"]),
+        ),
+        (
+            "/api/facility".to_owned(),
+            "name",
+            texts(&["Alpha Care", "Springfield Clinic", "Zeta Health"]),
+        ),
+        (
+            "/api/facility?_sort=city".to_owned(),
+            "name",
+            texts(&["Zeta Health", "Alpha Care", "Springfield Clinic"]),
+        ),
+        (
+            "/api/facility?_sort=-name&_offset=1".to_owned(),
+            "name",
+            texts(&["Springfield Clinic", "Alpha Care"]),
+        ),
         // Patients.
-        ("/api/patient?_sort=-lname".to_owned(), "lname", texts(&["Baker", "Adams"])),
-        ("/api/patient?_sort=lname&_limit=1&_offset=1".to_owned(), "lname", texts(&["Baker"])),
+        (
+            "/api/patient?_sort=-lname".to_owned(),
+            "lname",
+            texts(&["Baker", "Adams"]),
+        ),
+        (
+            "/api/patient?_sort=lname&_limit=1&_offset=1".to_owned(),
+            "lname",
+            texts(&["Baker"]),
+        ),
     ]
 }
 

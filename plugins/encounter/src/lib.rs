@@ -25,31 +25,29 @@ impl Resource for Encounter {
         Route::get("/api/patient/:puuid/encounter", "encounter.s", |r| {
             ENCOUNTERS.list(r)
         })
-            .acl("encounters/auth_a")
-            .summary("List a patient's encounters"),
+        .acl("encounters/auth_a")
+        .summary("List a patient's encounters"),
         Route::post("/api/patient/:puuid/encounter", "encounter.c", create)
             .acl("encounters/auth_a:write")
             .summary("Create an encounter"),
-        Route::put(
-            "/api/patient/:puuid/encounter/:euuid",
-            "encounter.u",
-            |r| ENCOUNTERS.update(r),
-        )
+        Route::put("/api/patient/:puuid/encounter/:euuid", "encounter.u", |r| {
+            ENCOUNTERS.update(r)
+        })
         .acl("encounters/auth_a:write")
         .summary("Update an encounter"),
-        Route::get(
-            "/api/patient/:puuid/encounter/:euuid",
-            "encounter.r",
-            |r| ENCOUNTERS.get(r),
-        )
+        Route::get("/api/patient/:puuid/encounter/:euuid", "encounter.r", |r| {
+            ENCOUNTERS.get(r)
+        })
         .acl("encounters/auth_a")
         .summary("Read an encounter"),
-        Route::get("/portal/patient/encounter", "encounter.s", |r| ENCOUNTERS.list(r))
-            .summary("List the signed-in patient's encounters"),
+        Route::get("/portal/patient/encounter", "encounter.s", |r| {
+            ENCOUNTERS.list(r)
+        })
+        .summary("List the signed-in patient's encounters"),
         Route::get("/portal/patient/encounter/:euuid", "encounter.r", |r| {
             ENCOUNTERS.get(r)
         })
-            .summary("Read one of the signed-in patient's encounters"),
+        .summary("Read one of the signed-in patient's encounters"),
     ];
 }
 
@@ -169,14 +167,21 @@ fn rules(v: &mut Validator<'_>, insert: bool) {
 /// Numbers the encounter from the site's sequence, defaults its date to now, and
 /// registers it in `forms`, as OpenEMR's EncounterService does; answers the record.
 fn create(req: &Request) -> Result<Response> {
-    let pid = ENCOUNTERS.pid(req)?.unwrap_or_default();
+    let pid = emr::patient(req)?.pid;
     let mut fields = ENCOUNTERS.fields(req, true)?;
     fields.set_default("date", time::now().datetime());
     let encounter = emr::next_sequence("encounter")?;
     let mut insert = Insert::into("form_encounter");
     insert.set("encounter", encounter);
     let (id, _) = ENCOUNTERS.insert(insert, Some(pid), &fields)?;
-    emr::add_form(req, pid, encounter, id, "newpatient", "New Patient Encounter")?;
+    emr::add_form(
+        req,
+        pid,
+        encounter,
+        id,
+        "newpatient",
+        "New Patient Encounter",
+    )?;
     let sql = format!("{SELECT} WHERE fe.id = $1");
     let record = crud::one(&sql, params![id], |row| {
         Json::object().row(row).field("encounter", encounter).end()

@@ -22,9 +22,11 @@ impl Resource for Facility {
         Route::post("/api/facility", "facility.c", |r| FACILITIES.create(r))
             .acl("admin/super:write")
             .summary("Create a facility"),
-        Route::put("/api/facility/:fuuid", "facility.u", |r| FACILITIES.update(r))
-            .acl("admin/super:write")
-            .summary("Update a facility"),
+        Route::put("/api/facility/:fuuid", "facility.u", |r| {
+            FACILITIES.update(r)
+        })
+        .acl("admin/super:write")
+        .summary("Update a facility"),
     ];
 }
 

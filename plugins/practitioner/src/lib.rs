@@ -14,9 +14,11 @@ impl Resource for Practitioner {
     const READS: &'static [&'static str] = &["facility", "list_options"];
     const WRITES: &'static [&'static str] = &["users"];
     const ROUTES: &'static [Route] = &[
-        Route::get("/api/practitioner", "practitioner.s", |r| PRACTITIONERS.list(r))
-            .acl("admin/users")
-            .summary("List practitioners"),
+        Route::get("/api/practitioner", "practitioner.s", |r| {
+            PRACTITIONERS.list(r)
+        })
+        .acl("admin/users")
+        .summary("List practitioners"),
         Route::get("/api/practitioner/:pruuid", "practitioner.r", |r| {
             PRACTITIONERS.get(r)
         })
@@ -284,7 +286,10 @@ mod tests {
             host.call::<Practitioner>(TestRequest::get(&format!("/api/practitioner/{PRUUID}")));
         assert_eq!(response.status, 404);
         let (sql, _) = host.queries().pop().unwrap();
-        assert!(sql.contains(r#"WHERE npi <> '' AND u."uuid" = $1"#), "{sql}");
+        assert!(
+            sql.contains(r#"WHERE npi <> '' AND u."uuid" = $1"#),
+            "{sql}"
+        );
     }
 
     #[test]
