@@ -1086,7 +1086,7 @@ async fn sort_cases(app: &TestApp, token: &str, f: &Fixture) -> Vec<SortCase> {
             texts(&["Sulfa", "Penicillin", "Latex"]),
         ),
         (
-            format!("/api/allergy?_sort=title&_limit=2&_offset=2"),
+            "/api/allergy?_sort=title&_limit=2&_offset=2".to_owned(),
             "title",
             texts(&["Penicillin", "Sulfa"]),
         ),
