@@ -281,18 +281,9 @@ async fn demo_seed(data_dir: &std::path::Path, args: DemoSeedArgs) -> Result<()>
         batch: args.batch,
     };
     let started = std::time::Instant::now();
-    let summary = crate::demo::seed(&site, &options, |done, total| {
-        let seconds = started.elapsed().as_secs_f64();
-        eprint!(
-            "\rseeding {}: {done}/{total} patients ({}%), {seconds:.1} s",
-            site.name,
-            done * 100 / total
-        );
-        if done == total {
-            eprintln!();
-        }
-    })
-    .await;
+    let mut progress = crate::demo::Progress::new(&site.name, args.patients);
+    let summary =
+        crate::demo::seed(&site, &options, |done, total| progress.update(done, total)).await;
     sites.close().await;
     let summary = summary?;
     let seconds = started.elapsed().as_secs_f64();

@@ -1,5 +1,6 @@
 //! Reading the rows a route addresses: one row or a 404, and a page of rows with
-//! OpenEMR's `links`.
+//! OpenEMR's `links`; and [`Table`], the list/read/create/update routes of a table whose
+//! rows are named by uuid, in one declaration.
 //!
 //! Every table-backed resource answers "get one" and "list" the same way; these helpers
 //! keep that shape in one place so a plugin only supplies its SQL and its row mapping.
@@ -7,9 +8,15 @@
 //! ```no_run
 //! # use hearth_sdk::prelude::*;
 //! const SELECT: &str = "SELECT f.* FROM facility f";
+//! const SORT: Sort = Sort {
+//!     alias: "f",
+//!     keys: &[SortKey::column("name"), SortKey::column("city")],
+//!     default: "name",
+//!     tiebreak: "id",
+//! };
 //! fn list(req: &Request) -> Result<Response> {
 //!     let mut search = Search::new();
-//!     search.sort(None, &[], "f.name, f.id");
+//!     search.sort(req.query("_sort"), &SORT)?;
 //!     crud::page(req, &search, SELECT, Json::from_row)
 //! }
 //! fn get_one(req: &Request) -> Result<Response> {
@@ -21,8 +28,10 @@
 use crate::json::Json;
 use crate::request::Request;
 use crate::response::{ApiError, Response, Result};
-use crate::sql::Search;
+use crate::sql::{Column, Fields, Insert, Search, Sort, Update};
 use crate::store::{self, Row, Value};
+use crate::validate::Validator;
+use crate::{emr, new_uuid, time};
 
 /// Rows per page when the request names no `_limit`.
 pub const DEFAULT_LIMIT: u32 = 100;
@@ -77,6 +86,208 @@ pub fn page(
         items.push(map(&row));
     }
     Ok(Response::list(items.end(), req.paging_links(paging, more)))
+}
+
+/// Validation rules that differ between create (`true`) and update (`false`).
+pub type BodyRules = fn(&mut Validator<'_>, bool);
+
+/// A table whose rows routes name by uuid (`/api/facility/:fuuid`, a patient's
+/// `/api/patient/:puuid/encounter/:euuid`, ...), served in OpenEMR's shapes: a sorted,
+/// filtered page; one row or a 404; a validated create answering `{"id", "uuid"}`; an
+/// update of the given columns answering the row.
+///
+/// Rows of a patient (`patient` names the column with the `pid`) are read and written
+/// only through the patient the route names ([`emr::patient`]: `:puuid`, `:pid`, or the
+/// portal caller's own), so a row of another patient is a 404 and is never changed.
+///
+/// ```
+/// use hearth_sdk::crud::Table;
+/// use hearth_sdk::prelude::*;
+/// const FACILITIES: Table = Table {
+///     table: "facility",
+///     alias: "f",
+///     select: "SELECT f.* FROM facility f",
+///     param: "fuuid",
+///     patient: "",
+///     only: "",
+///     stamp: "last_updated",
+///     columns: &[Column::text("name"), Column::text("city")],
+///     filters: &[Column::text("name")],
+///     rules: |v, insert| {
+///         v.field("name", "name", insert).length_between(2, 255);
+///     },
+///     sort: Sort { alias: "f", keys: &[SortKey::column("name")], default: "name", tiebreak: "id" },
+///     map: Json::from_row,
+/// };
+/// struct Facility;
+/// impl Resource for Facility {
+///     const NAME: &'static str = "facility";
+///     const VERSION: &'static str = "0.1.0";
+///     const WRITES: &'static [&'static str] = &["facility"];
+///     const ROUTES: &'static [Route] = &[
+///         Route::get("/api/facility", "facility.s", |r| FACILITIES.list(r)),
+///         Route::get("/api/facility/:fuuid", "facility.r", |r| FACILITIES.get(r)),
+///         Route::post("/api/facility", "facility.c", |r| FACILITIES.create(r)),
+///         Route::put("/api/facility/:fuuid", "facility.u", |r| FACILITIES.update(r)),
+///     ];
+/// }
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct Table {
+    /// The table written, e.g. `facility`.
+    pub table: &'static str,
+    /// The table's alias in `select`, e.g. `f`.
+    pub alias: &'static str,
+    /// The `SELECT … FROM <table> <alias> …` that reads rows; conditions are appended.
+    pub select: &'static str,
+    /// The route parameter holding a row's uuid, e.g. `fuuid`.
+    pub param: &'static str,
+    /// The column holding the patient's `pid` for rows of a patient, `""` otherwise.
+    pub patient: &'static str,
+    /// A condition every row served must meet, on bare column names that are unambiguous
+    /// in `select` (e.g. `npi <> ''`: practitioners are the users with an NPI); `""` for
+    /// none.
+    pub only: &'static str,
+    /// The column stamped with the current time on create and update, `""` for none.
+    pub stamp: &'static str,
+    /// The columns a body may set.
+    pub columns: &'static [Column],
+    /// The query parameters a list filters on exactly (OpenEMR's search fields).
+    pub filters: &'static [Column],
+    /// The body's rules (`true` on create).
+    pub rules: BodyRules,
+    /// How lists may be sorted.
+    pub sort: Sort,
+    /// Maps a row of `select` to the answer's shape.
+    pub map: fn(&Row<'_>) -> Json,
+}
+
+impl Table {
+    /// The route's patient's `pid` for rows of a patient (404 when there is none),
+    /// `None` for other tables.
+    pub fn pid(&self, req: &Request) -> Result<Option<i64>> {
+        if self.patient.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(emr::patient(req)?.pid))
+    }
+
+    /// A search of the rows of patient `pid` (see [`Table::pid`]) that meet `only`.
+    pub fn search(&self, pid: Option<i64>) -> Search {
+        let mut search = Search::on(self.alias);
+        if let Some(pid) = pid {
+            search.equals(self.patient, pid);
+        }
+        if !self.only.is_empty() {
+            search.condition(self.only, vec![]);
+        }
+        search
+    }
+
+    /// The list route: the rows the route may see, filtered by the request's `filters`
+    /// parameters, sorted by `_sort`, a page at a time.
+    pub fn list(&self, req: &Request) -> Result<Response> {
+        let mut search = self.search(self.pid(req)?);
+        search
+            .filter_exact(req.query_pairs(), self.filters)?
+            .sort(req.query("_sort"), &self.sort)?;
+        page(req, &search, self.select, self.map)
+    }
+
+    /// The row of patient `pid` named `uuid`; a 404 when there is none.
+    pub fn read(&self, pid: Option<i64>, uuid: &str) -> Result<Json> {
+        let mut search = self.search(pid);
+        search.equals("uuid", uuid);
+        find(&search, self.select, self.map)
+    }
+
+    /// The read route: the row the uuid route parameter names (400 for a malformed
+    /// uuid, 404 when the route may not see such a row).
+    pub fn get(&self, req: &Request) -> Result<Response> {
+        let pid = self.pid(req)?;
+        Ok(Response::ok(self.read(pid, &req.uuid(self.param)?)?))
+    }
+
+    /// The body's columns, checked by the rules and by type (a 400 names each field).
+    pub fn fields(&self, req: &Request, insert: bool) -> Result<Fields> {
+        let rules = self.rules;
+        req.fields(self.columns, |v| rules(v, insert))
+    }
+
+    /// Inserts a row of patient `pid` with `fields`, a new uuid and the stamp, plus the
+    /// columns `insert` already sets; answers its `id` and `uuid`.
+    pub fn insert(
+        &self,
+        mut insert: Insert,
+        pid: Option<i64>,
+        fields: &Fields,
+    ) -> Result<(i64, String)> {
+        let uuid = new_uuid();
+        insert.set("uuid", uuid.as_str());
+        if let Some(pid) = pid {
+            insert.set(self.patient, pid);
+        }
+        if !self.stamp.is_empty() {
+            insert.set(self.stamp, time::now().datetime());
+        }
+        let id = insert.fields(fields).insert_id()?;
+        Ok((id, uuid))
+    }
+
+    /// The create route: 404 for a missing patient, 400 for a body that breaks the
+    /// rules, else inserts and answers 201 `{"id", "uuid"}`.
+    pub fn create(&self, req: &Request) -> Result<Response> {
+        self.create_with(req, |_| Ok(()))
+    }
+
+    /// [`Table::create`] with `adjust` changing the validated fields before the insert
+    /// (defaults, values a column stores differently, ...).
+    pub fn create_with(
+        &self,
+        req: &Request,
+        adjust: impl FnOnce(&mut Fields) -> Result<()>,
+    ) -> Result<Response> {
+        let pid = self.pid(req)?;
+        let mut fields = self.fields(req, true)?;
+        adjust(&mut fields)?;
+        let (id, uuid) = self.insert(Insert::into(self.table), pid, &fields)?;
+        Ok(Response::created(
+            Json::object().field("id", id).field("uuid", uuid).end(),
+        ))
+    }
+
+    /// The update route: 404 for a missing patient, 400 for a malformed uuid or a body
+    /// that breaks the rules (each optional on update); then writes the given columns
+    /// and the stamp to the row (404 when the route may not see it, and nothing changes)
+    /// and answers the row.
+    pub fn update(&self, req: &Request) -> Result<Response> {
+        self.update_with(req, |_| Ok(()))
+    }
+
+    /// [`Table::update`] with `adjust` changing the validated fields before the write.
+    pub fn update_with(
+        &self,
+        req: &Request,
+        adjust: impl FnOnce(&mut Fields) -> Result<()>,
+    ) -> Result<Response> {
+        let pid = self.pid(req)?;
+        let uuid = req.uuid(self.param)?;
+        let mut fields = self.fields(req, false)?;
+        adjust(&mut fields)?;
+        let mut update = Update::table(self.table);
+        if !self.stamp.is_empty() {
+            update.set(self.stamp, time::now().datetime());
+        }
+        update.fields(&fields).filter("uuid", uuid.as_str());
+        if let Some(pid) = pid {
+            update.filter(self.patient, pid);
+        }
+        if !self.only.is_empty() {
+            update.condition(self.only, vec![]);
+        }
+        update.apply()?;
+        Ok(Response::ok(self.read(pid, &uuid)?))
+    }
 }
 
 #[cfg(test)]
@@ -150,5 +361,178 @@ mod tests {
             response.body_json(),
             json!({"validationErrors": [], "internalErrors": [], "data": [], "links": []})
         );
+    }
+
+    const PUUID: &str = "90cde167-0000-4000-8000-000000000001";
+    const RUUID: &str = "90cde167-0000-4000-8000-0000000000e1";
+
+    /// Visits of a patient: rows named by uuid, scoped by patient, with a condition.
+    const VISITS: Table = Table {
+        table: "visit",
+        alias: "v",
+        select: "SELECT v.* FROM visit v",
+        param: "vuuid",
+        patient: "pid",
+        only: "deleted = 0",
+        stamp: "last_updated",
+        columns: &[Column::text("reason"), Column::int("room")],
+        filters: &[Column::int("room")],
+        rules: |v, insert| {
+            v.field("reason", "reason", insert).length_between(2, 255);
+        },
+        sort: Sort {
+            alias: "v",
+            keys: &[crate::sql::SortKey::column("reason")],
+            default: "-id",
+            tiebreak: "-id",
+        },
+        map: Json::from_row,
+    };
+
+    struct Visits;
+    impl Resource for Visits {
+        const NAME: &'static str = "visits";
+        const VERSION: &'static str = "0.1.0";
+        const ROUTES: &'static [Route] = &[
+            Route::get("/api/patient/:puuid/visit", "visit.s", |r| VISITS.list(r)),
+            Route::get("/api/patient/:puuid/visit/:vuuid", "visit.r", |r| {
+                VISITS.get(r)
+            }),
+            Route::post("/api/patient/:puuid/visit", "visit.c", |r| {
+                VISITS.create_with(r, |fields| {
+                    fields.set_default("room", 1);
+                    Ok(())
+                })
+            }),
+            Route::put("/api/patient/:puuid/visit/:vuuid", "visit.u", |r| {
+                VISITS.update_with(r, |fields| {
+                    fields.remove("room");
+                    Ok(())
+                })
+            }),
+        ];
+    }
+
+    fn patient() -> Rows {
+        Rows::from_values(&["pid", "uuid"], vec![vec![7.into(), PUUID.into()]])
+    }
+
+    fn visit() -> Rows {
+        Rows::from_values(
+            &["id", "uuid", "reason"],
+            vec![vec![3.into(), RUUID.into(), "Flu".into()]],
+        )
+    }
+
+    fn path(rest: &str) -> String {
+        format!("/api/patient/{PUUID}/visit{rest}")
+    }
+
+    #[test]
+    fn a_table_lists_the_patients_rows_filtered_and_sorted() {
+        let mut host = MockHost::new()
+            .on_query("FROM patient_data", patient())
+            .on_query("FROM visit", visit());
+        let response = host.call::<Visits>(TestRequest::get(&path("?room=4&_sort=reason")));
+        assert_eq!(response.status, 200, "{}", response.text());
+        assert_eq!(response.body_json()["data"][0]["reason"], "Flu");
+        let (sql, params) = &host.queries()[1];
+        assert_eq!(
+            sql,
+            r#"SELECT v.* FROM visit v WHERE v."pid" = $1 AND deleted = 0 AND v."room" = $2 ORDER BY v."reason" ASC NULLS FIRST, v."id" DESC LIMIT $3 OFFSET $4"#
+        );
+        assert_eq!(params[..2], [Value::Integer(7), Value::Integer(4)]);
+        let response = host.call::<Visits>(TestRequest::get(&path("?_sort=room")));
+        assert_eq!(response.status, 400, "room is no sort key");
+        let response = host.call::<Visits>(TestRequest::get(&path("?room=four")));
+        assert_eq!(response.status, 400, "a filter of the wrong type");
+    }
+
+    #[test]
+    fn a_table_reads_one_row_of_the_patient_or_404() {
+        let mut host = MockHost::new()
+            .on_query("FROM patient_data", patient())
+            .on_query("FROM visit", Rows::default());
+        let response = host.call::<Visits>(TestRequest::get(&path(&format!("/{RUUID}"))));
+        assert_eq!(response.status, 404);
+        let (sql, params) = &host.queries()[1];
+        assert!(
+            sql.contains(r#"WHERE v."pid" = $1 AND deleted = 0 AND v."uuid" = $2"#),
+            "{sql}"
+        );
+        assert_eq!(params[..2], [Value::Integer(7), Value::from(RUUID)]);
+        let response = host.call::<Visits>(TestRequest::get(&path("/nope")));
+        assert_eq!(response.status, 400, "a malformed uuid");
+    }
+
+    #[test]
+    fn a_table_creates_rows_for_the_patient_with_a_uuid_and_a_stamp() {
+        let mut host = MockHost::new()
+            .on_query("FROM patient_data", patient())
+            .on_query(
+                "INSERT INTO visit",
+                Rows::from_values(&["id"], vec![vec![3.into()]]),
+            );
+        let response = host.call::<Visits>(TestRequest::post(&path(""), json!({"reason": "Flu"})));
+        assert_eq!(response.status, 201, "{}", response.text());
+        let data = response.body_json()["data"].clone();
+        assert_eq!(data["id"], 3);
+        assert!(data["uuid"].as_str().is_some_and(crate::request::is_uuid));
+        let (sql, params) = &host.writes()[0];
+        assert_eq!(
+            sql,
+            r#"INSERT INTO visit ("uuid", "pid", "last_updated", "reason", "room") VALUES ($1, $2, $3, $4, $5) RETURNING id"#
+        );
+        assert_eq!(
+            params[1..],
+            [
+                Value::Integer(7),
+                Value::from("2024-01-02 03:04:05"),
+                Value::from("Flu"),
+                Value::Integer(1)
+            ]
+        );
+        let response = host.call::<Visits>(TestRequest::post(&path(""), json!({"room": 2})));
+        assert_eq!(response.status, 400, "reason is required on create");
+        assert_eq!(host.writes().len(), 1, "nothing written for a bad body");
+    }
+
+    #[test]
+    fn a_table_creates_nothing_for_a_missing_patient() {
+        let mut host = MockHost::new().on_query("FROM patient_data", Rows::default());
+        let response = host.call::<Visits>(TestRequest::post(&path(""), json!({"reason": "x"})));
+        assert_eq!(response.status, 404, "the patient first, then the body");
+        assert!(host.writes().is_empty());
+    }
+
+    #[test]
+    fn a_table_updates_only_the_patients_row_and_answers_it() {
+        let mut host = MockHost::new()
+            .on_query("FROM patient_data", patient())
+            .on_execute("UPDATE visit", 1)
+            .on_query("FROM visit", visit());
+        let body = json!({"reason": "Cold", "room": 9});
+        let response = host.call::<Visits>(TestRequest::put(&path(&format!("/{RUUID}")), body));
+        assert_eq!(response.status, 200, "{}", response.text());
+        assert_eq!(response.body_json()["data"]["uuid"], RUUID);
+        let (sql, params) = &host.writes()[0];
+        assert_eq!(
+            sql,
+            r#"UPDATE visit SET "last_updated" = $1, "reason" = $2 WHERE "uuid" = $3 AND "pid" = $4 AND deleted = 0"#,
+            "update_with dropped room"
+        );
+        assert_eq!(params[3], Value::Integer(7));
+
+        let mut host = MockHost::new()
+            .on_query("FROM patient_data", patient())
+            .on_execute("UPDATE visit", 0);
+        let body = json!({"reason": "Cold"});
+        let response = host.call::<Visits>(TestRequest::put(&path(&format!("/{RUUID}")), body));
+        assert_eq!(response.status, 404, "another patient's row is not found");
+        let response = host.call::<Visits>(TestRequest::put(
+            &path(&format!("/{RUUID}")),
+            json!({"reason": "C"}),
+        ));
+        assert_eq!(response.status, 400, "rules run on update too");
     }
 }

@@ -20,7 +20,7 @@ use crate::crud;
 use crate::json::Json;
 use crate::request::Request;
 use crate::response::{ApiError, Response, Result};
-use crate::sql::{Column, Delete, Fields, Insert, Search, Update};
+use crate::sql::{Column, Delete, Fields, Insert, Search, Sort, SortKey, Update};
 use crate::store::{self, Row};
 use crate::time;
 use crate::validate::Validator;
@@ -165,6 +165,9 @@ pub struct EncounterForm {
     /// The `SELECT … FROM forms fo JOIN <table> … ` that reads the form; conditions on
     /// the `forms` row (aliased `fo`) are appended to it.
     pub select: &'static str,
+    /// How lists may be sorted (by the form table's columns: its `date`, measurements, ...;
+    /// newest first by default).
+    pub sort: Sort,
 }
 
 impl EncounterForm {
@@ -183,13 +186,14 @@ impl EncounterForm {
         search
     }
 
-    /// `GET …/:eid/<form>`: the encounter's forms, newest first, one page at a time. A
-    /// 404 when the encounter is not the patient's.
+    /// `GET …/:eid/<form>`: the encounter's forms in `_sort` order (see
+    /// [`EncounterForm::sort`]), one page at a time. A 404 when the encounter is not the
+    /// patient's.
     pub fn list(&self, req: &Request, map: impl Fn(&Row<'_>) -> Json) -> Result<Response> {
         let (pid, eid) = Self::path(req)?;
         require_encounter(pid, eid)?;
         let mut search = self.search(pid, eid);
-        search.sort(None, &[], "fo.date DESC, fo.id DESC");
+        search.sort(req.query("_sort"), &self.sort)?;
         crud::page(req, &search, self.select, map)
     }
 
@@ -278,6 +282,36 @@ pub struct Issues {
 }
 
 impl Issues {
+    /// The `lists` fields every issue list sorts by (`_sort`); the table is aliased `l`.
+    pub const SORT_KEYS: &'static [SortKey] = &[
+        SortKey::column("id"),
+        SortKey::column("title"),
+        SortKey::column("begdate"),
+        SortKey::column("enddate"),
+        SortKey::column("date"),
+        SortKey::column("modifydate"),
+        SortKey::column("diagnosis"),
+        SortKey::column("outcome"),
+        SortKey::column("activity"),
+    ];
+
+    /// Oldest first (by `id`), the order of medical problems and allergies.
+    pub const BY_ID: Sort = Sort {
+        alias: "l",
+        keys: Issues::SORT_KEYS,
+        default: "id",
+        tiebreak: "id",
+    };
+
+    /// Newest first (by `date`, then `id`), the order of medications, surgeries and
+    /// dental issues.
+    pub const NEWEST_FIRST: Sort = Sort {
+        alias: "l",
+        keys: Issues::SORT_KEYS,
+        default: "-date",
+        tiebreak: "-id",
+    };
+
     /// The issues of type `kind`.
     pub const fn new(kind: &'static str) -> Issues {
         Issues { kind }
@@ -347,8 +381,7 @@ impl Issues {
     }
 }
 
-/// Validation rules that differ between create (`true`) and update (`false`).
-pub type BodyRules = fn(&mut Validator<'_>, bool);
+pub use crate::crud::BodyRules;
 
 /// The routes OpenEMR serves for a uuid-keyed issue type (medical problems, allergies):
 /// `GET /api/<kind>` and `/api/<kind>/:<param>` across patients, and
@@ -373,7 +406,7 @@ pub struct IssueResource {
 impl IssueResource {
     fn page(&self, req: &Request, pid: Option<i64>) -> Result<Response> {
         let mut search = self.issues.search(pid);
-        search.sort(None, &[], "l.id");
+        search.sort(req.query("_sort"), &Issues::BY_ID)?;
         crud::page(req, &search, self.select, self.map)
     }
 
@@ -534,11 +567,12 @@ pub struct NumberedIssues {
 impl NumberedIssues {
     const SELECT: &'static str = "SELECT l.* FROM lists l";
 
-    /// `GET`: the patient's issues of this type, newest first, a page at a time.
+    /// `GET`: the patient's issues of this type in `_sort` order (newest first by
+    /// default, see [`Issues::NEWEST_FIRST`]), a page at a time.
     pub fn list(&self, req: &Request) -> Result<Response> {
         let patient = patient(req)?;
         let mut search = self.issues.search(Some(patient.pid));
-        search.sort(None, &[], "l.date DESC, l.id DESC");
+        search.sort(req.query("_sort"), &Issues::NEWEST_FIRST)?;
         crud::page(req, &search, Self::SELECT, Json::from_row)
     }
 
@@ -585,18 +619,22 @@ impl NumberedIssues {
     }
 }
 
-/// The five routes of a [`NumberedIssues`] constant below `/api/patient/:pid/<path>`, with
-/// scopes `<path>.s|r|c|u|d`, the read ACL on reads and the write ACL on writes.
+/// The five routes of each [`NumberedIssues`] constant named (one after the other, in one
+/// array; separate kinds with `;`) below `/api/patient/:pid/<path>`, with scopes
+/// `<path>.s|r|c|u|d`, the read ACL on reads and the write ACL on writes.
 ///
 /// ```ignore
-/// hearth_sdk::numbered_issue_routes!(MEDICATIONS, path = "medication", param = "mid",
-///     noun = "medications", acl = { read = "patients/med", write = "patients/med:write" })
+/// hearth_sdk::numbered_issue_routes!(
+///     MEDICATIONS, path = "medication", param = "mid", noun = "medications",
+///         acl = { read = "patients/med", write = "patients/med:write" };
+///     SURGERIES, path = "surgery", param = "sid", noun = "surgeries",
+///         acl = { read = "patients/med", write = "patients/med:write" })
 /// ```
 #[macro_export]
 macro_rules! numbered_issue_routes {
-    ($resource:ident, path = $path:literal, param = $param:literal, noun = $noun:literal,
-     acl = { read = $read:literal, write = $write:literal }) => {
-        [
+    ($($resource:ident, path = $path:literal, param = $param:literal, noun = $noun:literal,
+     acl = { read = $read:literal, write = $write:literal });+ $(;)?) => {
+        [$(
             $crate::Route::get(
                 concat!("/api/patient/:pid/", $path),
                 concat!($path, ".s"),
@@ -632,7 +670,7 @@ macro_rules! numbered_issue_routes {
             )
             .acl($write)
             .summary(concat!("Delete one of a patient's ", $noun)),
-        ]
+        )+]
     };
 }
 
@@ -650,6 +688,12 @@ mod tests {
         form_name: "Notes",
         id_key: "nid",
         select: "SELECT n.* FROM forms fo JOIN form_notes n ON n.id = fo.form_id",
+        sort: Sort {
+            alias: "n",
+            keys: &[SortKey::column("date"), SortKey::column("weight")],
+            default: "-date",
+            tiebreak: "-id",
+        },
     };
     const PROBLEMS: Issues = Issues::new("medical_problem");
     const ALLERGIES: IssueResource = IssueResource {
@@ -695,6 +739,7 @@ mod tests {
                 update_problem,
             ),
             Route::get("/portal/patient/problem", "problem.s", problems),
+            Route::get("/api/allergy", "allergy.s", |r| ALLERGIES.list_all(r)),
             Route::get("/api/allergy/:auuid", "allergy.r", |r| ALLERGIES.get_any(r)),
             Route::get("/api/patient/:puuid/allergy/:auuid", "allergy.r", |r| {
                 ALLERGIES.get(r)
@@ -849,9 +894,30 @@ mod tests {
         let response = host.call::<Notes>(TestRequest::get("/api/patient/7/encounter/3/note"));
         assert_eq!(response.status, 200);
         assert_eq!(response.body_json()["data"][0]["note"], "ok");
-        assert!(host.queries()[1].0.contains("ORDER BY fo.date DESC"));
+        assert!(
+            host.queries()[1]
+                .0
+                .contains(r#"ORDER BY n."date" DESC NULLS LAST, n."id" DESC LIMIT"#),
+            "newest first by default"
+        );
         let response = host.call::<Notes>(TestRequest::get("/api/patient/7/encounter/3/note/5"));
         assert_eq!(response.body_json()["data"]["id"], 5);
+        let response = host.call::<Notes>(TestRequest::get(
+            "/api/patient/7/encounter/3/note?_sort=weight,-date",
+        ));
+        assert_eq!(response.status, 200);
+        let (sql, _) = host.queries().pop().unwrap();
+        assert!(
+            sql.contains(
+                r#"ORDER BY n."weight" ASC NULLS FIRST, n."date" DESC NULLS LAST, n."id" DESC LIMIT"#
+            ),
+            "{sql}"
+        );
+        let response = host.call::<Notes>(TestRequest::get(
+            "/api/patient/7/encounter/3/note?_sort=note",
+        ));
+        assert_eq!(response.status, 400, "note is not a sort key");
+        assert!(response.body_json()["validationErrors"]["_sort"].is_object());
     }
 
     #[test]
@@ -1096,5 +1162,47 @@ mod tests {
         );
         let response = host.call::<Medications>(TestRequest::get("/api/patient/x/medication"));
         assert_eq!(response.status, 400, "a pid must be a number");
+    }
+
+    #[test]
+    fn issue_lists_sort_by_lists_fields_with_a_stable_tiebreaker() {
+        let patient = Rows::from_values(&["pid", "uuid"], vec![vec![7.into(), "u-7".into()]]);
+        let mut host = MockHost::new()
+            .on_query("FROM patient_data", patient)
+            .on_query("FROM lists", Rows::default());
+        let order = |host: &MockHost| {
+            let (sql, _) = host.queries().pop().unwrap();
+            sql.split(" ORDER BY ").nth(1).unwrap().to_owned()
+        };
+        host.call::<Medications>(TestRequest::get("/api/patient/7/medication"));
+        assert_eq!(
+            order(&host),
+            r#"l."date" DESC NULLS LAST, l."id" DESC LIMIT $3 OFFSET $4"#,
+            "medications are newest first"
+        );
+        host.call::<Medications>(TestRequest::get(
+            "/api/patient/7/medication?_sort=title,-begdate",
+        ));
+        assert_eq!(
+            order(&host),
+            r#"l."title" ASC NULLS FIRST, l."begdate" DESC NULLS LAST, l."id" DESC LIMIT $3 OFFSET $4"#
+        );
+        host.call::<Notes>(TestRequest::get("/api/allergy?_sort=-enddate"));
+        assert_eq!(
+            order(&host),
+            r#"l."enddate" DESC NULLS LAST, l."id" ASC LIMIT $2 OFFSET $3"#
+        );
+        host.call::<Notes>(TestRequest::get("/api/allergy"));
+        assert_eq!(
+            order(&host),
+            r#"l."id" ASC NULLS FIRST LIMIT $2 OFFSET $3"#,
+            "allergies and problems are oldest first"
+        );
+        let response = host.call::<Notes>(TestRequest::get("/api/allergy?_sort=pid"));
+        assert_eq!(response.status, 400);
+        assert_eq!(
+            response.body_json()["validationErrors"]["_sort"]["InArray::NOT_IN_ARRAY"],
+            "_sort cannot order by \"pid\"; it takes a comma list of id, title, begdate, enddate, date, modifydate, diagnosis, outcome, activity (a leading - sorts descending)"
+        );
     }
 }

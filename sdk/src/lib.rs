@@ -128,7 +128,7 @@ pub mod prelude {
     pub use crate::request::Request;
     pub use crate::resource::{Resource, Route};
     pub use crate::response::{ApiError, Response, Result};
-    pub use crate::sql::{Column, Delete, Fields, Insert, Search, Update};
+    pub use crate::sql::{Column, Delete, Fields, Insert, Search, Sort, SortKey, Update};
     pub use crate::store::{self, Row, Rows, Value, ValueRef};
     pub use crate::validate::Validator;
     pub use crate::{coding, crud, emr};

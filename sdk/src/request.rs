@@ -212,7 +212,9 @@ impl Request {
     }
 
     /// Paging from `_limit` (or `_maxresults`) and `_offset`, as OpenEMR reads them:
-    /// `default` when absent, at most `max`, a bad value is a 400.
+    /// the limit is `default` when absent, empty or `0` and at most `max` (a larger one
+    /// is cut to `max`); the offset is 0 when absent. A value that is not a whole number
+    /// from 0 up (`ten`, `-1`, `1.5`) is a 400 naming the parameter.
     pub fn paging(&self, default: u32, max: u32) -> Result<Paging> {
         let number = |key: &str| -> Result<Option<u32>> {
             match self.query(key) {
@@ -221,7 +223,7 @@ impl Request {
                     ApiError::invalid(
                         key,
                         "Numeric::NOT_NUMERIC",
-                        &format!("{key} must be numeric"),
+                        &format!("{key} must be numeric: a whole number, 0 or more"),
                     )
                 }),
             }
@@ -297,6 +299,66 @@ fn encode(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn with_query(query: &[(&str, &str)]) -> Request {
+        Request {
+            method: Method::Get,
+            family: Family::Api,
+            template: "/api/thing",
+            path: "/thing".into(),
+            params: Vec::new(),
+            query: query
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            headers: Vec::new(),
+            body: Vec::new(),
+            caller: Caller::default(),
+            base_url: "https://localhost/apis/default/api".into(),
+        }
+    }
+
+    #[test]
+    fn paging_defaults_caps_and_refuses_bad_numbers() {
+        let paging = |query: &[(&str, &str)]| with_query(query).paging(100, 200);
+        assert_eq!(
+            paging(&[]),
+            Ok(Paging {
+                limit: 100,
+                offset: 0
+            })
+        );
+        assert_eq!(
+            paging(&[("_limit", "0"), ("_offset", "")]),
+            Ok(Paging {
+                limit: 100,
+                offset: 0
+            })
+        );
+        assert_eq!(
+            paging(&[("_limit", "5000"), ("_offset", "40")]),
+            Ok(Paging {
+                limit: 200,
+                offset: 40
+            })
+        );
+        assert_eq!(
+            paging(&[("_maxresults", "7")]),
+            Ok(Paging {
+                limit: 7,
+                offset: 0
+            })
+        );
+        for (key, value) in [("_limit", "ten"), ("_offset", "-1"), ("_limit", "1.5")] {
+            let Err(ApiError::Validation(errors)) = paging(&[(key, value)]) else {
+                panic!("{key}={value} is a 400")
+            };
+            assert_eq!(
+                errors.to_value()[key]["Numeric::NOT_NUMERIC"],
+                format!("{key} must be numeric: a whole number, 0 or more")
+            );
+        }
+    }
 
     #[test]
     fn uuids_are_recognised() {

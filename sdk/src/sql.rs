@@ -490,6 +490,149 @@ impl Delete {
     }
 }
 
+/// One key a list can be sorted by: the field name a client writes in `_sort` (as the
+/// responses name it) and the column it orders by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SortKey {
+    /// The name in `_sort`.
+    pub name: &'static str,
+    /// The column: `alias.column`, or a bare name taken under the [`Sort::alias`].
+    pub column: &'static str,
+}
+
+impl SortKey {
+    /// A field that is the column of the same name.
+    pub const fn column(name: &'static str) -> SortKey {
+        SortKey { name, column: name }
+    }
+
+    /// A field whose column has another name or table, e.g. an encounter's `eid` is
+    /// `fe.encounter`.
+    pub const fn renamed(name: &'static str, column: &'static str) -> SortKey {
+        SortKey { name, column }
+    }
+}
+
+/// How a list may be ordered: OpenEMR's `_sort` over a whitelist of fields, a default,
+/// and a tie-breaker that makes every order total, so paging with `_offset` neither
+/// repeats nor skips rows.
+///
+/// `NULL`s sort first ascending and last descending on both databases. Text sorts by the
+/// database's collation (byte order on SQLite, the database locale on PostgreSQL).
+///
+/// ```
+/// use hearth_sdk::sql::{Search, Sort, SortKey};
+/// const SORT: Sort = Sort {
+///     alias: "fe",
+///     keys: &[SortKey::renamed("eid", "encounter"), SortKey::column("date")],
+///     default: "-eid",
+///     tiebreak: "id",
+/// };
+/// let mut search = Search::new();
+/// search.sort(Some("-date"), &SORT).unwrap();
+/// let (sql, _) = search.build("SELECT * FROM form_encounter fe", None);
+/// assert!(sql.ends_with(r#"ORDER BY fe."date" DESC NULLS LAST, fe."id" ASC"#));
+/// assert!(Search::new().sort(Some("reason"), &SORT).is_err(), "not a sort key: a 400");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sort {
+    /// The table alias of the bare column names (`""` for none).
+    pub alias: &'static str,
+    /// The fields `_sort` may name.
+    pub keys: &'static [SortKey],
+    /// The order without `_sort`, written as `_sort` is, e.g. `"-date"`.
+    pub default: &'static str,
+    /// The column (a unique one, usually `id`) ordered by last, written as `_sort` is,
+    /// e.g. `"-id"`; it is skipped when the order already ends with it.
+    pub tiebreak: &'static str,
+}
+
+impl Sort {
+    fn column(&self, column: &str) -> String {
+        if column.contains('.') || self.alias.is_empty() {
+            ident(column)
+        } else {
+            format!("{}.{}", self.alias, ident(column))
+        }
+    }
+
+    /// The `ORDER BY` terms for the `_sort` value `sort` (or the default), with the
+    /// tie-breaker last. Empty items (`a,,b`, a trailing comma) are skipped.
+    pub fn order_by(&self, sort: Option<&str>) -> Result<Vec<String>, ApiError> {
+        let items = |text: &'static str| text.split(',').map(str::trim).filter(|i| !i.is_empty());
+        let given: Vec<&str> = sort
+            .map(|text| {
+                text.split(',')
+                    .map(str::trim)
+                    .filter(|i| !i.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let requested = !given.is_empty();
+        let chosen: Vec<&str> = if requested {
+            given
+        } else {
+            items(self.default).collect()
+        };
+        let mut order = Vec::new();
+        for item in chosen {
+            let (name, descending) = split_direction(item);
+            let key = self.keys.iter().find(|k| k.name == name);
+            let Some(key) = key else {
+                return Err(self.unknown(name, requested));
+            };
+            order.push(direction(self.column(key.column), descending));
+        }
+        let (tiebreak, descending) = split_direction(self.tiebreak);
+        let last = self.column(tiebreak);
+        if !tiebreak.is_empty()
+            && !order
+                .iter()
+                .any(|term| term.starts_with(&format!("{last} ")))
+        {
+            order.push(format!(
+                "{last} {}",
+                if descending { "DESC" } else { "ASC" }
+            ));
+        }
+        Ok(order)
+    }
+
+    /// The error for a key the list does not offer: a 400 for a request's `_sort`, a
+    /// 500 for a default that names no key (a plugin bug).
+    fn unknown(&self, name: &str, requested: bool) -> ApiError {
+        if !requested {
+            return ApiError::Internal(format!("the default sort names an unknown key {name}"));
+        }
+        let names: Vec<&str> = self.keys.iter().map(|k| k.name).collect();
+        ApiError::invalid(
+            "_sort",
+            "InArray::NOT_IN_ARRAY",
+            &format!(
+                "_sort cannot order by \"{name}\"; it takes a comma list of {} (a leading - sorts descending)",
+                names.join(", ")
+            ),
+        )
+    }
+}
+
+/// `("date", true)` for `-date`.
+fn split_direction(item: &str) -> (&str, bool) {
+    match item.strip_prefix('-') {
+        Some(name) => (name.trim(), true),
+        None => (item, false),
+    }
+}
+
+/// An `ORDER BY` term with the same `NULL` placement on SQLite and PostgreSQL.
+fn direction(column: String, descending: bool) -> String {
+    if descending {
+        format!("{column} DESC NULLS LAST")
+    } else {
+        format!("{column} ASC NULLS FIRST")
+    }
+}
+
 /// A `WHERE` clause built from list filters, `ORDER BY` from `_sort`, and paging.
 #[derive(Default)]
 pub struct Search {
@@ -587,23 +730,13 @@ impl Search {
         self
     }
 
-    /// Orders by OpenEMR's `_sort` (comma list, `-` for descending), keeping only
-    /// `allowed` columns; `fallback` when nothing usable is given.
-    pub fn sort(&mut self, sort: Option<&str>, allowed: &[&str], fallback: &str) -> &mut Self {
-        for key in sort.unwrap_or_default().split(',').map(str::trim) {
-            let (column, direction) = match key.strip_prefix('-') {
-                Some(column) => (column, "DESC"),
-                None => (key, "ASC"),
-            };
-            if allowed.contains(&column) {
-                let column = self.column(column);
-                self.order.push(format!("{column} {direction}"));
-            }
-        }
-        if self.order.is_empty() && !fallback.is_empty() {
-            self.order.push(fallback.to_owned());
-        }
-        self
+    /// Orders by OpenEMR's `_sort` (a comma list of field names, `-` before a name for
+    /// descending) over the keys `spec` offers, then by its tie-breaker so equal keys
+    /// keep one order from page to page; `spec.default` when `_sort` is absent or empty.
+    /// A key the list does not offer is a 400 that names the keys it does.
+    pub fn sort(&mut self, sort: Option<&str>, spec: &Sort) -> Result<&mut Self, ApiError> {
+        self.order = spec.order_by(sort)?;
+        Ok(self)
     }
 
     /// Runs `SELECT {select} FROM {from} WHERE … ORDER BY … LIMIT … OFFSET …`.
@@ -684,6 +817,83 @@ mod tests {
         );
     }
 
+    const PATIENTS: Sort = Sort {
+        alias: "p",
+        keys: &[
+            SortKey::column("DOB"),
+            SortKey::column("lname"),
+            SortKey::renamed("provider", "u.lname"),
+        ],
+        default: "lname",
+        tiebreak: "id",
+    };
+
+    #[test]
+    fn sort_follows_the_keys_in_order_then_the_tiebreaker() {
+        assert_eq!(
+            PATIENTS.order_by(Some("-DOB, lname,provider")).unwrap(),
+            [
+                r#"p."DOB" DESC NULLS LAST"#,
+                r#"p."lname" ASC NULLS FIRST"#,
+                r#"u."lname" ASC NULLS FIRST"#,
+                r#"p."id" ASC"#
+            ]
+        );
+        assert_eq!(
+            PATIENTS.order_by(None).unwrap(),
+            [r#"p."lname" ASC NULLS FIRST"#, r#"p."id" ASC"#],
+            "the default, then the tiebreaker"
+        );
+        assert_eq!(
+            PATIENTS.order_by(Some(" ,")).unwrap(),
+            PATIENTS.order_by(None).unwrap(),
+            "an empty _sort is the default"
+        );
+        assert_eq!(
+            PATIENTS.order_by(Some("lname,,-DOB,")).unwrap().len(),
+            3,
+            "empty items are skipped"
+        );
+    }
+
+    #[test]
+    fn the_tiebreaker_is_not_repeated() {
+        const BY_ID: Sort = Sort {
+            alias: "l",
+            keys: &[SortKey::column("id"), SortKey::column("date")],
+            default: "-date",
+            tiebreak: "-id",
+        };
+        assert_eq!(
+            BY_ID.order_by(None).unwrap(),
+            [r#"l."date" DESC NULLS LAST"#, r#"l."id" DESC"#]
+        );
+        assert_eq!(
+            BY_ID.order_by(Some("id")).unwrap(),
+            [r#"l."id" ASC NULLS FIRST"#]
+        );
+    }
+
+    #[test]
+    fn unknown_sort_keys_are_a_400_naming_the_offered_keys() {
+        let Err(ApiError::Validation(errors)) = PATIENTS.order_by(Some("lname,-ss")) else {
+            panic!("a 400 expected")
+        };
+        assert_eq!(
+            errors.to_value()["_sort"]["InArray::NOT_IN_ARRAY"],
+            "_sort cannot order by \"ss\"; it takes a comma list of DOB, lname, provider (a leading - sorts descending)"
+        );
+        assert!(
+            PATIENTS.order_by(Some("p.id; DROP TABLE x")).is_err(),
+            "only whitelisted names reach the SQL"
+        );
+        let broken = Sort {
+            default: "nope",
+            ..PATIENTS
+        };
+        assert!(matches!(broken.order_by(None), Err(ApiError::Internal(_))));
+    }
+
     #[test]
     fn builders_number_their_parameters() {
         let mut update = Update::table("t");
@@ -696,11 +906,12 @@ mod tests {
         search
             .contains("lname", "O'B_%")
             .equals("sex", "Female")
-            .sort(Some("-DOB,bogus"), &["DOB"], "");
+            .sort(Some("-DOB"), &PATIENTS)
+            .unwrap();
         let (sql, values) = search.build("SELECT * FROM p", Some((10, 20)));
         assert_eq!(
             sql,
-            r#"SELECT * FROM p WHERE LOWER("lname") LIKE $1 ESCAPE '\' AND "sex" = $2 ORDER BY "DOB" DESC LIMIT $3 OFFSET $4"#
+            r#"SELECT * FROM p WHERE LOWER("lname") LIKE $1 ESCAPE '\' AND "sex" = $2 ORDER BY p."DOB" DESC NULLS LAST, p."id" ASC LIMIT $3 OFFSET $4"#
         );
         assert_eq!(values[0], Value::Text("%o'b\\_\\%%".into()));
     }

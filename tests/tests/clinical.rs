@@ -471,7 +471,7 @@ fn table(f: &Fixture) -> Vec<Step> {
             .len("/data", 1)
             .eq("/data/0/euuid", json!(euuid_a)),
         get("a bad _limit", format!("{}?_limit=many", enc(puuid_a)), 400)
-            .invalid("_limit", "Numeric::NOT_NUMERIC", "_limit must be numeric"),
+            .invalid("_limit", "Numeric::NOT_NUMERIC", "_limit must be numeric: a whole number, 0 or more"),
         post("an encounter without category or class", enc(puuid_a), json!({"reason": "x"}), 400)
             .invalid("pc_catid", "Required::NON_EXISTENT_KEY", "pc_catid must be provided, but does not exist")
             .invalid("class_code", "Required::NON_EXISTENT_KEY", "class_code must be provided, but does not exist"),
@@ -872,6 +872,295 @@ fn scopes_without(scope: &str) -> String {
     format!("openid api:oemr user/{resource}.{rest}")
 }
 
+/// The `field` of every row a list answers, in order (the list must answer 200).
+async fn order_of(app: &TestApp, token: &str, path: &str, field: &str) -> Vec<Value> {
+    let reply = app.get(&app.api("default", path), token).await;
+    assert_eq!(reply.status, 200, "GET {path}: {}", reply.text);
+    reply.json["data"]
+        .as_array()
+        .unwrap_or_else(|| panic!("GET {path}: a list: {}", reply.text))
+        .iter()
+        .map(|row| row[field].clone())
+        .collect()
+}
+
+/// A list case: the path with its query, the field compared, the values in order.
+type SortCase = (String, &'static str, Vec<Value>);
+
+/// More rows for every list, with keys chosen so that each order differs from creation
+/// order and from the others, ties included; answers the cases over them.
+async fn sort_cases(app: &TestApp, token: &str, f: &Fixture) -> Vec<SortCase> {
+    let (pa, pu, eid) = (f.pid_a, f.puuid_a.as_str(), f.eid_a);
+    let encounter = |reason: &str, date: &str| {
+        let body = json!({"pc_catid": "5", "class_code": "AMB", "reason": reason, "date": date});
+        let path = format!("/api/patient/{pu}/encounter");
+        async move { created(app, token, &path, body).await["eid"].clone() }
+    };
+    // The fixture's encounter: Checkup on 2024-03-04.
+    let e1 = json!(f.eid_a);
+    let e2 = encounter("Follow-up", "2024-01-01 09:00:00").await;
+    let e3 = encounter("Annual", "2024-06-01 09:00:00").await;
+    let e4 = encounter("Checkup", "2023-01-01 09:00:00").await;
+    // The fixture's vitals were taken now, noted "seated".
+    for (note, date) in [
+        ("standing", "2024-02-01 08:00:00"),
+        ("lying", "2024-01-01 08:00:00"),
+    ] {
+        let body = json!({"note": note, "date": date, "pulse": 60});
+        created(
+            app,
+            token,
+            &format!("/api/patient/{pa}/encounter/{eid}/vital"),
+            body,
+        )
+        .await;
+    }
+    let soap = |plan: &'static str| {
+        let path = format!("/api/patient/{pa}/encounter/{eid}/soap_note");
+        async move { created(app, token, &path, json!({"plan": plan})).await["sid"].clone() }
+    };
+    let (s1, s2) = (json!(f.sid_a), soap("Second note").await);
+    let s3 = soap("Third note").await;
+    for (title, begdate) in [("Asthma", "2018-01-01"), ("Diabetes", "2022-05-05")] {
+        let body = json!({"title": title, "begdate": begdate});
+        created(
+            app,
+            token,
+            &format!("/api/patient/{pu}/medical_problem"),
+            body,
+        )
+        .await;
+    }
+    for (title, begdate) in [("Latex", "2010-01-01"), ("Sulfa", "2021-01-01")] {
+        let body = json!({"title": title, "begdate": begdate});
+        created(app, token, &format!("/api/patient/{pu}/allergy"), body).await;
+    }
+    for (title, begdate) in [("Aspirin", "2019-01-01"), ("Warfarin", "2023-01-01")] {
+        let body = json!({"title": title, "begdate": begdate});
+        created(app, token, &format!("/api/patient/{pa}/medication"), body).await;
+    }
+    created(
+        app,
+        token,
+        &format!("/api/patient/{pa}/surgery"),
+        json!({"title": "Tonsillectomy"}),
+    )
+    .await;
+    for (fname, lname, npi) in [
+        ("Lisa", "Cuddy", "2233445566"),
+        ("James", "Wilson", "3344556677"),
+    ] {
+        let body = json!({"fname": fname, "lname": lname, "npi": npi});
+        created(app, token, "/api/practitioner", body).await;
+    }
+    for (name, city, npi) in [
+        ("Alpha Care", "Shelbyville", "1234567891"),
+        ("Zeta Health", "Capital City", "1234567892"),
+    ] {
+        let body = json!({"name": name, "city": city, "facility_npi": npi});
+        created(app, token, "/api/facility", body).await;
+    }
+    let texts = |items: &[&str]| items.iter().map(|t| json!(t)).collect::<Vec<_>>();
+    let encounters = format!("/api/patient/{pu}/encounter");
+    let vitals = format!("/api/patient/{pa}/encounter/{eid}/vital");
+    let notes = format!("/api/patient/{pa}/encounter/{eid}/soap_note");
+    let problems = format!("/api/patient/{pu}/medical_problem");
+    let allergies = format!("/api/patient/{pu}/allergy");
+    let medications = format!("/api/patient/{pa}/medication");
+    vec![
+        // Encounters: newest number first by default; ties on reason broken by id.
+        (
+            encounters.clone(),
+            "eid",
+            vec![e4.clone(), e3.clone(), e2.clone(), e1.clone()],
+        ),
+        (
+            format!("{encounters}?_sort=date"),
+            "eid",
+            vec![e4.clone(), e2.clone(), e1.clone(), e3.clone()],
+        ),
+        (
+            format!("{encounters}?_sort=-date"),
+            "eid",
+            vec![e3.clone(), e1.clone(), e2.clone(), e4.clone()],
+        ),
+        (
+            format!("{encounters}?_sort=reason"),
+            "eid",
+            vec![e3.clone(), e1.clone(), e4.clone(), e2.clone()],
+        ),
+        (
+            format!("{encounters}?_sort=reason,-date"),
+            "eid",
+            vec![e3.clone(), e1.clone(), e4.clone(), e2.clone()],
+        ),
+        (
+            format!("{encounters}?_sort=reason,date"),
+            "eid",
+            vec![e3.clone(), e4.clone(), e1.clone(), e2.clone()],
+        ),
+        (
+            format!("{encounters}?_sort=-eid"),
+            "eid",
+            vec![e4.clone(), e3.clone(), e2.clone(), e1.clone()],
+        ),
+        (
+            format!("{encounters}?_sort=date&_limit=2&_offset=1"),
+            "eid",
+            vec![e2.clone(), e1.clone()],
+        ),
+        (
+            format!("{encounters}?_sort=date&_limit=2&_offset=3"),
+            "eid",
+            vec![e3.clone()],
+        ),
+        // Vitals and SOAP notes: newest first by default.
+        (
+            vitals.clone(),
+            "note",
+            texts(&["seated", "standing", "lying"]),
+        ),
+        (
+            format!("{vitals}?_sort=date"),
+            "note",
+            texts(&["lying", "standing", "seated"]),
+        ),
+        (
+            format!("{vitals}?_sort=-pulse,date"),
+            "note",
+            texts(&["seated", "lying", "standing"]),
+        ),
+        (
+            format!("{vitals}?_sort=pulse&_limit=1&_offset=1"),
+            "note",
+            texts(&["standing"]),
+        ),
+        (
+            notes.clone(),
+            "id",
+            vec![s3.clone(), s2.clone(), s1.clone()],
+        ),
+        (
+            format!("{notes}?_sort=id"),
+            "id",
+            vec![s1.clone(), s2.clone(), s3.clone()],
+        ),
+        (
+            format!("{notes}?_sort=-id&_limit=2&_offset=1"),
+            "id",
+            vec![s2.clone(), s1.clone()],
+        ),
+        // Medical problems and allergies: oldest first by default, across patients too.
+        (
+            problems.clone(),
+            "title",
+            texts(&["Hypertension", "Asthma", "Diabetes"]),
+        ),
+        (
+            format!("{problems}?_sort=title"),
+            "title",
+            texts(&["Asthma", "Diabetes", "Hypertension"]),
+        ),
+        (
+            format!("{problems}?_sort=-begdate"),
+            "title",
+            texts(&["Diabetes", "Hypertension", "Asthma"]),
+        ),
+        ("/api/medical_problem?_sort=-title".to_owned(), "uuid", {
+            let rows = order_of(app, token, &format!("{problems}?_sort=title"), "uuid").await;
+            vec![
+                rows[2].clone(),
+                rows[1].clone(),
+                json!(f.muuid_b),
+                rows[0].clone(),
+            ]
+        }),
+        (
+            allergies.clone(),
+            "title",
+            texts(&["Penicillin", "Latex", "Sulfa"]),
+        ),
+        (
+            format!("{allergies}?_sort=-begdate"),
+            "title",
+            texts(&["Sulfa", "Penicillin", "Latex"]),
+        ),
+        (
+            "/api/allergy?_sort=title&_limit=2&_offset=2".to_owned(),
+            "title",
+            texts(&["Penicillin", "Sulfa"]),
+        ),
+        // Medications, surgeries, dental issues: newest first by default.
+        (
+            medications.clone(),
+            "title",
+            texts(&["Warfarin", "Aspirin", "Lisinopril"]),
+        ),
+        (
+            format!("{medications}?_sort=title"),
+            "title",
+            texts(&["Aspirin", "Lisinopril", "Warfarin"]),
+        ),
+        (
+            format!("{medications}?_sort=-begdate"),
+            "title",
+            texts(&["Warfarin", "Lisinopril", "Aspirin"]),
+        ),
+        (
+            format!("/api/patient/{pa}/surgery?_sort=-title"),
+            "title",
+            texts(&["Tonsillectomy", "Appendectomy"]),
+        ),
+        (
+            format!("/api/patient/{pa}/dental_issue?_sort=title,-date"),
+            "title",
+            texts(&["Gingivitis"]),
+        ),
+        // Practitioners by id, facilities by name, unless asked otherwise.
+        (
+            "/api/practitioner".to_owned(),
+            "lname",
+            texts(&["House", "Cuddy", "Wilson"]),
+        ),
+        (
+            "/api/practitioner?_sort=lname".to_owned(),
+            "lname",
+            texts(&["Cuddy", "House", "Wilson"]),
+        ),
+        (
+            "/api/practitioner?_sort=-fname&_limit=2".to_owned(),
+            "lname",
+            texts(&["Cuddy", "Wilson"]),
+        ),
+        (
+            "/api/facility".to_owned(),
+            "name",
+            texts(&["Alpha Care", "Springfield Clinic", "Zeta Health"]),
+        ),
+        (
+            "/api/facility?_sort=city".to_owned(),
+            "name",
+            texts(&["Zeta Health", "Alpha Care", "Springfield Clinic"]),
+        ),
+        (
+            "/api/facility?_sort=-name&_offset=1".to_owned(),
+            "name",
+            texts(&["Springfield Clinic", "Alpha Care"]),
+        ),
+        // Patients.
+        (
+            "/api/patient?_sort=-lname".to_owned(),
+            "lname",
+            texts(&["Baker", "Adams"]),
+        ),
+        (
+            "/api/patient?_sort=lname&_limit=1&_offset=1".to_owned(),
+            "lname",
+            texts(&["Baker"]),
+        ),
+    ]
+}
+
 both! {
     async fn every_clinical_route_answers_as_the_table_says(app) {
         let admin = app.user_token("default", "admin", ALL_USER_SCOPES).await;
@@ -886,6 +1175,54 @@ both! {
         for step in table(&fixture) {
             check(app, &tokens, &step).await;
         }
+    }
+
+    async fn every_clinical_list_sorts_by_its_fields_and_pages_in_that_order(app) {
+        let admin = app.user_token("default", "admin", ALL_USER_SCOPES).await;
+        let fixture = Fixture::build(app, &admin).await;
+        for (path, field, expected) in sort_cases(app, &admin, &fixture).await {
+            assert_eq!(order_of(app, &admin, &path, field).await, expected, "GET {path}: {field} in order");
+        }
+        let pu = &fixture.puuid_a;
+        let lists = [
+            format!("/api/patient/{pu}/encounter"),
+            format!("/api/patient/{}/encounter/{}/vital", fixture.pid_a, fixture.eid_a),
+            format!("/api/patient/{}/encounter/{}/soap_note", fixture.pid_a, fixture.eid_a),
+            format!("/api/patient/{pu}/medical_problem"),
+            "/api/medical_problem".to_owned(),
+            format!("/api/patient/{pu}/allergy"),
+            "/api/allergy".to_owned(),
+            format!("/api/patient/{}/medication", fixture.pid_a),
+            format!("/api/patient/{}/surgery", fixture.pid_a),
+            format!("/api/patient/{}/dental_issue", fixture.pid_a),
+            "/api/practitioner".to_owned(),
+            "/api/facility".to_owned(),
+            "/api/patient".to_owned(),
+        ];
+        for list in &lists {
+            let reply = app.get(&app.api("default", &format!("{list}?_sort=id,-bogus")), &admin).await;
+            assert_eq!(reply.status, 400, "{list}: an unknown sort key: {}", reply.text);
+            let message = reply.json["validationErrors"]["_sort"]["InArray::NOT_IN_ARRAY"].as_str().unwrap_or_default();
+            assert!(message.starts_with("_sort cannot order by \"bogus\"; it takes a comma list of "), "{list}: {}", reply.text);
+            assert_eq!(reply.json["data"], json!([]), "{list}");
+            for (query, key) in [("_limit=ten", "_limit"), ("_offset=-1", "_offset"), ("_limit=1.5", "_limit")] {
+                let reply = app.get(&app.api("default", &format!("{list}?{query}")), &admin).await;
+                assert_eq!(reply.status, 400, "{list}?{query}: {}", reply.text);
+                assert!(reply.json["validationErrors"][key]["Numeric::NOT_NUMERIC"].as_str().is_some_and(|m| m.starts_with(key)), "{list}?{query}: {}", reply.text);
+            }
+        }
+        // Stable paging: pages of one row in any order hold every row once.
+        let encounters = format!("/api/patient/{pu}/encounter");
+        for sort in ["reason", "-reason", "class_code,-pc_catid"] {
+            let all = order_of(app, &admin, &format!("{encounters}?_sort={sort}"), "eid").await;
+            let mut paged = Vec::new();
+            for offset in 0..all.len() {
+                paged.extend(order_of(app, &admin, &format!("{encounters}?_sort={sort}&_limit=1&_offset={offset}"), "eid").await);
+            }
+            assert_eq!(paged, all, "_sort={sort} page by page");
+        }
+        let reply = app.get(&app.api("default", &format!("{encounters}?_sort=date&_limit=2&_offset=1")), &admin).await;
+        assert!(reply.json["links"]["next"].as_str().is_some_and(|l| l.contains("_sort=date") && l.ends_with("_offset=3&_limit=2")), "{}", reply.text);
     }
 
     async fn every_clinical_route_needs_its_scope(app) {

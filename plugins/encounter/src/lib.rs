@@ -2,6 +2,7 @@
 //! the standard API's per-patient routes and the portal's own-encounter routes, with
 //! EncounterValidator's rules and OpenEMR's response fields.
 
+use hearth_sdk::crud::Table;
 use hearth_sdk::prelude::*;
 use hearth_sdk::time;
 
@@ -21,34 +22,70 @@ impl Resource for Encounter {
     ];
     const WRITES: &'static [&'static str] = &["form_encounter", "forms", "sequences"];
     const ROUTES: &'static [Route] = &[
-        Route::get("/api/patient/:puuid/encounter", "encounter.s", list)
-            .acl("encounters/auth_a")
-            .summary("List a patient's encounters"),
+        Route::get("/api/patient/:puuid/encounter", "encounter.s", |r| {
+            ENCOUNTERS.list(r)
+        })
+        .acl("encounters/auth_a")
+        .summary("List a patient's encounters"),
         Route::post("/api/patient/:puuid/encounter", "encounter.c", create)
             .acl("encounters/auth_a:write")
             .summary("Create an encounter"),
-        Route::put(
-            "/api/patient/:puuid/encounter/:euuid",
-            "encounter.u",
-            update,
-        )
+        Route::put("/api/patient/:puuid/encounter/:euuid", "encounter.u", |r| {
+            ENCOUNTERS.update(r)
+        })
         .acl("encounters/auth_a:write")
         .summary("Update an encounter"),
-        Route::get(
-            "/api/patient/:puuid/encounter/:euuid",
-            "encounter.r",
-            get_one,
-        )
+        Route::get("/api/patient/:puuid/encounter/:euuid", "encounter.r", |r| {
+            ENCOUNTERS.get(r)
+        })
         .acl("encounters/auth_a")
         .summary("Read an encounter"),
-        Route::get("/portal/patient/encounter", "encounter.s", list)
-            .summary("List the signed-in patient's encounters"),
-        Route::get("/portal/patient/encounter/:euuid", "encounter.r", get_one)
-            .summary("Read one of the signed-in patient's encounters"),
+        Route::get("/portal/patient/encounter", "encounter.s", |r| {
+            ENCOUNTERS.list(r)
+        })
+        .summary("List the signed-in patient's encounters"),
+        Route::get("/portal/patient/encounter/:euuid", "encounter.r", |r| {
+            ENCOUNTERS.get(r)
+        })
+        .summary("Read one of the signed-in patient's encounters"),
     ];
 }
 
 hearth_sdk::export!(Encounter);
+
+/// A patient's encounters, named by uuid; lists come newest number first, as in
+/// OpenEMR, unless `_sort` says otherwise.
+const ENCOUNTERS: Table = Table {
+    table: "form_encounter",
+    alias: "fe",
+    select: SELECT,
+    param: "euuid",
+    patient: "pid",
+    only: "",
+    stamp: "last_update",
+    columns: COLUMNS,
+    filters: &[],
+    rules,
+    sort: Sort {
+        alias: "fe",
+        keys: &[
+            SortKey::column("id"),
+            SortKey::renamed("eid", "encounter"),
+            SortKey::column("date"),
+            SortKey::column("date_end"),
+            SortKey::column("onset_date"),
+            SortKey::column("reason"),
+            SortKey::column("pc_catid"),
+            SortKey::column("class_code"),
+            SortKey::column("facility_id"),
+            SortKey::column("provider_id"),
+            SortKey::column("last_update"),
+        ],
+        default: "-eid",
+        tiebreak: "id",
+    },
+    map: Json::from_row,
+};
 
 /// The `form_encounter` columns a body may set; the server sets `id`, `uuid`, `pid`,
 /// `encounter` and `last_update`.
@@ -127,44 +164,19 @@ fn rules(v: &mut Validator<'_>, insert: bool) {
     }
 }
 
-/// A page of the patient's encounters (from the path, or the portal caller's own),
-/// newest number first as in OpenEMR.
-fn list(req: &Request) -> Result<Response> {
-    let mut search = Search::new();
-    search
-        .equals("fe.pid", emr::patient(req)?.pid)
-        .sort(None, &[], "fe.encounter DESC");
-    crud::page(req, &search, SELECT, Json::from_row)
-}
-
-fn get_one(req: &Request) -> Result<Response> {
-    let patient = emr::patient(req)?;
-    Ok(Response::ok(one_of(patient.pid, &req.uuid("euuid")?)?))
-}
-
-/// The patient's encounter `euuid`; a 404 for an encounter of another patient.
-fn one_of(pid: i64, euuid: &str) -> Result<Json> {
-    let sql = format!("{SELECT} WHERE fe.pid = $1 AND fe.uuid = $2");
-    crud::one(&sql, params![pid, euuid], Json::from_row)
-}
-
+/// Numbers the encounter from the site's sequence, defaults its date to now, and
+/// registers it in `forms`, as OpenEMR's EncounterService does; answers the record.
 fn create(req: &Request) -> Result<Response> {
-    let patient = emr::patient(req)?;
-    let mut fields = req.fields(COLUMNS, |v| rules(v, true))?;
-    let now = time::now().datetime();
-    fields.set_default("date", now.as_str());
+    let pid = emr::patient(req)?.pid;
+    let mut fields = ENCOUNTERS.fields(req, true)?;
+    fields.set_default("date", time::now().datetime());
     let encounter = emr::next_sequence("encounter")?;
-    let uuid = hearth_sdk::new_uuid();
-    let id = Insert::into("form_encounter")
-        .set("uuid", uuid.as_str())
-        .set("pid", patient.pid)
-        .set("encounter", encounter)
-        .set("last_update", now.as_str())
-        .fields(&fields)
-        .insert_id()?;
+    let mut insert = Insert::into("form_encounter");
+    insert.set("encounter", encounter);
+    let (id, _) = ENCOUNTERS.insert(insert, Some(pid), &fields)?;
     emr::add_form(
         req,
-        patient.pid,
+        pid,
         encounter,
         id,
         "newpatient",
@@ -175,19 +187,6 @@ fn create(req: &Request) -> Result<Response> {
         Json::object().row(row).field("encounter", encounter).end()
     })?;
     Ok(Response::created(record))
-}
-
-fn update(req: &Request) -> Result<Response> {
-    let patient = emr::patient(req)?;
-    let euuid = req.uuid("euuid")?;
-    let fields = req.fields(COLUMNS, |v| rules(v, false))?;
-    Update::table("form_encounter")
-        .set("last_update", time::now().datetime())
-        .fields(&fields)
-        .filter("uuid", euuid.as_str())
-        .filter("pid", patient.pid)
-        .apply()?;
-    Ok(Response::ok(one_of(patient.pid, &euuid)?))
 }
 
 #[cfg(test)]
@@ -377,7 +376,7 @@ mod tests {
             .on_query("FROM patient_data WHERE uuid", patient())
             .on_query("FROM list_options", Rows::default())
             .on_execute("UPDATE form_encounter", 1)
-            .on_query("WHERE fe.pid", encounter_rows());
+            .on_query(r#"WHERE fe."pid""#, encounter_rows());
         let response = host.call::<Encounter>(TestRequest::put(
             &path(&format!("/{EUUID}")),
             json!({"class_code": "NOPE"}),
@@ -402,7 +401,9 @@ mod tests {
         assert_eq!(response.body_json()["data"][0]["euuid"], EUUID);
         let (sql, params) = &host.queries()[1];
         assert!(
-            sql.contains(r#"WHERE fe."pid" = $1 ORDER BY fe.encounter DESC LIMIT $2 OFFSET $3"#),
+            sql.contains(
+                r#"WHERE fe."pid" = $1 ORDER BY fe."encounter" DESC NULLS LAST, fe."id" ASC LIMIT $2 OFFSET $3"#
+            ),
             "{sql}"
         );
         assert_eq!(params[0], Value::Integer(7));
@@ -416,8 +417,8 @@ mod tests {
         let response = host.call::<Encounter>(TestRequest::get(&path(&format!("/{EUUID}"))));
         assert_eq!(response.status, 404);
         assert_eq!(
-            host.queries()[1].1,
-            vec![Value::Integer(7), Value::from(EUUID)]
+            host.queries()[1].1[..2],
+            [Value::Integer(7), Value::from(EUUID)]
         );
     }
 

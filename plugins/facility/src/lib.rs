@@ -1,8 +1,8 @@
 //! OpenEMR facilities (`facility`): list, read, create and update, with OpenEMR's
 //! whitelist, list filters and FacilityValidator rules.
 
+use hearth_sdk::crud::Table;
 use hearth_sdk::prelude::*;
-use hearth_sdk::time;
 
 /// The facility resource.
 pub struct Facility;
@@ -13,22 +13,56 @@ impl Resource for Facility {
     const DESCRIPTION: &'static str = "Facilities (OpenEMR facility)";
     const WRITES: &'static [&'static str] = &["facility"];
     const ROUTES: &'static [Route] = &[
-        Route::get("/api/facility", "facility.s", list)
+        Route::get("/api/facility", "facility.s", |r| FACILITIES.list(r))
             .acl("admin/users")
             .summary("List facilities"),
-        Route::get("/api/facility/:fuuid", "facility.r", get_one)
+        Route::get("/api/facility/:fuuid", "facility.r", |r| FACILITIES.get(r))
             .acl("admin/users")
             .summary("Read a facility"),
-        Route::post("/api/facility", "facility.c", create)
+        Route::post("/api/facility", "facility.c", |r| FACILITIES.create(r))
             .acl("admin/super:write")
             .summary("Create a facility"),
-        Route::put("/api/facility/:fuuid", "facility.u", update)
-            .acl("admin/super:write")
-            .summary("Update a facility"),
+        Route::put("/api/facility/:fuuid", "facility.u", |r| {
+            FACILITIES.update(r)
+        })
+        .acl("admin/super:write")
+        .summary("Update a facility"),
     ];
 }
 
 hearth_sdk::export!(Facility);
+
+/// Facilities are named by uuid; lists filter exactly on any whitelisted column and sort
+/// by name unless `_sort` says otherwise.
+const FACILITIES: Table = Table {
+    table: "facility",
+    alias: "f",
+    select: "SELECT f.* FROM facility f",
+    param: "fuuid",
+    patient: "",
+    only: "",
+    stamp: "last_updated",
+    columns: COLUMNS,
+    filters: COLUMNS,
+    rules,
+    sort: Sort {
+        alias: "f",
+        keys: &[
+            SortKey::column("id"),
+            SortKey::column("name"),
+            SortKey::column("city"),
+            SortKey::column("state"),
+            SortKey::column("postal_code"),
+            SortKey::column("country_code"),
+            SortKey::column("facility_npi"),
+            SortKey::column("facility_code"),
+            SortKey::column("last_updated"),
+        ],
+        default: "name",
+        tiebreak: "id",
+    },
+    map: Json::from_row,
+};
 
 /// OpenEMR's whitelist: the columns a body may set and a list may filter on (exactly).
 const COLUMNS: &[Column] = &[
@@ -67,8 +101,6 @@ const LENGTHS: &[(&str, usize, usize)] = &[
     ("facility_taxonomy", 2, 15),
 ];
 
-const SELECT: &str = "SELECT f.* FROM facility f";
-
 /// FacilityValidator; on update every rule is optional but empty values still fail.
 fn rules(v: &mut Validator<'_>, insert: bool) {
     v.field("name", "name", insert).length_between(2, 255);
@@ -86,47 +118,6 @@ fn rules(v: &mut Validator<'_>, insert: bool) {
     for key in ["billing_location", "service_location", "accepts_assignment"] {
         v.optional(key, key).numeric();
     }
-}
-
-fn list(req: &Request) -> Result<Response> {
-    let mut search = Search::new();
-    search
-        .filter_exact(req.query_pairs(), COLUMNS)?
-        .sort(None, &[], "f.name, f.id");
-    crud::page(req, &search, SELECT, Json::from_row)
-}
-
-fn get_one(req: &Request) -> Result<Response> {
-    let sql = format!("{SELECT} WHERE f.uuid = $1");
-    Ok(Response::ok(crud::one(
-        &sql,
-        params![req.uuid("fuuid")?],
-        Json::from_row,
-    )?))
-}
-
-fn create(req: &Request) -> Result<Response> {
-    let fields = req.fields(COLUMNS, |v| rules(v, true))?;
-    let uuid = hearth_sdk::new_uuid();
-    let id = Insert::into("facility")
-        .set("uuid", uuid.as_str())
-        .set("last_updated", time::now().datetime())
-        .fields(&fields)
-        .insert_id()?;
-    Ok(Response::created(
-        Json::object().field("id", id).field("uuid", uuid).end(),
-    ))
-}
-
-fn update(req: &Request) -> Result<Response> {
-    let fuuid = req.uuid("fuuid")?;
-    let fields = req.fields(COLUMNS, |v| rules(v, false))?;
-    Update::table("facility")
-        .set("last_updated", time::now().datetime())
-        .fields(&fields)
-        .filter("uuid", fuuid.as_str())
-        .apply()?;
-    get_one(req)
 }
 
 #[cfg(test)]
@@ -273,11 +264,30 @@ mod tests {
         assert_eq!(response.body_json()["data"][0]["uuid"], FUUID);
         let (sql, params) = &host.queries()[0];
         assert!(
-            sql.contains(r#"WHERE "name" = $1 AND "billing_location" = $2 ORDER BY f.name, f.id"#),
+            sql.contains(
+                r#"WHERE f."name" = $1 AND f."billing_location" = $2 ORDER BY f."name" ASC NULLS FIRST, f."id" ASC"#
+            ),
             "{sql}"
         );
         assert_eq!(params[1], Value::Integer(1));
         let response = host.call::<Facility>(TestRequest::get("/api/facility?billing_location=x"));
         assert_eq!(response.status, 400);
+    }
+
+    #[test]
+    fn lists_sort_by_whitelisted_fields_only() {
+        let mut host = MockHost::new().on_query("FROM facility", facility_rows());
+        let response = host.call::<Facility>(TestRequest::get("/api/facility?_sort=-city,name"));
+        assert_eq!(response.status, 200);
+        let (sql, _) = &host.queries()[0];
+        assert!(
+            sql.contains(
+                r#"ORDER BY f."city" DESC NULLS LAST, f."name" ASC NULLS FIRST, f."id" ASC LIMIT"#
+            ),
+            "{sql}"
+        );
+        let response = host.call::<Facility>(TestRequest::get("/api/facility?_sort=email"));
+        assert_eq!(response.status, 400);
+        assert!(response.body_json()["validationErrors"]["_sort"].is_object());
     }
 }

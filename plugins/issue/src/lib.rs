@@ -22,32 +22,19 @@ const fn kind(list_type: &'static str, param: &'static str) -> NumberedIssues {
     }
 }
 
-/// The three kinds' routes, one after the other.
-const ROUTES: [Route; 15] = {
-    let parts = [
-        hearth_sdk::numbered_issue_routes!(MEDICATIONS, path = "medication", param = "mid",
-            noun = "medications", acl = { read = "patients/med", write = "patients/med:write" }),
-        hearth_sdk::numbered_issue_routes!(SURGERIES, path = "surgery", param = "sid",
-            noun = "surgeries", acl = { read = "patients/med", write = "patients/med:write" }),
-        hearth_sdk::numbered_issue_routes!(DENTAL, path = "dental_issue", param = "did",
-            noun = "dental issues", acl = { read = "patients/med", write = "patients/med:write" }),
-    ];
-    let mut all = [parts[0][0]; 15];
-    let mut i = 0;
-    while i < 15 {
-        all[i] = parts[i / 5][i % 5];
-        i += 1;
-    }
-    all
-};
-
 impl Resource for PatientIssue {
     const NAME: &'static str = "issue";
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
     const DESCRIPTION: &'static str = "Medications, surgeries and dental issues (OpenEMR lists)";
     const READS: &'static [&'static str] = &["patient_data"];
     const WRITES: &'static [&'static str] = &["lists"];
-    const ROUTES: &'static [Route] = &ROUTES;
+    const ROUTES: &'static [Route] = &hearth_sdk::numbered_issue_routes!(
+        MEDICATIONS, path = "medication", param = "mid", noun = "medications",
+            acl = { read = "patients/med", write = "patients/med:write" };
+        SURGERIES, path = "surgery", param = "sid", noun = "surgeries",
+            acl = { read = "patients/med", write = "patients/med:write" };
+        DENTAL, path = "dental_issue", param = "did", noun = "dental issues",
+            acl = { read = "patients/med", write = "patients/med:write" });
 }
 
 hearth_sdk::export!(PatientIssue);
@@ -272,7 +259,7 @@ mod tests {
         assert!(
             host.queries()[1]
                 .0
-                .contains("ORDER BY l.date DESC, l.id DESC")
+                .contains(r#"ORDER BY l."date" DESC NULLS LAST, l."id" DESC"#)
         );
         let response = host.call::<PatientIssue>(TestRequest::get("/api/patient/7/medication/21"));
         assert_eq!(response.body_json()["data"]["id"], 21);

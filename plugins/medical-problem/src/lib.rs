@@ -260,7 +260,7 @@ mod tests {
         assert_eq!(response.body_json()["data"][0]["title"], "Hypertension");
         let (sql, _) = &host.queries()[0];
         assert!(
-            sql.contains(r#"WHERE l."type" = $1 ORDER BY l.id LIMIT $2"#)
+            sql.contains(r#"WHERE l."type" = $1 ORDER BY l."id" ASC NULLS FIRST LIMIT $2"#)
                 && !sql.contains("title\" ="),
             "{sql}"
         );

@@ -168,30 +168,36 @@ const EXACT_FILTERS: &[&str] = &[
     "email",
     "DOB",
 ];
-const SORTABLE: &[&str] = &[
-    "id",
-    "pid",
-    "pubpid",
-    "title",
-    "fname",
-    "lname",
-    "mname",
-    "DOB",
-    "sex",
-    "street",
-    "city",
-    "state",
-    "postal_code",
-    "country_code",
-    "phone_home",
-    "phone_cell",
-    "phone_biz",
-    "email",
-    "status",
-    "date",
-    "regdate",
-    "last_updated",
-];
+/// `_sort` keys: the patient's own fields; oldest record first by default.
+const SORT: Sort = Sort {
+    alias: "p",
+    keys: &[
+        SortKey::column("id"),
+        SortKey::column("pid"),
+        SortKey::column("pubpid"),
+        SortKey::column("title"),
+        SortKey::column("fname"),
+        SortKey::column("lname"),
+        SortKey::column("mname"),
+        SortKey::column("DOB"),
+        SortKey::column("sex"),
+        SortKey::column("street"),
+        SortKey::column("city"),
+        SortKey::column("state"),
+        SortKey::column("postal_code"),
+        SortKey::column("country_code"),
+        SortKey::column("phone_home"),
+        SortKey::column("phone_cell"),
+        SortKey::column("phone_biz"),
+        SortKey::column("email"),
+        SortKey::column("status"),
+        SortKey::column("date"),
+        SortKey::column("regdate"),
+        SortKey::column("last_updated"),
+    ],
+    default: "id",
+    tiebreak: "id",
+};
 
 const SELECT: &str = "SELECT p.*, u.uuid AS provider_uuid FROM patient_data p LEFT JOIN users u ON u.id = p.\"providerID\"";
 
@@ -219,7 +225,7 @@ fn list(req: &Request) -> Result<Response> {
             search.equals(key, value.as_str());
         }
     }
-    search.sort(req.query("_sort"), SORTABLE, "p.id");
+    search.sort(req.query("_sort"), &SORT)?;
     let rows = search.query(SELECT, paging.limit + 1, paging.offset)?;
     let more = rows.len() > paging.limit as usize;
     let histories = previous_names(

@@ -1,8 +1,8 @@
 //! OpenEMR practitioners: the rows of `users` that have an NPI. List, read, create and
 //! update, with OpenEMR's whitelist, exact list filters and PractitionerValidator rules.
 
+use hearth_sdk::crud::Table;
 use hearth_sdk::prelude::*;
-use hearth_sdk::time;
 
 /// The practitioner resource.
 pub struct Practitioner;
@@ -14,12 +14,16 @@ impl Resource for Practitioner {
     const READS: &'static [&'static str] = &["facility", "list_options"];
     const WRITES: &'static [&'static str] = &["users"];
     const ROUTES: &'static [Route] = &[
-        Route::get("/api/practitioner", "practitioner.s", list)
-            .acl("admin/users")
-            .summary("List practitioners"),
-        Route::get("/api/practitioner/:pruuid", "practitioner.r", get_one)
-            .acl("admin/users")
-            .summary("Read a practitioner"),
+        Route::get("/api/practitioner", "practitioner.s", |r| {
+            PRACTITIONERS.list(r)
+        })
+        .acl("admin/users")
+        .summary("List practitioners"),
+        Route::get("/api/practitioner/:pruuid", "practitioner.r", |r| {
+            PRACTITIONERS.get(r)
+        })
+        .acl("admin/users")
+        .summary("Read a practitioner"),
         Route::post("/api/practitioner", "practitioner.c", create)
             .acl("admin/users:write")
             .summary("Create a practitioner"),
@@ -30,6 +34,40 @@ impl Resource for Practitioner {
 }
 
 hearth_sdk::export!(Practitioner);
+
+/// Practitioners are the users with an NPI, named by uuid; lists filter exactly on any
+/// whitelisted column and come in id order unless `_sort` says otherwise.
+const PRACTITIONERS: Table = Table {
+    table: "users",
+    alias: "u",
+    select: SELECT,
+    param: "pruuid",
+    patient: "",
+    only: "npi <> ''",
+    stamp: "last_updated",
+    columns: COLUMNS,
+    filters: COLUMNS,
+    rules,
+    sort: Sort {
+        alias: "u",
+        keys: &[
+            SortKey::column("id"),
+            SortKey::column("fname"),
+            SortKey::column("lname"),
+            SortKey::column("mname"),
+            SortKey::column("npi"),
+            SortKey::column("specialty"),
+            SortKey::column("facility_id"),
+            SortKey::column("city"),
+            SortKey::column("state"),
+            SortKey::column("username"),
+            SortKey::column("last_updated"),
+        ],
+        default: "id",
+        tiebreak: "id",
+    },
+    map: Json::from_row,
+};
 
 /// OpenEMR's whitelist: what a body may set and a list may filter on (exactly).
 const COLUMNS: &[Column] = &[
@@ -72,9 +110,6 @@ const SELECT: &str = "SELECT u.id, u.uuid, u.username, u.title, u.fname, u.mname
     u.abook_type, ab.title AS abook_title, u.info, u.active, u.authorized, u.last_updated \
     FROM users u LEFT JOIN list_options ab ON ab.list_id = 'abook_type' AND ab.option_id = u.abook_type";
 
-/// What makes a user a practitioner.
-const HAS_NPI: &str = "u.npi <> ''";
-
 /// PractitionerValidator; on update every rule is optional but empty values still fail.
 fn rules(v: &mut Validator<'_>, insert: bool) {
     v.field("fname", "First Name", insert)
@@ -93,53 +128,22 @@ fn rules(v: &mut Validator<'_>, insert: bool) {
     }
 }
 
-fn list(req: &Request) -> Result<Response> {
-    let mut search = Search::on("u");
-    search
-        .filter_exact(req.query_pairs(), COLUMNS)?
-        .condition(HAS_NPI, vec![])
-        .sort(None, &[], "u.id");
-    crud::page(req, &search, SELECT, Json::from_row)
-}
-
-fn get_one(req: &Request) -> Result<Response> {
-    let sql = format!("{SELECT} WHERE u.uuid = $1 AND {HAS_NPI}");
-    Ok(Response::ok(crud::one(
-        &sql,
-        params![req.uuid("pruuid")?],
-        Json::from_row,
-    )?))
-}
-
 fn create(req: &Request) -> Result<Response> {
-    let mut fields = req.fields(COLUMNS, |v| rules(v, true))?;
-    // `users.username` is unique where set; address-book entries have none.
-    if fields.get("username") == Some(&Value::Text(String::new())) {
-        fields.set("username", Value::Null);
-    }
-    let uuid = hearth_sdk::new_uuid();
-    let id = Insert::into("users")
-        .set("uuid", uuid.as_str())
-        .set("last_updated", time::now().datetime())
-        .fields(&fields)
-        .insert_id()?;
-    Ok(Response::created(
-        Json::object().field("id", id).field("uuid", uuid).end(),
-    ))
+    PRACTITIONERS.create_with(req, |fields| {
+        // `users.username` is unique where set; address-book entries have none.
+        if fields.get("username") == Some(&Value::Text(String::new())) {
+            fields.set("username", Value::Null);
+        }
+        Ok(())
+    })
 }
 
 fn update(req: &Request) -> Result<Response> {
-    let pruuid = req.uuid("pruuid")?;
-    let mut fields = req.fields(COLUMNS, |v| rules(v, false))?;
-    // A user name names a login: renaming one is the host's business, not this route's.
-    fields.remove("username");
-    Update::table("users")
-        .set("last_updated", time::now().datetime())
-        .fields(&fields)
-        .filter("uuid", pruuid.as_str())
-        .condition("npi <> ''", vec![])
-        .apply()?;
-    get_one(req)
+    PRACTITIONERS.update_with(req, |fields| {
+        // A user name names a login: renaming one is the host's business, not this route's.
+        fields.remove("username");
+        Ok(())
+    })
 }
 
 #[cfg(test)]
@@ -281,7 +285,11 @@ mod tests {
         let response =
             host.call::<Practitioner>(TestRequest::get(&format!("/api/practitioner/{PRUUID}")));
         assert_eq!(response.status, 404);
-        assert!(host.queries().last().unwrap().0.ends_with("u.npi <> ''"));
+        let (sql, _) = host.queries().pop().unwrap();
+        assert!(
+            sql.contains(r#"WHERE npi <> '' AND u."uuid" = $1"#),
+            "{sql}"
+        );
     }
 
     #[test]
@@ -295,7 +303,7 @@ mod tests {
         let (sql, params) = &host.queries()[0];
         assert!(
             sql.contains(
-                r#"WHERE u."lname" = $1 AND u."facility_id" = $2 AND u.npi <> '' ORDER BY u.id"#
+                r#"WHERE npi <> '' AND u."lname" = $1 AND u."facility_id" = $2 ORDER BY u."id" ASC NULLS FIRST LIMIT"#
             ),
             "{sql}"
         );

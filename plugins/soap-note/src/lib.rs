@@ -53,6 +53,16 @@ const FORM: EncounterForm = EncounterForm {
     form_name: "SOAP",
     id_key: "sid",
     select: "SELECT s.* FROM forms fo JOIN form_soap s ON s.id = fo.form_id",
+    sort: Sort {
+        alias: "s",
+        keys: &[
+            SortKey::column("id"),
+            SortKey::column("date"),
+            SortKey::column("last_updated"),
+        ],
+        default: "-date",
+        tiebreak: "-id",
+    },
 };
 
 const PARTS: [&str; 4] = ["subjective", "objective", "assessment", "plan"];

@@ -46,6 +46,26 @@ const FORM: EncounterForm = EncounterForm {
     form_name: "Vitals",
     id_key: "vid",
     select: SELECT,
+    sort: Sort {
+        alias: "v",
+        keys: &[
+            SortKey::column("id"),
+            SortKey::column("date"),
+            SortKey::renamed("date_created", "fo.date"),
+            SortKey::column("bps"),
+            SortKey::column("bpd"),
+            SortKey::column("weight"),
+            SortKey::column("height"),
+            SortKey::column("temperature"),
+            SortKey::column("pulse"),
+            SortKey::column("respiration"),
+            SortKey::column("BMI"),
+            SortKey::column("oxygen_saturation"),
+            SortKey::column("last_updated"),
+        ],
+        default: "-date",
+        tiebreak: "-id",
+    },
 };
 
 /// The measurements a body may set (OpenEMR's vitals form fields).
