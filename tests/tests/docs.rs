@@ -17,21 +17,28 @@ struct Block {
     text: String,
 }
 
+/// The fenced blocks of `doc`, fences indented (inside list items) included; the fence's
+/// indentation is taken off the block's lines.
 fn blocks(doc: &str) -> Vec<Block> {
     let mut out = Vec::new();
-    let mut open: Option<Block> = None;
+    let mut open: Option<(Block, usize)> = None;
     for (n, line) in doc.lines().enumerate() {
-        match (&mut open, line.strip_prefix("```")) {
+        let trimmed = line.trim_start();
+        let fence = trimmed.strip_prefix("```");
+        match (&mut open, fence) {
             (None, Some(lang)) => {
-                open = Some(Block {
+                let block = Block {
                     lang: lang.trim().to_owned(),
                     line: n + 1,
                     text: String::new(),
-                })
+                };
+                open = Some((block, line.len() - trimmed.len()));
             }
-            (Some(_), Some(_)) => out.push(open.take().unwrap()),
-            (Some(block), None) => {
-                block.text.push_str(line);
+            (Some(_), Some(_)) => out.push(open.take().unwrap().0),
+            (Some((block, indent)), None) => {
+                block
+                    .text
+                    .push_str(line.get(*indent..).unwrap_or("").trim_end_matches('\r'));
                 block.text.push('\n');
             }
             (None, None) => {}

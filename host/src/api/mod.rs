@@ -85,14 +85,14 @@ fn family_of(name: &str) -> Option<Family> {
 }
 
 /// The response header (and optional request header) carrying the request's correlation id.
-const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+const REQUEST_ID: &str = "x-request-id";
 
 /// The request's correlation id: the caller's `x-request-id` when it is 1 to 64 characters
 /// of `A-Z a-z 0-9 - _ .` (a proxy's id then follows the request through), otherwise a new
 /// UUID. Plugins read it with `util.request-id`; it is sent back in `x-request-id`.
 fn request_id(headers: &HeaderMap) -> String {
     headers
-        .get(&REQUEST_ID)
+        .get(REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .filter(|id| {
             (1..=64).contains(&id.len())
@@ -141,7 +141,9 @@ pub async fn dispatch(
         Err(error) => error.render(family),
     };
     if let Ok(value) = HeaderValue::try_from(request_id) {
-        response.headers_mut().insert(REQUEST_ID, value);
+        response
+            .headers_mut()
+            .insert(HeaderName::from_static(REQUEST_ID), value);
     }
     audit.status = response.status().as_u16();
     audit.duration_us = started.elapsed().as_micros() as u64;

@@ -268,12 +268,7 @@ fn contract_version(engine: &Engine, component: &wasmtime::component::Component)
     Ok(version)
 }
 
-fn verify(
-    info: bindings::PluginInfo,
-    contract: String,
-    hash: String,
-    pre: ResourcePluginPre<State>,
-) -> Result<Loaded> {
+fn verify(info: bindings::PluginInfo, contract: String, hash: String, pre: Pre) -> Result<Loaded> {
     let name = info.name;
     if name.is_empty()
         || !name

@@ -37,7 +37,7 @@ fn get_one(req: &Request) -> Result<Response> {
     let fuuid = req.uuid("fuuid")?; // a malformed uuid is a 400 naming the parameter
     let row = store::query_one(
         "SELECT uuid, name, city FROM facility WHERE uuid = $1",
-        params![fuuid],
+        params![&fuuid],
     )?
     .ok_or_else(ApiError::not_found)?;
     log!(
