@@ -95,7 +95,11 @@ async fn main() -> anyhow::Result<()> {
             wasmtime::Store::new(&engine.wasmtime, hearth::plugins::host::State::describing());
         store.set_epoch_deadline(1_000_000);
         let started = Instant::now();
-        let _instance = loaded.pre.instantiate_async(&mut store).await?;
+        let _instance = loaded
+            .pre
+            .instance_pre()
+            .instantiate_async(&mut store)
+            .await?;
         samples.push(started.elapsed());
         // The store, and with it the instance's pool slot, is released here.
         drop(store);
@@ -116,7 +120,7 @@ async fn main() -> anyhow::Result<()> {
         let mut samples = Vec::with_capacity(iterations);
         for _ in 0..iterations {
             let started = Instant::now();
-            let outcome = runtime::call(&engine, &site, &plugin, req.clone(), false)
+            let outcome = runtime::call(&engine, &site, &plugin, req.clone(), "bench", false)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             samples.push(started.elapsed());
@@ -161,9 +165,10 @@ async fn main() -> anyhow::Result<()> {
                 let mut n = 0u64;
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                     if variant == "plugin" {
-                        let outcome = runtime::call(&engine, &site, &plugin, req.clone(), false)
-                            .await
-                            .unwrap();
+                        let outcome =
+                            runtime::call(&engine, &site, &plugin, req.clone(), "bench", false)
+                                .await
+                                .unwrap();
                         assert_eq!(outcome.response.status, 200);
                     } else {
                         let response =

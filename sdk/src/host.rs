@@ -68,6 +68,10 @@ mod imp {
     pub fn now() -> (i64, u32) {
         util::now()
     }
+
+    pub fn request_id() -> String {
+        util::request_id()
+    }
 }
 
 #[cfg(not(target_arch = "wasm32"))]
@@ -98,9 +102,13 @@ mod imp {
     pub fn now() -> (i64, u32) {
         with_host(|host| host.now())
     }
+
+    pub fn request_id() -> String {
+        with_host(|host| host.request_id())
+    }
 }
 
-pub(crate) use imp::{config, execute, log, now, query, uuid};
+pub(crate) use imp::{config, execute, log, now, query, request_id, uuid};
 
 /// Writes `message` to the host's log at `info` level.
 pub fn log_info(message: &str) {

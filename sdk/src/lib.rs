@@ -53,7 +53,7 @@ mod alloc;
 pub mod bindings {
     wit_bindgen::generate!({
         world: "resource-plugin",
-        path: "../wit/v0.1.0",
+        path: "../wit/v0.2.0",
         pub_export_macro: true,
         export_macro_name: "__export_resource_plugin",
         default_bindings_module: "hearth_sdk::bindings",
@@ -72,13 +72,22 @@ pub fn new_uuid() -> String {
     host::uuid()
 }
 
+/// The request's correlation id (contract 0.2.0): the id the host sends back to the client
+/// in `x-request-id` and writes on its log lines for the request. Put it in errors and
+/// records you want to trace back to the request.
+pub fn request_id() -> String {
+    host::request_id()
+}
+
 /// Reads a configuration value for this plugin on the request's site.
 pub fn config(key: &str) -> Result<Option<String>, ApiError> {
     host::config(key).map_err(ApiError::Internal)
 }
 
-/// The contract version this SDK builds plugins against.
-pub const CONTRACT_VERSION: &str = "0.1.0";
+/// The contract version this SDK builds plugins against: the WIT package
+/// `hearth:plugin@0.2.0` (`wit/v0.2.0`). The bindings stamp it into the component (the
+/// exported handler is `hearth:plugin/handler@0.2.0`), and the host reads it from there.
+pub const CONTRACT_VERSION: &str = "0.2.0";
 
 /// Writes a line to the host's log at `info` level, `format!`-style.
 #[macro_export]

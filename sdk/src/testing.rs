@@ -67,6 +67,8 @@ pub enum HostCall {
     Uuid,
     /// `util.now`.
     Now,
+    /// `util.request-id`.
+    RequestId,
 }
 
 enum Answer {
@@ -83,15 +85,24 @@ pub struct MockHost {
     calls: Vec<HostCall>,
     next_uuid: u64,
     now: (i64, u32),
+    request_id: String,
 }
 
 impl MockHost {
-    /// A host with no answers, clock at 2024-01-02 03:04:05 UTC.
+    /// A host with no answers, clock at 2024-01-02 03:04:05 UTC, request id
+    /// `test-request`.
     pub fn new() -> MockHost {
         MockHost {
             now: (1_704_164_645, 0),
+            request_id: "test-request".into(),
             ..MockHost::default()
         }
+    }
+
+    /// Sets the id [`crate::request_id`] answers.
+    pub fn with_request_id(mut self, id: &str) -> MockHost {
+        self.request_id = id.to_owned();
+        self
     }
 
     /// Answers any query whose SQL contains `fragment` with `rows`. Earlier answers win.
@@ -255,6 +266,11 @@ impl MockHost {
     pub(crate) fn now(&mut self) -> (i64, u32) {
         self.calls.push(HostCall::Now);
         self.now
+    }
+
+    pub(crate) fn request_id(&mut self) -> String {
+        self.calls.push(HostCall::RequestId);
+        self.request_id.clone()
     }
 }
 

@@ -45,6 +45,7 @@ const HOST_HEADERS: &[&str] = &[
     "strict-transport-security",
     "access-control-allow-origin",
     "access-control-allow-credentials",
+    "x-request-id",
 ];
 
 /// A request as native handlers (the benchmark's baseline) see it.
@@ -83,6 +84,25 @@ fn family_of(name: &str) -> Option<Family> {
     }
 }
 
+/// The response header (and optional request header) carrying the request's correlation id.
+const REQUEST_ID: &str = "x-request-id";
+
+/// The request's correlation id: the caller's `x-request-id` when it is 1 to 64 characters
+/// of `A-Z a-z 0-9 - _ .` (a proxy's id then follows the request through), otherwise a new
+/// UUID. Plugins read it with `util.request-id`; it is sent back in `x-request-id`.
+fn request_id(headers: &HeaderMap) -> String {
+    headers
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|id| {
+            (1..=64).contains(&id.len())
+                && id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        })
+        .map_or_else(crate::plugins::host::comb_uuid, str::to_owned)
+}
+
 /// Handles every `/apis/{site}/...` request.
 pub async fn dispatch(
     State(app): State<Arc<AppState>>,
@@ -102,14 +122,29 @@ pub async fn dispatch(
         return HttpError::unknown_site(&site_name).render(family);
     };
     let mut audit = Record::new(&site.name, method.as_str(), uri.path());
+    let request_id = request_id(&headers);
     let result = handle(
-        &app, &site, family, &method, &sub_path, &headers, &uri, body, &mut audit,
+        &app,
+        &site,
+        family,
+        &method,
+        &sub_path,
+        &headers,
+        &uri,
+        body,
+        &request_id,
+        &mut audit,
     )
     .await;
-    let response = match result {
+    let mut response = match result {
         Ok(response) => response,
         Err(error) => error.render(family),
     };
+    if let Ok(value) = HeaderValue::try_from(request_id) {
+        response
+            .headers_mut()
+            .insert(HeaderName::from_static(REQUEST_ID), value);
+    }
     audit.status = response.status().as_u16();
     audit.duration_us = started.elapsed().as_micros() as u64;
     app.audit.record(audit);
@@ -126,6 +161,7 @@ async fn handle(
     headers: &HeaderMap,
     uri: &axum::http::Uri,
     body: Body,
+    request_id: &str,
     audit: &mut Record,
 ) -> Result<Response, HttpError> {
     let table = app.registry.table(&site.name);
@@ -194,12 +230,13 @@ async fn handle(
                 site,
                 &bound.plugin,
                 request,
+                request_id,
                 may_write,
             )
             .await
             {
                 Ok(outcome) => outcome.response,
-                Err(error) => return Err(call_error(&site.name, &bound, error)),
+                Err(error) => return Err(call_error(&site.name, request_id, &bound, error)),
             }
         }
     };
@@ -380,11 +417,12 @@ fn build_request(
 }
 
 /// Turns a failed call into a 5xx that names the limit, with details in the log.
-fn call_error(site: &str, bound: &Bound, error: CallError) -> HttpError {
+fn call_error(site: &str, request: &str, bound: &Bound, error: CallError) -> HttpError {
     let plugin = &bound.plugin.loaded.name;
-    tracing::error!(site, plugin = %plugin, route = %bound.def().path, "{error}");
+    tracing::error!(site, plugin = %plugin, request, route = %bound.def().path, "{error}");
     let (status, code) = match &error {
         CallError::Timeout(_) => (StatusCode::SERVICE_UNAVAILABLE, "plugin_timeout"),
+        CallError::Cpu(_) => (StatusCode::INTERNAL_SERVER_ERROR, "plugin_cpu_limit"),
         CallError::Memory(_) => (StatusCode::INTERNAL_SERVER_ERROR, "plugin_memory_limit"),
         CallError::Trap(_) => (StatusCode::INTERNAL_SERVER_ERROR, "plugin_failed"),
         CallError::Busy(_) => (StatusCode::SERVICE_UNAVAILABLE, "plugin_busy"),

@@ -40,6 +40,8 @@ pub struct State {
     pub statements: u32,
     /// What the plugin wrote to stdout and stderr (a panic message, say).
     pub console: Vec<u8>,
+    /// The request's correlation id (`x-request-id`); empty while describing.
+    pub request_id: String,
 }
 
 /// The error a host call raises when the request ran out of time inside it.
@@ -73,6 +75,7 @@ impl State {
             poisoned: false,
             statements: 0,
             console: Vec::new(),
+            request_id: String::new(),
         }
     }
 
@@ -171,12 +174,13 @@ impl log::Host for State {
     fn write(&mut self, level: log::Level, message: String) -> wasmtime::Result<()> {
         let site = self.site.as_ref().map_or("", |s| s.name.as_str());
         let plugin = &*self.plugin;
+        let request = self.request_id.as_str();
         match level {
-            log::Level::Trace => tracing::trace!(site, plugin, "{message}"),
-            log::Level::Debug => tracing::debug!(site, plugin, "{message}"),
-            log::Level::Info => tracing::info!(site, plugin, "{message}"),
-            log::Level::Warn => tracing::warn!(site, plugin, "{message}"),
-            log::Level::Error => tracing::error!(site, plugin, "{message}"),
+            log::Level::Trace => tracing::trace!(site, plugin, request, "{message}"),
+            log::Level::Debug => tracing::debug!(site, plugin, request, "{message}"),
+            log::Level::Info => tracing::info!(site, plugin, request, "{message}"),
+            log::Level::Warn => tracing::warn!(site, plugin, request, "{message}"),
+            log::Level::Error => tracing::error!(site, plugin, request, "{message}"),
         }
         Ok(())
     }
@@ -202,6 +206,10 @@ impl util::Host for State {
     fn now(&mut self) -> wasmtime::Result<(i64, u32)> {
         let now = time::OffsetDateTime::now_utc();
         Ok((now.unix_timestamp(), now.nanosecond()))
+    }
+
+    fn request_id(&mut self) -> wasmtime::Result<String> {
+        Ok(self.request_id.clone())
     }
 }
 

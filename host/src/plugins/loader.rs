@@ -8,14 +8,93 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use wasmtime::Store;
 
-use super::bindings::{self, ResourcePluginPre};
+use super::bindings::{self, v0_1, v0_2};
+use super::compat;
 use super::engine::Engine;
 use super::host::State;
 use crate::auth::{acl, scopes::Requirement};
 use crate::db::grants::HOST_TABLES;
 
-/// Contract versions this host serves.
-pub const SUPPORTED_CONTRACTS: &[&str] = &["0.1.0"];
+/// Contract versions this host serves, oldest first. Each has its frozen WIT folder
+/// (`wit/v<version>`); the newest is the one the SDK builds against.
+pub const SUPPORTED_CONTRACTS: &[&str] = &["0.1.0", "0.2.0"];
+
+/// A component ready to instantiate, typed by the contract version it was built against.
+pub enum Pre {
+    /// Built against 0.1.0: served through [`compat`].
+    V0_1(v0_1::ResourcePluginPre<State>),
+    /// Built against 0.2.0, the current contract.
+    V0_2(v0_2::ResourcePluginPre<State>),
+}
+
+impl Pre {
+    /// Types `pre` by `contract`, checking that the component exports the handler.
+    fn new(contract: &str, pre: wasmtime::component::InstancePre<State>) -> Result<Pre> {
+        let typed = match contract {
+            "0.1.0" => v0_1::ResourcePluginPre::new(pre).map(Pre::V0_1),
+            "0.2.0" => v0_2::ResourcePluginPre::new(pre).map(Pre::V0_2),
+            other => bail!("no adapter for contract {other}"),
+        };
+        typed
+            .map_err(anyhow::Error::from)
+            .context("the plugin does not export hearth:plugin/handler")
+    }
+
+    /// The untyped pre-instance (to instantiate without calling, as benchmarks do).
+    pub fn instance_pre(&self) -> &wasmtime::component::InstancePre<State> {
+        match self {
+            Pre::V0_1(pre) => pre.instance_pre(),
+            Pre::V0_2(pre) => pre.instance_pre(),
+        }
+    }
+
+    /// Instantiates the component in `store` and asks it to describe itself.
+    pub async fn describe(
+        &self,
+        store: &mut Store<State>,
+    ) -> wasmtime::Result<bindings::PluginInfo> {
+        match self {
+            Pre::V0_1(pre) => {
+                let instance = pre.instantiate_async(&mut *store).await?;
+                let info = instance
+                    .hearth_plugin_handler()
+                    .call_describe(store)
+                    .await?;
+                Ok(compat::info_v0_1(info))
+            }
+            Pre::V0_2(pre) => {
+                let instance = pre.instantiate_async(&mut *store).await?;
+                instance.hearth_plugin_handler().call_describe(store).await
+            }
+        }
+    }
+
+    /// Instantiates the component in `store` and lets it handle `request`.
+    pub async fn handle(
+        &self,
+        store: &mut Store<State>,
+        request: bindings::Request,
+    ) -> wasmtime::Result<bindings::Response> {
+        match self {
+            Pre::V0_1(pre) => {
+                let instance = pre.instantiate_async(&mut *store).await?;
+                let request = compat::request_v0_1(request);
+                let response = instance
+                    .hearth_plugin_handler()
+                    .call_handle(store, &request)
+                    .await?;
+                Ok(compat::response_v0_1(response))
+            }
+            Pre::V0_2(pre) => {
+                let instance = pre.instantiate_async(&mut *store).await?;
+                instance
+                    .hearth_plugin_handler()
+                    .call_handle(store, &request)
+                    .await
+            }
+        }
+    }
+}
 
 /// An HTTP method a route answers.
 pub type Method = http::Method;
@@ -78,7 +157,7 @@ pub struct Loaded {
     /// Configuration keys.
     pub config_keys: Arc<[String]>,
     /// Ready to instantiate.
-    pub pre: ResourcePluginPre<State>,
+    pub pre: Pre,
     /// When it was loaded.
     pub loaded_at: time::OffsetDateTime,
 }
@@ -123,9 +202,7 @@ async fn finish(
             )));
         }
     };
-    let pre = ResourcePluginPre::new(pre)
-        .map_err(anyhow::Error::from)
-        .context("the plugin does not export hearth:plugin/handler")?;
+    let pre = Pre::new(&contract, pre)?;
     let mut store = Store::new(&engine.wasmtime, State::describing());
     store.set_epoch_deadline(1);
     let started = Instant::now();
@@ -135,10 +212,8 @@ async fn finish(
         }
         Ok(wasmtime::UpdateDeadline::Yield(1))
     });
-    let instance = pre.instantiate_async(&mut store).await?;
-    let info = instance
-        .hearth_plugin_handler()
-        .call_describe(&mut store)
+    let info = pre
+        .describe(&mut store)
         .await
         .map_err(anyhow::Error::from)
         .context("describe failed")?;
@@ -162,29 +237,38 @@ fn describe_imports(engine: &Engine, component: &wasmtime::component::Component)
     out.join("; ")
 }
 
-/// The contract version from the export name `hearth:plugin/handler@X`.
+/// The contract version the component was built against: the version the SDK's bindings
+/// stamp into the name of the exported handler (`hearth:plugin/handler@X`). Every
+/// `hearth:plugin` interface the component imports must carry the same version: a
+/// component mixing versions was not built by one SDK and is refused.
 fn contract_version(engine: &Engine, component: &wasmtime::component::Component) -> Result<String> {
     let ty = component.component_type();
-    for (name, _) in ty.exports(&engine.wasmtime) {
-        if let Some(version) = name.strip_prefix("hearth:plugin/handler@") {
-            if !SUPPORTED_CONTRACTS.contains(&version) {
-                bail!(
-                    "the plugin was built against contract {version}; this host supports {}",
-                    SUPPORTED_CONTRACTS.join(", ")
-                );
-            }
-            return Ok(version.to_owned());
+    let Some(version) = ty
+        .exports(&engine.wasmtime)
+        .find_map(|(name, _)| name.strip_prefix("hearth:plugin/handler@"))
+        .map(str::to_owned)
+    else {
+        bail!("the component does not export hearth:plugin/handler (is it a Hearth plugin?)")
+    };
+    if !SUPPORTED_CONTRACTS.contains(&version.as_str()) {
+        bail!(
+            "the plugin was built against contract {version}; this host supports contracts {}",
+            SUPPORTED_CONTRACTS.join(", ")
+        );
+    }
+    for (name, _) in ty.imports(&engine.wasmtime) {
+        if let Some(interface) = name.strip_prefix("hearth:plugin/")
+            && !interface.ends_with(&format!("@{version}"))
+        {
+            bail!(
+                "the plugin exports the handler of contract {version} but imports hearth:plugin/{interface}"
+            );
         }
     }
-    bail!("the component does not export hearth:plugin/handler (is it a Hearth plugin?)")
+    Ok(version)
 }
 
-fn verify(
-    info: bindings::PluginInfo,
-    contract: String,
-    hash: String,
-    pre: ResourcePluginPre<State>,
-) -> Result<Loaded> {
+fn verify(info: bindings::PluginInfo, contract: String, hash: String, pre: Pre) -> Result<Loaded> {
     let name = info.name;
     if name.is_empty()
         || !name

@@ -6,6 +6,7 @@
 //! file = "patient.wasm"          # relative to `dir` (default: the build's plugin folder)
 //! version = "^1.0"               # semver requirement on the plugin's own version
 //! timeout_ms = 5000              # optional limits
+//! cpu_ms = 2000
 //! memory_mib = 64
 //! [plugins.patient.config]
 //! some_key = "value"
@@ -51,6 +52,8 @@ pub struct PluginSpec {
     pub version: semver::VersionReq,
     /// Wall-clock deadline per request, host calls included.
     pub timeout_ms: Option<u64>,
+    /// CPU budget per request: time the request keeps a server thread busy.
+    pub cpu_ms: Option<u64>,
     /// Linear memory cap.
     pub memory_mib: Option<u64>,
     /// Concurrent instances.
@@ -86,6 +89,8 @@ pub struct SiteSpec {
 pub struct Limits {
     /// Deadline in milliseconds.
     pub timeout_ms: u64,
+    /// CPU budget in milliseconds.
+    pub cpu_ms: u64,
     /// Memory cap in bytes.
     pub memory_bytes: usize,
     /// Concurrent instances.
@@ -98,6 +103,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             timeout_ms: 5_000,
+            cpu_ms: 2_000,
             memory_bytes: 64 << 20,
             max_instances: 256,
             max_response_bytes: 16 << 20,
@@ -111,6 +117,7 @@ impl PluginSpec {
         let default = Limits::default();
         Limits {
             timeout_ms: self.timeout_ms.unwrap_or(default.timeout_ms),
+            cpu_ms: self.cpu_ms.unwrap_or(default.cpu_ms),
             memory_bytes: self
                 .memory_mib
                 .map_or(default.memory_bytes, |m| (m as usize) << 20),
@@ -147,7 +154,11 @@ impl Manifest {
         }
         for (name, spec) in &manifest.plugins {
             let limits = spec.limits();
-            if limits.timeout_ms == 0 || limits.memory_bytes == 0 || limits.max_instances == 0 {
+            if limits.timeout_ms == 0
+                || limits.cpu_ms == 0
+                || limits.memory_bytes == 0
+                || limits.max_instances == 0
+            {
                 bail!("plugin {name}: limits must be greater than zero");
             }
             if limits.memory_bytes > super::engine::MAX_MEMORY_BYTES {
@@ -242,6 +253,7 @@ mod tests {
         let spec = &m.plugins["p"];
         assert_eq!(spec.limits().timeout_ms, 250);
         assert_eq!(spec.limits().memory_bytes, 64 << 20);
+        assert_eq!(spec.limits().cpu_ms, 2_000);
         assert!(spec.version.matches(&semver::Version::new(1, 3, 0)));
         assert_eq!(m.plugins_for("anything").unwrap().plugins, vec!["p"]);
     }

@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod bindings;
+pub mod compat;
 pub mod engine;
 pub mod host;
 pub mod loader;

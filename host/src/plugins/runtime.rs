@@ -1,9 +1,19 @@
 //! Calling a plugin for one request: a fresh instance from the pooling allocator, limits
 //! on memory and time (epoch deadline inside wasm, a wall-clock guard around everything
-//! including host calls), a cap on the response, and the request's transaction committed
-//! only when the plugin answers 2xx.
+//! including host calls), a CPU budget, a cap on the response, a bound on concurrent
+//! instances, and the request's transaction committed only when the plugin answers 2xx.
+//!
+//! The CPU budget counts the time the request keeps a server thread busy: every poll of
+//! the call's future is timed, so time spent waiting (for the database, for a thread)
+//! is not counted, while wasm execution and the host's synchronous work for it are. It is
+//! checked at each epoch tick while wasm runs, with the wall-clock deadline, so it costs
+//! two clock reads per poll and nothing per instruction (wasmtime's fuel would instrument
+//! every basic block of every plugin).
 
+use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use wasmtime::{Store, StoreLimitsBuilder, UpdateDeadline};
@@ -19,6 +29,8 @@ use crate::sites::Site;
 pub enum CallError {
     /// The deadline passed (in wasm or in a host call).
     Timeout(Duration),
+    /// The request used up its CPU budget.
+    Cpu(Duration),
     /// The instance tried to grow its memory past its cap.
     Memory(usize),
     /// The plugin trapped (a panic, an out-of-bounds access, …).
@@ -36,24 +48,28 @@ impl std::fmt::Display for CallError {
         match self {
             CallError::Timeout(d) => write!(
                 f,
-                "the plugin exceeded its time limit of {} ms",
+                "the plugin exceeded its time limit of {} ms (timeout_ms)",
+                d.as_millis()
+            ),
+            CallError::Cpu(d) => write!(
+                f,
+                "the plugin exceeded its CPU budget of {} ms (cpu_ms)",
                 d.as_millis()
             ),
             CallError::Memory(cap) => write!(
                 f,
-                "the plugin exceeded its memory limit of {} MiB",
+                "the plugin exceeded its memory limit of {} MiB (memory_mib)",
                 cap >> 20
             ),
             CallError::Trap(why) => write!(f, "the plugin failed: {why}"),
-            CallError::Busy(n) => {
-                write!(f, "the plugin is at its limit of {n} concurrent requests")
-            }
-            CallError::ResponseTooLarge(cap) => {
-                write!(
-                    f,
-                    "the plugin's response exceeded its size limit of {cap} bytes"
-                )
-            }
+            CallError::Busy(n) => write!(
+                f,
+                "the plugin is at its limit of {n} concurrent requests (max_instances)"
+            ),
+            CallError::ResponseTooLarge(cap) => write!(
+                f,
+                "the plugin's response exceeded its size limit of {cap} bytes (max_response_bytes)"
+            ),
             CallError::Commit(why) => write!(f, "the request's changes could not be saved: {why}"),
         }
     }
@@ -67,16 +83,81 @@ pub struct Outcome {
     pub statements: u32,
 }
 
-/// Runs `request` through `plugin` for `site`.
+/// The error raised inside wasm when the request used up its CPU budget.
+#[derive(Debug)]
+struct CpuBudgetExceeded;
+
+impl std::fmt::Display for CpuBudgetExceeded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the request's CPU budget is used up")
+    }
+}
+
+impl std::error::Error for CpuBudgetExceeded {}
+
+/// Busy time of one call: the sum of its polls, and the start of the poll under way.
+struct CpuMeter {
+    origin: Instant,
+    /// Nanoseconds spent in finished polls.
+    spent: AtomicU64,
+    /// Nanoseconds after `origin` at which the current poll began.
+    entered: AtomicU64,
+}
+
+impl CpuMeter {
+    fn new() -> CpuMeter {
+        CpuMeter {
+            origin: Instant::now(),
+            spent: AtomicU64::new(0),
+            entered: AtomicU64::new(0),
+        }
+    }
+
+    fn now(&self) -> u64 {
+        self.origin.elapsed().as_nanos() as u64
+    }
+
+    fn enter(&self) {
+        self.entered.store(self.now(), Ordering::Relaxed);
+    }
+
+    fn leave(&self) {
+        let busy = self.now() - self.entered.load(Ordering::Relaxed);
+        self.spent.fetch_add(busy, Ordering::Relaxed);
+    }
+
+    /// Busy nanoseconds so far, the current poll included (call it inside a poll).
+    fn busy(&self) -> u64 {
+        self.spent.load(Ordering::Relaxed) + (self.now() - self.entered.load(Ordering::Relaxed))
+    }
+}
+
+/// Runs `future`, timing each of its polls on `meter`.
+async fn metered<F: Future>(meter: &CpuMeter, future: F) -> F::Output {
+    let mut future = std::pin::pin!(future);
+    std::future::poll_fn(|cx| {
+        meter.enter();
+        let poll: Poll<F::Output> = future.as_mut().poll(cx);
+        meter.leave();
+        poll
+    })
+    .await
+}
+
+/// Runs `request` through `plugin` for `site`. `request_id` is the request's correlation
+/// id, which the plugin may ask for (`util.request-id`) and which tags its log lines.
 pub async fn call(
     engine: &Engine,
     site: &Arc<Site>,
     plugin: &SitePlugin,
     request: bindings::Request,
+    request_id: &str,
     may_write: bool,
 ) -> Result<Outcome, CallError> {
     let limits = plugin.limits;
     let timeout = Duration::from_millis(limits.timeout_ms);
+    let cpu = Duration::from_millis(limits.cpu_ms);
+    let cpu_nanos = cpu.as_nanos() as u64;
     let _permit = plugin
         .permits
         .clone()
@@ -103,27 +184,26 @@ pub async fn call(
         poisoned: false,
         statements: 0,
         console: Vec::new(),
+        request_id: request_id.to_owned(),
     };
+    let meter = Arc::new(CpuMeter::new());
     let mut store = Store::new(&engine.wasmtime, state);
     store.limiter(|state| &mut state.limits);
     store.set_epoch_deadline(1);
+    let ticking = meter.clone();
     store.epoch_deadline_callback(move |_| {
         if Instant::now() >= deadline {
             Err(wasmtime::Error::new(DeadlineExceeded))
+        } else if ticking.busy() >= cpu_nanos {
+            Err(wasmtime::Error::new(CpuBudgetExceeded))
         } else {
             // Give the executor back each tick so a busy plugin never starves others.
             Ok(UpdateDeadline::Yield(1))
         }
     });
-    let run = async {
-        let instance = plugin.loaded.pre.instantiate_async(&mut store).await?;
-        instance
-            .hearth_plugin_handler()
-            .call_handle(&mut store, &request)
-            .await
-    };
+    let run = metered(&meter, plugin.loaded.pre.handle(&mut store, request));
     let result = match tokio::time::timeout(timeout, run).await {
-        Ok(result) => result.map_err(|error| classify(error, timeout, limits.memory_bytes)),
+        Ok(result) => result.map_err(|error| classify(error, timeout, cpu, limits.memory_bytes)),
         Err(_) => Err(CallError::Timeout(timeout)),
     };
     let state = store.data_mut();
@@ -184,9 +264,12 @@ pub async fn call(
 }
 
 /// Names the limit behind a wasmtime error.
-fn classify(error: wasmtime::Error, timeout: Duration, memory: usize) -> CallError {
+fn classify(error: wasmtime::Error, timeout: Duration, cpu: Duration, memory: usize) -> CallError {
     if error.downcast_ref::<DeadlineExceeded>().is_some() {
         return CallError::Timeout(timeout);
+    }
+    if error.downcast_ref::<CpuBudgetExceeded>().is_some() {
+        return CallError::Cpu(cpu);
     }
     let text = format!("{error:#}");
     if text.contains("forcing trap when growing memory") || text.contains("memory size exceeds") {

@@ -423,9 +423,17 @@ async fn call_one(
         base_url: format!("http://localhost/apis/{}/{family_name}", site.name),
     };
     let may_write = method != Method::GET;
-    let outcome = runtime::call(engine, site, &bound.plugin, wit_request, may_write)
-        .await
-        .map_err(|error| anyhow::anyhow!("{error}"))?;
+    let request_id = super::host::comb_uuid();
+    let outcome = runtime::call(
+        engine,
+        site,
+        &bound.plugin,
+        wit_request,
+        &request_id,
+        may_write,
+    )
+    .await
+    .map_err(|error| anyhow::anyhow!("{error}"))?;
     let response = outcome.response;
     let text = String::from_utf8_lossy(&response.body).into_owned();
     let body = serde_json::from_str::<Value>(&text).unwrap_or(Value::String(text));

@@ -25,6 +25,7 @@ impl Resource for Bad {
         Route::post("/api/bad/write-then-fail", "patient.c", write_then_fail),
         Route::post("/api/bad/write-then-trap", "patient.c", write_then_trap),
         Route::get("/api/bad/huge-response", "patient.s", huge_response),
+        Route::get("/api/bad/hold/:ms", "patient.s", hold),
     ];
 }
 
@@ -123,4 +124,20 @@ fn huge_response(_: &Request) -> Result<Response> {
         200,
         Json::raw(format!("\"{}\"", "x".repeat(2 << 20))),
     ))
+}
+
+/// Keeps its instance for `ms` milliseconds of wall-clock time, then answers 200: a slow
+/// request, for the limit on concurrent instances.
+fn hold(req: &Request) -> Result<Response> {
+    let ms = req.id("ms")? as u64;
+    let started = std::time::Instant::now();
+    let mut x: u64 = 1;
+    while started.elapsed() < std::time::Duration::from_millis(ms) {
+        for _ in 0..10_000 {
+            x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+        }
+    }
+    let mut data = Json::object();
+    data.field("held_ms", ms as i64);
+    Ok(Response::ok(data.end()))
 }

@@ -1,0 +1,168 @@
+//! Contract evolution: a plugin built against the frozen contract 0.1.0 loads and serves
+//! beside one built against 0.2.0 on the same site, the 0.2.0 one uses what 0.2.0 added
+//! (`util.request-id`), and a plugin claiming a contract the host does not serve is refused
+//! with a message naming the version found and the versions supported.
+
+use hearth::plugins::{engine::Engine, loader};
+use hearth_tests::*;
+
+const SCOPE: &str = "openid api:oemr user/patient.crus";
+
+fn options() -> Options {
+    Options {
+        plugins_toml: Some(
+            r#"
+[plugins.patient]
+file = "patient.wasm"
+
+[plugins.test-contract-v0-1]
+file = "test-contract-v0-1.wasm"
+
+[plugins.test-contract-v0-2]
+file = "test-contract-v0-2.wasm"
+
+[sites."*"]
+plugins = ["patient", "test-contract-v0-1", "test-contract-v0-2"]
+"#
+            .into(),
+        ),
+        ..Options::default()
+    }
+}
+
+both! {
+    options = options();
+
+    async fn a_0_1_0_plugin_and_a_0_2_0_plugin_serve_side_by_side(app) {
+        let statuses = app.state.registry.statuses("default");
+        let contract = |name: &str| {
+            statuses.iter().find(|s| s.name == name).and_then(|s| s.contract.clone())
+        };
+        assert_eq!(contract("test-contract-v0-1").as_deref(), Some("0.1.0"), "{statuses:?}");
+        assert_eq!(contract("test-contract-v0-2").as_deref(), Some("0.2.0"), "{statuses:?}");
+        assert_eq!(contract("patient").as_deref(), Some("0.2.0"), "{statuses:?}");
+
+        let token = app.user_token("default", "admin", SCOPE).await;
+        app.create_patient("default", &token, "Ann", "Smith").await;
+        app.create_patient("default", &token, "Bob", "Jones").await;
+
+        // The 0.1.0 plugin reads through the adapted store interface.
+        let old = app.get(&app.api("default", "/api/contract/v0-1"), &token).await;
+        assert_eq!(old.status, 200, "{}", old.text);
+        assert_eq!(old.json, json!({"contract": "0.1.0", "patients": 2}));
+        assert!(old.header("x-request-id").is_some_and(|id| id.len() == 36), "{:?}", old.headers);
+
+        // The 0.2.0 plugin sees the request id the host sends back to the client.
+        let new = app.get(&app.api("default", "/api/contract/v0-2"), &token).await;
+        assert_eq!(new.status, 200, "{}", new.text);
+        assert_eq!(new.json["data"]["contract"], "0.2.0");
+        assert_eq!(new.json["data"]["patients"], 2);
+        let id = new.header("x-request-id").expect("every answer carries its request id");
+        assert_eq!(new.json["data"]["request_id"], id);
+        assert!(uuid::Uuid::parse_str(id).is_ok(), "{id}");
+
+        // A caller's own correlation id is passed through; a malformed one is replaced.
+        for (sent, kept) in [("trace-7f3a.1", true), ("bad id with spaces", false)] {
+            let reply = Reply::from(
+                app.client
+                    .get(app.api("default", "/api/contract/v0-2"))
+                    .bearer_auth(&token)
+                    .header("x-request-id", sent)
+                    .send()
+                    .await
+                    .unwrap(),
+            )
+            .await;
+            assert_eq!(reply.status, 200, "{}", reply.text);
+            let id = reply.header("x-request-id").unwrap().to_owned();
+            assert_eq!(reply.json["data"]["request_id"], id.as_str());
+            assert_eq!(id == sent, kept, "sent {sent:?}, got {id:?}");
+        }
+
+        // Both keep serving, one after the other, on the other site as well.
+        let token = app.user_token("second", "admin", SCOPE).await;
+        let old = app.get(&app.api("second", "/api/contract/v0-1"), &token).await;
+        assert_eq!(old.json, json!({"contract": "0.1.0", "patients": 0}), "{}", old.text);
+        let new = app.get(&app.api("second", "/api/contract/v0-2"), &token).await;
+        assert_eq!(new.json["data"]["patients"], 0, "{}", new.text);
+    }
+}
+
+/// The frozen 0.1.0 plugin's component bytes.
+fn legacy_component() -> Vec<u8> {
+    std::fs::read(workspace().join("target/plugins/dist/test-contract-v0-1.wasm")).unwrap()
+}
+
+/// `bytes` with every `needle` replaced by `with` (of the same length, so the component
+/// stays well formed).
+fn replace_all(bytes: &[u8], needle: &[u8], with: &[u8]) -> Vec<u8> {
+    assert_eq!(needle.len(), with.len());
+    let mut out = bytes.to_vec();
+    let mut i = 0;
+    while i + needle.len() <= out.len() {
+        if &out[i..i + needle.len()] == needle {
+            out[i..i + needle.len()].copy_from_slice(with);
+            i += needle.len();
+        } else {
+            i += 1;
+        }
+    }
+    out
+}
+
+fn contains(bytes: &[u8], needle: &[u8]) -> bool {
+    bytes.windows(needle.len()).any(|w| w == needle)
+}
+
+#[test]
+fn the_frozen_plugin_is_a_real_0_1_0_component() {
+    let bytes = legacy_component();
+    assert!(contains(&bytes, b"hearth:plugin/handler@0.1.0"));
+    assert!(contains(&bytes, b"hearth:plugin/store@0.1.0"));
+    assert!(
+        !contains(&bytes, b"hearth:plugin/handler@0.2.0")
+            && !contains(&bytes, b"hearth:plugin/util@0.2.0")
+            && !contains(&bytes, b"request-id"),
+        "the component has 0.2.0 names in it"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_built_against_an_unsupported_contract_is_refused_naming_both_versions() {
+    let engine = Engine::new(&workspace().join("target").join("test-plugin-cache"), 8).unwrap();
+    let legacy = legacy_component();
+    let loaded = loader::load_bytes(&engine, &legacy).await.unwrap();
+    assert_eq!(loaded.contract, "0.1.0");
+    for claimed in ["0.3.0", "0.0.9"] {
+        // The same plugin, its contract names rewritten to claim another version.
+        let bytes = replace_all(&legacy, b"@0.1.0", format!("@{claimed}").as_bytes());
+        assert!(contains(
+            &bytes,
+            format!("hearth:plugin/handler@{claimed}").as_bytes()
+        ));
+        let error = format!(
+            "{:#}",
+            loader::load_bytes(&engine, &bytes).await.err().unwrap()
+        );
+        assert!(
+            error.contains(&format!("built against contract {claimed}"))
+                && error.contains("supports contracts 0.1.0, 0.2.0"),
+            "{error}"
+        );
+    }
+    // A component whose handler claims one version and whose imports another was not
+    // built by one SDK.
+    let mixed = replace_all(
+        &legacy,
+        b"hearth:plugin/handler@0.1.0",
+        b"hearth:plugin/handler@0.2.0",
+    );
+    let error = format!(
+        "{:#}",
+        loader::load_bytes(&engine, &mixed).await.err().unwrap()
+    );
+    assert!(
+        error.contains("contract 0.2.0 but imports hearth:plugin/"),
+        "{error}"
+    );
+}
