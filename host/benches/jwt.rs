@@ -76,8 +76,8 @@ fn main() {
 
     // Verification of client assertions, RS384 and ES384.
     for alg in [Alg::Rs384, Alg::Es384] {
-        let (_, der, jwk) = keys::generate(alg).expect("a key");
-        let signer = Signer::from_pkcs8("k", alg, &der).expect("loading the key");
+        let (kid, der, jwk) = keys::generate(alg).expect("a key");
+        let signer = Signer::from_pkcs8(&kid, alg, &der).expect("loading the key");
         let token = signer.sign(&claims).expect("signing");
         let verifier = Verifier::from_jwk(&jwk).expect("reading the JWK");
         let (head, sig) = token.rsplit_once('.').expect("a JWT");
