@@ -363,6 +363,32 @@ impl TestApp {
         })
     }
 
+    /// A second server on the same data folder and databases, as another host process
+    /// behind the same public URL would be: its own state, caches and connection pools,
+    /// sharing only the databases with this one.
+    pub async fn peer(&self) -> Peer {
+        let mut config = self.config.clone();
+        config.listen = ([127, 0, 0, 1], 0).into();
+        config.public_url = Some(self.state.base_url.clone());
+        let app = App::build(config, Default::default())
+            .await
+            .expect("building the peer");
+        let base = format!("http://{}", app.local_addr());
+        let (shutdown, stop) = oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            app.run(async {
+                let _ = stop.await;
+            })
+            .await
+            .expect("serving the peer");
+        });
+        Peer {
+            base,
+            shutdown: Some(shutdown),
+            server: Some(server),
+        }
+    }
+
     /// Stops the server and removes its data (and PostgreSQL databases).
     pub async fn stop(mut self) {
         self.stop_inner().await;
@@ -381,6 +407,39 @@ impl TestApp {
             }
         }
         let _ = std::fs::remove_dir_all(&self.data_dir);
+    }
+}
+
+/// A second server process on a [`TestApp`]'s databases (see [`TestApp::peer`]).
+pub struct Peer {
+    /// `http://127.0.0.1:PORT`, where this process really listens.
+    pub base: String,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Peer {
+    /// `{base}/apis/{site}{path}` on this process.
+    pub fn api(&self, site: &str, path: &str) -> String {
+        format!("{}/apis/{site}{path}", self.base)
+    }
+
+    /// Stops this process's server.
+    pub async fn stop(mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(server) = self.server.take() {
+            let _ = server.await;
+        }
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
     }
 }
 

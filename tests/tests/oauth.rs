@@ -740,6 +740,37 @@ both! {
         assert_oauth_error(&post_form(app, &url, &[("token", "unknown")], None).await, 401, "invalid_client");
     }
 
+    async fn revocation_and_refresh_reuse_reach_every_process_sharing_the_database(app) {
+        let client = staff_client(app, "default").await;
+        let basic = Some((client.0.as_str(), client.1.as_str()));
+        app.user("default", "doc", "physician").await;
+        set_setting(app, "default", "oauth.password_grant", "users").await;
+        let peer = app.peer().await;
+        let here = app.api("default", "/api/patient");
+        let there = peer.api("default", "/api/patient");
+
+        let grant = password_grant(app, "default", &client, "doc", "correct horse battery", STAFF_SCOPE).await;
+        let access = grant.json["access_token"].as_str().unwrap();
+        let refresh = grant.json["refresh_token"].as_str().unwrap();
+        assert_eq!(app.get(&there, access).await.status, 200, "the other process accepts the token");
+        let reply = post_form(app, &oauth(app, "default", "/revoke"), &[("token", access)], basic).await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        let reply = app.get(&there, access).await;
+        assert_eq!(reply.status, 401, "revoked in one process, refused by the other at once");
+        assert!(reply.json["message"].as_str().unwrap().contains("revoked"), "{}", reply.text);
+
+        let token_there = format!("{}/oauth2/default/token", peer.base);
+        let rotated = post_form(app, &token_there, &[("grant_type", "refresh_token"), ("refresh_token", refresh)], basic).await;
+        assert_eq!(rotated.status, 200, "the other process rotates the refresh token: {}", rotated.text);
+        let fresh = rotated.json["access_token"].as_str().unwrap();
+        assert_eq!(app.get(&here, fresh).await.status, 200, "this process accepts what the other issued");
+        let reused = post_form(app, &oauth(app, "default", "/token"), &[("grant_type", "refresh_token"), ("refresh_token", refresh)], basic).await;
+        assert_oauth_error(&reused, 400, "invalid_grant");
+        assert_eq!(app.get(&there, fresh).await.status, 401, "reuse in one process revoked the grant in the other");
+        assert_eq!(app.get(&here, fresh).await.status, 401);
+        peer.stop().await;
+    }
+
     async fn clients_and_tokens_of_one_site_are_useless_on_the_other(app) {
         let client = staff_client(app, "default").await;
         app.user("default", "doc", "physician").await;
