@@ -148,20 +148,8 @@ impl TestApp {
             config.max_body_bytes = bytes;
         }
         config.public_url = options.public_url.clone();
-        let app = App::build(config.clone(), Default::default())
-            .await
-            .expect("building the app");
-        let base = app.state.base_url.clone();
-        let listen = format!("http://{}", app.local_addr());
-        let state = app.state.clone();
-        let (shutdown, stop) = oneshot::channel::<()>();
-        let server = tokio::spawn(async move {
-            app.run(async {
-                let _ = stop.await;
-            })
-            .await
-            .expect("serving");
-        });
+        let (state, listen, shutdown, server) = serve(config.clone()).await;
+        let base = state.base_url.clone();
         Some(TestApp {
             base,
             listen,
@@ -370,18 +358,7 @@ impl TestApp {
         let mut config = self.config.clone();
         config.listen = ([127, 0, 0, 1], 0).into();
         config.public_url = Some(self.state.base_url.clone());
-        let app = App::build(config, Default::default())
-            .await
-            .expect("building the peer");
-        let base = format!("http://{}", app.local_addr());
-        let (shutdown, stop) = oneshot::channel::<()>();
-        let server = tokio::spawn(async move {
-            app.run(async {
-                let _ = stop.await;
-            })
-            .await
-            .expect("serving the peer");
-        });
+        let (_, base, shutdown, server) = serve(config).await;
         Peer {
             base,
             shutdown: Some(shutdown),
@@ -408,6 +385,33 @@ impl TestApp {
         }
         let _ = std::fs::remove_dir_all(&self.data_dir);
     }
+}
+
+/// Builds a server from `config` and runs it on a task until the sender is used or
+/// dropped; answers its state, where it really listens (`http://127.0.0.1:PORT`), the
+/// sender and the task.
+async fn serve(
+    config: Config,
+) -> (
+    Arc<AppState>,
+    String,
+    oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+) {
+    let app = App::build(config, Default::default())
+        .await
+        .expect("building the app");
+    let listen = format!("http://{}", app.local_addr());
+    let state = app.state.clone();
+    let (shutdown, stop) = oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        app.run(async {
+            let _ = stop.await;
+        })
+        .await
+        .expect("serving");
+    });
+    (state, listen, shutdown, server)
 }
 
 /// A second server process on a [`TestApp`]'s databases (see [`TestApp::peer`]).
