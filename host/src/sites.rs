@@ -29,6 +29,8 @@ pub struct Site {
     pub tokens: TokenCache,
     /// The gate plugin SQL passes through.
     pub gate: SqlGate,
+    /// Client assertions' parsed keys and `jti` expiry, per process.
+    pub assertions: crate::oauth::clients::Assertions,
     keys: ArcSwap<KeySet>,
 }
 
@@ -237,6 +239,7 @@ impl Sites {
             db,
             tokens: TokenCache::default(),
             gate,
+            assertions: Default::default(),
             keys: ArcSwap::from_pointee(keys),
         }))
     }

@@ -438,11 +438,23 @@ both! {
         let replay = client_credentials(app, "default", &good, "system/Patient.rs").await;
         assert_oauth_error(&replay, 401, "invalid_client");
         assert!(replay.json["error_description"].as_str().unwrap().contains("jti"), "{}", replay.text);
+        // Requests racing with one assertion: the jti's key decides, one token is issued.
+        let raced = assertion(&key, &client_id, &aud, 200, "raced");
+        let ask = || client_credentials(app, "default", &raced, "system/Patient.rs");
+        let answers = tokio::join!(ask(), ask(), ask(), ask(), ask(), ask());
+        let answers = [answers.0, answers.1, answers.2, answers.3, answers.4, answers.5];
+        assert_eq!(answers.iter().filter(|a| a.status == 200).count(), 1);
+        for refused in answers.iter().filter(|a| a.status != 200) {
+            assert_oauth_error(refused, 401, "invalid_client");
+        }
 
         let wrong_type = post_form(app, &aud, &[("grant_type", "client_credentials"), ("client_assertion_type", "urn:other"), ("client_assertion", &assertion(&key, &client_id, &aud, 200, "t1"))], None).await;
         assert_oauth_error(&wrong_type, 401, "invalid_client");
         let user_scope = client_credentials(app, "default", &assertion(&key, &client_id, &aud, 200, "s1"), "user/patient.rs").await;
         assert_oauth_error(&user_scope, 400, "invalid_scope");
+        // A verified assertion's jti is spent even when the request fails for another reason.
+        let again = client_credentials(app, "default", &assertion(&key, &client_id, &aud, 200, "s1"), "system/Patient.rs").await;
+        assert_oauth_error(&again, 401, "invalid_client");
         let catalogue = client_credentials(app, "default", &assertion(&key, &client_id, &aud, 200, "s2"), "system/Nothing.rs").await;
         assert_oauth_error(&catalogue, 400, "invalid_scope");
 
@@ -1299,14 +1311,40 @@ both! {
     }
 }
 
-/// Serves `body` as JSON to every request on a random local port; answers the URL.
-async fn serve_json(body: String) -> String {
+/// A JWKS served on a random local port: the document can be replaced, and fetches are
+/// counted.
+struct JwksServer {
+    url: String,
+    body: std::sync::Arc<std::sync::Mutex<String>>,
+    fetches: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl JwksServer {
+    fn serve(&self, keys: &[&ServiceKey]) {
+        let keys: Vec<Value> = keys.iter().map(|k| k.jwk.clone()).collect();
+        *self.body.lock().unwrap() = json!({ "keys": keys }).to_string();
+    }
+
+    fn fetches(&self) -> usize {
+        self.fetches.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+async fn serve_jwks(keys: &[&ServiceKey]) -> JwksServer {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
+    let server = JwksServer {
+        url: format!("http://{address}/jwks.json"),
+        body: Default::default(),
+        fetches: Default::default(),
+    };
+    server.serve(keys);
+    let (body, fetches) = (server.body.clone(), server.fetches.clone());
     tokio::spawn(async move {
         while let Ok((mut stream, _)) = listener.accept().await {
-            let body = body.clone();
+            let body = body.lock().unwrap().clone();
+            fetches.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             tokio::spawn(async move {
                 let mut buffer = vec![0u8; 8192];
                 let mut read = 0;
@@ -1327,13 +1365,14 @@ async fn serve_json(body: String) -> String {
             });
         }
     });
-    format!("http://{address}/jwks.json")
+    server
 }
 
 both! {
     async fn backend_service_keys_are_fetched_from_the_registered_jwks_uri(app) {
         let key = service_key(Alg::Rs384);
-        let uri = serve_json(json!({"keys": [key.jwk.clone()]}).to_string()).await;
+        let jwks = serve_jwks(&[&key]).await;
+        let uri = jwks.url.clone();
         let reply = register(app, "default", json!({"application_type": "private", "redirect_uris": [REDIRECT],
             "token_endpoint_auth_method": "private_key_jwt", "scope": SYSTEM_SCOPE, "jwks_uri": uri})).await;
         assert_eq!(reply.status, 201, "{}", reply.text);
@@ -1345,6 +1384,21 @@ both! {
         assert_eq!(reply.status, 200, "{}", reply.text);
         let stranger = service_key(Alg::Rs384);
         let reply = client_credentials(app, "default", &assertion(&stranger, &client_id, &aud, 200, "u2"), "system/Patient.rs").await;
+        assert_oauth_error(&reply, 401, "invalid_client");
+        let reply = client_credentials(app, "default", &assertion(&key, &client_id, &aud, 200, "u3"), "system/Patient.rs").await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        assert_eq!(jwks.fetches(), 1, "the fetched keys are kept, also after an unknown kid within a second");
+
+        // The client rotates its keys: an assertion with the new kid makes the server
+        // fetch the document again (no sooner than a second after the last fetch), and
+        // the retired key stops working.
+        let rotated = service_key(Alg::Es384);
+        jwks.serve(&[&rotated]);
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        let reply = client_credentials(app, "default", &assertion(&rotated, &client_id, &aud, 200, "u4"), "system/Patient.rs").await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        assert_eq!(jwks.fetches(), 2);
+        let reply = client_credentials(app, "default", &assertion(&key, &client_id, &aud, 200, "u5"), "system/Patient.rs").await;
         assert_oauth_error(&reply, 401, "invalid_client");
     }
 }

@@ -21,7 +21,7 @@ const NAMES: &str = "SELECT pid, uuid, previous_name_prefix, previous_name_first
 
 /// The handler, ready to register for the patient plugin's `GET /patient/:puuid`.
 pub fn get_patient() -> NativeHandler {
-    Arc::new(|request: NativeRequest| Box::pin(async move { handle(request) }))
+    Arc::new(|request: NativeRequest| Box::pin(async move { handle(request).await }))
 }
 
 fn json(status: u16, body: String) -> bindings::Response {
@@ -47,7 +47,7 @@ fn value(out: &mut String, value: ValueRef<'_>) {
     }
 }
 
-fn handle(request: NativeRequest) -> Result<bindings::Response, HttpError> {
+async fn handle(request: NativeRequest) -> Result<bindings::Response, HttpError> {
     let puuid = request.params.first().cloned().unwrap_or_default();
     if !hearth_sdk::request::is_uuid(&puuid) {
         return Ok(json(
@@ -63,6 +63,7 @@ fn handle(request: NativeRequest) -> Result<bindings::Response, HttpError> {
     let deadline = Instant::now() + Duration::from_secs(5);
     let tx = fast
         .begin(false, deadline)
+        .await
         .map_err(|e| HttpError::internal(format!("{e:?}")))?;
     let body = render(tx.connection(), &puuid.to_ascii_lowercase()).map_err(HttpError::internal)?;
     tx.commit()

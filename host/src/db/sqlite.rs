@@ -5,19 +5,29 @@
 //! wake-ups, more than the statement itself. Plugin SQL and the per-request token check
 //! are small indexed statements, so they run here instead: on the calling thread, with
 //! prepared statements cached per connection and rows encoded straight into the contract's
-//! row format. Waiting for the write lock (`BEGIN IMMEDIATE`) happens in `block_in_place`
-//! so other requests keep their worker thread, and a progress handler interrupts any
-//! statement that outlives the request's deadline. sqlx still owns migrations and the
-//! host's administrative queries.
+//! row format.
+//!
+//! Writers of one process queue for the write lock on an async semaphore before `BEGIN
+//! IMMEDIATE`, so they wait without holding a worker thread and without SQLite's busy
+//! handler, which sleeps in steps of milliseconds and left cores idle under load. Only a
+//! writer of another process (or the host's sqlx connections) can still make `BEGIN
+//! IMMEDIATE` wait; that wait happens in `block_in_place`. A progress handler interrupts
+//! any statement that outlives the request's deadline.
+//!
+//! Checkpoints of the write-ahead log run on a thread of their own (every
+//! [`CHECKPOINT_EVERY`] while there are new commits), so no request waits for one or for
+//! its `fsync`. sqlx still owns migrations and the host's administrative queries.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, RwLock};
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::store::{EncodedRows, RowHeader, RowWriter, SqlValue, StoreError};
 
@@ -27,6 +37,8 @@ const IDLE_LIMIT: usize = 128;
 const STATEMENT_CACHE: usize = 256;
 /// Row headers cached per site (statement texts are few: plugins use fixed SQL).
 const HEADER_CACHE: usize = 4096;
+/// How often the checkpoint thread looks for new commits.
+pub const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
 
 /// A pool of connections to one SQLite file.
 pub struct SqliteStore {
@@ -35,16 +47,33 @@ pub struct SqliteStore {
     /// Column names and JSON keys per statement text (the schema does not change while
     /// the server runs: migrations run before it serves).
     headers: RwLock<HashMap<Box<str>, Arc<RowHeader>>>,
+    /// One permit: the right to hold this process's write transaction.
+    writer: Arc<Semaphore>,
+    /// Write transactions committed, for the checkpoint thread.
+    commits: AtomicU64,
 }
 
 impl SqliteStore {
     /// A pool for the database at `path` (which must exist and be migrated).
     pub fn new(path: impl Into<PathBuf>) -> Arc<SqliteStore> {
-        Arc::new(SqliteStore {
+        let store = Arc::new(SqliteStore {
             path: path.into(),
             idle: Mutex::new(Vec::new()),
             headers: RwLock::new(HashMap::new()),
-        })
+            writer: Arc::new(Semaphore::new(1)),
+            commits: AtomicU64::new(0),
+        });
+        let weak = Arc::downgrade(&store);
+        let path = store.path.clone();
+        let spawned = std::thread::Builder::new()
+            .name("sqlite-checkpoint".into())
+            .spawn(move || checkpoints(weak, &path));
+        if let Err(error) = spawned {
+            // Without the thread the log still gets checkpointed when the last connection
+            // closes; say so rather than fail to open the site.
+            tracing::warn!("no checkpoint thread for {}: {error}", store.path.display());
+        }
+        store
     }
 
     /// The row header of `statement`, built on its first run.
@@ -76,7 +105,9 @@ impl SqliteStore {
         )
         .map_err(failed)?;
         connection
-            .execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;")
+            .execute_batch(
+                "PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 0;",
+            )
             .map_err(failed)?;
         connection.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         Ok(connection)
@@ -130,8 +161,27 @@ impl SqliteStore {
         Ok(out)
     }
 
-    /// Begins a transaction; writers take the write lock at once.
-    pub fn begin(self: &Arc<Self>, write: bool, deadline: Instant) -> Result<SqliteTx, StoreError> {
+    /// Begins a transaction; writers take the write lock at once, after this process's
+    /// earlier writers (see the module documentation).
+    pub async fn begin(
+        self: &Arc<Self>,
+        write: bool,
+        deadline: Instant,
+    ) -> Result<SqliteTx, StoreError> {
+        let permit = if write {
+            let queued = self.writer.clone().acquire_owned();
+            match tokio::time::timeout_at(deadline.into(), queued).await {
+                Ok(Ok(permit)) => Some(permit),
+                Ok(Err(_)) => return Err(StoreError::Failed("the site is closing".into())),
+                Err(_) => {
+                    return Err(StoreError::Failed(
+                        "the request's deadline passed while waiting for the write lock".into(),
+                    ));
+                }
+            }
+        } else {
+            None
+        };
         let connection = self.acquire()?;
         let remaining = deadline.saturating_duration_since(Instant::now());
         let handle = connection.get();
@@ -139,7 +189,7 @@ impl SqliteStore {
             .progress_handler(1_000, Some(move || Instant::now() >= deadline))
             .map_err(failed)?;
         if write {
-            // Try without waiting first; only a contended lock needs a blocking wait.
+            // Another process may hold the lock; only then does this wait block.
             handle.busy_timeout(Duration::ZERO).map_err(failed)?;
             if let Err(error) = handle.execute_batch("BEGIN IMMEDIATE") {
                 if !is_busy(&error) {
@@ -157,7 +207,44 @@ impl SqliteStore {
         Ok(SqliteTx {
             connection,
             open: true,
+            permit,
         })
+    }
+}
+
+/// The checkpoint thread of one store: while the store lives, copies committed pages from
+/// the write-ahead log into the database (`PASSIVE`: it never waits for readers or the
+/// writer) whenever there were commits since its last look.
+fn checkpoints(store: Weak<SqliteStore>, path: &Path) {
+    let mut seen = 0;
+    let mut connection: Option<Connection> = None;
+    loop {
+        std::thread::sleep(CHECKPOINT_EVERY);
+        let Some(live) = store.upgrade() else {
+            return;
+        };
+        let commits = live.commits.load(Ordering::Relaxed);
+        drop(live);
+        if commits == seen {
+            continue;
+        }
+        seen = commits;
+        if connection.is_none() {
+            // READ_WRITE without CREATE: a site whose file is gone is not recreated.
+            match Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE) {
+                Ok(opened) => connection = Some(opened),
+                Err(error) => {
+                    tracing::debug!("checkpoint of {}: {error}", path.display());
+                    continue;
+                }
+            }
+        }
+        if let Some(open) = &connection
+            && let Err(error) = open.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+        {
+            tracing::debug!("checkpoint of {}: {error}", path.display());
+            connection = None;
+        }
     }
 }
 
@@ -201,6 +288,9 @@ impl Drop for Pooled {
 pub struct SqliteTx {
     connection: Pooled,
     open: bool,
+    /// This process's write permit, for a write transaction; released after the commit or
+    /// rollback (fields drop after `Drop::drop`).
+    permit: Option<OwnedSemaphorePermit>,
 }
 
 impl SqliteTx {
@@ -254,7 +344,14 @@ impl SqliteTx {
         self.connection
             .get()
             .execute_batch("COMMIT")
-            .map_err(classify)
+            .map_err(classify)?;
+        if self.permit.is_some() {
+            self.connection
+                .store
+                .commits
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(())
     }
 
     /// Rolls back.
@@ -364,7 +461,7 @@ mod tests {
     async fn rows_are_encoded_and_writes_commit_or_roll_back() {
         let (store, path) = store();
         let deadline = Instant::now() + Duration::from_secs(5);
-        let mut tx = store.begin(true, deadline).unwrap();
+        let mut tx = store.begin(true, deadline).await.unwrap();
         assert_eq!(
             tx.execute(
                 "INSERT INTO t (name, score) VALUES ($1, $2)",
@@ -374,7 +471,7 @@ mod tests {
             1
         );
         tx.commit().unwrap();
-        let mut tx = store.begin(true, deadline).unwrap();
+        let mut tx = store.begin(true, deadline).await.unwrap();
         tx.execute(
             "INSERT INTO t (name) VALUES ($1)",
             &[SqlValue::Text("b".into())],
@@ -388,7 +485,7 @@ mod tests {
             .unwrap_err();
         assert!(matches!(error, StoreError::Constraint(_)), "{error:?}");
         tx.rollback().unwrap();
-        let mut tx = store.begin(false, deadline).unwrap();
+        let mut tx = store.begin(false, deadline).await.unwrap();
         let rows = tx
             .query("SELECT id, name, score FROM t ORDER BY id", &[])
             .unwrap();
@@ -405,7 +502,7 @@ mod tests {
     async fn placeholders_bind_by_number_not_by_position() {
         let (store, path) = store();
         let deadline = Instant::now() + Duration::from_secs(5);
-        let mut tx = store.begin(true, deadline).unwrap();
+        let mut tx = store.begin(true, deadline).await.unwrap();
         tx.execute(
             "INSERT INTO t (id, name) VALUES ($1, $2)",
             &[SqlValue::Integer(7), SqlValue::Text("a".into())],
@@ -447,6 +544,7 @@ mod tests {
         let (store, path) = store();
         let mut tx = store
             .begin(false, Instant::now() + Duration::from_millis(50))
+            .await
             .unwrap();
         let started = Instant::now();
         let error = tx
@@ -458,6 +556,78 @@ mod tests {
         assert!(started.elapsed() < Duration::from_secs(2));
         assert!(format!("{error:?}").contains("deadline"), "{error:?}");
         drop(tx);
+        std::fs::remove_file(path).ok();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn writers_of_one_process_queue_for_the_lock_and_keep_their_deadline() {
+        let (store, path) = store();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let writers = (0..32).map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut tx = store.begin(true, deadline).await?;
+                tx.execute(
+                    "INSERT INTO t (name) VALUES ($1)",
+                    &[SqlValue::Text(format!("w{i}"))],
+                )?;
+                tokio::task::yield_now().await;
+                tx.commit()
+            })
+        });
+        for writer in writers.collect::<Vec<_>>() {
+            writer.await.unwrap().unwrap();
+        }
+        let mut tx = store.begin(false, deadline).await.unwrap();
+        let rows = tx.query("SELECT COUNT(*) FROM t", &[]).unwrap();
+        assert_eq!(rows.values()[0], vec![SqlValue::Integer(32)]);
+        drop(tx);
+
+        // While one writer holds the lock, another waits only until its own deadline,
+        // and gets the lock as soon as the first one is done.
+        let held = store.begin(true, deadline).await.unwrap();
+        let error = store
+            .begin(true, Instant::now() + Duration::from_millis(100))
+            .await
+            .err()
+            .expect("the lock is held");
+        assert!(format!("{error}").contains("waiting for the write lock"), "{error}");
+        let waiting = tokio::spawn({
+            let store = store.clone();
+            async move { store.begin(true, deadline).await.map(|tx| tx.rollback()) }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        held.rollback().unwrap();
+        waiting.await.unwrap().unwrap().unwrap();
+        std::fs::remove_file(path).ok();
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn committed_pages_reach_the_database_file_without_a_request_checkpointing() {
+        let (store, path) = store();
+        let before = std::fs::metadata(&path).unwrap().len();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut tx = store.begin(true, deadline).await.unwrap();
+        for i in 0..2000 {
+            tx.execute(
+                "INSERT INTO t (name) VALUES ($1)",
+                &[SqlValue::Text(format!("row {i:>200}"))],
+            )
+            .unwrap();
+        }
+        tx.commit().unwrap();
+        // The store's connections never checkpoint (wal_autocheckpoint = 0); the pages
+        // are in the log until the checkpoint thread copies them.
+        let wal = path.with_extension("db-wal");
+        assert!(std::fs::metadata(&wal).unwrap().len() > 400_000);
+        let waited = Instant::now();
+        while std::fs::metadata(&path).unwrap().len() <= before + 400_000 {
+            assert!(
+                waited.elapsed() < Duration::from_secs(20),
+                "the checkpoint thread did not copy the log into the database"
+            );
+            tokio::time::sleep(CHECKPOINT_EVERY).await;
+        }
         std::fs::remove_file(path).ok();
     }
 }

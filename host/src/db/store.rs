@@ -301,7 +301,7 @@ impl Db {
     /// (`BEGIN IMMEDIATE`) so two writers never deadlock upgrading a read lock.
     pub async fn begin(&self, write: bool, deadline: Instant) -> Result<Tx, StoreError> {
         let tx = match self {
-            Db::Sqlite(_, fast) => Tx::Sqlite(fast.begin(write, deadline)?),
+            Db::Sqlite(_, fast) => Tx::Sqlite(fast.begin(write, deadline).await?),
             Db::Postgres(pool) => {
                 // The server stops any statement that outlives the request, so a runaway
                 // query never holds a connection (or a reply) past the deadline.

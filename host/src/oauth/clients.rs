@@ -3,6 +3,7 @@
 //! `client_secret_post`, `private_key_jwt`, or `none` for public clients).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::http::{HeaderMap, header};
@@ -12,7 +13,7 @@ use sqlx::Row;
 
 use super::{OAuthError, now, param, same, sha256_hex};
 use crate::auth::jwt::{self, Alg, Verifier};
-use crate::db::store::{SqlValue, StoreError};
+use crate::db::store::{SqlValue, StoreError, Tx};
 use crate::on_db;
 use crate::sites::Site;
 
@@ -213,6 +214,71 @@ pub async fn authenticate(
     headers: &HeaderMap,
     form: &HashMap<String, String>,
 ) -> Result<(Client, AuthMethod), OAuthError> {
+    let (client, method, assertion) = authenticate_deferred(site, token_url, headers, form).await?;
+    if let Some(assertion) = assertion {
+        assertion.record(site).await?;
+    }
+    Ok((client, method))
+}
+
+/// A verified client assertion whose `jti` is not recorded yet.
+#[derive(Debug, Clone)]
+pub struct AssertionId {
+    /// The client that signed it.
+    pub client_id: String,
+    /// Its `jti`.
+    pub jti: String,
+    /// Its `exp`, after which the `jti` is forgotten.
+    pub exp: i64,
+}
+
+impl AssertionId {
+    /// The refusal when the `jti` was used before.
+    pub fn replayed() -> OAuthError {
+        OAuthError::client("Client assertion refused: this jti was used before")
+    }
+
+    /// Records the `jti` inside `tx` (the transaction that records what the request
+    /// issues). False when the client used this `jti` before: the primary key, not a
+    /// read, decides, so two requests racing with one assertion cannot both pass.
+    pub async fn record_in(&self, site: &Site, tx: &mut Tx) -> Result<bool, StoreError> {
+        site.assertions.sweep(tx).await?;
+        let inserted = tx
+            .execute(
+                "INSERT INTO oauth_jti (client_id, jti, expires_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                vec![
+                    SqlValue::Text(self.client_id.clone()),
+                    SqlValue::Text(self.jti.clone()),
+                    SqlValue::Integer(self.exp),
+                ],
+            )
+            .await?;
+        Ok(inserted == 1)
+    }
+
+    /// Records the `jti` in a transaction of its own; refused when it was used before.
+    pub async fn record(&self, site: &Site) -> Result<(), OAuthError> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut tx = site.db.begin(true, deadline).await?;
+        if !self.record_in(site, &mut tx).await? {
+            tx.rollback().await?;
+            return Err(Self::replayed());
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// [`authenticate`], except that a client assertion's `jti` is handed back instead of
+/// recorded, for the token endpoint to record in the transaction that records the tokens
+/// it issues: one write per `client_credentials` request instead of two. A request that
+/// fails before issuing anything leaves the `jti` unused.
+pub async fn authenticate_deferred(
+    site: &Site,
+    token_url: &str,
+    headers: &HeaderMap,
+    form: &HashMap<String, String>,
+) -> Result<(Client, AuthMethod, Option<AssertionId>), OAuthError> {
     let basic = basic_credentials(headers)?;
     let assertion = param(form, "client_assertion");
     let form_secret = param(form, "client_secret");
@@ -231,8 +297,9 @@ pub async fn authenticate(
                 "client_assertion_type must be {JWT_BEARER}"
             )));
         }
-        let client = verify_assertion(site, token_url, assertion, param(form, "client_id")).await?;
-        return Ok((client, AuthMethod::PrivateKeyJwt));
+        let (client, id) =
+            verify_assertion(site, token_url, assertion, param(form, "client_id")).await?;
+        return Ok((client, AuthMethod::PrivateKeyJwt, Some(id)));
     }
     let (client_id, secret, method) = match basic {
         Some((id, secret)) => {
@@ -275,7 +342,7 @@ pub async fn authenticate(
         }
         (_, None) => {}
     }
-    Ok((client, method))
+    Ok((client, method, None))
 }
 
 async fn enabled_client(site: &Site, client_id: &str) -> Result<Client, OAuthError> {
@@ -323,13 +390,13 @@ fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, OA
 
 /// Checks a client assertion: RS384 or ES384 signature by a key in the registered JWKS
 /// (chosen by `kid`), `iss` = `sub` = the client, `aud` naming this authorization server,
-/// `exp` at most five minutes ahead, and a `jti` never seen before for this client.
+/// `exp` at most five minutes ahead, and a `jti`, which the caller records.
 async fn verify_assertion(
     site: &Site,
     token_url: &str,
     assertion: &str,
     form_client_id: Option<&str>,
-) -> Result<Client, OAuthError> {
+) -> Result<(Client, AssertionId), OAuthError> {
     let fail = |why: &str| OAuthError::client(format!("Client assertion refused: {why}"));
     let unverified = jwt::decode(assertion).map_err(|why| fail(&why))?;
     let client_id = unverified.claims["sub"]
@@ -350,7 +417,11 @@ async fn verify_assertion(
     {
         return Err(fail("jku is not the registered JWKS URL"));
     }
-    let keys = client_keys(&client).await.map_err(|why| fail(&why))?;
+    let keys = site
+        .assertions
+        .keys(&client, &kid)
+        .await
+        .map_err(|why| fail(&why))?;
     let matching: Vec<&Verifier> = keys
         .iter()
         .filter(|k| k.kid.as_deref() == Some(kid.as_str()))
@@ -384,10 +455,12 @@ async fn verify_assertion(
         .as_str()
         .filter(|j| !j.is_empty() && j.len() <= 255)
         .ok_or_else(|| fail("jti is missing"))?;
-    if !record_jti(site, &client_id, jti, exp, now).await? {
-        return Err(fail("this jti was used before"));
-    }
-    Ok(client)
+    let id = AssertionId {
+        client_id,
+        jti: jti.to_owned(),
+        exp,
+    };
+    Ok((client, id))
 }
 
 /// True when an assertion's `aud` (a string or an array) names this authorization server:
@@ -401,38 +474,6 @@ fn names_this_server(aud: &Value, token_url: &str) -> bool {
         Value::Array(auds) => auds.iter().filter_map(Value::as_str).any(ours),
         _ => false,
     }
-}
-
-/// Records a client assertion's `jti` until it expires, in one short write transaction
-/// that also forgets expired ones (found through `oauth_jti_expiry`). False when the
-/// client used this `jti` before: the unique key, not a read, decides, so two requests
-/// racing with one assertion cannot both pass.
-async fn record_jti(
-    site: &Site,
-    client_id: &str,
-    jti: &str,
-    exp: i64,
-    now: i64,
-) -> Result<bool, OAuthError> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut tx = site.db.begin(true, deadline).await?;
-    tx.execute(
-        "DELETE FROM oauth_jti WHERE expires_at < $1",
-        vec![SqlValue::Integer(now)],
-    )
-    .await?;
-    let inserted = tx
-        .execute(
-            "INSERT INTO oauth_jti (client_id, jti, expires_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-            vec![
-                SqlValue::Text(client_id.to_owned()),
-                SqlValue::Text(jti.to_owned()),
-                SqlValue::Integer(exp),
-            ],
-        )
-        .await?;
-    tx.commit().await?;
-    Ok(inserted == 1)
 }
 
 /// The largest JWKS document fetched from a client's `jwks_uri`.
@@ -471,22 +512,115 @@ async fn fetch_jwks(uri: &str) -> Result<Value, String> {
     serde_json::from_slice(&bytes).map_err(|_| "the jwks_uri document is not JSON".into())
 }
 
-/// The client's registered public keys: the inline JWKS, or the one at its `jwks_uri`.
-async fn client_keys(client: &Client) -> Result<Vec<Verifier>, String> {
-    let fetched;
-    let jwks = match (&client.jwks, &client.jwks_uri) {
-        (Some(jwks), _) => jwks,
-        (None, Some(uri)) => {
-            fetched = fetch_jwks(uri).await?;
-            &fetched
+/// How long a JWKS fetched from a `jwks_uri` is used before it is fetched again.
+pub const JWKS_URI_TTL: Duration = Duration::from_secs(300);
+
+/// The soonest a `jwks_uri` is fetched again when an assertion names a `kid` it does not
+/// hold (the client rotated its keys); sooner, the cached set answers, so assertions
+/// with made-up `kid`s cannot make the server fetch on every request.
+pub const JWKS_URI_REFETCH: Duration = Duration::from_secs(1);
+
+/// Clients remembered per site at most (their parsed keys).
+const KEY_CACHE_LIMIT: usize = 10_000;
+
+/// A site's per-process state of client assertions: the clients' parsed public keys, and
+/// when expired `jti`s were last forgotten.
+#[derive(Default)]
+pub struct Assertions {
+    keys: parking_lot::Mutex<HashMap<String, CachedKeys>>,
+    swept: std::sync::atomic::AtomicI64,
+}
+
+struct CachedKeys {
+    /// The inline JWKS they were parsed from, or the URL they were fetched from.
+    source: KeySource,
+    fetched: Instant,
+    verifiers: Arc<Vec<Verifier>>,
+}
+
+#[derive(PartialEq)]
+enum KeySource {
+    Inline(Value),
+    Uri(String),
+}
+
+/// How often, at most, one process forgets expired `jti`s (seconds). An expired
+/// assertion is refused by its `exp` before its `jti` is looked at, so the rows only take
+/// space until then.
+const SWEEP_EVERY: i64 = 30;
+
+impl Assertions {
+    /// Deletes expired `jti`s inside `tx`, at most every [`SWEEP_EVERY`] seconds.
+    async fn sweep(&self, tx: &mut Tx) -> Result<(), StoreError> {
+        use std::sync::atomic::Ordering;
+        let now = now();
+        let last = self.swept.load(Ordering::Relaxed);
+        if now - last < SWEEP_EVERY
+            || self
+                .swept
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return Ok(());
         }
-        (None, None) => return Err("the client has no registered keys".into()),
-    };
-    let keys = jwks["keys"]
-        .as_array()
-        .ok_or("the registered JWKS has no keys")?;
-    Ok(keys
-        .iter()
-        .filter_map(|k| Verifier::from_jwk(k).ok())
-        .collect())
+        tx.execute(
+            "DELETE FROM oauth_jti WHERE expires_at < $1",
+            vec![SqlValue::Integer(now)],
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// The client's registered public keys: its inline JWKS, or the one at its
+    /// `jwks_uri` (fetched again after [`JWKS_URI_TTL`], or when `kid` is not in it). Keys
+    /// are parsed once per JWKS; an edited registration is seen at once, since the
+    /// client's row is read on every request and compared with what the keys came from.
+    async fn keys(&self, client: &Client, kid: &str) -> Result<Arc<Vec<Verifier>>, String> {
+        let source = match (&client.jwks, &client.jwks_uri) {
+            (Some(jwks), _) => KeySource::Inline(jwks.clone()),
+            (None, Some(uri)) => KeySource::Uri(uri.clone()),
+            (None, None) => return Err("the client has no registered keys".into()),
+        };
+        if let Some(cached) = self.keys.lock().get(&client.client_id)
+            && cached.source == source
+        {
+            let fresh = match &source {
+                KeySource::Inline(_) => true,
+                KeySource::Uri(_) => {
+                    let age = cached.fetched.elapsed();
+                    age < JWKS_URI_TTL
+                        && (age < JWKS_URI_REFETCH
+                            || cached.verifiers.iter().any(|k| k.kid.as_deref() == Some(kid)))
+                }
+            };
+            if fresh {
+                return Ok(cached.verifiers.clone());
+            }
+        }
+        let jwks = match &source {
+            KeySource::Inline(jwks) => jwks.clone(),
+            KeySource::Uri(uri) => fetch_jwks(uri).await?,
+        };
+        let verifiers = Arc::new(
+            jwks["keys"]
+                .as_array()
+                .ok_or("the registered JWKS has no keys")?
+                .iter()
+                .filter_map(|k| Verifier::from_jwk(k).ok())
+                .collect::<Vec<_>>(),
+        );
+        let mut cache = self.keys.lock();
+        if cache.len() >= KEY_CACHE_LIMIT {
+            cache.clear();
+        }
+        cache.insert(
+            client.client_id.clone(),
+            CachedKeys {
+                source,
+                fetched: Instant::now(),
+                verifiers: verifiers.clone(),
+            },
+        );
+        Ok(verifiers)
+    }
 }

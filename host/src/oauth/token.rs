@@ -17,7 +17,7 @@ use axum::response::Response;
 use serde_json::{Value, json};
 use sqlx::Row;
 
-use super::clients::{self, AuthMethod, Client};
+use super::clients::{self, AssertionId, AuthMethod, Client};
 use super::{
     OAuthError, catalog, no_store, now, param, random_token, required, settings, sha256_hex,
 };
@@ -71,9 +71,24 @@ pub async fn token(
         ));
     }
     let url = token_url(&app, &site.name);
-    let (client, method) = clients::authenticate(&site, &url, &headers, &form).await?;
+    let (client, method, assertion) =
+        clients::authenticate_deferred(&site, &url, &headers, &form).await?;
+    if grant_type == "client_credentials" {
+        // The assertion's jti is recorded with the token, in one write transaction; a
+        // request refused before that still spends it.
+        let answer =
+            client_credentials(&app, &site, &client, method, assertion.as_ref(), &form).await;
+        if answer.is_err()
+            && let Some(assertion) = &assertion
+        {
+            let _ = assertion.record(&site).await;
+        }
+        return answer;
+    }
+    if let Some(assertion) = assertion {
+        assertion.record(&site).await?;
+    }
     match grant_type.as_str() {
-        "client_credentials" => client_credentials(&app, &site, &client, method, &form).await,
         "password" => password(&app, &site, &client, &form).await,
         "authorization_code" => authorization_code(&app, &site, &client, &form).await,
         _ => refresh(&app, &site, &client, &form).await,
@@ -112,6 +127,7 @@ async fn client_credentials(
     site: &Arc<Site>,
     client: &Client,
     method: AuthMethod,
+    assertion: Option<&AssertionId>,
     form: &HashMap<String, String>,
 ) -> Result<Response, OAuthError> {
     if method != AuthMethod::PrivateKeyJwt {
@@ -164,6 +180,7 @@ async fn client_credentials(
             refresh: false,
             id_token: false,
             rotates: None,
+            assertion,
         },
     )
     .await
@@ -343,6 +360,7 @@ async fn password(
             refresh: true,
             id_token: true,
             rotates: None,
+            assertion: None,
         },
     )
     .await
@@ -435,6 +453,7 @@ async fn refresh(
             refresh: true,
             id_token: true,
             rotates: Some(&hash),
+            assertion: None,
         },
     )
     .await
@@ -514,6 +533,7 @@ async fn authorization_code(
             refresh: true,
             id_token: true,
             rotates: None,
+            assertion: None,
         },
     )
     .await
@@ -586,6 +606,9 @@ pub struct Issue<'a> {
     /// transaction that records the new tokens, and if another request used it first the
     /// grant is revoked instead.
     pub rotates: Option<&'a str>,
+    /// A client assertion whose `jti` is recorded in the same transaction (refused, with
+    /// nothing issued, if it was used before).
+    pub assertion: Option<&'a AssertionId>,
 }
 
 /// Issues the tokens of a grant and renders the token response. Tokens are signed
@@ -635,6 +658,12 @@ pub async fn respond(
     }
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     let mut tx = site.db.begin(true, deadline).await?;
+    if let Some(assertion) = issue.assertion
+        && !assertion.record_in(site, &mut tx).await?
+    {
+        tx.rollback().await?;
+        return Err(AssertionId::replayed());
+    }
     if let Some(hash) = issue.rotates {
         let claimed = tx
             .execute(
