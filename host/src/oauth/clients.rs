@@ -590,7 +590,10 @@ impl Assertions {
                     let age = cached.fetched.elapsed();
                     age < JWKS_URI_TTL
                         && (age < JWKS_URI_REFETCH
-                            || cached.verifiers.iter().any(|k| k.kid.as_deref() == Some(kid)))
+                            || cached
+                                .verifiers
+                                .iter()
+                                .any(|k| k.kid.as_deref() == Some(kid)))
                 }
             };
             if fresh {

@@ -107,6 +107,10 @@ struct RunArgs {
     /// Server process ids (`hearth=PID`, `oidc-provider=PID`), to report their CPU use.
     #[arg(long = "pid")]
     pids: Vec<String>,
+    /// The grants to measure, comma-separated: `rs384`, `es384`, `refresh` (all three
+    /// unless given), e.g. to profile one of them.
+    #[arg(long, env = "GRANTS", value_delimiter = ',', default_values = ["rs384", "es384", "refresh"])]
+    grants: Vec<String>,
 }
 
 /// What `setup` registered on one server.
@@ -154,7 +158,9 @@ impl Key {
     }
 }
 
-#[tokio::main]
+/// One thread drives every connection (the server gets the rest of the machine); the
+/// assertions are signed on every core between rounds.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Setup {
@@ -287,6 +293,15 @@ enum Grant {
 impl Grant {
     const ALL: [Grant; 3] = [Grant::Rs384, Grant::Es384, Grant::Refresh];
 
+    fn parse(name: &str) -> Result<Grant> {
+        match name.trim() {
+            "rs384" => Ok(Grant::Rs384),
+            "es384" => Ok(Grant::Es384),
+            "refresh" => Ok(Grant::Refresh),
+            other => anyhow::bail!("unknown grant {other:?} (rs384, es384 or refresh)"),
+        }
+    }
+
     fn label(self) -> &'static str {
         match self {
             Grant::Rs384 => "client_credentials, private_key_jwt RS384",
@@ -319,6 +334,15 @@ enum Work {
 
 async fn run(args: RunArgs) -> Result<()> {
     let state = read_state(&args.state)?;
+    let chosen = args
+        .grants
+        .iter()
+        .map(|g| Grant::parse(g))
+        .collect::<Result<Vec<_>>>()?;
+    let grants: Vec<Grant> = Grant::ALL
+        .into_iter()
+        .filter(|g| chosen.contains(g))
+        .collect();
     let pids: HashMap<String, u32> = args
         .pids
         .iter()
@@ -348,7 +372,7 @@ async fn run(args: RunArgs) -> Result<()> {
 
     let mut rate: HashMap<(String, Grant), f64> = HashMap::new();
     let mut results: HashMap<(String, Grant), Vec<Measured>> = HashMap::new();
-    for grant in Grant::ALL {
+    for &grant in &grants {
         for server in &state.servers {
             let pool = (args.connections * 100).min(args.max_assertions);
             let measured = round(
@@ -368,7 +392,7 @@ async fn run(args: RunArgs) -> Result<()> {
         }
     }
     for round_number in 0..args.rounds {
-        for grant in Grant::ALL {
+        for &grant in &grants {
             let mut order: Vec<&Server> = state.servers.iter().collect();
             if round_number % 2 == 1 {
                 order.reverse();
@@ -648,50 +672,141 @@ struct ConnectionResult {
     last_refresh: Option<String>,
 }
 
+/// One keep-alive HTTP/1.1 connection that sends a POST and reads the answer with as
+/// little work as possible: the load generator shares this machine's cores with the
+/// server it measures, so its own CPU per request is kept small (a general HTTP client
+/// spent several times as much).
+struct Connection {
+    stream: tokio::io::BufReader<tokio::net::TcpStream>,
+    /// `POST {path} HTTP/1.1` and the fixed headers, up to the content length.
+    head: String,
+    buffer: Vec<u8>,
+}
+
+impl Connection {
+    async fn open(url: &str, authorization: Option<&str>) -> Result<Connection> {
+        let url = reqwest::Url::parse(url)?;
+        let host = url.host_str().context("no host")?;
+        let port = url.port_or_known_default().context("no port")?;
+        let stream = tokio::net::TcpStream::connect((host, port)).await?;
+        stream.set_nodelay(true)?;
+        let mut head = format!(
+            "POST {} HTTP/1.1\r\nhost: {host}:{port}\r\ncontent-type: application/x-www-form-urlencoded\r\naccept: application/json\r\n",
+            url.path()
+        );
+        if let Some(authorization) = authorization {
+            head.push_str(&format!("authorization: {authorization}\r\n"));
+        }
+        Ok(Connection {
+            stream: tokio::io::BufReader::with_capacity(16 * 1024, stream),
+            head,
+            buffer: Vec::with_capacity(16 * 1024),
+        })
+    }
+
+    /// Sends `body`; answers the status and the body of the reply.
+    async fn post(&mut self, body: &str) -> Result<(u16, &[u8])> {
+        use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+        self.buffer.clear();
+        self.buffer.extend_from_slice(self.head.as_bytes());
+        self.buffer
+            .extend_from_slice(format!("content-length: {}\r\n\r\n", body.len()).as_bytes());
+        self.buffer.extend_from_slice(body.as_bytes());
+        self.stream.get_mut().write_all(&self.buffer).await?;
+        self.buffer.clear();
+        let mut status = 0;
+        let mut length = None;
+        let mut chunked = false;
+        let mut line = String::new();
+        loop {
+            line.clear();
+            if self.stream.read_line(&mut line).await? == 0 {
+                bail!("the server closed the connection");
+            }
+            let text = line.trim_end();
+            if status == 0 {
+                status = text
+                    .split(' ')
+                    .nth(1)
+                    .and_then(|code| code.parse().ok())
+                    .with_context(|| format!("bad status line {text:?}"))?;
+                continue;
+            }
+            if text.is_empty() {
+                break;
+            }
+            if let Some((name, value)) = text.split_once(':') {
+                let value = value.trim();
+                if name.eq_ignore_ascii_case("content-length") {
+                    length = Some(value.parse::<usize>()?);
+                } else if name.eq_ignore_ascii_case("transfer-encoding") {
+                    chunked = value.eq_ignore_ascii_case("chunked");
+                }
+            }
+        }
+        if chunked {
+            loop {
+                line.clear();
+                self.stream.read_line(&mut line).await?;
+                let size =
+                    usize::from_str_radix(line.trim_end().split(';').next().unwrap_or(""), 16)
+                        .with_context(|| format!("bad chunk size {line:?}"))?;
+                let start = self.buffer.len();
+                self.buffer.resize(start + size + 2, 0);
+                self.stream.read_exact(&mut self.buffer[start..]).await?;
+                self.buffer.truncate(start + size);
+                if size == 0 {
+                    break;
+                }
+            }
+        } else {
+            let length = length.context("the reply has neither a length nor chunks")?;
+            self.buffer.resize(length, 0);
+            self.stream.read_exact(&mut self.buffer).await?;
+        }
+        Ok((status, &self.buffer))
+    }
+}
+
 /// Sends requests one after another on one keep-alive connection until `deadline`.
 async fn connection_loop(server: Server, mut work: Work, deadline: Instant) -> ConnectionResult {
     let mut result = ConnectionResult::default();
-    let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(1)
-        .http1_only()
-        .tcp_nodelay(true)
-        .build()
-        .expect("an HTTP client");
     let authorization = basic(&server);
+    let opened = Connection::open(
+        &server.token_endpoint,
+        matches!(work, Work::Refresh(_)).then_some(authorization.as_str()),
+    )
+    .await;
+    let mut connection = match opened {
+        Ok(connection) => connection,
+        Err(error) => {
+            result.errors += 1;
+            result.first_error = Some(format!("connecting: {error:#}"));
+            return result;
+        }
+    };
+    let mut refresh_body: String;
     while Instant::now() < deadline {
-        let mut request = http
-            .post(&server.token_endpoint)
-            .header("content-type", "application/x-www-form-urlencoded");
-        match &work {
+        let body: &str = match &work {
             Work::Assertions(bodies, next) => {
                 let index = next.fetch_add(1, Ordering::Relaxed);
                 let Some(body) = bodies.get(index) else {
                     result.ran_out = true;
                     break;
                 };
-                request = request.body(body.clone());
+                body
             }
             Work::Refresh(token) => {
-                request = request.header("authorization", &authorization).body(form(&[
-                    ("grant_type", "refresh_token"),
-                    ("refresh_token", token),
-                ]));
+                refresh_body = form(&[("grant_type", "refresh_token"), ("refresh_token", token)]);
+                &refresh_body
             }
-        }
-        let sent = Instant::now();
-        let answer = match request.send().await {
-            Ok(response) => {
-                let status = response.status();
-                response.bytes().await.map(|body| (status, body))
-            }
-            Err(error) => Err(error),
         };
+        let sent = Instant::now();
+        let answer = connection.post(body).await;
         let latency = sent.elapsed();
         let failure = match answer {
-            Ok((status, body)) => match serde_json::from_slice::<Value>(&body) {
-                Ok(json)
-                    if status == reqwest::StatusCode::OK && json["access_token"].is_string() =>
-                {
+            Ok((status, body)) => match serde_json::from_slice::<Value>(body) {
+                Ok(json) if status == 200 && json["access_token"].is_string() => {
                     if let Work::Refresh(token) = &mut work {
                         match json["refresh_token"].as_str() {
                             Some(next) => *token = next.to_owned(),
@@ -706,10 +821,11 @@ async fn connection_loop(server: Server, mut work: Work, deadline: Instant) -> C
                     }
                     None
                 }
-                _ => Some(format!("{status}: {}", String::from_utf8_lossy(&body))),
+                _ => Some(format!("{status}: {}", String::from_utf8_lossy(body))),
             },
-            Err(error) => Some(error.to_string()),
+            Err(error) => Some(format!("{error:#}")),
         };
+        let broken = failure.is_some();
         match failure {
             None => {
                 result.ok += 1;
@@ -724,6 +840,18 @@ async fn connection_loop(server: Server, mut work: Work, deadline: Instant) -> C
                     // The chain is broken; a refresh token cannot be retried.
                     break;
                 }
+            }
+        }
+        if broken {
+            // The connection's state is unknown after a failure: start a new one.
+            match Connection::open(
+                &server.token_endpoint,
+                matches!(work, Work::Refresh(_)).then_some(authorization.as_str()),
+            )
+            .await
+            {
+                Ok(fresh) => connection = fresh,
+                Err(_) => break,
             }
         }
     }
