@@ -461,7 +461,7 @@ both! {
         let (staff, secret) = staff_client(app, "default").await;
         let reply = post_form(app, &aud, &[("grant_type", "client_credentials"), ("scope", "system/Patient.rs")], Some((&staff, &secret))).await;
         assert_oauth_error(&reply, 400, "unauthorized_client");
-        assert_eq!(app.rows("default", "SELECT COUNT(*) AS n FROM api_token").await[0]["n"], 1, "only the one good assertion issued a token");
+        assert_eq!(app.rows("default", "SELECT COUNT(*) AS n FROM api_token").await[0]["n"], 2, "only the good assertion and one of the raced ones issued a token");
     }
 
     // openid-client (a certified relying party) names the issuer as the assertion's
@@ -780,6 +780,33 @@ both! {
         assert_oauth_error(&reused, 400, "invalid_grant");
         assert_eq!(app.get(&there, fresh).await.status, 401, "reuse in one process revoked the grant in the other");
         assert_eq!(app.get(&here, fresh).await.status, 401);
+        peer.stop().await;
+    }
+
+    async fn a_lock_out_reached_through_one_process_holds_in_every_process(app) {
+        let client = staff_client(app, "default").await;
+        app.user("default", "doc", "physician").await;
+        set_setting(app, "default", "oauth.password_grant", "users").await;
+        let peer = app.peer().await;
+        let token_there = format!("{}/oauth2/default/token", peer.base);
+        let basic = Some((client.0.as_str(), client.1.as_str()));
+        let attempt = |url: String, password: &'static str| {
+            let form = [("grant_type", "password"), ("user_role", "users"), ("username", "doc"), ("password", password), ("scope", STAFF_SCOPE)];
+            async move { post_form(app, &url, &form, basic).await }
+        };
+        // Failures alternate between the processes; together they reach the limit.
+        for i in 0..5 {
+            let url = if i % 2 == 0 { oauth(app, "default", "/token") } else { token_there.clone() };
+            assert_oauth_error(&attempt(url, "wrong password").await, 400, "invalid_grant");
+        }
+        for url in [oauth(app, "default", "/token"), token_there.clone()] {
+            let locked = attempt(url, "correct horse battery").await;
+            assert_oauth_error(&locked, 400, "invalid_grant");
+            assert!(locked.json["error_description"].as_str().unwrap().contains("Too many"), "{}", locked.text);
+        }
+        // The counts live in the site's database, one row per account.
+        let rows = app.rows("default", "SELECT failures FROM oauth_login_failures WHERE login_key = 'default:users:doc'").await;
+        assert_eq!(rows[0]["failures"], 5);
         peer.stop().await;
     }
 
@@ -1139,7 +1166,7 @@ both! {
         assert_oauth_error(&redeem(app, "default", &client_id, None, &code, Some("tooshort")).await, 400, "invalid_grant");
         let wrong_redirect = post_form(app, &oauth(app, "default", "/token"), &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", "https://app.example/other"), ("code_verifier", &verifier), ("client_id", &client_id)], None).await;
         assert_oauth_error(&wrong_redirect, 400, "invalid_grant");
-        assert_eq!(app.rows("default", "SELECT COUNT(*) AS n FROM oauth_grant_tokens").await[0]["n"], 0, "failures issued nothing");
+        assert_eq!(app.rows("default", "SELECT COUNT(*) AS n FROM api_token WHERE grant_id IS NOT NULL").await[0]["n"], 0, "failures issued nothing");
         let reply = redeem(app, "default", &client_id, None, &code, Some(&verifier)).await;
         assert_eq!(reply.status, 200, "{}", reply.text);
         assert_eq!(reply.json["patient"], puuid.as_str());

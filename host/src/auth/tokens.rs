@@ -192,9 +192,9 @@ pub fn sign(site: &Site, base: &str, grant: &Grant) -> anyhow::Result<Signed> {
 impl Signed {
     /// Records the token in `api_token` inside `tx`; the resource server accepts it once
     /// `tx` commits.
-    pub async fn record(&self, tx: &mut Tx) -> Result<(), StoreError> {
+    pub async fn record(&self, tx: &mut Tx, grant_id: Option<&str>) -> Result<(), StoreError> {
         tx.execute(
-            "INSERT INTO api_token (jti, client_id, user_id, scope, context, expires_at, revoked, created_at) VALUES ($1, $2, $3, $4, $5, $6, 0, $7)",
+            "INSERT INTO api_token (jti, client_id, user_id, scope, context, expires_at, revoked, created_at, grant_id) VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $8)",
             vec![
                 SqlValue::Text(self.issued.jti.clone()),
                 SqlValue::Text(self.client_id.clone()),
@@ -203,6 +203,7 @@ impl Signed {
                 SqlValue::Text(self.context.clone()),
                 SqlValue::Integer(self.issued.expires_at),
                 SqlValue::Integer(self.issued_at),
+                grant_id.map_or(SqlValue::Null, |id| SqlValue::Text(id.to_owned())),
             ],
         )
         .await?;
@@ -215,7 +216,7 @@ pub async fn issue(site: &Site, base: &str, grant: &Grant) -> anyhow::Result<Iss
     let signed = sign(site, base, grant)?;
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut tx = site.db.begin(true, deadline).await?;
-    signed.record(&mut tx).await?;
+    signed.record(&mut tx, None).await?;
     tx.commit().await?;
     Ok(signed.issued)
 }

@@ -606,9 +606,20 @@ pub async fn login(
     }
     let account = format!("{}:{role}:{}", site.name, username.to_lowercase());
     let address = format!("{}:address:{peer}", site.name);
-    if !app.logins.allowed(&account)
-        || !app.logins.allowed_up_to(&address, MAX_FAILURES_PER_ADDRESS)
-    {
+    let allowed = async {
+        Ok::<_, super::OAuthError>(
+            app.logins.allowed(&site, &account).await?
+                && app
+                    .logins
+                    .allowed_up_to(&site, &address, MAX_FAILURES_PER_ADDRESS)
+                    .await?,
+        )
+    };
+    let allowed = match allowed.await {
+        Ok(allowed) => allowed,
+        Err(error) => return error.into_page(),
+    };
+    if !allowed {
         return again(
             StatusCode::TOO_MANY_REQUESTS,
             "Too many failed sign-ins. Wait 15 minutes and try again.",
@@ -622,8 +633,9 @@ pub async fn login(
     let subject = match checked {
         Ok(Some(subject)) => subject,
         Ok(None) => {
-            app.logins.failed(&account);
-            app.logins.failed(&address);
+            if let Err(error) = app.logins.failed(&site, &[&account, &address]).await {
+                return error.into_page();
+            }
             return again(
                 StatusCode::OK,
                 "The user name, password or e-mail is wrong.",
@@ -631,7 +643,9 @@ pub async fn login(
         }
         Err(error) => return error.into_page(),
     };
-    app.logins.succeeded(&account);
+    if let Err(error) = app.logins.succeeded(&site, &account).await {
+        return error.into_page();
+    }
     let patient = match subject.role {
         Role::Patient => Some(subject.id.clone()),
         _ => session.request.launch_patient.clone(),

@@ -36,6 +36,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::app::AppState;
+use crate::db::store::SqlValue;
 use crate::sites::Site;
 
 /// The routes of the authorization server (and the SMART configuration under `/apis`),
@@ -281,12 +282,15 @@ pub fn same(a: &str, b: &str) -> bool {
             == 0
 }
 
-/// Failed logins: too many for one account in a window locks it for a while. Keys are
-/// `site:account`. Shared by the password grant and the login page; kept per process (a lock-out on one replica
-/// does not reach the others, which only multiplies the allowance by the replica count).
+/// Failed logins: too many for one account (or from one address) in a window locks it
+/// for a while. Keys are `site:role:account` and `site:address:ip`. Shared by the password
+/// grant and the sign-in page, and kept in the site's database
+/// (`oauth_login_failures`), so every process serving the site counts the same failures
+/// and a lock-out reached through one process holds in all of them.
 #[derive(Default)]
 pub struct LoginLimiter {
-    failures: Mutex<HashMap<String, (u32, Instant)>>,
+    /// When this process last forgot old failures (unix seconds).
+    swept: std::sync::atomic::AtomicI64,
 }
 
 /// Failures allowed per key within [`LOCK_WINDOW`].
@@ -296,40 +300,88 @@ pub const LOCK_WINDOW: Duration = Duration::from_secs(15 * 60);
 
 impl LoginLimiter {
     /// True when `key` may try again.
-    pub fn allowed(&self, key: &str) -> bool {
-        self.allowed_up_to(key, MAX_FAILURES)
+    pub async fn allowed(&self, site: &Site, key: &str) -> Result<bool, OAuthError> {
+        self.allowed_up_to(site, key, MAX_FAILURES).await
     }
 
-    /// True when `key` has fewer than `max` recent failures.
-    pub fn allowed_up_to(&self, key: &str, max: u32) -> bool {
-        let mut failures = self.failures.lock();
-        match failures.get(key) {
-            Some((count, since)) if since.elapsed() < LOCK_WINDOW => *count < max,
-            Some(_) => {
-                failures.remove(key);
-                true
-            }
-            None => true,
-        }
+    /// True when `key` has fewer than `max` failures within the window.
+    pub async fn allowed_up_to(
+        &self,
+        site: &Site,
+        key: &str,
+        max: u32,
+    ) -> Result<bool, OAuthError> {
+        let rows = site
+            .db
+            .read(
+                "SELECT failures FROM oauth_login_failures WHERE login_key = $1 AND since >= $2",
+                vec![
+                    SqlValue::Text(key.to_owned()),
+                    SqlValue::Integer(window_start()),
+                ],
+            )
+            .await?;
+        let failures = rows
+            .first()
+            .and_then(|row| row.first())
+            .and_then(SqlValue::integer)
+            .unwrap_or(0);
+        Ok(failures < i64::from(max))
     }
 
-    /// Records a failure for `key`.
-    pub fn failed(&self, key: &str) {
-        let mut failures = self.failures.lock();
-        if failures.len() > 100_000 {
-            failures.retain(|_, (_, since)| since.elapsed() < LOCK_WINDOW);
+    /// Records a failure for each of `keys`, in one transaction (a count older than the
+    /// window starts over).
+    pub async fn failed(&self, site: &Site, keys: &[&str]) -> Result<(), OAuthError> {
+        use std::sync::atomic::Ordering;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut tx = site.db.begin(true, deadline).await?;
+        let now = now();
+        let last = self.swept.load(Ordering::Relaxed);
+        if now - last >= 60
+            && self
+                .swept
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            tx.execute(
+                "DELETE FROM oauth_login_failures WHERE since < $1",
+                vec![SqlValue::Integer(window_start())],
+            )
+            .await?;
         }
-        let entry = failures
-            .entry(key.to_owned())
-            .or_insert((0, Instant::now()));
-        if entry.1.elapsed() >= LOCK_WINDOW {
-            *entry = (0, Instant::now());
+        for key in keys {
+            tx.execute(
+                "INSERT INTO oauth_login_failures (login_key, failures, since) VALUES ($1, 1, $2) \
+                 ON CONFLICT (login_key) DO UPDATE SET \
+                 failures = CASE WHEN oauth_login_failures.since < $3 THEN 1 ELSE oauth_login_failures.failures + 1 END, \
+                 since = CASE WHEN oauth_login_failures.since < $3 THEN $2 ELSE oauth_login_failures.since END",
+                vec![
+                    SqlValue::Text((*key).to_owned()),
+                    SqlValue::Integer(now),
+                    SqlValue::Integer(window_start()),
+                ],
+            )
+            .await?;
         }
-        entry.0 += 1;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Forgets `key`'s failures (after a success).
-    pub fn succeeded(&self, key: &str) {
-        self.failures.lock().remove(key);
+    pub async fn succeeded(&self, site: &Site, key: &str) -> Result<(), OAuthError> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut tx = site.db.begin(true, deadline).await?;
+        tx.execute(
+            "DELETE FROM oauth_login_failures WHERE login_key = $1",
+            vec![SqlValue::Text(key.to_owned())],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
     }
+}
+
+/// The oldest failure time still counted.
+fn window_start() -> i64 {
+    now() - LOCK_WINDOW.as_secs() as i64
 }

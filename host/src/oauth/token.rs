@@ -4,8 +4,8 @@
 //! revokes what it issued), `client_credentials` (private_key_jwt only, `system/` scopes only),
 //! `password` (off unless the site turns it on), `refresh_token` (rotation with reuse
 //! detection: presenting a rotated refresh token revokes the whole grant). Access tokens
-//! come from [`crate::auth::tokens::issue`]; each is tied to its grant in
-//! `oauth_grant_tokens` so revoking the grant reaches the resource server at once.
+//! come from [`crate::auth::tokens::sign`]; each names its grant (`api_token.grant_id`)
+//! so revoking the grant reaches the resource server at once.
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
@@ -324,7 +324,7 @@ async fn password(
     };
     let scope = finalize_scopes(param(form, "scope"), client)?;
     let key = format!("{}:{role}:{}", site.name, username.to_lowercase());
-    if !app.logins.allowed(&key) {
+    if !app.logins.allowed(site, &key).await? {
         return Err(OAuthError::grant(
             "Too many failed sign-ins for this account; try again in 15 minutes",
         ));
@@ -334,12 +334,12 @@ async fn password(
         Some(email) => check_patient(site, username, email, password).await?,
     };
     let Some(subject) = subject else {
-        app.logins.failed(&key);
+        app.logins.failed(site, &[&key]).await?;
         return Err(OAuthError::grant(
             "Failed Authentication: wrong user name or password",
         ));
     };
-    app.logins.succeeded(&key);
+    app.logins.succeeded(site, &key).await?;
     let lifetime = settings::seconds(site, "oauth.access_token_lifetime").await?;
     let grant_id = random_token(16);
     let context = match subject.role {
@@ -567,20 +567,18 @@ async fn replayed(site: &Site, grant_id: &str, client_id: &str) -> Result<Respon
     ))
 }
 
-/// Revokes every refresh and access token of a grant.
+/// Revokes every refresh and access token of a grant, in one transaction.
 pub async fn revoke_grant(site: &Site, grant_id: &str) -> Result<(), OAuthError> {
-    on_db!(&site.db, |pool| {
-        sqlx::query("UPDATE oauth_refresh_tokens SET revoked = 1 WHERE grant_id = $1")
-            .bind(grant_id)
-            .execute(pool)
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut tx = site.db.begin(true, deadline).await?;
+    for sql in [
+        "UPDATE oauth_refresh_tokens SET revoked = 1 WHERE grant_id = $1",
+        "UPDATE api_token SET revoked = 1 WHERE grant_id = $1",
+    ] {
+        tx.execute(sql, vec![SqlValue::Text(grant_id.to_owned())])
             .await?;
-        sqlx::query(
-            "UPDATE api_token SET revoked = 1 WHERE jti IN (SELECT jti FROM oauth_grant_tokens WHERE grant_id = $1)",
-        )
-        .bind(grant_id)
-        .execute(pool)
-        .await?;
-    });
+    }
+    tx.commit().await?;
     Ok(())
 }
 
@@ -676,15 +674,7 @@ pub async fn respond(
             return refresh_reused(site, issue.grant_id, &client.client_id).await;
         }
     }
-    signed.record(&mut tx).await?;
-    tx.execute(
-        "INSERT INTO oauth_grant_tokens (jti, grant_id) VALUES ($1, $2)",
-        vec![
-            SqlValue::Text(signed.issued.jti.clone()),
-            SqlValue::Text(issue.grant_id.to_owned()),
-        ],
-    )
-    .await?;
+    signed.record(&mut tx, Some(issue.grant_id)).await?;
     if let Some((refresh_token, lifetime)) = &refresh {
         let created = now();
         let text = |value: &str| SqlValue::Text(value.to_owned());
