@@ -136,11 +136,23 @@ pub struct Signed {
     issued_at: i64,
 }
 
+/// A new access token id: 12 hex digits of the time in milliseconds, then 20 of random
+/// (80 bits). Ids in time order land at the end of `api_token`'s key, on pages the
+/// database has at hand, where random ids landed on a different page each time; the
+/// random part keeps them unique and unguessable.
+fn new_jti() -> String {
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let random: [u8; 10] = rand::random();
+    format!("{:012x}{}", millis & 0xffff_ffff_ffff, hex::encode(random))
+}
+
 /// Signs a token for `grant`, without recording it yet: see [`Signed::record`].
 pub fn sign(site: &Site, base: &str, grant: &Grant) -> anyhow::Result<Signed> {
     let iat = now();
     let exp = iat + grant.lifetime;
-    let jti = hex::encode(rand::random::<[u8; 16]>());
+    let jti = new_jti();
     let mut claims = json!({
         "iss": issuer(base, &site.name),
         "aud": audience(base, &site.name),
@@ -336,6 +348,23 @@ fn verify(site: &Site, base: &str, token: &str) -> Result<Principal, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn token_ids_are_unique_and_in_time_order() {
+        let first = new_jti();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let ids: Vec<String> = (0..1000).map(|_| new_jti()).collect();
+        assert!(
+            ids.iter()
+                .all(|id| id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()))
+        );
+        assert!(
+            ids.iter().all(|id| id > &first),
+            "later ids sort after earlier ones"
+        );
+        let unique: std::collections::HashSet<&String> = ids.iter().collect();
+        assert_eq!(unique.len(), ids.len());
+    }
 
     #[test]
     fn bearer_headers_are_parsed_strictly() {
