@@ -271,8 +271,9 @@ impl AssertionId {
 
 /// [`authenticate`], except that a client assertion's `jti` is handed back instead of
 /// recorded, for the token endpoint to record in the transaction that records the tokens
-/// it issues: one write per `client_credentials` request instead of two. A request that
-/// fails before issuing anything leaves the `jti` unused.
+/// it issues: one write per `client_credentials` request instead of two. The caller
+/// records it either way ([`AssertionId::record_in`] with the tokens, or
+/// [`AssertionId::record`] when the request fails), so a verified assertion is spent.
 pub async fn authenticate_deferred(
     site: &Site,
     token_url: &str,
@@ -538,10 +539,21 @@ struct CachedKeys {
     verifiers: Arc<Vec<Verifier>>,
 }
 
-#[derive(PartialEq)]
 enum KeySource {
     Inline(Value),
     Uri(String),
+}
+
+impl KeySource {
+    /// True when `client` still registers the keys this came from (an inline JWKS wins
+    /// over a URL, as when the keys are read).
+    fn matches(&self, client: &Client) -> bool {
+        match (self, &client.jwks, &client.jwks_uri) {
+            (KeySource::Inline(cached), Some(jwks), _) => cached == jwks,
+            (KeySource::Uri(cached), None, Some(uri)) => cached == uri,
+            _ => false,
+        }
+    }
 }
 
 /// How often, at most, one process forgets expired `jti`s (seconds). An expired
@@ -576,15 +588,10 @@ impl Assertions {
     /// are parsed once per JWKS; an edited registration is seen at once, since the
     /// client's row is read on every request and compared with what the keys came from.
     async fn keys(&self, client: &Client, kid: &str) -> Result<Arc<Vec<Verifier>>, String> {
-        let source = match (&client.jwks, &client.jwks_uri) {
-            (Some(jwks), _) => KeySource::Inline(jwks.clone()),
-            (None, Some(uri)) => KeySource::Uri(uri.clone()),
-            (None, None) => return Err("the client has no registered keys".into()),
-        };
         if let Some(cached) = self.keys.lock().get(&client.client_id)
-            && cached.source == source
+            && cached.source.matches(client)
         {
-            let fresh = match &source {
+            let fresh = match &cached.source {
                 KeySource::Inline(_) => true,
                 KeySource::Uri(_) => {
                     let age = cached.fetched.elapsed();
@@ -600,9 +607,10 @@ impl Assertions {
                 return Ok(cached.verifiers.clone());
             }
         }
-        let jwks = match &source {
-            KeySource::Inline(jwks) => jwks.clone(),
-            KeySource::Uri(uri) => fetch_jwks(uri).await?,
+        let (source, jwks) = match (&client.jwks, &client.jwks_uri) {
+            (Some(jwks), _) => (KeySource::Inline(jwks.clone()), jwks.clone()),
+            (None, Some(uri)) => (KeySource::Uri(uri.clone()), fetch_jwks(uri).await?),
+            (None, None) => return Err("the client has no registered keys".into()),
         };
         let verifiers = Arc::new(
             jwks["keys"]
