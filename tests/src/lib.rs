@@ -69,6 +69,16 @@ pub struct Options {
     pub public_url: Option<String>,
 }
 
+impl Options {
+    /// The defaults with this `plugins.toml` text.
+    pub fn with_plugins(plugins_toml: impl Into<String>) -> Options {
+        Options {
+            plugins_toml: Some(plugins_toml.into()),
+            ..Options::default()
+        }
+    }
+}
+
 /// The workspace root.
 pub fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -10,26 +10,24 @@ use hearth_tests::*;
 
 const SCOPE: &str = "openid api:oemr user/patient.crus";
 
-fn options() -> Options {
-    Options {
-        plugins_toml: Some(
-            r#"
+/// The patient plugin and the misbehaving test plugin, with these limits on the latter.
+fn options_with_limits(limits: &str) -> Options {
+    Options::with_plugins(format!(
+        r#"
 [plugins.patient]
 file = "patient.wasm"
 
 [plugins.test-bad]
 file = "test-bad.wasm"
-timeout_ms = 500
-memory_mib = 16
-max_response_bytes = 1048576
-
+{limits}
 [sites."*"]
 plugins = ["patient", "test-bad"]
 "#
-            .into(),
-        ),
-        ..Options::default()
-    }
+    ))
+}
+
+fn options() -> Options {
+    options_with_limits("timeout_ms = 500\nmemory_mib = 16\nmax_response_bytes = 1048576\n")
 }
 
 /// The deadline plus generous slack for a loaded 2-core machine.
@@ -130,35 +128,13 @@ both! {
 /// Limits other than the deadline, with a deadline generous enough never to be what
 /// stops a request: a CPU budget of 300 ms, and at most two instances at once.
 fn budget_options() -> Options {
-    Options {
-        plugins_toml: Some(
-            r#"
-[plugins.patient]
-file = "patient.wasm"
-
-[plugins.test-bad]
-file = "test-bad.wasm"
-timeout_ms = 120000
-cpu_ms = 300
-max_instances = 2
-
-[sites."*"]
-plugins = ["patient", "test-bad"]
-"#
-            .into(),
-        ),
-        ..Options::default()
-    }
+    options_with_limits("timeout_ms = 120000\ncpu_ms = 300\nmax_instances = 2\n")
 }
 
 /// Like [`budget_options`], with a CPU budget large enough for requests that hold their
 /// instance for seconds.
 fn instance_options() -> Options {
-    let mut options = budget_options();
-    options.plugins_toml = options
-        .plugins_toml
-        .map(|text| text.replace("cpu_ms = 300", "cpu_ms = 120000"));
-    options
+    options_with_limits("timeout_ms = 120000\ncpu_ms = 120000\nmax_instances = 2\n")
 }
 
 /// Free instance slots of `plugin` on the default site.

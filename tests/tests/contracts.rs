@@ -9,9 +9,8 @@ use hearth_tests::*;
 const SCOPE: &str = "openid api:oemr user/patient.crus";
 
 fn options() -> Options {
-    Options {
-        plugins_toml: Some(
-            r#"
+    Options::with_plugins(
+        r#"
 [plugins.patient]
 file = "patient.wasm"
 
@@ -23,11 +22,8 @@ file = "test-contract-v0-2.wasm"
 
 [sites."*"]
 plugins = ["patient", "test-contract-v0-1", "test-contract-v0-2"]
-"#
-            .into(),
-        ),
-        ..Options::default()
-    }
+"#,
+    )
 }
 
 both! {
