@@ -16,7 +16,9 @@
 //!
 //! Checkpoints of the write-ahead log run on a thread of their own (every
 //! [`CHECKPOINT_EVERY`] while there are new commits), so no request waits for one or for
-//! its `fsync`. sqlx still owns migrations and the host's administrative queries.
+//! its `fsync`. Each one also lets the log start over from its beginning (see
+//! [`SqliteStore::checkpoint`]); without that, under steady writes the log only ever grew.
+//! sqlx still owns migrations and the host's administrative queries.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -43,6 +45,10 @@ const HEADER_CACHE: usize = 4096;
 /// commit of another connection empties a connection's page cache, and reading pages
 /// from the shared mapping costs no system call, where `pread` cost one per page.
 pub const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+/// How long a checkpoint may wait for readers to leave the log so that it can start over.
+const RESTART_WAIT: Duration = Duration::from_millis(100);
+/// The size the log file is cut back to when it starts over after a burst of writes.
+const LOG_SIZE_LIMIT: i64 = 64 << 20;
 
 /// A pool of connections to one SQLite file.
 pub struct SqliteStore {
@@ -113,6 +119,9 @@ impl SqliteStore {
                 "PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 0; PRAGMA mmap_size = 268435456;",
             )
             .map_err(failed)?;
+        connection
+            .pragma_update(None, "journal_size_limit", LOG_SIZE_LIMIT)
+            .map_err(failed)?;
         connection.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         Ok(connection)
     }
@@ -163,6 +172,38 @@ impl SqliteStore {
             out.push(values);
         }
         Ok(out)
+    }
+
+    /// Checkpoints the log on `connection` (the checkpoint thread's own) in two steps.
+    /// First `PASSIVE`: copies the committed pages into the database file without waiting
+    /// for anyone. Then, holding this process's write permit (so no writer of this process
+    /// adds to the log meanwhile), `RESTART`: copies what was committed in between and
+    /// waits up to [`RESTART_WAIT`] for readers still on the log, so that the next writer
+    /// starts the log over from its beginning.
+    ///
+    /// `PASSIVE` alone never lets the log start over while writes keep coming: by the time
+    /// it has copied everything, newer commits are in the log, so no writer ever finds it
+    /// fully copied. Under steady load the file then grew by every commit's pages (about a
+    /// gigabyte in twelve seconds of token requests), each write to a new block of the
+    /// file costing the kernel a page to zero.
+    pub async fn checkpoint(&self, connection: &Connection) -> Result<Checkpointed, StoreError> {
+        connection
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+            .map_err(failed)?;
+        let _permit = self
+            .writer
+            .acquire()
+            .await
+            .map_err(|_| StoreError::Failed("the site is closing".into()))?;
+        connection.busy_timeout(RESTART_WAIT).map_err(failed)?;
+        let busy: i64 = connection
+            .query_row("PRAGMA wal_checkpoint(RESTART)", [], |row| row.get(0))
+            .map_err(failed)?;
+        Ok(if busy == 0 {
+            Checkpointed::Restarted
+        } else {
+            Checkpointed::Copied
+        })
     }
 
     /// Begins a transaction; writers take the write lock at once, after this process's
@@ -216,10 +257,18 @@ impl SqliteStore {
     }
 }
 
-/// The checkpoint thread of one store: while the store lives, copies committed pages from
-/// the write-ahead log into the database (`PASSIVE`: it never waits for readers or the
-/// writer) whenever there were commits since its last look.
+/// The checkpoint thread of one store: while the store lives, checkpoints the log (see
+/// [`SqliteStore::checkpoint`]) whenever there were commits since its last look.
 fn checkpoints(store: Weak<SqliteStore>, path: &Path) {
+    // The write permit is a tokio semaphore; this thread waits for it on a runtime of its
+    // own (no I/O, no timers: only the permit's wake-up).
+    let runtime = match tokio::runtime::Builder::new_current_thread().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            tracing::warn!("no checkpoints for {}: {error}", path.display());
+            return;
+        }
+    };
     let mut seen = 0;
     let mut connection: Option<Connection> = None;
     loop {
@@ -228,7 +277,6 @@ fn checkpoints(store: Weak<SqliteStore>, path: &Path) {
             return;
         };
         let commits = live.commits.load(Ordering::Relaxed);
-        drop(live);
         if commits == seen {
             continue;
         }
@@ -244,12 +292,23 @@ fn checkpoints(store: Weak<SqliteStore>, path: &Path) {
             }
         }
         if let Some(open) = &connection
-            && let Err(error) = open.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+            && let Err(error) = runtime.block_on(live.checkpoint(open))
         {
             tracing::debug!("checkpoint of {}: {error}", path.display());
             connection = None;
         }
     }
+}
+
+/// How a checkpoint went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Checkpointed {
+    /// Every committed page is in the database file and the next writer starts the log
+    /// over from its beginning.
+    Restarted,
+    /// The pages are copied, but a reader (or another process's writer) still used the
+    /// log when the wait ran out; the log keeps growing until a later checkpoint.
+    Copied,
 }
 
 fn is_busy(error: &rusqlite::Error) -> bool {
@@ -635,6 +694,107 @@ mod tests {
             );
             tokio::time::sleep(CHECKPOINT_EVERY).await;
         }
+        std::fs::remove_file(path).ok();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_log_starts_over_after_a_checkpoint_while_writes_keep_coming() {
+        use std::sync::atomic::AtomicBool;
+        let (store, path) = store();
+        let wal = path.with_extension("db-wal");
+        let wal_size = || std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+        let stop = Arc::new(AtomicBool::new(false));
+        let commits = Arc::new(AtomicU64::new(0));
+        // One writer commits without pause, as under steady load; a reader of another
+        // connection keeps reading.
+        let writer = tokio::spawn({
+            let (store, stop, commits) = (store.clone(), stop.clone(), commits.clone());
+            async move {
+                let deadline = Instant::now() + Duration::from_secs(60);
+                let mut i = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let mut tx = store.begin(true, deadline).await.unwrap();
+                    tx.execute(
+                        "INSERT INTO t (name) VALUES ($1)",
+                        &[SqlValue::Text(format!("{i:>3000}"))],
+                    )
+                    .unwrap();
+                    tx.commit().unwrap();
+                    commits.fetch_add(1, Ordering::Relaxed);
+                    i += 1;
+                    tokio::task::yield_now().await;
+                }
+            }
+        });
+        let reader = std::thread::spawn({
+            let (path, stop) = (path.clone(), stop.clone());
+            move || {
+                let connection = Connection::open(&path).unwrap();
+                connection.busy_timeout(Duration::from_secs(5)).unwrap();
+                let mut reads = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let _: i64 = connection
+                        .query_row("SELECT COUNT(*) FROM t WHERE id > 100", [], |row| {
+                            row.get(0)
+                        })
+                        .unwrap();
+                    reads += 1;
+                }
+                reads
+            }
+        });
+        let started = Instant::now();
+        let grow_to = |bytes: u64| {
+            while wal_size() < bytes {
+                assert!(
+                    started.elapsed() < Duration::from_secs(60),
+                    "the writer stalled"
+                );
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        };
+        // The log header's checkpoint sequence number counts the times it started over.
+        let restarts = || {
+            let header = std::fs::read(&wal).unwrap();
+            u32::from_be_bytes(header[12..16].try_into().unwrap())
+        };
+        grow_to(8 << 20);
+        let restarts_before = restarts();
+        let connection = Connection::open(&path).unwrap();
+        assert_eq!(
+            store.checkpoint(&connection).await.unwrap(),
+            Checkpointed::Restarted
+        );
+        let before = wal_size();
+        // The writer goes on; its next frames (a few megabytes) overwrite the log from the
+        // start instead of extending the file.
+        let after_checkpoint = commits.load(Ordering::Relaxed);
+        while commits.load(Ordering::Relaxed) < after_checkpoint + 200 {
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "the writer stalled"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let after = wal_size();
+        let restarts_after = restarts();
+        stop.store(true, Ordering::Relaxed);
+        writer.await.unwrap();
+        assert!(reader.join().unwrap() > 0);
+        assert!(
+            restarts_after > restarts_before,
+            "the log did not start over ({restarts_before} → {restarts_after})"
+        );
+        assert!(
+            after <= before,
+            "the log grew from {before} to {after} bytes after the checkpoint"
+        );
+        // Every row is still there.
+        let rows = store.read("SELECT COUNT(*) FROM t", &[]).unwrap();
+        assert_eq!(
+            rows[0][0],
+            SqlValue::Integer(commits.load(Ordering::Relaxed) as i64)
+        );
         std::fs::remove_file(path).ok();
     }
 }
