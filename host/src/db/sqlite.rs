@@ -134,27 +134,25 @@ impl SqliteStore {
 
     /// A connection from the pool (opened when none is idle).
     pub fn acquire(self: &Arc<Self>) -> Result<Pooled, StoreError> {
-        let connection = match self.idle.lock().pop() {
-            Some(connection) => connection,
-            None => self.open()?,
-        };
-        Ok(Pooled {
-            connection: Some(connection),
-            store: self.clone(),
-            writes: false,
-        })
+        self.take(false)
     }
 
-    /// The write connection; only the holder of the write permit may ask for it.
-    fn acquire_writer(self: &Arc<Self>) -> Result<Pooled, StoreError> {
-        let connection = match self.write_connection.lock().take() {
+    /// The pool's idle connection, or with `writes` the write connection (which only the
+    /// holder of the write permit may ask for); opened when there is none.
+    fn take(self: &Arc<Self>, writes: bool) -> Result<Pooled, StoreError> {
+        let kept = if writes {
+            self.write_connection.lock().take()
+        } else {
+            self.idle.lock().pop()
+        };
+        let connection = match kept {
             Some(connection) => connection,
             None => self.open()?,
         };
         Ok(Pooled {
             connection: Some(connection),
             store: self.clone(),
-            writes: true,
+            writes,
         })
     }
 
@@ -247,11 +245,7 @@ impl SqliteStore {
         } else {
             None
         };
-        let connection = if write {
-            self.acquire_writer()?
-        } else {
-            self.acquire()?
-        };
+        let connection = self.take(write)?;
         let remaining = deadline.saturating_duration_since(Instant::now());
         let handle = connection.get();
         handle
