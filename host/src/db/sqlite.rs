@@ -516,7 +516,7 @@ fn classify(error: rusqlite::Error) -> StoreError {
             match e.code {
                 ErrorCode::ConstraintViolation => StoreError::Constraint(text),
                 ErrorCode::OperationInterrupted => {
-                    StoreError::Failed("the statement ran past the request's deadline".into())
+                    StoreError::Deadline("the statement ran past the request's deadline".into())
                 }
                 ErrorCode::Unknown => StoreError::Invalid(text),
                 _ => StoreError::Failed(text),

@@ -197,6 +197,9 @@ pub enum StoreError {
     Constraint(String),
     /// Bad SQL or a parameter that does not fit.
     Invalid(String),
+    /// The statement was stopped because the request's deadline passed (SQLite's
+    /// progress handler, PostgreSQL's `statement_timeout`).
+    Deadline(String),
     /// Anything else.
     Failed(String),
 }
@@ -207,7 +210,7 @@ impl std::fmt::Display for StoreError {
             StoreError::Denied(m) => write!(f, "denied: {m}"),
             StoreError::Constraint(m) => write!(f, "constraint failed: {m}"),
             StoreError::Invalid(m) => write!(f, "invalid statement: {m}"),
-            StoreError::Failed(m) => write!(f, "{m}"),
+            StoreError::Deadline(m) | StoreError::Failed(m) => write!(f, "{m}"),
         }
     }
 }
@@ -305,9 +308,12 @@ impl Db {
             Db::Postgres(pool) => {
                 // The server stops any statement that outlives the request, so a runaway
                 // query never holds a connection (or a reply) past the deadline.
+                // Rounded up: a timeout cut to whole milliseconds could stop the statement
+                // just before the deadline, when the host does not yet see it as passed.
                 let remaining = deadline
                     .saturating_duration_since(Instant::now())
-                    .as_millis()
+                    .as_micros()
+                    .div_ceil(1000)
                     .max(1);
                 let begin = format!("BEGIN; SET LOCAL statement_timeout = {remaining}");
                 Tx::Postgres(
@@ -425,8 +431,13 @@ fn classify(error: sqlx::Error) -> StoreError {
                 _ => {
                     let code = db.code().unwrap_or_default();
                     // PostgreSQL classes 22 (data) and 42 (syntax, undefined objects);
-                    // SQLite's generic SQLITE_ERROR (1) is a bad statement.
-                    if code.starts_with("42") || code.starts_with("22") || code == "1" {
+                    // SQLite's generic SQLITE_ERROR (1) is a bad statement. 57014 is a
+                    // cancelled query: the only timeout Hearth sets is the request's.
+                    if code == "57014" && db.message().contains("statement timeout") {
+                        StoreError::Deadline(
+                            "the statement ran past the request's deadline".to_owned(),
+                        )
+                    } else if code.starts_with("42") || code.starts_with("22") || code == "1" {
                         StoreError::Invalid(db.message().to_owned())
                     } else {
                         StoreError::Failed(db.message().to_owned())

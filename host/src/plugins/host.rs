@@ -107,9 +107,9 @@ impl State {
         let tx = self.tx.as_mut().expect("transaction begun above");
         let params = params.into_iter().map(from_wit).collect();
         let result = run(tx, params).await;
-        if result.is_err() {
+        if let Err(error) = &result {
             self.poisoned = true;
-            if Instant::now() >= self.deadline {
+            if matches!(error, StoreError::Deadline(_)) || Instant::now() >= self.deadline {
                 // The statement was stopped by the deadline: the request is over, whatever
                 // the plugin would make of the error.
                 return Err(wasmtime::Error::new(DeadlineExceeded));
@@ -134,7 +134,7 @@ fn to_wit(error: StoreError) -> store::Error {
         StoreError::Denied(m) => store::Error::Denied(m),
         StoreError::Constraint(m) => store::Error::Constraint(m),
         StoreError::Invalid(m) => store::Error::Invalid(m),
-        StoreError::Failed(m) => store::Error::Failed(m),
+        StoreError::Deadline(m) | StoreError::Failed(m) => store::Error::Failed(m),
     }
 }
 
