@@ -41,8 +41,14 @@ const STATEMENT_CACHE: usize = 256;
 const HEADER_CACHE: usize = 4096;
 /// How often the checkpoint thread looks for new commits.
 pub const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
-/// How long a checkpoint may wait for readers to leave the log so that it can start over.
-const RESTART_WAIT: Duration = Duration::from_millis(100);
+/// How long a checkpoint may wait for readers to leave the log so that it can start over
+/// (this process's writers wait meanwhile). Readers of token and API requests take well
+/// under a millisecond; a longer one (a plugin's transaction, another process) makes the
+/// checkpoint give up and leave the restart to a later one.
+const RESTART_WAIT: Duration = Duration::from_millis(20);
+/// Checkpoints that only copy after one that could not start the log over, so that a long
+/// reader holds writers back once per [`RESTART_BACKOFF`] + 1 rounds at most.
+const RESTART_BACKOFF: u32 = 4;
 /// The size the log file is cut back to when it starts over after a burst of writes.
 const LOG_SIZE_LIMIT: i64 = 64 << 20;
 
@@ -194,20 +200,27 @@ impl SqliteStore {
 
     /// Checkpoints the log on `connection` (the checkpoint thread's own) in two steps.
     /// First `PASSIVE`: copies the committed pages into the database file without waiting
-    /// for anyone. Then, holding this process's write permit (so no writer of this process
-    /// adds to the log meanwhile), `RESTART`: copies what was committed in between and
-    /// waits up to [`RESTART_WAIT`] for readers still on the log, so that the next writer
-    /// starts the log over from its beginning.
+    /// for anyone. Then, with `restart`, holding this process's write permit (so no writer
+    /// of this process adds to the log meanwhile), `RESTART`: copies what was committed in
+    /// between and waits up to [`RESTART_WAIT`] for readers still on the log, so that the
+    /// next writer starts the log over from its beginning.
     ///
     /// `PASSIVE` alone never lets the log start over while writes keep coming: by the time
     /// it has copied everything, newer commits are in the log, so no writer ever finds it
     /// fully copied. Under steady load the file then grew by every commit's pages (about a
     /// gigabyte in twelve seconds of token requests), each write to a new block of the
     /// file costing the kernel a page to zero.
-    pub async fn checkpoint(&self, connection: &Connection) -> Result<Checkpointed, StoreError> {
+    pub async fn checkpoint(
+        &self,
+        connection: &Connection,
+        restart: bool,
+    ) -> Result<Checkpointed, StoreError> {
         connection
             .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
             .map_err(failed)?;
+        if !restart {
+            return Ok(Checkpointed::Copied);
+        }
         let _permit = self
             .writer
             .acquire()
@@ -288,6 +301,7 @@ fn checkpoints(store: Weak<SqliteStore>, path: &Path) {
         }
     };
     let mut seen = 0;
+    let mut backoff = 0;
     let mut connection: Option<Connection> = None;
     loop {
         std::thread::sleep(CHECKPOINT_EVERY);
@@ -309,11 +323,18 @@ fn checkpoints(store: Weak<SqliteStore>, path: &Path) {
                 }
             }
         }
-        if let Some(open) = &connection
-            && let Err(error) = runtime.block_on(live.checkpoint(open))
-        {
-            tracing::debug!("checkpoint of {}: {error}", path.display());
-            connection = None;
+        let Some(open) = &connection else {
+            continue;
+        };
+        let restart = backoff == 0;
+        match runtime.block_on(live.checkpoint(open, restart)) {
+            Ok(Checkpointed::Restarted) => {}
+            Ok(Checkpointed::Copied) if restart => backoff = RESTART_BACKOFF,
+            Ok(Checkpointed::Copied) => backoff -= 1,
+            Err(error) => {
+                tracing::debug!("checkpoint of {}: {error}", path.display());
+                connection = None;
+            }
         }
     }
 }
@@ -324,8 +345,9 @@ pub enum Checkpointed {
     /// Every committed page is in the database file and the next writer starts the log
     /// over from its beginning.
     Restarted,
-    /// The pages are copied, but a reader (or another process's writer) still used the
-    /// log when the wait ran out; the log keeps growing until a later checkpoint.
+    /// The pages are copied, but the log was not started over: not asked to, or a reader
+    /// (or another process's writer) still used the log when the wait ran out. It keeps
+    /// growing until a later checkpoint starts it over.
     Copied,
 }
 
@@ -787,7 +809,7 @@ mod tests {
         let connection = Connection::open(&path).unwrap();
         // A checkpoint gives up its wait (and says so) while another one holds the log,
         // e.g. the store's own thread in the middle of an `fsync` on a busy machine.
-        while store.checkpoint(&connection).await.unwrap() != Checkpointed::Restarted {
+        while store.checkpoint(&connection, true).await.unwrap() != Checkpointed::Restarted {
             assert!(
                 started.elapsed() < Duration::from_secs(60),
                 "no checkpoint could start the log over"
@@ -859,6 +881,44 @@ mod tests {
         third.commit().unwrap();
         let rows = store.read("SELECT COUNT(*) FROM t", &[]).unwrap();
         assert_eq!(rows[0][0], SqlValue::Integer(2));
+        std::fs::remove_file(path).ok();
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_long_reader_makes_the_checkpoint_give_up_the_restart_not_wait_for_it() {
+        let (store, path) = store();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let write = async |name: &str| {
+            let mut tx = store.begin(true, deadline).await.unwrap();
+            tx.execute(
+                "INSERT INTO t (name) VALUES ($1)",
+                &[SqlValue::Text(name.into())],
+            )
+            .unwrap();
+            tx.commit().unwrap();
+        };
+        write("before").await;
+        // A reader holds its snapshot (a plugin's transaction, say) while writes go on.
+        let mut reader = store.begin(false, deadline).await.unwrap();
+        reader.query("SELECT COUNT(*) FROM t", &[]).unwrap();
+        write("after").await;
+        let connection = Connection::open(&path).unwrap();
+        assert_eq!(
+            store.checkpoint(&connection, true).await.unwrap(),
+            Checkpointed::Copied
+        );
+        // The writers were let go: this one needs the permit the checkpoint held.
+        write("later").await;
+        drop(reader);
+        let started = Instant::now();
+        while store.checkpoint(&connection, true).await.unwrap() != Checkpointed::Restarted {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "no checkpoint started the log over after the reader left"
+            );
+        }
+        let rows = store.read("SELECT COUNT(*) FROM t", &[]).unwrap();
+        assert_eq!(rows[0][0], SqlValue::Integer(3));
         std::fs::remove_file(path).ok();
     }
 }
