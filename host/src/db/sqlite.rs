@@ -537,9 +537,7 @@ fn classify(error: rusqlite::Error) -> StoreError {
             let text = message.clone().unwrap_or_else(|| e.to_string());
             match e.code {
                 ErrorCode::ConstraintViolation => StoreError::Constraint(text),
-                ErrorCode::OperationInterrupted => {
-                    StoreError::Deadline("the statement ran past the request's deadline".into())
-                }
+                ErrorCode::OperationInterrupted => StoreError::deadline(),
                 ErrorCode::Unknown => StoreError::Invalid(text),
                 _ => StoreError::Failed(text),
             }

@@ -204,6 +204,13 @@ pub enum StoreError {
     Failed(String),
 }
 
+impl StoreError {
+    /// A statement stopped by the request's deadline, on either database.
+    pub fn deadline() -> StoreError {
+        StoreError::Deadline("the statement ran past the request's deadline".into())
+    }
+}
+
 impl std::fmt::Display for StoreError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -434,9 +441,7 @@ fn classify(error: sqlx::Error) -> StoreError {
                     // SQLite's generic SQLITE_ERROR (1) is a bad statement. 57014 is a
                     // cancelled query: the only timeout Hearth sets is the request's.
                     if code == "57014" && db.message().contains("statement timeout") {
-                        StoreError::Deadline(
-                            "the statement ran past the request's deadline".to_owned(),
-                        )
+                        StoreError::deadline()
                     } else if code.starts_with("42") || code.starts_with("22") || code == "1" {
                         StoreError::Invalid(db.message().to_owned())
                     } else {
