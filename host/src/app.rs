@@ -37,6 +37,8 @@ pub struct AppState {
     pub natives: Natives,
     /// Failed-login counts of the authorization server.
     pub logins: crate::oauth::LoginLimiter,
+    /// Each site's `/apis` settings, read again every second.
+    pub api_settings: crate::api::settings::Cache,
 }
 
 /// A built application, bound to its port, not yet serving.
@@ -93,6 +95,7 @@ impl App {
                 audit,
                 natives,
                 logins: Default::default(),
+                api_settings: Default::default(),
             }),
             listener,
             tls,
@@ -133,6 +136,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/apis/{site}/{*rest}", any(api::dispatch))
         .route("/apis/{site}", any(api::no_family))
         .merge(crate::plugins::admin::router())
+        // OpenEMR serves and advertises `/jwk`; `/jwks` is the name most servers use.
+        .route("/oauth2/{site}/jwk", get(jwks))
         .route("/oauth2/{site}/jwks", get(jwks))
         .merge(crate::oauth::router())
         .route(
@@ -165,9 +170,15 @@ async fn jwks(State(app): State<Arc<AppState>>, Path(site): Path<String>) -> Res
     match app.sites.get(&site).await {
         Some(site) => {
             let mut response = axum::Json(site.keys().jwks.clone()).into_response();
-            response.headers_mut().insert(
+            let headers = response.headers_mut();
+            headers.insert(
                 header::CACHE_CONTROL,
                 HeaderValue::from_static("public, max-age=300"),
+            );
+            // Public keys: any page may read them (browser apps verifying ID tokens).
+            headers.insert(
+                header::ACCESS_CONTROL_ALLOW_ORIGIN,
+                HeaderValue::from_static("*"),
             );
             response
         }

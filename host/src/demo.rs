@@ -508,6 +508,8 @@ const FACILITY: &[&str] = &[
     "billing_location",
     "pos_code",
     "last_updated",
+    "organization_type",
+    "date_created",
 ];
 const USERS: &[&str] = &[
     "id",
@@ -525,6 +527,8 @@ const USERS: &[&str] = &[
     "active",
     "authorized",
     "last_updated",
+    "physician_type",
+    "date_created",
 ];
 const PATIENT: &[&str] = &[
     "id",
@@ -553,6 +557,12 @@ const PATIENT: &[&str] = &[
     "date",
     "regdate",
     "last_updated",
+    "sex_identified",
+    "pronoun",
+    "preferred_name",
+    "interpreter",
+    "interpreter_needed",
+    "nationality_country",
 ];
 const ENCOUNTER: &[&str] = &[
     "id",
@@ -854,6 +864,8 @@ fn generate_staff(
             SqlValue::Integer(1),
             SqlValue::Integer(11),
             text(datetime(created)),
+            text("prov"),
+            text(datetime(created)),
         ]);
         staff.facilities.push((id, name));
     }
@@ -881,6 +893,8 @@ fn generate_staff(
             SqlValue::Integer(1),
             SqlValue::Integer(1),
             text(datetime(created)),
+            text(*pick(rng, PHYSICIAN_TYPES)),
+            text(datetime(created)),
         ]);
         staff.practitioners.push((id, username, facility));
     }
@@ -906,6 +920,7 @@ fn generate_patient(
     let (city, state, zip) = *pick(rng, CITIES);
     let (doctor, doctor_name, home) =
         staff.practitioners[rng.gen_range(0..staff.practitioners.len())].clone();
+    let language = *pick(rng, &["english", "english", "english", "spanish", "french"]);
     tables.patient.push(vec![
         SqlValue::Integer(take(&mut ids.patient_data)),
         comb_uuid(rng),
@@ -935,10 +950,7 @@ fn generate_patient(
                 "domestic partner",
             ],
         )),
-        text(*pick(
-            rng,
-            &["english", "english", "english", "spanish", "french"],
-        )),
+        text(language),
         text(*pick(
             rng,
             &[
@@ -957,6 +969,22 @@ fn generate_patient(
         text(datetime(registered)),
         text(datetime(registered)),
         text(datetime(registered)),
+        // Reported sex and pronouns as most patients give them; a few prefer a short
+        // form of their first name; speakers of other languages may need an interpreter.
+        text(if female { "Female" } else { "Male" }),
+        text(match rng.gen_range(0..20) {
+            0 => "they_them",
+            _ if female => "she_her",
+            _ => "he_him",
+        }),
+        if rng.gen_bool(0.15) {
+            text(&fname[..fname.len().min(3)])
+        } else {
+            SqlValue::Null
+        },
+        text(if language == "english" { "" } else { language }),
+        text(if language == "english" { "no" } else { "yes" }),
+        text("US"),
     ]);
 
     // Encounters, newest last, each with its `forms` row, most with vitals and a note.
@@ -1375,6 +1403,14 @@ const FACILITY_KINDS: &[&str] = &[
     "Health Partners",
     "Community Health",
     "Internal Medicine",
+];
+/// `physician_type` options the migrations seed.
+const PHYSICIAN_TYPES: &[&str] = &[
+    "attending_physician",
+    "consultant_physician",
+    "general_physician",
+    "physician",
+    "resident_physician",
 ];
 const SPECIALTIES: &[&str] = &[
     "Family Medicine",

@@ -137,8 +137,10 @@ impl HttpError {
                 }),
                 "application/fhir+json",
             ),
+            // OpenEMR's keys: `error`, `message` and `code` (OpenEMR's exception code,
+            // 0 for every error it raises itself).
             _ => (
-                json!({"error": self.code, "message": self.message}),
+                json!({"error": self.code, "message": self.message, "code": 0}),
                 "application/json",
             ),
         };

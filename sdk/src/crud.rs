@@ -1,6 +1,7 @@
-//! Reading the rows a route addresses: one row or a 404, and a page of rows with
-//! OpenEMR's `links`; and [`Table`], the list/read/create/update routes of a table whose
-//! rows are named by uuid, in one declaration.
+//! Reading the rows a route addresses: one row or a 404, and a list with OpenEMR's
+//! `links` (every row unless the client pages); and [`Table`], the
+//! list/read/create/update routes of a table whose rows are named by uuid, in one
+//! declaration.
 //!
 //! Every table-backed resource answers "get one" and "list" the same way; these helpers
 //! keep that shape in one place so a plugin only supplies its SQL and its row mapping.
@@ -16,28 +17,30 @@
 //! };
 //! fn list(req: &Request) -> Result<Response> {
 //!     let mut search = Search::new();
-//!     search.sort(req.query("_sort"), &SORT)?;
+//!     search.sort_by(req, &SORT)?;
 //!     crud::page(req, &search, SELECT, Json::from_row)
 //! }
 //! fn get_one(req: &Request) -> Result<Response> {
 //!     let sql = format!("{SELECT} WHERE f.uuid = $1");
-//!     Ok(Response::ok(crud::one(&sql, params![req.uuid("fuuid")?], Json::from_row)?))
+//!     Ok(req.ok(crud::one(&sql, params![req.uuid("fuuid")?], Json::from_row)?))
 //! }
 //! ```
 
 use crate::json::Json;
-use crate::request::Request;
+use crate::request::{Request, Window};
 use crate::response::{ApiError, Response, Result};
 use crate::sql::{Column, Fields, Insert, Search, Sort, Update};
-use crate::store::{self, Row, Value};
+use crate::store::{self, Row, Rows, Value};
 use crate::validate::Validator;
 use crate::{emr, new_uuid, time};
 
-/// Rows per page when the request names no `_limit`.
+/// Rows per page for [`Request::paging`] callers that want a default page.
 pub const DEFAULT_LIMIT: u32 = 100;
 
 /// The most rows one page may hold, as OpenEMR caps `_limit`.
 pub const MAX_LIMIT: u32 = 200;
+
+pub use crate::request::DEFAULT_LIST_CAP;
 
 /// Runs `sql` and maps its first row; a 404 when there is none.
 pub fn one(sql: &str, params: &[Value], map: impl Fn(&Row<'_>) -> Json) -> Result<Json> {
@@ -67,25 +70,78 @@ pub fn find_all(search: &Search, select: &str, map: impl Fn(&Row<'_>) -> Json) -
     Ok(items.end())
 }
 
-/// One page of `select` with `search`'s conditions and order: `_limit` (default
-/// [`DEFAULT_LIMIT`], at most [`MAX_LIMIT`]) and `_offset` from the request, each row
-/// mapped with `map`, and `links` to the first, previous and next pages. An empty page
-/// is a 200 with `data: []`.
+/// The rows of a list a request asks for (see [`Request::window`]), read with one
+/// query so they come from one snapshot.
+pub struct Listing {
+    rows: Rows,
+    take: usize,
+    links: Json,
+}
+
+impl Listing {
+    /// The rows to answer, in order.
+    pub fn rows(&self) -> impl Iterator<Item = Row<'_>> {
+        self.rows.iter().take(self.take)
+    }
+
+    /// The envelope's `links`.
+    pub fn links(&self) -> Json {
+        self.links.clone()
+    }
+}
+
+/// The rows of `select` with `search`'s conditions and order that the request asks for:
+/// a page (`_limit` at most [`MAX_LIMIT`], `_offset`), or, as OpenEMR answers lists,
+/// every row when the client names no limit. Every row is at most the site's list cap
+/// ([`Request::list_cap`]); a longer list is a 400 that tells the client to page, never
+/// a silently shortened answer.
+pub fn listing(req: &Request, search: &Search, select: &str) -> Result<Listing> {
+    let window = req.window(MAX_LIMIT)?;
+    // One row more than asked for tells whether more exist.
+    let (limit, offset) = match window {
+        Window::Page(paging) => (paging.limit, paging.offset),
+        Window::Every { offset, cap } => (cap, offset),
+    };
+    let rows = search.query(select, limit.saturating_add(1), offset)?;
+    let more = rows.len() > limit as usize;
+    if more && let Window::Every { cap, .. } = window {
+        return Err(too_many_rows(cap));
+    }
+    let links = req.window_links(window, more);
+    Ok(Listing {
+        rows,
+        take: limit as usize,
+        links,
+    })
+}
+
+/// The answer to a request for every row of a list longer than the site's cap.
+pub fn too_many_rows(cap: u32) -> ApiError {
+    ApiError::invalid(
+        "_limit",
+        "Paging::TOO_MANY_ROWS",
+        &format!(
+            "This list has more than {cap} rows, more than one answer holds on this site; \
+             ask for it in pages with _limit (1 to {MAX_LIMIT}) and _offset"
+        ),
+    )
+}
+
+/// A list of `select` with `search`'s conditions and order (see [`listing`]), each row
+/// mapped with `map`, in the route's shape: the envelope with `links` to the first,
+/// previous and next pages, or a bare array. An empty list is a 200 with no rows.
 pub fn page(
     req: &Request,
     search: &Search,
     select: &str,
     map: impl Fn(&Row<'_>) -> Json,
 ) -> Result<Response> {
-    let paging = req.paging(DEFAULT_LIMIT, MAX_LIMIT)?;
-    // One row more than the page tells whether a next page exists.
-    let rows = search.query(select, paging.limit + 1, paging.offset)?;
-    let more = rows.len() > paging.limit as usize;
+    let listing = listing(req, search, select)?;
     let mut items = Json::array();
-    for row in rows.iter().take(paging.limit as usize) {
+    for row in listing.rows() {
         items.push(map(&row));
     }
-    Ok(Response::list(items.end(), req.paging_links(paging, more)))
+    Ok(req.list(items.end(), listing.links()))
 }
 
 /// Validation rules that differ between create (`true`) and update (`false`).
@@ -190,7 +246,7 @@ impl Table {
         let mut search = self.search(self.pid(req)?);
         search
             .filter_exact(req.query_pairs(), self.filters)?
-            .sort(req.query("_sort"), &self.sort)?;
+            .sort_by(req, &self.sort)?;
         page(req, &search, self.select, self.map)
     }
 
@@ -205,7 +261,7 @@ impl Table {
     /// uuid, 404 when the route may not see such a row).
     pub fn get(&self, req: &Request) -> Result<Response> {
         let pid = self.pid(req)?;
-        Ok(Response::ok(self.read(pid, &req.uuid(self.param)?)?))
+        Ok(req.ok(self.read(pid, &req.uuid(self.param)?)?))
     }
 
     /// The body's columns, checked by the rules and by type (a 400 names each field).
@@ -251,9 +307,7 @@ impl Table {
         let mut fields = self.fields(req, true)?;
         adjust(&mut fields)?;
         let (id, uuid) = self.insert(Insert::into(self.table), pid, &fields)?;
-        Ok(Response::created(
-            Json::object().field("id", id).field("uuid", uuid).end(),
-        ))
+        Ok(req.created(Json::object().field("id", id).field("uuid", uuid).end()))
     }
 
     /// The update route: 404 for a missing patient, 400 for a malformed uuid or a body
@@ -286,7 +340,7 @@ impl Table {
             update.condition(self.only, vec![]);
         }
         update.apply()?;
-        Ok(Response::ok(self.read(pid, &uuid)?))
+        Ok(req.ok(self.read(pid, &uuid)?))
     }
 }
 
@@ -340,15 +394,60 @@ mod tests {
     }
 
     #[test]
-    fn limits_are_capped_and_default() {
+    fn limits_are_capped_and_every_row_is_the_default() {
         let mut host = MockHost::new().on_query("FROM thing", rows(0));
         host.call::<Things>(TestRequest::get("/api/thing?_limit=5000"));
         host.call::<Things>(TestRequest::get("/api/thing"));
+        host.call::<Things>(TestRequest::get("/api/thing?_limit=0"));
+        host.call::<Things>(TestRequest::get("/api/thing").list_cap(7));
         let queries = host.queries();
         assert_eq!(queries[0].1[0], Value::Integer(i64::from(MAX_LIMIT) + 1));
+        for (i, cap) in [(1, DEFAULT_LIST_CAP), (2, DEFAULT_LIST_CAP), (3, 7)] {
+            assert_eq!(
+                queries[i].1[0],
+                Value::Integer(i64::from(cap) + 1),
+                "every row, up to the cap: one more tells a longer list"
+            );
+        }
+    }
+
+    #[test]
+    fn every_row_is_answered_up_to_the_cap_then_the_client_is_told_to_page() {
+        let mut host = MockHost::new().on_query("FROM thing", rows(3));
+        let response = host.call::<Things>(TestRequest::get("/api/thing").list_cap(3));
+        assert_eq!(response.status, 200);
+        let body = response.body_json();
+        assert_eq!(body["data"].as_array().unwrap().len(), 3);
         assert_eq!(
-            queries[1].1[0],
-            Value::Integer(i64::from(DEFAULT_LIMIT) + 1)
+            body["links"],
+            json!({"first": "https://localhost/apis/default/api/thing?_offset=0&_limit=0"})
+        );
+        let response = host.call::<Things>(TestRequest::get("/api/thing").list_cap(2));
+        assert_eq!(response.status, 400, "never a silently short list");
+        let message = response.body_json()["validationErrors"]["_limit"]["Paging::TOO_MANY_ROWS"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            message.contains("more than 2 rows") && message.contains("_limit"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn openemr_sites_read_malformed_paging_numbers_as_absent() {
+        let mut host = MockHost::new().on_query("FROM thing", rows(1));
+        let strict = host.call::<Things>(TestRequest::get("/api/thing?_limit=ten"));
+        assert_eq!(strict.status, 400);
+        let lenient =
+            host.call::<Things>(TestRequest::get("/api/thing?_limit=ten&_offset=-1").openemr());
+        assert_eq!(lenient.status, 200, "{}", lenient.text());
+        assert_eq!(
+            host.queries().last().unwrap().1,
+            vec![
+                Value::Integer(i64::from(DEFAULT_LIST_CAP) + 1),
+                Value::Integer(0)
+            ]
         );
     }
 
@@ -503,6 +602,34 @@ mod tests {
         let response = host.call::<Visits>(TestRequest::post(&path(""), json!({"reason": "x"})));
         assert_eq!(response.status, 404, "the patient first, then the body");
         assert!(host.writes().is_empty());
+    }
+
+    #[test]
+    fn an_unknown_uuid_is_openemrs_400_on_openemr_sites() {
+        let mut host = MockHost::new()
+            .on_query("FROM patient_data", patient())
+            .on_query("FROM visit", Rows::default());
+        let path = path(&format!("/{RUUID}"));
+        let hearth = host.call::<Visits>(TestRequest::get(&path));
+        assert_eq!(hearth.status, 404);
+        let openemr = host.call::<Visits>(TestRequest::get(&path).openemr());
+        assert_eq!(openemr.status, 400);
+        assert_eq!(
+            openemr.body_json()["validationErrors"],
+            json!({"uuid": {"invalid or nonexisting value": format!(" value {RUUID}")}})
+        );
+        let sorted =
+            host.call::<Visits>(TestRequest::get(&path_list("?_sort=room,-reason")).openemr());
+        assert_eq!(sorted.status, 200, "an unknown _sort name is left out");
+        let (sql, _) = host.queries().pop().unwrap();
+        assert!(
+            sql.contains(r#"ORDER BY v."reason" DESC NULLS LAST, v."id" DESC"#),
+            "{sql}"
+        );
+    }
+
+    fn path_list(query: &str) -> String {
+        format!("/api/patient/{PUUID}/visit{query}")
     }
 
     #[test]

@@ -193,7 +193,7 @@ impl EncounterForm {
         let (pid, eid) = Self::path(req)?;
         require_encounter(pid, eid)?;
         let mut search = self.search(pid, eid);
-        search.sort(req.query("_sort"), &self.sort)?;
+        search.sort_by(req, &self.sort)?;
         crud::page(req, &search, self.select, map)
     }
 
@@ -207,7 +207,7 @@ impl EncounterForm {
         let (pid, eid) = Self::path(req)?;
         let mut search = self.search(pid, eid);
         search.equals("fo.form_id", req.id(id_param)?);
-        Ok(Response::ok(crud::find(&search, self.select, map)?))
+        Ok(req.ok(crud::find(&search, self.select, map)?))
     }
 
     /// `POST …/:eid/<form>`: checks the encounter is the patient's (404), validates the
@@ -232,7 +232,7 @@ impl EncounterForm {
         let fid = add_form(req, pid, eid, id, self.formdir, self.form_name)?;
         let mut data = Json::object();
         data.field(self.id_key, id).field("fid", fid);
-        Ok(Response::created(data.end()))
+        Ok(req.created(data.end()))
     }
 
     /// `PUT …/:eid/<form>/:<id_param>`: a 404 unless the form belongs to the encounter and
@@ -259,7 +259,7 @@ impl EncounterForm {
             .apply()?;
         let mut data = Json::object();
         data.field(self.id_key, id);
-        Ok(Response::ok(data.end()))
+        Ok(req.ok(data.end()))
     }
 }
 
@@ -406,7 +406,7 @@ pub struct IssueResource {
 impl IssueResource {
     fn page(&self, req: &Request, pid: Option<i64>) -> Result<Response> {
         let mut search = self.issues.search(pid);
-        search.sort(req.query("_sort"), &Issues::BY_ID)?;
+        search.sort_by(req, &Issues::BY_ID)?;
         crud::page(req, &search, self.select, self.map)
     }
 
@@ -424,7 +424,7 @@ impl IssueResource {
     /// `GET /api/<kind>/:<param>`: one issue of any patient, or a 404.
     pub fn get_any(&self, req: &Request) -> Result<Response> {
         let search = self.one(None, &req.uuid(self.param)?);
-        Ok(Response::ok(crud::find(&search, self.select, self.map)?))
+        Ok(req.ok(crud::find(&search, self.select, self.map)?))
     }
 
     /// `GET /api/patient/:puuid/<kind>`: the patient's issues (404 for no such patient).
@@ -439,11 +439,7 @@ impl IssueResource {
     pub fn get(&self, req: &Request) -> Result<Response> {
         let patient = patient(req)?;
         let search = self.one(Some(patient.pid), &req.uuid(self.param)?);
-        Ok(Response::ok(crud::find_all(
-            &search,
-            self.select,
-            self.map,
-        )?))
+        Ok(req.ok(crud::find_all(&search, self.select, self.map)?))
     }
 
     /// `POST /api/patient/:puuid/<kind>`: 404 for no such patient, 400 for a body that
@@ -453,9 +449,7 @@ impl IssueResource {
         let rules = self.rules;
         let fields = req.fields(self.columns, |v| rules(v, true))?;
         let (id, uuid) = self.issues.insert(req, patient.pid, &fields)?;
-        Ok(Response::created(
-            Json::object().field("id", id).field("uuid", uuid).end(),
-        ))
+        Ok(req.created(Json::object().field("id", id).field("uuid", uuid).end()))
     }
 
     /// `PUT /api/patient/:puuid/<kind>/:<param>`: updates the given columns of the
@@ -468,7 +462,7 @@ impl IssueResource {
         self.issues
             .update(patient.pid, IssueKey::Uuid(&uuid), &fields)?;
         let search = self.one(Some(patient.pid), &uuid);
-        Ok(Response::ok(crud::find(&search, self.select, self.map)?))
+        Ok(req.ok(crud::find(&search, self.select, self.map)?))
     }
 
     /// `DELETE /api/patient/:puuid/<kind>/:<param>`: deletes the patient's issue (404
@@ -477,7 +471,7 @@ impl IssueResource {
         let patient = patient(req)?;
         let uuid = req.uuid(self.param)?;
         self.issues.delete(patient.pid, IssueKey::Uuid(&uuid))?;
-        Ok(Response::ok(Json::object().field("uuid", uuid).end()))
+        Ok(req.ok(Json::object().field("uuid", uuid).end()))
     }
 }
 
@@ -501,6 +495,7 @@ macro_rules! issue_routes {
                 $resource.list_all(r)
             })
             .acl($across)
+            .legacy()
             .summary(concat!("List ", $noun)),
             $crate::Route::get(
                 concat!("/api/", $kind, "/:", $param),
@@ -508,6 +503,7 @@ macro_rules! issue_routes {
                 |r| $resource.get_any(r),
             )
             .acl($across)
+            .legacy()
             .summary(concat!("Read one of the ", $noun)),
             $crate::Route::get(
                 concat!("/api/patient/:puuid/", $kind),
@@ -515,6 +511,7 @@ macro_rules! issue_routes {
                 |r| $resource.list(r),
             )
             .acl($list)
+            .legacy()
             .summary(concat!("List a patient's ", $noun)),
             $crate::Route::get(
                 concat!("/api/patient/:puuid/", $kind, "/:", $param),
@@ -522,6 +519,7 @@ macro_rules! issue_routes {
                 |r| $resource.get(r),
             )
             .acl($read)
+            .legacy()
             .summary(concat!("Read one of a patient's ", $noun)),
             $crate::Route::post(
                 concat!("/api/patient/:puuid/", $kind),
@@ -529,6 +527,7 @@ macro_rules! issue_routes {
                 |r| $resource.create(r),
             )
             .acl($write)
+            .legacy()
             .summary(concat!("Add to a patient's ", $noun)),
             $crate::Route::put(
                 concat!("/api/patient/:puuid/", $kind, "/:", $param),
@@ -536,6 +535,7 @@ macro_rules! issue_routes {
                 |r| $resource.update(r),
             )
             .acl($write)
+            .legacy()
             .summary(concat!("Update one of a patient's ", $noun)),
             $crate::Route::delete(
                 concat!("/api/patient/:puuid/", $kind, "/:", $param),
@@ -543,6 +543,7 @@ macro_rules! issue_routes {
                 |r| $resource.delete(r),
             )
             .acl($write)
+            .legacy()
             .summary(concat!("Delete one of a patient's ", $noun)),
         ]
     };
@@ -572,7 +573,7 @@ impl NumberedIssues {
     pub fn list(&self, req: &Request) -> Result<Response> {
         let patient = patient(req)?;
         let mut search = self.issues.search(Some(patient.pid));
-        search.sort(req.query("_sort"), &Issues::NEWEST_FIRST)?;
+        search.sort_by(req, &Issues::NEWEST_FIRST)?;
         crud::page(req, &search, Self::SELECT, Json::from_row)
     }
 
@@ -581,11 +582,7 @@ impl NumberedIssues {
         let patient = patient(req)?;
         let mut search = self.issues.search(Some(patient.pid));
         search.equals("id", req.id(self.param)?);
-        Ok(Response::ok(crud::find(
-            &search,
-            Self::SELECT,
-            Json::from_row,
-        )?))
+        Ok(req.ok(crud::find(&search, Self::SELECT, Json::from_row)?))
     }
 
     /// `POST`: 404 for no such patient, 400 for a body that breaks the rules, else 201
@@ -595,7 +592,7 @@ impl NumberedIssues {
         let rules = self.rules;
         let fields = req.fields(self.columns, |v| rules(v, true))?;
         let (id, _) = self.issues.insert(req, patient.pid, &fields)?;
-        Ok(Response::created(Json::object().field("id", id).end()))
+        Ok(req.created(Json::object().field("id", id).end()))
     }
 
     /// `PUT …/:<param>`: updates the given columns (404 when the patient has no such
@@ -606,7 +603,7 @@ impl NumberedIssues {
         let rules = self.rules;
         let fields = req.fields(self.columns, |v| rules(v, false))?;
         self.issues.update(patient.pid, IssueKey::Id(id), &fields)?;
-        Ok(Response::ok(Json::object().field("id", id).end()))
+        Ok(req.ok(Json::object().field("id", id).end()))
     }
 
     /// `DELETE …/:<param>`: deletes the patient's issue (404 when there is none) and
@@ -615,7 +612,7 @@ impl NumberedIssues {
         let patient = patient(req)?;
         self.issues
             .delete(patient.pid, IssueKey::Id(req.id(self.param)?))?;
-        Ok(Response::ok(Json::raw("true")))
+        Ok(req.ok(Json::raw("true")))
     }
 }
 
@@ -641,6 +638,7 @@ macro_rules! numbered_issue_routes {
                 |r| $resource.list(r),
             )
             .acl($read)
+            .bare()
             .summary(concat!("List a patient's ", $noun)),
             $crate::Route::post(
                 concat!("/api/patient/:pid/", $path),
@@ -648,6 +646,7 @@ macro_rules! numbered_issue_routes {
                 |r| $resource.create(r),
             )
             .acl($write)
+            .bare()
             .summary(concat!("Add to a patient's ", $noun)),
             $crate::Route::get(
                 concat!("/api/patient/:pid/", $path, "/:", $param),
@@ -655,6 +654,7 @@ macro_rules! numbered_issue_routes {
                 |r| $resource.get(r),
             )
             .acl($read)
+            .bare()
             .summary(concat!("Read one of a patient's ", $noun)),
             $crate::Route::put(
                 concat!("/api/patient/:pid/", $path, "/:", $param),
@@ -662,6 +662,7 @@ macro_rules! numbered_issue_routes {
                 |r| $resource.update(r),
             )
             .acl($write)
+            .bare()
             .summary(concat!("Update one of a patient's ", $noun)),
             $crate::Route::delete(
                 concat!("/api/patient/:pid/", $path, "/:", $param),
@@ -669,6 +670,7 @@ macro_rules! numbered_issue_routes {
                 |r| $resource.delete(r),
             )
             .acl($write)
+            .bare()
             .summary(concat!("Delete one of a patient's ", $noun)),
         )+]
     };
@@ -740,13 +742,14 @@ mod tests {
             ),
             Route::get("/portal/patient/problem", "problem.s", problems),
             Route::get("/api/allergy", "allergy.s", |r| ALLERGIES.list_all(r)),
-            Route::get("/api/allergy/:auuid", "allergy.r", |r| ALLERGIES.get_any(r)),
+            Route::get("/api/allergy/:auuid", "allergy.r", |r| ALLERGIES.get_any(r)).legacy(),
             Route::get("/api/patient/:puuid/allergy/:auuid", "allergy.r", |r| {
                 ALLERGIES.get(r)
             }),
             Route::post("/api/patient/:puuid/allergy", "allergy.c", |r| {
                 ALLERGIES.create(r)
-            }),
+            })
+            .legacy(),
             Route::put("/api/patient/:puuid/allergy/:auuid", "allergy.u", |r| {
                 ALLERGIES.update(r)
             }),
@@ -1157,11 +1160,92 @@ mod tests {
         ));
         assert_eq!(response.status, 400, "{}", response.text());
         assert_eq!(
-            response.body_json()["validationErrors"]["title"]["LengthBetween::TOO_SHORT"],
-            "title must be 2 characters or longer"
+            response.body_json()["title"]["LengthBetween::TOO_SHORT"],
+            "title must be 2 characters or longer",
+            "numbered issues answer bare payloads"
         );
         let response = host.call::<Medications>(TestRequest::get("/api/patient/x/medication"));
         assert_eq!(response.status, 400, "a pid must be a number");
+    }
+
+    #[test]
+    fn bare_routes_answer_openemrs_statuses_on_openemr_sites() {
+        let patient = || Rows::from_values(&["pid", "uuid"], vec![vec![7.into(), "u-7".into()]]);
+        let mut host = MockHost::new()
+            .on_query("FROM patient_data", patient())
+            .on_query("FROM lists", Rows::default());
+        let list = "/api/patient/7/medication";
+        let one = "/api/patient/7/medication/21";
+        let invalid = json!({"title": "A"});
+
+        let empty = host.call::<Medications>(TestRequest::get(list));
+        assert_eq!((empty.status, empty.body_json()), (200, json!([])));
+        let missing = host.call::<Medications>(TestRequest::get(one));
+        assert_eq!(missing.status, 404);
+        assert_eq!(
+            missing.body_json()["error"],
+            "not_found",
+            "a JSON body by default"
+        );
+        let refused = host.call::<Medications>(TestRequest::post(list, invalid.clone()));
+        assert_eq!((refused.status, refused.wire()), (400, 400));
+
+        let empty = host.call::<Medications>(TestRequest::get(list).openemr());
+        assert_eq!(
+            (empty.status, empty.text()),
+            (404, ""),
+            "OpenEMR: an empty list is an empty 404"
+        );
+        let missing = host.call::<Medications>(TestRequest::get(one).openemr());
+        assert_eq!((missing.status, missing.text()), (404, ""));
+        let refused = host.call::<Medications>(TestRequest::post(list, invalid).openemr());
+        assert_eq!(
+            refused.status, 400,
+            "the plugin's own status decides the transaction"
+        );
+        assert_eq!(
+            refused.wire(),
+            200,
+            "OpenEMR answers a failed validation with 200"
+        );
+        assert_eq!(
+            refused.body_json()["title"]["LengthBetween::TOO_SHORT"],
+            "title must be 2 characters or longer"
+        );
+        let unknown = host.call::<Medications>(
+            TestRequest::get("/api/patient/7/medication?_sort=nosuch").openemr(),
+        );
+        assert_eq!(
+            unknown.status, 404,
+            "an unknown _sort name is left out, not refused"
+        );
+    }
+
+    #[test]
+    fn legacy_routes_answer_200_on_openemr_sites_whatever_happened() {
+        let auuid = "90cde167-0000-4000-8000-0000000000a1";
+        let mut host = MockHost::new()
+            .on_query("FROM patient_data", patient_rows())
+            .on_query(
+                "INSERT INTO lists",
+                Rows::from_values(&["id"], vec![vec![3.into()]]),
+            )
+            .on_query("FROM lists", Rows::default());
+        let base = format!("/api/patient/{PUUID}/allergy");
+        for (request, status) in [
+            (TestRequest::post(&base, json!({"title": "Latex"})), 201),
+            (TestRequest::post(&base, json!({"title": "L"})), 400),
+            (TestRequest::get(&format!("/api/allergy/{auuid}")), 404),
+        ] {
+            let hearth = host.call::<Notes>(request.clone());
+            assert_eq!((hearth.status, hearth.wire()), (status, status));
+            let openemr = host.call::<Notes>(request.openemr());
+            assert_eq!((openemr.status, openemr.wire()), (status, 200));
+            assert!(
+                openemr.body_json()["validationErrors"].is_array()
+                    || openemr.body_json()["validationErrors"].is_object()
+            );
+        }
     }
 
     #[test]

@@ -61,9 +61,9 @@ pub mod bindings {
 }
 
 pub use json::{Json, ToJson};
-pub use request::Request;
+pub use request::{Request, Window};
 pub use resource::{__describe, __handle, Method, Resource, Route};
-pub use response::{ApiError, Family, Response, Result};
+pub use response::{ApiError, Family, Response, Result, Shape};
 pub use store::{Row, Rows, StoreError, Value, ValueRef};
 pub use validate::Validator;
 

@@ -2,9 +2,22 @@
 
 use crate::json::Json;
 use crate::resource::Method;
-use crate::response::{ApiError, Family, Result};
+use crate::response::{ApiError, Family, Response, Result, Shape};
 use crate::sql::{Column, Fields};
 use crate::validate::Validator;
+
+/// The request header in which the host says how the site answers: `openemr` when the
+/// site asks for OpenEMR's own status codes and leniency (its compatibility setting),
+/// `hearth` otherwise. Clients cannot set it: the host passes only the headers it names.
+pub const COMPATIBILITY_HEADER: &str = "hearth-compatibility";
+
+/// The request header in which the host says how many rows a list may answer when the
+/// client asks for every row (the site's list cap).
+pub const LIST_CAP_HEADER: &str = "hearth-list-cap";
+
+/// The list cap when the host names none (unit tests, `hearth plugin call`): the
+/// default of the site setting `api.list_cap`.
+pub const DEFAULT_LIST_CAP: u32 = 2000;
 
 /// The kind of principal behind a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +68,7 @@ impl Default for Caller {
 pub struct Request {
     pub(crate) method: Method,
     pub(crate) family: Family,
+    pub(crate) shape: Shape,
     pub(crate) template: &'static str,
     pub(crate) path: String,
     pub(crate) params: Vec<String>,
@@ -79,6 +93,65 @@ impl Request {
     /// The path below the family root.
     pub fn path(&self) -> &str {
         &self.path
+    }
+
+    /// How the matched route answers (envelope, legacy envelope or bare payload).
+    pub fn shape(&self) -> Shape {
+        self.shape
+    }
+
+    /// True when the site answers as OpenEMR does (its compatibility setting): OpenEMR's
+    /// status codes, unknown `_sort` names and malformed paging numbers ignored.
+    pub fn openemr_compatible(&self) -> bool {
+        self.header(COMPATIBILITY_HEADER) == Some("openemr")
+    }
+
+    /// The most rows a list answers when the client asks for every row (see
+    /// [`Request::window`]).
+    pub fn list_cap(&self) -> u32 {
+        self.header(LIST_CAP_HEADER)
+            .and_then(|cap| cap.parse().ok())
+            .filter(|cap| *cap > 0)
+            .unwrap_or(DEFAULT_LIST_CAP)
+    }
+
+    /// The value of the route's last parameter when it is a uuid (`/api/patient/:puuid`),
+    /// the id OpenEMR reports as unknown.
+    pub fn named_uuid(&self) -> Option<String> {
+        self.params
+            .last()
+            .filter(|value| is_uuid(value))
+            .map(|value| value.to_ascii_lowercase())
+    }
+
+    /// 200 with `data` in the route's shape: in the envelope, or bare.
+    pub fn ok(&self, data: Json) -> Response {
+        self.answer(200, data)
+    }
+
+    /// 201 with `data` in the route's shape.
+    pub fn created(&self, data: Json) -> Response {
+        self.answer(201, data)
+    }
+
+    /// `status` with `data` in the route's shape.
+    pub fn answer(&self, status: u16, data: Json) -> Response {
+        match self.shape {
+            Shape::Bare => Response::json(status, data),
+            Shape::Envelope | Shape::Legacy => Response::envelope(status, data),
+        }
+    }
+
+    /// A list in the route's shape: the envelope with `links`, or a bare array. On a
+    /// site in OpenEMR compatibility an empty bare list is OpenEMR's empty 404.
+    pub fn list(&self, items: Json, links: Json) -> Response {
+        match self.shape {
+            Shape::Bare if items.as_str() == "[]" && self.openemr_compatible() => {
+                Response::empty(404)
+            }
+            Shape::Bare => Response::json(200, items),
+            Shape::Envelope | Shape::Legacy => Response::list(items, links),
+        }
     }
 
     /// Who is calling.
@@ -211,7 +284,43 @@ impl Request {
         Ok(fields)
     }
 
-    /// Paging from `_limit` (or `_maxresults`) and `_offset`, as OpenEMR reads them:
+    /// Which rows of a list the client asks for, as OpenEMR reads it: `_limit` (or
+    /// `_maxresults`) rows, at most `max`, from `_offset`; or every row when the limit is
+    /// absent, empty or `0` ([`Window::Every`], up to [`Request::list_cap`] rows). A value
+    /// that is not a whole number from 0 up (`ten`, `-1`, `1.5`) is a 400 naming the
+    /// parameter, or, on a site in OpenEMR compatibility, counts as absent (PHP's
+    /// `intval` reads it as 0).
+    pub fn window(&self, max: u32) -> Result<Window> {
+        let lenient = self.openemr_compatible();
+        let number = |key: &str| -> Result<Option<u32>> {
+            match self.query(key) {
+                None | Some("") => Ok(None),
+                Some(v) => match v.parse::<u32>() {
+                    Ok(n) => Ok(Some(n)),
+                    Err(_) if lenient => Ok(None),
+                    Err(_) => Err(ApiError::invalid(
+                        key,
+                        "Numeric::NOT_NUMERIC",
+                        &format!("{key} must be numeric: a whole number, 0 or more"),
+                    )),
+                },
+            }
+        };
+        let limit = number("_limit")?.or(number("_maxresults")?);
+        let offset = number("_offset")?.unwrap_or(0);
+        Ok(match limit {
+            None | Some(0) => Window::Every {
+                offset,
+                cap: self.list_cap(),
+            },
+            Some(n) => Window::Page(Paging {
+                limit: n.min(max),
+                offset,
+            }),
+        })
+    }
+
+    /// Paging from `_limit` (or `_maxresults`) and `_offset`, always a page:
     /// the limit is `default` when absent, empty or `0` and at most `max` (a larger one
     /// is cut to `max`); the offset is 0 when absent. A value that is not a whole number
     /// from 0 up (`ten`, `-1`, `1.5`) is a 400 naming the parameter.
@@ -239,6 +348,34 @@ impl Request {
     /// Builds the envelope's `links` for a page of a list, as OpenEMR does (`first`,
     /// `previous` when not on the first page, `next` when `more` rows exist).
     pub fn paging_links(&self, paging: Paging, more: bool) -> Json {
+        let link = |offset: u32| self.link(offset, paging.limit);
+        let mut links = Json::object();
+        links.field("first", link(0));
+        if paging.offset > 0 {
+            links.field("previous", link(paging.offset.saturating_sub(paging.limit)));
+        }
+        if more {
+            links.field("next", link(paging.offset + paging.limit));
+        }
+        links.end()
+    }
+
+    /// The envelope's `links` for `window`: a page's links (see
+    /// [`Request::paging_links`]), or only `first` (`_limit=0`: every row) when the list
+    /// answered every row.
+    pub fn window_links(&self, window: Window, more: bool) -> Json {
+        match window {
+            Window::Page(paging) => self.paging_links(paging, more),
+            Window::Every { .. } => {
+                let mut links = Json::object();
+                links.field("first", self.link(0, 0));
+                links.end()
+            }
+        }
+    }
+
+    /// This list's URL with its filters and `_sort`, at `offset` and `limit`.
+    fn link(&self, offset: u32, limit: u32) -> String {
         let mut base = format!("{}{}", self.base_url, self.path);
         let kept: Vec<String> = self
             .query
@@ -251,17 +388,23 @@ impl Request {
             base.push_str(&kept.join("&"));
             base.push('&');
         }
-        let link = |offset: u32| format!("{base}_offset={offset}&_limit={}", paging.limit);
-        let mut links = Json::object();
-        links.field("first", link(0));
-        if paging.offset > 0 {
-            links.field("previous", link(paging.offset.saturating_sub(paging.limit)));
-        }
-        if more {
-            links.field("next", link(paging.offset + paging.limit));
-        }
-        links.end()
+        format!("{base}_offset={offset}&_limit={limit}")
     }
+}
+
+/// Which rows of a list a request asks for (see [`Request::window`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Window {
+    /// One page.
+    Page(Paging),
+    /// Every row from `offset`, but at most `cap` of them: past the cap the list answers
+    /// a 400 asking the client to page.
+    Every {
+        /// Rows to skip.
+        offset: u32,
+        /// The most rows answered.
+        cap: u32,
+    },
 }
 
 /// A page of a list: how many rows and from where.
@@ -304,6 +447,7 @@ mod tests {
         Request {
             method: Method::Get,
             family: Family::Api,
+            shape: Shape::Envelope,
             template: "/api/thing",
             path: "/thing".into(),
             params: Vec::new(),

@@ -2,7 +2,7 @@
 
 use crate::bindings::hearth::plugin::types as wit;
 use crate::request::{Caller, Request, Role};
-use crate::response::{Family, Response, Result};
+use crate::response::{Family, Response, Result, Shape, openemr_status, wire_status};
 
 /// An HTTP method.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,6 +40,9 @@ pub struct Route {
     pub anonymous: bool,
     /// One line for the API description.
     pub summary: &'static str,
+    /// How the route answers: OpenEMR's envelope (the default), its envelope with lost
+    /// statuses, or a bare payload (see [`Shape`]).
+    pub shape: Shape,
 }
 
 impl Route {
@@ -57,6 +60,7 @@ impl Route {
             acl: "",
             anonymous: false,
             summary: "",
+            shape: Shape::Envelope,
         }
     }
 
@@ -101,6 +105,20 @@ impl Route {
     /// Marks the route as needing no token.
     pub const fn anonymous(mut self) -> Route {
         self.anonymous = true;
+        self
+    }
+
+    /// Marks the route as one where OpenEMR answers its envelope with status 200
+    /// whatever happened ([`Shape::Legacy`]): encounters, medical problems, allergies.
+    pub const fn legacy(mut self) -> Route {
+        self.shape = Shape::Legacy;
+        self
+    }
+
+    /// Marks the route as answering bare payloads ([`Shape::Bare`]): vitals, SOAP notes,
+    /// medications, surgeries, dental issues.
+    pub const fn bare(mut self) -> Route {
+        self.shape = Shape::Bare;
         self
     }
 
@@ -207,6 +225,7 @@ pub(crate) fn dispatch<R: Resource>(request: wit::Request) -> Response {
     let request = Request {
         method: route.method,
         family,
+        shape: route.shape,
         template: route.path,
         path: request.path,
         params: request.params,
@@ -231,9 +250,18 @@ pub(crate) fn dispatch<R: Resource>(request: wit::Request) -> Response {
     run(route, &request)
 }
 
+/// Runs the route's handler and renders its error in the route's shape. On a site in
+/// OpenEMR compatibility the response also names OpenEMR's status for the wire; the
+/// status answered stays Hearth's, so the host commits only what succeeded.
 pub(crate) fn run(route: &Route, request: &Request) -> Response {
-    match (route.handler)(request) {
+    let response = match (route.handler)(request) {
         Ok(response) => response,
-        Err(error) => error.into_response(request.family),
+        Err(error) => error.render(request),
+    };
+    if request.openemr_compatible() && request.family != Family::Fhir {
+        let status = openemr_status(route.shape, response.status);
+        wire_status(response, status)
+    } else {
+        response
     }
 }

@@ -18,6 +18,7 @@
 
 use serde_json::{Map, Value as Json};
 
+use crate::request::Request;
 use crate::response::ApiError;
 use crate::store::{self, Rows, StoreError, Value};
 use crate::time;
@@ -598,6 +599,20 @@ impl Sort {
         Ok(order)
     }
 
+    /// `sort` without the names this list does not offer (`None` when none is left), as
+    /// OpenEMR drops sort columns it does not allow.
+    pub fn known_only(&self, sort: Option<&str>) -> Option<String> {
+        let kept: Vec<&str> = sort?
+            .split(',')
+            .map(str::trim)
+            .filter(|item| {
+                let (name, _) = split_direction(item);
+                self.keys.iter().any(|key| key.name == name)
+            })
+            .collect();
+        (!kept.is_empty()).then(|| kept.join(","))
+    }
+
     /// The error for a key the list does not offer: a 400 for a request's `_sort`, a
     /// 500 for a default that names no key (a plugin bug).
     fn unknown(&self, name: &str, requested: bool) -> ApiError {
@@ -737,6 +752,17 @@ impl Search {
     pub fn sort(&mut self, sort: Option<&str>, spec: &Sort) -> Result<&mut Self, ApiError> {
         self.order = spec.order_by(sort)?;
         Ok(self)
+    }
+
+    /// [`Search::sort`] by the request's `_sort`. On a site in OpenEMR compatibility a
+    /// name the list does not offer is left out instead of refused, as OpenEMR does.
+    pub fn sort_by(&mut self, req: &Request, spec: &Sort) -> Result<&mut Self, ApiError> {
+        if req.openemr_compatible() {
+            let known = spec.known_only(req.query("_sort"));
+            self.sort(known.as_deref(), spec)
+        } else {
+            self.sort(req.query("_sort"), spec)
+        }
     }
 
     /// Runs `SELECT {select} FROM {from} WHERE … ORDER BY … LIMIT … OFFSET …`.

@@ -197,6 +197,7 @@ impl MockHost {
         let built = Request {
             method: route.method,
             family,
+            shape: route.shape,
             template: route.path,
             path: request.path[prefix_len..].to_owned(),
             params,
@@ -400,6 +401,24 @@ impl TestRequest {
         self.caller.subject = patient.to_owned();
         self.caller.username.clear();
         self.caller.patient = Some(patient.to_owned());
+        self
+    }
+
+    /// Calls as the host does for a site in OpenEMR compatibility (its
+    /// `api.compatibility` setting is `openemr`).
+    pub fn openemr(self) -> TestRequest {
+        self.header(crate::request::COMPATIBILITY_HEADER, "openemr")
+    }
+
+    /// Calls as the host does for a site whose list cap is `cap` rows.
+    pub fn list_cap(self, cap: u32) -> TestRequest {
+        self.header(crate::request::LIST_CAP_HEADER, &cap.to_string())
+    }
+
+    /// Adds a request header.
+    pub fn header(mut self, name: &str, value: &str) -> TestRequest {
+        self.headers
+            .push((name.to_ascii_lowercase(), value.to_owned()));
         self
     }
 

@@ -261,11 +261,13 @@ impl Field<'_, '_> {
     }
 
     /// An e-mail address (unicode local parts allowed), reported as OpenEMR's patient
-    /// validator does: `{"email": {"email": "Email x is not a valid email"}}`.
+    /// validator does, keyed by the field and named by its display name:
+    /// `{"email": {"email": "Email is not a valid email"}}`,
+    /// `{"email_direct": {"email_direct": "Trusted Email is not a valid email"}}`.
     pub fn email(&mut self) -> &mut Self {
         let key = self.key.clone();
         let text = self.value.and_then(as_text).unwrap_or_default();
-        let message = format!("Email {text} is not a valid email");
+        let message = format!("{} is not a valid email", self.name);
         self.check(|_| is_email(&text), &key, message)
     }
 
@@ -515,10 +517,7 @@ mod tests {
         let e = errors(json!({"email": "nope"}), |v| {
             v.optional("email", "Email").email();
         });
-        assert_eq!(
-            e,
-            json!({"email": {"email": "Email nope is not a valid email"}})
-        );
+        assert_eq!(e, json!({"email": {"email": "Email is not a valid email"}}));
         assert!(is_email("jane.doe+x@example.org"));
         assert!(is_email("josé@exämple.de"));
         assert!(!is_email("a@b"));

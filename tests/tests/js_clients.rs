@@ -1,8 +1,10 @@
 //! Third-party clients against the real server, on both databases: the npm package
 //! `openid-client` (a certified OpenID Connect relying party) runs every grant
-//! (`tests/js/openid-client-flows.mjs`), and headless Chromium driven by `playwright-core`
+//! (`tests/js/openid-client-flows.mjs`); headless Chromium driven by `playwright-core`
 //! walks sign-in, the patient picker and consent (`tests/js/browser-flow.mjs`), saving a
-//! screenshot of each page under `target/test-artifacts/browser/{sqlite,postgres}/`.
+//! screenshot of each page under `target/test-artifacts/browser/{sqlite,postgres}/`, and
+//! calls `/apis` from a page of another origin, through real CORS preflights
+//! (`tests/js/cors-preflight.mjs`).
 //!
 //! This side starts the server, seeds a staff user and patients, runs `node` with the
 //! server's URL in `HEARTH_*` variables, streams its output, and does what an
@@ -55,6 +57,16 @@ const BROWSER_STEPS: &[&str] = &[
     "choosing the patient leads to consent with every scope ticked; one is unticked",
     "allowing redirects to the app with code, state and iss",
     "the code redeems for the ticked scopes and the chosen patient",
+];
+
+/// The steps `cors-preflight.mjs` must report passed, in order.
+const CORS_STEPS: &[&str] = &[
+    "a preflight from the app origin is answered for any path, without a token",
+    "Chromium reads the API from another origin with a bearer token (preflighted)",
+    "Chromium writes JSON across origins and reads the 201",
+    "error answers reach the page too: 401 with WWW-Authenticate, 404 with a JSON body",
+    "a site that allows only registered origins keeps its answers from an unknown origin",
+    "once a client registered with the app origin is enabled, the page may read the site",
 ];
 
 fn js_dir() -> PathBuf {
@@ -289,6 +301,27 @@ both! {
         let seed = seed(app).await;
         let env = common_env(app, &seed);
         run_script(app, "openid-client-flows.mjs", &env, OPENID_CLIENT_STEPS).await;
+    }
+
+    async fn chromium_calls_the_api_from_another_origin_through_cors_preflights(app) {
+        require_node_and_packages();
+        let chromium = require_chromium();
+        let scope = "openid api:oemr user/patient.crus";
+        let token = app.user_token("default", "admin", scope).await;
+        app.create_patient("default", &token, "Ann", "Smith").await;
+        let other = app.user_token("second", "admin", scope).await;
+        app.create_patient("second", &other, "Dora", "Other").await;
+        let second = app.state.sites.get("second").await.unwrap();
+        hearth::oauth::settings::set(&second, "api.cors_origins", "registered").await.unwrap();
+        let env = vec![
+            ("HEARTH_BASE", app.base.clone()),
+            ("HEARTH_SITE", "default".to_owned()),
+            ("HEARTH_OTHER_SITE", "second".to_owned()),
+            ("HEARTH_TOKEN", token),
+            ("HEARTH_OTHER_TOKEN", other),
+            ("HEARTH_CHROMIUM", chromium.display().to_string()),
+        ];
+        run_script(app, "cors-preflight.mjs", &env, CORS_STEPS).await;
     }
 
     async fn chromium_signs_in_picks_a_patient_consents_and_gets_a_code(app) {

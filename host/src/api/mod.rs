@@ -1,8 +1,16 @@
 //! Dispatch of `/apis/{site}/{api|portal|fhir}/...` into plugins.
 //!
-//! In order: the site, the route (404 / 405), the token (401), the token's role and API
-//! scope against the family (403), the route's scope (403 naming it), the ACL of staff
-//! users (403), then the plugin call in its own transaction. Every request is audited.
+//! In order, as OpenEMR checks: the site; a CORS preflight is answered there (no token,
+//! whatever the path); the token (401), unless the route is anonymous; the token's role
+//! and API scope against the family (403); the route (404 / 405) — so a caller without a
+//! token learns nothing about which paths exist; the route's scope (403 naming it) and
+//! the ACL of staff users (403); then the plugin call in its own transaction. Every
+//! request but a preflight is audited, and every answer carries CORS headers for an
+//! allowed `Origin`.
+//!
+//! The site's `/apis` settings ([`settings`]) decide the CORS origins, the list cap and
+//! whether the site answers OpenEMR's own statuses (its compatibility setting); the host
+//! passes the last two to plugins in request headers the client cannot set.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,7 +19,7 @@ use std::time::Instant;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use bytes::Bytes;
 use http_body_util::BodyExt;
 
@@ -24,7 +32,11 @@ use crate::plugins::runtime::{self, CallError};
 use crate::plugins::{Bound, Match, bindings};
 use crate::sites::Site;
 
+pub mod cors;
 pub mod native;
+pub mod settings;
+
+use settings::{ApiSettings, Compatibility};
 
 /// Request headers passed to plugins.
 const PASSED_HEADERS: &[&str] = &[
@@ -36,15 +48,14 @@ const PASSED_HEADERS: &[&str] = &[
     "if-modified-since",
 ];
 
-/// Response headers a plugin may not set (the host owns them).
+/// Response headers a plugin may not set (the host owns them), besides every
+/// `access-control-*` and `hearth-*` header.
 const HOST_HEADERS: &[&str] = &[
     "content-length",
     "transfer-encoding",
     "connection",
     "set-cookie",
     "strict-transport-security",
-    "access-control-allow-origin",
-    "access-control-allow-credentials",
     "x-request-id",
 ];
 
@@ -115,27 +126,41 @@ pub async fn dispatch(
     let started = Instant::now();
     let (family_name, sub_path) = rest.split_once('/').unwrap_or((rest.as_str(), ""));
     let sub_path = format!("/{sub_path}");
-    let Some(family) = family_of(family_name) else {
-        return HttpError::no_route(uri.path()).render(Family::Other);
-    };
+    let origin = headers
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     let Some(site) = app.sites.get(&site_name).await else {
-        return HttpError::unknown_site(&site_name).render(family);
+        let family = family_of(family_name).unwrap_or(Family::Other);
+        let response = if method == Method::OPTIONS {
+            cors::preflight()
+        } else {
+            HttpError::unknown_site(&site_name).render(family)
+        };
+        // Nothing of a site is shown: any origin may read that there is none.
+        return cors::allow(response, origin.as_deref(), &settings::Cors::Any);
     };
+    let settings = app.api_settings.get(&site).await;
+    if method == Method::OPTIONS {
+        // A preflight carries no token; it is answered alike for every path.
+        return cors::allow(cors::preflight(), origin.as_deref(), &settings.cors);
+    }
+    // An unknown family is a path no route serves: after the token, a 404.
+    let family = family_of(family_name).unwrap_or(Family::Other);
     let mut audit = Record::new(&site.name, method.as_str(), uri.path());
     let request_id = request_id(&headers);
-    let result = handle(
-        &app,
-        &site,
+    let call = Call {
+        app: &app,
+        site: &site,
+        settings: &settings,
         family,
-        &method,
-        &sub_path,
-        &headers,
-        &uri,
-        body,
-        &request_id,
-        &mut audit,
-    )
-    .await;
+        method: &method,
+        path: &sub_path,
+        headers: &headers,
+        uri: &uri,
+        request_id: &request_id,
+    };
+    let result = handle(&call, body, &mut audit).await;
     let mut response = match result {
         Ok(response) => response,
         Err(error) => error.render(family),
@@ -148,38 +173,36 @@ pub async fn dispatch(
     audit.status = response.status().as_u16();
     audit.duration_us = started.elapsed().as_micros() as u64;
     app.audit.record(audit);
-    response
+    cors::allow(response, origin.as_deref(), &settings.cors)
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn handle(
-    app: &AppState,
-    site: &Arc<Site>,
+/// One request on its way to a plugin.
+struct Call<'a> {
+    app: &'a AppState,
+    site: &'a Arc<Site>,
+    settings: &'a ApiSettings,
     family: Family,
-    method: &Method,
-    path: &str,
-    headers: &HeaderMap,
-    uri: &axum::http::Uri,
-    body: Body,
-    request_id: &str,
-    audit: &mut Record,
-) -> Result<Response, HttpError> {
+    method: &'a Method,
+    path: &'a str,
+    headers: &'a HeaderMap,
+    uri: &'a axum::http::Uri,
+    request_id: &'a str,
+}
+
+async fn handle(call: &Call<'_>, body: Body, audit: &mut Record) -> Result<Response, HttpError> {
+    let app = call.app;
+    let site = call.site;
+    let openemr = call.settings.compatibility == Compatibility::OpenEmr;
     let table = app.registry.table(&site.name);
-    let (bound, params) = match table.find(family, method, path) {
-        Match::Found(bound, params) => (bound, params),
-        Match::WrongMethod(allowed) => {
-            let names: Vec<&str> = allowed.iter().map(Method::as_str).collect();
-            return Err(HttpError::method_not_allowed(&names));
-        }
-        Match::NotFound => return Err(HttpError::no_route(uri.path())),
-    };
-    let def = bound.def();
-    audit.plugin = Some(bound.plugin.loaded.name.clone());
-    let principal = if def.anonymous {
+    let found = table.find(call.family, call.method, call.path);
+    let anonymous = matches!(&found, Match::Found(bound, _) if bound.def().anonymous);
+    let principal = if anonymous {
         None
     } else {
+        // The token comes before the route, as in OpenEMR: without a valid token every
+        // path answers 401 alike.
         let token = tokens::bearer(
-            headers
+            call.headers
                 .get(header::AUTHORIZATION)
                 .and_then(|v| v.to_str().ok()),
         )?;
@@ -187,9 +210,34 @@ async fn handle(
         audit.user_id = Some(principal.subject.clone());
         audit.client_id = Some(principal.client_id.clone());
         audit.patient_id = principal.patient.clone();
-        authorize(&principal, family, &bound)?;
+        authorize_family(&principal, call.family)?;
         Some(principal)
     };
+    let (bound, params) = match found {
+        Match::Found(bound, params) => (bound, params),
+        // OpenEMR has no 405: another method on a known path is a route it lacks.
+        Match::WrongMethod(_) if openemr => return Err(HttpError::no_route(call.uri.path())),
+        Match::WrongMethod(allowed) => {
+            let names: Vec<&str> = allowed.iter().map(Method::as_str).collect();
+            return Err(HttpError::method_not_allowed(&names));
+        }
+        Match::NotFound => return Err(HttpError::no_route(call.uri.path())),
+    };
+    let def = bound.def();
+    audit.plugin = Some(bound.plugin.loaded.name.clone());
+    if let Some(principal) = &principal {
+        authorize_route(principal, call.family, &bound).map_err(|error| {
+            // OpenEMR answers a missing route scope with 401 "Unauthorized".
+            if openemr && error.code == "insufficient_scope" {
+                HttpError {
+                    status: StatusCode::UNAUTHORIZED,
+                    ..error
+                }
+            } else {
+                error
+            }
+        })?;
+    }
     if audit.patient_id.is_none() {
         audit.patient_id = patient_param(&bound, &params);
     }
@@ -197,7 +245,7 @@ async fn handle(
     if app.config.audit_bodies {
         audit.request_body = Some(String::from_utf8_lossy(&body).into_owned());
     }
-    let may_write = *method != Method::GET;
+    let may_write = *call.method != Method::GET;
     let native = app
         .natives
         .get(&(bound.plugin.loaded.name.clone(), def.index))
@@ -212,31 +260,21 @@ async fn handle(
             .await?
         }
         None => {
-            let request = build_request(
-                app,
-                site,
-                family,
-                method,
-                path,
-                headers,
-                uri,
-                body,
-                &bound,
-                params,
-                principal.as_deref(),
-            );
+            let request = build_request(call, body, &bound, params, principal.as_deref());
             match runtime::call(
                 &app.registry.engine,
                 site,
                 &bound.plugin,
                 request,
-                request_id,
+                call.request_id,
                 may_write,
             )
             .await
             {
                 Ok(outcome) => outcome.response,
-                Err(error) => return Err(call_error(&site.name, request_id, &bound, error)),
+                Err(error) => {
+                    return Err(call_error(&site.name, call.request_id, &bound, error));
+                }
             }
         }
     };
@@ -246,11 +284,10 @@ async fn handle(
     Ok(into_http(response))
 }
 
-/// Role, API scope, route scope and ACL checks.
-fn authorize(principal: &Principal, family: Family, bound: &Bound) -> Result<(), HttpError> {
-    let def = bound.def();
-    let scopes = &principal.scopes;
-    let context = match family {
+/// The token's role and API scope against the family: `/api` is for staff tokens with
+/// `api:oemr`, `/portal` for patient tokens with `api:port`.
+fn authorize_family(principal: &Principal, family: Family) -> Result<(), HttpError> {
+    match family {
         Family::Api => {
             if principal.role != Role::User {
                 return Err(HttpError::forbidden(format!(
@@ -258,10 +295,9 @@ fn authorize(principal: &Principal, family: Family, bound: &Bound) -> Result<(),
                     principal.role.name()
                 )));
             }
-            if !scopes.has("api:oemr") {
+            if !principal.scopes.has("api:oemr") {
                 return Err(HttpError::insufficient_scope("api:oemr"));
             }
-            "user"
         }
         Family::Portal => {
             if principal.role != Role::Patient {
@@ -270,11 +306,22 @@ fn authorize(principal: &Principal, family: Family, bound: &Bound) -> Result<(),
                     principal.role.name()
                 )));
             }
-            if !scopes.has("api:port") {
+            if !principal.scopes.has("api:port") {
                 return Err(HttpError::insufficient_scope("api:port"));
             }
-            "patient"
         }
+        Family::Fhir | Family::Other => {}
+    }
+    Ok(())
+}
+
+/// The route's scope (in the caller's context) and the ACL of staff users.
+fn authorize_route(principal: &Principal, family: Family, bound: &Bound) -> Result<(), HttpError> {
+    let def = bound.def();
+    let scopes = &principal.scopes;
+    let context = match family {
+        Family::Api => "user",
+        Family::Portal => "patient",
         Family::Fhir | Family::Other => match principal.role {
             Role::Patient => {
                 if def.method != Method::GET {
@@ -339,21 +386,22 @@ async fn read_body(body: Body, limit: usize) -> Result<Bytes, HttpError> {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 fn build_request(
-    app: &AppState,
-    site: &Site,
-    family: Family,
-    method: &Method,
-    path: &str,
-    headers: &HeaderMap,
-    uri: &axum::http::Uri,
+    call: &Call<'_>,
     body: Bytes,
     bound: &Bound,
     params: Vec<String>,
     principal: Option<&Principal>,
 ) -> bindings::Request {
-    let family_name = match family {
+    let (app, site, method, path, headers, uri) = (
+        call.app,
+        call.site,
+        call.method,
+        call.path,
+        call.headers,
+        call.uri,
+    );
+    let family_name = match call.family {
         Family::Api => "api",
         Family::Portal => "portal",
         _ => "fhir",
@@ -362,7 +410,7 @@ fn build_request(
         .query()
         .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
         .unwrap_or_default();
-    let headers = PASSED_HEADERS
+    let mut headers: Vec<(String, String)> = PASSED_HEADERS
         .iter()
         .filter_map(|name| {
             headers
@@ -371,6 +419,15 @@ fn build_request(
                 .map(|v| ((*name).to_owned(), v.to_owned()))
         })
         .collect();
+    // The site's settings, as headers no client can set (only those named above pass).
+    headers.push((
+        hearth_sdk::request::COMPATIBILITY_HEADER.to_owned(),
+        call.settings.compatibility.name().to_owned(),
+    ));
+    headers.push((
+        hearth_sdk::request::LIST_CAP_HEADER.to_owned(),
+        call.settings.list_cap.to_string(),
+    ));
     let caller = match principal {
         Some(p) => bindings::Caller {
             role: match p.role {
@@ -441,15 +498,26 @@ fn call_error(site: &str, request: &str, bound: &Bound, error: CallError) -> Htt
     HttpError::new(status, code, message)
 }
 
-/// A plugin's response as an HTTP response.
+/// A plugin's response as an HTTP response. The status is the one the plugin asked to
+/// send on the wire (`hearth-wire-status`, OpenEMR's status on a site that wants it), else
+/// its own; the host's own headers are never taken from a plugin.
 pub fn into_http(response: bindings::Response) -> Response {
-    let status = StatusCode::from_u16(response.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let wire = response
+        .headers
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case(hearth_sdk::response::WIRE_STATUS_HEADER))
+        .and_then(|(_, value)| value.parse::<u16>().ok())
+        .unwrap_or(response.status);
+    let status = StatusCode::from_u16(wire).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut out = Response::new(Body::from(response.body));
     *out.status_mut() = status;
     let headers = out.headers_mut();
     for (name, value) in response.headers {
         let lower = name.to_ascii_lowercase();
-        if HOST_HEADERS.contains(&lower.as_str()) {
+        if HOST_HEADERS.contains(&lower.as_str())
+            || lower.starts_with("access-control-")
+            || lower.starts_with("hearth-")
+        {
             continue;
         }
         if let (Ok(name), Ok(value)) = (HeaderName::try_from(lower), HeaderValue::try_from(value)) {
@@ -465,7 +533,30 @@ pub fn into_http(response: bindings::Response) -> Response {
     out
 }
 
-/// 404 for `/apis/{site}` without a family.
-pub async fn no_family(uri: axum::http::Uri) -> impl IntoResponse {
-    HttpError::no_route(uri.path())
+/// `/apis/{site}` without a family: a 401 like every other path without a valid token,
+/// or a 404 for one with.
+pub async fn no_family(
+    State(app): State<Arc<AppState>>,
+    Path(site_name): Path<String>,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+) -> Response {
+    let Some(site) = app.sites.get(&site_name).await else {
+        return HttpError::unknown_site(&site_name).render(Family::Other);
+    };
+    let bearer = tokens::bearer(
+        headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok()),
+    );
+    let checked = match bearer {
+        Ok(token) => tokens::authenticate(&site, &app.base_url, token)
+            .await
+            .map(|_| ()),
+        Err(error) => Err(error),
+    };
+    match checked {
+        Ok(()) => HttpError::no_route(uri.path()).render(Family::Other),
+        Err(error) => error.render(Family::Other),
+    }
 }

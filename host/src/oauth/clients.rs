@@ -346,7 +346,9 @@ pub async fn authenticate_deferred(
     Ok((client, method, None))
 }
 
-async fn enabled_client(site: &Site, client_id: &str) -> Result<Client, OAuthError> {
+/// The enabled client `client_id`, not authenticated: only for what a site in OpenEMR
+/// compatibility accepts without a secret (see `token::token`).
+pub(crate) async fn enabled_client(site: &Site, client_id: &str) -> Result<Client, OAuthError> {
     let client = find(site, client_id)
         .await?
         .ok_or_else(|| OAuthError::client("Client authentication failed"))?;

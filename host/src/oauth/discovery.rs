@@ -43,7 +43,8 @@ fn endpoints(app: &AppState, site: &str) -> Value {
         "issuer": issuer,
         "authorization_endpoint": format!("{issuer}/authorize"),
         "end_session_endpoint": format!("{issuer}/logout"),
-        "jwks_uri": format!("{issuer}/jwks"),
+        // OpenEMR's path, which its clients expect; `/jwks` answers the same keys.
+        "jwks_uri": format!("{issuer}/jwk"),
         "token_endpoint": format!("{issuer}/token"),
         "registration_endpoint": format!("{issuer}/registration"),
         "introspection_endpoint": format!("{issuer}/introspect"),

@@ -397,7 +397,13 @@ pub async fn register(
         "{}/client/{registration_path}",
         super::issuer(&app, &site.name)
     ));
-    Ok(no_store(StatusCode::CREATED, &answer))
+    // OpenEMR answers a registration with 200; a site in OpenEMR compatibility does too.
+    let status = if settings::get(&site, "api.compatibility").await? == "openemr" {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok(no_store(status, &answer))
 }
 
 /// `GET /oauth2/{site}/client/{path}`: the client's registration, for the bearer of its

@@ -1,5 +1,6 @@
-//! Per-site settings of the authorization server, kept in the site's `site_settings`
-//! table under `oauth.*` names and set with `hearth client setting`.
+//! Per-site settings of the authorization server (`oauth.*`) and of the `/apis` routes
+//! (`api.*`, read through [`crate::api::settings`]), kept in the site's `site_settings`
+//! table and set with `hearth client setting`.
 
 use anyhow::{Result, bail};
 
@@ -15,7 +16,7 @@ pub struct Known {
     pub help: &'static str,
     /// The value when unset.
     pub default: &'static str,
-    /// Accepted values (empty: a positive number of seconds).
+    /// Accepted values (empty: a positive number).
     pub values: &'static [&'static str],
 }
 
@@ -56,6 +57,24 @@ pub const KNOWN: &[Known] = &[
         help: "client_credentials access token lifetime, seconds",
         default: "300",
         values: &[],
+    },
+    Known {
+        name: "api.compatibility",
+        help: "hearth: real status codes; openemr: OpenEMR's own answers where clients may depend on them (docs/compatibility.md)",
+        default: "hearth",
+        values: &["hearth", "openemr"],
+    },
+    Known {
+        name: "api.list_cap",
+        help: "the most rows a list answers when the client asks for every row; past it the list asks the client to page",
+        default: "2000",
+        values: &[],
+    },
+    Known {
+        name: "api.cors_origins",
+        help: "browser origins that may call /apis: any, or registered (the enabled clients' redirect URI origins)",
+        default: "any",
+        values: &["any", "registered"],
     },
 ];
 
@@ -114,7 +133,7 @@ pub async fn set(site: &Site, name: &str, value: &str) -> Result<()> {
     if known.values.is_empty() {
         match value.parse::<i64>() {
             Ok(n) if n > 0 => {}
-            _ => bail!("{name} takes a positive number of seconds"),
+            _ => bail!("{name} takes a positive number ({})", known.help),
         }
     } else if !known.values.contains(&value) {
         bail!("{name} takes one of: {}", known.values.join(", "));

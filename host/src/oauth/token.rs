@@ -72,7 +72,15 @@ pub async fn token(
     }
     let url = token_url(&app, &site.name);
     let (client, method, assertion) =
-        clients::authenticate_deferred(&site, &url, &headers, &form).await?;
+        if openemr_unauthenticated(&site, &grant_type, &headers, &form).await? {
+            // OpenEMR takes a confidential client's refresh and password requests with only
+            // its client_id; a site in OpenEMR compatibility does too (docs/compatibility.md).
+            let client_id = required(&form, "client_id")?;
+            let client = clients::enabled_client(&site, client_id).await?;
+            (client, clients::AuthMethod::None, None)
+        } else {
+            clients::authenticate_deferred(&site, &url, &headers, &form).await?
+        };
     if grant_type == "client_credentials" {
         // The assertion's jti is recorded with the token, in one write transaction; a
         // request refused before that still spends it.
@@ -93,6 +101,21 @@ pub async fn token(
         "authorization_code" => authorization_code(&app, &site, &client, &form).await,
         _ => refresh(&app, &site, &client, &form).await,
     }
+}
+
+/// True for a refresh_token or password request carrying no client authentication at
+/// all (no secret, no assertion, no Basic header) on a site in OpenEMR compatibility.
+async fn openemr_unauthenticated(
+    site: &Site,
+    grant_type: &str,
+    headers: &HeaderMap,
+    form: &HashMap<String, String>,
+) -> Result<bool, OAuthError> {
+    let bare = matches!(grant_type, "refresh_token" | "password")
+        && !headers.contains_key(axum::http::header::AUTHORIZATION)
+        && param(form, "client_secret").is_none()
+        && param(form, "client_assertion").is_none();
+    Ok(bare && settings::get(site, "api.compatibility").await? == "openemr")
 }
 
 /// Checks requested scopes against the catalogue and keeps those the client registered

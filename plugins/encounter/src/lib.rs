@@ -26,27 +26,33 @@ impl Resource for Encounter {
             ENCOUNTERS.list(r)
         })
         .acl("encounters/auth_a")
+        .legacy()
         .summary("List a patient's encounters"),
         Route::post("/api/patient/:puuid/encounter", "encounter.c", create)
             .acl("encounters/auth_a:write")
+            .legacy()
             .summary("Create an encounter"),
         Route::put("/api/patient/:puuid/encounter/:euuid", "encounter.u", |r| {
             ENCOUNTERS.update(r)
         })
         .acl("encounters/auth_a:write")
+        .legacy()
         .summary("Update an encounter"),
         Route::get("/api/patient/:puuid/encounter/:euuid", "encounter.r", |r| {
             ENCOUNTERS.get(r)
         })
         .acl("encounters/auth_a")
+        .legacy()
         .summary("Read an encounter"),
         Route::get("/portal/patient/encounter", "encounter.s", |r| {
             ENCOUNTERS.list(r)
         })
+        .legacy()
         .summary("List the signed-in patient's encounters"),
         Route::get("/portal/patient/encounter/:euuid", "encounter.r", |r| {
             ENCOUNTERS.get(r)
         })
+        .legacy()
         .summary("Read one of the signed-in patient's encounters"),
     ];
 }
@@ -186,7 +192,7 @@ fn create(req: &Request) -> Result<Response> {
     let record = crud::one(&sql, params![id], |row| {
         Json::object().row(row).field("encounter", encounter).end()
     })?;
-    Ok(Response::created(record))
+    Ok(req.created(record))
 }
 
 #[cfg(test)]

@@ -19,9 +19,14 @@ impl Resource for Facility {
         Route::get("/api/facility/:fuuid", "facility.r", |r| FACILITIES.get(r))
             .acl("admin/users")
             .summary("Read a facility"),
-        Route::post("/api/facility", "facility.c", |r| FACILITIES.create(r))
-            .acl("admin/super:write")
-            .summary("Create a facility"),
+        Route::post("/api/facility", "facility.c", |r| {
+            FACILITIES.create_with(r, |fields| {
+                fields.set("date_created", hearth_sdk::time::now().datetime());
+                Ok(())
+            })
+        })
+        .acl("admin/super:write")
+        .summary("Create a facility"),
         Route::put("/api/facility/:fuuid", "facility.u", |r| {
             FACILITIES.update(r)
         })

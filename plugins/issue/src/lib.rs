@@ -97,7 +97,7 @@ mod tests {
         let response =
             host.call::<PatientIssue>(TestRequest::post("/api/patient/7/medication", body));
         assert_eq!(response.status, 201, "{}", response.text());
-        assert_eq!(response.body_json()["data"], json!({"id": 21}));
+        assert_eq!(response.body_json(), json!({"id": 21}));
         let (sql, params) = &host.writes()[0];
         assert!(sql.contains(r#""uuid""#), "{sql}");
         assert_eq!(
@@ -136,7 +136,7 @@ mod tests {
         let response =
             host.call::<PatientIssue>(TestRequest::post("/api/patient/7/medication", body));
         assert_eq!(response.status, 400);
-        let errors = &response.body_json()["validationErrors"];
+        let errors = &response.body_json();
         assert_eq!(
             errors["title"]["Required::NON_EXISTENT_KEY"],
             "title must be provided, but does not exist"
@@ -158,7 +158,7 @@ mod tests {
             json!({"title": "A"}),
         ));
         assert_eq!(
-            response.body_json()["validationErrors"]["title"]["LengthBetween::TOO_SHORT"],
+            response.body_json()["title"]["LengthBetween::TOO_SHORT"],
             "title must be 2 characters or longer"
         );
         assert!(host.writes().is_empty());
@@ -241,11 +241,11 @@ mod tests {
             json!({"enddate": "2020-01-01"}),
         ));
         assert_eq!(response.status, 200);
-        assert_eq!(response.body_json()["data"], json!({"id": 21}));
+        assert_eq!(response.body_json(), json!({"id": 21}));
         let response =
             host.call::<PatientIssue>(TestRequest::delete("/api/patient/7/dental_issue/21"));
         assert_eq!(response.status, 200);
-        assert_eq!(response.body_json()["data"], json!(true));
+        assert_eq!(response.body_json(), json!(true));
     }
 
     #[test]
@@ -255,14 +255,14 @@ mod tests {
             .on_query("FROM lists", medication_rows());
         let response = host.call::<PatientIssue>(TestRequest::get("/api/patient/7/medication"));
         assert_eq!(response.status, 200);
-        assert_eq!(response.body_json()["data"][0]["title"], "Aspirin");
+        assert_eq!(response.body_json()[0]["title"], "Aspirin");
         assert!(
             host.queries()[1]
                 .0
                 .contains(r#"ORDER BY l."date" DESC NULLS LAST, l."id" DESC"#)
         );
         let response = host.call::<PatientIssue>(TestRequest::get("/api/patient/7/medication/21"));
-        assert_eq!(response.body_json()["data"]["id"], 21);
+        assert_eq!(response.body_json()["id"], 21);
         let (sql, params) = &host.queries()[3];
         assert!(
             sql.contains(r#"l."type" = $1 AND l."pid" = $2 AND l."id" = $3"#),
@@ -288,6 +288,6 @@ mod tests {
         );
         let response = empty.call::<PatientIssue>(TestRequest::get("/api/patient/7/medication"));
         assert_eq!(response.status, 200, "an empty list is not an error");
-        assert_eq!(response.body_json()["data"], json!([]));
+        assert_eq!(response.body_json(), json!([]));
     }
 }

@@ -70,7 +70,8 @@ const COLUMNS: &[Column] = &[
     Column::text("race"),
     Column::text("ethnicity"),
     Column::text("religion"),
-    Column::text("interpretter"),
+    Column::text("interpreter"),
+    Column::text_or_null("interpreter_needed"),
     Column::text("migrantseasonal"),
     Column::text("family_size"),
     Column::text("monthly_income"),
@@ -154,6 +155,12 @@ const COLUMNS: &[Column] = &[
     Column::text_or_null("patient_groups"),
     Column::text_or_null("prevent_portal_apps"),
     Column::text_or_null("provider_since_date"),
+    Column::text_or_null("preferred_name"),
+    Column::text_or_null("nationality_country"),
+    Column::text_or_null("tribal_affiliations"),
+    Column::text_or_null("sex_identified"),
+    Column::text_or_null("pronoun"),
+    Column::int("advance_directive_user_authenticator"),
 ];
 
 /// List filters: these match as "contains", the rest of `EXACT_FILTERS` exactly.
@@ -199,7 +206,11 @@ const SORT: Sort = Sort {
     tiebreak: "id",
 };
 
-const SELECT: &str = "SELECT p.*, u.uuid AS provider_uuid FROM patient_data p LEFT JOIN users u ON u.id = p.\"providerID\"";
+/// Every `patient_data` column, and nothing else (OpenEMR strips what it joins in).
+const SELECT: &str = "SELECT p.* FROM patient_data p";
+
+/// Suffixes OpenEMR reads off the end of a last name when `suffix` is empty.
+const SUFFIXES: &[&str] = &["Jr.", "Jr", "Sr.", "Sr", "II", "III", "IV"];
 
 /// PatientValidator's rules; on update every rule is optional but empty values still fail.
 fn validate(body: &Map<String, Body>, insert: bool) -> Result<()> {
@@ -210,13 +221,12 @@ fn validate(body: &Map<String, Body>, insert: bool) -> Result<()> {
     v.field("sex", "Gender", insert).length_between(4, 30);
     v.field("DOB", "Date of Birth", insert).datetime("Y-m-d");
     v.optional_allow_empty("email", "Email").email();
-    v.optional_allow_empty("email_direct", "Email Direct")
+    v.optional_allow_empty("email_direct", "Trusted Email")
         .email();
     v.finish()
 }
 
 fn list(req: &Request) -> Result<Response> {
-    let paging = req.paging(100, 200)?;
     let mut search = Search::on("p");
     for (key, value) in req.query_pairs() {
         if CONTAINS_FILTERS.contains(&key.as_str()) {
@@ -225,24 +235,19 @@ fn list(req: &Request) -> Result<Response> {
             search.equals(key, value.as_str());
         }
     }
-    search.sort(req.query("_sort"), &SORT)?;
-    let rows = search.query(SELECT, paging.limit + 1, paging.offset)?;
-    let more = rows.len() > paging.limit as usize;
-    let histories = previous_names(
-        rows.iter()
-            .take(paging.limit as usize)
-            .filter_map(|r| r.int("pid")),
-    )?;
+    search.sort_by(req, &SORT)?;
+    let listing = crud::listing(req, &search, SELECT)?;
+    let histories = previous_names(listing.rows().filter_map(|r| r.int("pid")))?;
     let mut items = Json::array();
-    for row in rows.iter().take(paging.limit as usize) {
+    for row in listing.rows() {
         items.push(patient_json(&row, &histories));
     }
-    Ok(Response::list(items.end(), req.paging_links(paging, more)))
+    Ok(req.list(items.end(), listing.links()))
 }
 
 fn get_one(req: &Request) -> Result<Response> {
     let puuid = req.uuid("puuid")?;
-    Ok(Response::ok(find(&puuid)?.ok_or_else(ApiError::not_found)?))
+    Ok(req.ok(find(&puuid)?.ok_or_else(ApiError::not_found)?))
 }
 
 fn portal_get(req: &Request) -> Result<Response> {
@@ -251,7 +256,7 @@ fn portal_get(req: &Request) -> Result<Response> {
         .patient
         .clone()
         .ok_or_else(ApiError::not_found)?;
-    Ok(Response::ok(find(&puuid)?.ok_or_else(ApiError::not_found)?))
+    Ok(req.ok(find(&puuid)?.ok_or_else(ApiError::not_found)?))
 }
 
 fn create(req: &Request) -> Result<Response> {
@@ -284,7 +289,7 @@ fn create(req: &Request) -> Result<Response> {
         .run()?;
     let mut data = Json::object();
     data.field("pid", pid).field("uuid", uuid);
-    Ok(Response::created(data.end()))
+    Ok(req.created(data.end()))
 }
 
 fn update(req: &Request) -> Result<Response> {
@@ -299,9 +304,22 @@ fn update(req: &Request) -> Result<Response> {
         .filter("uuid", puuid.as_str())
         .run()?;
     if changed == 0 {
-        return Err(ApiError::not_found());
+        return Err(unknown_patient(req, &puuid));
     }
-    Ok(Response::ok(find(&puuid)?.ok_or_else(ApiError::not_found)?))
+    Ok(req.ok(find(&puuid)?.ok_or_else(ApiError::not_found)?))
+}
+
+/// A 404, or on a site in OpenEMR compatibility OpenEMR's update answer for a uuid no
+/// patient has: a 400 keyed by the uuid.
+fn unknown_patient(req: &Request, puuid: &str) -> ApiError {
+    if !req.openemr_compatible() {
+        return ApiError::not_found();
+    }
+    let mut reasons = Json::object();
+    reasons.field(puuid, format!("UUID {puuid} does not exist"));
+    let mut errors = Json::object();
+    errors.field("uuid", reasons.end());
+    ApiError::Validation(errors.end())
 }
 
 /// The patient with `puuid` in OpenEMR's response shape.
@@ -322,63 +340,108 @@ fn previous_names(pids: impl IntoIterator<Item = i64>) -> Result<Rows> {
     }
     let placeholders: Vec<String> = (1..=pids.len()).map(|i| format!("${i}")).collect();
     let sql = format!(
-        "SELECT pid, uuid, previous_name_prefix, previous_name_first, previous_name_middle, \
-         previous_name_last, previous_name_suffix, previous_name_enddate FROM patient_history \
-         WHERE history_type_key = 'name_history' AND pid IN ({}) ORDER BY date DESC",
+        "SELECT pid, {} FROM patient_history \
+         WHERE history_type_key = 'name_history' AND pid IN ({}) ORDER BY date DESC, id DESC",
+        NAME_PARTS.join(", "),
         placeholders.join(", ")
     );
     Ok(store::query(&sql, &pids)?)
 }
 
-/// Every column, then OpenEMR's derived `previous_names` and `addresses`.
+/// A previous name's columns, which are also its keys in `previous_names`.
+const NAME_PARTS: &[&str] = &[
+    "previous_name_prefix",
+    "previous_name_first",
+    "previous_name_middle",
+    "previous_name_last",
+    "previous_name_suffix",
+    "previous_name_enddate",
+];
+
+/// OpenEMR's display form of a previous name: "prefix first middle last suffix enddate",
+/// each part only when present.
+fn formatted_name(h: &Row<'_>) -> String {
+    let part = |name: &str| h.text(name).filter(|t| !t.is_empty());
+    let mut name = String::new();
+    if let Some(prefix) = part("previous_name_prefix") {
+        name.push_str(prefix);
+        name.push(' ');
+    }
+    name.push_str(part("previous_name_first").unwrap_or_default());
+    match part("previous_name_middle") {
+        Some(middle) => {
+            name.push(' ');
+            name.push_str(middle);
+            name.push(' ');
+        }
+        None => name.push(' '),
+    }
+    name.push_str(part("previous_name_last").unwrap_or_default());
+    for tail in ["previous_name_suffix", "previous_name_enddate"] {
+        if let Some(text) = part(tail) {
+            name.push(' ');
+            name.push_str(text);
+        }
+    }
+    name
+}
+
+/// The suffix OpenEMR answers: the stored one, else one read off the end of the last
+/// name (`Smith Jr.` gives `Jr.`), else none.
+fn suffix<'r>(row: &'r Row<'_>) -> Option<&'r str> {
+    if let Some(stored) = row.text("suffix").filter(|s| !s.is_empty()) {
+        return Some(stored);
+    }
+    let last_word = row.text("lname")?.trim_end().rsplit(' ').next()?;
+    SUFFIXES
+        .iter()
+        .find(|s| s.eq_ignore_ascii_case(last_word))
+        .map(|_| last_word)
+}
+
+/// Every `patient_data` column, with `suffix` as OpenEMR reads it, then OpenEMR's derived
+/// `previous_names` and `addresses` (the main address first, dated by the record).
 fn patient_json(row: &Row<'_>, histories: &Rows) -> Json {
     let pid = row.int("pid");
     let mut names = Json::array();
     for h in histories.iter().filter(|h| h.int("pid") == pid) {
-        let parts = [
-            "previous_name_prefix",
-            "previous_name_first",
-            "previous_name_middle",
-            "previous_name_last",
-            "previous_name_suffix",
-        ];
-        let formatted: Vec<&str> = parts
-            .iter()
-            .filter_map(|p| h.text(p))
-            .filter(|s| !s.is_empty())
-            .collect();
         let mut name = Json::object();
-        name.field("uuid", h.get("uuid"))
-            .field("prefix", h.get("previous_name_prefix"))
-            .field("first", h.get("previous_name_first"))
-            .field("middle", h.get("previous_name_middle"))
-            .field("last", h.get("previous_name_last"))
-            .field("suffix", h.get("previous_name_suffix"))
-            .field("enddate", h.get("previous_name_enddate"))
-            .field("formatted_name", formatted.join(" "));
+        for part in NAME_PARTS {
+            name.field(part, h.get(part));
+        }
+        name.field("formatted_name", formatted_name(&h));
         names.push(name.end());
     }
+    let text = |column: &str| row.text(column).unwrap_or_default();
     let mut address = Json::object();
     address
         .field("id", None::<i64>)
         .field("contact_id", None::<i64>)
-        .field("period_start", None::<&str>)
+        .field("contact_address_id", None::<i64>)
+        .field("period_start", row.get("date"))
         .field("period_end", None::<&str>)
-        .field("type", "physical")
+        .field("type", "both")
         .field("use", "home")
         .field("priority", 0)
-        .field("line1", row.get("street"))
-        .field("line2", row.get("street_line_2"))
-        .field("city", row.get("city"))
-        .field("district", row.get("county"))
-        .field("state", row.get("state"))
-        .field("postal_code", row.get("postal_code"))
-        .field("country_code", row.get("country_code"));
+        .field("line1", text("street"))
+        .field("line2", text("street_line_2"))
+        .field("city", text("city"))
+        .field("district", text("county"))
+        .field("state", text("state"))
+        .field("postal_code", text("postal_code"))
+        .field("country_code", text("country_code"));
     let mut addresses = Json::array();
     addresses.push(address.end());
     let mut out = Json::object_with_capacity(row.json_size_hint() + 512);
-    out.row(row)
-        .field("previous_names", names.end())
+    let stored = row.text("suffix").is_some_and(|s| !s.is_empty());
+    let suffix = suffix(row);
+    if stored || (suffix.is_none() && row.get("suffix").is_null()) {
+        // The stored value is the answer: the row's members as they are.
+        out.row(row);
+    } else {
+        out.row_except(row, &["suffix"]).field("suffix", suffix);
+    }
+    out.field("previous_names", names.end())
         .field("addresses", addresses.end());
     out.end()
 }
@@ -502,6 +565,127 @@ mod tests {
         ));
         assert_eq!(response.status, 404);
         assert_eq!(response.body_json()["data"], json!([]));
+    }
+
+    #[test]
+    fn answers_carry_openemrs_derived_fields_and_nothing_it_strips() {
+        let history = Rows::from_values(
+            &[
+                "pid",
+                "previous_name_prefix",
+                "previous_name_first",
+                "previous_name_middle",
+                "previous_name_last",
+                "previous_name_suffix",
+                "previous_name_enddate",
+            ],
+            vec![vec![
+                1.into(),
+                "Ms.".into(),
+                "Ann".into(),
+                Value::Null,
+                "Jones".into(),
+                "".into(),
+                "2019-04-05".into(),
+            ]],
+        );
+        let patient = Rows::from_values(
+            &[
+                "id", "uuid", "pid", "fname", "lname", "suffix", "street", "date",
+            ],
+            vec![vec![
+                1.into(),
+                "90cde167-0000-4000-8000-000000000001".into(),
+                1.into(),
+                "Ann".into(),
+                "Smith Jr.".into(),
+                "".into(),
+                "1 Main St".into(),
+                "2020-02-03 04:05:06".into(),
+            ]],
+        );
+        let mut host = MockHost::new()
+            .on_query("WHERE p.uuid", patient)
+            .on_query("FROM patient_history", history);
+        let response = host.call::<Patient>(TestRequest::get(
+            "/api/patient/90cde167-0000-4000-8000-000000000001",
+        ));
+        let data = &response.body_json()["data"];
+        assert_eq!(data["suffix"], "Jr.", "read off the last name");
+        assert_eq!(data["lname"], "Smith Jr.", "which stays as stored");
+        assert!(data.get("provider_uuid").is_none());
+        assert_eq!(
+            data["previous_names"],
+            json!([{
+                "previous_name_prefix": "Ms.", "previous_name_first": "Ann",
+                "previous_name_middle": null, "previous_name_last": "Jones",
+                "previous_name_suffix": "", "previous_name_enddate": "2019-04-05",
+                "formatted_name": "Ms. Ann Jones 2019-04-05"
+            }])
+        );
+        let address = &data["addresses"][0];
+        assert!(address["contact_address_id"].is_null());
+        assert_eq!(
+            address["period_start"], "2020-02-03 04:05:06",
+            "dated by the record"
+        );
+        assert_eq!(
+            (address["type"].as_str(), address["use"].as_str()),
+            (Some("both"), Some("home"))
+        );
+        assert_eq!(address["line1"], "1 Main St");
+        assert_eq!(address["line2"], "", "empty, not null, as OpenEMR");
+    }
+
+    #[test]
+    fn only_whole_trailing_words_are_suffixes() {
+        let row = |lname: &str, suffix: Value| {
+            Rows::from_values(&["lname", "suffix"], vec![vec![lname.into(), suffix]])
+        };
+        for (lname, stored, expected) in [
+            ("Hawaii", Value::Null, None),
+            ("Smith III", Value::Null, Some("III")),
+            ("Smith sr", "".into(), Some("sr")),
+            ("Smith", "Jr.".into(), Some("Jr.")),
+            ("Smith", "".into(), None),
+        ] {
+            let rows = row(lname, stored);
+            assert_eq!(suffix(&rows.get(0).unwrap()), expected, "{lname}");
+        }
+    }
+
+    #[test]
+    fn e_mail_messages_are_openemrs() {
+        let mut host = MockHost::new();
+        let response = host.call::<Patient>(TestRequest::post(
+            "/api/patient",
+            json!({"fname": "Ann", "lname": "Smith", "sex": "Female", "DOB": "1990-01-02",
+                   "email": "nope", "email_direct": "nope"}),
+        ));
+        assert_eq!(response.status, 400);
+        assert_eq!(
+            response.body_json()["validationErrors"],
+            json!({"email": {"email": "Email is not a valid email"},
+                   "email_direct": {"email_direct": "Trusted Email is not a valid email"}})
+        );
+    }
+
+    #[test]
+    fn an_unknown_patient_is_404_or_openemrs_400() {
+        let puuid = "90cde167-0000-4000-8000-000000000009";
+        let mut host = MockHost::new()
+            .on_query("FROM users", Rows::default())
+            .on_execute("UPDATE patient_data", 0);
+        let path = format!("/api/patient/{puuid}");
+        let response = host.call::<Patient>(TestRequest::put(&path, json!({"fname": "Ann"})));
+        assert_eq!(response.status, 404);
+        let response =
+            host.call::<Patient>(TestRequest::put(&path, json!({"fname": "Ann"})).openemr());
+        assert_eq!(response.status, 400);
+        assert_eq!(
+            response.body_json()["validationErrors"],
+            json!({"uuid": {puuid: format!("UUID {puuid} does not exist")}})
+        );
     }
 
     #[test]

@@ -102,13 +102,24 @@ const COLUMNS: &[Column] = &[
     Column::text_or_null("username"),
 ];
 
-/// OpenEMR's practitioner fields; credentials and the host's `role` stay out.
-const SELECT: &str = "SELECT u.id, u.uuid, u.username, u.title, u.fname, u.mname, u.lname, u.suffix, \
-    u.federaltaxid, u.federaldrugid, u.upin, u.facility_id, u.facility, u.npi, u.email, u.email_direct, \
-    u.specialty, u.billname, u.url, u.assistant, u.organization, u.valedictory, u.street, u.streetb, \
-    u.city, u.state, u.zip, u.phone, u.fax, u.phonew1, u.phonecell, u.notes, u.state_license_number, \
-    u.abook_type, ab.title AS abook_title, u.info, u.active, u.authorized, u.last_updated \
-    FROM users u LEFT JOIN list_options ab ON ab.list_id = 'abook_type' AND ab.option_id = u.abook_type";
+/// Every column of OpenEMR's `users` table (OpenEMR answers them all), then the titles
+/// it joins in: `abook_title` (address-book type), `physician_title` and
+/// `physician_code` (physician type). OpenEMR's retired `password` column and the
+/// host's own `role` stay out; credentials live in `users_secure`.
+const SELECT: &str = "SELECT u.id, u.uuid, u.username, u.authorized, u.info, u.source, u.fname, \
+    u.mname, u.lname, u.suffix, u.federaltaxid, u.federaldrugid, u.upin, u.facility, u.facility_id, \
+    u.see_auth, u.active, u.npi, u.title, u.specialty, u.billname, u.email, u.email_direct, \
+    u.google_signin_email, u.url, u.assistant, u.organization, u.valedictory, u.street, u.streetb, \
+    u.city, u.state, u.zip, u.country_code, u.street2, u.streetb2, u.city2, u.state2, u.zip2, \
+    u.country_code2, u.phone, u.fax, u.phonew1, u.phonew2, u.phonecell, u.notes, u.cal_ui, \
+    u.taxonomy, u.calendar, u.abook_type, u.default_warehouse, u.irnpool, u.state_license_number, \
+    u.weno_prov_id, u.newcrop_user_role, u.cpoe, u.physician_type, u.main_menu_role, \
+    u.patient_menu_role, u.portal_user, u.supervisor_id, u.billing_facility, u.billing_facility_id, \
+    u.date_created, u.last_updated, ab.title AS abook_title, ph.title AS physician_title, \
+    ph.codes AS physician_code \
+    FROM users u \
+    LEFT JOIN list_options ab ON ab.list_id = 'abook_type' AND ab.option_id = u.abook_type \
+    LEFT JOIN list_options ph ON ph.list_id = 'physician_type' AND ph.option_id = u.physician_type";
 
 /// PractitionerValidator; on update every rule is optional but empty values still fail.
 fn rules(v: &mut Validator<'_>, insert: bool) {
@@ -134,6 +145,7 @@ fn create(req: &Request) -> Result<Response> {
         if fields.get("username") == Some(&Value::Text(String::new())) {
             fields.set("username", Value::Null);
         }
+        fields.set("date_created", hearth_sdk::time::now().datetime());
         Ok(())
     })
 }

@@ -20,6 +20,7 @@ impl Resource for SoapNote {
             list,
         )
         .acl("encounters/notes")
+        .bare()
         .summary("List an encounter's SOAP notes"),
         Route::post(
             "/api/patient/:pid/encounter/:eid/soap_note",
@@ -27,6 +28,7 @@ impl Resource for SoapNote {
             create,
         )
         .acl("encounters/notes:write")
+        .bare()
         .summary("Write a SOAP note"),
         Route::get(
             "/api/patient/:pid/encounter/:eid/soap_note/:sid",
@@ -34,6 +36,7 @@ impl Resource for SoapNote {
             get_one,
         )
         .acl("encounters/notes")
+        .bare()
         .summary("Read a SOAP note"),
         Route::put(
             "/api/patient/:pid/encounter/:eid/soap_note/:sid",
@@ -41,6 +44,7 @@ impl Resource for SoapNote {
             update,
         )
         .acl("encounters/notes:write")
+        .bare()
         .summary("Update a SOAP note"),
     ];
 }
@@ -124,7 +128,7 @@ mod tests {
         let body = json!({"subjective": "Cough", "objective": "Clear lungs", "assessment": "URI", "plan": "Rest"});
         let response = host.call::<SoapNote>(TestRequest::post(PATH, body));
         assert_eq!(response.status, 201, "{}", response.text());
-        assert_eq!(response.body_json()["data"], json!({"sid": 3, "fid": 8}));
+        assert_eq!(response.body_json(), json!({"sid": 3, "fid": 8}));
         let writes = host.writes();
         assert!(writes[0].1.contains(&Value::from("Cough")));
         assert!(
@@ -141,7 +145,7 @@ mod tests {
             json!({"subjective": "x", "plan": ""}),
         ));
         assert_eq!(response.status, 400);
-        let errors = &response.body_json()["validationErrors"];
+        let errors = &response.body_json();
         assert_eq!(
             errors["subjective"]["LengthBetween::TOO_SHORT"],
             "subjective must be 2 characters or longer"
@@ -193,13 +197,13 @@ mod tests {
             )
             .on_execute("UPDATE form_soap", 1);
         let response = host.call::<SoapNote>(TestRequest::get(&format!("{PATH}/3")));
-        assert_eq!(response.body_json()["data"]["plan"], "Rest");
+        assert_eq!(response.body_json()["plan"], "Rest");
         let response = host.call::<SoapNote>(TestRequest::put(
             &format!("{PATH}/3"),
             json!({"plan": "Fluids"}),
         ));
         assert_eq!(response.status, 200);
-        assert_eq!(response.body_json()["data"], json!({"sid": 3}));
+        assert_eq!(response.body_json(), json!({"sid": 3}));
         let (sql, params) = &host.writes()[0];
         assert!(
             sql.starts_with("UPDATE form_soap")

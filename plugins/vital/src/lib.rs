@@ -17,9 +17,11 @@ impl Resource for Vital {
     const ROUTES: &'static [Route] = &[
         Route::get("/api/patient/:pid/encounter/:eid/vital", "vital.s", list)
             .acl("encounters/notes")
+            .bare()
             .summary("List an encounter's vitals"),
         Route::post("/api/patient/:pid/encounter/:eid/vital", "vital.c", create)
             .acl("encounters/notes:write")
+            .bare()
             .summary("Record vitals"),
         Route::get(
             "/api/patient/:pid/encounter/:eid/vital/:vid",
@@ -27,6 +29,7 @@ impl Resource for Vital {
             get_one,
         )
         .acl("encounters/notes")
+        .bare()
         .summary("Read vitals"),
         Route::put(
             "/api/patient/:pid/encounter/:eid/vital/:vid",
@@ -34,6 +37,7 @@ impl Resource for Vital {
             update,
         )
         .acl("encounters/notes:write")
+        .bare()
         .summary("Update vitals"),
     ];
 }
@@ -215,7 +219,7 @@ mod tests {
         let body = json!({"bps": "120", "bpd": 80, "weight": "150.5", "BMI": 22.1, "note": "fine", "temperature": 98.6});
         let response = host.call::<Vital>(TestRequest::post(PATH, body));
         assert_eq!(response.status, 201, "{}", response.text());
-        assert_eq!(response.body_json()["data"], json!({"vid": 5, "fid": 9}));
+        assert_eq!(response.body_json(), json!({"vid": 5, "fid": 9}));
         let (sql, params) = &host.writes()[0];
         assert!(
             sql.contains(r#""BMI""#) && sql.contains(r#""bps""#),
@@ -234,7 +238,7 @@ mod tests {
         let body = json!({"bps": "high", "pulse": "fast", "oxygen_saturation": "x", "note": "", "temp_method": "a".repeat(256)});
         let response = host.call::<Vital>(TestRequest::post(PATH, body));
         assert_eq!(response.status, 400);
-        let errors = &response.body_json()["validationErrors"];
+        let errors = &response.body_json();
         assert_eq!(errors["bps"]["Numeric::NOT_NUMERIC"], "bps must be numeric");
         assert_eq!(
             errors["pulse"]["Numeric::NOT_NUMERIC"],
@@ -290,7 +294,7 @@ mod tests {
             json!({"weight": 151}),
         ));
         assert_eq!(response.status, 200);
-        assert_eq!(response.body_json()["data"], json!({"vid": 5}));
+        assert_eq!(response.body_json(), json!({"vid": 5}));
     }
 
     #[test]
@@ -298,7 +302,7 @@ mod tests {
         let mut host = MockHost::new().on_query("FROM forms fo", vital_rows());
         let response = host.call::<Vital>(TestRequest::get(&format!("{PATH}/5")));
         assert_eq!(response.status, 200);
-        let data = &response.body_json()["data"];
+        let data = &response.body_json();
         assert_eq!(data["weight"], 150.5);
         assert_eq!(data["weight_unit"], "lb");
         assert_eq!(data["bps_unit"], "mm[Hg]");
