@@ -99,6 +99,50 @@ pub fn patient(req: &Request) -> Result<Patient> {
     }
 }
 
+/// Suffixes OpenEMR reads off the end of a patient's last name when `suffix` is empty.
+pub const NAME_SUFFIXES: &[&str] = &["Jr.", "Jr", "Sr.", "Sr", "II", "III", "IV"];
+
+/// The `suffix` OpenEMR answers for a patient: the stored one, else a whole trailing word
+/// of the last name that is a suffix (`Smith Jr.` gives `Jr.`, any case), else none.
+pub fn patient_suffix<'a>(stored: Option<&'a str>, lname: Option<&'a str>) -> Option<&'a str> {
+    if let Some(stored) = stored.filter(|s| !s.is_empty()) {
+        return Some(stored);
+    }
+    let last_word = lname?.trim_end().rsplit(' ').next()?;
+    NAME_SUFFIXES
+        .iter()
+        .any(|s| s.eq_ignore_ascii_case(last_word))
+        .then_some(last_word)
+}
+
+/// OpenEMR's display form of a previous name from its parts (prefix, first, middle,
+/// last, suffix, end date): "prefix first middle last suffix enddate", each only when
+/// present.
+pub fn formatted_previous_name(parts: [Option<&str>; 6]) -> String {
+    let [prefix, first, middle, last, suffix, enddate] =
+        parts.map(|part| part.filter(|text| !text.is_empty()));
+    let mut name = String::new();
+    if let Some(prefix) = prefix {
+        name.push_str(prefix);
+        name.push(' ');
+    }
+    name.push_str(first.unwrap_or_default());
+    match middle {
+        Some(middle) => {
+            name.push(' ');
+            name.push_str(middle);
+            name.push(' ');
+        }
+        None => name.push(' '),
+    }
+    name.push_str(last.unwrap_or_default());
+    for tail in [suffix, enddate].into_iter().flatten() {
+        name.push(' ');
+        name.push_str(tail);
+    }
+    name
+}
+
 /// A 404 unless encounter number `eid` exists and belongs to patient `pid`.
 pub fn require_encounter(pid: i64, eid: i64) -> Result<()> {
     let sql = "SELECT 1 AS found FROM form_encounter WHERE pid = $1 AND encounter = $2";

@@ -106,6 +106,11 @@ impl Step {
     fn invalid(self, field: &str, rule: &str, message: &str) -> Step {
         self.eq(&format!("/validationErrors/{field}/{rule}"), json!(message))
     }
+    /// A validation error in a bare message map, as vitals, SOAP notes and issues answer.
+    fn bare_invalid(self, field: &str, rule: &str, message: &str) -> Step {
+        self.eq(&format!("/{field}/{rule}"), json!(message))
+            .absent("/validationErrors")
+    }
     fn by(mut self, who: Who) -> Step {
         if let Step::Call { who: w, site, .. } = &mut self {
             *w = who;
@@ -147,7 +152,11 @@ const MISSING_UUID: &str = "01a22501-0000-4000-8000-00000000dead";
 async fn created(app: &TestApp, token: &str, path: &str, body: Value) -> Value {
     let reply = app.post(&app.api("default", path), token, body).await;
     assert_eq!(reply.status, 201, "POST {path}: {}", reply.text);
-    reply.json["data"].clone()
+    // The envelope's `data`, or the bare payload of vitals, SOAP notes and issues.
+    match reply.json.get("data") {
+        Some(data) => data.clone(),
+        None => reply.json.clone(),
+    }
 }
 
 fn text_of(value: &Value) -> String {
@@ -514,53 +523,53 @@ fn table(f: &Fixture) -> Vec<Step> {
         post("a front-office user cannot write encounters", enc(puuid_a), json!({"pc_catid": 5, "class_code": "AMB"}), 403).by(Who::FrontOffice),
         // ---- Vitals
         get("vitals of an encounter", vitals(pa, eid_a), 200)
-            .len("/data", 1)
-            .eq("/data/0/id", json!(f.vid_a))
-            .eq("/data/0/bps", json!("120"))
-            .eq("/data/0/weight", json!(150.5))
-            .eq("/data/0/weight_unit", json!("lb"))
-            .eq("/data/0/eid", json!(eid_a)),
+            .len("", 1)
+            .eq("/0/id", json!(f.vid_a))
+            .eq("/0/bps", json!("120"))
+            .eq("/0/weight", json!(150.5))
+            .eq("/0/weight_unit", json!("lb"))
+            .eq("/0/eid", json!(eid_a)),
         get("one vital", format!("{}/{}", vitals(pa, eid_a), f.vid_a), 200)
-            .eq("/data/pulse", json!(70))
-            .eq("/data/note", json!("seated"))
-            .text("/data/uuid"),
+            .eq("/pulse", json!(70))
+            .eq("/note", json!("seated"))
+            .text("/uuid"),
         post("vitals", vitals(pa, eid_a), json!({"weight": "151", "temperature": 98.6, "date": "2024-03-04"}), 201)
-            .text("/data/vid")
-            .text("/data/fid"),
+            .text("/vid")
+            .text("/fid"),
         post("vitals that are not numbers", vitals(pa, eid_a), json!({"weight": "heavy", "bps": "high", "note": "x".repeat(256)}), 400)
-            .invalid("weight", "Numeric::NOT_NUMERIC", "weight must be numeric")
-            .invalid("bps", "Numeric::NOT_NUMERIC", "bps must be numeric")
-            .invalid("note", "LengthBetween::TOO_LONG", "note must be 255 characters or shorter"),
+            .bare_invalid("weight", "Numeric::NOT_NUMERIC", "weight must be numeric")
+            .bare_invalid("bps", "Numeric::NOT_NUMERIC", "bps must be numeric")
+            .bare_invalid("note", "LengthBetween::TOO_LONG", "note must be 255 characters or shorter"),
         post("vitals for another patient's encounter", vitals(pa, eid_b), json!({"weight": 150}), 404),
         post("vitals for a missing patient", vitals(999_999, eid_a), json!({"weight": 150}), 404),
         Step::Count("SELECT COUNT(*) AS n FROM form_vitals", 2),
         Step::Count("SELECT COUNT(*) AS n FROM forms WHERE formdir = 'vitals'", 2),
         get("vitals of another patient's encounter", vitals(pa, eid_b), 404),
-        get("an empty vitals list", vitals(pb, eid_b), 200).eq("/data", json!([])),
+        get("an empty vitals list", vitals(pb, eid_b), 200).eq("", json!([])),
         get("a vital of another encounter", format!("{}/{}", vitals(pb, eid_b), f.vid_a), 404),
         get("a non-numeric vital id", format!("{}/abc", vitals(pa, eid_a)), 400),
-        put("a vital update", format!("{}/{}", vitals(pa, eid_a), f.vid_a), json!({"weight": 149}), 200).eq("/data/vid", json!(f.vid_a)),
+        put("a vital update", format!("{}/{}", vitals(pa, eid_a), f.vid_a), json!({"weight": 149}), 200).eq("/vid", json!(f.vid_a)),
         put("a vital update breaking a rule", format!("{}/{}", vitals(pa, eid_a), f.vid_a), json!({"pulse": "fast"}), 400)
-            .invalid("pulse", "Numeric::NOT_NUMERIC", "pulse must be numeric"),
+            .bare_invalid("pulse", "Numeric::NOT_NUMERIC", "pulse must be numeric"),
         put("a vital update through another patient", format!("{}/{}", vitals(pb, eid_b), f.vid_a), json!({"weight": 1}), 404),
         get("the vital kept its values", format!("{}/{}", vitals(pa, eid_a), f.vid_a), 200)
-            .eq("/data/weight", json!(149))
-            .eq("/data/pulse", json!(70)),
+            .eq("/weight", json!(149))
+            .eq("/pulse", json!(70)),
         // ---- SOAP notes
-        get("SOAP notes of an encounter", notes(pa, eid_a), 200).len("/data", 1).eq("/data/0/subjective", json!("Feels fine")),
-        get("one SOAP note", format!("{}/{}", notes(pa, eid_a), f.sid_a), 200).eq("/data/plan", json!("Return in a year")).text("/data/uuid"),
-        post("a SOAP note", notes(pa, eid_a), json!({"assessment": "Well"}), 201).text("/data/sid").text("/data/fid"),
+        get("SOAP notes of an encounter", notes(pa, eid_a), 200).len("", 1).eq("/0/subjective", json!("Feels fine")),
+        get("one SOAP note", format!("{}/{}", notes(pa, eid_a), f.sid_a), 200).eq("/plan", json!("Return in a year")).text("/uuid"),
+        post("a SOAP note", notes(pa, eid_a), json!({"assessment": "Well"}), 201).text("/sid").text("/fid"),
         post("a SOAP note with a too short part", notes(pa, eid_a), json!({"subjective": "x", "objective": ""}), 400)
-            .invalid("subjective", "LengthBetween::TOO_SHORT", "subjective must be 2 characters or longer"),
+            .bare_invalid("subjective", "LengthBetween::TOO_SHORT", "subjective must be 2 characters or longer"),
         post("a SOAP note for another patient's encounter", notes(pa, eid_b), json!({"plan": "None"}), 404),
         Step::Count("SELECT COUNT(*) AS n FROM form_soap", 2),
-        put("a SOAP note update", format!("{}/{}", notes(pa, eid_a), f.sid_a), json!({"objective": "Clear lungs"}), 200).eq("/data/sid", json!(f.sid_a)),
+        put("a SOAP note update", format!("{}/{}", notes(pa, eid_a), f.sid_a), json!({"objective": "Clear lungs"}), 200).eq("/sid", json!(f.sid_a)),
         put("a SOAP note update through another patient", format!("{}/{}", notes(pb, eid_b), f.sid_a), json!({"plan": "Hijack"}), 404),
         put("a SOAP note update breaking a rule", format!("{}/{}", notes(pa, eid_a), f.sid_a), json!({"plan": "x"}), 400)
-            .invalid("plan", "LengthBetween::TOO_SHORT", "plan must be 2 characters or longer"),
+            .bare_invalid("plan", "LengthBetween::TOO_SHORT", "plan must be 2 characters or longer"),
         get("the SOAP note kept its values", format!("{}/{}", notes(pa, eid_a), f.sid_a), 200)
-            .eq("/data/objective", json!("Clear lungs"))
-            .eq("/data/plan", json!("Return in a year")),
+            .eq("/objective", json!("Clear lungs"))
+            .eq("/plan", json!("Return in a year")),
         get("a missing SOAP note", format!("{}/999999", notes(pa, eid_a)), 404),
         // ---- Practitioners
         get("practitioners", "/api/practitioner", 200).len("/data", 1).eq("/data/0/uuid", json!(f.pruuid)).absent("/data/0/role"),
@@ -704,32 +713,32 @@ fn table(f: &Fixture) -> Vec<Step> {
         let of = |pid: i64| format!("/api/patient/{pid}/{kind}");
         t.extend([
             get(&format!("a patient's {kind} list"), of(pa), 200)
-                .len("/data", 1)
-                .eq("/data/0/title", json!(title))
-                .eq("/data/0/begdate", json!("2021-07-08 00:00:00"))
-                .text("/data/0/uuid"),
-            get(&format!("one {kind}"), format!("{}/{mine}", of(pa)), 200).eq("/data/id", json!(mine)),
+                .len("", 1)
+                .eq("/0/title", json!(title))
+                .eq("/0/begdate", json!("2021-07-08 00:00:00"))
+                .text("/0/uuid"),
+            get(&format!("one {kind}"), format!("{}/{mine}", of(pa)), 200).eq("/id", json!(mine)),
             get(&format!("{kind} through another patient"), format!("{}/{mine}", of(pb)), 404),
             get(&format!("{kind} of a missing patient"), of(999_999), 404),
             post(&format!("a {kind} with a date-time"), of(pa), json!({"title": "Second one", "begdate": "2022-02-03 04:05:06", "enddate": "2022-03-04"}), 201)
-                .text("/data/id"),
+                .text("/id"),
             post(&format!("a {kind} breaking the rules"), of(pa), json!({"title": "Z", "begdate": "2022-13-01", "enddate": "tomorrow"}), 400)
-                .invalid("title", "LengthBetween::TOO_SHORT", "title must be 2 characters or longer")
-                .invalid("begdate", "DateTime::INVALID_VALUE", "begdate must be a valid date")
-                .invalid("enddate", "DateTime::INVALID_VALUE", "enddate must be a valid date"),
+                .bare_invalid("title", "LengthBetween::TOO_SHORT", "title must be 2 characters or longer")
+                .bare_invalid("begdate", "DateTime::INVALID_VALUE", "begdate must be a valid date")
+                .bare_invalid("enddate", "DateTime::INVALID_VALUE", "enddate must be a valid date"),
             post(&format!("a {kind} without a title"), of(pa), json!({"begdate": "2022-01-01"}), 400)
-                .invalid("title", "Required::NON_EXISTENT_KEY", "title must be provided, but does not exist"),
+                .bare_invalid("title", "Required::NON_EXISTENT_KEY", "title must be provided, but does not exist"),
             post(&format!("a {kind} for a missing patient"), of(999_999), json!({"title": "Nobody's"}), 404),
-            get(&format!("{kind} newest first"), of(pa), 200).len("/data", 2).eq("/data/1/id", json!(mine)),
-            put(&format!("a {kind} update"), format!("{}/{mine}", of(pa)), json!({"enddate": "2024-01-01"}), 200).eq("/data/id", json!(mine)),
+            get(&format!("{kind} newest first"), of(pa), 200).len("", 2).eq("/1/id", json!(mine)),
+            put(&format!("a {kind} update"), format!("{}/{mine}", of(pa)), json!({"enddate": "2024-01-01"}), 200).eq("/id", json!(mine)),
             put(&format!("a {kind} update breaking a rule"), format!("{}/{mine}", of(pa)), json!({"begdate": "soon"}), 400)
-                .invalid("begdate", "DateTime::INVALID_VALUE", "begdate must be a valid date"),
+                .bare_invalid("begdate", "DateTime::INVALID_VALUE", "begdate must be a valid date"),
             put(&format!("a {kind} update through another patient"), format!("{}/{mine}", of(pb)), json!({"title": "Hijack"}), 404),
             delete(&format!("a {kind} delete through another patient"), format!("{}/{mine}", of(pb)), 404),
             get(&format!("the {kind} kept its title"), format!("{}/{mine}", of(pa)), 200)
-                .eq("/data/title", json!(title))
-                .eq("/data/enddate", json!("2024-01-01 00:00:00")),
-            delete(&format!("a {kind} delete"), format!("{}/{mine}", of(pa)), 200).eq("/data", json!(true)),
+                .eq("/title", json!(title))
+                .eq("/enddate", json!("2024-01-01 00:00:00")),
+            delete(&format!("a {kind} delete"), format!("{}/{mine}", of(pa)), 200).eq("", json!(true)),
             get(&format!("a deleted {kind}"), format!("{}/{mine}", of(pa)), 404),
             put(&format!("a deleted {kind} update"), format!("{}/{mine}", of(pa)), json!({"title": "Back"}), 404),
         ]);
@@ -751,7 +760,7 @@ fn table(f: &Fixture) -> Vec<Step> {
             format!("/api/patient/{pb}/medication/{}", f.medication_b),
             200,
         )
-        .eq("/data/title", json!("Metformin")),
+        .eq("/title", json!("Metformin")),
         Step::Count("SELECT COUNT(*) AS n FROM lists WHERE uuid IS NULL", 0),
         Step::Count("SELECT COUNT(*) AS n FROM forms WHERE uuid IS NULL", 0),
     ]);
@@ -798,12 +807,27 @@ async fn check(app: &TestApp, tokens: &Tokens, step: &Step) {
                 Some("application/json"),
                 "{what}"
             );
-            assert!(
-                reply.json.is_object(),
-                "{what}: a JSON object: {}",
-                reply.text
-            );
-            if *status != 403 {
+            // Vitals, SOAP notes and issues answer bare payloads (arrays, objects, `true`,
+            // bare message maps); the other routes the envelope.
+            let bare = ["/vital", "/soap_note", "/medication", "/surgery", "/dental_issue"]
+                .iter()
+                .any(|kind| path.contains(kind));
+            if bare {
+                assert!(
+                    !reply.json.is_null()
+                        && reply.json.get("data").is_none()
+                        && reply.json.get("validationErrors").is_none(),
+                    "{what}: a bare JSON payload: {}",
+                    reply.text
+                );
+            } else {
+                assert!(
+                    reply.json.is_object(),
+                    "{what}: a JSON object: {}",
+                    reply.text
+                );
+            }
+            if *status != 403 && !bare {
                 for key in ["validationErrors", "internalErrors", "data"] {
                     assert!(
                         reply.json.get(key).is_some(),
@@ -876,7 +900,11 @@ fn scopes_without(scope: &str) -> String {
 async fn order_of(app: &TestApp, token: &str, path: &str, field: &str) -> Vec<Value> {
     let reply = app.get(&app.api("default", path), token).await;
     assert_eq!(reply.status, 200, "GET {path}: {}", reply.text);
-    reply.json["data"]
+    // The envelope's `data`, or a bare list (vitals, SOAP notes, issues).
+    reply
+        .json
+        .get("data")
+        .unwrap_or(&reply.json)
         .as_array()
         .unwrap_or_else(|| panic!("GET {path}: a list: {}", reply.text))
         .iter()
@@ -1200,15 +1228,19 @@ both! {
             "/api/patient".to_owned(),
         ];
         for list in &lists {
+            // The envelope's validation errors, or the bare message map.
+            let errors = |reply: &Reply| reply.json.get("validationErrors").cloned().unwrap_or_else(|| reply.json.clone());
             let reply = app.get(&app.api("default", &format!("{list}?_sort=id,-bogus")), &admin).await;
             assert_eq!(reply.status, 400, "{list}: an unknown sort key: {}", reply.text);
-            let message = reply.json["validationErrors"]["_sort"]["InArray::NOT_IN_ARRAY"].as_str().unwrap_or_default();
+            let message = errors(&reply)["_sort"]["InArray::NOT_IN_ARRAY"].as_str().unwrap_or_default().to_owned();
             assert!(message.starts_with("_sort cannot order by \"bogus\"; it takes a comma list of "), "{list}: {}", reply.text);
-            assert_eq!(reply.json["data"], json!([]), "{list}");
+            if reply.json.get("validationErrors").is_some() {
+                assert_eq!(reply.json["data"], json!([]), "{list}");
+            }
             for (query, key) in [("_limit=ten", "_limit"), ("_offset=-1", "_offset"), ("_limit=1.5", "_limit")] {
                 let reply = app.get(&app.api("default", &format!("{list}?{query}")), &admin).await;
                 assert_eq!(reply.status, 400, "{list}?{query}: {}", reply.text);
-                assert!(reply.json["validationErrors"][key]["Numeric::NOT_NUMERIC"].as_str().is_some_and(|m| m.starts_with(key)), "{list}?{query}: {}", reply.text);
+                assert!(errors(&reply)[key]["Numeric::NOT_NUMERIC"].as_str().is_some_and(|m| m.starts_with(key)), "{list}?{query}: {}", reply.text);
             }
         }
         // Stable paging: pages of one row in any order hold every row once.
@@ -1312,7 +1344,7 @@ both! {
                 let eid = encounter["eid"].as_i64().expect("eid");
                 let vitals = app.get(&app.api("second", &format!("/api/patient/{pid}/encounter/{eid}/vital")), &token).await;
                 assert_eq!(vitals.status, 200, "{}", vitals.text);
-                served.1 += vitals.json["data"].as_array().map_or(0, Vec::len);
+                served.1 += vitals.json.as_array().map_or(0, Vec::len);
                 let notes = app.get(&app.api("second", &format!("/api/patient/{pid}/encounter/{eid}/soap_note")), &token).await;
                 assert_eq!(notes.status, 200, "{}", notes.text);
                 served.0 += 1;
@@ -1330,7 +1362,7 @@ both! {
             }
             let meds = app.get(&app.api("second", &format!("/api/patient/{pid}/medication")), &token).await;
             assert_eq!(meds.status, 200);
-            served.3 += meds.json["data"].as_array().map_or(0, Vec::len);
+            served.3 += meds.json.as_array().map_or(0, Vec::len);
         }
         assert!(served.0 >= 20 && served.1 > 0 && served.2 > 0 && served.3 > 0, "{served:?}");
         let practitioners = app.get(&app.api("second", "/api/practitioner"), &token).await;

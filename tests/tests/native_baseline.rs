@@ -70,7 +70,8 @@ async fn the_native_patient_handler_answers_the_same_bytes_as_the_plugin() {
         .await;
     assert_eq!(
         plugin.json["data"]["previous_names"][0]["formatted_name"],
-        "Zoe Smith"
+        "Zoe Smith 2019-12-31",
+        "OpenEMR's form: the end date follows the name"
     );
     assert_eq!(plugin.json["data"]["addresses"][0]["district"], "Clark");
 

@@ -322,7 +322,7 @@ both! {
         let issuer = format!("{}/oauth2/default", app.base);
         assert_eq!(doc["issuer"], issuer.as_str());
         assert_eq!(doc["token_endpoint"], format!("{issuer}/token"));
-        assert_eq!(doc["jwks_uri"], format!("{issuer}/jwks"));
+        assert_eq!(doc["jwks_uri"], format!("{issuer}/jwk"), "OpenEMR's path");
         assert_eq!(doc["registration_endpoint"], format!("{issuer}/registration"));
         assert_eq!(doc["introspection_endpoint"], format!("{issuer}/introspect"));
         assert_eq!(doc["revocation_endpoint"], format!("{issuer}/revoke"));

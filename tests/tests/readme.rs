@@ -281,8 +281,11 @@ both! {
         assert_eq!(me.json["data"]["uuid"], puuid.as_str());
 
         // 5. Logout with the ID token; the client's tokens for that user stop working.
-        let logout = app
-            .client
+        let no_redirects = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let logout = no_redirects
             .get(oauth(site, "/logout"))
             .query(&[
                 ("id_token_hint", refreshed.json["id_token"].as_str().unwrap()),

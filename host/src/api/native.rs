@@ -14,10 +14,20 @@ use crate::db::Db;
 use crate::error::HttpError;
 use crate::plugins::bindings;
 
-const PATIENT: &str = "SELECT p.*, u.uuid AS provider_uuid FROM patient_data p LEFT JOIN users u ON u.id = p.\"providerID\" WHERE p.uuid = $1";
-const NAMES: &str = "SELECT pid, uuid, previous_name_prefix, previous_name_first, previous_name_middle, \
+const PATIENT: &str = "SELECT p.* FROM patient_data p WHERE p.uuid = $1";
+const NAMES: &str = "SELECT pid, previous_name_prefix, previous_name_first, previous_name_middle, \
      previous_name_last, previous_name_suffix, previous_name_enddate FROM patient_history \
-     WHERE history_type_key = 'name_history' AND pid IN ($1) ORDER BY date DESC";
+     WHERE history_type_key = 'name_history' AND pid IN ($1) ORDER BY date DESC, id DESC";
+
+/// The keys of a previous name, in the columns' order after `pid`.
+const NAME_PARTS: [&str; 6] = [
+    "previous_name_prefix",
+    "previous_name_first",
+    "previous_name_middle",
+    "previous_name_last",
+    "previous_name_suffix",
+    "previous_name_enddate",
+];
 
 /// The handler, ready to register for the patient plugin's `GET /patient/:puuid`.
 pub fn get_patient() -> NativeHandler {
@@ -88,34 +98,56 @@ fn render(
         return Ok(None);
     };
     let statement = row.as_ref();
+    let text_at = |name: &str| {
+        statement
+            .column_index(name)
+            .ok()
+            .and_then(|i| row.get_ref(i).ok())
+            .and_then(|cell| match cell {
+                ValueRef::Text(t) => std::str::from_utf8(t).ok(),
+                _ => None,
+            })
+    };
+    let stored_suffix = text_at("suffix");
+    let suffix = hearth_sdk::emr::patient_suffix(stored_suffix, text_at("lname"));
+    let suffix_is_null = statement
+        .column_index("suffix")
+        .ok()
+        .and_then(|i| row.get_ref(i).ok())
+        .is_none_or(|cell| cell == ValueRef::Null);
+    // As the plugin: the stored suffix stays in place; a derived one goes last.
+    let keep_suffix = stored_suffix.is_some_and(|s| !s.is_empty())
+        || (suffix.is_none() && suffix_is_null);
     let mut out = String::with_capacity(8192);
     out.push_str(r#"{"validationErrors":[],"internalErrors":[],"data":{"#);
-    let (mut pid, mut address) = (None, [ValueRef::Null; 6]);
+    let (mut pid, mut date) = (None, ValueRef::Null);
+    let mut first_member = true;
     for i in 0..statement.column_count() {
         let name = statement.column_name(i)?;
         let cell = row.get_ref(i)?;
-        if i > 0 {
+        match name {
+            "pid" => pid = cell.as_i64().ok(),
+            "date" => date = cell,
+            _ => {}
+        }
+        if name == "suffix" && !keep_suffix {
+            continue;
+        }
+        if !first_member {
             out.push(',');
         }
+        first_member = false;
         write_str(&mut out, name);
         out.push(':');
         value(&mut out, cell);
-        match name {
-            "pid" => pid = cell.as_i64().ok(),
-            "street" => address[0] = cell,
-            "street_line_2" => address[1] = cell,
-            "city" => address[2] = cell,
-            "county" => address[3] = cell,
-            "state" => address[4] = cell,
-            "postal_code" => address[5] = cell,
-            _ => {}
+    }
+    if !keep_suffix {
+        out.push_str(r#","suffix":"#);
+        match suffix {
+            Some(suffix) => write_str(&mut out, suffix),
+            None => out.push_str("null"),
         }
     }
-    let country = statement
-        .column_index("country_code")
-        .ok()
-        .and_then(|i| row.get_ref(i).ok())
-        .unwrap_or(ValueRef::Null);
     out.push_str(r#","previous_names":["#);
     let mut names = connection.prepare_cached(NAMES)?;
     let mut history = names.query([pid.unwrap_or_default()])?;
@@ -125,40 +157,45 @@ fn render(
             out.push(',');
         }
         first = false;
-        let text = |i: usize| match h.get_ref(i) {
-            Ok(ValueRef::Text(t)) => std::str::from_utf8(t).unwrap_or_default().to_owned(),
-            _ => String::new(),
-        };
-        let formatted: Vec<String> = (2..7).map(text).filter(|s| !s.is_empty()).collect();
-        for (i, key) in [
-            "uuid", "prefix", "first", "middle", "last", "suffix", "enddate",
-        ]
-        .iter()
-        .enumerate()
-        {
+        for (i, key) in NAME_PARTS.iter().enumerate() {
             out.push_str(if i == 0 { "{" } else { "," });
             write_str(&mut out, key);
             out.push(':');
             value(&mut out, h.get_ref(i + 1)?);
         }
+        let part = |i: usize| match h.get_ref(i + 1) {
+            Ok(ValueRef::Text(t)) => std::str::from_utf8(t).ok(),
+            _ => None,
+        };
+        let formatted = hearth_sdk::emr::formatted_previous_name([
+            part(0),
+            part(1),
+            part(2),
+            part(3),
+            part(4),
+            part(5),
+        ]);
         out.push_str(r#","formatted_name":"#);
-        write_str(&mut out, &formatted.join(" "));
+        write_str(&mut out, &formatted);
         out.push('}');
     }
-    out.push_str(r#"],"addresses":[{"id":null,"contact_id":null,"period_start":null,"period_end":null,"type":"physical","use":"home","priority":0,"line1":"#);
-    for (i, key) in ["line1", "line2", "city", "district", "state", "postal_code"]
-        .iter()
-        .enumerate()
-    {
-        if i > 0 {
-            out.push(',');
-            write_str(&mut out, key);
-            out.push(':');
-        }
-        value(&mut out, address[i]);
+    out.push_str(r#"],"addresses":[{"id":null,"contact_id":null,"contact_address_id":null,"period_start":"#);
+    value(&mut out, date);
+    out.push_str(r#","period_end":null,"type":"both","use":"home","priority":0"#);
+    for (key, column) in [
+        ("line1", "street"),
+        ("line2", "street_line_2"),
+        ("city", "city"),
+        ("district", "county"),
+        ("state", "state"),
+        ("postal_code", "postal_code"),
+        ("country_code", "country_code"),
+    ] {
+        out.push(',');
+        write_str(&mut out, key);
+        out.push(':');
+        write_str(&mut out, text_at(column).unwrap_or_default());
     }
-    out.push_str(r#","country_code":"#);
-    value(&mut out, country);
     out.push_str(r#"}]},"links":[]}"#);
     Ok(Some(out))
 }

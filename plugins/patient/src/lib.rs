@@ -209,8 +209,6 @@ const SORT: Sort = Sort {
 /// Every `patient_data` column, and nothing else (OpenEMR strips what it joins in).
 const SELECT: &str = "SELECT p.* FROM patient_data p";
 
-/// Suffixes OpenEMR reads off the end of a last name when `suffix` is empty.
-const SUFFIXES: &[&str] = &["Jr.", "Jr", "Sr.", "Sr", "II", "III", "IV"];
 
 /// PatientValidator's rules; on update every rule is optional but empty values still fail.
 fn validate(body: &Map<String, Body>, insert: bool) -> Result<()> {
@@ -358,45 +356,15 @@ const NAME_PARTS: &[&str] = &[
     "previous_name_enddate",
 ];
 
-/// OpenEMR's display form of a previous name: "prefix first middle last suffix enddate",
-/// each part only when present.
+/// OpenEMR's display form of a previous name.
 fn formatted_name(h: &Row<'_>) -> String {
-    let part = |name: &str| h.text(name).filter(|t| !t.is_empty());
-    let mut name = String::new();
-    if let Some(prefix) = part("previous_name_prefix") {
-        name.push_str(prefix);
-        name.push(' ');
-    }
-    name.push_str(part("previous_name_first").unwrap_or_default());
-    match part("previous_name_middle") {
-        Some(middle) => {
-            name.push(' ');
-            name.push_str(middle);
-            name.push(' ');
-        }
-        None => name.push(' '),
-    }
-    name.push_str(part("previous_name_last").unwrap_or_default());
-    for tail in ["previous_name_suffix", "previous_name_enddate"] {
-        if let Some(text) = part(tail) {
-            name.push(' ');
-            name.push_str(text);
-        }
-    }
-    name
+    let part = |i: usize| h.text(NAME_PARTS[i]);
+    emr::formatted_previous_name([part(0), part(1), part(2), part(3), part(4), part(5)])
 }
 
-/// The suffix OpenEMR answers: the stored one, else one read off the end of the last
-/// name (`Smith Jr.` gives `Jr.`), else none.
+/// The suffix OpenEMR answers (see [`emr::patient_suffix`]).
 fn suffix<'r>(row: &'r Row<'_>) -> Option<&'r str> {
-    if let Some(stored) = row.text("suffix").filter(|s| !s.is_empty()) {
-        return Some(stored);
-    }
-    let last_word = row.text("lname")?.trim_end().rsplit(' ').next()?;
-    SUFFIXES
-        .iter()
-        .find(|s| s.eq_ignore_ascii_case(last_word))
-        .map(|_| last_word)
+    emr::patient_suffix(row.text("suffix"), row.text("lname"))
 }
 
 /// Every `patient_data` column, with `suffix` as OpenEMR reads it, then OpenEMR's derived
