@@ -152,6 +152,59 @@ both! {
         assert_eq!(reply.json["error"], "body_too_large");
     }
 
+    async fn the_token_is_checked_before_the_route_so_paths_cannot_be_probed(app) {
+        for path in ["/api/no/such/path", "/api/patient/x/y/z", "/fhir/NoSuchType", "/nosuchfamily/x", ""] {
+            let reply = app.send(reqwest::Method::GET, &app.api("default", path), None, None).await;
+            assert_eq!(reply.status, 401, "{path}: {}", reply.text);
+            assert!(reply.header("www-authenticate").is_some_and(|h| h.starts_with("Bearer")), "{path}");
+            if path.starts_with("/fhir") {
+                assert_eq!(reply.json["resourceType"], "OperationOutcome", "{path}");
+            } else {
+                assert_eq!((reply.json["error"].as_str(), reply.json["code"].as_i64()), (Some("unauthorized"), Some(0)), "{path}: OpenEMR's keys");
+                assert!(reply.json["message"].is_string());
+            }
+        }
+        let reply = app.send(reqwest::Method::DELETE, &app.api("default", "/api/patient"), None, None).await;
+        assert_eq!(reply.status, 401, "a known path with another method: {}", reply.text);
+        let token = app.user_token("default", "admin", SCOPE).await;
+        for path in ["/api/no/such/path", "/nosuchfamily/x", ""] {
+            let reply = app.get(&app.api("default", path), &token).await;
+            assert_eq!(reply.status, 404, "{path}: {}", reply.text);
+        }
+    }
+
+    async fn lists_answer_every_row_up_to_the_sites_cap_then_ask_to_page(app) {
+        let token = app.user_token("default", "admin", SCOPE).await;
+        for name in ["Ann", "Bea", "Cid"] {
+            app.create_patient("default", &token, name, "Smith").await;
+        }
+        let url = app.api("default", "/api/patient");
+        let every = app.get(&url, &token).await;
+        assert_eq!(every.status, 200);
+        assert_eq!(every.json["data"].as_array().unwrap().len(), 3, "no limit: every row");
+        let site = app.state.sites.get("default").await.unwrap();
+        hearth::oauth::settings::set(&site, "api.list_cap", "2").await.unwrap();
+        // Each process reads the site's settings again within a second.
+        let mut refused = every;
+        for _ in 0..30 {
+            refused = app.get(&url, &token).await;
+            if refused.status != 200 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert_eq!(refused.status, 400, "{}", refused.text);
+        let message = refused.json["validationErrors"]["_limit"]["Paging::TOO_MANY_ROWS"].as_str().unwrap();
+        assert!(message.contains("more than 2 rows") && message.contains("_offset"), "{message}");
+        let page = app.get(&format!("{url}?_limit=2"), &token).await;
+        assert_eq!(page.status, 200, "paging works past the cap");
+        assert_eq!(page.json["data"].as_array().unwrap().len(), 2);
+        let next = page.json["links"]["next"].as_str().unwrap().replace(&app.state.base_url, &app.base);
+        let rest = app.get(&next, &token).await;
+        assert_eq!(rest.json["data"].as_array().unwrap().len(), 1);
+        assert!(rest.json["links"].get("next").is_none());
+    }
+
     async fn the_jwks_publishes_each_sites_own_key(app) {
         let first = Reply::from(app.client.get(format!("{}/oauth2/default/jwks", app.base)).send().await.unwrap()).await;
         let second = Reply::from(app.client.get(format!("{}/oauth2/second/jwks", app.base)).send().await.unwrap()).await;
@@ -163,5 +216,9 @@ both! {
         assert_ne!(first.json["keys"][0]["kid"], second.json["keys"][0]["kid"]);
         let missing = Reply::from(app.client.get(format!("{}/oauth2/nosite/jwks", app.base)).send().await.unwrap()).await;
         assert_eq!(missing.status, 404);
+        let openemr_path = Reply::from(app.client.get(format!("{}/oauth2/default/jwk", app.base)).send().await.unwrap()).await;
+        assert_eq!(openemr_path.status, 200);
+        assert_eq!(openemr_path.json, first.json, "OpenEMR's /jwk answers the same keys");
+        assert_eq!(openemr_path.header("access-control-allow-origin"), Some("*"));
     }
 }

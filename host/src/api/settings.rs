@@ -196,6 +196,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_defaults_hearth_client_setting_shows_are_the_ones_used() {
+        let default = |name: &str| {
+            crate::oauth::settings::KNOWN
+                .iter()
+                .find(|known| known.name == name)
+                .map(|known| known.default)
+                .unwrap_or_else(|| panic!("{name} is a known setting"))
+        };
+        let defaults = ApiSettings::default();
+        assert_eq!(default("api.list_cap"), defaults.list_cap.to_string());
+        assert_eq!(default("api.compatibility"), defaults.compatibility.name());
+        assert_eq!(default("api.cors_origins"), "any");
+        assert_eq!(defaults.cors, Cors::Any);
+    }
+
+    #[test]
     fn origins_are_compared_in_their_normal_form() {
         assert_eq!(
             normalize_origin("https://App.Example.org:443/callback?x=1").as_deref(),
