@@ -809,9 +809,15 @@ async fn check(app: &TestApp, tokens: &Tokens, step: &Step) {
             );
             // Vitals, SOAP notes and issues answer bare payloads (arrays, objects, `true`,
             // bare message maps); the other routes the envelope.
-            let bare = ["/vital", "/soap_note", "/medication", "/surgery", "/dental_issue"]
-                .iter()
-                .any(|kind| path.contains(kind));
+            let bare = [
+                "/vital",
+                "/soap_note",
+                "/medication",
+                "/surgery",
+                "/dental_issue",
+            ]
+            .iter()
+            .any(|kind| path.contains(kind));
             if bare {
                 assert!(
                     !reply.json.is_null()

@@ -69,8 +69,7 @@ async fn the_native_patient_handler_answers_the_same_bytes_as_the_plugin() {
         .get(&app.api("default", &format!("/api/patient/{uuid}")), &token)
         .await;
     assert_eq!(
-        plugin.json["data"]["previous_names"][0]["formatted_name"],
-        "Zoe Smith 2019-12-31",
+        plugin.json["data"]["previous_names"][0]["formatted_name"], "Zoe Smith 2019-12-31",
         "OpenEMR's form: the end date follows the name"
     );
     assert_eq!(plugin.json["data"]["addresses"][0]["district"], "Clark");

@@ -116,8 +116,8 @@ fn render(
         .and_then(|i| row.get_ref(i).ok())
         .is_none_or(|cell| cell == ValueRef::Null);
     // As the plugin: the stored suffix stays in place; a derived one goes last.
-    let keep_suffix = stored_suffix.is_some_and(|s| !s.is_empty())
-        || (suffix.is_none() && suffix_is_null);
+    let keep_suffix =
+        stored_suffix.is_some_and(|s| !s.is_empty()) || (suffix.is_none() && suffix_is_null);
     let mut out = String::with_capacity(8192);
     out.push_str(r#"{"validationErrors":[],"internalErrors":[],"data":{"#);
     let (mut pid, mut date) = (None, ValueRef::Null);
@@ -179,7 +179,9 @@ fn render(
         write_str(&mut out, &formatted);
         out.push('}');
     }
-    out.push_str(r#"],"addresses":[{"id":null,"contact_id":null,"contact_address_id":null,"period_start":"#);
+    out.push_str(
+        r#"],"addresses":[{"id":null,"contact_id":null,"contact_address_id":null,"period_start":"#,
+    );
     value(&mut out, date);
     out.push_str(r#","period_end":null,"type":"both","use":"home","priority":0"#);
     for (key, column) in [

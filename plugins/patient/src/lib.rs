@@ -209,7 +209,6 @@ const SORT: Sort = Sort {
 /// Every `patient_data` column, and nothing else (OpenEMR strips what it joins in).
 const SELECT: &str = "SELECT p.* FROM patient_data p";
 
-
 /// PatientValidator's rules; on update every rule is optional but empty values still fail.
 fn validate(body: &Map<String, Body>, insert: bool) -> Result<()> {
     let mut v = Validator::new(body);
