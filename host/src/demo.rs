@@ -510,6 +510,7 @@ const FACILITY: &[&str] = &[
     "last_updated",
     "organization_type",
     "date_created",
+    "primary_business_entity",
 ];
 const USERS: &[&str] = &[
     "id",
@@ -866,6 +867,8 @@ fn generate_staff(
             text(datetime(created)),
             text("prov"),
             text(datetime(created)),
+            // The first facility is the practice's business entity.
+            SqlValue::Integer((n == 0).into()),
         ]);
         staff.facilities.push((id, name));
     }

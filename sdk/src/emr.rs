@@ -115,6 +115,17 @@ pub fn patient_suffix<'a>(stored: Option<&'a str>, lname: Option<&'a str>) -> Op
         .then_some(last_word)
 }
 
+/// The `patient_history` columns of a previous name, which are also its keys in a
+/// patient's `previous_names`, in the order [`formatted_previous_name`] takes them.
+pub const PREVIOUS_NAME_PARTS: [&str; 6] = [
+    "previous_name_prefix",
+    "previous_name_first",
+    "previous_name_middle",
+    "previous_name_last",
+    "previous_name_suffix",
+    "previous_name_enddate",
+];
+
 /// OpenEMR's display form of a previous name from its parts (prefix, first, middle,
 /// last, suffix, end date): "prefix first middle last suffix enddate", each only when
 /// present.

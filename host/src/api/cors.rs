@@ -66,7 +66,12 @@ pub fn allow(mut response: Response, origin: Option<&str>, cors: &Cors) -> Respo
         headers.remove(header::ACCESS_CONTROL_MAX_AGE);
         return response;
     };
-    if let Ok(value) = HeaderValue::from_str(&allowed) {
+    let value = if allowed == "*" {
+        Ok(HeaderValue::from_static("*"))
+    } else {
+        HeaderValue::from_str(&allowed)
+    };
+    if let Ok(value) = value {
         headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, value);
         headers.insert(
             header::ACCESS_CONTROL_EXPOSE_HEADERS,

@@ -20,14 +20,7 @@ const NAMES: &str = "SELECT pid, previous_name_prefix, previous_name_first, prev
      WHERE history_type_key = 'name_history' AND pid IN ($1) ORDER BY date DESC, id DESC";
 
 /// The keys of a previous name, in the columns' order after `pid`.
-const NAME_PARTS: [&str; 6] = [
-    "previous_name_prefix",
-    "previous_name_first",
-    "previous_name_middle",
-    "previous_name_last",
-    "previous_name_suffix",
-    "previous_name_enddate",
-];
+const NAME_PARTS: [&str; 6] = hearth_sdk::emr::PREVIOUS_NAME_PARTS;
 
 /// The handler, ready to register for the patient plugin's `GET /patient/:puuid`.
 pub fn get_patient() -> NativeHandler {

@@ -21,7 +21,9 @@ impl Resource for Facility {
             .summary("Read a facility"),
         Route::post("/api/facility", "facility.c", |r| {
             FACILITIES.create_with(r, |fields| {
+                // OpenEMR's defaults for a new facility.
                 fields.set("date_created", hearth_sdk::time::now().datetime());
+                fields.set("primary_business_entity", 1);
                 Ok(())
             })
         })

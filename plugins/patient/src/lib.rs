@@ -346,14 +346,7 @@ fn previous_names(pids: impl IntoIterator<Item = i64>) -> Result<Rows> {
 }
 
 /// A previous name's columns, which are also its keys in `previous_names`.
-const NAME_PARTS: &[&str] = &[
-    "previous_name_prefix",
-    "previous_name_first",
-    "previous_name_middle",
-    "previous_name_last",
-    "previous_name_suffix",
-    "previous_name_enddate",
-];
+const NAME_PARTS: [&str; 6] = emr::PREVIOUS_NAME_PARTS;
 
 /// OpenEMR's display form of a previous name.
 fn formatted_name(h: &Row<'_>) -> String {
