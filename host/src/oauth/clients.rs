@@ -11,7 +11,7 @@ use base64::Engine as _;
 use serde_json::Value;
 use sqlx::Row;
 
-use super::{OAuthError, now, param, same, sha256_hex};
+use super::{OAuthError, now, param, same, settings, sha256_hex};
 use crate::auth::jwt::{self, Alg, Verifier};
 use crate::db::store::{SqlValue, StoreError, Tx};
 use crate::on_db;
@@ -420,9 +420,10 @@ async fn verify_assertion(
     {
         return Err(fail("jku is not the registered JWKS URL"));
     }
+    let refetch = settings::seconds(site, JWKS_URI_REFETCH).await?;
     let keys = site
         .assertions
-        .keys(&client, &kid)
+        .keys(&client, &kid, Duration::from_secs(refetch as u64))
         .await
         .map_err(|why| fail(&why))?;
     let matching: Vec<&Verifier> = keys
@@ -518,10 +519,11 @@ async fn fetch_jwks(uri: &str) -> Result<Value, String> {
 /// How long a JWKS fetched from a `jwks_uri` is used before it is fetched again.
 pub const JWKS_URI_TTL: Duration = Duration::from_secs(300);
 
-/// The soonest a `jwks_uri` is fetched again when an assertion names a `kid` it does not
-/// hold (the client rotated its keys); sooner, the cached set answers, so assertions
-/// with made-up `kid`s cannot make the server fetch on every request.
-pub const JWKS_URI_REFETCH: Duration = Duration::from_secs(1);
+/// The setting naming the soonest (seconds, default 1) a `jwks_uri` is fetched again when
+/// an assertion names a `kid` the kept set does not hold (the client rotated its keys);
+/// sooner, the kept set answers, so assertions with made-up `kid`s cannot make the server
+/// fetch on every request.
+pub const JWKS_URI_REFETCH: &str = "oauth.jwks_refetch_interval";
 
 /// Clients remembered per site at most (their parsed keys).
 const KEY_CACHE_LIMIT: usize = 10_000;
@@ -586,10 +588,16 @@ impl Assertions {
     }
 
     /// The client's registered public keys: its inline JWKS, or the one at its
-    /// `jwks_uri` (fetched again after [`JWKS_URI_TTL`], or when `kid` is not in it). Keys
+    /// `jwks_uri` (fetched again after [`JWKS_URI_TTL`], or when `kid` is not in it and the
+    /// set is older than `refetch`). Keys
     /// are parsed once per JWKS; an edited registration is seen at once, since the
     /// client's row is read on every request and compared with what the keys came from.
-    async fn keys(&self, client: &Client, kid: &str) -> Result<Arc<Vec<Verifier>>, String> {
+    async fn keys(
+        &self,
+        client: &Client,
+        kid: &str,
+        refetch: Duration,
+    ) -> Result<Arc<Vec<Verifier>>, String> {
         if let Some(cached) = self.keys.lock().get(&client.client_id)
             && cached.source.matches(client)
         {
@@ -598,7 +606,7 @@ impl Assertions {
                 KeySource::Uri(_) => {
                     let age = cached.fetched.elapsed();
                     age < JWKS_URI_TTL
-                        && (age < JWKS_URI_REFETCH
+                        && (age < refetch
                             || cached
                                 .verifiers
                                 .iter()

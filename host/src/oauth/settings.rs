@@ -59,6 +59,12 @@ pub const KNOWN: &[Known] = &[
         values: &[],
     },
     Known {
+        name: "oauth.jwks_refetch_interval",
+        help: "the soonest, in seconds, a client's jwks_uri is fetched again when an assertion names a kid the kept key set lacks",
+        default: "1",
+        values: &[],
+    },
+    Known {
         name: "api.compatibility",
         help: "hearth: real status codes; openemr: OpenEMR's own answers where clients may depend on them (docs/compatibility.md)",
         default: "hearth",
