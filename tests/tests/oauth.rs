@@ -1501,3 +1501,73 @@ both! {
         assert_eq!(params["state"], "p-1");
     }
 }
+
+/// The default site loads a plugin with a scope of its own; the second site does not.
+const WIDGET_PLUGINS: &str = r#"
+[plugins.patient]
+file = "patient.wasm"
+
+[plugins.test-widget]
+file = "test-widget.wasm"
+
+[sites."*"]
+plugins = ["patient"]
+
+[sites.default]
+plugins = ["patient", "test-widget"]
+"#;
+
+both! {
+    options = Options::with_plugins(WIDGET_PLUGINS);
+
+    // The catalogue follows the loaded plugins: a scope only a plugin declares is listed by
+    // discovery, registered, granted on the consent page and honoured by the route on the
+    // site that loads it, and refused by the site that does not.
+    async fn a_plugins_own_scope_is_obtained_through_the_authorization_pages(app) {
+        const SCOPE: &str = "openid api:oemr user/widget.s";
+        for (site, listed) in [("default", true), ("second", false)] {
+            let discovery = app.send(reqwest::Method::GET, &oauth(app, site, "/.well-known/openid-configuration"), None, None).await;
+            let supported = discovery.json["scopes_supported"].as_array().unwrap();
+            assert_eq!(supported.iter().any(|s| s == "user/widget.s"), listed, "{site}");
+            let smart = app.send(reqwest::Method::GET, &app.api(site, "/fhir/.well-known/smart-configuration"), None, None).await;
+            assert_eq!(smart.status, 200, "{}", smart.text);
+            assert_eq!(smart.json["scopes_supported"].as_array().unwrap().iter().any(|s| s == "user/widget.s"), listed, "{site}");
+        }
+        let refused = register(app, "second", json!({"application_type": "private", "redirect_uris": [REDIRECT], "scope": SCOPE})).await;
+        assert_oauth_error(&refused, 400, "invalid_scope");
+        assert!(refused.json["error_description"].as_str().unwrap().contains("user/widget.s"), "{}", refused.text);
+
+        let reply = register(app, "default", json!({"application_type": "private", "client_name": "Widgets", "redirect_uris": [REDIRECT], "scope": SCOPE})).await;
+        assert_eq!(reply.status, 201, "{}", reply.text);
+        let client_id = reply.json["client_id"].as_str().unwrap().to_owned();
+        let secret = reply.json["client_secret"].as_str().unwrap().to_owned();
+        enable(app, "default", &client_id).await;
+        app.user("default", "doc", "physician").await;
+        let (verifier, challenge) = pkce();
+        let mut browser = Browser::new(app);
+        let url = authorize_url(app, "default", &client_id, SCOPE, &[("code_challenge", &challenge), ("code_challenge_method", "S256")]);
+        let consent = sign_in(&mut browser, &url, "users", "doc", "correct horse battery", "").await;
+        assert_eq!(consent, "/oauth2/default/consent");
+        let back = allow(&mut browser, &consent, None).await;
+        let params = query_of(&back);
+        let reply = redeem(app, "default", &client_id, Some(&secret), &params["code"], Some(&verifier)).await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        assert_eq!(reply.json["scope"], SCOPE);
+        let access = reply.json["access_token"].as_str().unwrap();
+        let widgets = app.get(&app.api("default", "/api/widget"), access).await;
+        assert_eq!(widgets.status, 200, "{}", widgets.text);
+        assert_eq!(widgets.json["data"]["widgets"], 3);
+        let patients = app.get(&app.api("default", "/api/patient"), access).await;
+        assert_eq!(patients.status, 403, "the token holds the widget scope only: {}", patients.text);
+
+        // A reload that adds the plugin to the second site changes its catalogue at once.
+        let manifest = app.data_dir.join("plugins.toml");
+        let text = std::fs::read_to_string(&manifest).unwrap().replace("[sites.\"*\"]\nplugins = [\"patient\"]", "[sites.\"*\"]\nplugins = [\"patient\", \"test-widget\"]");
+        std::fs::write(&manifest, text).unwrap();
+        assert_eq!(app.state.registry.reload().await.errors, Vec::<String>::new());
+        let discovery = app.send(reqwest::Method::GET, &oauth(app, "second", "/.well-known/openid-configuration"), None, None).await;
+        assert!(discovery.json["scopes_supported"].as_array().unwrap().iter().any(|s| s == "user/widget.s"));
+        let reply = register(app, "second", json!({"application_type": "private", "redirect_uris": [REDIRECT], "scope": SCOPE})).await;
+        assert_eq!(reply.status, 201, "{}", reply.text);
+    }
+}

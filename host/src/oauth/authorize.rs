@@ -300,7 +300,7 @@ async fn start(
     let Some(requested) = get(params, "scope") else {
         return Err(fail("invalid_scope", "scope is required"));
     };
-    let scope = finalize_scopes(Some(requested), &client)
+    let scope = finalize_scopes(app, site, Some(requested), &client)
         .map_err(|e| fail("invalid_scope", &e.description))?;
     let challenge = get(params, "code_challenge");
     match (challenge, get(params, "code_challenge_method")) {

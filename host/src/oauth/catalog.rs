@@ -1,6 +1,10 @@
-//! The server's scope catalogue: what clients may register and request. A requested scope
-//! is valid when some catalogue scope contains it, so subsets (`user/patient.r`) and
-//! granular constraints (`patient/Observation.rs?category=…`) work, as in OpenEMR.
+//! A site's scope catalogue: what clients may register and request. It holds OpenEMR's
+//! scopes (the fixed part below) and every scope the routes of the site's loaded plugins
+//! declare, so a plugin a site adds brings scopes that clients can obtain over OAuth, and
+//! a reload changes what registration, the authorization pages, the token endpoint and
+//! discovery accept at once. A requested scope is valid when some catalogue scope
+//! contains it, so subsets (`user/patient.r`) and granular constraints
+//! (`patient/Observation.rs?category=…`) work, as in OpenEMR.
 
 use std::sync::OnceLock;
 
@@ -206,21 +210,51 @@ fn parsed() -> &'static [Scope] {
     PARSED.get_or_init(|| all().iter().filter_map(|s| Scope::parse(s)).collect())
 }
 
-/// True when `scope` (one scope's text) is in the catalogue or contained in one of its
-/// scopes. A constrained request is contained in the unconstrained catalogue scope.
-pub fn allows(scope: &str) -> bool {
-    let Some(parsed_scope) = Scope::parse(scope) else {
-        return false;
-    };
-    parsed().iter().any(|s| s.contains(&parsed_scope))
+/// The catalogue of one site: the fixed scopes and those its loaded plugins declare.
+#[derive(Clone, Copy)]
+pub struct Catalog<'a> {
+    plugins: &'a [Scope],
 }
 
-/// The scopes in `text` the catalogue refuses.
-pub fn refused(text: &str) -> Vec<String> {
-    text.split_whitespace()
-        .filter(|s| !allows(s))
-        .map(str::to_owned)
-        .collect()
+impl<'a> Catalog<'a> {
+    /// The catalogue with the scopes of these plugins' routes (see
+    /// [`crate::plugins::SiteTable::scopes`]).
+    pub fn new(plugins: &'a [Scope]) -> Catalog<'a> {
+        Catalog { plugins }
+    }
+
+    /// True when `scope` (one scope's text) is in the catalogue or contained in one of
+    /// its scopes. A constrained request is contained in the unconstrained catalogue
+    /// scope.
+    pub fn allows(&self, scope: &str) -> bool {
+        let Some(parsed_scope) = Scope::parse(scope) else {
+            return false;
+        };
+        parsed()
+            .iter()
+            .chain(self.plugins)
+            .any(|s| s.contains(&parsed_scope))
+    }
+
+    /// The scopes in `text` the catalogue refuses.
+    pub fn refused(&self, text: &str) -> Vec<String> {
+        text.split_whitespace()
+            .filter(|s| !self.allows(s))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Every scope, as discovery lists them: the fixed ones, then the plugins' scopes that
+    /// none of them already holds.
+    pub fn supported(&self) -> Vec<String> {
+        let mut out = all().to_vec();
+        for scope in self.plugins {
+            if !parsed().iter().any(|s| s == scope) {
+                out.push(scope.to_string());
+            }
+        }
+        out
+    }
 }
 
 /// True when `requested` is contained in one of `granted` (space-separated).
@@ -237,6 +271,14 @@ pub fn contained_in(requested: &str, granted: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn allows(scope: &str) -> bool {
+        Catalog::new(&[]).allows(scope)
+    }
+
+    fn refused(text: &str) -> Vec<String> {
+        Catalog::new(&[]).refused(text)
+    }
 
     #[test]
     fn the_catalogue_holds_openemr_scopes_and_their_subsets() {
@@ -259,5 +301,32 @@ mod tests {
         assert_eq!(refused("openid bogus user/patient.r"), ["bogus"]);
         assert!(contained_in("user/patient.r", "openid user/patient.read"));
         assert!(!contained_in("user/patient.c", "user/patient.read"));
+    }
+
+    #[test]
+    fn a_plugins_scopes_join_the_catalogue_of_its_site_only() {
+        let plugin = [Scope::parse("user/widget.rs").unwrap()];
+        let with = Catalog::new(&plugin);
+        assert!(with.allows("user/widget.r"));
+        assert!(with.allows("user/widget.rs"));
+        assert!(!with.allows("user/widget.c"));
+        assert!(!with.allows("patient/widget.rs"));
+        assert!(
+            !allows("user/widget.r"),
+            "a site without the plugin refuses it"
+        );
+        assert_eq!(
+            with.refused("openid user/widget.s user/gadget.s"),
+            ["user/gadget.s"]
+        );
+        let supported = with.supported();
+        assert_eq!(supported.last().map(String::as_str), Some("user/widget.rs"));
+        assert_eq!(supported.len(), all().len() + 1);
+        let fixed = [Scope::parse("user/patient.crus").unwrap()];
+        assert_eq!(
+            Catalog::new(&fixed).supported().len(),
+            all().len(),
+            "listed once"
+        );
     }
 }

@@ -68,7 +68,7 @@ pub async fn openid_configuration(
     let site = super::site(&app, &site_name).await?;
     let mut doc = endpoints(&app, &site.name);
     let extra = json!({
-        "scopes_supported": catalog::all(),
+        "scopes_supported": catalog::Catalog::new(&app.registry.table(&site.name).scopes).supported(),
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
         "grant_types_supported": grant_types(&site).await?,
@@ -121,7 +121,7 @@ pub async fn smart_configuration(
         "grant_types_supported": grant_types(&site).await?,
         "token_endpoint_auth_methods_supported": AUTH_METHODS,
         "token_endpoint_auth_signing_alg_values_supported": ["RS384", "ES384"],
-        "scopes_supported": catalog::all(),
+        "scopes_supported": catalog::Catalog::new(&app.registry.table(&site.name).scopes).supported(),
         "response_types_supported": ["code"],
         "code_challenge_methods_supported": ["S256"],
         "capabilities": capabilities,

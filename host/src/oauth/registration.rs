@@ -192,7 +192,8 @@ pub async fn register(
     if scope.is_empty() {
         return Err(OAuthError::scope("scope is empty"));
     }
-    let refused = catalog::refused(&scope);
+    let table = app.registry.table(&site.name);
+    let refused = catalog::Catalog::new(&table.scopes).refused(&scope);
     if !refused.is_empty() {
         return Err(OAuthError::scope(format!(
             "Not in this server's scope catalogue: {}",

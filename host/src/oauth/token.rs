@@ -118,13 +118,19 @@ async fn openemr_unauthenticated(
     Ok(bare && settings::get(site, "api.compatibility").await? == "openemr")
 }
 
-/// Checks requested scopes against the catalogue and keeps those the client registered
-/// (OpenEMR's finalizeScopes). No scope parameter means every registered scope.
-pub fn finalize_scopes(requested: Option<&str>, client: &Client) -> Result<String, OAuthError> {
+/// Checks requested scopes against the site's catalogue and keeps those the client
+/// registered (OpenEMR's finalizeScopes). No scope parameter means every registered scope.
+pub fn finalize_scopes(
+    app: &AppState,
+    site: &Site,
+    requested: Option<&str>,
+    client: &Client,
+) -> Result<String, OAuthError> {
     let Some(requested) = requested else {
         return Ok(client.scope.clone());
     };
-    let refused = catalog::refused(requested);
+    let table = app.registry.table(&site.name);
+    let refused = catalog::Catalog::new(&table.scopes).refused(requested);
     if !refused.is_empty() {
         return Err(OAuthError::scope(format!(
             "Not in this server's scope catalogue: {}",
@@ -180,7 +186,7 @@ async fn client_credentials(
     if requested.is_empty() {
         return Err(OAuthError::scope("The client has no system/ scopes"));
     }
-    let scope = finalize_scopes(Some(&requested), client)?;
+    let scope = finalize_scopes(app, site, Some(&requested), client)?;
     let subject = Subject {
         role: Role::System,
         id: crate::cli::system_user(site).await?,
@@ -346,7 +352,7 @@ async fn password(
     } else {
         None
     };
-    let scope = finalize_scopes(param(form, "scope"), client)?;
+    let scope = finalize_scopes(app, site, param(form, "scope"), client)?;
     let key = format!("{}:{role}:{}", site.name, username.to_lowercase());
     if !app.logins.allowed(site, &key).await? {
         return Err(OAuthError::grant(

@@ -19,6 +19,7 @@ use std::sync::Arc;
 
 use anyhow::{Result, bail};
 
+use crate::auth::scopes::Scope;
 use crate::db::grants::Grants;
 use loader::{Family, Loaded, Method, RouteDef, Segment};
 use manifest::Limits;
@@ -63,6 +64,9 @@ pub struct SiteTable {
     pub plugins: Vec<Arc<SitePlugin>>,
     /// Routes by family, most specific first.
     routes: HashMap<Family, Vec<Bound>>,
+    /// The scopes the routes declare, in every context their family may be called in
+    /// (`/api`: `user/`, `/portal`: `patient/`, FHIR and others: all three), each once.
+    pub scopes: Vec<Scope>,
 }
 
 /// The result of matching a request path.
@@ -112,7 +116,29 @@ impl SiteTable {
                 specificity(&a.def().segments).cmp(&specificity(&b.def().segments))
             });
         }
-        Ok(SiteTable { plugins, routes })
+        let mut scopes: Vec<Scope> = Vec::new();
+        for bound in routes.values().flatten() {
+            let def = bound.def();
+            let Some(requirement) = &def.requirement else {
+                continue;
+            };
+            let contexts: &[&str] = match def.family {
+                Family::Api => &["user"],
+                Family::Portal => &["patient"],
+                Family::Fhir | Family::Other => crate::auth::scopes::CONTEXTS,
+            };
+            for context in contexts {
+                let scope = requirement.in_context(context);
+                if !scopes.contains(&scope) {
+                    scopes.push(scope);
+                }
+            }
+        }
+        Ok(SiteTable {
+            plugins,
+            routes,
+            scopes,
+        })
     }
 
     /// Matches `method` and `path` (below the family root) in `family`.
