@@ -5,6 +5,10 @@
 //! The inner cargo gets its own target directory (`<target>/plugins`): the outer build
 //! holds the lock on the workspace's. Finished components are copied to
 //! `<target>/plugins/dist/<name>.wasm`, whose path the host is compiled with.
+//!
+//! It also embeds the SDK: `$OUT_DIR/sdk_files.rs` lists the SDK's sources and the contract's
+//! WIT folders, and a stand-alone manifest for the SDK with the workspace's dependency
+//! versions, so `hearth plugin new` can write them wherever the binary runs.
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -37,6 +41,11 @@ fn main() {
         "cargo:rerun-if-changed={}",
         root.join("Cargo.lock").display()
     );
+    println!(
+        "cargo:rerun-if-changed={}",
+        root.join("Cargo.toml").display()
+    );
+    embed_sdk(&root, &out_dir);
     println!("cargo:rustc-env=HEARTH_PLUGIN_DIR={}", dist.display());
 
     let crates = plugin_crates(&root);
@@ -136,4 +145,104 @@ fn ensure_target() {
         Ok(s) if s.success() => {}
         _ => panic!("the {TARGET} target is missing and `rustup target add {TARGET}` failed"),
     }
+}
+
+/// Writes `$OUT_DIR/sdk_files.rs`: `SDK_FILES` (path below the SDK folder, contents) for
+/// `sdk/src/**` and `wit/**`, and `SDK_MANIFEST`, the SDK's `Cargo.toml` made stand-alone
+/// (each `name.workspace = true` dependency replaced by the workspace's line for it).
+fn embed_sdk(root: &Path, out_dir: &Path) {
+    let mut files = Vec::new();
+    for dir in ["sdk/src", "wit"] {
+        collect(root, &root.join(dir), &mut files);
+    }
+    files.sort();
+    let mut code = String::from("/// The SDK's files: (path below the SDK folder, contents).\n");
+    code.push_str("pub const SDK_FILES: &[(&str, &str)] = &[\n");
+    for (relative, absolute) in &files {
+        code.push_str(&format!(
+            "    ({relative:?}, include_str!({:?})),\n",
+            absolute.display().to_string()
+        ));
+    }
+    code.push_str("];\n");
+    let manifest = standalone_manifest(root);
+    code.push_str(&format!(
+        "/// The SDK's stand-alone `Cargo.toml`.\npub const SDK_MANIFEST: &str = {manifest:?};\n"
+    ));
+    std::fs::write(out_dir.join("sdk_files.rs"), code).expect("writing sdk_files.rs");
+}
+
+fn collect(root: &Path, dir: &Path, files: &mut Vec<(String, PathBuf)>) {
+    let entries =
+        std::fs::read_dir(dir).unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()));
+    for entry in entries {
+        let path = entry.expect("a folder entry").path();
+        if path.is_dir() {
+            collect(root, &path, files);
+        } else if path.extension().is_some_and(|e| e == "rs" || e == "wit") {
+            let relative = path
+                .strip_prefix(root)
+                .expect("below the root")
+                .to_string_lossy()
+                .replace('\\', "/");
+            files.push((relative, path));
+        }
+    }
+}
+
+/// `sdk/Cargo.toml` without workspace inheritance.
+fn standalone_manifest(root: &Path) -> String {
+    let workspace = std::fs::read_to_string(root.join("Cargo.toml")).expect("reading Cargo.toml");
+    let sdk = std::fs::read_to_string(root.join("sdk/Cargo.toml")).expect("reading sdk/Cargo.toml");
+    let package_value = |key: &str| {
+        let section = workspace
+            .split("[workspace.package]")
+            .nth(1)
+            .expect("[workspace.package]");
+        section
+            .lines()
+            .take_while(|l| !l.starts_with('['))
+            .find_map(|l| {
+                let (k, v) = l.split_once('=')?;
+                (k.trim() == key).then(|| v.trim().to_owned())
+            })
+            .unwrap_or_else(|| panic!("[workspace.package] has no {key}"))
+    };
+    let dependency = |name: &str| {
+        let section = workspace
+            .split("[workspace.dependencies]")
+            .nth(1)
+            .expect("[workspace.dependencies]");
+        let line = section
+            .lines()
+            .find(|l| l.split_once('=').is_some_and(|(k, _)| k.trim() == name))
+            .unwrap_or_else(|| panic!("the workspace pins no {name}"));
+        let open = line.matches('{').count();
+        assert_eq!(
+            open,
+            line.matches('}').count(),
+            "the SDK's dependency {name} must be pinned on one line in Cargo.toml"
+        );
+        line.trim().to_owned()
+    };
+    let mut out = String::new();
+    for line in sdk.lines() {
+        let trimmed = line.trim();
+        let rewritten = match trimmed.split_once('=') {
+            Some((key, value)) if value.trim() == "true" && key.trim().ends_with(".workspace") => {
+                let key = key.trim().trim_end_matches(".workspace");
+                match key {
+                    "version" | "edition" | "rust-version" | "license" => {
+                        format!("{key} = {}", package_value(key))
+                    }
+                    name => dependency(name),
+                }
+            }
+            _ => line.to_owned(),
+        };
+        out.push_str(&rewritten);
+        out.push('\n');
+    }
+    out.push_str("\n# Written by `hearth plugin new`; a workspace of its own.\n[workspace]\n");
+    out
 }

@@ -1,13 +1,12 @@
-//! Plugin tooling: a scaffolded plugin builds and passes its own tests at once, and
+//! Plugin tooling: scaffolding checks names and never overwrites (the build without a
+//! source tree is `host/tests/scaffold.rs`), and
 //! `hearth plugin call` runs requests against a plugin file with no server.
-
-use std::process::Command;
 
 use hearth::plugins::tooling;
 use hearth_tests::*;
 
 #[test]
-fn a_scaffolded_plugin_builds_and_passes_its_own_tests() {
+fn scaffold_names_are_checked_and_nothing_is_overwritten() {
     let parent =
         std::env::temp_dir().join(format!("hearth-scaffold-{:016x}", rand::random::<u64>()));
     std::fs::create_dir_all(&parent).unwrap();
@@ -22,27 +21,6 @@ fn a_scaffolded_plugin_builds_and_passes_its_own_tests() {
         source.contains("pub struct LabResult;") && source.contains("\"/api/lab-result/:id\""),
         "{source}"
     );
-    // The workspace's lock file pins the same dependency versions, so nothing is fetched.
-    std::fs::copy(workspace().join("Cargo.lock"), dir.join("Cargo.lock")).unwrap();
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let output = Command::new(cargo)
-        .current_dir(&dir)
-        .args(["test", "--offline", "--quiet"])
-        .env(
-            "CARGO_TARGET_DIR",
-            workspace().join("target").join("scaffold-test"),
-        )
-        .env_remove("RUSTFLAGS")
-        .env_remove("CARGO_ENCODED_RUSTFLAGS")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "cargo test failed:\n{stdout}\n{stderr}"
-    );
-    assert!(stdout.contains("2 passed"), "{stdout}");
     std::fs::remove_dir_all(parent).unwrap();
 }
 

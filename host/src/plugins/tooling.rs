@@ -17,14 +17,52 @@ use super::{Match, SitePlugin, SiteTable, bindings, runtime};
 use crate::db::grants::Grants;
 use crate::sites::Sites;
 
-/// The SDK next to the host's own source, for crates scaffolded outside the workspace.
-pub const SDK_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../sdk");
+/// The SDK the binary carries (see `host/build.rs`): its sources, the contract's WIT and
+/// a stand-alone manifest.
+mod embedded {
+    include!(concat!(env!("OUT_DIR"), "/sdk_files.rs"));
+}
+
+/// The contract the embedded SDK builds plugins against (the newest the host loads).
+pub fn sdk_contract() -> &'static str {
+    loader::SUPPORTED_CONTRACTS
+        .last()
+        .expect("the host supports a contract")
+}
+
+/// Writes the SDK the binary carries into `parent/hearth-sdk-<contract>/` (the crate in
+/// its `sdk/` folder, the contract's WIT in `wit/`), so plugins build wherever the binary
+/// runs, without a Hearth source tree. Files already there with the same contents are
+/// left alone; a folder for the same contract written by another host build is brought up
+/// to this one's files. Answers the SDK crate's folder.
+pub fn write_sdk(parent: &Path) -> Result<PathBuf> {
+    let root = parent.join(format!("hearth-sdk-{}", sdk_contract()));
+    let mut files: Vec<(String, &str)> = embedded::SDK_FILES
+        .iter()
+        .map(|(path, text)| ((*path).to_owned(), *text))
+        .collect();
+    files.push(("sdk/Cargo.toml".to_owned(), embedded::SDK_MANIFEST));
+    for (path, text) in files {
+        let target = root.join(&path);
+        if std::fs::read_to_string(&target).is_ok_and(|old| old == text) {
+            continue;
+        }
+        if let Some(folder) = target.parent() {
+            std::fs::create_dir_all(folder)
+                .with_context(|| format!("creating {}", folder.display()))?;
+        }
+        std::fs::write(&target, text).with_context(|| format!("writing {}", target.display()))?;
+    }
+    Ok(root.join("sdk"))
+}
 
 /// Writes a new plugin crate `NAME` in `parent/NAME`; answers its folder.
 ///
 /// Inside a Hearth workspace's `plugins/` folder the crate inherits the workspace's
 /// settings and dependencies (and becomes a member by the `plugins/*` glob); anywhere else
-/// it is a workspace of its own that depends on the SDK at `sdk` (default: [`SDK_DIR`]).
+/// it is a workspace of its own that depends on the SDK at `sdk`, or by default on the SDK
+/// the binary carries, written next to it by [`write_sdk`] and named by a relative path
+/// (so the two folders can move together).
 pub fn new_plugin(parent: &Path, name: &str, sdk: Option<&Path>) -> Result<PathBuf> {
     let valid = !name.is_empty()
         && name.len() <= 64
@@ -74,15 +112,21 @@ hearth-sdk.workspace = true
         )
     } else {
         let sdk = match sdk {
-            Some(sdk) => sdk.to_path_buf(),
-            None => PathBuf::from(SDK_DIR),
+            Some(sdk) => sdk
+                .canonicalize()
+                .with_context(|| {
+                    format!(
+                        "the SDK is not at {} (give the folder holding its Cargo.toml)",
+                        sdk.display()
+                    )
+                })?
+                .display()
+                .to_string(),
+            None => {
+                write_sdk(parent)?;
+                format!("../hearth-sdk-{}/sdk", sdk_contract())
+            }
         };
-        let sdk = sdk.canonicalize().with_context(|| {
-            format!(
-                "the SDK is not at {} (give its folder with --sdk)",
-                sdk.display()
-            )
-        })?;
         format!(
             r#"[package]
 name = "hearth-plugin-{name}"
@@ -108,8 +152,7 @@ strip = "debuginfo"
 
 # A workspace of its own, wherever it is put.
 [workspace]
-"#,
-            sdk = sdk.display().to_string()
+"#
         )
     };
     let source = LIB_TEMPLATE
@@ -443,4 +486,64 @@ async fn call_one(
         .map(|(k, v)| (k, Value::String(v)))
         .collect();
     Ok(json!({"status": response.status, "headers": headers, "body": body}))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn embedded(path: &str) -> &'static str {
+        embedded::SDK_FILES
+            .iter()
+            .find(|(p, _)| *p == path)
+            .unwrap_or_else(|| panic!("the binary carries no {path}"))
+            .1
+    }
+
+    #[test]
+    fn the_carried_sdk_agrees_with_the_host_contract() {
+        let contract = sdk_contract();
+        let lib = embedded("sdk/src/lib.rs");
+        assert!(
+            lib.contains(&format!(
+                "pub const CONTRACT_VERSION: &str = \"{contract}\";"
+            )),
+            "the SDK builds against another contract than the newest the host loads"
+        );
+        assert!(lib.contains(&format!("path: \"../wit/v{contract}\"")));
+        for file in ["host.wit", "types.wit", "world.wit"] {
+            assert!(!embedded(&format!("wit/v{contract}/{file}")).is_empty());
+        }
+        let manifest = embedded::SDK_MANIFEST;
+        assert!(!manifest.contains(".workspace"), "{manifest}");
+        assert!(manifest.contains("name = \"hearth-sdk\""), "{manifest}");
+        assert!(manifest.contains("wit-bindgen = "), "{manifest}");
+        assert!(manifest.contains("\n[workspace]\n"), "{manifest}");
+    }
+
+    #[test]
+    fn the_sdk_is_written_once_and_plugins_name_it_by_a_relative_path() {
+        let parent =
+            std::env::temp_dir().join(format!("hearth-sdk-test-{:016x}", rand::random::<u64>()));
+        std::fs::create_dir_all(&parent).unwrap();
+        let sdk = write_sdk(&parent).unwrap();
+        assert!(sdk.join("Cargo.toml").is_file() && sdk.join("src/lib.rs").is_file());
+        let lib = sdk.join("src/lib.rs");
+        let before = std::fs::metadata(&lib).unwrap().modified().unwrap();
+        let dir = new_plugin(&parent, "lab-result", None).unwrap();
+        assert_eq!(
+            std::fs::metadata(&lib).unwrap().modified().unwrap(),
+            before,
+            "unchanged files are not written again"
+        );
+        let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap();
+        assert!(
+            manifest.contains(&format!(
+                "hearth-sdk = {{ path = \"../hearth-sdk-{}/sdk\" }}",
+                sdk_contract()
+            )),
+            "{manifest}"
+        );
+        std::fs::remove_dir_all(parent).unwrap();
+    }
 }
