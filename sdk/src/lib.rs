@@ -31,8 +31,6 @@
 //! `cargo test`.
 
 pub mod coding;
-pub mod crud;
-pub mod emr;
 pub mod json;
 pub mod request;
 pub mod response;
@@ -133,6 +131,7 @@ macro_rules! export {
 
 /// Everything a plugin usually needs, for `use hearth_sdk::prelude::*`.
 pub mod prelude {
+    pub use crate::coding;
     pub use crate::json::{Json, ToJson};
     pub use crate::request::Request;
     pub use crate::resource::{Resource, Route};
@@ -140,7 +139,6 @@ pub mod prelude {
     pub use crate::sql::{Column, Delete, Fields, Insert, Search, Sort, SortKey, Update};
     pub use crate::store::{self, Row, Rows, Value, ValueRef};
     pub use crate::validate::Validator;
-    pub use crate::{coding, crud, emr};
     pub use crate::{log, params};
 }
 

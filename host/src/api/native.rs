@@ -20,7 +20,7 @@ const NAMES: &str = "SELECT pid, previous_name_prefix, previous_name_first, prev
      WHERE history_type_key = 'name_history' AND pid IN ($1) ORDER BY date DESC, id DESC";
 
 /// The keys of a previous name, in the columns' order after `pid`.
-const NAME_PARTS: [&str; 6] = hearth_sdk::emr::PREVIOUS_NAME_PARTS;
+const NAME_PARTS: [&str; 6] = hearth_emr::PREVIOUS_NAME_PARTS;
 
 /// The handler, ready to register for the patient plugin's `GET /patient/:puuid`.
 pub fn get_patient() -> NativeHandler {
@@ -102,7 +102,7 @@ fn render(
             })
     };
     let stored_suffix = text_at("suffix");
-    let suffix = hearth_sdk::emr::patient_suffix(stored_suffix, text_at("lname"));
+    let suffix = hearth_emr::patient_suffix(stored_suffix, text_at("lname"));
     let suffix_is_null = statement
         .column_index("suffix")
         .ok()
@@ -160,7 +160,7 @@ fn render(
             Ok(ValueRef::Text(t)) => std::str::from_utf8(t).ok(),
             _ => None,
         };
-        let formatted = hearth_sdk::emr::formatted_previous_name([
+        let formatted = hearth_emr::formatted_previous_name([
             part(0),
             part(1),
             part(2),

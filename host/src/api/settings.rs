@@ -82,7 +82,7 @@ impl Default for ApiSettings {
     fn default() -> Self {
         ApiSettings {
             compatibility: Compatibility::Hearth,
-            list_cap: hearth_sdk::crud::DEFAULT_LIST_CAP,
+            list_cap: hearth_sdk::request::DEFAULT_LIST_CAP,
             cors: Cors::Any,
         }
     }

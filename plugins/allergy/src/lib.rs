@@ -2,8 +2,8 @@
 //! per patient (keyed by the patient's uuid), with AllergyIntoleranceValidator's rules
 //! and OpenEMR's response fields (`diagnosis` and `reaction` as coding maps).
 
-use hearth_sdk::emr::{IssueResource, Issues};
-use hearth_sdk::prelude::*;
+use hearth_emr::prelude::*;
+use hearth_emr::{IssueResource, Issues};
 
 /// The allergy resource.
 pub struct Allergy;
@@ -14,7 +14,7 @@ impl Resource for Allergy {
     const DESCRIPTION: &'static str = "Allergies (OpenEMR lists, type allergy)";
     const READS: &'static [&'static str] = &["patient_data", "users", "facility", "list_options"];
     const WRITES: &'static [&'static str] = &["lists"];
-    const ROUTES: &'static [Route] = &hearth_sdk::issue_routes!(ALLERGIES,
+    const ROUTES: &'static [Route] = &hearth_emr::issue_routes!(ALLERGIES,
         kind = "allergy", param = "auuid", noun = "allergies",
         acl = { across = "patients/med", list = "patients/med", read = "patients/med",
                 write = "patients/med:write" });

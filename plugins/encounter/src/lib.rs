@@ -2,8 +2,8 @@
 //! the standard API's per-patient routes and the portal's own-encounter routes, with
 //! EncounterValidator's rules and OpenEMR's response fields.
 
-use hearth_sdk::crud::Table;
-use hearth_sdk::prelude::*;
+use hearth_emr::crud::Table;
+use hearth_emr::prelude::*;
 use hearth_sdk::time;
 
 /// The encounter resource.

@@ -1,8 +1,8 @@
 //! OpenEMR facilities (`facility`): list, read, create and update, with OpenEMR's
 //! whitelist, list filters and FacilityValidator rules.
 
-use hearth_sdk::crud::Table;
-use hearth_sdk::prelude::*;
+use hearth_emr::crud::Table;
+use hearth_emr::prelude::*;
 
 /// The facility resource.
 pub struct Facility;

@@ -1,10 +1,10 @@
 //! OpenEMR medications, surgeries and dental issues: `lists` rows of types `medication`,
 //! `surgery` and `dental`, served below `/api/patient/:pid/...` with numeric ids. The
 //! three differ only by list type and id parameter; the SDK's
-//! [`NumberedIssues`](hearth_sdk::emr::NumberedIssues) serves each.
+//! [`NumberedIssues`](hearth_emr::NumberedIssues) serves each.
 
-use hearth_sdk::emr::{Issues, NumberedIssues};
-use hearth_sdk::prelude::*;
+use hearth_emr::prelude::*;
+use hearth_emr::{Issues, NumberedIssues};
 
 /// The medication, surgery and dental issue resource.
 pub struct PatientIssue;
@@ -28,7 +28,7 @@ impl Resource for PatientIssue {
     const DESCRIPTION: &'static str = "Medications, surgeries and dental issues (OpenEMR lists)";
     const READS: &'static [&'static str] = &["patient_data"];
     const WRITES: &'static [&'static str] = &["lists"];
-    const ROUTES: &'static [Route] = &hearth_sdk::numbered_issue_routes!(
+    const ROUTES: &'static [Route] = &hearth_emr::numbered_issue_routes!(
         MEDICATIONS, path = "medication", param = "mid", noun = "medications",
             acl = { read = "patients/med", write = "patients/med:write" };
         SURGERIES, path = "surgery", param = "sid", noun = "surgeries",

@@ -2,8 +2,8 @@
 //! patients and per patient, with ConditionValidator's rules and OpenEMR's response
 //! fields (`diagnosis` as a coding map).
 
-use hearth_sdk::emr::{IssueResource, Issues};
-use hearth_sdk::prelude::*;
+use hearth_emr::prelude::*;
+use hearth_emr::{IssueResource, Issues};
 
 /// The medical problem resource.
 pub struct MedicalProblem;
@@ -20,7 +20,7 @@ impl Resource for MedicalProblem {
         "form_encounter",
     ];
     const WRITES: &'static [&'static str] = &["lists"];
-    const ROUTES: &'static [Route] = &hearth_sdk::issue_routes!(PROBLEMS,
+    const ROUTES: &'static [Route] = &hearth_emr::issue_routes!(PROBLEMS,
         kind = "medical_problem", param = "muuid", noun = "medical problems",
         acl = { across = "encounters/notes", list = "encounters/notes", read = "patients/med",
                 write = "patients/med:write" });

@@ -1,7 +1,7 @@
 //! OpenEMR patient demographics (`patient_data`): the standard API's patient routes and
 //! the portal's own-patient route, with OpenEMR's fields, filters and validation rules.
 
-use hearth_sdk::prelude::*;
+use hearth_emr::prelude::*;
 use hearth_sdk::time;
 use serde_json::{Map, Value as Body};
 

@@ -1,8 +1,8 @@
 //! OpenEMR practitioners: the rows of `users` that have an NPI. List, read, create and
 //! update, with OpenEMR's whitelist, exact list filters and PractitionerValidator rules.
 
-use hearth_sdk::crud::Table;
-use hearth_sdk::prelude::*;
+use hearth_emr::crud::Table;
+use hearth_emr::prelude::*;
 
 /// The practitioner resource.
 pub struct Practitioner;

@@ -1,8 +1,8 @@
 //! OpenEMR SOAP notes (`form_soap`, registered in `forms` as `soap`) of one encounter:
 //! `/api/patient/:pid/encounter/:eid/soap_note`, with OpenEMR's numeric ids and rules.
 
-use hearth_sdk::emr::EncounterForm;
-use hearth_sdk::prelude::*;
+use hearth_emr::EncounterForm;
+use hearth_emr::prelude::*;
 
 /// The SOAP note resource.
 pub struct SoapNote;

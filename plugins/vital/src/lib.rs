@@ -2,8 +2,8 @@
 //! encounter: `/api/patient/:pid/encounter/:eid/vital`, with OpenEMR's numeric ids,
 //! validation rules and response fields.
 
-use hearth_sdk::emr::EncounterForm;
-use hearth_sdk::prelude::*;
+use hearth_emr::EncounterForm;
+use hearth_emr::prelude::*;
 
 /// The vital signs resource.
 pub struct Vital;

@@ -1,4 +1,8 @@
-//! OpenEMR's shared clinical tables, as many plugins use them.
+//! OpenEMR's domain for Hearth plugins, on top of the generic `hearth-sdk`: its shared
+//! clinical tables, as many plugins use them, the table routes of [`crud`], and the
+//! route macros of the issue lists. `use hearth_emr::prelude::*` brings the SDK's prelude,
+//! [`crud`] and this crate as `emr`.
+//!
 //!
 //! - **Patients** (`patient_data`): routes name a patient by uuid (`:puuid`) or by the
 //!   legacy number (`:pid`); [`path_patient`], [`path_pid`] and [`portal_patient`] turn
@@ -16,143 +20,32 @@
 //! (`patient_data` for the patient lookups, `form_encounter` for encounters, `forms` and
 //! the form table, `lists`, `sequences`).
 
-use crate::crud;
-use crate::json::Json;
-use crate::request::Request;
-use crate::response::{ApiError, Response, Result};
-use crate::sql::{Column, Delete, Fields, Insert, Search, Sort, SortKey, Update};
-use crate::store::{self, Row};
-use crate::time;
-use crate::validate::Validator;
-use crate::{new_uuid, params};
+use hearth_sdk::json::Json;
+use hearth_sdk::request::Request;
+use hearth_sdk::response::{ApiError, Response, Result};
+use hearth_sdk::sql::{Column, Delete, Fields, Insert, Search, Sort, SortKey, Update};
+use hearth_sdk::store::{self, Row};
+use hearth_sdk::time;
+use hearth_sdk::validate::Validator;
+use hearth_sdk::{new_uuid, params};
+
+pub mod crud;
+pub mod patients;
+
+pub use patients::*;
+
+#[doc(hidden)]
+pub use hearth_sdk as __sdk;
+
+/// The SDK's prelude, [`crud`], and this crate as `emr`, for `use hearth_emr::prelude::*`.
+pub mod prelude {
+    pub use crate as emr;
+    pub use crate::crud;
+    pub use hearth_sdk::prelude::*;
+}
 
 /// The group OpenEMR writes into `groupname` columns; Hearth has one provider group.
 pub const GROUP: &str = "Default";
-
-/// A patient a request acts on.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Patient {
-    /// `patient_data.pid`, the key clinical tables use.
-    pub pid: i64,
-    /// `patient_data.uuid`.
-    pub uuid: String,
-}
-
-fn find_patient(sql: &str, params: &[crate::Value]) -> Result<Patient> {
-    let row = store::query_one(sql, params)?.ok_or(ApiError::NotFound)?;
-    Ok(Patient {
-        pid: row.int("pid").unwrap_or_default(),
-        uuid: row.text("uuid").unwrap_or_default().to_owned(),
-    })
-}
-
-/// The patient with `puuid`; a 404 when there is none.
-pub fn patient_by_uuid(puuid: &str) -> Result<Patient> {
-    find_patient(
-        "SELECT pid, uuid FROM patient_data WHERE uuid = $1",
-        params![puuid],
-    )
-}
-
-/// The patient with `pid`; a 404 when there is none.
-pub fn patient_by_pid(pid: i64) -> Result<Patient> {
-    find_patient(
-        "SELECT pid, uuid FROM patient_data WHERE pid = $1",
-        params![pid],
-    )
-}
-
-/// The patient named by the uuid route parameter `param` (usually `puuid`): a 400 for a
-/// malformed uuid, a 404 when no such patient exists.
-pub fn path_patient(req: &Request, param: &str) -> Result<Patient> {
-    patient_by_uuid(&req.uuid(param)?)
-}
-
-/// The patient named by the numeric route parameter `param` (usually `pid`): a 400 when
-/// it is not a positive number, a 404 when no such patient exists.
-pub fn path_pid(req: &Request, param: &str) -> Result<Patient> {
-    patient_by_pid(req.id(param)?)
-}
-
-/// The portal caller's own patient (the token's patient); a 404 when the request is not
-/// bound to one. Portal routes never take a patient from the path.
-pub fn portal_patient(req: &Request) -> Result<Patient> {
-    let puuid = req.caller().patient.as_deref().ok_or(ApiError::NotFound)?;
-    patient_by_uuid(puuid)
-}
-
-/// The patient a route acts on: on the portal the caller's own patient; elsewhere the
-/// patient named by the route's `:puuid` (uuid) or `:pid` (number) parameter. One
-/// handler can so serve `/api/patient/:puuid/x` and `/portal/patient/x` alike.
-pub fn patient(req: &Request) -> Result<Patient> {
-    if req.family() == crate::Family::Portal {
-        portal_patient(req)
-    } else if req.has_param("puuid") {
-        path_patient(req, "puuid")
-    } else if req.has_param("pid") {
-        path_pid(req, "pid")
-    } else {
-        Err(ApiError::Internal(format!(
-            "route {} names no patient",
-            req.path()
-        )))
-    }
-}
-
-/// Suffixes OpenEMR reads off the end of a patient's last name when `suffix` is empty.
-pub const NAME_SUFFIXES: &[&str] = &["Jr.", "Jr", "Sr.", "Sr", "II", "III", "IV"];
-
-/// The `suffix` OpenEMR answers for a patient: the stored one, else a whole trailing word
-/// of the last name that is a suffix (`Smith Jr.` gives `Jr.`, any case), else none.
-pub fn patient_suffix<'a>(stored: Option<&'a str>, lname: Option<&'a str>) -> Option<&'a str> {
-    if let Some(stored) = stored.filter(|s| !s.is_empty()) {
-        return Some(stored);
-    }
-    let last_word = lname?.trim_end().rsplit(' ').next()?;
-    NAME_SUFFIXES
-        .iter()
-        .any(|s| s.eq_ignore_ascii_case(last_word))
-        .then_some(last_word)
-}
-
-/// The `patient_history` columns of a previous name, which are also its keys in a
-/// patient's `previous_names`, in the order [`formatted_previous_name`] takes them.
-pub const PREVIOUS_NAME_PARTS: [&str; 6] = [
-    "previous_name_prefix",
-    "previous_name_first",
-    "previous_name_middle",
-    "previous_name_last",
-    "previous_name_suffix",
-    "previous_name_enddate",
-];
-
-/// OpenEMR's display form of a previous name from its parts (prefix, first, middle,
-/// last, suffix, end date): "prefix first middle last suffix enddate", each only when
-/// present.
-pub fn formatted_previous_name(parts: [Option<&str>; 6]) -> String {
-    let [prefix, first, middle, last, suffix, enddate] =
-        parts.map(|part| part.filter(|text| !text.is_empty()));
-    let mut name = String::new();
-    if let Some(prefix) = prefix {
-        name.push_str(prefix);
-        name.push(' ');
-    }
-    name.push_str(first.unwrap_or_default());
-    match middle {
-        Some(middle) => {
-            name.push(' ');
-            name.push_str(middle);
-            name.push(' ');
-        }
-        None => name.push(' '),
-    }
-    name.push_str(last.unwrap_or_default());
-    for tail in [suffix, enddate].into_iter().flatten() {
-        name.push(' ');
-        name.push_str(tail);
-    }
-    name
-}
 
 /// A 404 unless encounter number `eid` exists and belongs to patient `pid`.
 pub fn require_encounter(pid: i64, eid: i64) -> Result<()> {
@@ -404,7 +297,7 @@ impl Issues {
     }
 
     /// The column and value that pick out the issue `key`.
-    fn key(key: IssueKey<'_>) -> (&'static str, crate::Value) {
+    fn key(key: IssueKey<'_>) -> (&'static str, hearth_sdk::Value) {
         match key {
             IssueKey::Id(id) => ("id", id.into()),
             IssueKey::Uuid(uuid) => ("uuid", uuid.into()),
@@ -536,7 +429,7 @@ impl IssueResource {
 /// with scopes `<kind>.s|r|c|u|d` and the ACL sections OpenEMR checks on each.
 ///
 /// ```ignore
-/// const ROUTES: &'static [Route] = &hearth_sdk::issue_routes!(ALLERGIES,
+/// const ROUTES: &'static [Route] = &hearth_emr::issue_routes!(ALLERGIES,
 ///     kind = "allergy", param = "auuid", noun = "allergies",
 ///     acl = { across = "patients/med", list = "patients/med", read = "patients/med",
 ///             write = "patients/med:write" });
@@ -546,13 +439,13 @@ macro_rules! issue_routes {
     ($resource:ident, kind = $kind:literal, param = $param:literal, noun = $noun:literal,
      acl = { across = $across:literal, list = $list:literal, read = $read:literal, write = $write:literal }) => {
         [
-            $crate::Route::get(concat!("/api/", $kind), concat!($kind, ".s"), |r| {
+            $crate::__sdk::Route::get(concat!("/api/", $kind), concat!($kind, ".s"), |r| {
                 $resource.list_all(r)
             })
             .acl($across)
             .legacy()
             .summary(concat!("List ", $noun)),
-            $crate::Route::get(
+            $crate::__sdk::Route::get(
                 concat!("/api/", $kind, "/:", $param),
                 concat!($kind, ".r"),
                 |r| $resource.get_any(r),
@@ -560,7 +453,7 @@ macro_rules! issue_routes {
             .acl($across)
             .legacy()
             .summary(concat!("Read one of the ", $noun)),
-            $crate::Route::get(
+            $crate::__sdk::Route::get(
                 concat!("/api/patient/:puuid/", $kind),
                 concat!($kind, ".s"),
                 |r| $resource.list(r),
@@ -568,7 +461,7 @@ macro_rules! issue_routes {
             .acl($list)
             .legacy()
             .summary(concat!("List a patient's ", $noun)),
-            $crate::Route::get(
+            $crate::__sdk::Route::get(
                 concat!("/api/patient/:puuid/", $kind, "/:", $param),
                 concat!($kind, ".r"),
                 |r| $resource.get(r),
@@ -576,7 +469,7 @@ macro_rules! issue_routes {
             .acl($read)
             .legacy()
             .summary(concat!("Read one of a patient's ", $noun)),
-            $crate::Route::post(
+            $crate::__sdk::Route::post(
                 concat!("/api/patient/:puuid/", $kind),
                 concat!($kind, ".c"),
                 |r| $resource.create(r),
@@ -584,7 +477,7 @@ macro_rules! issue_routes {
             .acl($write)
             .legacy()
             .summary(concat!("Add to a patient's ", $noun)),
-            $crate::Route::put(
+            $crate::__sdk::Route::put(
                 concat!("/api/patient/:puuid/", $kind, "/:", $param),
                 concat!($kind, ".u"),
                 |r| $resource.update(r),
@@ -592,7 +485,7 @@ macro_rules! issue_routes {
             .acl($write)
             .legacy()
             .summary(concat!("Update one of a patient's ", $noun)),
-            $crate::Route::delete(
+            $crate::__sdk::Route::delete(
                 concat!("/api/patient/:puuid/", $kind, "/:", $param),
                 concat!($kind, ".d"),
                 |r| $resource.delete(r),
@@ -676,7 +569,7 @@ impl NumberedIssues {
 /// `<path>.s|r|c|u|d`, the read ACL on reads and the write ACL on writes.
 ///
 /// ```ignore
-/// hearth_sdk::numbered_issue_routes!(
+/// hearth_emr::numbered_issue_routes!(
 ///     MEDICATIONS, path = "medication", param = "mid", noun = "medications",
 ///         acl = { read = "patients/med", write = "patients/med:write" };
 ///     SURGERIES, path = "surgery", param = "sid", noun = "surgeries",
@@ -687,7 +580,7 @@ macro_rules! numbered_issue_routes {
     ($($resource:ident, path = $path:literal, param = $param:literal, noun = $noun:literal,
      acl = { read = $read:literal, write = $write:literal });+ $(;)?) => {
         [$(
-            $crate::Route::get(
+            $crate::__sdk::Route::get(
                 concat!("/api/patient/:pid/", $path),
                 concat!($path, ".s"),
                 |r| $resource.list(r),
@@ -695,7 +588,7 @@ macro_rules! numbered_issue_routes {
             .acl($read)
             .bare()
             .summary(concat!("List a patient's ", $noun)),
-            $crate::Route::post(
+            $crate::__sdk::Route::post(
                 concat!("/api/patient/:pid/", $path),
                 concat!($path, ".c"),
                 |r| $resource.create(r),
@@ -703,7 +596,7 @@ macro_rules! numbered_issue_routes {
             .acl($write)
             .bare()
             .summary(concat!("Add to a patient's ", $noun)),
-            $crate::Route::get(
+            $crate::__sdk::Route::get(
                 concat!("/api/patient/:pid/", $path, "/:", $param),
                 concat!($path, ".r"),
                 |r| $resource.get(r),
@@ -711,7 +604,7 @@ macro_rules! numbered_issue_routes {
             .acl($read)
             .bare()
             .summary(concat!("Read one of a patient's ", $noun)),
-            $crate::Route::put(
+            $crate::__sdk::Route::put(
                 concat!("/api/patient/:pid/", $path, "/:", $param),
                 concat!($path, ".u"),
                 |r| $resource.update(r),
@@ -719,7 +612,7 @@ macro_rules! numbered_issue_routes {
             .acl($write)
             .bare()
             .summary(concat!("Update one of a patient's ", $noun)),
-            $crate::Route::delete(
+            $crate::__sdk::Route::delete(
                 concat!("/api/patient/:pid/", $path, "/:", $param),
                 concat!($path, ".d"),
                 |r| $resource.delete(r),
@@ -735,7 +628,7 @@ macro_rules! numbered_issue_routes {
 mod tests {
     use super::*;
     use crate::prelude::*;
-    use crate::testing::{MockHost, TestRequest};
+    use hearth_sdk::testing::{MockHost, TestRequest};
     use serde_json::json;
 
     const COLUMNS: &[Column] = &[Column::real("weight"), Column::text("note")];
@@ -1126,7 +1019,7 @@ mod tests {
 
     #[test]
     fn issue_route_macros_name_paths_scopes_and_acls() {
-        use crate::Method;
+        use hearth_sdk::Method;
         let routes = crate::issue_routes!(ALLERGIES, kind = "allergy", param = "auuid",
             noun = "allergies", acl = { across = "a/x", list = "a/l", read = "a/r", write = "a/w:write" });
         let got: Vec<(&str, &str, &str)> =

@@ -7,7 +7,7 @@
 //! keep that shape in one place so a plugin only supplies its SQL and its row mapping.
 //!
 //! ```no_run
-//! # use hearth_sdk::prelude::*;
+//! # use hearth_emr::prelude::*;
 //! const SELECT: &str = "SELECT f.* FROM facility f";
 //! const SORT: Sort = Sort {
 //!     alias: "f",
@@ -26,13 +26,14 @@
 //! }
 //! ```
 
-use crate::json::Json;
-use crate::request::{Request, Window};
-use crate::response::{ApiError, Response, Result};
-use crate::sql::{Column, Fields, Insert, Search, Sort, Update};
-use crate::store::{self, Row, Rows, Value};
-use crate::validate::Validator;
-use crate::{emr, new_uuid, time};
+use crate::patients;
+use hearth_sdk::json::Json;
+use hearth_sdk::request::{Request, Window};
+use hearth_sdk::response::{ApiError, Response, Result};
+use hearth_sdk::sql::{Column, Fields, Insert, Search, Sort, Update};
+use hearth_sdk::store::{self, Row, Rows, Value};
+use hearth_sdk::validate::Validator;
+use hearth_sdk::{new_uuid, time};
 
 /// Rows per page for [`Request::paging`] callers that want a default page.
 pub const DEFAULT_LIMIT: u32 = 100;
@@ -40,7 +41,7 @@ pub const DEFAULT_LIMIT: u32 = 100;
 /// The most rows one page may hold, as OpenEMR caps `_limit`.
 pub const MAX_LIMIT: u32 = 200;
 
-pub use crate::request::DEFAULT_LIST_CAP;
+pub use hearth_sdk::request::DEFAULT_LIST_CAP;
 
 /// Runs `sql` and maps its first row; a 404 when there is none.
 pub fn one(sql: &str, params: &[Value], map: impl Fn(&Row<'_>) -> Json) -> Result<Json> {
@@ -153,12 +154,12 @@ pub type BodyRules = fn(&mut Validator<'_>, bool);
 /// update of the given columns answering the row.
 ///
 /// Rows of a patient (`patient` names the column with the `pid`) are read and written
-/// only through the patient the route names ([`emr::patient`]: `:puuid`, `:pid`, or the
+/// only through the patient the route names ([`patients::patient`]: `:puuid`, `:pid`, or the
 /// portal caller's own), so a row of another patient is a 404 and is never changed.
 ///
 /// ```
-/// use hearth_sdk::crud::Table;
-/// use hearth_sdk::prelude::*;
+/// use hearth_emr::crud::Table;
+/// use hearth_emr::prelude::*;
 /// const FACILITIES: Table = Table {
 ///     table: "facility",
 ///     alias: "f",
@@ -225,7 +226,7 @@ impl Table {
         if self.patient.is_empty() {
             return Ok(None);
         }
-        Ok(Some(emr::patient(req)?.pid))
+        Ok(Some(patients::patient(req)?.pid))
     }
 
     /// A search of the rows of patient `pid` (see [`Table::pid`]) that meet `only`.
@@ -348,7 +349,7 @@ impl Table {
 mod tests {
     use super::*;
     use crate::prelude::*;
-    use crate::testing::{MockHost, TestRequest};
+    use hearth_sdk::testing::{MockHost, TestRequest};
     use serde_json::json;
 
     struct Things;
@@ -481,7 +482,7 @@ mod tests {
         },
         sort: Sort {
             alias: "v",
-            keys: &[crate::sql::SortKey::column("reason")],
+            keys: &[hearth_sdk::sql::SortKey::column("reason")],
             default: "-id",
             tiebreak: "-id",
         },
@@ -576,7 +577,11 @@ mod tests {
         assert_eq!(response.status, 201, "{}", response.text());
         let data = response.body_json()["data"].clone();
         assert_eq!(data["id"], 3);
-        assert!(data["uuid"].as_str().is_some_and(crate::request::is_uuid));
+        assert!(
+            data["uuid"]
+                .as_str()
+                .is_some_and(hearth_sdk::request::is_uuid)
+        );
         let (sql, params) = &host.writes()[0];
         assert_eq!(
             sql,

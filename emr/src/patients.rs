@@ -1,0 +1,133 @@
+//! Patients (`patient_data`) as routes name them: by uuid (`:puuid`), by the legacy
+//! number (`:pid`), or the portal caller's own; and OpenEMR's rules for a patient's
+//! suffix and previous names. A leaf of the crate: it uses only the SDK.
+
+use hearth_sdk::request::Request;
+use hearth_sdk::response::{ApiError, Result};
+use hearth_sdk::store;
+use hearth_sdk::{Value, params};
+
+/// A patient a request acts on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Patient {
+    /// `patient_data.pid`, the key clinical tables use.
+    pub pid: i64,
+    /// `patient_data.uuid`.
+    pub uuid: String,
+}
+
+fn find_patient(sql: &str, params: &[Value]) -> Result<Patient> {
+    let row = store::query_one(sql, params)?.ok_or(ApiError::NotFound)?;
+    Ok(Patient {
+        pid: row.int("pid").unwrap_or_default(),
+        uuid: row.text("uuid").unwrap_or_default().to_owned(),
+    })
+}
+
+/// The patient with `puuid`; a 404 when there is none.
+pub fn patient_by_uuid(puuid: &str) -> Result<Patient> {
+    find_patient(
+        "SELECT pid, uuid FROM patient_data WHERE uuid = $1",
+        params![puuid],
+    )
+}
+
+/// The patient with `pid`; a 404 when there is none.
+pub fn patient_by_pid(pid: i64) -> Result<Patient> {
+    find_patient(
+        "SELECT pid, uuid FROM patient_data WHERE pid = $1",
+        params![pid],
+    )
+}
+
+/// The patient named by the uuid route parameter `param` (usually `puuid`): a 400 for a
+/// malformed uuid, a 404 when no such patient exists.
+pub fn path_patient(req: &Request, param: &str) -> Result<Patient> {
+    patient_by_uuid(&req.uuid(param)?)
+}
+
+/// The patient named by the numeric route parameter `param` (usually `pid`): a 400 when
+/// it is not a positive number, a 404 when no such patient exists.
+pub fn path_pid(req: &Request, param: &str) -> Result<Patient> {
+    patient_by_pid(req.id(param)?)
+}
+
+/// The portal caller's own patient (the token's patient); a 404 when the request is not
+/// bound to one. Portal routes never take a patient from the path.
+pub fn portal_patient(req: &Request) -> Result<Patient> {
+    let puuid = req.caller().patient.as_deref().ok_or(ApiError::NotFound)?;
+    patient_by_uuid(puuid)
+}
+
+/// The patient a route acts on: on the portal the caller's own patient; elsewhere the
+/// patient named by the route's `:puuid` (uuid) or `:pid` (number) parameter. One
+/// handler can so serve `/api/patient/:puuid/x` and `/portal/patient/x` alike.
+pub fn patient(req: &Request) -> Result<Patient> {
+    if req.family() == hearth_sdk::Family::Portal {
+        portal_patient(req)
+    } else if req.has_param("puuid") {
+        path_patient(req, "puuid")
+    } else if req.has_param("pid") {
+        path_pid(req, "pid")
+    } else {
+        Err(ApiError::Internal(format!(
+            "route {} names no patient",
+            req.path()
+        )))
+    }
+}
+
+/// Suffixes OpenEMR reads off the end of a patient's last name when `suffix` is empty.
+pub const NAME_SUFFIXES: &[&str] = &["Jr.", "Jr", "Sr.", "Sr", "II", "III", "IV"];
+
+/// The `suffix` OpenEMR answers for a patient: the stored one, else a whole trailing word
+/// of the last name that is a suffix (`Smith Jr.` gives `Jr.`, any case), else none.
+pub fn patient_suffix<'a>(stored: Option<&'a str>, lname: Option<&'a str>) -> Option<&'a str> {
+    if let Some(stored) = stored.filter(|s| !s.is_empty()) {
+        return Some(stored);
+    }
+    let last_word = lname?.trim_end().rsplit(' ').next()?;
+    NAME_SUFFIXES
+        .iter()
+        .any(|s| s.eq_ignore_ascii_case(last_word))
+        .then_some(last_word)
+}
+
+/// The `patient_history` columns of a previous name, which are also its keys in a
+/// patient's `previous_names`, in the order [`formatted_previous_name`] takes them.
+pub const PREVIOUS_NAME_PARTS: [&str; 6] = [
+    "previous_name_prefix",
+    "previous_name_first",
+    "previous_name_middle",
+    "previous_name_last",
+    "previous_name_suffix",
+    "previous_name_enddate",
+];
+
+/// OpenEMR's display form of a previous name from its parts (prefix, first, middle,
+/// last, suffix, end date): "prefix first middle last suffix enddate", each only when
+/// present.
+pub fn formatted_previous_name(parts: [Option<&str>; 6]) -> String {
+    let [prefix, first, middle, last, suffix, enddate] =
+        parts.map(|part| part.filter(|text| !text.is_empty()));
+    let mut name = String::new();
+    if let Some(prefix) = prefix {
+        name.push_str(prefix);
+        name.push(' ');
+    }
+    name.push_str(first.unwrap_or_default());
+    match middle {
+        Some(middle) => {
+            name.push(' ');
+            name.push_str(middle);
+            name.push(' ');
+        }
+        None => name.push(' '),
+    }
+    name.push_str(last.unwrap_or_default());
+    for tail in [suffix, enddate].into_iter().flatten() {
+        name.push(' ');
+        name.push_str(tail);
+    }
+    name
+}
