@@ -56,6 +56,19 @@ pub enum Command {
     /// Synthetic demo data.
     #[command(subcommand)]
     Demo(DemoCommand),
+    /// The key-encryption key that seals every site's signing keys.
+    #[command(subcommand)]
+    Kek(KekCommand),
+}
+
+/// `hearth kek …`.
+#[derive(Debug, Subcommand)]
+pub enum KekCommand {
+    /// Seal every site's signing keys with a new key-encryption key. With the key in the
+    /// data folder: a new `kek` is written (the old one kept as `kek.previous` until every
+    /// site is done, then removed). With `HEARTH_KEK` set: the keys are sealed with it,
+    /// opening them with `HEARTH_KEK_PREVIOUS`.
+    Rotate,
 }
 
 /// `hearth demo …`.
@@ -269,7 +282,66 @@ pub async fn run(cli: Cli) -> Result<()> {
             crate::oauth::cli::run_portal_login(&cli.data_dir, args).await
         }
         Command::Demo(DemoCommand::Seed(args)) => demo_seed(&cli.data_dir, args).await,
+        Command::Kek(KekCommand::Rotate) => rotate_kek(&cli.data_dir).await,
     }
+}
+
+/// `hearth kek rotate`: see [`KekCommand::Rotate`]. Safe to run again after an
+/// interruption: while `kek.previous` exists it finishes the rotation under way instead of
+/// starting another.
+pub async fn rotate_kek(data_dir: &std::path::Path) -> Result<()> {
+    use crate::auth::kek;
+    let from_env = std::env::var(kek::ENV).is_ok_and(|v| !v.trim().is_empty());
+    // Opening creates the data folder and its key when they are missing.
+    let sites = Sites::open(data_dir).await?;
+    let data_dir = sites.data_dir().to_path_buf();
+    sites.close().await;
+    let previous = data_dir.join(kek::PREVIOUS_FILE);
+    if !from_env {
+        if previous.exists() {
+            println!(
+                "{} exists: finishing the rotation under way",
+                previous.display()
+            );
+        } else {
+            let current = data_dir.join(kek::FILE);
+            let text = std::fs::read_to_string(&current)
+                .with_context(|| format!("reading {}", current.display()))?;
+            kek::write_secret(&previous, text.trim())?;
+            kek::write_secret(&current, &kek::generate())?;
+        }
+    }
+    let sites = Sites::open(&data_dir).await?;
+    let keyring = sites.keyring()?;
+    let mut count = 0;
+    for (name, _) in sites.list().await? {
+        // Opening a site seals its keys with the current key (or fails, naming why).
+        open_site(&sites, &name).await?;
+        println!(
+            "site {name}: signing keys sealed with {}",
+            keyring.current_id()
+        );
+        count += 1;
+    }
+    sites.close().await;
+    if from_env {
+        println!(
+            "{count} site(s) use the key in {}; {} may be removed now",
+            kek::ENV,
+            kek::ENV_PREVIOUS
+        );
+    } else {
+        if previous.exists() {
+            std::fs::remove_file(&previous)
+                .with_context(|| format!("removing {}", previous.display()))?;
+        }
+        println!(
+            "{count} site(s) use the new key-encryption key {} in {}",
+            keyring.current_id(),
+            data_dir.join(kek::FILE).display()
+        );
+    }
+    Ok(())
 }
 
 async fn demo_seed(data_dir: &std::path::Path, args: DemoSeedArgs) -> Result<()> {

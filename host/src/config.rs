@@ -33,6 +33,9 @@ pub struct Config {
     pub max_instances: u32,
     /// Reload plugins when `plugins.toml` or a plugin file changes (default true).
     pub watch_plugins: bool,
+    /// Proxies whose `X-Forwarded-For` is believed (addresses or CIDR ranges; default
+    /// none): sign-in limits count against the client address they report.
+    pub trusted_proxies: crate::proxy::TrustedProxies,
 }
 
 /// `hearth.toml`.
@@ -48,6 +51,7 @@ struct FileConfig {
     cache_dir: Option<PathBuf>,
     max_instances: Option<u32>,
     watch_plugins: Option<bool>,
+    trusted_proxies: Option<Vec<String>>,
 }
 
 /// Values given on the command line.
@@ -89,6 +93,14 @@ impl Config {
         if let Some(url) = &public_url {
             check_public_url(url)?;
         }
+        let trusted_proxies = match env("HEARTH_TRUSTED_PROXIES") {
+            Some(text) => crate::proxy::TrustedProxies::parse(text.split(','))
+                .context("HEARTH_TRUSTED_PROXIES")?,
+            None => crate::proxy::TrustedProxies::parse(
+                file.trusted_proxies.iter().flatten().map(String::as_str),
+            )
+            .with_context(|| format!("trusted_proxies in {}", file_path.display()))?,
+        };
         let plugins_file = overrides
             .plugins
             .clone()
@@ -113,6 +125,7 @@ impl Config {
                     .with_context(|| format!("HEARTH_WATCH_PLUGINS={text} is not true or false"))?,
                 None => file.watch_plugins.unwrap_or(true),
             },
+            trusted_proxies,
         })
     }
 
@@ -129,6 +142,7 @@ impl Config {
             cache_dir: None,
             max_instances: 1000,
             watch_plugins: true,
+            trusted_proxies: Default::default(),
         }
     }
 
@@ -176,6 +190,34 @@ mod tests {
         );
         assert!(error.contains("lisen"), "{error}");
         assert!(error.contains("line 2"), "{error}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn trusted_proxies_come_from_hearth_toml() {
+        let dir = std::env::temp_dir().join(format!("hearth-proxies-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("hearth.toml"),
+            "trusted_proxies = [\"127.0.0.1\", \"10.0.0.0/8\"]\n",
+        )
+        .unwrap();
+        let config = Config::load(&dir, &Overrides::default()).unwrap();
+        assert!(config.trusted_proxies.contains("10.9.8.7".parse().unwrap()));
+        assert!(
+            !config
+                .trusted_proxies
+                .contains("192.0.2.1".parse().unwrap())
+        );
+        std::fs::write(dir.join("hearth.toml"), "trusted_proxies = [\"proxy\"]\n").unwrap();
+        let error = format!(
+            "{:#}",
+            Config::load(&dir, &Overrides::default()).unwrap_err()
+        );
+        assert!(
+            error.contains("trusted_proxies") && error.contains("proxy"),
+            "{error}"
+        );
         std::fs::remove_dir_all(dir).unwrap();
     }
 

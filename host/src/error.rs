@@ -32,7 +32,12 @@ pub struct HttpError {
     pub www_authenticate: Option<String>,
     /// `Allow` for 405 answers.
     pub allow: Option<String>,
+    /// `Retry-After` (seconds) for 503 answers the client may simply retry.
+    pub retry_after: Option<u32>,
 }
+
+/// How long a client is asked to wait before retrying after the database was unreachable.
+pub const RETRY_AFTER_SECONDS: u32 = 2;
 
 impl HttpError {
     /// An error with `status`, `code` and `message`.
@@ -43,6 +48,29 @@ impl HttpError {
             message: message.into(),
             www_authenticate: None,
             allow: None,
+            retry_after: None,
+        }
+    }
+
+    /// 503: the site's database could not be reached (`cause` says how); the client may
+    /// retry after [`RETRY_AFTER_SECONDS`].
+    pub fn unavailable(cause: &str) -> HttpError {
+        tracing::warn!("database unavailable: {cause}");
+        let mut error = HttpError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "database_unavailable",
+            format!("The site's database is unavailable ({cause}); try again shortly"),
+        );
+        error.retry_after = Some(RETRY_AFTER_SECONDS);
+        error
+    }
+
+    /// A database error: 503 when the database could not be reached, else a 500 whose
+    /// detail goes to the log.
+    pub fn from_store(error: crate::db::store::StoreError) -> HttpError {
+        match error {
+            crate::db::store::StoreError::Unavailable(cause) => HttpError::unavailable(&cause),
+            other => HttpError::internal(other),
         }
     }
 
@@ -155,6 +183,9 @@ impl HttpError {
         }
         if let Some(value) = self.allow.and_then(|v| HeaderValue::from_str(&v).ok()) {
             headers.insert(header::ALLOW, value);
+        }
+        if let Some(seconds) = self.retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
     }

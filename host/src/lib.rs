@@ -16,5 +16,6 @@ pub mod demo;
 pub mod error;
 pub mod oauth;
 pub mod plugins;
+pub mod proxy;
 pub mod sites;
 pub mod tls;

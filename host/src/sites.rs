@@ -14,6 +14,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 use sqlx::{Row, SqlitePool};
 
 use crate::auth::jwt::Alg;
+use crate::auth::kek::Keyring;
 use crate::auth::keys::{self, KeySet};
 use crate::auth::tokens::TokenCache;
 use crate::db::grants::SqlGate;
@@ -40,9 +41,10 @@ impl Site {
         self.keys.load_full()
     }
 
-    /// Reloads keys from the database (after a rotation).
-    pub async fn reload_keys(&self) -> Result<()> {
-        self.keys.store(Arc::new(keys::load(&self.db).await?));
+    /// Reloads keys from the database (after a rotation), opening them with `keyring`.
+    pub async fn reload_keys(&self, keyring: &Keyring) -> Result<()> {
+        self.keys
+            .store(Arc::new(keys::load(&self.db, keyring).await?));
         self.tokens.clear();
         Ok(())
     }
@@ -62,6 +64,10 @@ pub fn valid_name(name: &str) -> bool {
 /// again (so a site added by the CLI while the server runs shows up quickly).
 const MISSING_TTL: Duration = Duration::from_secs(2);
 
+/// The most unknown site names remembered at once: requests naming random sites cannot
+/// grow the memory; past it, forgotten names are asked of the registry again.
+pub const MISSING_LIMIT: usize = 1024;
+
 /// The registry of sites.
 pub struct Sites {
     control: SqlitePool,
@@ -79,6 +85,9 @@ impl Sites {
         let data_dir = data_dir
             .canonicalize()
             .with_context(|| format!("resolving {}", data_dir.display()))?;
+        // The key-encryption key: created on first start, and a bad one is an error now
+        // rather than when a site first opens.
+        Keyring::open(&data_dir).context("reading the key-encryption key")?;
         let options = SqliteConnectOptions::new()
             .filename(data_dir.join("hearth.db"))
             .create_if_missing(true)
@@ -133,7 +142,7 @@ impl Sites {
         if Kind::of(&url).is_none() {
             bail!("unsupported database URL (use sqlite:… or postgres://…)");
         }
-        let site = Self::connect(name, &url).await?;
+        let site = self.connect(name, &url).await?;
         sqlx::query("INSERT INTO sites (name, database_url, created_at) VALUES ($1, $2, $3)")
             .bind(name)
             .bind(&url)
@@ -196,12 +205,37 @@ impl Sites {
             return Ok(Some(site.clone()));
         }
         let Some(url) = self.url_of(name).await? else {
-            self.missing.lock().insert(name.to_owned(), Instant::now());
+            self.remember_missing(name);
             return Ok(None);
         };
-        let site = Self::connect(name, &url).await?;
+        let site = self.connect(name, &url).await?;
         self.open.write().insert(name.to_owned(), site.clone());
         Ok(Some(site))
+    }
+
+    /// Remembers `name` as unknown for [`MISSING_TTL`], keeping at most
+    /// [`MISSING_LIMIT`] names: expired ones go first, then the oldest.
+    fn remember_missing(&self, name: &str) {
+        let mut missing = self.missing.lock();
+        if missing.len() >= MISSING_LIMIT && !missing.contains_key(name) {
+            missing.retain(|_, at| at.elapsed() < MISSING_TTL);
+            while missing.len() >= MISSING_LIMIT {
+                let Some(oldest) = missing
+                    .iter()
+                    .min_by_key(|(_, at)| **at)
+                    .map(|(name, _)| name.clone())
+                else {
+                    break;
+                };
+                missing.remove(&oldest);
+            }
+        }
+        missing.insert(name.to_owned(), Instant::now());
+    }
+
+    /// How many unknown site names are remembered now.
+    pub fn missing_remembered(&self) -> usize {
+        self.missing.lock().len()
     }
 
     /// Opens every registered site.
@@ -223,13 +257,29 @@ impl Sites {
         self.open.read().values().cloned().collect()
     }
 
-    async fn connect(name: &str, url: &str) -> Result<Arc<Site>> {
+    /// The key-encryption keyring, read again from the environment or the data folder
+    /// each time (a site opens rarely, and a rotation may have happened meanwhile).
+    pub fn keyring(&self) -> Result<Keyring> {
+        Keyring::open(&self.data_dir).context("reading the key-encryption key")
+    }
+
+    async fn connect(&self, name: &str, url: &str) -> Result<Arc<Site>> {
+        let keyring = self.keyring()?;
         let db = Db::connect(url).await?;
         db.migrate()
             .await
             .with_context(|| format!("migrating the database of site {name}"))?;
-        keys::ensure(&db, Alg::Rs256).await?;
-        let keys = keys::load(&db).await?;
+        keys::ensure(&db, Alg::Rs256, &keyring).await?;
+        let resealed = keys::reseal(&db, &keyring)
+            .await
+            .with_context(|| format!("sealing the signing keys of site {name}"))?;
+        if resealed > 0 {
+            tracing::info!(
+                "site {name}: {resealed} signing key(s) sealed with the key-encryption key {}",
+                keyring.current_id()
+            );
+        }
+        let keys = keys::load(&db, &keyring).await?;
         let gate = match db.kind() {
             Kind::Sqlite => SqlGate::sqlite(&sqlite_path(url)).map_err(anyhow::Error::msg)?,
             Kind::Postgres => SqlGate::postgres(),

@@ -55,6 +55,8 @@ pub struct TestApp {
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<()>>,
     databases: Vec<String>,
+    /// The administrative URL the databases were made with.
+    admin_url: Option<String>,
 }
 
 /// How to build a test server.
@@ -67,6 +69,13 @@ pub struct Options {
     /// The public URL the server advertises (as if behind a proxy), instead of its
     /// listen address.
     pub public_url: Option<String>,
+    /// Proxies whose `X-Forwarded-For` the server believes (`trusted_proxies`).
+    pub trusted_proxies: Vec<String>,
+    /// Whether the server watches the plugin files (default: as the host defaults).
+    pub watch_plugins: Option<bool>,
+    /// An administrative PostgreSQL URL to use instead of `HEARTH_TEST_POSTGRES_URL` (a
+    /// private cluster a test may stop and start).
+    pub postgres_url: Option<String>,
 }
 
 impl Options {
@@ -109,7 +118,7 @@ impl TestApp {
     pub async fn spawn_with(backend: Backend, options: Options) -> Option<TestApp> {
         let admin = match backend {
             Backend::Sqlite => None,
-            Backend::Postgres => match postgres_url() {
+            Backend::Postgres => match options.postgres_url.clone().or_else(postgres_url) {
                 Some(url) => Some(url),
                 None => {
                     eprintln!("skipped: HEARTH_TEST_POSTGRES_URL is not set");
@@ -158,6 +167,13 @@ impl TestApp {
             config.max_body_bytes = bytes;
         }
         config.public_url = options.public_url.clone();
+        config.trusted_proxies = hearth::proxy::TrustedProxies::parse(
+            options.trusted_proxies.iter().map(String::as_str),
+        )
+        .expect("trusted proxies");
+        if let Some(watch) = options.watch_plugins {
+            config.watch_plugins = watch;
+        }
         let (state, listen, shutdown, server) = serve(config.clone()).await;
         let base = state.base_url.clone();
         Some(TestApp {
@@ -171,6 +187,7 @@ impl TestApp {
             shutdown: Some(shutdown),
             server: Some(server),
             databases,
+            admin_url: admin,
         })
     }
 
@@ -388,7 +405,7 @@ impl TestApp {
         if let Some(server) = self.server.take() {
             let _ = server.await;
         }
-        if let Some(admin) = postgres_url() {
+        if let Some(admin) = self.admin_url.clone() {
             for name in self.databases.drain(..) {
                 drop_database(&admin, &name).await;
             }
@@ -463,7 +480,7 @@ impl Drop for TestApp {
             let _ = shutdown.send(());
         }
         if !self.databases.is_empty()
-            && let Some(admin) = postgres_url()
+            && let Some(admin) = self.admin_url.clone()
         {
             let databases = std::mem::take(&mut self.databases);
             // Best effort when a test panicked before `stop`.

@@ -1147,12 +1147,19 @@ both! {
             (vec![("code_challenge_method", "S256")], "method without challenge"),
             (vec![("code_challenge", "short"), ("code_challenge_method", "S256")], "not a S256 value"),
         ] {
+            // The client registered itself and was enabled at once: no administrator has
+            // vetted it, so its errors are a page, never a redirect (RFC 9700 §4.11).
             let reply = browser.get(&authorize_url(app, "default", &client_id, scope, &extra)).await;
-            let params = query_of(&location(&reply));
-            assert_eq!(params["error"], "invalid_request", "{why}");
-            assert_eq!(params["state"], "st-1");
-            assert_eq!(params["iss"], format!("{}/oauth2/default", app.base));
+            assert_eq!(reply.status, 400, "{why}: {}", reply.text);
+            assert!(reply.header("location").is_none(), "{why}");
+            assert!(reply.text.contains("invalid_request"), "{why}: {}", reply.text);
         }
+        enable(app, "default", &client_id).await;
+        let reply = browser.get(&authorize_url(app, "default", &client_id, scope, &[])).await;
+        let params = query_of(&location(&reply));
+        assert_eq!(params["error"], "invalid_request", "a vetted client gets its errors back");
+        assert_eq!(params["state"], "st-1");
+        assert_eq!(params["iss"], format!("{}/oauth2/default", app.base));
         assert_eq!(session_count(app, "default").await, 0, "refused requests store nothing");
 
         let url = authorize_url(app, "default", &client_id, scope, &[("code_challenge", &challenge), ("code_challenge_method", "S256")]);
@@ -1235,7 +1242,10 @@ both! {
         assert_eq!(error_of(&browser.get(&authorize_url(app, "default", &client_id, "openid launch", &[("launch", "forged"), ("aud", &app.api("default", "/fhir"))])).await), "invalid_request");
         let site = app.state.sites.get("default").await.unwrap();
         hearth::oauth::clients::set_enabled(&site, &client_id, false).await.unwrap();
-        assert_eq!(error_of(&browser.get(&authorize_url(app, "default", &client_id, "openid", &[])).await), "unauthorized_client");
+        let disabled = browser.get(&authorize_url(app, "default", &client_id, "openid", &[])).await;
+        assert_eq!(disabled.status, 400, "a disabled client gets a page: {}", disabled.text);
+        assert!(disabled.header("location").is_none(), "never redirect to a client that is not enabled");
+        assert!(disabled.text.contains("not enabled"), "{}", disabled.text);
         assert_eq!(session_count(app, "default").await, 0);
     }
 

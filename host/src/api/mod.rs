@@ -241,7 +241,7 @@ async fn handle(call: &Call<'_>, body: Body, audit: &mut Record) -> Result<Respo
     if audit.patient_id.is_none() {
         audit.patient_id = patient_param(&bound, &params);
     }
-    let body = read_body(body, app.config.max_body_bytes).await?;
+    let body = read_body(body, call.headers, app.config.max_body_bytes).await?;
     if app.config.audit_bodies {
         audit.request_body = Some(String::from_utf8_lossy(&body).into_owned());
     }
@@ -369,15 +369,27 @@ fn patient_param(bound: &Bound, params: &[String]) -> Option<String> {
         .map(|(_, value)| value.clone())
 }
 
-async fn read_body(body: Body, limit: usize) -> Result<Bytes, HttpError> {
-    let limited = http_body_util::Limited::new(body, limit);
-    match limited.collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(error) if error.is::<http_body_util::LengthLimitError>() => Err(HttpError::new(
+/// Reads the body, up to `limit` bytes. A declared `Content-Length` over the limit is
+/// answered 413 at once, without reading any of the body.
+async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Bytes, HttpError> {
+    let too_large = || {
+        HttpError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "body_too_large",
             format!("The request body is larger than {limit} bytes"),
-        )),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit as u64) {
+        return Err(too_large());
+    }
+    let limited = http_body_util::Limited::new(body, limit);
+    match limited.collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(error) if error.is::<http_body_util::LengthLimitError>() => Err(too_large()),
         Err(error) => Err(HttpError::new(
             StatusCode::BAD_REQUEST,
             "bad_body",
@@ -488,6 +500,7 @@ fn call_error(site: &str, request: &str, bound: &Bound, error: CallError) -> Htt
             "plugin_response_too_large",
         ),
         CallError::Commit(_) => (StatusCode::INTERNAL_SERVER_ERROR, "commit_failed"),
+        CallError::Unavailable(cause) => return HttpError::unavailable(cause),
     };
     let message = match &error {
         // A trap's text can hold internals; say only that the plugin failed.
@@ -495,7 +508,12 @@ fn call_error(site: &str, request: &str, bound: &Bound, error: CallError) -> Htt
         CallError::Commit(_) => "The request's changes could not be saved".to_owned(),
         other => format!("{other} (plugin {plugin})"),
     };
-    HttpError::new(status, code, message)
+    let mut error = HttpError::new(status, code, message);
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        // A deadline or a full plugin may pass: the client may simply try again.
+        error.retry_after = Some(crate::error::RETRY_AFTER_SECONDS);
+    }
+    error
 }
 
 /// A plugin's response as an HTTP response. The status is the one the plugin asked to

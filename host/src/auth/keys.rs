@@ -1,5 +1,6 @@
 //! A site's token signing keys: generated when the site is created, kept in the site's
-//! database, published at `/oauth2/{site}/jwks`.
+//! database sealed with the key-encryption key ([`super::kek`]), published at
+//! `/oauth2/{site}/jwks`.
 
 use anyhow::{Context, Result};
 use base64::Engine as _;
@@ -10,6 +11,7 @@ use sha2::{Digest, Sha256};
 use sqlx::Row;
 
 use super::jwt::{Alg, Signer, Verifier};
+use super::kek::Keyring;
 use crate::db::Db;
 use crate::on_db;
 
@@ -72,7 +74,7 @@ pub fn generate(alg: Alg) -> Result<(String, Vec<u8>, Value)> {
 }
 
 /// Creates the site's first key when it has none.
-pub async fn ensure(db: &Db, alg: Alg) -> Result<()> {
+pub async fn ensure(db: &Db, alg: Alg, keyring: &Keyring) -> Result<()> {
     let count: i64 = on_db!(db, |pool| {
         sqlx::query("SELECT COUNT(*) AS n FROM signing_keys WHERE active = 1")
             .fetch_one(pool)
@@ -83,6 +85,7 @@ pub async fn ensure(db: &Db, alg: Alg) -> Result<()> {
         return Ok(());
     }
     let (kid, der, jwk) = generate(alg)?;
+    let der = keyring.seal(&kid, &der)?;
     let now = time::OffsetDateTime::now_utc().unix_timestamp().to_string();
     on_db!(db, |pool| {
         sqlx::query(
@@ -99,8 +102,45 @@ pub async fn ensure(db: &Db, alg: Alg) -> Result<()> {
     Ok(())
 }
 
+/// Seals with the current key-encryption key every stored key that is not sealed with it
+/// yet (stored in plain text by an older version, or sealed with the previous key during a
+/// rotation); answers how many were sealed again. Each row is updated on its own, only if
+/// it still holds what was read, so two processes doing this at once do no harm.
+pub async fn reseal(db: &Db, keyring: &Keyring) -> Result<usize> {
+    let rows: Vec<(String, Vec<u8>)> = on_db!(db, |pool| {
+        sqlx::query("SELECT kid, private_key FROM signing_keys ORDER BY kid")
+            .fetch_all(pool)
+            .await?
+            .into_iter()
+            .map(|row| -> Result<_, sqlx::Error> {
+                Ok((row.try_get("kid")?, row.try_get("private_key")?))
+            })
+            .collect::<Result<Vec<_>, _>>()?
+    });
+    let mut sealed = 0;
+    for (kid, stored) in rows {
+        let opened = keyring.open_key(&kid, &stored)?;
+        if opened.current {
+            continue;
+        }
+        let again = keyring.seal(&kid, &opened.der)?;
+        on_db!(db, |pool| {
+            sqlx::query(
+                "UPDATE signing_keys SET private_key = $1 WHERE kid = $2 AND private_key = $3",
+            )
+            .bind(&again)
+            .bind(&kid)
+            .bind(&stored)
+            .execute(pool)
+            .await?;
+        });
+        sealed += 1;
+    }
+    Ok(sealed)
+}
+
 /// Loads the site's active keys.
-pub async fn load(db: &Db) -> Result<KeySet> {
+pub async fn load(db: &Db, keyring: &Keyring) -> Result<KeySet> {
     let rows: Vec<(String, String, Vec<u8>, String)> = on_db!(db, |pool| {
         sqlx::query(
             "SELECT kid, alg, private_key, public_jwk FROM signing_keys WHERE active = 1 ORDER BY created_at DESC, kid",
@@ -113,9 +153,10 @@ pub async fn load(db: &Db) -> Result<KeySet> {
         })
         .collect::<Result<Vec<_>, _>>()?
     });
-    let (kid, alg, der, _) = rows.first().context("the site has no signing key")?;
+    let (kid, alg, stored, _) = rows.first().context("the site has no signing key")?;
     let alg = Alg::from_name(alg).with_context(|| format!("unknown key algorithm {alg}"))?;
-    let signer = Signer::from_pkcs8(kid, alg, der).map_err(anyhow::Error::msg)?;
+    let der = keyring.open_key(kid, stored)?.der;
+    let signer = Signer::from_pkcs8(kid, alg, &der).map_err(anyhow::Error::msg)?;
     let mut verifiers = Vec::new();
     let mut keys = Vec::new();
     for (_, _, _, jwk) in &rows {

@@ -3,6 +3,7 @@
 
 pub mod acl;
 pub mod jwt;
+pub mod kek;
 pub mod keys;
 pub mod scopes;
 pub mod tokens;

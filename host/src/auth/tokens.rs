@@ -6,6 +6,12 @@
 //! recorded in `api_token`, so revocation and logout take effect at once for every host
 //! process sharing the database: the signature check is cached, the revocation check is
 //! not.
+//!
+//! The row also holds a digest of the claims that decide what the token may do (role,
+//! subject, client, scopes, user name, ACL role, patient). Every call compares the
+//! token's claims with it, so a token whose signature verifies but whose claims differ
+//! from what was issued under its `jti` (a forgery with a stolen key and a real token
+//! id) is refused: the signing key alone is not enough to widen a token.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -75,6 +81,43 @@ pub struct Principal {
     pub exp: i64,
     /// The ACL role of a staff user (`admin`, `physician`, …).
     pub acl_role: Option<String>,
+    /// The digest of the claims above, compared with the token's row on every call.
+    pub claims_digest: String,
+}
+
+/// The digest of the claims that decide what a token may do, as stored in
+/// `api_token.claims_digest`: SHA-256 over the fields, each preceded by its length.
+pub fn claims_digest(
+    role: Role,
+    subject: &str,
+    client_id: &str,
+    scope: &str,
+    username: Option<&str>,
+    acl_role: Option<&str>,
+    patient: Option<&str>,
+) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hash = Sha256::new();
+    let fields = [
+        Some(role.name()),
+        Some(subject),
+        Some(client_id),
+        Some(scope),
+        username,
+        acl_role,
+        patient,
+    ];
+    for field in fields {
+        match field {
+            // Absent and empty differ, so a claim cannot be dropped for an empty one.
+            None => hash.update(b"-"),
+            Some(text) => {
+                hash.update((text.len() as u64).to_le_bytes());
+                hash.update(text.as_bytes());
+            }
+        }
+    }
+    hex::encode(hash.finalize())
 }
 
 /// What to put in a new token.
@@ -134,6 +177,7 @@ pub struct Signed {
     scope: String,
     context: String,
     issued_at: i64,
+    claims_digest: String,
 }
 
 /// A new access token id: 12 hex digits of the time in milliseconds, then 20 of random
@@ -198,6 +242,15 @@ pub fn sign(site: &Site, base: &str, grant: &Grant) -> anyhow::Result<Signed> {
         scope: grant.scope.clone(),
         context: context.to_string(),
         issued_at: iat,
+        claims_digest: claims_digest(
+            grant.role,
+            &grant.subject,
+            &grant.client_id,
+            &grant.scope,
+            grant.username.as_deref(),
+            grant.acl_role.as_deref(),
+            grant.patient.as_deref(),
+        ),
     })
 }
 
@@ -206,7 +259,7 @@ impl Signed {
     /// `tx` commits.
     pub async fn record(&self, tx: &mut Tx, grant_id: Option<&str>) -> Result<(), StoreError> {
         tx.execute(
-            "INSERT INTO api_token (jti, client_id, user_id, scope, context, expires_at, revoked, created_at, grant_id) VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $8)",
+            "INSERT INTO api_token (jti, client_id, user_id, scope, context, expires_at, revoked, created_at, grant_id, claims_digest) VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $8, $9)",
             vec![
                 SqlValue::Text(self.issued.jti.clone()),
                 SqlValue::Text(self.client_id.clone()),
@@ -216,6 +269,7 @@ impl Signed {
                 SqlValue::Integer(self.issued.expires_at),
                 SqlValue::Integer(self.issued_at),
                 grant_id.map_or(SqlValue::Null, |id| SqlValue::Text(id.to_owned())),
+                SqlValue::Text(self.claims_digest.clone()),
             ],
         )
         .await?;
@@ -294,12 +348,34 @@ pub async fn authenticate(
     if principal.exp <= now() {
         return Err(invalid("The access token has expired"));
     }
-    match site.db.token_revoked(&principal.jti).await {
-        Ok(Some(false)) => Ok(principal),
-        Ok(Some(true)) => Err(invalid("The access token has been revoked")),
-        Ok(None) => Err(invalid("The access token is not known to this site")),
-        Err(error) => Err(HttpError::internal(format!("{error:?}"))),
+    let row = match site.db.token_row(&principal.jti).await {
+        Ok(Some(row)) => row,
+        Ok(None) => return Err(invalid("The access token is not known to this site")),
+        Err(error) => return Err(HttpError::from_store(error)),
+    };
+    if row.revoked {
+        return Err(invalid("The access token has been revoked"));
     }
+    let issued_as_claimed = match &row.claims_digest {
+        Some(digest) => crate::oauth::same(digest, &principal.claims_digest),
+        // Issued before digests were kept: what the row has must match.
+        None => {
+            row.user_id == principal.subject
+                && row.client_id == principal.client_id
+                && row.scope == principal.scope_text
+        }
+    };
+    if !issued_as_claimed {
+        tracing::warn!(
+            site = %site.name,
+            jti = %principal.jti,
+            "an access token's claims differ from what was issued under its id; refused"
+        );
+        return Err(invalid(
+            "The access token's claims differ from what was issued",
+        ));
+    }
+    Ok(principal)
 }
 
 fn verify(site: &Site, base: &str, token: &str) -> Result<Principal, String> {
@@ -331,17 +407,32 @@ fn verify(site: &Site, base: &str, token: &str) -> Result<Principal, String> {
         .and_then(|r| Role::from_name(&r))
         .ok_or("The access token has no role")?;
     let scope_text = text("scope").unwrap_or_default();
+    let subject = text("sub").ok_or("The access token has no subject")?;
+    let client_id = text("client_id").unwrap_or_default();
+    let username = text("username");
+    let acl_role = text("acl_role");
+    let patient = text("patient");
+    let claims_digest = claims_digest(
+        role,
+        &subject,
+        &client_id,
+        &scope_text,
+        username.as_deref(),
+        acl_role.as_deref(),
+        patient.as_deref(),
+    );
     Ok(Principal {
         role,
-        subject: text("sub").ok_or("The access token has no subject")?,
-        username: text("username").unwrap_or_default(),
-        client_id: text("client_id").unwrap_or_default(),
+        subject,
+        username: username.unwrap_or_default(),
+        client_id,
         scopes: ScopeSet::parse(&scope_text)?,
         scope_text,
-        patient: text("patient"),
+        patient,
         jti: text("jti").ok_or("The access token has no id")?,
         exp,
-        acl_role: text("acl_role"),
+        acl_role,
+        claims_digest,
     })
 }
 

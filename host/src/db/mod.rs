@@ -37,6 +37,21 @@ macro_rules! on_db {
     };
 }
 
+/// An access token's row in `api_token`, as the resource server checks it.
+#[derive(Debug, Clone)]
+pub struct TokenRow {
+    /// Revoked (by logout, revocation or a replayed grant).
+    pub revoked: bool,
+    /// The digest of the claims it was issued with (none for rows older than digests).
+    pub claims_digest: Option<String>,
+    /// The subject it was issued to.
+    pub user_id: String,
+    /// The client it was issued to.
+    pub client_id: String,
+    /// The scopes it was issued with.
+    pub scope: String,
+}
+
 /// Which database a URL names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -118,41 +133,49 @@ impl Db {
         }
     }
 
-    /// Whether the access token `jti` is revoked: `None` when the site never issued it.
-    /// Runs on every API call, so SQLite sites answer it on the fast path.
-    pub async fn token_revoked(&self, jti: &str) -> Result<Option<bool>, store::StoreError> {
+    /// What `api_token` says of the access token `jti`: `None` when the site never
+    /// issued it. Runs on every API call, so SQLite sites answer it on the fast path.
+    pub async fn token_row(&self, jti: &str) -> Result<Option<TokenRow>, store::StoreError> {
         match self {
             Db::Sqlite(_, fast) => {
+                let failed = |e: rusqlite::Error| store::StoreError::Failed(e.to_string());
                 let connection = fast.acquire()?;
                 let mut statement = connection
                     .get()
-                    .prepare_cached("SELECT revoked FROM api_token WHERE jti = ?1")
-                    .map_err(|e| store::StoreError::Failed(e.to_string()))?;
-                let mut rows = statement
-                    .query([jti])
-                    .map_err(|e| store::StoreError::Failed(e.to_string()))?;
-                match rows
-                    .next()
-                    .map_err(|e| store::StoreError::Failed(e.to_string()))?
-                {
-                    Some(row) => Ok(Some(
-                        row.get::<_, i64>(0)
-                            .map_err(|e| store::StoreError::Failed(e.to_string()))?
-                            != 0,
-                    )),
+                    .prepare_cached(
+                        "SELECT revoked, claims_digest, user_id, client_id, scope FROM api_token WHERE jti = ?1",
+                    )
+                    .map_err(failed)?;
+                let mut rows = statement.query([jti]).map_err(failed)?;
+                match rows.next().map_err(failed)? {
+                    Some(row) => Ok(Some(TokenRow {
+                        revoked: row.get::<_, i64>(0).map_err(failed)? != 0,
+                        claims_digest: row.get(1).map_err(failed)?,
+                        user_id: row.get(2).map_err(failed)?,
+                        client_id: row.get(3).map_err(failed)?,
+                        scope: row.get(4).map_err(failed)?,
+                    })),
                     None => Ok(None),
                 }
             }
             Db::Postgres(pool) => {
                 use sqlx::Row;
-                let row = sqlx::query("SELECT revoked FROM api_token WHERE jti = $1")
+                let row = sqlx::query(
+                    "SELECT revoked, claims_digest, user_id, client_id, scope FROM api_token WHERE jti = $1",
+                )
                     .bind(jti)
                     .fetch_optional(pool)
                     .await
-                    .map_err(|e| store::StoreError::Failed(e.to_string()))?;
-                row.map(|row| row.try_get::<i64, _>("revoked").map(|r| r != 0))
-                    .transpose()
-                    .map_err(|e| store::StoreError::Failed(e.to_string()))
+                    .map_err(store::StoreError::from_sqlx)?;
+                let Some(row) = row else { return Ok(None) };
+                let get = |e: sqlx::Error| store::StoreError::Failed(e.to_string());
+                Ok(Some(TokenRow {
+                    revoked: row.try_get::<i64, _>("revoked").map_err(get)? != 0,
+                    claims_digest: row.try_get("claims_digest").map_err(get)?,
+                    user_id: row.try_get("user_id").map_err(get)?,
+                    client_id: row.try_get("client_id").map_err(get)?,
+                    scope: row.try_get("scope").map_err(get)?,
+                }))
             }
         }
     }

@@ -200,11 +200,25 @@ pub enum StoreError {
     /// The statement was stopped because the request's deadline passed (SQLite's
     /// progress handler, PostgreSQL's `statement_timeout`).
     Deadline(String),
+    /// The database could not be reached: the connection was refused or lost, or none
+    /// came free in time. The request is answered 503 with `Retry-After`.
+    Unavailable(String),
     /// Anything else.
     Failed(String),
 }
 
 impl StoreError {
+    /// A sqlx error sorted as the plugin and the HTTP layer need it (a lost connection is
+    /// [`StoreError::Unavailable`]).
+    pub fn from_sqlx(error: sqlx::Error) -> StoreError {
+        classify(error)
+    }
+
+    /// True when the database could not be reached.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_))
+    }
+
     /// A statement stopped by the request's deadline, on either database.
     pub fn deadline() -> StoreError {
         StoreError::Deadline("the statement ran past the request's deadline".into())
@@ -217,6 +231,7 @@ impl std::fmt::Display for StoreError {
             StoreError::Denied(m) => write!(f, "denied: {m}"),
             StoreError::Constraint(m) => write!(f, "constraint failed: {m}"),
             StoreError::Invalid(m) => write!(f, "invalid statement: {m}"),
+            StoreError::Unavailable(m) => write!(f, "the database is unavailable: {m}"),
             StoreError::Deadline(m) | StoreError::Failed(m) => write!(f, "{m}"),
         }
     }
@@ -323,11 +338,17 @@ impl Db {
                     .div_ceil(1000)
                     .max(1);
                 let begin = format!("BEGIN; SET LOCAL statement_timeout = {remaining}");
-                Tx::Postgres(
-                    pool.begin_with(AssertSqlSafe(begin))
-                        .await
-                        .map_err(failed)?,
-                )
+                // The pool keeps trying to connect while the server refuses; stop at the
+                // request's deadline with the cause rather than letting the request time out.
+                let wait = deadline.saturating_duration_since(Instant::now());
+                match tokio::time::timeout(wait, pool.begin_with(AssertSqlSafe(begin))).await {
+                    Ok(begun) => Tx::Postgres(begun.map_err(failed)?),
+                    Err(_) => {
+                        return Err(StoreError::Unavailable(
+                            "no connection could be had before the request's deadline".into(),
+                        ));
+                    }
+                }
             }
         };
         Ok(tx)
@@ -422,11 +443,42 @@ impl Tx {
 }
 
 fn failed(error: sqlx::Error) -> StoreError {
-    StoreError::Failed(error.to_string())
+    match unreachable(&error) {
+        Some(cause) => StoreError::Unavailable(cause),
+        None => StoreError::Failed(error.to_string()),
+    }
+}
+
+/// Why the database cannot be reached, when `error` says it cannot: the connection was
+/// refused, broke, or the server is shutting down or starting up (SQLSTATE class 08 and
+/// 57P01–57P03); or the pool had no connection to give in time.
+pub fn unreachable(error: &sqlx::Error) -> Option<String> {
+    Some(match error {
+        sqlx::Error::Io(io) => format!("the connection failed ({})", io.kind()),
+        sqlx::Error::Tls(_) => "the connection's TLS failed".to_owned(),
+        sqlx::Error::PoolTimedOut => "no connection came free in time".to_owned(),
+        sqlx::Error::PoolClosed => "the connection pool is closed".to_owned(),
+        sqlx::Error::WorkerCrashed => "the connection's worker stopped".to_owned(),
+        sqlx::Error::Database(db) => {
+            let code = db.code().unwrap_or_default();
+            match code.as_ref() {
+                "57P01" | "57P02" => "the database server is shutting down".to_owned(),
+                "57P03" => "the database server is starting up".to_owned(),
+                code if code.starts_with("08") => {
+                    format!("the connection failed (SQLSTATE {code})")
+                }
+                _ => return None,
+            }
+        }
+        _ => return None,
+    })
 }
 
 /// Sorts a database error into what the plugin can act on.
 fn classify(error: sqlx::Error) -> StoreError {
+    if let Some(cause) = unreachable(&error) {
+        return StoreError::Unavailable(cause);
+    }
     match &error {
         sqlx::Error::Database(db) => {
             use sqlx::error::ErrorKind;

@@ -7,19 +7,18 @@
 //! The pending request lives in `oauth_sessions`, found by a cookie scoped to the site's
 //! `/oauth2/{site}/` path (under the public URL's own path, see [`pages_path`]); every
 //! form carries the session's CSRF token. Redirects after a
-//! form are 303. Until the redirect URI is known to be registered (exactly), errors are a
-//! page, never a redirect.
+//! form are 303. Until the redirect URI is known to be registered (exactly) by an enabled
+//! client an administrator has vetted, errors are a page, never a redirect.
 
 // The error side of these handlers' helpers is the page to answer with, built at most once
 // per request, so its size does not matter.
 #![allow(clippy::result_large_err)]
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Path, Request, State};
+use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -33,14 +32,13 @@ use crate::app::AppState;
 use crate::auth::jwt::{self, Alg};
 use crate::auth::tokens::{self, Role};
 use crate::on_db;
+use crate::proxy::ClientAddr;
 use crate::sites::Site;
 
 /// The cookie that names the sign-in session.
 pub const COOKIE: &str = "hearth_authz";
 /// How long a sign-in session lasts, seconds.
 const SESSION_LIFETIME: i64 = 600;
-/// Failed sign-ins allowed per address within the lock window.
-const MAX_FAILURES_PER_ADDRESS: u32 = 20;
 /// The largest form body the pages accept.
 const MAX_FORM: usize = 64 * 1024;
 
@@ -277,25 +275,40 @@ async fn start(
         None if client.redirect_uris.len() == 1 => client.redirect_uris[0].clone(),
         None => return Err(page("The request must name its redirect_uri.")),
     };
+    if !client.enabled {
+        return Err(page(
+            "The client is not enabled yet: an administrator of this site must enable it.",
+        ));
+    }
+    if let Some(problem) = super::registration::redirect_uri_problem(&redirect_uri) {
+        return Err(page(&format!(
+            "The client's redirect URI cannot be used: {problem}."
+        )));
+    }
     let state = get(params, "state");
+    // Errors go back to the client only when an administrator has vetted it; a client
+    // that registered itself (and was enabled at once) gets a page, so /authorize is no
+    // open redirector to whatever URI it registered (RFC 9700 section 4.11).
+    let vetted = client.vetted;
     let fail = |error: &str, description: &str| {
-        Failure::Redirect(redirect_error(
-            app,
-            &site.name,
-            &redirect_uri,
-            state,
-            error,
-            description,
-        ))
+        if vetted {
+            Failure::Redirect(redirect_error(
+                app,
+                &site.name,
+                &redirect_uri,
+                state,
+                error,
+                description,
+            ))
+        } else {
+            Failure::Page(StatusCode::BAD_REQUEST, format!("{description} ({error})."))
+        }
     };
     if get(params, "response_type") != Some("code") {
         return Err(fail(
             "unsupported_response_type",
             "response_type must be code",
         ));
-    }
-    if !client.enabled {
-        return Err(fail("unauthorized_client", "The client is not enabled yet"));
     }
     let Some(requested) = get(params, "scope") else {
         return Err(fail("invalid_scope", "scope is required"));
@@ -518,7 +531,12 @@ async fn load_session(site: &Site, headers: &HeaderMap) -> Result<Session, Respo
 
 impl super::OAuthError {
     fn into_page(self) -> Response {
-        pages::message(self.status, "Cannot continue", &self.description)
+        let mut page = pages::message(self.status, "Cannot continue", &self.description);
+        if let Some(seconds) = self.retry_after {
+            page.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        page
     }
 }
 
@@ -560,12 +578,12 @@ pub async fn login(
             "This site is unknown.",
         );
     };
-    let peer = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip().to_string())
-        .unwrap_or_else(|| "unknown".to_owned());
-    let (parts, body) = request.into_parts();
+    let (mut parts, body) = request.into_parts();
+    let address = {
+        use axum::extract::FromRequestParts as _;
+        let Ok(address) = ClientAddr::from_request_parts(&mut parts, &app).await;
+        address.text()
+    };
     let session = match load_session(&site, &parts.headers).await {
         Ok(session) => session,
         Err(page) => return page,
@@ -604,26 +622,16 @@ pub async fn login(
             "Enter your user name and password (and e-mail, for patients).",
         );
     }
-    let account = format!("{}:{role}:{}", site.name, username.to_lowercase());
-    let address = format!("{}:address:{peer}", site.name);
-    let allowed = async {
-        Ok::<_, super::OAuthError>(
-            app.logins.allowed(&site, &account).await?
-                && app
-                    .logins
-                    .allowed_up_to(&site, &address, MAX_FAILURES_PER_ADDRESS)
-                    .await?,
-        )
-    };
-    let allowed = match allowed.await {
-        Ok(allowed) => allowed,
+    let (pair, account) = super::login_keys(&site.name, &role, &username, &address);
+    let wait = match app.logins.wait(&site, &[&pair, &account]).await {
+        Ok(wait) => wait,
         Err(error) => return error.into_page(),
     };
-    if !allowed {
-        return again(
-            StatusCode::TOO_MANY_REQUESTS,
-            "Too many failed sign-ins. Wait 15 minutes and try again.",
-        );
+    if wait > 0 {
+        let mut page = again(StatusCode::TOO_MANY_REQUESTS, &super::too_many(wait));
+        page.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(wait));
+        return page;
     }
     let checked = if role == "patient" {
         check_patient(&site, &username, &email, &password).await
@@ -633,7 +641,11 @@ pub async fn login(
     let subject = match checked {
         Ok(Some(subject)) => subject,
         Ok(None) => {
-            if let Err(error) = app.logins.failed(&site, &[&account, &address]).await {
+            let keys = [
+                (pair.as_str(), super::PAIR),
+                (account.as_str(), super::ACCOUNT),
+            ];
+            if let Err(error) = app.logins.failed(&site, &keys).await {
                 return error.into_page();
             }
             return again(
@@ -643,8 +655,10 @@ pub async fn login(
         }
         Err(error) => return error.into_page(),
     };
-    if let Err(error) = app.logins.succeeded(&site, &account).await {
-        return error.into_page();
+    for key in [&pair, &account] {
+        if let Err(error) = app.logins.succeeded(&site, key).await {
+            return error.into_page();
+        }
     }
     let patient = match subject.role {
         Role::Patient => Some(subject.id.clone()),

@@ -53,8 +53,12 @@ pub struct Client {
     pub client_name: String,
     /// The metadata echoed at registration.
     pub metadata: Value,
-    /// Whether an administrator has enabled it.
+    /// Whether it may be used (an administrator enabled it, or it registered as a public
+    /// patient app, which is enabled at once).
     pub enabled: bool,
+    /// Whether an administrator has looked at it (`hearth client enable`): only such
+    /// clients get errors of `/authorize` as redirects (RFC 9700 section 4.11).
+    pub vetted: bool,
     /// When it registered.
     pub created_at: i64,
 }
@@ -70,7 +74,7 @@ fn strings(text: &str) -> Vec<String> {
     serde_json::from_str(text).unwrap_or_default()
 }
 
-const COLUMNS: &str = "client_id, client_secret_hash, application_type, client_role, token_endpoint_auth_method, redirect_uris, post_logout_redirect_uris, scope, jwks, jwks_uri, client_name, metadata, enabled, created_at";
+const COLUMNS: &str = "client_id, client_secret_hash, application_type, client_role, token_endpoint_auth_method, redirect_uris, post_logout_redirect_uris, scope, jwks, jwks_uri, client_name, metadata, enabled, created_at, vetted";
 
 /// Builds a [`Client`] from a row of either database (expanded inside `on_db!`).
 macro_rules! client_from_row {
@@ -95,6 +99,7 @@ macro_rules! client_from_row {
             metadata: serde_json::from_str(&metadata).unwrap_or(Value::Null),
             enabled: row.try_get::<i64, _>("enabled")? != 0,
             created_at: row.try_get("created_at")?,
+            vetted: row.try_get::<i64, _>("vetted")? != 0,
         }
     }};
 }
@@ -140,6 +145,7 @@ fn client_from_values(row: &[SqlValue]) -> Result<Client, StoreError> {
         metadata: serde_json::from_str(&text(11, "metadata")?).unwrap_or(Value::Null),
         enabled: integer(12, "enabled")? != 0,
         created_at: integer(13, "created_at")?,
+        vetted: integer(14, "vetted")? != 0,
     })
 }
 
@@ -179,10 +185,11 @@ pub async fn list(site: &Site) -> Result<Vec<Client>, sqlx::Error> {
     }))
 }
 
-/// Enables or disables a client; false when there is no such client.
+/// Enables or disables a client (an administrator's decision, so the client counts as
+/// vetted from then on); false when there is no such client.
 pub async fn set_enabled(site: &Site, client_id: &str, enabled: bool) -> Result<bool, sqlx::Error> {
     Ok(on_db!(&site.db, |pool| {
-        sqlx::query("UPDATE oauth_clients SET enabled = $1 WHERE client_id = $2")
+        sqlx::query("UPDATE oauth_clients SET enabled = $1, vetted = 1 WHERE client_id = $2")
             .bind(i64::from(enabled))
             .bind(client_id)
             .execute(pool)

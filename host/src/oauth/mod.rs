@@ -101,6 +101,8 @@ pub struct OAuthError {
     pub description: String,
     /// `WWW-Authenticate` (401 answers).
     pub www_authenticate: Option<&'static str>,
+    /// `Retry-After` seconds (503 answers when the database is unreachable).
+    pub retry_after: Option<u32>,
 }
 
 impl OAuthError {
@@ -111,7 +113,20 @@ impl OAuthError {
             error,
             description: description.into(),
             www_authenticate: None,
+            retry_after: None,
         }
+    }
+
+    /// 503 `temporarily_unavailable`: the site's database could not be reached.
+    pub fn unavailable(cause: &str) -> Self {
+        tracing::warn!("authorization server: database unavailable: {cause}");
+        let mut error = Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "temporarily_unavailable",
+            format!("The site's database is unavailable ({cause}); try again shortly"),
+        );
+        error.retry_after = Some(crate::error::RETRY_AFTER_SECONDS);
+        error
     }
 
     /// 400 `invalid_request`.
@@ -158,19 +173,40 @@ impl OAuthError {
 
 impl From<sqlx::Error> for OAuthError {
     fn from(error: sqlx::Error) -> Self {
-        OAuthError::internal(error)
+        match crate::db::store::unreachable(&error) {
+            Some(cause) => OAuthError::unavailable(&cause),
+            None => OAuthError::internal(error),
+        }
     }
 }
 
 impl From<crate::db::store::StoreError> for OAuthError {
     fn from(error: crate::db::store::StoreError) -> Self {
-        OAuthError::internal(error)
+        match error {
+            crate::db::store::StoreError::Unavailable(cause) => OAuthError::unavailable(&cause),
+            other => OAuthError::internal(other),
+        }
     }
 }
 
 impl From<anyhow::Error> for OAuthError {
     fn from(error: anyhow::Error) -> Self {
-        OAuthError::internal(format!("{error:#}"))
+        let unreachable = error.chain().find_map(|cause| {
+            if let Some(store) = cause.downcast_ref::<crate::db::store::StoreError>() {
+                match store {
+                    crate::db::store::StoreError::Unavailable(cause) => Some(cause.clone()),
+                    _ => None,
+                }
+            } else {
+                cause
+                    .downcast_ref::<sqlx::Error>()
+                    .and_then(crate::db::store::unreachable)
+            }
+        });
+        match unreachable {
+            Some(cause) => OAuthError::unavailable(&cause),
+            None => OAuthError::internal(format!("{error:#}")),
+        }
     }
 }
 
@@ -187,6 +223,9 @@ impl IntoResponse for OAuthError {
         headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
         if let Some(value) = self.www_authenticate {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(value));
+        }
+        if let Some(seconds) = self.retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
     }
@@ -281,56 +320,93 @@ pub fn same(a: &str, b: &str) -> bool {
             == 0
 }
 
-/// Failed logins: too many for one account (or from one address) in a window locks it
-/// for a while. Keys are `site:role:account` and `site:address:ip`. Shared by the password
-/// grant and the sign-in page, and kept in the site's database
-/// (`oauth_login_failures`), so every process serving the site counts the same failures
-/// and a lock-out reached through one process holds in all of them.
+/// Failed sign-ins back off: each failure is counted for the pair (client address,
+/// account) and for the account alone; past a key's free attempts it is refused for a
+/// while that doubles with each further failure, up to [`MAX_LOCK`]. Shared by the password
+/// grant and the sign-in page, and kept in the site's database (`oauth_login_failures`),
+/// so every process serving the site counts the same failures.
+///
+/// No key counts an address alone: many people may share one (behind a proxy that is not
+/// configured as trusted, or a NAT), and failures with made-up names from one address must
+/// not lock anyone else out. The address is the client's as [`crate::proxy`] finds it.
 #[derive(Default)]
 pub struct LoginLimiter {
     /// When this process last forgot old failures (unix seconds).
     swept: std::sync::atomic::AtomicI64,
 }
 
-/// Failures allowed per key within [`LOCK_WINDOW`].
-pub const MAX_FAILURES: u32 = 5;
-/// How long failures are remembered (and an account stays locked).
-pub const LOCK_WINDOW: Duration = Duration::from_secs(15 * 60);
+/// How a kind of key backs off.
+#[derive(Debug, Clone, Copy)]
+pub struct Backoff {
+    /// Failures allowed before the first refusal.
+    pub free: u32,
+    /// The first refusal's length, seconds; each later failure doubles it.
+    pub first: i64,
+}
+
+/// An address and account pair: five tries, then a minute, two, four, … .
+pub const PAIR: Backoff = Backoff { free: 5, first: 60 };
+/// An account from anywhere: twenty tries, then a minute, two, four, … (guessing one
+/// account's password from many addresses).
+pub const ACCOUNT: Backoff = Backoff {
+    free: 20,
+    first: 60,
+};
+/// The longest one refusal lasts.
+pub const MAX_LOCK: Duration = Duration::from_secs(15 * 60);
+/// How long failures are remembered after the first of a series.
+pub const LOCK_WINDOW: Duration = Duration::from_secs(60 * 60);
+
+impl Backoff {
+    /// How long a key with `failures` is refused after its latest failure, seconds.
+    pub fn lock_after(self, failures: i64) -> i64 {
+        let past = failures - i64::from(self.free);
+        if past < 0 {
+            return 0;
+        }
+        let max = MAX_LOCK.as_secs() as i64;
+        if past >= 20 {
+            return max;
+        }
+        (self.first << past).min(max)
+    }
+}
+
+/// The login keys of a sign-in attempt: the (address, account) pair and the account.
+pub fn login_keys(site: &str, role: &str, account: &str, address: &str) -> (String, String) {
+    let account = format!("{site}:{role}:{}", account.to_lowercase());
+    (format!("{account}@{address}"), account)
+}
 
 impl LoginLimiter {
-    /// True when `key` may try again.
-    pub async fn allowed(&self, site: &Site, key: &str) -> Result<bool, OAuthError> {
-        self.allowed_up_to(site, key, MAX_FAILURES).await
-    }
-
-    /// True when `key` has fewer than `max` failures within the window.
-    pub async fn allowed_up_to(
-        &self,
-        site: &Site,
-        key: &str,
-        max: u32,
-    ) -> Result<bool, OAuthError> {
-        let rows = site
-            .db
-            .read(
-                "SELECT failures FROM oauth_login_failures WHERE login_key = $1 AND since >= $2",
-                vec![
-                    SqlValue::Text(key.to_owned()),
-                    SqlValue::Integer(window_start()),
-                ],
-            )
-            .await?;
-        let failures = rows
-            .first()
-            .and_then(|row| row.first())
-            .and_then(SqlValue::integer)
-            .unwrap_or(0);
-        Ok(failures < i64::from(max))
+    /// Seconds until every one of `keys` may try again (0: now).
+    pub async fn wait(&self, site: &Site, keys: &[&str]) -> Result<i64, OAuthError> {
+        let now = now();
+        let mut wait = 0;
+        for key in keys {
+            let rows = site
+                .db
+                .read(
+                    "SELECT locked_until FROM oauth_login_failures WHERE login_key = $1 AND since >= $2",
+                    vec![
+                        SqlValue::Text((*key).to_owned()),
+                        SqlValue::Integer(window_start()),
+                    ],
+                )
+                .await?;
+            let until = rows
+                .first()
+                .and_then(|row| row.first())
+                .and_then(SqlValue::integer)
+                .unwrap_or(0);
+            wait = wait.max(until - now);
+        }
+        Ok(wait)
     }
 
     /// Records a failure for each of `keys`, in one transaction (a count older than the
-    /// window starts over).
-    pub async fn failed(&self, site: &Site, keys: &[&str]) -> Result<(), OAuthError> {
+    /// window starts over), and refuses each key for as long as its backoff says.
+    pub async fn failed(&self, site: &Site, keys: &[(&str, Backoff)]) -> Result<(), OAuthError> {
         use std::sync::atomic::Ordering;
         let deadline = Instant::now() + Duration::from_secs(10);
         let mut tx = site.db.begin(true, deadline).await?;
@@ -343,24 +419,43 @@ impl LoginLimiter {
                 .is_ok()
         {
             tx.execute(
-                "DELETE FROM oauth_login_failures WHERE since < $1",
-                vec![SqlValue::Integer(window_start())],
+                "DELETE FROM oauth_login_failures WHERE since < $1 AND locked_until < $2",
+                vec![SqlValue::Integer(window_start()), SqlValue::Integer(now)],
             )
             .await?;
         }
-        for key in keys {
-            tx.execute(
-                "INSERT INTO oauth_login_failures (login_key, failures, since) VALUES ($1, 1, $2) \
-                 ON CONFLICT (login_key) DO UPDATE SET \
-                 failures = CASE WHEN oauth_login_failures.since < $3 THEN 1 ELSE oauth_login_failures.failures + 1 END, \
-                 since = CASE WHEN oauth_login_failures.since < $3 THEN $2 ELSE oauth_login_failures.since END",
-                vec![
-                    SqlValue::Text((*key).to_owned()),
-                    SqlValue::Integer(now),
-                    SqlValue::Integer(window_start()),
-                ],
-            )
-            .await?;
+        for (key, backoff) in keys {
+            let rows = tx
+                .query(
+                    "INSERT INTO oauth_login_failures (login_key, failures, since, locked_until) VALUES ($1, 1, $2, 0) \
+                     ON CONFLICT (login_key) DO UPDATE SET \
+                     failures = CASE WHEN oauth_login_failures.since < $3 THEN 1 ELSE oauth_login_failures.failures + 1 END, \
+                     since = CASE WHEN oauth_login_failures.since < $3 THEN $2 ELSE oauth_login_failures.since END \
+                     RETURNING failures",
+                    vec![
+                        SqlValue::Text((*key).to_owned()),
+                        SqlValue::Integer(now),
+                        SqlValue::Integer(window_start()),
+                    ],
+                )
+                .await?;
+            let failures = rows
+                .values()
+                .first()
+                .and_then(|row| row.first())
+                .and_then(SqlValue::integer)
+                .unwrap_or(1);
+            let lock = backoff.lock_after(failures);
+            if lock > 0 {
+                tx.execute(
+                    "UPDATE oauth_login_failures SET locked_until = $1 WHERE login_key = $2",
+                    vec![
+                        SqlValue::Integer(now + lock),
+                        SqlValue::Text((*key).to_owned()),
+                    ],
+                )
+                .await?;
+            }
         }
         tx.commit().await?;
         Ok(())
@@ -377,6 +472,19 @@ impl LoginLimiter {
         .await?;
         tx.commit().await?;
         Ok(())
+    }
+}
+
+/// The sentence a refused sign-in shows.
+pub fn too_many(wait: i64) -> String {
+    let wait = wait.max(1);
+    if wait < 120 {
+        format!("Too many failed sign-ins; try again in {wait} seconds")
+    } else {
+        format!(
+            "Too many failed sign-ins; try again in {} minutes",
+            (wait + 59) / 60
+        )
     }
 }
 

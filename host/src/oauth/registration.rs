@@ -84,26 +84,70 @@ fn string_list(body: &Map<String, Value>, key: &str) -> Result<Vec<String>, OAut
     }
 }
 
-/// An absolute URI without a fragment: `https://…`, `http://…`, or a private-use scheme
-/// (`com.example.app:/cb`) for native apps.
-fn valid_redirect(uri: &str) -> bool {
+/// Why `uri` may not be a redirect URI, if it may not. Allowed (RFC 8252, RFC 9700 §2.1):
+/// `https://host/…`; `http://` only to the loopback interface (`127.0.0.1`, `[::1]`,
+/// `localhost`, any port) for native apps; and private-use schemes of native apps, which
+/// must contain a dot (`com.example.app:/callback`). Never a fragment, user information,
+/// whitespace, or a scheme that runs or reads something in the browser (`javascript:`,
+/// `data:`, `file:`, `vbscript:`, …).
+pub fn redirect_uri_problem(uri: &str) -> Option<String> {
     let Some((scheme, rest)) = uri.split_once(':') else {
-        return false;
+        return Some(format!("{uri:?} is not an absolute URI"));
     };
-    let scheme_ok = !scheme.is_empty()
-        && scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+    if uri.contains('#') {
+        return Some(format!("{uri:?} has a fragment"));
+    }
+    if uri.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Some(format!("{uri:?} contains whitespace"));
+    }
+    let scheme_ok = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
         && scheme
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
-    let web = matches!(scheme.to_ascii_lowercase().as_str(), "http" | "https");
-    scheme_ok
-        && !uri.contains('#')
-        && !uri.chars().any(char::is_whitespace)
-        && (!web
-            || rest
-                .strip_prefix("//")
-                .is_some_and(|host| !host.is_empty() && !host.starts_with('/')))
-        && !rest.is_empty()
+    if !scheme_ok {
+        return Some(format!("{uri:?} is not an absolute URI"));
+    }
+    let scheme = scheme.to_ascii_lowercase();
+    match scheme.as_str() {
+        "https" | "http" => {
+            let Some(after) = rest.strip_prefix("//") else {
+                return Some(format!("{uri:?} has no host"));
+            };
+            let authority = after.split(['/', '?']).next().unwrap_or("");
+            if authority.contains('@') {
+                return Some(format!("{uri:?} carries user information"));
+            }
+            let host = if let Some(v6) = authority.strip_prefix('[') {
+                v6.split(']')
+                    .next()
+                    .map(|h| format!("[{h}]"))
+                    .unwrap_or_default()
+            } else {
+                authority
+                    .split(':')
+                    .next()
+                    .unwrap_or("")
+                    .to_ascii_lowercase()
+            };
+            if host.is_empty() {
+                return Some(format!("{uri:?} has no host"));
+            }
+            if scheme == "http" && !matches!(host.as_str(), "127.0.0.1" | "[::1]" | "localhost") {
+                return Some(format!(
+                    "{uri:?} uses http: to a host other than the loopback interface (use https:, or http://127.0.0.1, http://[::1] or http://localhost for native apps)"
+                ));
+            }
+            None
+        }
+        "javascript" | "data" | "file" | "vbscript" | "blob" | "about" | "filesystem" => Some(
+            format!("{uri:?} uses the scheme {scheme}:, which is never allowed"),
+        ),
+        _ if !scheme.contains('.') => Some(format!(
+            "{uri:?}: a native app's private-use scheme must be a reversed domain name containing a dot (com.example.app:/callback)"
+        )),
+        _ if rest.is_empty() => Some(format!("{uri:?} is not an absolute URI")),
+        _ => None,
+    }
 }
 
 /// `POST /oauth2/{site}/registration`.
@@ -174,15 +218,13 @@ pub async fn register(
             "redirect_uris is required (a non-empty array)",
         ));
     }
-    if let Some(bad) = redirect_uris.iter().find(|u| !valid_redirect(u)) {
-        return Err(redirect_error(format!(
-            "{bad:?} is not an absolute URI without fragment"
-        )));
+    if let Some(problem) = redirect_uris.iter().find_map(|u| redirect_uri_problem(u)) {
+        return Err(redirect_error(format!("redirect_uris: {problem}")));
     }
     let post_logout = string_list(&body, "post_logout_redirect_uris")?;
-    if let Some(bad) = post_logout.iter().find(|u| !valid_redirect(u)) {
+    if let Some(problem) = post_logout.iter().find_map(|u| redirect_uri_problem(u)) {
         return Err(redirect_error(format!(
-            "post_logout_redirect_uris: {bad:?} is not an absolute URI without fragment"
+            "post_logout_redirect_uris: {problem}"
         )));
     }
     let contacts = string_list(&body, "contacts")?;
@@ -357,7 +399,7 @@ pub async fn register(
 
     on_db!(&site.db, |pool| {
         sqlx::query(
-            "INSERT INTO oauth_clients (client_id, client_secret_hash, registration_token_hash, registration_path, client_name, application_type, client_role, token_endpoint_auth_method, redirect_uris, post_logout_redirect_uris, scope, jwks, jwks_uri, metadata, enabled, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+            "INSERT INTO oauth_clients (client_id, client_secret_hash, registration_token_hash, registration_path, client_name, application_type, client_role, token_endpoint_auth_method, redirect_uris, post_logout_redirect_uris, scope, jwks, jwks_uri, metadata, enabled, created_at, vetted) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, 0)",
         )
         .bind(&client_id)
         .bind(secret.as_deref().map(sha256_hex))
@@ -458,16 +500,37 @@ fn registration_view(app: &AppState, site: &str, client: &Client, path: &str) ->
 
 #[cfg(test)]
 mod tests {
-    use super::valid_redirect;
+    use super::redirect_uri_problem;
 
     #[test]
-    fn redirect_uris_must_be_absolute_without_fragment() {
-        assert!(valid_redirect("https://app.example/cb"));
-        assert!(valid_redirect("http://127.0.0.1:8080/cb?x=1"));
-        assert!(valid_redirect("com.example.app:/callback"));
-        assert!(!valid_redirect("/relative"));
-        assert!(!valid_redirect("https://app.example/cb#frag"));
-        assert!(!valid_redirect("https:///nohost"));
-        assert!(!valid_redirect("not a uri"));
+    fn redirect_uris_are_https_loopback_http_or_private_use_schemes() {
+        for good in [
+            "https://app.example/cb",
+            "https://app.example:8443/cb?x=1",
+            "http://127.0.0.1:8080/cb?x=1",
+            "http://[::1]:5000/cb",
+            "http://localhost/cb",
+            "com.example.app:/callback",
+        ] {
+            assert_eq!(redirect_uri_problem(good), None, "{good}");
+        }
+        for bad in [
+            "/relative",
+            "https://app.example/cb#frag",
+            "https:///nohost",
+            "not a uri",
+            "javascript:alert(1)//",
+            "JavaScript:alert(1)",
+            "data:text/html,hi",
+            "file:///etc/passwd",
+            "vbscript:msgbox",
+            "http://app.example/cb",
+            "http://127.0.0.1.evil.example/cb",
+            "https://user@app.example/cb",
+            "myapp:/cb",
+            "com.example.app:",
+        ] {
+            assert!(redirect_uri_problem(bad).is_some(), "{bad}");
+        }
     }
 }

@@ -26,6 +26,7 @@ use crate::auth::tokens::{self, Grant, Role};
 use crate::auth::verify_password;
 use crate::db::store::SqlValue;
 use crate::on_db;
+use crate::proxy::ClientAddr;
 use crate::sites::Site;
 
 /// Who a grant speaks for.
@@ -50,6 +51,7 @@ pub fn token_url(app: &AppState, site: &str) -> String {
 pub async fn token(
     State(app): State<Arc<AppState>>,
     Path(site_name): Path<String>,
+    address: ClientAddr,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, OAuthError> {
@@ -97,7 +99,7 @@ pub async fn token(
         assertion.record(&site).await?;
     }
     match grant_type.as_str() {
-        "password" => password(&app, &site, &client, &form).await,
+        "password" => password(&app, &site, &client, &form, address).await,
         "authorization_code" => authorization_code(&app, &site, &client, &form).await,
         _ => refresh(&app, &site, &client, &form).await,
     }
@@ -328,6 +330,7 @@ async fn password(
     site: &Arc<Site>,
     client: &Client,
     form: &HashMap<String, String>,
+    address: ClientAddr,
 ) -> Result<Response, OAuthError> {
     let allowed = settings::get(site, "oauth.password_grant").await?;
     let role = required(form, "user_role")?;
@@ -353,23 +356,25 @@ async fn password(
         None
     };
     let scope = finalize_scopes(app, site, param(form, "scope"), client)?;
-    let key = format!("{}:{role}:{}", site.name, username.to_lowercase());
-    if !app.logins.allowed(site, &key).await? {
-        return Err(OAuthError::grant(
-            "Too many failed sign-ins for this account; try again in 15 minutes",
-        ));
+    let (pair, account) = super::login_keys(&site.name, role, username, &address.text());
+    let wait = app.logins.wait(site, &[&pair, &account]).await?;
+    if wait > 0 {
+        return Err(OAuthError::grant(super::too_many(wait)));
     }
     let subject = match email {
         None => check_user(site, username, password).await?,
         Some(email) => check_patient(site, username, email, password).await?,
     };
     let Some(subject) = subject else {
-        app.logins.failed(site, &[&key]).await?;
+        app.logins
+            .failed(site, &[(&pair, super::PAIR), (&account, super::ACCOUNT)])
+            .await?;
         return Err(OAuthError::grant(
             "Failed Authentication: wrong user name or password",
         ));
     };
-    app.logins.succeeded(site, &key).await?;
+    app.logins.succeeded(site, &pair).await?;
+    app.logins.succeeded(site, &account).await?;
     let lifetime = settings::seconds(site, "oauth.access_token_lifetime").await?;
     let grant_id = random_token(16);
     let context = match subject.role {
@@ -463,11 +468,19 @@ async fn refresh(
         }
     };
     let role = Role::from_name(&role).ok_or_else(|| OAuthError::internal("stored role"))?;
-    let subject = Subject {
+    let stored = Subject {
         role,
         id: user_id,
         username,
         acl_role,
+    };
+    let Some(subject) = current_account(site, &stored).await? else {
+        // The account behind the grant is gone or disabled: nothing of the grant stays
+        // usable, its access tokens included.
+        revoke_grant(site, &grant_id).await?;
+        return Err(OAuthError::grant(
+            "The account this refresh token was issued to is disabled or no longer signs in",
+        ));
     };
     let lifetime = settings::seconds(site, "oauth.access_token_lifetime").await?;
     respond(
@@ -489,6 +502,48 @@ async fn refresh(
         },
     )
     .await
+}
+
+/// The account behind a grant as it stands now: a staff user must still exist and be
+/// active, and tokens carry the user's current ACL role and user name; a patient must
+/// still have a portal login (and a chart). `None` when the account may no longer sign in.
+async fn current_account(site: &Site, stored: &Subject) -> Result<Option<Subject>, OAuthError> {
+    let id = SqlValue::Text(stored.id.clone());
+    match stored.role {
+        Role::User => {
+            let rows = site
+                .db
+                .read(
+                    "SELECT role, active, username FROM users WHERE CAST(uuid AS TEXT) = $1",
+                    vec![id],
+                )
+                .await?;
+            let Some(row) = rows.first() else {
+                return Ok(None);
+            };
+            if row.get(1).and_then(SqlValue::integer).unwrap_or(0) == 0 {
+                return Ok(None);
+            }
+            Ok(Some(Subject {
+                role: Role::User,
+                id: stored.id.clone(),
+                username: row.get(2).and_then(SqlValue::text).map(str::to_owned),
+                acl_role: row.first().and_then(SqlValue::text).map(str::to_owned),
+            }))
+        }
+        Role::Patient => {
+            let rows = site
+                .db
+                .read(
+                    "SELECT 1 AS one FROM portal_logins l JOIN patient_data p ON CAST(p.uuid AS TEXT) = l.puuid WHERE l.puuid = $1",
+                    vec![id],
+                )
+                .await?;
+            Ok((!rows.is_empty()).then(|| stored.clone()))
+        }
+        // Backend services get no refresh tokens; a stored one stands as it is.
+        Role::System => Ok(Some(stored.clone())),
+    }
 }
 
 /// True when `verifier` is a well-formed PKCE verifier whose S256 hash is `challenge`.

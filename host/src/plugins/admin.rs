@@ -5,9 +5,10 @@
 //!   version, contract version, file hash, state, last error, loaded at). It needs a token
 //!   of the site with `user/hearth-admin.r` (a staff user whose ACL role is `admin`) or
 //!   `system/hearth-admin.r` (a backend service).
-//! - `POST /apis/{site}/admin/plugins/reload` reloads every plugin from disk now (the
-//!   watcher does the same on its own) and answers what changed, what failed and the new
-//!   list. It needs `…/hearth-admin.u`.
+//! - `POST /apis/{site}/admin/plugins/reload` reloads the site's plugins from disk now
+//!   (the watcher reloads every site on its own) and answers what changed, what failed and
+//!   the new list. It needs `…/hearth-admin.u`, and reaches only the token's own site: an
+//!   administrator of one site never swaps what another site serves.
 //!
 //! The CLI runs in its own process, so `hearth plugin list|reload` reach a running server
 //! through that API: the CLI reads the server's public URL from the data folder (the server
@@ -64,7 +65,7 @@ pub struct PluginList {
 pub struct ReloadAnswer {
     /// The site.
     pub site: String,
-    /// What the reload did (on every site).
+    /// What the reload did on the site.
     pub report: ReloadReport,
     /// Every plugin of the site afterwards.
     pub plugins: Vec<PluginStatus>,
@@ -104,7 +105,7 @@ async fn reload(
         "POST",
         true,
         |app, site| async move {
-            let report = app.registry.reload().await;
+            let report = app.registry.reload_site(&site.name).await;
             Ok(axum::Json(ReloadAnswer {
                 plugins: app.registry.statuses(&site.name),
                 site: site.name.clone(),
@@ -209,9 +210,9 @@ pub enum PluginCommand {
         #[arg(long)]
         plugins: Option<PathBuf>,
     },
-    /// Makes the running server reload every plugin from disk now.
+    /// Makes the running server reload each site's plugins from disk now.
     Reload {
-        /// Show this site afterwards (default: every site).
+        /// Only this site (default: every site, one after the other).
         #[arg(long)]
         site: Option<String>,
     },
@@ -282,37 +283,40 @@ pub async fn run(data_dir: &Path, command: PluginCommand) -> Result<()> {
             let sites = Sites::open(data_dir).await?;
             let names = site_names(&sites, site).await?;
             let client = Client::new(&sites).await?;
-            let Some(first) = names.first() else {
+            if names.is_empty() {
                 bail!("there are no sites");
-            };
-            let site = open_site(&sites, first).await?;
-            let answer = client.reload(&site).await.map_err(|error| match error {
-                ClientError::NoServer(why) => anyhow::anyhow!(
-                    "no server answers at {} ({why}); a server reloads its plugins when it starts",
-                    client.base
-                ),
-                ClientError::Other(error) => error,
-            })?;
-            if answer.report.changed.is_empty() {
-                println!("reloaded: nothing changed");
-            } else {
-                println!("reloaded: now serving {}", answer.report.changed.join(", "));
             }
-            for error in &answer.report.errors {
-                println!("error: {error}");
-            }
-            print_statuses(&answer.site, &answer.plugins);
-            for name in names.iter().skip(1) {
+            // Each site's reload is asked for with that site's own token: the admin API
+            // reloads only the site its token belongs to.
+            let mut failed = false;
+            for name in &names {
                 let site = open_site(&sites, name).await?;
-                let list = client.list(&site).await.map_err(ClientError::into_anyhow)?;
-                print_statuses(&list.site, &list.plugins);
+                let answer = client.reload(&site).await.map_err(|error| match error {
+                    ClientError::NoServer(why) => anyhow::anyhow!(
+                        "no server answers at {} ({why}); a server reloads its plugins when it starts",
+                        client.base
+                    ),
+                    ClientError::Other(error) => error,
+                })?;
+                if answer.report.changed.is_empty() {
+                    println!("site {name} reloaded: nothing changed");
+                } else {
+                    println!(
+                        "site {name} reloaded: now serving {}",
+                        answer.report.changed.join(", ")
+                    );
+                }
+                for error in &answer.report.errors {
+                    println!("error: {error}");
+                }
+                print_statuses(&answer.site, &answer.plugins);
+                failed |= !answer.report.errors.is_empty();
             }
             sites.close().await;
-            if answer.report.errors.is_empty() {
-                Ok(())
-            } else {
+            if failed {
                 bail!("some plugins did not reload; the last good versions keep serving")
             }
+            Ok(())
         }
         PluginCommand::Check { file } => check(data_dir, &file).await,
         PluginCommand::New { name, dir, sdk } => {
@@ -452,15 +456,6 @@ pub enum ClientError {
     NoServer(String),
     /// The server answered with an error, or something else failed.
     Other(anyhow::Error),
-}
-
-impl ClientError {
-    fn into_anyhow(self) -> anyhow::Error {
-        match self {
-            ClientError::NoServer(why) => anyhow::anyhow!("no server answers: {why}"),
-            ClientError::Other(error) => error,
-        }
-    }
 }
 
 /// Calls a running server's admin API with tokens minted from the data folder.

@@ -40,6 +40,8 @@ pub struct State {
     pub statements: u32,
     /// What the plugin wrote to stdout and stderr (a panic message, say).
     pub console: Vec<u8>,
+    /// Bytes the plugin has logged through the `log` interface in this request.
+    pub logged: usize,
     /// The request's correlation id (`x-request-id`); empty while describing.
     pub request_id: String,
 }
@@ -55,6 +57,38 @@ impl std::fmt::Display for DeadlineExceeded {
 }
 
 impl std::error::Error for DeadlineExceeded {}
+
+/// The error a host call raises when the site's database could not be reached: the call
+/// ends and the request is answered 503 with `Retry-After`, whatever the plugin would
+/// have made of a failed statement.
+#[derive(Debug)]
+pub struct DatabaseUnavailable(pub String);
+
+impl std::fmt::Display for DatabaseUnavailable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the database is unavailable: {}", self.0)
+    }
+}
+
+impl std::error::Error for DatabaseUnavailable {}
+
+/// What a plugin asked the store to do with a statement.
+#[derive(Clone, Copy)]
+enum Statement {
+    /// Run it and answer its rows.
+    Query,
+    /// Run it and answer how many rows it changed.
+    Execute,
+}
+
+/// What a statement answered.
+enum Done {
+    Rows(crate::db::store::EncodedRows),
+    Changed(u64),
+}
+
+/// How long to wait before the one retry of a transaction whose database was unreachable.
+const RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(250);
 
 impl State {
     /// State for the one `describe` call at load time: no site, no data access.
@@ -75,16 +109,17 @@ impl State {
             poisoned: false,
             statements: 0,
             console: Vec::new(),
+            logged: 0,
             request_id: String::new(),
         }
     }
 
-    async fn run<T>(
+    async fn run(
         &mut self,
         sql: &str,
         params: Vec<store::Value>,
-        run: impl AsyncFnOnce(&mut Tx, Vec<SqlValue>) -> Result<T, StoreError>,
-    ) -> wasmtime::Result<Result<T, store::Error>> {
+        statement: Statement,
+    ) -> wasmtime::Result<Result<Done, store::Error>> {
         if Instant::now() >= self.deadline {
             return Err(wasmtime::Error::new(DeadlineExceeded));
         }
@@ -98,15 +133,47 @@ impl State {
             tracing::warn!(site = %site.name, plugin = %self.plugin, "refused SQL: {why}");
             return Ok(Err(store::Error::Denied(why)));
         }
-        if self.tx.is_none() {
-            match site.db.begin(self.may_write, self.deadline).await {
-                Ok(tx) => self.tx = Some(tx),
-                Err(error) => return Ok(Err(to_wit(error))),
+        let site = site.clone();
+        // Until a statement's answer reaches the plugin, a lost or refused connection is
+        // retried once on a fresh transaction; after that it ends the request (503).
+        let mut retried = false;
+        let params: Vec<SqlValue> = params.into_iter().map(from_wit).collect();
+        let result = loop {
+            let fresh = self.tx.is_none();
+            if fresh {
+                match site.db.begin(self.may_write, self.deadline).await {
+                    Ok(tx) => self.tx = Some(tx),
+                    Err(StoreError::Unavailable(cause)) => {
+                        if !retried && self.retry_pause_fits() {
+                            retried = true;
+                            tokio::time::sleep(RETRY_PAUSE).await;
+                            continue;
+                        }
+                        return Err(wasmtime::Error::new(DatabaseUnavailable(cause)));
+                    }
+                    Err(error) => return Ok(Err(to_wit(error))),
+                }
             }
-        }
-        let tx = self.tx.as_mut().expect("transaction begun above");
-        let params = params.into_iter().map(from_wit).collect();
-        let result = run(tx, params).await;
+            let tx = self.tx.as_mut().expect("transaction begun above");
+            let done = match statement {
+                Statement::Query => tx.query(sql, params.clone()).await.map(Done::Rows),
+                Statement::Execute => tx.execute(sql, params.clone()).await.map(Done::Changed),
+            };
+            match done {
+                Err(StoreError::Unavailable(cause)) => {
+                    // The transaction is gone with its connection.
+                    self.tx = None;
+                    // Nothing the plugin saw came from this transaction if it began here.
+                    if fresh && self.statements == 1 && !retried && self.retry_pause_fits() {
+                        retried = true;
+                        tokio::time::sleep(RETRY_PAUSE).await;
+                        continue;
+                    }
+                    return Err(wasmtime::Error::new(DatabaseUnavailable(cause)));
+                }
+                other => break other,
+            }
+        };
         if let Err(error) = &result {
             self.poisoned = true;
             if matches!(error, StoreError::Deadline(_)) || Instant::now() >= self.deadline {
@@ -116,6 +183,11 @@ impl State {
             }
         }
         Ok(result.map_err(to_wit))
+    }
+
+    /// True when a retry after [`RETRY_PAUSE`] still leaves the request some time.
+    fn retry_pause_fits(&self) -> bool {
+        self.deadline.saturating_duration_since(Instant::now()) > RETRY_PAUSE * 2
     }
 }
 
@@ -134,7 +206,9 @@ fn to_wit(error: StoreError) -> store::Error {
         StoreError::Denied(m) => store::Error::Denied(m),
         StoreError::Constraint(m) => store::Error::Constraint(m),
         StoreError::Invalid(m) => store::Error::Invalid(m),
-        StoreError::Deadline(m) | StoreError::Failed(m) => store::Error::Failed(m),
+        StoreError::Deadline(m) | StoreError::Failed(m) | StoreError::Unavailable(m) => {
+            store::Error::Failed(m)
+        }
     }
 }
 
@@ -144,18 +218,19 @@ impl store::Host for State {
         sql: String,
         params: Vec<store::Value>,
     ) -> wasmtime::Result<Result<store::Rows, store::Error>> {
-        self.run(&sql, params, async |tx, params| {
-            tx.query(&sql, params).await
-        })
-        .await
-        .map(|result| {
-            result.map(|rows| store::Rows {
-                column_count: rows.columns,
-                row_count: rows.count,
-                data: rows.data,
-                json: rows.json,
+        self.run(&sql, params, Statement::Query)
+            .await
+            .map(|result| {
+                result.map(|done| match done {
+                    Done::Rows(rows) => store::Rows {
+                        column_count: rows.columns,
+                        row_count: rows.count,
+                        data: rows.data,
+                        json: rows.json,
+                    },
+                    Done::Changed(_) => unreachable!("a query answers rows"),
+                })
             })
-        })
     }
 
     async fn execute(
@@ -163,18 +238,51 @@ impl store::Host for State {
         sql: String,
         params: Vec<store::Value>,
     ) -> wasmtime::Result<Result<u64, store::Error>> {
-        self.run(&sql, params, async |tx, params| {
-            tx.execute(&sql, params).await
-        })
-        .await
+        self.run(&sql, params, Statement::Execute)
+            .await
+            .map(|result| {
+                result.map(|done| match done {
+                    Done::Changed(count) => count,
+                    Done::Rows(_) => unreachable!("an execution answers a count"),
+                })
+            })
     }
 }
+
+/// The longest log line a plugin may write; longer lines are cut.
+pub const LOG_LINE_BYTES: usize = 4 * 1024;
+/// The most a plugin may log in one request; later lines are dropped (one note says so).
+pub const LOG_REQUEST_BYTES: usize = 64 * 1024;
 
 impl log::Host for State {
     fn write(&mut self, level: log::Level, message: String) -> wasmtime::Result<()> {
         let site = self.site.as_ref().map_or("", |s| s.name.as_str());
         let plugin = &*self.plugin;
         let request = self.request_id.as_str();
+        if self.logged >= LOG_REQUEST_BYTES {
+            return Ok(());
+        }
+        let mut message = message;
+        if message.len() > LOG_LINE_BYTES {
+            let mut end = LOG_LINE_BYTES;
+            while !message.is_char_boundary(end) {
+                end -= 1;
+            }
+            let cut = message.len() - end;
+            message.truncate(end);
+            message.push_str(&format!(
+                " … ({cut} bytes cut: a log line holds {LOG_LINE_BYTES})"
+            ));
+        }
+        self.logged += message.len();
+        if self.logged >= LOG_REQUEST_BYTES {
+            tracing::warn!(
+                site,
+                plugin,
+                request,
+                "the plugin logged {LOG_REQUEST_BYTES} bytes in this request; its further log lines are dropped"
+            );
+        }
         match level {
             log::Level::Trace => tracing::trace!(site, plugin, request, "{message}"),
             log::Level::Debug => tracing::debug!(site, plugin, request, "{message}"),
@@ -228,6 +336,64 @@ pub fn comb_uuid() -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::{Arc, Mutex};
+
+    /// Everything the tracing subscriber writes.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+        type Writer = Captured;
+
+        fn make_writer(&'a self) -> Captured {
+            self.clone()
+        }
+    }
+
+    #[test]
+    fn plugin_log_lines_and_the_log_of_a_request_are_capped() {
+        use super::log::Host as _;
+        let captured = Captured::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(captured.clone())
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            let mut state = super::State::describing();
+            let line = "é".repeat(50_000);
+            for _ in 0..200 {
+                state.write(super::log::Level::Info, line.clone()).unwrap();
+            }
+        });
+        let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        let longest = text.lines().map(str::len).max().unwrap();
+        assert!(
+            longest < super::LOG_LINE_BYTES + 300,
+            "a line of {longest} bytes"
+        );
+        assert!(text.contains("bytes cut"), "a cut line says so");
+        assert!(
+            text.contains("further log lines are dropped"),
+            "the request's cap says so"
+        );
+        assert!(
+            text.len() < super::LOG_REQUEST_BYTES + 2 * super::LOG_LINE_BYTES + 10_000,
+            "{} bytes logged for 20 MB asked",
+            text.len()
+        );
+    }
+
     #[test]
     fn comb_uuids_are_version_4_and_time_ordered() {
         let a = super::comb_uuid();

@@ -281,6 +281,90 @@ impl Registry {
         report
     }
 
+    /// Reloads what serves `site` only: its entry of `plugins.toml` (or the `"*"` entry)
+    /// and the plugins that entry names, read again and swapped in for this site alone.
+    /// Every other site keeps the table it has (a site's administrator can reload their
+    /// own site, never another), until the next full reload (the watcher's, or a start)
+    /// rebuilds every table from the files.
+    pub async fn reload_site(&self, site: &str) -> ReloadReport {
+        let _one_at_a_time = self.reloading.lock().await;
+        let mut report = ReloadReport::default();
+        let manifest = match Manifest::load(&self.manifest_path) {
+            Ok(manifest) => manifest,
+            Err(error) => {
+                let message = format!("{error:#}");
+                tracing::error!("plugins.toml not reloaded for site {site}: {message}");
+                report.errors.push(message);
+                return report;
+            }
+        };
+        let dir = manifest.plugin_dir(&self.manifest_path);
+        let key = table_key(&manifest, site).to_owned();
+        let spec = manifest.sites.get(&key).cloned().unwrap_or_default();
+        let mut chosen: HashMap<String, Arc<Loaded>> = HashMap::new();
+        for name in &spec.plugins {
+            let plugin_spec = &manifest.plugins[name];
+            let file = dir.join(&plugin_spec.file);
+            let previous = self.inner.lock().loaded.get(name).cloned();
+            match self
+                .load_plugin(name, plugin_spec, &file, previous.as_ref())
+                .await
+            {
+                Ok(loaded) => {
+                    chosen.insert(name.clone(), loaded);
+                }
+                Err(error) => {
+                    let message = format!("{error:#}");
+                    tracing::error!("plugin {name} not reloaded for site {site}: {message}");
+                    report.errors.push(format!("plugin {name}: {message}"));
+                    if let Some(previous) = previous
+                        && check_spec(name, plugin_spec, &previous).is_ok()
+                    {
+                        chosen.insert(name.clone(), previous);
+                    }
+                }
+            }
+        }
+        let old_tables = self.tables.load_full();
+        let old = old_tables
+            .get(site)
+            .or_else(|| old_tables.get(&key))
+            .cloned();
+        let table = match self.build_table(&key, &spec, &manifest, &chosen, old.as_ref()) {
+            Ok(table) => Arc::new(table),
+            Err(error) => {
+                let message = format!("{error:#}");
+                tracing::error!("plugins of site {site} not reloaded: {message}");
+                report.errors.push(format!("site {site}: {message}"));
+                return report;
+            }
+        };
+        let before: HashMap<&str, &Arc<Loaded>> = old
+            .as_ref()
+            .map(|t| {
+                t.plugins
+                    .iter()
+                    .map(|p| (p.loaded.name.as_str(), &p.loaded))
+                    .collect()
+            })
+            .unwrap_or_default();
+        for plugin in &table.plugins {
+            let same = before
+                .get(plugin.loaded.name.as_str())
+                .is_some_and(|old| Arc::ptr_eq(old, &plugin.loaded));
+            if !same {
+                report
+                    .changed
+                    .push(format!("{} {}", plugin.loaded.name, plugin.loaded.version));
+            }
+        }
+        // The site gets a table of its own; every other site keeps what it had.
+        let mut tables = (*old_tables).clone();
+        tables.insert(site.to_owned(), table);
+        self.tables.store(Arc::new(tables));
+        report
+    }
+
     /// The usable version of plugin `name` from `file`.
     async fn load_plugin(
         &self,
@@ -423,7 +507,7 @@ impl Registry {
             return Vec::new();
         };
         let key = table_key(manifest, site);
-        let table = tables.get(key);
+        let table = tables.get(site).or_else(|| tables.get(key));
         let mut names: Vec<String> = manifest
             .sites
             .get(key)

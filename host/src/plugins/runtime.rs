@@ -41,6 +41,8 @@ pub enum CallError {
     ResponseTooLarge(usize),
     /// The plugin answered 2xx but its transaction could not be committed.
     Commit(String),
+    /// The site's database could not be reached (the cause says how).
+    Unavailable(String),
 }
 
 impl std::fmt::Display for CallError {
@@ -71,6 +73,7 @@ impl std::fmt::Display for CallError {
                 "the plugin's response exceeded its size limit of {cap} bytes (max_response_bytes)"
             ),
             CallError::Commit(why) => write!(f, "the request's changes could not be saved: {why}"),
+            CallError::Unavailable(why) => write!(f, "the site's database is unavailable ({why})"),
         }
     }
 }
@@ -184,6 +187,7 @@ pub async fn call(
         poisoned: false,
         statements: 0,
         console: Vec::new(),
+        logged: 0,
         request_id: request_id.to_owned(),
     };
     let meter = Arc::new(CpuMeter::new());
@@ -233,9 +237,10 @@ pub async fn call(
                     "a statement failed earlier in the request, so PostgreSQL discarded the transaction".into(),
                 ));
             }
-            tx.commit()
-                .await
-                .map_err(|e| CallError::Commit(format!("{e:?}")))?;
+            tx.commit().await.map_err(|error| match error {
+                crate::db::store::StoreError::Unavailable(cause) => CallError::Unavailable(cause),
+                other => CallError::Commit(format!("{other:?}")),
+            })?;
             Ok(Outcome {
                 response,
                 statements,
@@ -270,6 +275,9 @@ fn classify(error: wasmtime::Error, timeout: Duration, cpu: Duration, memory: us
     }
     if error.downcast_ref::<CpuBudgetExceeded>().is_some() {
         return CallError::Cpu(cpu);
+    }
+    if let Some(unavailable) = error.downcast_ref::<super::host::DatabaseUnavailable>() {
+        return CallError::Unavailable(unavailable.0.clone());
     }
     let text = format!("{error:#}");
     if text.contains("forcing trap when growing memory") || text.contains("memory size exceeds") {
