@@ -162,3 +162,52 @@ async fn a_plugin_built_against_an_unsupported_contract_is_refused_naming_both_v
         "{error}"
     );
 }
+
+/// What a contract version is spread over agrees: every version the host serves has its
+/// frozen WIT folder and a test plugin built against it that loads as that version (so
+/// the loader has a variant for it), every WIT folder is a version the host serves, and
+/// the SDK (and the SDK the binary carries for `hearth plugin new`) builds against the
+/// newest. The checklist in docs/plugins.md ("Adding a contract version") names the files.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn supported_versions_wit_folders_loader_variants_and_the_sdk_agree() {
+    let supported = loader::SUPPORTED_CONTRACTS;
+    let mut folders: Vec<String> = std::fs::read_dir(workspace().join("wit"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    folders.sort();
+    let expected: Vec<String> = supported.iter().map(|v| format!("v{v}")).collect();
+    assert_eq!(
+        folders, expected,
+        "wit/ folders against SUPPORTED_CONTRACTS"
+    );
+    let engine = Engine::new(&workspace().join("target").join("test-plugin-cache"), 8).unwrap();
+    for version in supported {
+        let name = format!(
+            "test-contract-v{}",
+            version
+                .strip_suffix(".0")
+                .unwrap_or(version)
+                .replace('.', "-")
+        );
+        let file = workspace()
+            .join("target/plugins/dist")
+            .join(format!("{name}.wasm"));
+        let bytes = std::fs::read(&file).unwrap_or_else(|e| {
+            panic!(
+                "contract {version} has no test plugin {} ({e}): add tests/plugins/{}",
+                file.display(),
+                name.trim_start_matches("test-")
+            )
+        });
+        let loaded = loader::load_bytes(&engine, &bytes).await.unwrap();
+        assert_eq!(&loaded.contract, version, "{name}");
+    }
+    let newest = *supported.last().unwrap();
+    assert_eq!(
+        hearth_sdk::CONTRACT_VERSION,
+        newest,
+        "the SDK builds against the newest contract"
+    );
+    assert_eq!(hearth::plugins::tooling::sdk_contract(), newest);
+}
