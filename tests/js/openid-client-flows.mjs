@@ -142,11 +142,12 @@ await step('dynamic registration of a confidential client (client_secret_basic)'
     code_challenge_method: 'S256',
     state: 'disabled-check',
   });
+  // A client no administrator enabled is never redirected to, even with an error
+  // (RFC 9700 section 4.11): the browser gets a page.
   const refused = await fetch(authorizeUrl, { redirect: 'manual' });
-  assert.equal(refused.status, 303);
-  const back = new URL(refused.headers.get('location'));
-  assert.equal(back.searchParams.get('error'), 'unauthorized_client', 'a disabled client is refused');
-  assert.equal(back.searchParams.get('state'), 'disabled-check');
+  assert.equal(refused.status, 400);
+  assert.equal(refused.headers.get('location'), null, 'no redirect to a disabled client');
+  assert.match(await refused.text(), /not enabled/, 'the page says why');
   await enableClient(site, meta.client_id);
 });
 

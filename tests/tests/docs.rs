@@ -114,11 +114,24 @@ fn the_region_check_notices_drift() {
 }
 
 #[test]
-fn every_plugins_toml_snippet_in_the_docs_parses() {
+fn every_plugins_toml_and_hearth_toml_snippet_in_the_docs_parses() {
     let mut checked = 0;
     for doc in ["docs/plugins.md", "docs/admin.md"] {
         for block in blocks(&read(doc)).into_iter().filter(|b| b.lang == "toml") {
             if block.text.contains("[package]") {
+                continue;
+            }
+            if block.text.starts_with("# data/hearth.toml") {
+                // The host's configuration file, checked by the host's own loader.
+                let dir =
+                    std::env::temp_dir().join(format!("hearth-doc-{:016x}", rand::random::<u64>()));
+                std::fs::create_dir_all(&dir).unwrap();
+                std::fs::write(dir.join("hearth.toml"), &block.text).unwrap();
+                let loaded = hearth::config::Config::load(&dir, &Default::default());
+                let _ = std::fs::remove_dir_all(&dir);
+                if let Err(error) = loaded {
+                    panic!("{doc} line {}: {error:#}\n{}", block.line, block.text);
+                }
                 continue;
             }
             if let Err(error) = Manifest::parse(&block.text) {

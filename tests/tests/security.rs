@@ -279,6 +279,28 @@ both! {
         }
     }
 
+    async fn the_cli_registers_clients_under_the_same_redirect_rules(app) {
+        let register = |uri: &'static str| {
+            let data_dir = app.data_dir.to_str().unwrap().to_owned();
+            async move {
+                let cli = <hearth::cli::Cli as clap::Parser>::parse_from(["hearth", "--data-dir", &data_dir, "client", "register", "--site", "default", "--name", "Admin's app", "--redirect-uri", REDIRECT, "--redirect-uri", uri, "--scope", "openid api:oemr user/patient.rs", "--confidential"]);
+                hearth::cli::run(cli).await
+            }
+        };
+        for bad in ["javascript:alert(1)//", "data:text/html,x", "file:///etc/passwd", "http://app.example/cb", "https://app.example/cb#x"] {
+            let error = format!("{:#}", register(bad).await.unwrap_err());
+            assert!(error.contains("invalid_redirect_uri"), "{bad}: {error}");
+        }
+        let count = app.rows("default", "SELECT COUNT(*) AS n FROM oauth_clients").await;
+        assert_eq!(count[0]["n"], 0, "nothing was stored");
+        register("http://127.0.0.1:8123/cb").await.unwrap();
+        let stored = app.rows("default", "SELECT enabled, vetted, redirect_uris FROM oauth_clients").await;
+        assert_eq!(stored.len(), 1);
+        assert_eq!(stored[0]["enabled"], 1, "an administrator's client is enabled");
+        assert_eq!(stored[0]["vetted"], 1, "and vetted");
+        assert_eq!(stored[0]["redirect_uris"], json!([REDIRECT, "http://127.0.0.1:8123/cb"]).to_string());
+    }
+
     async fn authorize_errors_go_back_only_to_clients_an_administrator_vetted(app) {
         // A public patient app is enabled at once, but nobody vetted it.
         let reply = register(app, "default", json!({"redirect_uris": ["https://evil.example/catch"], "scope": "openid api:port patient/patient.rs"})).await;

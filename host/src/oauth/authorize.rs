@@ -236,24 +236,26 @@ pub async fn authorize(
     }
 }
 
-/// A failure before the redirect URI is trusted (a page) or after (a redirect).
+/// A failure: a page to render, or an answer made already (a redirect to a trusted
+/// redirect URI, or an error page that carries its own headers).
 enum Failure {
     Page(StatusCode, String),
-    Redirect(Response),
+    Answer(Response),
 }
 
 impl Failure {
     fn page(self) -> Response {
         match self {
             Failure::Page(status, text) => pages::message(status, "Cannot continue", &text),
-            Failure::Redirect(response) => response,
+            Failure::Answer(response) => response,
         }
     }
 }
 
 impl From<super::OAuthError> for Failure {
     fn from(error: super::OAuthError) -> Self {
-        Failure::Page(error.status, error.description)
+        // Its own page, so a 503 keeps its Retry-After.
+        Failure::Answer(error.into_page())
     }
 }
 
@@ -292,7 +294,7 @@ async fn start(
     let vetted = client.vetted;
     let fail = |error: &str, description: &str| {
         if vetted {
-            Failure::Redirect(redirect_error(
+            Failure::Answer(redirect_error(
                 app,
                 &site.name,
                 &redirect_uri,

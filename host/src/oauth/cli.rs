@@ -5,6 +5,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
+use serde_json::json;
 
 use super::{clients, random_token, settings, sha256_hex};
 use crate::sites::Sites;
@@ -17,6 +18,29 @@ pub enum ClientCommand {
         /// The site.
         #[arg(long)]
         site: String,
+    },
+    /// Register a client as an administrator: the same checks as the registration
+    /// endpoint (RFC 7591), but the client is enabled and vetted at once. Prints its id
+    /// (and secret, for a confidential client without keys).
+    Register {
+        /// The site.
+        #[arg(long)]
+        site: String,
+        /// The client's name, shown on the consent page.
+        #[arg(long)]
+        name: String,
+        /// A redirect URI (repeat for more): https, loopback http, or a private-use scheme.
+        #[arg(long = "redirect-uri", required = true)]
+        redirect_uris: Vec<String>,
+        /// A post-logout redirect URI (repeat for more).
+        #[arg(long = "post-logout-redirect-uri")]
+        post_logout_redirect_uris: Vec<String>,
+        /// Space-separated scopes (default: the registration endpoint's default).
+        #[arg(long)]
+        scope: Option<String>,
+        /// A confidential client (it gets a secret); otherwise a public one (PKCE).
+        #[arg(long)]
+        confidential: bool,
     },
     /// Enable a client (clients asking for user/ or system/ scopes start disabled).
     Enable {
@@ -97,6 +121,7 @@ pub async fn run_client(data_dir: &Path, command: ClientCommand) -> Result<()> {
     let sites = Sites::open(data_dir).await?;
     let name = match &command {
         ClientCommand::List { site }
+        | ClientCommand::Register { site, .. }
         | ClientCommand::Enable { site, .. }
         | ClientCommand::Disable { site, .. }
         | ClientCommand::Setting { site, .. }
@@ -120,6 +145,36 @@ pub async fn run_client(data_dir: &Path, command: ClientCommand) -> Result<()> {
                     client.client_name,
                     client.scope
                 );
+            }
+        }
+        ClientCommand::Register {
+            name,
+            redirect_uris,
+            post_logout_redirect_uris,
+            scope,
+            confidential,
+            ..
+        } => {
+            let mut body = serde_json::Map::new();
+            body.insert(
+                "application_type".into(),
+                json!(if confidential { "private" } else { "public" }),
+            );
+            body.insert("client_name".into(), json!(name));
+            body.insert("redirect_uris".into(), json!(redirect_uris));
+            body.insert(
+                "post_logout_redirect_uris".into(),
+                json!(post_logout_redirect_uris),
+            );
+            if let Some(scope) = scope {
+                body.insert("scope".into(), json!(scope));
+            }
+            let registered = super::registration::create(&site, &body, true)
+                .await
+                .map_err(|error| anyhow::anyhow!("{}: {}", error.error, error.description))?;
+            println!("client_id\t{}", registered.client_id);
+            if let Some(secret) = registered.answer["client_secret"].as_str() {
+                println!("client_secret\t{secret}");
             }
         }
         ClientCommand::Enable { client_id, .. } => {

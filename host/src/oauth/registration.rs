@@ -19,6 +19,7 @@ use super::{OAuthError, catalog, no_store, now, random_token, same, settings, sh
 use crate::app::AppState;
 use crate::auth::jwt::Verifier;
 use crate::on_db;
+use crate::sites::Site;
 
 /// The scope given to clients that register none (OpenEMR's default).
 pub const DEFAULT_SCOPE: &str = "openid email phone address api:oemr api:fhir api:port";
@@ -197,12 +198,49 @@ pub async fn register(
     let Value::Object(body) = body else {
         return Err(metadata_error("The body must be a JSON object"));
     };
+    let mut answer = create(&site, &body, false).await?.answer;
+    answer["registration_client_uri"] = json!(format!(
+        "{}/client/{}",
+        super::issuer(&app, &site.name),
+        answer["registration_path"].as_str().unwrap_or_default()
+    ));
+    if let Value::Object(fields) = &mut answer {
+        fields.remove("registration_path");
+    }
+    // OpenEMR answers a registration with 200; a site in OpenEMR compatibility does too.
+    let status = if settings::get(&site, "api.compatibility").await? == "openemr" {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok(no_store(status, &answer))
+}
+
+/// A client [`create`] stored.
+pub struct Registered {
+    /// The registration answer: the stored metadata, `client_id`, `client_id_issued_at`,
+    /// `client_secret` (confidential clients with a secret), `registration_access_token`,
+    /// and `registration_path` (the last segment of its registration URI).
+    pub answer: Value,
+    /// The client's id.
+    pub client_id: String,
+}
+
+/// Checks client metadata (RFC 7591 with OpenEMR's fields) and stores the client. A client
+/// an administrator registers (`hearth client register`) is enabled and vetted at once;
+/// one that registers itself is enabled only when it asks for nothing privileged, and is
+/// never vetted.
+pub async fn create(
+    site: &Site,
+    body: &Map<String, Value>,
+    by_administrator: bool,
+) -> Result<Registered, OAuthError> {
     if let Some(unknown) = body.keys().find(|k| !KNOWN_KEYS.contains(&k.as_str())) {
         return Err(metadata_error(format!("Unknown client metadata {unknown}")));
     }
 
     let application_type =
-        optional_string(&body, "application_type")?.unwrap_or_else(|| "public".to_owned());
+        optional_string(body, "application_type")?.unwrap_or_else(|| "public".to_owned());
     let confidential = match application_type.as_str() {
         "private" => true,
         "public" | "web" | "native" => false,
@@ -212,7 +250,7 @@ pub async fn register(
             )));
         }
     };
-    let redirect_uris = string_list(&body, "redirect_uris")?;
+    let redirect_uris = string_list(body, "redirect_uris")?;
     if !body.contains_key("redirect_uris") || redirect_uris.is_empty() {
         return Err(redirect_error(
             "redirect_uris is required (a non-empty array)",
@@ -221,15 +259,15 @@ pub async fn register(
     if let Some(problem) = redirect_uris.iter().find_map(|u| redirect_uri_problem(u)) {
         return Err(redirect_error(format!("redirect_uris: {problem}")));
     }
-    let post_logout = string_list(&body, "post_logout_redirect_uris")?;
+    let post_logout = string_list(body, "post_logout_redirect_uris")?;
     if let Some(problem) = post_logout.iter().find_map(|u| redirect_uri_problem(u)) {
         return Err(redirect_error(format!(
             "post_logout_redirect_uris: {problem}"
         )));
     }
-    let contacts = string_list(&body, "contacts")?;
-    let client_name = optional_string(&body, "client_name")?.unwrap_or_default();
-    let scope = optional_string(&body, "scope")?.unwrap_or_else(|| DEFAULT_SCOPE.to_owned());
+    let contacts = string_list(body, "contacts")?;
+    let client_name = optional_string(body, "client_name")?.unwrap_or_default();
+    let scope = optional_string(body, "scope")?.unwrap_or_else(|| DEFAULT_SCOPE.to_owned());
     let scope = scope.split_whitespace().collect::<Vec<_>>().join(" ");
     if scope.is_empty() {
         return Err(OAuthError::scope("scope is empty"));
@@ -252,7 +290,7 @@ pub async fn register(
         ));
     }
 
-    let jwks_uri = optional_string(&body, "jwks_uri")?;
+    let jwks_uri = optional_string(body, "jwks_uri")?;
     let jwks = match body.get("jwks") {
         None | Some(Value::Null) => None,
         Some(Value::Object(set)) => {
@@ -288,7 +326,7 @@ pub async fn register(
         return Err(metadata_error("jwks_uri must be an http(s) URL"));
     }
     let has_keys = jwks.is_some() || jwks_uri.is_some();
-    let auth_method = match optional_string(&body, "token_endpoint_auth_method")? {
+    let auth_method = match optional_string(body, "token_endpoint_auth_method")? {
         None if !confidential => "none".to_owned(),
         None if system && has_keys => "private_key_jwt".to_owned(),
         None => "client_secret_basic".to_owned(),
@@ -316,7 +354,7 @@ pub async fn register(
             "jwks is invalid: system scopes need jwks or jwks_uri (private_key_jwt)",
         ));
     }
-    let grant_types = string_list(&body, "grant_types")?;
+    let grant_types = string_list(body, "grant_types")?;
     let supported = [
         "authorization_code",
         "refresh_token",
@@ -331,7 +369,7 @@ pub async fn register(
             "Unsupported grant_types value {bad:?}"
         )));
     }
-    let response_types = string_list(&body, "response_types")?;
+    let response_types = string_list(body, "response_types")?;
     if let Some(bad) = response_types.iter().find(|r| *r != "code") {
         return Err(metadata_error(format!(
             "Unsupported response_types value {bad:?} (code only)"
@@ -346,23 +384,23 @@ pub async fn register(
         "software_version",
         "initiate_login_uri",
     ] {
-        optional_string(&body, key)?;
+        optional_string(body, key)?;
     }
-    if let Some(subject_type) = optional_string(&body, "subject_type")?
+    if let Some(subject_type) = optional_string(body, "subject_type")?
         && subject_type != "public"
     {
         return Err(metadata_error(
             "Unsupported subject_type value (public only)",
         ));
     }
-    if let Some(dsi) = optional_string(&body, "dsi_type")?
+    if let Some(dsi) = optional_string(body, "dsi_type")?
         && !["none", "evidence", "predictive"].contains(&dsi.as_str())
     {
         return Err(metadata_error("Unsupported dsi_type value"));
     }
 
-    let enabled =
-        !(privileged || (!confidential && scope.split_whitespace().any(|s| s == "launch")));
+    let enabled = by_administrator
+        || !(privileged || (!confidential && scope.split_whitespace().any(|s| s == "launch")));
     let client_id = random_token(32);
     let secret = (confidential && auth_method != "private_key_jwt").then(|| random_token(64));
     let registration_token = random_token(32);
@@ -371,7 +409,7 @@ pub async fn register(
     let client_role = if confidential { "user" } else { "patient" };
 
     let mut metadata = Map::new();
-    for (key, value) in &body {
+    for (key, value) in body {
         metadata.insert(key.clone(), value.clone());
     }
     metadata.insert(
@@ -399,7 +437,7 @@ pub async fn register(
 
     on_db!(&site.db, |pool| {
         sqlx::query(
-            "INSERT INTO oauth_clients (client_id, client_secret_hash, registration_token_hash, registration_path, client_name, application_type, client_role, token_endpoint_auth_method, redirect_uris, post_logout_redirect_uris, scope, jwks, jwks_uri, metadata, enabled, created_at, vetted) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, 0)",
+            "INSERT INTO oauth_clients (client_id, client_secret_hash, registration_token_hash, registration_path, client_name, application_type, client_role, token_endpoint_auth_method, redirect_uris, post_logout_redirect_uris, scope, jwks, jwks_uri, metadata, enabled, created_at, vetted) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
         )
         .bind(&client_id)
         .bind(secret.as_deref().map(sha256_hex))
@@ -417,6 +455,7 @@ pub async fn register(
         .bind(metadata.to_string())
         .bind(i64::from(enabled))
         .bind(issued_at)
+        .bind(i64::from(by_administrator))
         .execute(pool)
         .await?;
     });
@@ -436,17 +475,8 @@ pub async fn register(
         answer["client_secret_expires_at"] = json!(0);
     }
     answer["registration_access_token"] = json!(registration_token);
-    answer["registration_client_uri"] = json!(format!(
-        "{}/client/{registration_path}",
-        super::issuer(&app, &site.name)
-    ));
-    // OpenEMR answers a registration with 200; a site in OpenEMR compatibility does too.
-    let status = if settings::get(&site, "api.compatibility").await? == "openemr" {
-        StatusCode::OK
-    } else {
-        StatusCode::CREATED
-    };
-    Ok(no_store(status, &answer))
+    answer["registration_path"] = json!(registration_path);
+    Ok(Registered { answer, client_id })
 }
 
 /// `GET /oauth2/{site}/client/{path}`: the client's registration, for the bearer of its
