@@ -33,6 +33,9 @@ pub struct Config {
     pub max_instances: u32,
     /// Reload plugins when `plugins.toml` or a plugin file changes (default true).
     pub watch_plugins: bool,
+    /// The bound on SQLite's heap in this process, in MiB (default 512): while it is
+    /// above, request statements are stopped with a 503 naming the limit.
+    pub sqlite_heap_mib: usize,
 }
 
 /// `hearth.toml`.
@@ -48,6 +51,7 @@ struct FileConfig {
     cache_dir: Option<PathBuf>,
     max_instances: Option<u32>,
     watch_plugins: Option<bool>,
+    sqlite_heap_mib: Option<usize>,
 }
 
 /// Values given on the command line.
@@ -113,6 +117,14 @@ impl Config {
                     .with_context(|| format!("HEARTH_WATCH_PLUGINS={text} is not true or false"))?,
                 None => file.watch_plugins.unwrap_or(true),
             },
+            sqlite_heap_mib: match env("HEARTH_SQLITE_HEAP_MIB") {
+                Some(text) => text
+                    .parse()
+                    .with_context(|| format!("HEARTH_SQLITE_HEAP_MIB={text} is not a number"))?,
+                None => file
+                    .sqlite_heap_mib
+                    .unwrap_or(crate::db::sqlite::DEFAULT_HEAP_MIB),
+            },
         })
     }
 
@@ -129,6 +141,7 @@ impl Config {
             cache_dir: None,
             max_instances: 1000,
             watch_plugins: true,
+            sqlite_heap_mib: crate::db::sqlite::DEFAULT_HEAP_MIB,
         }
     }
 

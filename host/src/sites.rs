@@ -230,9 +230,11 @@ impl Sites {
             .with_context(|| format!("migrating the database of site {name}"))?;
         keys::ensure(&db, Alg::Rs256).await?;
         let keys = keys::load(&db).await?;
-        let gate = match db.kind() {
-            Kind::Sqlite => SqlGate::sqlite(&sqlite_path(url)).map_err(anyhow::Error::msg)?,
-            Kind::Postgres => SqlGate::postgres(),
+        let gate = match &db {
+            Db::Sqlite(..) => SqlGate::sqlite(&sqlite_path(url)).map_err(anyhow::Error::msg)?,
+            Db::Postgres(pool) => SqlGate::postgres(pool, url)
+                .await
+                .with_context(|| format!("setting up plugin SQL for site {name}"))?,
         };
         Ok(Arc::new(Site {
             name: name.to_owned(),
@@ -271,6 +273,7 @@ impl Sites {
     /// Closes every pool.
     pub async fn close(&self) {
         for site in self.opened() {
+            site.gate.close().await;
             site.db.close().await;
         }
         self.control.close().await;

@@ -67,6 +67,8 @@ pub struct Options {
     /// The public URL the server advertises (as if behind a proxy), instead of its
     /// listen address.
     pub public_url: Option<String>,
+    /// `sqlite_heap_mib` (process-wide: only for a test binary of its own).
+    pub sqlite_heap_mib: Option<usize>,
 }
 
 impl Options {
@@ -94,7 +96,8 @@ pub fn postgres_url() -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
-fn random_name(prefix: &str) -> String {
+/// `prefix` and 16 random hex digits.
+pub fn random_name(prefix: &str) -> String {
     format!("{prefix}{:016x}", rand::random::<u64>())
 }
 
@@ -158,6 +161,9 @@ impl TestApp {
             config.max_body_bytes = bytes;
         }
         config.public_url = options.public_url.clone();
+        if let Some(mib) = options.sqlite_heap_mib {
+            config.sqlite_heap_mib = mib;
+        }
         let (state, listen, shutdown, server) = serve(config.clone()).await;
         let base = state.base_url.clone();
         Some(TestApp {
@@ -484,7 +490,8 @@ impl Drop for TestApp {
     }
 }
 
-fn with_database(admin: &str, name: &str) -> String {
+/// The administrative URL with another database.
+pub fn with_database(admin: &str, name: &str) -> String {
     match admin.rfind('/') {
         Some(slash) if admin[..slash].ends_with(|c: char| c != '/') => {
             format!("{}/{name}", &admin[..slash])
@@ -493,7 +500,8 @@ fn with_database(admin: &str, name: &str) -> String {
     }
 }
 
-async fn create_database(admin: &str, name: &str) {
+/// Creates a test database.
+pub async fn create_database(admin: &str, name: &str) {
     let pool = sqlx::PgPool::connect(admin)
         .await
         .expect("connecting to PostgreSQL");
@@ -504,14 +512,36 @@ async fn create_database(admin: &str, name: &str) {
     pool.close().await;
 }
 
-async fn drop_database(admin: &str, name: &str) {
+/// Drops a test database and the roles Hearth made for it (roles belong to the whole
+/// PostgreSQL server, so they would outlive the database).
+pub async fn drop_database(admin: &str, name: &str) {
     if let Ok(pool) = sqlx::PgPool::connect(admin).await {
         let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
             "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
         )))
         .execute(&pool)
         .await;
+        drop_roles(&pool, &hearth::db::roles::role_prefix(name)).await;
         pool.close().await;
+    }
+}
+
+/// Drops every role whose name starts with `prefix`.
+pub async fn drop_roles(pool: &sqlx::PgPool, prefix: &str) {
+    use sqlx::Row;
+    let roles = sqlx::query("SELECT CAST(rolname AS TEXT) AS rolname FROM pg_roles WHERE left(rolname, length($1)) = $1")
+        .bind(prefix)
+        .fetch_all(pool)
+        .await
+        .unwrap_or_default();
+    for role in roles {
+        let name: String = role.get("rolname");
+        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP ROLE IF EXISTS \"{}\"",
+            name.replace('"', "\"\"")
+        )))
+        .execute(pool)
+        .await;
     }
 }
 

@@ -488,6 +488,7 @@ fn call_error(site: &str, request: &str, bound: &Bound, error: CallError) -> Htt
             "plugin_response_too_large",
         ),
         CallError::Commit(_) => (StatusCode::INTERNAL_SERVER_ERROR, "commit_failed"),
+        CallError::DatabaseLimit(_) => (StatusCode::SERVICE_UNAVAILABLE, "plugin_database_limit"),
     };
     let message = match &error {
         // A trap's text can hold internals; say only that the plugin failed.

@@ -56,6 +56,19 @@ impl std::fmt::Display for DeadlineExceeded {
 
 impl std::error::Error for DeadlineExceeded {}
 
+/// The error a host call raises when a limit that guards the server stopped its
+/// statement (SQLite's heap); the request is answered 503 naming the limit.
+#[derive(Debug)]
+pub struct DatabaseLimit(pub String);
+
+impl std::fmt::Display for DatabaseLimit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for DatabaseLimit {}
+
 impl State {
     /// State for the one `describe` call at load time: no site, no data access.
     pub fn describing() -> State {
@@ -99,7 +112,11 @@ impl State {
             return Ok(Err(store::Error::Denied(why)));
         }
         if self.tx.is_none() {
-            match site.db.begin(self.may_write, self.deadline).await {
+            match site
+                .gate
+                .begin(&site.db, grants, self.may_write, self.deadline)
+                .await
+            {
                 Ok(tx) => self.tx = Some(tx),
                 Err(error) => return Ok(Err(to_wit(error))),
             }
@@ -109,6 +126,9 @@ impl State {
         let result = run(tx, params).await;
         if let Err(error) = &result {
             self.poisoned = true;
+            if let StoreError::Limit(why) = error {
+                return Err(wasmtime::Error::new(DatabaseLimit(why.clone())));
+            }
             if matches!(error, StoreError::Deadline(_)) || Instant::now() >= self.deadline {
                 // The statement was stopped by the deadline: the request is over, whatever
                 // the plugin would make of the error.
@@ -134,7 +154,9 @@ fn to_wit(error: StoreError) -> store::Error {
         StoreError::Denied(m) => store::Error::Denied(m),
         StoreError::Constraint(m) => store::Error::Constraint(m),
         StoreError::Invalid(m) => store::Error::Invalid(m),
-        StoreError::Deadline(m) | StoreError::Failed(m) => store::Error::Failed(m),
+        StoreError::Deadline(m) | StoreError::Failed(m) | StoreError::Limit(m) => {
+            store::Error::Failed(m)
+        }
     }
 }
 
