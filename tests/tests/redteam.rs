@@ -119,9 +119,22 @@ async fn snapshot(db: &Db) -> Vec<String> {
                 .expect("large objects")
                 .get(0);
             out.push(format!("large objects: {objects}"));
+            // Roles belong to the whole server, where other tests make and drop theirs: the
+            // ones of this database, their attributes and memberships.
+            let database: String = sqlx::query("SELECT CAST(current_database() AS TEXT) AS d")
+                .fetch_one(pool)
+                .await
+                .expect("the database")
+                .get("d");
             let roles: Vec<String> = sqlx::query(
-                "SELECT rolname || ' super=' || rolsuper || ' login=' || rolcanlogin AS r FROM pg_roles ORDER BY 1",
+                "SELECT r.rolname || ' super=' || r.rolsuper || ' login=' || r.rolcanlogin
+                        || ' createrole=' || r.rolcreaterole || ' in ' || COALESCE(
+                            (SELECT string_agg(CAST(m.rolname AS TEXT), ',' ORDER BY m.rolname)
+                             FROM pg_auth_members a JOIN pg_roles m ON m.oid = a.roleid
+                             WHERE a.member = r.oid), '') AS r
+                 FROM pg_roles r WHERE left(r.rolname, length($1)) = $1 ORDER BY 1",
             )
+            .bind(hearth::db::roles::role_prefix(&database))
             .fetch_all(pool)
             .await
             .expect("roles")
@@ -285,8 +298,13 @@ both! {
     async fn every_bypass_is_refused_and_nothing_changes(app) {
         let token = app.user_token("default", "admin", SCOPE).await;
         app.create_patient("default", &token, "Ada", "Probe").await;
+        // One granted statement first, so that the probe's role exists before the snapshot.
+        probe(app, &token, true, "SELECT COUNT(*) AS n FROM patient_data").await.unwrap();
         let site = app.state.sites.get("default").await.unwrap();
         let before = snapshot(&site.db).await;
+        if app.backend == Backend::Postgres {
+            assert!(before.iter().any(|line| line.contains("_p_test_probe_")), "{before:?}");
+        }
         let mut admitted = Vec::new();
         for sql in REFUSED_EVERYWHERE {
             for write in [false, true] {

@@ -9,7 +9,8 @@
 //!   and column read (a read that uses no column, too), every table written, every
 //!   function called and every statement kind (PRAGMA, ATTACH, transaction control,
 //!   DDL…), views, sub-queries and common table expressions resolved. Anything outside
-//!   the grant is refused. Compilation is deterministic for a given schema, so the verdict
+//!   the grant is refused. Then the compiled program is read (`EXPLAIN`): every b-tree
+//!   it opens must belong to a granted table. Compilation is deterministic for a given schema, so the verdict
 //!   holds for the statement compiled again on the pooled connections. A GET runs on a
 //!   `query_only` connection.
 //! - **PostgreSQL**: the statement runs as a database role of the plugin's own whose
@@ -274,6 +275,8 @@ struct SqliteChecker {
     /// Every stored table and view, SQLite's own tables and every table-valued module:
     /// the names an unqualified read may resolve to besides a common table expression.
     objects: HashSet<String>,
+    /// The table each b-tree (table or index root page) belongs to.
+    roots: HashMap<i64, String>,
 }
 
 // SAFETY: the connection is only used under the gate's mutex, one thread at a time, and
@@ -312,9 +315,80 @@ impl SqliteChecker {
         let mut checker = SqliteChecker {
             db,
             objects: HashSet::new(),
+            roots: HashMap::new(),
         };
         checker.objects = checker.object_names()?;
+        checker.roots = checker.root_pages()?;
         Ok(checker)
+    }
+
+    /// Which table each root page belongs to (see [`SqliteChecker::roots`]).
+    fn root_pages(&self) -> Result<HashMap<i64, String>, String> {
+        // SAFETY: as in `object_names`.
+        let connection = unsafe { rusqlite::Connection::from_handle(self.db) }
+            .map_err(|e| format!("cannot read the schema: {e}"))?;
+        let mut roots = HashMap::from([(1, "sqlite_schema".to_owned())]);
+        let result = (|| -> rusqlite::Result<()> {
+            let mut statement = connection
+                .prepare("SELECT rootpage, tbl_name FROM sqlite_schema WHERE rootpage > 0")?;
+            let rows = statement.query_map([], |row| {
+                Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?))
+            })?;
+            for row in rows {
+                let (page, table) = row?;
+                roots.insert(page, table.to_ascii_lowercase());
+            }
+            Ok(())
+        })();
+        drop(connection);
+        result.map_err(|e| format!("cannot read the schema: {e}"))?;
+        Ok(roots)
+    }
+
+    /// The second look, below the authorizer: the b-trees the compiled program opens
+    /// (`EXPLAIN`: `OpenRead`, `OpenWrite`, `VOpen`) must belong to granted tables. A
+    /// table named only in a part of the statement the planner dropped is never opened.
+    fn check_program(&self, grants: &Grants, sql: &str) -> Result<(), String> {
+        // SAFETY: as in `object_names`; no authorizer is installed while this runs.
+        let connection = unsafe { rusqlite::Connection::from_handle(self.db) }
+            .map_err(|e| format!("cannot check the statement: {e}"))?;
+        let result = (|| -> Result<(), String> {
+            let failed = |e: rusqlite::Error| format!("invalid SQL: {e}");
+            let mut statement = connection
+                .prepare(&format!("EXPLAIN {sql}"))
+                .map_err(failed)?;
+            let mut steps = statement.raw_query();
+            while let Some(step) = steps.next().map_err(failed)? {
+                let opcode: String = step.get(1).map_err(failed)?;
+                let page: i64 = step.get(3).map_err(failed)?;
+                let write = match opcode.as_str() {
+                    "OpenRead" | "ReopenIdx" => false,
+                    "OpenWrite" => true,
+                    "VOpen" => return Err("virtual tables are not allowed in plugin SQL".into()),
+                    _ => continue,
+                };
+                let Some(table) = self.roots.get(&page) else {
+                    return Err(format!(
+                        "the statement opens b-tree {page}, which is no table plugin {} was granted",
+                        grants.plugin
+                    ));
+                };
+                let (allowed, how) = if write {
+                    (grants.may_write(table), "writing")
+                } else {
+                    (grants.may_read(table), "reading")
+                };
+                if !allowed {
+                    return Err(format!(
+                        "table {table} is not granted to plugin {} for {how}",
+                        grants.plugin
+                    ));
+                }
+            }
+            Ok(())
+        })();
+        drop(connection);
+        result
     }
 
     /// The names a read of a table may resolve to (see [`SqliteChecker::objects`]).
@@ -398,7 +472,7 @@ impl SqliteChecker {
             } else {
                 // SAFETY: `stmt` is a valid prepared statement.
                 let read_only = unsafe { ffi::sqlite3_stmt_readonly(stmt) } != 0;
-                Ok(Statement {
+                self.check_program(grants, sql).map(|()| Statement {
                     writes: state.writes || !read_only,
                 })
             }
