@@ -53,6 +53,7 @@ impl App {
     /// Opens the data folder (creating the site `default` on first start), loads the
     /// plugins and binds the listen address (port 0 picks a free port).
     pub async fn build(config: Config, natives: Natives) -> Result<App> {
+        crate::db::sqlite::set_heap_limit(config.sqlite_heap_mib);
         let sites = Arc::new(Sites::open(&config.data_dir).await?);
         if sites.list().await?.is_empty() {
             sites.create("default", None).await?;

@@ -36,6 +36,9 @@ pub struct Config {
     /// Proxies whose `X-Forwarded-For` is believed (addresses or CIDR ranges; default
     /// none): sign-in limits count against the client address they report.
     pub trusted_proxies: crate::proxy::TrustedProxies,
+    /// The bound on SQLite's heap in this process, in MiB (default 512): while it is
+    /// above, request statements are stopped with a 503 naming the limit.
+    pub sqlite_heap_mib: usize,
 }
 
 /// `hearth.toml`.
@@ -52,6 +55,7 @@ struct FileConfig {
     max_instances: Option<u32>,
     watch_plugins: Option<bool>,
     trusted_proxies: Option<Vec<String>>,
+    sqlite_heap_mib: Option<usize>,
 }
 
 /// Values given on the command line.
@@ -126,6 +130,14 @@ impl Config {
                 None => file.watch_plugins.unwrap_or(true),
             },
             trusted_proxies,
+            sqlite_heap_mib: match env("HEARTH_SQLITE_HEAP_MIB") {
+                Some(text) => text
+                    .parse()
+                    .with_context(|| format!("HEARTH_SQLITE_HEAP_MIB={text} is not a number"))?,
+                None => file
+                    .sqlite_heap_mib
+                    .unwrap_or(crate::db::sqlite::DEFAULT_HEAP_MIB),
+            },
         })
     }
 
@@ -143,6 +155,7 @@ impl Config {
             max_instances: 1000,
             watch_plugins: true,
             trusted_proxies: Default::default(),
+            sqlite_heap_mib: crate::db::sqlite::DEFAULT_HEAP_MIB,
         }
     }
 

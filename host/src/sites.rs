@@ -280,9 +280,11 @@ impl Sites {
             );
         }
         let keys = keys::load(&db, &keyring).await?;
-        let gate = match db.kind() {
-            Kind::Sqlite => SqlGate::sqlite(&sqlite_path(url)).map_err(anyhow::Error::msg)?,
-            Kind::Postgres => SqlGate::postgres(),
+        let gate = match &db {
+            Db::Sqlite(..) => SqlGate::sqlite(&sqlite_path(url)).map_err(anyhow::Error::msg)?,
+            Db::Postgres(pool) => SqlGate::postgres(pool, url)
+                .await
+                .with_context(|| format!("setting up plugin SQL for site {name}"))?,
         };
         Ok(Arc::new(Site {
             name: name.to_owned(),
@@ -321,6 +323,7 @@ impl Sites {
     /// Closes every pool.
     pub async fn close(&self) {
         for site in self.opened() {
+            site.gate.close().await;
             site.db.close().await;
         }
         self.control.close().await;

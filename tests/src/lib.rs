@@ -76,6 +76,8 @@ pub struct Options {
     /// An administrative PostgreSQL URL to use instead of `HEARTH_TEST_POSTGRES_URL` (a
     /// private cluster a test may stop and start).
     pub postgres_url: Option<String>,
+    /// `sqlite_heap_mib` (process-wide: only for a test binary of its own).
+    pub sqlite_heap_mib: Option<usize>,
 }
 
 impl Options {
@@ -103,7 +105,8 @@ pub fn postgres_url() -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
-fn random_name(prefix: &str) -> String {
+/// `prefix` and 16 random hex digits.
+pub fn random_name(prefix: &str) -> String {
     format!("{prefix}{:016x}", rand::random::<u64>())
 }
 
@@ -173,6 +176,9 @@ impl TestApp {
         .expect("trusted proxies");
         if let Some(watch) = options.watch_plugins {
             config.watch_plugins = watch;
+        }
+        if let Some(mib) = options.sqlite_heap_mib {
+            config.sqlite_heap_mib = mib;
         }
         let (state, listen, shutdown, server) = serve(config.clone()).await;
         let base = state.base_url.clone();
@@ -501,7 +507,8 @@ impl Drop for TestApp {
     }
 }
 
-fn with_database(admin: &str, name: &str) -> String {
+/// The administrative URL with another database.
+pub fn with_database(admin: &str, name: &str) -> String {
     match admin.rfind('/') {
         Some(slash) if admin[..slash].ends_with(|c: char| c != '/') => {
             format!("{}/{name}", &admin[..slash])
@@ -510,7 +517,8 @@ fn with_database(admin: &str, name: &str) -> String {
     }
 }
 
-async fn create_database(admin: &str, name: &str) {
+/// Creates a test database.
+pub async fn create_database(admin: &str, name: &str) {
     let pool = sqlx::PgPool::connect(admin)
         .await
         .expect("connecting to PostgreSQL");
@@ -521,14 +529,36 @@ async fn create_database(admin: &str, name: &str) {
     pool.close().await;
 }
 
-async fn drop_database(admin: &str, name: &str) {
+/// Drops a test database and the roles Hearth made for it (roles belong to the whole
+/// PostgreSQL server, so they would outlive the database).
+pub async fn drop_database(admin: &str, name: &str) {
     if let Ok(pool) = sqlx::PgPool::connect(admin).await {
         let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
             "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
         )))
         .execute(&pool)
         .await;
+        drop_roles(&pool, &hearth::db::roles::role_prefix(name)).await;
         pool.close().await;
+    }
+}
+
+/// Drops every role whose name starts with `prefix`.
+pub async fn drop_roles(pool: &sqlx::PgPool, prefix: &str) {
+    use sqlx::Row;
+    let roles = sqlx::query("SELECT CAST(rolname AS TEXT) AS rolname FROM pg_roles WHERE left(rolname, length($1)) = $1")
+        .bind(prefix)
+        .fetch_all(pool)
+        .await
+        .unwrap_or_default();
+    for role in roles {
+        let name: String = role.get("rolname");
+        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP ROLE IF EXISTS \"{}\"",
+            name.replace('"', "\"\"")
+        )))
+        .execute(pool)
+        .await;
     }
 }
 

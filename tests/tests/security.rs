@@ -1,4 +1,4 @@
-//! Clients, accounts and the network (docs/security-auth.md), on both databases: sign-in
+//! Clients, accounts and the network (docs/security.md), on both databases: sign-in
 //! backoff per address and account behind trusted proxies, redirect URI rules, refresh
 //! re-reading the account, tokens checked against their row, the admin reload scoped to
 //! its site, caps on unknown sites and declared bodies, and signing keys sealed at rest.

@@ -501,6 +501,7 @@ fn call_error(site: &str, request: &str, bound: &Bound, error: CallError) -> Htt
         ),
         CallError::Commit(_) => (StatusCode::INTERNAL_SERVER_ERROR, "commit_failed"),
         CallError::Unavailable(cause) => return HttpError::unavailable(cause),
+        CallError::DatabaseLimit(_) => (StatusCode::SERVICE_UNAVAILABLE, "plugin_database_limit"),
     };
     let message = match &error {
         // A trap's text can hold internals; say only that the plugin failed.

@@ -1,19 +1,27 @@
 //! Which SQL a plugin may run: deny by default, enforced below the SQL string.
 //!
-//! A plugin declares the tables it reads and writes. Before the host runs a statement for a
-//! plugin the first time, it asks the database engine itself what the statement touches:
+//! A plugin declares the tables it reads and writes. Every statement first passes the
+//! gate here (one statement, one of `SELECT`, `INSERT`, `UPDATE`, `DELETE`, `WITH`), and
+//! the database enforces the grants itself:
 //!
 //! - **SQLite**: the statement is compiled on a private read-only connection that has an
 //!   authorizer (`sqlite3_set_authorizer`) installed. SQLite's compiler reports every table
-//!   and column read, every table written, every function called and every statement kind
-//!   (PRAGMA, ATTACH, transaction control, DDL…), views and sub-queries resolved. Anything
-//!   outside the grant is refused. Compilation is deterministic for a given schema, so the
-//!   verdict holds for the statement compiled again on the pooled connections.
-//! - **PostgreSQL**: the statement is parsed with a real SQL parser (`sqlparser`, the
-//!   PostgreSQL dialect); only `SELECT`, `INSERT`, `UPDATE`, `DELETE` (and `WITH` around
-//!   them) are accepted, every relation must be granted, schema-qualified names and
-//!   table functions are refused, and only functions on a portable allow-list may be
-//!   called (so `set_config`, `pg_*`, `lo_*`, `dblink` and the like never run).
+//!   and column read (a read that uses no column, too), every table written, every
+//!   function called and every statement kind (PRAGMA, ATTACH, transaction control,
+//!   DDL…), views, sub-queries and common table expressions resolved. Anything outside
+//!   the grant is refused. Then the compiled program is read (`EXPLAIN`): every b-tree
+//!   it opens must belong to a granted table. Compilation is deterministic for a given schema, so the verdict
+//!   holds for the statement compiled again on the pooled connections. A GET runs on a
+//!   `query_only` connection.
+//! - **PostgreSQL**: the statement runs as a database role of the plugin's own whose
+//!   privileges mirror its grants, with the host's tables in a schema no plugin role may
+//!   use ([`super::roles`]); a GET's transaction is `READ ONLY`. In front of it, for clear
+//!   messages, the statement is parsed with a real SQL parser (`sqlparser`, the
+//!   PostgreSQL dialect) and walked: every relation (`TABLE x` included; common table
+//!   expressions scoped per query level, as PostgreSQL scopes them) must be granted,
+//!   schema-qualified names, table functions and `SELECT … INTO` are refused, and only
+//!   functions on a portable allow-list may be called (so `set_config`, `pg_*`, `lo_*`,
+//!   `dblink` and the like never run).
 //!
 //! Verdicts are cached per grant set and SQL text, so the check costs a hash lookup after
 //! the first call. A statement that writes is also refused during a GET request.
@@ -110,6 +118,11 @@ impl Grants {
         })
     }
 
+    /// This grant set's id (unique in the process).
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
     fn may_read(&self, table: &str) -> bool {
         let table = table.to_ascii_lowercase();
         self.reads.contains(&table) || self.writes.contains(&table)
@@ -137,7 +150,15 @@ pub struct SqlGate {
 
 enum Engine {
     Sqlite(Mutex<SqliteChecker>),
-    Postgres,
+    /// The parser, and (except in unit tests of the parser) the plugins' roles.
+    Postgres(Option<PgRoles>),
+}
+
+/// The plugins' roles on a PostgreSQL site and the pool of the site's own user that
+/// makes them.
+struct PgRoles {
+    admin: sqlx::PgPool,
+    access: super::roles::PluginAccess,
 }
 
 /// Cached verdicts per grant set before the cache for that set is emptied.
@@ -152,11 +173,60 @@ impl SqlGate {
         })
     }
 
-    /// A gate for a PostgreSQL database.
-    pub fn postgres() -> SqlGate {
-        SqlGate {
-            engine: Engine::Postgres,
+    /// A gate for a PostgreSQL database whose site's own user connects with `admin`
+    /// (`url`): sets up and checks the role plugin SQL logs in as (see
+    /// [`super::roles`]); refuses an unsafe set-up.
+    pub async fn postgres(admin: &sqlx::PgPool, url: &str) -> anyhow::Result<SqlGate> {
+        let access = super::roles::PluginAccess::prepare(admin, url).await?;
+        Ok(SqlGate {
+            engine: Engine::Postgres(Some(PgRoles {
+                admin: admin.clone(),
+                access,
+            })),
             cache: RwLock::default(),
+        })
+    }
+
+    /// Only the PostgreSQL parser, without a database (for tests of the parser).
+    pub fn postgres_parser() -> SqlGate {
+        SqlGate {
+            engine: Engine::Postgres(None),
+            cache: RwLock::default(),
+        }
+    }
+
+    /// Begins the transaction of a plugin's request: on SQLite a read-only connection
+    /// for a GET (`query_only`); on PostgreSQL, on the plugins' pool, as the role of
+    /// `grants` (`SET LOCAL ROLE`), `READ ONLY` for a GET.
+    pub async fn begin(
+        &self,
+        db: &super::Db,
+        grants: &Grants,
+        write: bool,
+        deadline: std::time::Instant,
+    ) -> Result<super::store::Tx, super::store::StoreError> {
+        use super::store::{StoreError, Tx};
+        match (&self.engine, db) {
+            (Engine::Sqlite(_), super::Db::Sqlite(_, fast)) => {
+                let tx = fast.begin(write, deadline).await?;
+                Ok(Tx::Sqlite(if write { tx } else { tx.query_only()? }))
+            }
+            (Engine::Postgres(Some(roles)), super::Db::Postgres(_)) => {
+                let role = roles.access.role(&roles.admin, grants).await?;
+                super::roles::begin(&roles.access.pool, &role, write, deadline)
+                    .await
+                    .map(Tx::Postgres)
+            }
+            _ => Err(StoreError::Failed(
+                "plugin SQL has no database role on this site".into(),
+            )),
+        }
+    }
+
+    /// Closes the plugins' pool (PostgreSQL).
+    pub async fn close(&self) {
+        if let Engine::Postgres(Some(roles)) = &self.engine {
+            roles.access.close().await;
         }
     }
 
@@ -170,10 +240,10 @@ impl SqlGate {
         let verdict = match cached {
             Some(verdict) => verdict,
             None => {
-                let verdict = match &self.engine {
+                let verdict = first_word(sql).and_then(|()| match &self.engine {
                     Engine::Sqlite(checker) => checker.lock().check(grants, sql),
-                    Engine::Postgres => check_postgres(grants, sql),
-                };
+                    Engine::Postgres(_) => check_postgres(grants, sql),
+                });
                 let mut cache = self.cache.write();
                 let verdicts = cache.entry(grants.id).or_default();
                 if verdicts.len() >= CACHE_LIMIT {
@@ -202,6 +272,11 @@ impl SqlGate {
 /// authorizer.
 struct SqliteChecker {
     db: *mut libsqlite3_sys::sqlite3,
+    /// Every stored table and view, SQLite's own tables and every table-valued module:
+    /// the names an unqualified read may resolve to besides a common table expression.
+    objects: HashSet<String>,
+    /// The table each b-tree (table or index root page) belongs to.
+    roots: HashMap<i64, String>,
 }
 
 // SAFETY: the connection is only used under the gate's mutex, one thread at a time, and
@@ -211,6 +286,7 @@ unsafe impl Send for SqliteChecker {}
 /// What the authorizer callback sees and records during one check.
 struct CheckState<'a> {
     grants: &'a Grants,
+    objects: &'a HashSet<String>,
     denial: Option<String>,
     writes: bool,
 }
@@ -236,13 +312,127 @@ impl SqliteChecker {
                 "cannot open {path} to check plugin SQL (code {rc})"
             ));
         }
-        Ok(SqliteChecker { db })
+        let mut checker = SqliteChecker {
+            db,
+            objects: HashSet::new(),
+            roots: HashMap::new(),
+        };
+        checker.objects = checker.object_names()?;
+        checker.roots = checker.root_pages()?;
+        Ok(checker)
+    }
+
+    /// Which table each root page belongs to (see [`SqliteChecker::roots`]).
+    fn root_pages(&self) -> Result<HashMap<i64, String>, String> {
+        // SAFETY: as in `object_names`.
+        let connection = unsafe { rusqlite::Connection::from_handle(self.db) }
+            .map_err(|e| format!("cannot read the schema: {e}"))?;
+        let mut roots = HashMap::from([(1, "sqlite_schema".to_owned())]);
+        let result = (|| -> rusqlite::Result<()> {
+            let mut statement = connection
+                .prepare("SELECT rootpage, tbl_name FROM sqlite_schema WHERE rootpage > 0")?;
+            let rows = statement.query_map([], |row| {
+                Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?))
+            })?;
+            for row in rows {
+                let (page, table) = row?;
+                roots.insert(page, table.to_ascii_lowercase());
+            }
+            Ok(())
+        })();
+        drop(connection);
+        result.map_err(|e| format!("cannot read the schema: {e}"))?;
+        Ok(roots)
+    }
+
+    /// The second look, below the authorizer: the b-trees the compiled program opens
+    /// (`EXPLAIN`: `OpenRead`, `OpenWrite`, `VOpen`) must belong to granted tables. A
+    /// table named only in a part of the statement the planner dropped is never opened.
+    fn check_program(&self, grants: &Grants, sql: &str) -> Result<(), String> {
+        // SAFETY: as in `object_names`; no authorizer is installed while this runs.
+        let connection = unsafe { rusqlite::Connection::from_handle(self.db) }
+            .map_err(|e| format!("cannot check the statement: {e}"))?;
+        let result = (|| -> Result<(), String> {
+            let failed = |e: rusqlite::Error| format!("invalid SQL: {e}");
+            let mut statement = connection
+                .prepare(&format!("EXPLAIN {sql}"))
+                .map_err(failed)?;
+            let mut steps = statement.raw_query();
+            while let Some(step) = steps.next().map_err(failed)? {
+                let opcode: String = step.get(1).map_err(failed)?;
+                let page: i64 = step.get(3).map_err(failed)?;
+                let write = match opcode.as_str() {
+                    "OpenRead" | "ReopenIdx" => false,
+                    "OpenWrite" => true,
+                    "VOpen" => return Err("virtual tables are not allowed in plugin SQL".into()),
+                    _ => continue,
+                };
+                let Some(table) = self.roots.get(&page) else {
+                    return Err(format!(
+                        "the statement opens b-tree {page}, which is no table plugin {} was granted",
+                        grants.plugin
+                    ));
+                };
+                let (allowed, how) = if write {
+                    (grants.may_write(table), "writing")
+                } else {
+                    (grants.may_read(table), "reading")
+                };
+                if !allowed {
+                    return Err(format!(
+                        "table {table} is not granted to plugin {} for {how}",
+                        grants.plugin
+                    ));
+                }
+            }
+            Ok(())
+        })();
+        drop(connection);
+        result
+    }
+
+    /// The names a read of a table may resolve to (see [`SqliteChecker::objects`]).
+    fn object_names(&self) -> Result<HashSet<String>, String> {
+        // SAFETY: the handle is valid for the checker's life; a connection made with
+        // `from_handle` never closes it, and is dropped before this returns.
+        let connection = unsafe { rusqlite::Connection::from_handle(self.db) }
+            .map_err(|e| format!("cannot read the schema: {e}"))?;
+        let mut names: HashSet<String> = [
+            "sqlite_master",
+            "sqlite_schema",
+            "sqlite_temp_master",
+            "sqlite_temp_schema",
+            "sqlite_sequence",
+            "sqlite_stat1",
+            "sqlite_stat4",
+            "sqlite_dbpage",
+            "sqlite_stmt",
+            "dbstat",
+        ]
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+        let mut read = |sql: &str| -> rusqlite::Result<()> {
+            let mut statement = connection.prepare(sql)?;
+            let rows = statement.query_map([], |row| row.get::<_, String>(0))?;
+            for name in rows {
+                names.insert(name?.to_ascii_lowercase());
+            }
+            Ok(())
+        };
+        let result = read("SELECT name FROM sqlite_schema")
+            .and_then(|()| read("SELECT name FROM pragma_module_list"));
+        // Dropping the borrowed wrapper finalizes its statements; the handle stays open.
+        drop(connection);
+        result.map_err(|e| format!("cannot read the schema: {e}"))?;
+        Ok(names)
     }
 
     fn check(&mut self, grants: &Grants, sql: &str) -> Verdict {
         use libsqlite3_sys as ffi;
         let mut state = CheckState {
             grants,
+            objects: &self.objects,
             denial: None,
             writes: false,
         };
@@ -282,7 +472,7 @@ impl SqliteChecker {
             } else {
                 // SAFETY: `stmt` is a valid prepared statement.
                 let read_only = unsafe { ffi::sqlite3_stmt_readonly(stmt) } != 0;
-                Ok(Statement {
+                self.check_program(grants, sql).map(|()| Statement {
                     writes: state.writes || !read_only,
                 })
             }
@@ -340,8 +530,20 @@ extern "C" fn authorize(
     let grants = state.grants;
     let refusal = match action {
         ffi::SQLITE_SELECT | ffi::SQLITE_RECURSIVE => None,
-        // A read without a schema is of a common table expression, not a stored table.
-        ffi::SQLITE_READ if database.is_null() => None,
+        // A read without a schema is of a common table expression, or a read of a
+        // stored table of which no column is used (`count(*)`, `EXISTS`): SQLite then
+        // reports the table as written in the SQL. Refused when the name is a stored
+        // table, one of SQLite's own or a table-valued module that is not granted (a
+        // common table expression shadowing such a name is refused too: rename it).
+        ffi::SQLITE_READ if database.is_null() => {
+            let table = text(arg1).to_ascii_lowercase();
+            (state.objects.contains(&table) && !grants.may_read(&table)).then(|| {
+                format!(
+                    "table {table} is not granted to plugin {} for reading",
+                    grants.plugin
+                )
+            })
+        }
         ffi::SQLITE_READ => {
             let table = text(arg1);
             (!grants.may_read(&table)).then(|| {
@@ -387,10 +589,11 @@ extern "C" fn authorize(
 }
 
 /// The PostgreSQL gate: parse, then walk the statement.
+///
+/// A first line only: on PostgreSQL the wall is the plugin's database role (see
+/// [`crate::db::roles`]). The walk exists to give plugin authors a clear message, and
+/// errs on the side of refusing.
 fn check_postgres(grants: &Grants, sql: &str) -> Verdict {
-    use sqlparser::ast::{
-        Expr, FromTable, ObjectName, Statement as Ast, TableFactor, TableObject, Visit, Visitor,
-    };
     use sqlparser::dialect::PostgreSqlDialect;
     use sqlparser::parser::Parser;
 
@@ -399,146 +602,299 @@ fn check_postgres(grants: &Grants, sql: &str) -> Verdict {
     let [statement] = statements.as_slice() else {
         return Err("one statement per call: the SQL holds more than one (or none)".to_owned());
     };
+    let mut walk = PgWalk {
+        grants,
+        scopes: Vec::new(),
+        writes: false,
+        refusal: None,
+    };
+    let _ = sqlparser::ast::Visit::visit(statement, &mut walk);
+    match walk.refusal {
+        Some(refusal) => Err(refusal),
+        None => Ok(Statement {
+            writes: walk.writes,
+        }),
+    }
+}
 
-    #[derive(Default)]
-    struct Walk {
-        relations: Vec<ObjectName>,
-        targets: Vec<String>,
-        ctes: HashSet<String>,
-        refusal: Option<String>,
+/// The walk over one parsed PostgreSQL statement.
+struct PgWalk<'g> {
+    grants: &'g Grants,
+    /// The common table expressions each enclosing query level defines.
+    scopes: Vec<Vec<String>>,
+    writes: bool,
+    refusal: Option<String>,
+}
+
+/// The one part of a relation's name, lower-cased; qualified names are refused.
+fn plain_name(name: &sqlparser::ast::ObjectName) -> Result<String, String> {
+    match name.0.as_slice() {
+        [part] => match part.as_ident() {
+            Some(ident) => Ok(ident.value.to_ascii_lowercase()),
+            None => Err(format!("the name {name} is not allowed in plugin SQL")),
+        },
+        _ => Err(format!(
+            "qualified name {name} is not allowed in plugin SQL"
+        )),
+    }
+}
+
+/// Every relation named anywhere inside `query` (nested queries and `TABLE x` included).
+fn relations_in(query: &sqlparser::ast::Query) -> Vec<String> {
+    use sqlparser::ast::{ObjectName, Query, Visit, Visitor};
+    struct Names(Vec<String>);
+    impl Visitor for Names {
+        type Break = ();
+        fn pre_visit_relation(&mut self, relation: &ObjectName) -> ControlFlow<()> {
+            if let Ok(name) = plain_name(relation) {
+                self.0.push(name);
+            }
+            ControlFlow::Continue(())
+        }
+        fn pre_visit_query(&mut self, query: &Query) -> ControlFlow<()> {
+            for table in table_commands(&query.body) {
+                if let Some(name) = &table.table_name {
+                    self.0.push(name.value.to_ascii_lowercase());
+                }
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let mut names = Names(Vec::new());
+    let _ = query.visit(&mut names);
+    names.0
+}
+
+/// The `TABLE x` commands in a query body, through set operations (a nested query is
+/// a query of its own and visited as one).
+fn table_commands(body: &sqlparser::ast::SetExpr) -> Vec<&sqlparser::ast::Table> {
+    use sqlparser::ast::SetExpr;
+    match body {
+        SetExpr::Table(table) => vec![&**table],
+        SetExpr::SetOperation { left, right, .. } => {
+            let mut tables = table_commands(left);
+            tables.extend(table_commands(right));
+            tables
+        }
+        _ => Vec::new(),
+    }
+}
+
+impl PgWalk<'_> {
+    fn refuse(&mut self, why: String) -> ControlFlow<()> {
+        self.refusal.get_or_insert(why);
+        ControlFlow::Break(())
     }
 
-    fn name_of(table: &TableFactor) -> Option<String> {
-        match table {
-            TableFactor::Table { name, .. } => Some(name.to_string()),
-            _ => None,
+    fn in_scope(&self, name: &str) -> bool {
+        self.scopes
+            .iter()
+            .any(|scope| scope.iter().any(|n| n == name))
+    }
+
+    /// A read of the stored table `table` (not of a common table expression).
+    fn read_table(&mut self, table: &str) -> ControlFlow<()> {
+        if self.grants.may_read(table) {
+            ControlFlow::Continue(())
+        } else {
+            self.refuse(format!(
+                "table {table} is not granted to plugin {} for reading",
+                self.grants.plugin
+            ))
         }
     }
 
-    impl Visitor for Walk {
-        type Break = ();
+    fn write_table(&mut self, name: &sqlparser::ast::ObjectName) -> ControlFlow<()> {
+        self.writes = true;
+        let table = match plain_name(name) {
+            Ok(table) => table,
+            Err(why) => return self.refuse(why),
+        };
+        if self.grants.may_write(&table) {
+            ControlFlow::Continue(())
+        } else {
+            self.refuse(format!(
+                "table {table} is not granted to plugin {} for writing",
+                self.grants.plugin
+            ))
+        }
+    }
+}
 
-        fn pre_visit_statement(&mut self, statement: &Ast) -> ControlFlow<()> {
-            match statement {
-                Ast::Query(_) => {}
-                Ast::Insert(insert) => match &insert.table {
-                    TableObject::TableName(name) => self.targets.push(name.to_string()),
-                    _ => self.refusal = Some("INSERT into a function is not allowed".into()),
-                },
-                Ast::Update(update) => match name_of(&update.table.relation) {
-                    Some(name) => self.targets.push(name),
-                    None => self.refusal = Some("UPDATE of this target is not allowed".into()),
-                },
-                Ast::Delete(delete) => {
-                    let (FromTable::WithFromKeyword(tables) | FromTable::WithoutKeyword(tables)) =
-                        &delete.from;
-                    for table in tables {
-                        match name_of(&table.relation) {
-                            Some(name) => self.targets.push(name),
-                            None => {
-                                self.refusal = Some("DELETE from this target is not allowed".into())
-                            }
+impl sqlparser::ast::Visitor for PgWalk<'_> {
+    type Break = ();
+
+    fn pre_visit_statement(&mut self, statement: &sqlparser::ast::Statement) -> ControlFlow<()> {
+        use sqlparser::ast::{FromTable, Statement as Ast, TableFactor, TableObject};
+        let target = |table: &TableFactor| match table {
+            TableFactor::Table {
+                name, args: None, ..
+            } => Some(name.clone()),
+            _ => None,
+        };
+        match statement {
+            Ast::Query(_) => ControlFlow::Continue(()),
+            Ast::Insert(insert) => match &insert.table {
+                TableObject::TableName(name) => self.write_table(name),
+                _ => self.refuse("INSERT into a function is not allowed".into()),
+            },
+            Ast::Update(update) => match target(&update.table.relation) {
+                Some(name) => self.write_table(&name),
+                None => self.refuse("UPDATE of this target is not allowed".into()),
+            },
+            Ast::Delete(delete) => {
+                let (FromTable::WithFromKeyword(tables) | FromTable::WithoutKeyword(tables)) =
+                    &delete.from;
+                for table in tables {
+                    match target(&table.relation) {
+                        Some(name) => self.write_table(&name)?,
+                        None => {
+                            return self.refuse("DELETE from this target is not allowed".into());
                         }
                     }
                 }
-                other => {
-                    let kind = other.to_string();
-                    let kind = kind
-                        .split_whitespace()
-                        .next()
-                        .unwrap_or("this")
-                        .to_uppercase();
-                    self.refusal = Some(format!("{kind} statements are not allowed in plugin SQL"));
-                }
-            }
-            if self.refusal.is_some() {
-                ControlFlow::Break(())
-            } else {
                 ControlFlow::Continue(())
             }
-        }
-
-        fn pre_visit_query(&mut self, query: &sqlparser::ast::Query) -> ControlFlow<()> {
-            if let Some(with) = &query.with {
-                for cte in &with.cte_tables {
-                    self.ctes.insert(cte.alias.name.value.to_ascii_lowercase());
-                }
-            }
-            ControlFlow::Continue(())
-        }
-
-        fn pre_visit_table_factor(&mut self, table: &TableFactor) -> ControlFlow<()> {
-            match table {
-                TableFactor::Table {
-                    args: Some(_),
-                    name,
-                    ..
-                } => {
-                    self.refusal = Some(format!("table function {name} is not allowed"));
-                    ControlFlow::Break(())
-                }
-                TableFactor::Table { .. }
-                | TableFactor::Derived { .. }
-                | TableFactor::NestedJoin { .. } => ControlFlow::Continue(()),
-                other => {
-                    self.refusal = Some(format!("{other} is not allowed in plugin SQL"));
-                    ControlFlow::Break(())
-                }
+            other => {
+                let kind = other.to_string();
+                let kind = kind
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or("this")
+                    .to_uppercase();
+                self.refuse(format!("{kind} statements are not allowed in plugin SQL"))
             }
         }
+    }
 
-        fn pre_visit_relation(&mut self, relation: &ObjectName) -> ControlFlow<()> {
-            self.relations.push(relation.clone());
-            ControlFlow::Continue(())
-        }
-
-        fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
-            if let Expr::Function(function) = expr {
-                let name = function.name.to_string().to_ascii_lowercase();
-                if !FUNCTIONS.contains(&name.as_str()) {
-                    self.refusal = Some(format!("function {name} is not allowed in plugin SQL"));
-                    return ControlFlow::Break(());
+    fn pre_visit_query(&mut self, query: &sqlparser::ast::Query) -> ControlFlow<()> {
+        let mut scope = Vec::new();
+        if let Some(with) = &query.with {
+            let names: Vec<String> = with
+                .cte_tables
+                .iter()
+                .map(|cte| cte.alias.name.value.to_ascii_lowercase())
+                .collect();
+            for (i, cte) in with.cte_tables.iter().enumerate() {
+                // Without RECURSIVE a body sees only the expressions defined before it:
+                // its own name (or a later one) in it is the stored table of that name.
+                let visible = if with.recursive {
+                    &names[..]
+                } else {
+                    &names[..i]
+                };
+                for name in relations_in(&cte.query) {
+                    if names.contains(&name) && !visible.contains(&name) {
+                        self.read_table(&name)?;
+                    }
                 }
             }
-            ControlFlow::Continue(())
+            scope = names;
+        }
+        self.scopes.push(scope);
+        for table in table_commands(&query.body) {
+            let Some(name) = &table.table_name else {
+                return self.refuse("TABLE without a name is not allowed".into());
+            };
+            if let Some(schema) = &table.schema_name {
+                return self.refuse(format!(
+                    "qualified name {schema}.{name} is not allowed in plugin SQL"
+                ));
+            }
+            let name = name.value.to_ascii_lowercase();
+            if !self.in_scope(&name) {
+                self.read_table(&name)?;
+            }
+        }
+        if matches!(*query.body, sqlparser::ast::SetExpr::Merge(_)) {
+            return self.refuse("MERGE statements are not allowed in plugin SQL".into());
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_query(&mut self, _query: &sqlparser::ast::Query) -> ControlFlow<()> {
+        self.scopes.pop();
+        ControlFlow::Continue(())
+    }
+
+    fn pre_visit_select(&mut self, select: &sqlparser::ast::Select) -> ControlFlow<()> {
+        if select.into.is_some() {
+            return self
+                .refuse("SELECT … INTO creates a table: it is not allowed in plugin SQL".into());
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn pre_visit_table_factor(&mut self, table: &sqlparser::ast::TableFactor) -> ControlFlow<()> {
+        use sqlparser::ast::TableFactor;
+        match table {
+            TableFactor::Table {
+                args: Some(_),
+                name,
+                ..
+            } => self.refuse(format!("table function {name} is not allowed")),
+            TableFactor::Table { .. }
+            | TableFactor::Derived { .. }
+            | TableFactor::NestedJoin { .. } => ControlFlow::Continue(()),
+            other => self.refuse(format!("{other} is not allowed in plugin SQL")),
         }
     }
 
-    let mut walk = Walk::default();
-    let _ = statement.visit(&mut walk);
-    if let Some(refusal) = walk.refusal {
-        return Err(refusal);
-    }
-    let plain = |name: &ObjectName| -> Result<String, String> {
-        match name.0.as_slice() {
-            [part] => Ok(part.to_string().trim_matches('"').to_ascii_lowercase()),
-            _ => Err(format!(
-                "qualified name {name} is not allowed in plugin SQL"
-            )),
-        }
-    };
-    for relation in &walk.relations {
-        let table = plain(relation)?;
-        if !walk.ctes.contains(&table) && !grants.may_read(&table) {
-            return Err(format!(
-                "table {table} is not granted to plugin {} for reading",
-                grants.plugin
-            ));
+    fn pre_visit_relation(&mut self, relation: &sqlparser::ast::ObjectName) -> ControlFlow<()> {
+        let table = match plain_name(relation) {
+            Ok(table) => table,
+            Err(why) => return self.refuse(why),
+        };
+        if self.in_scope(&table) {
+            ControlFlow::Continue(())
+        } else {
+            self.read_table(&table)
         }
     }
-    for target in &walk.targets {
-        let table = target.trim_matches('"').to_ascii_lowercase();
-        if !grants.may_write(&table) {
-            return Err(format!(
-                "table {table} is not granted to plugin {} for writing",
-                grants.plugin
-            ));
+
+    fn pre_visit_expr(&mut self, expr: &sqlparser::ast::Expr) -> ControlFlow<()> {
+        if let sqlparser::ast::Expr::Function(function) = expr {
+            let name = function.name.to_string().to_ascii_lowercase();
+            if !FUNCTIONS.contains(&name.as_str()) {
+                return self.refuse(format!("function {name} is not allowed in plugin SQL"));
+            }
         }
+        ControlFlow::Continue(())
     }
-    Ok(Statement {
-        writes: !walk.targets.is_empty(),
-    })
 }
+
+/// Refuses SQL whose first word is not one of the statements plugins may run.
+fn first_word(sql: &str) -> Result<(), String> {
+    let mut s = sql;
+    loop {
+        let trimmed = s.trim_start_matches(|c: char| c.is_whitespace() || c == '(');
+        if let Some(after) = trimmed.strip_prefix("--") {
+            s = after.split_once('\n').map_or("", |(_, r)| r);
+        } else if let Some(after) = trimmed.strip_prefix("/*") {
+            s = after.split_once("*/").map_or("", |(_, r)| r);
+        } else {
+            s = trimmed;
+            break;
+        }
+    }
+    let word: String = s
+        .chars()
+        .take_while(|c| c.is_ascii_alphabetic())
+        .collect::<String>()
+        .to_ascii_uppercase();
+    if ALLOWED_STATEMENTS.contains(&word.as_str()) {
+        Ok(())
+    } else if word.is_empty() {
+        Err("the SQL holds no statement".to_owned())
+    } else {
+        Err(format!(
+            "{word} statements are not allowed in plugin SQL (only SELECT, INSERT, UPDATE, DELETE and WITH)"
+        ))
+    }
+}
+
+/// The statements plugin SQL may start with.
+const ALLOWED_STATEMENTS: &[&str] = &["SELECT", "INSERT", "UPDATE", "DELETE", "WITH"];
 
 /// Shared handle to a site's gate.
 pub type SharedGate = Arc<SqlGate>;
@@ -650,7 +1006,7 @@ mod tests {
         let pragma = refused("SELECT * FROM pragma_table_info('lists')");
         assert!(pragma.contains("pragma_table_info"), "{pragma}");
         assert!(refused("ATTACH DATABASE 'x.db' AS x").contains("ATTACH"));
-        assert!(refused("COMMIT").contains("transactions"));
+        assert!(refused("COMMIT").contains("COMMIT statements are not allowed"));
         refused("DROP TABLE lists");
         refused("CREATE TABLE x (a)");
         assert!(refused("SELECT load_extension('x')").contains("load_extension"));
@@ -666,7 +1022,7 @@ mod tests {
 
     #[test]
     fn postgres_gate_checks_relations_statements_and_functions() {
-        let gate = SqlGate::postgres();
+        let gate = SqlGate::postgres_parser();
         let g = grants();
         assert_eq!(
             gate.check(
@@ -697,6 +1053,88 @@ mod tests {
                 .unwrap_err()
                 .contains("GET")
         );
+    }
+
+    #[test]
+    fn postgres_gate_scopes_common_table_expressions_and_walks_table() {
+        let gate = SqlGate::postgres_parser();
+        let g = grants();
+        let refused = |sql: &str| gate.check(&g, sql, false).unwrap_err();
+        let shadowed =
+            refused("WITH users_secure AS (SELECT * FROM users_secure) SELECT * FROM users_secure");
+        assert!(shadowed.contains("table users_secure"), "{shadowed}");
+        assert!(refused("WITH k AS (TABLE signing_keys) SELECT * FROM k").contains("signing_keys"));
+        assert!(refused("SELECT * FROM (TABLE api_token) t").contains("api_token"));
+        assert!(refused("TABLE lists").contains("TABLE statements are not allowed"));
+        assert!(
+            refused("SELECT fname FROM patient_data UNION TABLE users_secure")
+                .contains("users_secure")
+        );
+        // Without RECURSIVE a body does not see the expressions after it.
+        assert!(
+            refused("WITH a AS (SELECT * FROM b), b AS (SELECT 1) SELECT * FROM a")
+                .contains("table b ")
+        );
+        // An expression is visible only in its own query.
+        assert!(
+            refused("SELECT * FROM (WITH x AS (SELECT 1) SELECT * FROM x) a, x")
+                .contains("table x ")
+        );
+        assert!(refused("SELECT fname INTO stolen FROM patient_data").contains("INTO"));
+        assert!(refused("VACUUM").contains("VACUUM statements"));
+        assert!(refused("/* x */ (COPY lists TO STDOUT)").contains("COPY"));
+        assert!(refused("SELECT * FROM public.lists").contains("qualified"));
+        assert!(
+            refused("WITH d AS (DELETE FROM lists RETURNING id) SELECT * FROM d").contains("GET")
+        );
+        for allowed in [
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3) SELECT COUNT(*) FROM n",
+            "WITH a AS (SELECT fname FROM patient_data), b AS (SELECT * FROM a) SELECT * FROM b",
+            "WITH lists AS (SELECT fname FROM patient_data) SELECT * FROM lists",
+            "SELECT * FROM (TABLE lists) l",
+            "(SELECT fname FROM patient_data)",
+            "-- why\nSELECT fname FROM patient_data",
+        ] {
+            assert!(gate.check(&g, allowed, false).is_ok(), "{allowed}");
+        }
+    }
+
+    #[test]
+    fn sqlite_refuses_reads_that_use_no_column_and_other_statements() {
+        let (gate, path) = sqlite_gate();
+        let g = grants();
+        let refused = |sql: &str| gate.check(&g, sql, true).unwrap_err();
+        for sql in [
+            "SELECT count(*) FROM users_secure",
+            "SELECT 1 WHERE EXISTS (SELECT 1 FROM users_secure)",
+            "SELECT count(*) FROM patient_data, users_secure",
+            "WITH users_secure AS (SELECT 1) SELECT count(*) FROM users_secure",
+        ] {
+            let error = refused(sql);
+            assert!(
+                error.contains("table users_secure is not granted"),
+                "{sql}: {error}"
+            );
+        }
+        for (sql, table) in [
+            ("SELECT count(*) FROM sqlite_master", "sqlite_master"),
+            ("SELECT count(*) FROM sqlite_schema", "sqlite_schema"),
+            ("SELECT count(*) FROM dbstat", "dbstat"),
+        ] {
+            let error = refused(sql);
+            assert!(error.contains(table), "{sql}: {error}");
+        }
+        assert!(refused("VACUUM INTO '/tmp/x.db'").contains("VACUUM"));
+        assert!(refused("EXPLAIN SELECT * FROM lists").contains("EXPLAIN"));
+        assert!(refused("REPLACE INTO lists (id) VALUES (1)").contains("REPLACE"));
+        for allowed in [
+            "SELECT count(*) FROM patient_data",
+            "SELECT 1 WHERE EXISTS (SELECT 1 FROM lists)",
+            "WITH c AS (SELECT 1 AS x) SELECT count(*) FROM c",
+        ] {
+            assert!(gate.check(&g, allowed, false).is_ok(), "{allowed}");
+        }
+        std::fs::remove_file(path).ok();
     }
 
     #[test]

@@ -12,6 +12,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{PgPool, SqlitePool};
 
 pub mod grants;
+pub mod roles;
 pub mod sqlite;
 pub mod store;
 
@@ -98,10 +99,13 @@ impl Db {
                 Ok(Db::Sqlite(pool, sqlite::SqliteStore::new(path)))
             }
             Some(Kind::Postgres) => {
+                // The host's own tables are in the schema `hearth` (see `roles`); the
+                // clinical ones, and whatever a migration creates unqualified, in `public`.
                 let options = PgConnectOptions::from_str(url)
-                    .with_context(|| format!("bad PostgreSQL URL {}", redact(url)))?;
+                    .with_context(|| format!("bad PostgreSQL URL {}", redact(url)))?
+                    .options([("search_path", "public, hearth")]);
                 let pool = PgPoolOptions::new()
-                    .max_connections(16)
+                    .max_connections(12)
                     .min_connections(1)
                     .acquire_timeout(Duration::from_secs(10))
                     .connect_with(options)

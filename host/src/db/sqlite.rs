@@ -22,7 +22,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -51,6 +51,38 @@ const RESTART_WAIT: Duration = Duration::from_millis(20);
 const RESTART_BACKOFF: u32 = 4;
 /// The size the log file is cut back to when it starts over after a burst of writes.
 const LOG_SIZE_LIMIT: i64 = 64 << 20;
+
+/// The longest text or blob a statement may make or read (`SQLITE_LIMIT_LENGTH`): without
+/// it one recursive query doubling a string grew the server by gigabytes.
+pub const MAX_VALUE_BYTES: i32 = 16 << 20;
+/// The longest SQL text (`SQLITE_LIMIT_SQL_LENGTH`); plugin statements are short.
+pub const MAX_SQL_BYTES: i32 = 1 << 20;
+/// How many virtual-machine steps pass between two looks at the deadline and the heap: a
+/// step makes at most one value of [`MAX_VALUE_BYTES`], so a statement overshoots the heap
+/// limit by at most this many of them.
+const PROGRESS_STEPS: i32 = 10;
+/// The default bound on SQLite's heap in this process (see [`set_heap_limit`]).
+pub const DEFAULT_HEAP_MIB: usize = 512;
+
+static HEAP_LIMIT: AtomicI64 = AtomicI64::new((DEFAULT_HEAP_MIB as i64) << 20);
+
+/// Bounds the heap SQLite may use in this process (`sqlite_heap_mib` in `hearth.toml`):
+/// while it is above the bound, every running request statement is stopped and its
+/// request answered 503 naming the limit. SQLite counts its heap for the whole process
+/// (page caches of every connection included), so the bound is a guard for the host,
+/// not a quota per request.
+pub fn set_heap_limit(mib: usize) {
+    HEAP_LIMIT.store((mib as i64) << 20, Ordering::Relaxed);
+}
+
+/// The bound set by [`set_heap_limit`], in MiB.
+pub fn heap_limit_mib() -> usize {
+    (HEAP_LIMIT.load(Ordering::Relaxed) >> 20) as usize
+}
+
+/// Why a statement was stopped by the progress handler.
+const STOPPED_DEADLINE: u8 = 1;
+const STOPPED_HEAP: u8 = 2;
 
 /// A pool of connections to one SQLite file.
 pub struct SqliteStore {
@@ -135,6 +167,21 @@ impl SqliteStore {
             .pragma_update(None, "journal_size_limit", LOG_SIZE_LIMIT)
             .map_err(failed)?;
         connection.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        // SAFETY: the handle is valid while `connection` lives; sqlite3_limit only sets a
+        // number on it.
+        unsafe {
+            let handle = connection.handle();
+            libsqlite3_sys::sqlite3_limit(
+                handle,
+                libsqlite3_sys::SQLITE_LIMIT_LENGTH,
+                MAX_VALUE_BYTES,
+            );
+            libsqlite3_sys::sqlite3_limit(
+                handle,
+                libsqlite3_sys::SQLITE_LIMIT_SQL_LENGTH,
+                MAX_SQL_BYTES,
+            );
+        }
         Ok(connection)
     }
 
@@ -159,6 +206,7 @@ impl SqliteStore {
             connection: Some(connection),
             store: self.clone(),
             writes,
+            query_only: false,
         })
     }
 
@@ -261,8 +309,26 @@ impl SqliteStore {
         let connection = self.take(write)?;
         let remaining = deadline.saturating_duration_since(Instant::now());
         let handle = connection.get();
+        let stopped = Arc::new(AtomicU8::new(0));
+        let why = stopped.clone();
         handle
-            .progress_handler(1_000, Some(move || Instant::now() >= deadline))
+            .progress_handler(
+                PROGRESS_STEPS,
+                Some(move || {
+                    if Instant::now() >= deadline {
+                        why.store(STOPPED_DEADLINE, Ordering::Relaxed);
+                        true
+                    // SAFETY: reads SQLite's own counter; callable from any thread.
+                    } else if unsafe { libsqlite3_sys::sqlite3_memory_used() }
+                        > HEAP_LIMIT.load(Ordering::Relaxed)
+                    {
+                        why.store(STOPPED_HEAP, Ordering::Relaxed);
+                        true
+                    } else {
+                        false
+                    }
+                }),
+            )
             .map_err(failed)?;
         if write {
             // Another process may hold the lock; only then does this wait block.
@@ -284,6 +350,7 @@ impl SqliteStore {
             connection,
             open: true,
             permit,
+            stopped,
         })
     }
 }
@@ -365,6 +432,8 @@ pub struct Pooled {
     store: Arc<SqliteStore>,
     /// The store's write connection (it goes back to its own slot).
     writes: bool,
+    /// `PRAGMA query_only` is on (turned off before the connection goes back).
+    query_only: bool,
 }
 
 impl Pooled {
@@ -380,6 +449,9 @@ impl Drop for Pooled {
             // A connection left inside a transaction (a failed rollback) is not reused.
             if connection.is_autocommit() {
                 let _ = connection.progress_handler(0, None::<fn() -> bool>);
+                if self.query_only && connection.execute_batch("PRAGMA query_only = 0").is_err() {
+                    return;
+                }
                 if self.writes {
                     *self.store.write_connection.lock() = Some(connection);
                     return;
@@ -400,19 +472,44 @@ pub struct SqliteTx {
     /// This process's write permit, for a write transaction; released after the commit or
     /// rollback (fields drop after `Drop::drop`).
     permit: Option<OwnedSemaphorePermit>,
+    /// Why the progress handler stopped a statement, if it did.
+    stopped: Arc<AtomicU8>,
 }
 
 impl SqliteTx {
+    /// Makes the connection refuse writes until the transaction ends (`PRAGMA
+    /// query_only`), for a plugin's GET request.
+    pub fn query_only(mut self) -> Result<SqliteTx, StoreError> {
+        self.connection
+            .get()
+            .execute_batch("PRAGMA query_only = 1")
+            .map_err(failed)?;
+        self.connection.query_only = true;
+        Ok(self)
+    }
+
+    /// Sorts an error, naming the limit when the progress handler stopped the statement.
+    fn error(&self, error: rusqlite::Error) -> StoreError {
+        match self.stopped.load(Ordering::Relaxed) {
+            STOPPED_HEAP => StoreError::Limit(format!(
+                "the server's SQLite heap reached its limit of {} MiB (sqlite_heap_mib)",
+                heap_limit_mib()
+            )),
+            STOPPED_DEADLINE => StoreError::deadline(),
+            _ => classify(error),
+        }
+    }
+
     /// Runs a statement and encodes its rows.
     pub fn query(&mut self, sql: &str, params: &[SqlValue]) -> Result<EncodedRows, StoreError> {
         let connection = self.connection.get();
-        let mut statement = connection.prepare_cached(sql).map_err(classify)?;
+        let mut statement = connection.prepare_cached(sql).map_err(|e| self.error(e))?;
         bind(&mut statement, params)?;
         let width = statement.column_count();
         let header = self.connection.store.header(sql, &statement)?;
         let mut out = RowWriter::with_header(header);
         let mut rows = statement.raw_query();
-        while let Some(row) = rows.next().map_err(classify)? {
+        while let Some(row) = rows.next().map_err(|e| self.error(e))? {
             out.begin_row();
             for i in 0..width {
                 match row.get_ref(i).map_err(failed)? {
@@ -437,9 +534,12 @@ impl SqliteTx {
     /// Runs a statement and answers how many rows it changed.
     pub fn execute(&mut self, sql: &str, params: &[SqlValue]) -> Result<u64, StoreError> {
         let connection = self.connection.get();
-        let mut statement = connection.prepare_cached(sql).map_err(classify)?;
+        let mut statement = connection.prepare_cached(sql).map_err(|e| self.error(e))?;
         bind(&mut statement, params)?;
-        statement.raw_execute().map(|n| n as u64).map_err(classify)
+        statement
+            .raw_execute()
+            .map(|n| n as u64)
+            .map_err(|e| self.error(e))
     }
 
     /// The connection, for host code that reads rows itself (the native baseline).

@@ -193,6 +193,9 @@ impl RowWriter {
 pub enum StoreError {
     /// Not granted.
     Denied(String),
+    /// Stopped by a limit that guards the server (SQLite's heap): the request is answered
+    /// 503 naming the limit.
+    Limit(String),
     /// A constraint failed.
     Constraint(String),
     /// Bad SQL or a parameter that does not fit.
@@ -229,6 +232,7 @@ impl std::fmt::Display for StoreError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             StoreError::Denied(m) => write!(f, "denied: {m}"),
+            StoreError::Limit(m) => write!(f, "limit: {m}"),
             StoreError::Constraint(m) => write!(f, "constraint failed: {m}"),
             StoreError::Invalid(m) => write!(f, "invalid statement: {m}"),
             StoreError::Unavailable(m) => write!(f, "the database is unavailable: {m}"),
@@ -397,11 +401,23 @@ impl Tx {
                     .await
                     .map_err(classify)?;
                 let args = pg_args(params, statement.parameters())?;
-                let rows = sqlx::query_with(AssertSqlSafe(sql), args)
-                    .fetch_all(&mut **tx)
-                    .await
-                    .map_err(classify)?;
-                encode_pg(&rows)
+                // Rows are encoded as they arrive and the result stops at its size limit,
+                // so a huge result never sits in the host's memory whole.
+                let mut rows = sqlx::query_with(AssertSqlSafe(sql), args).fetch(&mut **tx);
+                let mut encoder: Option<PgEncoder> = None;
+                while let Some(row) =
+                    std::future::poll_fn(|cx| futures_core::Stream::poll_next(rows.as_mut(), cx))
+                        .await
+                {
+                    let row = row.map_err(classify)?;
+                    encoder
+                        .get_or_insert_with(|| PgEncoder::new(&row))
+                        .push(&row)?;
+                }
+                Ok(encoder.map_or_else(
+                    || RowWriter::new(std::iter::empty()).finish(),
+                    |encoder| encoder.out.finish(),
+                ))
             }
         }
     }
@@ -658,18 +674,48 @@ fn encode_pg(rows: &[PgRow]) -> Result<EncodedRows, StoreError> {
     let Some(first) = rows.first() else {
         return Ok(RowWriter::new(std::iter::empty()).finish());
     };
-    let columns: Vec<String> = first
-        .columns()
-        .iter()
-        .map(|c| c.name().to_owned())
-        .collect();
-    let types: Vec<String> = first
-        .columns()
-        .iter()
-        .map(|c| c.type_info().name().to_owned())
-        .collect();
-    let mut out = RowWriter::new(columns.iter().map(String::as_str));
+    let mut encoder = PgEncoder::new(first);
     for row in rows {
+        encoder.push(row)?;
+    }
+    Ok(encoder.out.finish())
+}
+
+/// Encodes PostgreSQL rows one at a time.
+struct PgEncoder {
+    columns: Vec<String>,
+    types: Vec<String>,
+    out: RowWriter,
+}
+
+impl PgEncoder {
+    /// An encoder for rows shaped like `first`.
+    fn new(first: &PgRow) -> PgEncoder {
+        let columns: Vec<String> = first
+            .columns()
+            .iter()
+            .map(|c| c.name().to_owned())
+            .collect();
+        let types = first
+            .columns()
+            .iter()
+            .map(|c| c.type_info().name().to_owned())
+            .collect();
+        let out = RowWriter::new(columns.iter().map(String::as_str));
+        PgEncoder {
+            columns,
+            types,
+            out,
+        }
+    }
+
+    /// Appends a row; refuses it past the result's size limit.
+    fn push(&mut self, row: &PgRow) -> Result<(), StoreError> {
+        let PgEncoder {
+            columns,
+            types,
+            out,
+        } = self;
         out.begin_row();
         for (i, ty) in types.iter().enumerate() {
             let raw = row.try_get_raw(i).map_err(failed)?;
@@ -726,9 +772,8 @@ fn encode_pg(rows: &[PgRow]) -> Result<EncodedRows, StoreError> {
                 }
             }
         }
-        out.end_row()?;
+        out.end_row()
     }
-    Ok(out.finish())
 }
 
 /// Shared handle type for statement text handed around without copying.

@@ -169,7 +169,17 @@ pub async fn run_client(data_dir: &Path, command: ClientCommand) -> Result<()> {
             if let Some(scope) = scope {
                 body.insert("scope".into(), json!(scope));
             }
-            let registered = super::registration::create(&site, &body, true)
+            // The site's catalogue holds the scopes of the plugins it loads, read from
+            // plugins.toml and the plugin files as a server would load them.
+            let config = crate::config::Config::load(data_dir, &Default::default())?;
+            let registry = crate::plugins::Registry::inspect(
+                crate::plugins::admin::local_engine(&config)?,
+                &config.plugins_file,
+            )
+            .await;
+            let table = registry.table(&site.name);
+            let catalog = super::catalog::Catalog::new(&table.scopes);
+            let registered = super::registration::create(&site, &body, true, catalog)
                 .await
                 .map_err(|error| anyhow::anyhow!("{}: {}", error.error, error.description))?;
             println!("client_id\t{}", registered.client_id);

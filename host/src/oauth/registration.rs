@@ -198,7 +198,9 @@ pub async fn register(
     let Value::Object(body) = body else {
         return Err(metadata_error("The body must be a JSON object"));
     };
-    let mut answer = create(&site, &body, false).await?.answer;
+    let table = app.registry.table(&site.name);
+    let catalog = catalog::Catalog::new(&table.scopes);
+    let mut answer = create(&site, &body, false, catalog).await?.answer;
     answer["registration_client_uri"] = json!(format!(
         "{}/client/{}",
         super::issuer(&app, &site.name),
@@ -226,7 +228,8 @@ pub struct Registered {
     pub client_id: String,
 }
 
-/// Checks client metadata (RFC 7591 with OpenEMR's fields) and stores the client. A client
+/// Checks client metadata (RFC 7591 with OpenEMR's fields, scopes against the site's
+/// `catalog`) and stores the client. A client
 /// an administrator registers (`hearth client register`) is enabled and vetted at once;
 /// one that registers itself is enabled only when it asks for nothing privileged, and is
 /// never vetted.
@@ -234,6 +237,7 @@ pub async fn create(
     site: &Site,
     body: &Map<String, Value>,
     by_administrator: bool,
+    catalog: catalog::Catalog<'_>,
 ) -> Result<Registered, OAuthError> {
     if let Some(unknown) = body.keys().find(|k| !KNOWN_KEYS.contains(&k.as_str())) {
         return Err(metadata_error(format!("Unknown client metadata {unknown}")));
@@ -272,8 +276,7 @@ pub async fn create(
     if scope.is_empty() {
         return Err(OAuthError::scope("scope is empty"));
     }
-    let table = app.registry.table(&site.name);
-    let refused = catalog::Catalog::new(&table.scopes).refused(&scope);
+    let refused = catalog.refused(&scope);
     if !refused.is_empty() {
         return Err(OAuthError::scope(format!(
             "Not in this server's scope catalogue: {}",

@@ -389,7 +389,9 @@ async fn list_files(data_dir: &Path, sites: &[String], plugins: Option<PathBuf>)
     Ok(())
 }
 
-fn local_engine(config: &Config) -> Result<Arc<Engine>> {
+/// An engine for CLI commands that load plugins without a server, with the data folder's
+/// compile cache.
+pub fn local_engine(config: &Config) -> Result<Arc<Engine>> {
     let cache = config
         .cache_dir
         .clone()

@@ -90,6 +90,19 @@ enum Done {
 /// How long to wait before the one retry of a transaction whose database was unreachable.
 const RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(250);
 
+/// The error a host call raises when a limit that guards the server stopped its
+/// statement (SQLite's heap); the request is answered 503 naming the limit.
+#[derive(Debug)]
+pub struct DatabaseLimit(pub String);
+
+impl std::fmt::Display for DatabaseLimit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for DatabaseLimit {}
+
 impl State {
     /// State for the one `describe` call at load time: no site, no data access.
     pub fn describing() -> State {
@@ -134,6 +147,7 @@ impl State {
             return Ok(Err(store::Error::Denied(why)));
         }
         let site = site.clone();
+        let grants = grants.clone();
         // Until a statement's answer reaches the plugin, a lost or refused connection is
         // retried once on a fresh transaction; after that it ends the request (503).
         let mut retried = false;
@@ -141,7 +155,11 @@ impl State {
         let result = loop {
             let fresh = self.tx.is_none();
             if fresh {
-                match site.db.begin(self.may_write, self.deadline).await {
+                match site
+                    .gate
+                    .begin(&site.db, &grants, self.may_write, self.deadline)
+                    .await
+                {
                     Ok(tx) => self.tx = Some(tx),
                     Err(StoreError::Unavailable(cause)) => {
                         if !retried && self.retry_pause_fits() {
@@ -176,6 +194,9 @@ impl State {
         };
         if let Err(error) = &result {
             self.poisoned = true;
+            if let StoreError::Limit(why) = error {
+                return Err(wasmtime::Error::new(DatabaseLimit(why.clone())));
+            }
             if matches!(error, StoreError::Deadline(_)) || Instant::now() >= self.deadline {
                 // The statement was stopped by the deadline: the request is over, whatever
                 // the plugin would make of the error.
@@ -206,9 +227,10 @@ fn to_wit(error: StoreError) -> store::Error {
         StoreError::Denied(m) => store::Error::Denied(m),
         StoreError::Constraint(m) => store::Error::Constraint(m),
         StoreError::Invalid(m) => store::Error::Invalid(m),
-        StoreError::Deadline(m) | StoreError::Failed(m) | StoreError::Unavailable(m) => {
-            store::Error::Failed(m)
-        }
+        StoreError::Deadline(m)
+        | StoreError::Failed(m)
+        | StoreError::Unavailable(m)
+        | StoreError::Limit(m) => store::Error::Failed(m),
     }
 }
 

@@ -21,7 +21,7 @@ use wasmtime::{Store, StoreLimitsBuilder, UpdateDeadline};
 use super::SitePlugin;
 use super::bindings;
 use super::engine::Engine;
-use super::host::{DeadlineExceeded, State};
+use super::host::{DatabaseLimit, DeadlineExceeded, State};
 use crate::sites::Site;
 
 /// Why a call produced no usable answer. Each names the limit that was hit.
@@ -43,6 +43,8 @@ pub enum CallError {
     Commit(String),
     /// The site's database could not be reached (the cause says how).
     Unavailable(String),
+    /// A statement was stopped by a limit that guards the server (SQLite's heap).
+    DatabaseLimit(String),
 }
 
 impl std::fmt::Display for CallError {
@@ -74,6 +76,7 @@ impl std::fmt::Display for CallError {
             ),
             CallError::Commit(why) => write!(f, "the request's changes could not be saved: {why}"),
             CallError::Unavailable(why) => write!(f, "the site's database is unavailable ({why})"),
+            CallError::DatabaseLimit(why) => write!(f, "the request's SQL was stopped: {why}"),
         }
     }
 }
@@ -231,6 +234,15 @@ pub async fn call(
     };
     match (response, tx) {
         (Ok(response), Some(tx)) if (200..300).contains(&response.status) => {
+            // A read-only transaction has nothing to save: the plugin saw the failed
+            // statement and answered anyway, as it would on SQLite.
+            if poisoned && !may_write && site.db.kind() == crate::db::Kind::Postgres {
+                let _ = tx.rollback().await;
+                return Ok(Outcome {
+                    response,
+                    statements,
+                });
+            }
             if poisoned && site.db.kind() == crate::db::Kind::Postgres {
                 let _ = tx.rollback().await;
                 return Err(CallError::Commit(
@@ -278,6 +290,9 @@ fn classify(error: wasmtime::Error, timeout: Duration, cpu: Duration, memory: us
     }
     if let Some(unavailable) = error.downcast_ref::<super::host::DatabaseUnavailable>() {
         return CallError::Unavailable(unavailable.0.clone());
+    }
+    if let Some(DatabaseLimit(why)) = error.downcast_ref::<DatabaseLimit>() {
+        return CallError::DatabaseLimit(why.clone());
     }
     let text = format!("{error:#}");
     if text.contains("forcing trap when growing memory") || text.contains("memory size exceeds") {
