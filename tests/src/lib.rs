@@ -640,3 +640,77 @@ macro_rules! both {
         }
     };
 }
+
+/// Seconds since the Unix epoch.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64
+}
+
+/// The URL of `path` under the site's authorization server.
+pub fn oauth(app: &TestApp, site: &str, path: &str) -> String {
+    format!("{}/oauth2/{site}{path}", app.base)
+}
+
+/// `pairs` as an `application/x-www-form-urlencoded` string.
+pub fn encode(pairs: &[(&str, &str)]) -> String {
+    let mut out = form_urlencoded::Serializer::new(String::new());
+    for (name, value) in pairs {
+        out.append_pair(name, value);
+    }
+    out.finish()
+}
+
+/// The folder the host build writes plugins to.
+pub fn dist() -> PathBuf {
+    workspace().join("target").join("plugins").join("dist")
+}
+
+/// A private plugin folder holding `patient.wasm` (version 1), so a test can replace it;
+/// removed when dropped.
+pub struct PluginDir(pub PathBuf);
+
+impl PluginDir {
+    /// A new folder with a copy of the built `patient.wasm`.
+    pub fn new() -> PluginDir {
+        let dir =
+            std::env::temp_dir().join(format!("hearth-plugins-{:016x}", rand::random::<u64>()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::copy(dist().join("patient.wasm"), dir.join("patient.wasm")).unwrap();
+        PluginDir(dir)
+    }
+
+    /// Replaces `patient.wasm` the careful way: write beside it, then rename over it.
+    pub fn replace(&self, bytes: &[u8]) {
+        let temp = self.0.join(".patient.wasm.tmp");
+        std::fs::write(&temp, bytes).unwrap();
+        std::fs::rename(&temp, self.0.join("patient.wasm")).unwrap();
+    }
+
+    /// Replaces `patient.wasm` by writing it in place (truncate, then write).
+    pub fn overwrite(&self, bytes: &[u8]) {
+        std::fs::write(self.0.join("patient.wasm"), bytes).unwrap();
+    }
+
+    /// A `plugins.toml` loading this folder's patient plugin on every site.
+    pub fn manifest(&self) -> String {
+        format!(
+            "dir = {dir:?}\n\n[plugins.patient]\nfile = \"patient.wasm\"\nversion = \">=1.0\"\n\n[sites.\"*\"]\nplugins = [\"patient\"]\n",
+            dir = self.0.display().to_string()
+        )
+    }
+}
+
+impl Default for PluginDir {
+    fn default() -> PluginDir {
+        PluginDir::new()
+    }
+}
+
+impl Drop for PluginDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

@@ -12,25 +12,6 @@ const REDIRECT: &str = "https://app.example/callback";
 const STAFF_SCOPE: &str = "openid offline_access api:oemr user/patient.rs fhirUser profile";
 const SYSTEM_SCOPE: &str = "system/Patient.rs system/*.$export";
 
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_secs() as i64
-}
-
-fn oauth(app: &TestApp, site: &str, path: &str) -> String {
-    format!("{}/oauth2/{site}{path}", app.base)
-}
-
-fn encode(pairs: &[(&str, &str)]) -> String {
-    let mut out = form_urlencoded::Serializer::new(String::new());
-    for (name, value) in pairs {
-        out.append_pair(name, value);
-    }
-    out.finish()
-}
-
 /// POSTs a form, optionally with HTTP Basic client credentials.
 async fn post_form(
     app: &TestApp,

@@ -197,7 +197,10 @@ async fn a_site_whose_plugins_role_could_become_a_superuser_is_refused() {
         .await
         .unwrap();
 
+    // A second data folder on the same database, sharing the first one's key-encryption
+    // key (as servers sharing sites must), so the site's sealed signing keys open.
     let again = data_dir();
+    std::fs::copy(dir.join("kek"), again.join("kek")).unwrap();
     let sites = Sites::open(&again).await.unwrap();
     let error = format!(
         "{:#}",

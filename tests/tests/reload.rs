@@ -3,7 +3,6 @@
 //! file or manifest changes nothing for clients and is reported; the admin API and the CLI
 //! show and trigger it.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -13,49 +12,6 @@ use hearth_tests::*;
 
 const SCOPE: &str = "openid api:oemr user/patient.cruds";
 const ADMIN_SCOPE: &str = "openid api:oemr user/patient.cruds user/hearth-admin.ru";
-
-/// The folder the host build writes plugins to.
-fn dist() -> PathBuf {
-    workspace().join("target").join("plugins").join("dist")
-}
-
-/// A private plugin folder holding `patient.wasm` (version 1), so a test can replace it.
-struct PluginDir(PathBuf);
-
-impl PluginDir {
-    fn new() -> PluginDir {
-        let dir =
-            std::env::temp_dir().join(format!("hearth-plugins-{:016x}", rand::random::<u64>()));
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::copy(dist().join("patient.wasm"), dir.join("patient.wasm")).unwrap();
-        PluginDir(dir)
-    }
-
-    /// Replaces `patient.wasm` the careful way: write beside it, then rename over it.
-    fn replace(&self, bytes: &[u8]) {
-        let temp = self.0.join(".patient.wasm.tmp");
-        std::fs::write(&temp, bytes).unwrap();
-        std::fs::rename(&temp, self.0.join("patient.wasm")).unwrap();
-    }
-
-    /// Replaces `patient.wasm` by writing it in place (truncate, then write).
-    fn overwrite(&self, bytes: &[u8]) {
-        std::fs::write(self.0.join("patient.wasm"), bytes).unwrap();
-    }
-
-    fn manifest(&self) -> String {
-        format!(
-            "dir = {dir:?}\n\n[plugins.patient]\nfile = \"patient.wasm\"\nversion = \">=1.0\"\n\n[sites.\"*\"]\nplugins = [\"patient\"]\n",
-            dir = self.0.display().to_string()
-        )
-    }
-}
-
-impl Drop for PluginDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// Which version produced an answer to `GET /api/patient`, checking that the answer is
 /// whole: status 200, `expected` items, every part marked by the same version.

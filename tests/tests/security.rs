@@ -16,25 +16,6 @@ const REDIRECT: &str = "https://app.example/callback";
 const STAFF_SCOPE: &str = "openid offline_access api:oemr user/patient.rs";
 const PASSWORD: &str = "correct horse battery";
 
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_secs() as i64
-}
-
-fn oauth(app: &TestApp, site: &str, path: &str) -> String {
-    format!("{}/oauth2/{site}{path}", app.base)
-}
-
-fn encode(pairs: &[(&str, &str)]) -> String {
-    let mut out = form_urlencoded::Serializer::new(String::new());
-    for (name, value) in pairs {
-        out.append_pair(name, value);
-    }
-    out.finish()
-}
-
 fn claims(jwt: &str) -> Value {
     let payload = jwt.split('.').nth(1).expect("a JWT");
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).expect("base64")).expect("JSON")
@@ -470,36 +451,6 @@ both! {
         again.close().await;
         assert_eq!(app.get(&url, &token).await.status, 200);
     }
-}
-
-/// A private plugin folder holding `patient.wasm` (version 1), so a test can replace it.
-struct PluginDir(PathBuf);
-
-impl PluginDir {
-    fn new() -> PluginDir {
-        let dir =
-            std::env::temp_dir().join(format!("hearth-plugins-{:016x}", rand::random::<u64>()));
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::copy(dist().join("patient.wasm"), dir.join("patient.wasm")).unwrap();
-        PluginDir(dir)
-    }
-
-    fn manifest(&self) -> String {
-        format!(
-            "dir = {dir:?}\n\n[plugins.patient]\nfile = \"patient.wasm\"\nversion = \">=1.0\"\n\n[sites.\"*\"]\nplugins = [\"patient\"]\n",
-            dir = self.0.display().to_string()
-        )
-    }
-}
-
-impl Drop for PluginDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn dist() -> PathBuf {
-    workspace().join("target").join("plugins").join("dist")
 }
 
 fn serving_version(app: &TestApp, site: &str) -> Option<String> {

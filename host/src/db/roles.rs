@@ -235,10 +235,17 @@ impl PluginAccess {
         self.make_role(admin, &role, grants)
             .await
             .map_err(|error| {
-                StoreError::Failed(format!(
-                    "cannot set up the database role of plugin {}: {error:#}",
-                    grants.plugin
-                ))
+                let cause = error
+                    .chain()
+                    .find_map(|e| e.downcast_ref::<sqlx::Error>())
+                    .and_then(super::store::unreachable);
+                match cause {
+                    Some(cause) => StoreError::Unavailable(cause),
+                    None => StoreError::Failed(format!(
+                        "cannot set up the database role of plugin {}: {error:#}",
+                        grants.plugin
+                    )),
+                }
             })?;
         self.roles.lock().insert(grants.id(), role.clone());
         Ok(role)
@@ -352,9 +359,11 @@ pub async fn begin(
     let wait = deadline.saturating_duration_since(Instant::now());
     match tokio::time::timeout(wait, pool.begin_with(AssertSqlSafe(begin))).await {
         Ok(Ok(tx)) => Ok(tx),
-        Ok(Err(error)) => Err(StoreError::Failed(format!(
-            "cannot begin the plugin's transaction: {error}"
-        ))),
+        Ok(Err(error)) => Err(match super::store::unreachable(&error) {
+            // A lost or refused connection: the request answers 503 (and is retried once).
+            Some(cause) => StoreError::Unavailable(cause),
+            None => StoreError::Failed(format!("cannot begin the plugin's transaction: {error}")),
+        }),
         Err(_) => Err(StoreError::deadline()),
     }
 }
