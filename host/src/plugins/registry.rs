@@ -82,6 +82,28 @@ pub struct ReloadReport {
     pub errors: Vec<String>,
 }
 
+/// Adds to `changed` ("name version", once each) the plugins of `table` that are not the
+/// very same loaded version in `before`, the table they replace.
+fn note_changes(before: Option<&Arc<SiteTable>>, table: &SiteTable, changed: &mut Vec<String>) {
+    let before: HashMap<&str, &Arc<Loaded>> = before
+        .map(|t| {
+            t.plugins
+                .iter()
+                .map(|p| (p.loaded.name.as_str(), &p.loaded))
+                .collect()
+        })
+        .unwrap_or_default();
+    for plugin in &table.plugins {
+        let same = before
+            .get(plugin.loaded.name.as_str())
+            .is_some_and(|old| Arc::ptr_eq(old, &plugin.loaded));
+        let label = format!("{} {}", plugin.loaded.name, plugin.loaded.version);
+        if !same && !changed.contains(&label) {
+            changed.push(label);
+        }
+    }
+}
+
 /// The table key of `site`: its own manifest entry, else `"*"`.
 fn table_key<'a>(manifest: &Manifest, site: &'a str) -> &'a str {
     if manifest.sites.contains_key(site) {
@@ -254,24 +276,7 @@ impl Registry {
             }
         }
         for (key, table) in &tables {
-            let before: HashMap<&str, &Arc<Loaded>> = old_tables
-                .get(key)
-                .map(|t| {
-                    t.plugins
-                        .iter()
-                        .map(|p| (p.loaded.name.as_str(), &p.loaded))
-                        .collect()
-                })
-                .unwrap_or_default();
-            for plugin in &table.plugins {
-                let same = before
-                    .get(plugin.loaded.name.as_str())
-                    .is_some_and(|old| Arc::ptr_eq(old, &plugin.loaded));
-                let label = format!("{} {}", plugin.loaded.name, plugin.loaded.version);
-                if !same && !report.changed.contains(&label) {
-                    report.changed.push(label);
-                }
-            }
+            note_changes(old_tables.get(key), table, &mut report.changed);
         }
         // The swap: requests from here on see the new tables.
         self.tables.store(Arc::new(tables));
@@ -339,25 +344,7 @@ impl Registry {
                 return report;
             }
         };
-        let before: HashMap<&str, &Arc<Loaded>> = old
-            .as_ref()
-            .map(|t| {
-                t.plugins
-                    .iter()
-                    .map(|p| (p.loaded.name.as_str(), &p.loaded))
-                    .collect()
-            })
-            .unwrap_or_default();
-        for plugin in &table.plugins {
-            let same = before
-                .get(plugin.loaded.name.as_str())
-                .is_some_and(|old| Arc::ptr_eq(old, &plugin.loaded));
-            if !same {
-                report
-                    .changed
-                    .push(format!("{} {}", plugin.loaded.name, plugin.loaded.version));
-            }
-        }
+        note_changes(old.as_ref(), &table, &mut report.changed);
         // The site gets a table of its own; every other site keeps what it had.
         let mut tables = (*old_tables).clone();
         tables.insert(site.to_owned(), table);
