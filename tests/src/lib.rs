@@ -714,3 +714,34 @@ impl Drop for PluginDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// The claims of a JWT, unverified.
+pub fn claims(jwt: &str) -> serde_json::Value {
+    use base64::Engine as _;
+    let payload = jwt.split('.').nth(1).expect("a JWT");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .expect("base64");
+    serde_json::from_slice(&bytes).expect("JSON")
+}
+
+/// Registers a client on `site` (RFC 7591) with `body`.
+pub async fn register(app: &TestApp, site: &str, body: serde_json::Value) -> Reply {
+    app.send(
+        reqwest::Method::POST,
+        &oauth(app, site, "/registration"),
+        None,
+        Some(body),
+    )
+    .await
+}
+
+/// Enables client `client_id` on `site`, as `hearth client enable` does.
+pub async fn enable(app: &TestApp, site: &str, client_id: &str) {
+    let site = app.state.sites.get(site).await.expect("site");
+    assert!(
+        hearth::oauth::clients::set_enabled(&site, client_id, true)
+            .await
+            .expect("enabling")
+    );
+}

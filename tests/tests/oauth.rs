@@ -33,30 +33,11 @@ async fn post_form(
     Reply::from(request.send().await.expect("the server answers")).await
 }
 
-async fn register(app: &TestApp, site: &str, body: Value) -> Reply {
-    app.send(
-        reqwest::Method::POST,
-        &oauth(app, site, "/registration"),
-        None,
-        Some(body),
-    )
-    .await
-}
-
 async fn client_count(app: &TestApp, site: &str) -> i64 {
     app.rows(site, "SELECT COUNT(*) AS n FROM oauth_clients")
         .await[0]["n"]
         .as_i64()
         .expect("a count")
-}
-
-async fn enable(app: &TestApp, site: &str, client_id: &str) {
-    let site = app.state.sites.get(site).await.expect("site");
-    assert!(
-        hearth::oauth::clients::set_enabled(&site, client_id, true)
-            .await
-            .expect("enabling")
-    );
 }
 
 async fn set_setting(app: &TestApp, site: &str, name: &str, value: &str) {
@@ -183,11 +164,6 @@ fn assert_oauth_error(reply: &Reply, status: u16, error: &str) {
         reply.text
     );
     assert_eq!(reply.header("cache-control"), Some("no-store"));
-}
-
-fn claims(jwt: &str) -> Value {
-    let payload = jwt.split('.').nth(1).expect("a JWT");
-    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).expect("base64")).expect("JSON")
 }
 
 both! {

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use base64::Engine as _;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::STANDARD;
 use hearth::auth::jwt::{Alg, Signer};
 use hearth::plugins::PluginState;
 use hearth_tests::*;
@@ -15,30 +15,6 @@ use hearth_tests::*;
 const REDIRECT: &str = "https://app.example/callback";
 const STAFF_SCOPE: &str = "openid offline_access api:oemr user/patient.rs";
 const PASSWORD: &str = "correct horse battery";
-
-fn claims(jwt: &str) -> Value {
-    let payload = jwt.split('.').nth(1).expect("a JWT");
-    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).expect("base64")).expect("JSON")
-}
-
-async fn register(app: &TestApp, site: &str, body: Value) -> Reply {
-    app.send(
-        reqwest::Method::POST,
-        &oauth(app, site, "/registration"),
-        None,
-        Some(body),
-    )
-    .await
-}
-
-async fn enable(app: &TestApp, site: &str, client_id: &str) {
-    let site = app.state.sites.get(site).await.expect("site");
-    assert!(
-        hearth::oauth::clients::set_enabled(&site, client_id, true)
-            .await
-            .expect("enabling")
-    );
-}
 
 /// A confidential staff client, enabled, with the password grant on: (id, secret).
 async fn password_client(app: &TestApp, site: &str, grant: &str) -> (String, String) {
