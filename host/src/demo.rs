@@ -1624,32 +1624,4 @@ mod tests {
             "seeding x: 7/7 patients (100%), 0.0 s"
         );
     }
-
-    #[test]
-    fn the_command_line_takes_site_patients_and_seed() {
-        use clap::Parser;
-        let cli = crate::cli::Cli::try_parse_from([
-            "hearth",
-            "demo",
-            "seed",
-            "--site",
-            "s1",
-            "--patients",
-            "500",
-            "--seed",
-            "9",
-        ])
-        .expect("parses");
-        let crate::cli::Command::Demo(crate::cli::DemoCommand::Seed(args)) = cli.command else {
-            panic!("not demo seed")
-        };
-        assert_eq!(
-            (args.site.as_str(), args.patients, args.seed, args.batch),
-            ("s1", 500, 9, 2000)
-        );
-        assert!(
-            crate::cli::Cli::try_parse_from(["hearth", "demo", "seed", "--site", "s1"]).is_err(),
-            "--patients is required"
-        );
-    }
 }
