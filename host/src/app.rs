@@ -284,3 +284,25 @@ pub async fn shutdown_signal() {
     }
     tracing::info!("shutting down");
 }
+
+#[cfg(test)]
+mod tests {
+    /// The settings `hearth client settings` shows (kept by the authorization server's
+    /// settings table) have the defaults the `/apis` dispatcher really uses: checked here,
+    /// where both routers are in reach.
+    #[test]
+    fn the_defaults_hearth_client_setting_shows_are_the_ones_used() {
+        let default = |name: &str| {
+            crate::oauth::settings::KNOWN
+                .iter()
+                .find(|known| known.name == name)
+                .map(|known| known.default)
+                .unwrap_or_else(|| panic!("{name} is a known setting"))
+        };
+        let defaults = crate::api::settings::ApiSettings::default();
+        assert_eq!(default("api.list_cap"), defaults.list_cap.to_string());
+        assert_eq!(default("api.compatibility"), defaults.compatibility.name());
+        assert_eq!(default("api.cors_origins"), "any");
+        assert_eq!(defaults.cors, crate::api::settings::Cors::Any);
+    }
+}

@@ -49,8 +49,8 @@ const MAX_FORM: usize = 64 * 1024;
 pub enum PageError {
     /// A page with this status and text.
     Page(StatusCode, String),
-    /// This answer as it is.
-    Answer(Response),
+    /// This answer as it is (boxed: errors travel by value through every helper).
+    Answer(Box<Response>),
 }
 
 impl PageError {
@@ -64,7 +64,7 @@ impl IntoResponse for PageError {
     fn into_response(self) -> Response {
         match self {
             PageError::Page(status, text) => pages::message(status, "Cannot continue", &text),
-            PageError::Answer(response) => response,
+            PageError::Answer(response) => *response,
         }
     }
 }
@@ -77,7 +77,7 @@ impl From<OAuthError> for PageError {
             page.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
-        PageError::Answer(page)
+        PageError::Answer(Box::new(page))
     }
 }
 
@@ -104,11 +104,11 @@ impl FromRequestParts<Arc<AppState>> for SitePage {
         app: &Arc<AppState>,
     ) -> Result<Self, Self::Rejection> {
         let unknown = |name: &str| {
-            PageError::Answer(pages::message(
+            PageError::Answer(Box::new(pages::message(
                 StatusCode::NOT_FOUND,
                 "Unknown site",
                 &format!("The site '{name}' is unknown."),
-            ))
+            )))
         };
         let Ok(Path(name)) = Path::<String>::from_request_parts(parts, app).await else {
             return Err(unknown(""));

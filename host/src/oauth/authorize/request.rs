@@ -72,13 +72,13 @@ async fn start(
     let vetted = client.vetted;
     let fail = |error: &str, description: &str| {
         if vetted {
-            PageError::Answer(redirect_error(
+            PageError::Answer(Box::new(redirect_error(
                 &issuer,
                 &redirect_uri,
                 state,
                 error,
                 description,
-            ))
+            )))
         } else {
             PageError::Page(StatusCode::BAD_REQUEST, format!("{description} ({error})."))
         }
