@@ -12,7 +12,6 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod db;
-pub mod demo;
 pub mod error;
 pub mod oauth;
 pub mod plugins;

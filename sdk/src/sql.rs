@@ -271,6 +271,22 @@ impl Insert {
         self
     }
 
+    /// The table it writes.
+    pub fn table(&self) -> &'static str {
+        self.table
+    }
+
+    /// The columns set so far, in order, quoted (see [`ident`]).
+    pub fn columns(&self) -> &[String] {
+        &self.columns
+    }
+
+    /// The values set so far, in the order of [`Insert::columns`]: what a caller that
+    /// writes many rows in one statement takes from each row's `Insert`.
+    pub fn into_values(self) -> Vec<Value> {
+        self.values
+    }
+
     /// The SQL text.
     pub fn sql(&self) -> String {
         let params: Vec<String> = (1..=self.values.len()).map(|i| format!("${i}")).collect();

@@ -1304,8 +1304,8 @@ both! {
     async fn demo_seed_writes_what_it_reports_and_the_plugins_serve_it(app) {
         let site = app.state.sites.get("second").await.expect("the site");
         let mut calls = Vec::new();
-        let options = hearth::demo::SeedOptions { patients: 120, seed: 42, batch: 50 };
-        let summary = hearth::demo::seed(&site, &options, |done, total| calls.push((done, total)))
+        let options = hearth_demo::SeedOptions { patients: 120, seed: 42, batch: 50 };
+        let summary = hearth::cli::seed_demo(&site, &options, |done, total| calls.push((done, total)))
             .await
             .expect("seeding");
         assert_eq!(calls, vec![(50, 120), (100, 120), (120, 120)], "progress after each batch");
@@ -1387,7 +1387,7 @@ both! {
         // The same seed on a fresh site writes the same rows.
         let third = app.state.sites.create("third", None).await;
         let third = third.expect("a third site");
-        let again = hearth::demo::seed(&third, &options, |_, _| {}).await.expect("seeding again");
+        let again = hearth::cli::seed_demo(&third, &options, |_, _| {}).await.expect("seeding again");
         assert_eq!(again, summary);
         let uuids = "SELECT CAST(uuid AS TEXT) AS u, fname, CAST(\"DOB\" AS TEXT) AS dob FROM patient_data WHERE pid <= 120 ORDER BY pid";
         let first = app.rows("second", uuids).await;
