@@ -91,6 +91,18 @@ pub struct Written<'a> {
     pub by: &'a str,
 }
 
+impl Written<'_> {
+    /// Sets the columns every encounter form row and `forms` row has: `pid`, `user`,
+    /// `groupname` ([`GROUP`]) and `authorized`.
+    fn authorized<'i>(&self, insert: &'i mut Insert) -> &'i mut Insert {
+        insert
+            .set("pid", self.pid)
+            .set("user", self.by)
+            .set("groupname", GROUP)
+            .set("authorized", 1)
+    }
+}
+
 /// An encounter form as OpenEMR registers it: the table its rows live in and the
 /// `formdir` and `form_name` of their `forms` rows. The encounter itself is one
 /// ([`Form::ENCOUNTER`]): every encounter has a `newpatient` row in `forms`.
@@ -142,11 +154,9 @@ impl Form {
             .set("date", date)
             .set("encounter", encounter)
             .set("form_name", self.form_name)
-            .set("form_id", form_id)
-            .set("pid", written.pid)
-            .set("user", written.by)
-            .set("groupname", GROUP)
-            .set("authorized", 1)
+            .set("form_id", form_id);
+        written
+            .authorized(&mut insert)
             .set("deleted", 0)
             .set("formdir", self.formdir);
         insert
@@ -157,12 +167,9 @@ impl Form {
     /// `now`); the caller sets the form's own fields and its `date`.
     pub fn row(&self, uuid: impl Into<Value>, written: Written<'_>, now: &str) -> Insert {
         let mut insert = Insert::into(self.table);
-        insert
-            .set("uuid", uuid)
-            .set("pid", written.pid)
-            .set("user", written.by)
-            .set("groupname", GROUP)
-            .set("authorized", 1)
+        insert.set("uuid", uuid);
+        written
+            .authorized(&mut insert)
             .set("activity", 1)
             .set("last_updated", now);
         insert
