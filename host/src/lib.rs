@@ -14,7 +14,6 @@ pub mod cli;
 pub mod config;
 pub mod crypto;
 pub mod db;
-pub mod demo;
 pub mod error;
 pub mod oauth;
 pub mod plugins;

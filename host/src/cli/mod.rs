@@ -18,6 +18,7 @@ use crate::auth::scopes::ScopeSet;
 use crate::auth::tokens::{self, Grant, Role};
 use crate::auth::users::{self, NewUser};
 use crate::config::{Config, Overrides};
+use crate::db::store::{SqlValue, StoreError};
 use crate::on_db;
 
 use crate::sites::{Site, Sites};
@@ -348,15 +349,14 @@ pub async fn rotate_kek(data_dir: &std::path::Path) -> Result<()> {
 async fn demo_seed(data_dir: &std::path::Path, args: DemoSeedArgs) -> Result<()> {
     let sites = Sites::open(data_dir).await?;
     let site = open_site(&sites, &args.site).await?;
-    let options = crate::demo::SeedOptions {
+    let options = hearth_demo::SeedOptions {
         patients: args.patients,
         seed: args.seed,
         batch: args.batch,
     };
     let started = std::time::Instant::now();
-    let mut progress = crate::demo::Progress::new(&site.name, args.patients);
-    let summary =
-        crate::demo::seed(&site, &options, |done, total| progress.update(done, total)).await;
+    let mut progress = hearth_demo::Progress::new(&site.name, args.patients);
+    let summary = seed_demo(&site, &options, |done, total| progress.update(done, total)).await;
     sites.close().await;
     let summary = summary?;
     let seconds = started.elapsed().as_secs_f64();
@@ -370,6 +370,93 @@ async fn demo_seed(data_dir: &std::path::Path, args: DemoSeedArgs) -> Result<()>
         summary.rows() as f64 / seconds.max(0.001)
     );
     Ok(())
+}
+
+/// `hearth demo seed`'s work: seeds `site` with the `hearth-demo` crate, through the
+/// host's database layer; `progress(done, total)` is called after each committed batch.
+pub async fn seed_demo(
+    site: &Site,
+    options: &hearth_demo::SeedOptions,
+    progress: impl FnMut(u64, u64),
+) -> Result<hearth_demo::Summary> {
+    hearth_demo::seed(&DemoDb(site), options, progress).await
+}
+
+/// A site's database as the demo seed writes it.
+struct DemoDb<'a>(&'a Site);
+
+/// A demo seed's transaction.
+struct DemoTx(crate::db::store::Tx);
+
+/// How long one batch of the demo seed may take before the database layer stops it.
+const DEMO_BATCH_DEADLINE: std::time::Duration = std::time::Duration::from_secs(3600);
+
+fn demo_store_error(e: StoreError) -> anyhow::Error {
+    anyhow::anyhow!("{e:?}")
+}
+
+fn to_sql(values: Vec<hearth_sdk::Value>) -> Vec<SqlValue> {
+    use hearth_sdk::Value;
+    let value = |value| match value {
+        Value::Null => SqlValue::Null,
+        Value::Integer(i) => SqlValue::Integer(i),
+        Value::Real(r) => SqlValue::Real(r),
+        Value::Text(t) => SqlValue::Text(t),
+        Value::Blob(b) => SqlValue::Blob(b),
+    };
+    values.into_iter().map(value).collect()
+}
+
+fn from_sql(value: SqlValue) -> hearth_sdk::Value {
+    use hearth_sdk::Value;
+    match value {
+        SqlValue::Null => Value::Null,
+        SqlValue::Integer(i) => Value::Integer(i),
+        SqlValue::Real(r) => Value::Real(r),
+        SqlValue::Text(t) => Value::Text(t),
+        SqlValue::Blob(b) => Value::Blob(b),
+    }
+}
+
+impl hearth_demo::Database for DemoDb<'_> {
+    type Tx = DemoTx;
+
+    fn dialect(&self) -> hearth_demo::Dialect {
+        match self.0.db.kind() {
+            crate::db::Kind::Sqlite => hearth_demo::Dialect::Sqlite,
+            crate::db::Kind::Postgres => hearth_demo::Dialect::Postgres,
+        }
+    }
+
+    async fn begin(&self) -> Result<DemoTx> {
+        let deadline = std::time::Instant::now() + DEMO_BATCH_DEADLINE;
+        let tx = self.0.db.begin(true, deadline).await;
+        Ok(DemoTx(tx.map_err(demo_store_error)?))
+    }
+}
+
+impl hearth_demo::Transaction for DemoTx {
+    async fn execute(&mut self, sql: &str, params: Vec<hearth_sdk::Value>) -> Result<()> {
+        let done = self.0.execute(sql, to_sql(params)).await;
+        done.map(|_| ()).map_err(demo_store_error)
+    }
+
+    async fn query(
+        &mut self,
+        sql: &str,
+        params: Vec<hearth_sdk::Value>,
+    ) -> Result<Vec<Vec<hearth_sdk::Value>>> {
+        let rows = self.0.query(sql, to_sql(params)).await;
+        let rows = rows.map_err(demo_store_error)?.values();
+        Ok(rows
+            .into_iter()
+            .map(|row| row.into_iter().map(from_sql).collect())
+            .collect())
+    }
+
+    async fn commit(self) -> Result<()> {
+        self.0.commit().await.map_err(demo_store_error)
+    }
 }
 
 async fn serve(data_dir: &std::path::Path, args: ServeArgs) -> Result<()> {
@@ -489,10 +576,11 @@ pub(crate) fn read_password(from_stdin: bool) -> Result<String> {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn the_command_line_takes_site_patients_and_seed() {
-        use clap::Parser;
-        let cli = super::Cli::try_parse_from([
+        let cli = Cli::try_parse_from([
             "hearth",
             "demo",
             "seed",
@@ -504,7 +592,7 @@ mod tests {
             "9",
         ])
         .expect("parses");
-        let super::Command::Demo(super::DemoCommand::Seed(args)) = cli.command else {
+        let Command::Demo(DemoCommand::Seed(args)) = cli.command else {
             panic!("not demo seed")
         };
         assert_eq!(
@@ -512,7 +600,7 @@ mod tests {
             ("s1", 500, 9, 2000)
         );
         assert!(
-            super::Cli::try_parse_from(["hearth", "demo", "seed", "--site", "s1"]).is_err(),
+            Cli::try_parse_from(["hearth", "demo", "seed", "--site", "s1"]).is_err(),
             "--patients is required"
         );
     }

@@ -205,14 +205,11 @@ pub fn redact(url: &str) -> String {
 }
 
 /// A version 4 UUID whose first 48 bits are the time in milliseconds, as OpenEMR's
-/// "timestamp-first COMB" uuids are: random, yet indexed in insertion order.
+/// "timestamp-first COMB" uuids are: random, yet indexed in insertion order (made by the
+/// SDK's [`hearth_sdk::comb_uuid`], which the demo seed uses too).
 pub fn comb_uuid() -> String {
-    let mut bytes: [u8; 16] = rand::random();
     let millis = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as u64;
-    bytes[..6].copy_from_slice(&millis.to_be_bytes()[2..]);
-    bytes[6] = (bytes[6] & 0x0f) | 0x40;
-    bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    uuid::Uuid::from_bytes(bytes).hyphenated().to_string()
+    hearth_sdk::comb_uuid(millis, rand::random())
 }
 
 #[cfg(test)]
