@@ -4,7 +4,7 @@
 //! through the same host pipeline (site, route, token, scope, ACL, audit); only the
 //! handler differs, so the ratio is the cost of the plugin seam.
 //!
-//! `cargo bench -p hearth-host --bench http_patient`
+//! `cargo bench -p hearth-host --features natives --bench http_patient`
 //!
 //! Environment: `CONNECTIONS` (default 32), `SECONDS` per round (default 5), `ROUNDS`
 //! (default 3), `PATIENTS` seeded (default 1000). Load comes from this process on

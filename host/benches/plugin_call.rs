@@ -2,7 +2,8 @@
 //! request lowered, the guest run (with host queries), the response lifted, the
 //! transaction finished. Prints p50/p99 per variant.
 //!
-//! `cargo bench -p hearth-host --bench plugin_call`
+//! `cargo bench -p hearth-host --features natives --bench plugin_call` (knobs: `ITERATIONS`, `SECONDS`,
+//! `CONCURRENT=plugin|native`, `WORKERS`)
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -43,8 +44,21 @@ fn percentiles(mut samples: Vec<Duration>) -> (f64, f64) {
     (at(0.5), at(0.99))
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() -> anyhow::Result<()> {
+/// Runs the benchmark on `WORKERS` tokio worker threads (default 2): `WORKERS=1` gives the
+/// single-thread rate the two-thread one is compared with.
+fn main() -> anyhow::Result<()> {
+    let workers = std::env::var("WORKERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2);
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()?
+        .block_on(bench(workers))
+}
+
+async fn bench(workers: usize) -> anyhow::Result<()> {
     let iterations: usize = std::env::var("ITERATIONS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -194,7 +208,7 @@ async fn main() -> anyhow::Result<()> {
             total += task.await?;
         }
         println!(
-            "32 in flight, {variant:6}                {:8.0} calls/s",
+            "32 in flight, {variant:6}, {workers} thread(s)    {:8.0} calls/s",
             total as f64 / started.elapsed().as_secs_f64()
         );
     }

@@ -208,8 +208,12 @@ impl SqlGate {
         use super::store::{StoreError, Tx};
         match (&self.engine, db) {
             (Engine::Sqlite(_), super::Db::Sqlite(_, fast)) => {
-                let tx = fast.begin(write, deadline).await?;
-                Ok(Tx::Sqlite(if write { tx } else { tx.query_only()? }))
+                let tx = if write {
+                    fast.begin(true, deadline).await?
+                } else {
+                    fast.begin_query_only(deadline).await?
+                };
+                Ok(Tx::Sqlite(tx))
             }
             (Engine::Postgres(Some(roles)), super::Db::Postgres(_)) => {
                 let role = roles.access.role(&roles.admin, grants).await?;

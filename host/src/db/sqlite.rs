@@ -88,6 +88,11 @@ const STOPPED_HEAP: u8 = 2;
 pub struct SqliteStore {
     path: PathBuf,
     idle: Mutex<Vec<Connection>>,
+    /// Idle connections opened with `PRAGMA query_only` on, for plugins' GET requests. The
+    /// pragma is set once per connection, never toggled: setting it expires every prepared
+    /// statement of the connection, so toggling it per request made each statement compile
+    /// again (docs/benchmarks.md).
+    idle_query_only: Mutex<Vec<Connection>>,
     /// The connection this process's write transactions run on (whoever holds `writer`).
     /// SQLite drops a connection's page cache whenever another connection has committed,
     /// so a writer on a pooled connection re-read every page it touched; on one connection
@@ -108,6 +113,7 @@ impl SqliteStore {
         let store = Arc::new(SqliteStore {
             path: path.into(),
             idle: Mutex::new(Vec::new()),
+            idle_query_only: Mutex::new(Vec::new()),
             write_connection: Mutex::new(None),
             headers: RwLock::new(HashMap::new()),
             writer: Arc::new(Semaphore::new(1)),
@@ -187,26 +193,33 @@ impl SqliteStore {
 
     /// A connection from the pool (opened when none is idle).
     pub fn acquire(self: &Arc<Self>) -> Result<Pooled, StoreError> {
-        self.take(false)
+        self.take(Slot::Shared)
     }
 
-    /// The pool's idle connection, or with `writes` the write connection (which only the
-    /// holder of the write permit may ask for); opened when there is none.
-    fn take(self: &Arc<Self>, writes: bool) -> Result<Pooled, StoreError> {
-        let kept = if writes {
-            self.write_connection.lock().take()
-        } else {
-            self.idle.lock().pop()
+    /// An idle connection of `slot`'s kind (the write connection only for the holder of
+    /// the write permit); opened when there is none.
+    fn take(self: &Arc<Self>, slot: Slot) -> Result<Pooled, StoreError> {
+        let kept = match slot {
+            Slot::Shared => self.idle.lock().pop(),
+            Slot::QueryOnly => self.idle_query_only.lock().pop(),
+            Slot::Write => self.write_connection.lock().take(),
         };
         let connection = match kept {
             Some(connection) => connection,
-            None => self.open()?,
+            None => {
+                let connection = self.open()?;
+                if slot == Slot::QueryOnly {
+                    connection
+                        .execute_batch("PRAGMA query_only = 1")
+                        .map_err(failed)?;
+                }
+                connection
+            }
         };
         Ok(Pooled {
             connection: Some(connection),
             store: self.clone(),
-            writes,
-            query_only: false,
+            slot,
         })
     }
 
@@ -292,6 +305,25 @@ impl SqliteStore {
         write: bool,
         deadline: Instant,
     ) -> Result<SqliteTx, StoreError> {
+        let slot = if write { Slot::Write } else { Slot::Shared };
+        self.begin_on(slot, deadline).await
+    }
+
+    /// Begins a read transaction on a connection that refuses writes (`PRAGMA
+    /// query_only`), for a plugin's GET request.
+    pub async fn begin_query_only(
+        self: &Arc<Self>,
+        deadline: Instant,
+    ) -> Result<SqliteTx, StoreError> {
+        self.begin_on(Slot::QueryOnly, deadline).await
+    }
+
+    async fn begin_on(
+        self: &Arc<Self>,
+        slot: Slot,
+        deadline: Instant,
+    ) -> Result<SqliteTx, StoreError> {
+        let write = slot == Slot::Write;
         let permit = if write {
             let queued = self.writer.clone().acquire_owned();
             match tokio::time::timeout_at(deadline.into(), queued).await {
@@ -306,7 +338,7 @@ impl SqliteStore {
         } else {
             None
         };
-        let connection = self.take(write)?;
+        let connection = self.take(slot)?;
         let remaining = deadline.saturating_duration_since(Instant::now());
         let handle = connection.get();
         let stopped = Arc::new(AtomicU8::new(0));
@@ -426,14 +458,22 @@ fn is_busy(error: &rusqlite::Error) -> bool {
     )
 }
 
+/// Which of the store's connections a [`Pooled`] is, and where it goes back.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    /// One of the idle connections.
+    Shared,
+    /// One of the idle connections with `PRAGMA query_only` on.
+    QueryOnly,
+    /// The store's write connection.
+    Write,
+}
+
 /// A connection borrowed from a pool; it goes back when dropped.
 pub struct Pooled {
     connection: Option<Connection>,
     store: Arc<SqliteStore>,
-    /// The store's write connection (it goes back to its own slot).
-    writes: bool,
-    /// `PRAGMA query_only` is on (turned off before the connection goes back).
-    query_only: bool,
+    slot: Slot,
 }
 
 impl Pooled {
@@ -449,14 +489,14 @@ impl Drop for Pooled {
             // A connection left inside a transaction (a failed rollback) is not reused.
             if connection.is_autocommit() {
                 let _ = connection.progress_handler(0, None::<fn() -> bool>);
-                if self.query_only && connection.execute_batch("PRAGMA query_only = 0").is_err() {
-                    return;
-                }
-                if self.writes {
-                    *self.store.write_connection.lock() = Some(connection);
-                    return;
-                }
-                let mut idle = self.store.idle.lock();
+                let mut idle = match self.slot {
+                    Slot::Write => {
+                        *self.store.write_connection.lock() = Some(connection);
+                        return;
+                    }
+                    Slot::Shared => self.store.idle.lock(),
+                    Slot::QueryOnly => self.store.idle_query_only.lock(),
+                };
                 if idle.len() < IDLE_LIMIT {
                     idle.push(connection);
                 }
@@ -477,17 +517,6 @@ pub struct SqliteTx {
 }
 
 impl SqliteTx {
-    /// Makes the connection refuse writes until the transaction ends (`PRAGMA
-    /// query_only`), for a plugin's GET request.
-    pub fn query_only(mut self) -> Result<SqliteTx, StoreError> {
-        self.connection
-            .get()
-            .execute_batch("PRAGMA query_only = 1")
-            .map_err(failed)?;
-        self.connection.query_only = true;
-        Ok(self)
-    }
-
     /// Sorts an error, naming the limit when the progress handler stopped the statement.
     fn error(&self, error: rusqlite::Error) -> StoreError {
         match self.stopped.load(Ordering::Relaxed) {
@@ -702,6 +731,37 @@ mod tests {
         let error = tx.query("SELECT nope FROM t", &[]).unwrap_err();
         assert!(matches!(error, StoreError::Invalid(_)), "{error:?}");
         drop(tx);
+        std::fs::remove_file(path).ok();
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn query_only_transactions_refuse_writes_and_keep_their_compiled_statements() {
+        let (store, path) = store();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let select = "SELECT id, name FROM t WHERE id = $1";
+        for round in 0..3 {
+            let mut tx = store.begin_query_only(deadline).await.unwrap();
+            tx.query(select, &[SqlValue::Integer(round)]).unwrap();
+            let error = tx
+                .execute("INSERT INTO t (name) VALUES ('x')", &[])
+                .unwrap_err();
+            assert!(format!("{error:?}").contains("readonly"), "{error:?}");
+            // The statement compiled in the first round is still valid: nothing expired
+            // the connection's statements between transactions.
+            let statement = tx.connection().prepare_cached(select).unwrap();
+            assert_eq!(
+                statement.get_status(rusqlite::StatementStatus::RePrepare),
+                0,
+                "round {round}"
+            );
+            drop(statement);
+            tx.rollback().unwrap();
+        }
+        // The shared connections are not query-only.
+        let mut tx = store.begin(true, deadline).await.unwrap();
+        tx.execute("INSERT INTO t (name) VALUES ('y')", &[])
+            .unwrap();
+        tx.commit().unwrap();
         std::fs::remove_file(path).ok();
     }
 

@@ -25,6 +25,9 @@ pub mod v0_1 {
     wasmtime::component::bindgen!({
         world: "resource-plugin",
         path: "../wit/v0.1.0",
+        // The request, response and description types did not change in 0.2.0: sharing
+        // them leaves the adapter only the interfaces that did differ.
+        with: { "hearth:plugin/types@0.1.0": super::v0_2::hearth::plugin::types },
         imports: {
             "hearth:plugin/store.query": async | trappable,
             "hearth:plugin/store.execute": async | trappable,

@@ -1,103 +1,18 @@
 //! Adapters that serve plugins built against older contract versions with the current host
 //! implementation.
 //!
-//! A released WIT version is frozen (see `wit/`), and the host keeps serving it: the
-//! 0.1.0 world's imports are implemented here by converting their types to the current
-//! version's and calling the one implementation in [`super::host`]; requests go in and
-//! responses and descriptions come out converted the same way. The conversions move
-//! strings and buffers, never copy them. Only plugins built against an older contract pay
-//! for them; a plugin built against the current contract calls the host directly.
+//! A released WIT version is frozen (see `wit/`), and the host keeps serving it: each of the
+//! 0.1.0 world's interfaces is implemented here on the same capability view as the current
+//! one (see [`super::host`]), converting only what differs and calling the one
+//! implementation. The `types` interface (requests, responses, descriptions) did not change,
+//! so the 0.1.0 bindings share 0.2.0's types (`with` in [`super::bindings`]) and requests
+//! and responses cross without conversion. The `store`, `log`, `config` and `util`
+//! interfaces differ in name (and `util` in content), so their forwarders stay; the
+//! conversions move strings and buffers, never copy them.
 
 use super::bindings::v0_1::hearth::plugin as old;
 use super::bindings::v0_2::hearth::plugin as new;
-use super::host::State;
-
-/// A request in the 0.1.0 contract's types.
-pub fn request_v0_1(request: new::types::Request) -> old::types::Request {
-    let caller = request.caller;
-    old::types::Request {
-        route: request.route,
-        method: match request.method {
-            new::types::Method::Get => old::types::Method::Get,
-            new::types::Method::Post => old::types::Method::Post,
-            new::types::Method::Put => old::types::Method::Put,
-            new::types::Method::Patch => old::types::Method::Patch,
-            new::types::Method::Delete => old::types::Method::Delete,
-        },
-        path: request.path,
-        params: request.params,
-        query: request.query,
-        headers: request.headers,
-        body: request.body,
-        caller: old::types::Caller {
-            role: match caller.role {
-                new::types::Role::User => old::types::Role::User,
-                new::types::Role::Patient => old::types::Role::Patient,
-                new::types::Role::System => old::types::Role::System,
-                new::types::Role::Anonymous => old::types::Role::Anonymous,
-            },
-            subject: caller.subject,
-            username: caller.username,
-            client_id: caller.client_id,
-            scopes: caller.scopes,
-            patient: caller.patient,
-        },
-        base_url: request.base_url,
-    }
-}
-
-/// A 0.1.0 response in the current types.
-pub fn response_v0_1(response: old::types::Response) -> new::types::Response {
-    new::types::Response {
-        status: response.status,
-        headers: response.headers,
-        body: response.body,
-    }
-}
-
-/// A 0.1.0 description in the current types.
-pub fn info_v0_1(info: old::types::PluginInfo) -> new::types::PluginInfo {
-    new::types::PluginInfo {
-        name: info.name,
-        version: info.version,
-        description: info.description,
-        routes: info
-            .routes
-            .into_iter()
-            .map(|route| new::types::Route {
-                method: match route.method {
-                    old::types::Method::Get => new::types::Method::Get,
-                    old::types::Method::Post => new::types::Method::Post,
-                    old::types::Method::Put => new::types::Method::Put,
-                    old::types::Method::Patch => new::types::Method::Patch,
-                    old::types::Method::Delete => new::types::Method::Delete,
-                },
-                path: route.path,
-                family: match route.family {
-                    old::types::Family::Api => new::types::Family::Api,
-                    old::types::Family::Portal => new::types::Family::Portal,
-                    old::types::Family::Fhir => new::types::Family::Fhir,
-                },
-                scope: route.scope,
-                acl: route.acl,
-                anonymous: route.anonymous,
-                summary: route.summary,
-            })
-            .collect(),
-        reads: info.reads,
-        writes: info.writes,
-        config_keys: info.config_keys,
-        fhir: info
-            .fhir
-            .into_iter()
-            .map(|fhir| new::types::FhirResource {
-                resource_type: fhir.resource_type,
-                profiles: fhir.profiles,
-                search_params: fhir.search_params,
-            })
-            .collect(),
-    }
-}
+use super::host::{ConfigView, LogView, StoreView, UtilView};
 
 fn value(value: old::store::Value) -> new::store::Value {
     match value {
@@ -118,7 +33,7 @@ fn store_error(error: new::store::Error) -> old::store::Error {
     }
 }
 
-impl old::store::Host for State {
+impl old::store::Host for StoreView<'_> {
     async fn query(
         &mut self,
         sql: String,
@@ -147,7 +62,7 @@ impl old::store::Host for State {
     }
 }
 
-impl old::log::Host for State {
+impl old::log::Host for LogView<'_> {
     fn write(&mut self, level: old::log::Level, message: String) -> wasmtime::Result<()> {
         let level = match level {
             old::log::Level::Trace => new::log::Level::Trace,
@@ -160,13 +75,13 @@ impl old::log::Host for State {
     }
 }
 
-impl old::config::Host for State {
+impl old::config::Host for ConfigView<'_> {
     fn get(&mut self, key: String) -> wasmtime::Result<Result<Option<String>, String>> {
         new::config::Host::get(self, key)
     }
 }
 
-impl old::util::Host for State {
+impl old::util::Host for UtilView<'_> {
     fn uuid(&mut self) -> wasmtime::Result<String> {
         new::util::Host::uuid(self)
     }
@@ -175,5 +90,3 @@ impl old::util::Host for State {
         new::util::Host::now(self)
     }
 }
-
-impl old::types::Host for State {}

@@ -11,7 +11,6 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Enabled, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-use super::bindings::{v0_1, v0_2};
 use super::host::State;
 
 /// How often the engine's epoch advances; deadlines are checked at this granularity.
@@ -66,16 +65,9 @@ impl Engine {
         }
         let wasmtime = wasmtime::Engine::new(&config)?;
         let mut linker = Linker::new(&wasmtime);
-        // Every supported contract version on one linker: the instance names carry the
-        // version, so they never collide, and one host implementation serves them all.
-        v0_2::ResourcePlugin::add_to_linker::<State, wasmtime::component::HasSelf<State>>(
-            &mut linker,
-            |state| state,
-        )?;
-        v0_1::ResourcePlugin::add_to_linker::<State, wasmtime::component::HasSelf<State>>(
-            &mut linker,
-            |state| state,
-        )?;
+        // Every supported contract version on one linker, each interface on its own
+        // capability context (see `host`).
+        super::host::add_to_linker(&mut linker)?;
         super::wasi::add_to_linker(&mut linker)?;
         let weak = wasmtime.weak();
         std::thread::Builder::new()

@@ -9,7 +9,6 @@ use anyhow::{Context, Result, bail};
 use wasmtime::Store;
 
 use super::bindings::{self, v0_1, v0_2};
-use super::compat;
 use super::engine::Engine;
 use super::host::State;
 use crate::auth::{acl, scopes::Requirement};
@@ -21,7 +20,7 @@ pub const SUPPORTED_CONTRACTS: &[&str] = &["0.1.0", "0.2.0"];
 
 /// A component ready to instantiate, typed by the contract version it was built against.
 pub enum Pre {
-    /// Built against 0.1.0: served through [`compat`].
+    /// Built against 0.1.0: its imports served through [`super::compat`].
     V0_1(v0_1::ResourcePluginPre<State>),
     /// Built against 0.2.0, the current contract.
     V0_2(v0_2::ResourcePluginPre<State>),
@@ -56,11 +55,8 @@ impl Pre {
         match self {
             Pre::V0_1(pre) => {
                 let instance = pre.instantiate_async(&mut *store).await?;
-                let info = instance
-                    .hearth_plugin_handler()
-                    .call_describe(store)
-                    .await?;
-                Ok(compat::info_v0_1(info))
+                // 0.1.0 shares 0.2.0's types (see `bindings`).
+                instance.hearth_plugin_handler().call_describe(store).await
             }
             Pre::V0_2(pre) => {
                 let instance = pre.instantiate_async(&mut *store).await?;
@@ -78,12 +74,10 @@ impl Pre {
         match self {
             Pre::V0_1(pre) => {
                 let instance = pre.instantiate_async(&mut *store).await?;
-                let request = compat::request_v0_1(request);
-                let response = instance
+                instance
                     .hearth_plugin_handler()
                     .call_handle(store, &request)
-                    .await?;
-                Ok(compat::response_v0_1(response))
+                    .await
             }
             Pre::V0_2(pre) => {
                 let instance = pre.instantiate_async(&mut *store).await?;

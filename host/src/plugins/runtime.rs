@@ -16,12 +16,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
-use wasmtime::{Store, StoreLimitsBuilder, UpdateDeadline};
+use wasmtime::{Store, UpdateDeadline};
 
 use super::SitePlugin;
 use super::bindings;
 use super::engine::Engine;
-use super::host::{DatabaseLimit, DeadlineExceeded, State};
+use super::host::{
+    ConfigCtx, DatabaseLimit, DeadlineExceeded, LimitsCtx, LogCtx, RequestCtx, State, StoreCtx,
+};
 use crate::sites::Site;
 
 /// Why a call produced no usable answer. Each names the limit that was hit.
@@ -172,30 +174,15 @@ pub async fn call(
     let started = Instant::now();
     let deadline = started + timeout;
     let state = State {
-        limits: StoreLimitsBuilder::new()
-            .memory_size(limits.memory_bytes)
-            .instances(20)
-            .tables(20)
-            .memories(4)
-            .trap_on_grow_failure(true)
-            .build(),
-        site: Some(site.clone()),
-        plugin: plugin.loaded.name.as_str().into(),
-        grants: Some(plugin.grants.clone()),
-        config: plugin.config.clone(),
-        config_keys: plugin.loaded.config_keys.clone(),
-        may_write,
-        deadline,
-        tx: None,
-        poisoned: false,
-        statements: 0,
-        console: Vec::new(),
-        logged: 0,
-        request_id: request_id.to_owned(),
+        request: RequestCtx::new(site.clone(), plugin.loaded.name.as_str().into(), request_id),
+        limits: LimitsCtx::new(limits.memory_bytes, deadline),
+        store: StoreCtx::new(plugin.grants.clone(), may_write),
+        log: LogCtx::default(),
+        config: ConfigCtx::new(plugin.config.clone(), plugin.loaded.config_keys.clone()),
     };
     let meter = Arc::new(CpuMeter::new());
     let mut store = Store::new(&engine.wasmtime, state);
-    store.limiter(|state| &mut state.limits);
+    store.limiter(|state| &mut state.limits.memory);
     store.set_epoch_deadline(1);
     let ticking = meter.clone();
     store.epoch_deadline_callback(move |_| {
@@ -214,15 +201,15 @@ pub async fn call(
         Err(_) => Err(CallError::Timeout(timeout)),
     };
     let state = store.data_mut();
-    let tx = state.tx.take();
-    let poisoned = state.poisoned;
-    let statements = state.statements;
-    if !state.console.is_empty() {
+    let tx = state.store.tx.take();
+    let poisoned = state.store.poisoned;
+    let statements = state.store.statements;
+    if !state.log.console.is_empty() {
         tracing::warn!(
             site = %site.name,
             plugin = %plugin.loaded.name,
             "plugin output: {}",
-            String::from_utf8_lossy(&state.console).trim_end()
+            String::from_utf8_lossy(&state.log.console).trim_end()
         );
     }
     drop(store);

@@ -50,7 +50,7 @@ pub struct Datetime {
 }
 
 /// Bytes of console output kept per request.
-pub const CONSOLE_LIMIT: usize = 16 * 1024;
+pub use super::host::CONSOLE_LIMIT;
 
 const V: &str = "0.2.6";
 
@@ -122,9 +122,7 @@ pub fn add_to_linker(linker: &mut Linker<State>) -> Result<()> {
             name,
             |mut store: wasmtime::StoreContextMut<'_, State>,
              (_, bytes): (Resource<OutputStream>, Vec<u8>)| {
-                let console = &mut store.data_mut().console;
-                let room = CONSOLE_LIMIT.saturating_sub(console.len());
-                console.extend_from_slice(&bytes[..bytes.len().min(room)]);
+                store.data_mut().log.capture(&bytes);
                 Ok((std::result::Result::<(), StreamError>::Ok(()),))
             },
         )?;
