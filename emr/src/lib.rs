@@ -24,7 +24,7 @@ use hearth_sdk::json::Json;
 use hearth_sdk::request::Request;
 use hearth_sdk::response::{ApiError, Response, Result};
 use hearth_sdk::sql::{Column, Delete, Fields, Insert, Search, Sort, SortKey, Update};
-use hearth_sdk::store::{self, Row};
+use hearth_sdk::store::{self, Row, Value};
 use hearth_sdk::time;
 use hearth_sdk::validate::Validator;
 use hearth_sdk::{new_uuid, params};
@@ -67,27 +67,113 @@ pub fn next_sequence(name: &str) -> Result<i64> {
 
 /// Registers a form row of an encounter in `forms` (OpenEMR's `addForm`), written by the
 /// caller, and answers the new `forms.id` (the `fid` OpenEMR returns).
-pub fn add_form(
-    req: &Request,
-    pid: i64,
-    encounter: i64,
-    form_id: i64,
-    formdir: &str,
-    form_name: &str,
-) -> Result<i64> {
-    Insert::into("forms")
-        .set("uuid", new_uuid())
-        .set("date", time::now().datetime())
-        .set("encounter", encounter)
-        .set("form_name", form_name)
-        .set("form_id", form_id)
-        .set("pid", pid)
-        .set("user", req.caller().username.as_str())
-        .set("groupname", GROUP)
-        .set("authorized", 1)
-        .set("deleted", 0)
-        .set("formdir", formdir)
-        .insert_id()
+pub fn add_form(req: &Request, pid: i64, encounter: i64, form_id: i64, form: &Form) -> Result<i64> {
+    form.registration(
+        new_uuid(),
+        time::now().datetime(),
+        Written {
+            pid,
+            by: req.caller().username.as_str(),
+        },
+        encounter,
+        form_id,
+    )
+    .insert_id()
+}
+
+/// Whose row a new row is and who wrote it: the `pid` and `user` columns of forms and
+/// issues.
+#[derive(Debug, Clone, Copy)]
+pub struct Written<'a> {
+    /// The patient's `pid`.
+    pub pid: i64,
+    /// The user name of the writer (`user`).
+    pub by: &'a str,
+}
+
+impl Written<'_> {
+    /// Sets the columns every encounter form row and `forms` row has: `pid`, `user`,
+    /// `groupname` ([`GROUP`]) and `authorized`.
+    fn authorized<'i>(&self, insert: &'i mut Insert) -> &'i mut Insert {
+        insert
+            .set("pid", self.pid)
+            .set("user", self.by)
+            .set("groupname", GROUP)
+            .set("authorized", 1)
+    }
+}
+
+/// An encounter form as OpenEMR registers it: the table its rows live in and the
+/// `formdir` and `form_name` of their `forms` rows. The encounter itself is one
+/// ([`Form::ENCOUNTER`]): every encounter has a `newpatient` row in `forms`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Form {
+    /// The form's table, e.g. `form_vitals`.
+    pub table: &'static str,
+    /// `forms.formdir` of its rows, e.g. `vitals`.
+    pub formdir: &'static str,
+    /// `forms.form_name` of its rows, e.g. `Vitals`.
+    pub form_name: &'static str,
+}
+
+impl Form {
+    /// The encounter (`form_encounter`, registered as `newpatient`).
+    pub const ENCOUNTER: Form = Form {
+        table: "form_encounter",
+        formdir: "newpatient",
+        form_name: "New Patient Encounter",
+    };
+
+    /// Vital signs (`form_vitals`).
+    pub const VITALS: Form = Form {
+        table: "form_vitals",
+        formdir: "vitals",
+        form_name: "Vitals",
+    };
+
+    /// SOAP notes (`form_soap`).
+    pub const SOAP: Form = Form {
+        table: "form_soap",
+        formdir: "soap",
+        form_name: "SOAP",
+    };
+
+    /// The `forms` row that registers row `form_id` of this form in `encounter`, made
+    /// `uuid` at `date` (what [`add_form`] writes).
+    pub fn registration(
+        &self,
+        uuid: impl Into<Value>,
+        date: impl Into<Value>,
+        written: Written<'_>,
+        encounter: i64,
+        form_id: i64,
+    ) -> Insert {
+        let mut insert = Insert::into("forms");
+        insert
+            .set("uuid", uuid)
+            .set("date", date)
+            .set("encounter", encounter)
+            .set("form_name", self.form_name)
+            .set("form_id", form_id);
+        written
+            .authorized(&mut insert)
+            .set("deleted", 0)
+            .set("formdir", self.formdir);
+        insert
+    }
+
+    /// A new row of the form's own table with OpenEMR's common form columns (`uuid`,
+    /// `pid`, `user`, `groupname`, `authorized`, `activity`, `last_updated` stamped
+    /// `now`); the caller sets the form's own fields and its `date`.
+    pub fn row(&self, uuid: impl Into<Value>, written: Written<'_>, now: &str) -> Insert {
+        let mut insert = Insert::into(self.table);
+        insert.set("uuid", uuid);
+        written
+            .authorized(&mut insert)
+            .set("activity", 1)
+            .set("last_updated", now);
+        insert
+    }
 }
 
 /// Validation rules for a request body; they receive the body's [`Validator`].
@@ -100,14 +186,10 @@ pub type Rules = fn(&mut Validator<'_>);
 /// form of another encounter or patient is a 404 and is never changed.
 #[derive(Debug, Clone, Copy)]
 pub struct EncounterForm {
-    /// The form's table, e.g. `form_vitals`. It has OpenEMR's common form columns: `id`,
-    /// `uuid`, `date`, `pid`, `user`, `groupname`, `authorized`, `activity` and
+    /// The form, e.g. [`Form::VITALS`]. Its table has OpenEMR's common form columns:
+    /// `id`, `uuid`, `date`, `pid`, `user`, `groupname`, `authorized`, `activity` and
     /// `last_updated`.
-    pub table: &'static str,
-    /// `forms.formdir` of its rows, e.g. `vitals`.
-    pub formdir: &'static str,
-    /// `forms.form_name` of its rows, e.g. `Vitals`.
-    pub form_name: &'static str,
+    pub form: Form,
     /// The key that carries the form's id in create and update answers, e.g. `vid`.
     pub id_key: &'static str,
     /// The `SELECT … FROM forms fo JOIN <table> … ` that reads the form; conditions on
@@ -129,7 +211,7 @@ impl EncounterForm {
         search
             .equals("fo.pid", pid)
             .equals("fo.encounter", eid)
-            .equals("fo.formdir", self.formdir)
+            .equals("fo.formdir", self.form.formdir)
             .equals("fo.deleted", 0);
         search
     }
@@ -167,17 +249,16 @@ impl EncounterForm {
         let mut fields = req.fields(columns, rules)?;
         let now = time::now().datetime();
         fields.set_default("date", now.as_str());
-        let id = Insert::into(self.table)
-            .set("uuid", new_uuid())
-            .set("pid", pid)
-            .set("user", req.caller().username.as_str())
-            .set("groupname", GROUP)
-            .set("authorized", 1)
-            .set("activity", 1)
-            .set("last_updated", now.as_str())
+        let written = Written {
+            pid,
+            by: req.caller().username.as_str(),
+        };
+        let id = self
+            .form
+            .row(new_uuid(), written, &now)
             .fields(&fields)
             .insert_id()?;
-        let fid = add_form(req, pid, eid, id, self.formdir, self.form_name)?;
+        let fid = add_form(req, pid, eid, id, &self.form)?;
         let mut data = Json::object();
         data.field(self.id_key, id).field("fid", fid);
         Ok(req.created(data.end()))
@@ -199,7 +280,7 @@ impl EncounterForm {
         search.equals("fo.form_id", id);
         crud::find(&search, "SELECT fo.id FROM forms fo", |_| Json::null())?;
         let fields = req.fields(columns, rules)?;
-        Update::table(self.table)
+        Update::table(self.form.table)
             .set("last_updated", time::now().datetime())
             .fields(&fields)
             .filter("id", id)
@@ -260,9 +341,37 @@ impl Issues {
         tiebreak: "-id",
     };
 
+    /// Medical problems.
+    pub const MEDICAL_PROBLEMS: Issues = Issues::new("medical_problem");
+    /// Allergies.
+    pub const ALLERGIES: Issues = Issues::new("allergy");
+    /// Medications.
+    pub const MEDICATIONS: Issues = Issues::new("medication");
+    /// Surgeries.
+    pub const SURGERIES: Issues = Issues::new("surgery");
+    /// Dental issues.
+    pub const DENTAL: Issues = Issues::new("dental");
+
     /// The issues of type `kind`.
     pub const fn new(kind: &'static str) -> Issues {
         Issues { kind }
+    }
+
+    /// A new, active issue of this type (what [`Issues::insert`] writes before the
+    /// body's fields): `uuid`, `type`, `pid`, `date` and `modifydate` stamped `now`,
+    /// `activity`, `user` and `groupname`.
+    pub fn row(&self, uuid: impl Into<Value>, written: Written<'_>, now: &str) -> Insert {
+        let mut insert = Insert::into("lists");
+        insert
+            .set("uuid", uuid)
+            .set("type", self.kind)
+            .set("pid", written.pid)
+            .set("date", now)
+            .set("modifydate", now)
+            .set("activity", 1)
+            .set("user", written.by)
+            .set("groupname", GROUP);
+        insert
     }
 
     /// A search over issues of this type, the `lists` table aliased `l`, of patient `pid`
@@ -282,15 +391,12 @@ impl Issues {
     pub fn insert(&self, req: &Request, pid: i64, fields: &Fields) -> Result<(i64, String)> {
         let uuid = new_uuid();
         let now = time::now().datetime();
-        let id = Insert::into("lists")
-            .set("uuid", uuid.as_str())
-            .set("type", self.kind)
-            .set("pid", pid)
-            .set("date", now.as_str())
-            .set("modifydate", now.as_str())
-            .set("activity", 1)
-            .set("user", req.caller().username.as_str())
-            .set("groupname", GROUP)
+        let written = Written {
+            pid,
+            by: req.caller().username.as_str(),
+        };
+        let id = self
+            .row(uuid.as_str(), written, &now)
             .fields(fields)
             .insert_id()?;
         Ok((id, uuid))
@@ -633,9 +739,11 @@ mod tests {
 
     const COLUMNS: &[Column] = &[Column::real("weight"), Column::text("note")];
     const NOTES: EncounterForm = EncounterForm {
-        table: "form_notes",
-        formdir: "notes",
-        form_name: "Notes",
+        form: Form {
+            table: "form_notes",
+            formdir: "notes",
+            form_name: "Notes",
+        },
         id_key: "nid",
         select: "SELECT n.* FROM forms fo JOIN form_notes n ON n.id = fo.form_id",
         sort: Sort {

@@ -4,6 +4,7 @@
 
 use hearth_sdk::request::Request;
 use hearth_sdk::response::{ApiError, Result};
+use hearth_sdk::sql::Insert;
 use hearth_sdk::store;
 use hearth_sdk::{Value, params};
 
@@ -22,6 +23,21 @@ fn find_patient(sql: &str, params: &[Value]) -> Result<Patient> {
         pid: row.int("pid").unwrap_or_default(),
         uuid: row.text("uuid").unwrap_or_default().to_owned(),
     })
+}
+
+/// A new `patient_data` row as OpenEMR registers a patient: `uuid`, `pid` (from the
+/// site's `pid` sequence), `pubpid` (the `pid` unless the body names one) and `date`,
+/// `regdate` and `last_updated` stamped `now`; the caller sets the demographics.
+pub fn new_patient(uuid: impl Into<Value>, pid: i64, pubpid: String, now: &str) -> Insert {
+    let mut insert = Insert::into("patient_data");
+    insert
+        .set("uuid", uuid)
+        .set("pid", pid)
+        .set("pubpid", pubpid)
+        .set("date", now)
+        .set("regdate", now)
+        .set("last_updated", now);
+    insert
 }
 
 /// The patient with `puuid`; a 404 when there is none.

@@ -4,7 +4,7 @@
 //! through the same host pipeline (site, route, token, scope, ACL, audit); only the
 //! handler differs, so the ratio is the cost of the plugin seam.
 //!
-//! `cargo bench -p hearth-host --bench http_patient`
+//! `cargo bench -p hearth-host --features natives --bench http_patient`
 //!
 //! Environment: `CONNECTIONS` (default 32), `SECONDS` per round (default 5), `ROUNDS`
 //! (default 3), `PATIENTS` seeded (default 1000). Load comes from this process on
@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use hearth::api::{NativeHandler, native};
+use hearth::api::native::{self, NativeHandler};
 use hearth::app::App;
 use hearth::auth::tokens::{self, Grant, Role};
 use hearth::config::Config;
@@ -154,7 +154,7 @@ fn main() -> anyhow::Result<()> {
         config.listen = ([127, 0, 0, 1], 0).into();
         config.http = true;
         config.plugins_file = root.join("plugins.toml");
-        let plugin_app = App::build(config.clone(), HashMap::new()).await?;
+        let plugin_app = App::build(config.clone()).await?;
         let base = plugin_app.state.base_url.clone();
         let route = plugin_app
             .state
@@ -170,7 +170,7 @@ fn main() -> anyhow::Result<()> {
         let mut natives: HashMap<(String, u32), NativeHandler> = HashMap::new();
         natives.insert(("patient".into(), route), native::get_patient());
         config.public_url = Some(base.clone());
-        let native_app = App::build(config, natives).await?;
+        let native_app = App::build_with_natives(config, natives).await?;
         let (plugin_addr, native_addr) = (plugin_app.local_addr(), native_app.local_addr());
         tokio::spawn(plugin_app.run(std::future::pending()));
         tokio::spawn(native_app.run(std::future::pending()));

@@ -1,5 +1,5 @@
 //! The cryptography every token costs, with the library Hearth uses (AWS-LC, through
-//! `hearth::auth::jwt`) against `ring` on the same keys and messages, in one run: an
+//! `hearth::crypto::jwt`) against `ring` on the same keys and messages, in one run: an
 //! RS256 signature (each access token and id_token), an RS384 verification and an ES384
 //! verification (each `private_key_jwt` client assertion).
 //!
@@ -9,8 +9,8 @@ use std::time::Instant;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use hearth::auth::jwt::{self, Alg, Signer, Verifier};
-use hearth::auth::keys;
+use hearth::crypto::jwt::{self, Alg, Signer, Verifier};
+use hearth::crypto::keys;
 use ring::signature;
 use serde_json::json;
 

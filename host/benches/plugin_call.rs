@@ -2,7 +2,7 @@
 //! request lowered, the guest run (with host queries), the response lifted, the
 //! transaction finished. Prints p50/p99 per variant.
 //!
-//! `cargo bench -p hearth-host --bench plugin_call` (knobs: `ITERATIONS`, `SECONDS`,
+//! `cargo bench -p hearth-host --features natives --bench plugin_call` (knobs: `ITERATIONS`, `SECONDS`,
 //! `CONCURRENT=plugin|native`, `WORKERS`)
 
 use std::collections::HashMap;

@@ -104,7 +104,7 @@ async fn main() -> anyhow::Result<()> {
     config.plugins_file = manifest;
     config.cache_dir = Some(root.join("cache"));
     config.max_instances = 64;
-    let app = App::build(config, Default::default()).await?;
+    let app = App::build(config).await?;
     let state = app.state.clone();
     let (stop_server, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(app.run(async {

@@ -9,37 +9,17 @@ use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get};
+use axum::routing::get;
 use serde_json::json;
 use tokio::net::TcpListener;
 
-use crate::api::{self, Natives};
 use crate::audit::Audit;
 use crate::config::Config;
 use crate::error::{Family, HttpError};
 use crate::plugins::Registry;
 use crate::plugins::engine::Engine;
 use crate::sites::Sites;
-
-/// Everything request handlers share.
-pub struct AppState {
-    /// Host settings.
-    pub config: Config,
-    /// The public base URL (`https://host:port`), no trailing slash.
-    pub base_url: String,
-    /// Sites.
-    pub sites: Arc<Sites>,
-    /// Plugins per site.
-    pub registry: Arc<Registry>,
-    /// The audit writer.
-    pub audit: Audit,
-    /// Native handlers replacing plugin routes (benchmark baseline only).
-    pub natives: Natives,
-    /// Failed-login counts of the authorization server.
-    pub logins: crate::oauth::LoginLimiter,
-    /// Each site's `/apis` settings, read again every second.
-    pub api_settings: crate::api::settings::Cache,
-}
+pub use crate::state::AppState;
 
 /// A built application, bound to its port, not yet serving.
 pub struct App {
@@ -47,12 +27,14 @@ pub struct App {
     pub state: Arc<AppState>,
     listener: TcpListener,
     tls: Option<Arc<rustls::ServerConfig>>,
+    #[cfg(feature = "natives")]
+    natives: crate::api::native::Natives,
 }
 
 impl App {
     /// Opens the data folder (creating the site `default` on first start), loads the
     /// plugins and binds the listen address (port 0 picks a free port).
-    pub async fn build(config: Config, natives: Natives) -> Result<App> {
+    pub async fn build(config: Config) -> Result<App> {
         crate::db::sqlite::set_heap_limit(config.sqlite_heap_mib);
         let sites = Arc::new(Sites::open(&config.data_dir).await?);
         if sites.list().await?.is_empty() {
@@ -94,13 +76,24 @@ impl App {
                 sites,
                 registry,
                 audit,
-                natives,
-                logins: Default::default(),
-                api_settings: Default::default(),
             }),
             listener,
             tls,
+            #[cfg(feature = "natives")]
+            natives: Default::default(),
         })
+    }
+
+    /// As [`App::build`], with native handlers in place of plugin routes (the
+    /// benchmarks' baseline; feature `natives`).
+    #[cfg(feature = "natives")]
+    pub async fn build_with_natives(
+        config: Config,
+        natives: crate::api::native::Natives,
+    ) -> Result<App> {
+        let mut app = App::build(config).await?;
+        app.natives = natives;
+        Ok(app)
     }
 
     /// The bound address.
@@ -113,7 +106,11 @@ impl App {
     /// Serves until `shutdown` completes, then flushes the audit log.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
         let state = self.state.clone();
-        let router = router(self.state);
+        let router = router(
+            self.state,
+            #[cfg(feature = "natives")]
+            self.natives,
+        );
         match self.tls {
             None => {
                 axum::serve(
@@ -131,12 +128,13 @@ impl App {
     }
 }
 
-/// The router.
-pub fn router(state: Arc<AppState>) -> Router {
-    Router::new()
-        .route("/apis/{site}/{*rest}", any(api::dispatch))
-        .route("/apis/{site}", any(api::no_family))
-        .merge(crate::plugins::admin::router())
+/// The router: each family's routes with their state, and the host's own.
+pub fn router(
+    state: Arc<AppState>,
+    #[cfg(feature = "natives")] natives: crate::api::native::Natives,
+) -> Router {
+    let own = Router::new()
+        .merge(crate::admin::router())
         // OpenEMR serves and advertises `/jwk`; `/jwks` is the name most servers use.
         .route("/oauth2/{site}/jwk", get(jwks))
         .route("/oauth2/{site}/jwks", get(jwks))
@@ -146,9 +144,15 @@ pub fn router(state: Arc<AppState>) -> Router {
             get(|| async { axum::Json(json!({"status": "alive"})) }),
         )
         .route("/meta/health/readyz", get(readyz))
-        .fallback(not_found)
-        .layer(axum::middleware::map_response(security_headers))
-        .with_state(state)
+        .with_state(state.clone());
+    crate::api::router(
+        state,
+        #[cfg(feature = "natives")]
+        natives,
+    )
+    .merge(own)
+    .fallback(not_found)
+    .layer(axum::middleware::map_response(security_headers))
 }
 
 async fn security_headers(mut response: Response) -> Response {
@@ -279,4 +283,26 @@ pub async fn shutdown_signal() {
         () = terminate => {},
     }
     tracing::info!("shutting down");
+}
+
+#[cfg(test)]
+mod tests {
+    /// The settings `hearth client settings` shows (kept by the authorization server's
+    /// settings table) have the defaults the `/apis` dispatcher really uses: checked here,
+    /// where both routers are in reach.
+    #[test]
+    fn the_defaults_hearth_client_setting_shows_are_the_ones_used() {
+        let default = |name: &str| {
+            crate::oauth::settings::KNOWN
+                .iter()
+                .find(|known| known.name == name)
+                .map(|known| known.default)
+                .unwrap_or_else(|| panic!("{name} is a known setting"))
+        };
+        let defaults = crate::api::settings::ApiSettings::default();
+        assert_eq!(default("api.list_cap"), defaults.list_cap.to_string());
+        assert_eq!(default("api.compatibility"), defaults.compatibility.name());
+        assert_eq!(default("api.cors_origins"), "any");
+        assert_eq!(defaults.cors, crate::api::settings::Cors::Any);
+    }
 }

@@ -5,17 +5,19 @@
 //! verification, database pools and transactions, the plugin runtime and the audit log.
 //! Each clinical resource is a plugin (see `wit/` and the `hearth-sdk` crate).
 
+pub mod admin;
 pub mod api;
 pub mod app;
 pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod crypto;
 pub mod db;
-pub mod demo;
 pub mod error;
 pub mod oauth;
 pub mod plugins;
 pub mod proxy;
 pub mod sites;
+pub mod state;
 pub mod tls;

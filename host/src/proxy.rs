@@ -10,14 +10,11 @@
 
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
-
-use crate::app::AppState;
 
 /// The addresses (single addresses or CIDR ranges) of the proxies whose `X-Forwarded-For`
 /// is believed.
@@ -147,19 +144,22 @@ impl ClientAddr {
     }
 }
 
-impl FromRequestParts<Arc<AppState>> for ClientAddr {
+/// A router state that knows which proxies to believe (the application's state does).
+pub trait Proxies {
+    /// The trusted proxies.
+    fn trusted_proxies(&self) -> &TrustedProxies;
+}
+
+impl<S: Proxies + Send + Sync> FromRequestParts<S> for ClientAddr {
     type Rejection = Infallible;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        app: &Arc<AppState>,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let peer = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map(|connect| connect.0.ip());
         Ok(ClientAddr(peer.map(|peer| {
-            app.config.trusted_proxies.client(peer, &parts.headers)
+            state.trusted_proxies().client(peer, &parts.headers)
         })))
     }
 }

@@ -13,10 +13,9 @@ use parking_lot::{Mutex, RwLock};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 use sqlx::{Row, SqlitePool};
 
-use crate::auth::jwt::Alg;
-use crate::auth::kek::Keyring;
-use crate::auth::keys::{self, KeySet};
-use crate::auth::tokens::TokenCache;
+use crate::crypto::jwt::Alg;
+use crate::crypto::kek::Keyring;
+use crate::crypto::keys::{self, KeySet};
 use crate::db::grants::SqlGate;
 use crate::db::{Db, Kind};
 
@@ -26,13 +25,46 @@ pub struct Site {
     pub name: String,
     /// Its database.
     pub db: Db,
-    /// Verified-token cache.
-    pub tokens: TokenCache,
     /// The gate plugin SQL passes through.
     pub gate: SqlGate,
-    /// Client assertions' parsed keys and `jti` expiry, per process.
-    pub assertions: crate::oauth::clients::Assertions,
+    /// Per-process caches that modules above keep for this site (verified tokens, client
+    /// assertions' keys, …), each owned by the module whose type it is.
+    pub caches: Caches,
     keys: ArcSwap<KeySet>,
+}
+
+/// A site's per-process caches, one per type: the module that defines the type owns what is
+/// in it (`auth`'s verified tokens, `oauth`'s client keys), and the site only keeps them
+/// apart from other sites' and drops them all when its keys change. A site knows nothing
+/// of what it holds, so `sites` imports none of the modules that use it.
+#[derive(Default)]
+pub struct Caches {
+    entries: RwLock<HashMap<std::any::TypeId, Arc<dyn std::any::Any + Send + Sync>>>,
+}
+
+impl Caches {
+    /// The cache of type `T` for this site, made empty on first use.
+    pub fn get<T: Default + Send + Sync + 'static>(&self) -> Arc<T> {
+        let id = std::any::TypeId::of::<T>();
+        if let Some(entry) = self.entries.read().get(&id) {
+            return entry
+                .clone()
+                .downcast()
+                .expect("entries are keyed by their type");
+        }
+        self.entries
+            .write()
+            .entry(id)
+            .or_insert_with(|| Arc::new(T::default()))
+            .clone()
+            .downcast()
+            .expect("entries are keyed by their type")
+    }
+
+    /// Forgets every cache (what was derived from the old keys must be derived again).
+    pub fn clear(&self) {
+        self.entries.write().clear();
+    }
 }
 
 impl Site {
@@ -45,7 +77,7 @@ impl Site {
     pub async fn reload_keys(&self, keyring: &Keyring) -> Result<()> {
         self.keys
             .store(Arc::new(keys::load(&self.db, keyring).await?));
-        self.tokens.clear();
+        self.caches.clear();
         Ok(())
     }
 }
@@ -289,9 +321,8 @@ impl Sites {
         Ok(Arc::new(Site {
             name: name.to_owned(),
             db,
-            tokens: TokenCache::default(),
             gate,
-            assertions: Default::default(),
+            caches: Caches::default(),
             keys: ArcSwap::from_pointee(keys),
         }))
     }

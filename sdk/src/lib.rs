@@ -65,9 +65,31 @@ pub use response::{ApiError, Family, Response, Result, Shape};
 pub use store::{Row, Rows, StoreError, Value, ValueRef};
 pub use validate::Validator;
 
-/// A new UUID from the host, in OpenEMR's form (version 4, timestamp first, lower case).
+/// A new UUID from the host, in OpenEMR's form (version 4, timestamp first, lower case):
+/// the host makes it with [`comb_uuid`] from the time and random bytes.
 pub fn new_uuid() -> String {
     host::uuid()
+}
+
+/// A UUID in OpenEMR's "timestamp-first COMB" form, as [`new_uuid`] hands them out:
+/// version 4 made from `random`, with its first 48 bits the time `millis` (milliseconds
+/// since the Unix epoch), lower case and hyphenated. Uuids made one after another sort in
+/// the order they were made, so the unique indexes they go into grow at one end.
+pub fn comb_uuid(millis: u64, random: [u8; 16]) -> String {
+    let mut bytes = random;
+    bytes[..6].copy_from_slice(&millis.to_be_bytes()[2..]);
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    let mut text = String::with_capacity(36);
+    for (at, byte) in bytes.iter().enumerate() {
+        if matches!(at, 4 | 6 | 8 | 10) {
+            text.push('-');
+        }
+        for nibble in [byte >> 4, byte & 0x0f] {
+            text.push(char::from_digit(u32::from(nibble), 16).expect("a nibble is a hex digit"));
+        }
+    }
+    text
 }
 
 /// The request's correlation id (contract 0.2.0): the id the host sends back to the client
@@ -144,3 +166,20 @@ pub mod prelude {
 
 #[doc(hidden)]
 pub use host::log_info as __log_info;
+
+#[cfg(test)]
+mod tests {
+    use super::comb_uuid;
+    use crate::request::is_uuid;
+
+    #[test]
+    fn comb_uuids_are_version_4_time_first_and_sort_by_time() {
+        let uuid = comb_uuid(0x0197_be22_2c01, [0xff; 16]);
+        assert_eq!(uuid, "0197be22-2c01-4fff-bfff-ffffffffffff");
+        assert!(is_uuid(&uuid));
+        let zeros = comb_uuid(1, [0; 16]);
+        assert_eq!(zeros, "00000000-0001-4000-8000-000000000000");
+        let random = [0x5a; 16];
+        assert!(comb_uuid(1_000, random) < comb_uuid(1_001, random));
+    }
+}

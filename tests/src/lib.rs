@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use hearth::app::{App, AppState};
 use hearth::auth::tokens::{self, Grant, Role};
-use hearth::cli::{UserAddArgs, add_user};
+use hearth::auth::users::{self, NewUser};
 use hearth::config::Config;
 use hearth::sites::Sites;
 pub use serde_json::{Value, json};
@@ -205,12 +205,10 @@ impl TestApp {
     /// Adds a staff user with `role` on `site`; answers the uuid.
     pub async fn user(&self, site: &str, username: &str, role: &str) -> String {
         let site = self.state.sites.get(site).await.expect("the site exists");
-        add_user(
+        users::add(
             &site,
-            &UserAddArgs {
-                site: site.name.clone(),
+            &NewUser {
                 username: username.to_owned(),
-                password_stdin: false,
                 role: role.to_owned(),
                 fname: "Test".into(),
                 lname: username.to_owned(),
@@ -431,9 +429,7 @@ async fn serve(
     oneshot::Sender<()>,
     tokio::task::JoinHandle<()>,
 ) {
-    let app = App::build(config, Default::default())
-        .await
-        .expect("building the app");
+    let app = App::build(config).await.expect("building the app");
     let listen = format!("http://{}", app.local_addr());
     let state = app.state.clone();
     let (shutdown, stop) = oneshot::channel::<()>();

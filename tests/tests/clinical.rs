@@ -1304,8 +1304,8 @@ both! {
     async fn demo_seed_writes_what_it_reports_and_the_plugins_serve_it(app) {
         let site = app.state.sites.get("second").await.expect("the site");
         let mut calls = Vec::new();
-        let options = hearth::demo::SeedOptions { patients: 120, seed: 42, batch: 50 };
-        let summary = hearth::demo::seed(&site, &options, |done, total| calls.push((done, total)))
+        let options = hearth_demo::SeedOptions { patients: 120, seed: 42, batch: 50 };
+        let summary = hearth::cli::seed_demo(&site, &options, |done, total| calls.push((done, total)))
             .await
             .expect("seeding");
         assert_eq!(calls, vec![(50, 120), (100, 120), (120, 120)], "progress after each batch");
@@ -1339,38 +1339,72 @@ both! {
         let token = app.user_token("second", "admin", ALL_USER_SCOPES).await;
         let patients = app.get(&app.api("second", "/api/patient?_limit=200"), &token).await;
         assert_eq!(patients.json["data"].as_array().map(Vec::len), Some(120));
-        let mut served = (0, 0, 0, 0);
-        for patient in patients.json["data"].as_array().expect("patients").iter().take(20) {
+        // Every seeded row of the first 20 patients comes back through the API: the
+        // counts served match the tables, kind by kind.
+        let mut served = std::collections::BTreeMap::<&str, u64>::new();
+        let mut add = |kind, items: &serde_json::Value| {
+            *served.entry(kind).or_default() += items.as_array().map_or(0, Vec::len) as u64;
+        };
+        let listed = patients.json["data"].as_array().expect("patients");
+        let first_twenty = listed.iter().filter(|p| p["pid"].as_i64().is_some_and(|pid| pid <= 20));
+        for patient in first_twenty {
             let (pid, puuid) = (patient["pid"].as_i64().expect("pid"), patient["uuid"].as_str().expect("uuid"));
+            add("patients", &json!([patient]));
             let encounters = app.get(&app.api("second", &format!("/api/patient/{puuid}/encounter")), &token).await;
             assert_eq!(encounters.status, 200, "{}", encounters.text);
+            add("encounters", &encounters.json["data"]);
             for encounter in encounters.json["data"].as_array().expect("encounters") {
                 assert_eq!(encounter["puuid"], json!(puuid));
                 assert!(encounter["facility_name"].is_string() && encounter["provider_uuid"].is_string(), "{encounter}");
                 let eid = encounter["eid"].as_i64().expect("eid");
                 let vitals = app.get(&app.api("second", &format!("/api/patient/{pid}/encounter/{eid}/vital")), &token).await;
                 assert_eq!(vitals.status, 200, "{}", vitals.text);
-                served.1 += vitals.json.as_array().map_or(0, Vec::len);
+                for vital in vitals.json.as_array().expect("vitals") {
+                    assert!(vital["bps"].is_string() && !vital["weight"].is_null() && vital["user_uuid"].is_string(), "{vital}");
+                    assert_eq!(vital["eid"], json!(eid), "{vital}");
+                }
+                add("vitals", &vitals.json);
                 let notes = app.get(&app.api("second", &format!("/api/patient/{pid}/encounter/{eid}/soap_note")), &token).await;
                 assert_eq!(notes.status, 200, "{}", notes.text);
-                served.0 += 1;
+                for note in notes.json.as_array().expect("notes") {
+                    assert!(note["subjective"].as_str().is_some_and(|s| !s.is_empty()), "{note}");
+                }
+                add("soap notes", &notes.json);
             }
             let problems = app.get(&app.api("second", &format!("/api/patient/{puuid}/medical_problem")), &token).await;
             assert_eq!(problems.status, 200);
             for problem in problems.json["data"].as_array().expect("problems") {
                 assert_eq!(problem["diagnosis"].as_object().map(|m| m.len()), Some(1), "{problem}");
                 assert_eq!(problem["verification_title"], "Confirmed");
-                served.2 += 1;
             }
+            add("medical problems", &problems.json["data"]);
             let allergies = app.get(&app.api("second", &format!("/api/patient/{puuid}/allergy")), &token).await;
             for allergy in allergies.json["data"].as_array().expect("allergies") {
                 assert!(allergy["practitioner"].is_string(), "{allergy}");
             }
-            let meds = app.get(&app.api("second", &format!("/api/patient/{pid}/medication")), &token).await;
-            assert_eq!(meds.status, 200);
-            served.3 += meds.json.as_array().map_or(0, Vec::len);
+            add("allergies", &allergies.json["data"]);
+            for (kind, path) in [("medications", "medication"), ("surgeries", "surgery"), ("dental issues", "dental_issue")] {
+                let reply = app.get(&app.api("second", &format!("/api/patient/{pid}/{path}")), &token).await;
+                assert_eq!(reply.status, 200, "{path}: {}", reply.text);
+                add(kind, &reply.json);
+            }
         }
-        assert!(served.0 >= 20 && served.1 > 0 && served.2 > 0 && served.3 > 0, "{served:?}");
+        let in_tables = [
+            ("patients", count("SELECT COUNT(*) AS n FROM patient_data WHERE pid <= 20").await),
+            ("encounters", count("SELECT COUNT(*) AS n FROM form_encounter WHERE pid <= 20").await),
+            ("vitals", count("SELECT COUNT(*) AS n FROM form_vitals WHERE pid <= 20").await),
+            ("soap notes", count("SELECT COUNT(*) AS n FROM form_soap WHERE pid <= 20").await),
+            ("medical problems", count("SELECT COUNT(*) AS n FROM lists WHERE pid <= 20 AND type = 'medical_problem'").await),
+            ("allergies", count("SELECT COUNT(*) AS n FROM lists WHERE pid <= 20 AND type = 'allergy'").await),
+            ("medications", count("SELECT COUNT(*) AS n FROM lists WHERE pid <= 20 AND type = 'medication'").await),
+            ("surgeries", count("SELECT COUNT(*) AS n FROM lists WHERE pid <= 20 AND type = 'surgery'").await),
+            ("dental issues", count("SELECT COUNT(*) AS n FROM lists WHERE pid <= 20 AND type = 'dental'").await),
+        ];
+        for (kind, rows) in in_tables {
+            assert_eq!(served.get(kind).copied().unwrap_or(0), rows, "{kind} served for pids 1 to 20: {served:?}");
+        }
+        assert_eq!(served["patients"], 20);
+        assert!(served["encounters"] >= 20 && served["vitals"] > 0 && served["medical problems"] > 0 && served["medications"] > 0, "{served:?}");
         let practitioners = app.get(&app.api("second", "/api/practitioner"), &token).await;
         assert_eq!(practitioners.json["data"].as_array().map(Vec::len), Some(summary.practitioners as usize));
         let facilities = app.get(&app.api("second", "/api/facility"), &token).await;
@@ -1387,7 +1421,7 @@ both! {
         // The same seed on a fresh site writes the same rows.
         let third = app.state.sites.create("third", None).await;
         let third = third.expect("a third site");
-        let again = hearth::demo::seed(&third, &options, |_, _| {}).await.expect("seeding again");
+        let again = hearth::cli::seed_demo(&third, &options, |_, _| {}).await.expect("seeding again");
         assert_eq!(again, summary);
         let uuids = "SELECT CAST(uuid AS TEXT) AS u, fname, CAST(\"DOB\" AS TEXT) AS dob FROM patient_data WHERE pid <= 120 ORDER BY pid";
         let first = app.rows("second", uuids).await;

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use hearth::api::{NativeHandler, native};
+use hearth::api::native::{self, NativeHandler};
 use hearth::app::App;
 use hearth_tests::*;
 
@@ -46,7 +46,7 @@ async fn the_native_patient_handler_answers_the_same_bytes_as_the_plugin() {
     config.listen = ([127, 0, 0, 1], 0).into();
     // Tokens name the issuer's public URL; the twin answers as the same server.
     config.public_url = Some(app.base.clone());
-    let twin = App::build(config, natives).await.unwrap();
+    let twin = App::build_with_natives(config, natives).await.unwrap();
     let twin_base = format!("http://{}", twin.local_addr());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(twin.run(async {

@@ -4,8 +4,8 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use hearth::auth::jwt::{Alg, Signer};
-use hearth::auth::keys;
+use hearth::crypto::jwt::{Alg, Signer};
+use hearth::crypto::keys;
 use hearth_tests::*;
 
 const REDIRECT: &str = "https://app.example/callback";
@@ -461,7 +461,7 @@ both! {
         assert_oauth_error(&reply, 401, "invalid_client");
         assert!(reply.json["error_description"].as_str().unwrap().contains("enable"));
 
-        use hearth::oauth::cli::{ClientCommand, run_client};
+        use hearth::cli::client::{ClientCommand, run_client};
         run_client(&app.data_dir, ClientCommand::Enable { site: "default".into(), client_id: client_id.clone() }).await.unwrap();
         let reply = client_credentials(app, "default", &assertion(&key, &client_id, &aud, 200, "d2"), "system/Patient.rs").await;
         assert_eq!(reply.status, 200, "{}", reply.text);
@@ -568,7 +568,7 @@ both! {
         let staff = app.user_token("default", "admin", "openid api:oemr user/patient.crus").await;
         let (_, puuid) = app.create_patient("default", &staff, "Ann", "Smith").await;
         let site = app.state.sites.get("default").await.unwrap();
-        hearth::oauth::token::set_portal_login(&site, &puuid, "ann", "ann@example.org", "patient password").await.unwrap();
+        hearth::oauth::accounts::set_portal_login(&site, &puuid, "ann", "ann@example.org", "patient password").await.unwrap();
         set_setting(app, "default", "oauth.password_grant", "patients").await;
         let public = register(app, "default", json!({"redirect_uris": [REDIRECT], "scope": "openid offline_access api:port patient/patient.s fhirUser"})).await;
         let client_id = public.json["client_id"].as_str().unwrap().to_owned();
@@ -1091,7 +1091,7 @@ both! {
         let staff = app.user_token("default", "admin", "openid api:oemr user/patient.crus").await;
         let (_, puuid) = app.create_patient("default", &staff, "Ann", "Smith").await;
         let site = app.state.sites.get("default").await.unwrap();
-        hearth::oauth::token::set_portal_login(&site, &puuid, "ann", "ann@example.org", "patient password").await.unwrap();
+        hearth::oauth::accounts::set_portal_login(&site, &puuid, "ann", "ann@example.org", "patient password").await.unwrap();
         let scope = "openid offline_access api:port patient/patient.s";
         let reply = register(app, "default", json!({"redirect_uris": [REDIRECT], "scope": scope})).await;
         let client_id = reply.json["client_id"].as_str().unwrap().to_owned();

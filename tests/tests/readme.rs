@@ -17,8 +17,8 @@ use std::collections::HashMap;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use clap::Parser as _;
-use hearth::auth::jwt::{Alg, Signer};
 use hearth::cli::{Cli, Command, TokenCommand, UserCommand};
+use hearth::crypto::jwt::{Alg, Signer};
 use hearth_tests::*;
 
 /// The base URL the README's requests name.
@@ -266,7 +266,7 @@ both! {
 
         // 4. The password grant for a patient, with the portal e-mail.
         let site_ref = app.state.sites.get(site).await.unwrap();
-        hearth::oauth::token::set_portal_login(&site_ref, &puuid, "ann", "ann@example.org", "patient password").await.unwrap();
+        hearth::oauth::accounts::set_portal_login(&site_ref, &puuid, "ann", "ann@example.org", "patient password").await.unwrap();
         let patient_form: Vec<(String, String)> = [
             ("grant_type", "password"), ("client_id", clients[site].as_str()), ("scope", &patient_scope()),
             ("user_role", "patient"), ("username", "ann"), ("password", "patient password"), ("email", "ann@example.org"),
@@ -301,7 +301,7 @@ both! {
         assert_eq!(after.status, 401, "{}", after.text);
 
         // 8. Client credentials: an RS384 key registered inline, system scopes, no refresh.
-        let (kid, der, jwk) = hearth::auth::keys::generate(Alg::Rs384).unwrap();
+        let (kid, der, jwk) = hearth::crypto::keys::generate(Alg::Rs384).unwrap();
         let signer = Signer::from_pkcs8(&kid, Alg::Rs384, &der).unwrap();
         let service = app.send(reqwest::Method::POST, &oauth(site, "/registration"), None, Some(json!({
             "application_type": "private", "client_name": "Bulk export", "redirect_uris": ["https://client.example.org/none"],

@@ -468,7 +468,7 @@ both! {
 async fn the_cli_reaches_the_running_server_with_a_token_it_mints() {
     let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
     let sites = hearth::sites::Sites::open(&app.data_dir).await.unwrap();
-    let client = hearth::plugins::admin::Client::new(&sites).await.unwrap();
+    let client = hearth::cli::plugin::Client::new(&sites).await.unwrap();
     assert_eq!(client.base, app.base);
     let site = sites.load("second").await.unwrap().unwrap();
     let list = match client.list(&site).await {

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use hearth::auth::jwt::{Alg, Signer};
+use hearth::crypto::jwt::{Alg, Signer};
 use hearth::plugins::PluginState;
 use hearth_tests::*;
 
@@ -313,7 +313,7 @@ both! {
         let staff = app.user_token("default", "admin", "openid api:oemr user/patient.crus").await;
         let (_, puuid) = app.create_patient("default", &staff, "Ann", "Smith").await;
         let site = app.state.sites.get("default").await.unwrap();
-        hearth::oauth::token::set_portal_login(&site, &puuid, "ann", "ann@example.org", "patient password").await.unwrap();
+        hearth::oauth::accounts::set_portal_login(&site, &puuid, "ann", "ann@example.org", "patient password").await.unwrap();
         let patient = token_request(app, "default", &client, &[("grant_type", "password"), ("user_role", "patient"), ("username", "ann"), ("password", "patient password"), ("email", "ann@example.org"), ("scope", "openid offline_access")], None).await;
         assert_eq!(patient.status, 200, "{}", patient.text);
         let again = refresh(patient.json["refresh_token"].as_str().unwrap().to_owned()).await;

@@ -12,7 +12,6 @@
 //! whether the site answers OpenEMR's own statuses (its compatibility setting); the host
 //! passes the last two to plugins in request headers the client cannot set.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -23,7 +22,6 @@ use axum::response::Response;
 use bytes::Bytes;
 use http_body_util::BodyExt;
 
-use crate::app::AppState;
 use crate::audit::Record;
 use crate::auth::acl;
 use crate::auth::tokens::{self, Principal, Role};
@@ -31,8 +29,10 @@ use crate::error::{Family, HttpError};
 use crate::plugins::runtime::{self, CallError};
 use crate::plugins::{Bound, Match, bindings};
 use crate::sites::Site;
+use crate::state::AppState;
 
 pub mod cors;
+#[cfg(feature = "natives")]
 pub mod native;
 pub mod settings;
 
@@ -59,6 +59,32 @@ const HOST_HEADERS: &[&str] = &[
     "x-request-id",
 ];
 
+/// The state of the `/apis` routes: what every router shares, and in benchmark builds
+/// (feature `natives`) the native handlers that replace plugin routes.
+pub struct ApiState {
+    /// What every router shares.
+    pub app: Arc<AppState>,
+    /// Native replacements of plugin routes (the benchmark's baseline).
+    #[cfg(feature = "natives")]
+    pub natives: native::Natives,
+}
+
+/// The `/apis` routes.
+pub fn router(
+    app: Arc<AppState>,
+    #[cfg(feature = "natives")] natives: native::Natives,
+) -> axum::Router {
+    let state = Arc::new(ApiState {
+        app,
+        #[cfg(feature = "natives")]
+        natives,
+    });
+    axum::Router::new()
+        .route("/apis/{site}/{*rest}", axum::routing::any(dispatch))
+        .route("/apis/{site}", axum::routing::any(no_family))
+        .with_state(state)
+}
+
 /// A request as native handlers (the benchmark's baseline) see it.
 pub struct NativeRequest {
     /// The site.
@@ -69,21 +95,28 @@ pub struct NativeRequest {
     pub principal: Option<Arc<Principal>>,
 }
 
-/// A handler written in Rust inside the host, used in place of a plugin route (only the
-/// benchmark registers one, to compare the plugin path with a native one).
-pub type NativeHandler = Arc<
-    dyn Fn(NativeRequest) -> futures_lite::BoxedFuture<Result<bindings::Response, HttpError>>
-        + Send
-        + Sync,
->;
+/// A boxed, sendable future.
+pub type BoxedFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
 
-/// Native replacements keyed by `(plugin name, route index)`.
-pub type Natives = HashMap<(String, u32), NativeHandler>;
+#[cfg(feature = "natives")]
+use native::NativeHandler as NativeFn;
+/// Without the feature no native handler exists; the type only keeps one code path.
+#[cfg(not(feature = "natives"))]
+type NativeFn = fn(NativeRequest) -> BoxedFuture<Result<bindings::Response, HttpError>>;
 
-/// Boxed futures without pulling in a futures crate.
-pub mod futures_lite {
-    /// A boxed, sendable future.
-    pub type BoxedFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
+/// The native handler registered in place of a plugin route, if any.
+#[cfg(feature = "natives")]
+fn native_for(call: &Call<'_>, bound: &Bound, index: u32) -> Option<NativeFn> {
+    call.api
+        .natives
+        .get(&(bound.plugin.loaded.name.clone(), index))
+        .cloned()
+}
+
+/// The native handler registered in place of a plugin route: none without the feature.
+#[cfg(not(feature = "natives"))]
+fn native_for(_: &Call<'_>, _: &Bound, _: u32) -> Option<NativeFn> {
+    None
 }
 
 fn family_of(name: &str) -> Option<Family> {
@@ -111,18 +144,19 @@ fn request_id(headers: &HeaderMap) -> String {
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
         })
-        .map_or_else(crate::plugins::host::comb_uuid, str::to_owned)
+        .map_or_else(crate::db::comb_uuid, str::to_owned)
 }
 
 /// Handles every `/apis/{site}/...` request.
-pub async fn dispatch(
-    State(app): State<Arc<AppState>>,
+async fn dispatch(
+    State(api): State<Arc<ApiState>>,
     Path((site_name, rest)): Path<(String, String)>,
     method: Method,
     headers: HeaderMap,
     uri: axum::http::Uri,
     body: Body,
 ) -> Response {
+    let app = &api.app;
     let started = Instant::now();
     let (family_name, sub_path) = rest.split_once('/').unwrap_or((rest.as_str(), ""));
     let sub_path = format!("/{sub_path}");
@@ -140,7 +174,7 @@ pub async fn dispatch(
         // Nothing of a site is shown: any origin may read that there is none.
         return cors::allow(response, origin.as_deref(), &settings::Cors::Any);
     };
-    let settings = app.api_settings.get(&site).await;
+    let settings = settings::get(&site).await;
     if method == Method::OPTIONS {
         // A preflight carries no token; it is answered alike for every path.
         return cors::allow(cors::preflight(), origin.as_deref(), &settings.cors);
@@ -150,7 +184,8 @@ pub async fn dispatch(
     let mut audit = Record::new(&site.name, method.as_str(), uri.path());
     let request_id = request_id(&headers);
     let call = Call {
-        app: &app,
+        api: &api,
+        app,
         site: &site,
         settings: &settings,
         family,
@@ -178,6 +213,8 @@ pub async fn dispatch(
 
 /// One request on its way to a plugin.
 struct Call<'a> {
+    #[cfg_attr(not(feature = "natives"), allow(dead_code))]
+    api: &'a ApiState,
     app: &'a AppState,
     site: &'a Arc<Site>,
     settings: &'a ApiSettings,
@@ -246,11 +283,7 @@ async fn handle(call: &Call<'_>, body: Body, audit: &mut Record) -> Result<Respo
         audit.request_body = Some(String::from_utf8_lossy(&body).into_owned());
     }
     let may_write = *call.method != Method::GET;
-    let native = app
-        .natives
-        .get(&(bound.plugin.loaded.name.clone(), def.index))
-        .cloned();
-    let response = match native {
+    let response = match native_for(call, &bound, def.index) {
         Some(native) => {
             native(NativeRequest {
                 site: site.clone(),
@@ -554,12 +587,13 @@ pub fn into_http(response: bindings::Response) -> Response {
 
 /// `/apis/{site}` without a family: a 401 like every other path without a valid token,
 /// or a 404 for one with.
-pub async fn no_family(
-    State(app): State<Arc<AppState>>,
+async fn no_family(
+    State(api): State<Arc<ApiState>>,
     Path(site_name): Path<String>,
     headers: HeaderMap,
     uri: axum::http::Uri,
 ) -> Response {
+    let app = &api.app;
     let Some(site) = app.sites.get(&site_name).await else {
         return HttpError::unknown_site(&site_name).render(Family::Other);
     };

@@ -1,18 +1,29 @@
 //! A native Rust handler for `GET /api/patient/:puuid`: the same SQL and the same JSON as
 //! the patient plugin, compiled into the host. It is the baseline the plugin path is
-//! benchmarked against (`cargo bench -p hearth-host --bench http_patient`); a test checks
-//! that both answer the same bytes. Nothing registers it in normal operation.
+//! benchmarked against (`cargo bench -p hearth-host --features natives --bench http_patient`); a test checks
+//! that both answer the same bytes. It is compiled only with the feature `natives`;
+//! nothing registers it in normal operation.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hearth_sdk::json::write_str;
 use rusqlite::types::ValueRef;
 
-use super::{NativeHandler, NativeRequest};
+use super::{BoxedFuture, NativeRequest};
 use crate::db::Db;
 use crate::error::HttpError;
 use crate::plugins::bindings;
+
+/// A handler written in Rust inside the host, used in place of a plugin route (only the
+/// benchmarks and the byte-identity test register one, to compare the plugin path with a
+/// native one).
+pub type NativeHandler =
+    Arc<dyn Fn(NativeRequest) -> BoxedFuture<Result<bindings::Response, HttpError>> + Send + Sync>;
+
+/// Native replacements keyed by `(plugin name, route index)`.
+pub type Natives = HashMap<(String, u32), NativeHandler>;
 
 const PATIENT: &str = "SELECT p.* FROM patient_data p WHERE p.uuid = $1";
 const NAMES: &str = "SELECT pid, previous_name_prefix, previous_name_first, previous_name_middle, \

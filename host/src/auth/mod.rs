@@ -1,33 +1,12 @@
-//! Authentication and authorisation: scopes, token signing and verification, site keys,
-//! and the ACL roles of staff users.
+//! Authentication and authorisation: scopes, access tokens and their verification, passwords,
+//! and the ACL roles of staff users. Keys and signatures are [`crate::crypto`]'s.
 
 pub mod acl;
-pub mod jwt;
-pub mod kek;
-pub mod keys;
 pub mod scopes;
 pub mod tokens;
+pub mod users;
 
-/// Hashes a password with Argon2id (PHC string, random salt).
-pub fn hash_password(password: &str) -> anyhow::Result<String> {
-    use argon2::password_hash::PasswordHasher;
-    argon2::Argon2::default()
-        .hash_password(password.as_bytes())
-        .map(|hash| hash.to_string())
-        .map_err(|e| anyhow::anyhow!("hashing the password failed: {e}"))
-}
-
-/// True when `password` matches the stored PHC `hash`.
-pub fn verify_password(password: &str, hash: &str) -> bool {
-    use argon2::password_hash::{PasswordVerifier, phc::PasswordHash};
-    PasswordHash::new(hash)
-        .map(|parsed| {
-            argon2::Argon2::default()
-                .verify_password(password.as_bytes(), &parsed)
-                .is_ok()
-        })
-        .unwrap_or(false)
-}
+pub use users::{hash_password, verify_password};
 
 #[cfg(test)]
 mod tests {

@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use serde_json::{Value, json};
 
-use super::jwt::{self, Alg};
 use super::scopes::ScopeSet;
+use crate::crypto::jwt::{self, Alg};
 use crate::db::store::{SqlValue, StoreError, Tx};
 use crate::error::HttpError;
 use crate::sites::Site;
@@ -290,17 +290,11 @@ pub async fn issue(site: &Site, base: &str, grant: &Grant) -> anyhow::Result<Iss
 /// The most verified tokens a site remembers before it starts over.
 const CACHE_LIMIT: usize = 20_000;
 
-/// Verified tokens, so the signature is checked once per token.
+/// A site's verified tokens, so the signature is checked once per token (kept in the
+/// site's [`crate::sites::Caches`], which forget it when the keys change).
 #[derive(Default)]
-pub struct TokenCache {
+struct TokenCache {
     verified: Mutex<HashMap<String, Arc<Principal>>>,
-}
-
-impl TokenCache {
-    /// Drops every cached verification (after a key rotation).
-    pub fn clear(&self) {
-        self.verified.lock().clear();
-    }
 }
 
 /// The bearer token of an `Authorization` header value.
@@ -332,12 +326,13 @@ pub async fn authenticate(
     token: &str,
 ) -> Result<Arc<Principal>, HttpError> {
     let invalid = |why: &str| HttpError::unauthorized(Some("invalid_token"), why.to_owned());
-    let cached = site.tokens.verified.lock().get(token).cloned();
+    let tokens = site.caches.get::<TokenCache>();
+    let cached = tokens.verified.lock().get(token).cloned();
     let principal = match cached {
         Some(principal) => principal,
         None => {
             let principal = Arc::new(verify(site, base, token).map_err(|why| invalid(&why))?);
-            let mut cache = site.tokens.verified.lock();
+            let mut cache = tokens.verified.lock();
             if cache.len() >= CACHE_LIMIT {
                 cache.clear();
             }
@@ -357,7 +352,7 @@ pub async fn authenticate(
         return Err(invalid("The access token has been revoked"));
     }
     let issued_as_claimed = match &row.claims_digest {
-        Some(digest) => crate::oauth::same(digest, &principal.claims_digest),
+        Some(digest) => crate::crypto::same(digest, &principal.claims_digest),
         // Issued before digests were kept: what the row has must match.
         None => {
             row.user_id == principal.subject

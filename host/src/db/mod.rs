@@ -204,6 +204,14 @@ pub fn redact(url: &str) -> String {
     }
 }
 
+/// A version 4 UUID whose first 48 bits are the time in milliseconds, as OpenEMR's
+/// "timestamp-first COMB" uuids are: random, yet indexed in insertion order (made by the
+/// SDK's [`hearth_sdk::comb_uuid`], which the demo seed uses too).
+pub fn comb_uuid() -> String {
+    let millis = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as u64;
+    hearth_sdk::comb_uuid(millis, rand::random())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,7 +12,7 @@ use serde_json::Value;
 use sqlx::Row;
 
 use super::{OAuthError, now, param, same, settings, sha256_hex};
-use crate::auth::jwt::{self, Alg, Verifier};
+use crate::crypto::jwt::{self, Alg, Verifier};
 use crate::db::store::{SqlValue, StoreError, Tx};
 use crate::on_db;
 use crate::sites::Site;
@@ -249,7 +249,7 @@ impl AssertionId {
     /// issues). False when the client used this `jti` before: the primary key, not a
     /// read, decides, so two requests racing with one assertion cannot both pass.
     pub async fn record_in(&self, site: &Site, tx: &mut Tx) -> Result<bool, StoreError> {
-        site.assertions.sweep(tx).await?;
+        site.caches.get::<Assertions>().sweep(tx).await?;
         let inserted = tx
             .execute(
                 "INSERT INTO oauth_jti (client_id, jti, expires_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
@@ -429,7 +429,8 @@ async fn verify_assertion(
     }
     let refetch = settings::seconds(site, JWKS_URI_REFETCH).await?;
     let keys = site
-        .assertions
+        .caches
+        .get::<Assertions>()
         .keys(&client, &kid, Duration::from_secs(refetch as u64))
         .await
         .map_err(|why| fail(&why))?;
@@ -535,7 +536,8 @@ pub const JWKS_URI_REFETCH: &str = "oauth.jwks_refetch_interval";
 /// Clients remembered per site at most (their parsed keys).
 const KEY_CACHE_LIMIT: usize = 10_000;
 
-/// A site's per-process state of client assertions: the clients' parsed public keys, and
+/// A site's per-process state of client assertions (kept in the site's
+/// [`crate::sites::Caches`]): the clients' parsed public keys, and
 /// when expired `jti`s were last forgotten.
 #[derive(Default)]
 pub struct Assertions {

@@ -11,8 +11,8 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::{OAuthError, catalog, settings};
-use crate::app::AppState;
 use crate::sites::Site;
+use crate::state::AppState;
 
 async fn grant_types(site: &Site) -> Result<Vec<&'static str>, OAuthError> {
     let mut grants = vec!["authorization_code", "client_credentials"];

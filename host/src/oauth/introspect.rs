@@ -13,13 +13,14 @@ use axum::response::Response;
 use serde_json::{Value, json};
 use sqlx::Row;
 
-use super::token::{Subject, identity_claims, revoke_grant, token_url};
+use super::accounts::Subject;
+use super::token::{identity_claims, revoke_grant, token_url};
 use super::{OAuthError, clients, no_store, now, param, required, sha256_hex};
-use crate::app::AppState;
-use crate::auth::jwt::{self, Alg};
 use crate::auth::tokens::{self, Role};
+use crate::crypto::jwt::{self, Alg};
 use crate::on_db;
 use crate::sites::Site;
+use crate::state::AppState;
 
 /// A stored refresh token's fields that introspection reports.
 struct Refresh {

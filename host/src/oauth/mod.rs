@@ -12,9 +12,9 @@
 //! Every error answers RFC 6749's JSON (`{"error", "error_description"}`) with
 //! `Cache-Control: no-store`.
 
+pub mod accounts;
 pub mod authorize;
 pub mod catalog;
-pub mod cli;
 pub mod clients;
 pub mod discovery;
 pub mod introspect;
@@ -22,6 +22,8 @@ pub mod pages;
 pub mod registration;
 pub mod settings;
 pub mod token;
+
+pub use crate::crypto::{random_token, same, sha256_hex};
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -32,11 +34,10 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
-use crate::app::AppState;
 use crate::db::store::SqlValue;
 use crate::sites::Site;
+use crate::state::AppState;
 
 /// The routes of the authorization server (and the SMART configuration under `/apis`),
 /// with CORS for browser-based apps.
@@ -75,18 +76,18 @@ pub fn router() -> Router<Arc<AppState>> {
     let pages = Router::new()
         .route(
             "/oauth2/{site}/authorize",
-            get(authorize::authorize).post(authorize::authorize),
+            get(authorize::request::authorize).post(authorize::request::authorize),
         )
-        .route("/oauth2/{site}/login", post(authorize::login))
+        .route("/oauth2/{site}/login", post(authorize::signin::login))
         .route(
             "/oauth2/{site}/patient-select",
-            get(authorize::patient_select).post(authorize::patient_chosen),
+            get(authorize::signin::patient_select).post(authorize::signin::patient_chosen),
         )
         .route(
             "/oauth2/{site}/consent",
-            get(authorize::consent_page).post(authorize::consent),
+            get(authorize::consent::consent_page).post(authorize::consent::consent),
         )
-        .route("/oauth2/{site}/logout", get(authorize::logout));
+        .route("/oauth2/{site}/logout", get(authorize::logout::logout));
     api.merge(pages)
 }
 
@@ -293,31 +294,9 @@ pub fn required<'a>(form: &'a HashMap<String, String>, name: &str) -> Result<&'a
         .ok_or_else(|| OAuthError::request(format!("The parameter {name} is required")))
 }
 
-/// Hex SHA-256, how secrets and tokens are stored.
-pub fn sha256_hex(text: &str) -> String {
-    hex::encode(Sha256::digest(text.as_bytes()))
-}
-
-/// A random URL-safe token of `bytes` random bytes.
-pub fn random_token(bytes: usize) -> String {
-    use base64::Engine as _;
-    let mut buffer = vec![0u8; bytes];
-    rand::Rng::fill(&mut rand::thread_rng(), buffer.as_mut_slice());
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buffer)
-}
-
 /// Seconds since the epoch.
 pub fn now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
-}
-
-/// Constant-time equality of two strings.
-pub fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
 }
 
 /// Failed sign-ins back off: each failure is counted for the pair (client address,
@@ -370,6 +349,44 @@ impl Backoff {
         }
         (self.first << past).min(max)
     }
+}
+
+/// Checks requested scopes against the site's catalogue and keeps those the client
+/// registered (OpenEMR's finalizeScopes). No scope parameter means every registered scope.
+pub fn finalize_scopes(
+    app: &AppState,
+    site: &Site,
+    requested: Option<&str>,
+    client: &clients::Client,
+) -> Result<String, OAuthError> {
+    let Some(requested) = requested else {
+        return Ok(client.scope.clone());
+    };
+    let table = app.registry.table(&site.name);
+    let refused = catalog::Catalog::new(&table.scopes).refused(requested);
+    if !refused.is_empty() {
+        return Err(OAuthError::scope(format!(
+            "Not in this server's scope catalogue: {}",
+            refused.join(" ")
+        )));
+    }
+    let mut kept: Vec<&str> = Vec::new();
+    for scope in requested.split_whitespace() {
+        if catalog::contained_in(scope, &client.scope) && !kept.contains(&scope) {
+            kept.push(scope);
+        }
+    }
+    if kept.is_empty() {
+        return Err(OAuthError::scope(
+            "None of the requested scopes is registered for this client",
+        ));
+    }
+    Ok(kept.join(" "))
+}
+
+/// The site's limiter (kept in its [`crate::sites::Caches`]).
+pub fn limiter(site: &Site) -> Arc<LoginLimiter> {
+    site.caches.get()
 }
 
 /// The login keys of a sign-in attempt: the (address, account) pair and the account.

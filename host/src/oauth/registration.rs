@@ -16,10 +16,10 @@ use serde_json::{Map, Value, json};
 
 use super::clients::{self, Client};
 use super::{OAuthError, catalog, no_store, now, random_token, same, settings, sha256_hex};
-use crate::app::AppState;
-use crate::auth::jwt::Verifier;
+use crate::crypto::jwt::Verifier;
 use crate::on_db;
 use crate::sites::Site;
+use crate::state::AppState;
 
 /// The scope given to clients that register none (OpenEMR's default).
 pub const DEFAULT_SCOPE: &str = "openid email phone address api:oemr api:fhir api:port";

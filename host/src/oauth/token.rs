@@ -8,7 +8,7 @@
 //! so revoking the grant reaches the resource server at once.
 
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -17,30 +17,17 @@ use axum::response::Response;
 use serde_json::{Value, json};
 use sqlx::Row;
 
+use super::accounts::{Subject, check_patient, check_user};
 use super::clients::{self, AssertionId, AuthMethod, Client};
 use super::{
-    OAuthError, catalog, no_store, now, param, random_token, required, settings, sha256_hex,
+    OAuthError, finalize_scopes, no_store, now, param, random_token, required, settings, sha256_hex,
 };
-use crate::app::AppState;
 use crate::auth::tokens::{self, Grant, Role};
-use crate::auth::verify_password;
 use crate::db::store::SqlValue;
 use crate::on_db;
 use crate::proxy::ClientAddr;
 use crate::sites::Site;
-
-/// Who a grant speaks for.
-#[derive(Debug, Clone)]
-pub struct Subject {
-    /// The role.
-    pub role: Role,
-    /// The user, patient or system uuid.
-    pub id: String,
-    /// A staff user's login name.
-    pub username: Option<String>,
-    /// A staff user's ACL role.
-    pub acl_role: Option<String>,
-}
+use crate::state::AppState;
 
 /// The token endpoint URL of `site`.
 pub fn token_url(app: &AppState, site: &str) -> String {
@@ -120,39 +107,6 @@ async fn openemr_unauthenticated(
     Ok(bare && settings::get(site, "api.compatibility").await? == "openemr")
 }
 
-/// Checks requested scopes against the site's catalogue and keeps those the client
-/// registered (OpenEMR's finalizeScopes). No scope parameter means every registered scope.
-pub fn finalize_scopes(
-    app: &AppState,
-    site: &Site,
-    requested: Option<&str>,
-    client: &Client,
-) -> Result<String, OAuthError> {
-    let Some(requested) = requested else {
-        return Ok(client.scope.clone());
-    };
-    let table = app.registry.table(&site.name);
-    let refused = catalog::Catalog::new(&table.scopes).refused(requested);
-    if !refused.is_empty() {
-        return Err(OAuthError::scope(format!(
-            "Not in this server's scope catalogue: {}",
-            refused.join(" ")
-        )));
-    }
-    let mut kept: Vec<&str> = Vec::new();
-    for scope in requested.split_whitespace() {
-        if catalog::contained_in(scope, &client.scope) && !kept.contains(&scope) {
-            kept.push(scope);
-        }
-    }
-    if kept.is_empty() {
-        return Err(OAuthError::scope(
-            "None of the requested scopes is registered for this client",
-        ));
-    }
-    Ok(kept.join(" "))
-}
-
 async fn client_credentials(
     app: &AppState,
     site: &Arc<Site>,
@@ -191,7 +145,7 @@ async fn client_credentials(
     let scope = finalize_scopes(app, site, Some(&requested), client)?;
     let subject = Subject {
         role: Role::System,
-        id: crate::cli::system_user(site).await?,
+        id: crate::auth::users::system_user(site).await?,
         username: None,
         acl_role: None,
     };
@@ -216,113 +170,6 @@ async fn client_credentials(
         },
     )
     .await
-}
-
-fn dummy_hash() -> &'static str {
-    static HASH: OnceLock<String> = OnceLock::new();
-    HASH.get_or_init(|| crate::auth::hash_password("no such account").unwrap_or_default())
-}
-
-/// Checks a staff login; `None` when the name, the password or the account is wrong.
-/// Unknown names cost the same hash check as known ones.
-pub async fn check_user(
-    site: &Site,
-    username: &str,
-    password: &str,
-) -> Result<Option<Subject>, OAuthError> {
-    let row: Option<(String, String, i64, String)> = on_db!(&site.db, |pool| {
-        sqlx::query(
-            "SELECT CAST(u.uuid AS TEXT) AS uuid, u.role, u.active, s.password FROM users u JOIN users_secure s ON s.id = u.id WHERE u.username = $1",
-        )
-        .bind(username)
-        .fetch_optional(pool)
-        .await?
-        .map(|row| -> Result<_, sqlx::Error> {
-            Ok((row.try_get("uuid")?, row.try_get("role")?, row.try_get("active")?, row.try_get("password")?))
-        })
-        .transpose()?
-    });
-    let Some((uuid, role, active, hash)) = row else {
-        verify_password(password, dummy_hash());
-        return Ok(None);
-    };
-    if !verify_password(password, &hash) || active == 0 {
-        return Ok(None);
-    }
-    Ok(Some(Subject {
-        role: Role::User,
-        id: uuid,
-        username: Some(username.to_owned()),
-        acl_role: Some(role),
-    }))
-}
-
-/// Checks a patient portal login (user name, e-mail and password).
-pub async fn check_patient(
-    site: &Site,
-    username: &str,
-    email: &str,
-    password: &str,
-) -> Result<Option<Subject>, OAuthError> {
-    let row: Option<(String, String, String)> = on_db!(&site.db, |pool| {
-        sqlx::query(
-            "SELECT l.puuid, l.email, l.password FROM portal_logins l JOIN patient_data p ON CAST(p.uuid AS TEXT) = l.puuid WHERE l.username = $1",
-        )
-        .bind(username)
-        .fetch_optional(pool)
-        .await?
-        .map(|row| -> Result<_, sqlx::Error> {
-            Ok((row.try_get("puuid")?, row.try_get("email")?, row.try_get("password")?))
-        })
-        .transpose()?
-    });
-    let Some((puuid, stored_email, hash)) = row else {
-        verify_password(password, dummy_hash());
-        return Ok(None);
-    };
-    if !verify_password(password, &hash) || !stored_email.eq_ignore_ascii_case(email.trim()) {
-        return Ok(None);
-    }
-    Ok(Some(Subject {
-        role: Role::Patient,
-        id: puuid,
-        username: None,
-        acl_role: None,
-    }))
-}
-
-/// Sets (or replaces) the portal login of patient `puuid`.
-pub async fn set_portal_login(
-    site: &Site,
-    puuid: &str,
-    username: &str,
-    email: &str,
-    password: &str,
-) -> anyhow::Result<()> {
-    let exists: bool = on_db!(&site.db, |pool| {
-        sqlx::query("SELECT 1 AS one FROM patient_data WHERE CAST(uuid AS TEXT) = $1")
-            .bind(puuid)
-            .fetch_optional(pool)
-            .await?
-            .is_some()
-    });
-    if !exists {
-        anyhow::bail!("no patient {puuid} on site {}", site.name);
-    }
-    let hash = crate::auth::hash_password(password)?;
-    on_db!(&site.db, |pool| {
-        sqlx::query(
-            "INSERT INTO portal_logins (puuid, username, email, password, created_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (puuid) DO UPDATE SET username = excluded.username, email = excluded.email, password = excluded.password",
-        )
-        .bind(puuid)
-        .bind(username)
-        .bind(email)
-        .bind(&hash)
-        .bind(now())
-        .execute(pool)
-        .await?;
-    });
-    Ok(())
 }
 
 async fn password(
@@ -357,7 +204,7 @@ async fn password(
     };
     let scope = finalize_scopes(app, site, param(form, "scope"), client)?;
     let (pair, account) = super::login_keys(&site.name, role, username, &address.text());
-    let wait = app.logins.wait(site, &[&pair, &account]).await?;
+    let wait = super::limiter(site).wait(site, &[&pair, &account]).await?;
     if wait > 0 {
         return Err(OAuthError::grant(super::too_many(wait)));
     }
@@ -366,15 +213,15 @@ async fn password(
         Some(email) => check_patient(site, username, email, password).await?,
     };
     let Some(subject) = subject else {
-        app.logins
+        super::limiter(site)
             .failed(site, &[(&pair, super::PAIR), (&account, super::ACCOUNT)])
             .await?;
         return Err(OAuthError::grant(
             "Failed Authentication: wrong user name or password",
         ));
     };
-    app.logins.succeeded(site, &pair).await?;
-    app.logins.succeeded(site, &account).await?;
+    super::limiter(site).succeeded(site, &pair).await?;
+    super::limiter(site).succeeded(site, &account).await?;
     let lifetime = settings::seconds(site, "oauth.access_token_lifetime").await?;
     let grant_id = random_token(16);
     let context = match subject.role {

@@ -1,7 +1,6 @@
 //! The plugin runtime: engine, contract bindings, loading and verification, which plugins
 //! serve which routes on each site, and calling them under limits.
 
-pub mod admin;
 pub mod bindings;
 pub mod compat;
 pub mod engine;

@@ -23,7 +23,7 @@ impl Resource for Allergy {
 hearth_sdk::export!(Allergy);
 
 const ALLERGIES: IssueResource = IssueResource {
-    issues: Issues::new("allergy"),
+    issues: Issues::ALLERGIES,
     param: "auuid",
     select: SELECT,
     map: allergy_json,

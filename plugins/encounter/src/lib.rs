@@ -62,7 +62,7 @@ hearth_sdk::export!(Encounter);
 /// A patient's encounters, named by uuid; lists come newest number first, as in
 /// OpenEMR, unless `_sort` says otherwise.
 const ENCOUNTERS: Table = Table {
-    table: "form_encounter",
+    table: emr::Form::ENCOUNTER.table,
     alias: "fe",
     select: SELECT,
     param: "euuid",
@@ -177,17 +177,10 @@ fn create(req: &Request) -> Result<Response> {
     let mut fields = ENCOUNTERS.fields(req, true)?;
     fields.set_default("date", time::now().datetime());
     let encounter = emr::next_sequence("encounter")?;
-    let mut insert = Insert::into("form_encounter");
+    let mut insert = Insert::into(ENCOUNTERS.table);
     insert.set("encounter", encounter);
     let (id, _) = ENCOUNTERS.insert(insert, Some(pid), &fields)?;
-    emr::add_form(
-        req,
-        pid,
-        encounter,
-        id,
-        "newpatient",
-        "New Patient Encounter",
-    )?;
+    emr::add_form(req, pid, encounter, id, &emr::Form::ENCOUNTER)?;
     let sql = format!("{SELECT} WHERE fe.id = $1");
     let record = crud::one(&sql, params![id], |row| {
         Json::object().row(row).field("encounter", encounter).end()

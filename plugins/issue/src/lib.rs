@@ -9,13 +9,13 @@ use hearth_emr::{Issues, NumberedIssues};
 /// The medication, surgery and dental issue resource.
 pub struct PatientIssue;
 
-const MEDICATIONS: NumberedIssues = kind("medication", "mid");
-const SURGERIES: NumberedIssues = kind("surgery", "sid");
-const DENTAL: NumberedIssues = kind("dental", "did");
+const MEDICATIONS: NumberedIssues = kind(Issues::MEDICATIONS, "mid");
+const SURGERIES: NumberedIssues = kind(Issues::SURGERIES, "sid");
+const DENTAL: NumberedIssues = kind(Issues::DENTAL, "did");
 
-const fn kind(list_type: &'static str, param: &'static str) -> NumberedIssues {
+const fn kind(issues: Issues, param: &'static str) -> NumberedIssues {
     NumberedIssues {
-        issues: Issues::new(list_type),
+        issues,
         param,
         columns: COLUMNS,
         rules,

@@ -29,7 +29,7 @@ impl Resource for MedicalProblem {
 hearth_sdk::export!(MedicalProblem);
 
 const PROBLEMS: IssueResource = IssueResource {
-    issues: Issues::new("medical_problem"),
+    issues: Issues::MEDICAL_PROBLEMS,
     param: "muuid",
     select: SELECT,
     map: problem_json,

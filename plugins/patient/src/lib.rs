@@ -273,13 +273,7 @@ fn create(req: &Request) -> Result<Response> {
         Some(Value::Text(p)) if !p.is_empty() => p.clone(),
         _ => pid.to_string(),
     };
-    Insert::into("patient_data")
-        .set("uuid", uuid.as_str())
-        .set("pid", pid)
-        .set("pubpid", pubpid)
-        .set("date", now.as_str())
-        .set("regdate", now.as_str())
-        .set("last_updated", now.as_str())
+    emr::new_patient(uuid.as_str(), pid, pubpid, &now)
         .set("created_by", user)
         .set("updated_by", user)
         .fields(&fields)

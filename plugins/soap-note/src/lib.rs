@@ -1,8 +1,8 @@
 //! OpenEMR SOAP notes (`form_soap`, registered in `forms` as `soap`) of one encounter:
 //! `/api/patient/:pid/encounter/:eid/soap_note`, with OpenEMR's numeric ids and rules.
 
-use hearth_emr::EncounterForm;
 use hearth_emr::prelude::*;
+use hearth_emr::{EncounterForm, Form};
 
 /// The SOAP note resource.
 pub struct SoapNote;
@@ -52,9 +52,7 @@ impl Resource for SoapNote {
 hearth_sdk::export!(SoapNote);
 
 const FORM: EncounterForm = EncounterForm {
-    table: "form_soap",
-    formdir: "soap",
-    form_name: "SOAP",
+    form: Form::SOAP,
     id_key: "sid",
     select: "SELECT s.* FROM forms fo JOIN form_soap s ON s.id = fo.form_id",
     sort: Sort {

@@ -2,8 +2,8 @@
 //! encounter: `/api/patient/:pid/encounter/:eid/vital`, with OpenEMR's numeric ids,
 //! validation rules and response fields.
 
-use hearth_emr::EncounterForm;
 use hearth_emr::prelude::*;
+use hearth_emr::{EncounterForm, Form};
 
 /// The vital signs resource.
 pub struct Vital;
@@ -45,9 +45,7 @@ impl Resource for Vital {
 hearth_sdk::export!(Vital);
 
 const FORM: EncounterForm = EncounterForm {
-    table: "form_vitals",
-    formdir: "vitals",
-    form_name: "Vitals",
+    form: Form::VITALS,
     id_key: "vid",
     select: SELECT,
     sort: Sort {

@@ -27,8 +27,8 @@ use anyhow::{Context, Result, bail};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use clap::{Parser, Subcommand};
-use hearth::auth::jwt::{Alg, Signer};
-use hearth::auth::keys;
+use hearth::crypto::jwt::{Alg, Signer};
+use hearth::crypto::keys;
 use serde_json::{Value, json};
 
 /// The assertion type of `private_key_jwt`.

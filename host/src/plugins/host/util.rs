@@ -34,16 +34,7 @@ impl util::Host for UtilView<'_> {
     }
 }
 
-/// A version 4 UUID whose first 48 bits are the time in milliseconds, as OpenEMR's
-/// "timestamp-first COMB" uuids are: random, yet indexed in insertion order.
-pub fn comb_uuid() -> String {
-    let mut bytes: [u8; 16] = rand::random();
-    let millis = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as u64;
-    bytes[..6].copy_from_slice(&millis.to_be_bytes()[2..]);
-    bytes[6] = (bytes[6] & 0x0f) | 0x40;
-    bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    uuid::Uuid::from_bytes(bytes).hyphenated().to_string()
-}
+pub use crate::db::comb_uuid;
 
 #[cfg(test)]
 mod tests {

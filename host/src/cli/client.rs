@@ -7,7 +7,8 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use serde_json::json;
 
-use super::{clients, random_token, settings, sha256_hex};
+use crate::crypto::{random_token, sha256_hex};
+use crate::oauth::{clients, settings};
 use crate::sites::Sites;
 
 /// `hearth client …`.
@@ -173,13 +174,13 @@ pub async fn run_client(data_dir: &Path, command: ClientCommand) -> Result<()> {
             // plugins.toml and the plugin files as a server would load them.
             let config = crate::config::Config::load(data_dir, &Default::default())?;
             let registry = crate::plugins::Registry::inspect(
-                crate::plugins::admin::local_engine(&config)?,
+                super::plugin::local_engine(&config)?,
                 &config.plugins_file,
             )
             .await;
             let table = registry.table(&site.name);
-            let catalog = super::catalog::Catalog::new(&table.scopes);
-            let registered = super::registration::create(&site, &body, true, catalog)
+            let catalog = crate::oauth::catalog::Catalog::new(&table.scopes);
+            let registered = crate::oauth::registration::create(&site, &body, true, catalog)
                 .await
                 .map_err(|error| anyhow::anyhow!("{}: {}", error.error, error.description))?;
             println!("client_id\t{}", registered.client_id);
@@ -241,7 +242,7 @@ pub async fn run_client(data_dir: &Path, command: ClientCommand) -> Result<()> {
                     .await?
                     .context("the server has not recorded its public URL yet; give --public-url")?,
             };
-            let token = super::authorize::launch_token(
+            let token = crate::oauth::authorize::launch_token(
                 &base,
                 &site,
                 &patient.to_ascii_lowercase(),
@@ -272,19 +273,25 @@ pub async fn run_portal_login(data_dir: &Path, args: PortalLoginArgs) -> Result<
         .load(&args.site)
         .await?
         .with_context(|| format!("the site '{}' does not exist", args.site))?;
-    let password = crate::cli::read_password(args.password_stdin)?;
+    let password = super::read_password(args.password_stdin)?;
     if args.username.is_empty() || args.username.len() > 100 {
         bail!("the user name must be 1 to 100 characters");
     }
     let patient = args.patient.to_ascii_lowercase();
-    super::token::set_portal_login(&site, &patient, &args.username, &args.email, &password)
-        .await
-        .with_context(|| {
-            format!(
-                "setting the portal login (is '{}' taken, or is there no patient {patient}?)",
-                args.username
-            )
-        })?;
+    crate::oauth::accounts::set_portal_login(
+        &site,
+        &patient,
+        &args.username,
+        &args.email,
+        &password,
+    )
+    .await
+    .with_context(|| {
+        format!(
+            "setting the portal login (is '{}' taken, or is there no patient {patient}?)",
+            args.username
+        )
+    })?;
     println!("portal login {} set for patient {patient}", args.username);
     sites.close().await;
     Ok(())

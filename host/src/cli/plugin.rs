@@ -1,201 +1,26 @@
-//! Seeing and reloading plugins: the admin HTTP API under each site and the
-//! `hearth plugin …` commands.
+//! `hearth plugin …`: list, reload, check, scaffold and call plugins.
 //!
-//! - `GET /apis/{site}/admin/plugins` lists how every plugin stands on the site (name,
-//!   version, contract version, file hash, state, last error, loaded at). It needs a token
-//!   of the site with `user/hearth-admin.r` (a staff user whose ACL role is `admin`) or
-//!   `system/hearth-admin.r` (a backend service).
-//! - `POST /apis/{site}/admin/plugins/reload` reloads the site's plugins from disk now
-//!   (the watcher reloads every site on its own) and answers what changed, what failed and
-//!   the new list. It needs `…/hearth-admin.u`, and reaches only the token's own site: an
-//!   administrator of one site never swaps what another site serves.
-//!
-//! The CLI runs in its own process, so `hearth plugin list|reload` reach a running server
-//! through that API: the CLI reads the server's public URL from the data folder (the server
-//! records it at start), mints a one-minute `system/hearth-admin.ru` token with the site's
-//! own key, and calls the API (trusting the data folder's certificate). When no server
-//! answers, `plugin list` loads the files itself and shows how they would load;
-//! `plugin reload` fails, as there is nothing to reload.
+//! The CLI runs in its own process, so `list` and `reload` reach a running server through
+//! the admin API ([`crate::admin`]): the CLI reads the server's public URL from the data
+//! folder (the server records it at start), mints a one-minute `system/hearth-admin.ru`
+//! token with the site's own key, and calls the API (trusting the data folder's
+//! certificate). When no server answers, `plugin list` loads the files itself and shows
+//! how they would load; `plugin reload` fails, as there is nothing to reload.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use axum::Router;
-use axum::extract::{Path as UrlPath, State};
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use clap::Subcommand;
-use serde::{Deserialize, Serialize};
 
-use super::engine::Engine;
-use super::registry::{PluginStatus, ReloadReport};
-use super::{Registry, loader};
-use crate::app::AppState;
-use crate::audit::Record;
-use crate::auth::scopes::Scope;
-use crate::auth::tokens::{self, Grant, Principal, Role};
+use crate::admin::{ADMIN_RESOURCE, PluginList, ReloadAnswer};
+use crate::auth::tokens::{self, Grant, Role};
 use crate::config::{Config, Overrides};
-use crate::error::{Family, HttpError};
+use crate::error::Family;
+use crate::plugins::engine::Engine;
+use crate::plugins::registry::PluginStatus;
+use crate::plugins::{Registry, loader};
 use crate::sites::{Site, Sites};
-
-/// The scope resource of the admin API.
-pub const ADMIN_RESOURCE: &str = "hearth-admin";
-
-/// The admin routes, merged into the application's router.
-pub fn router() -> Router<Arc<AppState>> {
-    Router::new()
-        .route("/apis/{site}/admin/plugins", get(list))
-        .route("/apis/{site}/admin/plugins/reload", post(reload))
-}
-
-/// `GET /apis/{site}/admin/plugins`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct PluginList {
-    /// The site.
-    pub site: String,
-    /// Every plugin of the site.
-    pub plugins: Vec<PluginStatus>,
-}
-
-/// `POST /apis/{site}/admin/plugins/reload`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ReloadAnswer {
-    /// The site.
-    pub site: String,
-    /// What the reload did on the site.
-    pub report: ReloadReport,
-    /// Every plugin of the site afterwards.
-    pub plugins: Vec<PluginStatus>,
-}
-
-async fn list(
-    State(app): State<Arc<AppState>>,
-    UrlPath(site): UrlPath<String>,
-    headers: HeaderMap,
-) -> Response {
-    admin_call(
-        &app,
-        &site,
-        &headers,
-        "GET",
-        false,
-        |app, site| async move {
-            Ok(axum::Json(PluginList {
-                plugins: app.registry.statuses(&site.name),
-                site: site.name.clone(),
-            })
-            .into_response())
-        },
-    )
-    .await
-}
-
-async fn reload(
-    State(app): State<Arc<AppState>>,
-    UrlPath(site): UrlPath<String>,
-    headers: HeaderMap,
-) -> Response {
-    admin_call(
-        &app,
-        &site,
-        &headers,
-        "POST",
-        true,
-        |app, site| async move {
-            let report = app.registry.reload_site(&site.name).await;
-            Ok(axum::Json(ReloadAnswer {
-                plugins: app.registry.statuses(&site.name),
-                site: site.name.clone(),
-                report,
-            })
-            .into_response())
-        },
-    )
-    .await
-}
-
-/// Resolves the site, checks the token, runs `work` and audits the call.
-async fn admin_call<F, Fut>(
-    app: &Arc<AppState>,
-    site_name: &str,
-    headers: &HeaderMap,
-    method: &str,
-    write: bool,
-    work: F,
-) -> Response
-where
-    F: FnOnce(Arc<AppState>, Arc<Site>) -> Fut,
-    Fut: std::future::Future<Output = Result<Response, HttpError>>,
-{
-    let started = Instant::now();
-    let Some(site) = app.sites.get(site_name).await else {
-        return HttpError::unknown_site(site_name).render(Family::Other);
-    };
-    let path = if write {
-        format!("/apis/{site_name}/admin/plugins/reload")
-    } else {
-        format!("/apis/{site_name}/admin/plugins")
-    };
-    let mut audit = Record::new(&site.name, method, &path);
-    let result = async {
-        let principal = authorize(app, &site, headers, write).await;
-        if let Ok(principal) = &principal {
-            audit.user_id = Some(principal.subject.clone());
-            audit.client_id = Some(principal.client_id.clone());
-        }
-        principal?;
-        work(app.clone(), site.clone()).await
-    }
-    .await;
-    let response = result.unwrap_or_else(|error| error.render(Family::Other));
-    audit.status = response.status().as_u16();
-    audit.duration_us = started.elapsed().as_micros() as u64;
-    app.audit.record(audit);
-    response
-}
-
-/// The token must be a staff admin's or a backend service's, with the admin scope.
-async fn authorize(
-    app: &AppState,
-    site: &Site,
-    headers: &HeaderMap,
-    write: bool,
-) -> Result<Arc<Principal>, HttpError> {
-    let token = tokens::bearer(
-        headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok()),
-    )?;
-    let principal = tokens::authenticate(site, &app.base_url, token).await?;
-    let context = match principal.role {
-        Role::User => "user",
-        Role::System => "system",
-        Role::Patient => {
-            return Err(HttpError::forbidden(
-                "A patient token cannot use the admin API",
-            ));
-        }
-    };
-    let needed = format!(
-        "{context}/{ADMIN_RESOURCE}.{}",
-        if write { "u" } else { "r" }
-    );
-    let scope = Scope::parse(&needed).ok_or_else(|| HttpError::internal("admin scope"))?;
-    if !principal.scopes.allows(&scope) {
-        return Err(HttpError::insufficient_scope(&needed));
-    }
-    if principal.role == Role::User && principal.acl_role.as_deref() != Some("admin") {
-        return Err(HttpError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "Only staff users with the ACL role admin may use the admin API",
-        ));
-    }
-    Ok(principal)
-}
 
 /// `hearth plugin …`.
 #[derive(Debug, Subcommand)]
@@ -320,7 +145,7 @@ pub async fn run(data_dir: &Path, command: PluginCommand) -> Result<()> {
         }
         PluginCommand::Check { file } => check(data_dir, &file).await,
         PluginCommand::New { name, dir, sdk } => {
-            let created = super::tooling::new_plugin(&dir, &name, sdk.as_deref())?;
+            let created = crate::plugins::tooling::new_plugin(&dir, &name, sdk.as_deref())?;
             println!("created {}", created.display());
             println!("next: cd {} && cargo test", created.display());
             Ok(())
@@ -328,11 +153,11 @@ pub async fn run(data_dir: &Path, command: PluginCommand) -> Result<()> {
         PluginCommand::Call { file, request } => {
             let text = std::fs::read_to_string(&request)
                 .with_context(|| format!("reading {}", request.display()))?;
-            let requests = super::tooling::parse_requests(&text)
+            let requests = crate::plugins::tooling::parse_requests(&text)
                 .with_context(|| format!("in {}", request.display()))?;
             let config = Config::load(data_dir, &Overrides::default())?;
             let engine = local_engine(&config)?;
-            for answer in super::tooling::call(&engine, &file, &requests).await? {
+            for answer in crate::plugins::tooling::call(&engine, &file, &requests).await? {
                 println!("{}", serde_json::to_string_pretty(&answer)?);
             }
             Ok(())
@@ -434,7 +259,7 @@ async fn check(data_dir: &Path, file: &Path) -> Result<()> {
         );
     }
     // Collisions inside the plugin itself are load errors on every site.
-    super::SiteTable::new(vec![Arc::new(super::SitePlugin {
+    crate::plugins::SiteTable::new(vec![Arc::new(crate::plugins::SitePlugin {
         grants: Arc::new(
             crate::db::grants::Grants::new(
                 &loaded.name,
@@ -490,7 +315,7 @@ impl Client {
     }
 
     async fn token(&self, site: &Site) -> Result<String, ClientError> {
-        let subject = crate::cli::system_user(site)
+        let subject = crate::auth::users::system_user(site)
             .await
             .map_err(ClientError::Other)?;
         let grant = Grant {

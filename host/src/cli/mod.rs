@@ -1,5 +1,8 @@
 //! The `hearth` command line. These names are a contract that docs and tests rely on.
 
+pub mod client;
+pub mod plugin;
+
 use std::io::Read;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -13,10 +16,11 @@ use sqlx::Row;
 use crate::app::App;
 use crate::auth::scopes::ScopeSet;
 use crate::auth::tokens::{self, Grant, Role};
-use crate::auth::{acl, hash_password};
+use crate::auth::users::{self, NewUser};
 use crate::config::{Config, Overrides};
 use crate::db::store::{SqlValue, StoreError};
 use crate::on_db;
+
 use crate::sites::{Site, Sites};
 
 /// Hearth: the OpenEMR API as a WebAssembly plugin host.
@@ -47,12 +51,12 @@ pub enum Command {
     Token(TokenCommand),
     /// Manage OAuth clients and the authorization server's settings.
     #[command(subcommand)]
-    Client(crate::oauth::cli::ClientCommand),
+    Client(client::ClientCommand),
     /// Set a patient's portal sign-in (user name, e-mail, password).
-    PortalLogin(crate::oauth::cli::PortalLoginArgs),
+    PortalLogin(client::PortalLoginArgs),
     /// See, reload and check plugins.
     #[command(subcommand)]
-    Plugin(crate::plugins::admin::PluginCommand),
+    Plugin(plugin::PluginCommand),
     /// Synthetic demo data.
     #[command(subcommand)]
     Demo(DemoCommand),
@@ -260,7 +264,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             sites.close().await;
             Ok(())
         }
-        Command::Plugin(command) => crate::plugins::admin::run(&cli.data_dir, command).await,
+        Command::Plugin(command) => plugin::run(&cli.data_dir, command).await,
         Command::Token(TokenCommand::Issue(args)) => {
             let sites = Sites::open(&cli.data_dir).await?;
             let site = open_site(&sites, &args.site).await?;
@@ -277,10 +281,8 @@ pub async fn run(cli: Cli) -> Result<()> {
             sites.close().await;
             Ok(())
         }
-        Command::Client(command) => crate::oauth::cli::run_client(&cli.data_dir, command).await,
-        Command::PortalLogin(args) => {
-            crate::oauth::cli::run_portal_login(&cli.data_dir, args).await
-        }
+        Command::Client(command) => client::run_client(&cli.data_dir, command).await,
+        Command::PortalLogin(args) => client::run_portal_login(&cli.data_dir, args).await,
         Command::Demo(DemoCommand::Seed(args)) => demo_seed(&cli.data_dir, args).await,
         Command::Kek(KekCommand::Rotate) => rotate_kek(&cli.data_dir).await,
     }
@@ -290,7 +292,7 @@ pub async fn run(cli: Cli) -> Result<()> {
 /// interruption: while `kek.previous` exists it finishes the rotation under way instead of
 /// starting another.
 pub async fn rotate_kek(data_dir: &std::path::Path) -> Result<()> {
-    use crate::auth::kek;
+    use crate::crypto::kek;
     let from_env = std::env::var(kek::ENV).is_ok_and(|v| !v.trim().is_empty());
     // Opening creates the data folder and its key when they are missing.
     let sites = Sites::open(data_dir).await?;
@@ -347,15 +349,14 @@ pub async fn rotate_kek(data_dir: &std::path::Path) -> Result<()> {
 async fn demo_seed(data_dir: &std::path::Path, args: DemoSeedArgs) -> Result<()> {
     let sites = Sites::open(data_dir).await?;
     let site = open_site(&sites, &args.site).await?;
-    let options = crate::demo::SeedOptions {
+    let options = hearth_demo::SeedOptions {
         patients: args.patients,
         seed: args.seed,
         batch: args.batch,
     };
     let started = std::time::Instant::now();
-    let mut progress = crate::demo::Progress::new(&site.name, args.patients);
-    let summary =
-        crate::demo::seed(&site, &options, |done, total| progress.update(done, total)).await;
+    let mut progress = hearth_demo::Progress::new(&site.name, args.patients);
+    let summary = seed_demo(&site, &options, |done, total| progress.update(done, total)).await;
     sites.close().await;
     let summary = summary?;
     let seconds = started.elapsed().as_secs_f64();
@@ -371,6 +372,93 @@ async fn demo_seed(data_dir: &std::path::Path, args: DemoSeedArgs) -> Result<()>
     Ok(())
 }
 
+/// `hearth demo seed`'s work: seeds `site` with the `hearth-demo` crate, through the
+/// host's database layer; `progress(done, total)` is called after each committed batch.
+pub async fn seed_demo(
+    site: &Site,
+    options: &hearth_demo::SeedOptions,
+    progress: impl FnMut(u64, u64),
+) -> Result<hearth_demo::Summary> {
+    hearth_demo::seed(&DemoDb(site), options, progress).await
+}
+
+/// A site's database as the demo seed writes it.
+struct DemoDb<'a>(&'a Site);
+
+/// A demo seed's transaction.
+struct DemoTx(crate::db::store::Tx);
+
+/// How long one batch of the demo seed may take before the database layer stops it.
+const DEMO_BATCH_DEADLINE: std::time::Duration = std::time::Duration::from_secs(3600);
+
+fn demo_store_error(e: StoreError) -> anyhow::Error {
+    anyhow::anyhow!("{e:?}")
+}
+
+fn to_sql(values: Vec<hearth_sdk::Value>) -> Vec<SqlValue> {
+    use hearth_sdk::Value;
+    let value = |value| match value {
+        Value::Null => SqlValue::Null,
+        Value::Integer(i) => SqlValue::Integer(i),
+        Value::Real(r) => SqlValue::Real(r),
+        Value::Text(t) => SqlValue::Text(t),
+        Value::Blob(b) => SqlValue::Blob(b),
+    };
+    values.into_iter().map(value).collect()
+}
+
+fn from_sql(value: SqlValue) -> hearth_sdk::Value {
+    use hearth_sdk::Value;
+    match value {
+        SqlValue::Null => Value::Null,
+        SqlValue::Integer(i) => Value::Integer(i),
+        SqlValue::Real(r) => Value::Real(r),
+        SqlValue::Text(t) => Value::Text(t),
+        SqlValue::Blob(b) => Value::Blob(b),
+    }
+}
+
+impl hearth_demo::Database for DemoDb<'_> {
+    type Tx = DemoTx;
+
+    fn dialect(&self) -> hearth_demo::Dialect {
+        match self.0.db.kind() {
+            crate::db::Kind::Sqlite => hearth_demo::Dialect::Sqlite,
+            crate::db::Kind::Postgres => hearth_demo::Dialect::Postgres,
+        }
+    }
+
+    async fn begin(&self) -> Result<DemoTx> {
+        let deadline = std::time::Instant::now() + DEMO_BATCH_DEADLINE;
+        let tx = self.0.db.begin(true, deadline).await;
+        Ok(DemoTx(tx.map_err(demo_store_error)?))
+    }
+}
+
+impl hearth_demo::Transaction for DemoTx {
+    async fn execute(&mut self, sql: &str, params: Vec<hearth_sdk::Value>) -> Result<()> {
+        let done = self.0.execute(sql, to_sql(params)).await;
+        done.map(|_| ()).map_err(demo_store_error)
+    }
+
+    async fn query(
+        &mut self,
+        sql: &str,
+        params: Vec<hearth_sdk::Value>,
+    ) -> Result<Vec<Vec<hearth_sdk::Value>>> {
+        let rows = self.0.query(sql, to_sql(params)).await;
+        let rows = rows.map_err(demo_store_error)?.values();
+        Ok(rows
+            .into_iter()
+            .map(|row| row.into_iter().map(from_sql).collect())
+            .collect())
+    }
+
+    async fn commit(self) -> Result<()> {
+        self.0.commit().await.map_err(demo_store_error)
+    }
+}
+
 async fn serve(data_dir: &std::path::Path, args: ServeArgs) -> Result<()> {
     let overrides = Overrides {
         listen: args.listen,
@@ -379,7 +467,7 @@ async fn serve(data_dir: &std::path::Path, args: ServeArgs) -> Result<()> {
         plugins: args.plugins,
     };
     let config = Config::load(data_dir, &overrides)?;
-    let app = App::build(config, Default::default()).await?;
+    let app = App::build(config).await?;
     tracing::info!("serving {} on {}", app.state.base_url, app.local_addr());
     app.run(crate::app::shutdown_signal()).await
 }
@@ -391,63 +479,16 @@ async fn open_site(sites: &Sites, name: &str) -> Result<Arc<Site>> {
         .with_context(|| format!("the site '{name}' does not exist (see `hearth site list`)"))
 }
 
-/// Adds a staff user; answers the new user's uuid.
+/// Adds a staff user as `hearth user add` does; answers the new user's uuid.
 pub async fn add_user(site: &Site, args: &UserAddArgs, password: &str) -> Result<String> {
-    if !acl::ROLES.contains(&args.role.as_str()) {
-        bail!(
-            "unknown role '{}' (one of: {})",
-            args.role,
-            acl::ROLES.join(", ")
-        );
-    }
-    if args.username.is_empty() || args.username.len() > 100 {
-        bail!("the user name must be 1 to 100 characters");
-    }
-    let uuid = crate::plugins::host::comb_uuid();
-    let hash = hash_password(password)?;
-    let now = time::OffsetDateTime::now_utc().unix_timestamp().to_string();
-    // The portable path converts the uuid text to PostgreSQL's uuid type.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    let result = async {
-        let mut tx = site.db.begin(true, deadline).await?;
-        let rows = tx
-            .query(
-                "INSERT INTO users (uuid, username, fname, lname, npi, role, active, authorized) VALUES ($1, $2, $3, $4, $5, $6, 1, 1) RETURNING id",
-                vec![
-                    SqlValue::Text(uuid.clone()),
-                    SqlValue::Text(args.username.clone()),
-                    SqlValue::Text(args.fname.clone()),
-                    SqlValue::Text(args.lname.clone()),
-                    SqlValue::Text(args.npi.clone()),
-                    SqlValue::Text(args.role.clone()),
-                ],
-            )
-            .await?;
-        let Some(SqlValue::Integer(id)) = rows.values().first().and_then(|r| r.first()).cloned() else {
-            return Err(StoreError::Failed("the new user has no id".into()));
-        };
-        tx.execute(
-            "INSERT INTO users_secure (id, username, password, last_update) VALUES ($1, $2, $3, $4)",
-            vec![
-                SqlValue::Integer(id),
-                SqlValue::Text(args.username.clone()),
-                SqlValue::Text(hash.clone()),
-                SqlValue::Text(now.clone()),
-            ],
-        )
-        .await?;
-        tx.commit().await
-    }
-    .await;
-    match result {
-        Ok(()) => Ok(uuid),
-        Err(StoreError::Constraint(_)) => bail!(
-            "the user name '{}' is taken on site {}",
-            args.username,
-            site.name
-        ),
-        Err(error) => bail!("adding the user failed: {error:?}"),
-    }
+    let user = NewUser {
+        username: args.username.clone(),
+        role: args.role.clone(),
+        fname: args.fname.clone(),
+        lname: args.lname.clone(),
+        npi: args.npi.clone(),
+    };
+    users::add(site, &user, password).await
 }
 
 /// Issues a token as `hearth token issue` does.
@@ -509,37 +550,9 @@ pub async fn issue_token(site: &Site, base: &str, args: &TokenIssueArgs) -> Resu
         grant.patient = Some(patient);
     } else {
         grant.role = Role::System;
-        grant.subject = system_user(site).await?;
+        grant.subject = users::system_user(site).await?;
     }
     Ok(tokens::issue(site, base, &grant).await?.token)
-}
-
-/// The uuid that backend-service tokens of `site` speak for (created on first use).
-pub async fn system_user(site: &Site) -> Result<String> {
-    // Read on every client_credentials request: the fast path.
-    let existing = site
-        .db
-        .read(
-            "SELECT value FROM site_settings WHERE name = 'system_user_uuid'",
-            Vec::new(),
-        )
-        .await?;
-    if let Some(uuid) = existing
-        .first()
-        .and_then(|row| row.first())
-        .and_then(SqlValue::text)
-        .map(str::to_owned)
-    {
-        return Ok(uuid);
-    }
-    let uuid = crate::plugins::host::comb_uuid();
-    on_db!(&site.db, |pool| {
-        sqlx::query("INSERT INTO site_settings (name, value) VALUES ('system_user_uuid', $1) ON CONFLICT (name) DO NOTHING")
-            .bind(&uuid)
-            .execute(pool)
-            .await?;
-    });
-    Box::pin(system_user(site)).await
 }
 
 /// A password from standard input (`--password-stdin`; at least 8 characters), or a
@@ -559,4 +572,36 @@ pub(crate) fn read_password(from_stdin: bool) -> Result<String> {
         bail!("the password must be at least 8 characters");
     }
     Ok(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_takes_site_patients_and_seed() {
+        let cli = Cli::try_parse_from([
+            "hearth",
+            "demo",
+            "seed",
+            "--site",
+            "s1",
+            "--patients",
+            "500",
+            "--seed",
+            "9",
+        ])
+        .expect("parses");
+        let Command::Demo(DemoCommand::Seed(args)) = cli.command else {
+            panic!("not demo seed")
+        };
+        assert_eq!(
+            (args.site.as_str(), args.patients, args.seed, args.batch),
+            ("s1", 500, 9, 2000)
+        );
+        assert!(
+            Cli::try_parse_from(["hearth", "demo", "seed", "--site", "s1"]).is_err(),
+            "--patients is required"
+        );
+    }
 }

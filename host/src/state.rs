@@ -1,0 +1,34 @@
+//! What every router shares: settings, the sites, the plugins, the audit writer.
+//!
+//! The routers (`api`, `oauth`, `admin`) import this module and nothing of each other;
+//! `app` builds the state and gives each router its share. What a router keeps for itself
+//! it owns: the authorization server keeps its sign-in limiter and client keys in each
+//! site's [`crate::sites::Caches`], the `/apis` dispatcher its settings cache there too,
+//! and benchmark builds hand the dispatcher their native handlers directly.
+
+use std::sync::Arc;
+
+use crate::audit::Audit;
+use crate::config::Config;
+use crate::plugins::Registry;
+use crate::sites::Sites;
+
+/// Everything request handlers share.
+pub struct AppState {
+    /// Host settings.
+    pub config: Config,
+    /// The public base URL (`https://host:port`), no trailing slash.
+    pub base_url: String,
+    /// Sites.
+    pub sites: Arc<Sites>,
+    /// Plugins per site.
+    pub registry: Arc<Registry>,
+    /// The audit writer.
+    pub audit: Audit,
+}
+
+impl crate::proxy::Proxies for Arc<AppState> {
+    fn trusted_proxies(&self) -> &crate::proxy::TrustedProxies {
+        &self.config.trusted_proxies
+    }
+}
