@@ -313,6 +313,9 @@ both! {
         app.create_patient("second", &other, "Dora", "Other").await;
         let second = app.state.sites.get("second").await.unwrap();
         hearth::oauth::settings::set(&second, "api.cors_origins", "registered").await.unwrap();
+        // Creating Dora read the site's `/apis` settings; a server sees a change once its
+        // copy is older than the documented TTL, as after `hearth client settings set`.
+        tokio::time::sleep(hearth::api::settings::TTL + std::time::Duration::from_millis(100)).await;
         let env = vec![
             ("HEARTH_BASE", app.base.clone()),
             ("HEARTH_SITE", "default".to_owned()),
