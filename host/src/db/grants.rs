@@ -48,6 +48,7 @@ pub const HOST_TABLES: &[&str] = &[
     "oauth_login_failures",
     "portal_logins",
     "oauth_sessions",
+    "plugin_migrations",
     "_sqlx_migrations",
 ];
 
@@ -88,6 +89,9 @@ pub struct Grants {
     pub reads: HashSet<String>,
     /// Tables it may write (and read).
     pub writes: HashSet<String>,
+    /// The prefix of the tables it owns (`x_<plugin>__`), which it may read and write
+    /// without listing them, when it brings migrations.
+    pub namespace: Option<String>,
 }
 
 static NEXT_GRANTS_ID: AtomicU64 = AtomicU64::new(1);
@@ -115,7 +119,20 @@ impl Grants {
             plugin: plugin.to_owned(),
             reads,
             writes,
+            namespace: None,
         })
+    }
+
+    /// The same grants plus every table named `namespace…` (the plugin's own).
+    pub fn with_namespace(mut self, namespace: Option<String>) -> Grants {
+        self.namespace = namespace.map(|n| n.to_ascii_lowercase());
+        self
+    }
+
+    fn owns(&self, table: &str) -> bool {
+        self.namespace
+            .as_deref()
+            .is_some_and(|namespace| table.starts_with(namespace))
     }
 
     /// This grant set's id (unique in the process).
@@ -125,11 +142,12 @@ impl Grants {
 
     fn may_read(&self, table: &str) -> bool {
         let table = table.to_ascii_lowercase();
-        self.reads.contains(&table) || self.writes.contains(&table)
+        self.reads.contains(&table) || self.writes.contains(&table) || self.owns(&table)
     }
 
     fn may_write(&self, table: &str) -> bool {
-        self.writes.contains(&table.to_ascii_lowercase())
+        let table = table.to_ascii_lowercase();
+        self.writes.contains(&table) || self.owns(&table)
     }
 }
 

@@ -441,7 +441,8 @@ async fn check(data_dir: &Path, file: &Path) -> Result<()> {
                 loaded.reads.clone(),
                 loaded.writes.clone(),
             )
-            .map_err(anyhow::Error::msg)?,
+            .map_err(anyhow::Error::msg)?
+            .with_namespace(loaded.namespace.clone()),
         ),
         limits: Default::default(),
         config: Default::default(),

@@ -338,10 +338,12 @@ pub async fn call(
     let result = async {
         let sites = Sites::open(&scratch).await?;
         let site = sites.create("scratch", None).await?;
+        super::schema::apply(&site.db, &loaded.name, &loaded.migrations).await?;
         let plugin = Arc::new(SitePlugin {
             grants: Arc::new(
                 Grants::new(&loaded.name, loaded.reads.clone(), loaded.writes.clone())
-                    .map_err(anyhow::Error::msg)?,
+                    .map_err(anyhow::Error::msg)?
+                    .with_namespace(loaded.namespace.clone()),
             ),
             loaded: loaded.clone(),
             config: Default::default(),
