@@ -17,7 +17,10 @@ use std::ops::ControlFlow;
 
 use anyhow::{Result, bail};
 use sha2::{Digest, Sha256};
-use sqlparser::ast::{AlterTableOperation, ObjectName, RenameTableNameKind, Statement};
+use sqlparser::ast::{
+    AlterTableOperation, ColumnDef, ColumnOption, ObjectName, RenameTableNameKind, Statement,
+    TableConstraint,
+};
 use sqlparser::dialect::{Dialect, PostgreSqlDialect, SQLiteDialect};
 
 use crate::db::Kind;
@@ -222,20 +225,33 @@ pub fn check(plugin: &str, namespace: &str, migration: &Migration, kind: Kind) -
     let mut names: Vec<ObjectName> = Vec::new();
     for statement in &statements {
         match statement {
-            Statement::CreateTable(_)
-            | Statement::Insert(_)
+            Statement::CreateTable(create) => {
+                for column in &create.columns {
+                    references_of_column(column, &mut names);
+                }
+                for constraint in &create.constraints {
+                    references_of_constraint(constraint, &mut names);
+                }
+            }
+            Statement::Insert(_)
             | Statement::Update(_)
             | Statement::Delete(_)
             | Statement::Query(_) => {}
             Statement::CreateIndex(index) => names.extend(index.name.clone()),
             Statement::AlterTable(alter) => {
                 for operation in &alter.operations {
-                    if let AlterTableOperation::RenameTable { table_name } = operation {
-                        match table_name {
-                            RenameTableNameKind::As(name) | RenameTableNameKind::To(name) => {
-                                names.push(name.clone())
-                            }
+                    match operation {
+                        AlterTableOperation::RenameTable {
+                            table_name:
+                                RenameTableNameKind::As(name) | RenameTableNameKind::To(name),
+                        } => names.push(name.clone()),
+                        AlterTableOperation::AddColumn { column_def, .. } => {
+                            references_of_column(column_def, &mut names)
                         }
+                        AlterTableOperation::AddConstraint { constraint, .. } => {
+                            references_of_constraint(constraint, &mut names)
+                        }
+                        _ => {}
                     }
                 }
             }
@@ -288,6 +304,22 @@ pub fn check(plugin: &str, namespace: &str, migration: &Migration, kind: Kind) -
         }
     }
     Ok(())
+}
+
+/// The tables a column's `REFERENCES` names (a foreign key to another table would let
+/// the plugin hold that table's rows in place).
+fn references_of_column(column: &ColumnDef, names: &mut Vec<ObjectName>) {
+    for option in &column.options {
+        if let ColumnOption::ForeignKey(key) = &option.option {
+            names.push(key.foreign_table.clone());
+        }
+    }
+}
+
+fn references_of_constraint(constraint: &TableConstraint, names: &mut Vec<ObjectName>) {
+    if let TableConstraint::ForeignKey(key) = constraint {
+        names.push(key.foreign_table.clone());
+    }
 }
 
 fn kind_name(kind: Kind) -> &'static str {
@@ -348,6 +380,14 @@ mod tests {
                     "lists, an OpenEMR table",
                 ),
                 ("CREATE INDEX lists_idx ON x_notes__n (id)", "lists_idx"),
+                (
+                    "CREATE TABLE x_notes__p (pid INTEGER REFERENCES patient_data (pid))",
+                    "patient_data, an OpenEMR table",
+                ),
+                (
+                    "CREATE TABLE x_notes__p (pid INTEGER, FOREIGN KEY (pid) REFERENCES lists (id))",
+                    "lists, an OpenEMR table",
+                ),
                 (
                     "CREATE TABLE hearth.x_notes__n (id INTEGER)",
                     "schema-qualified",
