@@ -174,7 +174,11 @@ async fn refused(app: &TestApp, token: &str, id: i64, bytes: Vec<u8>, reason: &s
         .into_iter()
         .find(|s| s.name == NAME)
         .unwrap();
-    assert_eq!(status.state.name(), "stale", "{status:?}");
+    assert_eq!(
+        status.state.name(),
+        "stale",
+        "{reason}: {status:?} {report:?}"
+    );
     assert!(
         status.last_error.as_deref().unwrap_or("").contains(reason),
         "{status:?}"
@@ -242,7 +246,7 @@ both! {
             assert_eq!(applied(app, site).await, 1, "{site}");
             assert!(table_exists(app, site, "x_visit_note__items").await, "{site}");
         }
-        let token = app.user_token("default", "doc", "user/visit_note.cr").await;
+        let token = app.user_token("default", "doc", "api:oemr user/visit_note.cr").await;
         let created = app.post(&app.api("default", &format!("/api/{NAME}")), &token, json!({"name": "first"})).await;
         assert_eq!(created.status, 201, "{}", created.text);
         let id = created.json["data"]["id"].as_i64().unwrap();

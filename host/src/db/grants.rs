@@ -151,6 +151,9 @@ impl Grants {
     }
 }
 
+/// How a refusal for a b-tree the checker does not know starts.
+const UNKNOWN_BTREE: &str = "the statement opens b-tree";
+
 /// What the engine found in an allowed statement.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Statement {
@@ -239,6 +242,17 @@ impl SqlGate {
                 "plugin SQL has no database role on this site".into(),
             )),
         }
+    }
+
+    /// Forgets what the gate knows of the schema and every cached verdict: a plugin's
+    /// migration changed the schema.
+    pub fn schema_changed(&self) {
+        if let Engine::Sqlite(checker) = &self.engine
+            && let Err(why) = checker.lock().refresh()
+        {
+            tracing::warn!("the SQL gate could not read the schema again: {why}");
+        }
+        self.cache.write().clear();
     }
 
     /// Closes the plugins' pool (PostgreSQL).
@@ -387,7 +401,7 @@ impl SqliteChecker {
                 };
                 let Some(table) = self.roots.get(&page) else {
                     return Err(format!(
-                        "the statement opens b-tree {page}, which is no table plugin {} was granted",
+                        "{UNKNOWN_BTREE} {page}, which is no table plugin {} was granted",
                         grants.plugin
                     ));
                 };
@@ -446,7 +460,28 @@ impl SqliteChecker {
         Ok(names)
     }
 
+    /// Reads the schema again (after a plugin's migration changed it).
+    fn refresh(&mut self) -> Result<(), String> {
+        self.objects = self.object_names()?;
+        self.roots = self.root_pages()?;
+        Ok(())
+    }
+
+    /// Checks `sql`; a b-tree the checker does not know means the schema changed since it
+    /// was read (a plugin's migration, perhaps in another process): read it again, and
+    /// check once more.
     fn check(&mut self, grants: &Grants, sql: &str) -> Verdict {
+        let verdict = self.check_once(grants, sql);
+        if let Err(why) = &verdict
+            && why.starts_with(UNKNOWN_BTREE)
+            && self.refresh().is_ok()
+        {
+            return self.check_once(grants, sql);
+        }
+        verdict
+    }
+
+    fn check_once(&mut self, grants: &Grants, sql: &str) -> Verdict {
         use libsqlite3_sys as ffi;
         let mut state = CheckState {
             grants,

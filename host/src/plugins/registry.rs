@@ -241,6 +241,7 @@ impl Registry {
         // Every plugin: the new file if it loads and fits its spec, else the last good
         // version if that still fits, else none.
         let mut chosen: HashMap<String, Arc<Loaded>> = HashMap::new();
+        let mut loaded_ok = Vec::new();
         for (name, spec) in &manifest.plugins {
             let file = dir.join(&spec.file);
             let previous = self.inner.lock().loaded.get(name).cloned();
@@ -253,7 +254,8 @@ impl Registry {
                             file.display()
                         );
                     }
-                    self.inner.lock().plugin_errors.remove(name);
+                    // Cleared once its migrations are applied too (below).
+                    loaded_ok.push(name.clone());
                     chosen.insert(name.clone(), loaded);
                 }
                 Err(error) => {
@@ -282,13 +284,21 @@ impl Registry {
             .filter(|k| *k != "*")
             .cloned()
             .collect();
+        let mut migration_errors = HashMap::new();
         for (key, site) in &manifest.sites {
             let target = || Target::Entry {
                 key,
                 named: named.clone(),
             };
             let chosen = self
-                .migrate(target, site, &chosen, old_tables.get(key), &mut report)
+                .migrate(
+                    target,
+                    site,
+                    &chosen,
+                    old_tables.get(key),
+                    &mut report,
+                    &mut migration_errors,
+                )
                 .await;
             match self.build_table(key, site, &manifest, &chosen, old_tables.get(key)) {
                 Ok(table) => {
@@ -312,6 +322,12 @@ impl Registry {
         // The swap: requests from here on see the new tables.
         self.tables.store(Arc::new(tables));
         let mut inner = self.inner.lock();
+        for name in loaded_ok {
+            match migration_errors.remove(&name) {
+                Some(message) => inner.plugin_errors.insert(name, message),
+                None => inner.plugin_errors.remove(&name),
+            };
+        }
         inner.loaded = chosen;
         inner.manifest = Some(manifest);
         report
@@ -366,6 +382,7 @@ impl Registry {
             .get(site)
             .or_else(|| old_tables.get(&key))
             .cloned();
+        let mut migration_errors = HashMap::new();
         let chosen = self
             .migrate(
                 || Target::Site(site),
@@ -373,8 +390,10 @@ impl Registry {
                 &chosen,
                 old.as_ref(),
                 &mut report,
+                &mut migration_errors,
             )
             .await;
+        self.inner.lock().plugin_errors.extend(migration_errors);
         let table = match self.build_table(&key, &spec, &manifest, &chosen, old.as_ref()) {
             Ok(table) => Arc::new(table),
             Err(error) => {
@@ -395,7 +414,8 @@ impl Registry {
     /// The plugin versions a site entry is to serve, after applying their migrations to
     /// its sites: a version whose migrations are refused or fail is replaced by the version
     /// the entry's `previous` table serves (or dropped when there is none), and the reason
-    /// recorded. A version the previous table already serves is not migrated again.
+    /// put in `errors` (by plugin). A version the previous table already serves is not
+    /// migrated again.
     async fn migrate<'t>(
         &self,
         target: impl Fn() -> Target<'t>,
@@ -403,6 +423,7 @@ impl Registry {
         chosen: &HashMap<String, Arc<Loaded>>,
         previous: Option<&Arc<SiteTable>>,
         report: &mut ReloadReport,
+        errors: &mut HashMap<String, String>,
     ) -> HashMap<String, Arc<Loaded>> {
         let mut chosen = chosen.clone();
         let Some(migrator) = &self.migrator else {
@@ -428,10 +449,7 @@ impl Registry {
                 let message = format!("{} {} not applied: {error:#}", loaded.name, loaded.version);
                 tracing::error!("plugin {message}");
                 report.errors.push(format!("plugin {message}"));
-                self.inner
-                    .lock()
-                    .plugin_errors
-                    .insert(name.clone(), message);
+                errors.insert(name.clone(), message);
                 match serving {
                     Some(serving) => chosen.insert(name.clone(), serving),
                     None => chosen.remove(name),

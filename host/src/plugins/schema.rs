@@ -21,7 +21,7 @@
 //!   it owns, and it owns nothing else, so it cannot alter, drop or reference another
 //!   plugin's, OpenEMR's or the host's tables (those in `hearth` it cannot even see).
 //!   Before commit the host checks that everything the role owns is in `public` and named
-//!   with the namespace, and grants the plugin's user role
+//!   with the namespace (PostgreSQL's own `pg_toast` storage aside), and grants the plugin's user role
 //!   (`hearth_<db>_u_<plugin>_<hash>`) `SELECT, INSERT, UPDATE, DELETE` on its tables and
 //!   `USAGE, SELECT` on its sequences; each role of the plugin's grant sets is a member of
 //!   the user role ([`crate::db::roles`]).
@@ -171,6 +171,8 @@ fn apply_sqlite(
                         index_name,
                         table_name,
                     } => own(index_name) && own(table_name),
+                    // CREATE INDEX fills the new index.
+                    AuthAction::Reindex { index_name } => own(index_name),
                     AuthAction::Select | AuthAction::Function { .. } | AuthAction::Recursive => {
                         true
                     }
@@ -283,7 +285,8 @@ async fn apply_postgres(
             "SELECT CAST(n.nspname AS TEXT) AS schema, CAST(c.relname AS TEXT) AS name,
                     CAST(c.relkind AS TEXT) AS kind
              FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-             WHERE c.relowner = (SELECT oid FROM pg_roles WHERE rolname = $1)",
+             WHERE c.relowner = (SELECT oid FROM pg_roles WHERE rolname = $1)
+               AND n.nspname <> 'pg_toast'",
         )
         .bind(&owner)
         .fetch_all(&mut *tx)
@@ -382,6 +385,7 @@ impl Migrator for SiteMigrator {
                     .await
                     .with_context(|| format!("site {}", site.name))?;
                 if !applied.is_empty() {
+                    site.gate.schema_changed();
                     tracing::info!(
                         "site {}: applied migrations {applied:?} of plugin {} {}",
                         site.name,

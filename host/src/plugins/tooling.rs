@@ -264,7 +264,8 @@ mod tests {
             "INSERT INTO x_{snake}__items",
             Rows::from_values(&["id", "name"], vec![vec![7.into(), "first".into()]]),
         );
-        let post = |body: &[u8]| TestRequest::post("/api/{name}", Default::default()).raw_body(body);
+        let post =
+            |body: &[u8]| TestRequest::post("/api/{name}", Default::default()).raw_body(body);
         let response = host.call::<{Camel}>(post(br#"{"name": " first "}"#));
         assert_eq!(response.status, 201, "{}", response.text());
         assert_eq!(response.body_json()["data"]["id"], 7);
@@ -275,8 +276,10 @@ mod tests {
 
     #[test]
     fn an_item_is_read_back_and_a_missing_one_is_404() {
-        let mut host = MockHost::new()
-            .on_query("WHERE id = $1", Rows::from_values(&["id", "name"], vec![vec![7.into(), "first".into()]]));
+        let mut host = MockHost::new().on_query(
+            "WHERE id = $1",
+            Rows::from_values(&["id", "name"], vec![vec![7.into(), "first".into()]]),
+        );
         let response = host.call::<{Camel}>(TestRequest::get("/api/{name}/7"));
         assert_eq!(response.status, 200, "{}", response.text());
         assert_eq!(response.body_json()["data"]["name"], "first");
@@ -407,6 +410,7 @@ pub async fn call(
         let sites = Sites::open(&scratch).await?;
         let site = sites.create("scratch", None).await?;
         super::schema::apply(&site.db, &loaded.name, &loaded.migrations).await?;
+        site.gate.schema_changed();
         let plugin = Arc::new(SitePlugin {
             grants: Arc::new(
                 Grants::new(&loaded.name, loaded.reads.clone(), loaded.writes.clone())

@@ -68,7 +68,8 @@ mod tests {
             "INSERT INTO x_visit_note__items",
             Rows::from_values(&["id", "name"], vec![vec![7.into(), "first".into()]]),
         );
-        let post = |body: &[u8]| TestRequest::post("/api/visit-note", Default::default()).raw_body(body);
+        let post =
+            |body: &[u8]| TestRequest::post("/api/visit-note", Default::default()).raw_body(body);
         let response = host.call::<VisitNote>(post(br#"{"name": " first "}"#));
         assert_eq!(response.status, 201, "{}", response.text());
         assert_eq!(response.body_json()["data"]["id"], 7);
@@ -79,8 +80,10 @@ mod tests {
 
     #[test]
     fn an_item_is_read_back_and_a_missing_one_is_404() {
-        let mut host = MockHost::new()
-            .on_query("WHERE id = $1", Rows::from_values(&["id", "name"], vec![vec![7.into(), "first".into()]]));
+        let mut host = MockHost::new().on_query(
+            "WHERE id = $1",
+            Rows::from_values(&["id", "name"], vec![vec![7.into(), "first".into()]]),
+        );
         let response = host.call::<VisitNote>(TestRequest::get("/api/visit-note/7"));
         assert_eq!(response.status, 200, "{}", response.text());
         assert_eq!(response.body_json()["data"]["name"], "first");
