@@ -1558,13 +1558,13 @@ both! {
     // plugin's own table; the site `second`, which does not load it, refuses the scope at
     // registration and has no such table.
     async fn a_scaffolded_plugin_with_its_own_table_and_scope_joins_a_running_site(app) {
-        const SCOPE: &str = "openid api:oemr user/visit_note.cr";
+        const SCOPE: &str = "openid api:oemr user/visit_note.c user/visit_note.r";
         let manifest = app.data_dir.join("plugins.toml");
         let text = std::fs::read_to_string(&manifest).unwrap()
             + "\n[plugins.visit-note]\nfile = \"visit-note.wasm\"\n\n[sites.default]\nplugins = [\"patient\", \"visit-note\"]\n";
         std::fs::write(&manifest, text).unwrap();
         assert_eq!(app.state.registry.reload().await.errors, Vec::<String>::new());
-        let applied = app.rows("default", "SELECT version, name FROM plugin_migrations WHERE plugin = 'visit-note'").await;
+        let applied = app.rows("default", "SELECT CAST(version AS BIGINT) AS version, name FROM plugin_migrations WHERE plugin = 'visit-note'").await;
         assert_eq!(applied, vec![json!({"version": 1, "name": "items"})]);
         let elsewhere = app.rows("second", "SELECT COUNT(*) AS n FROM plugin_migrations").await;
         assert_eq!(elsewhere[0]["n"], 0);
