@@ -414,8 +414,8 @@ impl Registry {
     /// The plugin versions a site entry is to serve, after applying their migrations to
     /// its sites: a version whose migrations are refused or fail is replaced by the version
     /// the entry's `previous` table serves (or dropped when there is none), and the reason
-    /// put in `errors` (by plugin). A version the previous table already serves is not
-    /// migrated again.
+    /// put in `errors` (by plugin). A version the previous table already serves is only
+    /// brought to sites opened since, and never replaced here.
     async fn migrate<'t>(
         &self,
         target: impl Fn() -> Target<'t>,
@@ -440,9 +440,20 @@ impl Registry {
                     .find(|p| p.loaded.name == *name)
                     .map(|p| p.loaded.clone())
             });
-            if loaded.migrations.is_empty()
-                || serving.as_ref().is_some_and(|s| Arc::ptr_eq(s, &loaded))
-            {
+            if loaded.migrations.is_empty() {
+                continue;
+            }
+            if serving.as_ref().is_some_and(|s| Arc::ptr_eq(s, &loaded)) {
+                // Already serving: only sites opened since (made while the server runs)
+                // may lack its migrations. A problem there is logged; the version keeps
+                // serving where it does.
+                if let Err(error) = migrator.migrate(target(), &loaded).await {
+                    tracing::warn!(
+                        "plugin {} {}: migrations not applied: {error:#}",
+                        loaded.name,
+                        loaded.version
+                    );
+                }
                 continue;
             }
             if let Err(error) = migrator.migrate(target(), &loaded).await {
