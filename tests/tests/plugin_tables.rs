@@ -267,6 +267,8 @@ both! {
             "it touches patient_data, an OpenEMR table").await;
         refused(app, &token, id, variant(&[m1, (2, "fk", "CREATE TABLE x_visit_note__p (pid INTEGER REFERENCES patient_data (pid))", "CREATE TABLE x_visit_note__p (pid BIGINT REFERENCES patient_data (pid))")]),
             "it touches patient_data, an OpenEMR table").await;
+        refused(app, &token, id, variant(&[m1, (2, "role", "SELECT set_config('role', 'none', true)", "SELECT set_config('role', 'none', true)")]),
+            "it calls the function set_config, which migrations may not call").await;
         // Passes the parser, fails in the database: nothing of it stays.
         refused(app, &token, id, variant(&[m1, (2, "broken",
             "CREATE TABLE x_visit_note__two (id INTEGER); INSERT INTO x_visit_note__missing VALUES (1)",

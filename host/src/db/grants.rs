@@ -53,7 +53,7 @@ pub const HOST_TABLES: &[&str] = &[
 ];
 
 /// Functions plugin SQL may call on either database.
-const FUNCTIONS: &[&str] = &[
+pub(crate) const FUNCTIONS: &[&str] = &[
     "lower",
     "upper",
     "length",

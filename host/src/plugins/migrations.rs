@@ -24,7 +24,19 @@ use sqlparser::ast::{
 use sqlparser::dialect::{Dialect, PostgreSqlDialect, SQLiteDialect};
 
 use crate::db::Kind;
-use crate::db::grants::HOST_TABLES;
+use crate::db::grants::{FUNCTIONS, HOST_TABLES};
+
+/// Functions a migration may call besides those plugin SQL may (defaults and backfills).
+const MIGRATION_FUNCTIONS: &[&str] = &[
+    "now",
+    "current_timestamp",
+    "datetime",
+    "date",
+    "strftime",
+    "julianday",
+    "gen_random_uuid",
+    "nextval",
+];
 
 /// The custom section's name.
 pub const SECTION: &str = "hearth:migrations";
@@ -279,6 +291,21 @@ pub fn check(plugin: &str, namespace: &str, migration: &Migration, kind: Kind) -
             }
         }
     }
+    let mut function = None;
+    let _ = sqlparser::ast::visit_expressions(&statements, |expr: &sqlparser::ast::Expr| {
+        if let sqlparser::ast::Expr::Function(call) = expr {
+            let name = call.name.to_string().to_ascii_lowercase();
+            if !FUNCTIONS.contains(&name.as_str()) && !MIGRATION_FUNCTIONS.contains(&name.as_str())
+            {
+                function = Some(name);
+                return ControlFlow::Break(());
+            }
+        }
+        ControlFlow::Continue(())
+    });
+    if let Some(name) = function {
+        bail!("{where_}: it calls the function {name}, which migrations may not call");
+    }
     let _ = sqlparser::ast::visit_relations(&statements, |name: &ObjectName| {
         names.push(name.clone());
         ControlFlow::<()>::Continue(())
@@ -397,6 +424,24 @@ mod tests {
                 let error = check("notes", ns, &m(sql), kind).unwrap_err().to_string();
                 assert!(error.contains(expected), "{sql}: {error}");
             }
+            let error = check(
+                "notes",
+                ns,
+                &m("SELECT set_config('role', 'none', true)"),
+                kind,
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(error.contains("calls the function set_config"), "{error}");
+            assert!(
+                check(
+                    "notes",
+                    ns,
+                    &m("CREATE TABLE x_notes__t (at TEXT DEFAULT (datetime('now')))"),
+                    kind
+                )
+                .is_ok()
+            );
             let error = check("notes", ns, &m("CREATE VIEW x_notes__v AS SELECT 1"), kind)
                 .unwrap_err()
                 .to_string();

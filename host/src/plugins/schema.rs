@@ -281,6 +281,13 @@ async fn apply_postgres(
             .execute(&mut *tx)
             .await
             .map_err(|error| anyhow!("{where_} failed on PostgreSQL: {error}"))?;
+        let still: bool = sqlx::query_scalar("SELECT CAST(current_user AS TEXT) = $1")
+            .bind(&owner)
+            .fetch_one(&mut *tx)
+            .await?;
+        if !still {
+            bail!("{where_}: it left the role {owner}");
+        }
         let owned = sqlx::query(
             "SELECT CAST(n.nspname AS TEXT) AS schema, CAST(c.relname AS TEXT) AS name,
                     CAST(c.relkind AS TEXT) AS kind
