@@ -177,20 +177,22 @@ pub async fn load(engine: &Engine, path: &Path) -> Result<Loaded> {
 
 /// Loads a component from bytes.
 pub async fn load_bytes(engine: &Engine, bytes: &[u8]) -> Result<Loaded> {
-    let migrations = migrations::read(bytes).context("reading the plugin's migrations")?;
     let (component, hash) = engine.compile(bytes)?;
+    let migrations = migrations::read(bytes).context("reading the plugin's migrations")?;
     finish(engine, component, hash, migrations).await
 }
 
 /// Loads a component from bytes, compiling on a blocking thread so the async workers
 /// that serve requests are never held up by the compiler (what hot reload uses).
 pub async fn load_off_thread(engine: &Arc<Engine>, bytes: Vec<u8>) -> Result<Loaded> {
-    let migrations = migrations::read(&bytes).context("reading the plugin's migrations")?;
+    // Read before the bytes move to the compiler; reported after it (which names a file
+    // that is no component at all first).
+    let migrations = migrations::read(&bytes).context("reading the plugin's migrations");
     let compiler = engine.clone();
     let (component, hash) = tokio::task::spawn_blocking(move || compiler.compile(&bytes))
         .await
         .context("the compile task failed")??;
-    finish(engine, component, hash, migrations).await
+    finish(engine, component, hash, migrations?).await
 }
 
 /// Checks a compiled component and asks it to describe itself.
