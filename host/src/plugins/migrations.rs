@@ -268,16 +268,10 @@ pub fn check(plugin: &str, namespace: &str, migration: &Migration, kind: Kind) -
                 }
             }
             Statement::Drop {
-                object_type,
+                object_type: sqlparser::ast::ObjectType::Table | sqlparser::ast::ObjectType::Index,
                 names: dropped,
                 ..
-            } if matches!(
-                object_type,
-                sqlparser::ast::ObjectType::Table | sqlparser::ast::ObjectType::Index
-            ) =>
-            {
-                names.extend(dropped.iter().cloned())
-            }
+            } => names.extend(dropped.iter().cloned()),
             other => {
                 let text = other.to_string();
                 let head: String = text
