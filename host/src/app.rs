@@ -48,9 +48,15 @@ impl App {
             .unwrap_or_else(|| sites.data_dir().join("cache"));
         let engine = Engine::new(&cache, config.max_instances)?;
         let registry = Arc::new(
-            Registry::load(engine, &config.plugins_file)
-                .await
-                .context("loading plugins")?,
+            Registry::load_migrating(
+                engine,
+                &config.plugins_file,
+                Some(Arc::new(crate::plugins::schema::SiteMigrator {
+                    sites: sites.clone(),
+                })),
+            )
+            .await
+            .context("loading plugins")?,
         );
         if config.watch_plugins
             && let Err(error) = registry.watch()

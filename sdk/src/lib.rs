@@ -32,6 +32,7 @@
 
 pub mod coding;
 pub mod json;
+pub mod migrations;
 pub mod request;
 pub mod response;
 pub mod sql;
@@ -59,6 +60,7 @@ pub mod bindings {
 }
 
 pub use json::{Json, ToJson};
+pub use migrations::Migration;
 pub use request::{Request, Window};
 pub use resource::{__describe, __handle, Method, Resource, Route};
 pub use response::{ApiError, Family, Response, Result, Shape};
@@ -148,6 +150,18 @@ macro_rules! export {
         // symbol names are not valid native symbols.
         #[cfg(target_arch = "wasm32")]
         $crate::bindings::__export_resource_plugin!(__HearthExport with_types_in $crate::bindings);
+
+        // The plugin's migrations, in the component's `hearth:migrations` section.
+        #[cfg(target_arch = "wasm32")]
+        const __HEARTH_MIGRATIONS_LEN: usize =
+            $crate::migrations::encoded_len(<$resource as $crate::Resource>::MIGRATIONS);
+        #[cfg(target_arch = "wasm32")]
+        #[used]
+        #[unsafe(link_section = "hearth:migrations")]
+        static __HEARTH_MIGRATIONS: [u8; __HEARTH_MIGRATIONS_LEN] =
+            $crate::migrations::encode::<__HEARTH_MIGRATIONS_LEN>(
+                <$resource as $crate::Resource>::MIGRATIONS,
+            );
     };
 }
 
@@ -155,6 +169,7 @@ macro_rules! export {
 pub mod prelude {
     pub use crate::coding;
     pub use crate::json::{Json, ToJson};
+    pub use crate::migrations::Migration;
     pub use crate::request::Request;
     pub use crate::resource::{Resource, Route};
     pub use crate::response::{ApiError, Response, Result};

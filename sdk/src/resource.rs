@@ -158,6 +158,9 @@ pub trait Resource {
     const CONFIG_KEYS: &'static [&'static str] = &[];
     /// Its routes.
     const ROUTES: &'static [Route];
+    /// Its migrations, oldest first: the tables of its namespace (`x_<name>__*`, see
+    /// [`crate::migrations`]), which it reads and writes without listing them above.
+    const MIGRATIONS: &'static [crate::Migration] = &[];
 }
 
 fn strings(items: &[&str]) -> Vec<String> {

@@ -1538,3 +1538,70 @@ both! {
         assert_eq!(reply.status, 201, "{}", reply.text);
     }
 }
+
+/// The sites before the plugin made by `hearth plugin new visit-note`
+/// (tests/plugins/visit-note, its own table and scopes) is added to one of them.
+const VISIT_NOTE_START: &str = r#"[plugins.patient]
+file = "patient.wasm"
+
+[sites."*"]
+plugins = ["patient"]
+"#;
+
+both! {
+    options = Options::with_plugins(format!("dir = {:?}\n\n{VISIT_NOTE_START}", dist().display().to_string()));
+
+    // The proof of a plugin that brings its own table and scope: the scaffolded plugin is
+    // added to the running site `default` through plugins.toml and a reload (its migration
+    // creates its table there), a client registers for its scope, obtains it through the
+    // authorization pages (code + PKCE) and calls its routes, which write and read the
+    // plugin's own table; the site `second`, which does not load it, refuses the scope at
+    // registration and has no such table.
+    async fn a_scaffolded_plugin_with_its_own_table_and_scope_joins_a_running_site(app) {
+        const SCOPE: &str = "openid api:oemr user/visit_note.c user/visit_note.r";
+        let manifest = app.data_dir.join("plugins.toml");
+        let text = std::fs::read_to_string(&manifest).unwrap()
+            + "\n[plugins.visit-note]\nfile = \"visit-note.wasm\"\n\n[sites.default]\nplugins = [\"patient\", \"visit-note\"]\n";
+        std::fs::write(&manifest, text).unwrap();
+        assert_eq!(app.state.registry.reload().await.errors, Vec::<String>::new());
+        let applied = app.rows("default", "SELECT CAST(version AS BIGINT) AS version, name FROM plugin_migrations WHERE plugin = 'visit-note'").await;
+        assert_eq!(applied, vec![json!({"version": 1, "name": "items"})]);
+        let elsewhere = app.rows("second", "SELECT COUNT(*) AS n FROM plugin_migrations").await;
+        assert_eq!(elsewhere[0]["n"], 0);
+
+        let refused = register(app, "second", json!({"application_type": "private", "redirect_uris": [REDIRECT], "scope": SCOPE})).await;
+        assert_oauth_error(&refused, 400, "invalid_scope");
+        assert!(refused.json["error_description"].as_str().unwrap().contains("user/visit_note.c"), "{}", refused.text);
+
+        let reply = register(app, "default", json!({"application_type": "private", "client_name": "Visit notes", "redirect_uris": [REDIRECT], "scope": SCOPE})).await;
+        assert_eq!(reply.status, 201, "{}", reply.text);
+        let client_id = reply.json["client_id"].as_str().unwrap().to_owned();
+        let secret = reply.json["client_secret"].as_str().unwrap().to_owned();
+        enable(app, "default", &client_id).await;
+        app.user("default", "doc", "physician").await;
+        let (verifier, challenge) = pkce();
+        let mut browser = Browser::new(app);
+        let url = authorize_url(app, "default", &client_id, SCOPE, &[("code_challenge", &challenge), ("code_challenge_method", "S256")]);
+        let consent = sign_in(&mut browser, &url, "users", "doc", "correct horse battery", "").await;
+        assert_eq!(consent, "/oauth2/default/consent");
+        let back = allow(&mut browser, &consent, None).await;
+        let params = query_of(&back);
+        let reply = redeem(app, "default", &client_id, Some(&secret), &params["code"], Some(&verifier)).await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        assert_eq!(reply.json["scope"], SCOPE);
+        let access = reply.json["access_token"].as_str().unwrap();
+
+        let created = app.post(&app.api("default", "/api/visit-note"), access, json!({"name": "first visit"})).await;
+        assert_eq!(created.status, 201, "{}", created.text);
+        let id = created.json["data"]["id"].as_i64().unwrap();
+        let read = app.get(&app.api("default", &format!("/api/visit-note/{id}")), access).await;
+        assert_eq!(read.status, 200, "{}", read.text);
+        assert_eq!(read.json["data"]["name"], "first visit");
+        let rows = app.rows("default", "SELECT id, name FROM x_visit_note__items").await;
+        assert_eq!(rows, vec![json!({"id": id, "name": "first visit"})]);
+        let patients = app.get(&app.api("default", "/api/patient"), access).await;
+        assert_eq!(patients.status, 403, "the token holds the visit-note scopes only: {}", patients.text);
+        let missing = app.get(&app.api("second", &format!("/api/visit-note/{id}")), access).await;
+        assert_ne!(missing.status, 200, "{}", missing.text);
+    }
+}

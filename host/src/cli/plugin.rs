@@ -238,6 +238,20 @@ async fn check(data_dir: &Path, file: &Path) -> Result<()> {
     println!("  reads     {}", loaded.reads.join(", "));
     println!("  writes    {}", loaded.writes.join(", "));
     println!("  config    {}", loaded.config_keys.join(", "));
+    if let Some(namespace) = &loaded.namespace {
+        // The parser's checks of every migration, for both databases, before any site.
+        for kind in [crate::db::Kind::Sqlite, crate::db::Kind::Postgres] {
+            for migration in loaded.migrations.iter() {
+                super::migrations::check(&loaded.name, namespace, migration, kind)?;
+            }
+        }
+        let list: Vec<String> = loaded
+            .migrations
+            .iter()
+            .map(|m| format!("{} {}", m.version, m.name))
+            .collect();
+        println!("  owns      {namespace}… (migrations {})", list.join(", "));
+    }
     println!("  routes");
     for route in &loaded.routes {
         let family = match route.family {
@@ -266,7 +280,8 @@ async fn check(data_dir: &Path, file: &Path) -> Result<()> {
                 loaded.reads.clone(),
                 loaded.writes.clone(),
             )
-            .map_err(anyhow::Error::msg)?,
+            .map_err(anyhow::Error::msg)?
+            .with_namespace(loaded.namespace.clone()),
         ),
         limits: Default::default(),
         config: Default::default(),

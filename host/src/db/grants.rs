@@ -48,11 +48,12 @@ pub const HOST_TABLES: &[&str] = &[
     "oauth_login_failures",
     "portal_logins",
     "oauth_sessions",
+    "plugin_migrations",
     "_sqlx_migrations",
 ];
 
 /// Functions plugin SQL may call on either database.
-const FUNCTIONS: &[&str] = &[
+pub(crate) const FUNCTIONS: &[&str] = &[
     "lower",
     "upper",
     "length",
@@ -88,6 +89,9 @@ pub struct Grants {
     pub reads: HashSet<String>,
     /// Tables it may write (and read).
     pub writes: HashSet<String>,
+    /// The prefix of the tables it owns (`x_<plugin>__`), which it may read and write
+    /// without listing them, when it brings migrations.
+    pub namespace: Option<String>,
 }
 
 static NEXT_GRANTS_ID: AtomicU64 = AtomicU64::new(1);
@@ -115,7 +119,20 @@ impl Grants {
             plugin: plugin.to_owned(),
             reads,
             writes,
+            namespace: None,
         })
+    }
+
+    /// The same grants plus every table named `namespace…` (the plugin's own).
+    pub fn with_namespace(mut self, namespace: Option<String>) -> Grants {
+        self.namespace = namespace.map(|n| n.to_ascii_lowercase());
+        self
+    }
+
+    fn owns(&self, table: &str) -> bool {
+        self.namespace
+            .as_deref()
+            .is_some_and(|namespace| table.starts_with(namespace))
     }
 
     /// This grant set's id (unique in the process).
@@ -125,13 +142,17 @@ impl Grants {
 
     fn may_read(&self, table: &str) -> bool {
         let table = table.to_ascii_lowercase();
-        self.reads.contains(&table) || self.writes.contains(&table)
+        self.reads.contains(&table) || self.writes.contains(&table) || self.owns(&table)
     }
 
     fn may_write(&self, table: &str) -> bool {
-        self.writes.contains(&table.to_ascii_lowercase())
+        let table = table.to_ascii_lowercase();
+        self.writes.contains(&table) || self.owns(&table)
     }
 }
+
+/// How a refusal for a b-tree the checker does not know starts.
+const UNKNOWN_BTREE: &str = "the statement opens b-tree";
 
 /// What the engine found in an allowed statement.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -225,6 +246,17 @@ impl SqlGate {
                 "plugin SQL has no database role on this site".into(),
             )),
         }
+    }
+
+    /// Forgets what the gate knows of the schema and every cached verdict: a plugin's
+    /// migration changed the schema.
+    pub fn schema_changed(&self) {
+        if let Engine::Sqlite(checker) = &self.engine
+            && let Err(why) = checker.lock().refresh()
+        {
+            tracing::warn!("the SQL gate could not read the schema again: {why}");
+        }
+        self.cache.write().clear();
     }
 
     /// Closes the plugins' pool (PostgreSQL).
@@ -373,7 +405,7 @@ impl SqliteChecker {
                 };
                 let Some(table) = self.roots.get(&page) else {
                     return Err(format!(
-                        "the statement opens b-tree {page}, which is no table plugin {} was granted",
+                        "{UNKNOWN_BTREE} {page}, which is no table plugin {} was granted",
                         grants.plugin
                     ));
                 };
@@ -432,7 +464,28 @@ impl SqliteChecker {
         Ok(names)
     }
 
+    /// Reads the schema again (after a plugin's migration changed it).
+    fn refresh(&mut self) -> Result<(), String> {
+        self.objects = self.object_names()?;
+        self.roots = self.root_pages()?;
+        Ok(())
+    }
+
+    /// Checks `sql`; a b-tree the checker does not know means the schema changed since it
+    /// was read (a plugin's migration, perhaps in another process): read it again, and
+    /// check once more.
     fn check(&mut self, grants: &Grants, sql: &str) -> Verdict {
+        let verdict = self.check_once(grants, sql);
+        if let Err(why) = &verdict
+            && why.starts_with(UNKNOWN_BTREE)
+            && self.refresh().is_ok()
+        {
+            return self.check_once(grants, sql);
+        }
+        verdict
+    }
+
+    fn check_once(&mut self, grants: &Grants, sql: &str) -> Verdict {
         use libsqlite3_sys as ffi;
         let mut state = CheckState {
             grants,

@@ -77,8 +77,51 @@ pub fn role_prefix(database: &str) -> String {
     format!("hearth_{}_", role_base(database))
 }
 
+/// `hearth_<db>_<kind>_<plugin>_<hash of the plugin's name>`: a role of the plugin's own
+/// tables (kind `o`, their owner; kind `u`, their users).
+fn table_role(prefix: &str, kind: &str, plugin: &str) -> String {
+    let short: String = plugin
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .take(12)
+        .collect();
+    let hash = hex::encode(Sha256::digest(plugin.as_bytes()));
+    format!("{prefix}{kind}_{short}_{}", &hash[..8])
+}
+
+/// The role that owns plugin `plugin`'s tables on the database whose roles start with
+/// `prefix`: the plugin's migrations run as it, and no login role is a member of it.
+pub fn owner_role(prefix: &str, plugin: &str) -> String {
+    table_role(prefix, "o", plugin)
+}
+
+/// The role that may read and write plugin `plugin`'s tables; every role of the plugin's
+/// grant sets is a member of it.
+pub fn user_role(prefix: &str, plugin: &str) -> String {
+    table_role(prefix, "u", plugin)
+}
+
+/// Makes the `NOLOGIN` role `role` unless it exists (safe against another process making
+/// it at the same time).
+pub async fn ensure_role(admin: &PgPool, role: &str) -> Result<()> {
+    let exists = sqlx::query("SELECT 1 FROM pg_roles WHERE rolname = $1")
+        .bind(role)
+        .fetch_optional(admin)
+        .await?
+        .is_some();
+    if !exists {
+        let create = format!("CREATE ROLE {} NOLOGIN", quote(role));
+        if let Err(error) = sqlx::raw_sql(AssertSqlSafe(create)).execute(admin).await
+            && !is_duplicate(&error)
+        {
+            return Err(error.into());
+        }
+    }
+    Ok(())
+}
+
 /// `"name"` with inner quotes doubled.
-fn quote(name: &str) -> String {
+pub fn quote(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
@@ -265,6 +308,10 @@ impl PluginAccess {
             hash.update(b"\0w");
             hash.update(table.as_bytes());
         }
+        if let Some(namespace) = &grants.namespace {
+            hash.update(b"\0n");
+            hash.update(namespace.as_bytes());
+        }
         let plugin: String = grants
             .plugin
             .chars()
@@ -314,6 +361,12 @@ impl PluginAccess {
                 quote(table),
                 quote(role)
             );
+        }
+        if grants.namespace.is_some() {
+            // The plugin's own tables, through the role their migrations grant them to.
+            let users = user_role(&self.prefix, &grants.plugin);
+            ensure_role(admin, &users).await?;
+            sql += &format!("GRANT {} TO {};\n", quote(&users), quote(role));
         }
         sql += &format!("GRANT {} TO {};", quote(role), quote(&self.login));
         // Concurrent GRANTs of one object from two processes can collide; once more then.

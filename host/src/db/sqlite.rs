@@ -108,6 +108,11 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// A pool for the database at `path` (which must exist and be migrated).
     pub fn new(path: impl Into<PathBuf>) -> Arc<SqliteStore> {
         let store = Arc::new(SqliteStore {

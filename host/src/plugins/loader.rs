@@ -11,6 +11,7 @@ use wasmtime::Store;
 use super::bindings::{self, v0_1, v0_2};
 use super::engine::Engine;
 use super::host::State;
+use super::migrations::{self, Migration};
 use crate::auth::{acl, scopes::Requirement};
 use crate::db::grants::HOST_TABLES;
 
@@ -150,6 +151,10 @@ pub struct Loaded {
     pub writes: Vec<String>,
     /// Configuration keys.
     pub config_keys: Arc<[String]>,
+    /// Its migrations, oldest first (see [`super::migrations`]).
+    pub migrations: Arc<[Migration]>,
+    /// The prefix of the tables it owns, when it brings migrations.
+    pub namespace: Option<String>,
     /// Ready to instantiate.
     pub pre: Pre,
     /// When it was loaded.
@@ -167,17 +172,21 @@ pub async fn load(engine: &Engine, path: &Path) -> Result<Loaded> {
 /// Loads a component from bytes.
 pub async fn load_bytes(engine: &Engine, bytes: &[u8]) -> Result<Loaded> {
     let (component, hash) = engine.compile(bytes)?;
-    finish(engine, component, hash).await
+    let migrations = migrations::read(bytes).context("reading the plugin's migrations")?;
+    finish(engine, component, hash, migrations).await
 }
 
 /// Loads a component from bytes, compiling on a blocking thread so the async workers
 /// that serve requests are never held up by the compiler (what hot reload uses).
 pub async fn load_off_thread(engine: &Arc<Engine>, bytes: Vec<u8>) -> Result<Loaded> {
+    // Read before the bytes move to the compiler; reported after it (which names a file
+    // that is no component at all first).
+    let migrations = migrations::read(&bytes).context("reading the plugin's migrations");
     let compiler = engine.clone();
     let (component, hash) = tokio::task::spawn_blocking(move || compiler.compile(&bytes))
         .await
         .context("the compile task failed")??;
-    finish(engine, component, hash).await
+    finish(engine, component, hash, migrations?).await
 }
 
 /// Checks a compiled component and asks it to describe itself.
@@ -185,6 +194,7 @@ async fn finish(
     engine: &Engine,
     component: wasmtime::component::Component,
     hash: String,
+    migrations: Vec<Migration>,
 ) -> Result<Loaded> {
     let contract = contract_version(engine, &component)?;
     let pre = match engine.linker.instantiate_pre(&component) {
@@ -211,7 +221,7 @@ async fn finish(
         .await
         .map_err(anyhow::Error::from)
         .context("describe failed")?;
-    verify(info, contract, hash, pre)
+    verify(info, contract, hash, pre, migrations)
 }
 
 /// The component's imports, `interface{function, …}`, for error messages.
@@ -262,7 +272,13 @@ fn contract_version(engine: &Engine, component: &wasmtime::component::Component)
     Ok(version)
 }
 
-fn verify(info: bindings::PluginInfo, contract: String, hash: String, pre: Pre) -> Result<Loaded> {
+fn verify(
+    info: bindings::PluginInfo,
+    contract: String,
+    hash: String,
+    pre: Pre,
+    migrations: Vec<Migration>,
+) -> Result<Loaded> {
     let name = info.name;
     if name.is_empty()
         || !name
@@ -278,6 +294,18 @@ fn verify(info: bindings::PluginInfo, contract: String, hash: String, pre: Pre) 
             bail!("plugin {name} asks for the host table {table}, which no plugin may use");
         }
     }
+    for table in info.reads.iter().chain(&info.writes) {
+        if table.to_ascii_lowercase().starts_with("x_") {
+            bail!(
+                "plugin {name} declares the table {table}: tables named x_… belong to the plugin whose namespace they carry, which uses them without declaring them"
+            );
+        }
+    }
+    let namespace = if migrations.is_empty() {
+        None
+    } else {
+        Some(migrations::namespace(&name)?)
+    };
     let mut routes = Vec::new();
     for (index, route) in info.routes.into_iter().enumerate() {
         let where_ = format!("plugin {name}, route {} {}", index, route.path);
@@ -330,6 +358,8 @@ fn verify(info: bindings::PluginInfo, contract: String, hash: String, pre: Pre) 
         reads: info.reads,
         writes: info.writes,
         config_keys: info.config_keys.into(),
+        migrations: migrations.into(),
+        namespace,
         pre,
         loaded_at: time::OffsetDateTime::now_utc(),
     })

@@ -26,6 +26,7 @@ use sha2::{Digest, Sha256};
 use super::engine::Engine;
 use super::loader::{self, Loaded};
 use super::manifest::{Manifest, PluginSpec, SiteSpec};
+use super::schema::{Migrator, Target};
 use super::{SitePlugin, SiteTable};
 use crate::db::grants::Grants;
 
@@ -113,6 +114,9 @@ fn table_key<'a>(manifest: &Manifest, site: &'a str) -> &'a str {
     }
 }
 
+/// A grant set's identity: plugin, sorted reads, sorted writes, namespace.
+type GrantsKey = (String, Vec<String>, Vec<String>, Option<String>);
+
 #[derive(Default)]
 struct Inner {
     /// The manifest the tables were last built from.
@@ -128,7 +132,7 @@ struct Inner {
     /// Why the manifest could not be read.
     manifest_error: Option<String>,
     /// Grant sets by plugin and tables, shared across reloads so SQL verdicts stay cached.
-    grants: HashMap<(String, Vec<String>, Vec<String>), Arc<Grants>>,
+    grants: HashMap<GrantsKey, Arc<Grants>>,
 }
 
 /// Every site's route table, replaced atomically when plugins change.
@@ -142,12 +146,24 @@ pub struct Registry {
     reloading: tokio::sync::Mutex<()>,
     /// The file watcher, while one runs (see [`super::watcher`]).
     pub(super) watcher: Mutex<Option<notify::RecommendedWatcher>>,
+    /// Applies plugins' migrations to the sites' databases (none when inspecting files).
+    migrator: Option<Arc<dyn Migrator>>,
 }
 
 impl Registry {
     /// Loads every plugin the manifest names and builds every site's table. Any problem is
     /// an error at start-up: the server must not come up half-configured.
     pub async fn load(engine: Arc<Engine>, manifest_path: &Path) -> Result<Registry> {
+        Registry::load_migrating(engine, manifest_path, None).await
+    }
+
+    /// Like [`Registry::load`], applying each plugin version's migrations with `migrator`
+    /// to the sites it is to serve before it serves them (on every reload too).
+    pub async fn load_migrating(
+        engine: Arc<Engine>,
+        manifest_path: &Path,
+        migrator: Option<Arc<dyn Migrator>>,
+    ) -> Result<Registry> {
         let registry = Registry {
             engine,
             manifest_path: manifest_path.to_path_buf(),
@@ -155,6 +171,7 @@ impl Registry {
             inner: Mutex::default(),
             reloading: tokio::sync::Mutex::new(()),
             watcher: Mutex::new(None),
+            migrator,
         };
         let report = registry.reload().await;
         if !report.errors.is_empty() {
@@ -173,6 +190,7 @@ impl Registry {
             inner: Mutex::default(),
             reloading: tokio::sync::Mutex::new(()),
             watcher: Mutex::new(None),
+            migrator: None,
         };
         registry.reload().await;
         registry
@@ -223,6 +241,7 @@ impl Registry {
         // Every plugin: the new file if it loads and fits its spec, else the last good
         // version if that still fits, else none.
         let mut chosen: HashMap<String, Arc<Loaded>> = HashMap::new();
+        let mut loaded_ok = Vec::new();
         for (name, spec) in &manifest.plugins {
             let file = dir.join(&spec.file);
             let previous = self.inner.lock().loaded.get(name).cloned();
@@ -235,7 +254,8 @@ impl Registry {
                             file.display()
                         );
                     }
-                    self.inner.lock().plugin_errors.remove(name);
+                    // Cleared once its migrations are applied too (below).
+                    loaded_ok.push(name.clone());
                     chosen.insert(name.clone(), loaded);
                 }
                 Err(error) => {
@@ -258,7 +278,28 @@ impl Registry {
         // Every site entry: a new table from the chosen versions, else the previous table.
         let old_tables = self.tables.load_full();
         let mut tables = HashMap::new();
+        let named: Vec<String> = manifest
+            .sites
+            .keys()
+            .filter(|k| *k != "*")
+            .cloned()
+            .collect();
+        let mut migration_errors = HashMap::new();
         for (key, site) in &manifest.sites {
+            let target = || Target::Entry {
+                key,
+                named: named.clone(),
+            };
+            let chosen = self
+                .migrate(
+                    target,
+                    site,
+                    &chosen,
+                    old_tables.get(key),
+                    &mut report,
+                    &mut migration_errors,
+                )
+                .await;
             match self.build_table(key, site, &manifest, &chosen, old_tables.get(key)) {
                 Ok(table) => {
                     self.inner.lock().site_errors.remove(key);
@@ -281,6 +322,12 @@ impl Registry {
         // The swap: requests from here on see the new tables.
         self.tables.store(Arc::new(tables));
         let mut inner = self.inner.lock();
+        for name in loaded_ok {
+            match migration_errors.remove(&name) {
+                Some(message) => inner.plugin_errors.insert(name, message),
+                None => inner.plugin_errors.remove(&name),
+            };
+        }
         inner.loaded = chosen;
         inner.manifest = Some(manifest);
         report
@@ -335,6 +382,18 @@ impl Registry {
             .get(site)
             .or_else(|| old_tables.get(&key))
             .cloned();
+        let mut migration_errors = HashMap::new();
+        let chosen = self
+            .migrate(
+                || Target::Site(site),
+                &spec,
+                &chosen,
+                old.as_ref(),
+                &mut report,
+                &mut migration_errors,
+            )
+            .await;
+        self.inner.lock().plugin_errors.extend(migration_errors);
         let table = match self.build_table(&key, &spec, &manifest, &chosen, old.as_ref()) {
             Ok(table) => Arc::new(table),
             Err(error) => {
@@ -350,6 +409,65 @@ impl Registry {
         tables.insert(site.to_owned(), table);
         self.tables.store(Arc::new(tables));
         report
+    }
+
+    /// The plugin versions a site entry is to serve, after applying their migrations to
+    /// its sites: a version whose migrations are refused or fail is replaced by the version
+    /// the entry's `previous` table serves (or dropped when there is none), and the reason
+    /// put in `errors` (by plugin). A version the previous table already serves is only
+    /// brought to sites opened since, and never replaced here.
+    async fn migrate<'t>(
+        &self,
+        target: impl Fn() -> Target<'t>,
+        site: &SiteSpec,
+        chosen: &HashMap<String, Arc<Loaded>>,
+        previous: Option<&Arc<SiteTable>>,
+        report: &mut ReloadReport,
+        errors: &mut HashMap<String, String>,
+    ) -> HashMap<String, Arc<Loaded>> {
+        let mut chosen = chosen.clone();
+        let Some(migrator) = &self.migrator else {
+            return chosen;
+        };
+        for name in &site.plugins {
+            let Some(loaded) = chosen.get(name).cloned() else {
+                continue;
+            };
+            let serving = previous.and_then(|table| {
+                table
+                    .plugins
+                    .iter()
+                    .find(|p| p.loaded.name == *name)
+                    .map(|p| p.loaded.clone())
+            });
+            if loaded.migrations.is_empty() {
+                continue;
+            }
+            if serving.as_ref().is_some_and(|s| Arc::ptr_eq(s, &loaded)) {
+                // Already serving: only sites opened since (made while the server runs)
+                // may lack its migrations. A problem there is logged; the version keeps
+                // serving where it does.
+                if let Err(error) = migrator.migrate(target(), &loaded).await {
+                    tracing::warn!(
+                        "plugin {} {}: migrations not applied: {error:#}",
+                        loaded.name,
+                        loaded.version
+                    );
+                }
+                continue;
+            }
+            if let Err(error) = migrator.migrate(target(), &loaded).await {
+                let message = format!("{} {} not applied: {error:#}", loaded.name, loaded.version);
+                tracing::error!("plugin {message}");
+                report.errors.push(format!("plugin {message}"));
+                errors.insert(name.clone(), message);
+                match serving {
+                    Some(serving) => chosen.insert(name.clone(), serving),
+                    None => chosen.remove(name),
+                };
+            }
+        }
+        chosen
     }
 
     /// The usable version of plugin `name` from `file`.
@@ -473,13 +591,17 @@ impl Registry {
             name.to_owned(),
             sorted(&component.reads),
             sorted(&component.writes),
+            component.namespace.clone(),
         );
         let mut inner = self.inner.lock();
         if let Some(grants) = inner.grants.get(&key) {
             return Ok(grants.clone());
         }
-        let grants =
-            Arc::new(Grants::new(name, key.1.clone(), key.2.clone()).map_err(anyhow::Error::msg)?);
+        let grants = Arc::new(
+            Grants::new(name, key.1.clone(), key.2.clone())
+                .map_err(anyhow::Error::msg)?
+                .with_namespace(key.3.clone()),
+        );
         inner.grants.insert(key, grants.clone());
         Ok(grants)
     }

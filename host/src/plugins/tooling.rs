@@ -167,6 +167,15 @@ strip = "debuginfo"
     std::fs::write(dir.join("Cargo.toml"), manifest)?;
     std::fs::write(dir.join("src").join("lib.rs"), source)?;
     std::fs::write(dir.join("README.md"), readme)?;
+    std::fs::create_dir_all(dir.join("migrations"))?;
+    std::fs::write(
+        dir.join("migrations").join("0001_items.sqlite.sql"),
+        SQLITE_TEMPLATE.replace("{snake}", &snake),
+    )?;
+    std::fs::write(
+        dir.join("migrations").join("0001_items.postgres.sql"),
+        POSTGRES_TEMPLATE.replace("{snake}", &snake),
+    )?;
     Ok(dir)
 }
 
@@ -185,11 +194,17 @@ fn workspace_plugins_folder(folder: &Path) -> bool {
         .is_ok_and(|text| text.contains("[workspace]") && text.contains("\"plugins/*\""))
 }
 
-const LIB_TEMPLATE: &str = r#"//! The {name} resource: `GET /api/{name}/:id` reads one row of the `{snake}` table.
+const LIB_TEMPLATE: &str = r##"//! The {name} resource, kept in a table of the plugin's own:
 //!
-//! Change the table, the columns and the routes to your resource; the host checks the
-//! scope of every route before the plugin runs and runs its SQL only on the tables it
-//! declares.
+//! - `POST /api/{name}` (scope `{snake}.c`) stores `{"name": "…"}` and answers its id;
+//! - `GET /api/{name}/:id` (scope `{snake}.r`) reads it back.
+//!
+//! The table `x_{snake}__items` belongs to the plugin: a plugin owns the tables named with
+//! its namespace (`x_`, its name with `-` written `_`, then `__`). Its migrations, in
+//! `migrations/` (an SQLite and a PostgreSQL text each), travel inside the component; the
+//! host applies them on every site that loads the plugin before the plugin serves it, and
+//! the plugin reads and writes its own tables without declaring them. A released migration
+//! never changes: add the next one (`Migration::new(2, …)`) for every change of schema.
 
 use hearth_sdk::prelude::*;
 
@@ -200,17 +215,41 @@ impl Resource for {Camel} {
     const NAME: &'static str = "{name}";
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
     const DESCRIPTION: &'static str = "The {name} resource";
-    const READS: &'static [&'static str] = &["{snake}"];
-    const ROUTES: &'static [Route] = &[Route::get("/api/{name}/:id", "{snake}.r", get_one)
-        .summary("Read one {name}")];
+    const MIGRATIONS: &'static [Migration] = &[Migration::new(
+        1,
+        "items",
+        include_str!("../migrations/0001_items.sqlite.sql"),
+        include_str!("../migrations/0001_items.postgres.sql"),
+    )];
+    const ROUTES: &'static [Route] = &[
+        Route::post("/api/{name}", "{snake}.c", create).summary("Store one {name}"),
+        Route::get("/api/{name}/:id", "{snake}.r", get_one).summary("Read one {name}"),
+    ];
 }
 
 hearth_sdk::export!({Camel});
 
+fn create(req: &Request) -> Result<Response> {
+    let body = req.json_object()?;
+    let name = match body.get("name").and_then(|name| name.as_str()) {
+        Some(name) if !name.trim().is_empty() => name.trim().to_owned(),
+        _ => return Err(ApiError::invalid("name", "required", "name is required")),
+    };
+    let row = store::query_one(
+        "INSERT INTO x_{snake}__items (name) VALUES ($1) RETURNING id, name",
+        params![name],
+    )?
+    .ok_or_else(|| ApiError::Internal("the insert answered no row".into()))?;
+    Ok(Response::created(Json::from_one(&row)))
+}
+
 fn get_one(req: &Request) -> Result<Response> {
     let id = req.id("id")?;
-    let row = store::query_one("SELECT id, name FROM {snake} WHERE id = $1", params![id])?
-        .ok_or_else(ApiError::not_found)?;
+    let row = store::query_one(
+        "SELECT id, name FROM x_{snake}__items WHERE id = $1",
+        params![id],
+    )?
+    .ok_or_else(ApiError::not_found)?;
     Ok(Response::ok(Json::from_one(&row)))
 }
 
@@ -220,31 +259,58 @@ mod tests {
     use hearth_sdk::testing::{MockHost, TestRequest};
 
     #[test]
-    fn a_row_is_answered_in_the_envelope() {
+    fn an_item_is_stored_in_the_plugins_own_table() {
         let mut host = MockHost::new().on_query(
-            "FROM {snake}",
+            "INSERT INTO x_{snake}__items",
+            Rows::from_values(&["id", "name"], vec![vec![7.into(), "first".into()]]),
+        );
+        let post =
+            |body: &[u8]| TestRequest::post("/api/{name}", Default::default()).raw_body(body);
+        let response = host.call::<{Camel}>(post(br#"{"name": " first "}"#));
+        assert_eq!(response.status, 201, "{}", response.text());
+        assert_eq!(response.body_json()["data"]["id"], 7);
+        assert_eq!(host.queries()[0].1, vec![Value::from("first")]);
+        let missing = host.call::<{Camel}>(post(b"{}"));
+        assert_eq!(missing.status, 400, "{}", missing.text());
+    }
+
+    #[test]
+    fn an_item_is_read_back_and_a_missing_one_is_404() {
+        let mut host = MockHost::new().on_query(
+            "WHERE id = $1",
             Rows::from_values(&["id", "name"], vec![vec![7.into(), "first".into()]]),
         );
         let response = host.call::<{Camel}>(TestRequest::get("/api/{name}/7"));
         assert_eq!(response.status, 200, "{}", response.text());
         assert_eq!(response.body_json()["data"]["name"], "first");
         assert_eq!(host.queries()[0].1, vec![Value::Integer(7)]);
-    }
-
-    #[test]
-    fn a_missing_row_is_404() {
-        let mut host =
-            MockHost::new().on_query("FROM {snake}", Rows::from_values(&["id", "name"], vec![]));
-        let response = host.call::<{Camel}>(TestRequest::get("/api/{name}/8"));
+        let mut empty =
+            MockHost::new().on_query("WHERE id = $1", Rows::from_values(&["id", "name"], vec![]));
+        let response = empty.call::<{Camel}>(TestRequest::get("/api/{name}/8"));
         assert_eq!(response.status, 404, "{}", response.text());
     }
 }
-"#;
+"##;
+
+/// The first migration, SQLite flavour.
+const SQLITE_TEMPLATE: &str = "CREATE TABLE x_{snake}__items (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL
+);
+";
+
+/// The first migration, PostgreSQL flavour.
+const POSTGRES_TEMPLATE: &str = "CREATE TABLE x_{snake}__items (
+    id BIGSERIAL PRIMARY KEY,
+    name TEXT NOT NULL
+);
+";
 
 const README_TEMPLATE: &str = r#"# {name}
 
-A Hearth plugin. Test it natively, build it to a component, check it against the host,
-try it without a server:
+A Hearth plugin with a table of its own (`x_{snake}__items`, created by the migrations in
+`migrations/`) and scopes of its own (`{snake}.c`, `{snake}.r`). Test it natively, build it
+to a component, check it against the host, try it without a server:
 
 ```sh
 cargo test
@@ -252,6 +318,11 @@ cargo build --release --target wasm32-wasip2
 hearth plugin check target/wasm32-wasip2/release/hearth_plugin_{snake}.wasm
 hearth plugin call target/wasm32-wasip2/release/hearth_plugin_{snake}.wasm --request req.json
 ```
+
+Then add it to a running server's `plugins.toml` (the server reloads it, applies its
+migrations to each site that loads it, and clients can register for `user/{snake}.c` and
+`user/{snake}.r`): see "From `plugin new` to a running site" in the Hearth docs
+(`docs/plugins.md`).
 "#;
 
 /// One request of `hearth plugin call --request FILE` (the file holds one or a list).
@@ -338,10 +409,13 @@ pub async fn call(
     let result = async {
         let sites = Sites::open(&scratch).await?;
         let site = sites.create("scratch", None).await?;
+        super::schema::apply(&site.db, &loaded.name, &loaded.migrations).await?;
+        site.gate.schema_changed();
         let plugin = Arc::new(SitePlugin {
             grants: Arc::new(
                 Grants::new(&loaded.name, loaded.reads.clone(), loaded.writes.clone())
-                    .map_err(anyhow::Error::msg)?,
+                    .map_err(anyhow::Error::msg)?
+                    .with_namespace(loaded.namespace.clone()),
             ),
             loaded: loaded.clone(),
             config: Default::default(),
