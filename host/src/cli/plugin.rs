@@ -242,7 +242,7 @@ async fn check(data_dir: &Path, file: &Path) -> Result<()> {
         // The parser's checks of every migration, for both databases, before any site.
         for kind in [crate::db::Kind::Sqlite, crate::db::Kind::Postgres] {
             for migration in loaded.migrations.iter() {
-                super::migrations::check(&loaded.name, namespace, migration, kind)?;
+                crate::plugins::migrations::check(&loaded.name, namespace, migration, kind)?;
             }
         }
         let list: Vec<String> = loaded

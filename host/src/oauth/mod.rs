@@ -258,16 +258,17 @@ pub fn issuer(app: &AppState, site: &str) -> String {
     crate::auth::tokens::issuer(&app.base_url, site)
 }
 
-/// A form-encoded body as a map. Repeated parameters are refused (RFC 6749 §3.1).
-pub fn parse_form(headers: &HeaderMap, body: &[u8]) -> Result<HashMap<String, String>, OAuthError> {
-    let content_type = headers
+/// True when the request's `Content-Type` is `mime` (parameters such as `charset` aside).
+pub fn content_type_is(headers: &HeaderMap, mime: &str) -> bool {
+    headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if !content_type
-        .to_ascii_lowercase()
-        .starts_with("application/x-www-form-urlencoded")
-    {
+        .is_some_and(|v| v.to_ascii_lowercase().starts_with(mime))
+}
+
+/// A form-encoded body as a map. Repeated parameters are refused (RFC 6749 §3.1).
+pub fn parse_form(headers: &HeaderMap, body: &[u8]) -> Result<HashMap<String, String>, OAuthError> {
+    if !content_type_is(headers, "application/x-www-form-urlencoded") {
         return Err(OAuthError::request(
             "The body must be application/x-www-form-urlencoded",
         ));

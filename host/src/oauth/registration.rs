@@ -183,14 +183,7 @@ pub async fn register(
             return Err(error);
         }
     }
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if !content_type
-        .to_ascii_lowercase()
-        .starts_with("application/json")
-    {
+    if !super::content_type_is(&headers, "application/json") {
         return Err(metadata_error("The body must be application/json"));
     }
     let body: Value = serde_json::from_slice(&body)

@@ -174,14 +174,7 @@ fn redirect_error(
 
 /// A form body (`application/x-www-form-urlencoded`, at most [`MAX_FORM`] bytes).
 async fn read_form(body: Body, headers: &HeaderMap) -> Result<Vec<(String, String)>, PageError> {
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if !content_type
-        .to_ascii_lowercase()
-        .starts_with("application/x-www-form-urlencoded")
-    {
+    if !super::content_type_is(headers, "application/x-www-form-urlencoded") {
         return Err(PageError::bad(
             "The form must be sent as application/x-www-form-urlencoded.",
         ));
