@@ -16,7 +16,7 @@ use sqlx::{Row, SqlitePool};
 use crate::crypto::jwt::Alg;
 use crate::crypto::kek::Keyring;
 use crate::crypto::keys::{self, KeySet};
-use crate::db::grants::SqlGate;
+use crate::db::gate::SqlGate;
 use crate::db::{Db, Kind};
 
 /// One site.

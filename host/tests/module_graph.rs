@@ -40,7 +40,7 @@ const LAYERS: &[&[&str]] = &[
 ];
 
 /// Folder modules whose files must not import each other in a circle.
-const FOLDERS: &[&str] = &["api", "auth", "cli", "crypto", "oauth", "plugins"];
+const FOLDERS: &[&str] = &["api", "auth", "cli", "crypto", "db", "oauth", "plugins"];
 
 fn src() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("src")

@@ -29,10 +29,7 @@
 use std::collections::{HashMap, HashSet};
 use std::ffi::{CStr, CString, c_char, c_int, c_void};
 use std::ops::ControlFlow;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-
-use parking_lot::{Mutex, RwLock};
 
 /// Tables no plugin may be granted: the host's own.
 pub const HOST_TABLES: &[&str] = &[
@@ -161,152 +158,11 @@ pub struct Statement {
     pub writes: bool,
 }
 
-type Verdict = Result<Statement, String>;
-
-/// The per-site gate plugin SQL passes through.
-pub struct SqlGate {
-    engine: Engine,
-    cache: RwLock<HashMap<u64, HashMap<Box<str>, Verdict>>>,
-}
-
-enum Engine {
-    Sqlite(Mutex<SqliteChecker>),
-    /// The parser, and (except in unit tests of the parser) the plugins' roles.
-    Postgres(Option<PgRoles>),
-}
-
-/// The plugins' roles on a PostgreSQL site and the pool of the site's own user that
-/// makes them.
-struct PgRoles {
-    admin: sqlx::PgPool,
-    access: super::roles::PluginAccess,
-}
-
-/// Cached verdicts per grant set before the cache for that set is emptied.
-const CACHE_LIMIT: usize = 10_000;
-
-impl SqlGate {
-    /// A gate for an SQLite database file.
-    pub fn sqlite(path: &str) -> Result<SqlGate, String> {
-        Ok(SqlGate {
-            engine: Engine::Sqlite(Mutex::new(SqliteChecker::open(path)?)),
-            cache: RwLock::default(),
-        })
-    }
-
-    /// A gate for a PostgreSQL database whose site's own user connects with `admin`
-    /// (`url`): sets up and checks the role plugin SQL logs in as (see
-    /// [`super::roles`]); refuses an unsafe set-up.
-    pub async fn postgres(admin: &sqlx::PgPool, url: &str) -> anyhow::Result<SqlGate> {
-        let access = super::roles::PluginAccess::prepare(admin, url).await?;
-        Ok(SqlGate {
-            engine: Engine::Postgres(Some(PgRoles {
-                admin: admin.clone(),
-                access,
-            })),
-            cache: RwLock::default(),
-        })
-    }
-
-    /// Only the PostgreSQL parser, without a database (for tests of the parser).
-    pub fn postgres_parser() -> SqlGate {
-        SqlGate {
-            engine: Engine::Postgres(None),
-            cache: RwLock::default(),
-        }
-    }
-
-    /// Begins the transaction of a plugin's request: on SQLite a read-only connection
-    /// for a GET (`query_only`); on PostgreSQL, on the plugins' pool, as the role of
-    /// `grants` (`SET LOCAL ROLE`), `READ ONLY` for a GET.
-    pub async fn begin(
-        &self,
-        db: &super::Db,
-        grants: &Grants,
-        write: bool,
-        deadline: std::time::Instant,
-    ) -> Result<super::store::Tx, super::store::StoreError> {
-        use super::store::{StoreError, Tx};
-        match (&self.engine, db) {
-            (Engine::Sqlite(_), super::Db::Sqlite(_, fast)) => {
-                let tx = if write {
-                    fast.begin(true, deadline).await?
-                } else {
-                    fast.begin_query_only(deadline).await?
-                };
-                Ok(Tx::Sqlite(tx))
-            }
-            (Engine::Postgres(Some(roles)), super::Db::Postgres(_)) => {
-                let role = roles.access.role(&roles.admin, grants).await?;
-                super::roles::begin(&roles.access.pool, &role, write, deadline)
-                    .await
-                    .map(Tx::Postgres)
-            }
-            _ => Err(StoreError::Failed(
-                "plugin SQL has no database role on this site".into(),
-            )),
-        }
-    }
-
-    /// Forgets what the gate knows of the schema and every cached verdict: a plugin's
-    /// migration changed the schema.
-    pub fn schema_changed(&self) {
-        if let Engine::Sqlite(checker) = &self.engine
-            && let Err(why) = checker.lock().refresh()
-        {
-            tracing::warn!("the SQL gate could not read the schema again: {why}");
-        }
-        self.cache.write().clear();
-    }
-
-    /// Closes the plugins' pool (PostgreSQL).
-    pub async fn close(&self) {
-        if let Engine::Postgres(Some(roles)) = &self.engine {
-            roles.access.close().await;
-        }
-    }
-
-    /// May `grants` run `sql` in a request that may (or may not) write?
-    pub fn check(&self, grants: &Grants, sql: &str, may_write: bool) -> Result<Statement, String> {
-        let cached = self
-            .cache
-            .read()
-            .get(&grants.id)
-            .and_then(|verdicts| verdicts.get(sql).cloned());
-        let verdict = match cached {
-            Some(verdict) => verdict,
-            None => {
-                let verdict = first_word(sql).and_then(|()| match &self.engine {
-                    Engine::Sqlite(checker) => checker.lock().check(grants, sql),
-                    Engine::Postgres(_) => check_postgres(grants, sql),
-                });
-                let mut cache = self.cache.write();
-                let verdicts = cache.entry(grants.id).or_default();
-                if verdicts.len() >= CACHE_LIMIT {
-                    verdicts.clear();
-                }
-                verdicts.insert(sql.into(), verdict.clone());
-                verdict
-            }
-        };
-        match verdict {
-            Ok(statement) if statement.writes && !may_write => Err(format!(
-                "plugin {} may not write during a GET request",
-                grants.plugin
-            )),
-            other => other,
-        }
-    }
-
-    /// Forgets the verdicts for a grant set (when its plugin is unloaded).
-    pub fn forget(&self, grants: &Grants) {
-        self.cache.write().remove(&grants.id);
-    }
-}
+pub(super) type Verdict = Result<Statement, String>;
 
 /// A private read-only SQLite connection used only to compile statements under an
 /// authorizer.
-struct SqliteChecker {
+pub(super) struct SqliteChecker {
     db: *mut libsqlite3_sys::sqlite3,
     /// Every stored table and view, SQLite's own tables and every table-valued module:
     /// the names an unqualified read may resolve to besides a common table expression.
@@ -328,7 +184,7 @@ struct CheckState<'a> {
 }
 
 impl SqliteChecker {
-    fn open(path: &str) -> Result<SqliteChecker, String> {
+    pub(super) fn open(path: &str) -> Result<SqliteChecker, String> {
         use libsqlite3_sys as ffi;
         let c_path = CString::new(path).map_err(|_| "database path contains NUL".to_owned())?;
         let mut db = std::ptr::null_mut();
@@ -465,7 +321,7 @@ impl SqliteChecker {
     }
 
     /// Reads the schema again (after a plugin's migration changed it).
-    fn refresh(&mut self) -> Result<(), String> {
+    pub(super) fn refresh(&mut self) -> Result<(), String> {
         self.objects = self.object_names()?;
         self.roots = self.root_pages()?;
         Ok(())
@@ -474,7 +330,7 @@ impl SqliteChecker {
     /// Checks `sql`; a b-tree the checker does not know means the schema changed since it
     /// was read (a plugin's migration, perhaps in another process): read it again, and
     /// check once more.
-    fn check(&mut self, grants: &Grants, sql: &str) -> Verdict {
+    pub(super) fn check(&mut self, grants: &Grants, sql: &str) -> Verdict {
         let verdict = self.check_once(grants, sql);
         if let Err(why) = &verdict
             && why.starts_with(UNKNOWN_BTREE)
@@ -650,7 +506,7 @@ extern "C" fn authorize(
 /// A first line only: on PostgreSQL the wall is the plugin's database role (see
 /// [`crate::db::roles`]). The walk exists to give plugin authors a clear message, and
 /// errs on the side of refusing.
-fn check_postgres(grants: &Grants, sql: &str) -> Verdict {
+pub(super) fn check_postgres(grants: &Grants, sql: &str) -> Verdict {
     use sqlparser::dialect::PostgreSqlDialect;
     use sqlparser::parser::Parser;
 
@@ -921,7 +777,7 @@ impl sqlparser::ast::Visitor for PgWalk<'_> {
 }
 
 /// Refuses SQL whose first word is not one of the statements plugins may run.
-fn first_word(sql: &str) -> Result<(), String> {
+pub(super) fn first_word(sql: &str) -> Result<(), String> {
     let mut s = sql;
     loop {
         let trimmed = s.trim_start_matches(|c: char| c.is_whitespace() || c == '(');
@@ -953,12 +809,10 @@ fn first_word(sql: &str) -> Result<(), String> {
 /// The statements plugin SQL may start with.
 const ALLOWED_STATEMENTS: &[&str] = &["SELECT", "INSERT", "UPDATE", "DELETE", "WITH"];
 
-/// Shared handle to a site's gate.
-pub type SharedGate = Arc<SqlGate>;
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::db::gate::SqlGate;
 
     fn grants() -> Grants {
         Grants::new(

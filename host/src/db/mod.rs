@@ -11,10 +11,12 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, SqlitePool};
 
+pub mod gate;
 pub mod grants;
 pub mod roles;
 pub mod sqlite;
 pub mod store;
+pub mod values;
 
 /// A site's database.
 #[derive(Clone)]

@@ -31,7 +31,7 @@ use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::store::{EncodedRows, RowHeader, RowWriter, SqlValue, StoreError};
+use super::values::{EncodedRows, RowHeader, RowWriter, SqlValue, StoreError};
 
 /// Connections kept open per site.
 const IDLE_LIMIT: usize = 128;
