@@ -332,19 +332,7 @@ impl PluginAccess {
     }
 
     async fn make_role(&self, admin: &PgPool, role: &str, grants: &Grants) -> Result<()> {
-        let exists = sqlx::query("SELECT 1 FROM pg_roles WHERE rolname = $1")
-            .bind(role)
-            .fetch_optional(admin)
-            .await?
-            .is_some();
-        if !exists {
-            let create = format!("CREATE ROLE {} NOLOGIN", quote(role));
-            if let Err(error) = sqlx::raw_sql(AssertSqlSafe(create)).execute(admin).await
-                && !is_duplicate(&error)
-            {
-                return Err(error.into());
-            }
-        }
+        ensure_role(admin, role).await?;
         let mut sql = String::new();
         for table in &grants.reads {
             if !grants.writes.contains(table) {
