@@ -90,6 +90,33 @@ impl Options {
     }
 }
 
+/// The Python interpreter of the test suite's virtual environment (`target/py-venv`, made
+/// by `scripts/setup-py-tests` from `tests/py/requirements.txt`; `HEARTH_TEST_PYTHON`
+/// overrides it). Fails, saying how to fix it, unless that environment was installed from
+/// the current requirements file: a test that needs Python never skips.
+pub fn python() -> PathBuf {
+    use sha2::Digest;
+    if let Some(path) = std::env::var_os("HEARTH_TEST_PYTHON") {
+        return PathBuf::from(path);
+    }
+    let venv = workspace().join("target").join("py-venv");
+    let requirements = std::fs::read(workspace().join("tests/py/requirements.txt"))
+        .expect("tests/py/requirements.txt");
+    let expected: String = sha2::Sha256::digest(&requirements)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let installed =
+        std::fs::read_to_string(venv.join(".hearth-requirements-sha256")).unwrap_or_default();
+    assert_eq!(
+        installed.trim(),
+        expected,
+        "target/py-venv is missing or was not made from the current tests/py/requirements.txt: \
+         run scripts/setup-py-tests (scripts/test runs it before the tests)"
+    );
+    venv.join("bin").join("python")
+}
+
 /// The workspace root.
 pub fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
