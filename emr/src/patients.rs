@@ -4,9 +4,11 @@
 
 use hearth_sdk::request::Request;
 use hearth_sdk::response::{ApiError, Result};
-use hearth_sdk::sql::Insert;
+use hearth_sdk::sql::{Column, Insert};
 use hearth_sdk::store;
+use hearth_sdk::validate::Validator;
 use hearth_sdk::{Value, params};
+use serde_json::{Map, Value as Json};
 
 /// A patient a request acts on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -146,4 +148,148 @@ pub fn formatted_previous_name(parts: [Option<&str>; 6]) -> String {
         name.push_str(tail);
     }
     name
+}
+
+/// The `patient_data` columns a request body may set (create and update); the server sets `pid`, `uuid`, `date`, `regdate`,
+/// `created_by`, `updated_by` and `last_updated`.
+pub const PATIENT_COLUMNS: &[Column] = &[
+    Column::text("title"),
+    Column::text("language"),
+    Column::text("financial"),
+    Column::text("fname"),
+    Column::text("lname"),
+    Column::text("mname"),
+    Column::date("DOB"),
+    Column::text("street"),
+    Column::text("postal_code"),
+    Column::text("city"),
+    Column::text("state"),
+    Column::text("country_code"),
+    Column::text("drivers_license"),
+    Column::text("ss"),
+    Column::text("occupation"),
+    Column::text("phone_home"),
+    Column::text("phone_biz"),
+    Column::text("phone_contact"),
+    Column::text("phone_cell"),
+    Column::int("pharmacy_id"),
+    Column::text("status"),
+    Column::text("contact_relationship"),
+    Column::text("sex"),
+    Column::text("referrer"),
+    Column::text("referrerID"),
+    Column::int("providerID"),
+    Column::int("ref_providerID"),
+    Column::text("email"),
+    Column::text("email_direct"),
+    Column::text("ethnoracial"),
+    Column::text("race"),
+    Column::text("ethnicity"),
+    Column::text("religion"),
+    Column::text("interpreter"),
+    Column::text_or_null("interpreter_needed"),
+    Column::text("migrantseasonal"),
+    Column::text("family_size"),
+    Column::text("monthly_income"),
+    Column::text_or_null("billing_note"),
+    Column::text("homeless"),
+    Column::datetime("financial_review"),
+    Column::text("pubpid"),
+    Column::text("genericname1"),
+    Column::text("genericval1"),
+    Column::text("genericname2"),
+    Column::text("genericval2"),
+    Column::text("hipaa_mail"),
+    Column::text("hipaa_voice"),
+    Column::text("hipaa_notice"),
+    Column::text("hipaa_message"),
+    Column::text("hipaa_allowsms"),
+    Column::text("hipaa_allowemail"),
+    Column::text("squad"),
+    Column::int("fitness"),
+    Column::text("referral_source"),
+    Column::text("usertext1"),
+    Column::text("usertext2"),
+    Column::text("usertext3"),
+    Column::text("usertext4"),
+    Column::text("usertext5"),
+    Column::text("usertext6"),
+    Column::text("usertext7"),
+    Column::text("usertext8"),
+    Column::text("userlist1"),
+    Column::text("userlist2"),
+    Column::text("userlist3"),
+    Column::text("userlist4"),
+    Column::text("userlist5"),
+    Column::text("userlist6"),
+    Column::text("userlist7"),
+    Column::text("pricelevel"),
+    Column::date("contrastart"),
+    Column::text("completed_ad"),
+    Column::date("ad_reviewed"),
+    Column::text("vfc"),
+    Column::text("mothersname"),
+    Column::text_or_null("guardiansname"),
+    Column::text("allow_imm_reg_use"),
+    Column::text("allow_imm_info_share"),
+    Column::text("allow_health_info_ex"),
+    Column::text("allow_patient_portal"),
+    Column::datetime("deceased_date"),
+    Column::text("deceased_reason"),
+    Column::int("soap_import_status"),
+    Column::text("cmsportal_login"),
+    Column::text_or_null("care_team_provider"),
+    Column::text_or_null("care_team_facility"),
+    Column::text_or_null("care_team_status"),
+    Column::text("county"),
+    Column::text_or_null("industry"),
+    Column::text_or_null("imm_reg_status"),
+    Column::text_or_null("imm_reg_stat_effdate"),
+    Column::text_or_null("publicity_code"),
+    Column::text_or_null("publ_code_eff_date"),
+    Column::text_or_null("protect_indicator"),
+    Column::text_or_null("prot_indi_effdate"),
+    Column::text_or_null("guardianrelationship"),
+    Column::text_or_null("guardiansex"),
+    Column::text_or_null("guardianaddress"),
+    Column::text_or_null("guardiancity"),
+    Column::text_or_null("guardianstate"),
+    Column::text_or_null("guardianpostalcode"),
+    Column::text_or_null("guardiancountry"),
+    Column::text_or_null("guardianphone"),
+    Column::text_or_null("guardianworkphone"),
+    Column::text_or_null("guardianemail"),
+    Column::text_or_null("sexual_orientation"),
+    Column::text_or_null("gender_identity"),
+    Column::text_or_null("birth_fname"),
+    Column::text_or_null("birth_lname"),
+    Column::text_or_null("birth_mname"),
+    Column::int("dupscore"),
+    Column::text_or_null("name_history"),
+    Column::text_or_null("suffix"),
+    Column::text_or_null("street_line_2"),
+    Column::text_or_null("patient_groups"),
+    Column::text_or_null("prevent_portal_apps"),
+    Column::text_or_null("provider_since_date"),
+    Column::text_or_null("preferred_name"),
+    Column::text_or_null("nationality_country"),
+    Column::text_or_null("tribal_affiliations"),
+    Column::text_or_null("sex_identified"),
+    Column::text_or_null("pronoun"),
+    Column::int("advance_directive_user_authenticator"),
+];
+
+/// OpenEMR's PatientValidator rules for a patient body; on update (`insert` false) every
+/// rule is optional, but empty values still fail.
+pub fn validate_patient(body: &Map<String, Json>, insert: bool) -> Result<()> {
+    let mut v = Validator::new(body);
+    v.field("fname", "First Name", insert)
+        .length_between(1, 255);
+    v.field("lname", "Last Name", insert).length_between(2, 255);
+    v.field("sex", "Gender", insert).length_between(4, 30);
+    v.field("DOB", "Date of Birth", insert).datetime("Y-m-d");
+    v.optional_allow_empty("email", "Email").email();
+    v.optional_allow_empty("email_direct", "Trusted Email")
+        .email();
+    v.finish()
 }

@@ -93,6 +93,14 @@ pub struct NativeRequest {
     pub params: Vec<String>,
     /// The caller.
     pub principal: Option<Arc<Principal>>,
+    /// The query string's pairs, decoded.
+    pub query: Vec<(String, String)>,
+    /// The request body.
+    pub body: Bytes,
+    /// The path below the family root (`/patient`), as a plugin sees it.
+    pub path: String,
+    /// The family root's public URL (`https://host/apis/default/api`), as a plugin sees it.
+    pub base_url: String,
 }
 
 /// A boxed, sendable future.
@@ -289,6 +297,10 @@ async fn handle(call: &Call<'_>, body: Body, audit: &mut Record) -> Result<Respo
                 site: site.clone(),
                 params,
                 principal,
+                query: query_pairs(call.uri),
+                body,
+                path: call.path.to_owned(),
+                base_url: family_url(call),
             })
             .await?
         }
@@ -438,23 +450,8 @@ fn build_request(
     params: Vec<String>,
     principal: Option<&Principal>,
 ) -> bindings::Request {
-    let (app, site, method, path, headers, uri) = (
-        call.app,
-        call.site,
-        call.method,
-        call.path,
-        call.headers,
-        call.uri,
-    );
-    let family_name = match call.family {
-        Family::Api => "api",
-        Family::Portal => "portal",
-        _ => "fhir",
-    };
-    let query = uri
-        .query()
-        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
-        .unwrap_or_default();
+    let (method, path, headers, uri) = (call.method, call.path, call.headers, call.uri);
+    let query = query_pairs(uri);
     let mut headers: Vec<(String, String)> = PASSED_HEADERS
         .iter()
         .filter_map(|name| {
@@ -514,8 +511,28 @@ fn build_request(
         headers,
         body: body.into(),
         caller,
-        base_url: format!("{}/apis/{}/{family_name}", app.base_url, site.name),
+        base_url: family_url(call),
     }
+}
+
+/// The query string's pairs, decoded.
+fn query_pairs(uri: &axum::http::Uri) -> Vec<(String, String)> {
+    uri.query()
+        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .unwrap_or_default()
+}
+
+/// The public URL of the request's family root on its site.
+fn family_url(call: &Call<'_>) -> String {
+    let family_name = match call.family {
+        Family::Api => "api",
+        Family::Portal => "portal",
+        _ => "fhir",
+    };
+    format!(
+        "{}/apis/{}/{family_name}",
+        call.app.base_url, call.site.name
+    )
 }
 
 /// Turns a failed call into a 5xx that names the limit, with details in the log.

@@ -1,14 +1,20 @@
-//! A native Rust handler for `GET /api/patient/:puuid`: the same SQL and the same JSON as
-//! the patient plugin, compiled into the host. It is the baseline the plugin path is
-//! benchmarked against (`cargo bench -p hearth-host --features natives --bench http_patient`); a test checks
-//! that both answer the same bytes. It is compiled only with the feature `natives`;
-//! nothing registers it in normal operation.
+//! Native Rust twins of the patient plugin's `GET /api/patient/:puuid`, `GET /api/patient`
+//! (a page: `_limit` and `_offset`) and `POST /api/patient`: the same SQL and the same JSON
+//! as the plugin, compiled into the host (the create uses the same validation and column
+//! rules from `hearth-emr` and the SDK, run natively). They are the baselines the plugin
+//! path is benchmarked against (`cargo bench -p hearth-host --features natives --bench
+//! http_patient`); `tests/tests/native_baseline.rs` checks that each answers the plugin's
+//! bytes and, for the create, writes the same row. They are compiled only with the feature
+//! `natives`; nothing registers them in normal operation.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hearth_sdk::json::write_str;
+use hearth_sdk::sql::{Fields, Search, Sort, SortKey};
+use hearth_sdk::time::DateTime;
+use hearth_sdk::{ApiError, Family, Json, Value as SdkValue};
 use rusqlite::types::ValueRef;
 
 use super::{BoxedFuture, NativeRequest};
@@ -25,6 +31,8 @@ pub type NativeHandler =
 /// Native replacements keyed by `(plugin name, route index)`.
 pub type Natives = HashMap<(String, u32), NativeHandler>;
 
+/// Every `patient_data` column, as the plugin selects them.
+const SELECT: &str = "SELECT p.* FROM patient_data p";
 const PATIENT: &str = "SELECT p.* FROM patient_data p WHERE p.uuid = $1";
 const NAMES: &str = "SELECT pid, previous_name_prefix, previous_name_first, previous_name_middle, \
      previous_name_last, previous_name_suffix, previous_name_enddate FROM patient_history \
@@ -36,6 +44,17 @@ const NAME_PARTS: [&str; 6] = hearth_emr::PREVIOUS_NAME_PARTS;
 /// The handler, ready to register for the patient plugin's `GET /patient/:puuid`.
 pub fn get_patient() -> NativeHandler {
     Arc::new(|request: NativeRequest| Box::pin(async move { handle(request).await }))
+}
+
+/// The handler for the patient plugin's `GET /patient` with `_limit` (and `_offset`):
+/// one page in the plugin's default order. Other query parameters are not served (500).
+pub fn list_patients() -> NativeHandler {
+    Arc::new(|request: NativeRequest| Box::pin(async move { list(request).await }))
+}
+
+/// The handler for the patient plugin's `POST /patient`.
+pub fn create_patient() -> NativeHandler {
+    Arc::new(|request: NativeRequest| Box::pin(async move { create(request).await }))
 }
 
 fn json(status: u16, body: String) -> bindings::Response {
@@ -101,6 +120,25 @@ fn render(
     let Some(row) = rows.next()? else {
         return Ok(None);
     };
+    let mut out = String::with_capacity(8192);
+    out.push_str(r#"{"validationErrors":[],"internalErrors":[],"data":"#);
+    let mut tail = String::with_capacity(512);
+    let pid = patient(&mut out, &mut tail, row)?;
+    let names = previous_names(connection, pid.as_slice())?;
+    push_names(&mut out, &names, pid);
+    out.push_str(&tail);
+    out.push_str(r#","links":[]}"#);
+    Ok(Some(out))
+}
+
+/// Writes a patient row as the plugin maps it, up to its previous names: `{`, every
+/// column, the suffix as OpenEMR reads it. `tail` gets the rest: the addresses and the
+/// closing brace. Answers the patient's `pid`.
+fn patient(
+    out: &mut String,
+    tail: &mut String,
+    row: &rusqlite::Row<'_>,
+) -> Result<Option<i64>, rusqlite::Error> {
     let statement = row.as_ref();
     let text_at = |name: &str| {
         statement
@@ -122,8 +160,7 @@ fn render(
     // As the plugin: the stored suffix stays in place; a derived one goes last.
     let keep_suffix =
         stored_suffix.is_some_and(|s| !s.is_empty()) || (suffix.is_none() && suffix_is_null);
-    let mut out = String::with_capacity(8192);
-    out.push_str(r#"{"validationErrors":[],"internalErrors":[],"data":{"#);
+    out.push('{');
     let (mut pid, mut date) = (None, ValueRef::Null);
     let mut first_member = true;
     for i in 0..statement.column_count() {
@@ -141,31 +178,79 @@ fn render(
             out.push(',');
         }
         first_member = false;
-        write_str(&mut out, name);
+        write_str(out, name);
         out.push(':');
-        value(&mut out, cell);
+        value(out, cell);
     }
     if !keep_suffix {
         out.push_str(r#","suffix":"#);
         match suffix {
-            Some(suffix) => write_str(&mut out, suffix),
+            Some(suffix) => write_str(out, suffix),
             None => out.push_str("null"),
         }
     }
+    tail.push_str(
+        r#","addresses":[{"id":null,"contact_id":null,"contact_address_id":null,"period_start":"#,
+    );
+    value(tail, date);
+    tail.push_str(r#","period_end":null,"type":"both","use":"home","priority":0"#);
+    for (key, column) in [
+        ("line1", "street"),
+        ("line2", "street_line_2"),
+        ("city", "city"),
+        ("district", "county"),
+        ("state", "state"),
+        ("postal_code", "postal_code"),
+        ("country_code", "country_code"),
+    ] {
+        tail.push(',');
+        write_str(tail, key);
+        tail.push(':');
+        write_str(tail, text_at(column).unwrap_or_default());
+    }
+    tail.push_str("}]}");
+    Ok(pid)
+}
+
+/// `,"previous_names":[…]` for the patient `pid`.
+fn push_names(out: &mut String, names: &HashMap<i64, String>, pid: Option<i64>) {
     out.push_str(r#","previous_names":["#);
-    let mut names = connection.prepare_cached(NAMES)?;
-    let mut history = names.query([pid.unwrap_or_default()])?;
-    let mut first = true;
+    if let Some(names) = pid.and_then(|pid| names.get(&pid)) {
+        out.push_str(names);
+    }
+    out.push(']');
+}
+
+/// The previous names of the patients `pids`, newest first, each patient's as the members
+/// of its `previous_names` array (one query for all, as the plugin asks).
+fn previous_names(
+    connection: &rusqlite::Connection,
+    pids: &[i64],
+) -> Result<HashMap<i64, String>, rusqlite::Error> {
+    let mut by_pid: HashMap<i64, String> = HashMap::new();
+    if pids.is_empty() {
+        return Ok(by_pid);
+    }
+    let mut statement = if pids.len() == 1 {
+        connection.prepare_cached(NAMES)?
+    } else {
+        let placeholders: Vec<String> = (1..=pids.len()).map(|i| format!("${i}")).collect();
+        connection.prepare_cached(&NAMES.replace("$1", &placeholders.join(", ")))?
+    };
+    let mut history = statement.query(rusqlite::params_from_iter(pids))?;
     while let Some(h) = history.next()? {
-        if !first {
+        let Ok(pid) = h.get::<_, i64>(0) else {
+            continue;
+        };
+        let out = by_pid.entry(pid).or_default();
+        if !out.is_empty() {
             out.push(',');
         }
-        first = false;
         for (i, key) in NAME_PARTS.iter().enumerate() {
             out.push_str(if i == 0 { "{" } else { "," });
-            write_str(&mut out, key);
+            write_str(out, key);
             out.push(':');
-            value(&mut out, h.get_ref(i + 1)?);
+            value(out, h.get_ref(i + 1)?);
         }
         let part = |i: usize| match h.get_ref(i + 1) {
             Ok(ValueRef::Text(t)) => std::str::from_utf8(t).ok(),
@@ -180,28 +265,225 @@ fn render(
             part(5),
         ]);
         out.push_str(r#","formatted_name":"#);
-        write_str(&mut out, &formatted);
+        write_str(out, &formatted);
         out.push('}');
     }
-    out.push_str(
-        r#"],"addresses":[{"id":null,"contact_id":null,"contact_address_id":null,"period_start":"#,
-    );
-    value(&mut out, date);
-    out.push_str(r#","period_end":null,"type":"both","use":"home","priority":0"#);
-    for (key, column) in [
-        ("line1", "street"),
-        ("line2", "street_line_2"),
-        ("city", "city"),
-        ("district", "county"),
-        ("state", "state"),
-        ("postal_code", "postal_code"),
-        ("country_code", "country_code"),
-    ] {
-        out.push(',');
-        write_str(&mut out, key);
-        out.push(':');
-        write_str(&mut out, text_at(column).unwrap_or_default());
+    Ok(by_pid)
+}
+
+/// The plugin's default order for lists (`_sort` absent): oldest record first.
+const LIST_ORDER: Sort = Sort {
+    alias: "p",
+    keys: &[SortKey::column("id")],
+    default: "id",
+    tiebreak: "id",
+};
+
+/// The most rows one page may hold (the plugin's `_limit` cap).
+const MAX_LIMIT: u32 = hearth_emr::crud::MAX_LIMIT;
+
+async fn list(request: NativeRequest) -> Result<bindings::Response, HttpError> {
+    let (mut limit, mut offset) = (None, 0u32);
+    for (key, text) in &request.query {
+        let number = text.parse::<u32>().map_err(|_| {
+            HttpError::internal(format!(
+                "the native twin serves numeric paging only ({key})"
+            ))
+        })?;
+        match key.as_str() {
+            "_limit" => limit = Some(number),
+            "_offset" => offset = number,
+            _ => {
+                return Err(HttpError::internal(format!(
+                    "the native twin serves paging only, not {key}"
+                )));
+            }
+        }
     }
-    out.push_str(r#"}]},"links":[]}"#);
-    Ok(Some(out))
+    let Some(limit) = limit.filter(|l| *l > 0).map(|l| l.min(MAX_LIMIT)) else {
+        return Err(HttpError::internal(
+            "the native twin serves pages only (_limit)",
+        ));
+    };
+    let Db::Sqlite(_, fast) = &request.site.db else {
+        return Err(HttpError::internal(
+            "the native baseline runs on SQLite sites",
+        ));
+    };
+    let mut search = Search::on("p");
+    search
+        .sort(None, &LIST_ORDER)
+        .map_err(|_| HttpError::internal("the default order"))?;
+    let (sql, _) = search.build(SELECT, Some((limit + 1, offset)));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let tx = fast
+        .begin(false, deadline)
+        .await
+        .map_err(|e| HttpError::internal(format!("{e:?}")))?;
+    let (items, more) =
+        render_page(tx.connection(), &sql, limit, offset).map_err(HttpError::internal)?;
+    tx.commit()
+        .map_err(|e| HttpError::internal(format!("{e:?}")))?;
+    let link = |offset: u32| {
+        format!(
+            "{}{}?_offset={offset}&_limit={limit}",
+            request.base_url, request.path
+        )
+    };
+    let mut links = String::with_capacity(256);
+    links.push_str(r#"{"first":"#);
+    write_str(&mut links, &link(0));
+    if offset > 0 {
+        links.push_str(r#","previous":"#);
+        write_str(&mut links, &link(offset.saturating_sub(limit)));
+    }
+    if more {
+        links.push_str(r#","next":"#);
+        write_str(&mut links, &link(offset + limit));
+    }
+    links.push('}');
+    Ok(from_sdk(hearth_sdk::Response::list(
+        Json::raw(items),
+        Json::raw(links),
+    )))
+}
+
+/// A page of patients as the plugin renders it, and whether more rows follow.
+fn render_page(
+    connection: &rusqlite::Connection,
+    sql: &str,
+    limit: u32,
+    offset: u32,
+) -> Result<(String, bool), rusqlite::Error> {
+    let mut statement = connection.prepare_cached(sql)?;
+    let mut rows = statement.query([i64::from(limit) + 1, i64::from(offset)])?;
+    let mut patients = Vec::with_capacity(limit as usize);
+    let mut more = false;
+    while let Some(row) = rows.next()? {
+        if patients.len() == limit as usize {
+            more = true;
+            break;
+        }
+        let (mut head, mut tail) = (String::with_capacity(4096), String::with_capacity(512));
+        let pid = patient(&mut head, &mut tail, row)?;
+        patients.push((pid, head, tail));
+    }
+    drop(rows);
+    let pids: Vec<i64> = patients.iter().filter_map(|(pid, _, _)| *pid).collect();
+    let names = previous_names(connection, &pids)?;
+    let mut items = String::with_capacity(patients.len() * 4096 + 2);
+    items.push('[');
+    for (i, (pid, head, tail)) in patients.iter().enumerate() {
+        if i > 0 {
+            items.push(',');
+        }
+        items.push_str(head);
+        push_names(&mut items, &names, *pid);
+        items.push_str(tail);
+    }
+    items.push(']');
+    Ok((items, more))
+}
+
+fn from_sdk(response: hearth_sdk::Response) -> bindings::Response {
+    bindings::Response {
+        status: response.status,
+        headers: response.headers,
+        body: response.body,
+    }
+}
+
+async fn create(request: NativeRequest) -> Result<bindings::Response, HttpError> {
+    let answer = |error: ApiError| Ok(from_sdk(error.into_response(Family::Api)));
+    let body = match serde_json::from_slice::<serde_json::Value>(&request.body) {
+        Ok(serde_json::Value::Object(map)) => map,
+        Ok(_) => {
+            return answer(ApiError::invalid(
+                "body",
+                "Json::NOT_AN_OBJECT",
+                "The request body must be a JSON object",
+            ));
+        }
+        Err(e) => {
+            return answer(ApiError::invalid(
+                "body",
+                "Json::INVALID",
+                &format!("The request body is not valid JSON: {e}"),
+            ));
+        }
+    };
+    if let Err(error) = hearth_emr::validate_patient(&body, true) {
+        return answer(error);
+    }
+    let fields = match Fields::from_json(&body, hearth_emr::PATIENT_COLUMNS) {
+        Ok(fields) => fields,
+        Err(error) => return answer(error),
+    };
+    let Db::Sqlite(_, fast) = &request.site.db else {
+        return Err(HttpError::internal(
+            "the native baseline runs on SQLite sites",
+        ));
+    };
+    let subject = request
+        .principal
+        .as_ref()
+        .map(|p| p.subject.clone())
+        .unwrap_or_default();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let tx = fast
+        .begin(true, deadline)
+        .await
+        .map_err(|e| HttpError::internal(format!("{e:?}")))?;
+    // Dropping the transaction on an error rolls it back.
+    let (pid, uuid) = insert(tx.connection(), &subject, &fields).map_err(HttpError::internal)?;
+    tx.commit()
+        .map_err(|e| HttpError::internal(format!("{e:?}")))?;
+    let mut data = Json::object();
+    data.field("pid", pid).field("uuid", uuid);
+    Ok(from_sdk(hearth_sdk::Response::created(data.end())))
+}
+
+/// The plugin's create: the next `pid`, a new uuid, the caller as creator, the row.
+fn insert(
+    connection: &rusqlite::Connection,
+    subject: &str,
+    fields: &Fields,
+) -> Result<(i64, String), rusqlite::Error> {
+    use rusqlite::OptionalExtension;
+    let pid: i64 = connection
+        .prepare_cached(
+            "UPDATE sequences SET value = value + 1 WHERE name = 'pid' RETURNING value",
+        )?
+        .query_row([], |row| row.get(0))?;
+    let uuid = crate::db::comb_uuid();
+    let now = DateTime::from_unix(time::OffsetDateTime::now_utc().unix_timestamp()).datetime();
+    let user: Option<i64> = if subject.is_empty() {
+        None
+    } else {
+        connection
+            .prepare_cached("SELECT id FROM users WHERE uuid = $1")?
+            .query_row([subject], |row| row.get(0))
+            .optional()?
+    };
+    let pubpid = match fields.get("pubpid") {
+        Some(SdkValue::Text(p)) if !p.is_empty() => p.clone(),
+        _ => pid.to_string(),
+    };
+    let mut insert = hearth_emr::new_patient(uuid.as_str(), pid, pubpid, &now);
+    insert
+        .set("created_by", user)
+        .set("updated_by", user)
+        .fields(fields);
+    let sql = insert.sql();
+    let values = insert.into_values().into_iter().map(|value| match value {
+        SdkValue::Null => rusqlite::types::Value::Null,
+        SdkValue::Integer(i) => rusqlite::types::Value::Integer(i),
+        SdkValue::Real(r) => rusqlite::types::Value::Real(r),
+        SdkValue::Text(t) => rusqlite::types::Value::Text(t),
+        SdkValue::Blob(b) => rusqlite::types::Value::Blob(b),
+    });
+    connection
+        .prepare_cached(&sql)?
+        .execute(rusqlite::params_from_iter(values))?;
+    Ok((pid, uuid))
 }

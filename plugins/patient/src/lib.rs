@@ -3,7 +3,6 @@
 
 use hearth_emr::prelude::*;
 use hearth_sdk::time;
-use serde_json::{Map, Value as Body};
 
 /// The patient resource.
 pub struct Patient;
@@ -33,135 +32,6 @@ impl Resource for Patient {
 }
 
 hearth_sdk::export!(Patient);
-
-/// Columns a request body may set; the server sets `pid`, `uuid`, `date`, `regdate`,
-/// `created_by`, `updated_by` and `last_updated`.
-const COLUMNS: &[Column] = &[
-    Column::text("title"),
-    Column::text("language"),
-    Column::text("financial"),
-    Column::text("fname"),
-    Column::text("lname"),
-    Column::text("mname"),
-    Column::date("DOB"),
-    Column::text("street"),
-    Column::text("postal_code"),
-    Column::text("city"),
-    Column::text("state"),
-    Column::text("country_code"),
-    Column::text("drivers_license"),
-    Column::text("ss"),
-    Column::text("occupation"),
-    Column::text("phone_home"),
-    Column::text("phone_biz"),
-    Column::text("phone_contact"),
-    Column::text("phone_cell"),
-    Column::int("pharmacy_id"),
-    Column::text("status"),
-    Column::text("contact_relationship"),
-    Column::text("sex"),
-    Column::text("referrer"),
-    Column::text("referrerID"),
-    Column::int("providerID"),
-    Column::int("ref_providerID"),
-    Column::text("email"),
-    Column::text("email_direct"),
-    Column::text("ethnoracial"),
-    Column::text("race"),
-    Column::text("ethnicity"),
-    Column::text("religion"),
-    Column::text("interpreter"),
-    Column::text_or_null("interpreter_needed"),
-    Column::text("migrantseasonal"),
-    Column::text("family_size"),
-    Column::text("monthly_income"),
-    Column::text_or_null("billing_note"),
-    Column::text("homeless"),
-    Column::datetime("financial_review"),
-    Column::text("pubpid"),
-    Column::text("genericname1"),
-    Column::text("genericval1"),
-    Column::text("genericname2"),
-    Column::text("genericval2"),
-    Column::text("hipaa_mail"),
-    Column::text("hipaa_voice"),
-    Column::text("hipaa_notice"),
-    Column::text("hipaa_message"),
-    Column::text("hipaa_allowsms"),
-    Column::text("hipaa_allowemail"),
-    Column::text("squad"),
-    Column::int("fitness"),
-    Column::text("referral_source"),
-    Column::text("usertext1"),
-    Column::text("usertext2"),
-    Column::text("usertext3"),
-    Column::text("usertext4"),
-    Column::text("usertext5"),
-    Column::text("usertext6"),
-    Column::text("usertext7"),
-    Column::text("usertext8"),
-    Column::text("userlist1"),
-    Column::text("userlist2"),
-    Column::text("userlist3"),
-    Column::text("userlist4"),
-    Column::text("userlist5"),
-    Column::text("userlist6"),
-    Column::text("userlist7"),
-    Column::text("pricelevel"),
-    Column::date("contrastart"),
-    Column::text("completed_ad"),
-    Column::date("ad_reviewed"),
-    Column::text("vfc"),
-    Column::text("mothersname"),
-    Column::text_or_null("guardiansname"),
-    Column::text("allow_imm_reg_use"),
-    Column::text("allow_imm_info_share"),
-    Column::text("allow_health_info_ex"),
-    Column::text("allow_patient_portal"),
-    Column::datetime("deceased_date"),
-    Column::text("deceased_reason"),
-    Column::int("soap_import_status"),
-    Column::text("cmsportal_login"),
-    Column::text_or_null("care_team_provider"),
-    Column::text_or_null("care_team_facility"),
-    Column::text_or_null("care_team_status"),
-    Column::text("county"),
-    Column::text_or_null("industry"),
-    Column::text_or_null("imm_reg_status"),
-    Column::text_or_null("imm_reg_stat_effdate"),
-    Column::text_or_null("publicity_code"),
-    Column::text_or_null("publ_code_eff_date"),
-    Column::text_or_null("protect_indicator"),
-    Column::text_or_null("prot_indi_effdate"),
-    Column::text_or_null("guardianrelationship"),
-    Column::text_or_null("guardiansex"),
-    Column::text_or_null("guardianaddress"),
-    Column::text_or_null("guardiancity"),
-    Column::text_or_null("guardianstate"),
-    Column::text_or_null("guardianpostalcode"),
-    Column::text_or_null("guardiancountry"),
-    Column::text_or_null("guardianphone"),
-    Column::text_or_null("guardianworkphone"),
-    Column::text_or_null("guardianemail"),
-    Column::text_or_null("sexual_orientation"),
-    Column::text_or_null("gender_identity"),
-    Column::text_or_null("birth_fname"),
-    Column::text_or_null("birth_lname"),
-    Column::text_or_null("birth_mname"),
-    Column::int("dupscore"),
-    Column::text_or_null("name_history"),
-    Column::text_or_null("suffix"),
-    Column::text_or_null("street_line_2"),
-    Column::text_or_null("patient_groups"),
-    Column::text_or_null("prevent_portal_apps"),
-    Column::text_or_null("provider_since_date"),
-    Column::text_or_null("preferred_name"),
-    Column::text_or_null("nationality_country"),
-    Column::text_or_null("tribal_affiliations"),
-    Column::text_or_null("sex_identified"),
-    Column::text_or_null("pronoun"),
-    Column::int("advance_directive_user_authenticator"),
-];
 
 /// List filters: these match as "contains", the rest of `EXACT_FILTERS` exactly.
 const CONTAINS_FILTERS: &[&str] = &["fname", "lname", "street", "city", "state", "postal_code"];
@@ -209,20 +79,6 @@ const SORT: Sort = Sort {
 /// Every `patient_data` column, and nothing else (OpenEMR strips what it joins in).
 const SELECT: &str = "SELECT p.* FROM patient_data p";
 
-/// PatientValidator's rules; on update every rule is optional but empty values still fail.
-fn validate(body: &Map<String, Body>, insert: bool) -> Result<()> {
-    let mut v = Validator::new(body);
-    v.field("fname", "First Name", insert)
-        .length_between(1, 255);
-    v.field("lname", "Last Name", insert).length_between(2, 255);
-    v.field("sex", "Gender", insert).length_between(4, 30);
-    v.field("DOB", "Date of Birth", insert).datetime("Y-m-d");
-    v.optional_allow_empty("email", "Email").email();
-    v.optional_allow_empty("email_direct", "Trusted Email")
-        .email();
-    v.finish()
-}
-
 fn list(req: &Request) -> Result<Response> {
     let mut search = Search::on("p");
     for (key, value) in req.query_pairs() {
@@ -258,8 +114,8 @@ fn portal_get(req: &Request) -> Result<Response> {
 
 fn create(req: &Request) -> Result<Response> {
     let body = req.json_object()?;
-    validate(&body, true)?;
-    let fields = Fields::from_json(&body, COLUMNS)?;
+    emr::validate_patient(&body, true)?;
+    let fields = Fields::from_json(&body, emr::PATIENT_COLUMNS)?;
     let pid = store::query_one(
         "UPDATE sequences SET value = value + 1 WHERE name = 'pid' RETURNING value",
         params![],
@@ -286,8 +142,8 @@ fn create(req: &Request) -> Result<Response> {
 fn update(req: &Request) -> Result<Response> {
     let puuid = req.uuid("puuid")?;
     let body = req.json_object()?;
-    validate(&body, false)?;
-    let fields = Fields::from_json(&body, COLUMNS)?;
+    emr::validate_patient(&body, false)?;
+    let fields = Fields::from_json(&body, emr::PATIENT_COLUMNS)?;
     let changed = Update::table("patient_data")
         .fields(&fields)
         .set("last_updated", time::now().datetime())
