@@ -21,7 +21,7 @@ fn request(route: u32, params: Vec<String>, patient: Option<String>) -> bindings
     bindings::Request {
         route,
         method: bindings::Method::Get,
-        path: String::new(),
+        path: "/patient".into(),
         params,
         query: Vec::new(),
         headers: Vec::new(),
@@ -34,6 +34,27 @@ fn request(route: u32, params: Vec<String>, patient: Option<String>) -> bindings
             scopes: "user/patient.read".into(),
             patient,
         },
+        base_url: "http://127.0.0.1/apis/bench/api".into(),
+    }
+}
+
+/// A request for a native twin: the read of `params`, or (`list`) a page of 100.
+fn native_request(
+    site: &Arc<hearth::sites::Site>,
+    params: Vec<String>,
+    list: bool,
+) -> hearth::api::NativeRequest {
+    hearth::api::NativeRequest {
+        site: site.clone(),
+        params,
+        principal: None,
+        query: if list {
+            vec![("_limit".into(), "100".into())]
+        } else {
+            Vec::new()
+        },
+        body: Default::default(),
+        path: "/patient".into(),
         base_url: "http://127.0.0.1/apis/bench/api".into(),
     }
 }
@@ -72,6 +93,15 @@ async fn bench(workers: usize) -> anyhow::Result<()> {
             .bind(uuid)
             .execute(pool)
             .await?;
+        // A page of 100 for the list variant.
+        for i in 2..=101i64 {
+            sqlx::query("INSERT INTO patient_data (uuid, pid, pubpid, fname, lname, sex, \"DOB\", street, city) VALUES ($1, $2, $3, 'Bo', 'Lee', 'Male', '1980-02-03', '2 Main St', 'Springfield')")
+                .bind(format!("01a22501-0000-4000-8000-{i:012x}"))
+                .bind(i)
+                .bind(i.to_string())
+                .execute(pool)
+                .await?;
+        }
     });
     let engine = Engine::new(&dir.join("cache"), 100)?;
     let path = std::path::Path::new(env!("HEARTH_PLUGIN_DIR")).join("patient.wasm");
@@ -92,6 +122,16 @@ async fn bench(workers: usize) -> anyhow::Result<()> {
         .routes
         .iter()
         .find(|r| r.path == "/patient/:puuid" && r.method == http::Method::GET)
+        .expect("route")
+        .index;
+    let list = loaded
+        .routes
+        .iter()
+        .find(|r| {
+            r.path == "/patient"
+                && r.method == http::Method::GET
+                && r.family == hearth::error::Family::Api
+        })
         .expect("route")
         .index;
     let portal = loaded
@@ -130,6 +170,11 @@ async fn bench(workers: usize) -> anyhow::Result<()> {
             "instantiate + GET patient (2 queries)",
             request(get_one, vec![uuid.into()], None),
         ),
+        ("instantiate + GET list of 100 (2 queries)", {
+            let mut list = request(list, vec![], None);
+            list.query = vec![("_limit".into(), "100".into())];
+            list
+        }),
     ] {
         let mut samples = Vec::with_capacity(iterations);
         for _ in 0..iterations {
@@ -144,6 +189,32 @@ async fn bench(workers: usize) -> anyhow::Result<()> {
                 outcome.response.status,
                 String::from_utf8_lossy(&outcome.response.body)
             );
+        }
+        let (p50, p99) = percentiles(samples);
+        println!("{name:40} {p50:7.1} / {p99:7.1}");
+    }
+
+    // The native twins of the same two reads, called the same way.
+    for (name, list) in [
+        ("native GET patient", false),
+        ("native GET list of 100", true),
+    ] {
+        let mut samples = Vec::with_capacity(iterations);
+        for _ in 0..iterations {
+            let started = Instant::now();
+            let response = if list {
+                (hearth::api::native::list_patients())(native_request(&site, vec![], true)).await
+            } else {
+                (hearth::api::native::get_patient())(native_request(
+                    &site,
+                    vec![uuid.into()],
+                    false,
+                ))
+                .await
+            }
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            samples.push(started.elapsed());
+            assert_eq!(response.status, 200);
         }
         let (p50, p99) = percentiles(samples);
         println!("{name:40} {p50:7.1} / {p99:7.1}");
@@ -185,14 +256,13 @@ async fn bench(workers: usize) -> anyhow::Result<()> {
                                 .unwrap();
                         assert_eq!(outcome.response.status, 200);
                     } else {
-                        let response =
-                            (hearth::api::native::get_patient())(hearth::api::NativeRequest {
-                                site: site.clone(),
-                                params: vec![uuid.into()],
-                                principal: None,
-                            })
-                            .await
-                            .unwrap();
+                        let response = (hearth::api::native::get_patient())(native_request(
+                            &site,
+                            vec![uuid.into()],
+                            false,
+                        ))
+                        .await
+                        .unwrap();
                         assert_eq!(response.status, 200);
                     }
                     n += 1;

@@ -123,12 +123,55 @@ fn render(
     let mut out = String::with_capacity(8192);
     out.push_str(r#"{"validationErrors":[],"internalErrors":[],"data":"#);
     let mut tail = String::with_capacity(512);
-    let pid = patient(&mut out, &mut tail, row)?;
+    let columns = Columns::of(row.as_ref());
+    let pid = patient(&mut out, &mut tail, row, &columns)?;
     let names = previous_names(connection, pid.as_slice())?;
     push_names(&mut out, &names, pid);
     out.push_str(&tail);
     out.push_str(r#","links":[]}"#);
     Ok(Some(out))
+}
+
+/// Where the columns the mapping reads sit in a `patient_data` row, found once per
+/// statement rather than by name in every row.
+struct Columns {
+    names: Vec<String>,
+    pid: Option<usize>,
+    date: Option<usize>,
+    suffix: Option<usize>,
+    lname: Option<usize>,
+    /// street, street_line_2, city, county, state, postal_code, country_code.
+    address: [Option<usize>; 7],
+}
+
+/// The address members and the columns they come from, in the plugin's order.
+const ADDRESS: [(&str, &str); 7] = [
+    ("line1", "street"),
+    ("line2", "street_line_2"),
+    ("city", "city"),
+    ("district", "county"),
+    ("state", "state"),
+    ("postal_code", "postal_code"),
+    ("country_code", "country_code"),
+];
+
+impl Columns {
+    fn of(statement: &rusqlite::Statement<'_>) -> Columns {
+        let names: Vec<String> = statement
+            .column_names()
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        let at = |name: &str| names.iter().position(|n| n == name);
+        Columns {
+            pid: at("pid"),
+            date: at("date"),
+            suffix: at("suffix"),
+            lname: at("lname"),
+            address: ADDRESS.map(|(_, column)| at(column)),
+            names,
+        }
+    }
 }
 
 /// Writes a patient row as the plugin maps it, up to its previous names: `{`, every
@@ -138,40 +181,25 @@ fn patient(
     out: &mut String,
     tail: &mut String,
     row: &rusqlite::Row<'_>,
+    columns: &Columns,
 ) -> Result<Option<i64>, rusqlite::Error> {
-    let statement = row.as_ref();
-    let text_at = |name: &str| {
-        statement
-            .column_index(name)
-            .ok()
-            .and_then(|i| row.get_ref(i).ok())
-            .and_then(|cell| match cell {
-                ValueRef::Text(t) => std::str::from_utf8(t).ok(),
-                _ => None,
-            })
+    let cell_at = |i: Option<usize>| i.and_then(|i| row.get_ref(i).ok());
+    let text_at = |i: Option<usize>| {
+        cell_at(i).and_then(|cell| match cell {
+            ValueRef::Text(t) => std::str::from_utf8(t).ok(),
+            _ => None,
+        })
     };
-    let stored_suffix = text_at("suffix");
-    let suffix = hearth_emr::patient_suffix(stored_suffix, text_at("lname"));
-    let suffix_is_null = statement
-        .column_index("suffix")
-        .ok()
-        .and_then(|i| row.get_ref(i).ok())
-        .is_none_or(|cell| cell == ValueRef::Null);
+    let stored_suffix = text_at(columns.suffix);
+    let suffix = hearth_emr::patient_suffix(stored_suffix, text_at(columns.lname));
+    let suffix_is_null = cell_at(columns.suffix).is_none_or(|cell| cell == ValueRef::Null);
     // As the plugin: the stored suffix stays in place; a derived one goes last.
     let keep_suffix =
         stored_suffix.is_some_and(|s| !s.is_empty()) || (suffix.is_none() && suffix_is_null);
     out.push('{');
-    let (mut pid, mut date) = (None, ValueRef::Null);
     let mut first_member = true;
-    for i in 0..statement.column_count() {
-        let name = statement.column_name(i)?;
-        let cell = row.get_ref(i)?;
-        match name {
-            "pid" => pid = cell.as_i64().ok(),
-            "date" => date = cell,
-            _ => {}
-        }
-        if name == "suffix" && !keep_suffix {
+    for (i, name) in columns.names.iter().enumerate() {
+        if !keep_suffix && Some(i) == columns.suffix {
             continue;
         }
         if !first_member {
@@ -180,7 +208,7 @@ fn patient(
         first_member = false;
         write_str(out, name);
         out.push(':');
-        value(out, cell);
+        value(out, row.get_ref(i)?);
     }
     if !keep_suffix {
         out.push_str(r#","suffix":"#);
@@ -192,24 +220,16 @@ fn patient(
     tail.push_str(
         r#","addresses":[{"id":null,"contact_id":null,"contact_address_id":null,"period_start":"#,
     );
-    value(tail, date);
+    value(tail, cell_at(columns.date).unwrap_or(ValueRef::Null));
     tail.push_str(r#","period_end":null,"type":"both","use":"home","priority":0"#);
-    for (key, column) in [
-        ("line1", "street"),
-        ("line2", "street_line_2"),
-        ("city", "city"),
-        ("district", "county"),
-        ("state", "state"),
-        ("postal_code", "postal_code"),
-        ("country_code", "country_code"),
-    ] {
+    for ((key, _), at) in ADDRESS.iter().zip(columns.address) {
         tail.push(',');
         write_str(tail, key);
         tail.push(':');
-        write_str(tail, text_at(column).unwrap_or_default());
+        write_str(tail, text_at(at).unwrap_or_default());
     }
     tail.push_str("}]}");
-    Ok(pid)
+    Ok(cell_at(columns.pid).and_then(|cell| cell.as_i64().ok()))
 }
 
 /// `,"previous_names":[…]` for the patient `pid`.
@@ -359,13 +379,15 @@ fn render_page(
     let mut rows = statement.query([i64::from(limit) + 1, i64::from(offset)])?;
     let mut patients = Vec::with_capacity(limit as usize);
     let mut more = false;
+    let mut columns = None;
     while let Some(row) = rows.next()? {
+        let columns = columns.get_or_insert_with(|| Columns::of(row.as_ref()));
         if patients.len() == limit as usize {
             more = true;
             break;
         }
         let (mut head, mut tail) = (String::with_capacity(4096), String::with_capacity(512));
-        let pid = patient(&mut head, &mut tail, row)?;
+        let pid = patient(&mut head, &mut tail, row, columns)?;
         patients.push((pid, head, tail));
     }
     drop(rows);
