@@ -309,8 +309,25 @@ pub fn search(req: &Request, def: &TypeDef, map: Mapper) -> Result<Response> {
     });
     let now = date::unix(&hearth_sdk::time::now().datetime()).unwrap_or(0);
     let params = def.all_params();
-    let mut plan = Plan::parse(&params, req.query_pairs(), strict, now)
-        .map_err(|e| error(400, "invalid", &e.0))?;
+    let mut query = req.query_pairs().to_vec();
+    if req.method() == hearth_sdk::Method::Post {
+        // `POST /{Type}/_search`: the form body's parameters join the query's.
+        let form = req
+            .header("content-type")
+            .is_some_and(|t| t.trim_start().starts_with("application/x-www-form-urlencoded"));
+        if !form {
+            return Err(error(
+                415,
+                "not-supported",
+                "POST _search takes an application/x-www-form-urlencoded body",
+            ));
+        }
+        let body = std::str::from_utf8(req.body())
+            .map_err(|_| error(400, "invalid", "The form body is not UTF-8"))?;
+        query.extend(form_pairs(body));
+    }
+    let mut plan =
+        Plan::parse(&params, &query, strict, now).map_err(|e| error(400, "invalid", &e.0))?;
     confine(req, def, &mut plan.sql);
 
     let filters = plan.sql.where_clause();
@@ -421,6 +438,42 @@ fn link(relation: &str, url: &str) -> Json {
     out.end()
 }
 
+/// The pairs of an `application/x-www-form-urlencoded` text, decoded (`+` is a space,
+/// `%XX` a byte; malformed escapes stay as they are).
+pub fn form_pairs(text: &str) -> Vec<(String, String)> {
+    fn decode(part: &str) -> String {
+        let bytes = part.as_bytes();
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut i = 0;
+        while i < bytes.len() {
+            match bytes[i] {
+                b'+' => out.push(b' '),
+                b'%' => match part
+                    .get(i + 1..i + 3)
+                    .filter(|hex| hex.bytes().all(|b| b.is_ascii_hexdigit()))
+                    .and_then(|hex| u8::from_str_radix(hex, 16).ok())
+                {
+                    Some(byte) => {
+                        out.push(byte);
+                        i += 2;
+                    }
+                    None => out.push(b'%'),
+                },
+                byte => out.push(byte),
+            }
+            i += 1;
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+    text.split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (decode(key), decode(value))
+        })
+        .collect()
+}
+
 /// `{base}/{Type}?k=v&…`, keys and values percent-encoded.
 pub fn link_url(base: &str, resource_type: &str, query: &[(String, String)]) -> String {
     let mut out = format!("{base}/{resource_type}");
@@ -469,6 +522,19 @@ mod tests {
         assert_eq!(
             url,
             "https://h/apis/default/fhir/Patient?family=O%27Neil%20%26%20co&_cursor=v1.5.20"
+        );
+    }
+
+    #[test]
+    fn form_bodies_decode() {
+        assert_eq!(
+            form_pairs("family=O%27Neil+Jr&given=&x=%zz&y=%4"),
+            [
+                ("family".to_owned(), "O'Neil Jr".to_owned()),
+                ("given".to_owned(), String::new()),
+                ("x".to_owned(), "%zz".to_owned()),
+                ("y".to_owned(), "%4".to_owned()),
+            ]
         );
     }
 
