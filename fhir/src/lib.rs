@@ -50,8 +50,13 @@ pub struct TypeDef {
     pub key: &'static str,
     /// The time of the row's last change (`YYYY-MM-DD HH:MM:SS`), e.g. `p.last_updated`.
     pub last_updated: &'static str,
-    /// The uuid of the patient whose compartment the row is in, when it is in one.
+    /// The SQL expression of the uuid of the patient whose compartment the row is in;
+    /// `None` for a type outside patient compartments (practitioners, organizations),
+    /// which every caller holding the type's scope sees whole.
     pub patient: Option<&'static str>,
+    /// A condition every row of the type meets (OpenEMR's practitioners are the users
+    /// with an NPI: `u.npi <> ''`), or `None`.
+    pub only: Option<&'static str>,
     /// The search parameters beyond `_id` and `_lastUpdated`.
     pub params: &'static [Param],
 }
@@ -167,6 +172,94 @@ pub fn concept(coding: Json, text: Option<&str>) -> Json {
     out.end()
 }
 
+/// The non-blank texts among `values`, each a JSON string (FHIR's `given`, `prefix`,
+/// `line`, …).
+pub fn strings<'a>(values: impl IntoIterator<Item = Option<&'a str>>) -> Vec<Json> {
+    values
+        .into_iter()
+        .flatten()
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(|v| {
+            let mut out = String::with_capacity(v.len() + 2);
+            hearth_sdk::json::write_str(&mut out, v);
+            Json::raw(out)
+        })
+        .collect()
+}
+
+/// A `ContactPoint` (`system` `phone`, `email`, …; `use` `home`, `work`, `mobile`), or
+/// none when the value is blank.
+pub fn contact_point(system: &str, use_: &str, value: Option<&str>) -> Option<Json> {
+    let value = value.map(str::trim).filter(|v| !v.is_empty())?;
+    let mut out = Fields::new();
+    out.set("system", system)
+        .set("value", value)
+        .set("use", use_);
+    Some(out.end())
+}
+
+/// An `official` `HumanName`: family name, given names, prefixes and suffixes, blanks
+/// left out.
+pub fn human_name<'a>(
+    family: Option<&str>,
+    given: impl IntoIterator<Item = Option<&'a str>>,
+    prefix: Option<&str>,
+    suffix: Option<&str>,
+) -> Json {
+    let mut name = Fields::new();
+    name.set("use", "official")
+        .text("family", family)
+        .list("given", strings(given))
+        .list("prefix", strings([prefix]))
+        .list("suffix", strings([suffix]));
+    name.end()
+}
+
+/// The parts of an `Address`, each optional.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct AddressParts<'a> {
+    /// `home`, `work`, …
+    pub use_: Option<&'a str>,
+    /// Street lines.
+    pub lines: [Option<&'a str>; 2],
+    /// City.
+    pub city: Option<&'a str>,
+    /// County.
+    pub district: Option<&'a str>,
+    /// State.
+    pub state: Option<&'a str>,
+    /// Postal code.
+    pub postal_code: Option<&'a str>,
+    /// Country.
+    pub country: Option<&'a str>,
+}
+
+/// An `Address`, or none when every part but `use` is blank.
+pub fn address(parts: AddressParts<'_>) -> Option<Json> {
+    let mut body = Fields::new();
+    body.list("line", strings(parts.lines))
+        .text("city", parts.city)
+        .text("district", parts.district)
+        .text("state", parts.state)
+        .text("postalCode", parts.postal_code)
+        .text("country", parts.country);
+    let body = body.end();
+    if body.as_str() == "{}" {
+        return None;
+    }
+    Some(match parts.use_ {
+        Some(use_) => {
+            let mut out = String::from("{\"use\":");
+            hearth_sdk::json::write_str(&mut out, use_);
+            out.push(',');
+            out.push_str(&body.as_str()[1..]);
+            Json::raw(out)
+        }
+        None => body,
+    })
+}
+
 /// A `Reference` to `{resource_type}/{id}`, with a display when given.
 pub fn reference(resource_type: &str, id: &str, display: Option<&str>) -> Json {
     let mut out = Fields::new();
@@ -233,15 +326,24 @@ pub fn compartment(req: &Request, resource_type: &str) -> Option<Option<String>>
     }
 }
 
-/// The compartment condition for `def`, if the caller is confined.
+/// The conditions every query of `def` for this caller has: the type's own, and the
+/// compartment's if the caller is confined.
 fn confine(req: &Request, def: &TypeDef, sql: &mut search::Sql) {
+    if let Some(only) = def.only {
+        sql.conditions.push(only.to_owned());
+    }
     let Some(confined) = compartment(req, def.resource_type) else {
         return;
     };
-    let condition = match (confined, def.patient) {
-        (Some(patient), Some(column)) => format!("{column} = {}", sql.bind(patient)),
-        // Confined to no patient, or a type outside every compartment a patient may see.
-        _ => "1=0".to_owned(),
+    // A type outside patient compartments (a practitioner, an organization) is shared:
+    // the scope the host checked is all it takes.
+    let Some(column) = def.patient else {
+        return;
+    };
+    let condition = match confined {
+        Some(patient) => format!("{column} = {}", sql.bind(patient)),
+        // A patient-context token bound to no patient sees no patient's data.
+        None => "1=0".to_owned(),
     };
     sql.conditions.push(condition);
 }
@@ -310,11 +412,12 @@ pub fn search(req: &Request, def: &TypeDef, map: Mapper) -> Result<Response> {
     let now = date::unix(&hearth_sdk::time::now().datetime()).unwrap_or(0);
     let params = def.all_params();
     let mut query = req.query_pairs().to_vec();
-    if req.method() == hearth_sdk::Method::Post {
+    if req.method() == hearth_sdk::Method::Post && !req.body().is_empty() {
         // `POST /{Type}/_search`: the form body's parameters join the query's.
-        let form = req
-            .header("content-type")
-            .is_some_and(|t| t.trim_start().starts_with("application/x-www-form-urlencoded"));
+        let form = req.header("content-type").is_some_and(|t| {
+            t.trim_start()
+                .starts_with("application/x-www-form-urlencoded")
+        });
         if !form {
             return Err(error(
                 415,
@@ -551,6 +654,27 @@ mod tests {
         assert_eq!(
             concept(coding("s", "c", Some("d")), None).as_str(),
             r#"{"coding":[{"system":"s","code":"c","display":"d"}]}"#
+        );
+    }
+
+    #[test]
+    fn common_shapes_leave_out_blanks() {
+        assert_eq!(
+            human_name(Some("Smith"), [Some("Ann"), Some(" ")], None, Some("Jr.")).as_str(),
+            r#"{"use":"official","family":"Smith","given":["Ann"],"suffix":["Jr."]}"#
+        );
+        assert_eq!(contact_point("phone", "home", Some("")), None);
+        assert_eq!(address(AddressParts::default()), None);
+        let home = address(AddressParts {
+            use_: Some("home"),
+            lines: [Some("1 Main \"St\""), None],
+            city: Some("Boston"),
+            ..AddressParts::default()
+        })
+        .unwrap();
+        assert_eq!(
+            home.as_str(),
+            r#"{"use":"home","line":["1 Main \"St\""],"city":"Boston"}"#
         );
     }
 

@@ -106,9 +106,12 @@ pub fn capability_statement(table: &SiteTable, base: &str, issuer: &str) -> Valu
             newest = newest.max(Some(loaded.loaded_at));
             let mut interactions: Vec<&str> = Vec::new();
             let mut operations = Vec::new();
-            for route in loaded.routes.iter().filter(|r| r.family == RouteFamily::Fhir) {
-                if route.segments.first()
-                    != Some(&Segment::Literal(declared.resource_type.clone()))
+            for route in loaded
+                .routes
+                .iter()
+                .filter(|r| r.family == RouteFamily::Fhir)
+            {
+                if route.segments.first() != Some(&Segment::Literal(declared.resource_type.clone()))
                 {
                     continue;
                 }
@@ -165,7 +168,10 @@ pub fn capability_statement(table: &SiteTable, base: &str, issuer: &str) -> Valu
         .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
         .replace_nanosecond(0)
         .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
         .unwrap_or_else(|| "1970-01-01T00:00:00Z".to_owned());
     let smart = "http://fhir-registry.smarthealthit.org/StructureDefinition/capabilities";
     let mut extensions: Vec<Value> = SMART_CAPABILITIES
@@ -228,8 +234,16 @@ mod tests {
             (RouteMethod::GET, "/Patient/:id", Some("read")),
             (RouteMethod::PUT, "/Patient/:id", Some("update")),
             (RouteMethod::POST, "/Patient", Some("create")),
-            (RouteMethod::GET, "/Patient/:id/_history/:vid", Some("vread")),
-            (RouteMethod::GET, "/Patient/:id/_history", Some("history-instance")),
+            (
+                RouteMethod::GET,
+                "/Patient/:id/_history/:vid",
+                Some("vread"),
+            ),
+            (
+                RouteMethod::GET,
+                "/Patient/:id/_history",
+                Some("history-instance"),
+            ),
             (RouteMethod::GET, "/Patient/$export", None),
         ] {
             assert_eq!(
@@ -242,10 +256,19 @@ mod tests {
 
     #[test]
     fn an_empty_site_lists_no_resource_but_its_security() {
-        let doc = capability_statement(&SiteTable::default(), "https://h/apis/a/fhir", "https://h/oauth2/a");
+        let doc = capability_statement(
+            &SiteTable::default(),
+            "https://h/apis/a/fhir",
+            "https://h/oauth2/a",
+        );
         assert_eq!(doc["rest"][0]["resource"], json!([]));
         assert_eq!(doc["fhirVersion"], FHIR_VERSION);
         let ext = &doc["rest"][0]["security"]["extension"];
-        assert!(ext.as_array().unwrap().iter().any(|e| e["valueCode"] == "launch-standalone"));
+        assert!(
+            ext.as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["valueCode"] == "launch-standalone")
+        );
     }
 }

@@ -1,9 +1,12 @@
 //! FHIR R4 `Patient` (US Core 3.1.1 and 7.0.0) over OpenEMR's `patient_data`, the rows
 //! the standard API's `/api/patient` reads and writes: read and search.
 
-use hearth_fhir::{Fields, Param, Target, TokenColumn, TypeDef, coding, concept, reference};
-use hearth_sdk::prelude::*;
+use hearth_fhir::{
+    AddressParts, Fields, Param, Target, TokenColumn, TypeDef, address, coding, concept,
+    contact_point, human_name, reference,
+};
 use hearth_sdk::FhirType;
+use hearth_sdk::prelude::*;
 
 /// The FHIR Patient resource.
 pub struct FhirPatient;
@@ -71,6 +74,7 @@ const PATIENT: TypeDef = TypeDef {
     key: "p.id",
     last_updated: "p.last_updated",
     patient: Some("p.uuid"),
+    only: None,
     params: &[
         Param::new(
             "identifier",
@@ -114,8 +118,16 @@ const PATIENT: TypeDef = TypeDef {
                 "p.country_code",
             ]),
         ),
-        Param::new("address-city", "Patient.address.city", Target::Text(&["p.city"])),
-        Param::new("address-state", "Patient.address.state", Target::Text(&["p.state"])),
+        Param::new(
+            "address-city",
+            "Patient.address.city",
+            Target::Text(&["p.city"]),
+        ),
+        Param::new(
+            "address-state",
+            "Patient.address.state",
+            Target::Text(&["p.state"]),
+        ),
         Param::new(
             "address-postalcode",
             "Patient.address.postalCode",
@@ -136,11 +148,7 @@ const PATIENT: TypeDef = TypeDef {
             "Patient.telecom.where(system='email')",
             Target::Token(&[TokenColumn::new("p.email", None)]),
         ),
-        Param::new(
-            "telecom",
-            "Patient.telecom",
-            Target::Token(TELECOM),
-        ),
+        Param::new("telecom", "Patient.telecom", Target::Token(TELECOM)),
         Param::new(
             "general-practitioner",
             "Patient.generalPractitioner",
@@ -156,9 +164,17 @@ const PATIENT: TypeDef = TypeDef {
 const RACES: &[(&str, &str, &str)] = &[
     ("white", "2106-3", "White"),
     ("black_or_afri_amer", "2054-5", "Black or African American"),
-    ("amer_ind_or_alaska_native", "1002-5", "American Indian or Alaska Native"),
+    (
+        "amer_ind_or_alaska_native",
+        "1002-5",
+        "American Indian or Alaska Native",
+    ),
     ("asian", "2028-9", "Asian"),
-    ("native_hawai_or_pac_island", "2076-8", "Native Hawaiian or Other Pacific Islander"),
+    (
+        "native_hawai_or_pac_island",
+        "2076-8",
+        "Native Hawaiian or Other Pacific Islander",
+    ),
 ];
 
 /// OMB ethnicity categories for OpenEMR's `ethnicity` list.
@@ -171,10 +187,17 @@ const CDC_RACE: &str = "urn:oid:2.16.840.1.113883.6.238";
 const NULL_FLAVOR: &str = "http://terminology.hl7.org/CodeSystem/v3-NullFlavor";
 
 /// The US Core race or ethnicity extension for an OpenEMR list value, when it has one.
-fn omb_extension(url: &str, stored: Option<&str>, categories: &[(&str, &str, &str)]) -> Option<Json> {
+fn omb_extension(
+    url: &str,
+    stored: Option<&str>,
+    categories: &[(&str, &str, &str)],
+) -> Option<Json> {
     let stored = stored?.trim();
     let (category, text) = if stored == "declne_to_specfy" {
-        (coding(NULL_FLAVOR, "ASKU", Some("Asked but no answer")), "Asked but no answer")
+        (
+            coding(NULL_FLAVOR, "ASKU", Some("Asked but no answer")),
+            "Asked but no answer",
+        )
     } else {
         let (_, code, display) = categories
             .iter()
@@ -186,34 +209,27 @@ fn omb_extension(url: &str, stored: Option<&str>, categories: &[(&str, &str, &st
     let mut label = Fields::new();
     label.set("url", "text").set("valueString", text);
     let mut out = Fields::new();
-    out.set("url", url).list("extension", vec![omb.end(), label.end()]);
+    out.set("url", url)
+        .list("extension", vec![omb.end(), label.end()]);
     Some(out.end())
 }
 
-fn identifier(system: &str, type_code: &str, type_display: &str, value: Option<&str>) -> Option<Json> {
+fn identifier(
+    system: &str,
+    type_code: &str,
+    type_display: &str,
+    value: Option<&str>,
+) -> Option<Json> {
     let value = value.map(str::trim).filter(|v| !v.is_empty())?;
     let mut out = Fields::new();
     out.set("use", "usual")
-        .set("type", concept(coding(ID_TYPES, type_code, Some(type_display)), None))
+        .set(
+            "type",
+            concept(coding(ID_TYPES, type_code, Some(type_display)), None),
+        )
         .set("system", system)
         .set("value", value);
     Some(out.end())
-}
-
-fn contact(system: &str, use_: &str, value: Option<&str>) -> Option<Json> {
-    let value = value.map(str::trim).filter(|v| !v.is_empty())?;
-    let mut out = Fields::new();
-    out.set("system", system).set("value", value).set("use", use_);
-    Some(out.end())
-}
-
-/// A text column as a one-item list, or none.
-fn one(value: Option<&str>) -> Vec<Json> {
-    value
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-        .map(|v| vec![Json::from_value(&v.into())])
-        .unwrap_or_default()
 }
 
 /// A row of `patient_data` as a US Core Patient.
@@ -237,28 +253,32 @@ fn map(row: &Row<'_>, _: &Request, out: &mut Fields) {
     out.list(
         "identifier",
         [
-            identifier(ID_TYPES, "PT", "Patient external identifier", row.text("pubpid")),
+            identifier(
+                ID_TYPES,
+                "PT",
+                "Patient external identifier",
+                row.text("pubpid"),
+            ),
             identifier(SSN, "SS", "Social Security number", row.text("ss")),
         ]
         .into_iter()
         .flatten()
         .collect(),
     );
-    let mut name = Fields::new();
-    name.set("use", "official").text("family", row.text("lname"));
-    let given: Vec<Json> = [row.text("fname"), row.text("mname")]
-        .into_iter()
-        .flat_map(one)
-        .collect();
-    name.list("given", given)
-        .list("prefix", one(row.text("title")))
-        .list("suffix", one(row.text("suffix")));
-    out.list("name", vec![name.end()]);
+    out.list(
+        "name",
+        vec![human_name(
+            row.text("lname"),
+            [row.text("fname"), row.text("mname")],
+            row.text("title"),
+            row.text("suffix"),
+        )],
+    );
     let telecom: Vec<Json> = [
-        contact("phone", "home", row.text("phone_home")),
-        contact("phone", "work", row.text("phone_biz")),
-        contact("phone", "mobile", row.text("phone_cell")),
-        contact("email", "home", row.text("email")),
+        contact_point("phone", "home", row.text("phone_home")),
+        contact_point("phone", "work", row.text("phone_biz")),
+        contact_point("phone", "mobile", row.text("phone_cell")),
+        contact_point("email", "home", row.text("email")),
     ]
     .into_iter()
     .flatten()
@@ -272,30 +292,28 @@ fn map(row: &Row<'_>, _: &Request, out: &mut Fields) {
             _ => "unknown",
         },
     );
-    if let Some(dob) = row.text("DOB").filter(|d| hearth_fhir::date::parse(d).is_some()) {
+    if let Some(dob) = row
+        .text("DOB")
+        .filter(|d| hearth_fhir::date::parse(d).is_some())
+    {
         out.set("birthDate", dob);
     }
-    if let Some(died) = row.text("deceased_date").and_then(hearth_fhir::date::instant) {
+    if let Some(died) = row
+        .text("deceased_date")
+        .and_then(hearth_fhir::date::instant)
+    {
         out.set("deceasedDateTime", died.as_str());
     }
-    let mut address = Fields::new();
-    let lines: Vec<Json> = [row.text("street"), row.text("street_line_2")]
-        .into_iter()
-        .flat_map(one)
-        .collect();
-    address
-        .list("line", lines)
-        .text("city", row.text("city"))
-        .text("district", row.text("county"))
-        .text("state", row.text("state"))
-        .text("postalCode", row.text("postal_code"))
-        .text("country", row.text("country_code"));
-    let address = address.end();
-    if address.as_str() != "{}" {
-        // `use` first, then the parts.
-        let text = format!("{{\"use\":\"home\",{}", &address.as_str()[1..]);
-        out.list("address", vec![Json::raw(text)]);
-    }
+    let home = address(AddressParts {
+        use_: Some("home"),
+        lines: [row.text("street"), row.text("street_line_2")],
+        city: row.text("city"),
+        district: row.text("county"),
+        state: row.text("state"),
+        postal_code: row.text("postal_code"),
+        country: row.text("country_code"),
+    });
+    out.list("address", home.into_iter().collect());
     if let Some(uuid) = row.text("provider_uuid") {
         let display = [row.text("provider_fname"), row.text("provider_lname")]
             .into_iter()
@@ -304,7 +322,10 @@ fn map(row: &Row<'_>, _: &Request, out: &mut Fields) {
             .collect::<Vec<_>>()
             .join(" ");
         let display = (!display.is_empty()).then_some(display.as_str());
-        out.list("generalPractitioner", vec![reference("Practitioner", uuid, display)]);
+        out.list(
+            "generalPractitioner",
+            vec![reference("Practitioner", uuid, display)],
+        );
     }
 }
 
@@ -364,18 +385,32 @@ mod tests {
         assert_eq!(p["id"], UUID);
         assert_eq!(p["meta"]["lastUpdated"], "2024-05-06T07:08:09Z");
         assert_eq!(p["meta"]["profile"][0], US_CORE_PATIENT);
-        assert_eq!(p["name"][0]["given"], serde_json::json!(["Ann"]), "no blank middle name");
+        assert_eq!(
+            p["name"][0]["given"],
+            serde_json::json!(["Ann"]),
+            "no blank middle name"
+        );
         assert_eq!(p["gender"], "female");
         assert_eq!(p["birthDate"], "1990-02-03");
-        assert_eq!(p["extension"][0]["extension"][0]["valueCoding"]["code"], "2106-3");
-        assert_eq!(p["extension"].as_array().unwrap().len(), 1, "no ethnicity recorded");
+        assert_eq!(
+            p["extension"][0]["extension"][0]["valueCoding"]["code"],
+            "2106-3"
+        );
+        assert_eq!(
+            p["extension"].as_array().unwrap().len(),
+            1,
+            "no ethnicity recorded"
+        );
         assert_eq!(p["address"][0]["use"], "home");
         assert_eq!(p["address"][0]["line"][0], "1 Main St");
         assert_eq!(p["identifier"][0]["value"], "P-1");
         assert_eq!(p["telecom"][0]["use"], "mobile");
         assert!(p.get("generalPractitioner").is_none());
         let etag = response.headers.iter().find(|(k, _)| k == "etag").unwrap();
-        assert_eq!(etag.1, format!("W/\"{}\"", p["meta"]["versionId"].as_str().unwrap()));
+        assert_eq!(
+            etag.1,
+            format!("W/\"{}\"", p["meta"]["versionId"].as_str().unwrap())
+        );
     }
 
     #[test]
