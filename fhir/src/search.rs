@@ -356,14 +356,10 @@ fn split_values(value: &str) -> Vec<String> {
 /// Splits a token at its first unescaped `|`: `(system, code)`; `None` system when there
 /// is no bar, empty texts where a side is empty.
 fn split_token(value: &str) -> (Option<String>, String) {
-    let mut at = None;
-    let bytes = value.as_bytes();
-    for i in 0..bytes.len() {
-        if bytes[i] == b'|' && (i == 0 || bytes[i - 1] != b'\\') {
-            at = Some(i);
-            break;
-        }
-    }
+    let at = value
+        .char_indices()
+        .find(|&(i, c)| c == '|' && !value[..i].ends_with('\\'))
+        .map(|(i, _)| i);
     let unescape = |s: &str| s.replace("\\|", "|");
     match at {
         Some(i) => (Some(unescape(&value[..i])), unescape(&value[i + 1..])),
@@ -732,6 +728,12 @@ mod tests {
         assert_eq!(p.sql.conditions, ["(p.pubpid = $1 OR p.ss = $2)"]);
         let p = plan("identifier=urn:mrn|");
         assert_eq!(p.sql.conditions, ["p.pubpid IS NOT NULL"]);
+        assert_eq!(
+            split_token("urn:a\\|b|c\\|d"),
+            (Some("urn:a|b".to_owned()), "c|d".to_owned()),
+            "an escaped bar is data"
+        );
+        assert_eq!(split_token("c"), (None, "c".to_owned()));
         let p = plan("gender:not=male");
         assert_eq!(p.sql.conditions, ["NOT COALESCE(p.sex = $1, 1=0)"]);
         assert!(error("gender:text=x").contains(":text"));
