@@ -145,6 +145,7 @@ pub fn router(
         .route("/oauth2/{site}/jwk", get(jwks))
         .route("/oauth2/{site}/jwks", get(jwks))
         .merge(crate::oauth::router())
+        .merge(crate::fhir::router())
         .route(
             "/meta/health/livez",
             get(|| async { axum::Json(json!({"status": "alive"})) }),

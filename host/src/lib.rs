@@ -15,6 +15,7 @@ pub mod config;
 pub mod crypto;
 pub mod db;
 pub mod error;
+pub mod fhir;
 pub mod oauth;
 pub mod plugins;
 pub mod proxy;

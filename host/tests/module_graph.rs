@@ -32,7 +32,7 @@ const LAYERS: &[&[&str]] = &[
     // What every router shares.
     &["state"],
     // The routers: none knows another.
-    &["api", "oauth", "admin"],
+    &["api", "oauth", "admin", "fhir"],
     // The application: builds the state and the routers, serves them.
     &["app"],
     // The command line, on top of everything.

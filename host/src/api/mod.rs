@@ -389,7 +389,14 @@ fn authorize_route(principal: &Principal, family: Family, bound: &Bound) -> Resu
             return Err(HttpError::insufficient_scope(&needed.to_string()));
         }
     }
-    if principal.role == Role::User && family == Family::Api && !def.acl.is_empty() {
+    // Staff users need the route's ACL on the standard API, and on FHIR when they act
+    // as themselves (a `user/` scope) rather than for a launch patient.
+    let acl_applies = match family {
+        Family::Api => true,
+        Family::Fhir => context == "user",
+        Family::Portal | Family::Other => false,
+    };
+    if principal.role == Role::User && acl_applies && !def.acl.is_empty() {
         let role = principal.acl_role.as_deref().unwrap_or("");
         if !acl::allows(role, &def.acl) {
             return Err(HttpError::forbidden(format!(
