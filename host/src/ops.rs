@@ -188,8 +188,9 @@ async fn metrics(State(app): State<Arc<AppState>>, headers: axum::http::HeaderMa
         let given = headers
             .get(axum::http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or("");
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map_or("", |(_, token)| token.trim());
         if !crate::crypto::same(given, expected) {
             let mut response = (
                 StatusCode::UNAUTHORIZED,
