@@ -93,6 +93,11 @@ fn ids(bundle: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// A one-id list, to compare with [`ids`].
+fn only(id: &str) -> Vec<String> {
+    vec![id.to_owned()]
+}
+
 fn link(bundle: &Value, relation: &str) -> Option<String> {
     bundle["link"]
         .as_array()?
@@ -223,36 +228,36 @@ both! {
         };
         assert_eq!(total("family=smi").await.0, 2, "starts with, any case");
         assert_eq!(total("family=SMITH").await.0, 2);
-        assert_eq!(total("family:exact=Smith").await.1, [smith.clone()]);
+        assert_eq!(total("family:exact=Smith").await.1, only(&smith));
         assert_eq!(total("family:exact=smith").await.0, 0, ":exact is case-sensitive");
-        assert_eq!(total("family:contains=ther").await.1, [smithers.clone()]);
+        assert_eq!(total("family:contains=ther").await.1, only(&smithers));
         assert_eq!(total("given=ann").await.0, 2, "first or middle name");
-        assert_eq!(total("name=jon").await.1, [jones.clone()]);
+        assert_eq!(total("name=jon").await.1, only(&jones));
         assert_eq!(total("family=smith,jones").await.0, 3, "commas are OR");
-        assert_eq!(total("family=smi&given=bob").await.1, [smithers.clone()], "repeats are AND");
-        assert_eq!(total("gender=male").await.1, [smithers.clone()]);
+        assert_eq!(total("family=smi&given=bob").await.1, only(&smithers), "repeats are AND");
+        assert_eq!(total("gender=male").await.1, only(&smithers));
         assert_eq!(total("gender=http://hl7.org/fhir/administrative-gender|female").await.0, 2);
-        assert_eq!(total("gender:not=female").await.1, [smithers.clone()]);
+        assert_eq!(total("gender:not=female").await.1, only(&smithers));
         assert_eq!(total("birthdate=1980").await.0, 2, "a year is the whole year");
-        assert_eq!(total("birthdate=1980-12").await.1, [smithers.clone()]);
+        assert_eq!(total("birthdate=1980-12").await.1, only(&smithers));
         assert_eq!(total("birthdate=ge1980-12-31").await.0, 2);
-        assert_eq!(total("birthdate=gt1980-12-31").await.1, [jones.clone()]);
-        assert_eq!(total("birthdate=lt1980-05-07&birthdate=ge1980-05-06").await.1, [smith.clone()]);
-        assert_eq!(total("birthdate=ne1980").await.1, [jones.clone()]);
+        assert_eq!(total("birthdate=gt1980-12-31").await.1, only(&jones));
+        assert_eq!(total("birthdate=lt1980-05-07&birthdate=ge1980-05-06").await.1, only(&smith));
+        assert_eq!(total("birthdate=ne1980").await.1, only(&jones));
         assert_eq!(total("birthdate=eb1992").await.0, 2);
         assert_eq!(total("address-city=boston").await.0, 2);
-        assert_eq!(total("address=austin").await.1, [smithers.clone()]);
-        assert_eq!(total("email=ann@example.org").await.1, [smith.clone()]);
-        assert_eq!(total("phone=555-0199").await.1, [smithers.clone()]);
-        assert_eq!(total("telecom=555-0199").await.1, [smithers.clone()]);
-        assert_eq!(total("identifier=MRN-1").await.1, [smith.clone()]);
-        assert_eq!(total("identifier=http://terminology.hl7.org/CodeSystem/v2-0203|MRN-1").await.1, [smith.clone()]);
+        assert_eq!(total("address=austin").await.1, only(&smithers));
+        assert_eq!(total("email=ann@example.org").await.1, only(&smith));
+        assert_eq!(total("phone=555-0199").await.1, only(&smithers));
+        assert_eq!(total("telecom=555-0199").await.1, only(&smithers));
+        assert_eq!(total("identifier=MRN-1").await.1, only(&smith));
+        assert_eq!(total("identifier=http://terminology.hl7.org/CodeSystem/v2-0203|MRN-1").await.1, only(&smith));
         assert_eq!(total("identifier=urn:other|MRN-1").await.0, 0);
-        assert_eq!(total(&format!("_id={jones}")).await.1, [jones.clone()]);
+        assert_eq!(total(&format!("_id={jones}")).await.1, only(&jones));
         assert_eq!(total(&format!("_id={jones},{smith}")).await.0, 2);
         assert_eq!(total("_id=not-a-uuid").await.0, 0);
         assert_eq!(total("email:missing=true").await.0, 2);
-        assert_eq!(total("email:missing=false").await.1, [smith.clone()]);
+        assert_eq!(total("email:missing=false").await.1, only(&smith));
         assert_eq!(total("_lastUpdated=ge2000-01-01").await.0, 3);
         assert_eq!(total("_lastUpdated=lt2000-01-01").await.0, 0);
         assert_eq!(total("general-practitioner:missing=true").await.0, 3);
@@ -287,7 +292,7 @@ both! {
         )
         .await;
         assert_eq!(reply.status, 200, "{}", reply.text);
-        assert_eq!(ids(&docs.keep(&reply)), [smithers.clone()]);
+        assert_eq!(ids(&docs.keep(&reply)), only(&smithers));
 
         // `_count=0` and `_summary=count` answer only the total.
         for query in ["_count=0", "_summary=count"] {
@@ -396,7 +401,7 @@ both! {
             let all = app.get(&fhir(app, "default", "/Patient"), &token).await;
             let bundle = docs.keep(&all);
             assert_eq!(bundle["total"], 1, "{scope}");
-            assert_eq!(ids(&bundle), [mine.clone()]);
+            assert_eq!(ids(&bundle), only(&mine));
         }
         // A read-only v2 scope does not search.
         let read_only = app.patient_token("default", &mine, "openid api:fhir patient/Patient.r").await;
@@ -427,7 +432,7 @@ both! {
             })
             .await;
         let bundle = docs.keep(&app.get(&fhir(app, "default", "/Patient"), &launched).await);
-        assert_eq!(ids(&bundle), [mine.clone()]);
+        assert_eq!(ids(&bundle), only(&mine));
         // The same user with user/ scopes sees everyone.
         let bundle = docs.keep(&app.get(&fhir(app, "default", "/Patient"), &admin).await);
         assert_eq!(bundle["total"], 2);
@@ -453,7 +458,7 @@ both! {
         assert_eq!(p["active"], true);
         // The staff user `admin` has no NPI: not a practitioner.
         let all = docs.keep(&app.get(&fhir(app, "default", "/Practitioner"), &token).await);
-        assert_eq!(ids(&all), [uuid.clone()]);
+        assert_eq!(ids(&all), only(&uuid));
         let found = docs.keep(&app.get(&fhir(app, "default", "/Practitioner?identifier=http://hl7.org/fhir/sid/us-npi|1122334455&address-city=seat"), &token).await);
         assert_eq!(found["total"], 1);
         let none = docs.keep(&app.get(&fhir(app, "default", "/Practitioner?active=false"), &token).await);
@@ -465,7 +470,7 @@ both! {
         assert_eq!(p["generalPractitioner"][0]["reference"], format!("Practitioner/{uuid}"));
         assert_eq!(p["generalPractitioner"][0]["display"], "Meredith Grey");
         let by_gp = docs.keep(&app.get(&fhir(app, "default", &format!("/Patient?general-practitioner=Practitioner/{uuid}")), &token).await);
-        assert_eq!(ids(&by_gp), [puuid.clone()]);
+        assert_eq!(ids(&by_gp), only(&puuid));
         // A patient's app reads its care team's practitioners: not in any compartment.
         let patient_token = app.patient_token("default", &puuid, "openid api:fhir patient/Practitioner.read").await;
         let reply = app.get(&fhir(app, "default", &format!("/Practitioner/{uuid}")), &patient_token).await;
