@@ -33,8 +33,16 @@ fn main() {
     let dist = plugin_target.join("dist");
 
     // `migrations` too: `sqlx::migrate!` embeds the folder, and a new file in it must
-    // rebuild the host.
-    for dir in ["wit", "sdk", "plugins", "tests/plugins", "migrations"] {
+    // rebuild the host. `emr` and `fhir` are the domain crates plugins build on.
+    for dir in [
+        "wit",
+        "sdk",
+        "emr",
+        "fhir",
+        "plugins",
+        "tests/plugins",
+        "migrations",
+    ] {
         println!("cargo:rerun-if-changed={}", root.join(dir).display());
     }
     println!(

@@ -10,7 +10,6 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use serde_json::json;
 use tokio::net::TcpListener;
 
 use crate::audit::Audit;
@@ -20,12 +19,15 @@ use crate::plugins::Registry;
 use crate::plugins::engine::Engine;
 use crate::sites::Sites;
 pub use crate::state::AppState;
+use crate::telemetry::Telemetry;
 
 /// A built application, bound to its port, not yet serving.
 pub struct App {
     /// Shared state.
     pub state: Arc<AppState>,
     listener: TcpListener,
+    /// The listener of `/metrics` alone, when `metrics_listen` is set.
+    metrics_listener: Option<TcpListener>,
     tls: Option<Arc<rustls::ServerConfig>>,
     #[cfg(feature = "natives")]
     natives: crate::api::native::Natives,
@@ -36,17 +38,18 @@ impl App {
     /// plugins and binds the listen address (port 0 picks a free port).
     pub async fn build(config: Config) -> Result<App> {
         crate::db::sqlite::set_heap_limit(config.sqlite_heap_mib);
-        let sites = Arc::new(Sites::open(&config.data_dir).await?);
-        if sites.list().await?.is_empty() {
-            sites.create("default", None).await?;
-            tracing::info!("created the site 'default'");
+        let prepared = Sites::prepare(&config.data_dir).await?;
+        if prepared.created_default {
+            tracing::info!("created the site '{}'", crate::sites::DEFAULT_SITE);
         }
+        let sites = Arc::new(prepared.sites);
         sites.open_all().await?;
         let cache = config
             .cache_dir
             .clone()
             .unwrap_or_else(|| sites.data_dir().join("cache"));
         let engine = Engine::new(&cache, config.max_instances)?;
+        let telemetry = Arc::new(Telemetry::new());
         let registry = Arc::new(
             Registry::load_migrating(
                 engine,
@@ -58,6 +61,8 @@ impl App {
             .await
             .context("loading plugins")?,
         );
+        // Reloads after start-up count; the first load does not.
+        registry.observe(telemetry.clone());
         if config.watch_plugins
             && let Err(error) = registry.watch()
         {
@@ -72,6 +77,14 @@ impl App {
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("listening on {}", config.listen))?;
+        let metrics_listener = match config.metrics_listen {
+            Some(address) => Some(
+                TcpListener::bind(address)
+                    .await
+                    .with_context(|| format!("listening on {address} (metrics_listen)"))?,
+            ),
+            None => None,
+        };
         let base_url = config.base_url(listener.local_addr()?);
         sites.set_setting("public_url", &base_url).await?;
         let audit = Audit::start(sites.clone());
@@ -82,8 +95,10 @@ impl App {
                 sites,
                 registry,
                 audit,
+                telemetry,
             }),
             listener,
+            metrics_listener,
             tls,
             #[cfg(feature = "natives")]
             natives: Default::default(),
@@ -109,9 +124,38 @@ impl App {
             .expect("a bound listener has an address")
     }
 
+    /// Where `/metrics` is served apart from the API, when `metrics_listen` is set.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|listener| listener.local_addr().ok())
+    }
+
     /// Serves until `shutdown` completes, then flushes the audit log.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
         let state = self.state.clone();
+        let (stop_metrics, metrics_stopped) = tokio::sync::watch::channel(false);
+        let shutdown = async move {
+            shutdown.await;
+            let _ = stop_metrics.send(true);
+        };
+        let metrics_server = self.metrics_listener.map(|listener| {
+            let router = crate::ops::metrics_router()
+                .with_state(state.clone())
+                .layer(axum::middleware::map_response(security_headers));
+            let mut stopped = metrics_stopped;
+            tokio::spawn(async move {
+                let until = async move {
+                    let _ = stopped.wait_for(|stop| *stop).await;
+                };
+                if let Err(error) = axum::serve(listener, router)
+                    .with_graceful_shutdown(until)
+                    .await
+                {
+                    tracing::error!("the metrics listener stopped: {error}");
+                }
+            })
+        });
         let router = router(
             self.state,
             #[cfg(feature = "natives")]
@@ -128,6 +172,9 @@ impl App {
             }
             Some(tls) => serve_tls(self.listener, tls, router, shutdown).await?,
         }
+        if let Some(server) = metrics_server {
+            let _ = server.await;
+        }
         state.audit.flush().await;
         state.sites.close().await;
         Ok(())
@@ -139,25 +186,31 @@ pub fn router(
     state: Arc<AppState>,
     #[cfg(feature = "natives")] natives: crate::api::native::Natives,
 ) -> Router {
-    let own = Router::new()
+    let mut own = Router::new()
         .merge(crate::admin::router())
         // OpenEMR serves and advertises `/jwk`; `/jwks` is the name most servers use.
         .route("/oauth2/{site}/jwk", get(jwks))
         .route("/oauth2/{site}/jwks", get(jwks))
         .merge(crate::oauth::router())
-        .route(
-            "/meta/health/livez",
-            get(|| async { axum::Json(json!({"status": "alive"})) }),
-        )
-        .route("/meta/health/readyz", get(readyz))
-        .with_state(state.clone());
+        .merge(crate::fhir::router())
+        .merge(crate::ops::router());
+    // `/metrics` on the main address only when no address of its own is set for it.
+    if state.config.metrics_listen.is_none() && state.config.metrics_token.is_some() {
+        own = own.merge(crate::ops::metrics_router());
+    }
+    let own = own.with_state(state.clone());
     crate::api::router(
-        state,
+        state.clone(),
         #[cfg(feature = "natives")]
         natives,
     )
     .merge(own)
     .fallback(not_found)
+    // Runs after routing, so it sees the route pattern (`MatchedPath`).
+    .layer(axum::middleware::from_fn_with_state(
+        state,
+        crate::ops::observe,
+    ))
     .layer(axum::middleware::map_response(security_headers))
 }
 
@@ -195,29 +248,6 @@ async fn jwks(State(app): State<Arc<AppState>>, Path(site): Path<String>) -> Res
         }
         None => HttpError::unknown_site(&site).render(Family::Other),
     }
-}
-
-async fn readyz(State(app): State<Arc<AppState>>) -> Response {
-    let mut checks = serde_json::Map::new();
-    let mut ready = true;
-    for site in app.sites.opened() {
-        let ok: bool = crate::on_db!(&site.db, |pool| sqlx::query("SELECT 1")
-            .execute(pool)
-            .await
-            .is_ok());
-        ready &= ok;
-        checks.insert(
-            site.name.clone(),
-            json!(if ok { "ok" } else { "unreachable" }),
-        );
-    }
-    let body = json!({"status": if ready { "ready" } else { "error" }, "checks": checks});
-    let status = if ready {
-        axum::http::StatusCode::OK
-    } else {
-        axum::http::StatusCode::SERVICE_UNAVAILABLE
-    };
-    (status, axum::Json(body)).into_response()
 }
 
 async fn serve_tls(

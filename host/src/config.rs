@@ -39,7 +39,40 @@ pub struct Config {
     /// The bound on SQLite's heap in this process, in MiB (default 512): while it is
     /// above, request statements are stopped with a 503 naming the limit.
     pub sqlite_heap_mib: usize,
+    /// Serve `/metrics` on this address only (plain HTTP), not on the main one.
+    pub metrics_listen: Option<SocketAddr>,
+    /// The bearer token a scrape of `/metrics` must send (at least 16 characters). With
+    /// neither this nor [`Config::metrics_listen`], `/metrics` is not served.
+    pub metrics_token: Option<String>,
+    /// How `hearth serve` writes its log lines.
+    pub log_format: LogFormat,
 }
+
+/// How log lines are written to standard error.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One line of text per event.
+    #[default]
+    Text,
+    /// One JSON object per line (fields flattened: `message`, `request_id`, `site`, …).
+    Json,
+}
+
+impl std::str::FromStr for LogFormat {
+    type Err = anyhow::Error;
+
+    fn from_str(text: &str) -> Result<LogFormat> {
+        match text {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            other => bail!("{other:?} is not a log format (text or json)"),
+        }
+    }
+}
+
+/// The shortest metrics token accepted.
+const METRICS_TOKEN_MIN: usize = 16;
 
 /// `hearth.toml`.
 #[derive(Debug, Default, Deserialize)]
@@ -56,6 +89,9 @@ struct FileConfig {
     watch_plugins: Option<bool>,
     trusted_proxies: Option<Vec<String>>,
     sqlite_heap_mib: Option<usize>,
+    metrics_listen: Option<SocketAddr>,
+    metrics_token: Option<String>,
+    log_format: Option<LogFormat>,
 }
 
 /// Values given on the command line.
@@ -69,6 +105,8 @@ pub struct Overrides {
     pub public_url: Option<String>,
     /// `--plugins`.
     pub plugins: Option<PathBuf>,
+    /// `--log-format`.
+    pub log_format: Option<LogFormat>,
 }
 
 impl Config {
@@ -111,7 +149,28 @@ impl Config {
             .or_else(|| env("HEARTH_PLUGINS").map(PathBuf::from))
             .or(file.plugins)
             .unwrap_or_else(|| PathBuf::from("plugins.toml"));
+        let metrics_listen = match env("HEARTH_METRICS_LISTEN") {
+            Some(text) => Some(
+                text.parse()
+                    .with_context(|| format!("HEARTH_METRICS_LISTEN={text} is not an address"))?,
+            ),
+            None => file.metrics_listen,
+        };
+        let metrics_token = env("HEARTH_METRICS_TOKEN").or(file.metrics_token);
+        if let Some(token) = &metrics_token
+            && token.trim().len() < METRICS_TOKEN_MIN
+        {
+            bail!("the metrics token must be at least {METRICS_TOKEN_MIN} characters");
+        }
+        let log_format = match (overrides.log_format, env("HEARTH_LOG_FORMAT")) {
+            (Some(format), _) => format,
+            (None, Some(text)) => text.parse().context("HEARTH_LOG_FORMAT")?,
+            (None, None) => file.log_format.unwrap_or_default(),
+        };
         Ok(Config {
+            metrics_listen,
+            metrics_token,
+            log_format,
             data_dir: data_dir.to_path_buf(),
             listen,
             http: overrides.http || file.http.unwrap_or(false),
@@ -156,6 +215,9 @@ impl Config {
             watch_plugins: true,
             trusted_proxies: Default::default(),
             sqlite_heap_mib: crate::db::sqlite::DEFAULT_HEAP_MIB,
+            metrics_listen: None,
+            metrics_token: None,
+            log_format: LogFormat::Text,
         }
     }
 

@@ -100,6 +100,17 @@ const MISSING_TTL: Duration = Duration::from_secs(2);
 /// grow the memory; past it, forgotten names are asked of the registry again.
 pub const MISSING_LIMIT: usize = 1024;
 
+/// The site a fresh data folder gets.
+pub const DEFAULT_SITE: &str = "default";
+
+/// The data folder opened by [`Sites::prepare`].
+pub struct Prepared {
+    /// The sites.
+    pub sites: Sites,
+    /// Whether the site [`DEFAULT_SITE`] was created just now (the folder was fresh).
+    pub created_default: bool,
+}
+
 /// The registry of sites.
 pub struct Sites {
     control: SqlitePool,
@@ -143,6 +154,43 @@ impl Sites {
             open: RwLock::default(),
             missing: Mutex::default(),
             opening: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// Opens the data folder as `hearth serve` does: the folder, its key-encryption key and
+    /// control database are made when missing, and on a fresh folder (no site registered)
+    /// the site `default` is created with an SQLite database. Every command but `site add`
+    /// starts here, so the first command a new user runs works on a fresh folder.
+    /// [`Prepared::created_default`] says whether this call created `default`.
+    pub async fn prepare(data_dir: &Path) -> Result<Prepared> {
+        let sites = Sites::open(data_dir).await?;
+        let created_default = sites.create_default_when_none().await?;
+        Ok(Prepared {
+            sites,
+            created_default,
+        })
+    }
+
+    /// Creates the site [`DEFAULT_SITE`] when no site is registered; answers whether it
+    /// did. Another process doing the same at the same moment is no error.
+    async fn create_default_when_none(&self) -> Result<bool> {
+        if !self.list().await?.is_empty() {
+            return Ok(false);
+        }
+        match self.create(DEFAULT_SITE, None).await {
+            Ok(_) => Ok(true),
+            Err(_) if self.url_of(DEFAULT_SITE).await?.is_some() => Ok(false),
+            Err(error) => Err(error.context(format!("creating the site '{DEFAULT_SITE}'"))),
+        }
+    }
+
+    /// The site called `name`, opened; an error saying what to run when there is none.
+    pub async fn require(&self, name: &str) -> Result<Arc<Site>> {
+        self.load(name).await?.with_context(|| {
+            format!(
+                "the site '{name}' does not exist: `hearth site list` shows the sites, \
+                 `hearth site add {name}` creates it"
+            )
         })
     }
 
@@ -282,6 +330,11 @@ impl Sites {
             );
         }
         Ok(sites)
+    }
+
+    /// Whether the site `name` is open (it is registered and was used since start).
+    pub fn is_open(&self, name: &str) -> bool {
+        self.open.read().contains_key(name)
     }
 
     /// The sites opened so far.

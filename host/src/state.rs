@@ -1,4 +1,5 @@
-//! What every router shares: settings, the sites, the plugins, the audit writer.
+//! What every router shares: settings, the sites, the plugins, the audit writer, the
+//! metrics.
 //!
 //! The routers (`api`, `oauth`, `admin`) import this module and nothing of each other;
 //! `app` builds the state and gives each router its share. What a router keeps for itself
@@ -12,6 +13,7 @@ use crate::audit::Audit;
 use crate::config::Config;
 use crate::plugins::Registry;
 use crate::sites::Sites;
+use crate::telemetry::Telemetry;
 
 /// Everything request handlers share.
 pub struct AppState {
@@ -25,6 +27,8 @@ pub struct AppState {
     pub registry: Arc<Registry>,
     /// The audit writer.
     pub audit: Audit,
+    /// The metrics every router adds to.
+    pub telemetry: Arc<Telemetry>,
 }
 
 impl crate::proxy::Proxies for Arc<AppState> {

@@ -17,8 +17,8 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[&[&str]] = &[
     // Storage: pools, transactions, the SQL gate and values. Knows nothing else.
     &["db"],
-    // Errors as HTTP answers, TLS files, proxies' forwarded addresses.
-    &["error", "tls", "proxy"],
+    // Errors as HTTP answers, TLS files, proxies' forwarded addresses, metrics and request labels.
+    &["error", "tls", "proxy", "telemetry"],
     // The host's settings.
     &["config"],
     // Keys, signatures, hashes.
@@ -32,7 +32,7 @@ const LAYERS: &[&[&str]] = &[
     // What every router shares.
     &["state"],
     // The routers: none knows another.
-    &["api", "oauth", "admin"],
+    &["api", "oauth", "admin", "fhir", "ops"],
     // The application: builds the state and the routers, serves them.
     &["app"],
     // The command line, on top of everything.

@@ -62,7 +62,7 @@ pub mod bindings {
 pub use json::{Json, ToJson};
 pub use migrations::Migration;
 pub use request::{Request, Window};
-pub use resource::{__describe, __handle, Method, Resource, Route};
+pub use resource::{__describe, __handle, FhirSearchParam, FhirType, Method, Resource, Route};
 pub use response::{ApiError, Family, Response, Result, Shape};
 pub use store::{Row, Rows, StoreError, Value, ValueRef};
 pub use validate::Validator;

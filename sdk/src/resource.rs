@@ -161,6 +161,51 @@ pub trait Resource {
     /// Its migrations, oldest first: the tables of its namespace (`x_<name>__*`, see
     /// [`crate::migrations`]), which it reads and writes without listing them above.
     const MIGRATIONS: &'static [crate::Migration] = &[];
+
+    /// The FHIR resource types it serves, for the host's CapabilityStatement (see
+    /// [`FhirType`]). The interactions are read off its `/fhir` routes.
+    fn fhir_types() -> Vec<FhirType> {
+        Vec::new()
+    }
+}
+
+/// A FHIR resource type a plugin serves, as the host lists it in `/fhir/metadata`.
+///
+/// `hearth-fhir` builds these from a type's search definition
+/// (`hearth_fhir::TypeDef::declaration`), so a FHIR plugin writes them down once.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct FhirType {
+    /// The resource type, e.g. `Patient`.
+    pub resource_type: String,
+    /// Canonical URLs of the profiles its resources claim.
+    pub profiles: Vec<String>,
+    /// Search parameters: name, FHIR search type (`string`, `token`, `date`,
+    /// `reference`, …) and the FHIRPath expression it searches (may be empty).
+    pub search_params: Vec<FhirSearchParam>,
+}
+
+/// One search parameter of a [`FhirType`].
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct FhirSearchParam {
+    /// The name, e.g. `birthdate`.
+    pub name: String,
+    /// The FHIR search type, e.g. `date`.
+    pub kind: String,
+    /// The FHIRPath expression, e.g. `Patient.birthDate`, or empty.
+    pub expression: String,
+}
+
+impl FhirSearchParam {
+    /// The contract's `(name, type)` pair: the type, then a space and the expression
+    /// when there is one (`("birthdate", "date Patient.birthDate")`).
+    fn to_wit(&self) -> (String, String) {
+        let kind = if self.expression.is_empty() {
+            self.kind.clone()
+        } else {
+            format!("{} {}", self.kind, self.expression)
+        };
+        (self.name.clone(), kind)
+    }
 }
 
 fn strings(items: &[&str]) -> Vec<String> {
@@ -201,7 +246,18 @@ pub fn __describe<R: Resource>() -> wit::PluginInfo {
         reads: strings(R::READS),
         writes: strings(R::WRITES),
         config_keys: strings(R::CONFIG_KEYS),
-        fhir: Vec::new(),
+        fhir: R::fhir_types()
+            .into_iter()
+            .map(|t| wit::FhirResource {
+                resource_type: t.resource_type,
+                profiles: t.profiles,
+                search_params: t
+                    .search_params
+                    .iter()
+                    .map(FhirSearchParam::to_wit)
+                    .collect(),
+            })
+            .collect(),
     }
 }
 

@@ -52,6 +52,9 @@ pub struct TestApp {
     pub data_dir: PathBuf,
     /// The configuration the server was built with.
     pub config: Config,
+    /// `http://127.0.0.1:PORT` where `/metrics` is served apart, with
+    /// [`Options::metrics_listen`].
+    pub metrics: Option<String>,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<()>>,
     databases: Vec<String>,
@@ -78,6 +81,10 @@ pub struct Options {
     pub postgres_url: Option<String>,
     /// `sqlite_heap_mib` (process-wide: only for a test binary of its own).
     pub sqlite_heap_mib: Option<usize>,
+    /// `metrics_token`: `/metrics` on the main address, for scrapes sending this token.
+    pub metrics_token: Option<String>,
+    /// `metrics_listen` on a free port of 127.0.0.1: `/metrics` there alone.
+    pub metrics_listen: bool,
 }
 
 impl Options {
@@ -207,7 +214,11 @@ impl TestApp {
         if let Some(mib) = options.sqlite_heap_mib {
             config.sqlite_heap_mib = mib;
         }
-        let (state, listen, shutdown, server) = serve(config.clone()).await;
+        config.metrics_token = options.metrics_token.clone();
+        if options.metrics_listen {
+            config.metrics_listen = Some(([127, 0, 0, 1], 0).into());
+        }
+        let (state, listen, metrics, shutdown, server) = serve(config.clone()).await;
         let base = state.base_url.clone();
         Some(TestApp {
             base,
@@ -217,6 +228,7 @@ impl TestApp {
             state,
             data_dir,
             config,
+            metrics,
             shutdown: Some(shutdown),
             server: Some(server),
             databases,
@@ -416,7 +428,7 @@ impl TestApp {
         let mut config = self.config.clone();
         config.listen = ([127, 0, 0, 1], 0).into();
         config.public_url = Some(self.state.base_url.clone());
-        let (_, base, shutdown, server) = serve(config).await;
+        let (_, base, _, shutdown, server) = serve(config).await;
         Peer {
             base,
             shutdown: Some(shutdown),
@@ -453,11 +465,15 @@ async fn serve(
 ) -> (
     Arc<AppState>,
     String,
+    Option<String>,
     oneshot::Sender<()>,
     tokio::task::JoinHandle<()>,
 ) {
     let app = App::build(config).await.expect("building the app");
     let listen = format!("http://{}", app.local_addr());
+    let metrics = app
+        .metrics_addr()
+        .map(|address| format!("http://{address}"));
     let state = app.state.clone();
     let (shutdown, stop) = oneshot::channel::<()>();
     let server = tokio::spawn(async move {
@@ -467,7 +483,7 @@ async fn serve(
         .await
         .expect("serving");
     });
-    (state, listen, shutdown, server)
+    (state, listen, metrics, shutdown, server)
 }
 
 /// A second server process on a [`TestApp`]'s databases (see [`TestApp::peer`]).

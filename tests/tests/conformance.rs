@@ -44,6 +44,10 @@ enum Body {
     BareError,
     /// A CORS preflight answer: no body.
     Preflight,
+    /// A FHIR Bundle of this `type` (`collection`, `searchset`).
+    FhirBundle(&'static str),
+    /// A FHIR resource of this type.
+    FhirResource(&'static str),
 }
 
 /// A status and a body shape.
@@ -237,13 +241,31 @@ const CASES: &[Case] = &[
     case("POST /api/facility", Some(r#"{"facility_npi":"1234567893"}"#), Answer(400, Invalid("name")), "FacilityApiTest::testInvalidPost", Answer(400, Invalid("name"))),
     case("PUT /api/facility/{fuuid}", Some(r#"{"city":"Springfield"}"#), Answer(200, Object), "FacilityApiTest::testPut", Answer(200, Object)),
     case("PUT /api/facility/{fuuid}", Some(r#"{"email":"not-an-email"}"#), Answer(400, Invalid("email")), "FacilityApiTest::testInvalidPut", Answer(400, Invalid("email"))),
+    // ---- FHIR (the FHIR specification's answers in both settings; see docs/compatibility.md).
+    case("GET /fhir/Patient", None, Answer(200, FhirBundle("collection")), "FhirPatientRestController::getAll: FhirResourcesService::createBundle('Patient', ..., false) makes a collection", Answer(200, FhirBundle("searchset")))
+        .compat(Answer(200, FhirBundle("searchset")), "FHIR clients follow the specification: a search answers a searchset"),
+    case("POST /fhir/Patient/_search", None, Answer(200, FhirBundle("collection")), "FhirPatientRestController: the form body merged into the query, as getAll", Answer(200, FhirBundle("searchset")))
+        .compat(Answer(200, FhirBundle("searchset")), "FHIR clients follow the specification: a search answers a searchset"),
+    case("GET /fhir/Patient/{puuid}", None, Answer(200, FhirResource("Patient")), "FhirPatientRestController::getOne", Answer(200, FhirResource("Patient"))),
+    case("GET /fhir/Patient/{unknown}", None, Answer(404, BareEmpty), "FhirPatientRestController::getOne: RestControllerHelper::handleFhirProcessingResult answers [] with 404", Answer(404, FhirResource("OperationOutcome")))
+        .compat(Answer(404, FhirResource("OperationOutcome")), "a FHIR error is an OperationOutcome"),
+    case("GET /fhir/Practitioner", None, Answer(200, FhirBundle("collection")), "FhirPractitionerRestController::getAll: a collection Bundle", Answer(200, FhirBundle("searchset")))
+        .compat(Answer(200, FhirBundle("searchset")), "FHIR clients follow the specification: a search answers a searchset"),
+    case("POST /fhir/Practitioner/_search", None, Answer(200, FhirBundle("collection")), "FhirPractitionerRestController: the form body merged into the query, as getAll", Answer(200, FhirBundle("searchset")))
+        .compat(Answer(200, FhirBundle("searchset")), "FHIR clients follow the specification: a search answers a searchset"),
+    case("GET /fhir/Practitioner/{pruuid}", None, Answer(200, FhirResource("Practitioner")), "FhirPractitionerRestController::getOne", Answer(200, FhirResource("Practitioner"))),
 ];
 
 /// What the fixtures of one site are called in the table.
 type Fixtures = HashMap<&'static str, String>;
 
-/// A staff token with every scope the table needs.
-const STAFF_SCOPES: &str = ALL_USER_SCOPES;
+/// A staff token with every scope the table needs: every standard API scope
+/// ([`ALL_USER_SCOPES`]) and FHIR Patient and Practitioner.
+const STAFF_SCOPES: &str = "openid offline_access api:oemr api:fhir api:port \
+    user/patient.cruds user/encounter.cruds user/vital.cruds user/soap_note.cruds \
+    user/medical_problem.cruds user/allergy.cruds user/medication.cruds user/surgery.cruds \
+    user/dental_issue.cruds user/practitioner.cruds user/facility.cruds user/Patient.rs \
+    user/Practitioner.rs";
 
 /// Builds the rows the table reads, through the API, on `site`.
 async fn fixtures(app: &TestApp, site: &str, token: &str) -> Fixtures {
@@ -402,6 +424,8 @@ fn mismatch(reply: &Reply, expected: Answer) -> Option<String> {
         }
         Empty => reply.text.is_empty(),
         Error | BareError => host_error(),
+        FhirBundle(kind) => json["resourceType"] == "Bundle" && json["type"] == kind,
+        FhirResource(kind) => json["resourceType"] == kind,
         Preflight => {
             reply.text.is_empty()
                 && reply.header("access-control-allow-origin").is_some()

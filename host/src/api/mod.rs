@@ -30,6 +30,7 @@ use crate::plugins::runtime::{self, CallError};
 use crate::plugins::{Bound, Match, bindings};
 use crate::sites::Site;
 use crate::state::AppState;
+use crate::telemetry::{RequestId, Served};
 
 pub mod cors;
 #[cfg(feature = "natives")]
@@ -139,20 +140,17 @@ fn family_of(name: &str) -> Option<Family> {
 /// The response header (and optional request header) carrying the request's correlation id.
 const REQUEST_ID: &str = "x-request-id";
 
-/// The request's correlation id: the caller's `x-request-id` when it is 1 to 64 characters
-/// of `A-Z a-z 0-9 - _ .` (a proxy's id then follows the request through), otherwise a new
-/// UUID. Plugins read it with `util.request-id`; it is sent back in `x-request-id`.
-fn request_id(headers: &HeaderMap) -> String {
-    headers
-        .get(REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .filter(|id| {
-            (1..=64).contains(&id.len())
-                && id
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        })
-        .map_or_else(crate::db::comb_uuid, str::to_owned)
+/// The request's correlation id: the one the server's middleware gave the request (see
+/// [`crate::telemetry::request_id`]), else made here the same way. Plugins read it with
+/// `util.request-id`; it is sent back in `x-request-id`.
+fn request_id(given: Option<RequestId>, headers: &HeaderMap) -> String {
+    match given {
+        Some(RequestId(id)) => id,
+        None => crate::telemetry::request_id(
+            headers.get(REQUEST_ID).and_then(|v| v.to_str().ok()),
+            crate::db::comb_uuid,
+        ),
+    }
 }
 
 /// Handles every `/apis/{site}/...` request.
@@ -162,6 +160,7 @@ async fn dispatch(
     method: Method,
     headers: HeaderMap,
     uri: axum::http::Uri,
+    given_id: Option<axum::Extension<RequestId>>,
     body: Body,
 ) -> Response {
     let app = &api.app;
@@ -172,25 +171,39 @@ async fn dispatch(
         .get(header::ORIGIN)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
+    // What the request line and the metrics say of it; the route stays `unmatched` until
+    // a plugin route matches.
+    let mut served = Served {
+        site: None,
+        family: Some(family_label(
+            family_of(family_name).unwrap_or(Family::Other),
+        )),
+        route: Some("unmatched".to_owned()),
+        plugin: None,
+    };
     let Some(site) = app.sites.get(&site_name).await else {
         let family = family_of(family_name).unwrap_or(Family::Other);
-        let response = if method == Method::OPTIONS {
+        let mut response = if method == Method::OPTIONS {
             cors::preflight()
         } else {
             HttpError::unknown_site(&site_name).render(family)
         };
+        response.extensions_mut().insert(served);
         // Nothing of a site is shown: any origin may read that there is none.
         return cors::allow(response, origin.as_deref(), &settings::Cors::Any);
     };
+    served.site = Some(site.name.clone());
     let settings = settings::get(&site).await;
     if method == Method::OPTIONS {
         // A preflight carries no token; it is answered alike for every path.
-        return cors::allow(cors::preflight(), origin.as_deref(), &settings.cors);
+        let mut response = cors::preflight();
+        response.extensions_mut().insert(served);
+        return cors::allow(response, origin.as_deref(), &settings.cors);
     }
     // An unknown family is a path no route serves: after the token, a 404.
     let family = family_of(family_name).unwrap_or(Family::Other);
     let mut audit = Record::new(&site.name, method.as_str(), uri.path());
-    let request_id = request_id(&headers);
+    let request_id = request_id(given_id.map(|axum::Extension(id)| id), &headers);
     let call = Call {
         api: &api,
         app,
@@ -203,11 +216,12 @@ async fn dispatch(
         uri: &uri,
         request_id: &request_id,
     };
-    let result = handle(&call, body, &mut audit).await;
+    let result = handle(&call, body, &mut audit, &mut served).await;
     let mut response = match result {
         Ok(response) => response,
         Err(error) => error.render(family),
     };
+    response.extensions_mut().insert(served);
     if let Ok(value) = HeaderValue::try_from(request_id) {
         response
             .headers_mut()
@@ -234,12 +248,37 @@ struct Call<'a> {
     request_id: &'a str,
 }
 
-async fn handle(call: &Call<'_>, body: Body, audit: &mut Record) -> Result<Response, HttpError> {
+/// The family as a metrics label.
+fn family_label(family: Family) -> &'static str {
+    match family {
+        Family::Api => "api",
+        Family::Portal => "portal",
+        Family::Fhir => "fhir",
+        _ => "other",
+    }
+}
+
+async fn handle(
+    call: &Call<'_>,
+    body: Body,
+    audit: &mut Record,
+    served: &mut Served,
+) -> Result<Response, HttpError> {
     let app = call.app;
     let site = call.site;
     let openemr = call.settings.compatibility == Compatibility::OpenEmr;
     let table = app.registry.table(&site.name);
     let found = table.find(call.family, call.method, call.path);
+    if let Match::Found(bound, _) = &found {
+        // Named even when the token is refused: the metrics and the log see which route.
+        served.plugin = Some(bound.plugin.loaded.name.clone());
+        // The template as clients see it below the site: `/api/patient/:puuid`.
+        served.route = Some(format!(
+            "/{}{}",
+            family_label(call.family),
+            bound.def().path
+        ));
+    }
     let anonymous = matches!(&found, Match::Found(bound, _) if bound.def().anonymous);
     let principal = if anonymous {
         None
@@ -306,7 +345,7 @@ async fn handle(call: &Call<'_>, body: Body, audit: &mut Record) -> Result<Respo
         }
         None => {
             let request = build_request(call, body, &bound, params, principal.as_deref());
-            match runtime::call(
+            let result = runtime::call(
                 &app.registry.engine,
                 site,
                 &bound.plugin,
@@ -314,8 +353,9 @@ async fn handle(call: &Call<'_>, body: Body, audit: &mut Record) -> Result<Respo
                 call.request_id,
                 may_write,
             )
-            .await
-            {
+            .await;
+            count_call(&app.telemetry, &site.name, &bound, &result);
+            match result {
                 Ok(outcome) => outcome.response,
                 Err(error) => {
                     return Err(call_error(&site.name, call.request_id, &bound, error));
@@ -389,7 +429,14 @@ fn authorize_route(principal: &Principal, family: Family, bound: &Bound) -> Resu
             return Err(HttpError::insufficient_scope(&needed.to_string()));
         }
     }
-    if principal.role == Role::User && family == Family::Api && !def.acl.is_empty() {
+    // Staff users need the route's ACL on the standard API, and on FHIR when they act
+    // as themselves (a `user/` scope) rather than for a launch patient.
+    let acl_applies = match family {
+        Family::Api => true,
+        Family::Fhir => context == "user",
+        Family::Portal | Family::Other => false,
+    };
+    if principal.role == Role::User && acl_applies && !def.acl.is_empty() {
         let role = principal.acl_role.as_deref().unwrap_or("");
         if !acl::allows(role, &def.acl) {
             return Err(HttpError::forbidden(format!(
@@ -533,6 +580,33 @@ fn family_url(call: &Call<'_>) -> String {
         "{}/apis/{}/{family_name}",
         call.app.base_url, call.site.name
     )
+}
+
+/// Counts a plugin call: the instance it made (all but a call refused for want of one)
+/// and the limit it hit, if any.
+fn count_call(
+    telemetry: &crate::telemetry::Telemetry,
+    site: &str,
+    bound: &Bound,
+    result: &Result<runtime::Outcome, CallError>,
+) {
+    let plugin = &bound.plugin.loaded.name;
+    let limit = match result {
+        Ok(_) => None,
+        Err(CallError::Timeout(_)) => Some("time"),
+        Err(CallError::Cpu(_)) => Some("cpu"),
+        Err(CallError::Memory(_)) => Some("memory"),
+        Err(CallError::Busy(_)) => Some("instances"),
+        Err(CallError::ResponseTooLarge(_)) => Some("response_size"),
+        Err(CallError::DatabaseLimit(_)) => Some("database"),
+        Err(CallError::Trap(_) | CallError::Commit(_) | CallError::Unavailable(_)) => None,
+    };
+    if !matches!(result, Err(CallError::Busy(_))) {
+        telemetry.instantiated(site, plugin);
+    }
+    if let Some(limit) = limit {
+        telemetry.limit_hit(site, plugin, limit);
+    }
 }
 
 /// Turns a failed call into a 5xx that names the limit, with details in the log.

@@ -9,7 +9,6 @@ use serde_json::json;
 
 use crate::crypto::{random_token, sha256_hex};
 use crate::oauth::{clients, settings};
-use crate::sites::Sites;
 
 /// `hearth client …`.
 #[derive(Debug, Subcommand)]
@@ -119,7 +118,7 @@ pub struct PortalLoginArgs {
 
 /// Runs `hearth client …`.
 pub async fn run_client(data_dir: &Path, command: ClientCommand) -> Result<()> {
-    let sites = Sites::open(data_dir).await?;
+    let sites = super::prepare(data_dir).await?;
     let name = match &command {
         ClientCommand::List { site }
         | ClientCommand::Register { site, .. }
@@ -129,10 +128,7 @@ pub async fn run_client(data_dir: &Path, command: ClientCommand) -> Result<()> {
         | ClientCommand::InitialToken { site, .. }
         | ClientCommand::Launch { site, .. } => site.clone(),
     };
-    let site = sites
-        .load(&name)
-        .await?
-        .with_context(|| format!("the site '{name}' does not exist (see `hearth site list`)"))?;
+    let site = sites.require(&name).await?;
     match command {
         ClientCommand::List { .. } => {
             println!("client_id\tenabled\ttype\tauth\tname\tscope");
@@ -268,11 +264,8 @@ pub async fn run_client(data_dir: &Path, command: ClientCommand) -> Result<()> {
 
 /// Runs `hearth portal-login`.
 pub async fn run_portal_login(data_dir: &Path, args: PortalLoginArgs) -> Result<()> {
-    let sites = Sites::open(data_dir).await?;
-    let site = sites
-        .load(&args.site)
-        .await?
-        .with_context(|| format!("the site '{}' does not exist", args.site))?;
+    let sites = super::prepare(data_dir).await?;
+    let site = sites.require(&args.site).await?;
     let password = super::read_password(args.password_stdin)?;
     if args.username.is_empty() || args.username.len() > 100 {
         bail!("the user name must be 1 to 100 characters");

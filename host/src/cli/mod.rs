@@ -7,7 +7,6 @@ use std::io::Read;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
@@ -17,7 +16,7 @@ use crate::app::App;
 use crate::auth::scopes::ScopeSet;
 use crate::auth::tokens::{self, Grant, Role};
 use crate::auth::users::{self, NewUser};
-use crate::config::{Config, Overrides};
+use crate::config::{Config, LogFormat, Overrides};
 use crate::db::store::{SqlValue, StoreError};
 use crate::on_db;
 
@@ -116,6 +115,10 @@ pub struct ServeArgs {
     /// The plugins file (default ./plugins.toml).
     #[arg(long)]
     pub plugins: Option<PathBuf>,
+    /// How log lines are written: `text`, or `json` (one object per line; default: the
+    /// `log_format` of hearth.toml, else text).
+    #[arg(long, value_enum)]
+    pub log_format: Option<LogFormat>,
 }
 
 /// `hearth site …`.
@@ -206,7 +209,10 @@ pub struct TokenIssueArgs {
 /// Runs the command line and answers the process exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing(matches!(cli.command, Command::Serve(_)));
+    // The server sets its log up once its settings are read (they say the format).
+    if !matches!(cli.command, Command::Serve(_)) {
+        init_tracing(false, LogFormat::Text);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -226,14 +232,24 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn init_tracing(server: bool) {
+/// Log lines to standard error, filtered by `HEARTH_LOG` (default `info` for the server,
+/// `warn` for other commands). The server logs one line per request (target
+/// `hearth::access`; `HEARTH_LOG=info,hearth::access=off` leaves them out).
+fn init_tracing(server: bool, format: LogFormat) {
     let default = if server { "info" } else { "warn" };
     let filter = tracing_subscriber::EnvFilter::try_from_env("HEARTH_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .try_init(),
+    };
 }
 
 /// Runs one command.
@@ -248,7 +264,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Site(SiteCommand::List) => {
-            let sites = Sites::open(&cli.data_dir).await?;
+            let sites = prepare(&cli.data_dir).await?;
             for (name, url) in sites.list().await? {
                 println!("{name}\t{}", crate::db::redact(&url));
             }
@@ -256,8 +272,8 @@ pub async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::User(UserCommand::Add(args)) => {
-            let sites = Sites::open(&cli.data_dir).await?;
-            let site = open_site(&sites, &args.site).await?;
+            let sites = prepare(&cli.data_dir).await?;
+            let site = sites.require(&args.site).await?;
             let password = read_password(args.password_stdin)?;
             let uuid = add_user(&site, &args, &password).await?;
             println!("{uuid}");
@@ -266,8 +282,8 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::Plugin(command) => plugin::run(&cli.data_dir, command).await,
         Command::Token(TokenCommand::Issue(args)) => {
-            let sites = Sites::open(&cli.data_dir).await?;
-            let site = open_site(&sites, &args.site).await?;
+            let sites = prepare(&cli.data_dir).await?;
+            let site = sites.require(&args.site).await?;
             let base = match &args.public_url {
                 Some(url) => url.trim_end_matches('/').to_owned(),
                 None => match sites.setting("public_url").await? {
@@ -294,8 +310,8 @@ pub async fn run(cli: Cli) -> Result<()> {
 pub async fn rotate_kek(data_dir: &std::path::Path) -> Result<()> {
     use crate::crypto::kek;
     let from_env = std::env::var(kek::ENV).is_ok_and(|v| !v.trim().is_empty());
-    // Opening creates the data folder and its key when they are missing.
-    let sites = Sites::open(data_dir).await?;
+    // Preparing creates the data folder and its key when they are missing.
+    let sites = prepare(data_dir).await?;
     let data_dir = sites.data_dir().to_path_buf();
     sites.close().await;
     let previous = data_dir.join(kek::PREVIOUS_FILE);
@@ -318,7 +334,7 @@ pub async fn rotate_kek(data_dir: &std::path::Path) -> Result<()> {
     let mut count = 0;
     for (name, _) in sites.list().await? {
         // Opening a site seals its keys with the current key (or fails, naming why).
-        open_site(&sites, &name).await?;
+        sites.require(&name).await?;
         println!(
             "site {name}: signing keys sealed with {}",
             keyring.current_id()
@@ -347,8 +363,8 @@ pub async fn rotate_kek(data_dir: &std::path::Path) -> Result<()> {
 }
 
 async fn demo_seed(data_dir: &std::path::Path, args: DemoSeedArgs) -> Result<()> {
-    let sites = Sites::open(data_dir).await?;
-    let site = open_site(&sites, &args.site).await?;
+    let sites = prepare(data_dir).await?;
+    let site = sites.require(&args.site).await?;
     let options = hearth_demo::SeedOptions {
         patients: args.patients,
         seed: args.seed,
@@ -465,18 +481,27 @@ async fn serve(data_dir: &std::path::Path, args: ServeArgs) -> Result<()> {
         http: args.http,
         public_url: args.public_url,
         plugins: args.plugins,
+        log_format: args.log_format,
     };
     let config = Config::load(data_dir, &overrides)?;
+    init_tracing(true, config.log_format);
     let app = App::build(config).await?;
     tracing::info!("serving {} on {}", app.state.base_url, app.local_addr());
     app.run(crate::app::shutdown_signal()).await
 }
 
-async fn open_site(sites: &Sites, name: &str) -> Result<Arc<Site>> {
-    sites
-        .load(name)
-        .await?
-        .with_context(|| format!("the site '{name}' does not exist (see `hearth site list`)"))
+/// Opens the data folder as `hearth serve` does ([`Sites::prepare`]): a fresh folder gets
+/// the site `default`, which is said on standard error.
+pub(crate) async fn prepare(data_dir: &std::path::Path) -> Result<Sites> {
+    let prepared = Sites::prepare(data_dir).await?;
+    if prepared.created_default {
+        eprintln!(
+            "created the site '{}' in {} (a fresh data folder, set up as `hearth serve` would)",
+            crate::sites::DEFAULT_SITE,
+            prepared.sites.data_dir().display()
+        );
+    }
+    Ok(prepared.sites)
 }
 
 /// Adds a staff user as `hearth user add` does; answers the new user's uuid.

@@ -75,12 +75,12 @@ pub enum PluginCommand {
 pub async fn run(data_dir: &Path, command: PluginCommand) -> Result<()> {
     match command {
         PluginCommand::List { site, plugins } => {
-            let sites = Sites::open(data_dir).await?;
+            let sites = super::prepare(data_dir).await?;
             let names = site_names(&sites, site).await?;
             let client = Client::new(&sites).await?;
             let mut first = true;
             for name in &names {
-                let site = open_site(&sites, name).await?;
+                let site = sites.require(name).await?;
                 match client.list(&site).await {
                     Ok(list) => {
                         if first {
@@ -105,7 +105,7 @@ pub async fn run(data_dir: &Path, command: PluginCommand) -> Result<()> {
             Ok(())
         }
         PluginCommand::Reload { site } => {
-            let sites = Sites::open(data_dir).await?;
+            let sites = super::prepare(data_dir).await?;
             let names = site_names(&sites, site).await?;
             let client = Client::new(&sites).await?;
             if names.is_empty() {
@@ -115,7 +115,7 @@ pub async fn run(data_dir: &Path, command: PluginCommand) -> Result<()> {
             // reloads only the site its token belongs to.
             let mut failed = false;
             for name in &names {
-                let site = open_site(&sites, name).await?;
+                let site = sites.require(name).await?;
                 let answer = client.reload(&site).await.map_err(|error| match error {
                     ClientError::NoServer(why) => anyhow::anyhow!(
                         "no server answers at {} ({why}); a server reloads its plugins when it starts",
@@ -170,13 +170,6 @@ async fn site_names(sites: &Sites, site: Option<String>) -> Result<Vec<String>> 
         Some(site) => vec![site],
         None => sites.list().await?.into_iter().map(|(n, _)| n).collect(),
     })
-}
-
-async fn open_site(sites: &Sites, name: &str) -> Result<Arc<Site>> {
-    sites
-        .load(name)
-        .await?
-        .with_context(|| format!("the site '{name}' does not exist (see `hearth site list`)"))
 }
 
 fn print_statuses(site: &str, plugins: &[PluginStatus]) {

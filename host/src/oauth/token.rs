@@ -70,7 +70,7 @@ pub async fn token(
         } else {
             clients::authenticate_deferred(&site, &url, &headers, &form).await?
         };
-    if grant_type == "client_credentials" {
+    let answer = if grant_type == "client_credentials" {
         // The assertion's jti is recorded with the token, in one write transaction; a
         // request refused before that still spends it.
         let answer =
@@ -80,16 +80,24 @@ pub async fn token(
         {
             let _ = assertion.record(&site).await;
         }
-        return answer;
+        answer
+    } else {
+        if let Some(assertion) = assertion {
+            assertion.record(&site).await?;
+        }
+        match grant_type.as_str() {
+            "password" => password(&app, &site, &client, &form, address).await,
+            "authorization_code" => authorization_code(&app, &site, &client, &form).await,
+            _ => refresh(&app, &site, &client, &form).await,
+        }
+    };
+    if answer
+        .as_ref()
+        .is_ok_and(|response| response.status().is_success())
+    {
+        app.telemetry.token_issued(&site.name, &grant_type);
     }
-    if let Some(assertion) = assertion {
-        assertion.record(&site).await?;
-    }
-    match grant_type.as_str() {
-        "password" => password(&app, &site, &client, &form, address).await,
-        "authorization_code" => authorization_code(&app, &site, &client, &form).await,
-        _ => refresh(&app, &site, &client, &form).await,
-    }
+    answer
 }
 
 /// True for a refresh_token or password request carrying no client authentication at

@@ -155,10 +155,97 @@ pub struct Loaded {
     pub migrations: Arc<[Migration]>,
     /// The prefix of the tables it owns, when it brings migrations.
     pub namespace: Option<String>,
+    /// The FHIR resource types it declares (see [`FhirType`]).
+    pub fhir: Vec<FhirType>,
     /// Ready to instantiate.
     pub pre: Pre,
     /// When it was loaded.
     pub loaded_at: time::OffsetDateTime,
+}
+
+/// The FHIR search parameter types a plugin may declare.
+pub const FHIR_SEARCH_TYPES: &[&str] = &[
+    "number",
+    "date",
+    "string",
+    "token",
+    "reference",
+    "composite",
+    "quantity",
+    "uri",
+    "special",
+];
+
+/// A FHIR resource type a plugin declares (the contract's `fhir-resource`), checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FhirType {
+    /// The resource type, e.g. `Patient`.
+    pub resource_type: String,
+    /// Canonical URLs of the profiles its resources claim.
+    pub profiles: Vec<String>,
+    /// Its search parameters.
+    pub search_params: Vec<FhirSearchParam>,
+}
+
+/// One declared search parameter: the contract's `(name, type)` pair, whose type may be
+/// followed by a space and the parameter's FHIRPath expression (`date Patient.birthDate`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FhirSearchParam {
+    /// The name, e.g. `birthdate`.
+    pub name: String,
+    /// The FHIR search type, e.g. `date`.
+    pub kind: String,
+    /// The FHIRPath expression, or empty.
+    pub expression: String,
+}
+
+impl FhirType {
+    fn check(declared: bindings::types::FhirResource) -> Result<FhirType> {
+        let resource_type = declared.resource_type;
+        let mut chars = resource_type.chars();
+        if !chars.next().is_some_and(|c| c.is_ascii_uppercase())
+            || !chars.all(|c| c.is_ascii_alphanumeric())
+        {
+            bail!("FHIR resource type {resource_type:?} is not a FHIR type name");
+        }
+        for profile in &declared.profiles {
+            if !(profile.starts_with("http://") || profile.starts_with("https://"))
+                || profile.contains(char::is_whitespace)
+            {
+                bail!("{resource_type}: profile {profile:?} is not a canonical URL");
+            }
+        }
+        let mut search_params: Vec<FhirSearchParam> = Vec::new();
+        for (name, kind) in declared.search_params {
+            let (kind, expression) = kind.split_once(' ').unwrap_or((kind.as_str(), ""));
+            if !FHIR_SEARCH_TYPES.contains(&kind) {
+                bail!(
+                    "{resource_type}: search parameter {name} has the type {kind:?}, not one of {}",
+                    FHIR_SEARCH_TYPES.join(", ")
+                );
+            }
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+            {
+                bail!("{resource_type}: search parameter name {name:?} is not a FHIR name");
+            }
+            if search_params.iter().any(|p| p.name == name) {
+                bail!("{resource_type}: search parameter {name} is declared twice");
+            }
+            search_params.push(FhirSearchParam {
+                name,
+                kind: kind.to_owned(),
+                expression: expression.trim().to_owned(),
+            });
+        }
+        Ok(FhirType {
+            resource_type,
+            profiles: declared.profiles,
+            search_params,
+        })
+    }
 }
 
 /// Loads the component at `path` and checks it against the host.
@@ -306,6 +393,11 @@ fn verify(
     } else {
         Some(migrations::namespace(&name)?)
     };
+    let fhir = info
+        .fhir
+        .into_iter()
+        .map(|declared| FhirType::check(declared).with_context(|| format!("plugin {name}")))
+        .collect::<Result<Vec<_>>>()?;
     let mut routes = Vec::new();
     for (index, route) in info.routes.into_iter().enumerate() {
         let where_ = format!("plugin {name}, route {} {}", index, route.path);
@@ -360,6 +452,7 @@ fn verify(
         config_keys: info.config_keys.into(),
         migrations: migrations.into(),
         namespace,
+        fhir,
         pre,
         loaded_at: time::OffsetDateTime::now_utc(),
     })

@@ -111,6 +111,19 @@ impl SiteTable {
                 });
             }
         }
+        let mut fhir_types: HashMap<&str, &str> = HashMap::new();
+        for plugin in &plugins {
+            for declared in &plugin.loaded.fhir {
+                if let Some(other) = fhir_types.insert(&declared.resource_type, &plugin.loaded.name)
+                {
+                    bail!(
+                        "the FHIR type {} is declared by both plugin {other} and plugin {}",
+                        declared.resource_type,
+                        plugin.loaded.name
+                    );
+                }
+            }
+        }
         for list in routes.values_mut() {
             // Literal segments win over parameters, position by position.
             list.sort_by(|a, b| {

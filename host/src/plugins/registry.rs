@@ -29,6 +29,7 @@ use super::manifest::{Manifest, PluginSpec, SiteSpec};
 use super::schema::{Migrator, Target};
 use super::{SitePlugin, SiteTable};
 use crate::db::grants::Grants;
+use crate::telemetry::Telemetry;
 
 /// How a plugin stands on a site.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -81,6 +82,9 @@ pub struct ReloadReport {
     pub changed: Vec<String>,
     /// Every problem found (each also recorded in the statuses).
     pub errors: Vec<String>,
+    /// The plugins whose new file, settings or migrations were refused (for the metrics).
+    #[serde(skip)]
+    pub failed: Vec<String>,
 }
 
 /// Adds to `changed` ("name version", once each) the plugins of `table` that are not the
@@ -148,6 +152,8 @@ pub struct Registry {
     pub(super) watcher: Mutex<Option<notify::RecommendedWatcher>>,
     /// Applies plugins' migrations to the sites' databases (none when inspecting files).
     migrator: Option<Arc<dyn Migrator>>,
+    /// Where reloads are counted, once the application gives it.
+    telemetry: std::sync::OnceLock<Arc<Telemetry>>,
 }
 
 impl Registry {
@@ -172,6 +178,7 @@ impl Registry {
             reloading: tokio::sync::Mutex::new(()),
             watcher: Mutex::new(None),
             migrator,
+            telemetry: Default::default(),
         };
         let report = registry.reload().await;
         if !report.errors.is_empty() {
@@ -191,6 +198,7 @@ impl Registry {
             reloading: tokio::sync::Mutex::new(()),
             watcher: Mutex::new(None),
             migrator: None,
+            telemetry: Default::default(),
         };
         registry.reload().await;
         registry
@@ -223,6 +231,37 @@ impl Registry {
     /// fails: problems are recorded (see [`Registry::statuses`]) and returned, and the
     /// last good versions keep serving.
     pub async fn reload(&self) -> ReloadReport {
+        let report = self.reload_all().await;
+        self.count(&report);
+        report
+    }
+
+    /// Counts a reload's outcome per plugin, once [`Registry::observe`] gave the metrics.
+    fn count(&self, report: &ReloadReport) {
+        let Some(telemetry) = self.telemetry.get() else {
+            return;
+        };
+        let mut failed: Vec<&String> = report.failed.iter().collect();
+        failed.sort();
+        failed.dedup();
+        for name in failed {
+            telemetry.reloaded(name, false);
+        }
+        // `changed` holds "name version".
+        for label in &report.changed {
+            let name = label
+                .split_once(' ')
+                .map_or(label.as_str(), |(name, _)| name);
+            telemetry.reloaded(name, true);
+        }
+    }
+
+    /// Counts every reload from now on in `telemetry` (`hearth_plugin_reloads_total`).
+    pub fn observe(&self, telemetry: Arc<Telemetry>) {
+        let _ = self.telemetry.set(telemetry);
+    }
+
+    async fn reload_all(&self) -> ReloadReport {
         let _one_at_a_time = self.reloading.lock().await;
         let mut report = ReloadReport::default();
         let manifest = match Manifest::load(&self.manifest_path) {
@@ -262,6 +301,7 @@ impl Registry {
                     let message = format!("{error:#}");
                     tracing::error!("plugin {name} not reloaded: {message}");
                     report.errors.push(format!("plugin {name}: {message}"));
+                    report.failed.push(name.clone());
                     self.inner
                         .lock()
                         .plugin_errors
@@ -339,6 +379,12 @@ impl Registry {
     /// own site, never another), until the next full reload (the watcher's, or a start)
     /// rebuilds every table from the files.
     pub async fn reload_site(&self, site: &str) -> ReloadReport {
+        let report = self.reload_one_site(site).await;
+        self.count(&report);
+        report
+    }
+
+    async fn reload_one_site(&self, site: &str) -> ReloadReport {
         let _one_at_a_time = self.reloading.lock().await;
         let mut report = ReloadReport::default();
         let manifest = match Manifest::load(&self.manifest_path) {
@@ -369,6 +415,7 @@ impl Registry {
                     let message = format!("{error:#}");
                     tracing::error!("plugin {name} not reloaded for site {site}: {message}");
                     report.errors.push(format!("plugin {name}: {message}"));
+                    report.failed.push(name.clone());
                     if let Some(previous) = previous
                         && check_spec(name, plugin_spec, &previous).is_ok()
                     {
@@ -460,6 +507,7 @@ impl Registry {
                 let message = format!("{} {} not applied: {error:#}", loaded.name, loaded.version);
                 tracing::error!("plugin {message}");
                 report.errors.push(format!("plugin {message}"));
+                report.failed.push(name.clone());
                 errors.insert(name.clone(), message);
                 match serving {
                     Some(serving) => chosen.insert(name.clone(), serving),

@@ -1,0 +1,686 @@
+//! FHIR R4 for Hearth plugins.
+//!
+//! A FHIR resource plugin describes its type once, as a [`TypeDef`]: the table it reads,
+//! the columns holding the id, the row key and the last update, the patient compartment,
+//! the search parameters with the SQL each searches and the profiles it claims. The
+//! crate does the rest the same way for every type:
+//!
+//! - [`read`]: `GET /fhir/{Type}/:id` with `meta.versionId`, `meta.lastUpdated`,
+//!   `meta.profile` and an `ETag`, 404 as an OperationOutcome;
+//! - [`search`]: `GET /fhir/{Type}` as a `searchset` Bundle whose `total` counts every
+//!   match, whose `self` link names only the parameters applied, and whose `next` and
+//!   `previous` links page with a cursor that stays stable while rows are added
+//!   (see [`search::Cursor`]);
+//! - the patient compartment: a patient-bound caller sees only its own patient's
+//!   resources ([`compartment`]);
+//! - [`TypeDef::declaration`]: what the host lists in `/fhir/metadata`;
+//! - small builders for what every resource writes: [`coding`], [`concept`],
+//!   [`reference`], [`outcome`], [`Fields`].
+//!
+//! The plugin keeps its mapping: a function from a row to the resource's fields.
+
+pub mod date;
+pub mod search;
+
+use hearth_sdk::json::{ArrayWriter, ObjectWriter};
+use hearth_sdk::request::Role;
+use hearth_sdk::{
+    ApiError, FhirSearchParam, FhirType, Json, Request, Response, Result, Row, ToJson, store,
+};
+
+pub use search::{Kind, Param, Plan, Target, TokenColumn};
+
+/// The content type of every FHIR answer.
+pub const CONTENT_TYPE: &str = "application/fhir+json";
+
+/// A FHIR resource type served from SQL.
+#[derive(Debug, Clone, Copy)]
+pub struct TypeDef {
+    /// The resource type, e.g. `Patient`.
+    pub resource_type: &'static str,
+    /// Canonical URLs of the profiles every resource claims (`meta.profile`).
+    pub profiles: &'static [&'static str],
+    /// The columns the mapping reads, e.g. `p.*`.
+    pub columns: &'static str,
+    /// The `FROM` clause, e.g. `patient_data p`.
+    pub from: &'static str,
+    /// The SQL expression of the resource id (a uuid), e.g. `p.uuid`.
+    pub id: &'static str,
+    /// An integer key that grows as rows are added (paging bound and tie-break), e.g. `p.id`.
+    pub key: &'static str,
+    /// The time of the row's last change (`YYYY-MM-DD HH:MM:SS`), e.g. `p.last_updated`.
+    pub last_updated: &'static str,
+    /// The SQL expression of the uuid of the patient whose compartment the row is in;
+    /// `None` for a type outside patient compartments (practitioners, organizations),
+    /// which every caller holding the type's scope sees whole.
+    pub patient: Option<&'static str>,
+    /// A condition every row of the type meets (OpenEMR's practitioners are the users
+    /// with an NPI: `u.npi <> ''`), or `None`.
+    pub only: Option<&'static str>,
+    /// The search parameters beyond `_id` and `_lastUpdated`.
+    pub params: &'static [Param],
+}
+
+/// Builds a resource's own fields (everything but `resourceType`, `id` and `meta`).
+pub type Mapper = fn(&Row<'_>, &Request, &mut Fields);
+
+impl TypeDef {
+    /// Every search parameter: `_id`, `_lastUpdated` and the type's own.
+    pub fn all_params(&self) -> Vec<Param> {
+        let mut all = search::common(self.id, self.last_updated).to_vec();
+        all.extend_from_slice(self.params);
+        all
+    }
+
+    /// What the host lists for this type in the CapabilityStatement.
+    pub fn declaration(&self) -> FhirType {
+        FhirType {
+            resource_type: self.resource_type.to_owned(),
+            profiles: self.profiles.iter().map(|p| (*p).to_owned()).collect(),
+            search_params: self
+                .all_params()
+                .iter()
+                .map(|p| FhirSearchParam {
+                    name: p.name.to_owned(),
+                    kind: p.target.kind().name().to_owned(),
+                    expression: p.expression.to_owned(),
+                })
+                .collect(),
+        }
+    }
+
+    fn select(&self) -> String {
+        format!(
+            "SELECT {}, {} AS fhir_id, {} AS fhir_last_updated, {} AS fhir_key FROM {}",
+            self.columns, self.id, self.last_updated, self.key, self.from
+        )
+    }
+}
+
+/// A JSON object that leaves out what FHIR forbids: absent and empty values.
+pub struct Fields {
+    out: ObjectWriter,
+}
+
+impl Fields {
+    /// Starts an object.
+    pub fn new() -> Fields {
+        Fields {
+            out: Json::object(),
+        }
+    }
+
+    /// Adds `key: value`.
+    pub fn set(&mut self, key: &str, value: impl ToJson) -> &mut Self {
+        self.out.field(key, value);
+        self
+    }
+
+    /// Adds `key: text` unless the text is absent or blank.
+    pub fn text(&mut self, key: &str, text: Option<&str>) -> &mut Self {
+        if let Some(text) = text.map(str::trim).filter(|t| !t.is_empty()) {
+            self.out.field(key, text);
+        }
+        self
+    }
+
+    /// Adds `key: [items]` unless there are none.
+    pub fn list(&mut self, key: &str, items: Vec<Json>) -> &mut Self {
+        if !items.is_empty() {
+            let mut array = Json::array();
+            for item in items {
+                array.push(item);
+            }
+            self.out.field(key, array.end());
+        }
+        self
+    }
+
+    /// Adds `key: object` unless the object is empty.
+    pub fn object(&mut self, key: &str, object: Json) -> &mut Self {
+        if object.as_str() != "{}" {
+            self.out.field(key, object);
+        }
+        self
+    }
+
+    /// Finishes the object.
+    pub fn end(&mut self) -> Json {
+        self.out.end()
+    }
+}
+
+impl Default for Fields {
+    fn default() -> Self {
+        Fields::new()
+    }
+}
+
+/// A `Coding`.
+pub fn coding(system: &str, code: &str, display: Option<&str>) -> Json {
+    let mut out = Fields::new();
+    out.text("system", Some(system))
+        .text("code", Some(code))
+        .text("display", display);
+    out.end()
+}
+
+/// A `CodeableConcept` of one coding, with `text` when given.
+pub fn concept(coding: Json, text: Option<&str>) -> Json {
+    let mut out = Fields::new();
+    out.list("coding", vec![coding]).text("text", text);
+    out.end()
+}
+
+/// The non-blank texts among `values`, each a JSON string (FHIR's `given`, `prefix`,
+/// `line`, …).
+pub fn strings<'a>(values: impl IntoIterator<Item = Option<&'a str>>) -> Vec<Json> {
+    values
+        .into_iter()
+        .flatten()
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(|v| {
+            let mut out = String::with_capacity(v.len() + 2);
+            hearth_sdk::json::write_str(&mut out, v);
+            Json::raw(out)
+        })
+        .collect()
+}
+
+/// A `ContactPoint` (`system` `phone`, `email`, …; `use` `home`, `work`, `mobile`), or
+/// none when the value is blank.
+pub fn contact_point(system: &str, use_: &str, value: Option<&str>) -> Option<Json> {
+    let value = value.map(str::trim).filter(|v| !v.is_empty())?;
+    let mut out = Fields::new();
+    out.set("system", system)
+        .set("value", value)
+        .set("use", use_);
+    Some(out.end())
+}
+
+/// An `official` `HumanName`: family name, given names, prefixes and suffixes, blanks
+/// left out.
+pub fn human_name<'a>(
+    family: Option<&str>,
+    given: impl IntoIterator<Item = Option<&'a str>>,
+    prefix: Option<&str>,
+    suffix: Option<&str>,
+) -> Json {
+    let mut name = Fields::new();
+    name.set("use", "official")
+        .text("family", family)
+        .list("given", strings(given))
+        .list("prefix", strings([prefix]))
+        .list("suffix", strings([suffix]));
+    name.end()
+}
+
+/// The parts of an `Address`, each optional.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct AddressParts<'a> {
+    /// `home`, `work`, …
+    pub use_: Option<&'a str>,
+    /// Street lines.
+    pub lines: [Option<&'a str>; 2],
+    /// City.
+    pub city: Option<&'a str>,
+    /// County.
+    pub district: Option<&'a str>,
+    /// State.
+    pub state: Option<&'a str>,
+    /// Postal code.
+    pub postal_code: Option<&'a str>,
+    /// Country.
+    pub country: Option<&'a str>,
+}
+
+/// An `Address`, or none when every part but `use` is blank.
+pub fn address(parts: AddressParts<'_>) -> Option<Json> {
+    let mut body = Fields::new();
+    body.list("line", strings(parts.lines))
+        .text("city", parts.city)
+        .text("district", parts.district)
+        .text("state", parts.state)
+        .text("postalCode", parts.postal_code)
+        .text("country", parts.country);
+    let body = body.end();
+    if body.as_str() == "{}" {
+        return None;
+    }
+    Some(match parts.use_ {
+        Some(use_) => {
+            let mut out = String::from("{\"use\":");
+            hearth_sdk::json::write_str(&mut out, use_);
+            out.push(',');
+            out.push_str(&body.as_str()[1..]);
+            Json::raw(out)
+        }
+        None => body,
+    })
+}
+
+/// A `Reference` to `{resource_type}/{id}`, with a display when given.
+pub fn reference(resource_type: &str, id: &str, display: Option<&str>) -> Json {
+    let mut out = Fields::new();
+    out.set("reference", format!("{resource_type}/{id}").as_str())
+        .text("display", display);
+    out.end()
+}
+
+/// An `OperationOutcome` with one issue of `severity` (`error`, `warning`, …).
+pub fn outcome(severity: &str, code: &str, diagnostics: &str) -> Json {
+    let mut issue = Fields::new();
+    issue
+        .set("severity", severity)
+        .set("code", code)
+        .text("diagnostics", Some(diagnostics));
+    let mut out = Fields::new();
+    out.set("resourceType", "OperationOutcome")
+        .list("issue", vec![issue.end()]);
+    out.end()
+}
+
+/// An error answered as an OperationOutcome with `status`.
+pub fn error(status: u16, code: &str, diagnostics: &str) -> ApiError {
+    ApiError::Response(
+        Response::json(status, outcome("error", code, diagnostics))
+            .header("content-type", CONTENT_TYPE),
+    )
+}
+
+/// The version a row is at: its last change, in seconds since the Unix epoch. Every
+/// write to the tables behind a resource sets the change time, so the version moves
+/// with each write (two writes within one second share a version).
+pub fn version_id(last_updated: Option<&str>) -> String {
+    last_updated
+        .and_then(date::unix)
+        .map_or_else(|| "0".to_owned(), |secs| secs.to_string())
+}
+
+/// The patient a caller is confined to for `resource_type`: `None` when the caller may
+/// see every patient's resources, `Some(None)` when it may see none, `Some(Some(uuid))`
+/// for one patient's compartment.
+///
+/// A patient token is always confined. A user token is confined to its launch patient
+/// unless it holds a `user/` scope for the type (or `user/*`), as OpenEMR decides; a
+/// system token is never confined.
+pub fn compartment(req: &Request, resource_type: &str) -> Option<Option<String>> {
+    let caller = req.caller();
+    match caller.role {
+        Role::System => None,
+        Role::Patient => Some(caller.patient.clone()),
+        Role::User | Role::Anonymous => {
+            let user_scope = caller.scopes.split_whitespace().any(|scope| {
+                scope
+                    .strip_prefix("user/")
+                    .and_then(|rest| rest.split(['.', '?']).next())
+                    .is_some_and(|resource| resource == resource_type || resource == "*")
+            });
+            if user_scope || caller.role == Role::Anonymous {
+                None
+            } else {
+                Some(caller.patient.clone())
+            }
+        }
+    }
+}
+
+/// The conditions every query of `def` for this caller has: the type's own, and the
+/// compartment's if the caller is confined.
+fn confine(req: &Request, def: &TypeDef, sql: &mut search::Sql) {
+    if let Some(only) = def.only {
+        sql.conditions.push(only.to_owned());
+    }
+    let Some(confined) = compartment(req, def.resource_type) else {
+        return;
+    };
+    // A type outside patient compartments (a practitioner, an organization) is shared:
+    // the scope the host checked is all it takes.
+    let Some(column) = def.patient else {
+        return;
+    };
+    let condition = match confined {
+        Some(patient) => format!("{column} = {}", sql.bind(patient)),
+        // A patient-context token bound to no patient sees no patient's data.
+        None => "1=0".to_owned(),
+    };
+    sql.conditions.push(condition);
+}
+
+/// The resource in `row`: `resourceType`, `id`, `meta` (version, last update,
+/// profiles), then the mapped fields.
+fn resource(def: &TypeDef, row: &Row<'_>, req: &Request, map: Mapper) -> Json {
+    let updated = row.text("fhir_last_updated");
+    let mut meta = Fields::new();
+    meta.set("versionId", version_id(updated).as_str());
+    if let Some(instant) = updated.and_then(date::instant) {
+        meta.set("lastUpdated", instant.as_str());
+    }
+    meta.list(
+        "profile",
+        def.profiles
+            .iter()
+            .map(|p| Json::from_value(&(*p).into()))
+            .collect(),
+    );
+    let mut out = Fields::new();
+    out.set("resourceType", def.resource_type)
+        .text("id", row.text("fhir_id"))
+        .object("meta", meta.end());
+    map(row, req, &mut out);
+    out.end()
+}
+
+/// A FHIR answer: `status`, the body, `application/fhir+json`.
+pub fn answer(status: u16, body: Json) -> Response {
+    Response::json(status, body).header("content-type", CONTENT_TYPE)
+}
+
+/// `GET /fhir/{Type}/:id`: the resource, or a 404 OperationOutcome (also for an id
+/// outside the caller's compartment).
+pub fn read(req: &Request, def: &TypeDef, id: &str, map: Mapper) -> Result<Response> {
+    let not_found = || {
+        error(
+            404,
+            "not-found",
+            &format!("{}/{id} is not known", def.resource_type),
+        )
+    };
+    if !hearth_sdk::request::is_uuid(id) {
+        return Err(not_found());
+    }
+    let mut sql = search::Sql::default();
+    let by_id = format!("{} = {}", def.id, sql.bind(id.to_ascii_lowercase()));
+    sql.conditions.push(by_id);
+    confine(req, def, &mut sql);
+    let rows = store::query(
+        &format!("{} WHERE {}", def.select(), sql.where_clause()),
+        &sql.params,
+    )?;
+    let row = rows.get(0).ok_or_else(not_found)?;
+    let version = version_id(row.text("fhir_last_updated"));
+    Ok(answer(200, resource(def, &row, req, map)).header("etag", &format!("W/\"{version}\"")))
+}
+
+/// `GET /fhir/{Type}`: the searchset Bundle for the request's query.
+pub fn search(req: &Request, def: &TypeDef, map: Mapper) -> Result<Response> {
+    let strict = req.header("prefer").is_some_and(|p| {
+        p.split([';', ','])
+            .any(|part| part.trim() == "handling=strict")
+    });
+    let now = date::unix(&hearth_sdk::time::now().datetime()).unwrap_or(0);
+    let params = def.all_params();
+    let mut query = req.query_pairs().to_vec();
+    if req.method() == hearth_sdk::Method::Post && !req.body().is_empty() {
+        // `POST /{Type}/_search`: the form body's parameters join the query's.
+        let form = req.header("content-type").is_some_and(|t| {
+            t.trim_start()
+                .starts_with("application/x-www-form-urlencoded")
+        });
+        if !form {
+            return Err(error(
+                415,
+                "not-supported",
+                "POST _search takes an application/x-www-form-urlencoded body",
+            ));
+        }
+        let body = std::str::from_utf8(req.body())
+            .map_err(|_| error(400, "invalid", "The form body is not UTF-8"))?;
+        query.extend(form_pairs(body));
+    }
+    let mut plan =
+        Plan::parse(&params, &query, strict, now).map_err(|e| error(400, "invalid", &e.0))?;
+    confine(req, def, &mut plan.sql);
+
+    let filters = plan.sql.where_clause();
+    let (total, cursor) = match plan.cursor {
+        Some(cursor) => {
+            let mut sql = plan.sql.clone();
+            let bound = sql.bind(cursor.bound);
+            let row = store::query_one(
+                &format!(
+                    "SELECT COUNT(*) AS n FROM {} WHERE {filters} AND {} <= {bound}",
+                    def.from, def.key
+                ),
+                &sql.params,
+            )?;
+            (row.and_then(|r| r.int("n")).unwrap_or(0), cursor)
+        }
+        None => {
+            let row = store::query_one(
+                &format!(
+                    "SELECT COUNT(*) AS n, MAX({}) AS hi FROM {} WHERE {filters}",
+                    def.key, def.from
+                ),
+                &plan.sql.params,
+            )?;
+            let total = row.as_ref().and_then(|r| r.int("n")).unwrap_or(0);
+            let bound = row.as_ref().and_then(|r| r.int("hi")).unwrap_or(0);
+            (total, search::Cursor { bound, offset: 0 })
+        }
+    };
+
+    let mut entries = Json::array();
+    let mut shown = 0u64;
+    if !plan.count_only && total > 0 {
+        let mut sql = plan.sql.clone();
+        let bound = sql.bind(cursor.bound);
+        let mut order = std::mem::take(&mut plan.order);
+        order.push(format!("{} ASC", def.key));
+        let rows = store::query(
+            &format!(
+                "{} WHERE {filters} AND {} <= {bound} ORDER BY {} LIMIT {} OFFSET {}",
+                def.select(),
+                def.key,
+                order.join(", "),
+                plan.count,
+                cursor.offset
+            ),
+            &sql.params,
+        )?;
+        let base = format!("{}/{}", req.base_url(), def.resource_type);
+        for row in rows.iter() {
+            let mut entry = Json::object();
+            entry
+                .field(
+                    "fullUrl",
+                    format!("{base}/{}", row.text("fhir_id").unwrap_or_default()),
+                )
+                .field("resource", resource(def, &row, req, map))
+                .field("search", Json::raw(r#"{"mode":"match"}"#));
+            entries.push(entry.end());
+            shown += 1;
+        }
+    }
+
+    let url = |cursor: Option<search::Cursor>| {
+        let mut query: Vec<(String, String)> = plan.applied.clone();
+        if let Some(cursor) = cursor {
+            query.push((search::CURSOR.to_owned(), cursor.encode()));
+        }
+        link_url(req.base_url(), def.resource_type, &query)
+    };
+    let mut links = Json::array();
+    let self_cursor = plan.cursor.map(|_| cursor);
+    links.push(link("self", &url(self_cursor)));
+    let count = u64::from(plan.count);
+    if !plan.count_only && cursor.offset + shown < total as u64 && shown > 0 {
+        links.push(link(
+            "next",
+            &url(Some(search::Cursor {
+                bound: cursor.bound,
+                offset: cursor.offset + count,
+            })),
+        ));
+    }
+    if !plan.count_only && cursor.offset > 0 {
+        links.push(link(
+            "previous",
+            &url(Some(search::Cursor {
+                bound: cursor.bound,
+                offset: cursor.offset.saturating_sub(count),
+            })),
+        ));
+    }
+    let mut bundle = Json::object();
+    bundle
+        .field("resourceType", "Bundle")
+        .field("type", "searchset")
+        .field("total", total)
+        .field("link", links.end());
+    if shown > 0 {
+        bundle.field("entry", entries.end());
+    }
+    Ok(answer(200, bundle.end()))
+}
+
+fn link(relation: &str, url: &str) -> Json {
+    let mut out = Json::object();
+    out.field("relation", relation).field("url", url);
+    out.end()
+}
+
+/// The pairs of an `application/x-www-form-urlencoded` text, decoded (`+` is a space,
+/// `%XX` a byte; malformed escapes stay as they are).
+pub fn form_pairs(text: &str) -> Vec<(String, String)> {
+    fn decode(part: &str) -> String {
+        let bytes = part.as_bytes();
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut i = 0;
+        while i < bytes.len() {
+            match bytes[i] {
+                b'+' => out.push(b' '),
+                b'%' => match part
+                    .get(i + 1..i + 3)
+                    .filter(|hex| hex.bytes().all(|b| b.is_ascii_hexdigit()))
+                    .and_then(|hex| u8::from_str_radix(hex, 16).ok())
+                {
+                    Some(byte) => {
+                        out.push(byte);
+                        i += 2;
+                    }
+                    None => out.push(b'%'),
+                },
+                byte => out.push(byte),
+            }
+            i += 1;
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+    text.split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (decode(key), decode(value))
+        })
+        .collect()
+}
+
+/// `{base}/{Type}?k=v&…`, keys and values percent-encoded.
+pub fn link_url(base: &str, resource_type: &str, query: &[(String, String)]) -> String {
+    let mut out = format!("{base}/{resource_type}");
+    for (i, (key, value)) in query.iter().enumerate() {
+        out.push(if i == 0 { '?' } else { '&' });
+        percent_encode(&mut out, key);
+        out.push('=');
+        percent_encode(&mut out, value);
+    }
+    out
+}
+
+fn percent_encode(out: &mut String, text: &str) {
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~' | b':') {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+}
+
+/// Builds a JSON array from items (a shorthand for mappings).
+pub fn array(items: impl IntoIterator<Item = Json>) -> Json {
+    let mut out: ArrayWriter = Json::array();
+    for item in items {
+        out.push(item);
+    }
+    out.end()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn links_encode_their_query() {
+        let url = link_url(
+            "https://h/apis/default/fhir",
+            "Patient",
+            &[
+                ("family".into(), "O'Neil & co".into()),
+                ("_cursor".into(), "v1.5.20".into()),
+            ],
+        );
+        assert_eq!(
+            url,
+            "https://h/apis/default/fhir/Patient?family=O%27Neil%20%26%20co&_cursor=v1.5.20"
+        );
+    }
+
+    #[test]
+    fn form_bodies_decode() {
+        assert_eq!(
+            form_pairs("family=O%27Neil+Jr&given=&x=%zz&y=%4"),
+            [
+                ("family".to_owned(), "O'Neil Jr".to_owned()),
+                ("given".to_owned(), String::new()),
+                ("x".to_owned(), "%zz".to_owned()),
+                ("y".to_owned(), "%4".to_owned()),
+            ]
+        );
+    }
+
+    #[test]
+    fn fields_leave_out_blank_values() {
+        let mut f = Fields::new();
+        f.text("a", Some(" ")).text("b", None).text("c", Some("x"));
+        f.list("d", Vec::new()).object("e", Json::raw("{}"));
+        assert_eq!(f.end().as_str(), r#"{"c":"x"}"#);
+        assert_eq!(
+            reference("Patient", "1", None).as_str(),
+            r#"{"reference":"Patient/1"}"#
+        );
+        assert_eq!(
+            concept(coding("s", "c", Some("d")), None).as_str(),
+            r#"{"coding":[{"system":"s","code":"c","display":"d"}]}"#
+        );
+    }
+
+    #[test]
+    fn common_shapes_leave_out_blanks() {
+        assert_eq!(
+            human_name(Some("Smith"), [Some("Ann"), Some(" ")], None, Some("Jr.")).as_str(),
+            r#"{"use":"official","family":"Smith","given":["Ann"],"suffix":["Jr."]}"#
+        );
+        assert_eq!(contact_point("phone", "home", Some("")), None);
+        assert_eq!(address(AddressParts::default()), None);
+        let home = address(AddressParts {
+            use_: Some("home"),
+            lines: [Some("1 Main \"St\""), None],
+            city: Some("Boston"),
+            ..AddressParts::default()
+        })
+        .unwrap();
+        assert_eq!(
+            home.as_str(),
+            r#"{"use":"home","line":["1 Main \"St\""],"city":"Boston"}"#
+        );
+    }
+
+    #[test]
+    fn versions_follow_the_last_change() {
+        assert_eq!(version_id(Some("1970-01-02 00:00:01")), "86401");
+        assert_eq!(version_id(None), "0");
+    }
+}

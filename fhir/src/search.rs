@@ -1,0 +1,867 @@
+//! Search parameters: parsing a FHIR search query and turning it into SQL.
+//!
+//! A [`TypeDef`](crate::TypeDef) lists its parameters, each with the SQL it searches
+//! ([`Target`]). [`Plan::parse`] reads the query the way the FHIR specification defines
+//! it: parameters of kind string (case-insensitive starts-with, `:exact`, `:contains`),
+//! token (`system|code`, `|code`, `code`, `system|`, `:not`), date (prefixes `eq ne gt lt ge
+//! le sa eb ap`, at the value's precision) and reference (`Type/id`, `id`, an absolute
+//! URL, `:Type`); `:missing` on each; commas are OR, a repeated parameter is AND. The
+//! result parameters `_count` (default 20, at most 200), `_sort` and the paging cursor
+//! are read too. An unknown parameter is ignored and left out of the `self` link, or
+//! named in a 400 when the client asked for `Prefer: handling=strict`.
+
+use hearth_sdk::Value;
+use hearth_sdk::request::is_uuid;
+
+use crate::date::{self, Range};
+
+/// `_count` when the client names none.
+pub const DEFAULT_COUNT: u32 = 20;
+/// The most entries one page holds; a larger `_count` is lowered to it.
+pub const MAX_COUNT: u32 = 200;
+/// The query parameter carrying the paging cursor in `next` / `previous` links.
+pub const CURSOR: &str = "_cursor";
+
+/// A FHIR search parameter type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// `string`.
+    String,
+    /// `token`.
+    Token,
+    /// `date`.
+    Date,
+    /// `reference`.
+    Reference,
+}
+
+impl Kind {
+    /// The FHIR name of the type.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Kind::String => "string",
+            Kind::Token => "token",
+            Kind::Date => "date",
+            Kind::Reference => "reference",
+        }
+    }
+}
+
+/// One column a token parameter compares codes with.
+#[derive(Debug, Clone, Copy)]
+pub struct TokenColumn {
+    /// The SQL expression, e.g. `p.sex`.
+    pub column: &'static str,
+    /// The code system the column's codes belong to (`None`: codes without a system).
+    pub system: Option<&'static str>,
+    /// FHIR code → stored value, when they differ (`("female", "Female")`). When not
+    /// empty, a code missing from the list matches nothing in this column.
+    pub codes: &'static [(&'static str, &'static str)],
+}
+
+impl TokenColumn {
+    /// A column holding codes of `system` as they are.
+    pub const fn new(column: &'static str, system: Option<&'static str>) -> TokenColumn {
+        TokenColumn {
+            column,
+            system,
+            codes: &[],
+        }
+    }
+
+    /// The FHIR codes of this column and the values stored for them.
+    pub const fn codes(mut self, codes: &'static [(&'static str, &'static str)]) -> TokenColumn {
+        self.codes = codes;
+        self
+    }
+}
+
+/// What a search parameter searches in SQL.
+#[derive(Debug, Clone, Copy)]
+pub enum Target {
+    /// Text columns; a value matches when any of them does.
+    Text(&'static [&'static str]),
+    /// Coded columns; a value matches when any of them does.
+    Token(&'static [TokenColumn]),
+    /// A date column (`YYYY-MM-DD`): a day at a time.
+    Date(&'static str),
+    /// A date-and-time column (`YYYY-MM-DD HH:MM:SS`, UTC).
+    DateTime(&'static str),
+    /// The resource's own id column (`_id`): a token without a system.
+    Id(&'static str),
+    /// A column holding the referenced resource's id, and the type it references.
+    Reference {
+        /// The SQL expression, e.g. `p.provider_uuid`.
+        column: &'static str,
+        /// The referenced resource type, e.g. `Practitioner`.
+        target: &'static str,
+    },
+}
+
+impl Target {
+    /// The FHIR search type.
+    pub const fn kind(&self) -> Kind {
+        match self {
+            Target::Text(_) => Kind::String,
+            Target::Token(_) | Target::Id(_) => Kind::Token,
+            Target::Date(_) | Target::DateTime(_) => Kind::Date,
+            Target::Reference { .. } => Kind::Reference,
+        }
+    }
+
+    /// The column `_sort` orders by.
+    fn sort_column(&self) -> Option<&'static str> {
+        match self {
+            Target::Text(columns) => columns.first().copied(),
+            Target::Token(columns) => columns.first().map(|c| c.column),
+            Target::Date(column) | Target::DateTime(column) | Target::Id(column) => Some(column),
+            Target::Reference { column, .. } => Some(column),
+        }
+    }
+}
+
+/// A search parameter: its name, FHIRPath expression and SQL target.
+#[derive(Debug, Clone, Copy)]
+pub struct Param {
+    /// The name, e.g. `birthdate`.
+    pub name: &'static str,
+    /// The FHIRPath expression, for the CapabilityStatement.
+    pub expression: &'static str,
+    /// What it searches.
+    pub target: Target,
+}
+
+impl Param {
+    /// A parameter.
+    pub const fn new(name: &'static str, expression: &'static str, target: Target) -> Param {
+        Param {
+            name,
+            expression,
+            target,
+        }
+    }
+}
+
+/// Why a search cannot run: a 400 naming the parameter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchError(pub String);
+
+/// SQL with `$n` placeholders and the values bound to them.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Sql {
+    /// Conditions, all of which must hold.
+    pub conditions: Vec<String>,
+    /// The values, `$1` first.
+    pub params: Vec<Value>,
+}
+
+impl Sql {
+    /// Binds `value` and answers its placeholder.
+    pub fn bind(&mut self, value: impl Into<Value>) -> String {
+        self.params.push(value.into());
+        format!("${}", self.params.len())
+    }
+
+    /// The conditions joined with `AND` (`1=1` when there are none).
+    pub fn where_clause(&self) -> String {
+        if self.conditions.is_empty() {
+            "1=1".to_owned()
+        } else {
+            self.conditions.join(" AND ")
+        }
+    }
+}
+
+/// Where a page starts: the id bound fixed by the first page (rows added since have
+/// larger keys and stay out of the result) and the number of rows before the page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor {
+    /// The largest row key the search covers.
+    pub bound: i64,
+    /// Rows before the page.
+    pub offset: u64,
+}
+
+impl Cursor {
+    /// The cursor's text in links.
+    pub fn encode(self) -> String {
+        format!("v1.{}.{}", self.bound, self.offset)
+    }
+
+    /// Reads a cursor made by [`Cursor::encode`].
+    pub fn decode(text: &str) -> Option<Cursor> {
+        let mut parts = text.strip_prefix("v1.")?.split('.');
+        let bound = parts.next()?.parse().ok()?;
+        let offset = parts.next()?.parse().ok()?;
+        if parts.next().is_some() || bound < 0 {
+            return None;
+        }
+        Some(Cursor { bound, offset })
+    }
+}
+
+/// A parsed search: the SQL conditions, the paging and what the `self` link shows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    /// The conditions and their values.
+    pub sql: Sql,
+    /// `ORDER BY` terms (without the final key tie-break).
+    pub order: Vec<String>,
+    /// Entries per page.
+    pub count: u32,
+    /// Only the total is wanted (`_summary=count`, or `_count=0`).
+    pub count_only: bool,
+    /// Where the page starts, when a link named it.
+    pub cursor: Option<Cursor>,
+    /// The parameters applied, as given, in order: the `self` link's query.
+    pub applied: Vec<(String, String)>,
+    /// The names of parameters ignored because they are unknown or unsupported.
+    pub ignored: Vec<String>,
+}
+
+/// The parameters every type has: `_id` on the resource's id and `_lastUpdated`.
+pub fn common(id: &'static str, last_updated: &'static str) -> [Param; 2] {
+    [
+        Param::new("_id", "Resource.id", Target::Id(id)),
+        Param::new(
+            "_lastUpdated",
+            "Resource.meta.lastUpdated",
+            Target::DateTime(last_updated),
+        ),
+    ]
+}
+
+impl Plan {
+    /// Parses `query` against `params` (the type's own and the common ones). `now` (Unix
+    /// seconds) anchors `ap`. With `strict`, an unknown parameter is an error.
+    pub fn parse(
+        params: &[Param],
+        query: &[(String, String)],
+        strict: bool,
+        now: i64,
+    ) -> Result<Plan, SearchError> {
+        let mut plan = Plan {
+            sql: Sql::default(),
+            order: Vec::new(),
+            count: DEFAULT_COUNT,
+            count_only: false,
+            cursor: None,
+            applied: Vec::new(),
+            ignored: Vec::new(),
+        };
+        for (key, value) in query {
+            let (name, modifier) = match key.split_once(':') {
+                Some((name, modifier)) => (name, Some(modifier)),
+                None => (key.as_str(), None),
+            };
+            match name {
+                "_count" => {
+                    let n: u32 = value.trim().parse().map_err(|_| {
+                        SearchError(format!("_count must be a whole number, not {value:?}"))
+                    })?;
+                    plan.count = n.min(MAX_COUNT);
+                    plan.count_only = n == 0;
+                    plan.applied.push((key.clone(), plan.count.to_string()));
+                    continue;
+                }
+                "_summary" if value == "count" => {
+                    plan.count_only = true;
+                    plan.applied.push((key.clone(), value.clone()));
+                    continue;
+                }
+                "_sort" => {
+                    let mut kept = Vec::new();
+                    for item in value.split(',').filter(|s| !s.is_empty()) {
+                        let (desc, sort_name) = match item.strip_prefix('-') {
+                            Some(rest) => (true, rest),
+                            None => (false, item),
+                        };
+                        match params
+                            .iter()
+                            .find(|p| p.name == sort_name)
+                            .and_then(|p| p.target.sort_column())
+                        {
+                            Some(column) => {
+                                plan.order.push(format!(
+                                    "{column} {}",
+                                    if desc { "DESC" } else { "ASC" }
+                                ));
+                                kept.push(item);
+                            }
+                            None => plan.ignored.push(format!("_sort={item}")),
+                        }
+                    }
+                    if !kept.is_empty() {
+                        plan.applied.push((key.clone(), kept.join(",")));
+                    }
+                    continue;
+                }
+                CURSOR => {
+                    plan.cursor = Some(Cursor::decode(value).ok_or_else(|| {
+                        SearchError(format!(
+                            "{CURSOR} {value:?} is not a cursor this server made"
+                        ))
+                    })?);
+                    continue;
+                }
+                // JSON is the only format; the parameter needs no other handling.
+                "_format" => continue,
+                _ => {}
+            }
+            let Some(param) = params.iter().find(|p| p.name == name) else {
+                plan.ignored.push(key.clone());
+                continue;
+            };
+            if value.is_empty() {
+                continue;
+            }
+            let condition = condition(param, modifier, value, now, &mut plan.sql)?;
+            plan.sql.conditions.push(condition);
+            plan.applied.push((key.clone(), value.clone()));
+        }
+        if strict && !plan.ignored.is_empty() {
+            return Err(SearchError(format!(
+                "Unknown or unsupported search parameters: {}",
+                plan.ignored.join(", ")
+            )));
+        }
+        Ok(plan)
+    }
+}
+
+/// Splits on commas not escaped with `\`, unescaping `\,` `\|` `\$` and `\\`.
+fn split_values(value: &str) -> Vec<String> {
+    let mut out = vec![String::new()];
+    let mut chars = value.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => match chars.next() {
+                Some(next @ (',' | '$' | '\\')) => out.last_mut().expect("one").push(next),
+                // `\|` stays escaped so the token split below can tell it apart.
+                Some('|') => out.last_mut().expect("one").push_str("\\|"),
+                Some(other) => {
+                    let last = out.last_mut().expect("one");
+                    last.push('\\');
+                    last.push(other);
+                }
+                None => out.last_mut().expect("one").push('\\'),
+            },
+            ',' => out.push(String::new()),
+            c => out.last_mut().expect("one").push(c),
+        }
+    }
+    out
+}
+
+/// Splits a token at its first unescaped `|`: `(system, code)`; `None` system when there
+/// is no bar, empty texts where a side is empty.
+fn split_token(value: &str) -> (Option<String>, String) {
+    let at = value
+        .char_indices()
+        .find(|&(i, c)| c == '|' && !value[..i].ends_with('\\'))
+        .map(|(i, _)| i);
+    let unescape = |s: &str| s.replace("\\|", "|");
+    match at {
+        Some(i) => (Some(unescape(&value[..i])), unescape(&value[i + 1..])),
+        None => (None, unescape(value)),
+    }
+}
+
+/// `%`, `_` and `\` escaped for `LIKE … ESCAPE '\'`.
+fn like_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn any(parts: Vec<String>) -> String {
+    match parts.len() {
+        0 => "1=0".to_owned(),
+        1 => parts.into_iter().next().expect("one"),
+        _ => format!("({})", parts.join(" OR ")),
+    }
+}
+
+/// The SQL condition one parameter occurrence adds.
+fn condition(
+    param: &Param,
+    modifier: Option<&str>,
+    value: &str,
+    now: i64,
+    sql: &mut Sql,
+) -> Result<String, SearchError> {
+    let name = param.name;
+    let bad_modifier = |m: &str| {
+        SearchError(format!(
+            "The modifier :{m} is not supported on the {} parameter {name}",
+            param.target.kind().name()
+        ))
+    };
+    if modifier == Some("missing") {
+        let missing = match value {
+            "true" => true,
+            "false" => false,
+            _ => {
+                return Err(SearchError(format!(
+                    "{name}:missing must be true or false, not {value:?}"
+                )));
+            }
+        };
+        let columns: Vec<&str> = match &param.target {
+            Target::Text(columns) => columns.to_vec(),
+            Target::Token(columns) => columns.iter().map(|c| c.column).collect(),
+            Target::Date(c)
+            | Target::DateTime(c)
+            | Target::Id(c)
+            | Target::Reference { column: c, .. } => vec![c],
+        };
+        let blank_is_missing = matches!(param.target, Target::Text(_) | Target::Token(_));
+        let present: Vec<String> = columns
+            .iter()
+            .map(|c| {
+                if blank_is_missing {
+                    format!("({c} IS NOT NULL AND CAST({c} AS TEXT) <> '')")
+                } else {
+                    format!("{c} IS NOT NULL")
+                }
+            })
+            .collect();
+        let present = any(present);
+        return Ok(if missing {
+            format!("NOT {present}")
+        } else {
+            present
+        });
+    }
+    let values = split_values(value);
+    let mut alternatives = Vec::new();
+    match &param.target {
+        Target::Text(columns) => {
+            let mode = match modifier {
+                None => 0,
+                Some("exact") => 1,
+                Some("contains") => 2,
+                Some(m) => return Err(bad_modifier(m)),
+            };
+            for v in values {
+                for column in *columns {
+                    alternatives.push(match mode {
+                        1 => format!("{column} = {}", sql.bind(v.as_str())),
+                        _ => {
+                            let pattern = like_escape(&v.to_lowercase());
+                            let pattern = if mode == 2 {
+                                format!("%{pattern}%")
+                            } else {
+                                format!("{pattern}%")
+                            };
+                            format!("LOWER({column}) LIKE {} ESCAPE '\\'", sql.bind(pattern))
+                        }
+                    });
+                }
+            }
+        }
+        Target::Id(column) => {
+            if let Some(m) = modifier {
+                return Err(bad_modifier(m));
+            }
+            // Hearth's ids are uuids; anything else names no resource (and would not
+            // bind to a uuid column).
+            for v in values.into_iter().filter(|v| is_uuid(v)) {
+                alternatives.push(format!("{column} = {}", sql.bind(v.to_ascii_lowercase())));
+            }
+        }
+        Target::Token(columns) => {
+            let negate = match modifier {
+                None => false,
+                Some("not") => true,
+                Some(m) => return Err(bad_modifier(m)),
+            };
+            for v in values {
+                let (system, code) = split_token(&v);
+                for column in *columns {
+                    let system_fits = match system.as_deref() {
+                        None => true,
+                        Some("") => column.system.is_none(),
+                        Some(s) => column.system == Some(s),
+                    };
+                    if !system_fits {
+                        continue;
+                    }
+                    let c = column.column;
+                    if code.is_empty() {
+                        alternatives.push(format!("{c} IS NOT NULL"));
+                        continue;
+                    }
+                    let stored = if column.codes.is_empty() {
+                        Some(code.as_str())
+                    } else {
+                        column
+                            .codes
+                            .iter()
+                            .find(|(fhir, _)| *fhir == code)
+                            .map(|(_, stored)| *stored)
+                    };
+                    if let Some(stored) = stored {
+                        alternatives.push(format!("{c} = {}", sql.bind(stored)));
+                    }
+                }
+            }
+            if negate {
+                return Ok(format!("NOT COALESCE({}, 1=0)", any(alternatives)));
+            }
+        }
+        Target::Date(column) | Target::DateTime(column) => {
+            if let Some(m) = modifier {
+                return Err(bad_modifier(m));
+            }
+            let day = matches!(param.target, Target::Date(_));
+            for v in values {
+                alternatives.push(date_condition(name, column, day, &v, now, sql)?);
+            }
+        }
+        Target::Reference { column, target } => {
+            match modifier {
+                None => {}
+                Some(m) if m == *target => {}
+                Some(m) => return Err(bad_modifier(m)),
+            }
+            for v in values {
+                let v = v.trim_end_matches('/');
+                let mut parts = v.rsplit('/');
+                let id = parts.next().unwrap_or_default();
+                let kind = parts.next();
+                if !is_uuid(id) || kind.is_some_and(|k| k != *target) {
+                    continue;
+                }
+                alternatives.push(format!("{column} = {}", sql.bind(id.to_ascii_lowercase())));
+            }
+        }
+    }
+    Ok(any(alternatives))
+}
+
+/// The condition of one date value with its prefix.
+fn date_condition(
+    name: &str,
+    column: &str,
+    day: bool,
+    value: &str,
+    now: i64,
+    sql: &mut Sql,
+) -> Result<String, SearchError> {
+    let (prefix, text) = match value.get(..2) {
+        Some(p @ ("eq" | "ne" | "gt" | "lt" | "ge" | "le" | "sa" | "eb" | "ap")) => {
+            (p, &value[2..])
+        }
+        _ => ("eq", value),
+    };
+    let Some(mut range) = date::parse(text) else {
+        return Err(SearchError(format!(
+            "{name}: {text:?} is not a FHIR date (YYYY, YYYY-MM, YYYY-MM-DD or a dateTime)"
+        )));
+    };
+    if prefix == "ap" {
+        // Approximately: widened by a tenth of the distance from now.
+        let slack = (now - range.start).abs() / 10;
+        range = Range {
+            start: range.start - slack,
+            end: range.end + slack,
+        };
+    }
+    // Kept within the years both databases store (0001 to 9999).
+    let (min, max) = (
+        date::days_from_civil(1, 1, 1) * 86_400,
+        date::days_from_civil(9999, 12, 31) * 86_400,
+    );
+    range.start = range.start.clamp(min, max);
+    range.end = range.end.clamp(min, max);
+    // A date column holds whole days: the range is widened to whole days.
+    let fmt = |secs: i64| {
+        if day {
+            date::sql_date(secs)
+        } else {
+            date::sql_datetime(secs)
+        }
+    };
+    let start = fmt(if day {
+        range.start.div_euclid(86_400) * 86_400
+    } else {
+        range.start
+    });
+    let end = fmt(if day {
+        (range.end + 86_399).div_euclid(86_400) * 86_400
+    } else {
+        range.end
+    });
+    Ok(match prefix {
+        "eq" | "ap" => format!(
+            "({column} >= {} AND {column} < {})",
+            sql.bind(start),
+            sql.bind(end)
+        ),
+        "ne" => format!(
+            "({column} < {} OR {column} >= {})",
+            sql.bind(start),
+            sql.bind(end)
+        ),
+        "gt" | "sa" => format!("{column} >= {}", sql.bind(end)),
+        "lt" | "eb" => format!("{column} < {}", sql.bind(start)),
+        "ge" => format!("{column} >= {}", sql.bind(start)),
+        _ => format!("{column} < {}", sql.bind(end)),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GENDER: &[TokenColumn] =
+        &[
+            TokenColumn::new("p.sex", Some("http://hl7.org/fhir/administrative-gender"))
+                .codes(&[("female", "Female"), ("male", "Male")]),
+        ];
+    const IDENTIFIER: &[TokenColumn] = &[
+        TokenColumn::new("p.pubpid", Some("urn:mrn")),
+        TokenColumn::new("p.ss", Some("http://hl7.org/fhir/sid/us-ssn")),
+    ];
+    const PARAMS: &[Param] = &[
+        Param::new("family", "Patient.name.family", Target::Text(&["p.lname"])),
+        Param::new(
+            "name",
+            "Patient.name",
+            Target::Text(&["p.lname", "p.fname"]),
+        ),
+        Param::new("gender", "Patient.gender", Target::Token(GENDER)),
+        Param::new(
+            "identifier",
+            "Patient.identifier",
+            Target::Token(IDENTIFIER),
+        ),
+        Param::new("birthdate", "Patient.birthDate", Target::Date("p.DOB")),
+        Param::new("_lastUpdated", "", Target::DateTime("p.last_updated")),
+        Param::new(
+            "general-practitioner",
+            "Patient.generalPractitioner",
+            Target::Reference {
+                column: "u.uuid",
+                target: "Practitioner",
+            },
+        ),
+    ];
+
+    fn q(text: &str) -> Vec<(String, String)> {
+        text.split('&')
+            .map(|pair| {
+                let (k, v) = pair.split_once('=').unwrap();
+                (k.to_owned(), v.to_owned())
+            })
+            .collect()
+    }
+
+    fn plan(text: &str) -> Plan {
+        Plan::parse(PARAMS, &q(text), false, 1_700_000_000).unwrap()
+    }
+
+    fn error(text: &str) -> String {
+        Plan::parse(PARAMS, &q(text), false, 1_700_000_000)
+            .unwrap_err()
+            .0
+    }
+
+    #[test]
+    fn strings_start_with_ignoring_case_unless_exact_or_contains() {
+        let p = plan("family=SmI%");
+        assert_eq!(p.sql.conditions, ["LOWER(p.lname) LIKE $1 ESCAPE '\\'"]);
+        assert_eq!(p.sql.params, [Value::from("smi\\%%")]);
+        let p = plan("family:exact=Smith");
+        assert_eq!(p.sql.conditions, ["p.lname = $1"]);
+        let p = plan("family:contains=mit");
+        assert_eq!(p.sql.params, [Value::from("%mit%")]);
+        let p = plan("name=a");
+        assert_eq!(
+            p.sql.conditions,
+            ["(LOWER(p.lname) LIKE $1 ESCAPE '\\' OR LOWER(p.fname) LIKE $2 ESCAPE '\\')"]
+        );
+        assert!(error("family:below=x").contains(":below"));
+    }
+
+    #[test]
+    fn commas_are_or_and_repeats_are_and() {
+        let p = plan("family=a,b&family=c");
+        assert_eq!(p.sql.conditions.len(), 2);
+        assert!(p.sql.conditions[0].contains(" OR "));
+        assert_eq!(p.sql.params.len(), 3);
+        let p = plan("family=a\\,b");
+        assert_eq!(
+            p.sql.params,
+            [Value::from("a,b%")],
+            "an escaped comma is data"
+        );
+    }
+
+    #[test]
+    fn tokens_match_system_and_code() {
+        let p = plan("gender=female");
+        assert_eq!(p.sql.conditions, ["p.sex = $1"]);
+        assert_eq!(p.sql.params, [Value::from("Female")]);
+        let p = plan("gender=http://hl7.org/fhir/administrative-gender|male");
+        assert_eq!(p.sql.params, [Value::from("Male")]);
+        assert_eq!(plan("gender=other").sql.conditions, ["1=0"], "unknown code");
+        assert_eq!(
+            plan("gender=urn:x|male").sql.conditions,
+            ["1=0"],
+            "other system"
+        );
+        assert_eq!(
+            plan("gender=|male").sql.conditions,
+            ["1=0"],
+            "no-system form"
+        );
+        let p = plan("identifier=http://hl7.org/fhir/sid/us-ssn|123");
+        assert_eq!(p.sql.conditions, ["p.ss = $1"]);
+        let p = plan("identifier=123");
+        assert_eq!(p.sql.conditions, ["(p.pubpid = $1 OR p.ss = $2)"]);
+        let p = plan("identifier=urn:mrn|");
+        assert_eq!(p.sql.conditions, ["p.pubpid IS NOT NULL"]);
+        assert_eq!(
+            split_token("urn:a\\|b|c\\|d"),
+            (Some("urn:a|b".to_owned()), "c|d".to_owned()),
+            "an escaped bar is data"
+        );
+        assert_eq!(split_token("c"), (None, "c".to_owned()));
+        let p = plan("gender:not=male");
+        assert_eq!(p.sql.conditions, ["NOT COALESCE(p.sex = $1, 1=0)"]);
+        assert!(error("gender:text=x").contains(":text"));
+    }
+
+    #[test]
+    fn dates_compare_at_the_values_precision() {
+        let p = plan("birthdate=1990");
+        assert_eq!(p.sql.conditions, ["(p.DOB >= $1 AND p.DOB < $2)"]);
+        assert_eq!(
+            p.sql.params,
+            [Value::from("1990-01-01"), Value::from("1991-01-01")]
+        );
+        let p = plan("birthdate=ge1990-05&birthdate=lt1990-05-03");
+        assert_eq!(p.sql.conditions, ["p.DOB >= $1", "p.DOB < $2"]);
+        assert_eq!(
+            p.sql.params,
+            [Value::from("1990-05-01"), Value::from("1990-05-03")]
+        );
+        assert_eq!(
+            plan("birthdate=gt1990-05-02").sql.params,
+            [Value::from("1990-05-03")]
+        );
+        assert_eq!(
+            plan("birthdate=le1990-05-02").sql.conditions,
+            ["p.DOB < $1"]
+        );
+        assert_eq!(
+            plan("birthdate=ne1990").sql.conditions,
+            ["(p.DOB < $1 OR p.DOB >= $2)"]
+        );
+        let p = plan("_lastUpdated=sa2024-01-01T10:00:00Z");
+        assert_eq!(p.sql.conditions, ["p.last_updated >= $1"]);
+        assert_eq!(p.sql.params, [Value::from("2024-01-01 10:00:01")]);
+        let p = plan(
+            "_lastUpdated=eb2024-01-01T10:00:00%2B01:00"
+                .replace("%2B", "+")
+                .as_str(),
+        );
+        assert_eq!(p.sql.params, [Value::from("2024-01-01 09:00:00")]);
+        let p = plan("birthdate=ap2013-11-14");
+        let (Value::Text(lo), Value::Text(hi)) = (&p.sql.params[0], &p.sql.params[1]) else {
+            panic!()
+        };
+        assert!(
+            lo.as_str() < "2013-11-14" && hi.as_str() > "2013-11-15",
+            "{lo} {hi}"
+        );
+        assert!(error("birthdate=1990-02-30").contains("birthdate"));
+        assert!(error("birthdate:exact=1990").contains(":exact"));
+    }
+
+    #[test]
+    fn references_take_type_and_id_id_alone_or_a_url() {
+        const ID: &str = "90cde167-0000-4000-8000-000000000001";
+        for v in [
+            format!("Practitioner/{ID}"),
+            ID.to_owned(),
+            format!("https://ehr.example/apis/default/fhir/Practitioner/{ID}"),
+        ] {
+            let p = plan(&format!("general-practitioner={v}"));
+            assert_eq!(p.sql.conditions, ["u.uuid = $1"], "{v}");
+            assert_eq!(p.sql.params, [Value::from(ID)]);
+        }
+        assert_eq!(
+            plan(&format!("general-practitioner=Patient/{ID}"))
+                .sql
+                .conditions,
+            ["1=0"]
+        );
+        assert_eq!(
+            plan("general-practitioner=Practitioner/abc").sql.conditions,
+            ["1=0"],
+            "not an id Hearth hands out"
+        );
+        assert_eq!(
+            plan(&format!("general-practitioner:Practitioner={ID}"))
+                .sql
+                .params,
+            [Value::from(ID)]
+        );
+    }
+
+    #[test]
+    fn missing_asks_for_absent_or_present_values() {
+        assert_eq!(
+            plan("family:missing=true").sql.conditions,
+            ["NOT (p.lname IS NOT NULL AND CAST(p.lname AS TEXT) <> '')"]
+        );
+        assert_eq!(
+            plan("birthdate:missing=false").sql.conditions,
+            ["p.DOB IS NOT NULL"]
+        );
+        assert!(error("birthdate:missing=maybe").contains("true or false"));
+    }
+
+    #[test]
+    fn result_parameters_and_unknown_ones() {
+        let p = plan("_count=500&_sort=-birthdate,family,bogus&foo=1&family=");
+        assert_eq!(p.count, MAX_COUNT);
+        assert_eq!(p.order, ["p.DOB DESC", "p.lname ASC"]);
+        assert_eq!(
+            p.applied,
+            [
+                ("_count".to_owned(), "200".to_owned()),
+                ("_sort".to_owned(), "-birthdate,family".to_owned())
+            ]
+        );
+        assert_eq!(p.ignored, ["_sort=bogus", "foo"]);
+        assert_eq!(plan("family=x").count, DEFAULT_COUNT);
+        assert!(plan("_count=0").count_only);
+        assert!(plan("_summary=count").count_only);
+        assert!(error("_count=-1").contains("_count"));
+        let strict = Plan::parse(PARAMS, &q("foo=1&family=a"), true, 0).unwrap_err();
+        assert!(strict.0.contains("foo"), "{}", strict.0);
+    }
+
+    #[test]
+    fn cursors_round_trip_and_junk_is_refused() {
+        let c = Cursor {
+            bound: 42,
+            offset: 40,
+        };
+        assert_eq!(Cursor::decode(&c.encode()), Some(c));
+        assert_eq!(plan("_cursor=v1.42.40").cursor, Some(c));
+        for junk in ["", "v1.", "v1.a.1", "v2.1.1", "v1.1.1.1", "v1.-1.0"] {
+            assert_eq!(Cursor::decode(junk), None, "{junk}");
+        }
+        assert!(error("_cursor=nope").contains("_cursor"));
+    }
+}
