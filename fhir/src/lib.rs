@@ -30,6 +30,45 @@ use hearth_sdk::{
 
 pub use search::{Kind, Param, Plan, Target, TokenColumn};
 
+#[doc(hidden)]
+pub use hearth_sdk as __sdk;
+
+/// The three routes of a read-and-search type, for a plugin's `ROUTES`:
+/// `GET /fhir/{Type}` and `POST /fhir/{Type}/_search` answered by [`search`], and
+/// `GET /fhir/{Type}/:id` by [`read`], each with the type's v2 scope (`{Type}.s`,
+/// `{Type}.r`) and the ACL a staff caller needs.
+///
+/// ```ignore
+/// const ROUTES: &'static [Route] = &hearth_fhir::read_search_routes!(
+///     PATIENT, map, type = "Patient", acl = "patients/demo", nouns = "patients", one = "a patient"
+/// );
+/// ```
+#[macro_export]
+macro_rules! read_search_routes {
+    ($def:ident, $map:path, type = $ty:literal, acl = $acl:literal, nouns = $nouns:literal,
+     one = $one:literal $(,)?) => {
+        [
+            $crate::__sdk::Route::get(concat!("/fhir/", $ty), concat!($ty, ".s"), |r| {
+                $crate::search(r, &$def, $map)
+            })
+            .acl($acl)
+            .summary(concat!("Search ", $nouns)),
+            $crate::__sdk::Route::post(
+                concat!("/fhir/", $ty, "/_search"),
+                concat!($ty, ".s"),
+                |r| $crate::search(r, &$def, $map),
+            )
+            .acl($acl)
+            .summary(concat!("Search ", $nouns, " (form body)")),
+            $crate::__sdk::Route::get(concat!("/fhir/", $ty, "/:id"), concat!($ty, ".r"), |r| {
+                $crate::read(r, &$def, r.param("id")?, $map)
+            })
+            .acl($acl)
+            .summary(concat!("Read ", $one)),
+        ]
+    };
+}
+
 /// The content type of every FHIR answer.
 pub const CONTENT_TYPE: &str = "application/fhir+json";
 

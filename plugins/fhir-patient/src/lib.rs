@@ -16,23 +16,10 @@ impl Resource for FhirPatient {
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
     const DESCRIPTION: &'static str = "FHIR Patient (US Core) over OpenEMR patient_data";
     const READS: &'static [&'static str] = &["patient_data", "users"];
-    const ROUTES: &'static [Route] = &[
-        Route::get("/fhir/Patient", "Patient.s", |r| {
-            hearth_fhir::search(r, &PATIENT, map)
-        })
-        .acl("patients/demo")
-        .summary("Search patients"),
-        Route::post("/fhir/Patient/_search", "Patient.s", |r| {
-            hearth_fhir::search(r, &PATIENT, map)
-        })
-        .acl("patients/demo")
-        .summary("Search patients (form body)"),
-        Route::get("/fhir/Patient/:id", "Patient.r", |r| {
-            hearth_fhir::read(r, &PATIENT, r.param("id")?, map)
-        })
-        .acl("patients/demo")
-        .summary("Read a patient"),
-    ];
+    const ROUTES: &'static [Route] = &hearth_fhir::read_search_routes!(
+        PATIENT, map, type = "Patient", acl = "patients/demo", nouns = "patients",
+        one = "a patient"
+    );
 
     fn fhir_types() -> Vec<FhirType> {
         vec![PATIENT.declaration()]

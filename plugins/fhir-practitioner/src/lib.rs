@@ -15,23 +15,10 @@ impl Resource for FhirPractitioner {
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
     const DESCRIPTION: &'static str = "FHIR Practitioner (US Core) over OpenEMR users with an NPI";
     const READS: &'static [&'static str] = &["users"];
-    const ROUTES: &'static [Route] = &[
-        Route::get("/fhir/Practitioner", "Practitioner.s", |r| {
-            hearth_fhir::search(r, &PRACTITIONER, map)
-        })
-        .acl("admin/users")
-        .summary("Search practitioners"),
-        Route::post("/fhir/Practitioner/_search", "Practitioner.s", |r| {
-            hearth_fhir::search(r, &PRACTITIONER, map)
-        })
-        .acl("admin/users")
-        .summary("Search practitioners (form body)"),
-        Route::get("/fhir/Practitioner/:id", "Practitioner.r", |r| {
-            hearth_fhir::read(r, &PRACTITIONER, r.param("id")?, map)
-        })
-        .acl("admin/users")
-        .summary("Read a practitioner"),
-    ];
+    const ROUTES: &'static [Route] = &hearth_fhir::read_search_routes!(
+        PRACTITIONER, map, type = "Practitioner", acl = "admin/users", nouns = "practitioners",
+        one = "a practitioner"
+    );
 
     fn fhir_types() -> Vec<FhirType> {
         vec![PRACTITIONER.declaration()]
