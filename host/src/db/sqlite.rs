@@ -370,18 +370,18 @@ impl SqliteStore {
         if write {
             // Another process may hold the lock; only then does this wait block.
             handle.busy_timeout(Duration::ZERO).map_err(failed)?;
-            if let Err(error) = handle.execute_batch("BEGIN IMMEDIATE") {
+            if let Err(error) = run_cached(handle, "BEGIN IMMEDIATE") {
                 if !is_busy(&error) {
                     return Err(classify(error));
                 }
                 handle.busy_timeout(remaining).map_err(failed)?;
-                tokio::task::block_in_place(|| handle.execute_batch("BEGIN IMMEDIATE"))
+                tokio::task::block_in_place(|| run_cached(handle, "BEGIN IMMEDIATE"))
                     .map_err(classify)?;
             }
             handle.busy_timeout(remaining).map_err(failed)?;
         } else {
             handle.busy_timeout(remaining).map_err(failed)?;
-            handle.execute_batch("BEGIN").map_err(classify)?;
+            run_cached(handle, "BEGIN").map_err(classify)?;
         }
         Ok(SqliteTx {
             connection,
@@ -584,10 +584,7 @@ impl SqliteTx {
     /// Commits.
     pub fn commit(mut self) -> Result<(), StoreError> {
         self.open = false;
-        self.connection
-            .get()
-            .execute_batch("COMMIT")
-            .map_err(classify)?;
+        run_cached(self.connection.get(), "COMMIT").map_err(classify)?;
         if self.permit.is_some() {
             self.connection
                 .store
@@ -600,19 +597,22 @@ impl SqliteTx {
     /// Rolls back.
     pub fn rollback(mut self) -> Result<(), StoreError> {
         self.open = false;
-        self.connection
-            .get()
-            .execute_batch("ROLLBACK")
-            .map_err(classify)
+        run_cached(self.connection.get(), "ROLLBACK").map_err(classify)
     }
 }
 
 impl Drop for SqliteTx {
     fn drop(&mut self) {
         if self.open {
-            let _ = self.connection.get().execute_batch("ROLLBACK");
+            let _ = run_cached(self.connection.get(), "ROLLBACK");
         }
     }
+}
+
+/// Runs a transaction statement (`BEGIN`, `COMMIT`, `ROLLBACK`) from the connection's
+/// statement cache: compiled once per connection instead of parsed on every transaction.
+fn run_cached(connection: &Connection, sql: &str) -> rusqlite::Result<()> {
+    connection.prepare_cached(sql)?.execute([]).map(drop)
 }
 
 /// Binds `params` by placeholder number: `$n` (and `?n`) take `params[n - 1]` wherever it
