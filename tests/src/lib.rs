@@ -15,6 +15,8 @@ use hearth::auth::users::{self, NewUser};
 use hearth::config::Config;
 use hearth::sites::Sites;
 pub use serde_json::{Value, json};
+
+pub mod fhir;
 use tokio::sync::oneshot;
 
 /// The database a test runs on.

@@ -4,108 +4,11 @@
 //! OperationOutcome. Every resource and Bundle received is validated with the PyPI
 //! package `fhir.resources` (R4B models) through `tests/py/validate_fhir.py`.
 
-use std::io::Write as _;
-use std::process::{Command, Stdio};
-
-use hearth_tests::{Reply, TestApp, Value, both, json};
+use hearth_tests::fhir::{Documents, fhir, get_with, ids, link, only, patient};
+use hearth_tests::{TestApp, Value, both, json};
 
 const FHIR_SCOPES: &str = "openid api:fhir api:oemr user/Patient.read user/patient.cruds \
     user/Practitioner.rs user/practitioner.cruds";
-
-/// Collects the FHIR documents a test received and validates them all at once.
-#[derive(Default)]
-struct Documents(Vec<Value>);
-
-impl Documents {
-    fn keep(&mut self, reply: &Reply) -> Value {
-        assert!(
-            reply.json.is_object(),
-            "a FHIR answer is a JSON object: {}",
-            reply.text
-        );
-        self.0.push(reply.json.clone());
-        reply.json.clone()
-    }
-
-    /// Runs the validator over every document kept; fails the test on any failure.
-    fn validate(self) {
-        assert!(!self.0.is_empty(), "nothing to validate");
-        let mut child = Command::new(hearth_tests::python())
-            .arg(hearth_tests::workspace().join("tests/py/validate_fhir.py"))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("starting the FHIR validator");
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(serde_json::to_string(&self.0).expect("json").as_bytes())
-            .expect("writing to the validator");
-        let out = child.wait_with_output().expect("the validator ends");
-        assert!(
-            out.status.success(),
-            "fhir.resources rejected a document:\n{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-}
-
-fn fhir(app: &TestApp, site: &str, path: &str) -> String {
-    app.api(site, &format!("/fhir{path}"))
-}
-
-async fn get_with(app: &TestApp, url: &str, token: &str, headers: &[(&str, &str)]) -> Reply {
-    let mut request = app.client.get(url).bearer_auth(token);
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    Reply::from(request.send().await.expect("the server answers")).await
-}
-
-/// Creates a patient through the standard API with `fields`; answers its uuid.
-async fn patient(app: &TestApp, token: &str, fields: Value) -> String {
-    let mut body = json!({"fname": "Ann", "lname": "Smith", "sex": "Female", "DOB": "1980-05-06"});
-    for (key, value) in fields.as_object().expect("fields").clone() {
-        body[key] = value;
-    }
-    let reply = app
-        .post(&app.api("default", "/api/patient"), token, body)
-        .await;
-    assert_eq!(reply.status, 201, "{}", reply.text);
-    reply.json["data"]["uuid"]
-        .as_str()
-        .expect("uuid")
-        .to_owned()
-}
-
-fn ids(bundle: &Value) -> Vec<String> {
-    bundle["entry"]
-        .as_array()
-        .map(|entries| {
-            entries
-                .iter()
-                .map(|e| e["resource"]["id"].as_str().unwrap_or_default().to_owned())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// A one-id list, to compare with [`ids`].
-fn only(id: &str) -> Vec<String> {
-    vec![id.to_owned()]
-}
-
-fn link(bundle: &Value, relation: &str) -> Option<String> {
-    bundle["link"]
-        .as_array()?
-        .iter()
-        .find(|l| l["relation"] == relation)
-        .and_then(|l| l["url"].as_str())
-        .map(str::to_owned)
-}
 
 both! {
     async fn metadata_lists_what_the_sites_plugins_declare(app) {
