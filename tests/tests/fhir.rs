@@ -5,7 +5,7 @@
 //! package `fhir.resources` (R4B models) through `tests/py/validate_fhir.py`.
 
 use hearth_tests::fhir::{Documents, fhir, get_with, ids, link, only, patient};
-use hearth_tests::{TestApp, Value, both, json};
+use hearth_tests::{Reply, both, json};
 
 const FHIR_SCOPES: &str = "openid api:fhir api:oemr user/Patient.read user/patient.cruds \
     user/Practitioner.rs user/practitioner.cruds";
