@@ -280,7 +280,7 @@ async fn check(data_dir: &Path, file: &Path) -> Result<()> {
         config: Default::default(),
         permits: Arc::new(tokio::sync::Semaphore::new(1)),
         loaded: Arc::new(loaded),
-    })])?;
+    })], &Default::default())?;
     println!("ok: this host can serve it");
     Ok(())
 }

@@ -82,6 +82,11 @@ pub struct SiteSpec {
     /// When set, the only tables this site's plugins may be granted: a plugin that
     /// declares any other table is not loaded on the site.
     pub allow_tables: Option<Vec<String>>,
+    /// Which plugin serves a route two of the site's plugins declare:
+    /// `"METHOD /family/template"` (as `GET /api/patient/{puuid}`) to a plugin name. Without
+    /// a choice, two plugins claiming one route is an error.
+    #[serde(default)]
+    pub routes: BTreeMap<String, String>,
 }
 
 /// Limits for one plugin, with defaults filled in.
@@ -151,6 +156,16 @@ impl Manifest {
                     bail!("site {site} configures plugin {name} but does not load it");
                 }
             }
+            for (route, name) in &spec.routes {
+                if route_key(route).is_none() {
+                    bail!(
+                        "site {site}: routes key {route:?} is not \"METHOD /path\" (as \"GET /api/patient\")"
+                    );
+                }
+                if !spec.plugins.contains(name) {
+                    bail!("site {site} chooses plugin {name} for {route} but does not load it");
+                }
+            }
         }
         for (name, spec) in &manifest.plugins {
             let limits = spec.limits();
@@ -186,9 +201,178 @@ impl Manifest {
     }
 }
 
+/// A route choice's key made comparable: the method upper-cased, the path's parameter
+/// names dropped (`GET /api/patient/{puuid}` and `get /api/patient/{id}` are one route);
+/// `None` when it is not `METHOD /path`.
+pub fn route_key(text: &str) -> Option<String> {
+    let (method, path) = text.trim().split_once(' ')?;
+    let path = path.trim();
+    if method.is_empty() || !method.chars().all(|c| c.is_ascii_alphabetic()) || !path.starts_with('/') {
+        return None;
+    }
+    let segments: Vec<&str> = path
+        .trim_end_matches('/')
+        .split('/')
+        .map(|segment| {
+            if segment.starts_with('{') || segment.starts_with(':') {
+                "{}"
+            } else {
+                segment
+            }
+        })
+        .collect();
+    Some(format!("{} {}", method.to_ascii_uppercase(), segments.join("/")))
+}
+
+/// `text` (a `plugins.toml`) with site `site`'s own entry choosing `plugin` for `route`
+/// (or, with `None`, dropping the choice), every other line as it was, comments included.
+/// Only the entry's one-line `routes = { … }` is written (added after the entry's last
+/// line when it has none). A site without an entry of its own is refused: changing the
+/// shared `"*"` entry would change what other sites serve. The result is checked as
+/// [`Manifest::parse`] checks a file.
+pub fn with_route_choice(
+    text: &str,
+    site: &str,
+    route: &str,
+    plugin: Option<&str>,
+) -> Result<String> {
+    let manifest = Manifest::parse(text)?;
+    let Some(spec) = manifest.sites.get(site) else {
+        bail!(
+            "site {site} has no entry of its own in plugins.toml (it uses [sites.\"*\"]); add [sites.{site}] to choose for it alone"
+        );
+    };
+    let Some(key) = route_key(route) else {
+        bail!("{route:?} is not \"METHOD /path\" (as \"GET /api/patient\")");
+    };
+    let mut routes: BTreeMap<String, String> = spec
+        .routes
+        .iter()
+        .filter(|(r, _)| route_key(r).as_deref() != Some(key.as_str()))
+        .map(|(r, p)| (r.clone(), p.clone()))
+        .collect();
+    if let Some(plugin) = plugin {
+        routes.insert(route.trim().to_owned(), plugin.to_owned());
+    }
+    let line = if routes.is_empty() {
+        None
+    } else {
+        let pairs = routes
+            .iter()
+            .map(|(r, p)| {
+                format!(
+                    "{} = {}",
+                    toml::Value::String(r.clone()),
+                    toml::Value::String(p.clone())
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        Some(format!("routes = {{ {pairs} }}"))
+    };
+    let header = |l: &str| {
+        let l = l.trim();
+        l == format!("[sites.{site}]") || l == format!("[sites.\"{site}\"]")
+    };
+    let lines: Vec<&str> = text.lines().collect();
+    let Some(start) = lines.iter().position(|l| header(l)) else {
+        bail!("site {site}'s entry is not a [sites.{site}] table; edit plugins.toml by hand");
+    };
+    let end = lines[start + 1..]
+        .iter()
+        .position(|l| l.trim_start().starts_with('['))
+        .map_or(lines.len(), |at| start + 1 + at);
+    let existing = (start + 1..end).find(|&i| {
+        let l = lines[i].trim_start();
+        l.starts_with("routes ") || l.starts_with("routes=")
+    });
+    let mut out: Vec<String> = lines.iter().map(|l| (*l).to_owned()).collect();
+    match (existing, line) {
+        (Some(i), Some(line)) => {
+            if !lines[i].trim_end().ends_with('}') {
+                bail!("site {site}'s routes span several lines; edit plugins.toml by hand");
+            }
+            out[i] = line;
+        }
+        (Some(i), None) => {
+            out.remove(i);
+        }
+        (None, Some(line)) => {
+            let last = (start..end)
+                .rev()
+                .find(|&i| !lines[i].trim().is_empty())
+                .unwrap_or(start);
+            out.insert(last + 1, line);
+        }
+        (None, None) => {}
+    }
+    let mut written = out.join("\n");
+    if text.ends_with('\n') {
+        written.push('\n');
+    }
+    let checked = Manifest::parse(&written)?;
+    let chosen = checked
+        .sites
+        .get(site)
+        .map(|s| {
+            s.routes
+                .iter()
+                .find(|(r, _)| route_key(r).as_deref() == Some(key.as_str()))
+                .map(|(_, p)| p.as_str())
+        })
+        .unwrap_or_default();
+    if chosen != plugin {
+        bail!("site {site}'s routes could not be written; edit plugins.toml by hand");
+    }
+    Ok(written)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_route_choice_is_written_into_the_sites_own_entry_keeping_the_rest() {
+        let text = "# which plugins\n[plugins.patient]\nfile = \"patient.wasm\"\n\n[plugins.patient-strict]\nfile = \"patient-strict.wasm\"\n\n\
+             [sites.\"*\"]\nplugins = [\"patient\"]\n\n[sites.second]\n# both\nplugins = [\"patient\", \"patient-strict\"]\n\n[sites.third]\nplugins = [\"patient\"]\n";
+        let added = with_route_choice(text, "second", "GET /api/patient", Some("patient-strict")).unwrap();
+        assert!(added.starts_with("# which plugins\n"), "{added}");
+        assert!(added.contains("# both\nplugins = [\"patient\", \"patient-strict\"]\nroutes = { \"GET /api/patient\" = \"patient-strict\" }\n\n[sites.third]"), "{added}");
+        let swapped = with_route_choice(&added, "second", "get /api/patient", Some("patient")).unwrap();
+        assert!(swapped.contains("routes = { \"get /api/patient\" = \"patient\" }"), "{swapped}");
+        assert_eq!(swapped.matches("routes").count(), 1);
+        let dropped = with_route_choice(&swapped, "second", "GET /api/patient", None).unwrap();
+        assert_eq!(dropped, text);
+        for (site, plugin, why) in [
+            ("default", "patient", "no entry of its own"),
+            ("third", "patient-strict", "does not load it"),
+        ] {
+            let error = with_route_choice(text, site, "GET /api/patient", Some(plugin)).unwrap_err().to_string();
+            assert!(error.contains(why), "{error}");
+        }
+    }
+
+    #[test]
+    fn a_site_may_choose_which_plugin_serves_a_route() {
+        let text = "[plugins.patient]\nfile = \"patient.wasm\"\n[plugins.patient-strict]\nfile = \"patient-strict.wasm\"\n\
+             [sites.\"*\"]\nplugins = [\"patient\", \"patient-strict\"]\nroutes = { \"GET /api/patient/{puuid}\" = \"patient-strict\" }\n";
+        let m = Manifest::parse(text).unwrap();
+        assert_eq!(
+            m.plugins_for("default").unwrap().routes["GET /api/patient/{puuid}"],
+            "patient-strict"
+        );
+        let unloaded = text.replace("= \"patient-strict\" }", "= \"other\" }");
+        let error = Manifest::parse(&unloaded).unwrap_err().to_string();
+        assert!(error.contains("does not load it"), "{error}");
+        let malformed = text.replace("GET /api/patient/{puuid}", "patient");
+        let error = Manifest::parse(&malformed).unwrap_err().to_string();
+        assert!(error.contains("is not"), "{error}");
+        assert_eq!(
+            route_key("get /api/patient/{id}/"),
+            route_key("GET /api/patient/{puuid}")
+        );
+        assert_ne!(route_key("GET /api/patient"), route_key("POST /api/patient"));
+    }
 
     #[test]
     fn unknown_keys_name_the_key_and_line() {

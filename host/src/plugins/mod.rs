@@ -70,6 +70,17 @@ pub struct SiteTable {
     pub scopes: Vec<Scope>,
 }
 
+/// A route as people and `routes` choices write it: `GET /api/patient/{puuid}`.
+pub fn route_text(def: &RouteDef) -> String {
+    let root = match def.family {
+        Family::Api => "/api",
+        Family::Portal => "/portal",
+        Family::Fhir => "/fhir",
+        Family::Other => "",
+    };
+    format!("{} {root}{}", def.method, def.path)
+}
+
 /// The result of matching a request path.
 pub enum Match {
     /// A route answers this method and path; the parameter values in template order.
@@ -81,34 +92,58 @@ pub enum Match {
 }
 
 impl SiteTable {
-    /// Builds the table; two plugins claiming the same route is an error naming both.
-    pub fn new(plugins: Vec<Arc<SitePlugin>>) -> Result<SiteTable> {
+    /// Builds the table; two plugins claiming the same route is an error naming both,
+    /// unless `choices` (the site's `routes` in `plugins.toml`, keys as
+    /// [`manifest::route_key`] makes them) names the one that serves it. A choice must
+    /// name a plugin that declares the route.
+    pub fn new(
+        plugins: Vec<Arc<SitePlugin>>,
+        choices: &std::collections::BTreeMap<String, String>,
+    ) -> Result<SiteTable> {
+        let choices: HashMap<String, &str> = choices
+            .iter()
+            .filter_map(|(route, name)| Some((manifest::route_key(route)?, name.as_str())))
+            .collect();
         let mut routes: HashMap<Family, Vec<Bound>> = HashMap::new();
         for plugin in &plugins {
             for (route, def) in plugin.loaded.routes.iter().enumerate() {
                 let list = routes.entry(def.family).or_default();
-                if let Some(other) = list.iter().find(|b| {
-                    let o = b.def();
-                    o.method == def.method && same_shape(&o.segments, &def.segments)
-                }) {
-                    let root = match def.family {
-                        Family::Api => "/api",
-                        Family::Portal => "/portal",
-                        Family::Fhir => "/fhir",
-                        Family::Other => "",
-                    };
-                    bail!(
-                        "route {} {root}{} is claimed by both plugin {} and plugin {}",
-                        def.method,
-                        def.path,
-                        other.plugin.loaded.name,
-                        plugin.loaded.name
-                    );
-                }
-                list.push(Bound {
+                let bound = Bound {
                     plugin: plugin.clone(),
                     route,
-                });
+                };
+                let Some(at) = list.iter().position(|b| {
+                    let o = b.def();
+                    o.method == def.method && same_shape(&o.segments, &def.segments)
+                }) else {
+                    list.push(bound);
+                    continue;
+                };
+                let other = list[at].plugin.loaded.name.clone();
+                let key = manifest::route_key(&route_text(def)).unwrap_or_default();
+                match choices.get(&key) {
+                    Some(chosen) if *chosen == plugin.loaded.name => list[at] = bound,
+                    Some(chosen) if *chosen == other => {}
+                    _ => bail!(
+                        "route {} is claimed by both plugin {other} and plugin {} \
+                         (choose one with routes = {{ \"{}\" = \"…\" }} in the site's entry of plugins.toml)",
+                        route_text(def),
+                        plugin.loaded.name,
+                        route_text(def),
+                    ),
+                }
+            }
+        }
+        for (key, chosen) in &choices {
+            let declared = plugins.iter().any(|p| {
+                p.loaded.name == *chosen
+                    && p.loaded
+                        .routes
+                        .iter()
+                        .any(|d| manifest::route_key(&route_text(d)).as_deref() == Some(key))
+            });
+            if !declared {
+                bail!("routes chooses plugin {chosen} for {key}, which it does not declare");
             }
         }
         let mut fhir_types: HashMap<&str, &str> = HashMap::new();

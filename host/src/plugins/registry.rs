@@ -623,7 +623,7 @@ impl Registry {
                 permits: Arc::new(tokio::sync::Semaphore::new(limits.max_instances as usize)),
             }));
         }
-        SiteTable::new(plugins)
+        SiteTable::new(plugins, &site.routes)
     }
 
     fn grants(&self, name: &str, component: &Loaded) -> Result<Arc<Grants>> {
@@ -652,6 +652,20 @@ impl Registry {
         );
         inner.grants.insert(key, grants.clone());
         Ok(grants)
+    }
+
+    /// The route choices of `site`'s entry of `plugins.toml` (its `routes`, or the `"*"`
+    /// entry's): which plugin serves a route two of its plugins declare.
+    pub fn route_choices(&self, site: &str) -> std::collections::BTreeMap<String, String> {
+        let inner = self.inner.lock();
+        let Some(manifest) = inner.manifest.as_ref() else {
+            return Default::default();
+        };
+        manifest
+            .sites
+            .get(table_key(manifest, site))
+            .map(|spec| spec.routes.clone())
+            .unwrap_or_default()
     }
 
     /// How every plugin stands on `site`: those it serves and those the manifest lists

@@ -422,7 +422,7 @@ pub async fn call(
             limits: Limits::default(),
             permits: Arc::new(tokio::sync::Semaphore::new(1)),
         });
-        let table = SiteTable::new(vec![plugin.clone()])?;
+        let table = SiteTable::new(vec![plugin.clone()], &Default::default())?;
         let mut answers = Vec::new();
         for (i, request) in requests.iter().enumerate() {
             let answer = call_one(engine, &site, &table, request)
