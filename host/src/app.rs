@@ -188,6 +188,7 @@ pub fn router(
 ) -> Router {
     let mut own = Router::new()
         .merge(crate::admin::router())
+        .merge(crate::console::router())
         // OpenEMR serves and advertises `/jwk`; `/jwks` is the name most servers use.
         .route("/oauth2/{site}/jwk", get(jwks))
         .route("/oauth2/{site}/jwks", get(jwks))
@@ -329,7 +330,7 @@ mod tests {
     #[test]
     fn the_defaults_hearth_client_setting_shows_are_the_ones_used() {
         let default = |name: &str| {
-            crate::oauth::settings::KNOWN
+            crate::registrar::settings::KNOWN
                 .iter()
                 .find(|known| known.name == name)
                 .map(|known| known.default)

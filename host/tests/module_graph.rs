@@ -17,8 +17,9 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[&[&str]] = &[
     // Storage: pools, transactions, the SQL gate and values. Knows nothing else.
     &["db"],
-    // Errors as HTTP answers, TLS files, proxies' forwarded addresses, metrics and request labels.
-    &["error", "tls", "proxy", "telemetry"],
+    // Errors as HTTP answers, TLS files, proxies' forwarded addresses, metrics and request
+    // labels, what every server-rendered page shares.
+    &["error", "tls", "proxy", "telemetry", "web"],
     // The host's settings.
     &["config"],
     // Keys, signatures, hashes.
@@ -27,12 +28,12 @@ const LAYERS: &[&[&str]] = &[
     &["sites"],
     // Who calls (tokens, scopes, users, ACL) and what was done (the audit log).
     &["auth", "audit"],
-    // The plugin runtime.
-    &["plugins"],
+    // The plugin runtime; the registrar (OAuth clients, scopes, settings, accounts).
+    &["plugins", "registrar"],
     // What every router shares.
     &["state"],
     // The routers: none knows another.
-    &["api", "oauth", "admin", "fhir", "ops"],
+    &["api", "oauth", "admin", "console", "fhir", "ops"],
     // The application: builds the state and the routers, serves them.
     &["app"],
     // The command line, on top of everything.
@@ -40,7 +41,17 @@ const LAYERS: &[&[&str]] = &[
 ];
 
 /// Folder modules whose files must not import each other in a circle.
-const FOLDERS: &[&str] = &["api", "auth", "cli", "crypto", "db", "oauth", "plugins"];
+const FOLDERS: &[&str] = &[
+    "api",
+    "auth",
+    "cli",
+    "console",
+    "crypto",
+    "db",
+    "oauth",
+    "plugins",
+    "registrar",
+];
 
 fn src() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("src")

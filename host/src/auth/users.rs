@@ -131,3 +131,109 @@ pub fn verify_password(password: &str, hash: &str) -> bool {
         })
         .unwrap_or(false)
 }
+
+/// The shortest password an administrator may set (the CLI asks the same).
+pub const MIN_PASSWORD: usize = 8;
+
+/// A staff user as the admin console lists them.
+#[derive(Debug, Clone)]
+pub struct User {
+    /// The uuid.
+    pub uuid: String,
+    /// The user name.
+    pub username: String,
+    /// First name.
+    pub fname: String,
+    /// Last name.
+    pub lname: String,
+    /// The ACL role.
+    pub role: String,
+    /// False once disabled: a disabled user cannot sign in.
+    pub active: bool,
+}
+
+/// Every staff user of `site` who can sign in (not the system user), by user name.
+pub async fn list(site: &Site) -> Result<Vec<User>> {
+    let rows = site
+        .db
+        .read(
+            "SELECT CAST(u.uuid AS TEXT), u.username, u.fname, u.lname, u.role, u.active FROM users u JOIN users_secure s ON s.id = u.id ORDER BY u.username",
+            Vec::new(),
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|row| {
+            let text = |i: usize| {
+                row.get(i)
+                    .and_then(SqlValue::text)
+                    .unwrap_or_default()
+                    .to_owned()
+            };
+            User {
+                uuid: text(0),
+                username: text(1),
+                fname: text(2),
+                lname: text(3),
+                role: text(4),
+                active: row.get(5).and_then(SqlValue::integer).unwrap_or(0) != 0,
+            }
+        })
+        .collect())
+}
+
+/// The user `uuid` of `site`, if there is one.
+pub async fn find(site: &Site, uuid: &str) -> Result<Option<User>> {
+    Ok(list(site).await?.into_iter().find(|u| u.uuid == uuid))
+}
+
+/// Runs one statement on the user `uuid`; false when there is no such user.
+async fn update_user(site: &Site, sql: &'static str, value: SqlValue, uuid: &str) -> Result<bool> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut tx = site.db.begin(true, deadline).await?;
+    let changed = tx
+        .execute(sql, vec![value, SqlValue::Text(uuid.to_owned())])
+        .await?;
+    tx.commit().await?;
+    Ok(changed > 0)
+}
+
+/// Gives the user `uuid` the ACL role `role` (one of [`acl::ROLES`]).
+pub async fn set_role(site: &Site, uuid: &str, role: &str) -> Result<bool> {
+    if !acl::ROLES.contains(&role) {
+        bail!("unknown role '{role}' (one of: {})", acl::ROLES.join(", "));
+    }
+    update_user(
+        site,
+        "UPDATE users SET role = $1 WHERE CAST(uuid AS TEXT) = $2",
+        SqlValue::Text(role.to_owned()),
+        uuid,
+    )
+    .await
+}
+
+/// Enables or disables the user `uuid` (a disabled user's sign-ins fail).
+pub async fn set_active(site: &Site, uuid: &str, active: bool) -> Result<bool> {
+    update_user(
+        site,
+        "UPDATE users SET active = $1 WHERE CAST(uuid AS TEXT) = $2",
+        SqlValue::Integer(i64::from(active)),
+        uuid,
+    )
+    .await
+}
+
+/// Replaces the password of the user `uuid` (at least [`MIN_PASSWORD`] characters).
+pub async fn set_password(site: &Site, uuid: &str, password: &str) -> Result<bool> {
+    if password.chars().count() < MIN_PASSWORD {
+        bail!("the password must be at least {MIN_PASSWORD} characters");
+    }
+    let hash = hash_password(password)?;
+    update_user(
+        site,
+        "UPDATE users_secure SET password = $1 WHERE id = (SELECT id FROM users WHERE CAST(uuid AS TEXT) = $2)",
+        SqlValue::Text(hash),
+        uuid,
+    )
+    .await
+}

@@ -7,8 +7,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use serde_json::json;
 
-use crate::crypto::{random_token, sha256_hex};
-use crate::oauth::{clients, settings};
+use crate::registrar::{clients, settings};
 
 /// `hearth client …`.
 #[derive(Debug, Subcommand)]
@@ -175,8 +174,8 @@ pub async fn run_client(data_dir: &Path, command: ClientCommand) -> Result<()> {
             )
             .await;
             let table = registry.table(&site.name);
-            let catalog = crate::oauth::catalog::Catalog::new(&table.scopes);
-            let registered = crate::oauth::registration::create(&site, &body, true, catalog)
+            let catalog = crate::registrar::catalog::Catalog::new(&table.scopes);
+            let registered = crate::registrar::registration::create(&site, &body, true, catalog)
                 .await
                 .map_err(|error| anyhow::anyhow!("{}: {}", error.error, error.description))?;
             println!("client_id\t{}", registered.client_id);
@@ -247,14 +246,11 @@ pub async fn run_client(data_dir: &Path, command: ClientCommand) -> Result<()> {
             println!("{token}");
         }
         ClientCommand::InitialToken { clear: true, .. } => {
-            settings::set_raw(&site, settings::INITIAL_TOKEN, None).await?;
-            settings::set(&site, "oauth.registration_requires_token", "off").await?;
+            settings::clear_initial_token(&site).await?;
             println!("registration on site {name} is open");
         }
         ClientCommand::InitialToken { clear: false, .. } => {
-            let token = random_token(32);
-            settings::set_raw(&site, settings::INITIAL_TOKEN, Some(&sha256_hex(&token))).await?;
-            settings::set(&site, "oauth.registration_requires_token", "on").await?;
+            let token = settings::new_initial_token(&site).await?;
             println!("{token}");
         }
     }
@@ -271,7 +267,7 @@ pub async fn run_portal_login(data_dir: &Path, args: PortalLoginArgs) -> Result<
         bail!("the user name must be 1 to 100 characters");
     }
     let patient = args.patient.to_ascii_lowercase();
-    crate::oauth::accounts::set_portal_login(
+    crate::registrar::accounts::set_portal_login(
         &site,
         &patient,
         &args.username,

@@ -45,6 +45,7 @@ pub const HOST_TABLES: &[&str] = &[
     "oauth_login_failures",
     "portal_logins",
     "oauth_sessions",
+    "console_sessions",
     "plugin_migrations",
     "_sqlx_migrations",
 ];

@@ -25,7 +25,9 @@ pub struct Subject {
     pub acl_role: Option<String>,
 }
 
-fn dummy_hash() -> &'static str {
+/// A hash no password matches, checked for unknown accounts so that they cost as much
+/// time as known ones.
+pub fn dummy_hash() -> &'static str {
     static HASH: OnceLock<String> = OnceLock::new();
     HASH.get_or_init(|| crate::auth::hash_password("no such account").unwrap_or_default())
 }

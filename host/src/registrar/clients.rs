@@ -199,6 +199,36 @@ pub async fn set_enabled(site: &Site, client_id: &str, enabled: bool) -> Result<
     }))
 }
 
+/// Gives a confidential client that authenticates with a secret a new one and answers it
+/// (shown once: only its hash is kept). The old secret stops working at once. `None` when
+/// there is no such client or it has no secret (a public client, or `private_key_jwt`).
+pub async fn rotate_secret(site: &Site, client_id: &str) -> Result<Option<String>, sqlx::Error> {
+    let secret = super::random_token(64);
+    let changed = on_db!(&site.db, |pool| {
+        sqlx::query("UPDATE oauth_clients SET client_secret_hash = $1 WHERE client_id = $2 AND application_type = 'private' AND client_secret_hash IS NOT NULL")
+            .bind(sha256_hex(&secret))
+            .bind(client_id)
+            .execute(pool)
+            .await?
+            .rows_affected()
+    });
+    Ok((changed > 0).then_some(secret))
+}
+
+/// Replaces the scopes registered for a client (checked by the caller against the site's
+/// catalogue); false when there is no such client. Grants made before keep their scopes.
+pub async fn set_scope(site: &Site, client_id: &str, scope: &str) -> Result<bool, sqlx::Error> {
+    Ok(on_db!(&site.db, |pool| {
+        sqlx::query("UPDATE oauth_clients SET scope = $1 WHERE client_id = $2")
+            .bind(scope)
+            .bind(client_id)
+            .execute(pool)
+            .await?
+            .rows_affected()
+            > 0
+    }))
+}
+
 /// How the client proved itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthMethod {

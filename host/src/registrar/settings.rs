@@ -133,8 +133,8 @@ fn known(name: &str) -> Result<&'static Known> {
     }
 }
 
-/// Checks and stores a setting.
-pub async fn set(site: &Site, name: &str, value: &str) -> Result<()> {
+/// Why `value` is not a valid value of the setting `name`, if it is not.
+pub fn check(name: &str, value: &str) -> Result<()> {
     let known = known(name)?;
     if known.values.is_empty() {
         match value.parse::<i64>() {
@@ -144,7 +144,28 @@ pub async fn set(site: &Site, name: &str, value: &str) -> Result<()> {
     } else if !known.values.contains(&value) {
         bail!("{name} takes one of: {}", known.values.join(", "));
     }
+    Ok(())
+}
+
+/// Checks and stores a setting.
+pub async fn set(site: &Site, name: &str, value: &str) -> Result<()> {
+    check(name, value)?;
     set_raw(site, name, Some(value)).await
+}
+
+/// Makes a new initial access token for registration (answered once; only its hash is
+/// kept, replacing the previous one) and requires one from then on.
+pub async fn new_initial_token(site: &Site) -> Result<String> {
+    let token = crate::crypto::random_token(32);
+    set_raw(site, INITIAL_TOKEN, Some(&crate::crypto::sha256_hex(&token))).await?;
+    set(site, "oauth.registration_requires_token", "on").await?;
+    Ok(token)
+}
+
+/// Stops requiring an initial access token for registration and forgets the last one.
+pub async fn clear_initial_token(site: &Site) -> Result<()> {
+    set_raw(site, INITIAL_TOKEN, None).await?;
+    set(site, "oauth.registration_requires_token", "off").await
 }
 
 /// A setting's value (its default when unset).

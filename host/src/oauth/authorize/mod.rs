@@ -27,6 +27,7 @@ use serde_json::json;
 use super::{OAuthError, pages};
 use crate::sites::Site;
 use crate::state::AppState;
+use crate::web::single;
 
 pub mod codes;
 pub mod consent;
@@ -39,9 +40,6 @@ pub mod signin;
 pub use codes::{StoredCode, claim_code, find_code};
 pub use launch::launch_token;
 pub use session::COOKIE;
-
-/// The largest form body the pages accept.
-const MAX_FORM: usize = 64 * 1024;
 
 /// Why a page cannot continue: a page to render, or an answer made already (a redirect
 /// to a vetted client's redirect URI, or an error page that carries its own headers).
@@ -172,29 +170,12 @@ fn redirect_error(
     see_other(&with_params(redirect_uri, &params))
 }
 
-/// A form body (`application/x-www-form-urlencoded`, at most [`MAX_FORM`] bytes).
+/// A form body (`application/x-www-form-urlencoded`, at most [`crate::web::MAX_FORM`]
+/// bytes).
 async fn read_form(body: Body, headers: &HeaderMap) -> Result<Vec<(String, String)>, PageError> {
-    if !super::content_type_is(headers, "application/x-www-form-urlencoded") {
-        return Err(PageError::bad(
-            "The form must be sent as application/x-www-form-urlencoded.",
-        ));
-    }
-    let bytes = axum::body::to_bytes(body, MAX_FORM)
+    crate::web::read_form(body, headers)
         .await
-        .map_err(|_| PageError::bad("The form is too large."))?;
-    Ok(form_urlencoded::parse(&bytes)
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect())
-}
-
-/// A form field sent exactly once and not empty.
-fn single(form: &[(String, String)], name: &str) -> Option<String> {
-    let mut values = form.iter().filter(|(k, _)| k == name);
-    let first = values.next().map(|(_, v)| v.clone());
-    if values.next().is_some() {
-        return None;
-    }
-    first.filter(|v| !v.is_empty())
+        .map_err(|error| PageError::bad(error.text()))
 }
 
 /// Where browsers reach the site's authorization pages: the path of the issuer
@@ -263,20 +244,6 @@ mod tests {
         };
         assert_eq!(status, StatusCode::BAD_REQUEST);
         assert!(text.contains("a is repeated"), "{text}");
-    }
-
-    #[test]
-    fn a_form_field_counts_only_when_sent_once_and_not_empty() {
-        let form = vec![
-            ("one".to_owned(), "1".to_owned()),
-            ("twice".to_owned(), "a".to_owned()),
-            ("twice".to_owned(), "b".to_owned()),
-            ("empty".to_owned(), String::new()),
-        ];
-        assert_eq!(single(&form, "one").as_deref(), Some("1"));
-        assert_eq!(single(&form, "twice"), None);
-        assert_eq!(single(&form, "empty"), None);
-        assert_eq!(single(&form, "missing"), None);
     }
 
     #[test]

@@ -183,15 +183,7 @@ fn cookie_text(path: &str, secure: bool, value: Option<&str>) -> String {
 
 /// The session cookie's value among the request's cookies.
 fn cookie_value(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE)
-        .map(|(_, value)| value.to_owned())
-        .filter(|v| !v.is_empty())
+    crate::web::cookie(headers, COOKIE)
 }
 
 /// The session the request's cookie names, unexpired.
