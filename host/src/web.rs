@@ -85,7 +85,10 @@ impl FormError {
 
 /// A form body (`application/x-www-form-urlencoded`, at most [`MAX_FORM`] bytes), as its
 /// fields in order.
-pub async fn read_form(body: Body, headers: &HeaderMap) -> Result<Vec<(String, String)>, FormError> {
+pub async fn read_form(
+    body: Body,
+    headers: &HeaderMap,
+) -> Result<Vec<(String, String)>, FormError> {
     if !is_form(headers) {
         return Err(FormError::NotAForm);
     }

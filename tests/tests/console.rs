@@ -664,7 +664,11 @@ fn require_node_and_chromium() {
             "tests/js/node_modules/{package} is missing: {SETUP_HINT}"
         );
     }
-    assert!(chromium().is_file(), "Chromium is not installed at {}: {SETUP_HINT}", chromium().display());
+    assert!(
+        chromium().is_file(),
+        "Chromium is not installed at {}: {SETUP_HINT}",
+        chromium().display()
+    );
 }
 
 /// Runs `node script` in `tests/js` with `env`, streaming its output, and asserts it
@@ -709,11 +713,24 @@ async fn run_script(script: &str, env: &[(&str, String)], expected: &[&str]) {
         .unwrap_or_else(|_| panic!("{script} did not finish within five minutes"));
     let result = result.unwrap_or_else(|| panic!("{script} ended ({status}) without reporting"));
     let names = |key: &str| -> Vec<String> {
-        result[key].as_array().into_iter().flatten().filter_map(|v| v.as_str().map(str::to_owned)).collect()
+        result[key]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect()
     };
-    assert!(names("failed").is_empty(), "{script}: failed {:?} (its output is above)", names("failed"));
+    assert!(
+        names("failed").is_empty(),
+        "{script}: failed {:?} (its output is above)",
+        names("failed")
+    );
     assert!(status.success(), "{script} exited with {status}");
-    assert_eq!(names("passed"), expected, "{script} must pass every step, in order");
+    assert_eq!(
+        names("passed"),
+        expected,
+        "{script} must pass every step, in order"
+    );
 }
 
 /// `second` loads both `patient` and `patient-strict`, which both declare

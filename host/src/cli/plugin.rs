@@ -266,21 +266,24 @@ async fn check(data_dir: &Path, file: &Path) -> Result<()> {
         );
     }
     // Collisions inside the plugin itself are load errors on every site.
-    crate::plugins::SiteTable::new(vec![Arc::new(crate::plugins::SitePlugin {
-        grants: Arc::new(
-            crate::db::grants::Grants::new(
-                &loaded.name,
-                loaded.reads.clone(),
-                loaded.writes.clone(),
-            )
-            .map_err(anyhow::Error::msg)?
-            .with_namespace(loaded.namespace.clone()),
-        ),
-        limits: Default::default(),
-        config: Default::default(),
-        permits: Arc::new(tokio::sync::Semaphore::new(1)),
-        loaded: Arc::new(loaded),
-    })], &Default::default())?;
+    crate::plugins::SiteTable::new(
+        vec![Arc::new(crate::plugins::SitePlugin {
+            grants: Arc::new(
+                crate::db::grants::Grants::new(
+                    &loaded.name,
+                    loaded.reads.clone(),
+                    loaded.writes.clone(),
+                )
+                .map_err(anyhow::Error::msg)?
+                .with_namespace(loaded.namespace.clone()),
+            ),
+            limits: Default::default(),
+            config: Default::default(),
+            permits: Arc::new(tokio::sync::Semaphore::new(1)),
+            loaded: Arc::new(loaded),
+        })],
+        &Default::default(),
+    )?;
     println!("ok: this host can serve it");
     Ok(())
 }

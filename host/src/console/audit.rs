@@ -70,19 +70,20 @@ fn time_bound(text: &str, end: bool) -> Option<String> {
         let at = if end { at + Duration::minutes(1) } else { at };
         return at.format(out).ok();
     }
-    let with_seconds = PrimitiveDateTime::parse(
-        text,
-        fd!("[year]-[month]-[day]T[hour]:[minute]:[second]"),
-    )
-    .ok()
-    .or_else(|| {
-        time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+    let with_seconds =
+        PrimitiveDateTime::parse(text, fd!("[year]-[month]-[day]T[hour]:[minute]:[second]"))
             .ok()
-            .map(|t| {
-                let t = t.to_offset(time::UtcOffset::UTC);
-                PrimitiveDateTime::new(t.date(), t.time().replace_nanosecond(0).unwrap_or(t.time()))
-            })
-    })?;
+            .or_else(|| {
+                time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+                    .ok()
+                    .map(|t| {
+                        let t = t.to_offset(time::UtcOffset::UTC);
+                        PrimitiveDateTime::new(
+                            t.date(),
+                            t.time().replace_nanosecond(0).unwrap_or(t.time()),
+                        )
+                    })
+            })?;
     let at = if end {
         with_seconds + Duration::seconds(1)
     } else {
@@ -329,14 +330,7 @@ pub async fn page(State(app): State<Arc<AppState>>, admin: Admin, request: Reque
         patient = filters.value("patient"),
         csv = escape(&filters.query_string(None)),
     );
-    Ok(super::page(
-        &app,
-        &admin,
-        "audit",
-        "Audit log",
-        None,
-        &body,
-    ))
+    Ok(super::page(&app, &admin, "audit", "Audit log", None, &body))
 }
 
 /// One CSV cell: quoted when it holds a comma, a quote or a line break (RFC 4180), and a

@@ -273,7 +273,11 @@ pub async fn register_page(State(app): State<Arc<AppState>>, admin: Admin) -> Pa
 
 /// The registration metadata the form describes (RFC 7591 names).
 pub fn metadata_of(form: &[(String, String)]) -> Result<Map<String, Value>, String> {
-    let field = |name: &str| single(form, name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+    let field = |name: &str| {
+        single(form, name)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    };
     let lines = |name: &str| -> Vec<String> {
         field(name)
             .map(|v| {
@@ -303,7 +307,11 @@ pub fn metadata_of(form: &[(String, String)]) -> Result<Map<String, Value>, Stri
     if let Some(contact) = field("contacts") {
         body.insert("contacts".into(), json!([contact]));
     }
-    for key in ["initiate_login_uri", "jwks_uri", "token_endpoint_auth_method"] {
+    for key in [
+        "initiate_login_uri",
+        "jwks_uri",
+        "token_endpoint_auth_method",
+    ] {
         if let Some(value) = field(key) {
             body.insert(key.into(), json!(value));
         }
@@ -315,8 +323,8 @@ pub fn metadata_of(form: &[(String, String)]) -> Result<Map<String, Value>, Stri
         );
     }
     if let Some(jwks) = field("jwks") {
-        let parsed: Value = serde_json::from_str(&jwks)
-            .map_err(|e| format!("The JWKS is not valid JSON: {e}"))?;
+        let parsed: Value =
+            serde_json::from_str(&jwks).map_err(|e| format!("The JWKS is not valid JSON: {e}"))?;
         body.insert("jwks".into(), parsed);
     }
     Ok(body)
@@ -412,8 +420,7 @@ mod tests {
     #[test]
     fn a_nameless_app_or_broken_jwks_is_refused() {
         assert!(metadata_of(&form(&[("redirect_uris", "https://app/cb")])).is_err());
-        let error = metadata_of(&form(&[("client_name", "A"), ("jwks", "{not json")]))
-            .unwrap_err();
+        let error = metadata_of(&form(&[("client_name", "A"), ("jwks", "{not json")])).unwrap_err();
         assert!(error.contains("not valid JSON"), "{error}");
     }
 }

@@ -176,7 +176,7 @@ pub type PageResult = Result<Response, ConsoleError>;
 
 const STYLE: &str = "body{margin:0;font:16px/1.5 system-ui,-apple-system,'Segoe UI',sans-serif;background:#f3f4f6;color:#111827}\
 header{background:#1e3a8a;color:#fff;padding:.6rem 1.5rem;display:flex;flex-wrap:wrap;gap:1rem;align-items:center;justify-content:space-between}\
-header a{color:#fff}header .who{font-size:.9rem}header form{display:inline}header button{margin:0 0 0 .5rem;padding:.3rem .8rem;background:#fff;color:#1e3a8a}\
+header a{color:#fff}header .who{font-size:.9rem}header form{display:inline;margin-left:.75rem}header button.small{padding:.3rem .8rem;background:#fff;color:#1e3a8a}\
 nav ul{list-style:none;margin:0;padding:0;display:flex;flex-wrap:wrap;gap:1rem}nav a[aria-current=page]{font-weight:700;text-decoration:underline}\
 main{max-width:78rem;margin:1.5rem auto;background:#fff;border-radius:.75rem;box-shadow:0 1px 3px rgba(0,0,0,.12);padding:1.5rem 2rem}\
 main.narrow{max-width:28rem}h1{font-size:1.4rem;margin:0 0 1rem}h2{font-size:1.15rem;margin:1.5rem 0 .5rem}\
@@ -234,12 +234,7 @@ pub fn page(
         ));
     }
     let notice = notice
-        .map(|n| {
-            format!(
-                "<p class=\"notice\" role=\"status\">{}</p>",
-                escape(n)
-            )
-        })
+        .map(|n| format!("<p class=\"notice\" role=\"status\">{}</p>", escape(n)))
         .unwrap_or_default();
     let html = format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"><title>{title} · Hearth admin</title><style>{STYLE}</style></head><body>\

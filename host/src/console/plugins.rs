@@ -35,10 +35,7 @@ fn render(app: &AppState, admin: &Admin, notice: Option<&str>, report: &str) -> 
     let table = app.registry.table(&admin.site.name);
     let mut rows = String::new();
     for status in app.registry.statuses(&admin.site.name) {
-        let serving = table
-            .plugins
-            .iter()
-            .find(|p| p.loaded.name == status.name);
+        let serving = table.plugins.iter().find(|p| p.loaded.name == status.name);
         let limits = serving
             .map(|p| {
                 let l = p.limits;
@@ -95,13 +92,22 @@ fn render(app: &AppState, admin: &Admin, notice: Option<&str>, report: &str) -> 
             .iter()
             .map(|p| {
                 let name = escape(&p.loaded.name);
-                let mark = if p.loaded.name == selected { " selected" } else { "" };
+                let mark = if p.loaded.name == selected {
+                    " selected"
+                } else {
+                    ""
+                };
                 format!("<option value=\"{name}\"{mark}>{name}</option>")
             })
             .collect::<String>()
     };
     let mut choice_rows = String::new();
-    for (i, (route, plugin)) in app.registry.route_choices(&admin.site.name).iter().enumerate() {
+    for (i, (route, plugin)) in app
+        .registry
+        .route_choices(&admin.site.name)
+        .iter()
+        .enumerate()
+    {
         let route = escape(route);
         choice_rows.push_str(&format!(
             "<tr><td><code>{route}</code></td><td>{chosen}</td><td>\
@@ -159,11 +165,7 @@ pub async fn reload(
 /// `POST /admin/plugins/route`: chooses which plugin serves a route two of the site's
 /// plugins declare (`plugin` empty: drops the choice), in the site's own entry of
 /// `plugins.toml`, then reloads the site.
-pub async fn route(
-    State(app): State<Arc<AppState>>,
-    admin: Admin,
-    request: Request,
-) -> PageResult {
+pub async fn route(State(app): State<Arc<AppState>>, admin: Admin, request: Request) -> PageResult {
     let form = checked_form(&admin, request).await?;
     let route = single(&form, "route").ok_or_else(|| ConsoleError::bad("Name the route."))?;
     let key = route_key(&route).ok_or_else(|| {

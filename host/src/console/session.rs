@@ -20,7 +20,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use sqlx::Row;
 
-use super::{ConsoleError, PageResult, base_path, bare_page, see_other};
+use super::{ConsoleError, PageResult, bare_page, base_path, see_other};
 use crate::audit::Record;
 use crate::crypto::{random_token, same, sha256_hex};
 use crate::on_db;

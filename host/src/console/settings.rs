@@ -123,6 +123,8 @@ It is shown once; the previous one no longer works.</p><p class=\"secret\" id=\"
                 "Registration is open: no initial access token is needed.",
             ))
         }
-        _ => Err(ConsoleError::bad("Choose to make a new token or to clear it.")),
+        _ => Err(ConsoleError::bad(
+            "Choose to make a new token or to clear it.",
+        )),
     }
 }

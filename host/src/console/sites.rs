@@ -50,7 +50,11 @@ pub async fn page_handler(app: &AppState, admin: &Admin, notice: Option<&str>) -
             "<tr><td>{n}</td><td>{db}</td><td>{open}</td><td>{plugins}</td><td>{action}</td></tr>",
             n = escape(&name),
             db = escape(&database_label(&url)),
-            open = if app.sites.is_open(&name) { "yes" } else { "not yet" },
+            open = if app.sites.is_open(&name) {
+                "yes"
+            } else {
+                "not yet"
+            },
         ));
     }
     let body = format!(

@@ -153,7 +153,11 @@ pub async fn add(State(app): State<Arc<AppState>>, admin: Admin, request: Reques
     };
     users::add(&admin.site, &user, &password).await?;
     admin.record(&app, "/admin/users", StatusCode::SEE_OTHER);
-    Ok(back_with(&app, "users", &format!("Added the user {username}.")))
+    Ok(back_with(
+        &app,
+        "users",
+        &format!("Added the user {username}."),
+    ))
 }
 
 /// `POST /admin/users/role`.

@@ -21,8 +21,8 @@ pub mod token;
 
 pub use crate::registrar::{
     ACCOUNT, Backoff, LOCK_WINDOW, LoginLimiter, MAX_LOCK, OAuthError, PAIR, accounts, catalog,
-    clients, content_type_is, limiter, login_keys, no_store, now, param, parse_form,
-    random_token, required, same, settings, sha256_hex, too_many,
+    clients, content_type_is, limiter, login_keys, no_store, now, param, parse_form, random_token,
+    required, same, settings, sha256_hex, too_many,
 };
 
 use std::sync::Arc;
@@ -132,4 +132,3 @@ pub fn finalize_scopes(
     }
     Ok(kept.join(" "))
 }
-

@@ -18,7 +18,9 @@ use serde_json::{Value, json};
 
 use super::clients::{self, Client};
 use super::{OAuthError, catalog, no_store, same, settings, sha256_hex};
-pub use crate::registrar::registration::{DEFAULT_SCOPE, Registered, create, metadata_error, redirect_uri_problem};
+pub use crate::registrar::registration::{
+    DEFAULT_SCOPE, Registered, create, metadata_error, redirect_uri_problem,
+};
 use crate::state::AppState;
 
 /// `POST /oauth2/{site}/registration`.
@@ -129,4 +131,3 @@ fn registration_view(app: &AppState, site: &str, client: &Client, path: &str) ->
     view["registration_client_uri"] = json!(format!("{}/client/{path}", super::issuer(app, site)));
     view
 }
-

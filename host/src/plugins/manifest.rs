@@ -207,7 +207,10 @@ impl Manifest {
 pub fn route_key(text: &str) -> Option<String> {
     let (method, path) = text.trim().split_once(' ')?;
     let path = path.trim();
-    if method.is_empty() || !method.chars().all(|c| c.is_ascii_alphabetic()) || !path.starts_with('/') {
+    if method.is_empty()
+        || !method.chars().all(|c| c.is_ascii_alphabetic())
+        || !path.starts_with('/')
+    {
         return None;
     }
     let segments: Vec<&str> = path
@@ -221,7 +224,11 @@ pub fn route_key(text: &str) -> Option<String> {
             }
         })
         .collect();
-    Some(format!("{} {}", method.to_ascii_uppercase(), segments.join("/")))
+    Some(format!(
+        "{} {}",
+        method.to_ascii_uppercase(),
+        segments.join("/")
+    ))
 }
 
 /// `text` (a `plugins.toml`) with site `site`'s own entry choosing `plugin` for `route`
@@ -335,11 +342,16 @@ mod tests {
     fn a_route_choice_is_written_into_the_sites_own_entry_keeping_the_rest() {
         let text = "# which plugins\n[plugins.patient]\nfile = \"patient.wasm\"\n\n[plugins.patient-strict]\nfile = \"patient-strict.wasm\"\n\n\
              [sites.\"*\"]\nplugins = [\"patient\"]\n\n[sites.second]\n# both\nplugins = [\"patient\", \"patient-strict\"]\n\n[sites.third]\nplugins = [\"patient\"]\n";
-        let added = with_route_choice(text, "second", "GET /api/patient", Some("patient-strict")).unwrap();
+        let added =
+            with_route_choice(text, "second", "GET /api/patient", Some("patient-strict")).unwrap();
         assert!(added.starts_with("# which plugins\n"), "{added}");
         assert!(added.contains("# both\nplugins = [\"patient\", \"patient-strict\"]\nroutes = { \"GET /api/patient\" = \"patient-strict\" }\n\n[sites.third]"), "{added}");
-        let swapped = with_route_choice(&added, "second", "get /api/patient", Some("patient")).unwrap();
-        assert!(swapped.contains("routes = { \"get /api/patient\" = \"patient\" }"), "{swapped}");
+        let swapped =
+            with_route_choice(&added, "second", "get /api/patient", Some("patient")).unwrap();
+        assert!(
+            swapped.contains("routes = { \"get /api/patient\" = \"patient\" }"),
+            "{swapped}"
+        );
         assert_eq!(swapped.matches("routes").count(), 1);
         let dropped = with_route_choice(&swapped, "second", "GET /api/patient", None).unwrap();
         assert_eq!(dropped, text);
@@ -347,7 +359,9 @@ mod tests {
             ("default", "patient", "no entry of its own"),
             ("third", "patient-strict", "does not load it"),
         ] {
-            let error = with_route_choice(text, site, "GET /api/patient", Some(plugin)).unwrap_err().to_string();
+            let error = with_route_choice(text, site, "GET /api/patient", Some(plugin))
+                .unwrap_err()
+                .to_string();
             assert!(error.contains(why), "{error}");
         }
     }
@@ -371,7 +385,10 @@ mod tests {
             route_key("get /api/patient/{id}/"),
             route_key("GET /api/patient/{puuid}")
         );
-        assert_ne!(route_key("GET /api/patient"), route_key("POST /api/patient"));
+        assert_ne!(
+            route_key("GET /api/patient"),
+            route_key("POST /api/patient")
+        );
     }
 
     #[test]

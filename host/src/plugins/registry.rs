@@ -655,17 +655,27 @@ impl Registry {
     }
 
     /// The route choices of `site`'s entry of `plugins.toml` (its `routes`, or the `"*"`
-    /// entry's): which plugin serves a route two of its plugins declare.
+    /// entry's): which plugin serves a route two of its plugins declare. Read from the
+    /// file as it is now (a reload of one site does not replace the manifest kept for
+    /// full reloads), or from the last good manifest when the file does not parse.
     pub fn route_choices(&self, site: &str) -> std::collections::BTreeMap<String, String> {
-        let inner = self.inner.lock();
-        let Some(manifest) = inner.manifest.as_ref() else {
-            return Default::default();
+        let of = |manifest: &Manifest| {
+            manifest
+                .sites
+                .get(table_key(manifest, site))
+                .map(|spec| spec.routes.clone())
+                .unwrap_or_default()
         };
-        manifest
-            .sites
-            .get(table_key(manifest, site))
-            .map(|spec| spec.routes.clone())
-            .unwrap_or_default()
+        match Manifest::load(&self.manifest_path) {
+            Ok(manifest) => of(&manifest),
+            Err(_) => self
+                .inner
+                .lock()
+                .manifest
+                .as_ref()
+                .map(of)
+                .unwrap_or_default(),
+        }
     }
 
     /// How every plugin stands on `site`: those it serves and those the manifest lists

@@ -157,7 +157,12 @@ pub async fn set(site: &Site, name: &str, value: &str) -> Result<()> {
 /// kept, replacing the previous one) and requires one from then on.
 pub async fn new_initial_token(site: &Site) -> Result<String> {
     let token = crate::crypto::random_token(32);
-    set_raw(site, INITIAL_TOKEN, Some(&crate::crypto::sha256_hex(&token))).await?;
+    set_raw(
+        site,
+        INITIAL_TOKEN,
+        Some(&crate::crypto::sha256_hex(&token)),
+    )
+    .await?;
     set(site, "oauth.registration_requires_token", "on").await?;
     Ok(token)
 }
