@@ -35,16 +35,16 @@ const ALLERGIES: IssueResource = IssueResource {
 
 /// What the routes answer for one allergy (every `lists` column besides).
 const RECORD: Schema = Schema::Object(&[
-        Prop::new("id", Schema::Integer).required(),
-        Prop::new("uuid", Schema::Format("uuid")).required(),
-        Prop::new("puuid", Schema::Format("uuid")),
-        Prop::new("title", Schema::Nullable(&Schema::String)),
-        Prop::new("begdate", Schema::Nullable(&Schema::String)),
-        Prop::new("enddate", Schema::Nullable(&Schema::String)),
-        Prop::new("diagnosis", coding::FIELD_SCHEMA),
-        Prop::new("comments", Schema::Nullable(&Schema::String)),
-        Prop::new("reaction", coding::FIELD_SCHEMA),
-        Prop::new("reaction_title", Schema::Nullable(&Schema::String)),
+    Prop::new("id", Schema::Integer).required(),
+    Prop::new("uuid", Schema::Format("uuid")).required(),
+    Prop::new("puuid", Schema::Format("uuid")),
+    Prop::new("title", Schema::Nullable(&Schema::String)),
+    Prop::new("begdate", Schema::Nullable(&Schema::String)),
+    Prop::new("enddate", Schema::Nullable(&Schema::String)),
+    Prop::new("diagnosis", coding::FIELD_SCHEMA),
+    Prop::new("comments", Schema::Nullable(&Schema::String)),
+    Prop::new("reaction", coding::FIELD_SCHEMA),
+    Prop::new("reaction_title", Schema::Nullable(&Schema::String)),
 ]);
 
 /// What OpenEMR lets a body set.

@@ -45,15 +45,15 @@ const PROBLEMS: IssueResource = IssueResource {
 
 /// What the routes answer for one problem (every `lists` column besides).
 const RECORD: Schema = Schema::Object(&[
-        Prop::new("id", Schema::Integer).required(),
-        Prop::new("uuid", Schema::Format("uuid")).required(),
-        Prop::new("puuid", Schema::Format("uuid")),
-        Prop::new("title", Schema::Nullable(&Schema::String)),
-        Prop::new("begdate", Schema::Nullable(&Schema::String)),
-        Prop::new("enddate", Schema::Nullable(&Schema::String)),
-        Prop::new("diagnosis", coding::FIELD_SCHEMA),
-        Prop::new("encounter_uuid", Schema::Nullable(&Schema::String)),
-        Prop::new("verification_title", Schema::Nullable(&Schema::String)),
+    Prop::new("id", Schema::Integer).required(),
+    Prop::new("uuid", Schema::Format("uuid")).required(),
+    Prop::new("puuid", Schema::Format("uuid")),
+    Prop::new("title", Schema::Nullable(&Schema::String)),
+    Prop::new("begdate", Schema::Nullable(&Schema::String)),
+    Prop::new("enddate", Schema::Nullable(&Schema::String)),
+    Prop::new("diagnosis", coding::FIELD_SCHEMA),
+    Prop::new("encounter_uuid", Schema::Nullable(&Schema::String)),
+    Prop::new("verification_title", Schema::Nullable(&Schema::String)),
 ]);
 
 /// What OpenEMR lets a body set.
