@@ -815,6 +815,26 @@ pub mod schemas {
         Prop::new("postalCode", Schema::String),
         Prop::new("country", Schema::String),
     ]);
+    /// `Reference`.
+    pub const REFERENCE: Schema = Schema::Object(&[
+        Prop::new("reference", Schema::String),
+        Prop::new("type", Schema::Format("uri")),
+        Prop::new("display", Schema::String),
+    ]);
+    /// `Quantity`.
+    pub const QUANTITY: Schema = Schema::Object(&[
+        Prop::new("value", Schema::Number),
+        Prop::new("unit", Schema::String),
+        Prop::new("system", Schema::Format("uri")),
+        Prop::new("code", Schema::String),
+    ]);
+    /// `Period`.
+    pub const PERIOD: Schema = Schema::Object(&[
+        Prop::new("start", Schema::String),
+        Prop::new("end", Schema::String),
+    ]);
+    /// `Annotation` (its text).
+    pub const ANNOTATION: Schema = Schema::Object(&[Prop::new("text", Schema::String)]);
     /// `Meta`.
     pub const META: Schema = Schema::Object(&[
         Prop::new("versionId", Schema::String),
