@@ -33,7 +33,7 @@ const LAYERS: &[&[&str]] = &[
     // What every router shares.
     &["state"],
     // The routers: none knows another.
-    &["api", "oauth", "admin", "console", "fhir", "ops"],
+    &["api", "oauth", "admin", "console", "fhir", "openapi", "ops"],
     // The application: builds the state and the routers, serves them.
     &["app"],
     // The command line, on top of everything.

@@ -14,6 +14,7 @@
 
 pub mod authorize;
 pub mod discovery;
+pub mod docs_client;
 pub mod introspect;
 pub mod pages;
 pub mod registration;
