@@ -33,6 +33,7 @@ use crate::state::AppState;
 use crate::telemetry::{RequestId, Served};
 
 pub mod cors;
+mod include;
 #[cfg(feature = "natives")]
 pub mod native;
 pub mod settings;
@@ -344,7 +345,16 @@ async fn handle(
             .await?
         }
         None => {
-            let request = build_request(call, body, &bound, params, principal.as_deref());
+            let request = build_request(
+                call,
+                call.method,
+                call.path,
+                query_pairs(call.uri),
+                body,
+                &bound,
+                params,
+                principal.as_deref(),
+            );
             let result = runtime::call(
                 &app.registry.engine,
                 site,
@@ -356,6 +366,9 @@ async fn handle(
             .await;
             count_call(&app.telemetry, &site.name, &bound, &result);
             match result {
+                Ok(outcome) if call.family == Family::Fhir => {
+                    include::append(call, principal.as_deref(), outcome.response).await
+                }
                 Ok(outcome) => outcome.response,
                 Err(error) => {
                     return Err(call_error(&site.name, call.request_id, &bound, error));
@@ -490,15 +503,19 @@ async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Byte
     }
 }
 
+/// The plugin request for `call`'s caller: `path` below the family root with `query`
+/// (the call's own, or an `_include`'s second search).
 fn build_request(
     call: &Call<'_>,
+    method: &Method,
+    path: &str,
+    query: Vec<(String, String)>,
     body: Bytes,
     bound: &Bound,
     params: Vec<String>,
     principal: Option<&Principal>,
 ) -> bindings::Request {
-    let (method, path, headers, uri) = (call.method, call.path, call.headers, call.uri);
-    let query = query_pairs(uri);
+    let headers = call.headers;
     let mut headers: Vec<(String, String)> = PASSED_HEADERS
         .iter()
         .filter_map(|name| {
