@@ -13,7 +13,7 @@
 use axum::http::Method;
 use serde_json::{Value, json};
 
-use super::{Call, authorize_route, build_request, count_call};
+use super::{Asked, Call, authorize_route, build_request, count_call};
 use crate::auth::tokens::Principal;
 use crate::error::Family;
 use crate::plugins::{Match, bindings, runtime};
@@ -92,11 +92,14 @@ pub(super) async fn append(
                 ("_count".to_owned(), chunk.len().to_string()),
             ];
             let path = format!("/{target}");
+            let asked = Asked {
+                method: &Method::GET,
+                path: &path,
+                query,
+            };
             let request = build_request(
                 call,
-                &Method::GET,
-                &path,
-                query,
+                asked,
                 Default::default(),
                 &bound,
                 params.clone(),

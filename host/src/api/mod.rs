@@ -345,16 +345,12 @@ async fn handle(
             .await?
         }
         None => {
-            let request = build_request(
-                call,
-                call.method,
-                call.path,
-                query_pairs(call.uri),
-                body,
-                &bound,
-                params,
-                principal.as_deref(),
-            );
+            let asked = Asked {
+                method: call.method,
+                path: call.path,
+                query: query_pairs(call.uri),
+            };
+            let request = build_request(call, asked, body, &bound, params, principal.as_deref());
             let result = runtime::call(
                 &app.registry.engine,
                 site,
@@ -503,18 +499,28 @@ async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Byte
     }
 }
 
-/// The plugin request for `call`'s caller: `path` below the family root with `query`
-/// (the call's own, or an `_include`'s second search).
+/// What a plugin request asks: the method, the path below the family root and the
+/// query — the call's own, or an `_include`'s second search.
+struct Asked<'a> {
+    method: &'a Method,
+    path: &'a str,
+    query: Vec<(String, String)>,
+}
+
+/// The plugin request for `call`'s caller.
 fn build_request(
     call: &Call<'_>,
-    method: &Method,
-    path: &str,
-    query: Vec<(String, String)>,
+    asked: Asked<'_>,
     body: Bytes,
     bound: &Bound,
     params: Vec<String>,
     principal: Option<&Principal>,
 ) -> bindings::Request {
+    let Asked {
+        method,
+        path,
+        query,
+    } = asked;
     let headers = call.headers;
     let mut headers: Vec<(String, String)> = PASSED_HEADERS
         .iter()
