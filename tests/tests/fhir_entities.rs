@@ -439,3 +439,29 @@ both! {
         docs.validate();
     }
 }
+
+both! {
+    async fn demo_data_reads_as_valid_us_core_roles_and_encounters(app) {
+        let site = app.state.sites.get("default").await.expect("the site");
+        let options = hearth_demo::SeedOptions { patients: 10, seed: 7, batch: 10 };
+        hearth::cli::seed_demo(&site, &options, |_, _| {}).await.expect("seeding");
+        let mut docs = Documents::default();
+        let token = app.user_token("default", "admin", SCOPES).await;
+        let roles = search(app, &mut docs, &token, "/PractitionerRole?_count=50&_include=PractitionerRole:organization").await;
+        let matched: Vec<&Value> = roles["entry"].as_array().unwrap().iter().filter(|e| e["search"]["mode"] == "match").collect();
+        assert!(!matched.is_empty());
+        for entry in &matched {
+            let role = &entry["resource"];
+            assert_eq!(role["code"][0]["coding"][0]["system"], "http://snomed.info/sct", "{role}");
+            let specialty = &role["specialty"][0];
+            assert_eq!(specialty["coding"][0]["system"], "http://nucc.org/provider-taxonomy");
+            assert!(specialty["text"].is_string(), "{role}");
+        }
+        assert!(!entries(&roles, "include").is_empty());
+        let encounters = search(app, &mut docs, &token, "/Encounter?_count=50&_include=Encounter:*").await;
+        assert!(encounters["total"].as_u64().unwrap() > 0);
+        search(app, &mut docs, &token, "/Organization").await;
+        search(app, &mut docs, &token, "/Location").await;
+        docs.validate();
+    }
+}
