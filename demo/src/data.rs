@@ -289,3 +289,18 @@ pub(crate) const DENTAL: &[&str] = &[
     "Impacted wisdom tooth",
     "Cracked molar",
 ];
+
+/// Tobacco use (`history_data.tobacco`, OpenEMR's `note|status|date`): a note and an
+/// option of the `smoking_status` list (migrations 0450).
+pub(crate) const TOBACCO: &[(&str, &str)] = &[
+    ("", "4"),
+    ("", "4"),
+    ("", "4"),
+    ("quit years ago", "3"),
+    ("quit last year", "3"),
+    ("a pack a day", "1"),
+    ("socially", "2"),
+    ("", "9"),
+    ("two packs a day", "15"),
+    ("a few a week", "16"),
+];

@@ -381,6 +381,22 @@ pub(crate) fn patient(rng: &mut Gen, staff: &Staff, ids: &mut Ids, tables: &mut 
         }
     }
 
+    // Tobacco use, as OpenEMR's social history records it: the US Core smoking status.
+    if rng.gen_bool(0.9) {
+        let back = rng.gen_range(0..since);
+        let at = datetime(moment(rng, back));
+        let (note, status) = *rng.pick(TOBACCO);
+        let mut row = Insert::into(crate::HISTORY_DATA);
+        row.set("id", take(&mut ids.history_data))
+            .set("uuid", rng.uuid())
+            .set("pid", pid)
+            .set("date", at.as_str())
+            .set("tobacco", format!("{note}|{status}|{}", &at[..10]).as_str())
+            .set("user", doctor_name.as_str())
+            .set("last_updated", at.as_str());
+        tables.history.push(row);
+    }
+
     let issue = IssueOf { written, since };
     for _ in 0..rng.gen_range(0..=3) {
         let (title, code) = *rng.pick(PROBLEMS);

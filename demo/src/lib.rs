@@ -81,6 +81,8 @@ pub struct Summary {
     pub dental_issues: u64,
     /// `issue_encounter` rows (problems linked to the encounters that addressed them).
     pub issue_encounters: u64,
+    /// `history_data` rows (tobacco use: the smoking status).
+    pub smoking_statuses: u64,
 }
 
 impl Summary {
@@ -105,6 +107,7 @@ impl Summary {
             ("surgeries", self.surgeries),
             ("dental issues", self.dental_issues),
             ("problem-encounter links", self.issue_encounters),
+            ("smoking statuses", self.smoking_statuses),
         ]
     }
 }
@@ -217,7 +220,7 @@ async fn begin<D: Database>(db: &D) -> Result<D::Tx> {
 /// Commits, after moving PostgreSQL's identity counters past the explicit ids.
 async fn finish(mut tx: impl Transaction, dialect: Dialect) -> Result<()> {
     if dialect == Dialect::Postgres {
-        for table in ID_TABLES {
+        for table in ID_TABLES.iter().chain(&[HISTORY_DATA]) {
             let sql = format!(
                 "SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT MAX(id) FROM {table})) AS v \
                  WHERE EXISTS (SELECT 1 FROM {table})"
@@ -245,6 +248,9 @@ const ID_TABLES: [&str; 8] = [
 /// The table that links problems to encounters; its ids are the seed's too.
 const ISSUE_ENCOUNTER: &str = "issue_encounter";
 
+/// Social history (tobacco use); its ids are the seed's too.
+const HISTORY_DATA: &str = "history_data";
+
 /// The next id of each table the seed writes, in the order of [`ID_TABLES`].
 #[derive(Debug, Default)]
 pub(crate) struct Ids {
@@ -257,6 +263,7 @@ pub(crate) struct Ids {
     pub(crate) form_soap: i64,
     pub(crate) lists: i64,
     pub(crate) issue_encounter: i64,
+    pub(crate) history_data: i64,
     /// The next pid (from the `pid` sequence).
     pub(crate) pid: i64,
 }
@@ -268,7 +275,7 @@ impl Ids {
     async fn reserve(tx: &mut impl Transaction, dialect: Dialect) -> Result<Ids> {
         if dialect == Dialect::Postgres {
             let sql = format!(
-                "LOCK TABLE {}, {ISSUE_ENCOUNTER} IN EXCLUSIVE MODE",
+                "LOCK TABLE {}, {ISSUE_ENCOUNTER}, {HISTORY_DATA} IN EXCLUSIVE MODE",
                 ID_TABLES.join(", ")
             );
             tx.execute(&sql, vec![])
@@ -295,6 +302,7 @@ impl Ids {
             form_soap: next_id(tx, form_soap).await?,
             lists: next_id(tx, lists).await?,
             issue_encounter: next_id(tx, ISSUE_ENCOUNTER).await?,
+            history_data: next_id(tx, HISTORY_DATA).await?,
             pid: 0,
         })
     }
@@ -451,6 +459,7 @@ pub(crate) struct Tables {
     pub(crate) soap: Batch,
     pub(crate) lists: Batch,
     pub(crate) issue_encounter: Batch,
+    pub(crate) history: Batch,
     /// The type of each `lists` row, for the summary.
     pub(crate) list_types: Vec<Issues>,
     /// Encounters in the batch so far (numbered with placeholders, see
@@ -470,6 +479,7 @@ impl Default for Tables {
             soap: Batch::new(Form::SOAP.table),
             lists: Batch::new("lists"),
             issue_encounter: Batch::new(ISSUE_ENCOUNTER),
+            history: Batch::new(HISTORY_DATA),
             list_types: Vec::new(),
             encounters: 0,
         }
@@ -513,6 +523,7 @@ impl Tables {
         summary.soap_notes += self.soap.len();
         summary.forms += self.forms.len();
         summary.issue_encounters += self.issue_encounter.len();
+        summary.smoking_statuses += self.history.len();
         for issues in &self.list_types {
             let count = match *issues {
                 Issues::MEDICAL_PROBLEMS => &mut summary.medical_problems,
@@ -536,6 +547,7 @@ impl Tables {
             &mut self.forms,
             &mut self.lists,
             &mut self.issue_encounter,
+            &mut self.history,
         ] {
             batch.write(tx, dialect).await?;
         }
@@ -698,6 +710,6 @@ mod tests {
             ..Summary::default()
         };
         assert_eq!(summary.rows(), 23);
-        assert_eq!(summary.lines().len(), 13);
+        assert_eq!(summary.lines().len(), 14);
     }
 }

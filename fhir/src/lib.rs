@@ -19,8 +19,12 @@
 //!
 //! The plugin keeps its mapping: a function from a row to the resource's fields.
 
+pub mod codes;
 pub mod date;
+pub mod granular;
+pub mod provenance;
 pub mod search;
+pub mod tables;
 
 use hearth_sdk::json::{ArrayWriter, ObjectWriter};
 use hearth_sdk::request::Role;
@@ -82,7 +86,9 @@ pub const CONTENT_TYPE: &str = "application/fhir+json";
 pub struct TypeDef {
     /// The resource type, e.g. `Patient`.
     pub resource_type: &'static str,
-    /// Canonical URLs of the profiles every resource claims (`meta.profile`).
+    /// Canonical URLs of the profiles every resource claims (`meta.profile`), and the
+    /// CapabilityStatement's supported profiles. A row that selects a `fhir_profiles`
+    /// column (space-separated URLs) claims those instead.
     pub profiles: &'static [&'static str],
     /// The columns the mapping reads, e.g. `p.*`.
     pub columns: &'static str,
@@ -376,6 +382,9 @@ fn confine(req: &Request, def: &TypeDef, sql: &mut search::Sql) {
     if let Some(only) = def.only {
         sql.conditions.push(only.to_owned());
     }
+    // SMART v2 granular scopes (`?category=…`): a read needs `r`, a search `s`.
+    let letter = if req.has_param("id") { 'r' } else { 's' };
+    granular::restrict(req, def, letter, sql);
     let Some(confined) = compartment(req, def.resource_type) else {
         return;
     };
@@ -401,9 +410,15 @@ fn resource(def: &TypeDef, row: &Row<'_>, req: &Request, map: Mapper) -> Json {
     if let Some(instant) = updated.and_then(date::instant) {
         meta.set("lastUpdated", instant.as_str());
     }
+    // A type whose rows claim different profiles (Observation: one per vital sign)
+    // selects them per row as `fhir_profiles`, space separated.
+    let profiles: Vec<&str> = match row.text("fhir_profiles") {
+        Some(listed) => listed.split_whitespace().collect(),
+        None => def.profiles.to_vec(),
+    };
     meta.list(
         "profile",
-        def.profiles
+        profiles
             .iter()
             .map(|p| Json::from_value(&(*p).into()))
             .collect(),
@@ -473,8 +488,17 @@ pub fn search(req: &Request, def: &TypeDef, map: Mapper) -> Result<Response> {
             .map_err(|_| error(400, "invalid", "The form body is not UTF-8"))?;
         query.extend(form_pairs(body));
     }
+    // `_revinclude=Provenance:target`: each match's Provenance joins the page.
+    let revinclude = query
+        .iter()
+        .any(|(k, v)| k == "_revinclude" && v == provenance::REVINCLUDE);
+    query.retain(|(k, v)| !(k == "_revinclude" && v == provenance::REVINCLUDE));
     let mut plan =
         Plan::parse(&params, &query, strict, now).map_err(|e| error(400, "invalid", &e.0))?;
+    if revinclude {
+        plan.applied
+            .push(("_revinclude".to_owned(), provenance::REVINCLUDE.to_owned()));
+    }
     confine(req, def, &mut plan.sql);
 
     let filters = plan.sql.where_clause();
@@ -524,7 +548,14 @@ pub fn search(req: &Request, def: &TypeDef, map: Mapper) -> Result<Response> {
             &sql.params,
         )?;
         let base = format!("{}/{}", req.base_url(), def.resource_type);
+        let mut matched = Vec::new();
         for row in rows.iter() {
+            if revinclude {
+                matched.push((
+                    row.text("fhir_id").unwrap_or_default().to_owned(),
+                    row.text("fhir_last_updated").map(str::to_owned),
+                ));
+            }
             let mut entry = Json::object();
             entry
                 .field(
@@ -535,6 +566,9 @@ pub fn search(req: &Request, def: &TypeDef, map: Mapper) -> Result<Response> {
                 .field("search", Json::raw(r#"{"mode":"match"}"#));
             entries.push(entry.end());
             shown += 1;
+        }
+        for entry in provenance::included(req.base_url(), def.resource_type, &matched)? {
+            entries.push(entry);
         }
     }
 
@@ -781,6 +815,26 @@ pub mod schemas {
         Prop::new("postalCode", Schema::String),
         Prop::new("country", Schema::String),
     ]);
+    /// `Reference`.
+    pub const REFERENCE: Schema = Schema::Object(&[
+        Prop::new("reference", Schema::String),
+        Prop::new("type", Schema::Format("uri")),
+        Prop::new("display", Schema::String),
+    ]);
+    /// `Quantity`.
+    pub const QUANTITY: Schema = Schema::Object(&[
+        Prop::new("value", Schema::Number),
+        Prop::new("unit", Schema::String),
+        Prop::new("system", Schema::Format("uri")),
+        Prop::new("code", Schema::String),
+    ]);
+    /// `Period`.
+    pub const PERIOD: Schema = Schema::Object(&[
+        Prop::new("start", Schema::String),
+        Prop::new("end", Schema::String),
+    ]);
+    /// `Annotation` (its text).
+    pub const ANNOTATION: Schema = Schema::Object(&[Prop::new("text", Schema::String)]);
     /// `Meta`.
     pub const META: Schema = Schema::Object(&[
         Prop::new("versionId", Schema::String),

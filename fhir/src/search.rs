@@ -57,6 +57,10 @@ pub struct TokenColumn {
     /// FHIR code → stored value, when they differ (`("female", "Female")`). When not
     /// empty, a code missing from the list matches nothing in this column.
     pub codes: &'static [(&'static str, &'static str)],
+    /// When set, the column holds OpenEMR's code list (`ICD10:I10;SNOMED-CT:38341003`):
+    /// a code of this column's system is stored as this prefix and the code, as one item
+    /// of the `;`-separated list.
+    pub prefix: Option<&'static str>,
 }
 
 impl TokenColumn {
@@ -66,6 +70,22 @@ impl TokenColumn {
             column,
             system,
             codes: &[],
+            prefix: None,
+        }
+    }
+
+    /// A column holding an OpenEMR code list (`ICD10:I10;SNOMED-CT:38341003`), whose
+    /// items of `system` start with `prefix` (`ICD10:`).
+    pub const fn listed(
+        column: &'static str,
+        system: &'static str,
+        prefix: &'static str,
+    ) -> TokenColumn {
+        TokenColumn {
+            column,
+            system: Some(system),
+            codes: &[],
+            prefix: Some(prefix),
         }
     }
 
@@ -388,7 +408,7 @@ fn any(parts: Vec<String>) -> String {
 }
 
 /// The SQL condition one parameter occurrence adds.
-fn condition(
+pub(crate) fn condition(
     param: &Param,
     modifier: Option<&str>,
     value: &str,
@@ -493,6 +513,19 @@ fn condition(
                         continue;
                     }
                     let c = column.column;
+                    if let Some(prefix) = column.prefix {
+                        // One item of a `;`-separated code list.
+                        let item = if code.is_empty() {
+                            format!("%;{}%", like_escape(prefix))
+                        } else {
+                            format!("%;{}{};%", like_escape(prefix), like_escape(&code))
+                        };
+                        alternatives.push(format!(
+                            "(';' || REPLACE({c}, ' ', '') || ';') LIKE {} ESCAPE '\\'",
+                            sql.bind(item)
+                        ));
+                        continue;
+                    }
                     if code.is_empty() {
                         alternatives.push(format!("{c} IS NOT NULL"));
                         continue;
@@ -737,6 +770,27 @@ mod tests {
         let p = plan("gender:not=male");
         assert_eq!(p.sql.conditions, ["NOT COALESCE(p.sex = $1, 1=0)"]);
         assert!(error("gender:text=x").contains(":text"));
+    }
+
+    #[test]
+    fn listed_codes_match_one_item_of_the_list() {
+        const CODES: &[TokenColumn] = &[
+            TokenColumn::listed("l.diagnosis", "http://hl7.org/fhir/sid/icd-10-cm", "ICD10:"),
+            TokenColumn::listed("l.diagnosis", "http://snomed.info/sct", "SNOMED-CT:"),
+        ];
+        const LISTED: &[Param] = &[Param::new("code", "Condition.code", Target::Token(CODES))];
+        let parse = |text: &str| Plan::parse(LISTED, &q(text), false, 0).unwrap();
+        let p = parse("code=http://hl7.org/fhir/sid/icd-10-cm|I10");
+        assert_eq!(
+            p.sql.conditions,
+            ["(';' || REPLACE(l.diagnosis, ' ', '') || ';') LIKE $1 ESCAPE '\\'"]
+        );
+        assert_eq!(p.sql.params, [Value::from("%;ICD10:I10;%")]);
+        let p = parse("code=I10_x");
+        assert_eq!(p.sql.params.len(), 2);
+        assert_eq!(p.sql.params[1], Value::from("%;SNOMED-CT:I10\\_x;%"));
+        let p = parse("code=http://snomed.info/sct|");
+        assert_eq!(p.sql.params, [Value::from("%;SNOMED-CT:%")]);
     }
 
     #[test]

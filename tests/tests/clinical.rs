@@ -1327,6 +1327,8 @@ both! {
         assert_eq!(count("SELECT COUNT(*) AS n FROM lists WHERE type = 'surgery'").await, summary.surgeries);
         assert_eq!(count("SELECT COUNT(*) AS n FROM lists WHERE type = 'dental'").await, summary.dental_issues);
         assert_eq!(count("SELECT COUNT(*) AS n FROM issue_encounter").await, summary.issue_encounters);
+        assert_eq!(count("SELECT COUNT(*) AS n FROM history_data").await, summary.smoking_statuses);
+        assert!(summary.smoking_statuses > 0);
         assert!(summary.encounters >= 120 && summary.medications > 0 && summary.allergies > 0);
         assert_eq!(count("SELECT MAX(value) AS n FROM sequences WHERE name = 'pid'").await, 120, "the pid sequence moved on");
         assert_eq!(count("SELECT MAX(value) AS n FROM sequences WHERE name = 'encounter'").await, summary.encounters);

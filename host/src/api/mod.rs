@@ -425,7 +425,10 @@ fn authorize_route(principal: &Principal, family: Family, bound: &Bound) -> Resu
     };
     if let Some(requirement) = &def.requirement {
         let needed = requirement.in_context(context);
-        if !scopes.allows(&needed) {
+        // On FHIR a granular scope (`?category=…`) grants the route; the plugin keeps
+        // only what its constraint admits.
+        let granular = family == Family::Fhir && scopes.allows_constrained(&needed);
+        if !scopes.allows(&needed) && !granular {
             return Err(HttpError::insufficient_scope(&needed.to_string()));
         }
     }

@@ -210,6 +210,27 @@ impl ScopeSet {
         self.scopes.iter().any(|s| s.contains(required))
     }
 
+    /// True when some granted scope contains `required` once its granular constraint
+    /// (`?category=…`) is set aside: the FHIR routes let such a scope through and the
+    /// plugin keeps only the resources the constraint admits (hearth_fhir::granular).
+    pub fn allows_constrained(&self, required: &Scope) -> bool {
+        self.scopes.iter().any(|s| match s {
+            Scope::Resource {
+                context,
+                resource,
+                access,
+                constraint: Some(_),
+            } => Scope::Resource {
+                context: context.clone(),
+                resource: resource.clone(),
+                access: access.clone(),
+                constraint: None,
+            }
+            .contains(required),
+            _ => false,
+        })
+    }
+
     /// True when the plain scope `name` (e.g. `api:oemr`) was granted.
     pub fn has(&self, name: &str) -> bool {
         self.scopes
@@ -325,6 +346,21 @@ mod tests {
             "patient/Observation.rs?category=http://x|vital-signs"
         );
         assert_eq!(scope("system/*.$export").to_string(), "system/*.$export");
+    }
+
+    #[test]
+    fn a_constrained_scope_lets_the_fhir_route_through() {
+        let set = ScopeSet::parse("patient/Observation.rs?category=http://x|vital-signs").unwrap();
+        let search = scope("patient/Observation.s");
+        assert!(!set.allows(&search));
+        assert!(set.allows_constrained(&search));
+        assert!(!set.allows_constrained(&scope("patient/Condition.s")));
+        assert!(!set.allows_constrained(&scope("user/Observation.s")));
+        assert!(
+            !ScopeSet::parse("patient/Observation.rs")
+                .unwrap()
+                .allows_constrained(&search)
+        );
     }
 
     #[test]

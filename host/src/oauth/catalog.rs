@@ -94,6 +94,59 @@ const FHIR_V2: &[&str] = &[
     "Specimen",
 ];
 
+/// SMART v2 granular scopes OpenEMR offers (`{context}/{Type}.rs?category={system}|{code}`).
+/// OpenEMR spells the social-history system `http://terminology.hl7.org//CodeSystem-
+/// observation-category`, which no Observation carries; Hearth offers the real one.
+/// Any other `?category=` (or other search parameter) constraint is accepted too, being
+/// contained in the unconstrained scope.
+const FHIR_GRANULAR: &[(&str, &str, &str)] = &[
+    (
+        "Condition",
+        "http://hl7.org/fhir/us/core/CodeSystem/condition-category",
+        "health-concern",
+    ),
+    (
+        "Condition",
+        "http://terminology.hl7.org/CodeSystem/condition-category",
+        "encounter-diagnosis",
+    ),
+    (
+        "Condition",
+        "http://terminology.hl7.org/CodeSystem/condition-category",
+        "problem-list-item",
+    ),
+    (
+        "Observation",
+        "http://hl7.org/fhir/us/core/CodeSystem/us-core-category",
+        "sdoh",
+    ),
+    (
+        "Observation",
+        "http://terminology.hl7.org/CodeSystem/observation-category",
+        "social-history",
+    ),
+    (
+        "Observation",
+        "http://terminology.hl7.org/CodeSystem/observation-category",
+        "laboratory",
+    ),
+    (
+        "Observation",
+        "http://terminology.hl7.org/CodeSystem/observation-category",
+        "survey",
+    ),
+    (
+        "Observation",
+        "http://terminology.hl7.org/CodeSystem/observation-category",
+        "vital-signs",
+    ),
+    (
+        "DocumentReference",
+        "http://hl7.org/fhir/us/core/CodeSystem/us-core-documentreference-category",
+        "clinical-note",
+    ),
+];
+
 /// Standard API scopes (`user/…`), SMART v2 letters (v1 `read`/`write` are contained).
 const API_USER: &[&str] = &[
     "allergy.cruds",
@@ -139,6 +192,9 @@ pub fn all() -> &'static [String] {
                 out.push(format!("{context}/{resource}.rs"));
             }
             out.push(format!("{context}/DocumentReference.$docref"));
+            for (resource, system, code) in FHIR_GRANULAR {
+                out.push(format!("{context}/{resource}.rs?category={system}|{code}"));
+            }
         }
         for resource in ["Patient", "Practitioner", "Organization"] {
             out.push(format!("user/{resource}.write"));

@@ -14,7 +14,7 @@ impl Resource for FhirPractitioner {
     const NAME: &'static str = "fhir-practitioner";
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
     const DESCRIPTION: &'static str = "FHIR Practitioner (US Core) over OpenEMR users with an NPI";
-    const READS: &'static [&'static str] = &["users"];
+    const READS: &'static [&'static str] = &["users", "facility"];
     const ROUTES: &'static [Route] = &hearth_fhir::read_search_routes!(
         PRACTITIONER, map, type = "Practitioner", acl = "admin/users", nouns = "practitioners",
         one = "a practitioner", schema = PRACTITIONER_SCHEMA

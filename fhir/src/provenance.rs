@@ -1,0 +1,305 @@
+//! US Core Provenance: who is responsible for each US Core resource Hearth serves.
+//!
+//! Hearth records no per-write audit trail a Provenance could cite, so it answers what
+//! OpenEMR answers: one Provenance per resource, whose `target` is the resource,
+//! `recorded` its last change, and whose author agent is the organization running the
+//! EHR (the site's primary business entity facility, else its first facility) — US
+//! Core's "author organization" for data an EHR holds. A site with no facility yet has
+//! no organization to name: the agent's `who` then carries a `data-absent-reason`
+//! (`unknown`) instead of a made-up reference.
+//!
+//! The Provenance of a resource has the resource's id (Provenance is a type of its own, so
+//! the ids cannot clash with the target's; among the targets they are unique, being
+//! random uuids or derived from them, see [`crate::tables`]). It is read at
+//! `/fhir/Provenance/{id}`, searched by `_id` and `_lastUpdated`, and added to a search
+//! of a US Core type with `_revinclude=Provenance:target` (entries with
+//! `search.mode: "include"`).
+
+use hearth_sdk::{Json, Result, Row, store};
+
+use crate::{Fields, coding, date, reference, version_id};
+
+/// The US Core Provenance profiles.
+pub const PROFILES: &[&str] = &[
+    "http://hl7.org/fhir/us/core/StructureDefinition/us-core-provenance",
+    "http://hl7.org/fhir/us/core/StructureDefinition/us-core-provenance|3.1.1",
+    "http://hl7.org/fhir/us/core/StructureDefinition/us-core-provenance|7.0.0",
+];
+
+/// The `_revinclude` value that asks for Provenance.
+pub const REVINCLUDE: &str = "Provenance:target";
+
+/// A US Core type whose resources have a Provenance: where its rows are.
+#[derive(Debug, Clone, Copy)]
+pub struct Target {
+    /// The resource type.
+    pub resource_type: &'static str,
+    /// The `FROM` clause.
+    pub from: &'static str,
+    /// The id expression (text).
+    pub id: &'static str,
+    /// The last-change expression.
+    pub last_updated: &'static str,
+    /// The patient uuid expression (`NULL` outside patient compartments).
+    pub patient: &'static str,
+    /// The integer row key.
+    pub key: &'static str,
+    /// The condition every row meets.
+    pub only: &'static str,
+}
+
+/// Every US Core type Hearth serves, with where its rows are (the same as its plugin's
+/// `TypeDef`).
+pub const TARGETS: &[Target] = &[
+    Target {
+        resource_type: "Patient",
+        from: "patient_data p",
+        id: "CAST(p.uuid AS TEXT)",
+        last_updated: "p.last_updated",
+        patient: "p.uuid",
+        key: "p.id",
+        only: "1=1",
+    },
+    Target {
+        resource_type: "Practitioner",
+        from: "users u",
+        id: "CAST(u.uuid AS TEXT)",
+        last_updated: "u.last_updated",
+        patient: "NULL",
+        key: "u.id",
+        only: "u.npi <> ''",
+    },
+    Target {
+        resource_type: "AllergyIntolerance",
+        from: "lists l JOIN patient_data p ON p.pid = l.pid",
+        id: "CAST(l.uuid AS TEXT)",
+        last_updated: "COALESCE(l.modifydate, l.date)",
+        patient: "p.uuid",
+        key: "l.id",
+        only: "l.type = 'allergy'",
+    },
+    Target {
+        resource_type: "Condition",
+        from: crate::tables::CONDITIONS,
+        id: "c.cid",
+        last_updated: "c.updated",
+        patient: "c.patient_uuid",
+        key: "c.ckey",
+        only: "1=1",
+    },
+    Target {
+        resource_type: "Observation",
+        from: crate::tables::OBSERVATIONS,
+        id: "o.oid",
+        last_updated: "o.updated",
+        patient: "o.patient_uuid",
+        key: "o.okey",
+        only: "1=1",
+    },
+    Target {
+        resource_type: "MedicationRequest",
+        from: "lists l JOIN patient_data p ON p.pid = l.pid",
+        id: "CAST(l.uuid AS TEXT)",
+        last_updated: "COALESCE(l.modifydate, l.date)",
+        patient: "p.uuid",
+        key: "l.id",
+        only: "l.type = 'medication'",
+    },
+    Target {
+        resource_type: "Procedure",
+        from: "lists l JOIN patient_data p ON p.pid = l.pid",
+        id: "CAST(l.uuid AS TEXT)",
+        last_updated: "COALESCE(l.modifydate, l.date)",
+        patient: "p.uuid",
+        key: "l.id",
+        only: "l.type = 'surgery'",
+    },
+];
+
+/// Every Provenance as one derived table (alias `pv`): `pid` (the id, the target's),
+/// `target_type`, `updated`, `patient_uuid`, `pkey`, and the author organization's
+/// `org_uuid` and `org_name`.
+pub fn table() -> String {
+    let branches: Vec<String> = TARGETS
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            format!(
+                "SELECT {id} AS pid, '{ty}' AS target_type, {updated} AS updated, \
+                 {patient} AS patient_uuid, {key} * 8 + {i} AS pkey FROM {from} WHERE {only}",
+                id = t.id,
+                ty = t.resource_type,
+                updated = t.last_updated,
+                patient = t.patient,
+                key = t.key,
+                from = t.from,
+                only = t.only,
+            )
+        })
+        .collect();
+    format!(
+        "({}) pv LEFT JOIN ({ORGANIZATION}) org ON 1=1",
+        branches.join(" UNION ALL ")
+    )
+}
+
+/// The organization that authors the EHR's data.
+const ORGANIZATION: &str = "SELECT CAST(f.uuid AS TEXT) AS org_uuid, f.name AS org_name \
+    FROM facility f ORDER BY f.primary_business_entity DESC, f.id LIMIT 1";
+
+/// The author organization: its uuid and name, when the site has a facility.
+pub fn organization() -> Result<Option<(String, Option<String>)>> {
+    let row = store::query_one(ORGANIZATION, &[])?;
+    Ok(row.and_then(|r| {
+        let uuid = r.text("org_uuid")?.to_owned();
+        Some((uuid, r.text("org_name").map(str::to_owned)))
+    }))
+}
+
+/// The Provenance's own fields (after `resourceType`, `id` and `meta`): target, recorded
+/// and the author agent.
+pub fn fields(
+    out: &mut Fields,
+    target_type: &str,
+    target_id: &str,
+    recorded: Option<&str>,
+    organization: Option<(&str, Option<&str>)>,
+) {
+    out.list("target", vec![reference(target_type, target_id, None)]);
+    // `recorded` is required; a row without a change time (none Hearth writes) counts
+    // from the epoch rather than being left out.
+    let recorded = recorded
+        .and_then(date::instant)
+        .unwrap_or_else(|| "1970-01-01T00:00:00Z".to_owned());
+    out.set("recorded", recorded.as_str());
+    let who = match organization {
+        Some((uuid, name)) => reference("Organization", uuid, name),
+        None => Json::raw(
+            r#"{"extension":[{"url":"http://hl7.org/fhir/StructureDefinition/data-absent-reason","valueCode":"unknown"}]}"#,
+        ),
+    };
+    let mut agent = Fields::new();
+    agent
+        .set(
+            "type",
+            crate::concept(
+                coding(
+                    "http://terminology.hl7.org/CodeSystem/provenance-participant-type",
+                    "author",
+                    Some("Author"),
+                ),
+                None,
+            ),
+        )
+        .set("who", who);
+    out.list("agent", vec![agent.end()]);
+}
+
+/// A whole Provenance of the resource `target_type/target_id` last changed at `updated`.
+pub fn resource(
+    target_type: &str,
+    target_id: &str,
+    updated: Option<&str>,
+    organization: Option<(&str, Option<&str>)>,
+) -> Json {
+    let mut meta = Fields::new();
+    meta.set("versionId", version_id(updated).as_str());
+    if let Some(instant) = updated.and_then(date::instant) {
+        meta.set("lastUpdated", instant.as_str());
+    }
+    meta.list(
+        "profile",
+        PROFILES
+            .iter()
+            .map(|p| Json::from_value(&(*p).into()))
+            .collect(),
+    );
+    let mut out = Fields::new();
+    out.set("resourceType", "Provenance")
+        .set("id", target_id)
+        .object("meta", meta.end());
+    fields(&mut out, target_type, target_id, updated, organization);
+    out.end()
+}
+
+/// The Provenance entries (`search.mode: "include"`) for the rows of a search of
+/// `resource_type`.
+pub fn included(
+    base: &str,
+    resource_type: &str,
+    rows: &[(String, Option<String>)],
+) -> Result<Vec<Json>> {
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let organization = organization()?;
+    let organization = organization
+        .as_ref()
+        .map(|(uuid, name)| (uuid.as_str(), name.as_deref()));
+    Ok(rows
+        .iter()
+        .map(|(id, updated)| {
+            let mut entry = Json::object();
+            entry
+                .field("fullUrl", format!("{base}/Provenance/{id}"))
+                .field(
+                    "resource",
+                    resource(resource_type, id, updated.as_deref(), organization),
+                )
+                .field("search", Json::raw(r#"{"mode":"include"}"#));
+            entry.end()
+        })
+        .collect())
+}
+
+/// A Provenance row of [`table`] mapped (for the Provenance plugin's `Mapper`).
+pub fn map_row(row: &Row<'_>, out: &mut Fields) {
+    let organization = row
+        .text("org_uuid")
+        .map(|uuid| (uuid, row.text("org_name")));
+    fields(
+        out,
+        row.text("target_type").unwrap_or_default(),
+        row.text("pid").unwrap_or_default(),
+        row.text("updated"),
+        organization,
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_provenance_names_its_target_and_author() {
+        let p = resource(
+            "Condition",
+            "90cde167-0000-4000-8000-000000000001",
+            Some("2024-05-06 07:08:09"),
+            Some(("90cde167-0000-4000-8000-0000000000ff", Some("Clinic"))),
+        );
+        let v: serde_json::Value = serde_json::from_str(p.as_str()).unwrap();
+        assert_eq!(
+            v["target"][0]["reference"],
+            "Condition/90cde167-0000-4000-8000-000000000001"
+        );
+        assert_eq!(v["recorded"], "2024-05-06T07:08:09Z");
+        assert_eq!(v["agent"][0]["type"]["coding"][0]["code"], "author");
+        assert_eq!(
+            v["agent"][0]["who"]["reference"],
+            "Organization/90cde167-0000-4000-8000-0000000000ff"
+        );
+        let none = resource("Patient", "x", None, None);
+        assert!(none.as_str().contains("data-absent-reason"));
+    }
+
+    #[test]
+    fn the_table_has_a_branch_per_target() {
+        let sql = table();
+        assert_eq!(
+            sql.matches(" AS target_type").count(),
+            TARGETS.len(),
+            "{sql}"
+        );
+    }
+}

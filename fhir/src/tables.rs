@@ -1,0 +1,376 @@
+//! The derived tables of the FHIR types whose resources come from several tables or
+//! several columns of one row, shared by their plugin and by Provenance (which reads the
+//! target of every US Core resource). Each is a `UNION ALL` of one branch per source,
+//! with the same columns in every branch, so a search counts, orders and pages across
+//! all of them at once.
+//!
+//! Ids: OpenEMR gives every virtual resource its own uuid in `uuid_mapping`. Hearth
+//! derives them from the source row's uuid, so they are stable, unique within the type,
+//! and need no table or write of their own:
+//!
+//! - an Observation of a vital sign or of smoking status: the row's uuid with its version
+//!   digit (the 15th character, `4` in every random uuid the rows get) replaced by the
+//!   measurement's slot (`0` blood pressure, `1` heart rate, `2` respiratory rate, `3`
+//!   temperature, `5` height, `6` weight, `7` BMI, `8` pulse oximetry, `9` head
+//!   circumference, `a` BMI percentile, `b` weight-for-length percentile, `c` head
+//!   circumference percentile, `d` smoking status);
+//! - a Condition that is a problem-list item: the `lists` row's uuid; an encounter
+//!   diagnosis (a problem's link to an encounter, `issue_encounter`): the problem's uuid
+//!   with version digit `e` and the last twelve digits the link's row number.
+
+/// The encounter of a vitals row: the `forms` row that files it.
+macro_rules! encounter {
+    () => {
+        "(SELECT fe.uuid FROM forms fo JOIN form_encounter fe ON fe.pid = fo.pid \
+         AND fe.encounter = fo.encounter WHERE fo.formdir = 'vitals' AND fo.form_id = v.id \
+         ORDER BY fo.id LIMIT 1)"
+    };
+}
+
+/// One measurement of `form_vitals` as rows of the derived table: the id's slot digit,
+/// the key's slot number, the LOINC code, the second LOINC code (pulse oximetry), the
+/// profiles, the value, the blood-pressure texts, the two component values and when the
+/// row holds the measurement.
+macro_rules! vital {
+    ($slot:expr, $n:expr, $code:expr, $code2:expr, $profiles:expr,
+     $value:expr, $t1:expr, $t2:expr, $c1:expr, $c2:expr, $when:expr) => {
+        concat!(
+            "SELECT SUBSTR(CAST(v.uuid AS TEXT), 1, 14) || '",
+            $slot,
+            "' || SUBSTR(CAST(v.uuid AS TEXT), 16) AS oid, v.id * 16 + ",
+            $n,
+            " AS okey, ",
+            "COALESCE(v.last_updated, v.date) AS updated, p.uuid AS patient_uuid, ",
+            encounter!(),
+            " AS encounter_uuid, 'final' AS status, 'vital-signs' AS category, '",
+            $code,
+            "' AS code, ",
+            $code2,
+            " AS code2, '",
+            $profiles,
+            "' AS fhir_profiles, ",
+            "v.date AS effective, CAST(",
+            $value,
+            " AS DOUBLE PRECISION) AS num, ",
+            $t1,
+            " AS t1, ",
+            $t2,
+            " AS t2, CAST(",
+            $c1,
+            " AS DOUBLE PRECISION) AS c1, CAST(",
+            $c2,
+            " AS DOUBLE PRECISION) AS c2, v.note AS note ",
+            "FROM form_vitals v JOIN patient_data p ON p.pid = v.pid WHERE ",
+            $when
+        )
+    };
+}
+
+macro_rules! us_core {
+    ($name:expr) => {
+        concat!(
+            "http://hl7.org/fhir/us/core/StructureDefinition/",
+            $name,
+            " http://hl7.org/fhir/us/core/StructureDefinition/",
+            $name,
+            "|7.0.0"
+        )
+    };
+}
+
+/// A vital sign's profiles: US Core 7.0.0's, and for 3.1.1 the FHIR core vital-sign
+/// profile US Core 3.1.1 uses.
+macro_rules! vital_profiles {
+    ($us_core:expr, $core:expr) => {
+        concat!(
+            us_core!($us_core),
+            " http://hl7.org/fhir/StructureDefinition/",
+            $core
+        )
+    };
+}
+
+/// A profile US Core 3.1.1 and 7.0.0 both define.
+macro_rules! both_versions {
+    ($name:expr) => {
+        concat!(
+            us_core!($name),
+            " http://hl7.org/fhir/us/core/StructureDefinition/",
+            $name,
+            "|3.1.1"
+        )
+    };
+}
+
+/// Every Observation row (alias `o`): one branch per vital sign of `form_vitals`, then
+/// smoking status from `history_data`.
+pub const OBSERVATIONS: &str = concat!(
+    "(",
+    vital!(
+        "0",
+        0,
+        "85354-9",
+        "CAST(NULL AS TEXT)",
+        vital_profiles!("us-core-blood-pressure", "bp"),
+        "NULL",
+        "v.bps",
+        "v.bpd",
+        "NULL",
+        "NULL",
+        "(COALESCE(v.bps, '') <> '' OR COALESCE(v.bpd, '') <> '')"
+    ),
+    " UNION ALL ",
+    vital!(
+        "1",
+        1,
+        "8867-4",
+        "CAST(NULL AS TEXT)",
+        vital_profiles!("us-core-heart-rate", "heartrate"),
+        "v.pulse",
+        "CAST(NULL AS TEXT)",
+        "CAST(NULL AS TEXT)",
+        "NULL",
+        "NULL",
+        "v.pulse > 0"
+    ),
+    " UNION ALL ",
+    vital!(
+        "2",
+        2,
+        "9279-1",
+        "CAST(NULL AS TEXT)",
+        vital_profiles!("us-core-respiratory-rate", "resprate"),
+        "v.respiration",
+        "CAST(NULL AS TEXT)",
+        "CAST(NULL AS TEXT)",
+        "NULL",
+        "NULL",
+        "v.respiration > 0"
+    ),
+    " UNION ALL ",
+    vital!(
+        "3",
+        3,
+        "8310-5",
+        "CAST(NULL AS TEXT)",
+        vital_profiles!("us-core-body-temperature", "bodytemp"),
+        "v.temperature",
+        "v.temp_method",
+        "CAST(NULL AS TEXT)",
+        "NULL",
+        "NULL",
+        "v.temperature > 0"
+    ),
+    " UNION ALL ",
+    vital!(
+        "5",
+        5,
+        "8302-2",
+        "CAST(NULL AS TEXT)",
+        vital_profiles!("us-core-body-height", "bodyheight"),
+        "v.height",
+        "CAST(NULL AS TEXT)",
+        "CAST(NULL AS TEXT)",
+        "NULL",
+        "NULL",
+        "v.height > 0"
+    ),
+    " UNION ALL ",
+    vital!(
+        "6",
+        6,
+        "29463-7",
+        "CAST(NULL AS TEXT)",
+        vital_profiles!("us-core-body-weight", "bodyweight"),
+        "v.weight",
+        "CAST(NULL AS TEXT)",
+        "CAST(NULL AS TEXT)",
+        "NULL",
+        "NULL",
+        "v.weight > 0"
+    ),
+    " UNION ALL ",
+    vital!(
+        "7",
+        7,
+        "39156-5",
+        "CAST(NULL AS TEXT)",
+        vital_profiles!("us-core-bmi", "bmi"),
+        "v.\"BMI\"",
+        "v.\"BMI_status\"",
+        "CAST(NULL AS TEXT)",
+        "NULL",
+        "NULL",
+        "v.\"BMI\" > 0"
+    ),
+    " UNION ALL ",
+    vital!(
+        "8",
+        8,
+        "59408-5",
+        "'2708-6'",
+        concat!(
+            both_versions!("us-core-pulse-oximetry"),
+            " http://hl7.org/fhir/StructureDefinition/oxygensat"
+        ),
+        "v.oxygen_saturation",
+        "CAST(NULL AS TEXT)",
+        "CAST(NULL AS TEXT)",
+        "v.oxygen_flow_rate",
+        "v.inhaled_oxygen_concentration",
+        "v.oxygen_saturation > 0"
+    ),
+    " UNION ALL ",
+    vital!(
+        "9",
+        9,
+        "9843-4",
+        "CAST(NULL AS TEXT)",
+        vital_profiles!("us-core-head-circumference", "headcircum"),
+        "v.head_circ",
+        "CAST(NULL AS TEXT)",
+        "CAST(NULL AS TEXT)",
+        "NULL",
+        "NULL",
+        "v.head_circ > 0"
+    ),
+    " UNION ALL ",
+    vital!(
+        "a",
+        10,
+        "59576-9",
+        "CAST(NULL AS TEXT)",
+        both_versions!("pediatric-bmi-for-age"),
+        "v.ped_bmi",
+        "CAST(NULL AS TEXT)",
+        "CAST(NULL AS TEXT)",
+        "NULL",
+        "NULL",
+        "v.ped_bmi > 0"
+    ),
+    " UNION ALL ",
+    vital!(
+        "b",
+        11,
+        "77606-2",
+        "CAST(NULL AS TEXT)",
+        both_versions!("pediatric-weight-for-height"),
+        "v.ped_weight_height",
+        "CAST(NULL AS TEXT)",
+        "CAST(NULL AS TEXT)",
+        "NULL",
+        "NULL",
+        "v.ped_weight_height > 0"
+    ),
+    " UNION ALL ",
+    vital!(
+        "c",
+        12,
+        "8289-1",
+        "CAST(NULL AS TEXT)",
+        both_versions!("head-occipital-frontal-circumference-percentile"),
+        "v.ped_head_circ",
+        "CAST(NULL AS TEXT)",
+        "CAST(NULL AS TEXT)",
+        "NULL",
+        "NULL",
+        "v.ped_head_circ > 0"
+    ),
+    " UNION ALL ",
+    "SELECT SUBSTR(CAST(h.uuid AS TEXT), 1, 14) || 'd' || SUBSTR(CAST(h.uuid AS TEXT), 16) AS oid, \
+     h.id * 16 + 13 AS okey, COALESCE(h.last_updated, h.date) AS updated, p.uuid AS patient_uuid, \
+     NULL AS encounter_uuid, 'final' AS status, 'social-history' AS category, '72166-2' AS code, \
+     CAST(NULL AS TEXT) AS code2, '",
+    both_versions!("us-core-smokingstatus"),
+    "' AS fhir_profiles, h.date AS effective, CAST(NULL AS DOUBLE PRECISION) AS num, \
+     h.tobacco AS t1, CAST(NULL AS TEXT) AS t2, CAST(NULL AS DOUBLE PRECISION) AS c1, \
+     CAST(NULL AS DOUBLE PRECISION) AS c2, CAST(NULL AS TEXT) AS note \
+     FROM history_data h JOIN patient_data p ON p.pid = h.pid WHERE h.tobacco <> ''",
+    ") o"
+);
+
+/// The columns both branches give, in order.
+macro_rules! condition_branch {
+    ($id:expr, $key:expr, $category:expr, $profiles:expr, $encounter:expr,
+     $clinical:expr, $from:expr) => {
+        concat!(
+            "SELECT ",
+            $id,
+            " AS cid, ",
+            $key,
+            " AS ckey, ",
+            "COALESCE(l.modifydate, l.date) AS updated, p.uuid AS patient_uuid, '",
+            $category,
+            "' AS category, '",
+            $profiles,
+            "' AS fhir_profiles, ",
+            $encounter,
+            " AS encounter_uuid, ",
+            $clinical,
+            " AS clinical_status, ",
+            "CASE WHEN l.verification = '' THEN NULL ELSE l.verification END AS verification, ",
+            "l.title, l.diagnosis, l.begdate, l.enddate, l.date AS recorded, l.comments ",
+            $from
+        )
+    };
+}
+
+/// OpenEMR's clinical status: active until an end date; then resolved when the
+/// outcome says so (`outcome` 1), else inactive.
+macro_rules! clinical {
+    ($resolved:expr) => {
+        concat!(
+            "CASE WHEN ",
+            $resolved,
+            " THEN 'resolved' WHEN l.enddate IS NULL THEN 'active' \
+             WHEN l.outcome = 1 THEN 'resolved' ELSE 'inactive' END"
+        )
+    };
+}
+
+pub const CONDITIONS: &str = concat!(
+    "(",
+    condition_branch!(
+        "CAST(l.uuid AS TEXT)",
+        "l.id * 2",
+        "problem-list-item",
+        "http://hl7.org/fhir/us/core/StructureDefinition/us-core-condition \
+         http://hl7.org/fhir/us/core/StructureDefinition/us-core-condition|3.1.1 \
+         http://hl7.org/fhir/us/core/StructureDefinition/us-core-condition-problems-health-concerns \
+         http://hl7.org/fhir/us/core/StructureDefinition/us-core-condition-problems-health-concerns|7.0.0",
+        "NULL",
+        clinical!("1=0"),
+        "FROM lists l JOIN patient_data p ON p.pid = l.pid WHERE l.type = 'medical_problem'"
+    ),
+    " UNION ALL ",
+    condition_branch!(
+        "SUBSTR(CAST(l.uuid AS TEXT), 1, 14) || 'e' || SUBSTR(CAST(l.uuid AS TEXT), 16, 9) \
+         || SUBSTR(CAST(1000000000000 + ie.id AS TEXT), 2, 12)",
+        "ie.id * 2 + 1",
+        "encounter-diagnosis",
+        "http://hl7.org/fhir/us/core/StructureDefinition/us-core-condition \
+         http://hl7.org/fhir/us/core/StructureDefinition/us-core-condition|3.1.1 \
+         http://hl7.org/fhir/us/core/StructureDefinition/us-core-condition-encounter-diagnosis \
+         http://hl7.org/fhir/us/core/StructureDefinition/us-core-condition-encounter-diagnosis|7.0.0",
+        "fe.uuid",
+        clinical!("ie.resolved = 1"),
+        "FROM issue_encounter ie JOIN lists l ON l.id = ie.list_id \
+         JOIN patient_data p ON p.pid = l.pid \
+         JOIN form_encounter fe ON fe.pid = ie.pid AND fe.encounter = ie.encounter \
+         WHERE l.type = 'medical_problem'"
+    ),
+    ") c"
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_derived_tables_have_a_branch_per_source() {
+        assert_eq!(OBSERVATIONS.matches(" UNION ALL ").count(), 12);
+        assert!(OBSERVATIONS.contains("'d' || SUBSTR(CAST(h.uuid AS TEXT), 16)"));
+        assert_eq!(CONDITIONS.split(" UNION ALL ").count(), 2);
+        assert!(CONDITIONS.contains("'encounter-diagnosis' AS category"));
+    }
+}

@@ -1,0 +1,152 @@
+//! FHIR R4 `Provenance` (US Core 3.1.1 and 7.0.0): one per US Core resource Hearth
+//! serves, read at `/fhir/Provenance/{id}` (the target's id) and searched by `_id` and
+//! `_lastUpdated`. What each says and why is `hearth_fhir::provenance`; the other FHIR
+//! plugins add the same Provenance to a search with `_revinclude=Provenance:target`.
+
+use std::sync::LazyLock;
+
+use hearth_fhir::{Fields, TypeDef, provenance};
+use hearth_sdk::FhirType;
+use hearth_sdk::prelude::*;
+
+/// The FHIR Provenance resource.
+pub struct FhirProvenance;
+
+impl Resource for FhirProvenance {
+    const NAME: &'static str = "fhir-provenance";
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+    const DESCRIPTION: &'static str = "FHIR Provenance (US Core) of every US Core resource";
+    const READS: &'static [&'static str] = &[
+        "patient_data",
+        "users",
+        "lists",
+        "issue_encounter",
+        "form_encounter",
+        "form_vitals",
+        "forms",
+        "history_data",
+        "facility",
+    ];
+    const ROUTES: &'static [Route] = &[
+        Route::get("/fhir/Provenance", "Provenance.s", search)
+            .acl("patients/med")
+            .summary("Search provenance")
+            .answers(Schema::Bundle(&PROVENANCE_SCHEMA)),
+        Route::post("/fhir/Provenance/_search", "Provenance.s", search)
+            .acl("patients/med")
+            .summary("Search provenance (form body)")
+            .answers(Schema::Bundle(&PROVENANCE_SCHEMA)),
+        Route::get("/fhir/Provenance/:id", "Provenance.r", read)
+            .acl("patients/med")
+            .summary("Read a provenance")
+            .answers(PROVENANCE_SCHEMA),
+    ];
+
+    const WORDS: &'static [Words] = &[Words::new(
+        "Provenance",
+        "Provenance (FHIR)",
+        "who recorded each record (FHIR Provenance)",
+    )];
+
+    fn fhir_types() -> Vec<FhirType> {
+        vec![PROVENANCE.declaration()]
+    }
+}
+
+/// A US Core Provenance as the routes answer it.
+const PROVENANCE_SCHEMA: Schema = {
+    use hearth_fhir::schemas::*;
+    Schema::Object(&[
+        Prop::new("resourceType", Schema::Enum(&["Provenance"])).required(),
+        Prop::new("id", Schema::String).required(),
+        Prop::new("meta", META),
+        Prop::new("target", Schema::Array(&REFERENCE)).required(),
+        Prop::new("recorded", Schema::String).required(),
+        Prop::new(
+            "agent",
+            Schema::Array(&Schema::Object(&[
+                Prop::new("type", CODEABLE_CONCEPT),
+                Prop::new("who", REFERENCE),
+                Prop::new("onBehalfOf", REFERENCE),
+            ])),
+        )
+        .required(),
+    ])
+};
+
+hearth_sdk::export!(FhirProvenance);
+
+/// Every Provenance: the derived table of all targets, made once per instance.
+static PROVENANCE: LazyLock<TypeDef> = LazyLock::new(|| TypeDef {
+    resource_type: "Provenance",
+    profiles: provenance::PROFILES,
+    columns: "pv.*, org.org_uuid, org.org_name",
+    from: Box::leak(provenance::table().into_boxed_str()),
+    id: "pv.pid",
+    key: "pv.pkey",
+    last_updated: "pv.updated",
+    patient: Some("pv.patient_uuid"),
+    only: None,
+    params: &[],
+});
+
+fn search(req: &Request) -> Result<Response> {
+    hearth_fhir::search(req, &PROVENANCE, map)
+}
+
+fn read(req: &Request) -> Result<Response> {
+    hearth_fhir::read(req, &PROVENANCE, req.param("id")?, map)
+}
+
+fn map(row: &Row<'_>, _: &Request, out: &mut Fields) {
+    provenance::map_row(row, out);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hearth_sdk::testing::{MockHost, TestRequest};
+
+    const ID: &str = "90cde167-0000-4000-8000-000000000001";
+
+    #[test]
+    fn a_provenance_reads_its_target() {
+        let rows = Rows::from_values(
+            &[
+                "fhir_id",
+                "fhir_last_updated",
+                "fhir_key",
+                "pid",
+                "target_type",
+                "updated",
+                "org_uuid",
+                "org_name",
+            ],
+            vec![vec![
+                ID.into(),
+                "2024-05-06 07:08:09".into(),
+                3.into(),
+                ID.into(),
+                "AllergyIntolerance".into(),
+                "2024-05-06 07:08:09".into(),
+                "90cde167-0000-4000-8000-0000000000ff".into(),
+                "Clinic".into(),
+            ]],
+        );
+        let mut host = MockHost::new().on_query("WHERE pv.pid = $1", rows);
+        let response =
+            host.call::<FhirProvenance>(TestRequest::get(&format!("/fhir/Provenance/{ID}")));
+        assert_eq!(response.status, 200, "{}", response.text());
+        let p = response.body_json();
+        assert_eq!(p["resourceType"], "Provenance");
+        assert_eq!(
+            p["target"][0]["reference"],
+            format!("AllergyIntolerance/{ID}")
+        );
+        assert_eq!(p["agent"][0]["who"]["display"], "Clinic");
+        assert_eq!(
+            p["meta"]["profile"][0],
+            "http://hl7.org/fhir/us/core/StructureDefinition/us-core-provenance"
+        );
+    }
+}
