@@ -6,6 +6,11 @@
 //! holds the lock on the workspace's. Finished components are copied to
 //! `<target>/plugins/dist/<name>.wasm`, whose path the host is compiled with.
 //!
+//! It vendors Swagger UI for `/apis/{site}/docs`: `host/ui` pins the npm package
+//! `swagger-ui-dist` with a lockfile; when its installed copy is missing or another version,
+//! `npm ci --ignore-scripts` installs it, and the files the page needs are copied to
+//! `$OUT_DIR/swagger-ui`, where the host embeds them (no CDN, no network at run time).
+//!
 //! It also embeds the SDK: `$OUT_DIR/sdk_files.rs` lists the SDK's sources and the contract's
 //! WIT folders, and a stand-alone manifest for the SDK with the workspace's dependency
 //! versions, so `hearth plugin new` can write them wherever the binary runs.
@@ -54,6 +59,7 @@ fn main() {
         root.join("Cargo.toml").display()
     );
     embed_sdk(&root, &out_dir);
+    vendor_swagger_ui(&host_dir, &out_dir);
     println!("cargo:rustc-env=HEARTH_PLUGIN_DIR={}", dist.display());
 
     let crates = plugin_crates(&root);
@@ -253,4 +259,62 @@ fn standalone_manifest(root: &Path) -> String {
     }
     out.push_str("\n# Written by `hearth plugin new`; a workspace of its own.\n[workspace]\n");
     out
+}
+
+/// The Swagger UI files the host serves, copied from `swagger-ui-dist`.
+const SWAGGER_UI_FILES: &[&str] = &[
+    "swagger-ui-bundle.js",
+    "swagger-ui-standalone-preset.js",
+    "swagger-ui.css",
+    "oauth2-redirect.js",
+    "LICENSE",
+];
+
+/// Installs `host/ui`'s pinned `swagger-ui-dist` when needed and copies its files to
+/// `$OUT_DIR/swagger-ui`.
+fn vendor_swagger_ui(host_dir: &Path, out_dir: &Path) {
+    let ui = host_dir.join("ui");
+    for file in ["package.json", "package-lock.json"] {
+        println!("cargo:rerun-if-changed={}", ui.join(file).display());
+    }
+    let lock = std::fs::read_to_string(ui.join("package-lock.json"))
+        .expect("reading host/ui/package-lock.json");
+    let pinned = locked_version(&lock, "node_modules/swagger-ui-dist")
+        .expect("host/ui/package-lock.json pins swagger-ui-dist");
+    let dist = ui.join("node_modules").join("swagger-ui-dist");
+    let installed = std::fs::read_to_string(dist.join("package.json"))
+        .ok()
+        .and_then(|text| {
+            text.split("\"version\"")
+                .nth(1)
+                .and_then(|rest| rest.split('"').nth(1).map(str::to_owned))
+        });
+    if installed.as_deref() != Some(pinned.as_str()) {
+        let npm = env::var("NPM").unwrap_or_else(|_| "npm".into());
+        let status = Command::new(&npm)
+            .current_dir(&ui)
+            .args(["ci", "--ignore-scripts", "--no-audit", "--no-fund"])
+            .status()
+            .unwrap_or_else(|e| {
+                panic!("running `{npm} ci` in host/ui for Swagger UI failed: {e} (install Node.js 20 and npm)")
+            });
+        if !status.success() {
+            panic!("`npm ci` in host/ui failed (see the output above)");
+        }
+    }
+    let target = out_dir.join("swagger-ui");
+    std::fs::create_dir_all(&target).expect("creating $OUT_DIR/swagger-ui");
+    for file in SWAGGER_UI_FILES {
+        let from = dist.join(file);
+        std::fs::copy(&from, target.join(file))
+            .unwrap_or_else(|e| panic!("copying {}: {e}", from.display()));
+    }
+}
+
+/// The `version` of the lockfile's `packages` entry `key`.
+fn locked_version(lock: &str, key: &str) -> Option<String> {
+    let at = lock.find(&format!("\"{key}\""))?;
+    let rest = &lock[at..];
+    let rest = &rest[rest.find("\"version\"")? + "\"version\"".len()..];
+    rest.split('"').nth(1).map(str::to_owned)
 }

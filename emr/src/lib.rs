@@ -47,6 +47,51 @@ pub mod prelude {
 /// The group OpenEMR writes into `groupname` columns; Hearth has one provider group.
 pub const GROUP: &str = "Default";
 
+/// The keys every stored record answers with: `id` and `uuid`, for response schemas
+/// ([`hearth_sdk::apidocs::Schema::Row`]).
+pub const IDS: &[Column] = &[Column::int("id"), Column::text("uuid")];
+
+/// The paging and sorting query parameters of OpenEMR's lists, for route documentation.
+pub const LIST_PARAMS: &[hearth_sdk::apidocs::Param] = &[
+    hearth_sdk::apidocs::Param::query(
+        "_sort",
+        hearth_sdk::apidocs::Schema::String,
+        "Comma-separated field names; a leading - sorts descending",
+    ),
+    hearth_sdk::apidocs::Param::query(
+        "_limit",
+        hearth_sdk::apidocs::Schema::Numeric,
+        "Rows per page (every row when absent)",
+    ),
+    hearth_sdk::apidocs::Param::query(
+        "_offset",
+        hearth_sdk::apidocs::Schema::Numeric,
+        "Rows to skip",
+    ),
+];
+
+/// `{"id"}`: what creating (or updating) a numbered record answers.
+pub const CREATED_ID: hearth_sdk::apidocs::Schema =
+    hearth_sdk::apidocs::Schema::Object(&[hearth_sdk::apidocs::Prop::new(
+        "id",
+        hearth_sdk::apidocs::Schema::Integer,
+    )
+    .required()]);
+
+/// `{"uuid"}`: what deleting a uuid-keyed record answers.
+pub const DELETED_UUID: hearth_sdk::apidocs::Schema =
+    hearth_sdk::apidocs::Schema::Object(&[hearth_sdk::apidocs::Prop::new(
+        "uuid",
+        hearth_sdk::apidocs::Schema::Format("uuid"),
+    )
+    .required()]);
+
+/// `{"id", "uuid"}`: what creating a uuid-keyed record answers.
+pub const CREATED_ID_UUID: hearth_sdk::apidocs::Schema = hearth_sdk::apidocs::Schema::Object(&[
+    hearth_sdk::apidocs::Prop::new("id", hearth_sdk::apidocs::Schema::Integer).required(),
+    hearth_sdk::apidocs::Prop::new("uuid", hearth_sdk::apidocs::Schema::Format("uuid")).required(),
+]);
+
 /// A 404 unless encounter number `eid` exists and belongs to patient `pid`.
 pub fn require_encounter(pid: i64, eid: i64) -> Result<()> {
     let sql = "SELECT 1 AS found FROM form_encounter WHERE pid = $1 AND encounter = $2";
@@ -451,6 +496,8 @@ pub struct IssueResource {
     pub select: &'static str,
     /// Maps a row of `select` to the answer's shape.
     pub map: fn(&Row<'_>) -> Json,
+    /// The JSON Schema of what `map` answers, for route documentation.
+    pub record: hearth_sdk::apidocs::Schema,
     /// The columns a body may set.
     pub columns: &'static [Column],
     /// The body's rules (`true` on create).
@@ -550,7 +597,9 @@ macro_rules! issue_routes {
             })
             .acl($across)
             .legacy()
-            .summary(concat!("List ", $noun)),
+            .summary(concat!("List ", $noun))
+            .params($crate::LIST_PARAMS)
+            .answers_list($resource.record),
             $crate::__sdk::Route::get(
                 concat!("/api/", $kind, "/:", $param),
                 concat!($kind, ".r"),
@@ -558,7 +607,8 @@ macro_rules! issue_routes {
             )
             .acl($across)
             .legacy()
-            .summary(concat!("Read one of the ", $noun)),
+            .summary(concat!("Read one of the ", $noun))
+            .answers($resource.record),
             $crate::__sdk::Route::get(
                 concat!("/api/patient/:puuid/", $kind),
                 concat!($kind, ".s"),
@@ -566,7 +616,9 @@ macro_rules! issue_routes {
             )
             .acl($list)
             .legacy()
-            .summary(concat!("List a patient's ", $noun)),
+            .summary(concat!("List a patient's ", $noun))
+            .params($crate::LIST_PARAMS)
+            .answers_list($resource.record),
             $crate::__sdk::Route::get(
                 concat!("/api/patient/:puuid/", $kind, "/:", $param),
                 concat!($kind, ".r"),
@@ -574,7 +626,8 @@ macro_rules! issue_routes {
             )
             .acl($read)
             .legacy()
-            .summary(concat!("Read one of a patient's ", $noun)),
+            .summary(concat!("Read one of a patient's ", $noun))
+            .answers_list($resource.record),
             $crate::__sdk::Route::post(
                 concat!("/api/patient/:puuid/", $kind),
                 concat!($kind, ".c"),
@@ -582,7 +635,12 @@ macro_rules! issue_routes {
             )
             .acl($write)
             .legacy()
-            .summary(concat!("Add to a patient's ", $noun)),
+            .summary(concat!("Add to a patient's ", $noun))
+            .accepts($crate::__sdk::apidocs::Schema::Body(
+                &[$resource.columns],
+                &[],
+            ))
+            .answers($crate::CREATED_ID_UUID),
             $crate::__sdk::Route::put(
                 concat!("/api/patient/:puuid/", $kind, "/:", $param),
                 concat!($kind, ".u"),
@@ -590,7 +648,12 @@ macro_rules! issue_routes {
             )
             .acl($write)
             .legacy()
-            .summary(concat!("Update one of a patient's ", $noun)),
+            .summary(concat!("Update one of a patient's ", $noun))
+            .accepts($crate::__sdk::apidocs::Schema::Body(
+                &[$resource.columns],
+                &[],
+            ))
+            .answers($resource.record),
             $crate::__sdk::Route::delete(
                 concat!("/api/patient/:puuid/", $kind, "/:", $param),
                 concat!($kind, ".d"),
@@ -598,7 +661,8 @@ macro_rules! issue_routes {
             )
             .acl($write)
             .legacy()
-            .summary(concat!("Delete one of a patient's ", $noun)),
+            .summary(concat!("Delete one of a patient's ", $noun))
+            .answers($crate::DELETED_UUID),
         ]
     };
 }
@@ -693,7 +757,9 @@ macro_rules! numbered_issue_routes {
             )
             .acl($read)
             .bare()
-            .summary(concat!("List a patient's ", $noun)),
+            .summary(concat!("List a patient's ", $noun))
+            .params($crate::LIST_PARAMS)
+            .answers_list($crate::__sdk::apidocs::Schema::Row(&[$crate::IDS, $resource.columns])),
             $crate::__sdk::Route::post(
                 concat!("/api/patient/:pid/", $path),
                 concat!($path, ".c"),
@@ -701,7 +767,9 @@ macro_rules! numbered_issue_routes {
             )
             .acl($write)
             .bare()
-            .summary(concat!("Add to a patient's ", $noun)),
+            .summary(concat!("Add to a patient's ", $noun))
+            .accepts($crate::__sdk::apidocs::Schema::Body(&[$resource.columns], &[]))
+            .answers($crate::CREATED_ID),
             $crate::__sdk::Route::get(
                 concat!("/api/patient/:pid/", $path, "/:", $param),
                 concat!($path, ".r"),
@@ -709,7 +777,8 @@ macro_rules! numbered_issue_routes {
             )
             .acl($read)
             .bare()
-            .summary(concat!("Read one of a patient's ", $noun)),
+            .summary(concat!("Read one of a patient's ", $noun))
+            .answers($crate::__sdk::apidocs::Schema::Row(&[$crate::IDS, $resource.columns])),
             $crate::__sdk::Route::put(
                 concat!("/api/patient/:pid/", $path, "/:", $param),
                 concat!($path, ".u"),
@@ -717,7 +786,9 @@ macro_rules! numbered_issue_routes {
             )
             .acl($write)
             .bare()
-            .summary(concat!("Update one of a patient's ", $noun)),
+            .summary(concat!("Update one of a patient's ", $noun))
+            .accepts($crate::__sdk::apidocs::Schema::Body(&[$resource.columns], &[]))
+            .answers($crate::CREATED_ID),
             $crate::__sdk::Route::delete(
                 concat!("/api/patient/:pid/", $path, "/:", $param),
                 concat!($path, ".d"),
@@ -725,7 +796,8 @@ macro_rules! numbered_issue_routes {
             )
             .acl($write)
             .bare()
-            .summary(concat!("Delete one of a patient's ", $noun)),
+            .summary(concat!("Delete one of a patient's ", $noun))
+            .answers($crate::__sdk::apidocs::Schema::Boolean),
         )+]
     };
 }
@@ -759,6 +831,7 @@ mod tests {
         param: "auuid",
         select: "SELECT l.* FROM lists l",
         map: Json::from_row,
+        record: hearth_sdk::apidocs::Schema::Row(&[IDS, &[Column::text("title")]]),
         columns: &[Column::text("title")],
         rules: |v, insert| {
             v.field("title", "title", insert).length_between(2, 255);

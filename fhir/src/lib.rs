@@ -40,35 +40,40 @@ pub use hearth_sdk as __sdk;
 /// The three routes of a read-and-search type, for a plugin's `ROUTES`:
 /// `GET /fhir/{Type}` and `POST /fhir/{Type}/_search` answered by [`search`], and
 /// `GET /fhir/{Type}/:id` by [`read`], each with the type's v2 scope (`{Type}.s`,
-/// `{Type}.r`) and the ACL a staff caller needs.
+/// `{Type}.r`) and the ACL a staff caller needs. `schema` is the JSON Schema of one
+/// resource (see [`hearth_sdk::apidocs`]); searches are documented as Bundles of it.
 ///
 /// ```ignore
 /// const ROUTES: &'static [Route] = &hearth_fhir::read_search_routes!(
-///     PATIENT, map, type = "Patient", acl = "patients/demo", nouns = "patients", one = "a patient"
+///     PATIENT, map, type = "Patient", acl = "patients/demo", nouns = "patients", one = "a patient",
+///     schema = PATIENT_SCHEMA
 /// );
 /// ```
 #[macro_export]
 macro_rules! read_search_routes {
     ($def:ident, $map:path, type = $ty:literal, acl = $acl:literal, nouns = $nouns:literal,
-     one = $one:literal $(,)?) => {
+     one = $one:literal, schema = $schema:path $(,)?) => {
         [
             $crate::__sdk::Route::get(concat!("/fhir/", $ty), concat!($ty, ".s"), |r| {
                 $crate::search(r, &$def, $map)
             })
             .acl($acl)
-            .summary(concat!("Search ", $nouns)),
+            .summary(concat!("Search ", $nouns))
+            .answers($crate::__sdk::apidocs::Schema::Bundle(&$schema)),
             $crate::__sdk::Route::post(
                 concat!("/fhir/", $ty, "/_search"),
                 concat!($ty, ".s"),
                 |r| $crate::search(r, &$def, $map),
             )
             .acl($acl)
-            .summary(concat!("Search ", $nouns, " (form body)")),
+            .summary(concat!("Search ", $nouns, " (form body)"))
+            .answers($crate::__sdk::apidocs::Schema::Bundle(&$schema)),
             $crate::__sdk::Route::get(concat!("/fhir/", $ty, "/:id"), concat!($ty, ".r"), |r| {
                 $crate::read(r, &$def, r.param("id")?, $map)
             })
             .acl($acl)
-            .summary(concat!("Read ", $one)),
+            .summary(concat!("Read ", $one))
+            .answers($schema),
         ]
     };
 }
@@ -760,4 +765,84 @@ mod tests {
         assert_eq!(version_id(Some("1970-01-02 00:00:01")), "86401");
         assert_eq!(version_id(None), "0");
     }
+}
+
+/// JSON Schemas of FHIR R4 data types the plugins' resources use, for their route
+/// documentation.
+pub mod schemas {
+    use hearth_sdk::apidocs::{Prop, Schema};
+
+    /// `Coding`.
+    pub const CODING: Schema = Schema::Object(&[
+        Prop::new("system", Schema::Format("uri")),
+        Prop::new("code", Schema::String),
+        Prop::new("display", Schema::String),
+    ]);
+    /// `CodeableConcept`.
+    pub const CODEABLE_CONCEPT: Schema = Schema::Object(&[
+        Prop::new("coding", Schema::Array(&CODING)),
+        Prop::new("text", Schema::String),
+    ]);
+    /// `Identifier`.
+    pub const IDENTIFIER: Schema = Schema::Object(&[
+        Prop::new("use", Schema::String),
+        Prop::new("type", CODEABLE_CONCEPT),
+        Prop::new("system", Schema::Format("uri")),
+        Prop::new("value", Schema::String),
+    ]);
+    /// `HumanName`.
+    pub const HUMAN_NAME: Schema = Schema::Object(&[
+        Prop::new("use", Schema::String),
+        Prop::new("family", Schema::String),
+        Prop::new("given", Schema::Array(&Schema::String)),
+        Prop::new("prefix", Schema::Array(&Schema::String)),
+        Prop::new("suffix", Schema::Array(&Schema::String)),
+    ]);
+    /// `ContactPoint`.
+    pub const CONTACT_POINT: Schema = Schema::Object(&[
+        Prop::new(
+            "system",
+            Schema::Enum(&["phone", "fax", "email", "pager", "url", "sms", "other"]),
+        ),
+        Prop::new("value", Schema::String),
+        Prop::new(
+            "use",
+            Schema::Enum(&["home", "work", "temp", "old", "mobile"]),
+        ),
+    ]);
+    /// `Address`.
+    pub const ADDRESS: Schema = Schema::Object(&[
+        Prop::new("line", Schema::Array(&Schema::String)),
+        Prop::new("city", Schema::String),
+        Prop::new("district", Schema::String),
+        Prop::new("state", Schema::String),
+        Prop::new("postalCode", Schema::String),
+        Prop::new("country", Schema::String),
+    ]);
+    /// `Reference`.
+    pub const REFERENCE: Schema = Schema::Object(&[
+        Prop::new("reference", Schema::String),
+        Prop::new("type", Schema::Format("uri")),
+        Prop::new("display", Schema::String),
+    ]);
+    /// `Quantity`.
+    pub const QUANTITY: Schema = Schema::Object(&[
+        Prop::new("value", Schema::Number),
+        Prop::new("unit", Schema::String),
+        Prop::new("system", Schema::Format("uri")),
+        Prop::new("code", Schema::String),
+    ]);
+    /// `Period`.
+    pub const PERIOD: Schema = Schema::Object(&[
+        Prop::new("start", Schema::String),
+        Prop::new("end", Schema::String),
+    ]);
+    /// `Annotation` (its text).
+    pub const ANNOTATION: Schema = Schema::Object(&[Prop::new("text", Schema::String)]);
+    /// `Meta`.
+    pub const META: Schema = Schema::Object(&[
+        Prop::new("versionId", Schema::String),
+        Prop::new("lastUpdated", Schema::String),
+        Prop::new("profile", Schema::Array(&Schema::Format("uri"))),
+    ]);
 }

@@ -193,6 +193,7 @@ pub fn router(
         .route("/oauth2/{site}/jwks", get(jwks))
         .merge(crate::oauth::router())
         .merge(crate::fhir::router())
+        .merge(crate::openapi::router())
         .merge(crate::ops::router());
     // `/metrics` on the main address only when no address of its own is set for it.
     if state.config.metrics_listen.is_none() && state.config.metrics_token.is_some() {

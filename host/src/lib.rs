@@ -17,6 +17,7 @@ pub mod db;
 pub mod error;
 pub mod fhir;
 pub mod oauth;
+pub mod openapi;
 pub mod ops;
 pub mod plugins;
 pub mod proxy;

@@ -15,6 +15,11 @@ use crate::plugins::Registry;
 use crate::sites::Sites;
 use crate::telemetry::Telemetry;
 
+/// The client id of each site's own public client for the API docs page
+/// (`/apis/{site}/docs`): the page (`openapi`) names it, the authorization server
+/// (`oauth`) registers it on its first use. See docs/admin.md, "API documentation".
+pub const DOCS_CLIENT_ID: &str = "hearth-api-docs";
+
 /// Everything request handlers share.
 pub struct AppState {
     /// Host settings.

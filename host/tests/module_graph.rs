@@ -32,7 +32,7 @@ const LAYERS: &[&[&str]] = &[
     // What every router shares.
     &["state"],
     // The routers: none knows another.
-    &["api", "oauth", "admin", "fhir", "ops"],
+    &["api", "oauth", "admin", "fhir", "openapi", "ops"],
     // The application: builds the state and the routers, serves them.
     &["app"],
     // The command line, on top of everything.

@@ -43,6 +43,11 @@ pub fn map(codes: &str) -> Json {
     out.end()
 }
 
+/// The JSON Schema of what [`field`] answers, for route documentation.
+pub const FIELD_SCHEMA: crate::apidocs::Schema = crate::apidocs::Schema::Json(
+    r#"{"description":"A coding map (code to code, description, code_type and system) when the column holds codes, else its text","type":["object","string","null"]}"#,
+);
+
 /// A coded column as OpenEMR answers it: the coding map when it holds codes, the value
 /// itself (`""` or `null`) when it does not.
 pub fn field(value: ValueRef<'_>) -> Json {

@@ -30,6 +30,7 @@
 //! same code runs against [`testing::MockHost`], so plugin logic is unit-tested with
 //! `cargo test`.
 
+pub mod apidocs;
 pub mod coding;
 pub mod json;
 pub mod migrations;
@@ -162,11 +163,21 @@ macro_rules! export {
             $crate::migrations::encode::<__HEARTH_MIGRATIONS_LEN>(
                 <$resource as $crate::Resource>::MIGRATIONS,
             );
+
+        // The plugin's API description and scope words, in `hearth:api-docs`.
+        #[cfg(target_arch = "wasm32")]
+        const __HEARTH_API_DOCS_LEN: usize = $crate::apidocs::encoded_len::<$resource>();
+        #[cfg(target_arch = "wasm32")]
+        #[used]
+        #[unsafe(link_section = "hearth:api-docs")]
+        static __HEARTH_API_DOCS: [u8; __HEARTH_API_DOCS_LEN] =
+            $crate::apidocs::encode::<$resource, __HEARTH_API_DOCS_LEN>();
     };
 }
 
 /// Everything a plugin usually needs, for `use hearth_sdk::prelude::*`.
 pub mod prelude {
+    pub use crate::apidocs::{Param, Prop, Schema, Words};
     pub use crate::coding;
     pub use crate::json::{Json, ToJson};
     pub use crate::migrations::Migration;

@@ -1,8 +1,10 @@
 //! The [`Resource`] trait: what a plugin declares, and how its routes reach handlers.
 
+use crate::apidocs::{Answer, Param, Schema, Words};
 use crate::bindings::hearth::plugin::types as wit;
 use crate::request::{Caller, Request, Role};
 use crate::response::{Family, Response, Result, Shape, openemr_status, wire_status};
+use crate::sql::Column;
 
 /// An HTTP method.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,6 +45,14 @@ pub struct Route {
     /// How the route answers: OpenEMR's envelope (the default), its envelope with lost
     /// statuses, or a bare payload (see [`Shape`]).
     pub shape: Shape,
+    /// Parameters documented for API users (see [`crate::apidocs`]).
+    pub params: &'static [Param],
+    /// Columns a list filters on, documented as query parameters.
+    pub filters: &'static [Column],
+    /// The request body's schema, when the route takes one.
+    pub accepts: Option<Schema>,
+    /// What the route answers on success.
+    pub answer: Answer,
 }
 
 impl Route {
@@ -61,6 +71,10 @@ impl Route {
             anonymous: false,
             summary: "",
             shape: Shape::Envelope,
+            params: &[],
+            filters: &[],
+            accepts: None,
+            answer: Answer::Undeclared,
         }
     }
 
@@ -92,6 +106,38 @@ impl Route {
     /// Sets the one-line summary.
     pub const fn summary(mut self, summary: &'static str) -> Route {
         self.summary = summary;
+        self
+    }
+
+    /// Documents the route's parameters (query parameters, and path parameters that
+    /// deserve a description).
+    pub const fn params(mut self, params: &'static [Param]) -> Route {
+        self.params = params;
+        self
+    }
+
+    /// Documents the columns a list filters on as query parameters.
+    pub const fn filters(mut self, columns: &'static [Column]) -> Route {
+        self.filters = columns;
+        self
+    }
+
+    /// Declares the request body's schema.
+    pub const fn accepts(mut self, body: Schema) -> Route {
+        self.accepts = Some(body);
+        self
+    }
+
+    /// Declares the payload of a successful answer (wrapped in OpenEMR's envelope by
+    /// the host's description when the route answers the envelope).
+    pub const fn answers(mut self, payload: Schema) -> Route {
+        self.answer = Answer::One(payload);
+        self
+    }
+
+    /// Declares a successful answer as a list of payloads of `item`.
+    pub const fn answers_list(mut self, item: Schema) -> Route {
+        self.answer = Answer::List(item);
         self
     }
 
@@ -161,6 +207,9 @@ pub trait Resource {
     /// Its migrations, oldest first: the tables of its namespace (`x_<name>__*`, see
     /// [`crate::migrations`]), which it reads and writes without listing them above.
     const MIGRATIONS: &'static [crate::Migration] = &[];
+    /// The words for the scopes its routes declare, per scope resource, for the consent
+    /// page (see [`crate::apidocs::Words`]).
+    const WORDS: &'static [Words] = &[];
 
     /// The FHIR resource types it serves, for the host's CapabilityStatement (see
     /// [`FhirType`]). The interactions are read off its `/fhir` routes.

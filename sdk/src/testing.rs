@@ -210,7 +210,10 @@ impl MockHost {
                 &route.path[..prefix_len]
             ),
         };
-        self.run(|| run(route, &built))
+        let body = built.body.clone();
+        let response = self.run(|| run(route, &built));
+        check_declared(route, &body, &response);
+        response
     }
 
     pub(crate) fn query(&mut self, sql: &str, params: &[Value]) -> Result<RawRows, StoreError> {
@@ -427,4 +430,169 @@ impl TestRequest {
         self.caller = caller;
         self
     }
+}
+
+/// Fails the test when a route that succeeded (2xx) took a body its declared request
+/// schema refuses, or answered a payload its declared response schema refuses (see
+/// [`crate::apidocs`]).
+fn check_declared(route: &crate::Route, body: &[u8], response: &Response) {
+    use crate::apidocs::{Answer, schema_json};
+    if !(200..300).contains(&response.status) {
+        return;
+    }
+    let parse = |text: String| -> serde_json::Value {
+        serde_json::from_str(&text).expect("the SDK writes valid JSON")
+    };
+    if let Some(accepts) = &route.accepts
+        && !body.is_empty()
+        && let Ok(sent) = serde_json::from_slice::<serde_json::Value>(body)
+    {
+        let schema = parse(schema_json(accepts));
+        if let Err(error) = conforms(&sent, &schema, "body") {
+            panic!(
+                "{} {} accepted a body its declared request schema refuses: {error}\nschema: {schema}",
+                method_name(route.method),
+                route.path
+            );
+        }
+    }
+    let (item, list) = match &route.answer {
+        Answer::Undeclared => return,
+        Answer::One(item) => (item, false),
+        Answer::List(item) => (item, true),
+    };
+    if response.body.is_empty() {
+        return;
+    }
+    let answered = response.body_json();
+    let payload = if route.shape == crate::Shape::Bare || route.split().0 == crate::Family::Fhir {
+        &answered
+    } else {
+        &answered["data"]
+    };
+    let item = parse(schema_json(item));
+    let schema = if list {
+        serde_json::json!({"type": "array", "items": item})
+    } else {
+        item
+    };
+    if let Err(error) = conforms(payload, &schema, "response") {
+        panic!(
+            "{} {} answered a payload its declared response schema refuses: {error}\nschema: {schema}",
+            method_name(route.method),
+            route.path
+        );
+    }
+}
+
+fn method_name(method: Method) -> &'static str {
+    match method {
+        Method::Get => "GET",
+        Method::Post => "POST",
+        Method::Put => "PUT",
+        Method::Patch => "PATCH",
+        Method::Delete => "DELETE",
+    }
+}
+
+/// Checks `value` against `schema`: the JSON Schema keywords the SDK writes (`type`,
+/// `enum`, `const`, `properties`, `required`, `items`, `anyOf`, `allOf`, `pattern` for
+/// digits, `format` `date` and `uuid`). Says where and why on a mismatch.
+pub fn conforms(
+    value: &serde_json::Value,
+    schema: &serde_json::Value,
+    at: &str,
+) -> std::result::Result<(), String> {
+    use serde_json::Value as J;
+    let type_of = |v: &J| match v {
+        J::Null => "null",
+        J::Bool(_) => "boolean",
+        J::Number(n) if n.is_i64() || n.is_u64() => "integer",
+        J::Number(_) => "number",
+        J::String(_) => "string",
+        J::Array(_) => "array",
+        J::Object(_) => "object",
+    };
+    let fits = |name: &str| {
+        let actual = type_of(value);
+        actual == name || (name == "number" && actual == "integer")
+    };
+    match schema.get("type") {
+        Some(J::String(name)) if !fits(name.as_str()) => {
+            return Err(format!("{at} is {}, not {name}", type_of(value)));
+        }
+        Some(J::Array(names)) if !names.iter().any(|n| n.as_str().is_some_and(fits)) => {
+            return Err(format!(
+                "{at} is {}, not one of {}",
+                type_of(value),
+                J::Array(names.clone())
+            ));
+        }
+        _ => {}
+    }
+    if let Some(expected) = schema.get("const")
+        && expected != value
+    {
+        return Err(format!("{at} is {value}, not {expected}"));
+    }
+    if let Some(J::Array(values)) = schema.get("enum")
+        && !values.contains(value)
+    {
+        return Err(format!(
+            "{at} is {value}, not one of {}",
+            J::Array(values.clone())
+        ));
+    }
+    if let (Some(text), Some(J::String(pattern))) = (value.as_str(), schema.get("pattern"))
+        && pattern == "^-?[0-9]+$"
+    {
+        let digits = text.strip_prefix('-').unwrap_or(text);
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(format!("{at} is {value}, not a whole number"));
+        }
+    }
+    if let (Some(text), Some(J::String(format))) = (value.as_str(), schema.get("format")) {
+        let ok = match format.as_str() {
+            "date" => text.len() == 10 && text.as_bytes()[4] == b'-' && text.as_bytes()[7] == b'-',
+            "uuid" => crate::request::is_uuid(text),
+            _ => true,
+        };
+        if !ok {
+            return Err(format!("{at} is {value}, not a {format}"));
+        }
+    }
+    if let (J::Object(object), Some(J::Object(properties))) = (value, schema.get("properties")) {
+        for (key, sub) in properties {
+            if let Some(v) = object.get(key) {
+                conforms(v, sub, &format!("{at}.{key}"))?;
+            }
+        }
+    }
+    if let (J::Object(object), Some(J::Array(required))) = (value, schema.get("required")) {
+        for key in required.iter().filter_map(J::as_str) {
+            if !object.contains_key(key) {
+                return Err(format!("{at} has no {key}"));
+            }
+        }
+    }
+    if let (J::Array(items), Some(sub)) = (value, schema.get("items")) {
+        for (i, item) in items.iter().enumerate() {
+            conforms(item, sub, &format!("{at}[{i}]"))?;
+        }
+    }
+    if let Some(J::Array(all)) = schema.get("allOf") {
+        for sub in all {
+            conforms(value, sub, at)?;
+        }
+    }
+    if let Some(J::Array(any)) = schema.get("anyOf") {
+        let errors: Vec<String> = any
+            .iter()
+            .filter_map(|sub| conforms(value, sub, at).err())
+            .collect();
+        if errors.len() == any.len() {
+            return Err(errors.join("; and "));
+        }
+    }
+    Ok(())
 }

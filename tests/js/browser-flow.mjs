@@ -28,6 +28,8 @@ const chromiumPath = setting('HEARTH_CHROMIUM');
 const issuer = `${base}/oauth2/${site}`;
 const SCOPE = 'openid fhirUser profile launch/patient offline_access api:oemr user/patient.rs';
 const UNTICKED = 'profile';
+/** How the consent page words UNTICKED (the raw scope is on a detail line below it). */
+const UNTICKED_WORDS = 'Read your name and profile';
 
 /** The app's redirect URI: a page on 127.0.0.1 that says it got an answer. */
 async function startCallbackServer() {
@@ -190,7 +192,11 @@ try {
     const boxes = page.locator('input[type=checkbox][name=scope]');
     const values = await boxes.evaluateAll((inputs) => inputs.map((i) => [i.value, i.checked]));
     assert.deepEqual(values, SCOPE.split(' ').map((s) => [s, true]), 'one ticked box per scope');
-    const profile = page.getByLabel(UNTICKED, { exact: true });
+    assert.match(text, /Read and search patients' demographics/, 'resource scopes are in words');
+    assert.match(text, /Patients/, 'under the heading of their resource');
+    const details = await page.locator('.detail code').allTextContents();
+    assert.deepEqual(details, SCOPE.split(' '), 'each raw scope on a detail line');
+    const profile = page.getByLabel(UNTICKED_WORDS, { exact: true });
     await profile.uncheck();
     assert.equal(await profile.isChecked(), false);
     await screenshot('consent');

@@ -17,6 +17,7 @@ pub mod authorize;
 pub mod catalog;
 pub mod clients;
 pub mod discovery;
+pub mod docs_client;
 pub mod introspect;
 pub mod pages;
 pub mod registration;

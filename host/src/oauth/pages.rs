@@ -5,6 +5,8 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+use crate::plugins::words::ScopeGroup;
+
 /// Escapes text for HTML content and attribute values.
 pub fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -28,6 +30,7 @@ input[type=text],input[type=password],input[type=email],input[type=search],selec
 button{margin-top:1.25rem;padding:.6rem 1.2rem;border:0;border-radius:.4rem;background:#1d4ed8;color:#fff;font:inherit;cursor:pointer}\
 button.secondary{background:#e5e7eb;color:#111827;margin-left:.5rem}.error{background:#fef2f2;color:#991b1b;border:1px solid #fecaca;padding:.6rem;border-radius:.4rem}\
 ul.scopes{list-style:none;padding:0}ul.scopes li{padding:.35rem 0;border-bottom:1px solid #f3f4f6}ul.scopes label{display:inline;font-weight:400;margin:0}\
+ul.groups{list-style:none;padding:0}ul.groups h2{font-size:1rem;margin:1rem 0 .25rem}.detail{margin-left:1.6rem;color:#6b7280;font-size:.8rem}\
 code{background:#f3f4f6;padding:0 .25rem;border-radius:.25rem}.muted{color:#6b7280;font-size:.9rem}\
 ul.patients{list-style:none;padding:0}ul.patients li{display:flex;justify-content:space-between;align-items:center;border-bottom:1px solid #f3f4f6;padding:.4rem 0}\
 ul.patients button{margin:0;padding:.35rem .8rem}";
@@ -132,21 +135,33 @@ pub fn patient_select(
     )
 }
 
-/// The consent form: one checkbox per requested scope, all ticked.
+/// The consent form: the requested scopes in words under their resources' headings
+/// ([`crate::plugins::words::group_scopes`]), one checkbox each, all ticked, with the
+/// raw scope on a detail line.
 pub fn consent(
     path: &str,
     csrf: &str,
     client_name: &str,
     who: &str,
     patient: Option<&str>,
-    scopes: &[String],
+    groups: &[ScopeGroup],
 ) -> String {
     let mut items = String::new();
-    for (i, scope) in scopes.iter().enumerate() {
+    let mut i = 0;
+    for group in groups {
         items.push_str(&format!(
-            "<li><input type=\"checkbox\" id=\"s{i}\" name=\"scope\" value=\"{v}\" checked> <label for=\"s{i}\"><code>{v}</code></label></li>",
-            v = escape(scope)
+            "<li class=\"group\"><h2>{}</h2><ul class=\"scopes\">",
+            escape(&group.heading)
         ));
+        for scope in &group.scopes {
+            items.push_str(&format!(
+                "<li><input type=\"checkbox\" id=\"s{i}\" name=\"scope\" value=\"{v}\" checked> <label for=\"s{i}\">{text}</label><div class=\"detail\"><code>{v}</code></div></li>",
+                v = escape(&scope.raw),
+                text = escape(&scope.text),
+            ));
+            i += 1;
+        }
+        items.push_str("</ul></li>");
     }
     let patient = patient
         .map(|p| format!("<p>Patient: <strong>{}</strong></p>", escape(p)))
@@ -154,7 +169,7 @@ pub fn consent(
     format!(
         "<p><strong>{client}</strong> asks for access as <strong>{who}</strong>.</p>{patient}\
 <form method=\"post\" action=\"{path}/consent\"><input type=\"hidden\" name=\"csrf_token\" value=\"{csrf}\">\
-<p class=\"muted\">Untick anything you do not want to allow.</p><ul class=\"scopes\">{items}</ul>\
+<p class=\"muted\">Untick anything you do not want to allow.</p><ul class=\"groups\">{items}</ul>\
 <button type=\"submit\" name=\"action\" value=\"allow\">Allow</button><button class=\"secondary\" type=\"submit\" name=\"action\" value=\"deny\">Deny</button></form>",
         client = escape(client_name),
         who = escape(who),

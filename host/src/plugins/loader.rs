@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use wasmtime::Store;
 
+use super::apidocs::{self, ApiDocs};
 use super::bindings::{self, v0_1, v0_2};
 use super::engine::Engine;
 use super::host::State;
@@ -157,6 +158,8 @@ pub struct Loaded {
     pub namespace: Option<String>,
     /// The FHIR resource types it declares (see [`FhirType`]).
     pub fhir: Vec<FhirType>,
+    /// Its API description and scope words (see [`super::apidocs`]).
+    pub docs: Arc<ApiDocs>,
     /// Ready to instantiate.
     pub pre: Pre,
     /// When it was loaded.
@@ -260,7 +263,8 @@ pub async fn load(engine: &Engine, path: &Path) -> Result<Loaded> {
 pub async fn load_bytes(engine: &Engine, bytes: &[u8]) -> Result<Loaded> {
     let (component, hash) = engine.compile(bytes)?;
     let migrations = migrations::read(bytes).context("reading the plugin's migrations")?;
-    finish(engine, component, hash, migrations).await
+    let docs = apidocs::read(bytes).context("reading the plugin's API description")?;
+    finish(engine, component, hash, migrations, docs).await
 }
 
 /// Loads a component from bytes, compiling on a blocking thread so the async workers
@@ -269,11 +273,12 @@ pub async fn load_off_thread(engine: &Arc<Engine>, bytes: Vec<u8>) -> Result<Loa
     // Read before the bytes move to the compiler; reported after it (which names a file
     // that is no component at all first).
     let migrations = migrations::read(&bytes).context("reading the plugin's migrations");
+    let docs = apidocs::read(&bytes).context("reading the plugin's API description");
     let compiler = engine.clone();
     let (component, hash) = tokio::task::spawn_blocking(move || compiler.compile(&bytes))
         .await
         .context("the compile task failed")??;
-    finish(engine, component, hash, migrations?).await
+    finish(engine, component, hash, migrations?, docs?).await
 }
 
 /// Checks a compiled component and asks it to describe itself.
@@ -282,6 +287,7 @@ async fn finish(
     component: wasmtime::component::Component,
     hash: String,
     migrations: Vec<Migration>,
+    docs: ApiDocs,
 ) -> Result<Loaded> {
     let contract = contract_version(engine, &component)?;
     let pre = match engine.linker.instantiate_pre(&component) {
@@ -308,7 +314,7 @@ async fn finish(
         .await
         .map_err(anyhow::Error::from)
         .context("describe failed")?;
-    verify(info, contract, hash, pre, migrations)
+    verify(info, contract, hash, pre, migrations, docs)
 }
 
 /// The component's imports, `interface{function, …}`, for error messages.
@@ -365,6 +371,7 @@ fn verify(
     hash: String,
     pre: Pre,
     migrations: Vec<Migration>,
+    docs: ApiDocs,
 ) -> Result<Loaded> {
     let name = info.name;
     if name.is_empty()
@@ -440,6 +447,21 @@ fn verify(
             summary: route.summary,
         });
     }
+    let templates: Vec<(String, Vec<String>)> = routes
+        .iter()
+        .map(|r: &RouteDef| {
+            let params = r
+                .segments
+                .iter()
+                .filter_map(|s| match s {
+                    Segment::Param(p) => Some(p.clone()),
+                    Segment::Literal(_) => None,
+                })
+                .collect();
+            (r.path.clone(), params)
+        })
+        .collect();
+    apidocs::check_routes(&docs, &templates).with_context(|| format!("plugin {name}"))?;
     Ok(Loaded {
         name,
         version,
@@ -453,6 +475,7 @@ fn verify(
         migrations: migrations.into(),
         namespace,
         fhir,
+        docs: Arc::new(docs),
         pre,
         loaded_at: time::OffsetDateTime::now_utc(),
     })

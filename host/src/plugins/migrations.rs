@@ -86,8 +86,7 @@ pub fn namespace(name: &str) -> Result<String> {
 /// The migrations in the component `bytes` (none when it has no section), checked for
 /// order: versions 1, 2, 3, … without gaps, each with a name.
 pub fn read(bytes: &[u8]) -> Result<Vec<Migration>> {
-    let mut sections = Vec::new();
-    find_sections(bytes, &mut sections, 0)?;
+    let sections = custom_sections(bytes, SECTION)?;
     let migrations = match sections.as_slice() {
         [] => return Ok(Vec::new()),
         [one] => decode(one)?,
@@ -123,9 +122,20 @@ fn leb(bytes: &[u8], at: &mut usize) -> Result<u64> {
     bail!("bad LEB128 number in the component")
 }
 
-/// Walks a component or core module binary (nested ones included) and collects the
-/// payloads of the custom sections named [`SECTION`].
-fn find_sections<'a>(bytes: &'a [u8], out: &mut Vec<&'a [u8]>, depth: u32) -> Result<()> {
+/// The payloads of the custom sections named `name` in a component or core module
+/// binary, nested ones included.
+pub fn custom_sections<'a>(bytes: &'a [u8], name: &str) -> Result<Vec<&'a [u8]>> {
+    let mut out = Vec::new();
+    find_sections(bytes, name, &mut out, 0)?;
+    Ok(out)
+}
+
+fn find_sections<'a>(
+    bytes: &'a [u8],
+    name: &str,
+    out: &mut Vec<&'a [u8]>,
+    depth: u32,
+) -> Result<()> {
     if depth > 8 {
         bail!("components nested too deep");
     }
@@ -147,12 +157,12 @@ fn find_sections<'a>(bytes: &'a [u8], out: &mut Vec<&'a [u8]>, depth: u32) -> Re
             0 => {
                 let mut name_at = 0;
                 let len = leb(body, &mut name_at)? as usize;
-                if body.get(name_at..name_at + len) == Some(SECTION.as_bytes()) {
+                if body.get(name_at..name_at + len) == Some(name.as_bytes()) {
                     out.push(&body[name_at + len..]);
                 }
             }
             // Core module (1) and component (4) sections of a component.
-            1 | 4 if component => find_sections(body, out, depth + 1)?,
+            1 | 4 if component => find_sections(body, name, out, depth + 1)?,
             _ => {}
         }
     }

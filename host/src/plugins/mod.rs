@@ -1,6 +1,7 @@
 //! The plugin runtime: engine, contract bindings, loading and verification, which plugins
 //! serve which routes on each site, and calling them under limits.
 
+pub mod apidocs;
 pub mod bindings;
 pub mod compat;
 pub mod engine;
@@ -14,6 +15,7 @@ pub mod schema;
 pub mod tooling;
 pub mod wasi;
 pub mod watcher;
+pub mod words;
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -12,6 +12,7 @@ impl Resource for Allergy {
     const NAME: &'static str = "allergy";
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
     const DESCRIPTION: &'static str = "Allergies (OpenEMR lists, type allergy)";
+    const WORDS: &'static [Words] = &[Words::new("allergy", "Allergies", "allergies")];
     const READS: &'static [&'static str] = &["patient_data", "users", "facility", "list_options"];
     const WRITES: &'static [&'static str] = &["lists"];
     const ROUTES: &'static [Route] = &hearth_emr::issue_routes!(ALLERGIES,
@@ -27,9 +28,24 @@ const ALLERGIES: IssueResource = IssueResource {
     param: "auuid",
     select: SELECT,
     map: allergy_json,
+    record: RECORD,
     columns: COLUMNS,
     rules,
 };
+
+/// What the routes answer for one allergy (every `lists` column besides).
+const RECORD: Schema = Schema::Object(&[
+    Prop::new("id", Schema::Integer).required(),
+    Prop::new("uuid", Schema::Format("uuid")).required(),
+    Prop::new("puuid", Schema::Format("uuid")),
+    Prop::new("title", Schema::Nullable(&Schema::String)),
+    Prop::new("begdate", Schema::Nullable(&Schema::String)),
+    Prop::new("enddate", Schema::Nullable(&Schema::String)),
+    Prop::new("diagnosis", coding::FIELD_SCHEMA),
+    Prop::new("comments", Schema::Nullable(&Schema::String)),
+    Prop::new("reaction", coding::FIELD_SCHEMA),
+    Prop::new("reaction_title", Schema::Nullable(&Schema::String)),
+]);
 
 /// What OpenEMR lets a body set.
 const COLUMNS: &[Column] = &[

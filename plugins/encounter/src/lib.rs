@@ -13,6 +13,7 @@ impl Resource for Encounter {
     const NAME: &'static str = "encounter";
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
     const DESCRIPTION: &'static str = "Encounters (OpenEMR form_encounter)";
+    const WORDS: &'static [Words] = &[Words::new("encounter", "Encounters", "encounters (visits)")];
     const READS: &'static [&'static str] = &[
         "patient_data",
         "users",
@@ -27,35 +28,52 @@ impl Resource for Encounter {
         })
         .acl("encounters/auth_a")
         .legacy()
-        .summary("List a patient's encounters"),
+        .summary("List a patient's encounters")
+        .params(emr::LIST_PARAMS)
+        .answers_list(ENCOUNTER),
         Route::post("/api/patient/:puuid/encounter", "encounter.c", create)
             .acl("encounters/auth_a:write")
             .legacy()
-            .summary("Create an encounter"),
+            .summary("Create an encounter")
+            .accepts(Schema::Body(&[COLUMNS], &["pc_catid", "class_code"]))
+            .answers(ENCOUNTER),
         Route::put("/api/patient/:puuid/encounter/:euuid", "encounter.u", |r| {
             ENCOUNTERS.update(r)
         })
         .acl("encounters/auth_a:write")
         .legacy()
-        .summary("Update an encounter"),
+        .summary("Update an encounter")
+        .accepts(Schema::Body(&[COLUMNS], &[]))
+        .answers(ENCOUNTER),
         Route::get("/api/patient/:puuid/encounter/:euuid", "encounter.r", |r| {
             ENCOUNTERS.get(r)
         })
         .acl("encounters/auth_a")
         .legacy()
-        .summary("Read an encounter"),
+        .summary("Read an encounter")
+        .answers(ENCOUNTER),
         Route::get("/portal/patient/encounter", "encounter.s", |r| {
             ENCOUNTERS.list(r)
         })
         .legacy()
-        .summary("List the signed-in patient's encounters"),
+        .summary("List the signed-in patient's encounters")
+        .params(emr::LIST_PARAMS)
+        .answers_list(ENCOUNTER),
         Route::get("/portal/patient/encounter/:euuid", "encounter.r", |r| {
             ENCOUNTERS.get(r)
         })
         .legacy()
-        .summary("Read one of the signed-in patient's encounters"),
+        .summary("Read one of the signed-in patient's encounters")
+        .answers(ENCOUNTER),
     ];
 }
+
+/// An encounter as the routes answer it.
+const ENCOUNTER: Schema = Schema::Row(&[
+    emr::IDS,
+    &[Column::int("pid"), Column::int("encounter")],
+    COLUMNS,
+]);
 
 hearth_sdk::export!(Encounter);
 

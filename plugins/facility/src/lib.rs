@@ -11,14 +11,19 @@ impl Resource for Facility {
     const NAME: &'static str = "facility";
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
     const DESCRIPTION: &'static str = "Facilities (OpenEMR facility)";
+    const WORDS: &'static [Words] = &[Words::new("facility", "Facilities", "facilities")];
     const WRITES: &'static [&'static str] = &["facility"];
     const ROUTES: &'static [Route] = &[
         Route::get("/api/facility", "facility.s", |r| FACILITIES.list(r))
             .acl("admin/users")
-            .summary("List facilities"),
+            .summary("List facilities")
+            .params(emr::LIST_PARAMS)
+            .filters(COLUMNS)
+            .answers_list(Schema::Row(&[emr::IDS, COLUMNS])),
         Route::get("/api/facility/:fuuid", "facility.r", |r| FACILITIES.get(r))
             .acl("admin/users")
-            .summary("Read a facility"),
+            .summary("Read a facility")
+            .answers(Schema::Row(&[emr::IDS, COLUMNS])),
         Route::post("/api/facility", "facility.c", |r| {
             FACILITIES.create_with(r, |fields| {
                 // OpenEMR's defaults for a new facility.
@@ -28,12 +33,16 @@ impl Resource for Facility {
             })
         })
         .acl("admin/super:write")
-        .summary("Create a facility"),
+        .summary("Create a facility")
+        .accepts(Schema::Body(&[COLUMNS], &["name", "facility_npi"]))
+        .answers(emr::CREATED_ID_UUID),
         Route::put("/api/facility/:fuuid", "facility.u", |r| {
             FACILITIES.update(r)
         })
         .acl("admin/super:write")
-        .summary("Update a facility"),
+        .summary("Update a facility")
+        .accepts(Schema::Body(&[COLUMNS], &[]))
+        .answers(Schema::Row(&[emr::IDS, COLUMNS])),
     ];
 }
 

@@ -17,13 +17,43 @@ impl Resource for FhirAllergy {
     const READS: &'static [&'static str] = &["lists", "patient_data", "list_options", "facility"];
     const ROUTES: &'static [Route] = &hearth_fhir::read_search_routes!(
         ALLERGY, map, type = "AllergyIntolerance", acl = "patients/med", nouns = "allergies",
-        one = "an allergy"
+        one = "an allergy", schema = ALLERGY_SCHEMA
     );
+
+    const WORDS: &'static [Words] = &[Words::new(
+        "AllergyIntolerance",
+        "Allergies (FHIR)",
+        "allergies and intolerances (FHIR AllergyIntolerance)",
+    )];
 
     fn fhir_types() -> Vec<FhirType> {
         vec![ALLERGY.declaration()]
     }
 }
+
+/// An AllergyIntolerance as the routes answer it.
+const ALLERGY_SCHEMA: Schema = {
+    use hearth_fhir::schemas::*;
+    Schema::Object(&[
+        Prop::new("resourceType", Schema::Enum(&["AllergyIntolerance"])).required(),
+        Prop::new("id", Schema::String).required(),
+        Prop::new("meta", META),
+        Prop::new("clinicalStatus", CODEABLE_CONCEPT),
+        Prop::new("verificationStatus", CODEABLE_CONCEPT),
+        Prop::new("code", CODEABLE_CONCEPT),
+        Prop::new("patient", REFERENCE),
+        Prop::new("onsetDateTime", Schema::String),
+        Prop::new("recordedDate", Schema::String),
+        Prop::new(
+            "reaction",
+            Schema::Array(&Schema::Object(&[
+                Prop::new("manifestation", Schema::Array(&CODEABLE_CONCEPT)),
+                Prop::new("severity", Schema::Enum(&["mild", "moderate", "severe"])),
+            ])),
+        ),
+        Prop::new("note", Schema::Array(&ANNOTATION)),
+    ])
+};
 
 hearth_sdk::export!(FhirAllergy);
 

@@ -33,13 +33,44 @@ impl Resource for FhirCondition {
     ];
     const ROUTES: &'static [Route] = &hearth_fhir::read_search_routes!(
         CONDITION, map, type = "Condition", acl = "patients/med", nouns = "conditions",
-        one = "a condition"
+        one = "a condition", schema = CONDITION_SCHEMA
     );
+
+    const WORDS: &'static [Words] = &[Words::new(
+        "Condition",
+        "Conditions (FHIR)",
+        "problems and diagnoses (FHIR Condition)",
+    )
+    .categories(&[
+        ("problem-list-item", "problem list items"),
+        ("encounter-diagnosis", "encounter diagnoses"),
+        ("health-concern", "health concerns"),
+    ])];
 
     fn fhir_types() -> Vec<FhirType> {
         vec![CONDITION.declaration()]
     }
 }
+
+/// A Condition as the routes answer it.
+const CONDITION_SCHEMA: Schema = {
+    use hearth_fhir::schemas::*;
+    Schema::Object(&[
+        Prop::new("resourceType", Schema::Enum(&["Condition"])).required(),
+        Prop::new("id", Schema::String).required(),
+        Prop::new("meta", META),
+        Prop::new("clinicalStatus", CODEABLE_CONCEPT),
+        Prop::new("verificationStatus", CODEABLE_CONCEPT),
+        Prop::new("category", Schema::Array(&CODEABLE_CONCEPT)),
+        Prop::new("code", CODEABLE_CONCEPT),
+        Prop::new("subject", REFERENCE),
+        Prop::new("encounter", REFERENCE),
+        Prop::new("onsetDateTime", Schema::String),
+        Prop::new("abatementDateTime", Schema::String),
+        Prop::new("recordedDate", Schema::String),
+        Prop::new("note", Schema::Array(&ANNOTATION)),
+    ])
+};
 
 hearth_sdk::export!(FhirCondition);
 

@@ -19,13 +19,42 @@ impl Resource for FhirMedicationRequest {
     const READS: &'static [&'static str] = &["lists", "patient_data", "users", "facility"];
     const ROUTES: &'static [Route] = &hearth_fhir::read_search_routes!(
         MEDICATION_REQUEST, map, type = "MedicationRequest", acl = "patients/med",
-        nouns = "medication requests", one = "a medication request"
+        nouns = "medication requests", one = "a medication request", schema = MEDICATION_REQUEST_SCHEMA
     );
+
+    const WORDS: &'static [Words] = &[Words::new(
+        "MedicationRequest",
+        "Medication requests (FHIR)",
+        "medications and prescriptions (FHIR MedicationRequest)",
+    )];
 
     fn fhir_types() -> Vec<FhirType> {
         vec![MEDICATION_REQUEST.declaration()]
     }
 }
+
+/// A MedicationRequest as the routes answer it.
+const MEDICATION_REQUEST_SCHEMA: Schema = {
+    use hearth_fhir::schemas::*;
+    Schema::Object(&[
+        Prop::new("resourceType", Schema::Enum(&["MedicationRequest"])).required(),
+        Prop::new("id", Schema::String).required(),
+        Prop::new("meta", META),
+        Prop::new("status", Schema::String),
+        Prop::new("intent", Schema::String),
+        Prop::new("category", Schema::Array(&CODEABLE_CONCEPT)),
+        Prop::new("medicationCodeableConcept", CODEABLE_CONCEPT),
+        Prop::new("subject", REFERENCE),
+        Prop::new("authoredOn", Schema::String),
+        Prop::new("requester", REFERENCE),
+        Prop::new("dosageInstruction", Schema::Array(&ANNOTATION)),
+        Prop::new(
+            "dispenseRequest",
+            Schema::Object(&[Prop::new("validityPeriod", PERIOD)]),
+        ),
+        Prop::new("note", Schema::Array(&ANNOTATION)),
+    ])
+};
 
 hearth_sdk::export!(FhirMedicationRequest);
 

@@ -40,13 +40,51 @@ impl Resource for FhirObservation {
     ];
     const ROUTES: &'static [Route] = &hearth_fhir::read_search_routes!(
         OBSERVATION, map, type = "Observation", acl = "patients/med", nouns = "observations",
-        one = "an observation"
+        one = "an observation", schema = OBSERVATION_SCHEMA
     );
+
+    const WORDS: &'static [Words] = &[Words::new(
+        "Observation",
+        "Observations (FHIR)",
+        "vital signs and social history (FHIR Observation)",
+    )
+    .categories(&[
+        ("vital-signs", "vital signs"),
+        ("social-history", "social history"),
+        ("laboratory", "laboratory results"),
+    ])];
 
     fn fhir_types() -> Vec<FhirType> {
         vec![OBSERVATION.declaration()]
     }
 }
+
+/// An Observation as the routes answer it.
+const OBSERVATION_SCHEMA: Schema = {
+    use hearth_fhir::schemas::*;
+    Schema::Object(&[
+        Prop::new("resourceType", Schema::Enum(&["Observation"])).required(),
+        Prop::new("id", Schema::String).required(),
+        Prop::new("meta", META),
+        Prop::new("status", Schema::String),
+        Prop::new("category", Schema::Array(&CODEABLE_CONCEPT)),
+        Prop::new("code", CODEABLE_CONCEPT),
+        Prop::new("subject", REFERENCE),
+        Prop::new("encounter", REFERENCE),
+        Prop::new("effectiveDateTime", Schema::String),
+        Prop::new("issued", Schema::String),
+        Prop::new("valueQuantity", QUANTITY),
+        Prop::new("valueCodeableConcept", CODEABLE_CONCEPT),
+        Prop::new(
+            "component",
+            Schema::Array(&Schema::Object(&[
+                Prop::new("code", CODEABLE_CONCEPT),
+                Prop::new("valueQuantity", QUANTITY),
+            ])),
+        ),
+        Prop::new("note", Schema::Array(&ANNOTATION)),
+    ])
+};
 
 hearth_sdk::export!(FhirObservation);
 

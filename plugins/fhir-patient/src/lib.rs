@@ -18,13 +18,41 @@ impl Resource for FhirPatient {
     const READS: &'static [&'static str] = &["patient_data", "users", "facility"];
     const ROUTES: &'static [Route] = &hearth_fhir::read_search_routes!(
         PATIENT, map, type = "Patient", acl = "patients/demo", nouns = "patients",
-        one = "a patient"
+        one = "a patient", schema = PATIENT_SCHEMA
     );
+
+    const WORDS: &'static [Words] = &[Words::new(
+        "Patient",
+        "Patients (FHIR)",
+        "patients' demographics (FHIR Patient)",
+    )];
 
     fn fhir_types() -> Vec<FhirType> {
         vec![PATIENT.declaration()]
     }
 }
+
+/// A US Core Patient as the routes answer it.
+const PATIENT_SCHEMA: Schema = {
+    use hearth_fhir::schemas::*;
+    Schema::Object(&[
+        Prop::new("resourceType", Schema::Enum(&["Patient"])).required(),
+        Prop::new("id", Schema::String).required(),
+        Prop::new("meta", META),
+        Prop::new("extension", Schema::Array(&Schema::Any)),
+        Prop::new("identifier", Schema::Array(&IDENTIFIER)),
+        Prop::new("active", Schema::Boolean),
+        Prop::new("name", Schema::Array(&HUMAN_NAME)),
+        Prop::new("telecom", Schema::Array(&CONTACT_POINT)),
+        Prop::new(
+            "gender",
+            Schema::Enum(&["male", "female", "other", "unknown"]),
+        ),
+        Prop::new("birthDate", Schema::Format("date")),
+        Prop::new("address", Schema::Array(&ADDRESS)),
+        Prop::new("communication", Schema::Array(&Schema::Any)),
+    ])
+};
 
 hearth_sdk::export!(FhirPatient);
 

@@ -17,13 +17,34 @@ impl Resource for FhirPractitioner {
     const READS: &'static [&'static str] = &["users", "facility"];
     const ROUTES: &'static [Route] = &hearth_fhir::read_search_routes!(
         PRACTITIONER, map, type = "Practitioner", acl = "admin/users", nouns = "practitioners",
-        one = "a practitioner"
+        one = "a practitioner", schema = PRACTITIONER_SCHEMA
     );
+
+    const WORDS: &'static [Words] = &[Words::new(
+        "Practitioner",
+        "Practitioners (FHIR)",
+        "practitioners (FHIR Practitioner)",
+    )];
 
     fn fhir_types() -> Vec<FhirType> {
         vec![PRACTITIONER.declaration()]
     }
 }
+
+/// A US Core Practitioner as the routes answer it.
+const PRACTITIONER_SCHEMA: Schema = {
+    use hearth_fhir::schemas::*;
+    Schema::Object(&[
+        Prop::new("resourceType", Schema::Enum(&["Practitioner"])).required(),
+        Prop::new("id", Schema::String).required(),
+        Prop::new("meta", META),
+        Prop::new("identifier", Schema::Array(&IDENTIFIER)),
+        Prop::new("active", Schema::Boolean),
+        Prop::new("name", Schema::Array(&HUMAN_NAME)),
+        Prop::new("telecom", Schema::Array(&CONTACT_POINT)),
+        Prop::new("address", Schema::Array(&ADDRESS)),
+    ])
+};
 
 hearth_sdk::export!(FhirPractitioner);
 

@@ -18,13 +18,35 @@ impl Resource for FhirProcedure {
     const READS: &'static [&'static str] = &["lists", "patient_data", "facility"];
     const ROUTES: &'static [Route] = &hearth_fhir::read_search_routes!(
         PROCEDURE, map, type = "Procedure", acl = "patients/med", nouns = "procedures",
-        one = "a procedure"
+        one = "a procedure", schema = PROCEDURE_SCHEMA
     );
+
+    const WORDS: &'static [Words] = &[Words::new(
+        "Procedure",
+        "Procedures (FHIR)",
+        "procedures and surgeries (FHIR Procedure)",
+    )];
 
     fn fhir_types() -> Vec<FhirType> {
         vec![PROCEDURE.declaration()]
     }
 }
+
+/// A Procedure as the routes answer it.
+const PROCEDURE_SCHEMA: Schema = {
+    use hearth_fhir::schemas::*;
+    Schema::Object(&[
+        Prop::new("resourceType", Schema::Enum(&["Procedure"])).required(),
+        Prop::new("id", Schema::String).required(),
+        Prop::new("meta", META),
+        Prop::new("status", Schema::String),
+        Prop::new("code", CODEABLE_CONCEPT),
+        Prop::new("subject", REFERENCE),
+        Prop::new("performedDateTime", Schema::String),
+        Prop::new("performedPeriod", PERIOD),
+        Prop::new("note", Schema::Array(&ANNOTATION)),
+    ])
+};
 
 hearth_sdk::export!(FhirProcedure);
 

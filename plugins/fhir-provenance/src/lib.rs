@@ -30,19 +30,49 @@ impl Resource for FhirProvenance {
     const ROUTES: &'static [Route] = &[
         Route::get("/fhir/Provenance", "Provenance.s", search)
             .acl("patients/med")
-            .summary("Search provenance"),
+            .summary("Search provenance")
+            .answers(Schema::Bundle(&PROVENANCE_SCHEMA)),
         Route::post("/fhir/Provenance/_search", "Provenance.s", search)
             .acl("patients/med")
-            .summary("Search provenance (form body)"),
+            .summary("Search provenance (form body)")
+            .answers(Schema::Bundle(&PROVENANCE_SCHEMA)),
         Route::get("/fhir/Provenance/:id", "Provenance.r", read)
             .acl("patients/med")
-            .summary("Read a provenance"),
+            .summary("Read a provenance")
+            .answers(PROVENANCE_SCHEMA),
     ];
+
+    const WORDS: &'static [Words] = &[Words::new(
+        "Provenance",
+        "Provenance (FHIR)",
+        "who recorded each record (FHIR Provenance)",
+    )];
 
     fn fhir_types() -> Vec<FhirType> {
         vec![PROVENANCE.declaration()]
     }
 }
+
+/// A US Core Provenance as the routes answer it.
+const PROVENANCE_SCHEMA: Schema = {
+    use hearth_fhir::schemas::*;
+    Schema::Object(&[
+        Prop::new("resourceType", Schema::Enum(&["Provenance"])).required(),
+        Prop::new("id", Schema::String).required(),
+        Prop::new("meta", META),
+        Prop::new("target", Schema::Array(&REFERENCE)).required(),
+        Prop::new("recorded", Schema::String).required(),
+        Prop::new(
+            "agent",
+            Schema::Array(&Schema::Object(&[
+                Prop::new("type", CODEABLE_CONCEPT),
+                Prop::new("who", REFERENCE),
+                Prop::new("onBehalfOf", REFERENCE),
+            ])),
+        )
+        .required(),
+    ])
+};
 
 hearth_sdk::export!(FhirProvenance);
 

@@ -26,6 +26,11 @@ impl Resource for PatientIssue {
     const NAME: &'static str = "issue";
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
     const DESCRIPTION: &'static str = "Medications, surgeries and dental issues (OpenEMR lists)";
+    const WORDS: &'static [Words] = &[
+        Words::new("medication", "Medications", "medications"),
+        Words::new("surgery", "Surgeries", "surgeries"),
+        Words::new("dental_issue", "Dental issues", "dental issues"),
+    ];
     const READS: &'static [&'static str] = &["patient_data"];
     const WRITES: &'static [&'static str] = &["lists"];
     const ROUTES: &'static [Route] = &hearth_emr::numbered_issue_routes!(

@@ -12,6 +12,11 @@ impl Resource for MedicalProblem {
     const NAME: &'static str = "medical-problem";
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
     const DESCRIPTION: &'static str = "Medical problems (OpenEMR lists, type medical_problem)";
+    const WORDS: &'static [Words] = &[Words::new(
+        "medical_problem",
+        "Medical problems",
+        "medical problems",
+    )];
     const READS: &'static [&'static str] = &[
         "patient_data",
         "users",
@@ -33,9 +38,23 @@ const PROBLEMS: IssueResource = IssueResource {
     param: "muuid",
     select: SELECT,
     map: problem_json,
+    record: RECORD,
     columns: COLUMNS,
     rules,
 };
+
+/// What the routes answer for one problem (every `lists` column besides).
+const RECORD: Schema = Schema::Object(&[
+    Prop::new("id", Schema::Integer).required(),
+    Prop::new("uuid", Schema::Format("uuid")).required(),
+    Prop::new("puuid", Schema::Format("uuid")),
+    Prop::new("title", Schema::Nullable(&Schema::String)),
+    Prop::new("begdate", Schema::Nullable(&Schema::String)),
+    Prop::new("enddate", Schema::Nullable(&Schema::String)),
+    Prop::new("diagnosis", coding::FIELD_SCHEMA),
+    Prop::new("encounter_uuid", Schema::Nullable(&Schema::String)),
+    Prop::new("verification_title", Schema::Nullable(&Schema::String)),
+]);
 
 /// What OpenEMR lets a body set.
 const COLUMNS: &[Column] = &[

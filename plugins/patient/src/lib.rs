@@ -11,25 +11,50 @@ impl Resource for Patient {
     const NAME: &'static str = "patient";
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
     const DESCRIPTION: &'static str = "Patient demographics (OpenEMR patient_data)";
+    const WORDS: &'static [Words] = &[Words::new("patient", "Patients", "patients' demographics")];
     const READS: &'static [&'static str] = &["users", "patient_history"];
     const WRITES: &'static [&'static str] = &["patient_data", "sequences"];
     const ROUTES: &'static [Route] = &[
         Route::get("/api/patient", "patient.s", list)
             .acl("patients/demo")
-            .summary("Search patients"),
+            .summary("Search patients")
+            .params(emr::LIST_PARAMS)
+            .answers_list(PATIENT),
         Route::post("/api/patient", "patient.c", create)
             .acl("patients/demo:write")
-            .summary("Create a patient"),
+            .summary("Create a patient")
+            .accepts(Schema::Body(
+                &[emr::PATIENT_COLUMNS],
+                &["fname", "lname", "sex", "DOB"],
+            ))
+            .answers(CREATED),
         Route::put("/api/patient/:puuid", "patient.u", update)
             .acl("patients/demo:write")
-            .summary("Update a patient"),
+            .summary("Update a patient")
+            .accepts(Schema::Body(&[emr::PATIENT_COLUMNS], &[]))
+            .answers(PATIENT),
         Route::get("/api/patient/:puuid", "patient.r", get_one)
             .acl("patients/demo")
-            .summary("Read a patient"),
+            .summary("Read a patient")
+            .answers(PATIENT),
         Route::get("/portal/patient", "patient.s", portal_get)
-            .summary("Read the signed-in patient"),
+            .summary("Read the signed-in patient")
+            .answers(PATIENT),
     ];
 }
+
+/// A patient as the routes answer it.
+const PATIENT: Schema = Schema::Row(&[
+    emr::IDS,
+    &[Column::int("pid"), Column::text("pubpid")],
+    emr::PATIENT_COLUMNS,
+]);
+
+/// What creating a patient answers.
+const CREATED: Schema = Schema::Object(&[
+    Prop::new("pid", Schema::Integer).required(),
+    Prop::new("uuid", Schema::Format("uuid")).required(),
+]);
 
 hearth_sdk::export!(Patient);
 

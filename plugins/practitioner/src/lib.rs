@@ -11,6 +11,7 @@ impl Resource for Practitioner {
     const NAME: &'static str = "practitioner";
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
     const DESCRIPTION: &'static str = "Practitioners (OpenEMR users with an NPI)";
+    const WORDS: &'static [Words] = &[Words::new("practitioner", "Practitioners", "practitioners")];
     const READS: &'static [&'static str] = &["facility", "list_options"];
     const WRITES: &'static [&'static str] = &["users"];
     const ROUTES: &'static [Route] = &[
@@ -18,18 +19,26 @@ impl Resource for Practitioner {
             PRACTITIONERS.list(r)
         })
         .acl("admin/users")
-        .summary("List practitioners"),
+        .summary("List practitioners")
+        .params(emr::LIST_PARAMS)
+        .filters(COLUMNS)
+        .answers_list(Schema::Row(&[emr::IDS, COLUMNS])),
         Route::get("/api/practitioner/:pruuid", "practitioner.r", |r| {
             PRACTITIONERS.get(r)
         })
         .acl("admin/users")
-        .summary("Read a practitioner"),
+        .summary("Read a practitioner")
+        .answers(Schema::Row(&[emr::IDS, COLUMNS])),
         Route::post("/api/practitioner", "practitioner.c", create)
             .acl("admin/users:write")
-            .summary("Create a practitioner"),
+            .summary("Create a practitioner")
+            .accepts(Schema::Body(&[COLUMNS], &["fname", "lname", "npi"]))
+            .answers(emr::CREATED_ID_UUID),
         Route::put("/api/practitioner/:pruuid", "practitioner.u", update)
             .acl("admin/users:write")
-            .summary("Update a practitioner"),
+            .summary("Update a practitioner")
+            .accepts(Schema::Body(&[COLUMNS], &[]))
+            .answers(Schema::Row(&[emr::IDS, COLUMNS])),
     ];
 }
 

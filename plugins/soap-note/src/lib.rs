@@ -11,6 +11,7 @@ impl Resource for SoapNote {
     const NAME: &'static str = "soap-note";
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
     const DESCRIPTION: &'static str = "SOAP notes of an encounter (OpenEMR form_soap)";
+    const WORDS: &'static [Words] = &[Words::new("soap_note", "SOAP notes", "SOAP notes")];
     const READS: &'static [&'static str] = &["form_encounter"];
     const WRITES: &'static [&'static str] = &["form_soap", "forms"];
     const ROUTES: &'static [Route] = &[
@@ -21,7 +22,9 @@ impl Resource for SoapNote {
         )
         .acl("encounters/notes")
         .bare()
-        .summary("List an encounter's SOAP notes"),
+        .summary("List an encounter's SOAP notes")
+        .params(emr::LIST_PARAMS)
+        .answers_list(RECORD),
         Route::post(
             "/api/patient/:pid/encounter/:eid/soap_note",
             "soap_note.c",
@@ -29,7 +32,9 @@ impl Resource for SoapNote {
         )
         .acl("encounters/notes:write")
         .bare()
-        .summary("Write a SOAP note"),
+        .summary("Write a SOAP note")
+        .accepts(Schema::Body(&[COLUMNS], &[]))
+        .answers(CREATED),
         Route::get(
             "/api/patient/:pid/encounter/:eid/soap_note/:sid",
             "soap_note.r",
@@ -37,7 +42,8 @@ impl Resource for SoapNote {
         )
         .acl("encounters/notes")
         .bare()
-        .summary("Read a SOAP note"),
+        .summary("Read a SOAP note")
+        .answers(RECORD),
         Route::put(
             "/api/patient/:pid/encounter/:eid/soap_note/:sid",
             "soap_note.u",
@@ -45,9 +51,27 @@ impl Resource for SoapNote {
         )
         .acl("encounters/notes:write")
         .bare()
-        .summary("Update a SOAP note"),
+        .summary("Update a SOAP note")
+        .accepts(Schema::Body(&[COLUMNS], &[]))
+        .answers(UPDATED),
     ];
 }
+
+/// A record as the routes answer it.
+const RECORD: Schema = Schema::Row(&[
+    emr::IDS,
+    &[Column::int("pid"), Column::text("date")],
+    COLUMNS,
+]);
+
+/// What creating a record answers: its id and the id of its `forms` row.
+const CREATED: Schema = Schema::Object(&[
+    Prop::new("sid", Schema::Integer).required(),
+    Prop::new("fid", Schema::Integer).required(),
+]);
+
+/// What updating a record answers.
+const UPDATED: Schema = Schema::Object(&[Prop::new("sid", Schema::Integer).required()]);
 
 hearth_sdk::export!(SoapNote);
 

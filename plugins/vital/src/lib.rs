@@ -12,17 +12,22 @@ impl Resource for Vital {
     const NAME: &'static str = "vital";
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
     const DESCRIPTION: &'static str = "Vital signs of an encounter (OpenEMR form_vitals)";
+    const WORDS: &'static [Words] = &[Words::new("vital", "Vital signs", "vital signs")];
     const READS: &'static [&'static str] = &["patient_data", "form_encounter", "users"];
     const WRITES: &'static [&'static str] = &["form_vitals", "forms"];
     const ROUTES: &'static [Route] = &[
         Route::get("/api/patient/:pid/encounter/:eid/vital", "vital.s", list)
             .acl("encounters/notes")
             .bare()
-            .summary("List an encounter's vitals"),
+            .summary("List an encounter's vitals")
+            .params(emr::LIST_PARAMS)
+            .answers_list(RECORD),
         Route::post("/api/patient/:pid/encounter/:eid/vital", "vital.c", create)
             .acl("encounters/notes:write")
             .bare()
-            .summary("Record vitals"),
+            .summary("Record vitals")
+            .accepts(Schema::Body(&[COLUMNS], &[]))
+            .answers(CREATED),
         Route::get(
             "/api/patient/:pid/encounter/:eid/vital/:vid",
             "vital.r",
@@ -30,7 +35,8 @@ impl Resource for Vital {
         )
         .acl("encounters/notes")
         .bare()
-        .summary("Read vitals"),
+        .summary("Read vitals")
+        .answers(RECORD),
         Route::put(
             "/api/patient/:pid/encounter/:eid/vital/:vid",
             "vital.u",
@@ -38,9 +44,27 @@ impl Resource for Vital {
         )
         .acl("encounters/notes:write")
         .bare()
-        .summary("Update vitals"),
+        .summary("Update vitals")
+        .accepts(Schema::Body(&[COLUMNS], &[]))
+        .answers(UPDATED),
     ];
 }
+
+/// A record as the routes answer it.
+const RECORD: Schema = Schema::Row(&[
+    emr::IDS,
+    &[Column::int("pid"), Column::text("date")],
+    COLUMNS,
+]);
+
+/// What creating a record answers: its id and the id of its `forms` row.
+const CREATED: Schema = Schema::Object(&[
+    Prop::new("vid", Schema::Integer).required(),
+    Prop::new("fid", Schema::Integer).required(),
+]);
+
+/// What updating a record answers.
+const UPDATED: Schema = Schema::Object(&[Prop::new("vid", Schema::Integer).required()]);
 
 hearth_sdk::export!(Vital);
 

@@ -44,12 +44,9 @@ pub async fn consent_page(
         Some(p) if subject.role == Role::User => patient_name(&site, p).await.ok().flatten(),
         _ => None,
     };
-    let scopes: Vec<String> = session
-        .request
-        .scope
-        .split_whitespace()
-        .map(str::to_owned)
-        .collect();
+    let table = app.registry.table(&site.name);
+    let groups =
+        crate::plugins::words::group_scopes(&table, session.request.scope.split_whitespace());
     Ok(pages::page(
         StatusCode::OK,
         "Allow access?",
@@ -59,7 +56,7 @@ pub async fn consent_page(
             &session.request.client_name,
             &who,
             patient.as_deref(),
-            &scopes,
+            &groups,
         ),
     ))
 }

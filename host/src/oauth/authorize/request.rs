@@ -45,6 +45,9 @@ async fn start(
     let page = |text: &str| PageError::bad(text);
     let client_id =
         get(params, "client_id").ok_or_else(|| page("The request names no client (client_id)."))?;
+    if client_id == crate::state::DOCS_CLIENT_ID {
+        crate::oauth::docs_client::ensure(app, site).await?;
+    }
     let client = clients::find(site, client_id)
         .await?
         .ok_or_else(|| page("The client is not registered on this site."))?;

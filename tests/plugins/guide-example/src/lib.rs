@@ -131,3 +131,56 @@ mod tests {
         assert_eq!(message, &format!("facility {FUUID} read in request req-1"));
     }
 }
+
+/// The guide's API description example: the list route, documented.
+#[cfg(test)]
+mod described {
+    use super::*;
+    use hearth_sdk::testing::{MockHost, TestRequest};
+
+    /// The columns the list answers.
+    const SHOWN: &[Column] = &[
+        Column::text("uuid"),
+        Column::text("name"),
+        Column::text("city"),
+    ];
+
+    struct Described;
+
+    impl Resource for Described {
+        const NAME: &'static str = "facility-described";
+        const VERSION: &'static str = "0.1.0";
+        const READS: &'static [&'static str] = &["facility"];
+        const WORDS: &'static [Words] = &[Words::new("facility", "Facilities", "facilities")];
+        const ROUTES: &'static [Route] = &[Route::get("/api/facility-lite", "facility.s", list)
+            .summary("List facilities")
+            .params(&[Param::query("_limit", Schema::Numeric, "Rows per page")])
+            .answers_list(Schema::Row(&[SHOWN]))];
+    }
+
+    fn rows(city: Value) -> Rows {
+        Rows::from_values(
+            &["uuid", "name", "city"],
+            vec![vec![
+                "90cde167-0000-4000-8000-0000000000f1".into(),
+                "Main".into(),
+                city,
+            ]],
+        )
+    }
+
+    #[test]
+    fn what_the_route_answers_is_what_it_declares() {
+        let mut host = MockHost::new().on_query("FROM facility", rows("Springfield".into()));
+        let response = host.call::<Described>(TestRequest::get("/api/facility-lite"));
+        assert_eq!(response.status, 200, "{}", response.text());
+    }
+
+    #[test]
+    #[should_panic(expected = "answered a payload its declared response schema refuses")]
+    fn an_answer_that_breaks_the_declaration_fails_the_test() {
+        // `city` is text: a number there is not what the route declares.
+        let mut host = MockHost::new().on_query("FROM facility", rows(7.into()));
+        host.call::<Described>(TestRequest::get("/api/facility-lite"));
+    }
+}

@@ -17,7 +17,16 @@ impl Resource for PatientV2 {
     const READS: &'static [&'static str] = &["patient_data"];
     const ROUTES: &'static [Route] = &[Route::get("/api/patient", "patient.s", list)
         .acl("patients/demo")
-        .summary("List patients (version 2)")];
+        .summary("List patients (version 2)")
+        .answers_list(Schema::Object(&[
+            Prop::new("uuid", Schema::Format("uuid")).required(),
+            Prop::new("pid", Schema::Integer).required(),
+            Prop::new("fname", Schema::String),
+            Prop::new("lname", Schema::String),
+            Prop::new("served_by", Schema::String)
+                .required()
+                .describe("The plugin version that answered"),
+        ]))];
 }
 
 hearth_sdk::export!(PatientV2);
