@@ -405,6 +405,10 @@ fn confine(req: &Request, def: &TypeDef, sql: &mut search::Sql) {
     // SMART v2 granular scopes (`?category=…`): a read needs `r`, a search `s`.
     let letter = if req.has_param("id") { 'r' } else { 's' };
     granular::restrict(req, def, letter, sql);
+    if def.resource_type == "Provenance" {
+        // A Provenance is visible only where its target is.
+        provenance::restrict(req, letter, sql);
+    }
     let Some(confined) = compartment(req, def.resource_type) else {
         return;
     };

@@ -425,6 +425,17 @@ both! {
         docs.keep(&hidden);
         let weight = ids(&search(app, &mut docs, &admin, &format!("/Observation?patient={}&code=29463-7", chart.a)).await).remove(0);
         assert_eq!(app.get(&fhir(app, "default", &format!("/Observation/{weight}")), &vitals).await.status, 200);
+        // Nor is its Provenance, which would tell that it exists.
+        let with_provenance = app
+            .patient_token("default", &chart.a, &format!("openid api:fhir patient/Observation.rs?category={VITAL_SIGNS} patient/Provenance.rs"))
+            .await;
+        let hidden = app.get(&fhir(app, "default", &format!("/Provenance/{smoking}")), &with_provenance).await;
+        assert_eq!(hidden.status, 404, "{}", hidden.text);
+        docs.keep(&hidden);
+        assert_eq!(app.get(&fhir(app, "default", &format!("/Provenance/{weight}")), &with_provenance).await.status, 200);
+        let listed = ids(&search(app, &mut docs, &with_provenance, "/Provenance?_count=200").await);
+        assert!(listed.contains(&weight) && !listed.contains(&smoking), "{listed:?}");
+        assert_eq!(listed.len(), 16, "the patient, 2 conditions, 1 allergy, 12 vital signs");
         // Granular with the system left out, and two granted categories.
         let two = app
             .patient_token("default", &chart.a, "openid api:fhir patient/Observation.rs?category=vital-signs patient/Observation.rs?category=social-history")
