@@ -512,11 +512,15 @@ pub fn search(req: &Request, def: &TypeDef, map: Mapper) -> Result<Response> {
             .map_err(|_| error(400, "invalid", "The form body is not UTF-8"))?;
         query.extend(form_pairs(body));
     }
-    // `_revinclude=Provenance:target`: each match's Provenance joins the page.
-    let revinclude = query
-        .iter()
-        .any(|(k, v)| k == "_revinclude" && v == provenance::REVINCLUDE);
-    query.retain(|(k, v)| !(k == "_revinclude" && v == provenance::REVINCLUDE));
+    // `_revinclude=Provenance:target`: each match's Provenance joins the page (for the
+    // types that have one; elsewhere the parameter is unknown).
+    let revinclude = provenance::has_provenance(def.resource_type)
+        && query
+            .iter()
+            .any(|(k, v)| k == "_revinclude" && v == provenance::REVINCLUDE);
+    if revinclude {
+        query.retain(|(k, v)| !(k == "_revinclude" && v == provenance::REVINCLUDE));
+    }
     let mut plan =
         Plan::parse(&params, &query, strict, now).map_err(|e| error(400, "invalid", &e.0))?;
     if revinclude {

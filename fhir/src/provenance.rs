@@ -68,6 +68,8 @@ const CONDITION_CATEGORY: &[TokenColumn] = &[TokenColumn::new(
 
 /// Every US Core type Hearth serves, with where its rows are (the same as its plugin's
 /// `TypeDef`).
+/// Location and PractitionerRole have none: their ids are their Organization's and
+/// Practitioner's (one facility, one user), and a Provenance's id is its target's.
 pub const TARGETS: &[Target] = &[
     Target {
         resource_type: "Patient",
@@ -87,6 +89,26 @@ pub const TARGETS: &[Target] = &[
         patient: "NULL",
         key: "u.id",
         only: "u.npi <> ''",
+        category: ("NULL", None),
+    },
+    Target {
+        resource_type: "Organization",
+        from: "facility f",
+        id: "CAST(f.uuid AS TEXT)",
+        last_updated: "f.last_updated",
+        patient: "NULL",
+        key: "f.id",
+        only: "1=1",
+        category: ("NULL", None),
+    },
+    Target {
+        resource_type: "Encounter",
+        from: "form_encounter fe JOIN patient_data p ON p.pid = fe.pid",
+        id: "CAST(fe.uuid AS TEXT)",
+        last_updated: "fe.last_update",
+        patient: "p.uuid",
+        key: "fe.id",
+        only: "1=1",
         category: ("NULL", None),
     },
     Target {
@@ -151,7 +173,7 @@ pub fn table() -> String {
         .map(|(i, t)| {
             format!(
                 "SELECT {id} AS pid, '{ty}' AS target_type, {updated} AS updated, \
-                 {patient} AS patient_uuid, {key} * 8 + {i} AS pkey, {category} AS category \
+                 {patient} AS patient_uuid, {key} * 16 + {i} AS pkey, {category} AS category \
                  FROM {from} WHERE {only}",
                 id = t.id,
                 ty = t.resource_type,
@@ -288,6 +310,11 @@ pub fn resource(
         .object("meta", meta.end());
     fields(&mut out, target_type, target_id, updated, organization);
     out.end()
+}
+
+/// True when resources of this type have a Provenance.
+pub fn has_provenance(resource_type: &str) -> bool {
+    TARGETS.iter().any(|t| t.resource_type == resource_type)
 }
 
 /// The Provenance entries (`search.mode: "include"`) for the rows of a search of

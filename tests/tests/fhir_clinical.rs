@@ -609,7 +609,7 @@ both! {
             .env("HEARTH_REDIRECT", REDIRECT)
             .env("HEARTH_SCOPE", CLIENT_SCOPE)
             .env("HEARTH_LOGIN", json!({"user_role": "patient", "username": "ann", "password": "patient password", "email": "ann@example.org"}).to_string())
-            .env("HEARTH_EXPECT", json!({"patient": chart.a, "family": "Adams", "Observation": 13, "Condition": 2, "AllergyIntolerance": 1}).to_string())
+            .env("HEARTH_EXPECT", json!({"patient": chart.a, "family": "Adams", "Observation": 13, "Condition": 2, "AllergyIntolerance": 1, "Encounter": 1}).to_string())
             .output()
             .await
             .expect("running tests/py/smart_client.py (scripts/setup-py-tests installs fhirclient)");
@@ -630,4 +630,4 @@ const REDIRECT: &str = "https://app.example/callback";
 
 /// What the SMART app asks for (fhirclient adds `launch/patient` for a standalone launch).
 const CLIENT_SCOPE: &str = "openid fhirUser patient/Patient.rs patient/Observation.rs \
-    patient/Condition.rs patient/AllergyIntolerance.rs";
+    patient/Condition.rs patient/AllergyIntolerance.rs patient/Encounter.rs";
