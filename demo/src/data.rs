@@ -186,13 +186,14 @@ pub(crate) const PHYSICIAN_TYPES: &[&str] = &[
     "physician",
     "resident_physician",
 ];
-pub(crate) const SPECIALTIES: &[&str] = &[
-    "Family Medicine",
-    "Internal Medicine",
-    "Pediatrics",
-    "Cardiology",
-    "Dermatology",
-    "Endocrinology",
+/// Practitioner specialties and their NUCC provider taxonomy codes (`users.taxonomy`).
+pub(crate) const SPECIALTIES: &[(&str, &str)] = &[
+    ("Family Medicine", "207Q00000X"),
+    ("Internal Medicine", "207R00000X"),
+    ("Pediatrics", "208000000X"),
+    ("Cardiology", "207RC0000X"),
+    ("Dermatology", "207N00000X"),
+    ("Endocrinology", "207RE0101X"),
 ];
 /// Visit reasons and their calendar category (`pc_catid`).
 pub(crate) const REASONS: &[(&str, i64)] = &[

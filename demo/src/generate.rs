@@ -187,6 +187,7 @@ impl Staff {
             // The id keeps user names unique however often a site is seeded.
             let username = format!("{}{}{id}", &fname[..1], lname).to_lowercase();
             let facility = rng.gen_range(0..staff.facilities.len());
+            let (specialty, taxonomy) = *rng.pick(SPECIALTIES);
             let mut row = Insert::into("users");
             row.set("id", id)
                 .set("uuid", rng.uuid())
@@ -195,7 +196,8 @@ impl Staff {
                 .set("lname", lname)
                 .set("title", if rng.gen_bool(0.8) { "Dr." } else { "" })
                 .set("npi", npi(rng))
-                .set("specialty", *rng.pick(SPECIALTIES))
+                .set("specialty", specialty)
+                .set("taxonomy", taxonomy)
                 .set("facility_id", staff.facilities[facility].0)
                 .set("facility", staff.facilities[facility].1.as_str())
                 .set("email", format!("{username}@example.org"))

@@ -20,8 +20,10 @@
 //! The plugin keeps its mapping: a function from a row to the resource's fields.
 
 pub mod codes;
+pub mod contact;
 pub mod date;
 pub mod granular;
+pub mod include;
 pub mod provenance;
 pub mod search;
 pub mod tables;
@@ -32,7 +34,7 @@ use hearth_sdk::{
     ApiError, FhirSearchParam, FhirType, Json, Request, Response, Result, Row, ToJson, store,
 };
 
-pub use search::{Kind, Param, Plan, Target, TokenColumn};
+pub use search::{Kind, Param, Plan, Target, TokenColumn, Total};
 
 #[doc(hidden)]
 pub use hearth_sdk as __sdk;
@@ -43,17 +45,28 @@ pub use hearth_sdk as __sdk;
 /// `{Type}.r`) and the ACL a staff caller needs. `schema` is the JSON Schema of one
 /// resource (see [`hearth_sdk::apidocs`]); searches are documented as Bundles of it.
 ///
+/// A plugin serving several types lists each, separated by `;`:
+///
 /// ```ignore
 /// const ROUTES: &'static [Route] = &hearth_fhir::read_search_routes!(
 ///     PATIENT, map, type = "Patient", acl = "patients/demo", nouns = "patients", one = "a patient",
 ///     schema = PATIENT_SCHEMA
 /// );
+/// const BOTH: &'static [Route] = &hearth_fhir::read_search_routes!(
+///     ORGANIZATION, organization, type = "Organization", acl = "admin/users",
+///     nouns = "organizations", one = "an organization", schema = ORGANIZATION_SCHEMA;
+///     LOCATION, location, type = "Location", acl = "", nouns = "locations", one = "a location",
+///     schema = LOCATION_SCHEMA
+/// );
 /// ```
+///
+/// An empty `acl` means the route needs none (OpenEMR's Location).
 #[macro_export]
 macro_rules! read_search_routes {
-    ($def:ident, $map:path, type = $ty:literal, acl = $acl:literal, nouns = $nouns:literal,
-     one = $one:literal, schema = $schema:path $(,)?) => {
+    ($($def:ident, $map:path, type = $ty:literal, acl = $acl:literal, nouns = $nouns:literal,
+     one = $one:literal, schema = $schema:path);+ $(;)?) => {
         [
+            $(
             $crate::__sdk::Route::get(concat!("/fhir/", $ty), concat!($ty, ".s"), |r| {
                 $crate::search(r, &$def, $map)
             })
@@ -74,6 +87,7 @@ macro_rules! read_search_routes {
             .acl($acl)
             .summary(concat!("Read ", $one))
             .answers($schema),
+            )+
         ]
     };
 }
@@ -140,8 +154,14 @@ impl TypeDef {
     }
 
     fn select(&self) -> String {
+        self.select_with("")
+    }
+
+    /// The `SELECT … FROM` with `extra` columns (each starting with `, `) after the
+    /// resource's own.
+    fn select_with(&self, extra: &str) -> String {
         format!(
-            "SELECT {}, {} AS fhir_id, {} AS fhir_last_updated, {} AS fhir_key FROM {}",
+            "SELECT {}, {} AS fhir_id, {} AS fhir_last_updated, {} AS fhir_key{extra} FROM {}",
             self.columns, self.id, self.last_updated, self.key, self.from
         )
     }
@@ -385,6 +405,10 @@ fn confine(req: &Request, def: &TypeDef, sql: &mut search::Sql) {
     // SMART v2 granular scopes (`?category=…`): a read needs `r`, a search `s`.
     let letter = if req.has_param("id") { 'r' } else { 's' };
     granular::restrict(req, def, letter, sql);
+    if def.resource_type == "Provenance" {
+        // A Provenance is visible only where its target is.
+        provenance::restrict(req, letter, sql);
+    }
     let Some(confined) = compartment(req, def.resource_type) else {
         return;
     };
@@ -488,22 +512,31 @@ pub fn search(req: &Request, def: &TypeDef, map: Mapper) -> Result<Response> {
             .map_err(|_| error(400, "invalid", "The form body is not UTF-8"))?;
         query.extend(form_pairs(body));
     }
-    // `_revinclude=Provenance:target`: each match's Provenance joins the page.
-    let revinclude = query
-        .iter()
-        .any(|(k, v)| k == "_revinclude" && v == provenance::REVINCLUDE);
-    query.retain(|(k, v)| !(k == "_revinclude" && v == provenance::REVINCLUDE));
+    // `_revinclude=Provenance:target`: each match's Provenance joins the page (for the
+    // types that have one; elsewhere the parameter is unknown).
+    let revinclude = provenance::has_provenance(def.resource_type)
+        && query
+            .iter()
+            .any(|(k, v)| k == "_revinclude" && v == provenance::REVINCLUDE);
+    if revinclude {
+        query.retain(|(k, v)| !(k == "_revinclude" && v == provenance::REVINCLUDE));
+    }
     let mut plan =
         Plan::parse(&params, &query, strict, now).map_err(|e| error(400, "invalid", &e.0))?;
     if revinclude {
         plan.applied
             .push(("_revinclude".to_owned(), provenance::REVINCLUDE.to_owned()));
     }
+    let includes = include::resolve(def.resource_type, &params, &plan.includes, strict)
+        .map_err(|e| error(400, "invalid", &e.0))?;
     confine(req, def, &mut plan.sql);
 
+    // Without `_total=none` every match is counted; with it only the paging bound is
+    // read, and one row past the page tells whether a next page exists.
+    let counted = plan.total != search::Total::None || plan.count_only;
     let filters = plan.sql.where_clause();
     let (total, cursor) = match plan.cursor {
-        Some(cursor) => {
+        Some(cursor) if counted => {
             let mut sql = plan.sql.clone();
             let bound = sql.bind(cursor.bound);
             let row = store::query_one(
@@ -513,43 +546,56 @@ pub fn search(req: &Request, def: &TypeDef, map: Mapper) -> Result<Response> {
                 ),
                 &sql.params,
             )?;
-            (row.and_then(|r| r.int("n")).unwrap_or(0), cursor)
+            (Some(row.and_then(|r| r.int("n")).unwrap_or(0)), cursor)
         }
+        Some(cursor) => (None, cursor),
         None => {
+            let count = if counted { "COUNT(*)" } else { "0" };
             let row = store::query_one(
                 &format!(
-                    "SELECT COUNT(*) AS n, MAX({}) AS hi FROM {} WHERE {filters}",
+                    "SELECT {count} AS n, MAX({}) AS hi FROM {} WHERE {filters}",
                     def.key, def.from
                 ),
                 &plan.sql.params,
             )?;
             let total = row.as_ref().and_then(|r| r.int("n")).unwrap_or(0);
             let bound = row.as_ref().and_then(|r| r.int("hi")).unwrap_or(0);
-            (total, search::Cursor { bound, offset: 0 })
+            (
+                counted.then_some(total),
+                search::Cursor { bound, offset: 0 },
+            )
         }
     };
 
     let mut entries = Json::array();
     let mut shown = 0u64;
-    if !plan.count_only && total > 0 {
+    let mut more = false;
+    let mut referenced: Vec<(&str, String)> = Vec::new();
+    if !plan.count_only && total != Some(0) {
         let mut sql = plan.sql.clone();
         let bound = sql.bind(cursor.bound);
         let mut order = std::mem::take(&mut plan.order);
         order.push(format!("{} ASC", def.key));
+        let extra: String = includes
+            .iter()
+            .enumerate()
+            .map(|(i, inc)| format!(", {} AS fhir_include_{i}", inc.column))
+            .collect();
+        let limit = plan.count + u32::from(total.is_none());
         let rows = store::query(
             &format!(
-                "{} WHERE {filters} AND {} <= {bound} ORDER BY {} LIMIT {} OFFSET {}",
-                def.select(),
+                "{} WHERE {filters} AND {} <= {bound} ORDER BY {} LIMIT {limit} OFFSET {}",
+                def.select_with(&extra),
                 def.key,
                 order.join(", "),
-                plan.count,
                 cursor.offset
             ),
             &sql.params,
         )?;
+        more = rows.len() > plan.count as usize;
         let base = format!("{}/{}", req.base_url(), def.resource_type);
         let mut matched = Vec::new();
-        for row in rows.iter() {
+        for row in rows.iter().take(plan.count as usize) {
             if revinclude {
                 matched.push((
                     row.text("fhir_id").unwrap_or_default().to_owned(),
@@ -566,6 +612,14 @@ pub fn search(req: &Request, def: &TypeDef, map: Mapper) -> Result<Response> {
                 .field("search", Json::raw(r#"{"mode":"match"}"#));
             entries.push(entry.end());
             shown += 1;
+            for (i, inc) in includes.iter().enumerate() {
+                if let Some(id) = row
+                    .text(&format!("fhir_include_{i}"))
+                    .filter(|id| !id.is_empty())
+                {
+                    referenced.push((inc.target, id.to_owned()));
+                }
+            }
         }
         for entry in provenance::included(req.base_url(), def.resource_type, &matched)? {
             entries.push(entry);
@@ -583,7 +637,11 @@ pub fn search(req: &Request, def: &TypeDef, map: Mapper) -> Result<Response> {
     let self_cursor = plan.cursor.map(|_| cursor);
     links.push(link("self", &url(self_cursor)));
     let count = u64::from(plan.count);
-    if !plan.count_only && cursor.offset + shown < total as u64 && shown > 0 {
+    let has_next = match total {
+        Some(total) => cursor.offset + shown < total as u64,
+        None => more,
+    };
+    if !plan.count_only && has_next && shown > 0 {
         links.push(link(
             "next",
             &url(Some(search::Cursor {
@@ -604,13 +662,19 @@ pub fn search(req: &Request, def: &TypeDef, map: Mapper) -> Result<Response> {
     let mut bundle = Json::object();
     bundle
         .field("resourceType", "Bundle")
-        .field("type", "searchset")
-        .field("total", total)
-        .field("link", links.end());
+        .field("type", "searchset");
+    if let Some(total) = total {
+        bundle.field("total", total);
+    }
+    bundle.field("link", links.end());
     if shown > 0 {
         bundle.field("entry", entries.end());
     }
-    Ok(answer(200, bundle.end()))
+    let mut response = answer(200, bundle.end());
+    if !referenced.is_empty() {
+        response = response.header(include::HEADER, &include::encode(&referenced));
+    }
+    Ok(response)
 }
 
 fn link(relation: &str, url: &str) -> Json {

@@ -13,11 +13,14 @@
 //! random uuids or derived from them, see [`crate::tables`]). It is read at
 //! `/fhir/Provenance/{id}`, searched by `_id` and `_lastUpdated`, and added to a search
 //! of a US Core type with `_revinclude=Provenance:target` (entries with
-//! `search.mode: "include"`).
+//! `search.mode: "include"`). A caller whose scopes on the target's type are granular
+//! (`patient/Observation.rs?category=…|vital-signs`) sees only the Provenance of the
+//! targets they admit ([`restrict`]).
 
 use hearth_sdk::{Json, Result, Row, store};
 
-use crate::{Fields, coding, date, reference, version_id};
+use crate::search::{Param, Sql, Target as SearchTarget, TokenColumn};
+use crate::{Fields, coding, date, granular, reference, version_id};
 
 /// The US Core Provenance profiles.
 pub const PROFILES: &[&str] = &[
@@ -46,10 +49,27 @@ pub struct Target {
     pub key: &'static str,
     /// The condition every row meets.
     pub only: &'static str,
+    /// The target's category (text) and the search parameter reading it, for a type
+    /// whose scopes may be granular (`?category=`): `("NULL", None)` for the others.
+    pub category: (&'static str, Option<&'static [TokenColumn]>),
 }
+
+/// Observation categories, as the Provenance table holds them.
+const OBSERVATION_CATEGORY: &[TokenColumn] = &[TokenColumn::new(
+    "pv.category",
+    Some("http://terminology.hl7.org/CodeSystem/observation-category"),
+)];
+
+/// Condition categories, as the Provenance table holds them.
+const CONDITION_CATEGORY: &[TokenColumn] = &[TokenColumn::new(
+    "pv.category",
+    Some("http://terminology.hl7.org/CodeSystem/condition-category"),
+)];
 
 /// Every US Core type Hearth serves, with where its rows are (the same as its plugin's
 /// `TypeDef`).
+/// Location and PractitionerRole have none: their ids are their Organization's and
+/// Practitioner's (one facility, one user), and a Provenance's id is its target's.
 pub const TARGETS: &[Target] = &[
     Target {
         resource_type: "Patient",
@@ -59,6 +79,7 @@ pub const TARGETS: &[Target] = &[
         patient: "p.uuid",
         key: "p.id",
         only: "1=1",
+        category: ("NULL", None),
     },
     Target {
         resource_type: "Practitioner",
@@ -68,6 +89,27 @@ pub const TARGETS: &[Target] = &[
         patient: "NULL",
         key: "u.id",
         only: "u.npi <> ''",
+        category: ("NULL", None),
+    },
+    Target {
+        resource_type: "Organization",
+        from: "facility f",
+        id: "CAST(f.uuid AS TEXT)",
+        last_updated: "f.last_updated",
+        patient: "NULL",
+        key: "f.id",
+        only: "1=1",
+        category: ("NULL", None),
+    },
+    Target {
+        resource_type: "Encounter",
+        from: "form_encounter fe JOIN patient_data p ON p.pid = fe.pid",
+        id: "CAST(fe.uuid AS TEXT)",
+        last_updated: "fe.last_update",
+        patient: "p.uuid",
+        key: "fe.id",
+        only: "1=1",
+        category: ("NULL", None),
     },
     Target {
         resource_type: "AllergyIntolerance",
@@ -77,6 +119,7 @@ pub const TARGETS: &[Target] = &[
         patient: "p.uuid",
         key: "l.id",
         only: "l.type = 'allergy'",
+        category: ("NULL", None),
     },
     Target {
         resource_type: "Condition",
@@ -86,6 +129,7 @@ pub const TARGETS: &[Target] = &[
         patient: "c.patient_uuid",
         key: "c.ckey",
         only: "1=1",
+        category: ("c.category", Some(CONDITION_CATEGORY)),
     },
     Target {
         resource_type: "Observation",
@@ -95,6 +139,7 @@ pub const TARGETS: &[Target] = &[
         patient: "o.patient_uuid",
         key: "o.okey",
         only: "1=1",
+        category: ("o.category", Some(OBSERVATION_CATEGORY)),
     },
     Target {
         resource_type: "MedicationRequest",
@@ -104,6 +149,7 @@ pub const TARGETS: &[Target] = &[
         patient: "p.uuid",
         key: "l.id",
         only: "l.type = 'medication'",
+        category: ("NULL", None),
     },
     Target {
         resource_type: "Procedure",
@@ -113,6 +159,7 @@ pub const TARGETS: &[Target] = &[
         patient: "p.uuid",
         key: "l.id",
         only: "l.type = 'surgery'",
+        category: ("NULL", None),
     },
 ];
 
@@ -126,7 +173,8 @@ pub fn table() -> String {
         .map(|(i, t)| {
             format!(
                 "SELECT {id} AS pid, '{ty}' AS target_type, {updated} AS updated, \
-                 {patient} AS patient_uuid, {key} * 8 + {i} AS pkey FROM {from} WHERE {only}",
+                 {patient} AS patient_uuid, {key} * 16 + {i} AS pkey, {category} AS category \
+                 FROM {from} WHERE {only}",
                 id = t.id,
                 ty = t.resource_type,
                 updated = t.last_updated,
@@ -134,6 +182,7 @@ pub fn table() -> String {
                 key = t.key,
                 from = t.from,
                 only = t.only,
+                category = t.category.0,
             )
         })
         .collect();
@@ -141,6 +190,47 @@ pub fn table() -> String {
         "({}) pv LEFT JOIN ({ORGANIZATION}) org ON 1=1",
         branches.join(" UNION ALL ")
     )
+}
+
+/// The Provenance a caller with granular scopes on a target type may see: only that of
+/// the targets its scopes admit (a Provenance tells that its target exists and when it
+/// changed). `letter` is the permission asked (`r` read, `s` search).
+pub fn restrict(req: &hearth_sdk::Request, letter: char, sql: &mut Sql) {
+    for target in TARGETS {
+        let (_, Some(columns)) = target.category else {
+            continue;
+        };
+        let Some(constraints) = granular::constraints(req, target.resource_type, letter) else {
+            continue;
+        };
+        let param = Param::new("category", "", SearchTarget::Token(columns));
+        let mut any = Vec::new();
+        for constraint in &constraints {
+            let all: Vec<String> = crate::form_pairs(constraint)
+                .into_iter()
+                .map(|(key, value)| {
+                    (key == "category")
+                        .then(|| crate::search::condition(&param, None, &value, 0, sql).ok())
+                        .flatten()
+                        .unwrap_or_else(|| "1=0".to_owned())
+                })
+                .collect();
+            any.push(if all.is_empty() {
+                "1=0".to_owned()
+            } else {
+                format!("({})", all.join(" AND "))
+            });
+        }
+        let admitted = if any.is_empty() {
+            "1=0".to_owned()
+        } else {
+            any.join(" OR ")
+        };
+        sql.conditions.push(format!(
+            "(pv.target_type <> '{}' OR {admitted})",
+            target.resource_type
+        ));
+    }
 }
 
 /// The organization that authors the EHR's data.
@@ -220,6 +310,11 @@ pub fn resource(
         .object("meta", meta.end());
     fields(&mut out, target_type, target_id, updated, organization);
     out.end()
+}
+
+/// True when resources of this type have a Provenance.
+pub fn has_provenance(resource_type: &str) -> bool {
+    TARGETS.iter().any(|t| t.resource_type == resource_type)
 }
 
 /// The Provenance entries (`search.mode: "include"`) for the rows of a search of

@@ -61,6 +61,9 @@ pub struct TokenColumn {
     /// a code of this column's system is stored as this prefix and the code, as one item
     /// of the `;`-separated list.
     pub prefix: Option<&'static str>,
+    /// The column holding the code's text (a `display` or `CodeableConcept.text`), which
+    /// `:text` searches; `None`: `:text` searches the stored value itself.
+    pub text: Option<&'static str>,
 }
 
 impl TokenColumn {
@@ -71,6 +74,7 @@ impl TokenColumn {
             system,
             codes: &[],
             prefix: None,
+            text: None,
         }
     }
 
@@ -86,7 +90,14 @@ impl TokenColumn {
             system: Some(system),
             codes: &[],
             prefix: Some(prefix),
+            text: None,
         }
+    }
+
+    /// The column holding the text of this column's codes, for `:text`.
+    pub const fn text(mut self, column: &'static str) -> TokenColumn {
+        self.text = Some(column);
+        self
     }
 
     /// The FHIR codes of this column and the values stored for them.
@@ -237,6 +248,22 @@ pub struct Plan {
     pub applied: Vec<(String, String)>,
     /// The names of parameters ignored because they are unknown or unsupported.
     pub ignored: Vec<String>,
+    /// The `_include` values, as given (`Encounter:patient`); the type resolves them.
+    pub includes: Vec<String>,
+    /// Whether the Bundle states the number of matches (`_total`).
+    pub total: Total,
+}
+
+/// `_total`: how the Bundle's `total` is answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Total {
+    /// `accurate` (and the default): every match is counted.
+    #[default]
+    Accurate,
+    /// `estimate`: answered as `accurate` (the count is exact and no dearer).
+    Estimate,
+    /// `none`: no count is made and the Bundle has no `total`.
+    None,
 }
 
 /// The parameters every type has: `_id` on the resource's id and `_lastUpdated`.
@@ -268,6 +295,8 @@ impl Plan {
             cursor: None,
             applied: Vec::new(),
             ignored: Vec::new(),
+            includes: Vec::new(),
+            total: Total::Accurate,
         };
         for (key, value) in query {
             let (name, modifier) = match key.split_once(':') {
@@ -326,6 +355,27 @@ impl Plan {
                 }
                 // JSON is the only format; the parameter needs no other handling.
                 "_format" => continue,
+                "_total" => {
+                    plan.total = match value.as_str() {
+                        "accurate" => Total::Accurate,
+                        "estimate" => Total::Estimate,
+                        "none" => Total::None,
+                        _ => {
+                            return Err(SearchError(format!(
+                                "_total must be none, estimate or accurate, not {value:?}"
+                            )));
+                        }
+                    };
+                    plan.applied.push((key.clone(), value.clone()));
+                    continue;
+                }
+                "_include" if modifier.is_none() => {
+                    for one in value.split(',').filter(|v| !v.is_empty()) {
+                        plan.includes.push(one.to_owned());
+                        plan.applied.push((key.clone(), one.to_owned()));
+                    }
+                    continue;
+                }
                 _ => {}
             }
             let Some(param) = params.iter().find(|p| p.name == name) else {
@@ -395,6 +445,109 @@ fn like_escape(text: &str) -> String {
             out.push('\\');
         }
         out.push(c);
+    }
+    out
+}
+
+/// Accented Latin letters and the letter each folds to. SQLite's `LOWER` folds only
+/// ASCII, so both cases are listed; PostgreSQL folds the capitals first and finds
+/// nothing left of them to replace.
+const ACCENTS: &[(char, char)] = &[
+    ('à', 'a'),
+    ('á', 'a'),
+    ('â', 'a'),
+    ('ã', 'a'),
+    ('ä', 'a'),
+    ('å', 'a'),
+    ('ā', 'a'),
+    ('ç', 'c'),
+    ('č', 'c'),
+    ('è', 'e'),
+    ('é', 'e'),
+    ('ê', 'e'),
+    ('ë', 'e'),
+    ('ē', 'e'),
+    ('ì', 'i'),
+    ('í', 'i'),
+    ('î', 'i'),
+    ('ï', 'i'),
+    ('ñ', 'n'),
+    ('ò', 'o'),
+    ('ó', 'o'),
+    ('ô', 'o'),
+    ('õ', 'o'),
+    ('ö', 'o'),
+    ('ø', 'o'),
+    ('ù', 'u'),
+    ('ú', 'u'),
+    ('û', 'u'),
+    ('ü', 'u'),
+    ('ý', 'y'),
+    ('ÿ', 'y'),
+    ('š', 's'),
+    ('ž', 'z'),
+    ('ł', 'l'),
+    ('À', 'a'),
+    ('Á', 'a'),
+    ('Â', 'a'),
+    ('Ã', 'a'),
+    ('Ä', 'a'),
+    ('Å', 'a'),
+    ('Ā', 'a'),
+    ('Ç', 'c'),
+    ('Č', 'c'),
+    ('È', 'e'),
+    ('É', 'e'),
+    ('Ê', 'e'),
+    ('Ë', 'e'),
+    ('Ē', 'e'),
+    ('Ì', 'i'),
+    ('Í', 'i'),
+    ('Î', 'i'),
+    ('Ï', 'i'),
+    ('Ñ', 'n'),
+    ('Ò', 'o'),
+    ('Ó', 'o'),
+    ('Ô', 'o'),
+    ('Õ', 'o'),
+    ('Ö', 'o'),
+    ('Ø', 'o'),
+    ('Ù', 'u'),
+    ('Ú', 'u'),
+    ('Û', 'u'),
+    ('Ü', 'u'),
+    ('Ý', 'y'),
+    ('Š', 's'),
+    ('Ž', 'z'),
+    ('Ł', 'l'),
+];
+
+/// `text` lower-cased with its accents dropped, as [`fold_sql`] folds a column: string
+/// search ignores case and accents (`jose` finds `José`).
+pub fn fold(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            ACCENTS
+                .iter()
+                .find(|(accented, _)| *accented == c)
+                .map_or(c, |(_, plain)| *plain)
+        })
+        .collect::<String>()
+        .to_lowercase()
+}
+
+/// The SQL of `column` folded as [`fold`] folds text, with only what both databases
+/// have and plugin SQL may call (`LOWER`, `REPLACE`).
+pub fn fold_sql(column: &str) -> String {
+    let mut out = String::with_capacity(column.len() + ACCENTS.len() * 20);
+    for _ in ACCENTS {
+        out.push_str("REPLACE(");
+    }
+    out.push_str("LOWER(");
+    out.push_str(column);
+    out.push(')');
+    for (accented, plain) in ACCENTS {
+        out.push_str(&format!(", '{accented}', '{plain}')"));
     }
     out
 }
@@ -473,13 +626,17 @@ pub(crate) fn condition(
                     alternatives.push(match mode {
                         1 => format!("{column} = {}", sql.bind(v.as_str())),
                         _ => {
-                            let pattern = like_escape(&v.to_lowercase());
+                            let pattern = like_escape(&fold(&v));
                             let pattern = if mode == 2 {
                                 format!("%{pattern}%")
                             } else {
                                 format!("{pattern}%")
                             };
-                            format!("LOWER({column}) LIKE {} ESCAPE '\\'", sql.bind(pattern))
+                            format!(
+                                "{} LIKE {} ESCAPE '\\'",
+                                fold_sql(column),
+                                sql.bind(pattern)
+                            )
                         }
                     });
                 }
@@ -499,6 +656,21 @@ pub(crate) fn condition(
             let negate = match modifier {
                 None => false,
                 Some("not") => true,
+                Some("text") => {
+                    // The code's text, matched like a string parameter's `:contains`.
+                    for v in values {
+                        let pattern = format!("%{}%", like_escape(&fold(&v)));
+                        for column in *columns {
+                            let text = column.text.unwrap_or(column.column);
+                            alternatives.push(format!(
+                                "{} LIKE {} ESCAPE '\\'",
+                                fold_sql(text),
+                                sql.bind(pattern.as_str())
+                            ));
+                        }
+                    }
+                    return Ok(any(alternatives));
+                }
                 Some(m) => return Err(bad_modifier(m)),
             };
             for v in values {
@@ -707,20 +879,69 @@ mod tests {
     }
 
     #[test]
-    fn strings_start_with_ignoring_case_unless_exact_or_contains() {
+    fn strings_start_with_ignoring_case_and_accents_unless_exact_or_contains() {
         let p = plan("family=SmI%");
-        assert_eq!(p.sql.conditions, ["LOWER(p.lname) LIKE $1 ESCAPE '\\'"]);
+        let lname = fold_sql("p.lname");
+        assert_eq!(p.sql.conditions, [format!("{lname} LIKE $1 ESCAPE '\\'")]);
         assert_eq!(p.sql.params, [Value::from("smi\\%%")]);
+        let p = plan("family=JOSÉ");
+        assert_eq!(p.sql.params, [Value::from("jose%")], "accents are dropped");
         let p = plan("family:exact=Smith");
         assert_eq!(p.sql.conditions, ["p.lname = $1"]);
         let p = plan("family:contains=mit");
         assert_eq!(p.sql.params, [Value::from("%mit%")]);
         let p = plan("name=a");
+        let fname = fold_sql("p.fname");
         assert_eq!(
             p.sql.conditions,
-            ["(LOWER(p.lname) LIKE $1 ESCAPE '\\' OR LOWER(p.fname) LIKE $2 ESCAPE '\\')"]
+            [format!(
+                "({lname} LIKE $1 ESCAPE '\\' OR {fname} LIKE $2 ESCAPE '\\')"
+            )]
         );
         assert!(error("family:below=x").contains(":below"));
+    }
+
+    #[test]
+    fn folding_drops_case_and_accents_alike_in_rust_and_sql() {
+        assert_eq!(fold("Ærø JOSÉ Ñuñez Łódź"), "æro jose nunez lodź");
+        let sql = fold_sql("c");
+        assert!(sql.starts_with("REPLACE(REPLACE(") && sql.contains("LOWER(c), 'à', 'a')"));
+        assert_eq!(sql.matches("REPLACE(").count(), ACCENTS.len());
+    }
+
+    #[test]
+    fn token_text_searches_the_codes_text() {
+        const SPECIALTY: &[TokenColumn] =
+            &[TokenColumn::new("u.taxonomy", Some("urn:nucc")).text("u.specialty")];
+        const PARAMS: &[Param] = &[Param::new(
+            "specialty",
+            "PractitionerRole.specialty",
+            Target::Token(SPECIALTY),
+        )];
+        let p = Plan::parse(PARAMS, &q("specialty:text=Médecine"), false, 0).unwrap();
+        assert_eq!(
+            p.sql.conditions,
+            [format!("{} LIKE $1 ESCAPE '\\'", fold_sql("u.specialty"))]
+        );
+        assert_eq!(p.sql.params, [Value::from("%medecine%")]);
+        let p = plan("gender:text=fem");
+        assert_eq!(
+            p.sql.params,
+            [Value::from("%fem%")],
+            "the stored value itself"
+        );
+    }
+
+    #[test]
+    fn include_and_total_are_read_and_shown_in_self() {
+        let p = plan("_include=Encounter:patient,Encounter:practitioner&_total=none");
+        assert_eq!(p.includes, ["Encounter:patient", "Encounter:practitioner"]);
+        assert_eq!(p.total, Total::None);
+        assert_eq!(p.applied.len(), 3);
+        assert_eq!(plan("_total=estimate").total, Total::Estimate);
+        assert_eq!(plan("family=x").total, Total::Accurate);
+        assert!(error("_total=some").contains("_total"));
+        assert_eq!(plan("_include:iterate=Encounter:patient").ignored.len(), 1);
     }
 
     #[test]
@@ -769,7 +990,7 @@ mod tests {
         assert_eq!(split_token("c"), (None, "c".to_owned()));
         let p = plan("gender:not=male");
         assert_eq!(p.sql.conditions, ["NOT COALESCE(p.sex = $1, 1=0)"]);
-        assert!(error("gender:text=x").contains(":text"));
+        assert!(error("gender:below=x").contains(":below"));
     }
 
     #[test]

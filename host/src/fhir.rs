@@ -157,6 +157,17 @@ pub fn capability_statement(table: &SiteTable, base: &str, issuer: &str) -> Valu
             if !search_params.is_empty() {
                 resource["searchParam"] = json!(search_params);
             }
+            // Every reference parameter can be followed by `_include` (the host resolves
+            // it through the referenced type's plugin; see `api::include`).
+            let includes: Vec<String> = declared
+                .search_params
+                .iter()
+                .filter(|p| p.kind == "reference")
+                .map(|p| format!("{}:{}", declared.resource_type, p.name))
+                .collect();
+            if !includes.is_empty() {
+                resource["searchInclude"] = json!(includes);
+            }
             if !operations.is_empty() {
                 resource["operation"] = json!(operations);
             }

@@ -254,18 +254,46 @@ const CASES: &[Case] = &[
     case("POST /fhir/Practitioner/_search", None, Answer(200, FhirBundle("collection")), "FhirPractitionerRestController: the form body merged into the query, as getAll", Answer(200, FhirBundle("searchset")))
         .compat(Answer(200, FhirBundle("searchset")), "FHIR clients follow the specification: a search answers a searchset"),
     case("GET /fhir/Practitioner/{pruuid}", None, Answer(200, FhirResource("Practitioner")), "FhirPractitionerRestController::getOne", Answer(200, FhirResource("Practitioner"))),
+    case("GET /fhir/PractitionerRole", None, Answer(200, FhirBundle("collection")), "FhirPractitionerRoleRestController::getAll: a collection Bundle", Answer(200, FhirBundle("searchset")))
+        .compat(Answer(200, FhirBundle("searchset")), "FHIR clients follow the specification: a search answers a searchset"),
+    case("POST /fhir/PractitionerRole/_search", None, Answer(200, FhirBundle("collection")), "FhirPractitionerRoleRestController: the form body merged into the query, as getAll", Answer(200, FhirBundle("searchset")))
+        .compat(Answer(200, FhirBundle("searchset")), "FHIR clients follow the specification: a search answers a searchset"),
+    case("GET /fhir/PractitionerRole/{unknown}", None, Answer(404, BareEmpty), "FhirPractitionerRoleRestController::getOne: RestControllerHelper::handleFhirProcessingResult answers [] with 404", Answer(404, FhirResource("OperationOutcome")))
+        .compat(Answer(404, FhirResource("OperationOutcome")), "a FHIR error is an OperationOutcome"),
+    case("GET /fhir/Person", None, Answer(200, FhirBundle("collection")), "FhirPersonRestController::getAll: a collection Bundle", Answer(200, FhirBundle("searchset")))
+        .compat(Answer(200, FhirBundle("searchset")), "FHIR clients follow the specification: a search answers a searchset"),
+    case("POST /fhir/Person/_search", None, Answer(200, FhirBundle("collection")), "FhirPersonRestController: the form body merged into the query, as getAll", Answer(200, FhirBundle("searchset")))
+        .compat(Answer(200, FhirBundle("searchset")), "FHIR clients follow the specification: a search answers a searchset"),
+    case("GET /fhir/Person/{unknown}", None, Answer(404, BareEmpty), "FhirPersonRestController::getOne: RestControllerHelper::handleFhirProcessingResult answers [] with 404", Answer(404, FhirResource("OperationOutcome")))
+        .compat(Answer(404, FhirResource("OperationOutcome")), "a FHIR error is an OperationOutcome"),
+    case("GET /fhir/Organization", None, Answer(200, FhirBundle("collection")), "FhirOrganizationRestController::getAll: a collection Bundle", Answer(200, FhirBundle("searchset")))
+        .compat(Answer(200, FhirBundle("searchset")), "FHIR clients follow the specification: a search answers a searchset"),
+    case("POST /fhir/Organization/_search", None, Answer(200, FhirBundle("collection")), "FhirOrganizationRestController: the form body merged into the query, as getAll", Answer(200, FhirBundle("searchset")))
+        .compat(Answer(200, FhirBundle("searchset")), "FHIR clients follow the specification: a search answers a searchset"),
+    case("GET /fhir/Organization/{fuuid}", None, Answer(200, FhirResource("Organization")), "FhirOrganizationRestController::getOne", Answer(200, FhirResource("Organization"))),
+    case("GET /fhir/Location", None, Answer(200, FhirBundle("collection")), "FhirLocationRestController::getAll: a collection Bundle", Answer(200, FhirBundle("searchset")))
+        .compat(Answer(200, FhirBundle("searchset")), "FHIR clients follow the specification: a search answers a searchset"),
+    case("POST /fhir/Location/_search", None, Answer(200, FhirBundle("collection")), "FhirLocationRestController: the form body merged into the query, as getAll", Answer(200, FhirBundle("searchset")))
+        .compat(Answer(200, FhirBundle("searchset")), "FHIR clients follow the specification: a search answers a searchset"),
+    case("GET /fhir/Location/{fuuid}", None, Answer(200, FhirResource("Location")), "FhirLocationRestController::getOne", Answer(200, FhirResource("Location"))),
+    case("GET /fhir/Encounter", None, Answer(200, FhirBundle("collection")), "FhirEncounterRestController::getAll: a collection Bundle", Answer(200, FhirBundle("searchset")))
+        .compat(Answer(200, FhirBundle("searchset")), "FHIR clients follow the specification: a search answers a searchset"),
+    case("POST /fhir/Encounter/_search", None, Answer(200, FhirBundle("collection")), "FhirEncounterRestController: the form body merged into the query, as getAll", Answer(200, FhirBundle("searchset")))
+        .compat(Answer(200, FhirBundle("searchset")), "FHIR clients follow the specification: a search answers a searchset"),
+    case("GET /fhir/Encounter/{euuid}", None, Answer(200, FhirResource("Encounter")), "FhirEncounterRestController::getOne", Answer(200, FhirResource("Encounter"))),
 ];
 
 /// What the fixtures of one site are called in the table.
 type Fixtures = HashMap<&'static str, String>;
 
 /// A staff token with every scope the table needs: every standard API scope
-/// ([`ALL_USER_SCOPES`]) and FHIR Patient and Practitioner.
+/// ([`ALL_USER_SCOPES`]) and the FHIR types' search and read.
 const STAFF_SCOPES: &str = "openid offline_access api:oemr api:fhir api:port \
     user/patient.cruds user/encounter.cruds user/vital.cruds user/soap_note.cruds \
     user/medical_problem.cruds user/allergy.cruds user/medication.cruds user/surgery.cruds \
     user/dental_issue.cruds user/practitioner.cruds user/facility.cruds user/Patient.rs \
-    user/Practitioner.rs";
+    user/Practitioner.rs user/PractitionerRole.rs user/Person.rs user/Organization.rs \
+    user/Location.rs user/Encounter.rs";
 
 /// Builds the rows the table reads, through the API, on `site`.
 async fn fixtures(app: &TestApp, site: &str, token: &str) -> Fixtures {

@@ -425,6 +425,17 @@ both! {
         docs.keep(&hidden);
         let weight = ids(&search(app, &mut docs, &admin, &format!("/Observation?patient={}&code=29463-7", chart.a)).await).remove(0);
         assert_eq!(app.get(&fhir(app, "default", &format!("/Observation/{weight}")), &vitals).await.status, 200);
+        // Nor is its Provenance, which would tell that it exists.
+        let with_provenance = app
+            .patient_token("default", &chart.a, &format!("openid api:fhir patient/Observation.rs?category={VITAL_SIGNS} patient/Provenance.rs"))
+            .await;
+        let hidden = app.get(&fhir(app, "default", &format!("/Provenance/{smoking}")), &with_provenance).await;
+        assert_eq!(hidden.status, 404, "{}", hidden.text);
+        docs.keep(&hidden);
+        assert_eq!(app.get(&fhir(app, "default", &format!("/Provenance/{weight}")), &with_provenance).await.status, 200);
+        let listed = ids(&search(app, &mut docs, &with_provenance, "/Provenance?_count=200").await);
+        assert!(listed.contains(&weight) && !listed.contains(&smoking), "{listed:?}");
+        assert_eq!(listed.len(), 16, "the patient, 2 conditions, 1 allergy, 12 vital signs");
         // Granular with the system left out, and two granted categories.
         let two = app
             .patient_token("default", &chart.a, "openid api:fhir patient/Observation.rs?category=vital-signs patient/Observation.rs?category=social-history")
@@ -598,7 +609,7 @@ both! {
             .env("HEARTH_REDIRECT", REDIRECT)
             .env("HEARTH_SCOPE", CLIENT_SCOPE)
             .env("HEARTH_LOGIN", json!({"user_role": "patient", "username": "ann", "password": "patient password", "email": "ann@example.org"}).to_string())
-            .env("HEARTH_EXPECT", json!({"patient": chart.a, "family": "Adams", "Observation": 13, "Condition": 2, "AllergyIntolerance": 1}).to_string())
+            .env("HEARTH_EXPECT", json!({"patient": chart.a, "family": "Adams", "Observation": 13, "Condition": 2, "AllergyIntolerance": 1, "Encounter": 1}).to_string())
             .output()
             .await
             .expect("running tests/py/smart_client.py (scripts/setup-py-tests installs fhirclient)");
@@ -619,4 +630,4 @@ const REDIRECT: &str = "https://app.example/callback";
 
 /// What the SMART app asks for (fhirclient adds `launch/patient` for a standalone launch).
 const CLIENT_SCOPE: &str = "openid fhirUser patient/Patient.rs patient/Observation.rs \
-    patient/Condition.rs patient/AllergyIntolerance.rs";
+    patient/Condition.rs patient/AllergyIntolerance.rs patient/Encounter.rs";

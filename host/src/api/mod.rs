@@ -33,6 +33,7 @@ use crate::state::AppState;
 use crate::telemetry::{RequestId, Served};
 
 pub mod cors;
+mod include;
 #[cfg(feature = "natives")]
 pub mod native;
 pub mod settings;
@@ -344,7 +345,12 @@ async fn handle(
             .await?
         }
         None => {
-            let request = build_request(call, body, &bound, params, principal.as_deref());
+            let asked = Asked {
+                method: call.method,
+                path: call.path,
+                query: query_pairs(call.uri),
+            };
+            let request = build_request(call, asked, body, &bound, params, principal.as_deref());
             let result = runtime::call(
                 &app.registry.engine,
                 site,
@@ -356,6 +362,9 @@ async fn handle(
             .await;
             count_call(&app.telemetry, &site.name, &bound, &result);
             match result {
+                Ok(outcome) if call.family == Family::Fhir => {
+                    include::append(call, principal.as_deref(), outcome.response).await
+                }
                 Ok(outcome) => outcome.response,
                 Err(error) => {
                     return Err(call_error(&site.name, call.request_id, &bound, error));
@@ -493,15 +502,29 @@ async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Byte
     }
 }
 
+/// What a plugin request asks: the method, the path below the family root and the
+/// query — the call's own, or an `_include`'s second search.
+struct Asked<'a> {
+    method: &'a Method,
+    path: &'a str,
+    query: Vec<(String, String)>,
+}
+
+/// The plugin request for `call`'s caller.
 fn build_request(
     call: &Call<'_>,
+    asked: Asked<'_>,
     body: Bytes,
     bound: &Bound,
     params: Vec<String>,
     principal: Option<&Principal>,
 ) -> bindings::Request {
-    let (method, path, headers, uri) = (call.method, call.path, call.headers, call.uri);
-    let query = query_pairs(uri);
+    let Asked {
+        method,
+        path,
+        query,
+    } = asked;
+    let headers = call.headers;
     let mut headers: Vec<(String, String)> = PASSED_HEADERS
         .iter()
         .filter_map(|name| {

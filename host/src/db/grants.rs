@@ -502,6 +502,12 @@ extern "C" fn authorize(
     }
 }
 
+/// How deep plugin SQL may nest expressions on PostgreSQL. sqlparser's default (50)
+/// refuses SQL plugins write routinely: `hearth_fhir`'s accent-insensitive string search
+/// nests one `REPLACE` per folded letter (about 70). Bounded, because the parser recurses
+/// on the plugin call's stack.
+const MAX_EXPRESSION_DEPTH: usize = 128;
+
 /// The PostgreSQL gate: parse, then walk the statement.
 ///
 /// A first line only: on PostgreSQL the wall is the plugin's database role (see
@@ -511,8 +517,11 @@ pub(super) fn check_postgres(grants: &Grants, sql: &str) -> Verdict {
     use sqlparser::dialect::PostgreSqlDialect;
     use sqlparser::parser::Parser;
 
-    let statements =
-        Parser::parse_sql(&PostgreSqlDialect {}, sql).map_err(|e| format!("invalid SQL: {e}"))?;
+    let statements = Parser::new(&PostgreSqlDialect {})
+        .with_recursion_limit(MAX_EXPRESSION_DEPTH)
+        .try_with_sql(sql)
+        .and_then(|mut parser| parser.parse_statements())
+        .map_err(|e| format!("invalid SQL: {e}"))?;
     let [statement] = statements.as_slice() else {
         return Err("one statement per call: the SQL holds more than one (or none)".to_owned());
     };
@@ -930,6 +939,28 @@ mod tests {
                 .contains("GET")
         );
         std::fs::remove_file(path).ok();
+    }
+
+    #[test]
+    fn postgres_gate_takes_deeply_nested_expressions_up_to_a_bound() {
+        let gate = SqlGate::postgres_parser();
+        let g = grants();
+        let nested = |depth: usize| {
+            let mut expr = "LOWER(p.fname)".to_owned();
+            for _ in 0..depth {
+                expr = format!("REPLACE({expr}, 'é', 'e')");
+            }
+            format!("SELECT p.id FROM patient_data p WHERE {expr} LIKE $1")
+        };
+        assert_eq!(
+            gate.check(&g, &nested(80), false),
+            Ok(Statement { writes: false })
+        );
+        assert!(
+            gate.check(&g, &nested(500), false)
+                .unwrap_err()
+                .contains("invalid SQL")
+        );
     }
 
     #[test]

@@ -235,78 +235,70 @@ pub fn check_schema(schema: &Value, at: &str) -> Result<()> {
     };
     for (key, value) in object {
         let at = format!("{at}/{key}");
-        match key.as_str() {
+        let complaint: Option<String> = match key.as_str() {
             "type" => {
                 let names: Vec<&Value> = match value {
                     Value::Array(names) if !names.is_empty() => names.iter().collect(),
                     Value::String(_) => vec![value],
                     _ => bail!("{at}: type is a type name or a non-empty list of them"),
                 };
-                for name in names {
-                    if !name.as_str().is_some_and(|n| TYPES.contains(&n)) {
-                        bail!(
-                            "{at}: {name} is not a JSON Schema type ({})",
-                            TYPES.join(", ")
-                        );
-                    }
-                }
+                names
+                    .into_iter()
+                    .find(|name| !name.as_str().is_some_and(|n| TYPES.contains(&n)))
+                    .map(|name| format!("{name} is not a JSON Schema type ({})", TYPES.join(", ")))
             }
-            "required" => {
-                if !value
-                    .as_array()
-                    .is_some_and(|keys| keys.iter().all(Value::is_string))
-                {
-                    bail!("{at}: required is a list of property names");
-                }
-            }
-            "enum" => {
-                if !value.as_array().is_some_and(|values| !values.is_empty()) {
-                    bail!("{at}: enum is a non-empty list");
-                }
-            }
+            "required" => (!value
+                .as_array()
+                .is_some_and(|keys| keys.iter().all(Value::is_string)))
+            .then(|| "required is a list of property names".to_owned()),
+            "enum" => value
+                .as_array()
+                .is_none_or(|values| values.is_empty())
+                .then(|| "enum is a non-empty list".to_owned()),
             "pattern" => {
-                if !value.is_string() {
-                    bail!("{at}: pattern is a regular expression string");
-                }
+                (!value.is_string()).then(|| "pattern is a regular expression string".to_owned())
             }
             "format" | "description" | "title" => {
-                if !value.is_string() {
-                    bail!("{at}: {key} is a string");
-                }
+                (!value.is_string()).then(|| format!("{key} is a string"))
             }
             "$ref" | "$dynamicRef" => {
-                bail!("{at}: references are not allowed; write the schema out")
+                Some("references are not allowed; write the schema out".to_owned())
             }
-            key if ONE_SCHEMA.contains(&key) => check_schema(value, &at)?,
+            key if ONE_SCHEMA.contains(&key) => {
+                check_schema(value, &at)?;
+                None
+            }
             key if SCHEMA_LISTS.contains(&key) => match value {
                 Value::Array(list) if !list.is_empty() => {
                     for (i, item) in list.iter().enumerate() {
                         check_schema(item, &format!("{at}/{i}"))?;
                     }
+                    None
                 }
-                _ => bail!("{at}: {key} is a non-empty list of schemas"),
+                _ => Some(format!("{key} is a non-empty list of schemas")),
             },
             key if SCHEMA_MAPS.contains(&key) => match value {
                 Value::Object(map) => {
                     for (name, item) in map {
                         check_schema(item, &format!("{at}/{name}"))?;
                     }
+                    None
                 }
-                _ => bail!("{at}: {key} is a map of schemas"),
+                _ => Some(format!("{key} is a map of schemas")),
             },
-            key if COUNTS.contains(&key) => {
-                if value.as_u64().is_none() {
-                    bail!("{at}: {key} is a non-negative integer");
-                }
-            }
+            key if COUNTS.contains(&key) => value
+                .as_u64()
+                .is_none()
+                .then(|| format!("{key} is a non-negative integer")),
             "minimum" | "maximum" | "exclusiveMinimum" | "exclusiveMaximum" | "multipleOf" => {
-                if !value.is_number() {
-                    bail!("{at}: {key} is a number");
-                }
+                (!value.is_number()).then(|| format!("{key} is a number"))
             }
             // Annotations and keywords without constraints on their value (`const`,
             // `default`, `examples`, ...).
-            _ => {}
+            _ => None,
+        };
+        if let Some(complaint) = complaint {
+            bail!("{at}: {complaint}");
         }
     }
     Ok(())

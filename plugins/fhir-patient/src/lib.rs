@@ -62,20 +62,6 @@ const US_CORE_PATIENT: &str = "http://hl7.org/fhir/us/core/StructureDefinition/u
 const ID_TYPES: &str = "http://terminology.hl7.org/CodeSystem/v2-0203";
 const SSN: &str = "http://hl7.org/fhir/sid/us-ssn";
 const GENDER: &str = "http://hl7.org/fhir/administrative-gender";
-const PHONES: &[TokenColumn] = &[
-    TokenColumn::new("p.phone_home", None),
-    TokenColumn::new("p.phone_biz", None),
-    TokenColumn::new("p.phone_cell", None),
-    TokenColumn::new("p.phone_contact", None),
-];
-const TELECOM: &[TokenColumn] = &[
-    TokenColumn::new("p.phone_home", None),
-    TokenColumn::new("p.phone_biz", None),
-    TokenColumn::new("p.phone_cell", None),
-    TokenColumn::new("p.phone_contact", None),
-    TokenColumn::new("p.email", None),
-];
-
 const PATIENT: TypeDef = TypeDef {
     resource_type: "Patient",
     profiles: &[
@@ -90,7 +76,24 @@ const PATIENT: TypeDef = TypeDef {
     last_updated: "p.last_updated",
     patient: Some("p.uuid"),
     only: None,
-    params: &[
+    params: &hearth_fhir::contact_params!(
+        type = "Patient",
+        address = [
+            "p.street",
+            "p.street_line_2",
+            "p.city",
+            "p.county",
+            "p.state",
+            "p.postal_code",
+            "p.country_code",
+        ],
+        city = "p.city",
+        state = "p.state",
+        postalcode = "p.postal_code",
+        country = "p.country_code",
+        phone = ["p.phone_home", "p.phone_biz", "p.phone_cell", "p.phone_contact"],
+        email = ["p.email"],
+        params = [
         Param::new(
             "identifier",
             "Patient.identifier",
@@ -121,50 +124,6 @@ const PATIENT: TypeDef = TypeDef {
             ])]),
         ),
         Param::new(
-            "address",
-            "Patient.address",
-            Target::Text(&[
-                "p.street",
-                "p.street_line_2",
-                "p.city",
-                "p.county",
-                "p.state",
-                "p.postal_code",
-                "p.country_code",
-            ]),
-        ),
-        Param::new(
-            "address-city",
-            "Patient.address.city",
-            Target::Text(&["p.city"]),
-        ),
-        Param::new(
-            "address-state",
-            "Patient.address.state",
-            Target::Text(&["p.state"]),
-        ),
-        Param::new(
-            "address-postalcode",
-            "Patient.address.postalCode",
-            Target::Text(&["p.postal_code"]),
-        ),
-        Param::new(
-            "address-country",
-            "Patient.address.country",
-            Target::Text(&["p.country_code"]),
-        ),
-        Param::new(
-            "phone",
-            "Patient.telecom.where(system='phone')",
-            Target::Token(PHONES),
-        ),
-        Param::new(
-            "email",
-            "Patient.telecom.where(system='email')",
-            Target::Token(&[TokenColumn::new("p.email", None)]),
-        ),
-        Param::new("telecom", "Patient.telecom", Target::Token(TELECOM)),
-        Param::new(
             "general-practitioner",
             "Patient.generalPractitioner",
             Target::Reference {
@@ -172,7 +131,8 @@ const PATIENT: TypeDef = TypeDef {
                 target: "Practitioner",
             },
         ),
-    ],
+        ],
+    ),
 };
 
 /// OMB race categories (CDC race and ethnicity code set) for OpenEMR's `race` list.
