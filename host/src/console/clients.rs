@@ -39,13 +39,14 @@ pub async fn page(State(app): State<Arc<AppState>>, admin: Admin, request: Reque
     let csrf = admin.csrf_field();
     let mut rows = String::new();
     let list = clients::list(&admin.site).await?;
+    let table = app.registry.table(&admin.site.name);
     for (i, client) in list.iter().enumerate() {
         let id = escape(&client.client_id);
         let name = escape(&client.client_name);
         let scopes = client
             .scope
             .split_whitespace()
-            .map(|s| format!("<li>{}</li>", scope_text(s)))
+            .map(|s| format!("<li>{}</li>", scope_text(&table, s)))
             .collect::<String>();
         let uris = client
             .redirect_uris

@@ -294,10 +294,16 @@ pub fn notice_of(uri: &axum::http::Uri) -> Option<String> {
         .map(|n| n.chars().take(300).collect())
 }
 
-/// How a scope reads on the client pages. For now the scope itself, in `<code>`: one
-/// place to put words to scopes for people later.
-pub fn scope_text(scope: &str) -> String {
-    format!("<code>{}</code>", escape(scope))
+/// How a scope reads on the client pages: the words the consent page shows (from the
+/// plugins that declare the scope, [`crate::plugins::words::scope_words`]), with the raw
+/// scope in `<code>` on a detail line.
+pub fn scope_text(table: &crate::plugins::SiteTable, scope: &str) -> String {
+    let words = crate::plugins::words::scope_words(table, scope);
+    format!(
+        "{}<br><span class=\"muted\"><code>{}</code></span>",
+        escape(&words.text),
+        escape(scope)
+    )
 }
 
 #[cfg(test)]
@@ -305,11 +311,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_scope_is_shown_escaped() {
+    fn a_scope_is_shown_in_words_with_the_raw_scope_escaped() {
+        let table = crate::plugins::SiteTable::default();
+        let words = crate::plugins::words::scope_words(&table, "user/soap_note.rs");
         assert_eq!(
-            scope_text("user/Patient.rs"),
-            "<code>user/Patient.rs</code>"
+            scope_text(&table, "user/soap_note.rs"),
+            format!(
+                "{}<br><span class=\"muted\"><code>user/soap_note.rs</code></span>",
+                escape(&words.text)
+            )
         );
-        assert_eq!(scope_text("<x>"), "<code>&lt;x&gt;</code>");
+        assert!(scope_text(&table, "<x>").contains("<code>&lt;x&gt;</code>"));
     }
 }
