@@ -281,6 +281,42 @@ const CASES: &[Case] = &[
     case("POST /fhir/Encounter/_search", None, Answer(200, FhirBundle("collection")), "FhirEncounterRestController: the form body merged into the query, as getAll", Answer(200, FhirBundle("searchset")))
         .compat(Answer(200, FhirBundle("searchset")), "FHIR clients follow the specification: a search answers a searchset"),
     case("GET /fhir/Encounter/{euuid}", None, Answer(200, FhirResource("Encounter")), "FhirEncounterRestController::getOne", Answer(200, FhirResource("Encounter"))),
+    case("GET /fhir/Condition", None, Answer(200, FhirBundle("collection")), "FhirConditionRestController::getAll: a collection Bundle", Answer(200, FhirBundle("searchset")))
+        .compat(Answer(200, FhirBundle("searchset")), "FHIR clients follow the specification: a search answers a searchset"),
+    case("POST /fhir/Condition/_search", None, Answer(200, FhirBundle("collection")), "FhirConditionRestController: the form body merged into the query, as getAll", Answer(200, FhirBundle("searchset")))
+        .compat(Answer(200, FhirBundle("searchset")), "FHIR clients follow the specification: a search answers a searchset"),
+    case("GET /fhir/Condition/{unknown}", None, Answer(404, BareEmpty), "FhirConditionRestController::getOne: RestControllerHelper::handleFhirProcessingResult answers [] with 404", Answer(404, FhirResource("OperationOutcome")))
+        .compat(Answer(404, FhirResource("OperationOutcome")), "a FHIR error is an OperationOutcome"),
+    case("GET /fhir/AllergyIntolerance", None, Answer(200, FhirBundle("collection")), "FhirAllergyIntoleranceRestController::getAll: a collection Bundle", Answer(200, FhirBundle("searchset")))
+        .compat(Answer(200, FhirBundle("searchset")), "FHIR clients follow the specification: a search answers a searchset"),
+    case("POST /fhir/AllergyIntolerance/_search", None, Answer(200, FhirBundle("collection")), "FhirAllergyIntoleranceRestController: the form body merged into the query, as getAll", Answer(200, FhirBundle("searchset")))
+        .compat(Answer(200, FhirBundle("searchset")), "FHIR clients follow the specification: a search answers a searchset"),
+    case("GET /fhir/AllergyIntolerance/{unknown}", None, Answer(404, BareEmpty), "FhirAllergyIntoleranceRestController::getOne: RestControllerHelper::handleFhirProcessingResult answers [] with 404", Answer(404, FhirResource("OperationOutcome")))
+        .compat(Answer(404, FhirResource("OperationOutcome")), "a FHIR error is an OperationOutcome"),
+    case("GET /fhir/Observation", None, Answer(200, FhirBundle("collection")), "FhirObservationRestController::getAll: a collection Bundle", Answer(200, FhirBundle("searchset")))
+        .compat(Answer(200, FhirBundle("searchset")), "FHIR clients follow the specification: a search answers a searchset"),
+    case("POST /fhir/Observation/_search", None, Answer(200, FhirBundle("collection")), "FhirObservationRestController: the form body merged into the query, as getAll", Answer(200, FhirBundle("searchset")))
+        .compat(Answer(200, FhirBundle("searchset")), "FHIR clients follow the specification: a search answers a searchset"),
+    case("GET /fhir/Observation/{unknown}", None, Answer(404, BareEmpty), "FhirObservationRestController::getOne: RestControllerHelper::handleFhirProcessingResult answers [] with 404", Answer(404, FhirResource("OperationOutcome")))
+        .compat(Answer(404, FhirResource("OperationOutcome")), "a FHIR error is an OperationOutcome"),
+    case("GET /fhir/MedicationRequest", None, Answer(200, FhirBundle("collection")), "FhirMedicationRequestRestController::getAll: a collection Bundle", Answer(200, FhirBundle("searchset")))
+        .compat(Answer(200, FhirBundle("searchset")), "FHIR clients follow the specification: a search answers a searchset"),
+    case("POST /fhir/MedicationRequest/_search", None, Answer(200, FhirBundle("collection")), "FhirMedicationRequestRestController: the form body merged into the query, as getAll", Answer(200, FhirBundle("searchset")))
+        .compat(Answer(200, FhirBundle("searchset")), "FHIR clients follow the specification: a search answers a searchset"),
+    case("GET /fhir/MedicationRequest/{unknown}", None, Answer(404, BareEmpty), "FhirMedicationRequestRestController::getOne: RestControllerHelper::handleFhirProcessingResult answers [] with 404", Answer(404, FhirResource("OperationOutcome")))
+        .compat(Answer(404, FhirResource("OperationOutcome")), "a FHIR error is an OperationOutcome"),
+    case("GET /fhir/Procedure", None, Answer(200, FhirBundle("collection")), "FhirProcedureRestController::getAll: a collection Bundle", Answer(200, FhirBundle("searchset")))
+        .compat(Answer(200, FhirBundle("searchset")), "FHIR clients follow the specification: a search answers a searchset"),
+    case("POST /fhir/Procedure/_search", None, Answer(200, FhirBundle("collection")), "FhirProcedureRestController: the form body merged into the query, as getAll", Answer(200, FhirBundle("searchset")))
+        .compat(Answer(200, FhirBundle("searchset")), "FHIR clients follow the specification: a search answers a searchset"),
+    case("GET /fhir/Procedure/{unknown}", None, Answer(404, BareEmpty), "FhirProcedureRestController::getOne: RestControllerHelper::handleFhirProcessingResult answers [] with 404", Answer(404, FhirResource("OperationOutcome")))
+        .compat(Answer(404, FhirResource("OperationOutcome")), "a FHIR error is an OperationOutcome"),
+    case("GET /fhir/Provenance", None, Answer(200, FhirBundle("collection")), "FhirProvenanceRestController::getAll: a collection Bundle", Answer(200, FhirBundle("searchset")))
+        .compat(Answer(200, FhirBundle("searchset")), "FHIR clients follow the specification: a search answers a searchset"),
+    case("POST /fhir/Provenance/_search", None, Answer(200, FhirBundle("collection")), "FhirProvenanceRestController: the form body merged into the query, as getAll", Answer(200, FhirBundle("searchset")))
+        .compat(Answer(200, FhirBundle("searchset")), "FHIR clients follow the specification: a search answers a searchset"),
+    case("GET /fhir/Provenance/{unknown}", None, Answer(404, BareEmpty), "FhirProvenanceRestController::getOne: RestControllerHelper::handleFhirProcessingResult answers [] with 404", Answer(404, FhirResource("OperationOutcome")))
+        .compat(Answer(404, FhirResource("OperationOutcome")), "a FHIR error is an OperationOutcome"),
 ];
 
 /// What the fixtures of one site are called in the table.
@@ -293,7 +329,8 @@ const STAFF_SCOPES: &str = "openid offline_access api:oemr api:fhir api:port \
     user/medical_problem.cruds user/allergy.cruds user/medication.cruds user/surgery.cruds \
     user/dental_issue.cruds user/practitioner.cruds user/facility.cruds user/Patient.rs \
     user/Practitioner.rs user/PractitionerRole.rs user/Person.rs user/Organization.rs \
-    user/Location.rs user/Encounter.rs";
+    user/Location.rs user/Encounter.rs user/Condition.rs user/AllergyIntolerance.rs \
+    user/Observation.rs user/MedicationRequest.rs user/Procedure.rs user/Provenance.rs";
 
 /// Builds the rows the table reads, through the API, on `site`.
 async fn fixtures(app: &TestApp, site: &str, token: &str) -> Fixtures {

@@ -435,7 +435,7 @@ both! {
         assert_eq!(app.get(&fhir(app, "default", &format!("/Provenance/{weight}")), &with_provenance).await.status, 200);
         let listed = ids(&search(app, &mut docs, &with_provenance, "/Provenance?_count=200").await);
         assert!(listed.contains(&weight) && !listed.contains(&smoking), "{listed:?}");
-        assert_eq!(listed.len(), 16, "the patient, 2 conditions, 1 allergy, 12 vital signs");
+        assert_eq!(listed.len(), 17, "the patient, 1 encounter, 2 conditions, 1 allergy, 12 vital signs");
         // Granular with the system left out, and two granted categories.
         let two = app
             .patient_token("default", &chart.a, "openid api:fhir patient/Observation.rs?category=vital-signs patient/Observation.rs?category=social-history")
@@ -621,7 +621,7 @@ both! {
             .unwrap_or_else(|| panic!("no result line:\n{stdout}\n{stderr}"));
         let result: Value = serde_json::from_str(result).unwrap();
         assert_eq!(result["failed"], json!([]), "{stdout}\n{stderr}");
-        assert_eq!(result["passed"].as_array().unwrap().len(), 8, "{stdout}");
+        assert_eq!(result["passed"].as_array().unwrap().len(), 9, "{stdout}");
         assert!(output.status.success(), "{stdout}\n{stderr}");
     }
 }
