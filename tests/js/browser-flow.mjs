@@ -7,12 +7,10 @@
 // patients, passes them in HEARTH_* variables and enables the client when asked.
 
 import assert from 'node:assert/strict';
-import { mkdir, rm } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import { join } from 'node:path';
 import * as client from 'openid-client';
-import { chromium } from 'playwright-core';
-import { enableClient, finish, setting, step } from './lib/harness.mjs';
+import { emptyFolder, enableClient, finish, launchChromium, setting, step } from './lib/harness.mjs';
 
 const base = setting('HEARTH_BASE');
 const site = setting('HEARTH_SITE');
@@ -49,21 +47,9 @@ async function startCallbackServer() {
 
 const callbackServer = await startCallbackServer();
 const redirectUri = `http://127.0.0.1:${callbackServer.address().port}/callback`;
-await rm(artifacts, { recursive: true, force: true });
-await mkdir(artifacts, { recursive: true });
+await emptyFolder(artifacts);
 
-const browser = await chromium.launch({
-  executablePath: chromiumPath,
-  args: [
-    '--headless',
-    '--no-sandbox',
-    '--disable-gpu',
-    '--disable-background-networking',
-    '--disable-component-update',
-    '--disable-sync',
-    '--no-first-run',
-  ],
-});
+const browser = await launchChromium(chromiumPath);
 process.on('exit', () => callbackServer.close());
 
 const context = await browser.newContext({

@@ -8,11 +8,10 @@
 // passes the settings in HEARTH_* variables.
 
 import assert from 'node:assert/strict';
-import { mkdir, readFile, rm } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
-import { chromium } from 'playwright-core';
-import { finish, setting, step } from './lib/harness.mjs';
+import { emptyFolder, finish, launchChromium, setting, step } from './lib/harness.mjs';
 
 const base = setting('HEARTH_BASE');
 const site = setting('HEARTH_SITE');
@@ -23,21 +22,9 @@ const chromiumPath = setting('HEARTH_CHROMIUM');
 const axePath = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
 
 const consoleUrl = `${base}/admin`;
-await rm(artifacts, { recursive: true, force: true });
-await mkdir(artifacts, { recursive: true });
+await emptyFolder(artifacts);
 
-const browser = await chromium.launch({
-  executablePath: chromiumPath,
-  args: [
-    '--headless',
-    '--no-sandbox',
-    '--disable-gpu',
-    '--disable-background-networking',
-    '--disable-component-update',
-    '--disable-sync',
-    '--no-first-run',
-  ],
-});
+const browser = await launchChromium(chromiumPath);
 
 const context = await browser.newContext({
   javaScriptEnabled: false,

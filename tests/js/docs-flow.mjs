@@ -8,10 +8,8 @@
 // patient, and passes them in HEARTH_* variables.
 
 import assert from 'node:assert/strict';
-import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { chromium } from 'playwright-core';
-import { finish, setting, step } from './lib/harness.mjs';
+import { emptyFolder, finish, launchChromium, setting, step } from './lib/harness.mjs';
 
 const base = setting('HEARTH_BASE');
 const site = setting('HEARTH_SITE');
@@ -21,21 +19,9 @@ const patientName = setting('HEARTH_PATIENT_NAME');
 const artifacts = setting('HEARTH_ARTIFACTS');
 const chromiumPath = setting('HEARTH_CHROMIUM');
 
-await rm(artifacts, { recursive: true, force: true });
-await mkdir(artifacts, { recursive: true });
+await emptyFolder(artifacts);
 
-const browser = await chromium.launch({
-  executablePath: chromiumPath,
-  args: [
-    '--headless',
-    '--no-sandbox',
-    '--disable-gpu',
-    '--disable-background-networking',
-    '--disable-component-update',
-    '--disable-sync',
-    '--no-first-run',
-  ],
-});
+const browser = await launchChromium(chromiumPath);
 const context = await browser.newContext({ viewport: { width: 1200, height: 900 } });
 const requested = [];
 const problems = [];

@@ -1,10 +1,12 @@
-// What both client tests share: the settings the Rust harness passes in the environment,
+// What the client and browser tests share: the settings the Rust harness passes in the environment,
 // numbered steps that each assert something, the line protocol for asking the harness to
 // do an administrator's job (enabling a client), and a small cookie-keeping user agent
 // that reads the server's HTML forms.
 
 import assert from 'node:assert/strict';
+import { mkdir, rm } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
+import { chromium } from 'playwright-core';
 
 /** A setting the Rust harness must pass (tests/tests/js_clients.rs). */
 export function setting(name) {
@@ -181,4 +183,29 @@ export function assertPageHeaders(headers, what) {
   assert.equal(headers.get('x-frame-options'), 'DENY', `${what} refuses framing`);
   assert.match(headers.get('content-security-policy') ?? '', /frame-ancestors 'none'/, `${what} CSP`);
   assert.match(headers.get('cache-control') ?? '', /no-store/, `${what} is not cached`);
+}
+
+/**
+ * Debian's Chromium, headless, with the flags every browser test uses (no sandbox, no
+ * GPU, no network of its own, no updates, no first-run pages).
+ */
+export function launchChromium(executablePath) {
+  return chromium.launch({
+    executablePath,
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--no-first-run',
+    ],
+  });
+}
+
+/** Makes `folder` exist and empty (a test's screenshots folder). */
+export async function emptyFolder(folder) {
+  await rm(folder, { recursive: true, force: true });
+  await mkdir(folder, { recursive: true });
 }
