@@ -5,7 +5,9 @@
 //! document passes `@redocly/cli lint` (npm, pinned in `tests/js`); Swagger UI at
 //! `/apis/{site}/docs` is served from the host alone; and headless Chromium
 //! (`tests/js/docs-flow.mjs`) authorizes in Swagger UI through Hearth's sign-in and
-//! consent pages with PKCE and calls a route from it.
+//! consent pages with PKCE and calls a route from it. A plugin whose API description is
+//! broken is refused on reload, saying why, while the last good version and its document
+//! stay.
 //!
 //! The npm and Chromium parts need what `tests/js_clients.rs` needs:
 //! `scripts/setup-js-tests` installs it. They fail, saying so, when it is missing.
@@ -369,5 +371,138 @@ mod a_hot_reload_with_another_schema_changes_the_document {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn postgres() {
         super::a_hot_reload_with_another_schema_changes_the_document(Backend::Postgres).await;
+    }
+}
+
+/// `bytes` with the first `from` inside the `hearth:api-docs` section replaced by `to` (of
+/// the same length, so the sections around it keep their sizes): a way to break one
+/// declaration of a built component. (The same JSON is also in the plugin's data, which
+/// the host never reads; the section's name comes right before its content.)
+fn edited(bytes: &[u8], from: &str, to: &str) -> Vec<u8> {
+    assert_eq!(from.len(), to.len(), "an edit in place keeps the length");
+    let find = |needle: &[u8], from: usize| {
+        bytes[from..]
+            .windows(needle.len())
+            .position(|w| w == needle)
+            .map(|at| at + from)
+    };
+    let section = find(b"hearth:api-docs", 0).expect("the component has the section");
+    let at =
+        find(from.as_bytes(), section).unwrap_or_else(|| panic!("the section holds no {from:?}"));
+    let mut out = bytes.to_vec();
+    out[at..at + to.len()].copy_from_slice(to.as_bytes());
+    out
+}
+
+/// Each way of breaking the patient plugin's `hearth:api-docs` section is refused on a hot
+/// reload with an error that says what is wrong; the last good version keeps serving and
+/// the document stays as it was.
+async fn a_broken_api_description_is_refused_on_reload(backend: Backend) {
+    let plugins = PluginDir::new();
+    let Some(app) = TestApp::spawn_with(
+        backend,
+        Options {
+            plugins_toml: Some(plugins.manifest()),
+            watch_plugins: Some(true),
+            ..Options::default()
+        },
+    )
+    .await
+    else {
+        return;
+    };
+    let token = app.user_token("default", "admin", SCOPE).await;
+    let good = std::fs::read(dist().join("patient.wasm")).unwrap();
+    let before = document(&app, "default", "api").await;
+    assert!(before["paths"]["/patient/{puuid}"].is_object(), "{before}");
+
+    let cases: [(&str, &str, &str); 4] = [
+        // Not JSON at all.
+        ("{\"format\":1", "[\"format\":1", "is not valid JSON"),
+        // A format this host does not read.
+        ("\"format\":1", "\"format\":7", "this host reads format 1"),
+        // A schema whose type is no JSON Schema type.
+        (
+            "\"type\":\"string\"",
+            "\"type\":\"strinq\"",
+            "is not a JSON Schema type",
+        ),
+        // A path parameter the route's template does not have (JSON allows the space).
+        (
+            "\"name\":\"_sort\",\"in\":\"query\"",
+            "\"name\":\"_sort\",\"in\":\"path\" ",
+            "path parameter _sort, which its template does not have",
+        ),
+    ];
+    for (from, to, says) in cases {
+        plugins.replace(&edited(&good, from, to));
+        let started = Instant::now();
+        let status = loop {
+            let statuses = app.state.registry.statuses("default");
+            let status = statuses
+                .iter()
+                .find(|s| s.name == "patient")
+                .unwrap()
+                .clone();
+            if status
+                .last_error
+                .as_deref()
+                .is_some_and(|e| e.contains(says))
+            {
+                break status;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "{to}: no error saying {says:?}: {status:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        let error = status.last_error.clone().unwrap();
+        assert!(error.contains("hearth:api-docs"), "{to}: {error}");
+        assert_eq!(
+            status.state,
+            hearth::plugins::PluginState::Stale,
+            "{to}: the last good version serves"
+        );
+        let reply = app.get(&app.api("default", "/api/patient"), &token).await;
+        assert_eq!(reply.status, 200, "{to}: {}", reply.text);
+        assert_eq!(
+            document(&app, "default", "api").await,
+            before,
+            "{to}: the document is the last good version's"
+        );
+    }
+
+    // The good file again: serving, no error, the same document.
+    plugins.replace(&good);
+    let started = Instant::now();
+    loop {
+        let statuses = app.state.registry.statuses("default");
+        let status = statuses.iter().find(|s| s.name == "patient").unwrap();
+        if status.last_error.is_none() {
+            assert_eq!(status.state, hearth::plugins::PluginState::Serving);
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the good file never loaded: {status:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(document(&app, "default", "api").await, before);
+    app.stop().await;
+}
+
+mod a_broken_api_description_is_refused_on_reload {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        super::a_broken_api_description_is_refused_on_reload(Backend::Sqlite).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        super::a_broken_api_description_is_refused_on_reload(Backend::Postgres).await;
     }
 }
