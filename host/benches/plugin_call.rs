@@ -3,7 +3,13 @@
 //! transaction finished. Prints p50/p99 per variant.
 //!
 //! `cargo bench -p hearth-host --features natives --bench plugin_call` (knobs: `ITERATIONS`, `SECONDS`,
-//! `CONCURRENT=plugin|native`, `WORKERS`)
+//! `CONCURRENT=plugin|native|none`, `WORKERS`; the pool-reset levers `KEEP_RESIDENT`
+//! (bytes, `K`/`M` suffix), `TABLE_KEEP_RESIDENT`, `PAGEMAP=0|1`, `DECOMMIT_BATCH`, `COW=0|1`,
+//! and `MAX_INSTANCES`, which sizes the pool: 100 by default, a few under valgrind).
+//!
+//! Beside the wall-clock percentiles each sequential variant prints the CPU time the
+//! whole process spent per call (user and kernel, every thread: the SQLite workers and the
+//! slot reset's system calls included), which a loaded machine disturbs far less.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -59,6 +65,58 @@ fn native_request(
     }
 }
 
+/// Reads a size such as `4M`, `64K` or `0` from the environment.
+fn env_size(name: &str) -> Option<usize> {
+    let value = std::env::var(name).ok()?;
+    let (digits, unit) = match value.as_bytes().last()? {
+        b'K' | b'k' => (&value[..value.len() - 1], 1 << 10),
+        b'M' | b'm' => (&value[..value.len() - 1], 1 << 20),
+        _ => (&value[..], 1),
+    };
+    Some(digits.parse::<usize>().ok()? * unit)
+}
+
+/// The pool-reset settings: the server's, changed by the environment's knobs.
+fn tuning() -> hearth::plugins::engine::PoolTuning {
+    let mut tuning = hearth::plugins::engine::PoolTuning::default();
+    if let Some(bytes) = env_size("KEEP_RESIDENT") {
+        tuning.linear_memory_keep_resident = bytes;
+    }
+    if let Some(bytes) = env_size("TABLE_KEEP_RESIDENT") {
+        tuning.table_keep_resident = bytes;
+    }
+    if let Some(batch) = env_size("DECOMMIT_BATCH") {
+        tuning.decommit_batch_size = batch.max(1);
+    }
+    if let Ok(flag) = std::env::var("PAGEMAP") {
+        tuning.pagemap_scan = flag != "0";
+    }
+    if let Ok(flag) = std::env::var("COW") {
+        tuning.memory_init_cow = flag != "0";
+    }
+    tuning
+}
+
+/// CPU time of the whole process so far (every thread, user and kernel), in nanoseconds,
+/// from `/proc/self/task/*/schedstat` (threads that have exited are not counted, so
+/// differences are taken while the same threads run).
+fn process_cpu_nanos() -> u64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0;
+    };
+    tasks
+        .filter_map(|task| {
+            let text = std::fs::read_to_string(task.ok()?.path().join("schedstat")).ok()?;
+            text.split_whitespace().next()?.parse::<u64>().ok()
+        })
+        .sum()
+}
+
+/// Process CPU µs per call since `start` (from [`process_cpu_nanos`]).
+fn cpu_per_call(start: u64, iterations: usize) -> f64 {
+    process_cpu_nanos().saturating_sub(start) as f64 / 1e3 / iterations.max(1) as f64
+}
+
 fn percentiles(mut samples: Vec<Duration>) -> (f64, f64) {
     samples.sort();
     let at = |q: f64| samples[((samples.len() as f64 - 1.0) * q) as usize].as_secs_f64() * 1e6;
@@ -103,14 +161,18 @@ async fn bench(workers: usize) -> anyhow::Result<()> {
                 .await?;
         }
     });
-    let engine = Engine::new(&dir.join("cache"), 100)?;
+    let max_instances = env_size("MAX_INSTANCES").unwrap_or(100) as u32;
+    let tuning = tuning();
+    println!("pool: {max_instances} instances, {tuning:?}");
+    let engine = Engine::with_tuning(&dir.join("cache"), max_instances, tuning)?;
     let path = std::path::Path::new(env!("HEARTH_PLUGIN_DIR")).join("patient.wasm");
     let loaded = Arc::new(loader::load(&engine, &path).await?);
     let grants = Arc::new(
         Grants::new("patient", loaded.reads.clone(), loaded.writes.clone())
             .map_err(anyhow::Error::msg)?,
     );
-    let limits = Limits::default();
+    let mut limits = Limits::default();
+    limits.max_instances = limits.max_instances.min(max_instances);
     let plugin = SitePlugin {
         loaded: loaded.clone(),
         grants,
@@ -141,9 +203,12 @@ async fn bench(workers: usize) -> anyhow::Result<()> {
         .expect("route")
         .index;
 
-    println!("{iterations} sequential calls per variant, fresh instance each (p50 / p99 µs)");
+    println!(
+        "{iterations} sequential calls per variant, fresh instance each (p50 / p99 µs, process CPU µs per call)"
+    );
     // Instantiate only.
     let mut samples = Vec::with_capacity(iterations);
+    let cpu = process_cpu_nanos();
     for _ in 0..iterations {
         let mut store =
             wasmtime::Store::new(&engine.wasmtime, hearth::plugins::host::State::describing());
@@ -158,8 +223,9 @@ async fn bench(workers: usize) -> anyhow::Result<()> {
         // The store, and with it the instance's pool slot, is released here.
         drop(store);
     }
+    let per_call = cpu_per_call(cpu, iterations);
     let (p50, p99) = percentiles(samples);
-    println!("instantiate only                         {p50:7.1} / {p99:7.1}");
+    println!("instantiate only                         {p50:7.1} / {p99:7.1}   cpu {per_call:7.1}");
 
     for (name, req) in [
         (
@@ -177,6 +243,7 @@ async fn bench(workers: usize) -> anyhow::Result<()> {
         }),
     ] {
         let mut samples = Vec::with_capacity(iterations);
+        let cpu = process_cpu_nanos();
         for _ in 0..iterations {
             let started = Instant::now();
             let outcome = runtime::call(&engine, &site, &plugin, req.clone(), "bench", false)
@@ -190,8 +257,9 @@ async fn bench(workers: usize) -> anyhow::Result<()> {
                 String::from_utf8_lossy(&outcome.response.body)
             );
         }
+        let per_call = cpu_per_call(cpu, iterations);
         let (p50, p99) = percentiles(samples);
-        println!("{name:40} {p50:7.1} / {p99:7.1}");
+        println!("{name:40} {p50:7.1} / {p99:7.1}   cpu {per_call:7.1}");
     }
 
     // The native twins of the same two reads, called the same way.
@@ -200,6 +268,7 @@ async fn bench(workers: usize) -> anyhow::Result<()> {
         ("native GET list of 100", true),
     ] {
         let mut samples = Vec::with_capacity(iterations);
+        let cpu = process_cpu_nanos();
         for _ in 0..iterations {
             let started = Instant::now();
             let response = if list {
@@ -216,8 +285,9 @@ async fn bench(workers: usize) -> anyhow::Result<()> {
             samples.push(started.elapsed());
             assert_eq!(response.status, 200);
         }
+        let per_call = cpu_per_call(cpu, iterations);
         let (p50, p99) = percentiles(samples);
-        println!("{name:40} {p50:7.1} / {p99:7.1}");
+        println!("{name:40} {p50:7.1} / {p99:7.1}   cpu {per_call:7.1}");
     }
 
     // Throughput with 32 requests in flight on 2 worker threads: the plugin path against
@@ -232,12 +302,14 @@ async fn bench(workers: usize) -> anyhow::Result<()> {
     let variants: Vec<&'static str> = match std::env::var("CONCURRENT").as_deref() {
         Ok("plugin") => vec!["plugin"],
         Ok("native") => vec!["native"],
+        Ok("none") => Vec::new(),
         _ => vec!["plugin", "native", "plugin", "native"],
     };
     for variant in variants {
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let mut tasks = Vec::new();
         let started = Instant::now();
+        let cpu = process_cpu_nanos();
         for _ in 0..32 {
             let (site, plugin, engine, stop) = (
                 site_arc.clone(),
@@ -277,8 +349,9 @@ async fn bench(workers: usize) -> anyhow::Result<()> {
         for task in tasks {
             total += task.await?;
         }
+        let per_call = cpu_per_call(cpu, total as usize);
         println!(
-            "32 in flight, {variant:6}, {workers} thread(s)    {:8.0} calls/s",
+            "32 in flight, {variant:6}, {workers} thread(s)    {:8.0} calls/s   cpu {per_call:7.1} µs per call",
             total as f64 / started.elapsed().as_secs_f64()
         );
     }

@@ -19,6 +19,40 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(5);
 /// The largest linear memory any plugin instance may have; per-plugin caps are lower.
 pub const MAX_MEMORY_BYTES: usize = 256 << 20;
 
+/// How the pooling allocator returns an instance's slot to its initial state when the
+/// request's `Store` drops. The defaults are what the server runs with; `docs/benchmarks.md`
+/// ("The plugin seam, 2026-12-05 (issue 14): the slot reset") gives the measurements
+/// behind each.
+#[derive(Clone, Copy, Debug)]
+pub struct PoolTuning {
+    /// Bytes of each linear memory kept mapped between instances and reset in place
+    /// (only the pages written, found with `PAGEMAP_SCAN`, when `pagemap_scan`; all of
+    /// them otherwise); pages beyond are given back to the kernel (`madvise`).
+    pub linear_memory_keep_resident: usize,
+    /// The same for tables.
+    pub table_keep_resident: usize,
+    /// How many slots' `madvise` calls are gathered into one batch.
+    pub decommit_batch_size: usize,
+    /// Ask the kernel which kept-resident pages were written (Linux 6.7+).
+    pub pagemap_scan: bool,
+    /// Map the module's initial memory copy-on-write instead of copying it in.
+    pub memory_init_cow: bool,
+}
+
+impl Default for PoolTuning {
+    fn default() -> PoolTuning {
+        PoolTuning {
+            // Keep touched pages resident and reset only the dirty ones: instantiation
+            // then costs no page faults and the reset no TLB shootdown.
+            linear_memory_keep_resident: 4 << 20,
+            table_keep_resident: 64 << 10,
+            decommit_batch_size: 1,
+            pagemap_scan: true,
+            memory_init_cow: true,
+        }
+    }
+}
+
 /// The shared engine.
 pub struct Engine {
     /// The wasmtime engine.
@@ -29,8 +63,19 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Builds the engine and starts its epoch ticker.
+    /// Builds the engine and starts its epoch ticker, with the pool settings the server uses.
     pub fn new(cache_dir: &Path, max_instances: u32) -> Result<Arc<Engine>> {
+        Engine::with_tuning(cache_dir, max_instances, PoolTuning::default())
+    }
+
+    /// Builds the engine with other pool-reset settings (benchmarks compare them; the
+    /// server always uses [`PoolTuning::default`]). No setting here weakens isolation:
+    /// each only chooses how a slot is returned to its initial state.
+    pub fn with_tuning(
+        cache_dir: &Path,
+        max_instances: u32,
+        tuning: PoolTuning,
+    ) -> Result<Arc<Engine>> {
         let mut pool = PoolingAllocationConfig::default();
         // A component is a few core instances (the plugin, and small adapter shims).
         let core = max_instances.saturating_mul(8);
@@ -43,17 +88,20 @@ impl Engine {
             .max_memories_per_component(2)
             .max_tables_per_component(4)
             .max_core_instances_per_component(16)
-            // Keep touched pages resident and reset only the dirty ones (PAGEMAP_SCAN on
-            // Linux 6.7+): instantiation then costs no page faults on this kind of VM.
-            .linear_memory_keep_resident(4 << 20)
-            .table_keep_resident(64 << 10)
-            .pagemap_scan(Enabled::Auto);
+            .linear_memory_keep_resident(tuning.linear_memory_keep_resident)
+            .table_keep_resident(tuning.table_keep_resident)
+            .decommit_batch_size(tuning.decommit_batch_size)
+            .pagemap_scan(if tuning.pagemap_scan {
+                Enabled::Auto
+            } else {
+                Enabled::No
+            });
         let mut config = Config::new();
         config
             .wasm_component_model(true)
             .epoch_interruption(true)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
-            .memory_init_cow(true)
+            .memory_init_cow(tuning.memory_init_cow)
             .cranelift_opt_level(wasmtime::OptLevel::Speed)
             .memory_reservation(MAX_MEMORY_BYTES as u64)
             .memory_guard_size(64 << 10)
