@@ -453,6 +453,73 @@ pub(crate) fn patient(rng: &mut Gen, staff: &Staff, ids: &mut Ids, tables: &mut 
             ("", "", None),
         );
     }
+    appointments(rng, staff, ids, tables, pid);
+}
+
+/// Calendar statuses of past appointments (mostly checked out) and of upcoming ones.
+const PAST_STATUSES: &[&str] = &[">", ">", ">", "$", "@", "x", "%", "?"];
+const UPCOMING_STATUSES: &[&str] = &["-", "-", "*", "AVM", "SMS", "^", "x"];
+
+/// Calendar categories a visit is booked under (OpenEMR's shipped ids and names).
+const VISIT_CATEGORIES: &[(i64, &str)] = &[
+    (5, "Office Visit"),
+    (9, "Established Patient"),
+    (10, "New Patient"),
+    (13, "Preventive Care Services"),
+];
+
+/// Half-hour slots a provider's day holds, from 08:00.
+const SLOTS_PER_DAY: i64 = 16;
+
+/// One to four appointments of patient `pid` over the year around the reference day
+/// (half before it, half after), as `/api/patient/:pid/appointment` books them. Each
+/// appointment's provider and slot follow from its `pc_eid`: provider `pc_eid mod n`,
+/// and that provider's k-th appointment on a day and half-hour slot of its own (37 steps
+/// through the 365 days, then the next slot), so no provider is booked twice at once
+/// for the first 5,840 appointments each.
+fn appointments(rng: &mut Gen, staff: &Staff, ids: &mut Ids, tables: &mut Tables, pid: i64) {
+    let providers = staff.practitioners.len() as i64;
+    for _ in 0..rng.gen_range(1..=4) {
+        let eid = take(&mut ids.appointment);
+        let (provider, _, home) = &staff.practitioners[(eid % providers) as usize];
+        let k = eid / providers;
+        let day =
+            reference_day() - time::Duration::days(182) + time::Duration::days((k * 37) % 365);
+        let start = 8 * 3600 + (k / 365 % SLOTS_PER_DAY) * 1800;
+        let minutes: i64 = *rng.pick(&[15, 15, 30]);
+        let clock = |seconds: i64| format!("{:02}:{:02}:00", seconds / 3600, seconds / 60 % 60);
+        let statuses = if day < reference_day() {
+            PAST_STATUSES
+        } else {
+            UPCOMING_STATUSES
+        };
+        let (category, title) = *rng.pick(VISIT_CATEGORIES);
+        let booked = PrimitiveDateTime::new(
+            day - time::Duration::days(rng.gen_range(1..60)),
+            Time::from_hms(rng.gen_range(8..17), rng.gen_range(0..60), 0).expect("a time"),
+        );
+        let facility = staff.facilities[*home].0;
+        let mut row = Insert::into(crate::APPOINTMENTS);
+        row.set("pc_eid", eid)
+            .set("uuid", rng.uuid())
+            .set("pc_catid", category)
+            .set("pc_aid", *provider)
+            .set("pc_pid", pid)
+            .set("pc_title", title)
+            .set("pc_time", datetime(booked))
+            .set("pc_hometext", rng.pick(REASONS).0)
+            .set("pc_informant", *provider)
+            .set("pc_eventDate", date(day))
+            .set("pc_duration", minutes * 60)
+            .set("pc_startTime", clock(start))
+            .set("pc_endTime", clock(start + minutes * 60))
+            .set("pc_eventstatus", 1)
+            .set("pc_sharing", 1)
+            .set("pc_apptstatus", *rng.pick(statuses))
+            .set("pc_facility", facility)
+            .set("pc_billing_location", facility);
+        tables.appointments.push(row);
+    }
 }
 
 /// The `forms` row of encounter `number`'s form row `form_id`, as the plugins'

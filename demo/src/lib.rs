@@ -83,6 +83,9 @@ pub struct Summary {
     pub issue_encounters: u64,
     /// `history_data` rows (tobacco use: the smoking status).
     pub smoking_statuses: u64,
+    /// `openemr_postcalendar_events` rows (appointments over the year around the
+    /// reference day).
+    pub appointments: u64,
 }
 
 impl Summary {
@@ -108,6 +111,7 @@ impl Summary {
             ("dental issues", self.dental_issues),
             ("problem-encounter links", self.issue_encounters),
             ("smoking statuses", self.smoking_statuses),
+            ("appointments", self.appointments),
         ]
     }
 }
@@ -220,9 +224,10 @@ async fn begin<D: Database>(db: &D) -> Result<D::Tx> {
 /// Commits, after moving PostgreSQL's identity counters past the explicit ids.
 async fn finish(mut tx: impl Transaction, dialect: Dialect) -> Result<()> {
     if dialect == Dialect::Postgres {
-        for table in ID_TABLES.iter().chain(&[HISTORY_DATA]) {
+        let tables = ID_TABLES.iter().chain(&[HISTORY_DATA]).map(|t| (*t, "id"));
+        for (table, id) in tables.chain([(APPOINTMENTS, "pc_eid")]) {
             let sql = format!(
-                "SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT MAX(id) FROM {table})) AS v \
+                "SELECT setval(pg_get_serial_sequence('{table}', '{id}'), (SELECT MAX({id}) FROM {table})) AS v \
                  WHERE EXISTS (SELECT 1 FROM {table})"
             );
             tx.query(&sql, vec![])
@@ -251,6 +256,9 @@ const ISSUE_ENCOUNTER: &str = "issue_encounter";
 /// Social history (tobacco use); its ids are the seed's too.
 const HISTORY_DATA: &str = "history_data";
 
+/// Appointments; their `pc_eid`s are the seed's too.
+const APPOINTMENTS: &str = "openemr_postcalendar_events";
+
 /// The next id of each table the seed writes, in the order of [`ID_TABLES`].
 #[derive(Debug, Default)]
 pub(crate) struct Ids {
@@ -264,6 +272,8 @@ pub(crate) struct Ids {
     pub(crate) lists: i64,
     pub(crate) issue_encounter: i64,
     pub(crate) history_data: i64,
+    /// The next `pc_eid` of `openemr_postcalendar_events`.
+    pub(crate) appointment: i64,
     /// The next pid (from the `pid` sequence).
     pub(crate) pid: i64,
 }
@@ -275,7 +285,7 @@ impl Ids {
     async fn reserve(tx: &mut impl Transaction, dialect: Dialect) -> Result<Ids> {
         if dialect == Dialect::Postgres {
             let sql = format!(
-                "LOCK TABLE {}, {ISSUE_ENCOUNTER}, {HISTORY_DATA} IN EXCLUSIVE MODE",
+                "LOCK TABLE {}, {ISSUE_ENCOUNTER}, {HISTORY_DATA}, {APPOINTMENTS} IN EXCLUSIVE MODE",
                 ID_TABLES.join(", ")
             );
             tx.execute(&sql, vec![])
@@ -303,6 +313,7 @@ impl Ids {
             lists: next_id(tx, lists).await?,
             issue_encounter: next_id(tx, ISSUE_ENCOUNTER).await?,
             history_data: next_id(tx, HISTORY_DATA).await?,
+            appointment: next_key(tx, APPOINTMENTS, "pc_eid").await?,
             pid: 0,
         })
     }
@@ -310,7 +321,12 @@ impl Ids {
 
 /// One more than the highest id of `table`.
 async fn next_id(tx: &mut impl Transaction, table: &str) -> Result<i64> {
-    let sql = format!("SELECT COALESCE(MAX(id), 0) AS m FROM {table}");
+    next_key(tx, table, "id").await
+}
+
+/// One more than the highest `key` of `table`.
+async fn next_key(tx: &mut impl Transaction, table: &str, key: &str) -> Result<i64> {
+    let sql = format!("SELECT COALESCE(MAX({key}), 0) AS m FROM {table}");
     let rows = tx
         .query(&sql, vec![])
         .await
@@ -460,6 +476,7 @@ pub(crate) struct Tables {
     pub(crate) lists: Batch,
     pub(crate) issue_encounter: Batch,
     pub(crate) history: Batch,
+    pub(crate) appointments: Batch,
     /// The type of each `lists` row, for the summary.
     pub(crate) list_types: Vec<Issues>,
     /// Encounters in the batch so far (numbered with placeholders, see
@@ -480,6 +497,7 @@ impl Default for Tables {
             lists: Batch::new("lists"),
             issue_encounter: Batch::new(ISSUE_ENCOUNTER),
             history: Batch::new(HISTORY_DATA),
+            appointments: Batch::new(APPOINTMENTS),
             list_types: Vec::new(),
             encounters: 0,
         }
@@ -524,6 +542,7 @@ impl Tables {
         summary.forms += self.forms.len();
         summary.issue_encounters += self.issue_encounter.len();
         summary.smoking_statuses += self.history.len();
+        summary.appointments += self.appointments.len();
         for issues in &self.list_types {
             let count = match *issues {
                 Issues::MEDICAL_PROBLEMS => &mut summary.medical_problems,
@@ -548,6 +567,7 @@ impl Tables {
             &mut self.lists,
             &mut self.issue_encounter,
             &mut self.history,
+            &mut self.appointments,
         ] {
             batch.write(tx, dialect).await?;
         }
@@ -710,6 +730,6 @@ mod tests {
             ..Summary::default()
         };
         assert_eq!(summary.rows(), 23);
-        assert_eq!(summary.lines().len(), 14);
+        assert_eq!(summary.lines().len(), 15);
     }
 }
