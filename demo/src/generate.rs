@@ -454,6 +454,82 @@ pub(crate) fn patient(rng: &mut Gen, staff: &Staff, ids: &mut Ids, tables: &mut 
         );
     }
     appointments(rng, staff, ids, tables, pid);
+    immunizations(rng, staff, ids, tables, (pid, since));
+}
+
+/// Vaccines adults get (CVX code, manufacturer, dose in mL), as the CVX codes the
+/// immunizations migration loads.
+const VACCINES: &[(&str, &str, f64)] = &[
+    ("140", "Sanofi Pasteur", 0.5),
+    ("150", "Seqirus", 0.5),
+    ("115", "GlaxoSmithKline", 0.5),
+    ("33", "Merck Sharp & Dohme", 0.5),
+    ("133", "Pfizer", 0.5),
+    ("187", "GlaxoSmithKline", 0.5),
+    ("208", "Pfizer", 0.3),
+    ("207", "Moderna", 0.5),
+    ("43", "Merck Sharp & Dohme", 1.0),
+];
+
+/// Up to three immunizations of patient `pid` given since they registered (`since` days
+/// before the reference day), by their doctor's colleagues; now and then a refused dose.
+fn immunizations(
+    rng: &mut Gen,
+    staff: &Staff,
+    ids: &mut Ids,
+    tables: &mut Tables,
+    (pid, since): (i64, i64),
+) {
+    for _ in 0..rng.gen_range(0..=3) {
+        let (cvx, maker, dose) = *rng.pick(VACCINES);
+        let back = rng.gen_range(0..since);
+        let at = moment(rng, back);
+        let giver = staff.practitioners[rng.gen_range(0..staff.practitioners.len())].0;
+        let refused = rng.gen_bool(0.05);
+        let mut row = Insert::into(crate::IMMUNIZATIONS);
+        row.set("id", take(&mut ids.immunizations))
+            .set("uuid", rng.uuid())
+            .set("patient_id", pid)
+            .set("administered_date", datetime(at))
+            .set("cvx_code", cvx)
+            .set("manufacturer", if refused { "" } else { maker })
+            .set(
+                "lot_number",
+                if refused {
+                    String::new()
+                } else {
+                    format!("{}{:05}", &maker[..1], rng.gen_range(0..100_000))
+                },
+            )
+            .set("administered_by_id", (!refused).then_some(giver))
+            .set("amount_administered", (!refused).then_some(dose))
+            .set("amount_administered_unit", if refused { "" } else { "ml" })
+            .set(
+                "expiration_date",
+                (!refused).then(|| date(at.date() + time::Duration::days(365))),
+            )
+            .set("route", if refused { "" } else { "intramuscular" })
+            .set(
+                "administration_site",
+                if refused {
+                    ""
+                } else {
+                    *rng.pick(&["left_deltoid", "right_deltoid"])
+                },
+            )
+            .set(
+                "completion_status",
+                if refused { "Refused" } else { "Completed" },
+            )
+            .set(
+                "refusal_reason",
+                if refused { "patient_objection" } else { "" },
+            )
+            .set("created_by", giver)
+            .set("create_date", datetime(at))
+            .set("update_date", datetime(at));
+        tables.immunizations.push(row);
+    }
 }
 
 /// Calendar statuses of past appointments (mostly checked out) and of upcoming ones.

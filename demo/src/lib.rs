@@ -86,6 +86,8 @@ pub struct Summary {
     /// `openemr_postcalendar_events` rows (appointments over the year around the
     /// reference day).
     pub appointments: u64,
+    /// `immunizations` rows (CVX-coded vaccines).
+    pub immunizations: u64,
 }
 
 impl Summary {
@@ -112,6 +114,7 @@ impl Summary {
             ("problem-encounter links", self.issue_encounters),
             ("smoking statuses", self.smoking_statuses),
             ("appointments", self.appointments),
+            ("immunizations", self.immunizations),
         ]
     }
 }
@@ -239,7 +242,7 @@ async fn finish(mut tx: impl Transaction, dialect: Dialect) -> Result<()> {
 }
 
 /// The tables whose ids the seed assigns itself, with identity columns on PostgreSQL.
-const ID_TABLES: [&str; 8] = [
+const ID_TABLES: [&str; 9] = [
     "facility",
     "users",
     "patient_data",
@@ -248,6 +251,7 @@ const ID_TABLES: [&str; 8] = [
     Form::VITALS.table,
     Form::SOAP.table,
     "lists",
+    IMMUNIZATIONS,
 ];
 
 /// The table that links problems to encounters; its ids are the seed's too.
@@ -255,6 +259,9 @@ const ISSUE_ENCOUNTER: &str = "issue_encounter";
 
 /// Social history (tobacco use); its ids are the seed's too.
 const HISTORY_DATA: &str = "history_data";
+
+/// Immunizations; their ids are the seed's too.
+const IMMUNIZATIONS: &str = "immunizations";
 
 /// Appointments; their `pc_eid`s are the seed's too.
 const APPOINTMENTS: &str = "openemr_postcalendar_events";
@@ -270,6 +277,7 @@ pub(crate) struct Ids {
     pub(crate) form_vitals: i64,
     pub(crate) form_soap: i64,
     pub(crate) lists: i64,
+    pub(crate) immunizations: i64,
     pub(crate) issue_encounter: i64,
     pub(crate) history_data: i64,
     /// The next `pc_eid` of `openemr_postcalendar_events`.
@@ -301,6 +309,7 @@ impl Ids {
             form_vitals,
             form_soap,
             lists,
+            immunizations,
         ] = ID_TABLES;
         Ok(Ids {
             facility: next_id(tx, facility).await?,
@@ -311,6 +320,7 @@ impl Ids {
             form_vitals: next_id(tx, form_vitals).await?,
             form_soap: next_id(tx, form_soap).await?,
             lists: next_id(tx, lists).await?,
+            immunizations: next_id(tx, immunizations).await?,
             issue_encounter: next_id(tx, ISSUE_ENCOUNTER).await?,
             history_data: next_id(tx, HISTORY_DATA).await?,
             appointment: next_key(tx, APPOINTMENTS, "pc_eid").await?,
@@ -477,6 +487,7 @@ pub(crate) struct Tables {
     pub(crate) issue_encounter: Batch,
     pub(crate) history: Batch,
     pub(crate) appointments: Batch,
+    pub(crate) immunizations: Batch,
     /// The type of each `lists` row, for the summary.
     pub(crate) list_types: Vec<Issues>,
     /// Encounters in the batch so far (numbered with placeholders, see
@@ -498,6 +509,7 @@ impl Default for Tables {
             issue_encounter: Batch::new(ISSUE_ENCOUNTER),
             history: Batch::new(HISTORY_DATA),
             appointments: Batch::new(APPOINTMENTS),
+            immunizations: Batch::new(IMMUNIZATIONS),
             list_types: Vec::new(),
             encounters: 0,
         }
@@ -543,6 +555,7 @@ impl Tables {
         summary.issue_encounters += self.issue_encounter.len();
         summary.smoking_statuses += self.history.len();
         summary.appointments += self.appointments.len();
+        summary.immunizations += self.immunizations.len();
         for issues in &self.list_types {
             let count = match *issues {
                 Issues::MEDICAL_PROBLEMS => &mut summary.medical_problems,
@@ -568,6 +581,7 @@ impl Tables {
             &mut self.issue_encounter,
             &mut self.history,
             &mut self.appointments,
+            &mut self.immunizations,
         ] {
             batch.write(tx, dialect).await?;
         }
@@ -730,6 +744,6 @@ mod tests {
             ..Summary::default()
         };
         assert_eq!(summary.rows(), 23);
-        assert_eq!(summary.lines().len(), 15);
+        assert_eq!(summary.lines().len(), 16);
     }
 }

@@ -218,4 +218,30 @@ both! {
         assert_eq!(app.get(&fhir(app, "second", &format!("/Immunization/{FLU}")), &second).await.status, 404);
         docs.validate();
     }
+
+    async fn demo_seed_gives_cvx_coded_immunizations_the_plugins_serve(app) {
+        let site = app.state.sites.get("second").await.expect("the site");
+        let options = hearth_demo::SeedOptions { patients: 40, seed: 3, batch: 15 };
+        let summary = hearth::cli::seed_demo(&site, &options, |_, _| {}).await.expect("seeding");
+        let rows = app.rows("second", "SELECT COUNT(*) AS n, COUNT(DISTINCT cvx_code) AS vaccines FROM immunizations").await;
+        assert_eq!(rows[0]["n"].as_u64(), Some(summary.immunizations));
+        assert!(summary.immunizations >= 20 && rows[0]["vaccines"].as_i64().unwrap() >= 3, "{summary:?} {rows:?}");
+        let unknown = app.rows("second", "SELECT COUNT(*) AS n FROM immunizations i LEFT JOIN codes c ON c.code_type = 100 AND c.code = i.cvx_code WHERE c.id IS NULL").await;
+        assert_eq!(unknown[0]["n"], json!(0), "every seeded vaccine is a known CVX code");
+        let token = app.user_token("second", "admin", SCOPES).await;
+        let reply = app.get(&app.api("second", "/api/immunization?_limit=200"), &token).await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        let data = reply.json["data"].as_array().unwrap();
+        assert_eq!(data.len() as u64, summary.immunizations.min(200));
+        assert!(data.iter().all(|i| i["cvx_code_text"].is_string() && i["puuid"].is_string()), "{}", reply.text);
+        let bundle = app.get(&fhir(app, "second", "/Immunization?_count=200"), &token).await;
+        assert_eq!(bundle.status, 200, "{}", bundle.text);
+        assert_eq!(bundle.json["total"].as_u64(), Some(summary.immunizations));
+        let mut docs = Documents::default();
+        docs.keep(&bundle);
+        docs.validate();
+        // API reads after a seed see the seeded ids continue.
+        let next = app.rows("second", "SELECT MAX(id) AS m FROM immunizations").await;
+        assert_eq!(next[0]["m"].as_u64(), Some(summary.immunizations));
+    }
 }
