@@ -453,6 +453,149 @@ pub(crate) fn patient(rng: &mut Gen, staff: &Staff, ids: &mut Ids, tables: &mut 
             ("", "", None),
         );
     }
+    appointments(rng, staff, ids, tables, pid);
+    immunizations(rng, staff, ids, tables, (pid, since));
+}
+
+/// Vaccines adults get (CVX code, manufacturer, dose in mL), as the CVX codes the
+/// immunizations migration loads.
+const VACCINES: &[(&str, &str, f64)] = &[
+    ("140", "Sanofi Pasteur", 0.5),
+    ("150", "Seqirus", 0.5),
+    ("115", "GlaxoSmithKline", 0.5),
+    ("33", "Merck Sharp & Dohme", 0.5),
+    ("133", "Pfizer", 0.5),
+    ("187", "GlaxoSmithKline", 0.5),
+    ("208", "Pfizer", 0.3),
+    ("207", "Moderna", 0.5),
+    ("43", "Merck Sharp & Dohme", 1.0),
+];
+
+/// Up to three immunizations of patient `pid` given since they registered (`since` days
+/// before the reference day), by their doctor's colleagues; now and then a refused dose.
+fn immunizations(
+    rng: &mut Gen,
+    staff: &Staff,
+    ids: &mut Ids,
+    tables: &mut Tables,
+    (pid, since): (i64, i64),
+) {
+    for _ in 0..rng.gen_range(0..=3) {
+        let (cvx, maker, dose) = *rng.pick(VACCINES);
+        let back = rng.gen_range(0..since);
+        let at = moment(rng, back);
+        let giver = staff.practitioners[rng.gen_range(0..staff.practitioners.len())].0;
+        let refused = rng.gen_bool(0.05);
+        let mut row = Insert::into(crate::IMMUNIZATIONS);
+        row.set("id", take(&mut ids.immunizations))
+            .set("uuid", rng.uuid())
+            .set("patient_id", pid)
+            .set("administered_date", datetime(at))
+            .set("cvx_code", cvx)
+            .set("manufacturer", if refused { "" } else { maker })
+            .set(
+                "lot_number",
+                if refused {
+                    String::new()
+                } else {
+                    format!("{}{:05}", &maker[..1], rng.gen_range(0..100_000))
+                },
+            )
+            .set("administered_by_id", (!refused).then_some(giver))
+            .set("amount_administered", (!refused).then_some(dose))
+            .set("amount_administered_unit", if refused { "" } else { "ml" })
+            .set(
+                "expiration_date",
+                (!refused).then(|| date(at.date() + time::Duration::days(365))),
+            )
+            .set("route", if refused { "" } else { "intramuscular" })
+            .set(
+                "administration_site",
+                if refused {
+                    ""
+                } else {
+                    *rng.pick(&["left_deltoid", "right_deltoid"])
+                },
+            )
+            .set(
+                "completion_status",
+                if refused { "Refused" } else { "Completed" },
+            )
+            .set(
+                "refusal_reason",
+                if refused { "patient_objection" } else { "" },
+            )
+            .set("created_by", giver)
+            .set("create_date", datetime(at))
+            .set("update_date", datetime(at));
+        tables.immunizations.push(row);
+    }
+}
+
+/// Calendar statuses of past appointments (mostly checked out) and of upcoming ones.
+const PAST_STATUSES: &[&str] = &[">", ">", ">", "$", "@", "x", "%", "?"];
+const UPCOMING_STATUSES: &[&str] = &["-", "-", "*", "AVM", "SMS", "^", "x"];
+
+/// Calendar categories a visit is booked under (OpenEMR's shipped ids and names).
+const VISIT_CATEGORIES: &[(i64, &str)] = &[
+    (5, "Office Visit"),
+    (9, "Established Patient"),
+    (10, "New Patient"),
+    (13, "Preventive Care Services"),
+];
+
+/// Half-hour slots a provider's day holds, from 08:00.
+const SLOTS_PER_DAY: i64 = 16;
+
+/// One to four appointments of patient `pid` over the year around the reference day
+/// (half before it, half after), as `/api/patient/:pid/appointment` books them. Each
+/// appointment's provider and slot follow from its `pc_eid`: provider `pc_eid mod n`,
+/// and that provider's k-th appointment on a day and half-hour slot of its own (37 steps
+/// through the 365 days, then the next slot), so no provider is booked twice at once
+/// for the first 5,840 appointments each.
+fn appointments(rng: &mut Gen, staff: &Staff, ids: &mut Ids, tables: &mut Tables, pid: i64) {
+    let providers = staff.practitioners.len() as i64;
+    for _ in 0..rng.gen_range(1..=4) {
+        let eid = take(&mut ids.appointment);
+        let (provider, _, home) = &staff.practitioners[(eid % providers) as usize];
+        let k = eid / providers;
+        let day =
+            reference_day() - time::Duration::days(182) + time::Duration::days((k * 37) % 365);
+        let start = 8 * 3600 + (k / 365 % SLOTS_PER_DAY) * 1800;
+        let minutes: i64 = *rng.pick(&[15, 15, 30]);
+        let clock = |seconds: i64| format!("{:02}:{:02}:00", seconds / 3600, seconds / 60 % 60);
+        let statuses = if day < reference_day() {
+            PAST_STATUSES
+        } else {
+            UPCOMING_STATUSES
+        };
+        let (category, title) = *rng.pick(VISIT_CATEGORIES);
+        let booked = PrimitiveDateTime::new(
+            day - time::Duration::days(rng.gen_range(1..60)),
+            Time::from_hms(rng.gen_range(8..17), rng.gen_range(0..60), 0).expect("a time"),
+        );
+        let facility = staff.facilities[*home].0;
+        let mut row = Insert::into(crate::APPOINTMENTS);
+        row.set("pc_eid", eid)
+            .set("uuid", rng.uuid())
+            .set("pc_catid", category)
+            .set("pc_aid", *provider)
+            .set("pc_pid", pid)
+            .set("pc_title", title)
+            .set("pc_time", datetime(booked))
+            .set("pc_hometext", rng.pick(REASONS).0)
+            .set("pc_informant", *provider)
+            .set("pc_eventDate", date(day))
+            .set("pc_duration", minutes * 60)
+            .set("pc_startTime", clock(start))
+            .set("pc_endTime", clock(start + minutes * 60))
+            .set("pc_eventstatus", 1)
+            .set("pc_sharing", 1)
+            .set("pc_apptstatus", *rng.pick(statuses))
+            .set("pc_facility", facility)
+            .set("pc_billing_location", facility);
+        tables.appointments.push(row);
+    }
 }
 
 /// The `forms` row of encounter `number`'s form row `form_id`, as the plugins'

@@ -83,6 +83,11 @@ pub struct Summary {
     pub issue_encounters: u64,
     /// `history_data` rows (tobacco use: the smoking status).
     pub smoking_statuses: u64,
+    /// `openemr_postcalendar_events` rows (appointments over the year around the
+    /// reference day).
+    pub appointments: u64,
+    /// `immunizations` rows (CVX-coded vaccines).
+    pub immunizations: u64,
 }
 
 impl Summary {
@@ -108,6 +113,8 @@ impl Summary {
             ("dental issues", self.dental_issues),
             ("problem-encounter links", self.issue_encounters),
             ("smoking statuses", self.smoking_statuses),
+            ("appointments", self.appointments),
+            ("immunizations", self.immunizations),
         ]
     }
 }
@@ -220,9 +227,10 @@ async fn begin<D: Database>(db: &D) -> Result<D::Tx> {
 /// Commits, after moving PostgreSQL's identity counters past the explicit ids.
 async fn finish(mut tx: impl Transaction, dialect: Dialect) -> Result<()> {
     if dialect == Dialect::Postgres {
-        for table in ID_TABLES.iter().chain(&[HISTORY_DATA]) {
+        let tables = ID_TABLES.iter().chain(&[HISTORY_DATA]).map(|t| (*t, "id"));
+        for (table, id) in tables.chain([(APPOINTMENTS, "pc_eid")]) {
             let sql = format!(
-                "SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT MAX(id) FROM {table})) AS v \
+                "SELECT setval(pg_get_serial_sequence('{table}', '{id}'), (SELECT MAX({id}) FROM {table})) AS v \
                  WHERE EXISTS (SELECT 1 FROM {table})"
             );
             tx.query(&sql, vec![])
@@ -234,7 +242,7 @@ async fn finish(mut tx: impl Transaction, dialect: Dialect) -> Result<()> {
 }
 
 /// The tables whose ids the seed assigns itself, with identity columns on PostgreSQL.
-const ID_TABLES: [&str; 8] = [
+const ID_TABLES: [&str; 9] = [
     "facility",
     "users",
     "patient_data",
@@ -243,6 +251,7 @@ const ID_TABLES: [&str; 8] = [
     Form::VITALS.table,
     Form::SOAP.table,
     "lists",
+    IMMUNIZATIONS,
 ];
 
 /// The table that links problems to encounters; its ids are the seed's too.
@@ -250,6 +259,12 @@ const ISSUE_ENCOUNTER: &str = "issue_encounter";
 
 /// Social history (tobacco use); its ids are the seed's too.
 const HISTORY_DATA: &str = "history_data";
+
+/// Immunizations; their ids are the seed's too.
+const IMMUNIZATIONS: &str = "immunizations";
+
+/// Appointments; their `pc_eid`s are the seed's too.
+const APPOINTMENTS: &str = "openemr_postcalendar_events";
 
 /// The next id of each table the seed writes, in the order of [`ID_TABLES`].
 #[derive(Debug, Default)]
@@ -262,8 +277,11 @@ pub(crate) struct Ids {
     pub(crate) form_vitals: i64,
     pub(crate) form_soap: i64,
     pub(crate) lists: i64,
+    pub(crate) immunizations: i64,
     pub(crate) issue_encounter: i64,
     pub(crate) history_data: i64,
+    /// The next `pc_eid` of `openemr_postcalendar_events`.
+    pub(crate) appointment: i64,
     /// The next pid (from the `pid` sequence).
     pub(crate) pid: i64,
 }
@@ -275,7 +293,7 @@ impl Ids {
     async fn reserve(tx: &mut impl Transaction, dialect: Dialect) -> Result<Ids> {
         if dialect == Dialect::Postgres {
             let sql = format!(
-                "LOCK TABLE {}, {ISSUE_ENCOUNTER}, {HISTORY_DATA} IN EXCLUSIVE MODE",
+                "LOCK TABLE {}, {ISSUE_ENCOUNTER}, {HISTORY_DATA}, {APPOINTMENTS} IN EXCLUSIVE MODE",
                 ID_TABLES.join(", ")
             );
             tx.execute(&sql, vec![])
@@ -291,6 +309,7 @@ impl Ids {
             form_vitals,
             form_soap,
             lists,
+            immunizations,
         ] = ID_TABLES;
         Ok(Ids {
             facility: next_id(tx, facility).await?,
@@ -301,8 +320,10 @@ impl Ids {
             form_vitals: next_id(tx, form_vitals).await?,
             form_soap: next_id(tx, form_soap).await?,
             lists: next_id(tx, lists).await?,
+            immunizations: next_id(tx, immunizations).await?,
             issue_encounter: next_id(tx, ISSUE_ENCOUNTER).await?,
             history_data: next_id(tx, HISTORY_DATA).await?,
+            appointment: next_key(tx, APPOINTMENTS, "pc_eid").await?,
             pid: 0,
         })
     }
@@ -310,7 +331,12 @@ impl Ids {
 
 /// One more than the highest id of `table`.
 async fn next_id(tx: &mut impl Transaction, table: &str) -> Result<i64> {
-    let sql = format!("SELECT COALESCE(MAX(id), 0) AS m FROM {table}");
+    next_key(tx, table, "id").await
+}
+
+/// One more than the highest `key` of `table`.
+async fn next_key(tx: &mut impl Transaction, table: &str, key: &str) -> Result<i64> {
+    let sql = format!("SELECT COALESCE(MAX({key}), 0) AS m FROM {table}");
     let rows = tx
         .query(&sql, vec![])
         .await
@@ -460,6 +486,8 @@ pub(crate) struct Tables {
     pub(crate) lists: Batch,
     pub(crate) issue_encounter: Batch,
     pub(crate) history: Batch,
+    pub(crate) appointments: Batch,
+    pub(crate) immunizations: Batch,
     /// The type of each `lists` row, for the summary.
     pub(crate) list_types: Vec<Issues>,
     /// Encounters in the batch so far (numbered with placeholders, see
@@ -480,6 +508,8 @@ impl Default for Tables {
             lists: Batch::new("lists"),
             issue_encounter: Batch::new(ISSUE_ENCOUNTER),
             history: Batch::new(HISTORY_DATA),
+            appointments: Batch::new(APPOINTMENTS),
+            immunizations: Batch::new(IMMUNIZATIONS),
             list_types: Vec::new(),
             encounters: 0,
         }
@@ -524,6 +554,8 @@ impl Tables {
         summary.forms += self.forms.len();
         summary.issue_encounters += self.issue_encounter.len();
         summary.smoking_statuses += self.history.len();
+        summary.appointments += self.appointments.len();
+        summary.immunizations += self.immunizations.len();
         for issues in &self.list_types {
             let count = match *issues {
                 Issues::MEDICAL_PROBLEMS => &mut summary.medical_problems,
@@ -548,6 +580,8 @@ impl Tables {
             &mut self.lists,
             &mut self.issue_encounter,
             &mut self.history,
+            &mut self.appointments,
+            &mut self.immunizations,
         ] {
             batch.write(tx, dialect).await?;
         }
@@ -710,6 +744,6 @@ mod tests {
             ..Summary::default()
         };
         assert_eq!(summary.rows(), 23);
-        assert_eq!(summary.lines().len(), 14);
+        assert_eq!(summary.lines().len(), 16);
     }
 }

@@ -161,6 +161,16 @@ pub const TARGETS: &[Target] = &[
         only: "l.type = 'surgery'",
         category: ("NULL", None),
     },
+    Target {
+        resource_type: "Immunization",
+        from: "immunizations i JOIN patient_data p ON p.pid = i.patient_id",
+        id: "CAST(i.uuid AS TEXT)",
+        last_updated: "COALESCE(i.update_date, i.create_date)",
+        patient: "p.uuid",
+        key: "i.id",
+        only: "1=1",
+        category: ("NULL", None),
+    },
 ];
 
 /// Every Provenance as one derived table (alias `pv`): `pid` (the id, the target's),

@@ -223,6 +223,33 @@ const CASES: &[Case] = &[
     case("PUT /api/patient/{pid}/dental_issue/{dental}", Some(r#"{"title":"Cavity, molar"}"#), Answer(200, Bare(&["id"])), "ListRestController::put", Answer(200, Bare(&["id"]))),
     case("DELETE /api/patient/{pid}/dental_issue/{dental}", None, Answer(200, True), "ListRestController::delete", Answer(200, True)),
     case("GET /api/patient/{pid}/dental_issue/{dental}", None, Answer(404, Empty), B_NONE, Answer(404, BareError)),
+    // ---- Appointments (family B).
+    case("GET /api/patient/{pid}/appointment", None, Answer(200, BareList), "AppointmentRestController::getAllForPatient", Answer(200, BareList)),
+    case("GET /api/patient/{empty_pid}/appointment", None, Answer(404, Empty), "AppointmentRestController::getAllForPatient: no appointments is an empty 404 (measured on 8.3.0)", Answer(200, BareEmpty)),
+    case("GET /api/patient/{pid}/appointment?_sort=nosuchfield", None, Answer(200, BareList), "AppointmentRestController ignores the query", Answer(400, BareInvalid("_sort"))),
+    case("POST /api/patient/{pid}/appointment", Some(r#"{"pc_catid":"5","pc_title":"Office Visit","pc_duration":"900","pc_hometext":"","pc_apptstatus":"-","pc_eventDate":"2024-06-05","pc_startTime":"11:00","pc_facility":"{fid}","pc_billing_location":"{fid}","pc_aid":"{prid}"}"#), Answer(200, BareInvalid("pc_hometext")), "AppointmentValidator: pc_hometext is required and particle's required() refuses an empty string", Answer(400, BareInvalid("pc_hometext"))),
+    case("POST /api/patient/{pid}/appointment", Some(r#"{"pc_catid":"5","pc_title":"Office Visit","pc_duration":"900","pc_hometext":"Check","pc_apptstatus":"-","pc_eventDate":"2024-06-05","pc_startTime":"11:00","pc_facility":"{fid}","pc_billing_location":"{fid}","pc_aid":"{prid}"}"#), Answer(200, Bare(&["id"])), "AppointmentRestController::post: 200 {\"id\"} (measured on 8.3.0)", Answer(201, Bare(&["id", "uuid"]))),
+    case("POST /api/patient/{pid}/appointment", Some(r#"{"pc_title":"Office Visit"}"#), Answer(200, BareInvalid("pc_hometext")), "a failed appointment create is 200 with the bare map (measured on 8.3.0)", Answer(400, BareInvalid("pc_hometext"))),
+    case("POST /api/patient/{pid}/appointment", Some(r#"{"pc_catid":"5","pc_title":"Office Visit","pc_duration":"900","pc_hometext":"Check","pc_apptstatus":"-","pc_eventDate":"2024-06-05","pc_startTime":"11:05","pc_facility":"{fid}","pc_billing_location":"{fid}","pc_aid":"{prid}"}"#), Answer(200, Bare(&["id"])), "AppointmentService::insert books a provider's slot twice", Answer(409, BareError))
+        .compat(Answer(409, BareError), "a provider's double booking is refused unless the site allows it (the plugin setting allow_overlapping_bookings), whatever the compatibility setting"),
+    case("POST /api/patient/999999/appointment", Some(r#"{"pc_title":"Office Visit"}"#), Answer(200, BareInvalid("pid")), "AppointmentValidator: pid must be for a valid patient", Answer(404, BareError))
+        .compat(Answer(404, Empty), "the patient in the path is looked up before the body"),
+    case("GET /api/appointment", None, Answer(200, BareList), "AppointmentRestController::getAll", Answer(200, BareList)),
+    case("GET /api/appointment/{appt}", None, Answer(200, BareList), "AppointmentRestController::getOne: a one-element list (measured on 8.3.0)", Answer(200, BareList)),
+    case("GET /api/appointment/999999", None, Answer(404, Empty), B_NONE, Answer(404, BareError)),
+    case("GET /api/patient/{pid}/appointment/{appt}", None, Answer(200, BareList), "AppointmentRestController::getOne: a one-element list", Answer(200, BareList)),
+    case("GET /api/patient/{empty_pid}/appointment/{appt}", None, Answer(200, BareList), "AppointmentRestController::getOne looks the appointment up by pc_eid alone", Answer(404, BareError))
+        .compat(Answer(404, Empty), "another patient's appointment is not answered through this patient's path"),
+    case("GET /portal/patient/appointment", None, Answer(200, BareList), "AppointmentRestController::getAllForPatientByUuid for the token's patient", Answer(200, BareList)).by(Who::Patient),
+    case("GET /portal/patient/appointment/{appt_uuid}", None, Answer(200, Bare(&["pc_eid", "pc_uuid"])), "AppointmentRestController::getOneForPatient", Answer(200, Bare(&["pc_eid", "pc_uuid"]))).by(Who::Patient),
+    case("DELETE /api/patient/{empty_pid}/appointment/{appt_del}", None, Answer(200, Bare(&["message"])), "AppointmentRestController::delete deletes by pc_eid alone", Answer(404, BareError))
+        .compat(Answer(404, Empty), "an appointment is deleted only through its own patient's path"),
+    case("DELETE /api/patient/{pid}/appointment/{appt_del}", None, Answer(200, Bare(&["message"])), "AppointmentRestController::delete: {\"message\":\"record deleted\"}", Answer(200, Bare(&["message"]))),
+    // ---- Immunizations (family L, read-only).
+    case("GET /api/immunization", None, Answer(200, List), "ImmunizationRestController::getAll", Answer(200, List)),
+    case("GET /api/immunization?cvx_code=140", None, Answer(200, List), "ImmunizationService::getAll filters by the immunizations columns", Answer(200, List)),
+    case("GET /api/immunization/{imm_uuid}", None, Answer(200, Object), "ImmunizationRestController::getOne", Answer(200, Object)),
+    case("GET /api/immunization/{unknown}", None, Answer(200, Nothing), L, Answer(404, Nothing)),
     // ---- Practitioners (family M).
     case("GET /api/practitioner", None, Answer(200, List), "PractitionerApiTest::testGetAll", Answer(200, List)),
     case("GET /api/practitioner?_sort=nosuchfield", None, Answer(200, List), "PractitionerRestController ignores _sort", Answer(400, Invalid("_sort"))),
@@ -311,6 +338,20 @@ const CASES: &[Case] = &[
         .compat(Answer(200, FhirBundle("searchset")), "FHIR clients follow the specification: a search answers a searchset"),
     case("GET /fhir/Procedure/{unknown}", None, Answer(404, BareEmpty), "FhirProcedureRestController::getOne: RestControllerHelper::handleFhirProcessingResult answers [] with 404", Answer(404, FhirResource("OperationOutcome")))
         .compat(Answer(404, FhirResource("OperationOutcome")), "a FHIR error is an OperationOutcome"),
+    case("GET /fhir/Appointment", None, Answer(200, FhirBundle("collection")), "FhirAppointmentRestController::getAll: a collection Bundle", Answer(200, FhirBundle("searchset")))
+        .compat(Answer(200, FhirBundle("searchset")), "FHIR clients follow the specification: a search answers a searchset"),
+    case("POST /fhir/Appointment/_search", None, Answer(200, FhirBundle("collection")), "FhirAppointmentRestController: the form body merged into the query, as getAll", Answer(200, FhirBundle("searchset")))
+        .compat(Answer(200, FhirBundle("searchset")), "FHIR clients follow the specification: a search answers a searchset"),
+    case("GET /fhir/Appointment/{appt_uuid}", None, Answer(200, FhirResource("Appointment")), "FhirAppointmentRestController::getOne", Answer(200, FhirResource("Appointment"))),
+    case("GET /fhir/Appointment/{unknown}", None, Answer(404, BareEmpty), "FhirAppointmentRestController::getOne: RestControllerHelper::handleFhirProcessingResult answers [] with 404", Answer(404, FhirResource("OperationOutcome")))
+        .compat(Answer(404, FhirResource("OperationOutcome")), "a FHIR error is an OperationOutcome"),
+    case("GET /fhir/Immunization", None, Answer(200, FhirBundle("collection")), "FhirImmunizationRestController::getAll: a collection Bundle", Answer(200, FhirBundle("searchset")))
+        .compat(Answer(200, FhirBundle("searchset")), "FHIR clients follow the specification: a search answers a searchset"),
+    case("POST /fhir/Immunization/_search", None, Answer(200, FhirBundle("collection")), "FhirImmunizationRestController: the form body merged into the query, as getAll", Answer(200, FhirBundle("searchset")))
+        .compat(Answer(200, FhirBundle("searchset")), "FHIR clients follow the specification: a search answers a searchset"),
+    case("GET /fhir/Immunization/{imm_uuid}", None, Answer(200, FhirResource("Immunization")), "FhirImmunizationRestController::getOne", Answer(200, FhirResource("Immunization"))),
+    case("GET /fhir/Immunization/{unknown}", None, Answer(404, BareEmpty), "FhirImmunizationRestController::getOne: RestControllerHelper::handleFhirProcessingResult answers [] with 404", Answer(404, FhirResource("OperationOutcome")))
+        .compat(Answer(404, FhirResource("OperationOutcome")), "a FHIR error is an OperationOutcome"),
     case("GET /fhir/Provenance", None, Answer(200, FhirBundle("collection")), "FhirProvenanceRestController::getAll: a collection Bundle", Answer(200, FhirBundle("searchset")))
         .compat(Answer(200, FhirBundle("searchset")), "FHIR clients follow the specification: a search answers a searchset"),
     case("POST /fhir/Provenance/_search", None, Answer(200, FhirBundle("collection")), "FhirProvenanceRestController: the form body merged into the query, as getAll", Answer(200, FhirBundle("searchset")))
@@ -330,7 +371,8 @@ const STAFF_SCOPES: &str = "openid offline_access api:oemr api:fhir api:port \
     user/dental_issue.cruds user/practitioner.cruds user/facility.cruds user/Patient.rs \
     user/Practitioner.rs user/PractitionerRole.rs user/Person.rs user/Organization.rs \
     user/Location.rs user/Encounter.rs user/Condition.rs user/AllergyIntolerance.rs \
-    user/Observation.rs user/MedicationRequest.rs user/Procedure.rs user/Provenance.rs";
+    user/Observation.rs user/MedicationRequest.rs user/Procedure.rs user/Provenance.rs \
+    user/appointment.cruds user/Appointment.rs user/immunization.rs user/Immunization.rs";
 
 /// Builds the rows the table reads, through the API, on `site`.
 async fn fixtures(app: &TestApp, site: &str, token: &str) -> Fixtures {
@@ -373,6 +415,41 @@ async fn fixtures(app: &TestApp, site: &str, token: &str) -> Fixtures {
         "pruuid",
         text(&created(&practitioner, "a practitioner")["data"]["uuid"]),
     );
+    f.insert("prid", text(&practitioner.json["data"]["id"]));
+    // Immunizations have no write route (OpenEMR's are read-only): one row in SQL.
+    let imm_uuid = "90cde167-0000-4000-8000-0000000000b1";
+    let statement = format!(
+        "INSERT INTO immunizations (uuid, patient_id, administered_date, cvx_code, lot_number, \
+         route, create_date, update_date) VALUES ('{imm_uuid}', {pid}, '2024-01-02 10:00:00', \
+         '140', 'LOT-1', 'intramuscular', '2024-01-02 10:05:00', '2024-01-02 10:05:00')"
+    );
+    let site_ref = app.state.sites.get(site).await.expect("the site");
+    hearth::on_db!(&site_ref.db, |pool| {
+        sqlx::query(sqlx::AssertSqlSafe(statement.clone()))
+            .execute(pool)
+            .await
+            .expect("an immunization");
+    });
+    f.insert("imm_uuid", imm_uuid.to_owned());
+    f.insert("fid", text(&facility.json["data"]["id"]));
+    for (key, start) in [("appt", "09:00"), ("appt_del", "10:00")] {
+        let body = json!({"pc_catid": "5", "pc_title": "Office Visit", "pc_duration": "900",
+            "pc_hometext": "Check", "pc_apptstatus": "-", "pc_eventDate": "2024-06-04",
+            "pc_startTime": start, "pc_facility": f["fid"], "pc_billing_location": f["fid"],
+            "pc_aid": f["prid"]});
+        let appointment = app
+            .post(
+                &api(&format!("/api/patient/{pid}/appointment")),
+                token,
+                body,
+            )
+            .await;
+        let booked = created(&appointment, "an appointment");
+        f.insert(key, text(&booked["id"]));
+        if key == "appt" {
+            f.insert("appt_uuid", text(&booked["uuid"]));
+        }
+    }
     for key in ["eid", "empty_eid"] {
         let encounter = app
             .post(
@@ -545,7 +622,7 @@ both! {
             let staff = app.user_token(name, "admin", STAFF_SCOPES).await;
             let f = fixtures(app, name, &staff).await;
             let mut tokens = HashMap::new();
-            tokens.insert(Who::Patient, app.patient_token(name, &f["puuid"], "openid api:port patient/patient.rs patient/encounter.rs").await);
+            tokens.insert(Who::Patient, app.patient_token(name, &f["puuid"], "openid api:port patient/patient.rs patient/encounter.rs patient/appointment.rs").await);
             tokens.insert(Who::ReadOnly, app.user_token(name, "admin", "openid api:oemr user/patient.r").await);
             tokens.insert(Who::Staff, staff);
             fixtures_of.insert(name, f);
@@ -593,6 +670,109 @@ both! {
         }
         assert!(missing.is_empty(), "{}", missing.join("\n"));
     }
+
+    async fn the_coverage_table_lists_exactly_the_catalog_routes_hearth_answers(app) {
+        use hearth_tests::catalog::{COUNTS, ROUTES};
+        let of = |prefix: &str| ROUTES.iter().filter(|(_, path)| path.starts_with(prefix)).count();
+        assert_eq!((of("/api/"), of("/portal/"), of("/fhir/")), COUNTS, "the catalog is whole");
+        assert_eq!(ROUTES.len(), 183);
+        let docs = std::fs::read_to_string(workspace().join("docs/compatibility.md")).unwrap();
+        let documented = coverage_table(&docs);
+        // The routes the site's plugins serve, and a token with every scope they need.
+        let table = app.state.registry.table("default");
+        let mut served = Vec::new();
+        let mut scopes = std::collections::BTreeSet::new();
+        for bound in table.routes() {
+            let def = bound.def();
+            let family = match def.family {
+                hearth::error::Family::Api => "/api",
+                hearth::error::Family::Portal => "/portal",
+                hearth::error::Family::Fhir => "/fhir",
+                hearth::error::Family::Other => "",
+            };
+            served.push(route_pattern(&format!("{} {family}{}", def.method, def.path)));
+            if def.family != hearth::error::Family::Portal && !def.scope.is_empty() {
+                scopes.insert(format!("user/{}", def.scope));
+            }
+        }
+        let every = scopes.into_iter().collect::<Vec<_>>().join(" ");
+        let staff = app.user_token("default", "admin", &format!("openid offline_access api:oemr api:fhir {every}")).await;
+        let (pid, puuid) = app.create_patient("default", &staff, "Ann", "Catalog").await;
+        let patient = app.patient_token("default", &puuid, "openid api:port patient/patient.rs patient/encounter.rs patient/appointment.rs").await;
+        let mut answered = Vec::new();
+        let mut failures = Vec::new();
+        for (method, template) in ROUTES {
+            let route = format!("{method} {template}");
+            let pattern = route_pattern(&route);
+            let path = template
+                .split('/')
+                .map(|segment| match segment.strip_prefix(':') {
+                    Some("puuid") => puuid.clone(),
+                    Some("pid") => pid.to_string(),
+                    Some(name) if name == "id" || name.to_lowercase().ends_with("uuid") => "90cde167-0000-4000-8000-00000000dead".to_owned(),
+                    Some(_) => "1".to_owned(),
+                    None => segment.to_owned(),
+                })
+                .collect::<Vec<_>>()
+                .join("/");
+            let token = if template.starts_with("/portal/") { &patient } else { &staff };
+            let method = Method::from_bytes(method.as_bytes()).unwrap();
+            let body = matches!(method, Method::POST | Method::PUT).then(|| json!({}));
+            let reply = app.send(method.clone(), &app.api("default", &path), Some(token), body).await;
+            // The host's "no route" answer: its error code, or on FHIR the
+            // OperationOutcome's `details.text`.
+            let no_route = reply.json["error"] == "route_not_found"
+                || reply.json["issue"][0]["details"]["text"] == "route_not_found";
+            let routed = reply.status != 405 && !(reply.status == 404 && no_route);
+            // A plugin route of its own, or (for the host's routes, such as the
+            // CapabilityStatement) an answer no plugin route with a parameter gave in its
+            // place (`GET /fhir/Patient/$export` reaches `GET /fhir/Patient/:id` when no
+            // export route exists).
+            let own = served.contains(&pattern);
+            let stand_in = !own && served.iter().any(|p| matches_route(p, &format!("{method} {path}")));
+            if own && !routed {
+                failures.push(format!("{route}: a plugin serves it, yet {path} answered {} {}", reply.status, reply.text));
+            }
+            let is_answered = own || (routed && !stand_in);
+            let listed = documented.contains(&pattern);
+            if is_answered && !listed {
+                failures.push(format!("{route}: answered ({}), but not in the coverage table of docs/compatibility.md", reply.status));
+            }
+            if !is_answered && listed {
+                failures.push(format!("{route}: in the coverage table, but not answered ({} {})", reply.status, reply.text));
+            }
+            if is_answered {
+                answered.push(route);
+            }
+        }
+        println!("route catalog: {} of {} routes answered (issue 17 is done at {}):", answered.len(), ROUTES.len(), ROUTES.len());
+        for route in &answered {
+            println!("  {route}");
+        }
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+    }
+}
+
+/// The routes of the coverage table (`| `METHOD /path` | …` rows of its section), as
+/// patterns.
+fn coverage_table(docs: &str) -> Vec<(String, Vec<Option<String>>)> {
+    let section = docs
+        .split("\n## Coverage, route by route")
+        .nth(1)
+        .expect("the coverage section");
+    let section = section.split("\n## ").next().unwrap();
+    let routes: Vec<_> = section
+        .lines()
+        .filter_map(|line| line.strip_prefix("| `"))
+        .filter_map(|rest| rest.split_once('`'))
+        .map(|(route, _)| route_pattern(route))
+        .collect();
+    assert!(
+        routes.len() > 50,
+        "the coverage table has {} rows",
+        routes.len()
+    );
+    routes
 }
 
 /// A route as segments, `None` for a parameter.

@@ -26,6 +26,7 @@ impl Resource for FhirProvenance {
         "forms",
         "history_data",
         "facility",
+        "immunizations",
     ];
     const ROUTES: &'static [Route] = &[
         Route::get("/fhir/Provenance", "Provenance.s", search)
