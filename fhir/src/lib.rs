@@ -521,8 +521,8 @@ pub fn search(req: &Request, def: &TypeDef, map: Mapper) -> Result<Response> {
     if revinclude {
         query.retain(|(k, v)| !(k == "_revinclude" && v == provenance::REVINCLUDE));
     }
-    let mut plan =
-        Plan::parse(&params, &query, strict, now).map_err(|e| error(400, "invalid", &e.0))?;
+    let mut plan = Plan::parse_in(def.from, &params, &query, strict, now)
+        .map_err(|e| error(400, "invalid", &e.0))?;
     if revinclude {
         plan.applied
             .push(("_revinclude".to_owned(), provenance::REVINCLUDE.to_owned()));

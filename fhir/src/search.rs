@@ -118,6 +118,18 @@ pub enum Target {
     Date(&'static str),
     /// A date-and-time column (`YYYY-MM-DD HH:MM:SS`, UTC).
     DateTime(&'static str),
+    /// A `Period`: the columns of its start and end (date-and-time). A period without
+    /// an end is the instant of its start (an encounter whose end OpenEMR did not
+    /// record). Prefixes compare ranges as FHIR defines: `eq` the search range holds the
+    /// whole period, `gt`/`lt` the period reaches past the range's end/start, `ge`/`le`
+    /// the period reaches into or past it, `sa`/`eb` the period starts after / ends
+    /// before it, `ap` the period overlaps the widened range.
+    Period {
+        /// The start's column, e.g. `fe.date`.
+        start: &'static str,
+        /// The end's column, e.g. `fe.date_end`.
+        end: &'static str,
+    },
     /// The resource's own id column (`_id`): a token without a system.
     Id(&'static str),
     /// A column holding the referenced resource's id, and the type it references.
@@ -135,7 +147,7 @@ impl Target {
         match self {
             Target::Text(_) => Kind::String,
             Target::Token(_) | Target::Id(_) => Kind::Token,
-            Target::Date(_) | Target::DateTime(_) => Kind::Date,
+            Target::Date(_) | Target::DateTime(_) | Target::Period { .. } => Kind::Date,
             Target::Reference { .. } => Kind::Reference,
         }
     }
@@ -146,6 +158,7 @@ impl Target {
             Target::Text(columns) => columns.first().copied(),
             Target::Token(columns) => columns.first().map(|c| c.column),
             Target::Date(column) | Target::DateTime(column) | Target::Id(column) => Some(column),
+            Target::Period { start, .. } => Some(start),
             Target::Reference { column, .. } => Some(column),
         }
     }
@@ -287,6 +300,18 @@ impl Plan {
         strict: bool,
         now: i64,
     ) -> Result<Plan, SearchError> {
+        Plan::parse_in("", params, query, strict, now)
+    }
+
+    /// [`Plan::parse`] for a query over `from` (the type's `FROM` clause), whose aliases
+    /// tell which string columns are kept folded (see [`FOLDED`]).
+    pub fn parse_in(
+        from: &str,
+        params: &[Param],
+        query: &[(String, String)],
+        strict: bool,
+        now: i64,
+    ) -> Result<Plan, SearchError> {
         let mut plan = Plan {
             sql: Sql::default(),
             order: Vec::new(),
@@ -385,7 +410,7 @@ impl Plan {
             if value.is_empty() {
                 continue;
             }
-            let condition = condition(param, modifier, value, now, &mut plan.sql)?;
+            let condition = condition_in(from, param, modifier, value, now, &mut plan.sql)?;
             plan.sql.conditions.push(condition);
             plan.applied.push((key.clone(), value.clone()));
         }
@@ -449,9 +474,9 @@ fn like_escape(text: &str) -> String {
     out
 }
 
-/// Accented Latin letters and the letter each folds to. SQLite's `LOWER` folds only
-/// ASCII, so both cases are listed; PostgreSQL folds the capitals first and finds
-/// nothing left of them to replace.
+/// Accented Latin letters and the letter each folds to, capitals too (SQLite's `LOWER`
+/// folds only ASCII). Migration `0480_folded_text` folds the stored columns with the
+/// same list (a test checks it); a change to it needs a migration that folds again.
 const ACCENTS: &[(char, char)] = &[
     ('à', 'a'),
     ('á', 'a'),
@@ -522,8 +547,9 @@ const ACCENTS: &[(char, char)] = &[
     ('Ł', 'l'),
 ];
 
-/// `text` lower-cased with its accents dropped, as [`fold_sql`] folds a column: string
-/// search ignores case and accents (`jose` finds `José`).
+/// `text` lower-cased with its accents dropped, as migration `0480_folded_text` folds the
+/// columns it keeps in `folded_text`: string search ignores case and accents (`jose`
+/// finds `José`).
 pub fn fold(text: &str) -> String {
     text.chars()
         .map(|c| {
@@ -536,20 +562,255 @@ pub fn fold(text: &str) -> String {
         .to_lowercase()
 }
 
-/// The SQL of `column` folded as [`fold`] folds text, with only what both databases
-/// have and plugin SQL may call (`LOWER`, `REPLACE`).
-pub fn fold_sql(column: &str) -> String {
-    let mut out = String::with_capacity(column.len() + ACCENTS.len() * 20);
-    for _ in ACCENTS {
-        out.push_str("REPLACE(");
-    }
-    out.push_str("LOWER(");
-    out.push_str(column);
-    out.push(')');
-    for (accented, plain) in ACCENTS {
-        out.push_str(&format!(", '{accented}', '{plain}')"));
+/// The text columns kept folded in the table `folded_text` (migration
+/// `0480_folded_text`, both databases): each source table, its integer key and its
+/// columns. The table's triggers store every non-blank value of these columns as
+/// [`fold`] folds it, one row per (table, row, column), indexed by (table, column,
+/// folded value). A string parameter over such a column is an index range (starts-with)
+/// or an index lookup (`:exact`) instead of a scan that folds every row.
+pub const FOLDED: &[(&str, &str, &[&str])] = &[
+    (
+        "patient_data",
+        "id",
+        &[
+            "lname",
+            "fname",
+            "mname",
+            "title",
+            "suffix",
+            "street",
+            "street_line_2",
+            "city",
+            "county",
+            "state",
+            "postal_code",
+            "country_code",
+        ],
+    ),
+    (
+        "users",
+        "id",
+        &[
+            "lname",
+            "fname",
+            "mname",
+            "title",
+            "suffix",
+            "street",
+            "streetb",
+            "city",
+            "state",
+            "zip",
+            "specialty",
+        ],
+    ),
+    (
+        "facility",
+        "id",
+        &[
+            "name",
+            "street",
+            "city",
+            "state",
+            "postal_code",
+            "country_code",
+        ],
+    ),
+    ("form_encounter", "id", &["encounter_type_description"]),
+];
+
+/// The table each alias of a `FROM` clause's top level names
+/// (`patient_data p LEFT JOIN users u ON …` gives `p` → `patient_data`, `u` → `users`);
+/// derived tables (`(SELECT …) o`) name none.
+pub fn aliases(from: &str) -> Vec<(&str, &str)> {
+    let words: Vec<&str> = from.split_whitespace().collect();
+    let mut out = Vec::new();
+    let mut depth = 0i32;
+    let mut expect_table = true;
+    let mut i = 0;
+    while i < words.len() {
+        let word = words[i];
+        if depth == 0 && expect_table {
+            expect_table = false;
+            if !word.starts_with('(') {
+                let alias = words
+                    .get(i + 1)
+                    .copied()
+                    .filter(|a| !a.eq_ignore_ascii_case("ON") && !a.contains('('));
+                let alias = match alias {
+                    Some(a) if a.eq_ignore_ascii_case("AS") => words.get(i + 2).copied(),
+                    other => other,
+                };
+                out.push((alias.unwrap_or(word), word));
+            }
+        } else if depth == 0 && word.eq_ignore_ascii_case("JOIN") {
+            expect_table = true;
+        }
+        depth += word.matches('(').count() as i32 - word.matches(')').count() as i32;
+        i += 1;
     }
     out
+}
+
+/// Where `column` (`p.lname`) is kept folded: the key expression (`p.id`), the table
+/// and the column's name, when the alias names a table of [`FOLDED`] in `from` and the
+/// column is one it folds.
+fn folded_column(from: &str, column: &str) -> Option<(String, &'static str, &'static str)> {
+    let (alias, field) = column.split_once('.')?;
+    let field = field.trim_matches('"');
+    let (_, table) = aliases(from).into_iter().find(|(a, _)| *a == alias)?;
+    let (table, key, fields) = FOLDED.iter().find(|(t, _, _)| *t == table)?;
+    let field = fields.iter().find(|f| **f == field)?;
+    Some((format!("{alias}.{key}"), table, field))
+}
+
+/// The smallest text greater than every text starting with `prefix` (byte-wise, as
+/// SQLite's `BINARY` and PostgreSQL's `"C"` collations compare), or `None` when there
+/// is none.
+fn prefix_end(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        let mut next = last as u32 + 1;
+        if (0xD800..0xE000).contains(&next) {
+            next = 0xE000;
+        }
+        if let Some(c) = char::from_u32(next) {
+            chars.push(c);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
+}
+
+/// The rows whose folded `fields` of `table` meet `test` (a condition on `ft.folded`):
+/// `SELECT ft.row_id FROM folded_text ft WHERE …`.
+fn folded_rows(table: &str, fields: &[&str], test: &str) -> String {
+    let fields = match fields {
+        [one] => format!("ft.field = '{one}'"),
+        many => format!(
+            "ft.field IN ({})",
+            many.iter()
+                .map(|f| format!("'{f}'"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    format!("SELECT ft.row_id FROM folded_text ft WHERE ft.tbl = '{table}' AND {fields} AND {test}")
+}
+
+/// The columns of a string parameter grouped by the folded table holding them (key
+/// expression, table, columns), and the columns no folded table holds.
+type FoldedGroups = (
+    Vec<(String, &'static str, Vec<&'static str>)>,
+    Vec<&'static str>,
+);
+
+fn folded_groups(from: &str, columns: &[&'static str]) -> FoldedGroups {
+    let mut groups: Vec<(String, &'static str, Vec<&'static str>)> = Vec::new();
+    let mut plain = Vec::new();
+    for column in columns {
+        match folded_column(from, column) {
+            Some((key, table, field)) => match groups.iter_mut().find(|g| g.0 == key) {
+                Some(group) => group.2.push(field),
+                None => groups.push((key, table, vec![field])),
+            },
+            None => plain.push(*column),
+        }
+    }
+    (groups, plain)
+}
+
+/// How a string value matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Match {
+    /// Starts with the value, ignoring case and accents.
+    Start,
+    /// Holds the value anywhere, ignoring case and accents (`:contains`, `:text`).
+    Contains,
+    /// Equals the value exactly (`:exact`).
+    Exact,
+}
+
+/// The condition that any of `values` matches any of `columns`.
+///
+/// A column kept folded (see [`FOLDED`]) is searched in `folded_text`: starts-with is the
+/// index range `[value, next value)`, `:exact` an index lookup of the folded value (then
+/// the exact comparison on the row), `:contains` a `LIKE` over the column's folded
+/// values. Any other column (a derived table's, or one no migration folds) compares
+/// `LOWER(column)` with the lower-cased value: case-insensitive, accents as given.
+fn text_condition(
+    from: &str,
+    columns: &[&'static str],
+    mode: Match,
+    values: &[String],
+    sql: &mut Sql,
+) -> String {
+    let (groups, plain) = folded_groups(from, columns);
+    let mut alternatives = Vec::new();
+    if mode == Match::Exact {
+        let mut exact = Vec::new();
+        for v in values {
+            for column in columns {
+                exact.push(format!("{column} = {}", sql.bind(v.as_str())));
+            }
+        }
+        let exact = any(exact);
+        if !plain.is_empty() || groups.is_empty() {
+            return exact;
+        }
+        // The folded index narrows the rows; the exact comparison decides.
+        let mut narrow = Vec::new();
+        for (key, table, fields) in &groups {
+            let rows: Vec<String> = values
+                .iter()
+                .map(|v| {
+                    let test = format!("ft.folded = {}", sql.bind(fold(v)));
+                    folded_rows(table, fields, &test)
+                })
+                .collect();
+            narrow.push(format!("{key} IN ({})", rows.join(" UNION ALL ")));
+        }
+        return format!("({} AND {exact})", any(narrow));
+    }
+    for (key, table, fields) in &groups {
+        let rows: Vec<String> = values
+            .iter()
+            .map(|v| {
+                let folded = fold(v);
+                let test = match mode {
+                    Match::Contains => format!(
+                        "ft.folded LIKE {} ESCAPE '\\'",
+                        sql.bind(format!("%{}%", like_escape(&folded)))
+                    ),
+                    _ => match prefix_end(&folded) {
+                        Some(end) => format!(
+                            "ft.folded >= {} AND ft.folded < {}",
+                            sql.bind(folded),
+                            sql.bind(end)
+                        ),
+                        None => "ft.folded IS NOT NULL".to_owned(),
+                    },
+                };
+                folded_rows(table, fields, &test)
+            })
+            .collect();
+        alternatives.push(format!("{key} IN ({})", rows.join(" UNION ALL ")));
+    }
+    for v in values {
+        let lower = like_escape(&v.to_lowercase());
+        let pattern = if mode == Match::Contains {
+            format!("%{lower}%")
+        } else {
+            format!("{lower}%")
+        };
+        for column in &plain {
+            alternatives.push(format!(
+                "LOWER({column}) LIKE {} ESCAPE '\\'",
+                sql.bind(pattern.as_str())
+            ));
+        }
+    }
+    any(alternatives)
 }
 
 fn any(parts: Vec<String>) -> String {
@@ -560,8 +821,22 @@ fn any(parts: Vec<String>) -> String {
     }
 }
 
-/// The SQL condition one parameter occurrence adds.
+/// The SQL condition one parameter occurrence adds, for a parameter that searches no
+/// string columns (a token, date or reference).
 pub(crate) fn condition(
+    param: &Param,
+    modifier: Option<&str>,
+    value: &str,
+    now: i64,
+    sql: &mut Sql,
+) -> Result<String, SearchError> {
+    condition_in("", param, modifier, value, now, sql)
+}
+
+/// The SQL condition one parameter occurrence adds to a query over `from` (whose
+/// aliases tell which string columns are kept folded, see [`FOLDED`]).
+pub(crate) fn condition_in(
+    from: &str,
     param: &Param,
     modifier: Option<&str>,
     value: &str,
@@ -590,6 +865,7 @@ pub(crate) fn condition(
             Target::Token(columns) => columns.iter().map(|c| c.column).collect(),
             Target::Date(c)
             | Target::DateTime(c)
+            | Target::Period { start: c, .. }
             | Target::Id(c)
             | Target::Reference { column: c, .. } => vec![c],
         };
@@ -616,31 +892,12 @@ pub(crate) fn condition(
     match &param.target {
         Target::Text(columns) => {
             let mode = match modifier {
-                None => 0,
-                Some("exact") => 1,
-                Some("contains") => 2,
+                None => Match::Start,
+                Some("exact") => Match::Exact,
+                Some("contains") => Match::Contains,
                 Some(m) => return Err(bad_modifier(m)),
             };
-            for v in values {
-                for column in *columns {
-                    alternatives.push(match mode {
-                        1 => format!("{column} = {}", sql.bind(v.as_str())),
-                        _ => {
-                            let pattern = like_escape(&fold(&v));
-                            let pattern = if mode == 2 {
-                                format!("%{pattern}%")
-                            } else {
-                                format!("{pattern}%")
-                            };
-                            format!(
-                                "{} LIKE {} ESCAPE '\\'",
-                                fold_sql(column),
-                                sql.bind(pattern)
-                            )
-                        }
-                    });
-                }
-            }
+            alternatives.push(text_condition(from, columns, mode, &values, sql));
         }
         Target::Id(column) => {
             if let Some(m) = modifier {
@@ -658,18 +915,9 @@ pub(crate) fn condition(
                 Some("not") => true,
                 Some("text") => {
                     // The code's text, matched like a string parameter's `:contains`.
-                    for v in values {
-                        let pattern = format!("%{}%", like_escape(&fold(&v)));
-                        for column in *columns {
-                            let text = column.text.unwrap_or(column.column);
-                            alternatives.push(format!(
-                                "{} LIKE {} ESCAPE '\\'",
-                                fold_sql(text),
-                                sql.bind(pattern.as_str())
-                            ));
-                        }
-                    }
-                    return Ok(any(alternatives));
+                    let texts: Vec<&'static str> =
+                        columns.iter().map(|c| c.text.unwrap_or(c.column)).collect();
+                    return Ok(text_condition(from, &texts, Match::Contains, &values, sql));
                 }
                 Some(m) => return Err(bad_modifier(m)),
             };
@@ -720,6 +968,15 @@ pub(crate) fn condition(
                 return Ok(format!("NOT COALESCE({}, 1=0)", any(alternatives)));
             }
         }
+        Target::Period { start, end } => {
+            if let Some(m) = modifier {
+                return Err(bad_modifier(m));
+            }
+            let end = format!("COALESCE({end}, {start})");
+            for v in values {
+                alternatives.push(period_condition(name, start, &end, &v, now, sql)?);
+            }
+        }
         Target::Date(column) | Target::DateTime(column) => {
             if let Some(m) = modifier {
                 return Err(bad_modifier(m));
@@ -750,20 +1007,25 @@ pub(crate) fn condition(
     Ok(any(alternatives))
 }
 
-/// The condition of one date value with its prefix.
-fn date_condition(
-    name: &str,
-    column: &str,
-    day: bool,
-    value: &str,
-    now: i64,
-    sql: &mut Sql,
-) -> Result<String, SearchError> {
+/// A date value's prefix and the range it stands for, widened for `ap` and kept within
+/// the years both databases store.
+fn date_range(name: &str, value: &str, now: i64) -> Result<(&'static str, Range), SearchError> {
     let (prefix, text) = match value.get(..2) {
         Some(p @ ("eq" | "ne" | "gt" | "lt" | "ge" | "le" | "sa" | "eb" | "ap")) => {
             (p, &value[2..])
         }
         _ => ("eq", value),
+    };
+    let prefix: &'static str = match prefix {
+        "ne" => "ne",
+        "gt" => "gt",
+        "lt" => "lt",
+        "ge" => "ge",
+        "le" => "le",
+        "sa" => "sa",
+        "eb" => "eb",
+        "ap" => "ap",
+        _ => "eq",
     };
     let Some(mut range) = date::parse(text) else {
         return Err(SearchError(format!(
@@ -785,6 +1047,19 @@ fn date_condition(
     );
     range.start = range.start.clamp(min, max);
     range.end = range.end.clamp(min, max);
+    Ok((prefix, range))
+}
+
+/// The condition of one date value with its prefix.
+fn date_condition(
+    name: &str,
+    column: &str,
+    day: bool,
+    value: &str,
+    now: i64,
+    sql: &mut Sql,
+) -> Result<String, SearchError> {
+    let (prefix, range) = date_range(name, value, now)?;
     // A date column holds whole days: the range is widened to whole days.
     let fmt = |secs: i64| {
         if day {
@@ -818,6 +1093,39 @@ fn date_condition(
         "lt" | "eb" => format!("{column} < {}", sql.bind(start)),
         "ge" => format!("{column} >= {}", sql.bind(start)),
         _ => format!("{column} < {}", sql.bind(end)),
+    })
+}
+
+/// The condition of one date value against a period from `start` to `end` (an SQL
+/// expression that is never NULL where `start` is not), both date-and-time.
+fn period_condition(
+    name: &str,
+    start: &str,
+    end: &str,
+    value: &str,
+    now: i64,
+    sql: &mut Sql,
+) -> Result<String, SearchError> {
+    let (prefix, range) = date_range(name, value, now)?;
+    let (lo, hi) = (
+        date::sql_datetime(range.start),
+        date::sql_datetime(range.end),
+    );
+    Ok(match prefix {
+        // The search range holds the whole period.
+        "eq" => format!("({start} >= {} AND {end} < {})", sql.bind(lo), sql.bind(hi)),
+        "ne" => format!("({start} < {} OR {end} >= {})", sql.bind(lo), sql.bind(hi)),
+        // The period reaches past the range's end / before its start.
+        "gt" => format!("{end} >= {}", sql.bind(hi)),
+        "lt" => format!("{start} < {}", sql.bind(lo)),
+        // … or into the range.
+        "ge" => format!("{end} >= {}", sql.bind(lo)),
+        "le" => format!("{start} < {}", sql.bind(hi)),
+        // Wholly after / before the range.
+        "sa" => format!("{start} >= {}", sql.bind(hi)),
+        "eb" => format!("{end} < {}", sql.bind(lo)),
+        // Overlaps the widened range.
+        _ => format!("({start} < {} AND {end} >= {})", sql.bind(hi), sql.bind(lo)),
     })
 }
 
@@ -868,8 +1176,11 @@ mod tests {
             .collect()
     }
 
+    const FROM: &str = "patient_data p LEFT JOIN users u ON u.id = p.\"providerID\" \
+                        LEFT JOIN facility f ON f.id = p.facility_id";
+
     fn plan(text: &str) -> Plan {
-        Plan::parse(PARAMS, &q(text), false, 1_700_000_000).unwrap()
+        Plan::parse_in(FROM, PARAMS, &q(text), false, 1_700_000_000).unwrap()
     }
 
     fn error(text: &str) -> String {
@@ -880,33 +1191,118 @@ mod tests {
 
     #[test]
     fn strings_start_with_ignoring_case_and_accents_unless_exact_or_contains() {
+        let rows = |fields: &str, test: &str| {
+            format!(
+                "p.id IN (SELECT ft.row_id FROM folded_text ft WHERE ft.tbl = 'patient_data' \
+                 AND {fields} AND {test})"
+            )
+        };
         let p = plan("family=SmI%");
-        let lname = fold_sql("p.lname");
-        assert_eq!(p.sql.conditions, [format!("{lname} LIKE $1 ESCAPE '\\'")]);
-        assert_eq!(p.sql.params, [Value::from("smi\\%%")]);
+        assert_eq!(
+            p.sql.conditions,
+            [rows(
+                "ft.field = 'lname'",
+                "ft.folded >= $1 AND ft.folded < $2"
+            )]
+        );
+        assert_eq!(
+            p.sql.params,
+            [Value::from("smi%"), Value::from("smi&")],
+            "a range of folded values, wildcards as data"
+        );
         let p = plan("family=JOSÉ");
-        assert_eq!(p.sql.params, [Value::from("jose%")], "accents are dropped");
+        assert_eq!(
+            p.sql.params,
+            [Value::from("jose"), Value::from("josf")],
+            "accents are dropped"
+        );
         let p = plan("family:exact=Smith");
-        assert_eq!(p.sql.conditions, ["p.lname = $1"]);
-        let p = plan("family:contains=mit");
-        assert_eq!(p.sql.params, [Value::from("%mit%")]);
-        let p = plan("name=a");
-        let fname = fold_sql("p.fname");
         assert_eq!(
             p.sql.conditions,
             [format!(
-                "({lname} LIKE $1 ESCAPE '\\' OR {fname} LIKE $2 ESCAPE '\\')"
+                "({} AND p.lname = $1)",
+                rows("ft.field = 'lname'", "ft.folded = $2")
+            )]
+        );
+        assert_eq!(p.sql.params, [Value::from("Smith"), Value::from("smith")]);
+        let p = plan("family:contains=mi_t");
+        assert_eq!(
+            p.sql.conditions,
+            [rows("ft.field = 'lname'", "ft.folded LIKE $1 ESCAPE '\\'")]
+        );
+        assert_eq!(p.sql.params, [Value::from("%mi\\_t%")]);
+        let p = plan("name=a");
+        assert_eq!(
+            p.sql.conditions,
+            [rows(
+                "ft.field IN ('lname', 'fname')",
+                "ft.folded >= $1 AND ft.folded < $2"
             )]
         );
         assert!(error("family:below=x").contains(":below"));
     }
 
     #[test]
-    fn folding_drops_case_and_accents_alike_in_rust_and_sql() {
+    fn columns_not_kept_folded_compare_lower_cased() {
+        // Without the FROM clause no alias names a folded table.
+        let p = Plan::parse(PARAMS, &q("family=SmI%"), false, 0).unwrap();
+        assert_eq!(p.sql.conditions, ["LOWER(p.lname) LIKE $1 ESCAPE '\\'"]);
+        assert_eq!(p.sql.params, [Value::from("smi\\%%")]);
+        let p = Plan::parse(PARAMS, &q("family:exact=Smith"), false, 0).unwrap();
+        assert_eq!(p.sql.conditions, ["p.lname = $1"]);
+    }
+
+    #[test]
+    fn aliases_and_folded_columns_come_from_the_from_clause() {
+        assert_eq!(
+            aliases(FROM),
+            [("p", "patient_data"), ("u", "users"), ("f", "facility")]
+        );
+        assert_eq!(
+            aliases("(SELECT x FROM a JOIN b ON b.i = a.i) o JOIN patient_data AS p ON p.id = o.p"),
+            [("p", "patient_data")]
+        );
+        assert_eq!(aliases("facility"), [("facility", "facility")]);
+        assert_eq!(
+            folded_column(FROM, "f.name"),
+            Some(("f.id".to_owned(), "facility", "name"))
+        );
+        assert_eq!(folded_column(FROM, "p.sex"), None, "not a folded column");
+        assert_eq!(folded_column(FROM, "x.lname"), None, "not an alias");
+        assert_eq!(prefix_end("ab"), Some("ac".to_owned()));
+        assert_eq!(prefix_end("a\u{10FFFF}"), Some("b".to_owned()));
+        assert_eq!(prefix_end("\u{D7FF}"), Some("\u{E000}".to_owned()));
+        assert_eq!(prefix_end("\u{10FFFF}"), None);
+        assert_eq!(prefix_end(""), None);
+    }
+
+    #[test]
+    fn folding_drops_case_and_accents_alike_in_rust_and_the_migrations() {
         assert_eq!(fold("Ærø JOSÉ Ñuñez Łódź"), "æro jose nunez lodź");
-        let sql = fold_sql("c");
-        assert!(sql.starts_with("REPLACE(REPLACE(") && sql.contains("LOWER(c), 'à', 'a')"));
-        assert_eq!(sql.matches("REPLACE(").count(), ACCENTS.len());
+        let sqlite = include_str!("../../migrations/sqlite/0480_folded_text.sql");
+        let postgres = include_str!("../../migrations/postgres/0480_folded_text.sql");
+        for (accented, plain) in ACCENTS {
+            assert!(
+                sqlite.contains(&format!("'{accented}', '{plain}')")),
+                "{accented}"
+            );
+        }
+        let from: String = ACCENTS.iter().map(|(a, _)| a).collect();
+        let to: String = ACCENTS.iter().map(|(_, p)| p).collect();
+        assert!(postgres.contains(&format!("translate(lower(t), '{from}', '{to}')")));
+        for (table, key, fields) in FOLDED {
+            assert_eq!(*key, "id");
+            for sql in [sqlite, postgres] {
+                for field in *fields {
+                    assert!(
+                        sql.contains(&format!("'{field}'")),
+                        "{table}.{field} is folded by the migrations"
+                    );
+                }
+            }
+            assert!(sqlite.contains(&format!("CREATE TRIGGER hearth_fold_{table}_update")));
+            assert!(postgres.contains(&format!("FUNCTION hearth_fold_{table}()")));
+        }
     }
 
     #[test]
@@ -918,13 +1314,17 @@ mod tests {
             "PractitionerRole.specialty",
             Target::Token(SPECIALTY),
         )];
-        let p = Plan::parse(PARAMS, &q("specialty:text=Médecine"), false, 0).unwrap();
+        let p = Plan::parse_in("users u", PARAMS, &q("specialty:text=Médecine"), false, 0).unwrap();
         assert_eq!(
             p.sql.conditions,
-            [format!("{} LIKE $1 ESCAPE '\\'", fold_sql("u.specialty"))]
+            [
+                "u.id IN (SELECT ft.row_id FROM folded_text ft WHERE ft.tbl = 'users' \
+              AND ft.field = 'specialty' AND ft.folded LIKE $1 ESCAPE '\\')"
+            ]
         );
         assert_eq!(p.sql.params, [Value::from("%medecine%")]);
-        let p = plan("gender:text=fem");
+        let p = plan("gender:text=Fem");
+        assert_eq!(p.sql.conditions, ["LOWER(p.sex) LIKE $1 ESCAPE '\\'"]);
         assert_eq!(
             p.sql.params,
             [Value::from("%fem%")],
@@ -948,12 +1348,12 @@ mod tests {
     fn commas_are_or_and_repeats_are_and() {
         let p = plan("family=a,b&family=c");
         assert_eq!(p.sql.conditions.len(), 2);
-        assert!(p.sql.conditions[0].contains(" OR "));
-        assert_eq!(p.sql.params.len(), 3);
+        assert!(p.sql.conditions[0].contains(" UNION ALL "));
+        assert_eq!(p.sql.params.len(), 6);
         let p = plan("family=a\\,b");
         assert_eq!(
             p.sql.params,
-            [Value::from("a,b%")],
+            [Value::from("a,b"), Value::from("a,c")],
             "an escaped comma is data"
         );
     }
@@ -1059,6 +1459,61 @@ mod tests {
         );
         assert!(error("birthdate=1990-02-30").contains("birthdate"));
         assert!(error("birthdate:exact=1990").contains(":exact"));
+    }
+
+    #[test]
+    fn dates_compare_with_periods_as_ranges() {
+        const PERIOD: &[Param] = &[Param::new(
+            "date",
+            "Encounter.period",
+            Target::Period {
+                start: "fe.date",
+                end: "fe.date_end",
+            },
+        )];
+        let parse = |text: &str| Plan::parse(PERIOD, &q(text), false, 0).unwrap();
+        let end = "COALESCE(fe.date_end, fe.date)";
+        let p = parse("date=2024-03");
+        assert_eq!(
+            p.sql.conditions,
+            [format!("(fe.date >= $1 AND {end} < $2)")],
+            "the month holds the whole period"
+        );
+        assert_eq!(
+            p.sql.params,
+            [
+                Value::from("2024-03-01 00:00:00"),
+                Value::from("2024-04-01 00:00:00")
+            ]
+        );
+        assert_eq!(
+            parse("date=ge2024-03").sql.conditions,
+            [format!("{end} >= $1")]
+        );
+        assert_eq!(
+            parse("date=gt2024-03").sql.params,
+            [Value::from("2024-04-01 00:00:00")]
+        );
+        assert_eq!(parse("date=le2024-03").sql.conditions, ["fe.date < $1"]);
+        assert_eq!(parse("date=sa2024-03").sql.conditions, ["fe.date >= $1"]);
+        assert_eq!(
+            parse("date=eb2024-03").sql.conditions,
+            [format!("{end} < $1")]
+        );
+        assert_eq!(
+            parse("date=ap2024-03").sql.conditions,
+            [format!("(fe.date < $1 AND {end} >= $2)")]
+        );
+        assert_eq!(
+            parse("date=ne2024-03").sql.conditions,
+            [format!("(fe.date < $1 OR {end} >= $2)")]
+        );
+        assert!(
+            Plan::parse(PERIOD, &q("date:exact=2024"), false, 0)
+                .unwrap_err()
+                .0
+                .contains(":exact")
+        );
     }
 
     #[test]

@@ -1,5 +1,8 @@
 //! The FHIR server's own routes: `GET /apis/{site}/fhir/metadata`, the CapabilityStatement
-//! of what the site's loaded plugins serve.
+//! of what the site's loaded plugins serve; `GET /apis/{site}/fhir/OperationDefinition`
+//! (and `/{name}`), the definitions of the operations the host ([`HOST_OPERATIONS`]) and
+//! the site's plugins (their `$` routes) serve; and the host's own operations
+//! (`$versions`).
 //!
 //! FHIR resources are served by plugins (through [`crate::api`]); each declares its
 //! resource types, profiles and search parameters in the contract's `fhir` list, and its
@@ -53,7 +56,355 @@ pub fn router() -> Router<Arc<AppState>> {
         .max_age(Duration::from_secs(600));
     Router::new()
         .route("/apis/{site}/fhir/metadata", get(metadata))
+        .route("/apis/{site}/fhir/OperationDefinition", get(operation_list))
+        .route(
+            "/apis/{site}/fhir/OperationDefinition/{name}",
+            get(operation_read),
+        )
+        .route("/apis/{site}/fhir/$versions", get(versions))
         .layer(cors)
+}
+
+/// One parameter of an operation's definition.
+#[derive(Debug, Clone, Copy)]
+pub struct OperationParam {
+    /// The parameter's name.
+    pub name: &'static str,
+    /// `in` or `out`.
+    pub use_: &'static str,
+    /// The least number of times it occurs.
+    pub min: u32,
+    /// The most: a number, or `*`.
+    pub max: &'static str,
+    /// Its FHIR type (`code`, `string`, `instant`, `Binary`, …).
+    pub kind: &'static str,
+    /// What it means.
+    pub documentation: &'static str,
+}
+
+/// An operation the host serves itself (a plugin's operations are its `$` routes).
+/// [`HOST_OPERATIONS`] lists them; each is served as an OperationDefinition and listed
+/// in the CapabilityStatement (at system level under `rest.operation`, at type or
+/// instance level under each of its types the site serves).
+#[derive(Debug, Clone, Copy)]
+pub struct HostOperation {
+    /// The operation's code without `$` (`versions`): its name in URLs and the id of its
+    /// OperationDefinition.
+    pub code: &'static str,
+    /// A human title.
+    pub title: &'static str,
+    /// What it does.
+    pub description: &'static str,
+    /// The canonical URL of the definition it implements, when the specification (or an
+    /// implementation guide) defines it: the definition's `base`.
+    pub base: Option<&'static str>,
+    /// Invoked on the server as a whole (`/fhir/$versions`).
+    pub system: bool,
+    /// The types it is invoked on (`/fhir/Patient/$export`), type level unless
+    /// `instance`.
+    pub types: &'static [&'static str],
+    /// Invoked on one resource (`/fhir/Group/:id/$export`).
+    pub instance: bool,
+    /// Whether it changes data.
+    pub affects_state: bool,
+    /// Its parameters.
+    pub parameters: &'static [OperationParam],
+}
+
+/// The operations the host serves: add one here with its route.
+pub const HOST_OPERATIONS: &[HostOperation] = &[HostOperation {
+    code: "versions",
+    title: "The FHIR versions this server supports",
+    description: "Answers the FHIR versions the server supports and the one it uses when \
+                  the client names none, as a Parameters resource. Anonymous, like the \
+                  CapabilityStatement.",
+    base: Some("http://hl7.org/fhir/OperationDefinition/CapabilityStatement-versions"),
+    system: true,
+    types: &[],
+    instance: false,
+    affects_state: false,
+    parameters: &[
+        OperationParam {
+            name: "version",
+            use_: "out",
+            min: 1,
+            max: "*",
+            kind: "code",
+            documentation: "A version supported (major.minor): 4.0",
+        },
+        OperationParam {
+            name: "default",
+            use_: "out",
+            min: 1,
+            max: "1",
+            kind: "code",
+            documentation: "The version used when the client names none: 4.0",
+        },
+    ],
+}];
+
+/// An operation the site serves, as its definition is built: the host's, or one read
+/// off a plugin's `$` routes.
+#[derive(Debug, Clone, PartialEq)]
+struct Served {
+    code: String,
+    title: String,
+    description: String,
+    base: Option<String>,
+    system: bool,
+    types: Vec<String>,
+    instance: bool,
+    affects_state: bool,
+    parameters: Vec<Value>,
+}
+
+/// Every operation `table`'s site serves: the host's, then the plugins' (by code; a
+/// plugin route with a host operation's code adds nothing).
+fn served_operations(table: &SiteTable) -> Vec<Served> {
+    let mut out: Vec<Served> = HOST_OPERATIONS
+        .iter()
+        .map(|op| Served {
+            code: op.code.to_owned(),
+            title: op.title.to_owned(),
+            description: op.description.to_owned(),
+            base: op.base.map(str::to_owned),
+            system: op.system,
+            types: op.types.iter().map(|t| (*t).to_owned()).collect(),
+            instance: op.instance,
+            affects_state: op.affects_state,
+            parameters: op
+                .parameters
+                .iter()
+                .map(|p| {
+                    json!({
+                        "name": p.name,
+                        "use": p.use_,
+                        "min": p.min,
+                        "max": p.max,
+                        "documentation": p.documentation,
+                        "type": p.kind,
+                    })
+                })
+                .collect(),
+        })
+        .collect();
+    let hosts = out.len();
+    for plugin in &table.plugins {
+        for route in plugin
+            .loaded
+            .routes
+            .iter()
+            .filter(|r| r.family == RouteFamily::Fhir)
+        {
+            let Some(Segment::Literal(last)) = route.segments.last() else {
+                continue;
+            };
+            let Some(code) = last.strip_prefix('$') else {
+                continue;
+            };
+            if out[..hosts].iter().any(|op| op.code == code) {
+                continue;
+            }
+            let at = route.segments.len() - 1;
+            let resource = match route.segments.first() {
+                Some(Segment::Literal(t)) if at > 0 => Some(t.clone()),
+                _ => None,
+            };
+            let instance = at == 2 && matches!(route.segments.get(1), Some(Segment::Param(_)));
+            let index = match out.iter().position(|op| op.code == code) {
+                Some(i) => i,
+                None => {
+                    out.push(Served {
+                        code: code.to_owned(),
+                        title: format!("${code}"),
+                        description: format!(
+                            "Served by the plugin {} (its route declares no parameters)",
+                            plugin.loaded.name
+                        ),
+                        base: None,
+                        system: false,
+                        types: Vec::new(),
+                        instance: false,
+                        affects_state: false,
+                        parameters: Vec::new(),
+                    });
+                    out.len() - 1
+                }
+            };
+            let op = &mut out[index];
+            op.affects_state |= route.method.as_str() != "GET";
+            match resource {
+                None => op.system = true,
+                Some(t) => {
+                    op.instance |= instance;
+                    if !op.types.contains(&t) {
+                        op.types.push(t);
+                    }
+                }
+            }
+        }
+    }
+    out.sort_by(|a, b| a.code.cmp(&b.code));
+    out
+}
+
+/// `versions` → `Versions`, `bulkdata-status` → `BulkdataStatus`: a definition's
+/// machine-friendly `name`.
+fn operation_name(code: &str) -> String {
+    code.split(['-', '_', '.'])
+        .map(|part| {
+            let mut chars = part.chars();
+            chars.next().map_or_else(String::new, |first| {
+                first.to_ascii_uppercase().to_string() + chars.as_str()
+            })
+        })
+        .collect()
+}
+
+/// The OperationDefinition resource of `op`, served at `base`.
+fn operation_definition(op: &Served, base: &str) -> Value {
+    let mut doc = json!({
+        "resourceType": "OperationDefinition",
+        "id": op.code,
+        "url": format!("{base}/OperationDefinition/{}", op.code),
+        "name": operation_name(&op.code),
+        "title": op.title,
+        "status": "active",
+        "kind": "operation",
+        "publisher": "Hearth",
+        "description": op.description,
+        "affectsState": op.affects_state,
+        "code": op.code,
+        "system": op.system,
+        "type": !op.types.is_empty() && !op.instance,
+        "instance": op.instance,
+    });
+    if let Some(canonical) = &op.base {
+        doc["base"] = json!(canonical);
+    }
+    if !op.types.is_empty() {
+        doc["resource"] = json!(op.types);
+    }
+    if !op.parameters.is_empty() {
+        doc["parameter"] = json!(op.parameters);
+    }
+    doc
+}
+
+fn fhir_json(status: StatusCode, body: &Value) -> Response {
+    let mut response = (status, body.to_string()).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/fhir+json"),
+    );
+    response
+}
+
+/// Whether the client asked for `Prefer: handling=strict`.
+fn strict(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get_all("prefer")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.split([';', ',']).any(|p| p.trim() == "handling=strict"))
+}
+
+/// `GET /apis/{site}/fhir/OperationDefinition`: anonymous, a searchset Bundle of every
+/// operation the site serves. It takes no search parameter: any is ignored, or named in
+/// a 400 with `Prefer: handling=strict`.
+async fn operation_list(
+    State(app): State<Arc<AppState>>,
+    Path(site_name): Path<String>,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    let Some(site) = app.sites.get(&site_name).await else {
+        return HttpError::unknown_site(&site_name).render(Family::Fhir);
+    };
+    let ignored: Vec<String> = query
+        .as_deref()
+        .unwrap_or_default()
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| pair.split_once('=').map_or(pair, |(k, _)| k).to_owned())
+        .filter(|name| name != "_format")
+        .collect();
+    if strict(&headers) && !ignored.is_empty() {
+        return HttpError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_parameter",
+            format!(
+                "Unknown or unsupported search parameters: {}",
+                ignored.join(", ")
+            ),
+        )
+        .render(Family::Fhir);
+    }
+    let table = app.registry.table(&site.name);
+    let base = format!("{}/apis/{}/fhir", app.base_url, site.name);
+    let entries: Vec<Value> = served_operations(&table)
+        .iter()
+        .map(|op| {
+            json!({
+                "fullUrl": format!("{base}/OperationDefinition/{}", op.code),
+                "resource": operation_definition(op, &base),
+                "search": {"mode": "match"},
+            })
+        })
+        .collect();
+    let mut bundle = json!({
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "total": entries.len(),
+        "link": [{"relation": "self", "url": format!("{base}/OperationDefinition")}],
+    });
+    if !entries.is_empty() {
+        bundle["entry"] = json!(entries);
+    }
+    fhir_json(StatusCode::OK, &bundle)
+}
+
+/// `GET /apis/{site}/fhir/OperationDefinition/{name}`: anonymous; `name` is the
+/// operation's code, with or without OpenEMR's `$`.
+async fn operation_read(
+    State(app): State<Arc<AppState>>,
+    Path((site_name, name)): Path<(String, String)>,
+) -> Response {
+    let Some(site) = app.sites.get(&site_name).await else {
+        return HttpError::unknown_site(&site_name).render(Family::Fhir);
+    };
+    let table = app.registry.table(&site.name);
+    let base = format!("{}/apis/{}/fhir", app.base_url, site.name);
+    let code = name.strip_prefix('$').unwrap_or(&name);
+    match served_operations(&table).iter().find(|op| op.code == code) {
+        Some(op) => fhir_json(StatusCode::OK, &operation_definition(op, &base)),
+        None => HttpError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("OperationDefinition/{name} is not known"),
+        )
+        .render(Family::Fhir),
+    }
+}
+
+/// `GET /apis/{site}/fhir/$versions`: anonymous, the FHIR versions served (R4, `4.0`).
+async fn versions(State(app): State<Arc<AppState>>, Path(site_name): Path<String>) -> Response {
+    if app.sites.get(&site_name).await.is_none() {
+        return HttpError::unknown_site(&site_name).render(Family::Fhir);
+    }
+    let version = FHIR_VERSION
+        .rsplit_once('.')
+        .map_or(FHIR_VERSION, |(v, _)| v);
+    fhir_json(
+        StatusCode::OK,
+        &json!({
+            "resourceType": "Parameters",
+            "parameter": [
+                {"name": "version", "valueCode": version},
+                {"name": "default", "valueCode": version},
+            ],
+        }),
+    )
 }
 
 /// `GET /apis/{site}/fhir/metadata`: anonymous.
@@ -168,13 +519,45 @@ pub fn capability_statement(table: &SiteTable, base: &str, issuer: &str) -> Valu
             if !includes.is_empty() {
                 resource["searchInclude"] = json!(includes);
             }
+            // The host's operations on this type.
+            for op in HOST_OPERATIONS
+                .iter()
+                .filter(|op| op.types.contains(&declared.resource_type.as_str()))
+            {
+                operations.push(json!({
+                    "name": op.code,
+                    "definition": format!("{base}/OperationDefinition/{}", op.code),
+                }));
+            }
             if !operations.is_empty() {
                 resource["operation"] = json!(operations);
             }
             resources.push(resource);
         }
     }
+    // The host serves the definitions of the operations itself.
+    resources.push(json!({
+        "type": "OperationDefinition",
+        "profile": "http://hl7.org/fhir/StructureDefinition/OperationDefinition",
+        "interaction": [{"code": "read"}, {"code": "search-type"}],
+        "versioning": "no-version",
+        "readHistory": false,
+        "updateCreate": false,
+        "conditionalCreate": false,
+        "conditionalUpdate": false,
+        "conditionalDelete": "not-supported",
+    }));
     resources.sort_by(|a, b| a["type"].as_str().cmp(&b["type"].as_str()));
+    let system_operations: Vec<Value> = served_operations(table)
+        .iter()
+        .filter(|op| op.system)
+        .map(|op| {
+            json!({
+                "name": op.code,
+                "definition": format!("{base}/OperationDefinition/{}", op.code),
+            })
+        })
+        .collect();
     let date = newest
         .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
         .replace_nanosecond(0)
@@ -225,6 +608,7 @@ pub fn capability_statement(table: &SiteTable, base: &str, issuer: &str) -> Valu
                 "extension": extensions,
             },
             "resource": resources,
+            "operation": system_operations,
         }],
     })
 }
@@ -266,13 +650,45 @@ mod tests {
     }
 
     #[test]
+    fn host_operations_are_definitions() {
+        let ops = served_operations(&SiteTable::default());
+        assert_eq!(ops.len(), HOST_OPERATIONS.len());
+        let doc = operation_definition(&ops[0], "https://h/apis/a/fhir");
+        assert_eq!(doc["resourceType"], "OperationDefinition");
+        assert_eq!(doc["id"], "versions");
+        assert_eq!(doc["name"], "Versions");
+        assert_eq!(
+            doc["url"],
+            "https://h/apis/a/fhir/OperationDefinition/versions"
+        );
+        assert_eq!(doc["system"], true);
+        assert_eq!(doc["type"], false);
+        assert_eq!(doc["parameter"][1]["name"], "default");
+        assert!(doc.get("resource").is_none());
+        assert_eq!(operation_name("bulkdata-status"), "BulkdataStatus");
+        for op in HOST_OPERATIONS {
+            assert!(
+                op.system || !op.types.is_empty(),
+                "{} is invoked somewhere",
+                op.code
+            );
+        }
+    }
+
+    #[test]
     fn an_empty_site_lists_no_resource_but_its_security() {
         let doc = capability_statement(
             &SiteTable::default(),
             "https://h/apis/a/fhir",
             "https://h/oauth2/a",
         );
-        assert_eq!(doc["rest"][0]["resource"], json!([]));
+        let resources = doc["rest"][0]["resource"].as_array().unwrap();
+        assert_eq!(resources.len(), 1, "only the host's OperationDefinition");
+        assert_eq!(resources[0]["type"], "OperationDefinition");
+        assert_eq!(
+            doc["rest"][0]["operation"][0],
+            json!({"name": "versions", "definition": "https://h/apis/a/fhir/OperationDefinition/versions"})
+        );
         assert_eq!(doc["fhirVersion"], FHIR_VERSION);
         let ext = &doc["rest"][0]["security"]["extension"];
         assert!(

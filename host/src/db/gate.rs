@@ -144,6 +144,19 @@ impl SqlGate {
         }
     }
 
+    /// Every statement the gate has let through since its verdicts were last forgotten,
+    /// in no order: what the site's plugins run (the query-plan test reads them to
+    /// `EXPLAIN` the SQL each FHIR search parameter produces).
+    pub fn allowed_statements(&self) -> Vec<String> {
+        self.cache
+            .read()
+            .values()
+            .flat_map(|verdicts| verdicts.iter())
+            .filter(|(_, verdict)| verdict.is_ok())
+            .map(|(sql, _)| sql.to_string())
+            .collect()
+    }
+
     /// Forgets the verdicts for a grant set (when its plugin is unloaded).
     pub fn forget(&self, grants: &Grants) {
         self.cache.write().remove(&grants.id());

@@ -266,6 +266,11 @@ impl SqliteChecker {
                         grants.plugin
                     ));
                 };
+                // The host's triggers open these; the authorizer has checked every access
+                // the statement itself makes to them.
+                if TRIGGER_KEPT.contains(&table.as_str()) {
+                    continue;
+                }
                 let (allowed, how) = if write {
                     (grants.may_write(table), "writing")
                 } else {
@@ -436,12 +441,23 @@ extern "C" fn authorize(
     arg1: *const c_char,
     arg2: *const c_char,
     database: *const c_char,
-    _trigger: *const c_char,
+    trigger: *const c_char,
 ) -> c_int {
     use libsqlite3_sys as ffi;
     // SAFETY: `user` is the `CheckState` installed by `SqliteChecker::check`.
     let state = unsafe { &mut *(user as *mut CheckState<'_>) };
     let grants = state.grants;
+    // What the host's own triggers do when the statement fires them (plugin SQL cannot
+    // create triggers: DDL is refused below).
+    if !trigger.is_null() && text(trigger).starts_with(HOST_TRIGGER_PREFIX) {
+        if matches!(
+            action,
+            ffi::SQLITE_INSERT | ffi::SQLITE_UPDATE | ffi::SQLITE_DELETE
+        ) {
+            state.writes = true;
+        }
+        return ffi::SQLITE_OK;
+    }
     let refusal = match action {
         ffi::SQLITE_SELECT | ffi::SQLITE_RECURSIVE => None,
         // A read without a schema is of a common table expression, or a read of a
@@ -502,11 +518,20 @@ extern "C" fn authorize(
     }
 }
 
-/// How deep plugin SQL may nest expressions on PostgreSQL. sqlparser's default (50)
-/// refuses SQL plugins write routinely: `hearth_fhir`'s accent-insensitive string search
-/// nests one `REPLACE` per folded letter (about 70). Bounded, because the parser recurses
-/// on the plugin call's stack.
-const MAX_EXPRESSION_DEPTH: usize = 128;
+/// How deep plugin SQL may nest expressions on PostgreSQL (sqlparser's default). Bounded,
+/// because the parser recurses on the plugin call's stack. FHIR string search reads
+/// folded copies of the columns (`folded_text`, kept by triggers) instead of folding
+/// accents with nested `REPLACE` calls, so no plugin needs more.
+const MAX_EXPRESSION_DEPTH: usize = 50;
+
+/// Tables the host's triggers keep (migration `0480_folded_text`): a plugin statement
+/// that changes a source table (`patient_data`, …) writes them through the trigger,
+/// named `hearth_fold_…`, which the plugin's grants need not cover. A plugin's own
+/// access to them is checked like any other (a read needs the table in its `READS`).
+pub(crate) const TRIGGER_KEPT: &[&str] = &["folded_text"];
+
+/// The prefix of the host's triggers that keep [`TRIGGER_KEPT`].
+const HOST_TRIGGER_PREFIX: &str = "hearth_fold_";
 
 /// The PostgreSQL gate: parse, then walk the statement.
 ///
@@ -848,7 +873,15 @@ mod tests {
                 "CREATE TABLE patient_data (id INTEGER, fname TEXT);
                  CREATE TABLE lists (id INTEGER, pid INTEGER, title TEXT);
                  CREATE TABLE sequences (name TEXT, value INTEGER);
-                 CREATE TABLE users_secure (id INTEGER, password TEXT);",
+                 CREATE TABLE users_secure (id INTEGER, password TEXT);
+                 CREATE TABLE folded_text (tbl TEXT, row_id INTEGER, field TEXT, folded TEXT);
+                 CREATE TABLE secrets (x TEXT);
+                 CREATE TRIGGER hearth_fold_lists_insert AFTER INSERT ON lists BEGIN
+                     INSERT INTO folded_text VALUES ('lists', NEW.id, 'title', LOWER(NEW.title));
+                 END;
+                 CREATE TRIGGER other_lists_update AFTER UPDATE OF title ON lists BEGIN
+                     INSERT INTO secrets VALUES (NEW.name);
+                 END;",
             )
             .unwrap();
             libsqlite3_sys::sqlite3_exec(
@@ -861,6 +894,41 @@ mod tests {
             libsqlite3_sys::sqlite3_close(db);
         }
         (SqlGate::sqlite(path.to_str().unwrap()).unwrap(), path)
+    }
+
+    #[test]
+    fn sqlite_lets_the_hosts_fold_triggers_write_what_the_plugin_may_not() {
+        let (gate, path) = sqlite_gate();
+        let g = grants();
+        assert_eq!(
+            gate.check(
+                &g,
+                "INSERT INTO lists (id, pid, title) VALUES (1, 1, 'x')",
+                true
+            ),
+            Ok(Statement { writes: true }),
+            "the trigger's write to folded_text is the host's"
+        );
+        let refused = |sql: &str| gate.check(&g, sql, true).unwrap_err();
+        assert!(
+            refused("INSERT INTO folded_text VALUES ('lists', 1, 'title', 'x')")
+                .contains("folded_text")
+        );
+        assert!(refused("SELECT folded FROM folded_text").contains("folded_text"));
+        assert!(
+            refused("UPDATE lists SET title = 'y'").contains("secrets"),
+            "another trigger's writes are the plugin's"
+        );
+        let reader = Grants::new("reader", ["folded_text".to_owned()], []).unwrap();
+        assert!(
+            gate.check(
+                &reader,
+                "SELECT row_id FROM folded_text WHERE folded >= $1",
+                false
+            )
+            .is_ok()
+        );
+        std::fs::remove_file(path).ok();
     }
 
     #[test]
@@ -953,8 +1021,14 @@ mod tests {
             format!("SELECT p.id FROM patient_data p WHERE {expr} LIKE $1")
         };
         assert_eq!(
-            gate.check(&g, &nested(80), false),
+            gate.check(&g, &nested(30), false),
             Ok(Statement { writes: false })
+        );
+        assert!(
+            gate.check(&g, &nested(80), false)
+                .unwrap_err()
+                .contains("invalid SQL"),
+            "the default bound of 50"
         );
         assert!(
             gate.check(&g, &nested(500), false)

@@ -20,6 +20,7 @@ impl Resource for FhirEncounter {
         "users",
         "facility",
         "list_options",
+        "folded_text",
     ];
     const ROUTES: &'static [Route] = &hearth_fhir::read_search_routes!(
         ENCOUNTER, map, type = "Encounter", acl = "encounters/auth_a", nouns = "encounters",
@@ -122,7 +123,14 @@ const ENCOUNTER: TypeDef = TypeDef {
                 target: "Patient",
             },
         ),
-        Param::new("date", "Encounter.period", Target::DateTime("fe.date")),
+        Param::new(
+            "date",
+            "Encounter.period",
+            Target::Period {
+                start: "fe.date",
+                end: "fe.date_end",
+            },
+        ),
         Param::new(
             "class",
             "Encounter.class",

@@ -19,7 +19,7 @@ impl Resource for FhirFacility {
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
     const DESCRIPTION: &'static str =
         "FHIR Organization and Location (US Core) over OpenEMR facilities";
-    const READS: &'static [&'static str] = &["facility"];
+    const READS: &'static [&'static str] = &["facility", "folded_text"];
     const ROUTES: &'static [Route] = &hearth_fhir::read_search_routes!(
         ORGANIZATION, organization, type = "Organization", acl = "admin/users",
         nouns = "organizations", one = "an organization", schema = ORGANIZATION_SCHEMA;

@@ -15,7 +15,7 @@ impl Resource for FhirPatient {
     const NAME: &'static str = "fhir-patient";
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
     const DESCRIPTION: &'static str = "FHIR Patient (US Core) over OpenEMR patient_data";
-    const READS: &'static [&'static str] = &["patient_data", "users", "facility"];
+    const READS: &'static [&'static str] = &["patient_data", "users", "facility", "folded_text"];
     const ROUTES: &'static [Route] = &hearth_fhir::read_search_routes!(
         PATIENT, map, type = "Patient", acl = "patients/demo", nouns = "patients",
         one = "a patient", schema = PATIENT_SCHEMA

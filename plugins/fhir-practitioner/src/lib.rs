@@ -24,7 +24,7 @@ impl Resource for FhirPractitioner {
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
     const DESCRIPTION: &'static str =
         "FHIR Practitioner, PractitionerRole and Person (US Core) over OpenEMR users";
-    const READS: &'static [&'static str] = &["users", "facility", "list_options"];
+    const READS: &'static [&'static str] = &["users", "facility", "list_options", "folded_text"];
     const ROUTES: &'static [Route] = &hearth_fhir::read_search_routes!(
         PRACTITIONER, map, type = "Practitioner", acl = "admin/users", nouns = "practitioners",
         one = "a practitioner", schema = PRACTITIONER_SCHEMA;

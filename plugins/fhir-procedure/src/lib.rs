@@ -83,7 +83,14 @@ const PROCEDURE: TypeDef = TypeDef {
                 target: "Patient",
             },
         ),
-        Param::new("date", "Procedure.performed", Target::DateTime("l.begdate")),
+        Param::new(
+            "date",
+            "Procedure.performed",
+            Target::Period {
+                start: "l.begdate",
+                end: "l.enddate",
+            },
+        ),
         Param::new("code", "Procedure.code", Target::Token(CODES)),
         Param::new(
             "status",

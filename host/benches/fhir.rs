@@ -1,0 +1,312 @@
+//! FHIR read and search against the standard API's read of the same patients, in one run
+//! on one seeded database (issue 15 "Benchmark"): `GET /fhir/Patient/:id`,
+//! `GET /fhir/Observation?patient=X&category=vital-signs` and `GET /api/patient/:puuid`,
+//! each request for the next of a thousand patients spread over the whole table.
+//!
+//! `CARGO_PROFILE_RELEASE_DEBUG=false cargo bench -p hearth-host --bench fhir`
+//!
+//! The database is seeded once with `hearth demo seed` (`PATIENTS`, default 100000) and
+//! kept under `target/bench-fhir/` for the next run (delete the folder to seed again).
+//! PostgreSQL runs too when `HEARTH_BENCH_POSTGRES_URL` (or `HEARTH_TEST_POSTGRES_URL`)
+//! names a server: the bench makes the database `hearth_bench_fhir_<patients>` there.
+//! Environment: `BACKENDS` (default `sqlite,postgres`), `CONNECTIONS` (default 16),
+//! `SECONDS` per round (default 5), `ROUNDS` (default 2). The three routes' rounds
+//! alternate; load comes from this process over 127.0.0.1 (keep-alive HTTP/1.1
+//! connections). Targets: FHIR read ≥ 0.8 × the standard read's throughput; search
+//! p99 ≤ 50 ms. The machine's load average is printed with the figures.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use hearth::app::App;
+use hearth::auth::tokens::{self, Grant, Role};
+use hearth::config::Config;
+use hearth::sites::Sites;
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Bytes;
+
+fn env(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+struct Round {
+    requests: u64,
+    elapsed: Duration,
+    latencies: Vec<u32>,
+    errors: u64,
+}
+
+/// Drives `connections` keep-alive connections for `seconds`, each request the next of
+/// `paths`.
+fn load(
+    addr: std::net::SocketAddr,
+    paths: Arc<Vec<String>>,
+    token: String,
+    connections: u64,
+    seconds: u64,
+) -> Round {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async move {
+        let stop = Arc::new(AtomicBool::new(false));
+        let next = Arc::new(AtomicUsize::new(0));
+        let started = Instant::now();
+        let mut tasks = Vec::new();
+        for _ in 0..connections {
+            let (paths, token, stop, next) =
+                (paths.clone(), token.clone(), stop.clone(), next.clone());
+            tasks.push(tokio::spawn(async move {
+                let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+                stream.set_nodelay(true).unwrap();
+                let (mut sender, connection) =
+                    hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                        .await
+                        .unwrap();
+                tokio::spawn(connection);
+                let (mut latencies, mut errors) = (Vec::new(), 0u64);
+                while !stop.load(Ordering::Relaxed) {
+                    let path = &paths[next.fetch_add(1, Ordering::Relaxed) % paths.len()];
+                    let request = hyper::Request::builder()
+                        .uri(path)
+                        .header("host", "127.0.0.1")
+                        .header("authorization", format!("Bearer {token}"))
+                        .body(Empty::<Bytes>::new())
+                        .unwrap();
+                    let sent = Instant::now();
+                    let response = sender.send_request(request).await.unwrap();
+                    let ok = response.status() == 200;
+                    let _ = response.into_body().collect().await.unwrap();
+                    latencies.push(sent.elapsed().as_micros() as u32);
+                    errors += u64::from(!ok);
+                }
+                (latencies, errors)
+            }));
+        }
+        tokio::time::sleep(Duration::from_secs(seconds)).await;
+        stop.store(true, Ordering::Relaxed);
+        let elapsed = started.elapsed();
+        let mut round = Round {
+            requests: 0,
+            elapsed,
+            latencies: Vec::new(),
+            errors: 0,
+        };
+        for task in tasks {
+            let (latencies, errors) = task.await.unwrap();
+            round.requests += latencies.len() as u64;
+            round.latencies.extend(latencies);
+            round.errors += errors;
+        }
+        round
+    })
+}
+
+fn percentile(sorted: &[u32], q: f64) -> f64 {
+    sorted[((sorted.len() as f64 - 1.0) * q) as usize] as f64
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// Opens (seeding on first use) the data folder of `backend` under `target/bench-fhir`,
+/// starts the server on it and answers its address, a token and a thousand patients'
+/// uuids.
+async fn start(
+    root: &std::path::Path,
+    backend: &str,
+    pg_url: Option<&str>,
+    patients: u64,
+) -> anyhow::Result<(std::net::SocketAddr, String, Vec<String>)> {
+    let dir = root.join(format!("target/bench-fhir/{backend}-{patients}"));
+    let marker = dir.join("seeded");
+    if !marker.exists() {
+        std::fs::remove_dir_all(&dir).ok();
+        let sites = Sites::open(&dir).await?;
+        let url = match pg_url {
+            Some(admin) => {
+                let name = format!("hearth_bench_fhir_{patients}");
+                let pool = sqlx::PgPool::connect(admin).await?;
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                )))
+                .execute(&pool)
+                .await?;
+                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                    .execute(&pool)
+                    .await?;
+                pool.close().await;
+                let (base, _) = admin.rsplit_once('/').unwrap_or((admin, ""));
+                Some(format!("{base}/{name}"))
+            }
+            None => None,
+        };
+        let site = sites.create("bench", url.as_deref()).await?;
+        let started = Instant::now();
+        let options = hearth_demo::SeedOptions {
+            patients,
+            seed: 15,
+            batch: 500,
+        };
+        hearth::cli::seed_demo(&site, &options, |_, _| {}).await?;
+        println!(
+            "{backend}: seeded {patients} patients in {:.0} s",
+            started.elapsed().as_secs_f64()
+        );
+        sites.close().await;
+        std::fs::write(&marker, b"")?;
+    }
+    let mut config = Config::new(&dir);
+    config.listen = ([127, 0, 0, 1], 0).into();
+    config.http = true;
+    config.plugins_file = root.join("plugins.toml");
+    let app = App::build(config).await?;
+    let base = app.state.base_url.clone();
+    let site = app.state.sites.get("bench").await.expect("the bench site");
+    let step = (patients / 1000).max(1) as i64;
+    let uuids: Vec<String> = hearth::on_db!(&site.db, |pool| {
+        use sqlx::Row;
+        sqlx::query(
+            "SELECT CAST(uuid AS TEXT) AS uuid FROM patient_data WHERE id % $1 = 0 ORDER BY id LIMIT 1000",
+        )
+        .bind(step)
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(|row| row.get::<String, _>("uuid"))
+        .collect()
+    });
+    let grant = Grant {
+        client_id: "bench".into(),
+        subject: "01a22501-0000-4000-8000-00000000beef".into(),
+        role: Role::User,
+        username: Some("admin".into()),
+        acl_role: Some("admin".into()),
+        scope: "api:oemr api:fhir user/patient.rs user/Patient.rs user/Observation.rs".into(),
+        patient: None,
+        context: serde_json::json!({}),
+        lifetime: 3600,
+    };
+    let token = tokens::issue(&site, &base, &grant).await?.token;
+    let addr = app.local_addr();
+    tokio::spawn(app.run(std::future::pending()));
+    Ok((addr, token, uuids))
+}
+
+fn main() -> anyhow::Result<()> {
+    let backends = std::env::var("BACKENDS").unwrap_or_else(|_| "sqlite,postgres".into());
+    let (connections, seconds, rounds, patients) = (
+        env("CONNECTIONS", 16),
+        env("SECONDS", 5),
+        env("ROUNDS", 2),
+        env("PATIENTS", 100_000),
+    );
+    let pg_url = std::env::var("HEARTH_BENCH_POSTGRES_URL")
+        .or_else(|_| std::env::var("HEARTH_TEST_POSTGRES_URL"))
+        .ok();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    for backend in backends.split(',').map(str::trim) {
+        let pg = match backend {
+            "sqlite" => None,
+            "postgres" => match &pg_url {
+                Some(url) => Some(url.as_str()),
+                None => {
+                    println!("postgres: skipped (set HEARTH_BENCH_POSTGRES_URL)");
+                    continue;
+                }
+            },
+            other => anyhow::bail!("unknown backend {other}"),
+        };
+        let server_runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?;
+        let (addr, token, uuids) = server_runtime.block_on(start(&root, backend, pg, patients))?;
+        let paths = |make: &dyn Fn(&str) -> String| {
+            Arc::new(uuids.iter().map(|u| make(u)).collect::<Vec<_>>())
+        };
+        let cases = [
+            (
+                "standard read",
+                paths(&|u| format!("/apis/bench/api/patient/{u}")),
+            ),
+            (
+                "FHIR read",
+                paths(&|u| format!("/apis/bench/fhir/Patient/{u}")),
+            ),
+            (
+                "FHIR search",
+                paths(&|u| {
+                    format!("/apis/bench/fhir/Observation?patient={u}&category=vital-signs")
+                }),
+            ),
+        ];
+        println!(
+            "{backend}: {patients} patients, {} of them requested in turn; {connections} connections, \
+             {rounds} rounds of {seconds} s per route, alternating; load average before: {}",
+            uuids.len(),
+            load_average()
+        );
+        for (_, paths) in &cases {
+            load(addr, paths.clone(), token.clone(), connections, 1);
+        }
+        let mut results: Vec<Vec<Round>> = cases.iter().map(|_| Vec::new()).collect();
+        for _ in 0..rounds {
+            for (i, (_, paths)) in cases.iter().enumerate() {
+                results[i].push(load(
+                    addr,
+                    paths.clone(),
+                    token.clone(),
+                    connections,
+                    seconds,
+                ));
+            }
+        }
+        println!(
+            "{:14} {:>9} {:>9} {:>9}",
+            "route", "req/s", "p50 ms", "p99 ms"
+        );
+        let mut rps = Vec::new();
+        let mut p99s = Vec::new();
+        for ((name, _), rounds) in cases.iter().zip(&results) {
+            let requests: u64 = rounds.iter().map(|r| r.requests).sum();
+            let seconds: f64 = rounds.iter().map(|r| r.elapsed.as_secs_f64()).sum();
+            let errors: u64 = rounds.iter().map(|r| r.errors).sum();
+            assert_eq!(errors, 0, "{name}: every request must answer 200");
+            let mut latencies: Vec<u32> = rounds
+                .iter()
+                .flat_map(|r| r.latencies.iter().copied())
+                .collect();
+            latencies.sort_unstable();
+            let (p50, p99) = (
+                percentile(&latencies, 0.5) / 1000.0,
+                percentile(&latencies, 0.99) / 1000.0,
+            );
+            println!(
+                "{name:14} {:>9.0} {p50:>9.2} {p99:>9.2}",
+                requests as f64 / seconds
+            );
+            rps.push(requests as f64 / seconds);
+            p99s.push(p99);
+        }
+        println!(
+            "{backend}: FHIR read / standard read throughput {:.2} (target ≥ 0.8); search p99 {:.1} ms (target ≤ 50); load average after: {}",
+            rps[1] / rps[0],
+            p99s[2],
+            load_average()
+        );
+        drop(server_runtime);
+    }
+    Ok(())
+}
