@@ -814,10 +814,10 @@ mod tests {
             "resourceType": "Patient", "name": [{"text": "Mary Ann Lee"}],
             "gender": "female", "birthDate": "1990-01-01"
         }));
-        let columns = columns(&from_text, true).unwrap();
-        assert!(columns.contains(&("lname", Value::Text("Lee".into()))));
-        assert!(columns.contains(&("fname", Value::Text("Mary".into()))));
-        assert!(columns.contains(&("mname", Value::Text("Ann".into()))));
+        let split = super::columns(&from_text, true).unwrap();
+        assert!(split.contains(&("lname", Value::Text("Lee".into()))));
+        assert!(split.contains(&("fname", Value::Text("Mary".into()))));
+        assert!(split.contains(&("mname", Value::Text("Ann".into()))));
     }
 
     #[test]
