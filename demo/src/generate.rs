@@ -236,6 +236,7 @@ pub(crate) fn patient(rng: &mut Gen, staff: &Staff, ids: &mut Ids, tables: &mut 
         .set("mname", "")
         .set("DOB", date(dob))
         .set("sex", if female { "Female" } else { "Male" })
+        .set("birth_sex", if female { "F" } else { "M" })
         .set(
             "street",
             format!("{} {}", rng.gen_range(1..9999), rng.pick(STREETS)),

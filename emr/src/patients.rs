@@ -277,7 +277,13 @@ pub const PATIENT_COLUMNS: &[Column] = &[
     Column::text_or_null("sex_identified"),
     Column::text_or_null("pronoun"),
     Column::int("advance_directive_user_authenticator"),
+    // Hearth's own (OpenEMR records no birth sex): US Core's `M`, `F` or `UNK`.
+    Column::text_or_null("birth_sex"),
 ];
+
+/// The values of `patient_data.birth_sex`: US Core's birth sex value set (female, male,
+/// unknown). Not an OpenEMR column: Hearth records it for US Core's `us-core-birthsex`.
+pub const BIRTH_SEXES: &[&str] = &["F", "M", "UNK"];
 
 /// OpenEMR's PatientValidator rules for a patient body; on update (`insert` false) every
 /// rule is optional, but empty values still fail.
@@ -291,5 +297,7 @@ pub fn validate_patient(body: &Map<String, Json>, insert: bool) -> Result<()> {
     v.optional_allow_empty("email", "Email").email();
     v.optional_allow_empty("email_direct", "Trusted Email")
         .email();
+    v.optional_allow_empty("birth_sex", "Birth Sex")
+        .one_of(BIRTH_SEXES);
     v.finish()
 }

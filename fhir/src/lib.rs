@@ -23,10 +23,12 @@ pub mod codes;
 pub mod contact;
 pub mod date;
 pub mod granular;
+pub mod history;
 pub mod include;
 pub mod provenance;
 pub mod search;
 pub mod tables;
+pub mod write;
 
 use hearth_sdk::json::{ArrayWriter, ObjectWriter};
 use hearth_sdk::request::Role;
@@ -88,6 +90,69 @@ macro_rules! read_search_routes {
             .summary(concat!("Read ", $one))
             .answers($schema),
             )+
+        ]
+    };
+}
+
+/// The routes of a writable, versioned type: those of [`read_search_routes!`], then
+/// `POST /fhir/{Type}` (`create`, scope `{Type}.c`), `PUT /fhir/{Type}/:id` (`update`,
+/// `{Type}.u`), both with `write_acl`, and `GET /fhir/{Type}/:id/_history` and
+/// `GET /fhir/{Type}/:id/_history/:vid` ([`history::history`], [`history::vread`],
+/// `{Type}.r`). `create` and `update` are the plugin's handlers (see [`write`]).
+/// `more = [routes…]` puts further routes first (another type's of the same plugin).
+#[macro_export]
+macro_rules! read_write_routes {
+    ($def:ident, $map:path, create = $create:path, update = $update:path, type = $ty:literal,
+     acl = $acl:literal, write_acl = $wacl:literal, nouns = $nouns:literal, one = $one:literal,
+     schema = $schema:path $(, more = [$($more:expr),* $(,)?])?) => {
+        [
+            $($($more,)*)?
+            $crate::__sdk::Route::get(concat!("/fhir/", $ty), concat!($ty, ".s"), |r| {
+                $crate::search(r, &$def, $map)
+            })
+            .acl($acl)
+            .summary(concat!("Search ", $nouns))
+            .answers($crate::__sdk::apidocs::Schema::Bundle(&$schema)),
+            $crate::__sdk::Route::post(
+                concat!("/fhir/", $ty, "/_search"),
+                concat!($ty, ".s"),
+                |r| $crate::search(r, &$def, $map),
+            )
+            .acl($acl)
+            .summary(concat!("Search ", $nouns, " (form body)"))
+            .answers($crate::__sdk::apidocs::Schema::Bundle(&$schema)),
+            $crate::__sdk::Route::get(concat!("/fhir/", $ty, "/:id"), concat!($ty, ".r"), |r| {
+                $crate::read(r, &$def, r.param("id")?, $map)
+            })
+            .acl($acl)
+            .summary(concat!("Read ", $one))
+            .answers($schema),
+            $crate::__sdk::Route::post(concat!("/fhir/", $ty), concat!($ty, ".c"), $create)
+                .acl($wacl)
+                .summary(concat!("Create ", $one))
+                .accepts($schema)
+                .answers($schema),
+            $crate::__sdk::Route::put(concat!("/fhir/", $ty, "/:id"), concat!($ty, ".u"), $update)
+                .acl($wacl)
+                .summary(concat!("Update ", $one, " (If-Match: W/\"version\")"))
+                .accepts($schema)
+                .answers($schema),
+            $crate::__sdk::Route::get(
+                concat!("/fhir/", $ty, "/:id/_history"),
+                concat!($ty, ".r"),
+                |r| $crate::history::history(r, &$def, r.param("id")?, $map),
+            )
+            .acl($acl)
+            .summary(concat!("The versions of ", $one, ", newest first"))
+            .answers($crate::__sdk::apidocs::Schema::Json(r#"{"type":"object","description":"A Bundle of type history"}"#)),
+            $crate::__sdk::Route::get(
+                concat!("/fhir/", $ty, "/:id/_history/:vid"),
+                concat!($ty, ".r"),
+                |r| $crate::history::vread(r, &$def, r.param("id")?, r.param("vid")?, $map),
+            )
+            .acl($acl)
+            .summary(concat!("Read a version of ", $one))
+            .answers($schema),
         ]
     };
 }
@@ -161,8 +226,13 @@ impl TypeDef {
     /// resource's own.
     fn select_with(&self, extra: &str) -> String {
         format!(
-            "SELECT {}, {} AS fhir_id, {} AS fhir_last_updated, {} AS fhir_key{extra} FROM {}",
-            self.columns, self.id, self.last_updated, self.key, self.from
+            "SELECT {}, {} AS fhir_id, {} AS fhir_last_updated, {} AS fhir_key{}{extra} FROM {}",
+            self.columns,
+            self.id,
+            self.last_updated,
+            self.key,
+            history::version_column(self),
+            self.from
         )
     }
 }
@@ -430,7 +500,7 @@ fn confine(req: &Request, def: &TypeDef, sql: &mut search::Sql) {
 fn resource(def: &TypeDef, row: &Row<'_>, req: &Request, map: Mapper) -> Json {
     let updated = row.text("fhir_last_updated");
     let mut meta = Fields::new();
-    meta.set("versionId", version_id(updated).as_str());
+    meta.set("versionId", history::row_version(row).as_str());
     if let Some(instant) = updated.and_then(date::instant) {
         meta.set("lastUpdated", instant.as_str());
     }
@@ -482,7 +552,7 @@ pub fn read(req: &Request, def: &TypeDef, id: &str, map: Mapper) -> Result<Respo
         &sql.params,
     )?;
     let row = rows.get(0).ok_or_else(not_found)?;
-    let version = version_id(row.text("fhir_last_updated"));
+    let version = history::row_version(&row);
     Ok(answer(200, resource(def, &row, req, map)).header("etag", &format!("W/\"{version}\"")))
 }
 

@@ -495,7 +495,13 @@ pub fn capability_statement(table: &SiteTable, base: &str, issuer: &str) -> Valu
                 "type": declared.resource_type,
                 "profile": format!("http://hl7.org/fhir/StructureDefinition/{}", declared.resource_type),
                 "interaction": interactions.iter().map(|code| json!({"code": code})).collect::<Vec<_>>(),
-                "versioning": "versioned",
+                // Every resource carries its version; a type that answers `vread` and
+                // `update` also honours `If-Match` on update (see hearth_fhir::history).
+                "versioning": if interactions.contains(&"vread") && interactions.contains(&"update") {
+                    "versioned-update"
+                } else {
+                    "versioned"
+                },
                 "readHistory": interactions.contains(&"vread"),
                 "updateCreate": false,
                 "conditionalCreate": false,

@@ -276,6 +276,12 @@ const CASES: &[Case] = &[
     case("GET /fhir/Patient/{puuid}", None, Answer(200, FhirResource("Patient")), "FhirPatientRestController::getOne", Answer(200, FhirResource("Patient"))),
     case("GET /fhir/Patient/{unknown}", None, Answer(404, BareEmpty), "FhirPatientRestController::getOne: RestControllerHelper::handleFhirProcessingResult answers [] with 404", Answer(404, FhirResource("OperationOutcome")))
         .compat(Answer(404, FhirResource("OperationOutcome")), "a FHIR error is an OperationOutcome"),
+    case("POST /fhir/Patient", Some(r#"{"resourceType":"Patient","name":[{"family":"Rivera","given":["Luz"]}],"gender":"female","birthDate":"1975-03-02"}"#), Answer(201, FhirResource("Patient")), "FhirPatientRestController::post: FhirValidationService, then the mapped insert; 201 with the created resource", Answer(201, FhirResource("Patient"))),
+    case("PUT /fhir/Patient/{puuid}", Some(r#"{"resourceType":"Patient","id":"{puuid}","name":[{"family":"Smith","given":["Ann"]}],"gender":"female","birthDate":"1980-05-06"}"#), Answer(200, FhirResource("Patient")), "FhirPatientRestController::put: the mapped update; 200 with the resource", Answer(200, FhirResource("Patient"))),
+    case("GET /fhir/Patient/{puuid}/_history", None, Answer(404, Error), "RoutesExtensionListener: no FHIR route has _history (Route not found)", Answer(200, FhirBundle("history")))
+        .compat(Answer(200, FhirBundle("history")), "FHIR's history interaction, which OpenEMR does not route; nothing an OpenEMR client sends reaches it"),
+    case("GET /fhir/Patient/{puuid}/_history/1", None, Answer(404, Error), "RoutesExtensionListener: no FHIR route has _history (Route not found)", Answer(200, FhirResource("Patient")))
+        .compat(Answer(200, FhirResource("Patient")), "FHIR's vread interaction, which OpenEMR does not route; nothing an OpenEMR client sends reaches it"),
     case("GET /fhir/Practitioner", None, Answer(200, FhirBundle("collection")), "FhirPractitionerRestController::getAll: a collection Bundle", Answer(200, FhirBundle("searchset")))
         .compat(Answer(200, FhirBundle("searchset")), "FHIR clients follow the specification: a search answers a searchset"),
     case("POST /fhir/Practitioner/_search", None, Answer(200, FhirBundle("collection")), "FhirPractitionerRestController: the form body merged into the query, as getAll", Answer(200, FhirBundle("searchset")))
@@ -298,6 +304,12 @@ const CASES: &[Case] = &[
     case("POST /fhir/Organization/_search", None, Answer(200, FhirBundle("collection")), "FhirOrganizationRestController: the form body merged into the query, as getAll", Answer(200, FhirBundle("searchset")))
         .compat(Answer(200, FhirBundle("searchset")), "FHIR clients follow the specification: a search answers a searchset"),
     case("GET /fhir/Organization/{fuuid}", None, Answer(200, FhirResource("Organization")), "FhirOrganizationRestController::getOne", Answer(200, FhirResource("Organization"))),
+    case("POST /fhir/Organization", Some(r#"{"resourceType":"Organization","name":"East Clinic","identifier":[{"system":"http://hl7.org/fhir/sid/us-npi","value":"1234567893"}]}"#), Answer(201, FhirResource("Organization")), "FhirOrganizationRestController::post: FhirValidationService, then the mapped insert; 201 with the created resource", Answer(201, FhirResource("Organization"))),
+    case("PUT /fhir/Organization/{fuuid}", Some(r#"{"resourceType":"Organization","id":"{fuuid}","name":"Main Clinic","identifier":[{"system":"http://hl7.org/fhir/sid/us-npi","value":"1234567893"}]}"#), Answer(200, FhirResource("Organization")), "FhirOrganizationRestController::put: the mapped update; 200 with the resource", Answer(200, FhirResource("Organization"))),
+    case("GET /fhir/Organization/{fuuid}/_history", None, Answer(404, Error), "RoutesExtensionListener: no FHIR route has _history (Route not found)", Answer(200, FhirBundle("history")))
+        .compat(Answer(200, FhirBundle("history")), "FHIR's history interaction, which OpenEMR does not route; nothing an OpenEMR client sends reaches it"),
+    case("GET /fhir/Organization/{fuuid}/_history/1", None, Answer(404, Error), "RoutesExtensionListener: no FHIR route has _history (Route not found)", Answer(200, FhirResource("Organization")))
+        .compat(Answer(200, FhirResource("Organization")), "FHIR's vread interaction, which OpenEMR does not route; nothing an OpenEMR client sends reaches it"),
     case("GET /fhir/Location", None, Answer(200, FhirBundle("collection")), "FhirLocationRestController::getAll: a collection Bundle", Answer(200, FhirBundle("searchset")))
         .compat(Answer(200, FhirBundle("searchset")), "FHIR clients follow the specification: a search answers a searchset"),
     case("POST /fhir/Location/_search", None, Answer(200, FhirBundle("collection")), "FhirLocationRestController: the form body merged into the query, as getAll", Answer(200, FhirBundle("searchset")))
@@ -368,8 +380,8 @@ type Fixtures = HashMap<&'static str, String>;
 const STAFF_SCOPES: &str = "openid offline_access api:oemr api:fhir api:port \
     user/patient.cruds user/encounter.cruds user/vital.cruds user/soap_note.cruds \
     user/medical_problem.cruds user/allergy.cruds user/medication.cruds user/surgery.cruds \
-    user/dental_issue.cruds user/practitioner.cruds user/facility.cruds user/Patient.rs \
-    user/Practitioner.rs user/PractitionerRole.rs user/Person.rs user/Organization.rs \
+    user/dental_issue.cruds user/practitioner.cruds user/facility.cruds user/Patient.cruds \
+    user/Practitioner.rs user/PractitionerRole.rs user/Person.rs user/Organization.cruds \
     user/Location.rs user/Encounter.rs user/Condition.rs user/AllergyIntolerance.rs \
     user/Observation.rs user/MedicationRequest.rs user/Procedure.rs user/Provenance.rs \
     user/appointment.cruds user/Appointment.rs user/immunization.rs user/Immunization.rs";

@@ -23,7 +23,8 @@ const ALLOWED_HEADERS: &str = "authorization, accept, content-type, content-enco
     if-modified-since";
 
 /// The response headers scripts may read besides the simple ones.
-const EXPOSED_HEADERS: &str = "x-request-id, www-authenticate, location, content-location, allow";
+const EXPOSED_HEADERS: &str =
+    "x-request-id, www-authenticate, location, content-location, allow, etag, last-modified";
 
 /// How long a browser may keep a preflight's answer, seconds.
 const MAX_AGE: &str = "600";

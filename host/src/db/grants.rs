@@ -77,6 +77,30 @@ pub(crate) const FUNCTIONS: &[&str] = &[
     "cast",
 ];
 
+/// Tables whose every write a trigger records in `<table>_history` (migration
+/// `0461_fhir_versions.sql`: the FHIR versions of their rows). A grant of one of them is a
+/// grant of its history table too (reading, or reading and writing): the trigger's
+/// insert runs with the writing plugin's grants, and a reader may read its rows' versions.
+pub const VERSIONED_TABLES: &[&str] = &[
+    "patient_data",
+    "users",
+    "facility",
+    "form_encounter",
+    "lists",
+];
+
+/// `tables` and the history table of each versioned one among them.
+fn with_histories(tables: HashSet<String>) -> HashSet<String> {
+    let histories: Vec<String> = tables
+        .iter()
+        .filter(|t| VERSIONED_TABLES.contains(&t.as_str()))
+        .map(|t| format!("{t}_history"))
+        .collect();
+    let mut tables = tables;
+    tables.extend(histories);
+    tables
+}
+
 /// What a plugin was granted on a site.
 #[derive(Debug)]
 pub struct Grants {
@@ -115,8 +139,8 @@ impl Grants {
         Ok(Grants {
             id: NEXT_GRANTS_ID.fetch_add(1, Ordering::Relaxed),
             plugin: plugin.to_owned(),
-            reads,
-            writes,
+            reads: with_histories(reads),
+            writes: with_histories(writes),
             namespace: None,
         })
     }
@@ -1152,6 +1176,19 @@ mod tests {
             assert!(gate.check(&g, allowed, false).is_ok(), "{allowed}");
         }
         std::fs::remove_file(path).ok();
+    }
+
+    #[test]
+    fn a_versioned_table_brings_its_history() {
+        let g = Grants::new(
+            "x",
+            ["users".to_owned()],
+            ["lists".to_owned(), "forms".to_owned()],
+        )
+        .unwrap();
+        assert!(g.may_read("users_history") && !g.may_write("users_history"));
+        assert!(g.may_write("lists_history"));
+        assert!(!g.may_read("forms_history") && !g.may_read("patient_data_history"));
     }
 
     #[test]

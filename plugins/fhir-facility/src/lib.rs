@@ -2,14 +2,17 @@
 //! `facility`, the rows `/api/facility` reads and writes. As in OpenEMR, one facility is
 //! both: the Organization (who provides care, with its NPI and tax id) and the Location
 //! (where care happens, managed by that Organization). Both take the facility's uuid as
-//! their id.
+//! their id. Organizations are also created and updated (`POST`, `PUT`), with versions,
+//! vread and history.
 
+use hearth_fhir::write::{self, Problems};
 use hearth_fhir::{
     AddressParts, Fields, Param, Target, TokenColumn, TypeDef, address, coding, concept,
     contact_point, reference,
 };
 use hearth_sdk::FhirType;
 use hearth_sdk::prelude::*;
+use serde_json::{Map, Value as JsonValue};
 
 /// The FHIR Organization and Location resources.
 pub struct FhirFacility;
@@ -20,11 +23,31 @@ impl Resource for FhirFacility {
     const DESCRIPTION: &'static str =
         "FHIR Organization and Location (US Core) over OpenEMR facilities";
     const READS: &'static [&'static str] = &["facility", "folded_text"];
-    const ROUTES: &'static [Route] = &hearth_fhir::read_search_routes!(
-        ORGANIZATION, organization, type = "Organization", acl = "admin/users",
-        nouns = "organizations", one = "an organization", schema = ORGANIZATION_SCHEMA;
-        LOCATION, location, type = "Location", acl = "", nouns = "locations", one = "a location",
-        schema = LOCATION_SCHEMA
+    const WRITES: &'static [&'static str] = &["facility"];
+    const ROUTES: &'static [Route] = &hearth_fhir::read_write_routes!(
+        ORGANIZATION, organization, create = create, update = update, type = "Organization",
+        acl = "admin/users", write_acl = "admin/super:write", nouns = "organizations",
+        one = "an organization", schema = ORGANIZATION_SCHEMA,
+        more = [
+            Route::get("/fhir/Location", "Location.s", |r| {
+                hearth_fhir::search(r, &LOCATION, location)
+            })
+            .acl("")
+            .summary("Search locations")
+            .answers(Schema::Bundle(&LOCATION_SCHEMA)),
+            Route::post("/fhir/Location/_search", "Location.s", |r| {
+                hearth_fhir::search(r, &LOCATION, location)
+            })
+            .acl("")
+            .summary("Search locations (form body)")
+            .answers(Schema::Bundle(&LOCATION_SCHEMA)),
+            Route::get("/fhir/Location/:id", "Location.r", |r| {
+                hearth_fhir::read(r, &LOCATION, r.param("id")?, location)
+            })
+            .acl("")
+            .summary("Read a location")
+            .answers(LOCATION_SCHEMA),
+        ]
     );
 
     const WORDS: &'static [Words] = &[
@@ -240,6 +263,164 @@ fn location(row: &Row<'_>, _: &Request, out: &mut Fields) {
             reference("Organization", id, row.text("name")),
         );
     }
+}
+
+/// `POST /fhir/Organization`: a new facility from a US Core Organization.
+fn create(req: &Request) -> Result<Response> {
+    write::writer(req, &ORGANIZATION)?;
+    let body = write::body(req, &ORGANIZATION, None)?;
+    let columns = columns(&body, true)?;
+    let uuid = hearth_sdk::new_uuid();
+    let now = hearth_sdk::time::now().datetime();
+    let mut insert = Insert::into("facility");
+    insert
+        .set("uuid", uuid.as_str())
+        .set("date_created", now.as_str())
+        .set("last_updated", now.as_str());
+    for (column, value) in columns {
+        insert.set(column, value);
+    }
+    insert.run()?;
+    write::answer(req, &ORGANIZATION, &uuid, 201, organization)
+}
+
+/// `PUT /fhir/Organization/:id`: replaces what the resource maps to (see [`columns`]).
+fn update(req: &Request) -> Result<Response> {
+    write::writer(req, &ORGANIZATION)?;
+    let id = req.param("id")?.to_ascii_lowercase();
+    let body = write::body(req, &ORGANIZATION, Some(&id))?;
+    let from = write::before_update(req, &ORGANIZATION, &id)?;
+    let columns = columns(&body, false)?;
+    let mut update = Update::table("facility");
+    for (column, value) in columns {
+        update.set(column, value);
+    }
+    update
+        .set("last_updated", hearth_sdk::time::now().datetime())
+        .filter("uuid", id.as_str());
+    update.run()?;
+    write::after_update(req, &ORGANIZATION, &id, from)?;
+    write::answer(req, &ORGANIZATION, &id, 200, organization)
+}
+
+/// The `facility` columns an Organization sets, with OpenEMR's facility rules as a 422:
+/// a name of 2 to 255 characters; an NPI identifier of 10 to 15 digits, required on
+/// create. Every mapped column is set, an absent element clearing it (the NPI only
+/// changes with a given NPI); `type` and the columns FHIR does not map keep their values.
+fn columns(body: &Map<String, JsonValue>, create: bool) -> Result<Vec<(&'static str, Value)>> {
+    let mut problems = Problems::new();
+    let mut out: Vec<(&'static str, Value)> = Vec::new();
+    let text = |v: Option<&str>| Value::Text(v.unwrap_or_default().to_owned());
+    match write::string(body.get("name"), "Organization.name", &mut problems) {
+        Some(name) if (2..=255).contains(&name.chars().count()) => {
+            out.push(("name", text(Some(name))))
+        }
+        Some(_) => problems.add("Organization.name", "must be 2 to 255 characters"),
+        None => problems.add("Organization.name", "is required"),
+    }
+    match body.get("active") {
+        None | Some(JsonValue::Null) => out.push(("inactive", Value::Integer(0))),
+        Some(JsonValue::Bool(active)) => out.push(("inactive", Value::Integer(i64::from(!active)))),
+        Some(_) => problems.add("Organization.active", "must be true or false"),
+    }
+    let mut npi = None;
+    let mut tax_id = None;
+    for (i, identifier) in write::items(
+        body.get("identifier"),
+        "Organization.identifier",
+        &mut problems,
+    )
+    .iter()
+    .enumerate()
+    {
+        let at = format!("Organization.identifier[{i}]");
+        let system = write::string(
+            identifier.get("system"),
+            &format!("{at}.system"),
+            &mut problems,
+        );
+        let value = write::string(
+            identifier.get("value"),
+            &format!("{at}.value"),
+            &mut problems,
+        );
+        match (system, value) {
+            (Some(NPI), Some(v)) => {
+                if v.len() < 10 || v.len() > 15 || !v.bytes().all(|b| b.is_ascii_digit()) {
+                    problems.add(&format!("{at}.value"), "an NPI is 10 to 15 digits");
+                }
+                npi = Some(v);
+            }
+            (Some(TAX_ID), Some(v)) => tax_id = Some(v),
+            _ => {}
+        }
+    }
+    match npi {
+        Some(npi) => out.push(("facility_npi", text(Some(npi)))),
+        None if create => problems.add(
+            "Organization.identifier",
+            &format!("an NPI ({NPI}) is required"),
+        ),
+        None => {}
+    }
+    out.push(("federal_ein", text(tax_id)));
+    let mut contacts = [
+        ("phone", None),
+        ("fax", None),
+        ("email", None),
+        ("website", None),
+    ];
+    for (i, point) in write::items(body.get("telecom"), "Organization.telecom", &mut problems)
+        .iter()
+        .enumerate()
+    {
+        let at = format!("Organization.telecom[{i}]");
+        let system = write::string(point.get("system"), &format!("{at}.system"), &mut problems);
+        let Some(value) = write::string(point.get("value"), &format!("{at}.value"), &mut problems)
+        else {
+            continue;
+        };
+        let slot = match system {
+            Some("phone") => 0,
+            Some("fax") => 1,
+            Some("email") if value.contains('@') => 2,
+            Some("email") => {
+                problems.add(&format!("{at}.value"), "is not an email address");
+                continue;
+            }
+            Some("url") => 3,
+            _ => continue,
+        };
+        contacts[slot].1 = contacts[slot].1.or(Some(value));
+    }
+    for (column, value) in contacts {
+        out.push((column, text(value)));
+    }
+    let addresses = write::items(body.get("address"), "Organization.address", &mut problems);
+    let address = addresses.first();
+    let field = |key: &str, problems: &mut Problems| {
+        write::string(
+            address.and_then(|a| a.get(key)),
+            &format!("Organization.address.{key}"),
+            problems,
+        )
+    };
+    let lines = write::items(
+        address.and_then(|a| a.get("line")),
+        "Organization.address.line",
+        &mut problems,
+    );
+    let street: Vec<&str> = lines
+        .iter()
+        .filter_map(|l| l.as_str().map(str::trim).filter(|l| !l.is_empty()))
+        .collect();
+    out.push(("street", text(Some(street.join(", ").as_str()))));
+    out.push(("city", text(field("city", &mut problems))));
+    out.push(("state", text(field("state", &mut problems))));
+    out.push(("postal_code", text(field("postalCode", &mut problems))));
+    out.push(("country_code", text(field("country", &mut problems))));
+    problems.finish()?;
+    Ok(out)
 }
 
 #[cfg(test)]
