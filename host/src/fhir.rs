@@ -175,6 +175,7 @@ pub fn capability_statement(table: &SiteTable, base: &str, issuer: &str) -> Valu
         }
     }
     resources.sort_by(|a, b| a["type"].as_str().cmp(&b["type"].as_str()));
+    bulk_export_operations(&mut resources);
     let date = newest
         .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
         .replace_nanosecond(0)
@@ -212,6 +213,11 @@ pub fn capability_statement(table: &SiteTable, base: &str, issuer: &str) -> Valu
         "format": ["application/fhir+json", "application/json"],
         "rest": [{
             "mode": "server",
+            // The host's Bulk Data export (`api`'s bulk module), on every site.
+            "operation": [{
+                "name": "export",
+                "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export",
+            }],
             "security": {
                 "cors": true,
                 "service": [{
@@ -227,6 +233,29 @@ pub fn capability_statement(table: &SiteTable, base: &str, issuer: &str) -> Valu
             "resource": resources,
         }],
     })
+}
+
+/// The Bulk Data export operations the host serves on the Patient and Group types
+/// (`/Patient/$export`, `/Group/{id}/$export`), on the types the site serves.
+fn bulk_export_operations(resources: &mut [Value]) {
+    for resource in resources.iter_mut() {
+        let (name, definition) = match resource["type"].as_str() {
+            Some("Patient") => (
+                "export",
+                "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/patient-export",
+            ),
+            Some("Group") => (
+                "export",
+                "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/group-export",
+            ),
+            _ => continue,
+        };
+        let entry = json!({"name": name, "definition": definition});
+        match resource["operation"].as_array_mut() {
+            Some(operations) => operations.push(entry),
+            None => resource["operation"] = json!([entry]),
+        }
+    }
 }
 
 #[cfg(test)]
