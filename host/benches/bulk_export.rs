@@ -48,7 +48,8 @@ async fn main() -> anyhow::Result<()> {
     config.listen = ([127, 0, 0, 1], 0).into();
     config.http = true;
     config.plugins_file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins.toml");
-    config.cache_dir = Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-plugin-cache"));
+    config.cache_dir =
+        Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-plugin-cache"));
     config.max_instances = 64;
     config.watch_plugins = false;
     let app = App::build(config).await?;
@@ -70,8 +71,7 @@ async fn main() -> anyhow::Result<()> {
         "seeded {patients} patients in {:.1} s",
         seeding.elapsed().as_secs_f64()
     );
-    hearth::oauth::settings::set(&site, "bulk.file_resources", &file_resources.to_string())
-        .await?;
+    hearth::oauth::settings::set(&site, "bulk.file_resources", &file_resources.to_string()).await?;
     hearth::oauth::settings::set(&site, "bulk.retry_after_seconds", "1").await?;
     let grant = Grant {
         client_id: "bench".into(),
@@ -126,7 +126,13 @@ async fn main() -> anyhow::Result<()> {
     for t in exported.keys() {
         let mut url = format!("{base}/{t}?_count=200&_total=none");
         loop {
-            let page: Value = client.get(&url).bearer_auth(&token).send().await?.json().await?;
+            let page: Value = client
+                .get(&url)
+                .bearer_auth(&token)
+                .send()
+                .await?
+                .json()
+                .await?;
             *searched.entry(t.clone()).or_default() +=
                 page["entry"].as_array().map_or(0, Vec::len) as u64;
             let next = page["link"]
@@ -152,7 +158,10 @@ async fn main() -> anyhow::Result<()> {
     );
     println!("patients seeded: {patients}; resources exported: {total}");
     for (t, n) in &exported {
-        println!("  {t}: {n} exported, {} by search", searched.get(t).copied().unwrap_or(0));
+        println!(
+            "  {t}: {n} exported, {} by search",
+            searched.get(t).copied().unwrap_or(0)
+        );
     }
     println!(
         "export: {:.2} s, {:.0} resources/s; peak RSS growth {:.1} MiB (RSS before {:.1} MiB)",

@@ -14,12 +14,17 @@ use hearth::auth::tokens::{Grant, Role};
 use hearth_tests::fhir::{Documents, fhir};
 use hearth_tests::{Reply, TestApp, Value, both, json};
 
-const KICK_OFF: [(&str, &str); 2] = [("accept", "application/fhir+json"), ("prefer", "respond-async")];
+const KICK_OFF: [(&str, &str); 2] = [
+    ("accept", "application/fhir+json"),
+    ("prefer", "respond-async"),
+];
 
 /// A backend-services token of `client` with `scope`.
 async fn system_token(app: &TestApp, site: &str, client: &str, scope: &str) -> String {
     let site_ref = app.state.sites.get(site).await.expect("the site");
-    let subject = hearth::auth::users::system_user(&site_ref).await.expect("the system user");
+    let subject = hearth::auth::users::system_user(&site_ref)
+        .await
+        .expect("the system user");
     app.issue(
         site,
         Grant {
@@ -68,7 +73,10 @@ async fn get(app: &TestApp, url: &str, token: &str, headers: &[(&str, &str)]) ->
 async fn kick_off(app: &TestApp, url: &str, token: &str) -> String {
     let reply = get(app, url, token, &KICK_OFF).await;
     assert_eq!(reply.status, 202, "{}", reply.text);
-    reply.header("content-location").expect("Content-Location").to_owned()
+    reply
+        .header("content-location")
+        .expect("Content-Location")
+        .to_owned()
 }
 
 /// Polls a status URL as the IG says (waiting Retry-After between polls) until the
@@ -107,15 +115,25 @@ async fn download(app: &TestApp, manifest: &Value, token: &str) -> BTreeMap<Stri
         let url = file["url"].as_str().expect("url");
         let reply = get(app, url, token, &[("accept", "application/fhir+ndjson")]).await;
         assert_eq!(reply.status, 200, "{}", reply.text);
-        assert_eq!(reply.header("content-type"), Some("application/fhir+ndjson"));
+        assert_eq!(
+            reply.header("content-type"),
+            Some("application/fhir+ndjson")
+        );
         let lines: Vec<Value> = reply
             .text
             .lines()
             .map(|line| serde_json::from_str(line).expect("one JSON resource per line"))
             .collect();
-        assert_eq!(lines.len() as u64, file["count"].as_u64().expect("count"), "{url}");
+        assert_eq!(
+            lines.len() as u64,
+            file["count"].as_u64().expect("count"),
+            "{url}"
+        );
         let t = file["type"].as_str().expect("type");
-        assert!(lines.iter().all(|r| r["resourceType"] == t), "{url} holds {t} only");
+        assert!(
+            lines.iter().all(|r| r["resourceType"] == t),
+            "{url} holds {t} only"
+        );
         out.entry(t.to_owned()).or_default().extend(lines);
     }
     out
@@ -130,13 +148,21 @@ async fn search_total(app: &TestApp, site: &str, token: &str, query: &str) -> u6
 
 async fn seed(app: &TestApp, site: &str, patients: u64) -> hearth_demo::Summary {
     let site_ref = app.state.sites.get(site).await.expect("the site");
-    let options = hearth_demo::SeedOptions { patients, seed: 7, batch: 50 };
-    hearth::cli::seed_demo(&site_ref, &options, |_, _| {}).await.expect("seeding")
+    let options = hearth_demo::SeedOptions {
+        patients,
+        seed: 7,
+        batch: 50,
+    };
+    hearth::cli::seed_demo(&site_ref, &options, |_, _| {})
+        .await
+        .expect("seeding")
 }
 
 async fn set(app: &TestApp, site: &str, name: &str, value: &str) {
     let site_ref = app.state.sites.get(site).await.expect("the site");
-    hearth::oauth::settings::set(&site_ref, name, value).await.expect("a setting");
+    hearth::oauth::settings::set(&site_ref, name, value)
+        .await
+        .expect("a setting");
 }
 
 fn job_of(status_url: &str) -> String {
@@ -411,12 +437,33 @@ both! {
         hearth::on_db!(&site.db, |pool| {
             sqlx::query("DELETE FROM bulk_jobs WHERE id = 'held'").execute(pool).await.unwrap();
         });
-        // Expiry: the files go after `bulk.expiry_seconds`, then 404.
-        set(app, "default", "bulk.expiry_seconds", "1").await;
+        // Expiry: a finished export keeps its files `bulk.expiry_seconds`, then answers
+        // 404 and its files are removed (the time is moved on in the row, not waited for).
+        set(app, "default", "bulk.expiry_seconds", "120").await;
         let status_url = kick_off(app, &url, &token).await;
         let done = manifest(app, &status_url, &token).await;
         let file = done["output"][0]["url"].as_str().unwrap().to_owned();
-        tokio::time::sleep(Duration::from_millis(2100)).await;
+        assert_eq!(get(app, &file, &token, &[]).await.status, 200);
+        let job = job_of(&status_url);
+        let kept: (i64, i64) = hearth::on_db!(&site.db, |pool| {
+            use sqlx::Row;
+            let row = sqlx::query("SELECT finished_at, expires_at FROM bulk_jobs WHERE id = $1")
+                .bind(&job)
+                .fetch_one(pool)
+                .await
+                .unwrap();
+            (row.get("finished_at"), row.get("expires_at"))
+        });
+        assert_eq!(kept.1 - kept.0, 120, "expires bulk.expiry_seconds after it ended");
+        hearth::on_db!(&site.db, |pool| {
+            sqlx::query("UPDATE bulk_jobs SET expires_at = $1 WHERE id = $2")
+                .bind(hearth_tests::now() - 1)
+                .bind(&job)
+                .execute(pool)
+                .await
+                .unwrap();
+        });
+        assert!(app.data_dir.join("bulk").join("default").join(&job).exists());
         assert_eq!(get(app, &file, &token, &[]).await.status, 404);
         assert_eq!(get(app, &status_url, &token, &[]).await.status, 404);
         assert!(!app.data_dir.join("bulk").join("default").join(job_of(&status_url)).exists());
@@ -429,16 +476,29 @@ struct Exporter(std::process::Child);
 
 impl Exporter {
     fn start(app: &TestApp) -> Exporter {
-        let cache = hearth_tests::workspace().join("target").join("test-plugin-cache");
+        let cache = hearth_tests::workspace()
+            .join("target")
+            .join("test-plugin-cache");
         std::fs::write(
             app.data_dir.join("hearth.toml"),
-            format!("cache_dir = {:?}\nwatch_plugins = false\nmax_instances = 64\n", cache.display().to_string()),
+            format!(
+                "cache_dir = {:?}\nwatch_plugins = false\nmax_instances = 64\n",
+                cache.display().to_string()
+            ),
         )
         .expect("writing hearth.toml");
         let child = std::process::Command::new(env!("CARGO_BIN_EXE_hearth-child"))
             .arg("--data-dir")
             .arg(&app.data_dir)
-            .args(["serve", "--http", "--listen", "127.0.0.1:0", "--public-url", &app.base, "--plugins"])
+            .args([
+                "serve",
+                "--http",
+                "--listen",
+                "127.0.0.1:0",
+                "--public-url",
+                &app.base,
+                "--plugins",
+            ])
             .arg(&app.config.plugins_file)
             .env("HEARTH_LOG", "warn")
             .stdout(std::process::Stdio::null())
@@ -474,7 +534,8 @@ impl Drop for Exporter {
 fn counts(manifest: &Value) -> BTreeMap<String, u64> {
     let mut out = BTreeMap::new();
     for file in manifest["output"].as_array().expect("output") {
-        *out.entry(file["type"].as_str().unwrap().to_owned()).or_default() += file["count"].as_u64().unwrap();
+        *out.entry(file["type"].as_str().unwrap().to_owned())
+            .or_default() += file["count"].as_u64().unwrap();
     }
     out
 }
@@ -490,7 +551,10 @@ async fn job_row(app: &TestApp, job: &str) -> (String, Value) {
             .await
             .expect("the job's row");
         let progress: String = row.get("progress");
-        (row.get::<String, _>("status"), serde_json::from_str(&progress).unwrap())
+        (
+            row.get::<String, _>("status"),
+            serde_json::from_str(&progress).unwrap(),
+        )
     })
 }
 

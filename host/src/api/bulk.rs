@@ -109,7 +109,11 @@ impl Endpoint {
                     .map(|(_, v)| v.into_owned())
                     .unwrap_or_default();
                 // A missing or malformed id is a job that does not exist (404).
-                Some(Endpoint::Status(if plain(&job) { job } else { String::new() }))
+                Some(Endpoint::Status(if plain(&job) {
+                    job
+                } else {
+                    String::new()
+                }))
             }
             ["$bulkdata-file", id, name] if plain(id) && plain(name) => {
                 Some(Endpoint::File((*id).to_owned(), (*name).to_owned()))
@@ -393,7 +397,11 @@ fn parameters(call: &Call<'_>, body: &Bytes) -> Result<Vec<(String, String)>, Ht
         ]
         .iter()
         .find_map(|key| param[*key].as_str().map(str::to_owned))
-        .or_else(|| param["valueReference"]["reference"].as_str().map(str::to_owned));
+        .or_else(|| {
+            param["valueReference"]["reference"]
+                .as_str()
+                .map(str::to_owned)
+        });
         let Some(value) = value else {
             return Err(bad(format!(
                 "The parameter {name} has no value this server reads (a string, instant, code or reference)"
@@ -475,14 +483,7 @@ async fn search(
         path: &path,
         query,
     };
-    let request = build_request(
-        call,
-        asked,
-        Bytes::new(),
-        &bound,
-        params,
-        Some(principal),
-    );
+    let request = build_request(call, asked, Bytes::new(), &bound, params, Some(principal));
     let result = runtime::call(
         &call.app.registry.engine,
         call.site,
@@ -742,9 +743,8 @@ async fn kick_off(
                 "Only one _typeFilter per type is supported; {t} has two"
             )));
         }
-        let extra: Vec<(String, String)> = form_urlencoded::parse(q.as_bytes())
-            .into_owned()
-            .collect();
+        let extra: Vec<(String, String)> =
+            form_urlencoded::parse(q.as_bytes()).into_owned().collect();
         if let Some((k, _)) = extra.iter().find(|(k, _)| {
             k.starts_with('_')
                 && !matches!(k.as_str(), "_id" | "_lastUpdated" | "_tag" | "_profile")
@@ -802,7 +802,7 @@ async fn kick_off(
             StatusCode::TOO_MANY_REQUESTS,
             "too_many_exports",
             format!(
-                "A client may have at most {} exports queued or running; wait for one to finish or cancel one",
+                "A client may hold at most {} exports (queued, running, or finished with files kept); delete one or wait for it to expire",
                 settings.max_jobs_per_client
             ),
         );
@@ -885,14 +885,7 @@ async fn group_members(
         path: &path,
         query: Vec::new(),
     };
-    let request = build_request(
-        call,
-        asked,
-        Bytes::new(),
-        &bound,
-        params,
-        Some(principal),
-    );
+    let request = build_request(call, asked, Bytes::new(), &bound, params, Some(principal));
     let result = runtime::call(
         &call.app.registry.engine,
         call.site,
@@ -903,7 +896,8 @@ async fn group_members(
     )
     .await;
     count_call(&call.app.telemetry, &call.site.name, &bound, &result);
-    let outcome = result.map_err(|e| super::call_error(&call.site.name, call.request_id, &bound, e))?;
+    let outcome =
+        result.map_err(|e| super::call_error(&call.site.name, call.request_id, &bound, e))?;
     if outcome.response.status != 200 {
         let body: Value = serde_json::from_slice(&outcome.response.body).unwrap_or(Value::Null);
         return Err(HttpError::new(
@@ -932,7 +926,8 @@ async fn active_jobs(site: &Site, client_id: &str) -> Result<(i64, i64), sqlx::E
     Ok(on_db!(&site.db, |pool| {
         let row = sqlx::query(
             "SELECT COALESCE(SUM(CASE WHEN status IN ('queued', 'running') THEN 1 ELSE 0 END), 0) AS n, \
-             COUNT(*) AS mine FROM bulk_jobs WHERE client_id = $1 OR status IN ('queued', 'running')",
+             COALESCE(SUM(CASE WHEN client_id = $1 THEN 1 ELSE 0 END), 0) AS mine \
+             FROM bulk_jobs WHERE client_id = $1 OR status IN ('queued', 'running')",
         )
         .bind(client_id)
         .fetch_one(pool)
@@ -1052,7 +1047,7 @@ fn grouped(n: u64) -> String {
     out
 }
 
-/// `31% — Observation 120,000/390,000`.
+/// `31% - Observation 120,000/390,000` (ASCII: header values are).
 fn progress_text(plan: &Plan, progress: &Progress, status: &str) -> String {
     if status == "queued" {
         return "queued".to_owned();
@@ -1072,11 +1067,11 @@ fn progress_text(plan: &Plan, progress: &Progress, status: &str) -> String {
             let t = &current.resource_type;
             let of_type = progress.done_of(t) + progress.current;
             match progress.totals.get(progress.type_index).copied().flatten() {
-                Some(n) => format!("{percent}% — {t} {}/{}", grouped(of_type), grouped(n)),
-                None => format!("{percent}% — {t}"),
+                Some(n) => format!("{percent}% - {t} {}/{}", grouped(of_type), grouped(n)),
+                None => format!("{percent}% - {t}"),
             }
         }
-        None => format!("{percent}% — finishing"),
+        None => format!("{percent}% - finishing"),
     }
 }
 
@@ -1180,7 +1175,9 @@ async fn cancel(call: &Call<'_>, id: &str, principal: &Principal) -> Result<Resp
     let job = owned(call, id, principal).await?;
     remove(&call.app.config.data_dir, call.site, id).await;
     if job.status == "queued" || job.status == "running" {
-        call.app.telemetry.bulk_job_finished(&call.site.name, "cancelled");
+        call.app
+            .telemetry
+            .bulk_job_finished(&call.site.name, "cancelled");
     }
     Ok(fhir_json(
         StatusCode::ACCEPTED,
@@ -1617,9 +1614,10 @@ async fn export(
                     progress.totals[progress.type_index] = body["total"].as_u64().or(Some(0));
                 }
                 Ok((_, body)) => {
-                    progress
-                        .errors
-                        .push(format!("{t} could not be exported: {}", outcome_text(&body)));
+                    progress.errors.push(format!(
+                        "{t} could not be exported: {}",
+                        outcome_text(&body)
+                    ));
                     next_type(progress);
                     renew(site, me, &job.id, lease, progress).await?;
                     continue;
@@ -1651,7 +1649,10 @@ async fn export(
                 let (status, bundle) =
                     match search(&call, &table, &principal, &t, query.clone()).await {
                         Ok(found) => found,
-                        Err(error) => (error.status.as_u16(), json!({"issue": [{"diagnostics": error.message}]})),
+                        Err(error) => (
+                            error.status.as_u16(),
+                            json!({"issue": [{"diagnostics": error.message}]}),
+                        ),
                     };
                 if status != 200 {
                     progress.errors.push(format!(
@@ -1777,7 +1778,10 @@ mod tests {
         );
         assert_eq!(
             Endpoint::of("/$bulkdata-file/j1/Patient-1.ndjson", None),
-            Some(Endpoint::File("j1".to_owned(), "Patient-1.ndjson".to_owned()))
+            Some(Endpoint::File(
+                "j1".to_owned(),
+                "Patient-1.ndjson".to_owned()
+            ))
         );
         assert_eq!(Endpoint::of("/$bulkdata-file/j1/../x", None), None);
         assert_eq!(Endpoint::of("/Patient", None), None);
