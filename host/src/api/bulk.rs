@@ -1039,7 +1039,7 @@ fn grouped(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -1500,7 +1500,7 @@ async fn renew(
 fn page_size(file_resources: u64) -> u64 {
     (1..=MAX_PAGE.min(file_resources))
         .rev()
-        .find(|n| file_resources % n == 0)
+        .find(|n| file_resources.is_multiple_of(*n))
         .unwrap_or(1)
 }
 
