@@ -46,6 +46,9 @@ pub struct Config {
     pub metrics_token: Option<String>,
     /// How `hearth serve` writes its log lines.
     pub log_format: LogFormat,
+    /// Bulk Data exports this process runs at once (default 2); 0: this process runs
+    /// none and only answers kick-offs, status and files (other processes export).
+    pub bulk_jobs: usize,
 }
 
 /// How log lines are written to standard error.
@@ -71,6 +74,9 @@ impl std::str::FromStr for LogFormat {
     }
 }
 
+/// Bulk Data exports one process runs at once unless `bulk_jobs` says otherwise.
+pub const DEFAULT_BULK_JOBS: usize = 2;
+
 /// The shortest metrics token accepted.
 const METRICS_TOKEN_MIN: usize = 16;
 
@@ -92,6 +98,7 @@ struct FileConfig {
     metrics_listen: Option<SocketAddr>,
     metrics_token: Option<String>,
     log_format: Option<LogFormat>,
+    bulk_jobs: Option<usize>,
 }
 
 /// Values given on the command line.
@@ -168,6 +175,7 @@ impl Config {
             (None, None) => file.log_format.unwrap_or_default(),
         };
         Ok(Config {
+            bulk_jobs: file.bulk_jobs.unwrap_or(DEFAULT_BULK_JOBS),
             metrics_listen,
             metrics_token,
             log_format,
@@ -218,6 +226,7 @@ impl Config {
             metrics_listen: None,
             metrics_token: None,
             log_format: LogFormat::Text,
+            bulk_jobs: DEFAULT_BULK_JOBS,
         }
     }
 

@@ -554,7 +554,14 @@ pub fn capability_statement(table: &SiteTable, base: &str, issuer: &str) -> Valu
         "conditionalDelete": "not-supported",
     }));
     resources.sort_by(|a, b| a["type"].as_str().cmp(&b["type"].as_str()));
-    let system_operations: Vec<Value> = served_operations(table)
+    bulk_export_operations(&mut resources);
+    // The host's Bulk Data export (`api`'s bulk module) first, by the canonical URL of the
+    // Bulk Data IG's definition, then the operations defined here.
+    let mut system_operations = vec![json!({
+        "name": "export",
+        "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export",
+    })];
+    let defined: Vec<Value> = served_operations(table)
         .iter()
         .filter(|op| op.system)
         .map(|op| {
@@ -564,6 +571,7 @@ pub fn capability_statement(table: &SiteTable, base: &str, issuer: &str) -> Valu
             })
         })
         .collect();
+    system_operations.extend(defined);
     let date = newest
         .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
         .replace_nanosecond(0)
@@ -617,6 +625,29 @@ pub fn capability_statement(table: &SiteTable, base: &str, issuer: &str) -> Valu
             "operation": system_operations,
         }],
     })
+}
+
+/// The Bulk Data export operations the host serves on the Patient and Group types
+/// (`/Patient/$export`, `/Group/{id}/$export`), on the types the site serves.
+fn bulk_export_operations(resources: &mut [Value]) {
+    for resource in resources.iter_mut() {
+        let (name, definition) = match resource["type"].as_str() {
+            Some("Patient") => (
+                "export",
+                "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/patient-export",
+            ),
+            Some("Group") => (
+                "export",
+                "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/group-export",
+            ),
+            _ => continue,
+        };
+        let entry = json!({"name": name, "definition": definition});
+        match resource["operation"].as_array_mut() {
+            Some(operations) => operations.push(entry),
+            None => resource["operation"] = json!([entry]),
+        }
+    }
 }
 
 #[cfg(test)]

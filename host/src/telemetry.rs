@@ -110,6 +110,29 @@ pub struct Telemetry {
     tokens: Family<GrantLabels, Counter>,
     pool_connections: Family<PoolLabels, Gauge>,
     pool_max: Family<SiteLabels, Gauge>,
+    bulk_accepted: Family<SiteLabels, Counter>,
+    bulk_running: Family<SiteLabels, Gauge>,
+    bulk_queued: Family<SiteLabels, Gauge>,
+    bulk_finished: Family<BulkOutcomeLabels, Counter>,
+    bulk_resources: Family<BulkTypeLabels, Counter>,
+}
+
+/// How a Bulk Data export ended.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BulkOutcomeLabels {
+    /// The site.
+    pub site: String,
+    /// `done`, `failed` or `cancelled`.
+    pub outcome: String,
+}
+
+/// A resource type a Bulk Data export wrote.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BulkTypeLabels {
+    /// The site.
+    pub site: String,
+    /// A resource type the site's plugins serve.
+    pub resource_type: String,
 }
 
 /// A site alone.
@@ -183,8 +206,43 @@ impl Telemetry {
             "The most connections each site's database pool opens",
             pool_max.clone(),
         );
+        let bulk_accepted = Family::<SiteLabels, Counter>::default();
+        registry.register(
+            "hearth_bulk_jobs_accepted",
+            "Bulk Data exports accepted (kick-offs answered 202)",
+            bulk_accepted.clone(),
+        );
+        let bulk_running = Family::<SiteLabels, Gauge>::default();
+        registry.register(
+            "hearth_bulk_jobs_running",
+            "Bulk Data exports this process is running now",
+            bulk_running.clone(),
+        );
+        let bulk_queued = Family::<SiteLabels, Gauge>::default();
+        registry.register(
+            "hearth_bulk_jobs_queued",
+            "Bulk Data exports waiting in the site's database for a process to lease them",
+            bulk_queued.clone(),
+        );
+        let bulk_finished = Family::<BulkOutcomeLabels, Counter>::default();
+        registry.register(
+            "hearth_bulk_jobs_finished",
+            "Bulk Data exports ended by this process or cancelled through it: done, failed or cancelled",
+            bulk_finished.clone(),
+        );
+        let bulk_resources = Family::<BulkTypeLabels, Counter>::default();
+        registry.register(
+            "hearth_bulk_resources_exported",
+            "Resources written to Bulk Data export files by this process, by type",
+            bulk_resources.clone(),
+        );
         Telemetry {
             registry,
+            bulk_accepted,
+            bulk_running,
+            bulk_queued,
+            bulk_finished,
+            bulk_resources,
             requests,
             latency,
             instantiations,
@@ -202,6 +260,65 @@ impl Telemetry {
             .get_or_create(&labels)
             .observe(latency.as_secs_f64());
         self.requests.get_or_create(&labels).inc();
+    }
+
+    /// Counts an accepted Bulk Data export.
+    pub fn bulk_job_queued(&self, site: &str) {
+        self.bulk_accepted
+            .get_or_create(&SiteLabels {
+                site: site.to_owned(),
+            })
+            .inc();
+    }
+
+    /// The number of exports queued in a site's database.
+    pub fn bulk_jobs_queued(&self, site: &str, queued: i64) {
+        self.bulk_queued
+            .get_or_create(&SiteLabels {
+                site: site.to_owned(),
+            })
+            .set(queued);
+    }
+
+    /// This process starts running an export.
+    pub fn bulk_job_started(&self, site: &str) {
+        self.bulk_running
+            .get_or_create(&SiteLabels {
+                site: site.to_owned(),
+            })
+            .inc();
+    }
+
+    /// This process stops running an export.
+    pub fn bulk_job_stopped(&self, site: &str) {
+        self.bulk_running
+            .get_or_create(&SiteLabels {
+                site: site.to_owned(),
+            })
+            .dec();
+    }
+
+    /// Counts an export that ended: `done`, `failed` or `cancelled`.
+    pub fn bulk_job_finished(&self, site: &str, outcome: &str) {
+        self.bulk_finished
+            .get_or_create(&BulkOutcomeLabels {
+                site: site.to_owned(),
+                outcome: outcome.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Counts resources an export wrote.
+    pub fn bulk_resources_exported(&self, site: &str, resource_type: &str, count: u64) {
+        if count == 0 {
+            return;
+        }
+        self.bulk_resources
+            .get_or_create(&BulkTypeLabels {
+                site: site.to_owned(),
+                resource_type: resource_type.to_owned(),
+            })
+            .inc_by(count);
     }
 
     /// Counts a plugin instance made for a request.

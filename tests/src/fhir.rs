@@ -23,6 +23,11 @@ impl Documents {
         reply.json.clone()
     }
 
+    /// Keeps a FHIR resource read some other way (an ndjson line) for validation.
+    pub fn keep_value(&mut self, resource: Value) {
+        self.0.push(resource);
+    }
+
     /// Runs the validator over every document kept; fails the test on any failure.
     pub fn validate(self) {
         assert!(!self.0.is_empty(), "nothing to validate");

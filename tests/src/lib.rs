@@ -88,6 +88,8 @@ pub struct Options {
     pub metrics_token: Option<String>,
     /// `metrics_listen` on a free port of 127.0.0.1: `/metrics` there alone.
     pub metrics_listen: bool,
+    /// `bulk_jobs`: Bulk Data exports the server runs at once (0: none; default 2).
+    pub bulk_jobs: Option<usize>,
 }
 
 impl Options {
@@ -218,6 +220,9 @@ impl TestApp {
             config.sqlite_heap_mib = mib;
         }
         config.metrics_token = options.metrics_token.clone();
+        if let Some(jobs) = options.bulk_jobs {
+            config.bulk_jobs = jobs;
+        }
         if options.metrics_listen {
             config.metrics_listen = Some(([127, 0, 0, 1], 0).into());
         }

@@ -32,6 +32,7 @@ use crate::sites::Site;
 use crate::state::AppState;
 use crate::telemetry::{RequestId, Served};
 
+mod bulk;
 pub mod cors;
 mod include;
 #[cfg(feature = "natives")]
@@ -81,6 +82,7 @@ pub fn router(
         #[cfg(feature = "natives")]
         natives,
     });
+    bulk::start(&state);
     axum::Router::new()
         .route("/apis/{site}/{*rest}", axum::routing::any(dispatch))
         .route("/apis/{site}", axum::routing::any(no_family))
@@ -268,6 +270,21 @@ async fn handle(
     let app = call.app;
     let site = call.site;
     let openemr = call.settings.compatibility == Compatibility::OpenEmr;
+    if call.family == Family::Fhir
+        && let Some(endpoint) = bulk::Endpoint::of(call.path, call.uri.query())
+    {
+        served.route = Some(endpoint.pattern().to_owned());
+        let token = tokens::bearer(
+            call.headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok()),
+        )?;
+        let principal = tokens::authenticate(site, &app.base_url, token).await?;
+        audit.user_id = Some(principal.subject.clone());
+        audit.client_id = Some(principal.client_id.clone());
+        let body = read_body(body, call.headers, app.config.max_body_bytes).await?;
+        return bulk::serve(call, endpoint, &principal, body).await;
+    }
     let table = app.registry.table(&site.name);
     let found = table.find(call.family, call.method, call.path);
     if let Match::Found(bound, _) = &found {

@@ -46,6 +46,7 @@ pub const HOST_TABLES: &[&str] = &[
     "portal_logins",
     "oauth_sessions",
     "console_sessions",
+    "bulk_jobs",
     "plugin_migrations",
     "_sqlx_migrations",
 ];

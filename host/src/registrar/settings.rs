@@ -82,6 +82,42 @@ pub const KNOWN: &[Known] = &[
         default: "any",
         values: &["any", "registered"],
     },
+    Known {
+        name: "bulk.file_resources",
+        help: "Bulk Data export: the most resources one ndjson file holds before the next file starts",
+        default: "100000",
+        values: &[],
+    },
+    Known {
+        name: "bulk.expiry_seconds",
+        help: "Bulk Data export: how long a finished export's files stay, seconds",
+        default: "3600",
+        values: &[],
+    },
+    Known {
+        name: "bulk.max_jobs",
+        help: "Bulk Data export: the most exports queued or running on the site at once; more get 429",
+        default: "4",
+        values: &[],
+    },
+    Known {
+        name: "bulk.max_jobs_per_client",
+        help: "Bulk Data export: the most exports one client may have queued or running; more get 429",
+        default: "2",
+        values: &[],
+    },
+    Known {
+        name: "bulk.retry_after_seconds",
+        help: "Bulk Data export: the Retry-After of a running export's status; polls sooner get 429",
+        default: "2",
+        values: &[],
+    },
+    Known {
+        name: "bulk.lease_seconds",
+        help: "Bulk Data export: how long a host process holds an export without renewing it before another may resume it",
+        default: "30",
+        values: &[],
+    },
 ];
 
 /// The name under which the hash of the initial access token is kept.
