@@ -3,9 +3,12 @@
 -- keys or defaults), and one trigger function serves every table: it numbers the new
 -- version after the newest one recorded (the row lock the write holds serialises
 -- concurrent writers of a row; the primary key refuses a duplicate number) and copies
--- the row into the history table by column name.
+-- the row into the history table by column name. It runs as its owner (SECURITY
+-- DEFINER): plugin roles may read the history of the tables they are granted, and only
+-- this trigger writes it.
 
-CREATE FUNCTION public.hearth_record_version() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION public.hearth_record_version() RETURNS trigger LANGUAGE plpgsql
+    SECURITY DEFINER SET search_path = public, pg_temp AS $$
 DECLARE
     history text := TG_TABLE_NAME || '_history';
     next_version bigint;

@@ -282,6 +282,11 @@ const REFUSED_EVERYWHERE: &[&str] = &[
     "UPDATE lists SET title = (SELECT password FROM users_secure LIMIT 1)",
     "DELETE FROM lists WHERE EXISTS (SELECT 1 FROM signing_keys)",
     "MERGE INTO lists USING patient_data p ON false WHEN NOT MATCHED THEN DO NOTHING",
+    // History is written by the host's triggers only, even for a plugin that writes the
+    // table (the probe writes `lists`).
+    "INSERT INTO lists_history (fhir_version, id, type, title) VALUES (99, 1, 'allergy', 'forged')",
+    "UPDATE lists_history SET title = 'forged'",
+    "DELETE FROM lists_history",
 ];
 
 /// Statements that write to a granted table: refused in a GET request only.
@@ -361,6 +366,11 @@ both! {
         assert_eq!(rows[0]["title"], "penicillin");
         let rows = probe(app, &token, false, "SELECT COUNT(*) AS n FROM lists").await.unwrap();
         assert_eq!(rows[0]["n"], 1);
+        // The write went through the host's trigger into the history, which the writer may
+        // read; an update adds a version.
+        probe(app, &token, true, "UPDATE lists SET title = 'amoxicillin'").await.unwrap();
+        let rows = probe(app, &token, false, "SELECT fhir_version, title FROM lists_history ORDER BY fhir_version").await.unwrap();
+        assert_eq!(rows, json!([{"fhir_version": 1, "title": "penicillin"}, {"fhir_version": 2, "title": "amoxicillin"}]));
     }
 
     async fn huge_results_and_long_strings_are_stopped(app) {

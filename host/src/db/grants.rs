@@ -79,9 +79,10 @@ pub(crate) const FUNCTIONS: &[&str] = &[
 ];
 
 /// Tables whose every write a trigger records in `<table>_history` (migration
-/// `0461_fhir_versions.sql`: the FHIR versions of their rows). A grant of one of them is a
-/// grant of its history table too (reading, or reading and writing): the trigger's
-/// insert runs with the writing plugin's grants, and a reader may read its rows' versions.
+/// `0461_fhir_versions.sql`: the FHIR versions of their rows). A plugin granted one of
+/// them (to read or to write) may read its history table; only the host's triggers write
+/// history (named `hearth_version_…` on SQLite; a `SECURITY DEFINER` function on
+/// PostgreSQL), so no plugin can forge or erase a version.
 pub const VERSIONED_TABLES: &[&str] = &[
     "patient_data",
     "users",
@@ -90,16 +91,19 @@ pub const VERSIONED_TABLES: &[&str] = &[
     "lists",
 ];
 
-/// `tables` and the history table of each versioned one among them.
-fn with_histories(tables: HashSet<String>) -> HashSet<String> {
-    let histories: Vec<String> = tables
-        .iter()
+/// The history tables of the versioned tables among `tables`.
+fn histories<'a>(tables: impl Iterator<Item = &'a String>) -> Vec<String> {
+    tables
         .filter(|t| VERSIONED_TABLES.contains(&t.as_str()))
         .map(|t| format!("{t}_history"))
-        .collect();
-    let mut tables = tables;
-    tables.extend(histories);
-    tables
+        .collect()
+}
+
+/// Whether `table` is the history table of a versioned table.
+fn is_history(table: &str) -> bool {
+    table
+        .strip_suffix("_history")
+        .is_some_and(|t| VERSIONED_TABLES.contains(&t))
 }
 
 /// What a plugin was granted on a site.
@@ -140,8 +144,13 @@ impl Grants {
         Ok(Grants {
             id: NEXT_GRANTS_ID.fetch_add(1, Ordering::Relaxed),
             plugin: plugin.to_owned(),
-            reads: with_histories(reads),
-            writes: with_histories(writes),
+            reads: {
+                let kept = histories(reads.iter().chain(&writes));
+                let mut reads = reads;
+                reads.extend(kept);
+                reads
+            },
+            writes: writes.into_iter().filter(|t| !is_history(t)).collect(),
             namespace: None,
         })
     }
@@ -293,7 +302,7 @@ impl SqliteChecker {
                 };
                 // The host's triggers open these; the authorizer has checked every access
                 // the statement itself makes to them.
-                if TRIGGER_KEPT.contains(&table.as_str()) {
+                if TRIGGER_KEPT.contains(&table.as_str()) || is_history(table) {
                     continue;
                 }
                 let (allowed, how) = if write {
@@ -474,7 +483,10 @@ extern "C" fn authorize(
     let grants = state.grants;
     // What the host's own triggers do when the statement fires them (plugin SQL cannot
     // create triggers: DDL is refused below).
-    if !trigger.is_null() && text(trigger).starts_with(HOST_TRIGGER_PREFIX) {
+    if !trigger.is_null() && {
+        let name = text(trigger);
+        HOST_TRIGGER_PREFIXES.iter().any(|p| name.starts_with(p))
+    } {
         if matches!(
             action,
             ffi::SQLITE_INSERT | ffi::SQLITE_UPDATE | ffi::SQLITE_DELETE
@@ -555,8 +567,9 @@ const MAX_EXPRESSION_DEPTH: usize = 50;
 /// access to them is checked like any other (a read needs the table in its `READS`).
 pub(crate) const TRIGGER_KEPT: &[&str] = &["folded_text"];
 
-/// The prefix of the host's triggers that keep [`TRIGGER_KEPT`].
-const HOST_TRIGGER_PREFIX: &str = "hearth_fold_";
+/// The prefixes of the host's triggers: those that keep [`TRIGGER_KEPT`], and those that
+/// record versions in the history tables of [`VERSIONED_TABLES`].
+const HOST_TRIGGER_PREFIXES: &[&str] = &["hearth_fold_", "hearth_version_"];
 
 /// The PostgreSQL gate: parse, then walk the statement.
 ///
@@ -1188,8 +1201,13 @@ mod tests {
         )
         .unwrap();
         assert!(g.may_read("users_history") && !g.may_write("users_history"));
-        assert!(g.may_write("lists_history"));
+        // A writer reads its history, but only the host's triggers write it.
+        assert!(g.may_write("lists") && g.may_read("lists_history"));
+        assert!(!g.may_write("lists_history"));
         assert!(!g.may_read("forms_history") && !g.may_read("patient_data_history"));
+        // Naming a history table among the writes grants no write either.
+        let g = Grants::new("x", [], ["lists_history".to_owned()]).unwrap();
+        assert!(!g.may_write("lists_history"));
     }
 
     #[test]

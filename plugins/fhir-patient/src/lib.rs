@@ -19,7 +19,7 @@ impl Resource for FhirPatient {
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
     const DESCRIPTION: &'static str = "FHIR Patient (US Core) over OpenEMR patient_data";
     const READS: &'static [&'static str] = &["users", "facility", "folded_text"];
-    const WRITES: &'static [&'static str] = &["patient_data", "patient_data_history", "sequences"];
+    const WRITES: &'static [&'static str] = &["patient_data", "sequences"];
     const ROUTES: &'static [Route] = &hearth_fhir::read_write_routes!(
         PATIENT, map, create = create, update = update, type = "Patient",
         acl = "patients/demo", write_acl = "patients/demo:write", nouns = "patients",
