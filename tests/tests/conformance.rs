@@ -340,6 +340,14 @@ const CASES: &[Case] = &[
         .compat(Answer(200, FhirBundle("searchset")), "FHIR clients follow the specification: a search answers a searchset"),
     case("GET /fhir/Condition/{unknown}", None, Answer(404, BareEmpty), "FhirConditionRestController::getOne: RestControllerHelper::handleFhirProcessingResult answers [] with 404", Answer(404, FhirResource("OperationOutcome")))
         .compat(Answer(404, FhirResource("OperationOutcome")), "a FHIR error is an OperationOutcome"),
+    case("POST /fhir/Condition", Some(r#"{"resourceType":"Condition","code":{"text":"Asthma"},"subject":{"reference":"Patient/{puuid}"}}"#), Answer(404, Error), "RoutesExtensionListener: OpenEMR routes no FHIR Condition write (Route not found)", Answer(201, FhirResource("Condition")))
+        .compat(Answer(201, FhirResource("Condition")), "FHIR's create interaction, which OpenEMR does not route; nothing an OpenEMR client sends reaches it"),
+    case("PUT /fhir/Condition/{muuid}", Some(r#"{"resourceType":"Condition","id":"{muuid}","code":{"text":"Hypertension"},"subject":{"reference":"Patient/{puuid}"}}"#), Answer(404, Error), "RoutesExtensionListener: OpenEMR routes no FHIR Condition write (Route not found)", Answer(200, FhirResource("Condition")))
+        .compat(Answer(200, FhirResource("Condition")), "FHIR's update interaction, which OpenEMR does not route; nothing an OpenEMR client sends reaches it"),
+    case("GET /fhir/Condition/{muuid}/_history", None, Answer(404, Error), "RoutesExtensionListener: no FHIR route has _history (Route not found)", Answer(200, FhirBundle("history")))
+        .compat(Answer(200, FhirBundle("history")), "FHIR's history interaction, which OpenEMR does not route; nothing an OpenEMR client sends reaches it"),
+    case("GET /fhir/Condition/{muuid}/_history/1", None, Answer(404, Error), "RoutesExtensionListener: no FHIR route has _history (Route not found)", Answer(200, FhirResource("Condition")))
+        .compat(Answer(200, FhirResource("Condition")), "FHIR's vread interaction, which OpenEMR does not route; nothing an OpenEMR client sends reaches it"),
     case("GET /fhir/AllergyIntolerance", None, Answer(200, FhirBundle("collection")), "FhirAllergyIntoleranceRestController::getAll: a collection Bundle", Answer(200, FhirBundle("searchset")))
         .compat(Answer(200, FhirBundle("searchset")), "FHIR clients follow the specification: a search answers a searchset"),
     case("POST /fhir/AllergyIntolerance/_search", None, Answer(200, FhirBundle("collection")), "FhirAllergyIntoleranceRestController: the form body merged into the query, as getAll", Answer(200, FhirBundle("searchset")))
@@ -404,7 +412,7 @@ const STAFF_SCOPES: &str = "openid offline_access api:oemr api:fhir api:port \
     user/medical_problem.cruds user/allergy.cruds user/medication.cruds user/surgery.cruds \
     user/dental_issue.cruds user/practitioner.cruds user/facility.cruds user/Patient.cruds \
     user/Practitioner.cruds user/PractitionerRole.rs user/Person.rs user/Organization.cruds \
-    user/Location.rs user/Encounter.cruds user/Condition.rs user/AllergyIntolerance.cruds \
+    user/Location.rs user/Encounter.cruds user/Condition.cruds user/AllergyIntolerance.cruds \
     user/Observation.rs user/MedicationRequest.rs user/Procedure.rs user/Provenance.rs \
     user/appointment.cruds user/Appointment.rs user/immunization.rs user/Immunization.rs";
 

@@ -939,4 +939,133 @@ both! {
         assert_eq!(counts().await, before, "a refused write changed the database");
         docs.validate();
     }
+    async fn problem_list_conditions_are_created_updated_versioned_and_read_back_on_both_apis(app) {
+        let mut docs = Documents::default();
+        let token = app.user_token("default", "admin", "openid api:fhir api:oemr user/patient.cruds \
+            user/medical_problem.cruds user/allergy.cruds user/Condition.cruds").await;
+        let patient = hearth_tests::fhir::patient(app, &token, json!({})).await;
+        let clinical = "http://terminology.hl7.org/CodeSystem/condition-clinical";
+        let category = "http://terminology.hl7.org/CodeSystem/condition-category";
+        let problem = json!({
+            "resourceType": "Condition",
+            "clinicalStatus": {"coding": [{"system": clinical, "code": "active"}]},
+            "verificationStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-ver-status", "code": "confirmed"}]},
+            "category": [{"coding": [{"system": category, "code": "problem-list-item"}]}],
+            "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "I10", "display": "Essential hypertension"}], "text": "Hypertension"},
+            "subject": {"reference": format!("Patient/{patient}")},
+            "onsetDateTime": "2019-05-06",
+            "note": [{"text": "Diet first"}]
+        });
+        let url = fhir(app, "default", "/Condition");
+        let lists = || async {
+            let n = app.rows("default", "SELECT COUNT(*) AS n FROM lists").await;
+            let v = app.rows("default", "SELECT COUNT(*) AS n FROM lists_history").await;
+            (n[0]["n"].clone(), v[0]["n"].clone())
+        };
+
+        let created = send(app, reqwest::Method::POST, &url, Some(&token), Some(problem.to_string()), &[]).await;
+        assert_eq!(created.status, 201, "{}", created.text);
+        let body = docs.keep(&created);
+        let id = body["id"].as_str().unwrap().to_owned();
+        assert_eq!(created.header("location"), Some(format!("{url}/{id}/_history/1").as_str()));
+        assert_eq!(etag(&created), "W/\"1\"");
+        assert_eq!(body["meta"]["versionId"], "1");
+        assert_eq!(body["code"]["coding"][0]["code"], "I10");
+        assert_eq!(body["category"][0]["coding"][0]["code"], "problem-list-item");
+        assert_eq!(body["verificationStatus"]["coding"][0]["code"], "confirmed");
+        // The read over problems and encounter diagnoses carries the same version.
+        let read = app.get(&format!("{url}/{id}"), &token).await;
+        assert_eq!(read.status, 200, "{}", read.text);
+        assert_eq!(docs.keep(&read)["meta"]["versionId"], "1");
+        assert_eq!(etag(&read), "W/\"1\"");
+
+        // The standard API reads the same row at once.
+        let one = app.api("default", &format!("/api/patient/{patient}/medical_problem/{id}"));
+        let api = app.get(&one, &token).await;
+        assert_eq!(api.status, 200, "{}", api.text);
+        let row = if api.json["data"].is_array() { api.json["data"][0].clone() } else { api.json["data"].clone() };
+        assert_eq!(row["title"], "Hypertension");
+        assert_eq!(row["comments"], "Diet first");
+        assert!(row["begdate"].as_str().unwrap().starts_with("2019-05-06"), "{row}");
+
+        // A standard API write is version 2; a stale If-Match writes nothing.
+        let changed = app.put(&one, &token, json!({"title": "High blood pressure"})).await;
+        assert!((200..300).contains(&changed.status), "{}", changed.text);
+        let mut edit = problem.clone();
+        edit["id"] = json!(id);
+        edit["clinicalStatus"]["coding"][0]["code"] = json!("resolved");
+        edit["abatementDateTime"] = json!("2024-01-02");
+        let own = format!("{url}/{id}");
+        let before = lists().await;
+        let stale = send(app, reqwest::Method::PUT, &own, Some(&token), Some(edit.to_string()), &[("if-match", "W/\"1\"")]).await;
+        outcome(&mut docs, &stale, 412);
+        assert_eq!(lists().await, before);
+        let updated = send(app, reqwest::Method::PUT, &own, Some(&token), Some(edit.to_string()), &[("if-match", "W/\"2\"")]).await;
+        assert_eq!(updated.status, 200, "{}", updated.text);
+        assert_eq!(etag(&updated), "W/\"3\"");
+        let body = docs.keep(&updated);
+        assert_eq!(body["clinicalStatus"]["coding"][0]["code"], "resolved");
+        assert!(body["abatementDateTime"].as_str().unwrap().starts_with("2024-01-02"), "{body}");
+        let api = app.get(&one, &token).await;
+        let row = if api.json["data"].is_array() { api.json["data"][0].clone() } else { api.json["data"].clone() };
+        assert_eq!(row["title"], "Hypertension");
+        assert!(row["enddate"].as_str().unwrap().starts_with("2024-01-02"), "{row}");
+
+        // vread and history.
+        let second = app.get(&format!("{own}/_history/2"), &token).await;
+        assert_eq!(second.status, 200, "{}", second.text);
+        assert_eq!(docs.keep(&second)["code"]["text"], "High blood pressure");
+        let history = docs.keep(&app.get(&format!("{own}/_history"), &token).await);
+        assert_eq!(history["total"], 3);
+        let states: Vec<&str> = history["entry"].as_array().unwrap().iter()
+            .map(|e| e["resource"]["clinicalStatus"]["coding"][0]["code"].as_str().unwrap()).collect();
+        assert_eq!(states, ["resolved", "active", "active"]);
+        outcome(&mut docs, &app.get(&format!("{own}/_history/4"), &token).await, 404);
+
+        // Refusals write nothing.
+        let other = hearth_tests::fhir::patient(app, &token, json!({"fname": "Bea"})).await;
+        let allergy = app.post(&app.api("default", &format!("/api/patient/{patient}/allergy")), &token,
+            json!({"title": "Peanuts"})).await;
+        assert!((200..300).contains(&allergy.status), "{}", allergy.text);
+        let allergy = allergy.json["data"]["uuid"].as_str().unwrap().to_owned();
+        let before = lists().await;
+        outcome(&mut docs, &send(app, reqwest::Method::POST, &url, Some(&token), Some("{".to_owned()), &[]).await, 400);
+        let bare = json!({"resourceType": "Condition", "code": {"text": "X"},
+            "category": [{"coding": [{"system": category, "code": "encounter-diagnosis"}]}],
+            "clinicalStatus": {"coding": [{"system": clinical, "code": "relapse"}]}});
+        let body = outcome(&mut docs, &send(app, reqwest::Method::POST, &url, Some(&token), Some(bare.to_string()), &[]).await, 422);
+        let named: Vec<&str> = body["issue"].as_array().unwrap().iter()
+            .map(|i| i["expression"][0].as_str().unwrap()).collect();
+        for expression in ["Condition.subject", "Condition.code.text", "Condition.category[0]", "Condition.clinicalStatus"] {
+            assert!(named.contains(&expression), "{expression} in {named:?}");
+        }
+        let mut abated = problem.clone();
+        abated["abatementDateTime"] = json!("2024-01-02");
+        outcome(&mut docs, &send(app, reqwest::Method::POST, &url, Some(&token), Some(abated.to_string()), &[]).await, 422);
+        let mut moved = edit.clone();
+        moved["subject"]["reference"] = json!(format!("Patient/{other}"));
+        outcome(&mut docs, &send(app, reqwest::Method::PUT, &own, Some(&token), Some(moved.to_string()), &[]).await, 422);
+        let mut not_problem = problem.clone();
+        not_problem["id"] = json!(allergy);
+        outcome(&mut docs, &send(app, reqwest::Method::PUT, &format!("{url}/{allergy}"), Some(&token), Some(not_problem.to_string()), &[]).await, 404);
+        outcome(&mut docs, &app.get(&format!("{url}/{allergy}/_history/1"), &token).await, 404);
+        let reader = app.user_token("default", "admin", "openid api:fhir user/Condition.rs").await;
+        outcome(&mut docs, &send(app, reqwest::Method::POST, &url, Some(&reader), Some(problem.to_string()), &[]).await, 403);
+        let own_token = app.patient_token("default", &patient, "openid api:fhir patient/Condition.cruds").await;
+        outcome(&mut docs, &send(app, reqwest::Method::POST, &url, Some(&own_token), Some(problem.to_string()), &[]).await, 403);
+        assert_eq!(lists().await, before, "a refused write changed the database");
+
+        // A problem made on the standard API is updated through FHIR.
+        let made = app.post(&app.api("default", &format!("/api/patient/{patient}/medical_problem")), &token,
+            json!({"title": "Asthma", "begdate": "2018-03-04"})).await;
+        assert!((200..300).contains(&made.status), "{}", made.text);
+        let made = made.json["data"]["uuid"].as_str().unwrap().to_owned();
+        let asthma = json!({"resourceType": "Condition", "id": made, "code": {"text": "Asthma"},
+            "subject": {"reference": format!("Patient/{patient}")}});
+        let reply = send(app, reqwest::Method::PUT, &format!("{url}/{made}"), Some(&token), Some(asthma.to_string()), &[("if-match", "W/\"1\"")]).await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        assert_eq!(etag(&reply), "W/\"2\"");
+        docs.keep(&reply);
+        docs.validate();
+    }
 }
