@@ -266,8 +266,8 @@ fn update(req: &Request) -> Result<Response> {
 
 /// The uuid a reference to `target` names (`{"reference": "Practitioner/<uuid>"}`);
 /// `None` when absent, a rule failure when it names another type or no uuid.
-fn referenced<'a>(
-    value: Option<&'a JsonValue>,
+fn referenced(
+    value: Option<&JsonValue>,
     target: &str,
     expression: &str,
     problems: &mut Problems,
