@@ -27,6 +27,7 @@ pub const VERSIONED: &[(&str, &str)] = &[
     ("Location", "facility"),
     ("Encounter", "form_encounter"),
     ("AllergyIntolerance", "lists"),
+    ("Condition", "lists"),
     ("MedicationRequest", "lists"),
     ("Procedure", "lists"),
 ];
@@ -46,8 +47,11 @@ fn alias(def: &TypeDef) -> &'static str {
 
 /// The column expression of a row's current version, for a versioned type's `SELECT`
 /// (`, (SELECT MAX(…)) AS fhir_version`); empty for other types.
+///
+/// A type whose `FROM` is not its table (Condition's union of problems and encounter
+/// diagnoses) selects its own `fhir_version` column instead.
 pub fn version_column(def: &TypeDef) -> String {
-    match table_of(def.resource_type) {
+    match table_of(def.resource_type).filter(|table| history_from(def, table).is_some()) {
         Some(table) => format!(
             ", (SELECT MAX(fv.fhir_version) FROM {table}_history fv WHERE fv.id = {}) AS fhir_version",
             def.key

@@ -289,12 +289,26 @@ pub const OBSERVATIONS: &str = concat!(
     ") o"
 );
 
-/// The columns both branches give, in order.
+/// The columns both branches give, in order: the version (`fhir_version`, the
+/// problem's recorded version; none for an encounter diagnosis) and the Condition row's columns.
 macro_rules! condition_branch {
-    ($id:expr, $key:expr, $category:expr, $profiles:expr, $encounter:expr,
+    ($version:expr, $id:expr, $key:expr, $category:expr, $profiles:expr, $encounter:expr,
      $clinical:expr, $from:expr) => {
         concat!(
             "SELECT ",
+            $version,
+            " AS fhir_version, ",
+            condition_columns!($id, $key, $category, $profiles, $encounter, $clinical),
+            " ",
+            $from
+        )
+    };
+}
+
+/// The columns of a Condition row (what `fhir-condition`'s mapping reads).
+macro_rules! condition_columns {
+    ($id:expr, $key:expr, $category:expr, $profiles:expr, $encounter:expr, $clinical:expr) => {
+        concat!(
             $id,
             " AS cid, ",
             $key,
@@ -309,8 +323,7 @@ macro_rules! condition_branch {
             $clinical,
             " AS clinical_status, ",
             "CASE WHEN l.verification = '' THEN NULL ELSE l.verification END AS verification, ",
-            "l.title, l.diagnosis, l.begdate, l.enddate, l.date AS recorded, l.comments ",
-            $from
+            "l.title, l.diagnosis, l.begdate, l.enddate, l.date AS recorded, l.comments"
         )
     };
 }
@@ -328,9 +341,25 @@ macro_rules! clinical {
     };
 }
 
+/// The columns of a problem-list item read straight from `lists l JOIN patient_data p`
+/// (the first branch of [`CONDITIONS`] without its version): what Condition's writes,
+/// vread and history read, the history table standing in for `lists`.
+pub const PROBLEM_COLUMNS: &str = condition_columns!(
+    "CAST(l.uuid AS TEXT)",
+    "l.id * 2",
+    "problem-list-item",
+    "http://hl7.org/fhir/us/core/StructureDefinition/us-core-condition \
+     http://hl7.org/fhir/us/core/StructureDefinition/us-core-condition|3.1.1 \
+     http://hl7.org/fhir/us/core/StructureDefinition/us-core-condition-problems-health-concerns \
+     http://hl7.org/fhir/us/core/StructureDefinition/us-core-condition-problems-health-concerns|7.0.0",
+    "NULL",
+    clinical!("1=0")
+);
+
 pub const CONDITIONS: &str = concat!(
     "(",
     condition_branch!(
+        "(SELECT MAX(lv.fhir_version) FROM lists_history lv WHERE lv.id = l.id)",
         "CAST(l.uuid AS TEXT)",
         "l.id * 2",
         "problem-list-item",
@@ -344,6 +373,7 @@ pub const CONDITIONS: &str = concat!(
     ),
     " UNION ALL ",
     condition_branch!(
+        "CAST(NULL AS BIGINT)",
         "SUBSTR(CAST(l.uuid AS TEXT), 1, 14) || 'e' || SUBSTR(CAST(l.uuid AS TEXT), 16, 9) \
          || SUBSTR(CAST(1000000000000 + ie.id AS TEXT), 2, 12)",
         "ie.id * 2 + 1",

@@ -313,6 +313,114 @@ pub fn items<'a>(
     }
 }
 
+/// A `CodeableConcept` as OpenEMR keeps one: the code list of its codings of known
+/// systems (`RXNORM:7980;SNOMED-CT:91936005`, each system under its first OpenEMR code
+/// type, codings of other systems left out) and its text (`text`, else the first
+/// coding's `display`).
+pub fn code_list(
+    value: Option<&Value>,
+    expression: &str,
+    problems: &mut Problems,
+) -> (String, Option<String>) {
+    let Some(value) = value.filter(|v| !v.is_null()) else {
+        return (String::new(), None);
+    };
+    if !value.is_object() {
+        problems.add(expression, "must be a CodeableConcept");
+        return (String::new(), None);
+    }
+    let mut list: Vec<String> = Vec::new();
+    let mut display = None;
+    for (i, coding) in items(
+        value.get("coding"),
+        &format!("{expression}.coding"),
+        problems,
+    )
+    .iter()
+    .enumerate()
+    {
+        let at = format!("{expression}.coding[{i}]");
+        let system = string(coding.get("system"), &format!("{at}.system"), problems);
+        let code = string(coding.get("code"), &format!("{at}.code"), problems);
+        display =
+            display.or_else(|| string(coding.get("display"), &format!("{at}.display"), problems));
+        let code_type = system.and_then(|system| {
+            crate::codes::SYSTEMS
+                .iter()
+                .find(|(_, s)| *s == system)
+                .map(|(t, _)| *t)
+        });
+        if let (Some(code_type), Some(code)) = (code_type, code) {
+            if code.contains([';', ':']) {
+                problems.add(&format!("{at}.code"), "a code cannot hold ';' or ':'");
+            } else {
+                list.push(format!("{code_type}:{code}"));
+            }
+        }
+    }
+    let text = string(value.get("text"), &format!("{expression}.text"), problems).or(display);
+    (list.join(";"), text.map(str::to_owned))
+}
+
+/// The patient a reference names (`{"reference": "Patient/<uuid>"}`): its `pid` and
+/// uuid. A missing reference (`required`), another type or an unknown patient is a rule
+/// failure, answered as `None`.
+pub fn patient(
+    value: Option<&Value>,
+    expression: &str,
+    required: bool,
+    problems: &mut Problems,
+) -> Result<Option<(i64, String)>> {
+    let reference = string(
+        value.and_then(|v| v.get("reference")),
+        &format!("{expression}.reference"),
+        problems,
+    );
+    let Some(reference) = reference else {
+        if required {
+            problems.add(expression, "a reference to the Patient is required");
+        }
+        return Ok(None);
+    };
+    let uuid = reference
+        .rsplit_once("Patient/")
+        .map(|(_, id)| id.trim_end_matches('/').to_ascii_lowercase())
+        .filter(|id| hearth_sdk::request::is_uuid(id));
+    let Some(uuid) = uuid else {
+        problems.add(expression, "must reference a Patient (Patient/<id>)");
+        return Ok(None);
+    };
+    let row = hearth_sdk::store::query_one(
+        "SELECT pid FROM patient_data WHERE uuid = $1",
+        &[uuid.as_str().into()],
+    )?;
+    match row.and_then(|r| r.int("pid")) {
+        Some(pid) => Ok(Some((pid, uuid))),
+        None => {
+            problems.add(expression, &format!("Patient/{uuid} is not known"));
+            Ok(None)
+        }
+    }
+}
+
+/// A `dateTime` element as a database datetime (`YYYY-MM-DD HH:MM:SS`, the instant's
+/// UTC time; a date alone is its midnight); `None` when absent, a rule failure when it
+/// is not a FHIR dateTime.
+pub fn datetime(
+    value: Option<&Value>,
+    expression: &str,
+    problems: &mut Problems,
+) -> Option<String> {
+    let given = string(value, expression, problems)?;
+    match crate::date::parse(given) {
+        Some(range) => Some(hearth_sdk::time::DateTime::from_unix(range.start).datetime()),
+        None => {
+            problems.add(expression, "is not a FHIR dateTime");
+            None
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

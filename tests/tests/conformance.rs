@@ -287,6 +287,12 @@ const CASES: &[Case] = &[
     case("POST /fhir/Practitioner/_search", None, Answer(200, FhirBundle("collection")), "FhirPractitionerRestController: the form body merged into the query, as getAll", Answer(200, FhirBundle("searchset")))
         .compat(Answer(200, FhirBundle("searchset")), "FHIR clients follow the specification: a search answers a searchset"),
     case("GET /fhir/Practitioner/{pruuid}", None, Answer(200, FhirResource("Practitioner")), "FhirPractitionerRestController::getOne", Answer(200, FhirResource("Practitioner"))),
+    case("POST /fhir/Practitioner", Some(r#"{"resourceType":"Practitioner","name":[{"family":"Grey","given":["Meredith"]}],"identifier":[{"system":"http://hl7.org/fhir/sid/us-npi","value":"1922334455"}]}"#), Answer(201, FhirResource("Practitioner")), "FhirPractitionerRestController::post: FhirValidationService, then the mapped insert; 201 with the created resource", Answer(201, FhirResource("Practitioner"))),
+    case("PUT /fhir/Practitioner/{pruuid}", Some(r#"{"resourceType":"Practitioner","id":"{pruuid}","name":[{"family":"House","given":["Gregory"]}],"identifier":[{"system":"http://hl7.org/fhir/sid/us-npi","value":"1234567890"}]}"#), Answer(200, FhirResource("Practitioner")), "FhirPractitionerRestController::put: the mapped update; 200 with the resource", Answer(200, FhirResource("Practitioner"))),
+    case("GET /fhir/Practitioner/{pruuid}/_history", None, Answer(404, Error), "RoutesExtensionListener: no FHIR route has _history (Route not found)", Answer(200, FhirBundle("history")))
+        .compat(Answer(200, FhirBundle("history")), "FHIR's history interaction, which OpenEMR does not route; nothing an OpenEMR client sends reaches it"),
+    case("GET /fhir/Practitioner/{pruuid}/_history/1", None, Answer(404, Error), "RoutesExtensionListener: no FHIR route has _history (Route not found)", Answer(200, FhirResource("Practitioner")))
+        .compat(Answer(200, FhirResource("Practitioner")), "FHIR's vread interaction, which OpenEMR does not route; nothing an OpenEMR client sends reaches it"),
     case("GET /fhir/PractitionerRole", None, Answer(200, FhirBundle("collection")), "FhirPractitionerRoleRestController::getAll: a collection Bundle", Answer(200, FhirBundle("searchset")))
         .compat(Answer(200, FhirBundle("searchset")), "FHIR clients follow the specification: a search answers a searchset"),
     case("POST /fhir/PractitionerRole/_search", None, Answer(200, FhirBundle("collection")), "FhirPractitionerRoleRestController: the form body merged into the query, as getAll", Answer(200, FhirBundle("searchset")))
@@ -320,18 +326,42 @@ const CASES: &[Case] = &[
     case("POST /fhir/Encounter/_search", None, Answer(200, FhirBundle("collection")), "FhirEncounterRestController: the form body merged into the query, as getAll", Answer(200, FhirBundle("searchset")))
         .compat(Answer(200, FhirBundle("searchset")), "FHIR clients follow the specification: a search answers a searchset"),
     case("GET /fhir/Encounter/{euuid}", None, Answer(200, FhirResource("Encounter")), "FhirEncounterRestController::getOne", Answer(200, FhirResource("Encounter"))),
+    case("POST /fhir/Encounter", Some(r#"{"resourceType":"Encounter","status":"finished","class":{"system":"http://terminology.hl7.org/CodeSystem/v3-ActCode","code":"AMB"},"subject":{"reference":"Patient/{puuid}"}}"#), Answer(404, Error), "RoutesExtensionListener: OpenEMR routes no FHIR Encounter write (Route not found)", Answer(201, FhirResource("Encounter")))
+        .compat(Answer(201, FhirResource("Encounter")), "FHIR's create interaction, which OpenEMR does not route; nothing an OpenEMR client sends reaches it"),
+    case("PUT /fhir/Encounter/{euuid}", Some(r#"{"resourceType":"Encounter","id":"{euuid}","status":"finished","class":{"system":"http://terminology.hl7.org/CodeSystem/v3-ActCode","code":"AMB"},"subject":{"reference":"Patient/{puuid}"}}"#), Answer(404, Error), "RoutesExtensionListener: OpenEMR routes no FHIR Encounter write (Route not found)", Answer(200, FhirResource("Encounter")))
+        .compat(Answer(200, FhirResource("Encounter")), "FHIR's update interaction, which OpenEMR does not route; nothing an OpenEMR client sends reaches it"),
+    case("GET /fhir/Encounter/{euuid}/_history", None, Answer(404, Error), "RoutesExtensionListener: no FHIR route has _history (Route not found)", Answer(200, FhirBundle("history")))
+        .compat(Answer(200, FhirBundle("history")), "FHIR's history interaction, which OpenEMR does not route; nothing an OpenEMR client sends reaches it"),
+    case("GET /fhir/Encounter/{euuid}/_history/1", None, Answer(404, Error), "RoutesExtensionListener: no FHIR route has _history (Route not found)", Answer(200, FhirResource("Encounter")))
+        .compat(Answer(200, FhirResource("Encounter")), "FHIR's vread interaction, which OpenEMR does not route; nothing an OpenEMR client sends reaches it"),
     case("GET /fhir/Condition", None, Answer(200, FhirBundle("collection")), "FhirConditionRestController::getAll: a collection Bundle", Answer(200, FhirBundle("searchset")))
         .compat(Answer(200, FhirBundle("searchset")), "FHIR clients follow the specification: a search answers a searchset"),
     case("POST /fhir/Condition/_search", None, Answer(200, FhirBundle("collection")), "FhirConditionRestController: the form body merged into the query, as getAll", Answer(200, FhirBundle("searchset")))
         .compat(Answer(200, FhirBundle("searchset")), "FHIR clients follow the specification: a search answers a searchset"),
     case("GET /fhir/Condition/{unknown}", None, Answer(404, BareEmpty), "FhirConditionRestController::getOne: RestControllerHelper::handleFhirProcessingResult answers [] with 404", Answer(404, FhirResource("OperationOutcome")))
         .compat(Answer(404, FhirResource("OperationOutcome")), "a FHIR error is an OperationOutcome"),
+    case("POST /fhir/Condition", Some(r#"{"resourceType":"Condition","code":{"text":"Asthma"},"subject":{"reference":"Patient/{puuid}"}}"#), Answer(404, Error), "RoutesExtensionListener: OpenEMR routes no FHIR Condition write (Route not found)", Answer(201, FhirResource("Condition")))
+        .compat(Answer(201, FhirResource("Condition")), "FHIR's create interaction, which OpenEMR does not route; nothing an OpenEMR client sends reaches it"),
+    case("PUT /fhir/Condition/{muuid}", Some(r#"{"resourceType":"Condition","id":"{muuid}","code":{"text":"Hypertension"},"subject":{"reference":"Patient/{puuid}"}}"#), Answer(404, Error), "RoutesExtensionListener: OpenEMR routes no FHIR Condition write (Route not found)", Answer(200, FhirResource("Condition")))
+        .compat(Answer(200, FhirResource("Condition")), "FHIR's update interaction, which OpenEMR does not route; nothing an OpenEMR client sends reaches it"),
+    case("GET /fhir/Condition/{muuid}/_history", None, Answer(404, Error), "RoutesExtensionListener: no FHIR route has _history (Route not found)", Answer(200, FhirBundle("history")))
+        .compat(Answer(200, FhirBundle("history")), "FHIR's history interaction, which OpenEMR does not route; nothing an OpenEMR client sends reaches it"),
+    case("GET /fhir/Condition/{muuid}/_history/1", None, Answer(404, Error), "RoutesExtensionListener: no FHIR route has _history (Route not found)", Answer(200, FhirResource("Condition")))
+        .compat(Answer(200, FhirResource("Condition")), "FHIR's vread interaction, which OpenEMR does not route; nothing an OpenEMR client sends reaches it"),
     case("GET /fhir/AllergyIntolerance", None, Answer(200, FhirBundle("collection")), "FhirAllergyIntoleranceRestController::getAll: a collection Bundle", Answer(200, FhirBundle("searchset")))
         .compat(Answer(200, FhirBundle("searchset")), "FHIR clients follow the specification: a search answers a searchset"),
     case("POST /fhir/AllergyIntolerance/_search", None, Answer(200, FhirBundle("collection")), "FhirAllergyIntoleranceRestController: the form body merged into the query, as getAll", Answer(200, FhirBundle("searchset")))
         .compat(Answer(200, FhirBundle("searchset")), "FHIR clients follow the specification: a search answers a searchset"),
     case("GET /fhir/AllergyIntolerance/{unknown}", None, Answer(404, BareEmpty), "FhirAllergyIntoleranceRestController::getOne: RestControllerHelper::handleFhirProcessingResult answers [] with 404", Answer(404, FhirResource("OperationOutcome")))
         .compat(Answer(404, FhirResource("OperationOutcome")), "a FHIR error is an OperationOutcome"),
+    case("POST /fhir/AllergyIntolerance", Some(r#"{"resourceType":"AllergyIntolerance","code":{"text":"Latex"},"patient":{"reference":"Patient/{puuid}"}}"#), Answer(404, Error), "RoutesExtensionListener: OpenEMR routes no FHIR AllergyIntolerance write (Route not found)", Answer(201, FhirResource("AllergyIntolerance")))
+        .compat(Answer(201, FhirResource("AllergyIntolerance")), "FHIR's create interaction, which OpenEMR does not route; nothing an OpenEMR client sends reaches it"),
+    case("PUT /fhir/AllergyIntolerance/{auuid}", Some(r#"{"resourceType":"AllergyIntolerance","id":"{auuid}","code":{"text":"Hypertension"},"patient":{"reference":"Patient/{puuid}"}}"#), Answer(404, Error), "RoutesExtensionListener: OpenEMR routes no FHIR AllergyIntolerance write (Route not found)", Answer(200, FhirResource("AllergyIntolerance")))
+        .compat(Answer(200, FhirResource("AllergyIntolerance")), "FHIR's update interaction, which OpenEMR does not route; nothing an OpenEMR client sends reaches it"),
+    case("GET /fhir/AllergyIntolerance/{auuid}/_history", None, Answer(404, Error), "RoutesExtensionListener: no FHIR route has _history (Route not found)", Answer(200, FhirBundle("history")))
+        .compat(Answer(200, FhirBundle("history")), "FHIR's history interaction, which OpenEMR does not route; nothing an OpenEMR client sends reaches it"),
+    case("GET /fhir/AllergyIntolerance/{auuid}/_history/1", None, Answer(404, Error), "RoutesExtensionListener: no FHIR route has _history (Route not found)", Answer(200, FhirResource("AllergyIntolerance")))
+        .compat(Answer(200, FhirResource("AllergyIntolerance")), "FHIR's vread interaction, which OpenEMR does not route; nothing an OpenEMR client sends reaches it"),
     case("GET /fhir/Observation", None, Answer(200, FhirBundle("collection")), "FhirObservationRestController::getAll: a collection Bundle", Answer(200, FhirBundle("searchset")))
         .compat(Answer(200, FhirBundle("searchset")), "FHIR clients follow the specification: a search answers a searchset"),
     case("POST /fhir/Observation/_search", None, Answer(200, FhirBundle("collection")), "FhirObservationRestController: the form body merged into the query, as getAll", Answer(200, FhirBundle("searchset")))
@@ -381,8 +411,8 @@ const STAFF_SCOPES: &str = "openid offline_access api:oemr api:fhir api:port \
     user/patient.cruds user/encounter.cruds user/vital.cruds user/soap_note.cruds \
     user/medical_problem.cruds user/allergy.cruds user/medication.cruds user/surgery.cruds \
     user/dental_issue.cruds user/practitioner.cruds user/facility.cruds user/Patient.cruds \
-    user/Practitioner.rs user/PractitionerRole.rs user/Person.rs user/Organization.cruds \
-    user/Location.rs user/Encounter.rs user/Condition.rs user/AllergyIntolerance.rs \
+    user/Practitioner.cruds user/PractitionerRole.rs user/Person.rs user/Organization.cruds \
+    user/Location.rs user/Encounter.cruds user/Condition.cruds user/AllergyIntolerance.cruds \
     user/Observation.rs user/MedicationRequest.rs user/Procedure.rs user/Provenance.rs \
     user/appointment.cruds user/Appointment.rs user/immunization.rs user/Immunization.rs";
 

@@ -512,4 +512,560 @@ both! {
         assert_eq!(docs.keep(&read)["meta"]["versionId"], "2");
         docs.validate();
     }
+    async fn practitioners_are_created_updated_versioned_and_read_back_on_both_apis(app) {
+        let mut docs = Documents::default();
+        let token = app.user_token("default", "admin", "openid api:fhir api:oemr \
+            user/practitioner.cruds user/Practitioner.cruds").await;
+        let npi = "http://hl7.org/fhir/sid/us-npi";
+        let ana = json!({
+            "resourceType": "Practitioner",
+            "active": true,
+            "identifier": [{"system": npi, "value": "1922334455"}],
+            "name": [{"use": "official", "family": "Pereira", "given": ["Ana", "Luisa"], "prefix": ["Dr."], "suffix": ["MD"]}],
+            "telecom": [
+                {"system": "phone", "value": "555-0201", "use": "work"},
+                {"system": "phone", "value": "555-0202", "use": "mobile"},
+                {"system": "fax", "value": "555-0203", "use": "work"},
+                {"system": "email", "value": "ana@clinic.example", "use": "work"}
+            ],
+            "address": [{"use": "work", "line": ["5 Main St", "Suite 2"], "city": "Salem", "state": "MA", "postalCode": "01970"}]
+        });
+        let url = fhir(app, "default", "/Practitioner");
+        let users = || async {
+            let n = app.rows("default", "SELECT COUNT(*) AS n FROM users").await;
+            let v = app.rows("default", "SELECT COUNT(*) AS n FROM users_history").await;
+            (n[0]["n"].clone(), v[0]["n"].clone())
+        };
+
+        // Create: 201, Location with the version, the resource as stored.
+        let created = send(app, reqwest::Method::POST, &url, Some(&token), Some(ana.to_string()), &[]).await;
+        assert_eq!(created.status, 201, "{}", created.text);
+        let body = docs.keep(&created);
+        let id = body["id"].as_str().unwrap().to_owned();
+        assert_eq!(created.header("location"), Some(format!("{url}/{id}/_history/1").as_str()));
+        assert_eq!(etag(&created), "W/\"1\"");
+        assert_eq!(body["meta"]["versionId"], "1");
+        assert_eq!(body["identifier"][0]["value"], "1922334455");
+        assert_eq!(body["name"][0]["given"], json!(["Ana", "Luisa"]));
+        assert_eq!(body["name"][0]["prefix"], json!(["Dr."]));
+        assert!(body["telecom"].as_array().unwrap().iter().any(|t| t["system"] == "fax" && t["value"] == "555-0203"));
+
+        // The standard API reads the same row at once.
+        let one = app.api("default", &format!("/api/practitioner/{id}"));
+        let api = app.get(&one, &token).await;
+        assert_eq!(api.status, 200, "{}", api.text);
+        let row = &api.json["data"];
+        assert_eq!(row["fname"], "Ana");
+        assert_eq!(row["mname"], "Luisa");
+        assert_eq!(row["lname"], "Pereira");
+        assert_eq!(row["title"], "Dr.");
+        assert_eq!(row["suffix"], "MD");
+        assert_eq!(row["npi"], "1922334455");
+        assert_eq!(row["phone"], "555-0201");
+        assert_eq!(row["phonecell"], "555-0202");
+        assert_eq!(row["fax"], "555-0203");
+        assert_eq!(row["email"], "ana@clinic.example");
+        assert_eq!(row["street"], "5 Main St");
+        assert_eq!(row["streetb"], "Suite 2");
+        assert_eq!(row["zip"], "01970");
+        assert!(row["username"].is_null(), "{row}");
+
+        // A standard API write is version 2; a stale If-Match is refused, nothing written.
+        let changed = app.put(&one, &token, json!({"city": "Lynn", "specialty": "Cardiology"})).await;
+        assert_eq!(changed.status, 200, "{}", changed.text);
+        let mut edit = ana.clone();
+        edit["id"] = json!(id);
+        edit["name"][0]["family"] = json!("Pereira-Costa");
+        let own = format!("{url}/{id}");
+        let before = users().await;
+        let stale = send(app, reqwest::Method::PUT, &own, Some(&token), Some(edit.to_string()), &[("if-match", "W/\"1\"")]).await;
+        let outcome_body = outcome(&mut docs, &stale, 412);
+        assert!(outcome_body["issue"][0]["diagnostics"].as_str().unwrap().contains("version 2"), "{outcome_body}");
+        assert_eq!(users().await, before);
+        assert_eq!(app.get(&one, &token).await.json["data"]["lname"], "Pereira");
+
+        // With the current version the update applies; unmapped columns keep their values.
+        let updated = send(app, reqwest::Method::PUT, &own, Some(&token), Some(edit.to_string()), &[("if-match", "W/\"2\"")]).await;
+        assert_eq!(updated.status, 200, "{}", updated.text);
+        assert_eq!(etag(&updated), "W/\"3\"");
+        assert_eq!(updated.header("location"), Some(format!("{own}/_history/3").as_str()));
+        assert_eq!(docs.keep(&updated)["name"][0]["family"], "Pereira-Costa");
+        let api = app.get(&one, &token).await;
+        assert_eq!(api.json["data"]["lname"], "Pereira-Costa");
+        assert_eq!(api.json["data"]["city"], "Salem");
+        assert_eq!(api.json["data"]["specialty"], "Cardiology");
+
+        // vread and history.
+        let first = app.get(&format!("{own}/_history/1"), &token).await;
+        assert_eq!(first.status, 200, "{}", first.text);
+        let v1 = docs.keep(&first);
+        assert_eq!(v1["name"][0]["family"], "Pereira");
+        assert_eq!(v1["address"][0]["city"], "Salem");
+        let second = app.get(&format!("{own}/_history/2"), &token).await;
+        assert_eq!(docs.keep(&second)["address"][0]["city"], "Lynn");
+        let missing = app.get(&format!("{own}/_history/7"), &token).await;
+        let body = outcome(&mut docs, &missing, 404);
+        assert!(body["issue"][0]["diagnostics"].as_str().unwrap().contains("1 to 3"), "{body}");
+        let history = app.get(&format!("{own}/_history"), &token).await;
+        assert_eq!(history.status, 200, "{}", history.text);
+        let history = docs.keep(&history);
+        assert_eq!(history["type"], "history");
+        assert_eq!(history["total"], 3);
+        let versions: Vec<&str> = history["entry"].as_array().unwrap().iter()
+            .map(|e| e["resource"]["meta"]["versionId"].as_str().unwrap()).collect();
+        assert_eq!(versions, ["3", "2", "1"]);
+        assert_eq!(history["entry"][2]["request"]["method"], "POST");
+
+        // Refusals: 400, 422 (every rule named), 404 (an unknown id, a user who is not
+        // a practitioner), 401, 403; none writes anything.
+        let desk_uuid = app.user("default", "desk", "front_office").await;
+        let before = users().await;
+        for bad in ["{", "[]"] {
+            outcome(&mut docs, &send(app, reqwest::Method::POST, &url, Some(&token), Some(bad.to_owned()), &[]).await, 400);
+        }
+        let mut wrong = ana.clone();
+        wrong["resourceType"] = json!("Person");
+        outcome(&mut docs, &send(app, reqwest::Method::POST, &url, Some(&token), Some(wrong.to_string()), &[]).await, 400);
+        outcome(&mut docs, &send(app, reqwest::Method::PUT, &own, Some(&token), Some(ana.to_string()), &[]).await, 400);
+        let bare = json!({"resourceType": "Practitioner", "name": [{"family": "X"}],
+            "identifier": [{"system": npi, "value": "12x"}], "telecom": [{"system": "email", "value": "nope"}]});
+        let body = outcome(&mut docs, &send(app, reqwest::Method::POST, &url, Some(&token), Some(bare.to_string()), &[]).await, 422);
+        let named: Vec<&str> = body["issue"].as_array().unwrap().iter()
+            .map(|i| i["expression"][0].as_str().unwrap()).collect();
+        for expression in ["Practitioner.name.family", "Practitioner.name.given", "Practitioner.identifier[0].value", "Practitioner.telecom[0].value"] {
+            assert!(named.contains(&expression), "{expression} in {named:?}");
+        }
+        let mut no_npi = edit.clone();
+        no_npi["identifier"] = json!([]);
+        outcome(&mut docs, &send(app, reqwest::Method::PUT, &own, Some(&token), Some(no_npi.to_string()), &[]).await, 422);
+        let nobody = "00000000-0000-4000-8000-000000000004";
+        let mut ghost = ana.clone();
+        ghost["id"] = json!(nobody);
+        outcome(&mut docs, &send(app, reqwest::Method::PUT, &format!("{url}/{nobody}"), Some(&token), Some(ghost.to_string()), &[]).await, 404);
+        // A user who is not a practitioner (no NPI) is not updated as one.
+        let mut staff = ana.clone();
+        staff["id"] = json!(desk_uuid);
+        outcome(&mut docs, &send(app, reqwest::Method::PUT, &format!("{url}/{desk_uuid}"), Some(&token), Some(staff.to_string()), &[]).await, 404);
+        outcome(&mut docs, &send(app, reqwest::Method::POST, &url, None, Some(ana.to_string()), &[]).await, 401);
+        let reader = app.user_token("default", "admin", "openid api:fhir user/Practitioner.rs").await;
+        outcome(&mut docs, &send(app, reqwest::Method::POST, &url, Some(&reader), Some(ana.to_string()), &[]).await, 403);
+        outcome(&mut docs, &send(app, reqwest::Method::PUT, &own, Some(&reader), Some(edit.to_string()), &[]).await, 403);
+        let desk = app.user_token("default", "desk", "openid api:fhir user/Practitioner.cruds").await;
+        outcome(&mut docs, &send(app, reqwest::Method::POST, &url, Some(&desk), Some(ana.to_string()), &[]).await, 403);
+        assert_eq!(users().await, before, "a refused write changed the database");
+
+        // A practitioner created on the standard API is updated through FHIR.
+        let other = app.post(&app.api("default", "/api/practitioner"), &token,
+            json!({"fname": "Ben", "lname": "Okoro", "npi": "1822334455"})).await;
+        assert_eq!(other.status, 201, "{}", other.text);
+        let other_id = other.json["data"]["uuid"].as_str().unwrap().to_owned();
+        let mut ben = json!({"resourceType": "Practitioner", "id": other_id,
+            "identifier": [{"system": npi, "value": "1822334455"}],
+            "name": [{"family": "Okoro", "given": ["Benjamin"]}]});
+        let reply = send(app, reqwest::Method::PUT, &format!("{url}/{other_id}"), Some(&token), Some(ben.to_string()), &[("if-match", "W/\"1\"")]).await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        docs.keep(&reply);
+        let api = app.get(&app.api("default", &format!("/api/practitioner/{other_id}")), &token).await;
+        assert_eq!(api.json["data"]["fname"], "Benjamin");
+        ben["active"] = json!(false);
+        let reply = send(app, reqwest::Method::PUT, &format!("{url}/{other_id}"), Some(&token), Some(ben.to_string()), &[("prefer", "return=minimal")]).await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        assert_eq!(etag(&reply), "W/\"3\"");
+        let read = app.get(&format!("{url}/{other_id}"), &token).await;
+        assert_eq!(docs.keep(&read)["active"], false);
+
+        // The CapabilityStatement lists the interactions.
+        let metadata = app.client.get(fhir(app, "default", "/metadata")).send().await.unwrap();
+        let statement = docs.keep(&Reply::from(metadata).await);
+        let kind = statement["rest"][0]["resource"].as_array().unwrap().iter()
+            .find(|r| r["type"] == "Practitioner").expect("Practitioner").clone();
+        let codes: Vec<&str> = kind["interaction"].as_array().unwrap().iter()
+            .map(|i| i["code"].as_str().unwrap()).collect();
+        for code in ["read", "search-type", "create", "update", "vread", "history-instance"] {
+            assert!(codes.contains(&code), "{code} in {codes:?}");
+        }
+        assert_eq!(kind["versioning"], "versioned-update");
+        docs.validate();
+    }
+    async fn allergies_are_created_updated_versioned_and_read_back_on_both_apis(app) {
+        let mut docs = Documents::default();
+        let token = app.user_token("default", "admin", "openid api:fhir api:oemr user/patient.cruds \
+            user/allergy.cruds user/medical_problem.cruds user/AllergyIntolerance.cruds").await;
+        let patient = hearth_tests::fhir::patient(app, &token, json!({})).await;
+        let clinical = "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical";
+        let verification = "http://terminology.hl7.org/CodeSystem/allergyintolerance-verification";
+        let allergy = json!({
+            "resourceType": "AllergyIntolerance",
+            "clinicalStatus": {"coding": [{"system": clinical, "code": "active"}]},
+            "verificationStatus": {"coding": [{"system": verification, "code": "confirmed"}]},
+            "code": {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "7980", "display": "Penicillin G"}], "text": "Penicillin"},
+            "patient": {"reference": format!("Patient/{patient}")},
+            "onsetDateTime": "2020-01-02",
+            "reaction": [{"manifestation": [{"coding": [{"system": "http://snomed.info/sct", "code": "247472004"}], "text": "Hives"}], "severity": "severe"}],
+            "note": [{"text": "Since childhood"}]
+        });
+        let url = fhir(app, "default", "/AllergyIntolerance");
+        let lists = || async {
+            let n = app.rows("default", "SELECT COUNT(*) AS n FROM lists").await;
+            let v = app.rows("default", "SELECT COUNT(*) AS n FROM lists_history").await;
+            (n[0]["n"].clone(), v[0]["n"].clone())
+        };
+
+        let created = send(app, reqwest::Method::POST, &url, Some(&token), Some(allergy.to_string()), &[]).await;
+        assert_eq!(created.status, 201, "{}", created.text);
+        let body = docs.keep(&created);
+        let id = body["id"].as_str().unwrap().to_owned();
+        assert_eq!(created.header("location"), Some(format!("{url}/{id}/_history/1").as_str()));
+        assert_eq!(etag(&created), "W/\"1\"");
+        assert_eq!(body["code"]["coding"][0]["code"], "7980");
+        assert_eq!(body["code"]["text"], "Penicillin");
+        assert_eq!(body["verificationStatus"]["coding"][0]["code"], "confirmed");
+        assert_eq!(body["clinicalStatus"]["coding"][0]["code"], "active");
+        assert_eq!(body["reaction"][0]["manifestation"][0]["coding"][0]["code"], "247472004");
+        assert_eq!(body["reaction"][0]["severity"], "severe");
+        assert_eq!(body["patient"]["reference"], format!("Patient/{patient}"));
+        assert!(body["onsetDateTime"].as_str().unwrap().starts_with("2020-01-02"), "{body}");
+
+        // The standard API reads the same row at once.
+        let one = app.api("default", &format!("/api/patient/{patient}/allergy/{id}"));
+        let api = app.get(&one, &token).await;
+        assert_eq!(api.status, 200, "{}", api.text);
+        let row = &api.json["data"][0];
+        assert_eq!(row["title"], "Penicillin");
+        assert_eq!(row["reaction_title"], "Hives");
+        assert_eq!(row["verification"], "confirmed");
+        assert_eq!(row["comments"], "Since childhood");
+        assert!(row["begdate"].as_str().unwrap().starts_with("2020-01-02"), "{row}");
+        assert!(row["enddate"].is_null(), "{row}");
+
+        // A standard API write is version 2; a stale If-Match writes nothing.
+        let changed = app.put(&one, &token, json!({"title": "Penicillin V"})).await;
+        assert!((200..300).contains(&changed.status), "{}", changed.text);
+        let mut edit = allergy.clone();
+        edit["id"] = json!(id);
+        edit["clinicalStatus"]["coding"][0]["code"] = json!("resolved");
+        let own = format!("{url}/{id}");
+        let before = lists().await;
+        let stale = send(app, reqwest::Method::PUT, &own, Some(&token), Some(edit.to_string()), &[("if-match", "W/\"1\"")]).await;
+        outcome(&mut docs, &stale, 412);
+        assert_eq!(lists().await, before);
+        assert_eq!(app.get(&one, &token).await.json["data"][0]["title"], "Penicillin V");
+        let updated = send(app, reqwest::Method::PUT, &own, Some(&token), Some(edit.to_string()), &[("if-match", "W/\"2\"")]).await;
+        assert_eq!(updated.status, 200, "{}", updated.text);
+        assert_eq!(etag(&updated), "W/\"3\"");
+        let body = docs.keep(&updated);
+        assert_eq!(body["clinicalStatus"]["coding"][0]["code"], "resolved");
+        let api = app.get(&one, &token).await;
+        assert_eq!(api.json["data"][0]["title"], "Penicillin");
+        assert!(api.json["data"][0]["enddate"].is_string(), "{}", api.text);
+
+        // vread and history.
+        let second = app.get(&format!("{own}/_history/2"), &token).await;
+        assert_eq!(second.status, 200, "{}", second.text);
+        assert_eq!(docs.keep(&second)["code"]["text"], "Penicillin V");
+        let history = app.get(&format!("{own}/_history"), &token).await;
+        let history = docs.keep(&history);
+        assert_eq!(history["total"], 3);
+        let states: Vec<&str> = history["entry"].as_array().unwrap().iter()
+            .map(|e| e["resource"]["clinicalStatus"]["coding"][0]["code"].as_str().unwrap()).collect();
+        assert_eq!(states, ["resolved", "active", "active"]);
+        outcome(&mut docs, &app.get(&format!("{own}/_history/4"), &token).await, 404);
+
+        // Refusals write nothing.
+        let other = hearth_tests::fhir::patient(app, &token, json!({"fname": "Bea"})).await;
+        let problem = app.post(&app.api("default", &format!("/api/patient/{patient}/medical_problem")), &token,
+            json!({"title": "Asthma", "begdate": "2019-01-01"})).await;
+        assert!((200..300).contains(&problem.status), "{}", problem.text);
+        let problem = problem.json["data"]["uuid"].as_str().unwrap().to_owned();
+        let before = lists().await;
+        outcome(&mut docs, &send(app, reqwest::Method::POST, &url, Some(&token), Some("{".to_owned()), &[]).await, 400);
+        outcome(&mut docs, &send(app, reqwest::Method::PUT, &own, Some(&token), Some(allergy.to_string()), &[]).await, 400);
+        let bare = json!({"resourceType": "AllergyIntolerance", "code": {"text": "X"},
+            "clinicalStatus": {"coding": [{"system": clinical, "code": "gone"}]}, "onsetDateTime": "yesterday"});
+        let body = outcome(&mut docs, &send(app, reqwest::Method::POST, &url, Some(&token), Some(bare.to_string()), &[]).await, 422);
+        let named: Vec<&str> = body["issue"].as_array().unwrap().iter()
+            .map(|i| i["expression"][0].as_str().unwrap()).collect();
+        for expression in ["AllergyIntolerance.patient", "AllergyIntolerance.code.text",
+            "AllergyIntolerance.clinicalStatus", "AllergyIntolerance.onsetDateTime"] {
+            assert!(named.contains(&expression), "{expression} in {named:?}");
+        }
+        let mut unknown = allergy.clone();
+        unknown["patient"]["reference"] = json!("Patient/00000000-0000-4000-8000-000000000005");
+        outcome(&mut docs, &send(app, reqwest::Method::POST, &url, Some(&token), Some(unknown.to_string()), &[]).await, 422);
+        let mut rash = allergy.clone();
+        rash["reaction"][0]["manifestation"][0] = json!({"text": "Purple spots"});
+        outcome(&mut docs, &send(app, reqwest::Method::POST, &url, Some(&token), Some(rash.to_string()), &[]).await, 422);
+        let mut moved = edit.clone();
+        moved["patient"]["reference"] = json!(format!("Patient/{other}"));
+        outcome(&mut docs, &send(app, reqwest::Method::PUT, &own, Some(&token), Some(moved.to_string()), &[]).await, 422);
+        let mut not_allergy = allergy.clone();
+        not_allergy["id"] = json!(problem);
+        outcome(&mut docs, &send(app, reqwest::Method::PUT, &format!("{url}/{problem}"), Some(&token), Some(not_allergy.to_string()), &[]).await, 404);
+        let reader = app.user_token("default", "admin", "openid api:fhir user/AllergyIntolerance.rs").await;
+        outcome(&mut docs, &send(app, reqwest::Method::POST, &url, Some(&reader), Some(allergy.to_string()), &[]).await, 403);
+        let own_token = app.patient_token("default", &patient, "openid api:fhir patient/AllergyIntolerance.cruds").await;
+        outcome(&mut docs, &send(app, reqwest::Method::POST, &url, Some(&own_token), Some(allergy.to_string()), &[]).await, 403);
+        outcome(&mut docs, &send(app, reqwest::Method::PUT, &own, Some(&own_token), Some(edit.to_string()), &[]).await, 403);
+        assert_eq!(lists().await, before, "a refused write changed the database");
+
+        // An allergy made on the standard API is updated through FHIR.
+        let made = app.post(&app.api("default", &format!("/api/patient/{patient}/allergy")), &token,
+            json!({"title": "Peanuts", "begdate": "2018-03-04"})).await;
+        assert!((200..300).contains(&made.status), "{}", made.text);
+        let made = made.json["data"]["uuid"].as_str().unwrap().to_owned();
+        let peanuts = json!({"resourceType": "AllergyIntolerance", "id": made,
+            "code": {"text": "Peanuts"}, "patient": {"reference": format!("Patient/{patient}")},
+            "verificationStatus": {"coding": [{"system": verification, "code": "unconfirmed"}]}});
+        let reply = send(app, reqwest::Method::PUT, &format!("{url}/{made}"), Some(&token), Some(peanuts.to_string()), &[("if-match", "W/\"1\"")]).await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        assert_eq!(etag(&reply), "W/\"2\"");
+        docs.keep(&reply);
+        let api = app.get(&app.api("default", &format!("/api/patient/{patient}/allergy/{made}")), &token).await;
+        assert_eq!(api.json["data"][0]["verification"], "unconfirmed");
+        docs.validate();
+    }
+    async fn encounters_are_created_updated_versioned_and_read_back_on_both_apis(app) {
+        let mut docs = Documents::default();
+        let token = app.user_token("default", "admin", "openid api:fhir api:oemr user/patient.cruds \
+            user/encounter.cruds user/practitioner.cruds user/facility.cruds user/Encounter.cruds").await;
+        let patient = hearth_tests::fhir::patient(app, &token, json!({})).await;
+        let practitioner = app.post(&app.api("default", "/api/practitioner"), &token,
+            json!({"fname": "Ana", "lname": "Pereira", "npi": "1122334455"})).await;
+        assert_eq!(practitioner.status, 201, "{}", practitioner.text);
+        let pr = practitioner.json["data"]["uuid"].as_str().unwrap().to_owned();
+        let facility = app.post(&app.api("default", "/api/facility"), &token,
+            json!({"name": "Harbor Clinic", "facility_npi": "1234567893"})).await;
+        assert!((200..300).contains(&facility.status), "{}", facility.text);
+        let fa = facility.json["data"]["uuid"].as_str().unwrap().to_owned();
+        let visit = json!({
+            "resourceType": "Encounter",
+            "status": "finished",
+            "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
+            "type": [{"coding": [{"system": "http://snomed.info/sct", "code": "185349003", "display": "Encounter for check up"}]}],
+            "subject": {"reference": format!("Patient/{patient}")},
+            "participant": [{"individual": {"reference": format!("Practitioner/{pr}")}}],
+            "period": {"start": "2024-03-04T10:00:00Z", "end": "2024-03-04T10:30:00Z"},
+            "reasonCode": [{"text": "Annual checkup"}],
+            "serviceProvider": {"reference": format!("Organization/{fa}")}
+        });
+        let url = fhir(app, "default", "/Encounter");
+        let counts = || async {
+            let e = app.rows("default", "SELECT COUNT(*) AS n FROM form_encounter").await;
+            let f = app.rows("default", "SELECT COUNT(*) AS n FROM forms").await;
+            let v = app.rows("default", "SELECT COUNT(*) AS n FROM form_encounter_history").await;
+            (e[0]["n"].clone(), f[0]["n"].clone(), v[0]["n"].clone())
+        };
+
+        let created = send(app, reqwest::Method::POST, &url, Some(&token), Some(visit.to_string()), &[]).await;
+        assert_eq!(created.status, 201, "{}", created.text);
+        let body = docs.keep(&created);
+        let id = body["id"].as_str().unwrap().to_owned();
+        assert_eq!(created.header("location"), Some(format!("{url}/{id}/_history/1").as_str()));
+        assert_eq!(etag(&created), "W/\"1\"");
+        assert_eq!(body["class"]["code"], "AMB");
+        assert_eq!(body["type"][0]["coding"][0]["code"], "185349003");
+        assert_eq!(body["participant"][0]["individual"]["reference"], format!("Practitioner/{pr}"));
+        assert_eq!(body["serviceProvider"]["reference"], format!("Organization/{fa}"));
+        assert_eq!(body["period"]["start"], "2024-03-04T10:00:00Z");
+        assert_eq!(body["reasonCode"][0]["text"], "Annual checkup");
+
+        // The standard API reads the same row, and the encounter is registered in forms.
+        let one = app.api("default", &format!("/api/patient/{patient}/encounter/{id}"));
+        let api = app.get(&one, &token).await;
+        assert_eq!(api.status, 200, "{}", api.text);
+        let row = &api.json["data"];
+        assert_eq!(row["reason"], "Annual checkup");
+        assert_eq!(row["class_code"], "AMB");
+        assert_eq!(row["facility_uuid"], fa.as_str());
+        assert_eq!(row["facility_name"], "Harbor Clinic");
+        assert_eq!(row["provider_uuid"], pr.as_str());
+        let stored = app.rows("default", "SELECT facility FROM form_encounter WHERE reason = 'Annual checkup'").await;
+        assert_eq!(stored[0]["facility"], "Harbor Clinic");
+        assert!(row["date"].as_str().unwrap().starts_with("2024-03-04"), "{row}");
+        let registered = app.rows("default", "SELECT COUNT(*) AS n FROM forms WHERE formdir = 'newpatient'").await;
+        assert!(registered[0]["n"].as_i64().unwrap() >= 1);
+
+        // A standard API write is version 2; a stale If-Match writes nothing.
+        let changed = app.put(&one, &token, json!({"reason": "Follow-up"})).await;
+        assert_eq!(changed.status, 200, "{}", changed.text);
+        let mut edit = visit.clone();
+        edit["id"] = json!(id);
+        edit["reasonCode"] = json!([{"text": "Blood pressure check"}]);
+        let own = format!("{url}/{id}");
+        let before = counts().await;
+        let stale = send(app, reqwest::Method::PUT, &own, Some(&token), Some(edit.to_string()), &[("if-match", "W/\"1\"")]).await;
+        outcome(&mut docs, &stale, 412);
+        assert_eq!(counts().await, before);
+        assert_eq!(app.get(&one, &token).await.json["data"]["reason"], "Follow-up");
+        let updated = send(app, reqwest::Method::PUT, &own, Some(&token), Some(edit.to_string()), &[("if-match", "W/\"2\"")]).await;
+        assert_eq!(updated.status, 200, "{}", updated.text);
+        assert_eq!(etag(&updated), "W/\"3\"");
+        assert_eq!(docs.keep(&updated)["reasonCode"][0]["text"], "Blood pressure check");
+        assert_eq!(app.get(&one, &token).await.json["data"]["reason"], "Blood pressure check");
+
+        // vread and history.
+        let second = app.get(&format!("{own}/_history/2"), &token).await;
+        assert_eq!(second.status, 200, "{}", second.text);
+        assert_eq!(docs.keep(&second)["reasonCode"][0]["text"], "Follow-up");
+        let history = docs.keep(&app.get(&format!("{own}/_history"), &token).await);
+        assert_eq!(history["total"], 3);
+        assert_eq!(history["entry"][0]["resource"]["meta"]["versionId"], "3");
+
+        // Refusals write nothing.
+        let other = hearth_tests::fhir::patient(app, &token, json!({"fname": "Bea"})).await;
+        let before = counts().await;
+        outcome(&mut docs, &send(app, reqwest::Method::POST, &url, Some(&token), Some("[]".to_owned()), &[]).await, 400);
+        let bare = json!({"resourceType": "Encounter", "status": "in-progress",
+            "class": {"code": "XYZ"}, "period": {"start": "2024-03-04T10:00:00Z", "end": "2024-03-03"},
+            "participant": [{"individual": {"reference": "Practitioner/00000000-0000-4000-8000-000000000006"}}]});
+        let body = outcome(&mut docs, &send(app, reqwest::Method::POST, &url, Some(&token), Some(bare.to_string()), &[]).await, 422);
+        let named: Vec<&str> = body["issue"].as_array().unwrap().iter()
+            .map(|i| i["expression"][0].as_str().unwrap()).collect();
+        for expression in ["Encounter.subject", "Encounter.status", "Encounter.class.code",
+            "Encounter.period.end", "Encounter.participant[0].individual"] {
+            assert!(named.contains(&expression), "{expression} in {named:?}");
+        }
+        let mut moved = edit.clone();
+        moved["subject"]["reference"] = json!(format!("Patient/{other}"));
+        outcome(&mut docs, &send(app, reqwest::Method::PUT, &own, Some(&token), Some(moved.to_string()), &[]).await, 422);
+        let nobody = "00000000-0000-4000-8000-000000000007";
+        let mut ghost = visit.clone();
+        ghost["id"] = json!(nobody);
+        outcome(&mut docs, &send(app, reqwest::Method::PUT, &format!("{url}/{nobody}"), Some(&token), Some(ghost.to_string()), &[]).await, 404);
+        let reader = app.user_token("default", "admin", "openid api:fhir user/Encounter.rs").await;
+        outcome(&mut docs, &send(app, reqwest::Method::POST, &url, Some(&reader), Some(visit.to_string()), &[]).await, 403);
+        let own_token = app.patient_token("default", &patient, "openid api:fhir patient/Encounter.cruds").await;
+        outcome(&mut docs, &send(app, reqwest::Method::PUT, &own, Some(&own_token), Some(edit.to_string()), &[]).await, 403);
+        assert_eq!(counts().await, before, "a refused write changed the database");
+        docs.validate();
+    }
+    async fn problem_list_conditions_are_created_updated_versioned_and_read_back_on_both_apis(app) {
+        let mut docs = Documents::default();
+        let token = app.user_token("default", "admin", "openid api:fhir api:oemr user/patient.cruds \
+            user/medical_problem.cruds user/allergy.cruds user/Condition.cruds").await;
+        let patient = hearth_tests::fhir::patient(app, &token, json!({})).await;
+        let clinical = "http://terminology.hl7.org/CodeSystem/condition-clinical";
+        let category = "http://terminology.hl7.org/CodeSystem/condition-category";
+        let problem = json!({
+            "resourceType": "Condition",
+            "clinicalStatus": {"coding": [{"system": clinical, "code": "active"}]},
+            "verificationStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-ver-status", "code": "confirmed"}]},
+            "category": [{"coding": [{"system": category, "code": "problem-list-item"}]}],
+            "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "I10", "display": "Essential hypertension"}], "text": "Hypertension"},
+            "subject": {"reference": format!("Patient/{patient}")},
+            "onsetDateTime": "2019-05-06",
+            "note": [{"text": "Diet first"}]
+        });
+        let url = fhir(app, "default", "/Condition");
+        let lists = || async {
+            let n = app.rows("default", "SELECT COUNT(*) AS n FROM lists").await;
+            let v = app.rows("default", "SELECT COUNT(*) AS n FROM lists_history").await;
+            (n[0]["n"].clone(), v[0]["n"].clone())
+        };
+
+        let created = send(app, reqwest::Method::POST, &url, Some(&token), Some(problem.to_string()), &[]).await;
+        assert_eq!(created.status, 201, "{}", created.text);
+        let body = docs.keep(&created);
+        let id = body["id"].as_str().unwrap().to_owned();
+        assert_eq!(created.header("location"), Some(format!("{url}/{id}/_history/1").as_str()));
+        assert_eq!(etag(&created), "W/\"1\"");
+        assert_eq!(body["meta"]["versionId"], "1");
+        assert_eq!(body["code"]["coding"][0]["code"], "I10");
+        assert_eq!(body["category"][0]["coding"][0]["code"], "problem-list-item");
+        assert_eq!(body["verificationStatus"]["coding"][0]["code"], "confirmed");
+        // The read over problems and encounter diagnoses carries the same version.
+        let read = app.get(&format!("{url}/{id}"), &token).await;
+        assert_eq!(read.status, 200, "{}", read.text);
+        assert_eq!(docs.keep(&read)["meta"]["versionId"], "1");
+        assert_eq!(etag(&read), "W/\"1\"");
+
+        // The standard API reads the same row at once.
+        let one = app.api("default", &format!("/api/patient/{patient}/medical_problem/{id}"));
+        let api = app.get(&one, &token).await;
+        assert_eq!(api.status, 200, "{}", api.text);
+        let row = if api.json["data"].is_array() { api.json["data"][0].clone() } else { api.json["data"].clone() };
+        assert_eq!(row["title"], "Hypertension");
+        assert_eq!(row["comments"], "Diet first");
+        assert!(row["begdate"].as_str().unwrap().starts_with("2019-05-06"), "{row}");
+
+        // A standard API write is version 2; a stale If-Match writes nothing.
+        let changed = app.put(&one, &token, json!({"title": "High blood pressure"})).await;
+        assert!((200..300).contains(&changed.status), "{}", changed.text);
+        let mut edit = problem.clone();
+        edit["id"] = json!(id);
+        edit["clinicalStatus"]["coding"][0]["code"] = json!("resolved");
+        edit["abatementDateTime"] = json!("2024-01-02");
+        let own = format!("{url}/{id}");
+        let before = lists().await;
+        let stale = send(app, reqwest::Method::PUT, &own, Some(&token), Some(edit.to_string()), &[("if-match", "W/\"1\"")]).await;
+        outcome(&mut docs, &stale, 412);
+        assert_eq!(lists().await, before);
+        let updated = send(app, reqwest::Method::PUT, &own, Some(&token), Some(edit.to_string()), &[("if-match", "W/\"2\"")]).await;
+        assert_eq!(updated.status, 200, "{}", updated.text);
+        assert_eq!(etag(&updated), "W/\"3\"");
+        let body = docs.keep(&updated);
+        assert_eq!(body["clinicalStatus"]["coding"][0]["code"], "resolved");
+        assert!(body["abatementDateTime"].as_str().unwrap().starts_with("2024-01-02"), "{body}");
+        let api = app.get(&one, &token).await;
+        let row = if api.json["data"].is_array() { api.json["data"][0].clone() } else { api.json["data"].clone() };
+        assert_eq!(row["title"], "Hypertension");
+        assert!(row["enddate"].as_str().unwrap().starts_with("2024-01-02"), "{row}");
+
+        // vread and history.
+        let second = app.get(&format!("{own}/_history/2"), &token).await;
+        assert_eq!(second.status, 200, "{}", second.text);
+        assert_eq!(docs.keep(&second)["code"]["text"], "High blood pressure");
+        let history = docs.keep(&app.get(&format!("{own}/_history"), &token).await);
+        assert_eq!(history["total"], 3);
+        let states: Vec<&str> = history["entry"].as_array().unwrap().iter()
+            .map(|e| e["resource"]["clinicalStatus"]["coding"][0]["code"].as_str().unwrap()).collect();
+        assert_eq!(states, ["resolved", "active", "active"]);
+        outcome(&mut docs, &app.get(&format!("{own}/_history/4"), &token).await, 404);
+
+        // Refusals write nothing.
+        let other = hearth_tests::fhir::patient(app, &token, json!({"fname": "Bea"})).await;
+        let allergy = app.post(&app.api("default", &format!("/api/patient/{patient}/allergy")), &token,
+            json!({"title": "Peanuts"})).await;
+        assert!((200..300).contains(&allergy.status), "{}", allergy.text);
+        let allergy = allergy.json["data"]["uuid"].as_str().unwrap().to_owned();
+        let before = lists().await;
+        outcome(&mut docs, &send(app, reqwest::Method::POST, &url, Some(&token), Some("{".to_owned()), &[]).await, 400);
+        let bare = json!({"resourceType": "Condition", "code": {"text": "X"},
+            "category": [{"coding": [{"system": category, "code": "encounter-diagnosis"}]}],
+            "clinicalStatus": {"coding": [{"system": clinical, "code": "relapse"}]}});
+        let body = outcome(&mut docs, &send(app, reqwest::Method::POST, &url, Some(&token), Some(bare.to_string()), &[]).await, 422);
+        let named: Vec<&str> = body["issue"].as_array().unwrap().iter()
+            .map(|i| i["expression"][0].as_str().unwrap()).collect();
+        for expression in ["Condition.subject", "Condition.code.text", "Condition.category[0]", "Condition.clinicalStatus"] {
+            assert!(named.contains(&expression), "{expression} in {named:?}");
+        }
+        let mut abated = problem.clone();
+        abated["abatementDateTime"] = json!("2024-01-02");
+        outcome(&mut docs, &send(app, reqwest::Method::POST, &url, Some(&token), Some(abated.to_string()), &[]).await, 422);
+        let mut moved = edit.clone();
+        moved["subject"]["reference"] = json!(format!("Patient/{other}"));
+        outcome(&mut docs, &send(app, reqwest::Method::PUT, &own, Some(&token), Some(moved.to_string()), &[]).await, 422);
+        let mut not_problem = problem.clone();
+        not_problem["id"] = json!(allergy);
+        outcome(&mut docs, &send(app, reqwest::Method::PUT, &format!("{url}/{allergy}"), Some(&token), Some(not_problem.to_string()), &[]).await, 404);
+        outcome(&mut docs, &app.get(&format!("{url}/{allergy}/_history/1"), &token).await, 404);
+        let reader = app.user_token("default", "admin", "openid api:fhir user/Condition.rs").await;
+        outcome(&mut docs, &send(app, reqwest::Method::POST, &url, Some(&reader), Some(problem.to_string()), &[]).await, 403);
+        let own_token = app.patient_token("default", &patient, "openid api:fhir patient/Condition.cruds").await;
+        outcome(&mut docs, &send(app, reqwest::Method::POST, &url, Some(&own_token), Some(problem.to_string()), &[]).await, 403);
+        assert_eq!(lists().await, before, "a refused write changed the database");
+
+        // A problem made on the standard API is updated through FHIR.
+        let made = app.post(&app.api("default", &format!("/api/patient/{patient}/medical_problem")), &token,
+            json!({"title": "Asthma", "begdate": "2018-03-04"})).await;
+        assert!((200..300).contains(&made.status), "{}", made.text);
+        let made = made.json["data"]["uuid"].as_str().unwrap().to_owned();
+        let asthma = json!({"resourceType": "Condition", "id": made, "code": {"text": "Asthma"},
+            "subject": {"reference": format!("Patient/{patient}")}});
+        let reply = send(app, reqwest::Method::PUT, &format!("{url}/{made}"), Some(&token), Some(asthma.to_string()), &[("if-match", "W/\"1\"")]).await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        assert_eq!(etag(&reply), "W/\"2\"");
+        docs.keep(&reply);
+        docs.validate();
+    }
 }

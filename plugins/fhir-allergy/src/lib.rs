@@ -3,9 +3,11 @@
 //! mapped as OpenEMR maps them (status from the end date and outcome, verification from
 //! the `allergyintolerance-verification` list, the reaction from the `reaction` list).
 
+use hearth_fhir::write::{self, Problems};
 use hearth_fhir::{Fields, Param, Target, TokenColumn, TypeDef, codes, coding, concept, reference};
 use hearth_sdk::FhirType;
 use hearth_sdk::prelude::*;
+use serde_json::{Map, Value as JsonValue};
 
 /// The FHIR AllergyIntolerance resource.
 pub struct FhirAllergy;
@@ -15,8 +17,10 @@ impl Resource for FhirAllergy {
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
     const DESCRIPTION: &'static str = "FHIR AllergyIntolerance (US Core) over OpenEMR allergies";
     const READS: &'static [&'static str] = &["lists", "patient_data", "list_options", "facility"];
-    const ROUTES: &'static [Route] = &hearth_fhir::read_search_routes!(
-        ALLERGY, map, type = "AllergyIntolerance", acl = "patients/med", nouns = "allergies",
+    const WRITES: &'static [&'static str] = &["lists"];
+    const ROUTES: &'static [Route] = &hearth_fhir::read_write_routes!(
+        ALLERGY, map, create = create, update = update, type = "AllergyIntolerance",
+        acl = "patients/med", write_acl = "patients/med:write", nouns = "allergies",
         one = "an allergy", schema = ALLERGY_SCHEMA
     );
 
@@ -195,6 +199,242 @@ fn map(row: &Row<'_>, _: &Request, out: &mut Fields) {
         note.set("text", comments.trim());
         out.list("note", vec![note.end()]);
     }
+}
+
+/// `POST /fhir/AllergyIntolerance`: a new allergy of the patient the resource names (a
+/// `lists` row of type `allergy`, as `POST /api/patient/:puuid/allergy` makes).
+fn create(req: &Request) -> Result<Response> {
+    write::writer(req, &ALLERGY)?;
+    let body = write::body(req, &ALLERGY, None)?;
+    let (pid, columns) = columns(&body, None)?;
+    let uuid = hearth_sdk::new_uuid();
+    let now = hearth_sdk::time::now().datetime();
+    let mut insert = Insert::into("lists");
+    insert
+        .set("uuid", uuid.as_str())
+        .set("type", "allergy")
+        .set("pid", pid)
+        .set("date", now.as_str())
+        .set("modifydate", now.as_str())
+        .set("activity", 1)
+        .set("user", req.caller().username.as_str())
+        .set("groupname", "Default");
+    for (column, value) in columns {
+        insert.set(column, value);
+    }
+    insert.run()?;
+    write::answer(req, &ALLERGY, &uuid, 201, map)
+}
+
+/// `PUT /fhir/AllergyIntolerance/:id`: replaces what the resource maps to (see
+/// [`columns`]); the allergy stays its patient's.
+fn update(req: &Request) -> Result<Response> {
+    write::writer(req, &ALLERGY)?;
+    let id = req.param("id")?.to_ascii_lowercase();
+    let body = write::body(req, &ALLERGY, Some(&id))?;
+    let current = if hearth_sdk::request::is_uuid(&id) {
+        store::query_one(
+            "SELECT pid, enddate FROM lists WHERE uuid = $1 AND type = 'allergy'",
+            params![id.as_str()],
+        )?
+    } else {
+        None
+    };
+    let Some(current) = current else {
+        return Err(hearth_fhir::error(
+            404,
+            "not-found",
+            &format!(
+                "AllergyIntolerance/{id} is not known (an update cannot create a resource: use POST)"
+            ),
+        ));
+    };
+    let from = write::before_update(req, &ALLERGY, &id)?;
+    let (_, columns) = columns(
+        &body,
+        Some((current.int("pid").unwrap_or(0), current.text("enddate"))),
+    )?;
+    let mut update = Update::table("lists");
+    for (column, value) in columns {
+        update.set(column, value);
+    }
+    update
+        .set("modifydate", hearth_sdk::time::now().datetime())
+        .filter("uuid", id.as_str())
+        .filter("type", "allergy");
+    update.run()?;
+    write::after_update(req, &ALLERGY, &id, from)?;
+    write::answer(req, &ALLERGY, &id, 200, map)
+}
+
+/// The patient's `pid` and the `lists` columns an AllergyIntolerance sets, with OpenEMR's
+/// AllergyIntoleranceValidator rules as a 422 (a title of 2 to 255 characters: the
+/// code's text or first display; dates that are dates). `current` is the allergy's
+/// patient and end date on update: the patient cannot change.
+///
+/// - `code` → `title` and `diagnosis` (RxNorm and SNOMED CT codings as OpenEMR's code
+///   list); `patient` → `pid` (required);
+/// - `clinicalStatus`: `active` clears `enddate`; `inactive` and `resolved` set it (kept
+///   when already set, else today) with `outcome` 0 or 1;
+/// - `verificationStatus` → `verification`; `onsetDateTime` → `begdate`;
+/// - `reaction[0].manifestation[0]` → `reaction`, an option of OpenEMR's `reaction` list
+///   found by SNOMED CT code or title (another is a 422); `reaction[0].severity` →
+///   `severity_al`; `note[0].text` → `comments`.
+///
+/// Every mapped column is set, an absent element clearing it.
+fn columns(
+    body: &Map<String, JsonValue>,
+    current: Option<(i64, Option<&str>)>,
+) -> Result<(i64, Vec<(&'static str, Value)>)> {
+    let mut problems = Problems::new();
+    let mut out: Vec<(&'static str, Value)> = Vec::new();
+    let nullable = |v: Option<&str>| v.map_or(Value::Null, |v| Value::Text(v.to_owned()));
+
+    let patient = write::patient(
+        body.get("patient"),
+        "AllergyIntolerance.patient",
+        true,
+        &mut problems,
+    )?;
+    let pid = match (patient, current) {
+        (Some((pid, _)), Some((own, _))) if pid != own => {
+            problems.add(
+                "AllergyIntolerance.patient",
+                "an allergy cannot move to another patient",
+            );
+            own
+        }
+        (Some((pid, _)), _) => pid,
+        (None, _) => 0,
+    };
+
+    let (diagnosis, title) =
+        write::code_list(body.get("code"), "AllergyIntolerance.code", &mut problems);
+    match title.as_deref() {
+        None => problems.add(
+            "AllergyIntolerance.code",
+            "a code with text or a display is required (OpenEMR's title)",
+        ),
+        Some(t) if !(2..=255).contains(&t.chars().count()) => problems.add(
+            "AllergyIntolerance.code.text",
+            "must be 2 to 255 characters",
+        ),
+        Some(_) => {}
+    }
+    out.push(("title", nullable(title.as_deref())));
+    out.push(("diagnosis", Value::Text(diagnosis)));
+
+    let status = |key: &str, system: &str, problems: &mut Problems| -> Option<String> {
+        let at = format!("AllergyIntolerance.{key}");
+        let codings = write::items(
+            body.get(key).and_then(|c| c.get("coding")),
+            &format!("{at}.coding"),
+            problems,
+        );
+        codings
+            .iter()
+            .filter(|c| c.get("system").and_then(JsonValue::as_str) == Some(system))
+            .find_map(|c| c.get("code").and_then(JsonValue::as_str))
+            .map(str::to_owned)
+    };
+    let today = hearth_sdk::time::now().datetime();
+    match status("clinicalStatus", CLINICAL, &mut problems).as_deref() {
+        None | Some("active") => {
+            out.push(("enddate", Value::Null));
+            out.push(("outcome", Value::Integer(0)));
+        }
+        Some(code @ ("inactive" | "resolved")) => {
+            let end = current.and_then(|(_, end)| end).unwrap_or(today.as_str());
+            out.push(("enddate", Value::Text(end.to_owned())));
+            out.push(("outcome", Value::Integer(i64::from(code == "resolved"))));
+        }
+        Some(_) => problems.add(
+            "AllergyIntolerance.clinicalStatus",
+            "must be active, inactive or resolved",
+        ),
+    }
+    match status("verificationStatus", VERIFICATION, &mut problems) {
+        None => out.push(("verification", Value::Text(String::new()))),
+        Some(code) if VERIFICATIONS.iter().any(|(c, _)| *c == code) => {
+            out.push(("verification", Value::Text(code)))
+        }
+        Some(_) => problems.add(
+            "AllergyIntolerance.verificationStatus",
+            "must be unconfirmed, confirmed, refuted or entered-in-error",
+        ),
+    }
+    let onset = write::datetime(
+        body.get("onsetDateTime"),
+        "AllergyIntolerance.onsetDateTime",
+        &mut problems,
+    );
+    out.push(("begdate", nullable(onset.as_deref())));
+
+    let reactions = write::items(
+        body.get("reaction"),
+        "AllergyIntolerance.reaction",
+        &mut problems,
+    );
+    let reaction = reactions.first();
+    let manifestation = write::items(
+        reaction.and_then(|r| r.get("manifestation")),
+        "AllergyIntolerance.reaction[0].manifestation",
+        &mut problems,
+    )
+    .first();
+    let (codes, text) = write::code_list(
+        manifestation,
+        "AllergyIntolerance.reaction[0].manifestation[0]",
+        &mut problems,
+    );
+    let option = if manifestation.is_some() {
+        let snomed = codes
+            .split(';')
+            .find_map(|c| c.strip_prefix("SNOMED-CT:"))
+            .unwrap_or_default()
+            .to_owned();
+        let found = store::query_one(
+            "SELECT option_id FROM list_options WHERE list_id = 'reaction'              AND ((codes <> '' AND codes = $1) OR LOWER(title) = LOWER($2)) ORDER BY seq LIMIT 1",
+            params![
+                format!("SNOMED-CT:{snomed}"),
+                text.clone().unwrap_or_default()
+            ],
+        )?
+        .and_then(|r| r.text("option_id").map(str::to_owned));
+        if found.is_none() {
+            problems.add(
+                "AllergyIntolerance.reaction[0].manifestation[0]",
+                "is not a reaction of OpenEMR's reaction list (by SNOMED CT code or title)",
+            );
+        }
+        found
+    } else {
+        None
+    };
+    out.push(("reaction", Value::Text(option.unwrap_or_default())));
+    match write::string(
+        reaction.and_then(|r| r.get("severity")),
+        "AllergyIntolerance.reaction[0].severity",
+        &mut problems,
+    ) {
+        None => out.push(("severity_al", Value::Text(String::new()))),
+        Some(s @ ("mild" | "moderate" | "severe")) => {
+            out.push(("severity_al", Value::Text(s.to_owned())))
+        }
+        Some(_) => problems.add(
+            "AllergyIntolerance.reaction[0].severity",
+            "must be mild, moderate or severe",
+        ),
+    }
+    let notes = write::items(body.get("note"), "AllergyIntolerance.note", &mut problems);
+    let note = write::string(
+        notes.first().and_then(|n| n.get("text")),
+        "AllergyIntolerance.note[0].text",
+        &mut problems,
+    );
+    out.push(("comments", nullable(note)));
+    problems.finish()?;
+    Ok((pid, out))
 }
 
 #[cfg(test)]

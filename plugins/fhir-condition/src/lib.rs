@@ -12,9 +12,11 @@
 //!
 //! One `UNION ALL` derived table serves both, so searches count and page across them.
 
+use hearth_fhir::write::{self, Problems};
 use hearth_fhir::{Fields, Param, Target, TokenColumn, TypeDef, codes, coding, concept, reference};
 use hearth_sdk::FhirType;
 use hearth_sdk::prelude::*;
+use serde_json::{Map, Value as JsonValue};
 
 /// The FHIR Condition resource.
 pub struct FhirCondition;
@@ -31,10 +33,53 @@ impl Resource for FhirCondition {
         "patient_data",
         "facility",
     ];
-    const ROUTES: &'static [Route] = &hearth_fhir::read_search_routes!(
-        CONDITION, map, type = "Condition", acl = "patients/med", nouns = "conditions",
-        one = "a condition", schema = CONDITION_SCHEMA
-    );
+    const WRITES: &'static [&'static str] = &["lists"];
+    // Search and read serve the union of problems and encounter diagnoses; writes,
+    // vread and history serve the problem-list items (`PROBLEM`), the rows with versions.
+    const ROUTES: &'static [Route] = &[
+        Route::get("/fhir/Condition", "Condition.s", |r| {
+            hearth_fhir::search(r, &CONDITION, map)
+        })
+        .acl("patients/med")
+        .summary("Search conditions")
+        .answers(Schema::Bundle(&CONDITION_SCHEMA)),
+        Route::post("/fhir/Condition/_search", "Condition.s", |r| {
+            hearth_fhir::search(r, &CONDITION, map)
+        })
+        .acl("patients/med")
+        .summary("Search conditions (form body)")
+        .answers(Schema::Bundle(&CONDITION_SCHEMA)),
+        Route::get("/fhir/Condition/:id", "Condition.r", |r| {
+            hearth_fhir::read(r, &CONDITION, r.param("id")?, map)
+        })
+        .acl("patients/med")
+        .summary("Read a condition")
+        .answers(CONDITION_SCHEMA),
+        Route::post("/fhir/Condition", "Condition.c", create)
+            .acl("patients/med:write")
+            .summary("Create a condition (a problem-list item)")
+            .accepts(CONDITION_SCHEMA)
+            .answers(CONDITION_SCHEMA),
+        Route::put("/fhir/Condition/:id", "Condition.u", update)
+            .acl("patients/med:write")
+            .summary("Update a condition (a problem-list item; If-Match: W/\"version\")")
+            .accepts(CONDITION_SCHEMA)
+            .answers(CONDITION_SCHEMA),
+        Route::get("/fhir/Condition/:id/_history", "Condition.r", |r| {
+            hearth_fhir::history::history(r, &PROBLEM, r.param("id")?, map)
+        })
+        .acl("patients/med")
+        .summary("The versions of a condition (a problem-list item), newest first")
+        .answers(Schema::Json(
+            r#"{"type":"object","description":"A Bundle of type history"}"#,
+        )),
+        Route::get("/fhir/Condition/:id/_history/:vid", "Condition.r", |r| {
+            hearth_fhir::history::vread(r, &PROBLEM, r.param("id")?, r.param("vid")?, map)
+        })
+        .acl("patients/med")
+        .summary("Read a version of a condition (a problem-list item)")
+        .answers(CONDITION_SCHEMA),
+    ];
 
     const WORDS: &'static [Words] = &[Words::new(
         "Condition",
@@ -158,6 +203,251 @@ const CONDITION: TypeDef = TypeDef {
         ),
     ],
 };
+
+/// The problem-list items alone, straight from `lists`: the rows Condition writes, and
+/// whose versions vread and history read (the history table standing in for `lists`).
+const PROBLEM: TypeDef = TypeDef {
+    resource_type: "Condition",
+    profiles: CONDITION.profiles,
+    columns: hearth_fhir::tables::PROBLEM_COLUMNS,
+    from: "lists l JOIN patient_data p ON p.pid = l.pid",
+    id: "CAST(l.uuid AS TEXT)",
+    key: "l.id",
+    last_updated: "COALESCE(l.modifydate, l.date)",
+    patient: Some("p.uuid"),
+    only: Some("l.type = 'medical_problem'"),
+    params: &[
+        Param::new(
+            "patient",
+            "Condition.subject.where(resolve() is Patient)",
+            Target::Reference {
+                column: "p.uuid",
+                target: "Patient",
+            },
+        ),
+        Param::new(
+            "category",
+            "Condition.category",
+            Target::Token(&[TokenColumn::new("'problem-list-item'", Some(CATEGORY))]),
+        ),
+    ],
+};
+
+/// `POST /fhir/Condition`: a new problem-list item of the patient the resource names (a
+/// `lists` row of type `medical_problem`, as `POST /api/patient/:puuid/medical_problem`
+/// makes).
+fn create(req: &Request) -> Result<Response> {
+    write::writer(req, &CONDITION)?;
+    let body = write::body(req, &CONDITION, None)?;
+    let (pid, columns) = columns(&body, None)?;
+    let uuid = hearth_sdk::new_uuid();
+    let now = hearth_sdk::time::now().datetime();
+    let mut insert = Insert::into("lists");
+    insert
+        .set("uuid", uuid.as_str())
+        .set("type", "medical_problem")
+        .set("pid", pid)
+        .set("date", now.as_str())
+        .set("modifydate", now.as_str())
+        .set("activity", 1)
+        .set("user", req.caller().username.as_str())
+        .set("groupname", "Default");
+    for (column, value) in columns {
+        insert.set(column, value);
+    }
+    insert.run()?;
+    write::answer(req, &PROBLEM, &uuid, 201, map)
+}
+
+/// `PUT /fhir/Condition/:id`: replaces what a problem-list item maps to (see
+/// [`columns`]). An encounter diagnosis (a link of a problem to an encounter) is not
+/// updated: a 404 names the problem to update instead.
+fn update(req: &Request) -> Result<Response> {
+    write::writer(req, &CONDITION)?;
+    let id = req.param("id")?.to_ascii_lowercase();
+    let body = write::body(req, &CONDITION, Some(&id))?;
+    let current = if hearth_sdk::request::is_uuid(&id) {
+        store::query_one(
+            "SELECT pid, enddate FROM lists WHERE uuid = $1 AND type = 'medical_problem'",
+            params![id.as_str()],
+        )?
+    } else {
+        None
+    };
+    let Some(current) = current else {
+        return Err(hearth_fhir::error(
+            404,
+            "not-found",
+            &format!(
+                "Condition/{id} is not a problem-list item (an update cannot create a \
+                 resource, and an encounter diagnosis is updated through its problem)"
+            ),
+        ));
+    };
+    let from = write::before_update(req, &PROBLEM, &id)?;
+    let (_, columns) = columns(
+        &body,
+        Some((current.int("pid").unwrap_or(0), current.text("enddate"))),
+    )?;
+    let mut update = Update::table("lists");
+    for (column, value) in columns {
+        update.set(column, value);
+    }
+    update
+        .set("modifydate", hearth_sdk::time::now().datetime())
+        .filter("uuid", id.as_str())
+        .filter("type", "medical_problem");
+    update.run()?;
+    write::after_update(req, &PROBLEM, &id, from)?;
+    write::answer(req, &PROBLEM, &id, 200, map)
+}
+
+/// The patient's `pid` and the `lists` columns a problem-list Condition sets, with
+/// OpenEMR's ConditionValidator rules as a 422 (a title of 2 to 255 characters). `current`
+/// is the problem's patient and end date on update (the patient cannot change).
+///
+/// - `category`: absent or `problem-list-item` (Hearth writes problems; an encounter
+///   diagnosis is a problem linked to an encounter, a health concern is not recorded);
+/// - `subject` → `pid` (required); `code` → `title` (text, else first display) and
+///   `diagnosis` (ICD-10, SNOMED CT and other known codings as OpenEMR's code list);
+/// - `clinicalStatus` (`active`, `inactive`, `resolved`; FHIR's others are refused):
+///   `active` clears `enddate`; the others set it from `abatementDateTime`, else keep it,
+///   else now, with `outcome` 1 for `resolved`; an abatement with `active` is a 422;
+/// - `verificationStatus` → `verification`; `onsetDateTime` → `begdate`; `note[0]` →
+///   `comments`.
+///
+/// Every mapped column is set, an absent element clearing it.
+fn columns(
+    body: &Map<String, JsonValue>,
+    current: Option<(i64, Option<&str>)>,
+) -> Result<(i64, Vec<(&'static str, Value)>)> {
+    let mut problems = Problems::new();
+    let mut out: Vec<(&'static str, Value)> = Vec::new();
+    let nullable = |v: Option<&str>| v.map_or(Value::Null, |v| Value::Text(v.to_owned()));
+
+    for (i, category) in write::items(body.get("category"), "Condition.category", &mut problems)
+        .iter()
+        .enumerate()
+    {
+        let codes: Vec<&str> = category
+            .get("coding")
+            .and_then(JsonValue::as_array)
+            .map(|c| {
+                c.iter()
+                    .filter(|c| c.get("system").and_then(JsonValue::as_str) == Some(CATEGORY))
+                    .filter_map(|c| c.get("code").and_then(JsonValue::as_str))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if codes.iter().any(|c| *c != "problem-list-item") {
+            problems.add(
+                &format!("Condition.category[{i}]"),
+                "Hearth writes problem-list items only (an encounter diagnosis is a problem \
+                 linked to an encounter; health concerns are not recorded)",
+            );
+        }
+    }
+
+    let patient = write::patient(
+        body.get("subject"),
+        "Condition.subject",
+        true,
+        &mut problems,
+    )?;
+    let pid = match (patient, current) {
+        (Some((pid, _)), Some((own, _))) if pid != own => {
+            problems.add(
+                "Condition.subject",
+                "a condition cannot move to another patient",
+            );
+            own
+        }
+        (Some((pid, _)), _) => pid,
+        (None, _) => 0,
+    };
+
+    let (diagnosis, title) = write::code_list(body.get("code"), "Condition.code", &mut problems);
+    match title.as_deref() {
+        None => problems.add(
+            "Condition.code",
+            "a code with text or a display is required (OpenEMR's title)",
+        ),
+        Some(t) if !(2..=255).contains(&t.chars().count()) => {
+            problems.add("Condition.code.text", "must be 2 to 255 characters")
+        }
+        Some(_) => {}
+    }
+    out.push(("title", Value::Text(title.unwrap_or_default())));
+    out.push(("diagnosis", Value::Text(diagnosis)));
+
+    let status = |key: &str, system: &str, problems: &mut Problems| -> Option<String> {
+        write::items(
+            body.get(key).and_then(|c| c.get("coding")),
+            &format!("Condition.{key}.coding"),
+            problems,
+        )
+        .iter()
+        .filter(|c| c.get("system").and_then(JsonValue::as_str) == Some(system))
+        .find_map(|c| c.get("code").and_then(JsonValue::as_str))
+        .map(str::to_owned)
+    };
+    let abatement = write::datetime(
+        body.get("abatementDateTime"),
+        "Condition.abatementDateTime",
+        &mut problems,
+    );
+    let now = hearth_sdk::time::now().datetime();
+    match status("clinicalStatus", CLINICAL, &mut problems).as_deref() {
+        None | Some("active") => {
+            if abatement.is_some() {
+                problems.add(
+                    "Condition.abatementDateTime",
+                    "an abated condition is inactive or resolved, not active",
+                );
+            }
+            out.push(("enddate", Value::Null));
+            out.push(("outcome", Value::Integer(0)));
+        }
+        Some(code @ ("inactive" | "resolved")) => {
+            let end = abatement
+                .clone()
+                .or_else(|| current.and_then(|(_, end)| end).map(str::to_owned))
+                .unwrap_or(now);
+            out.push(("enddate", Value::Text(end)));
+            out.push(("outcome", Value::Integer(i64::from(code == "resolved"))));
+        }
+        Some(_) => problems.add(
+            "Condition.clinicalStatus",
+            "must be active, inactive or resolved (OpenEMR records no recurrence, relapse \
+             or remission)",
+        ),
+    }
+    match status("verificationStatus", VERIFICATION, &mut problems) {
+        None => out.push(("verification", Value::Text(String::new()))),
+        Some(code) if VERIFICATIONS.iter().any(|(c, _)| *c == code) => {
+            out.push(("verification", Value::Text(code)))
+        }
+        Some(_) => problems.add(
+            "Condition.verificationStatus",
+            "is not a condition-ver-status code",
+        ),
+    }
+    let onset = write::datetime(
+        body.get("onsetDateTime"),
+        "Condition.onsetDateTime",
+        &mut problems,
+    );
+    out.push(("begdate", nullable(onset.as_deref())));
+    let notes = write::items(body.get("note"), "Condition.note", &mut problems);
+    let note = write::string(
+        notes.first().and_then(|n| n.get("text")),
+        "Condition.note[0].text",
+        &mut problems,
+    );
+    out.push(("comments", nullable(note)));
+    problems.finish()?;
+    Ok((pid, out))
+}
 
 /// The `condition-clinical` codes and displays.
 fn clinical_display(code: &str) -> &'static str {

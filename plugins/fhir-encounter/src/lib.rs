@@ -3,9 +3,11 @@
 //! patient's compartment. The encounter's provider is its participant (a Practitioner),
 //! its facility both the service provider (an Organization) and the location.
 
+use hearth_fhir::write::{self, Problems};
 use hearth_fhir::{Fields, Param, Target, TokenColumn, TypeDef, coding, concept, reference};
 use hearth_sdk::FhirType;
 use hearth_sdk::prelude::*;
+use serde_json::{Map, Value as JsonValue};
 
 /// The FHIR Encounter resource.
 pub struct FhirEncounter;
@@ -22,8 +24,10 @@ impl Resource for FhirEncounter {
         "list_options",
         "folded_text",
     ];
-    const ROUTES: &'static [Route] = &hearth_fhir::read_search_routes!(
-        ENCOUNTER, map, type = "Encounter", acl = "encounters/auth_a", nouns = "encounters",
+    const WRITES: &'static [&'static str] = &["form_encounter", "forms", "sequences"];
+    const ROUTES: &'static [Route] = &hearth_fhir::read_write_routes!(
+        ENCOUNTER, map, create = create, update = update, type = "Encounter",
+        acl = "encounters/auth_a", write_acl = "encounters/auth_a:write", nouns = "encounters",
         one = "an encounter", schema = ENCOUNTER_SCHEMA
     );
 
@@ -187,6 +191,334 @@ fn text_concept(text: &str) -> Json {
     let mut out = Fields::new();
     out.text("text", Some(text));
     out.end()
+}
+
+/// `POST /fhir/Encounter`: a new encounter of the patient the resource names, numbered
+/// from the site's sequence and registered in `forms`, as `POST
+/// /api/patient/:puuid/encounter` makes one.
+fn create(req: &Request) -> Result<Response> {
+    write::writer(req, &ENCOUNTER)?;
+    let body = write::body(req, &ENCOUNTER, None)?;
+    let (pid, columns) = columns(&body, None)?;
+    let number = store::query_one(
+        "UPDATE sequences SET value = value + 1 WHERE name = 'encounter' RETURNING value",
+        params![],
+    )?
+    .and_then(|row| row.int("value"))
+    .ok_or_else(|| ApiError::Internal("the encounter sequence is missing".into()))?;
+    let uuid = hearth_sdk::new_uuid();
+    let now = hearth_sdk::time::now().datetime();
+    let mut insert = Insert::into("form_encounter");
+    insert
+        .set("uuid", uuid.as_str())
+        .set("pid", pid)
+        .set("encounter", number)
+        .set("last_update", now.as_str());
+    let mut date = Value::Text(now.clone());
+    for (column, value) in columns {
+        if column == "date" {
+            date = value.clone();
+        }
+        insert.set(column, value);
+    }
+    let id = insert.insert_id()?;
+    Insert::into("forms")
+        .set("uuid", hearth_sdk::new_uuid().as_str())
+        .set("date", date)
+        .set("encounter", number)
+        .set("form_name", "New Patient Encounter")
+        .set("form_id", id)
+        .set("pid", pid)
+        .set("user", req.caller().username.as_str())
+        .set("groupname", "Default")
+        .set("authorized", 1)
+        .set("deleted", 0)
+        .set("formdir", "newpatient")
+        .run()?;
+    write::answer(req, &ENCOUNTER, &uuid, 201, map)
+}
+
+/// `PUT /fhir/Encounter/:id`: replaces what the resource maps to (see [`columns`]); the
+/// encounter keeps its number and patient.
+fn update(req: &Request) -> Result<Response> {
+    write::writer(req, &ENCOUNTER)?;
+    let id = req.param("id")?.to_ascii_lowercase();
+    let body = write::body(req, &ENCOUNTER, Some(&id))?;
+    let from = write::before_update(req, &ENCOUNTER, &id)?;
+    let pid = store::query_one(
+        "SELECT pid FROM form_encounter WHERE uuid = $1",
+        params![id.as_str()],
+    )?
+    .and_then(|row| row.int("pid"))
+    .unwrap_or(0);
+    let (_, columns) = columns(&body, Some(pid))?;
+    let mut update = Update::table("form_encounter");
+    for (column, value) in columns {
+        update.set(column, value);
+    }
+    update
+        .set("last_update", hearth_sdk::time::now().datetime())
+        .filter("uuid", id.as_str());
+    update.run()?;
+    write::after_update(req, &ENCOUNTER, &id, from)?;
+    write::answer(req, &ENCOUNTER, &id, 200, map)
+}
+
+/// The uuid a reference to `target` names (`{"reference": "Practitioner/<uuid>"}`);
+/// `None` when absent, a rule failure when it names another type or no uuid.
+fn referenced(
+    value: Option<&JsonValue>,
+    target: &str,
+    expression: &str,
+    problems: &mut Problems,
+) -> Option<String> {
+    let reference = write::string(
+        value.and_then(|v| v.get("reference")),
+        &format!("{expression}.reference"),
+        problems,
+    )?;
+    let id = reference
+        .rsplit_once(&format!("{target}/"))
+        .map(|(_, id)| id.to_ascii_lowercase())
+        .filter(|id| hearth_sdk::request::is_uuid(id));
+    if id.is_none() {
+        problems.add(
+            expression,
+            &format!("must reference a {target} ({target}/<id>)"),
+        );
+    }
+    id
+}
+
+/// The patient's `pid` and the `form_encounter` columns an Encounter sets, each rule
+/// failure a 422 issue. `pid` is the encounter's patient on update (it cannot change).
+///
+/// - `subject` → `pid` (required, a Patient of the site);
+/// - `status`: OpenEMR records encounters that took place, read as `finished`; another
+///   status is refused rather than lost;
+/// - `class` (required) → `class_code`, a code of OpenEMR's `_ActEncounterCode` list;
+/// - `type[0]`'s SNOMED CT coding → `encounter_type_code` and its display (else the
+///   text) → `encounter_type_description`;
+/// - `period.start` → `date` (now when absent), `period.end` → `date_end`;
+/// - `reasonCode[0]` (its text, else the first display) → `reason`;
+/// - `participant[0].individual` → `provider_id` (a Practitioner of the site);
+/// - `serviceProvider` (an Organization), else `location[0].location` (a Location) →
+///   `facility_id` and the facility's name in `facility`;
+/// - `hospitalization.dischargeDisposition` (text, else display) → `discharge_disposition`.
+///
+/// Every mapped column is set, an absent element clearing it.
+fn columns(
+    body: &Map<String, JsonValue>,
+    pid: Option<i64>,
+) -> Result<(i64, Vec<(&'static str, Value)>)> {
+    let mut problems = Problems::new();
+    let mut out: Vec<(&'static str, Value)> = Vec::new();
+    let text = |v: Option<&str>| Value::Text(v.unwrap_or_default().to_owned());
+
+    let patient = write::patient(
+        body.get("subject"),
+        "Encounter.subject",
+        true,
+        &mut problems,
+    )?;
+    let pid = match (patient, pid) {
+        (Some((given, _)), Some(own)) if given != own => {
+            problems.add(
+                "Encounter.subject",
+                "an encounter cannot move to another patient",
+            );
+            own
+        }
+        (Some((given, _)), _) => given,
+        (None, own) => own.unwrap_or(0),
+    };
+    match write::string(body.get("status"), "Encounter.status", &mut problems) {
+        None | Some("finished") => {}
+        Some(other) => problems.add(
+            "Encounter.status",
+            &format!(
+                "OpenEMR records encounters that took place (finished); {other} cannot be kept"
+            ),
+        ),
+    }
+
+    let class = body.get("class");
+    let class_code = write::string(
+        class.and_then(|c| c.get("code")),
+        "Encounter.class.code",
+        &mut problems,
+    );
+    match class_code {
+        None => problems.add("Encounter.class", "a class (v3 ActCode) is required"),
+        Some(code) => {
+            let known = store::query_one(
+                "SELECT 1 AS found FROM list_options WHERE list_id = '_ActEncounterCode' \
+                 AND option_id = $1",
+                params![code],
+            )?
+            .is_some();
+            if known {
+                out.push(("class_code", text(Some(code))));
+            } else {
+                problems.add(
+                    "Encounter.class.code",
+                    &format!("{code} is not a code of OpenEMR's _ActEncounterCode list"),
+                );
+            }
+        }
+    }
+
+    let types = write::items(body.get("type"), "Encounter.type", &mut problems);
+    let kind = types.first();
+    let mut type_code = None;
+    let mut type_display = None;
+    for (i, coding) in write::items(
+        kind.and_then(|k| k.get("coding")),
+        "Encounter.type[0].coding",
+        &mut problems,
+    )
+    .iter()
+    .enumerate()
+    {
+        let at = format!("Encounter.type[0].coding[{i}]");
+        if coding.get("system").and_then(JsonValue::as_str) == Some(SNOMED) && type_code.is_none() {
+            type_code = write::string(coding.get("code"), &format!("{at}.code"), &mut problems);
+            type_display = write::string(
+                coding.get("display"),
+                &format!("{at}.display"),
+                &mut problems,
+            );
+        }
+    }
+    let type_text = write::string(
+        kind.and_then(|k| k.get("text")),
+        "Encounter.type[0].text",
+        &mut problems,
+    );
+    out.push(("encounter_type_code", text(type_code)));
+    out.push((
+        "encounter_type_description",
+        text(type_display.or(type_text).filter(|_| type_code.is_some())),
+    ));
+
+    let period = body.get("period");
+    let start = write::datetime(
+        period.and_then(|p| p.get("start")),
+        "Encounter.period.start",
+        &mut problems,
+    );
+    let end = write::datetime(
+        period.and_then(|p| p.get("end")),
+        "Encounter.period.end",
+        &mut problems,
+    );
+    if let (Some(start), Some(end)) = (&start, &end)
+        && end < start
+    {
+        problems.add("Encounter.period.end", "is before the start");
+    }
+    out.push((
+        "date",
+        Value::Text(start.unwrap_or_else(|| hearth_sdk::time::now().datetime())),
+    ));
+    out.push(("date_end", end.map_or(Value::Null, Value::Text)));
+
+    let reasons = write::items(
+        body.get("reasonCode"),
+        "Encounter.reasonCode",
+        &mut problems,
+    );
+    let (_, reason) = write::code_list(reasons.first(), "Encounter.reasonCode[0]", &mut problems);
+    out.push(("reason", text(reason.as_deref())));
+
+    let participants = write::items(
+        body.get("participant"),
+        "Encounter.participant",
+        &mut problems,
+    );
+    let provider = referenced(
+        participants.first().and_then(|p| p.get("individual")),
+        "Practitioner",
+        "Encounter.participant[0].individual",
+        &mut problems,
+    );
+    let provider_id = match provider {
+        None => 0,
+        Some(uuid) => {
+            let row = store::query_one(
+                "SELECT id FROM users WHERE uuid = $1 AND npi <> ''",
+                params![uuid.as_str()],
+            )?;
+            match row.and_then(|r| r.int("id")) {
+                Some(id) => id,
+                None => {
+                    problems.add(
+                        "Encounter.participant[0].individual",
+                        &format!("Practitioner/{uuid} is not known"),
+                    );
+                    0
+                }
+            }
+        }
+    };
+    out.push(("provider_id", Value::Integer(provider_id)));
+
+    let organization = referenced(
+        body.get("serviceProvider"),
+        "Organization",
+        "Encounter.serviceProvider",
+        &mut problems,
+    );
+    let locations = write::items(body.get("location"), "Encounter.location", &mut problems);
+    let location = referenced(
+        locations.first().and_then(|l| l.get("location")),
+        "Location",
+        "Encounter.location[0].location",
+        &mut problems,
+    );
+    if let (Some(o), Some(l)) = (&organization, &location)
+        && o != l
+    {
+        problems.add(
+            "Encounter.location[0].location",
+            "OpenEMR keeps one facility per encounter: the location must be the service \
+             provider's facility",
+        );
+    }
+    let (facility_id, facility_name) = match organization.or(location) {
+        None => (0, String::new()),
+        Some(uuid) => {
+            let row = store::query_one(
+                "SELECT id, name FROM facility WHERE uuid = $1",
+                params![uuid.as_str()],
+            )?;
+            match row {
+                Some(row) => (
+                    row.int("id").unwrap_or(0),
+                    row.text("name").unwrap_or_default().to_owned(),
+                ),
+                None => {
+                    problems.add(
+                        "Encounter.serviceProvider",
+                        &format!("facility {uuid} is not known"),
+                    );
+                    (0, String::new())
+                }
+            }
+        }
+    };
+    out.push(("facility_id", Value::Integer(facility_id)));
+    out.push(("facility", Value::Text(facility_name)));
+
+    let (_, disposition) = write::code_list(
+        body.get("hospitalization")
+            .and_then(|h| h.get("dischargeDisposition")),
+        "Encounter.hospitalization.dischargeDisposition",
+        &mut problems,
+    );
+    out.push(("discharge_disposition", text(disposition.as_deref())));
+    problems.finish()?;
+    Ok((pid, out))
 }
 
 /// A `form_encounter` row as a US Core Encounter.

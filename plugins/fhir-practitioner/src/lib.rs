@@ -9,12 +9,14 @@
 //! - `Person`: the users who are not practitioners (no NPI) and sign in (a user name):
 //!   staff such as administrators and front-office clerks.
 
+use hearth_fhir::write::{self, Problems};
 use hearth_fhir::{
     AddressParts, Fields, Param, Target, TokenColumn, TypeDef, address, coding, concept,
     contact_point, human_name, reference,
 };
 use hearth_sdk::FhirType;
 use hearth_sdk::prelude::*;
+use serde_json::{Map, Value as JsonValue};
 
 /// The FHIR Practitioner resource.
 pub struct FhirPractitioner;
@@ -25,13 +27,49 @@ impl Resource for FhirPractitioner {
     const DESCRIPTION: &'static str =
         "FHIR Practitioner, PractitionerRole and Person (US Core) over OpenEMR users";
     const READS: &'static [&'static str] = &["users", "facility", "list_options", "folded_text"];
-    const ROUTES: &'static [Route] = &hearth_fhir::read_search_routes!(
-        PRACTITIONER, map, type = "Practitioner", acl = "admin/users", nouns = "practitioners",
-        one = "a practitioner", schema = PRACTITIONER_SCHEMA;
-        PRACTITIONER_ROLE, map_role, type = "PractitionerRole", acl = "admin/users",
-        nouns = "practitioner roles", one = "a practitioner role", schema = PRACTITIONER_ROLE_SCHEMA;
-        PERSON, map_person, type = "Person", acl = "admin/users", nouns = "persons",
-        one = "a person", schema = PERSON_SCHEMA
+    const WRITES: &'static [&'static str] = &["users"];
+    const ROUTES: &'static [Route] = &hearth_fhir::read_write_routes!(
+        PRACTITIONER, map, create = create, update = update, type = "Practitioner",
+        acl = "admin/users", write_acl = "admin/users:write", nouns = "practitioners",
+        one = "a practitioner", schema = PRACTITIONER_SCHEMA,
+        more = [
+            Route::get("/fhir/PractitionerRole", "PractitionerRole.s", |r| {
+                hearth_fhir::search(r, &PRACTITIONER_ROLE, map_role)
+            })
+            .acl("admin/users")
+            .summary("Search practitioner roles")
+            .answers(Schema::Bundle(&PRACTITIONER_ROLE_SCHEMA)),
+            Route::post("/fhir/PractitionerRole/_search", "PractitionerRole.s", |r| {
+                hearth_fhir::search(r, &PRACTITIONER_ROLE, map_role)
+            })
+            .acl("admin/users")
+            .summary("Search practitioner roles (form body)")
+            .answers(Schema::Bundle(&PRACTITIONER_ROLE_SCHEMA)),
+            Route::get("/fhir/PractitionerRole/:id", "PractitionerRole.r", |r| {
+                hearth_fhir::read(r, &PRACTITIONER_ROLE, r.param("id")?, map_role)
+            })
+            .acl("admin/users")
+            .summary("Read a practitioner role")
+            .answers(PRACTITIONER_ROLE_SCHEMA),
+            Route::get("/fhir/Person", "Person.s", |r| {
+                hearth_fhir::search(r, &PERSON, map_person)
+            })
+            .acl("admin/users")
+            .summary("Search persons")
+            .answers(Schema::Bundle(&PERSON_SCHEMA)),
+            Route::post("/fhir/Person/_search", "Person.s", |r| {
+                hearth_fhir::search(r, &PERSON, map_person)
+            })
+            .acl("admin/users")
+            .summary("Search persons (form body)")
+            .answers(Schema::Bundle(&PERSON_SCHEMA)),
+            Route::get("/fhir/Person/:id", "Person.r", |r| {
+                hearth_fhir::read(r, &PERSON, r.param("id")?, map_person)
+            })
+            .acl("admin/users")
+            .summary("Read a person")
+            .answers(PERSON_SCHEMA),
+        ]
     );
 
     const WORDS: &'static [Words] = &[
@@ -114,7 +152,7 @@ const PRACTITIONER: TypeDef = TypeDef {
         "http://hl7.org/fhir/us/core/StructureDefinition/us-core-practitioner|7.0.0",
     ],
     columns: "u.title, u.fname, u.mname, u.lname, u.suffix, u.npi, u.active, u.email, \
-              u.phone, u.phonew1, u.phonecell, u.street, u.streetb, u.city, u.state, u.zip",
+              u.phone, u.phonew1, u.phonecell, u.fax, u.street, u.streetb, u.city, u.state, u.zip",
     from: "users u",
     id: "u.uuid",
     key: "u.id",
@@ -228,7 +266,7 @@ const PERSON: TypeDef = TypeDef {
     resource_type: "Person",
     profiles: &[],
     columns: "u.title, u.fname, u.mname, u.lname, u.suffix, u.active, u.email, u.phone, \
-              u.phonew1, u.phonecell, u.street, u.streetb, u.city, u.state, u.zip",
+              u.phonew1, u.phonecell, u.fax, u.street, u.streetb, u.city, u.state, u.zip",
     from: "users u",
     id: "u.uuid",
     key: "u.id",
@@ -361,6 +399,7 @@ fn map_person(row: &Row<'_>, _: &Request, out: &mut Fields) {
         contact_point("phone", "work", row.text("phone")),
         contact_point("phone", "work", row.text("phonew1")),
         contact_point("phone", "mobile", row.text("phonecell")),
+        contact_point("fax", "work", row.text("fax")),
         contact_point("email", "work", row.text("email")),
     ]
     .into_iter()
@@ -375,6 +414,217 @@ fn map_person(row: &Row<'_>, _: &Request, out: &mut Fields) {
         ..AddressParts::default()
     });
     out.list("address", work.into_iter().collect());
+}
+
+/// `POST /fhir/Practitioner`: a new practitioner (a `users` row with an NPI and no user
+/// name, as `POST /api/practitioner` makes).
+fn create(req: &Request) -> Result<Response> {
+    write::writer(req, &PRACTITIONER)?;
+    let body = write::body(req, &PRACTITIONER, None)?;
+    let columns = columns(&body)?;
+    let uuid = hearth_sdk::new_uuid();
+    let now = hearth_sdk::time::now().datetime();
+    let mut insert = Insert::into("users");
+    insert
+        .set("uuid", uuid.as_str())
+        .set("username", Value::Null)
+        .set("date_created", now.as_str())
+        .set("last_updated", now.as_str());
+    for (column, value) in columns {
+        insert.set(column, value);
+    }
+    insert.run()?;
+    write::answer(req, &PRACTITIONER, &uuid, 201, map)
+}
+
+/// `PUT /fhir/Practitioner/:id`: replaces what the resource maps to (see [`columns`]);
+/// the user name, facility, taxonomy and the other columns FHIR does not map keep their
+/// values. Only a practitioner (a user with an NPI) is updated: another user's id is a
+/// 404, as its read is.
+fn update(req: &Request) -> Result<Response> {
+    write::writer(req, &PRACTITIONER)?;
+    let id = req.param("id")?.to_ascii_lowercase();
+    let body = write::body(req, &PRACTITIONER, Some(&id))?;
+    let practitioner = hearth_sdk::request::is_uuid(&id)
+        && store::query_one(
+            "SELECT 1 AS found FROM users WHERE uuid = $1 AND npi <> ''",
+            params![id.as_str()],
+        )?
+        .is_some();
+    if !practitioner {
+        return Err(hearth_fhir::error(
+            404,
+            "not-found",
+            &format!(
+                "Practitioner/{id} is not known (an update cannot create a resource: use POST)"
+            ),
+        ));
+    }
+    let from = write::before_update(req, &PRACTITIONER, &id)?;
+    let columns = columns(&body)?;
+    let mut update = Update::table("users");
+    for (column, value) in columns {
+        update.set(column, value);
+    }
+    update
+        .set("last_updated", hearth_sdk::time::now().datetime())
+        .filter("uuid", id.as_str());
+    update.run()?;
+    write::after_update(req, &PRACTITIONER, &id, from)?;
+    write::answer(req, &PRACTITIONER, &id, 200, map)
+}
+
+/// The `users` columns a Practitioner sets, with OpenEMR's PractitionerValidator rules
+/// as a 422: first and last name of 2 to 255 characters, an NPI of 10 to 15 digits, a
+/// valid email address. The name is the official one (else the first): `family` is
+/// `lname`, the first given name `fname`, the others `mname`, the first prefix `title`
+/// and the first suffix `suffix`. Phones: the first `work` (or unmarked) phone is
+/// `phone`, the second `phonew1`, a `mobile` one `phonecell`; a fax `fax`; the first
+/// email `email`. The first address's lines are `street` and `streetb`. Every mapped
+/// column is set, an absent element clearing it.
+fn columns(body: &Map<String, JsonValue>) -> Result<Vec<(&'static str, Value)>> {
+    let mut problems = Problems::new();
+    let mut out: Vec<(&'static str, Value)> = Vec::new();
+    let text = |v: Option<&str>| Value::Text(v.unwrap_or_default().to_owned());
+
+    let names = write::items(body.get("name"), "Practitioner.name", &mut problems);
+    let name = names
+        .iter()
+        .find(|n| n.get("use").and_then(JsonValue::as_str) == Some("official"))
+        .or_else(|| names.first());
+    let part = |key: &str| name.and_then(|n| n.get(key));
+    let family = write::string(part("family"), "Practitioner.name.family", &mut problems);
+    let given: Vec<&str> = write::items(part("given"), "Practitioner.name.given", &mut problems)
+        .iter()
+        .filter_map(|g| g.as_str().map(str::trim).filter(|g| !g.is_empty()))
+        .collect();
+    let length = |v: &str| (2..=255).contains(&v.chars().count());
+    match family {
+        None => problems.add("Practitioner.name.family", "a family name is required"),
+        Some(f) if !length(f) => {
+            problems.add("Practitioner.name.family", "must be 2 to 255 characters")
+        }
+        Some(_) => {}
+    }
+    match given.first() {
+        None => problems.add("Practitioner.name.given", "a given name is required"),
+        Some(g) if !length(g) => {
+            problems.add("Practitioner.name.given", "must be 2 to 255 characters")
+        }
+        Some(_) => {}
+    }
+    let first_of = |key: &str, problems: &mut Problems| {
+        write::items(part(key), &format!("Practitioner.name.{key}"), problems)
+            .first()
+            .and_then(JsonValue::as_str)
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+    };
+    let prefix = first_of("prefix", &mut problems);
+    let suffix = first_of("suffix", &mut problems);
+    out.push(("lname", text(family)));
+    out.push(("fname", text(given.first().copied())));
+    let middle = given.get(1..).map(|m| m.join(" ")).unwrap_or_default();
+    out.push(("mname", text(Some(middle.as_str()))));
+    out.push(("title", text(prefix)));
+    out.push(("suffix", text(suffix)));
+
+    match body.get("active") {
+        None | Some(JsonValue::Null) => out.push(("active", Value::Integer(1))),
+        Some(JsonValue::Bool(active)) => out.push(("active", Value::Integer(i64::from(*active)))),
+        Some(_) => problems.add("Practitioner.active", "must be true or false"),
+    }
+
+    let mut npi = None;
+    for (i, identifier) in write::items(
+        body.get("identifier"),
+        "Practitioner.identifier",
+        &mut problems,
+    )
+    .iter()
+    .enumerate()
+    {
+        let at = format!("Practitioner.identifier[{i}]");
+        let system = write::string(
+            identifier.get("system"),
+            &format!("{at}.system"),
+            &mut problems,
+        );
+        let value = write::string(
+            identifier.get("value"),
+            &format!("{at}.value"),
+            &mut problems,
+        );
+        if let (Some(NPI), Some(v)) = (system, value) {
+            if v.len() < 10 || v.len() > 15 || !v.bytes().all(|b| b.is_ascii_digit()) {
+                problems.add(&format!("{at}.value"), "an NPI is 10 to 15 digits");
+            }
+            npi = npi.or(Some(v));
+        }
+    }
+    match npi {
+        Some(npi) => out.push(("npi", text(Some(npi)))),
+        None => problems.add(
+            "Practitioner.identifier",
+            &format!("an NPI ({NPI}) is required: OpenEMR's practitioners are the users with one"),
+        ),
+    }
+
+    let mut work: Vec<&str> = Vec::new();
+    let mut cell = None;
+    let mut fax = None;
+    let mut email = None;
+    for (i, point) in write::items(body.get("telecom"), "Practitioner.telecom", &mut problems)
+        .iter()
+        .enumerate()
+    {
+        let at = format!("Practitioner.telecom[{i}]");
+        let system = write::string(point.get("system"), &format!("{at}.system"), &mut problems);
+        let use_ = write::string(point.get("use"), &format!("{at}.use"), &mut problems);
+        let Some(value) = write::string(point.get("value"), &format!("{at}.value"), &mut problems)
+        else {
+            continue;
+        };
+        match (system, use_) {
+            (Some("phone"), Some("mobile")) => cell = cell.or(Some(value)),
+            (Some("phone"), _) => work.push(value),
+            (Some("fax"), _) => fax = fax.or(Some(value)),
+            (Some("email"), _) if value.contains('@') => email = email.or(Some(value)),
+            (Some("email"), _) => problems.add(&format!("{at}.value"), "is not an email address"),
+            _ => {}
+        }
+    }
+    out.push(("phone", text(work.first().copied())));
+    out.push(("phonew1", text(work.get(1).copied())));
+    out.push(("phonecell", text(cell)));
+    out.push(("fax", text(fax)));
+    out.push(("email", text(email)));
+
+    let addresses = write::items(body.get("address"), "Practitioner.address", &mut problems);
+    let address = addresses.first();
+    let field = |key: &str, problems: &mut Problems| {
+        write::string(
+            address.and_then(|a| a.get(key)),
+            &format!("Practitioner.address.{key}"),
+            problems,
+        )
+    };
+    let lines: Vec<&str> = write::items(
+        address.and_then(|a| a.get("line")),
+        "Practitioner.address.line",
+        &mut problems,
+    )
+    .iter()
+    .filter_map(|l| l.as_str().map(str::trim).filter(|l| !l.is_empty()))
+    .collect();
+    out.push(("street", text(lines.first().copied())));
+    let rest = lines.get(1..).map(|l| l.join(", ")).unwrap_or_default();
+    out.push(("streetb", text(Some(rest.as_str()))));
+    out.push(("city", text(field("city", &mut problems))));
+    out.push(("state", text(field("state", &mut problems))));
+    out.push(("zip", text(field("postalCode", &mut problems))));
+    problems.finish()?;
+    Ok(out)
 }
 
 #[cfg(test)]
