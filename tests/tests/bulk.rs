@@ -636,10 +636,26 @@ both! {
         for t in ["Patient", "Encounter", "Observation", "Condition", "AllergyIntolerance", "MedicationRequest", "Procedure", "Practitioner", "Organization"] {
             expect.insert(t.to_owned(), json!(search_total(app, "default", &token, &format!("{t}?_summary=count")).await));
         }
+        // A backend-services client registered with its public key (JWKS); the script
+        // gets its own token with client_credentials and a private_key_jwt assertion.
+        let scope = expect.keys().map(|t| format!("system/{t}.rs")).collect::<Vec<_>>().join(" ");
+        let (kid, der, jwk) = hearth::crypto::keys::generate(hearth::crypto::jwt::Alg::Rs384).expect("a key");
+        let registered = hearth_tests::register(app, "default", json!({
+            "application_type": "private", "client_name": "Python bulk client",
+            "redirect_uris": ["https://app.example/callback"],
+            "token_endpoint_auth_method": "private_key_jwt",
+            "scope": scope, "jwks": {"keys": [jwk]}})).await;
+        assert_eq!(registered.status, 201, "{}", registered.text);
+        let client_id = registered.json["client_id"].as_str().expect("client_id").to_owned();
+        hearth_tests::enable(app, "default", &client_id).await;
+        use base64::Engine as _;
         let output = tokio::process::Command::new(hearth_tests::python())
             .arg(hearth_tests::workspace().join("tests/py/bulk_client.py"))
             .env("HEARTH_FHIR_BASE", fhir(app, "default", ""))
-            .env("HEARTH_TOKEN", &token)
+            .env("HEARTH_CLIENT_ID", &client_id)
+            .env("HEARTH_KEY_KID", &kid)
+            .env("HEARTH_SCOPE", &scope)
+            .env("HEARTH_KEY_DER", base64::engine::general_purpose::STANDARD.encode(&der))
             .env("HEARTH_EXPECT", Value::Object(expect).to_string())
             .output()
             .await
@@ -652,7 +668,7 @@ both! {
             .unwrap_or_else(|| panic!("no result line:\n{stdout}\n{stderr}"));
         let result: Value = serde_json::from_str(result).unwrap();
         assert_eq!(result["failed"], json!([]), "{stdout}\n{stderr}");
-        assert_eq!(result["passed"].as_array().unwrap().len(), 5, "{stdout}");
+        assert_eq!(result["passed"].as_array().unwrap().len(), 7, "{stdout}");
         assert!(output.status.success(), "{stdout}\n{stderr}");
     }
 }
