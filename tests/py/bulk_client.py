@@ -7,18 +7,29 @@ downloads of every output file (gzip, as clients usually ask), and the DELETE of
 Every ndjson line is validated with the PyPI package `fhir.resources` (R4B models): it
 must parse as its resourceType and dump back to the same JSON.
 
-Environment: HEARTH_FHIR_BASE, HEARTH_TOKEN (a backend-services access token),
-HEARTH_EXPECT (JSON: per resource type, how many resources FHIR searches find).
+It first gets its own access token as the SMART Backend Services profile says: it reads
+`token_endpoint` from the server's `.well-known/smart-configuration`, signs a client
+assertion (JWT, RS384, PKCS#1 v1.5 over SHA-384, done here with Python's integers, as no
+JOSE package is in the lock file) with its private key, and asks for the read scopes of
+the exported types (HEARTH_SCOPE) with the `client_credentials` grant.
+
+Environment: HEARTH_FHIR_BASE; HEARTH_CLIENT_ID, HEARTH_KEY_KID and HEARTH_KEY_DER (the
+registered client, and its RSA private key as base64 PKCS#8 DER, whose public JWK the
+client registered); HEARTH_EXPECT (JSON: per resource type, how many resources FHIR
+searches find); HEARTH_SCOPE (the scopes to ask for).
 
 Prints one line per step and ends with `HEARTH-RESULT {"passed": [...], "failed": [...]}`;
 exits non-zero when a step failed.
 """
 
+import base64
+import hashlib
 import json
 import os
 import sys
 import time
 import traceback
+import uuid
 
 import requests
 from fhir.resources.R4B import get_fhir_model_class
@@ -39,9 +50,90 @@ def step(name, fn):
 
 
 BASE = os.environ["HEARTH_FHIR_BASE"].rstrip("/")
-TOKEN = os.environ["HEARTH_TOKEN"]
 EXPECT = json.loads(os.environ["HEARTH_EXPECT"])
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
+AUTH = {}
+
+
+def der_items(data):
+    """The (tag, content) items of a DER sequence's content."""
+    items = []
+    i = 0
+    while i < len(data):
+        tag = data[i]
+        length = data[i + 1]
+        i += 2
+        if length & 0x80:
+            count = length & 0x7F
+            length = int.from_bytes(data[i : i + count], "big")
+            i += count
+        items.append((tag, data[i : i + length]))
+        i += length
+    return items
+
+
+def rsa_private_key(pkcs8):
+    """(n, d) of an RSA private key in PKCS#8 DER (RFC 5208 holding RFC 8017's key)."""
+    [(_, info)] = der_items(pkcs8)
+    octets = [content for tag, content in der_items(info) if tag == 0x04][0]
+    [(_, key)] = der_items(octets)
+    numbers = [int.from_bytes(content, "big") for tag, content in der_items(key)]
+    # version, n, e, d, p, q, dp, dq, qinv
+    return numbers[1], numbers[3]
+
+
+def b64url(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def rs384(message, n, d):
+    """RSASSA-PKCS1-v1_5 with SHA-384 (RFC 8017 8.2.1, EMSA-PKCS1-v1_5)."""
+    digest_info = bytes.fromhex("3041300d060960864801650304020205000430")
+    t = digest_info + hashlib.sha384(message).digest()
+    k = (n.bit_length() + 7) // 8
+    em = b"\x00\x01" + b"\xff" * (k - len(t) - 3) + b"\x00" + t
+    return pow(int.from_bytes(em, "big"), d, n).to_bytes(k, "big")
+
+
+def discover():
+    reply = requests.get(f"{BASE}/.well-known/smart-configuration", timeout=30)
+    assert reply.status_code == 200, (reply.status_code, reply.text)
+    config = reply.json()
+    assert "client_credentials" in config["grant_types_supported"], config
+    assert "private_key_jwt" in config["token_endpoint_auth_methods_supported"], config
+    state["token_endpoint"] = config["token_endpoint"]
+
+
+def authorize():
+    client_id = os.environ["HEARTH_CLIENT_ID"]
+    n, d = rsa_private_key(base64.b64decode(os.environ["HEARTH_KEY_DER"]))
+    header = {"alg": "RS384", "typ": "JWT", "kid": os.environ["HEARTH_KEY_KID"]}
+    now = int(time.time())
+    claims = {
+        "iss": client_id,
+        "sub": client_id,
+        "aud": state["token_endpoint"],
+        "exp": now + 300,
+        "jti": str(uuid.uuid4()),
+    }
+    signing_input = (
+        b64url(json.dumps(header).encode()) + "." + b64url(json.dumps(claims).encode())
+    )
+    assertion = signing_input + "." + b64url(rs384(signing_input.encode(), n, d))
+    reply = requests.post(
+        state["token_endpoint"],
+        data={
+            "grant_type": "client_credentials",
+            "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            "client_assertion": assertion,
+            "scope": os.environ["HEARTH_SCOPE"],
+        },
+        timeout=30,
+    )
+    assert reply.status_code == 200, (reply.status_code, reply.text)
+    token = reply.json()
+    assert token["token_type"].lower() == "bearer", token
+    assert set(token["scope"].split()) == set(os.environ["HEARTH_SCOPE"].split()), token
+    AUTH["Authorization"] = f"Bearer {token['access_token']}"
 
 
 def kick_off():
@@ -125,7 +217,11 @@ def delete():
     assert gone.json()["resourceType"] == "OperationOutcome"
 
 
-step("kick-off", kick_off)
+step("discover the token endpoint", discover)
+if "token_endpoint" in state:
+    step("client_credentials with a private_key_jwt assertion", authorize)
+if AUTH:
+    step("kick-off", kick_off)
 if "status" in state:
     step("poll until complete", poll)
 if "manifest" in state:

@@ -395,7 +395,7 @@ both! {
         assert_eq!(got, vec![fresh.as_str()]);
         send(app, reqwest::Method::DELETE, &status_url, Some(&token), &[], None).await;
 
-        // A Group export needs a Group plugin: an unknown group is a 404.
+        // An unknown group is a 404 (the Group plugin's own answer).
         let reply = get(app, &fhir(app, "default", "/Group/unknown/$export"), &token, &KICK_OFF).await;
         assert_eq!(reply.status, 404, "{}", reply.text);
         assert_eq!(reply.json["resourceType"], "OperationOutcome");
@@ -636,10 +636,26 @@ both! {
         for t in ["Patient", "Encounter", "Observation", "Condition", "AllergyIntolerance", "MedicationRequest", "Procedure", "Practitioner", "Organization"] {
             expect.insert(t.to_owned(), json!(search_total(app, "default", &token, &format!("{t}?_summary=count")).await));
         }
+        // A backend-services client registered with its public key (JWKS); the script
+        // gets its own token with client_credentials and a private_key_jwt assertion.
+        let scope = expect.keys().map(|t| format!("system/{t}.rs")).collect::<Vec<_>>().join(" ");
+        let (kid, der, jwk) = hearth::crypto::keys::generate(hearth::crypto::jwt::Alg::Rs384).expect("a key");
+        let registered = hearth_tests::register(app, "default", json!({
+            "application_type": "private", "client_name": "Python bulk client",
+            "redirect_uris": ["https://app.example/callback"],
+            "token_endpoint_auth_method": "private_key_jwt",
+            "scope": scope, "jwks": {"keys": [jwk]}})).await;
+        assert_eq!(registered.status, 201, "{}", registered.text);
+        let client_id = registered.json["client_id"].as_str().expect("client_id").to_owned();
+        hearth_tests::enable(app, "default", &client_id).await;
+        use base64::Engine as _;
         let output = tokio::process::Command::new(hearth_tests::python())
             .arg(hearth_tests::workspace().join("tests/py/bulk_client.py"))
             .env("HEARTH_FHIR_BASE", fhir(app, "default", ""))
-            .env("HEARTH_TOKEN", &token)
+            .env("HEARTH_CLIENT_ID", &client_id)
+            .env("HEARTH_KEY_KID", &kid)
+            .env("HEARTH_SCOPE", &scope)
+            .env("HEARTH_KEY_DER", base64::engine::general_purpose::STANDARD.encode(&der))
             .env("HEARTH_EXPECT", Value::Object(expect).to_string())
             .output()
             .await
@@ -652,7 +668,109 @@ both! {
             .unwrap_or_else(|| panic!("no result line:\n{stdout}\n{stderr}"));
         let result: Value = serde_json::from_str(result).unwrap();
         assert_eq!(result["failed"], json!([]), "{stdout}\n{stderr}");
-        assert_eq!(result["passed"].as_array().unwrap().len(), 5, "{stdout}");
+        assert_eq!(result["passed"].as_array().unwrap().len(), 7, "{stdout}");
         assert!(output.status.success(), "{stdout}\n{stderr}");
+    }
+}
+
+both! {
+    async fn groups_are_made_changed_read_searched_and_exported(app) {
+        seed(app, "default", 6).await;
+        set(app, "default", "bulk.retry_after_seconds", "1").await;
+        let token = system_token(app, "default", "bulk-client", "system/*.read system/Group.cu").await;
+        let reader = system_token(app, "default", "reader-client", "system/*.read").await;
+        let patients = get(app, &fhir(app, "default", "/Patient?_count=50"), &token, &[]).await;
+        assert_eq!(patients.status, 200, "{}", patients.text);
+        let ids: Vec<String> = patients.json["entry"].as_array().unwrap().iter()
+            .map(|e| e["resource"]["id"].as_str().unwrap().to_owned()).collect();
+        assert_eq!(ids.len(), 6);
+        let member = |id: &str| json!({"entity": {"reference": format!("Patient/{id}")}});
+        let groups = fhir(app, "default", "/Group");
+
+        // Bad bodies: a precise 4xx and nothing written.
+        let unknown = "90cde167-0000-4000-8000-0000000000ff";
+        for (body, status, says) in [
+            (json!({"resourceType": "Group", "name": "X", "member": [member(&ids[0]), member(unknown)]}), 422, "no patient has that id"),
+            (json!({"resourceType": "Group", "name": "X", "member": [{"entity": {"reference": format!("Practitioner/{}", ids[0])}}]}), 422, "is not a Patient reference"),
+            (json!({"resourceType": "Group", "member": [member(&ids[0])]}), 422, "Group.name: is required"),
+            (json!({"resourceType": "Group", "name": "X", "type": "device"}), 422, "only person groups"),
+            (json!({"resourceType": "Group", "name": "X", "member": "Patient/1"}), 422, "must be an array"),
+            (json!({"resourceType": "Patient", "name": "X"}), 400, "not a Group"),
+        ] {
+            let reply = send(app, reqwest::Method::POST, &groups, Some(&token), &[], Some(body)).await;
+            assert_eq!(reply.status, status, "{}", reply.text);
+            assert_eq!(reply.json["resourceType"], "OperationOutcome");
+            assert!(reply.text.contains(says), "{says}: {}", reply.text);
+        }
+        assert_eq!(search_total(app, "default", &token, "Group").await, 0);
+        // Writing needs a Group write scope.
+        let body = json!({"resourceType": "Group", "name": "Diabetes cohort",
+            "member": [member(&ids[0]), member(&ids[1]), member(&ids[2]), member(&ids[0])]});
+        let refused = send(app, reqwest::Method::POST, &groups, Some(&reader), &[], Some(body.clone())).await;
+        assert_eq!(refused.status, 403, "{}", refused.text);
+
+        // Create: 201, Location, members in order, a patient listed twice kept once.
+        let created = send(app, reqwest::Method::POST, &groups, Some(&token), &[], Some(body)).await;
+        assert_eq!(created.status, 201, "{}", created.text);
+        let id = created.json["id"].as_str().unwrap().to_owned();
+        assert!(created.header("location").unwrap().ends_with(&format!("/Group/{id}")));
+        assert_eq!(created.json["type"], "person");
+        assert_eq!(created.json["actual"], true);
+        assert_eq!(created.json["quantity"], 3);
+        let listed: Vec<&str> = created.json["member"].as_array().unwrap().iter()
+            .map(|m| m["entity"]["reference"].as_str().unwrap()).collect();
+        assert_eq!(listed, ids[..3].iter().map(|i| format!("Patient/{i}")).collect::<Vec<_>>());
+        let read = get(app, &fhir(app, "default", &format!("/Group/{id}")), &reader, &[]).await;
+        assert_eq!(read.status, 200, "{}", read.text);
+        assert_eq!(read.json, created.json);
+        let mut docs = Documents::default();
+        docs.keep_value(read.json.clone());
+        docs.validate();
+
+        // Search: by name, by _id; another site sees nothing.
+        assert_eq!(search_total(app, "default", &reader, "Group?name=diab").await, 1);
+        assert_eq!(search_total(app, "default", &reader, "Group?name=zzz").await, 0);
+        assert_eq!(search_total(app, "default", &reader, &format!("Group?_id={id}")).await, 1);
+        let other_site = system_token(app, "second", "bulk-client", "system/*.read").await;
+        assert_eq!(search_total(app, "second", &other_site, "Group").await, 0);
+
+        // Group export: the members' compartments, nothing else.
+        let export = fhir(app, "default", &format!("/Group/{id}/$export"));
+        let status_url = kick_off(app, &export, &token).await;
+        let exported = download(app, &manifest(app, &status_url, &token).await, &token).await;
+        let mut got: Vec<&str> = exported["Patient"].iter().map(|p| p["id"].as_str().unwrap()).collect();
+        got.sort_unstable();
+        let mut want: Vec<&str> = ids[..3].iter().map(String::as_str).collect();
+        want.sort_unstable();
+        assert_eq!(got, want);
+        let encounters = search_total(app, "default", &token, &format!("Encounter?patient={},{},{}&_summary=count", ids[0], ids[1], ids[2])).await;
+        assert_eq!(exported.get("Encounter").map_or(0, Vec::len) as u64, encounters);
+        assert!(!exported.contains_key("Group") && !exported.contains_key("Practitioner"));
+        send(app, reqwest::Method::DELETE, &status_url, Some(&token), &[], None).await;
+
+        // Update: replaces name and members; an unknown group or another id is refused.
+        let put = |gid: &str| fhir(app, "default", &format!("/Group/{gid}"));
+        let change = json!({"resourceType": "Group", "id": id, "name": "Renal cohort", "active": false, "member": [member(&ids[4])]});
+        let bad = json!({"resourceType": "Group", "id": id, "name": "Renal cohort", "member": [member(unknown)]});
+        let reply = send(app, reqwest::Method::PUT, &put(&id), Some(&token), &[], Some(bad)).await;
+        assert_eq!(reply.status, 422, "{}", reply.text);
+        let reply = send(app, reqwest::Method::PUT, &put(unknown), Some(&token), &[], Some(json!({"resourceType": "Group", "id": unknown, "name": "Y"}))).await;
+        assert_eq!(reply.status, 404, "{}", reply.text);
+        let reply = send(app, reqwest::Method::PUT, &put(&id), Some(&token), &[], Some(json!({"resourceType": "Group", "id": unknown, "name": "Y"}))).await;
+        assert_eq!(reply.status, 400, "{}", reply.text);
+        let unchanged = get(app, &put(&id), &reader, &[]).await;
+        assert_eq!(unchanged.json["name"], "Diabetes cohort");
+        assert_eq!(unchanged.json["quantity"], 3);
+        let updated = send(app, reqwest::Method::PUT, &put(&id), Some(&token), &[], Some(change)).await;
+        assert_eq!(updated.status, 200, "{}", updated.text);
+        assert_eq!(updated.json["name"], "Renal cohort");
+        assert_eq!(updated.json["active"], false);
+        assert_eq!(updated.json["member"], json!([member(&ids[4])]));
+        assert_eq!(search_total(app, "default", &reader, "Group?active=false").await, 1);
+        let status_url = kick_off(app, &export, &token).await;
+        let exported = download(app, &manifest(app, &status_url, &token).await, &token).await;
+        let got: Vec<&str> = exported["Patient"].iter().map(|p| p["id"].as_str().unwrap()).collect();
+        assert_eq!(got, vec![ids[4].as_str()]);
+        send(app, reqwest::Method::DELETE, &status_url, Some(&token), &[], None).await;
     }
 }

@@ -394,6 +394,17 @@ const CASES: &[Case] = &[
     case("GET /fhir/Immunization/{imm_uuid}", None, Answer(200, FhirResource("Immunization")), "FhirImmunizationRestController::getOne", Answer(200, FhirResource("Immunization"))),
     case("GET /fhir/Immunization/{unknown}", None, Answer(404, BareEmpty), "FhirImmunizationRestController::getOne: RestControllerHelper::handleFhirProcessingResult answers [] with 404", Answer(404, FhirResource("OperationOutcome")))
         .compat(Answer(404, FhirResource("OperationOutcome")), "a FHIR error is an OperationOutcome"),
+    case("GET /fhir/Group", None, Answer(200, FhirBundle("collection")), "FhirGroupRestController::getAll: a collection Bundle", Answer(200, FhirBundle("searchset")))
+        .compat(Answer(200, FhirBundle("searchset")), "FHIR clients follow the specification: a search answers a searchset"),
+    case("POST /fhir/Group/_search", None, Answer(404, Error), "RoutesExtensionListener: OpenEMR routes no Group _search (Route not found)", Answer(200, FhirBundle("searchset")))
+        .compat(Answer(200, FhirBundle("searchset")), "FHIR's search by POST, as every other Hearth type answers it; nothing an OpenEMR client sends reaches it"),
+    case("GET /fhir/Group/{guuid}", None, Answer(200, FhirResource("Group")), "FhirGroupRestController::getOne", Answer(200, FhirResource("Group"))),
+    case("GET /fhir/Group/{unknown}", None, Answer(404, BareEmpty), "FhirGroupRestController::getOne: RestControllerHelper::handleFhirProcessingResult answers [] with 404", Answer(404, FhirResource("OperationOutcome")))
+        .compat(Answer(404, FhirResource("OperationOutcome")), "a FHIR error is an OperationOutcome"),
+    case("POST /fhir/Group", Some(r#"{"resourceType":"Group","name":"New cohort","member":[{"entity":{"reference":"Patient/{puuid}"}}]}"#), Answer(404, Error), "RoutesExtensionListener: OpenEMR routes no Group create (Route not found)", Answer(201, FhirResource("Group")))
+        .compat(Answer(201, FhirResource("Group")), "beyond OpenEMR: groups a Group-level export covers are made here; nothing an OpenEMR client sends reaches it"),
+    case("PUT /fhir/Group/{guuid}", Some(r#"{"resourceType":"Group","id":"{guuid}","name":"Cohort","member":[{"entity":{"reference":"Patient/{puuid}"}}]}"#), Answer(404, Error), "RoutesExtensionListener: OpenEMR routes no Group update (Route not found)", Answer(200, FhirResource("Group")))
+        .compat(Answer(200, FhirResource("Group")), "beyond OpenEMR: a group's members change here; nothing an OpenEMR client sends reaches it"),
     case("GET /fhir/Provenance", None, Answer(200, FhirBundle("collection")), "FhirProvenanceRestController::getAll: a collection Bundle", Answer(200, FhirBundle("searchset")))
         .compat(Answer(200, FhirBundle("searchset")), "FHIR clients follow the specification: a search answers a searchset"),
     case("POST /fhir/Provenance/_search", None, Answer(200, FhirBundle("collection")), "FhirProvenanceRestController: the form body merged into the query, as getAll", Answer(200, FhirBundle("searchset")))
@@ -414,7 +425,8 @@ const STAFF_SCOPES: &str = "openid offline_access api:oemr api:fhir api:port \
     user/Practitioner.cruds user/PractitionerRole.rs user/Person.rs user/Organization.cruds \
     user/Location.rs user/Encounter.cruds user/Condition.cruds user/AllergyIntolerance.cruds \
     user/Observation.rs user/MedicationRequest.rs user/Procedure.rs user/Provenance.rs \
-    user/appointment.cruds user/Appointment.rs user/immunization.rs user/Immunization.rs";
+    user/appointment.cruds user/Appointment.rs user/immunization.rs user/Immunization.rs \
+    user/Group.cruds";
 
 /// Builds the rows the table reads, through the API, on `site`.
 async fn fixtures(app: &TestApp, site: &str, token: &str) -> Fixtures {
@@ -474,6 +486,17 @@ async fn fixtures(app: &TestApp, site: &str, token: &str) -> Fixtures {
     });
     f.insert("imm_uuid", imm_uuid.to_owned());
     f.insert("fid", text(&facility.json["data"]["id"]));
+    // A Group of the patient (Hearth's own table; OpenEMR has no Group writes).
+    let group = app
+        .send(
+            Method::POST,
+            &api("/fhir/Group"),
+            Some(token),
+            Some(json!({"resourceType": "Group", "name": "Cohort",
+                "member": [{"entity": {"reference": format!("Patient/{puuid}")}}]})),
+        )
+        .await;
+    f.insert("guuid", text(&created(&group, "a group")["id"]));
     for (key, start) in [("appt", "09:00"), ("appt_del", "10:00")] {
         let body = json!({"pc_catid": "5", "pc_title": "Office Visit", "pc_duration": "900",
             "pc_hometext": "Check", "pc_apptstatus": "-", "pc_eventDate": "2024-06-04",
