@@ -722,9 +722,13 @@ mod tests {
         let resources = doc["rest"][0]["resource"].as_array().unwrap();
         assert_eq!(resources.len(), 1, "only the host's OperationDefinition");
         assert_eq!(resources[0]["type"], "OperationDefinition");
+        // The host's Bulk Data export by the IG's canonical definition, then its own.
         assert_eq!(
-            doc["rest"][0]["operation"][0],
-            json!({"name": "versions", "definition": "https://h/apis/a/fhir/OperationDefinition/versions"})
+            doc["rest"][0]["operation"],
+            json!([
+                {"name": "export", "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export"},
+                {"name": "versions", "definition": "https://h/apis/a/fhir/OperationDefinition/versions"},
+            ])
         );
         assert_eq!(doc["fhirVersion"], FHIR_VERSION);
         let ext = &doc["rest"][0]["security"]["extension"];
