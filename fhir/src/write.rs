@@ -149,6 +149,52 @@ impl Problems {
     }
 }
 
+/// A new `lists` row of `list_type` (`allergy`, `medical_problem`, …) for the patient
+/// `pid`, stamped as the standard API's `POST` stamps one (now, active, the caller), with
+/// the `columns` the resource maps to. Answers its uuid.
+pub fn insert_list_item(
+    req: &Request,
+    list_type: &str,
+    pid: i64,
+    columns: Vec<(&'static str, hearth_sdk::store::Value)>,
+) -> Result<String> {
+    let uuid = hearth_sdk::new_uuid();
+    let now = hearth_sdk::time::now().datetime();
+    let mut insert = hearth_sdk::sql::Insert::into("lists");
+    insert
+        .set("uuid", uuid.as_str())
+        .set("type", list_type)
+        .set("pid", pid)
+        .set("date", now.as_str())
+        .set("modifydate", now.as_str())
+        .set("activity", 1)
+        .set("user", req.caller().username.as_str())
+        .set("groupname", "Default");
+    for (column, value) in columns {
+        insert.set(column, value);
+    }
+    insert.run()?;
+    Ok(uuid)
+}
+
+/// Sets `columns` (and a new `modifydate`) on the `lists` row `uuid` of `list_type`.
+pub fn update_list_item(
+    list_type: &str,
+    uuid: &str,
+    columns: Vec<(&'static str, hearth_sdk::store::Value)>,
+) -> Result<()> {
+    let mut update = hearth_sdk::sql::Update::table("lists");
+    for (column, value) in columns {
+        update.set(column, value);
+    }
+    update
+        .set("modifydate", hearth_sdk::time::now().datetime())
+        .filter("uuid", uuid)
+        .filter("type", list_type);
+    update.run()?;
+    Ok(())
+}
+
 /// Before an update: the resource must exist (404) and, with `If-Match`, be at the named
 /// version (412). Answers the version the update starts from.
 pub fn before_update(req: &Request, def: &TypeDef, id: &str) -> Result<i64> {

@@ -207,22 +207,7 @@ fn create(req: &Request) -> Result<Response> {
     write::writer(req, &ALLERGY)?;
     let body = write::body(req, &ALLERGY, None)?;
     let (pid, columns) = columns(&body, None)?;
-    let uuid = hearth_sdk::new_uuid();
-    let now = hearth_sdk::time::now().datetime();
-    let mut insert = Insert::into("lists");
-    insert
-        .set("uuid", uuid.as_str())
-        .set("type", "allergy")
-        .set("pid", pid)
-        .set("date", now.as_str())
-        .set("modifydate", now.as_str())
-        .set("activity", 1)
-        .set("user", req.caller().username.as_str())
-        .set("groupname", "Default");
-    for (column, value) in columns {
-        insert.set(column, value);
-    }
-    insert.run()?;
+    let uuid = write::insert_list_item(req, "allergy", pid, columns)?;
     write::answer(req, &ALLERGY, &uuid, 201, map)
 }
 
@@ -254,15 +239,7 @@ fn update(req: &Request) -> Result<Response> {
         &body,
         Some((current.int("pid").unwrap_or(0), current.text("enddate"))),
     )?;
-    let mut update = Update::table("lists");
-    for (column, value) in columns {
-        update.set(column, value);
-    }
-    update
-        .set("modifydate", hearth_sdk::time::now().datetime())
-        .filter("uuid", id.as_str())
-        .filter("type", "allergy");
-    update.run()?;
+    write::update_list_item("allergy", &id, columns)?;
     write::after_update(req, &ALLERGY, &id, from)?;
     write::answer(req, &ALLERGY, &id, 200, map)
 }

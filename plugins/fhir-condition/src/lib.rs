@@ -240,22 +240,7 @@ fn create(req: &Request) -> Result<Response> {
     write::writer(req, &CONDITION)?;
     let body = write::body(req, &CONDITION, None)?;
     let (pid, columns) = columns(&body, None)?;
-    let uuid = hearth_sdk::new_uuid();
-    let now = hearth_sdk::time::now().datetime();
-    let mut insert = Insert::into("lists");
-    insert
-        .set("uuid", uuid.as_str())
-        .set("type", "medical_problem")
-        .set("pid", pid)
-        .set("date", now.as_str())
-        .set("modifydate", now.as_str())
-        .set("activity", 1)
-        .set("user", req.caller().username.as_str())
-        .set("groupname", "Default");
-    for (column, value) in columns {
-        insert.set(column, value);
-    }
-    insert.run()?;
+    let uuid = write::insert_list_item(req, "medical_problem", pid, columns)?;
     write::answer(req, &PROBLEM, &uuid, 201, map)
 }
 
@@ -289,15 +274,7 @@ fn update(req: &Request) -> Result<Response> {
         &body,
         Some((current.int("pid").unwrap_or(0), current.text("enddate"))),
     )?;
-    let mut update = Update::table("lists");
-    for (column, value) in columns {
-        update.set(column, value);
-    }
-    update
-        .set("modifydate", hearth_sdk::time::now().datetime())
-        .filter("uuid", id.as_str())
-        .filter("type", "medical_problem");
-    update.run()?;
+    write::update_list_item("medical_problem", &id, columns)?;
     write::after_update(req, &PROBLEM, &id, from)?;
     write::answer(req, &PROBLEM, &id, 200, map)
 }
