@@ -143,6 +143,28 @@ pub const HOST_OPERATIONS: &[HostOperation] = &[HostOperation {
     ],
 }];
 
+/// The host's Bulk Data export operations (`api`'s bulk module), named in the
+/// CapabilityStatement by the canonical URLs of the Bulk Data IG's definitions (not served
+/// under `/OperationDefinition`: the IG's are the definitions): on the system (`None`)
+/// and on each type the site serves among Patient and Group.
+const IG_OPERATIONS: &[(Option<&str>, &str, &str)] = &[
+    (
+        None,
+        "export",
+        "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export",
+    ),
+    (
+        Some("Patient"),
+        "export",
+        "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/patient-export",
+    ),
+    (
+        Some("Group"),
+        "export",
+        "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/group-export",
+    ),
+];
+
 /// An operation the site serves, as its definition is built: the host's, or one read
 /// off a plugin's `$` routes.
 #[derive(Debug, Clone, PartialEq)]
@@ -535,6 +557,13 @@ pub fn capability_statement(table: &SiteTable, base: &str, issuer: &str) -> Valu
                     "definition": format!("{base}/OperationDefinition/{}", op.code),
                 }));
             }
+            // The Bulk Data export on this type, by the IG's definition.
+            for (_, name, definition) in IG_OPERATIONS
+                .iter()
+                .filter(|(on, ..)| *on == Some(declared.resource_type.as_str()))
+            {
+                operations.push(json!({"name": name, "definition": definition}));
+            }
             if !operations.is_empty() {
                 resource["operation"] = json!(operations);
             }
@@ -554,13 +583,13 @@ pub fn capability_statement(table: &SiteTable, base: &str, issuer: &str) -> Valu
         "conditionalDelete": "not-supported",
     }));
     resources.sort_by(|a, b| a["type"].as_str().cmp(&b["type"].as_str()));
-    bulk_export_operations(&mut resources);
-    // The host's Bulk Data export (`api`'s bulk module) first, by the canonical URL of the
-    // Bulk Data IG's definition, then the operations defined here.
-    let mut system_operations = vec![json!({
-        "name": "export",
-        "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export",
-    })];
+    // The system-level Bulk Data export first, by the IG's definition, then the
+    // operations defined here.
+    let mut system_operations: Vec<Value> = IG_OPERATIONS
+        .iter()
+        .filter(|(on, ..)| on.is_none())
+        .map(|(_, name, definition)| json!({"name": name, "definition": definition}))
+        .collect();
     let defined: Vec<Value> = served_operations(table)
         .iter()
         .filter(|op| op.system)
@@ -625,29 +654,6 @@ pub fn capability_statement(table: &SiteTable, base: &str, issuer: &str) -> Valu
             "operation": system_operations,
         }],
     })
-}
-
-/// The Bulk Data export operations the host serves on the Patient and Group types
-/// (`/Patient/$export`, `/Group/{id}/$export`), on the types the site serves.
-fn bulk_export_operations(resources: &mut [Value]) {
-    for resource in resources.iter_mut() {
-        let (name, definition) = match resource["type"].as_str() {
-            Some("Patient") => (
-                "export",
-                "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/patient-export",
-            ),
-            Some("Group") => (
-                "export",
-                "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/group-export",
-            ),
-            _ => continue,
-        };
-        let entry = json!({"name": name, "definition": definition});
-        match resource["operation"].as_array_mut() {
-            Some(operations) => operations.push(entry),
-            None => resource["operation"] = json!([entry]),
-        }
-    }
 }
 
 #[cfg(test)]
