@@ -16,100 +16,16 @@
 //! p99 ≤ 50 ms. The machine's load average is printed with the figures.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use hearth::app::App;
 use hearth::auth::tokens::{self, Grant, Role};
 use hearth::config::Config;
 use hearth::sites::Sites;
-use http_body_util::{BodyExt, Empty};
-use hyper::body::Bytes;
 
-fn env(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-struct Round {
-    requests: u64,
-    elapsed: Duration,
-    latencies: Vec<u32>,
-    errors: u64,
-}
-
-/// Drives `connections` keep-alive connections for `seconds`, each request the next of
-/// `paths`.
-fn load(
-    addr: std::net::SocketAddr,
-    paths: Arc<Vec<String>>,
-    token: String,
-    connections: u64,
-    seconds: u64,
-) -> Round {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async move {
-        let stop = Arc::new(AtomicBool::new(false));
-        let next = Arc::new(AtomicUsize::new(0));
-        let started = Instant::now();
-        let mut tasks = Vec::new();
-        for _ in 0..connections {
-            let (paths, token, stop, next) =
-                (paths.clone(), token.clone(), stop.clone(), next.clone());
-            tasks.push(tokio::spawn(async move {
-                let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-                stream.set_nodelay(true).unwrap();
-                let (mut sender, connection) =
-                    hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-                        .await
-                        .unwrap();
-                tokio::spawn(connection);
-                let (mut latencies, mut errors) = (Vec::new(), 0u64);
-                while !stop.load(Ordering::Relaxed) {
-                    let path = &paths[next.fetch_add(1, Ordering::Relaxed) % paths.len()];
-                    let request = hyper::Request::builder()
-                        .uri(path)
-                        .header("host", "127.0.0.1")
-                        .header("authorization", format!("Bearer {token}"))
-                        .body(Empty::<Bytes>::new())
-                        .unwrap();
-                    let sent = Instant::now();
-                    let response = sender.send_request(request).await.unwrap();
-                    let ok = response.status() == 200;
-                    let _ = response.into_body().collect().await.unwrap();
-                    latencies.push(sent.elapsed().as_micros() as u32);
-                    errors += u64::from(!ok);
-                }
-                (latencies, errors)
-            }));
-        }
-        tokio::time::sleep(Duration::from_secs(seconds)).await;
-        stop.store(true, Ordering::Relaxed);
-        let elapsed = started.elapsed();
-        let mut round = Round {
-            requests: 0,
-            elapsed,
-            latencies: Vec::new(),
-            errors: 0,
-        };
-        for task in tasks {
-            let (latencies, errors) = task.await.unwrap();
-            round.requests += latencies.len() as u64;
-            round.latencies.extend(latencies);
-            round.errors += errors;
-        }
-        round
-    })
-}
-
-fn percentile(sorted: &[u32], q: f64) -> f64 {
-    sorted[((sorted.len() as f64 - 1.0) * q) as usize] as f64
-}
+#[path = "common/http_load.rs"]
+mod http_load;
+use http_load::{Round, Target, env, load, percentile, summary};
 
 fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
@@ -234,7 +150,12 @@ fn main() -> anyhow::Result<()> {
             .build()?;
         let (addr, token, uuids) = server_runtime.block_on(start(&root, backend, pg, patients))?;
         let paths = |make: &dyn Fn(&str) -> String| {
-            Arc::new(uuids.iter().map(|u| make(u)).collect::<Vec<_>>())
+            Arc::new(
+                uuids
+                    .iter()
+                    .map(|u| Target::get(make(u)))
+                    .collect::<Vec<_>>(),
+            )
         };
         let cases = [
             (
@@ -280,24 +201,14 @@ fn main() -> anyhow::Result<()> {
         let mut rps = Vec::new();
         let mut p99s = Vec::new();
         for ((name, _), rounds) in cases.iter().zip(&results) {
-            let requests: u64 = rounds.iter().map(|r| r.requests).sum();
-            let seconds: f64 = rounds.iter().map(|r| r.elapsed.as_secs_f64()).sum();
-            let errors: u64 = rounds.iter().map(|r| r.errors).sum();
+            let (per_second, errors, latencies) = summary(rounds);
             assert_eq!(errors, 0, "{name}: every request must answer 200");
-            let mut latencies: Vec<u32> = rounds
-                .iter()
-                .flat_map(|r| r.latencies.iter().copied())
-                .collect();
-            latencies.sort_unstable();
             let (p50, p99) = (
                 percentile(&latencies, 0.5) / 1000.0,
                 percentile(&latencies, 0.99) / 1000.0,
             );
-            println!(
-                "{name:14} {:>9.0} {p50:>9.2} {p99:>9.2}",
-                requests as f64 / seconds
-            );
-            rps.push(requests as f64 / seconds);
+            println!("{name:14} {per_second:>9.0} {p50:>9.2} {p99:>9.2}");
+            rps.push(per_second);
             p99s.push(p99);
         }
         println!(

@@ -15,116 +15,34 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
 
 use hearth::api::native::{self, NativeHandler};
 use hearth::app::App;
 use hearth::auth::tokens::{self, Grant, Role};
 use hearth::config::Config;
 use hearth::sites::Sites;
-use http_body_util::{BodyExt, Full};
-use hyper::body::Bytes;
 
-fn env(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+#[path = "common/http_load.rs"]
+mod http_load;
+use http_load::{Round, Target, env, load, percentile, summary};
 
-struct Round {
-    requests: u64,
-    elapsed: Duration,
-    latencies: Vec<u32>,
-    errors: u64,
-}
-
-/// One route under load: what each request sends and the status it must answer.
+/// One route under load: its name and the request each connection sends.
 struct Case {
     name: &'static str,
-    method: http::Method,
-    path: String,
-    body: Option<&'static str>,
-    status: u16,
+    target: Arc<Vec<Target>>,
+}
+
+impl Case {
+    fn new(name: &'static str, target: Target) -> Case {
+        Case {
+            name,
+            target: Arc::new(vec![target]),
+        }
+    }
 }
 
 /// A new patient for `POST /api/patient`.
 const NEW_PATIENT: &str = r#"{"fname":"Ann","lname":"Smith","sex":"Female","DOB":"1990-01-02","street":"1 Main St","city":"Springfield","state":"IL","postal_code":"62701","email":"ann@example.org","phone_home":"555-0100"}"#;
-
-/// Drives `connections` keep-alive connections with `case` for `seconds`.
-fn load(
-    addr: std::net::SocketAddr,
-    case: Arc<Case>,
-    token: String,
-    connections: u64,
-    seconds: u64,
-) -> Round {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async move {
-        let stop = Arc::new(AtomicBool::new(false));
-        let started = Instant::now();
-        let mut tasks = Vec::new();
-        for _ in 0..connections {
-            let (case, token, stop) = (case.clone(), token.clone(), stop.clone());
-            tasks.push(tokio::spawn(async move {
-                let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-                stream.set_nodelay(true).unwrap();
-                let (mut sender, connection) =
-                    hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-                        .await
-                        .unwrap();
-                tokio::spawn(connection);
-                let (mut latencies, mut errors) = (Vec::new(), 0u64);
-                while !stop.load(Ordering::Relaxed) {
-                    let mut request = hyper::Request::builder()
-                        .method(case.method.clone())
-                        .uri(&case.path)
-                        .header("host", "127.0.0.1")
-                        .header("authorization", format!("Bearer {token}"));
-                    if case.body.is_some() {
-                        request = request.header("content-type", "application/json");
-                    }
-                    let request = request
-                        .body(Full::new(Bytes::from_static(
-                            case.body.unwrap_or_default().as_bytes(),
-                        )))
-                        .unwrap();
-                    let sent = Instant::now();
-                    let response = sender.send_request(request).await.unwrap();
-                    let ok = response.status() == case.status;
-                    let _ = response.into_body().collect().await.unwrap();
-                    latencies.push(sent.elapsed().as_micros() as u32);
-                    errors += u64::from(!ok);
-                }
-                (latencies, errors)
-            }));
-        }
-        tokio::time::sleep(Duration::from_secs(seconds)).await;
-        stop.store(true, Ordering::Relaxed);
-        let elapsed = started.elapsed();
-        let mut round = Round {
-            requests: 0,
-            elapsed,
-            latencies: Vec::new(),
-            errors: 0,
-        };
-        for task in tasks {
-            let (latencies, errors) = task.await.unwrap();
-            round.requests += latencies.len() as u64;
-            round.latencies.extend(latencies);
-            round.errors += errors;
-        }
-        round
-    })
-}
-
-fn percentile(sorted: &[u32], q: f64) -> f64 {
-    sorted[((sorted.len() as f64 - 1.0) * q) as usize] as f64
-}
 
 fn main() -> anyhow::Result<()> {
     let routes = std::env::var("ROUTES").unwrap_or_else(|_| "read,list,create".into());
@@ -209,44 +127,55 @@ fn main() -> anyhow::Result<()> {
     })?;
 
     let cases = [
-        Case {
-            name: "read",
-            method: http::Method::GET,
-            path: read,
-            body: None,
-            status: 200,
-        },
-        Case {
-            name: "list",
-            method: http::Method::GET,
-            path: "/apis/default/api/patient?_limit=100".into(),
-            body: None,
-            status: 200,
-        },
-        Case {
-            name: "create",
-            method: http::Method::POST,
-            path: "/apis/default/api/patient".into(),
-            body: Some(NEW_PATIENT),
-            status: 201,
-        },
+        Case::new("read", Target::get(read)),
+        Case::new(
+            "list",
+            Target::get("/apis/default/api/patient?_limit=100".into()),
+        ),
+        Case::new(
+            "create",
+            Target {
+                method: http::Method::POST,
+                path: "/apis/default/api/patient".into(),
+                body: Some(NEW_PATIENT),
+                status: 201,
+            },
+        ),
     ];
     for case in cases {
         if !routes.split(',').any(|r| r.trim() == case.name) {
             continue;
         }
-        let case = Arc::new(case);
+        let target = &case.target[0];
         println!(
             "{} {} ({}), {connections} connections, {rounds} rounds of {seconds} s per path, alternating; {patients} patients",
-            case.method, case.path, case.name
+            target.method, target.path, case.name
         );
         // Warm both paths (compile caches, statement caches, pool slots).
-        load(plugin_addr, case.clone(), token.clone(), connections, 1);
-        load(native_addr, case.clone(), token.clone(), connections, 1);
+        load(
+            plugin_addr,
+            case.target.clone(),
+            token.clone(),
+            connections,
+            1,
+        );
+        load(
+            native_addr,
+            case.target.clone(),
+            token.clone(),
+            connections,
+            1,
+        );
         let mut results: HashMap<&str, Vec<Round>> = HashMap::new();
         for _ in 0..rounds {
             for (name, addr) in [("plugin", plugin_addr), ("native", native_addr)] {
-                let round = load(addr, case.clone(), token.clone(), connections, seconds);
+                let round = load(
+                    addr,
+                    case.target.clone(),
+                    token.clone(),
+                    connections,
+                    seconds,
+                );
                 println!(
                     "  {name:6} {:8.0} req/s ({} requests, {} errors)",
                     round.requests as f64 / round.elapsed.as_secs_f64(),
@@ -256,32 +185,23 @@ fn main() -> anyhow::Result<()> {
                 results.entry(name).or_default().push(round);
             }
         }
-        let mut summary = HashMap::new();
+        let mut by_path = HashMap::new();
         println!(
             "{:8} {:>10} {:>10} {:>10}",
             "path", "req/s", "p50 µs", "p99 µs"
         );
         for name in ["native", "plugin"] {
-            let rounds = &results[name];
-            let requests: u64 = rounds.iter().map(|r| r.requests).sum();
-            let seconds: f64 = rounds.iter().map(|r| r.elapsed.as_secs_f64()).sum();
-            let errors: u64 = rounds.iter().map(|r| r.errors).sum();
+            let (rps, errors, latencies) = summary(&results[name]);
             assert_eq!(errors, 0, "every request must succeed");
-            let mut latencies: Vec<u32> = rounds
-                .iter()
-                .flat_map(|r| r.latencies.iter().copied())
-                .collect();
-            latencies.sort_unstable();
-            let rps = requests as f64 / seconds;
             let (p50, p99) = (percentile(&latencies, 0.5), percentile(&latencies, 0.99));
             println!("{name:8} {rps:>10.0} {p50:>10.0} {p99:>10.0}");
-            summary.insert(name, (rps, p99));
+            by_path.insert(name, (rps, p99));
         }
         println!(
             "{}: plugin / native throughput {:.3}, p99 {:.2}",
             case.name,
-            summary["plugin"].0 / summary["native"].0,
-            summary["plugin"].1 / summary["native"].1
+            by_path["plugin"].0 / by_path["native"].0,
+            by_path["plugin"].1 / by_path["native"].1
         );
     }
     drop(server_runtime);
