@@ -88,6 +88,21 @@ pub struct Summary {
     pub appointments: u64,
     /// `immunizations` rows (CVX-coded vaccines).
     pub immunizations: u64,
+    /// Care plan forms (`forms` rows of formdir `care_plan` with their `form_care_plan`
+    /// rows).
+    pub care_plans: u64,
+    /// `form_care_plan` rows of type `goal`.
+    pub goals: u64,
+    /// `care_teams` rows (each with two `care_team_member` rows).
+    pub care_teams: u64,
+    /// `lists` rows of type `medical_device` (implants with their UDI).
+    pub devices: u64,
+    /// `questionnaire_response` rows (PHQ-2 screenings).
+    pub questionnaire_responses: u64,
+    /// `pnotes` rows (messages about patients).
+    pub messages: u64,
+    /// `transactions` rows (referrals, with their `lbt_data` fields).
+    pub transactions: u64,
 }
 
 impl Summary {
@@ -115,6 +130,13 @@ impl Summary {
             ("smoking statuses", self.smoking_statuses),
             ("appointments", self.appointments),
             ("immunizations", self.immunizations),
+            ("care plans", self.care_plans),
+            ("goals", self.goals),
+            ("care teams", self.care_teams),
+            ("implantable devices", self.devices),
+            ("questionnaire responses", self.questionnaire_responses),
+            ("messages", self.messages),
+            ("transactions", self.transactions),
         ]
     }
 }
@@ -184,8 +206,9 @@ pub async fn seed<D: Database>(
     let mut tx = begin(db).await?;
     let mut ids = Ids::reserve(&mut tx, dialect).await?;
     let mut tables = Tables::default();
-    let staff = Staff::generate(&mut rng, &mut ids, &mut tables, facilities, practitioners);
+    let mut staff = Staff::generate(&mut rng, &mut ids, &mut tables, facilities, practitioners);
     tables.write(&mut tx, dialect).await?;
+    staff.questionnaire = generate::care::questionnaires(&mut tx, "2025-06-30 08:00:00").await?;
     finish(tx, dialect).await?;
     summary.facilities = facilities;
     summary.practitioners = practitioners;
@@ -228,7 +251,8 @@ async fn begin<D: Database>(db: &D) -> Result<D::Tx> {
 async fn finish(mut tx: impl Transaction, dialect: Dialect) -> Result<()> {
     if dialect == Dialect::Postgres {
         let tables = ID_TABLES.iter().chain(&[HISTORY_DATA]).map(|t| (*t, "id"));
-        for (table, id) in tables.chain([(APPOINTMENTS, "pc_eid")]) {
+        let care = generate::care::ID_TABLES.iter().copied();
+        for (table, id) in tables.chain([(APPOINTMENTS, "pc_eid")]).chain(care) {
             let sql = format!(
                 "SELECT setval(pg_get_serial_sequence('{table}', '{id}'), (SELECT MAX({id}) FROM {table})) AS v \
                  WHERE EXISTS (SELECT 1 FROM {table})"
@@ -282,6 +306,8 @@ pub(crate) struct Ids {
     pub(crate) history_data: i64,
     /// The next `pc_eid` of `openemr_postcalendar_events`.
     pub(crate) appointment: i64,
+    /// The next ids of the care tables.
+    pub(crate) care: generate::care::Ids,
     /// The next pid (from the `pid` sequence).
     pub(crate) pid: i64,
 }
@@ -292,9 +318,11 @@ impl Ids {
     /// write transaction already excludes them.
     async fn reserve(tx: &mut impl Transaction, dialect: Dialect) -> Result<Ids> {
         if dialect == Dialect::Postgres {
+            let care: Vec<&str> = generate::care::ID_TABLES.iter().map(|(t, _)| *t).collect();
             let sql = format!(
-                "LOCK TABLE {}, {ISSUE_ENCOUNTER}, {HISTORY_DATA}, {APPOINTMENTS} IN EXCLUSIVE MODE",
-                ID_TABLES.join(", ")
+                "LOCK TABLE {}, {ISSUE_ENCOUNTER}, {HISTORY_DATA}, {APPOINTMENTS}, {} IN EXCLUSIVE MODE",
+                ID_TABLES.join(", "),
+                care.join(", ")
             );
             tx.execute(&sql, vec![])
                 .await
@@ -324,18 +352,19 @@ impl Ids {
             issue_encounter: next_id(tx, ISSUE_ENCOUNTER).await?,
             history_data: next_id(tx, HISTORY_DATA).await?,
             appointment: next_key(tx, APPOINTMENTS, "pc_eid").await?,
+            care: generate::care::Ids::reserve(tx).await?,
             pid: 0,
         })
     }
 }
 
 /// One more than the highest id of `table`.
-async fn next_id(tx: &mut impl Transaction, table: &str) -> Result<i64> {
+pub(crate) async fn next_id(tx: &mut impl Transaction, table: &str) -> Result<i64> {
     next_key(tx, table, "id").await
 }
 
 /// One more than the highest `key` of `table`.
-async fn next_key(tx: &mut impl Transaction, table: &str, key: &str) -> Result<i64> {
+pub(crate) async fn next_key(tx: &mut impl Transaction, table: &str, key: &str) -> Result<i64> {
     let sql = format!("SELECT COALESCE(MAX({key}), 0) AS m FROM {table}");
     let rows = tx
         .query(&sql, vec![])
@@ -377,7 +406,7 @@ pub(crate) struct Batch {
 }
 
 impl Batch {
-    fn new(table: &'static str) -> Batch {
+    pub(crate) fn new(table: &'static str) -> Batch {
         Batch {
             table,
             columns: Vec::new(),
@@ -428,7 +457,11 @@ impl Batch {
     /// or a number's name, by walking a list of them, so compiling and binding a
     /// statement with thousands of them is quadratic (the binding alone took 92 % of a
     /// seed's time with `?N`). PostgreSQL gets `$N`.
-    async fn write(&mut self, tx: &mut impl Transaction, dialect: Dialect) -> Result<()> {
+    pub(crate) async fn write(
+        &mut self,
+        tx: &mut impl Transaction,
+        dialect: Dialect,
+    ) -> Result<()> {
         if let Some(misfit) = &self.misfit {
             bail!("seeding {}: {misfit}", self.table);
         }
@@ -488,6 +521,8 @@ pub(crate) struct Tables {
     pub(crate) history: Batch,
     pub(crate) appointments: Batch,
     pub(crate) immunizations: Batch,
+    /// Care plans, care teams, devices, questionnaire responses, messages, transactions.
+    pub(crate) care: generate::care::Batches,
     /// The type of each `lists` row, for the summary.
     pub(crate) list_types: Vec<Issues>,
     /// Encounters in the batch so far (numbered with placeholders, see
@@ -510,6 +545,7 @@ impl Default for Tables {
             history: Batch::new(HISTORY_DATA),
             appointments: Batch::new(APPOINTMENTS),
             immunizations: Batch::new(IMMUNIZATIONS),
+            care: generate::care::Batches::default(),
             list_types: Vec::new(),
             encounters: 0,
         }
@@ -531,6 +567,7 @@ impl Tables {
             &mut self.encounter,
             &mut self.forms,
             &mut self.issue_encounter,
+            &mut self.care.plans,
         ] {
             let width = batch.columns.len();
             let Some(at) = batch.columns.iter().position(|c| *c == column) else {
@@ -556,6 +593,7 @@ impl Tables {
         summary.smoking_statuses += self.history.len();
         summary.appointments += self.appointments.len();
         summary.immunizations += self.immunizations.len();
+        self.care.count(summary);
         for issues in &self.list_types {
             let count = match *issues {
                 Issues::MEDICAL_PROBLEMS => &mut summary.medical_problems,
@@ -585,6 +623,7 @@ impl Tables {
         ] {
             batch.write(tx, dialect).await?;
         }
+        self.care.write(tx, dialect).await?;
         Ok(())
     }
 }
@@ -656,7 +695,10 @@ mod tests {
         assert_eq!(count(Form::SOAP) as u64, tables.soap.len());
         assert_eq!(
             tables.forms.len(),
-            tables.encounter.len() + tables.vitals.len() + tables.soap.len()
+            tables.encounter.len()
+                + tables.vitals.len()
+                + tables.soap.len()
+                + tables.care.plan_forms
         );
         // Each vitals row is registered once, under its own id.
         let mut registered: Vec<i64> = tables
@@ -744,6 +786,6 @@ mod tests {
             ..Summary::default()
         };
         assert_eq!(summary.rows(), 23);
-        assert_eq!(summary.lines().len(), 16);
+        assert_eq!(summary.lines().len(), 23);
     }
 }

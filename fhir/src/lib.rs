@@ -556,6 +556,40 @@ pub fn read(req: &Request, def: &TypeDef, id: &str, map: Mapper) -> Result<Respo
     Ok(answer(200, resource(def, &row, req, map)).header("etag", &format!("W/\"{version}\"")))
 }
 
+/// Whether `id` is a FHIR logical id: 1 to 64 letters, digits, `-` and `.`.
+pub fn is_fhir_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+}
+
+/// [`read`] for a type whose ids are not uuids (ValueSet: the list's name): any FHIR
+/// logical id, compared as given.
+pub fn read_id(req: &Request, def: &TypeDef, id: &str, map: Mapper) -> Result<Response> {
+    let not_found = || {
+        error(
+            404,
+            "not-found",
+            &format!("{}/{id} is not known", def.resource_type),
+        )
+    };
+    if !is_fhir_id(id) {
+        return Err(not_found());
+    }
+    let mut sql = search::Sql::default();
+    let by_id = format!("{} = {}", def.id, sql.bind(id));
+    sql.conditions.push(by_id);
+    confine(req, def, &mut sql);
+    let rows = store::query(
+        &format!("{} WHERE {}", def.select(), sql.where_clause()),
+        &sql.params,
+    )?;
+    let row = rows.get(0).ok_or_else(not_found)?;
+    let version = history::row_version(&row);
+    Ok(answer(200, resource(def, &row, req, map)).header("etag", &format!("W/\"{version}\"")))
+}
+
 /// `GET /fhir/{Type}`: the searchset Bundle for the request's query.
 pub fn search(req: &Request, def: &TypeDef, map: Mapper) -> Result<Response> {
     let strict = req.header("prefer").is_some_and(|p| {

@@ -171,6 +171,48 @@ pub const TARGETS: &[Target] = &[
         only: "1=1",
         category: ("NULL", None),
     },
+    // Care plans (the care plan forms), goals, care teams and implantable devices
+    // (plugins fhir-care and fhir-device).
+    Target {
+        resource_type: "CarePlan",
+        from: "forms fo JOIN patient_data p ON p.pid = fo.pid",
+        id: "CAST(fo.uuid AS TEXT)",
+        last_updated: "fo.date",
+        patient: "p.uuid",
+        key: "fo.id",
+        only: "fo.formdir = 'care_plan'",
+        category: ("NULL", None),
+    },
+    Target {
+        resource_type: "Goal",
+        from: "form_care_plan cp JOIN patient_data p ON p.pid = cp.pid",
+        id: "CAST(cp.uuid AS TEXT)",
+        last_updated: "cp.date",
+        patient: "p.uuid",
+        key: "cp.row_key",
+        only: "cp.care_plan_type = 'goal'",
+        category: ("NULL", None),
+    },
+    Target {
+        resource_type: "CareTeam",
+        from: "care_teams ct JOIN patient_data p ON p.pid = ct.pid",
+        id: "CAST(ct.uuid AS TEXT)",
+        last_updated: "COALESCE(ct.date_updated, ct.date_created)",
+        patient: "p.uuid",
+        key: "ct.id",
+        only: "1=1",
+        category: ("NULL", None),
+    },
+    Target {
+        resource_type: "Device",
+        from: "lists l JOIN patient_data p ON p.pid = l.pid",
+        id: "CAST(l.uuid AS TEXT)",
+        last_updated: "COALESCE(l.modifydate, l.date)",
+        patient: "p.uuid",
+        key: "l.id",
+        only: "l.type = 'medical_device'",
+        category: ("NULL", None),
+    },
 ];
 
 /// Every Provenance as one derived table (alias `pv`): `pid` (the id, the target's),

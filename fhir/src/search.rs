@@ -903,10 +903,15 @@ pub(crate) fn condition_in(
             if let Some(m) = modifier {
                 return Err(bad_modifier(m));
             }
-            // Hearth's ids are uuids; anything else names no resource (and would not
-            // bind to a uuid column).
-            for v in values.into_iter().filter(|v| is_uuid(v)) {
-                alternatives.push(format!("{column} = {}", sql.bind(v.to_ascii_lowercase())));
+            // Hearth's ids are uuids, except for the few types named otherwise (a
+            // ValueSet is its list's name): another id is compared as text, which a uuid
+            // column never equals; what is no FHIR id at all names no resource.
+            for v in values {
+                if is_uuid(&v) {
+                    alternatives.push(format!("{column} = {}", sql.bind(v.to_ascii_lowercase())));
+                } else if crate::is_fhir_id(&v) {
+                    alternatives.push(format!("CAST({column} AS TEXT) = {}", sql.bind(v)));
+                }
             }
         }
         Target::Token(columns) => {

@@ -250,6 +250,20 @@ const CASES: &[Case] = &[
     case("GET /api/immunization?cvx_code=140", None, Answer(200, List), "ImmunizationService::getAll filters by the immunizations columns", Answer(200, List)),
     case("GET /api/immunization/{imm_uuid}", None, Answer(200, Object), "ImmunizationRestController::getOne", Answer(200, Object)),
     case("GET /api/immunization/{unknown}", None, Answer(200, Nothing), L, Answer(404, Nothing)),
+    // ---- Messages (family B) and transactions (family L): chart-care.
+    case("POST /api/patient/{pid}/message", Some(r#"{"body":"Please call back","to":"admin","from":"admin","groupname":"Default","title":"Chart Note","message_status":"New"}"#), Answer(201, Bare(&["mid"])), "MessageRestController::post: 201 {\"mid\"}", Answer(201, Bare(&["mid"]))),
+    case("POST /api/patient/{pid}/message", Some(r#"{"body":"x"}"#), Answer(200, BareInvalid("body")), B_INVALID, Answer(400, BareInvalid("body"))),
+    case("PUT /api/patient/{pid}/message/{msg_id}", Some(r#"{"body":"Called back","to":"admin","from":"admin","groupname":"Default","title":"Chart Note","message_status":"Done"}"#), Answer(200, Bare(&["mid"])), "MessageRestController::put: 200 {\"mid\"}", Answer(200, Bare(&["mid"]))),
+    case("PUT /api/patient/{empty_pid}/message/{msg_id}", Some(r#"{"message_status":"Read"}"#), Answer(200, Bare(&["mid"])), "MessageService::update changes the note by id alone", Answer(404, BareError))
+        .compat(Answer(404, Empty), "an authorization hole stays closed: another patient's note is not changed"),
+    case("DELETE /api/patient/{pid}/message/{msg_del}", None, Answer(200, True), "MessageRestController::delete: 200 true", Answer(200, True)),
+    case("DELETE /api/patient/{pid}/message/999999", None, Answer(200, True), "MessageService::delete answers true whatever the id names", Answer(404, BareError))
+        .compat(Answer(404, Empty), "nothing was deleted; OpenEMR's empty 404 for nothing found"),
+    case("GET /api/patient/{pid}/transaction", None, Answer(200, List), "TransactionRestController::GetPatientTransactions", Answer(200, List)),
+    case("POST /api/patient/{pid}/transaction", Some(r#"{"type":"LBTref","groupname":"Default","referralDate":"2024-05-01","body":"Cardiology consult","referByNpi":"1234567890"}"#), Answer(200, List), L, Answer(201, List)),
+    case("POST /api/patient/{pid}/transaction", Some(r#"{"type":"LBTref","groupname":"Default","body":"Cardiology consult","referByNpi":"1234567890"}"#), Answer(200, Invalid("referralDate")), "TransactionRestController::CreateTransaction records the errors, and still inserts", Answer(400, Invalid("referralDate"))),
+    case("PUT /api/transaction/{tid}", Some(r#"{"body":"Cardiology consult, urgent","riskLevel":"High"}"#), Answer(200, List), "TransactionRestController::UpdateTransaction: the transaction as a list", Answer(200, List)),
+    case("PUT /api/transaction/999999", Some(r#"{"body":"Nobody's"}"#), Answer(200, Nothing), L, Answer(404, Nothing)),
     // ---- Practitioners (family M).
     case("GET /api/practitioner", None, Answer(200, List), "PractitionerApiTest::testGetAll", Answer(200, List)),
     case("GET /api/practitioner?_sort=nosuchfield", None, Answer(200, List), "PractitionerRestController ignores _sort", Answer(400, Invalid("_sort"))),
@@ -394,6 +408,53 @@ const CASES: &[Case] = &[
     case("GET /fhir/Immunization/{imm_uuid}", None, Answer(200, FhirResource("Immunization")), "FhirImmunizationRestController::getOne", Answer(200, FhirResource("Immunization"))),
     case("GET /fhir/Immunization/{unknown}", None, Answer(404, BareEmpty), "FhirImmunizationRestController::getOne: RestControllerHelper::handleFhirProcessingResult answers [] with 404", Answer(404, FhirResource("OperationOutcome")))
         .compat(Answer(404, FhirResource("OperationOutcome")), "a FHIR error is an OperationOutcome"),
+    // ---- CarePlan, CareTeam, Goal, Device, Questionnaire(Response), ValueSet: chart-care.
+    case("GET /fhir/CarePlan", None, Answer(200, FhirBundle("collection")), "FhirCarePlanRestController::getAll: a collection Bundle", Answer(200, FhirBundle("searchset")))
+        .compat(Answer(200, FhirBundle("searchset")), "FHIR clients follow the specification: a search answers a searchset"),
+    case("POST /fhir/CarePlan/_search", None, Answer(200, FhirBundle("collection")), "FhirCarePlanRestController: the form body merged into the query, as getAll", Answer(200, FhirBundle("searchset")))
+        .compat(Answer(200, FhirBundle("searchset")), "FHIR clients follow the specification: a search answers a searchset"),
+    case("GET /fhir/CarePlan/{careplan_uuid}", None, Answer(200, FhirResource("CarePlan")), "FhirCarePlanRestController::getOne", Answer(200, FhirResource("CarePlan"))),
+    case("GET /fhir/CarePlan/{unknown}", None, Answer(404, BareEmpty), "FhirCarePlanRestController::getOne: RestControllerHelper::handleFhirProcessingResult answers [] with 404", Answer(404, FhirResource("OperationOutcome")))
+        .compat(Answer(404, FhirResource("OperationOutcome")), "a FHIR error is an OperationOutcome"),
+    case("GET /fhir/CareTeam", None, Answer(200, FhirBundle("collection")), "FhirCareTeamRestController::getAll: a collection Bundle", Answer(200, FhirBundle("searchset")))
+        .compat(Answer(200, FhirBundle("searchset")), "FHIR clients follow the specification: a search answers a searchset"),
+    case("POST /fhir/CareTeam/_search", None, Answer(200, FhirBundle("collection")), "FhirCareTeamRestController: the form body merged into the query, as getAll", Answer(200, FhirBundle("searchset")))
+        .compat(Answer(200, FhirBundle("searchset")), "FHIR clients follow the specification: a search answers a searchset"),
+    case("GET /fhir/CareTeam/{careteam_uuid}", None, Answer(200, FhirResource("CareTeam")), "FhirCareTeamRestController::getOne", Answer(200, FhirResource("CareTeam"))),
+    case("GET /fhir/CareTeam/{unknown}", None, Answer(404, BareEmpty), "FhirCareTeamRestController::getOne: RestControllerHelper::handleFhirProcessingResult answers [] with 404", Answer(404, FhirResource("OperationOutcome")))
+        .compat(Answer(404, FhirResource("OperationOutcome")), "a FHIR error is an OperationOutcome"),
+    case("GET /fhir/Goal", None, Answer(200, FhirBundle("collection")), "FhirGoalRestController::getAll: a collection Bundle", Answer(200, FhirBundle("searchset")))
+        .compat(Answer(200, FhirBundle("searchset")), "FHIR clients follow the specification: a search answers a searchset"),
+    case("POST /fhir/Goal/_search", None, Answer(200, FhirBundle("collection")), "FhirGoalRestController: the form body merged into the query, as getAll", Answer(200, FhirBundle("searchset")))
+        .compat(Answer(200, FhirBundle("searchset")), "FHIR clients follow the specification: a search answers a searchset"),
+    case("GET /fhir/Goal/{goal_uuid}", None, Answer(200, FhirResource("Goal")), "FhirGoalRestController::getOne", Answer(200, FhirResource("Goal"))),
+    case("GET /fhir/Goal/{unknown}", None, Answer(404, BareEmpty), "FhirGoalRestController::getOne: RestControllerHelper::handleFhirProcessingResult answers [] with 404", Answer(404, FhirResource("OperationOutcome")))
+        .compat(Answer(404, FhirResource("OperationOutcome")), "a FHIR error is an OperationOutcome"),
+    case("GET /fhir/Device", None, Answer(200, FhirBundle("collection")), "FhirDeviceRestController::getAll: a collection Bundle", Answer(200, FhirBundle("searchset")))
+        .compat(Answer(200, FhirBundle("searchset")), "FHIR clients follow the specification: a search answers a searchset"),
+    case("POST /fhir/Device/_search", None, Answer(200, FhirBundle("collection")), "FhirDeviceRestController: the form body merged into the query, as getAll", Answer(200, FhirBundle("searchset")))
+        .compat(Answer(200, FhirBundle("searchset")), "FHIR clients follow the specification: a search answers a searchset"),
+    case("GET /fhir/Device/{device_uuid}", None, Answer(200, FhirResource("Device")), "FhirDeviceRestController::getOne", Answer(200, FhirResource("Device"))),
+    case("GET /fhir/Device/{unknown}", None, Answer(404, BareEmpty), "FhirDeviceRestController::getOne: RestControllerHelper::handleFhirProcessingResult answers [] with 404", Answer(404, FhirResource("OperationOutcome")))
+        .compat(Answer(404, FhirResource("OperationOutcome")), "a FHIR error is an OperationOutcome"),
+    case("GET /fhir/Questionnaire", None, Answer(200, FhirBundle("collection")), "FhirQuestionnaireRestController::getAll: a collection Bundle", Answer(200, FhirBundle("searchset")))
+        .compat(Answer(200, FhirBundle("searchset")), "FHIR clients follow the specification: a search answers a searchset"),
+    case("POST /fhir/Questionnaire/_search", None, Answer(200, FhirBundle("collection")), "FhirQuestionnaireRestController: the form body merged into the query, as getAll", Answer(200, FhirBundle("searchset")))
+        .compat(Answer(200, FhirBundle("searchset")), "FHIR clients follow the specification: a search answers a searchset"),
+    case("GET /fhir/QuestionnaireResponse", None, Answer(200, FhirBundle("collection")), "FhirQuestionnaireResponseRestController::getAll: a collection Bundle", Answer(200, FhirBundle("searchset")))
+        .compat(Answer(200, FhirBundle("searchset")), "FHIR clients follow the specification: a search answers a searchset"),
+    case("POST /fhir/QuestionnaireResponse/_search", None, Answer(200, FhirBundle("collection")), "FhirQuestionnaireResponseRestController: the form body merged into the query, as getAll", Answer(200, FhirBundle("searchset")))
+        .compat(Answer(200, FhirBundle("searchset")), "FHIR clients follow the specification: a search answers a searchset"),
+    case("GET /fhir/QuestionnaireResponse/{qr_uuid}", None, Answer(200, FhirResource("QuestionnaireResponse")), "FhirQuestionnaireResponseRestController::getOne", Answer(200, FhirResource("QuestionnaireResponse"))),
+    case("GET /fhir/QuestionnaireResponse/{unknown}", None, Answer(404, BareEmpty), "FhirQuestionnaireResponseRestController::getOne: RestControllerHelper::handleFhirProcessingResult answers [] with 404", Answer(404, FhirResource("OperationOutcome")))
+        .compat(Answer(404, FhirResource("OperationOutcome")), "a FHIR error is an OperationOutcome"),
+    case("GET /fhir/ValueSet", None, Answer(200, FhirBundle("collection")), "FhirValueSetRestController::getAll: a collection Bundle", Answer(200, FhirBundle("searchset")))
+        .compat(Answer(200, FhirBundle("searchset")), "FHIR clients follow the specification: a search answers a searchset"),
+    case("POST /fhir/ValueSet/_search", None, Answer(200, FhirBundle("collection")), "FhirValueSetRestController: the form body merged into the query, as getAll", Answer(200, FhirBundle("searchset")))
+        .compat(Answer(200, FhirBundle("searchset")), "FHIR clients follow the specification: a search answers a searchset"),
+    case("GET /fhir/ValueSet/{valueset}", None, Answer(200, FhirResource("ValueSet")), "FhirValueSetRestController::getOne", Answer(200, FhirResource("ValueSet"))),
+    case("GET /fhir/ValueSet/{unknown}", None, Answer(404, BareEmpty), "FhirValueSetRestController::getOne: RestControllerHelper::handleFhirProcessingResult answers [] with 404", Answer(404, FhirResource("OperationOutcome")))
+        .compat(Answer(404, FhirResource("OperationOutcome")), "a FHIR error is an OperationOutcome"),
     case("GET /fhir/Group", None, Answer(200, FhirBundle("collection")), "FhirGroupRestController::getAll: a collection Bundle", Answer(200, FhirBundle("searchset")))
         .compat(Answer(200, FhirBundle("searchset")), "FHIR clients follow the specification: a search answers a searchset"),
     case("POST /fhir/Group/_search", None, Answer(404, Error), "RoutesExtensionListener: OpenEMR routes no Group _search (Route not found)", Answer(200, FhirBundle("searchset")))
@@ -426,7 +487,9 @@ const STAFF_SCOPES: &str = "openid offline_access api:oemr api:fhir api:port \
     user/Location.rs user/Encounter.cruds user/Condition.cruds user/AllergyIntolerance.cruds \
     user/Observation.rs user/MedicationRequest.rs user/Procedure.rs user/Provenance.rs \
     user/appointment.cruds user/Appointment.rs user/immunization.rs user/Immunization.rs \
-    user/Group.cruds";
+    user/Group.cruds user/message.cud user/transaction.crus user/CarePlan.rs user/CareTeam.rs \
+    user/Goal.rs user/Device.rs user/Questionnaire.rs user/QuestionnaireResponse.rs \
+    user/ValueSet.rs";
 
 /// Builds the rows the table reads, through the API, on `site`.
 async fn fixtures(app: &TestApp, site: &str, token: &str) -> Fixtures {
@@ -485,6 +548,75 @@ async fn fixtures(app: &TestApp, site: &str, token: &str) -> Fixtures {
             .expect("an immunization");
     });
     f.insert("imm_uuid", imm_uuid.to_owned());
+    // Care records (chart-care): a care plan form with a goal, a care team, an implanted
+    // device and a questionnaire response, in SQL as OpenEMR's screens write them.
+    let care = [
+        format!(
+            "INSERT INTO forms (uuid, date, encounter, form_name, form_id, pid, formdir) VALUES \
+                 ('90cde167-0000-4000-8000-0000000000c1', '2024-01-02 10:00:00', 0, 'Care Plan', 1, {pid}, 'care_plan')"
+        ),
+        format!(
+            "INSERT INTO form_care_plan (id, uuid, date, pid, description, care_plan_type) VALUES \
+                 (1, '90cde167-0000-4000-8000-0000000000d1', '2024-01-02 10:00:00', {pid}, 'Walk daily', 'goal')"
+        ),
+        format!(
+            "INSERT INTO care_teams (uuid, pid, team_name, date_created) VALUES \
+                 ('90cde167-0000-4000-8000-0000000000e1', {pid}, 'Primary care team', '2024-01-02 10:00:00')"
+        ),
+        format!(
+            "INSERT INTO lists (uuid, date, type, title, udi, pid) VALUES ('90cde167-0000-4000-8000-0000000000f1', \
+                 '2024-01-02 10:00:00', 'medical_device', 'Cardiac pacemaker', '(01)00844588003288(17)291120(10)L1', {pid})"
+        ),
+        format!(
+            "INSERT INTO questionnaire_response (uuid, questionnaire_id, patient_id, create_time, status, \
+                 questionnaire_response) VALUES ('90cde167-0000-4000-8000-0000000000a2', '55757-9', {pid}, \
+                 '2024-01-02 10:00:00', 'completed', '{{\"resourceType\":\"QuestionnaireResponse\",\"status\":\"completed\"}}')"
+        ),
+    ];
+    for statement in care {
+        hearth::on_db!(&site_ref.db, |pool| {
+            sqlx::query(sqlx::AssertSqlSafe(statement.clone()))
+                .execute(pool)
+                .await
+                .expect("a care record");
+        });
+    }
+    f.insert(
+        "careplan_uuid",
+        "90cde167-0000-4000-8000-0000000000c1".into(),
+    );
+    f.insert("goal_uuid", "90cde167-0000-4000-8000-0000000000d1".into());
+    f.insert(
+        "careteam_uuid",
+        "90cde167-0000-4000-8000-0000000000e1".into(),
+    );
+    f.insert("device_uuid", "90cde167-0000-4000-8000-0000000000f1".into());
+    f.insert("qr_uuid", "90cde167-0000-4000-8000-0000000000a2".into());
+    f.insert("valueset", "Care-Team-Status".into());
+    let message = json!({"body": "Please call back", "to": "admin", "from": "admin",
+        "groupname": "Default", "title": "Chart Note", "message_status": "New"});
+    for key in ["msg_id", "msg_del"] {
+        let reply = app
+            .post(
+                &api(&format!("/api/patient/{pid}/message")),
+                token,
+                message.clone(),
+            )
+            .await;
+        f.insert(key, text(&created(&reply, "a message")["mid"]));
+    }
+    let referral = app
+        .post(
+            &api(&format!("/api/patient/{pid}/transaction")),
+            token,
+            json!({"type": "LBTref", "groupname": "Default", "referralDate": "2024-05-01",
+                "body": "Cardiology consult", "referByNpi": "1234567890"}),
+        )
+        .await;
+    f.insert(
+        "tid",
+        text(&created(&referral, "a transaction")["data"][0]["id"]),
+    );
     f.insert("fid", text(&facility.json["data"]["id"]));
     // A Group of the patient (Hearth's own table; OpenEMR has no Group writes).
     let group = app

@@ -27,6 +27,8 @@ impl Resource for FhirProvenance {
         "history_data",
         "facility",
         "immunizations",
+        "form_care_plan",
+        "care_teams",
     ];
     const ROUTES: &'static [Route] = &[
         Route::get("/fhir/Provenance", "Provenance.s", search)
