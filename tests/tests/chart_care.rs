@@ -673,7 +673,7 @@ both! {
         assert_eq!(c["fields"].as_u64(), Some(summary.transactions * 7));
         assert_eq!(c["questionnaires"], json!(1));
         assert!(summary.care_plans >= 15 && summary.care_teams >= 15 && summary.messages >= 30, "{summary:?}");
-        assert!(summary.questionnaire_responses >= 5 && summary.transactions >= 3, "{summary:?}");
+        assert!(summary.questionnaire_responses >= 5 && summary.transactions >= 1, "{summary:?}");
 
         // The plugins serve what the seed wrote; every device's UDI parses.
         let token = app.user_token("second", "admin", SCOPES).await;
