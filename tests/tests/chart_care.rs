@@ -148,6 +148,22 @@ async fn chart(app: &TestApp, token: &str) -> (i64, String, i64, String, String)
     (pid_a, puuid_a, pid_b, puuid_b, doctor_uuid)
 }
 
+/// The production identifiers a UDI gives: lot, serial, manufacture and expiry dates,
+/// distinct identifier.
+type Udi = [Option<&'static str>; 5];
+
+/// A message request: method, path, body, status, the field and rule of a refusal.
+type MessageCase = (
+    reqwest::Method,
+    String,
+    Option<Value>,
+    u16,
+    Option<(&'static str, &'static str)>,
+);
+
+/// A transaction request: method, path, body, status, the refused field.
+type TransactionCase = (reqwest::Method, String, Value, u16, Option<&'static str>);
+
 fn sorted(mut ids: Vec<String>) -> Vec<String> {
     ids.sort();
     ids
@@ -283,13 +299,13 @@ both! {
             let token = token.clone();
             async move { app.get(&fhir(app, "default", &path), &token).await }
         };
-        // (device, issuer, device identifier, lot, serial, made, expires, distinct id)
-        let table: [(&str, &str, &str, Option<&str>, Option<&str>, Option<&str>, Option<&str>, Option<&str>); 3] = [
-            (GS1, "http://hl7.org/fhir/NamingSystem/gs1-di", "00844588003288", Some("7654321D"), Some("10987654d321"), Some("2014-12-31"), Some("2029-11-20"), None),
-            (HIBCC, "http://hl7.org/fhir/NamingSystem/hibcc-dI", "B066000325011NS1", Some("LOT123456789012345"), Some("XYZ456789012345678"), Some("2013-02-02"), Some("2020-02-02"), None),
-            (ICCBBA, "http://hl7.org/fhir/NamingSystem/iccbba-other-di", "A9999XYZ100T0944", Some("1000000000000XYZ123"), Some("000025"), Some("2013-02-01"), Some("2014-02-01"), Some("A999713123456")),
+        // (device, issuer, device identifier, [lot, serial, made, expires, distinct id])
+        let table: [(&str, &str, &str, Udi); 3] = [
+            (GS1, "http://hl7.org/fhir/NamingSystem/gs1-di", "00844588003288", [Some("7654321D"), Some("10987654d321"), Some("2014-12-31"), Some("2029-11-20"), None]),
+            (HIBCC, "http://hl7.org/fhir/NamingSystem/hibcc-dI", "B066000325011NS1", [Some("LOT123456789012345"), Some("XYZ456789012345678"), Some("2013-02-02"), Some("2020-02-02"), None]),
+            (ICCBBA, "http://hl7.org/fhir/NamingSystem/iccbba-other-di", "A9999XYZ100T0944", [Some("1000000000000XYZ123"), Some("000025"), Some("2013-02-01"), Some("2014-02-01"), Some("A999713123456")]),
         ];
-        for (id, issuer, di, lot, serial, made, expires, distinct) in table {
+        for (id, issuer, di, [lot, serial, made, expires, distinct]) in table {
             let reply = get(format!("/Device/{id}")).await;
             assert_eq!(reply.status, 200, "{}", reply.text);
             let device = docs.keep(&reply);
@@ -459,7 +475,7 @@ both! {
         let missing = json!({"body": "Hello there"});
         let short = json!({"body": "x", "to": "drhouse", "from": "admin", "groupname": "Default", "title": "Chart Note", "message_status": "New"});
         let long_status = json!({"body": "Hello", "to": "drhouse", "from": "admin", "groupname": "Default", "title": "Chart Note", "message_status": "A status far too long"});
-        let cases: Vec<(reqwest::Method, String, Option<Value>, u16, Option<(&str, &str)>)> = vec![
+        let cases: Vec<MessageCase> = vec![
             (reqwest::Method::POST, format!("/api/patient/{pid}/message"), Some(missing), 400, Some(("to", "Required::NON_EXISTENT_KEY"))),
             (reqwest::Method::POST, format!("/api/patient/{pid}/message"), Some(short), 400, Some(("body", "LengthBetween::TOO_SHORT"))),
             (reqwest::Method::POST, format!("/api/patient/{pid}/message"), Some(long_status), 400, Some(("message_status", "LengthBetween::TOO_LONG"))),
@@ -567,7 +583,7 @@ both! {
             body
         };
         // (method, path, body, status, the refused field)
-        let cases: Vec<(reqwest::Method, String, Value, u16, Option<&str>)> = vec![
+        let cases: Vec<TransactionCase> = vec![
             (reqwest::Method::POST, format!("/api/patient/{pid}/transaction"), without("referralDate"), 400, Some("referralDate")),
             (reqwest::Method::POST, format!("/api/patient/{pid}/transaction"), with("referralDate", json!("05/01/2024")), 400, Some("referralDate")),
             (reqwest::Method::POST, format!("/api/patient/{pid}/transaction"), with("body", json!("x")), 400, Some("body")),
