@@ -215,6 +215,11 @@ pub const TARGETS: &[Target] = &[
     },
 ];
 
+/// A Provenance's paging key is its target's key times this plus the target's place in
+/// [`TARGETS`], so keys of different targets never collide.
+const KEY_STRIDE: usize = 64;
+const _: () = assert!(TARGETS.len() <= KEY_STRIDE, "widen KEY_STRIDE");
+
 /// Every Provenance as one derived table (alias `pv`): `pid` (the id, the target's),
 /// `target_type`, `updated`, `patient_uuid`, `pkey`, and the author organization's
 /// `org_uuid` and `org_name`.
@@ -225,7 +230,7 @@ pub fn table() -> String {
         .map(|(i, t)| {
             format!(
                 "SELECT {id} AS pid, '{ty}' AS target_type, {updated} AS updated, \
-                 {patient} AS patient_uuid, {key} * 16 + {i} AS pkey, {category} AS category \
+                 {patient} AS patient_uuid, {key} * {KEY_STRIDE} + {i} AS pkey, {category} AS category \
                  FROM {from} WHERE {only}",
                 id = t.id,
                 ty = t.resource_type,
