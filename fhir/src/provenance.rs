@@ -171,6 +171,27 @@ pub const TARGETS: &[Target] = &[
         only: "1=1",
         category: ("NULL", None),
     },
+    Target {
+        resource_type: "Coverage",
+        from: "insurance_data d JOIN patient_data p ON p.pid = d.pid",
+        id: "CAST(d.uuid AS TEXT)",
+        last_updated: "COALESCE(d.last_updated, d.date)",
+        patient: "p.uuid",
+        key: "d.id",
+        only: "1=1",
+        category: ("NULL", None),
+    },
+    Target {
+        resource_type: "RelatedPerson",
+        from: "contact_relation cr JOIN patient_data p ON cr.target_table = 'patient_data' \
+               AND p.pid = cr.target_id",
+        id: "CAST(cr.uuid AS TEXT)",
+        last_updated: "COALESCE(cr.updated_date, cr.created_date)",
+        patient: "p.uuid",
+        key: "cr.id",
+        only: "1=1",
+        category: ("NULL", None),
+    },
 ];
 
 /// Every Provenance as one derived table (alias `pv`): `pid` (the id, the target's),
@@ -183,7 +204,7 @@ pub fn table() -> String {
         .map(|(i, t)| {
             format!(
                 "SELECT {id} AS pid, '{ty}' AS target_type, {updated} AS updated, \
-                 {patient} AS patient_uuid, {key} * 16 + {i} AS pkey, {category} AS category \
+                 {patient} AS patient_uuid, {key} * 64 + {i} AS pkey, {category} AS category \
                  FROM {from} WHERE {only}",
                 id = t.id,
                 ty = t.resource_type,
@@ -405,6 +426,10 @@ mod tests {
             sql.matches(" AS target_type").count(),
             TARGETS.len(),
             "{sql}"
+        );
+        assert!(
+            TARGETS.len() < 64,
+            "pkey numbers a row of each target apart"
         );
     }
 }

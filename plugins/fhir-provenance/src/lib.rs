@@ -27,6 +27,8 @@ impl Resource for FhirProvenance {
         "history_data",
         "facility",
         "immunizations",
+        "insurance_data",
+        "contact_relation",
     ];
     const ROUTES: &'static [Route] = &[
         Route::get("/fhir/Provenance", "Provenance.s", search)
