@@ -21,6 +21,8 @@ impl Resource for FhirCoverage {
         "insurance_type_codes",
         "patient_data",
         "list_options",
+        // The author organization of the Provenance `_revinclude` adds.
+        "facility",
     ];
     const ROUTES: &'static [Route] = &hearth_fhir::read_search_routes!(
         COVERAGE, map, type = "Coverage", acl = "admin/super", nouns = "coverages",

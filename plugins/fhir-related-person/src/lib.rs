@@ -28,6 +28,8 @@ impl Resource for FhirRelatedPerson {
         "addresses",
         "patient_data",
         "list_options",
+        // The author organization of the Provenance `_revinclude` adds.
+        "facility",
     ];
     const ROUTES: &'static [Route] = &hearth_fhir::read_search_routes!(
         RELATED_PERSON, map, type = "RelatedPerson", acl = "patients/demo",
