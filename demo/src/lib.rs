@@ -199,10 +199,12 @@ pub async fn seed<D: Database>(
     let mut ids = Ids::reserve(&mut tx, dialect).await?;
     let mut tables = Tables::default();
     let staff = Staff::generate(&mut rng, &mut ids, &mut tables, facilities, practitioners);
+    let insurance_companies = tables.insurance_companies.len();
     tables.write(&mut tx, dialect).await?;
     finish(tx, dialect).await?;
     summary.facilities = facilities;
     summary.practitioners = practitioners;
+    summary.insurance_companies = insurance_companies;
 
     let mut done = 0;
     while done < options.patients {

@@ -524,4 +524,29 @@ both! {
         assert_eq!(app.get(&fhir(app, "second", &format!("/RelatedPerson/{mother}")), &second).await.status, 404);
         docs.validate();
     }
+
+    async fn demo_seed_gives_policies_employers_and_related_persons_the_plugins_serve(app) {
+        let site = app.state.sites.get("second").await.expect("the site");
+        let options = hearth_demo::SeedOptions { patients: 30, seed: 5, batch: 12 };
+        let summary = hearth::cli::seed_demo(&site, &options, |_, _| {}).await.expect("seeding");
+        assert_eq!(summary.insurance_companies, 8);
+        assert!(summary.insurance_policies >= 30 && summary.insurance_policies <= 60, "{summary:?}");
+        assert!(summary.employers > 0 && summary.related_persons > 0, "{summary:?}");
+        let token = app.user_token("second", "admin", SCOPES).await;
+        let reply = app.get(&app.api("second", "/api/insurance_company"), &token).await;
+        assert_eq!(reply.json.as_array().map(Vec::len), Some(8), "{}", reply.text);
+        let mut docs = Documents::default();
+        for (path, total) in [
+            ("/Coverage?_count=200", summary.insurance_policies),
+            ("/RelatedPerson?_count=200", summary.related_persons),
+        ] {
+            let reply = app.get(&fhir(app, "second", path), &token).await;
+            assert_eq!(reply.status, 200, "{path}: {}", reply.text);
+            assert_eq!(docs.keep(&reply)["total"].as_u64(), Some(total), "{path}");
+        }
+        docs.validate();
+        // API writes after a seed take the ids after the seeded ones.
+        let iid = company(app, "second", &token, "Kaiser Permanente").await;
+        assert_eq!(iid, 9);
+    }
 }
