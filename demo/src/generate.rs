@@ -35,13 +35,13 @@ impl Gen {
     }
 
     /// The next uuid, in the host's form ([`comb_uuid`]) at the next tick of the clock.
-    fn uuid(&mut self) -> String {
+    pub(crate) fn uuid(&mut self) -> String {
         let random: [u8; 16] = self.rng.r#gen();
         self.clock_ms += 1;
         comb_uuid(self.clock_ms, random)
     }
 
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+    pub(crate) fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
         items.choose(&mut self.rng).expect("a non-empty list")
     }
 }
@@ -71,7 +71,7 @@ fn reference_day() -> Date {
 }
 
 /// `YYYY-MM-DD HH:MM:SS`, as the SDK's clock writes datetimes.
-fn datetime(moment: PrimitiveDateTime) -> String {
+pub(crate) fn datetime(moment: PrimitiveDateTime) -> String {
     format!(
         "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
         moment.year(),
@@ -83,7 +83,7 @@ fn datetime(moment: PrimitiveDateTime) -> String {
     )
 }
 
-fn date(day: Date) -> String {
+pub(crate) fn date(day: Date) -> String {
     format!(
         "{:04}-{:02}-{:02}",
         day.year(),
@@ -119,6 +119,8 @@ pub(crate) struct Staff {
     practitioners: Vec<(i64, String, usize)>,
     /// The `questionnaire_repository` id of the PHQ-2 (see [`care::questionnaires`]).
     pub(crate) questionnaire: i64,
+    /// The ids of the insurance companies patients' policies are with.
+    insurers: Vec<i64>,
 }
 
 impl Staff {
@@ -135,6 +137,7 @@ impl Staff {
             facilities: Vec::new(),
             practitioners: Vec::new(),
             questionnaire: 0,
+            insurers: Vec::new(),
         };
         for n in 0..facilities {
             let id = take(&mut ids.facility);
@@ -215,6 +218,8 @@ impl Staff {
             tables.users.push(row);
             staff.practitioners.push((id, username, facility));
         }
+        staff.insurers =
+            crate::insurance::companies(rng, &mut ids.insurance_company, tables, &created);
         staff
     }
 }
@@ -233,6 +238,8 @@ pub(crate) fn patient(rng: &mut Gen, staff: &Staff, ids: &mut Ids, tables: &mut 
     let (doctor, doctor_name, home) =
         staff.practitioners[rng.gen_range(0..staff.practitioners.len())].clone();
     let language = *rng.pick(&["english", "english", "english", "spanish", "french"]);
+    let street = format!("{} {}", rng.gen_range(1..9999), rng.pick(STREETS));
+    let home_phone = phone(rng);
     let mut row = hearth_emr::new_patient(rng.uuid(), pid, pid.to_string(), &datetime(registered));
     row.set("id", take(&mut ids.patient_data))
         .set("title", if female { "Ms." } else { "Mr." })
@@ -242,15 +249,12 @@ pub(crate) fn patient(rng: &mut Gen, staff: &Staff, ids: &mut Ids, tables: &mut 
         .set("DOB", date(dob))
         .set("sex", if female { "Female" } else { "Male" })
         .set("birth_sex", if female { "F" } else { "M" })
-        .set(
-            "street",
-            format!("{} {}", rng.gen_range(1..9999), rng.pick(STREETS)),
-        )
+        .set("street", street.as_str())
         .set("city", city)
         .set("state", state)
         .set("postal_code", zip)
         .set("country_code", "US")
-        .set("phone_home", phone(rng))
+        .set("phone_home", home_phone.as_str())
         .set("phone_cell", phone(rng))
         .set(
             "email",
@@ -307,6 +311,27 @@ pub(crate) fn patient(rng: &mut Gen, staff: &Staff, ids: &mut Ids, tables: &mut 
         )
         .set("nationality_country", "US");
     tables.patient.push(row);
+    let insured = crate::insurance::Insured {
+        pid,
+        fname,
+        lname,
+        dob,
+        female,
+        street: &street,
+        city,
+        state,
+        zip,
+        phone: &home_phone,
+        registered,
+    };
+    crate::insurance::patient(rng, &staff.insurers, tables, &insured, reference_day());
+    crate::insurance::related_person(
+        rng,
+        (&mut ids.person, &mut ids.contact),
+        tables,
+        &insured,
+        reference_day(),
+    );
 
     // Encounters, newest last, each with its `forms` row, most with vitals and a note.
     let written = Written {

@@ -25,6 +25,7 @@ use hearth_sdk::sql::{Insert, ident};
 
 mod data;
 mod generate;
+mod insurance;
 mod progress;
 
 pub use progress::{Progress, plain_line};
@@ -103,6 +104,15 @@ pub struct Summary {
     pub messages: u64,
     /// `transactions` rows (referrals, with their `lbt_data` fields).
     pub transactions: u64,
+    /// `insurance_companies` rows (each with its `addresses` row).
+    pub insurance_companies: u64,
+    /// `insurance_data` rows (one or two policies per patient).
+    pub insurance_policies: u64,
+    /// `employer_data` rows.
+    pub employers: u64,
+    /// `contact_relation` rows (each with its `person`, `contact` and phone): the
+    /// patients' emergency contacts, FHIR RelatedPersons.
+    pub related_persons: u64,
 }
 
 impl Summary {
@@ -137,6 +147,10 @@ impl Summary {
             ("questionnaire responses", self.questionnaire_responses),
             ("messages", self.messages),
             ("transactions", self.transactions),
+            ("insurance companies", self.insurance_companies),
+            ("insurance policies", self.insurance_policies),
+            ("employers", self.employers),
+            ("related persons", self.related_persons),
         ]
     }
 }
@@ -207,11 +221,13 @@ pub async fn seed<D: Database>(
     let mut ids = Ids::reserve(&mut tx, dialect).await?;
     let mut tables = Tables::default();
     let mut staff = Staff::generate(&mut rng, &mut ids, &mut tables, facilities, practitioners);
+    let insurance_companies = tables.insurance_companies.len();
     tables.write(&mut tx, dialect).await?;
     staff.questionnaire = generate::care::questionnaires(&mut tx, "2025-06-30 08:00:00").await?;
     finish(tx, dialect).await?;
     summary.facilities = facilities;
     summary.practitioners = practitioners;
+    summary.insurance_companies = insurance_companies;
 
     let mut done = 0;
     while done < options.patients {
@@ -250,7 +266,10 @@ async fn begin<D: Database>(db: &D) -> Result<D::Tx> {
 /// Commits, after moving PostgreSQL's identity counters past the explicit ids.
 async fn finish(mut tx: impl Transaction, dialect: Dialect) -> Result<()> {
     if dialect == Dialect::Postgres {
-        let tables = ID_TABLES.iter().chain(&[HISTORY_DATA]).map(|t| (*t, "id"));
+        let tables = ID_TABLES
+            .iter()
+            .chain(&[HISTORY_DATA, INSURANCE_COMPANIES, PERSONS, CONTACTS])
+            .map(|t| (*t, "id"));
         let care = generate::care::ID_TABLES.iter().copied();
         for (table, id) in tables.chain([(APPOINTMENTS, "pc_eid")]).chain(care) {
             let sql = format!(
@@ -287,6 +306,14 @@ const HISTORY_DATA: &str = "history_data";
 /// Immunizations; their ids are the seed's too.
 const IMMUNIZATIONS: &str = "immunizations";
 
+/// Insurance companies; their ids are the seed's too (policies name them).
+const INSURANCE_COMPANIES: &str = "insurance_companies";
+
+/// Related persons and their contact entities; their ids are the seed's too (relations
+/// name them).
+const PERSONS: &str = "person";
+const CONTACTS: &str = "contact";
+
 /// Appointments; their `pc_eid`s are the seed's too.
 const APPOINTMENTS: &str = "openemr_postcalendar_events";
 
@@ -308,6 +335,11 @@ pub(crate) struct Ids {
     pub(crate) appointment: i64,
     /// The next ids of the care tables.
     pub(crate) care: generate::care::Ids,
+    /// The next id of `insurance_companies`.
+    pub(crate) insurance_company: i64,
+    /// The next ids of `person` and `contact`.
+    pub(crate) person: i64,
+    pub(crate) contact: i64,
     /// The next pid (from the `pid` sequence).
     pub(crate) pid: i64,
 }
@@ -320,7 +352,7 @@ impl Ids {
         if dialect == Dialect::Postgres {
             let care: Vec<&str> = generate::care::ID_TABLES.iter().map(|(t, _)| *t).collect();
             let sql = format!(
-                "LOCK TABLE {}, {ISSUE_ENCOUNTER}, {HISTORY_DATA}, {APPOINTMENTS}, {} IN EXCLUSIVE MODE",
+                "LOCK TABLE {}, {ISSUE_ENCOUNTER}, {HISTORY_DATA}, {APPOINTMENTS}, {INSURANCE_COMPANIES}, {PERSONS}, {CONTACTS}, {} IN EXCLUSIVE MODE",
                 ID_TABLES.join(", "),
                 care.join(", ")
             );
@@ -353,6 +385,9 @@ impl Ids {
             history_data: next_id(tx, HISTORY_DATA).await?,
             appointment: next_key(tx, APPOINTMENTS, "pc_eid").await?,
             care: generate::care::Ids::reserve(tx).await?,
+            insurance_company: next_id(tx, INSURANCE_COMPANIES).await?,
+            person: next_id(tx, PERSONS).await?,
+            contact: next_id(tx, CONTACTS).await?,
             pid: 0,
         })
     }
@@ -523,6 +558,14 @@ pub(crate) struct Tables {
     pub(crate) immunizations: Batch,
     /// Care plans, care teams, devices, questionnaire responses, messages, transactions.
     pub(crate) care: generate::care::Batches,
+    pub(crate) insurance_companies: Batch,
+    pub(crate) addresses: Batch,
+    pub(crate) insurance: Batch,
+    pub(crate) employers: Batch,
+    pub(crate) persons: Batch,
+    pub(crate) contacts: Batch,
+    pub(crate) relations: Batch,
+    pub(crate) telecoms: Batch,
     /// The type of each `lists` row, for the summary.
     pub(crate) list_types: Vec<Issues>,
     /// Encounters in the batch so far (numbered with placeholders, see
@@ -546,6 +589,14 @@ impl Default for Tables {
             appointments: Batch::new(APPOINTMENTS),
             immunizations: Batch::new(IMMUNIZATIONS),
             care: generate::care::Batches::default(),
+            insurance_companies: Batch::new(INSURANCE_COMPANIES),
+            addresses: Batch::new("addresses"),
+            insurance: Batch::new("insurance_data"),
+            employers: Batch::new("employer_data"),
+            persons: Batch::new(PERSONS),
+            contacts: Batch::new(CONTACTS),
+            relations: Batch::new("contact_relation"),
+            telecoms: Batch::new("contact_telecom"),
             list_types: Vec::new(),
             encounters: 0,
         }
@@ -594,6 +645,10 @@ impl Tables {
         summary.appointments += self.appointments.len();
         summary.immunizations += self.immunizations.len();
         self.care.count(summary);
+        summary.insurance_companies += self.insurance_companies.len();
+        summary.insurance_policies += self.insurance.len();
+        summary.employers += self.employers.len();
+        summary.related_persons += self.relations.len();
         for issues in &self.list_types {
             let count = match *issues {
                 Issues::MEDICAL_PROBLEMS => &mut summary.medical_problems,
@@ -620,6 +675,14 @@ impl Tables {
             &mut self.history,
             &mut self.appointments,
             &mut self.immunizations,
+            &mut self.insurance_companies,
+            &mut self.addresses,
+            &mut self.insurance,
+            &mut self.employers,
+            &mut self.persons,
+            &mut self.contacts,
+            &mut self.relations,
+            &mut self.telecoms,
         ] {
             batch.write(tx, dialect).await?;
         }
@@ -776,6 +839,36 @@ mod tests {
     }
 
     #[test]
+    fn every_patient_has_a_primary_policy_with_a_seeded_company() {
+        let tables = generate(7, 40);
+        let companies: Vec<i64> = tables
+            .insurance_companies
+            .column("id")
+            .into_iter()
+            .map(int)
+            .collect();
+        assert_eq!(companies.len() as u64, tables.addresses.len());
+        let pids = tables.insurance.column("pid");
+        let kinds = tables.insurance.column("type");
+        let dates = tables.insurance.column("date");
+        let mut keys = std::collections::HashSet::new();
+        for (i, provider) in tables.insurance.column("provider").into_iter().enumerate() {
+            assert!(companies.contains(&int(provider)));
+            let key = (int(pids[i]), text(kinds[i]), text(dates[i]));
+            assert!(keys.insert(key), "OpenEMR's (pid, type, date) key holds");
+        }
+        for pid in tables.patient.column("pid") {
+            let primary = (0..pids.len()).any(|i| pids[i] == pid && text(kinds[i]) == "primary");
+            assert!(primary, "patient {pid:?} has a primary policy");
+        }
+        assert!(tables.employers.len() > 0 && tables.employers.len() < 40);
+        let persons = tables.persons.column("id");
+        assert_eq!(tables.contacts.column("foreign_id"), persons);
+        assert_eq!(tables.relations.len(), tables.persons.len());
+        assert!(tables.relations.len() > 0);
+    }
+
+    #[test]
     fn the_summary_adds_up_every_table() {
         let summary = Summary {
             facilities: 2,
@@ -786,6 +879,6 @@ mod tests {
             ..Summary::default()
         };
         assert_eq!(summary.rows(), 23);
-        assert_eq!(summary.lines().len(), 23);
+        assert_eq!(summary.lines().len(), 27);
     }
 }

@@ -213,6 +213,28 @@ pub const TARGETS: &[Target] = &[
         only: "l.type = 'medical_device'",
         category: ("NULL", None),
     },
+    // Coverage and RelatedPerson (plugins fhir-coverage and fhir-related-person).
+    Target {
+        resource_type: "Coverage",
+        from: "insurance_data d JOIN patient_data p ON p.pid = d.pid",
+        id: "CAST(d.uuid AS TEXT)",
+        last_updated: "COALESCE(d.last_updated, d.date)",
+        patient: "p.uuid",
+        key: "d.id",
+        only: "1=1",
+        category: ("NULL", None),
+    },
+    Target {
+        resource_type: "RelatedPerson",
+        from: "contact_relation cr JOIN patient_data p ON cr.target_table = 'patient_data' \
+               AND p.pid = cr.target_id",
+        id: "CAST(cr.uuid AS TEXT)",
+        last_updated: "COALESCE(cr.updated_date, cr.created_date)",
+        patient: "p.uuid",
+        key: "cr.id",
+        only: "1=1",
+        category: ("NULL", None),
+    },
 ];
 
 /// A Provenance's paging key is its target's key times this plus the target's place in
@@ -452,6 +474,10 @@ mod tests {
             sql.matches(" AS target_type").count(),
             TARGETS.len(),
             "{sql}"
+        );
+        assert!(
+            TARGETS.len() < 64,
+            "pkey numbers a row of each target apart"
         );
     }
 }

@@ -245,6 +245,33 @@ const CASES: &[Case] = &[
     case("DELETE /api/patient/{empty_pid}/appointment/{appt_del}", None, Answer(200, Bare(&["message"])), "AppointmentRestController::delete deletes by pc_eid alone", Answer(404, BareError))
         .compat(Answer(404, Empty), "an appointment is deleted only through its own patient's path"),
     case("DELETE /api/patient/{pid}/appointment/{appt_del}", None, Answer(200, Bare(&["message"])), "AppointmentRestController::delete: {\"message\":\"record deleted\"}", Answer(200, Bare(&["message"]))),
+    // ---- Lists, users, version, product (families B and L).
+    case("GET /api/list/sub_relation", None, Answer(200, BareList), "ListRestController::getOptions: the list's options", Answer(200, BareList)),
+    case("GET /api/list/nosuchlist", None, Answer(404, Empty), B_NONE, Answer(404, BareError)),
+    case("GET /api/user", None, Answer(200, List), "UserRestController::getAll", Answer(200, List)),
+    case("GET /api/user/{user_uuid}", None, Answer(200, Object), "UserRestController::getOne", Answer(200, Object)),
+    case("GET /api/user/{unknown}", None, Answer(200, Nothing), L, Answer(404, Nothing)),
+    case("GET /api/version", None, Answer(200, Bare(&["v_major", "v_database", "v_acl"])), "VersionRestController::getOne, anonymous (SkipAuthorizationStrategy)", Answer(200, Bare(&["v_major", "v_database", "v_acl"]))).by(Who::Nobody),
+    case("GET /api/product", None, Answer(200, Bare(&["status"])), "ProductRegistrationRestController::getOne, anonymous", Answer(200, Bare(&["status"]))).by(Who::Nobody),
+    // ---- Insurance companies and types (family B).
+    case("GET /api/insurance_company", None, Answer(200, BareList), "InsuranceCompanyRestController::getAll", Answer(200, BareList)),
+    case("GET /api/insurance_company/{iid}", None, Answer(200, Bare(&["id", "uuid", "name", "city"])), "InsuranceCompanyRestController::getOne", Answer(200, Bare(&["id", "uuid", "name", "city"]))),
+    case("GET /api/insurance_company/999999", None, Answer(404, Empty), B_NONE, Answer(404, BareError)),
+    case("GET /api/insurance_type", None, Answer(200, Bare(&["1", "26"])), "InsuranceCompanyRestController::getInsuranceTypes: the types by id", Answer(200, Bare(&["1", "26"]))),
+    case("POST /api/insurance_company", Some(r#"{"name":"Cigna Open Access","cms_id":"CIG62","ins_type_code":12}"#), Answer(500, Error), "InsuranceCompanyApiTest::testPostReturns500DueMissingValidateMethod", Answer(201, Bare(&["iid", "uuid"])))
+        .compat(Answer(201, Bare(&["iid", "uuid"])), "OpenEMR's controller calls a method its service lacks; the route does what it was written to do"),
+    case("POST /api/insurance_company", Some(r#"{"attn":"Claims"}"#), Answer(500, Error), "InsuranceCompanyRestController::post calls the missing validate() before any rule", Answer(400, BareInvalid("name")))
+        .compat(Answer(200, BareInvalid("name")), "InsuranceCompanyValidator's rules, answered as OpenEMR's bare routes answer a failed validation"),
+    case("PUT /api/insurance_company/{iid}", Some(r#"{"attn":"Claims Department"}"#), Answer(500, Error), "InsuranceCompanyRestController::put calls the missing validate()", Answer(200, Bare(&["iid"])))
+        .compat(Answer(200, Bare(&["iid"])), "the route does what it was written to do"),
+    // ---- A patient's insurance and employers (family L).
+    case("GET /api/patient/{puuid}/employer", None, Answer(200, List), "EmployerRestController::getAll", Answer(200, List)),
+    case("GET /api/patient/{puuid}/insurance", None, Answer(200, List), "InsuranceRestController::getAll: a list", Answer(200, List)),
+    case("POST /api/patient/{puuid}/insurance", Some(r#"{"type":"secondary","provider":"{iid}","policy_number":"XJ-2002","subscriber_lname":"Smith","subscriber_fname":"Ann","subscriber_relationship":"self","subscriber_DOB":"1980-05-06","subscriber_street":"1 Main St","subscriber_postal_code":"02110","subscriber_city":"Boston","subscriber_state":"MA","subscriber_sex":"Female","accept_assignment":"TRUE","date":"2024-02-01"}"#), Answer(200, Object), "InsuranceRestController::post: the inserted policy (getOne)", Answer(201, Object)),
+    case("POST /api/patient/{puuid}/insurance", Some(r#"{"policy_number":"XJ-3003"}"#), Answer(200, Invalid("provider")), "CoverageValidator: provider is required; L", Answer(400, Invalid("provider"))),
+    case("GET /api/patient/{puuid}/insurance/{ins_uuid}", None, Answer(200, Object), "InsuranceRestController::getOne", Answer(200, Object)),
+    case("PUT /api/patient/{puuid}/insurance/{ins_uuid}", Some(r#"{"plan_name":"Silver"}"#), Answer(200, Object), "InsuranceRestController::put: the updated policy", Answer(200, Object)),
+    case("GET /api/patient/{puuid}/insurance/$swap-insurance?type=tertiary&uuid={ins_uuid}", None, Answer(200, Object), "InsuranceRestController::operationSwapInsurance: {src, target}", Answer(200, Object)),
     // ---- Immunizations (family L, read-only).
     case("GET /api/immunization", None, Answer(200, List), "ImmunizationRestController::getAll", Answer(200, List)),
     case("GET /api/immunization?cvx_code=140", None, Answer(200, List), "ImmunizationService::getAll filters by the immunizations columns", Answer(200, List)),
@@ -454,6 +481,19 @@ const CASES: &[Case] = &[
         .compat(Answer(200, FhirBundle("searchset")), "FHIR clients follow the specification: a search answers a searchset"),
     case("GET /fhir/ValueSet/{valueset}", None, Answer(200, FhirResource("ValueSet")), "FhirValueSetRestController::getOne", Answer(200, FhirResource("ValueSet"))),
     case("GET /fhir/ValueSet/{unknown}", None, Answer(404, BareEmpty), "FhirValueSetRestController::getOne: RestControllerHelper::handleFhirProcessingResult answers [] with 404", Answer(404, FhirResource("OperationOutcome")))
+    case("GET /fhir/Coverage", None, Answer(200, FhirBundle("collection")), "FhirCoverageRestController::getAll: a collection Bundle", Answer(200, FhirBundle("searchset")))
+        .compat(Answer(200, FhirBundle("searchset")), "FHIR clients follow the specification: a search answers a searchset"),
+    case("POST /fhir/Coverage/_search", None, Answer(200, FhirBundle("collection")), "FhirCoverageRestController: the form body merged into the query, as getAll", Answer(200, FhirBundle("searchset")))
+        .compat(Answer(200, FhirBundle("searchset")), "FHIR clients follow the specification: a search answers a searchset"),
+    case("GET /fhir/Coverage/{ins_uuid}", None, Answer(200, FhirResource("Coverage")), "FhirCoverageRestController::getOne", Answer(200, FhirResource("Coverage"))),
+    case("GET /fhir/Coverage/{unknown}", None, Answer(404, BareEmpty), "FhirCoverageRestController::getOne: RestControllerHelper::handleFhirProcessingResult answers [] with 404", Answer(404, FhirResource("OperationOutcome")))
+        .compat(Answer(404, FhirResource("OperationOutcome")), "a FHIR error is an OperationOutcome"),
+    case("GET /fhir/RelatedPerson", None, Answer(200, FhirBundle("collection")), "FhirGenericRestController::getAll (RelatedPerson): a collection Bundle", Answer(200, FhirBundle("searchset")))
+        .compat(Answer(200, FhirBundle("searchset")), "FHIR clients follow the specification: a search answers a searchset"),
+    case("POST /fhir/RelatedPerson/_search", None, Answer(200, FhirBundle("collection")), "FhirGenericRestController: the form body merged into the query, as getAll", Answer(200, FhirBundle("searchset")))
+        .compat(Answer(200, FhirBundle("searchset")), "FHIR clients follow the specification: a search answers a searchset"),
+    case("GET /fhir/RelatedPerson/{rp_uuid}", None, Answer(200, FhirResource("RelatedPerson")), "FhirGenericRestController::getOne (RelatedPerson)", Answer(200, FhirResource("RelatedPerson"))),
+    case("GET /fhir/RelatedPerson/{unknown}", None, Answer(404, BareEmpty), "RestControllerHelper::handleFhirProcessingResult answers [] with 404", Answer(404, FhirResource("OperationOutcome")))
         .compat(Answer(404, FhirResource("OperationOutcome")), "a FHIR error is an OperationOutcome"),
     case("GET /fhir/Group", None, Answer(200, FhirBundle("collection")), "FhirGroupRestController::getAll: a collection Bundle", Answer(200, FhirBundle("searchset")))
         .compat(Answer(200, FhirBundle("searchset")), "FHIR clients follow the specification: a search answers a searchset"),
@@ -489,7 +529,10 @@ const STAFF_SCOPES: &str = "openid offline_access api:oemr api:fhir api:port \
     user/appointment.cruds user/Appointment.rs user/immunization.rs user/Immunization.rs \
     user/Group.cruds user/message.cud user/transaction.crus user/CarePlan.rs user/CareTeam.rs \
     user/Goal.rs user/Device.rs user/Questionnaire.rs user/QuestionnaireResponse.rs \
-    user/ValueSet.rs";
+    user/ValueSet.rs \
+    user/insurance_company.crus user/insurance_type.s user/insurance.crus \
+    user/insurance.$swap-insurance user/employer.s user/list.r user/user.rs \
+    user/Coverage.rs user/RelatedPerson.rs";
 
 /// Builds the rows the table reads, through the API, on `site`.
 async fn fixtures(app: &TestApp, site: &str, token: &str) -> Fixtures {
@@ -617,6 +660,55 @@ async fn fixtures(app: &TestApp, site: &str, token: &str) -> Fixtures {
         "tid",
         text(&created(&referral, "a transaction")["data"][0]["id"]),
     );
+    // Insurance: a company, the patient's primary policy, an employer and a related
+    // person (the last two have no write route in OpenEMR: rows in SQL).
+    let company = app
+        .post(
+            &api("/api/insurance_company"),
+            token,
+            json!({"name": "Aetna PPO", "ins_type_code": 11, "city": "Hartford", "state": "CT"}),
+        )
+        .await;
+    f.insert(
+        "iid",
+        text(&created(&company, "an insurance company")["iid"]),
+    );
+    let policy = app
+        .post(
+            &api(&format!("/api/patient/{puuid}/insurance")),
+            token,
+            json!({"type": "primary", "provider": f["iid"], "policy_number": "XJ-1001",
+                "subscriber_lname": "Smith", "subscriber_fname": "Ann",
+                "subscriber_relationship": "self", "subscriber_DOB": "1980-05-06",
+                "subscriber_street": "1 Main St", "subscriber_postal_code": "02110",
+                "subscriber_city": "Boston", "subscriber_state": "MA",
+                "subscriber_sex": "Female", "accept_assignment": "TRUE", "date": "2024-01-01"}),
+        )
+        .await;
+    f.insert(
+        "ins_uuid",
+        text(&created(&policy, "a policy")["data"]["uuid"]),
+    );
+    let users = app.get(&api("/api/user?username=admin"), token).await;
+    f.insert(
+        "user_uuid",
+        text(&created(&users, "the user list")["data"][0]["uuid"]),
+    );
+    let rp_uuid = "90cde167-0000-4000-8000-0000000002f1";
+    for statement in [
+        format!("INSERT INTO employer_data (uuid, name, pid, date) VALUES ('90cde167-0000-4000-8000-0000000002e1', 'Northwind Traders', {pid}, '2024-01-01 00:00:00')"),
+        "INSERT INTO person (id, uuid, first_name, last_name, created_date) VALUES (1, '90cde167-0000-4000-8000-0000000001f1', 'Mary', 'Smith', '2024-01-01 00:00:00')".to_owned(),
+        "INSERT INTO contact (id, foreign_table_name, foreign_id) VALUES (1, 'person', 1)".to_owned(),
+        format!("INSERT INTO contact_relation (id, uuid, contact_id, target_table, target_id, relationship, created_date) VALUES (1, '{rp_uuid}', 1, 'patient_data', {pid}, 'MTH', '2024-01-01 00:00:00')"),
+    ] {
+        hearth::on_db!(&site_ref.db, |pool| {
+            sqlx::query(sqlx::AssertSqlSafe(statement.clone()))
+                .execute(pool)
+                .await
+                .expect("an insurance fixture");
+        });
+    }
+    f.insert("rp_uuid", rp_uuid.to_owned());
     f.insert("fid", text(&facility.json["data"]["id"]));
     // A Group of the patient (Hearth's own table; OpenEMR has no Group writes).
     let group = app

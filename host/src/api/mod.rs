@@ -24,8 +24,10 @@ use http_body_util::BodyExt;
 
 use crate::audit::Record;
 use crate::auth::acl;
+use crate::auth::scopes::{Access, Requirement};
 use crate::auth::tokens::{self, Principal, Role};
 use crate::error::{Family, HttpError};
+use crate::plugins::loader::RouteDef;
 use crate::plugins::runtime::{self, CallError};
 use crate::plugins::{Bound, Match, bindings};
 use crate::sites::Site;
@@ -347,7 +349,10 @@ async fn handle(
     if app.config.audit_bodies {
         audit.request_body = Some(String::from_utf8_lossy(&body).into_owned());
     }
-    let may_write = *call.method != Method::GET;
+    // A GET writes nothing, except a standard API operation OpenEMR routes as a GET
+    // (`GET /api/patient/:puuid/insurance/$swap-insurance`): its scope names the
+    // operation, so no read scope grants it, and the plugin makes it idempotent.
+    let may_write = *call.method != Method::GET || writes_on_get(call.family, def);
     let response = match native_for(call, &bound, def.index) {
         Some(native) => {
             native(NativeRequest {
@@ -393,6 +398,19 @@ async fn handle(
         audit.response_body = Some(String::from_utf8_lossy(&response.body).into_owned());
     }
     Ok(into_http(response))
+}
+
+/// True for a standard API route that OpenEMR serves as a GET although it changes data: an
+/// operation (`$swap-insurance`), whose scope is the operation's own.
+fn writes_on_get(family: Family, def: &RouteDef) -> bool {
+    family == Family::Api
+        && matches!(
+            def.requirement,
+            Some(Requirement {
+                access: Access::Operation(_),
+                ..
+            })
+        )
 }
 
 /// The token's role and API scope against the family: `/api` is for staff tokens with

@@ -29,6 +29,8 @@ impl Resource for FhirProvenance {
         "immunizations",
         "form_care_plan",
         "care_teams",
+        "insurance_data",
+        "contact_relation",
     ];
     const ROUTES: &'static [Route] = &[
         Route::get("/fhir/Provenance", "Provenance.s", search)
