@@ -27,6 +27,13 @@ impl Resource for FhirProvenance {
         "history_data",
         "facility",
         "immunizations",
+        "prescriptions",
+        "list_options",
+        "procedure_order",
+        "procedure_report",
+        "procedure_result",
+        "procedure_specimen",
+        "drug_sales",
     ];
     const ROUTES: &'static [Route] = &[
         Route::get("/fhir/Provenance", "Provenance.s", search)
