@@ -14,6 +14,8 @@ use time::{Date, Month, PrimitiveDateTime, Time};
 use crate::data::*;
 use crate::{Ids, Tables};
 
+pub(crate) mod orders;
+
 /// The random source and the clock uuids are made from. Uuids take their time from a
 /// clock that starts at the reference day and ticks a millisecond per uuid, as rows
 /// written one after another get them from the host: so they arrive in index order,
@@ -115,6 +117,8 @@ pub(crate) struct Staff {
     facilities: Vec<(i64, String)>,
     /// (id, user name, facility index) of each practitioner.
     practitioners: Vec<(i64, String, usize)>,
+    /// The drugs of the practice's formulary and their lots.
+    formulary: orders::Formulary,
 }
 
 impl Staff {
@@ -130,6 +134,7 @@ impl Staff {
         let mut staff = Staff {
             facilities: Vec::new(),
             practitioners: Vec::new(),
+            formulary: orders::Formulary::default(),
         };
         for n in 0..facilities {
             let id = take(&mut ids.facility);
@@ -210,6 +215,7 @@ impl Staff {
             tables.users.push(row);
             staff.practitioners.push((id, username, facility));
         }
+        staff.formulary = orders::formulary(rng, &mut ids.orders, &mut tables.orders, &created);
         staff
     }
 }
@@ -310,12 +316,15 @@ pub(crate) fn patient(rng: &mut Gen, staff: &Staff, ids: &mut Ids, tables: &mut 
     };
     let visits = rng.gen_range(1..=4);
     let mut patient_encounters = Vec::new();
+    let mut visit_times = Vec::new();
     let since = (reference_day() - registered.date()).whole_days().max(1);
     for _ in 0..visits {
         let back = rng.gen_range(0..since);
-        let at = datetime(moment(rng, back));
+        let when = moment(rng, back);
+        let at = datetime(when);
         let number = tables.placeholder();
         patient_encounters.push(number);
+        visit_times.push((number, when));
         let facility = &staff.facilities[home];
         let (reason, category) = *rng.pick(REASONS);
         let id = take(&mut ids.form_encounter);
@@ -456,6 +465,15 @@ pub(crate) fn patient(rng: &mut Gen, staff: &Staff, ids: &mut Ids, tables: &mut 
     }
     appointments(rng, staff, ids, tables, pid);
     immunizations(rng, staff, ids, tables, (pid, since));
+    orders::patient(
+        rng,
+        staff,
+        &mut ids.orders,
+        &mut tables.orders,
+        pid,
+        &visit_times,
+        (doctor, doctor_name.as_str()),
+    );
 }
 
 /// Vaccines adults get (CVX code, manufacturer, dose in mL), as the CVX codes the

@@ -88,6 +88,16 @@ pub struct Summary {
     pub appointments: u64,
     /// `immunizations` rows (CVX-coded vaccines).
     pub immunizations: u64,
+    /// `drugs` rows (the formulary, RxNorm and NDC coded).
+    pub drugs: u64,
+    /// `prescriptions` rows.
+    pub prescriptions: u64,
+    /// `drug_sales` rows (dispenses of prescriptions).
+    pub dispenses: u64,
+    /// `procedure_order` rows (laboratory orders).
+    pub procedure_orders: u64,
+    /// `procedure_result` rows (LOINC-coded laboratory results).
+    pub lab_results: u64,
 }
 
 impl Summary {
@@ -115,6 +125,11 @@ impl Summary {
             ("smoking statuses", self.smoking_statuses),
             ("appointments", self.appointments),
             ("immunizations", self.immunizations),
+            ("drugs", self.drugs),
+            ("prescriptions", self.prescriptions),
+            ("dispenses", self.dispenses),
+            ("laboratory orders", self.procedure_orders),
+            ("laboratory results", self.lab_results),
         ]
     }
 }
@@ -185,6 +200,7 @@ pub async fn seed<D: Database>(
     let mut ids = Ids::reserve(&mut tx, dialect).await?;
     let mut tables = Tables::default();
     let staff = Staff::generate(&mut rng, &mut ids, &mut tables, facilities, practitioners);
+    tables.orders.count(&mut summary);
     tables.write(&mut tx, dialect).await?;
     finish(tx, dialect).await?;
     summary.facilities = facilities;
@@ -228,7 +244,8 @@ async fn begin<D: Database>(db: &D) -> Result<D::Tx> {
 async fn finish(mut tx: impl Transaction, dialect: Dialect) -> Result<()> {
     if dialect == Dialect::Postgres {
         let tables = ID_TABLES.iter().chain(&[HISTORY_DATA]).map(|t| (*t, "id"));
-        for (table, id) in tables.chain([(APPOINTMENTS, "pc_eid")]) {
+        let tables = tables.chain([(APPOINTMENTS, "pc_eid")]);
+        for (table, id) in tables.chain(generate::orders::KEYS) {
             let sql = format!(
                 "SELECT setval(pg_get_serial_sequence('{table}', '{id}'), (SELECT MAX({id}) FROM {table})) AS v \
                  WHERE EXISTS (SELECT 1 FROM {table})"
@@ -284,6 +301,8 @@ pub(crate) struct Ids {
     pub(crate) appointment: i64,
     /// The next pid (from the `pid` sequence).
     pub(crate) pid: i64,
+    /// The next keys of the order and medication tables.
+    pub(crate) orders: generate::orders::OrderIds,
 }
 
 impl Ids {
@@ -292,9 +311,11 @@ impl Ids {
     /// write transaction already excludes them.
     async fn reserve(tx: &mut impl Transaction, dialect: Dialect) -> Result<Ids> {
         if dialect == Dialect::Postgres {
+            let orders: Vec<&str> = generate::orders::KEYS.iter().map(|(t, _)| *t).collect();
             let sql = format!(
-                "LOCK TABLE {}, {ISSUE_ENCOUNTER}, {HISTORY_DATA}, {APPOINTMENTS} IN EXCLUSIVE MODE",
-                ID_TABLES.join(", ")
+                "LOCK TABLE {}, {ISSUE_ENCOUNTER}, {HISTORY_DATA}, {APPOINTMENTS}, {} IN EXCLUSIVE MODE",
+                ID_TABLES.join(", "),
+                orders.join(", ")
             );
             tx.execute(&sql, vec![])
                 .await
@@ -325,6 +346,7 @@ impl Ids {
             history_data: next_id(tx, HISTORY_DATA).await?,
             appointment: next_key(tx, APPOINTMENTS, "pc_eid").await?,
             pid: 0,
+            orders: generate::orders::OrderIds::reserve(tx).await?,
         })
     }
 }
@@ -488,6 +510,8 @@ pub(crate) struct Tables {
     pub(crate) history: Batch,
     pub(crate) appointments: Batch,
     pub(crate) immunizations: Batch,
+    /// Orders, results, drugs, prescriptions and dispenses.
+    pub(crate) orders: generate::orders::OrderTables,
     /// The type of each `lists` row, for the summary.
     pub(crate) list_types: Vec<Issues>,
     /// Encounters in the batch so far (numbered with placeholders, see
@@ -510,6 +534,7 @@ impl Default for Tables {
             history: Batch::new(HISTORY_DATA),
             appointments: Batch::new(APPOINTMENTS),
             immunizations: Batch::new(IMMUNIZATIONS),
+            orders: generate::orders::OrderTables::default(),
             list_types: Vec::new(),
             encounters: 0,
         }
@@ -526,12 +551,14 @@ impl Tables {
 
     /// Replaces placeholder encounter numbers with numbers from `first` on.
     pub(crate) fn number_encounters(&mut self, first: i64) {
-        let column = ident("encounter");
-        for batch in [
-            &mut self.encounter,
-            &mut self.forms,
-            &mut self.issue_encounter,
-        ] {
+        let mut batches = vec![
+            (&mut self.encounter, "encounter"),
+            (&mut self.forms, "encounter"),
+            (&mut self.issue_encounter, "encounter"),
+        ];
+        batches.extend(self.orders.encounter_columns());
+        for (batch, column) in batches {
+            let column = ident(column);
             let width = batch.columns.len();
             let Some(at) = batch.columns.iter().position(|c| *c == column) else {
                 continue;
@@ -556,6 +583,7 @@ impl Tables {
         summary.smoking_statuses += self.history.len();
         summary.appointments += self.appointments.len();
         summary.immunizations += self.immunizations.len();
+        self.orders.count(summary);
         for issues in &self.list_types {
             let count = match *issues {
                 Issues::MEDICAL_PROBLEMS => &mut summary.medical_problems,
@@ -583,6 +611,9 @@ impl Tables {
             &mut self.appointments,
             &mut self.immunizations,
         ] {
+            batch.write(tx, dialect).await?;
+        }
+        for batch in self.orders.batches() {
             batch.write(tx, dialect).await?;
         }
         Ok(())
