@@ -775,6 +775,6 @@ mod tests {
             ..Summary::default()
         };
         assert_eq!(summary.rows(), 23);
-        assert_eq!(summary.lines().len(), 16);
+        assert_eq!(summary.lines().len(), 21);
     }
 }

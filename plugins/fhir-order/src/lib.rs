@@ -659,6 +659,7 @@ mod tests {
                 "order_priority",
                 "date_ordered",
                 "order_diagnosis",
+                "patient_uuid",
             ],
             vec![vec![
                 ID.into(),
@@ -671,6 +672,7 @@ mod tests {
                 "high".into(),
                 "2024-05-06 07:08:09".into(),
                 "ICD10:E78.5".into(),
+                "90cde167-0000-4000-8000-0000000000aa".into(),
             ]],
         );
         let mut host = MockHost::new().on_query("WHERE po.uuid = $1", rows);
