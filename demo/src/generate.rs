@@ -15,6 +15,7 @@ use crate::data::*;
 use crate::{Ids, Tables};
 
 pub(crate) mod care;
+pub(crate) mod orders;
 
 /// The random source and the clock uuids are made from. Uuids take their time from a
 /// clock that starts at the reference day and ticks a millisecond per uuid, as rows
@@ -121,6 +122,8 @@ pub(crate) struct Staff {
     pub(crate) questionnaire: i64,
     /// The ids of the insurance companies patients' policies are with.
     insurers: Vec<i64>,
+    /// The drugs of the practice's formulary and their lots.
+    formulary: orders::Formulary,
 }
 
 impl Staff {
@@ -138,6 +141,7 @@ impl Staff {
             practitioners: Vec::new(),
             questionnaire: 0,
             insurers: Vec::new(),
+            formulary: orders::Formulary::default(),
         };
         for n in 0..facilities {
             let id = take(&mut ids.facility);
@@ -220,6 +224,7 @@ impl Staff {
         }
         staff.insurers =
             crate::insurance::companies(rng, &mut ids.insurance_company, tables, &created);
+        staff.formulary = orders::formulary(rng, &mut ids.orders, &mut tables.orders, &created);
         staff
     }
 }
@@ -344,10 +349,11 @@ pub(crate) fn patient(rng: &mut Gen, staff: &Staff, ids: &mut Ids, tables: &mut 
     let since = (reference_day() - registered.date()).whole_days().max(1);
     for _ in 0..visits {
         let back = rng.gen_range(0..since);
-        let at = datetime(moment(rng, back));
+        let when = moment(rng, back);
+        let at = datetime(when);
         let number = tables.placeholder();
         patient_encounters.push(number);
-        visit_times.push((number, at.clone()));
+        visit_times.push((number, when));
         let facility = &staff.facilities[home];
         let (reason, category) = *rng.pick(REASONS);
         let id = take(&mut ids.form_encounter);
@@ -488,13 +494,24 @@ pub(crate) fn patient(rng: &mut Gen, staff: &Staff, ids: &mut Ids, tables: &mut 
     }
     appointments(rng, staff, ids, tables, pid);
     immunizations(rng, staff, ids, tables, (pid, since));
+    let care_visits: Vec<(i64, String)> =
+        visit_times.iter().map(|(n, w)| (*n, datetime(*w))).collect();
     let of = care::CareOf {
         pid,
         since,
-        visits: &visit_times,
+        visits: &care_visits,
         doctor: (doctor, &doctor_name, home),
     };
     care::patient(rng, staff, ids, tables, of);
+    orders::patient(
+        rng,
+        staff,
+        &mut ids.orders,
+        &mut tables.orders,
+        pid,
+        &visit_times,
+        (doctor, doctor_name.as_str()),
+    );
 }
 
 /// Vaccines adults get (CVX code, manufacturer, dose in mL), as the CVX codes the

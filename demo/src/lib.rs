@@ -113,6 +113,16 @@ pub struct Summary {
     /// `contact_relation` rows (each with its `person`, `contact` and phone): the
     /// patients' emergency contacts, FHIR RelatedPersons.
     pub related_persons: u64,
+    /// `drugs` rows (the formulary, RxNorm and NDC coded).
+    pub drugs: u64,
+    /// `prescriptions` rows.
+    pub prescriptions: u64,
+    /// `drug_sales` rows (dispenses of prescriptions).
+    pub dispenses: u64,
+    /// `procedure_order` rows (laboratory orders).
+    pub procedure_orders: u64,
+    /// `procedure_result` rows (LOINC-coded laboratory results).
+    pub lab_results: u64,
 }
 
 impl Summary {
@@ -151,6 +161,11 @@ impl Summary {
             ("insurance policies", self.insurance_policies),
             ("employers", self.employers),
             ("related persons", self.related_persons),
+            ("drugs", self.drugs),
+            ("prescriptions", self.prescriptions),
+            ("dispenses", self.dispenses),
+            ("laboratory orders", self.procedure_orders),
+            ("laboratory results", self.lab_results),
         ]
     }
 }
@@ -222,6 +237,7 @@ pub async fn seed<D: Database>(
     let mut tables = Tables::default();
     let mut staff = Staff::generate(&mut rng, &mut ids, &mut tables, facilities, practitioners);
     let insurance_companies = tables.insurance_companies.len();
+    tables.orders.count(&mut summary);
     tables.write(&mut tx, dialect).await?;
     staff.questionnaire = generate::care::questionnaires(&mut tx, "2025-06-30 08:00:00").await?;
     finish(tx, dialect).await?;
@@ -271,7 +287,8 @@ async fn finish(mut tx: impl Transaction, dialect: Dialect) -> Result<()> {
             .chain(&[HISTORY_DATA, INSURANCE_COMPANIES, PERSONS, CONTACTS])
             .map(|t| (*t, "id"));
         let care = generate::care::ID_TABLES.iter().copied();
-        for (table, id) in tables.chain([(APPOINTMENTS, "pc_eid")]).chain(care) {
+        let tables = tables.chain([(APPOINTMENTS, "pc_eid")]).chain(care);
+        for (table, id) in tables.chain(generate::orders::KEYS.iter().copied()) {
             let sql = format!(
                 "SELECT setval(pg_get_serial_sequence('{table}', '{id}'), (SELECT MAX({id}) FROM {table})) AS v \
                  WHERE EXISTS (SELECT 1 FROM {table})"
@@ -342,6 +359,8 @@ pub(crate) struct Ids {
     pub(crate) contact: i64,
     /// The next pid (from the `pid` sequence).
     pub(crate) pid: i64,
+    /// The next keys of the order and medication tables.
+    pub(crate) orders: generate::orders::OrderIds,
 }
 
 impl Ids {
@@ -350,11 +369,14 @@ impl Ids {
     /// write transaction already excludes them.
     async fn reserve(tx: &mut impl Transaction, dialect: Dialect) -> Result<Ids> {
         if dialect == Dialect::Postgres {
-            let care: Vec<&str> = generate::care::ID_TABLES.iter().map(|(t, _)| *t).collect();
+            let care = generate::care::ID_TABLES.iter().map(|(t, _)| *t);
+            let others: Vec<&str> = care
+                .chain(generate::orders::KEYS.iter().map(|(t, _)| *t))
+                .collect();
             let sql = format!(
                 "LOCK TABLE {}, {ISSUE_ENCOUNTER}, {HISTORY_DATA}, {APPOINTMENTS}, {INSURANCE_COMPANIES}, {PERSONS}, {CONTACTS}, {} IN EXCLUSIVE MODE",
                 ID_TABLES.join(", "),
-                care.join(", ")
+                others.join(", ")
             );
             tx.execute(&sql, vec![])
                 .await
@@ -389,6 +411,7 @@ impl Ids {
             person: next_id(tx, PERSONS).await?,
             contact: next_id(tx, CONTACTS).await?,
             pid: 0,
+            orders: generate::orders::OrderIds::reserve(tx).await?,
         })
     }
 }
@@ -566,6 +589,8 @@ pub(crate) struct Tables {
     pub(crate) contacts: Batch,
     pub(crate) relations: Batch,
     pub(crate) telecoms: Batch,
+    /// Orders, results, drugs, prescriptions and dispenses.
+    pub(crate) orders: generate::orders::OrderTables,
     /// The type of each `lists` row, for the summary.
     pub(crate) list_types: Vec<Issues>,
     /// Encounters in the batch so far (numbered with placeholders, see
@@ -597,6 +622,7 @@ impl Default for Tables {
             contacts: Batch::new(CONTACTS),
             relations: Batch::new("contact_relation"),
             telecoms: Batch::new("contact_telecom"),
+            orders: generate::orders::OrderTables::default(),
             list_types: Vec::new(),
             encounters: 0,
         }
@@ -613,13 +639,15 @@ impl Tables {
 
     /// Replaces placeholder encounter numbers with numbers from `first` on.
     pub(crate) fn number_encounters(&mut self, first: i64) {
-        let column = ident("encounter");
-        for batch in [
-            &mut self.encounter,
-            &mut self.forms,
-            &mut self.issue_encounter,
-            &mut self.care.plans,
-        ] {
+        let mut batches = vec![
+            (&mut self.encounter, "encounter"),
+            (&mut self.forms, "encounter"),
+            (&mut self.issue_encounter, "encounter"),
+            (&mut self.care.plans, "encounter"),
+        ];
+        batches.extend(self.orders.encounter_columns());
+        for (batch, column) in batches {
+            let column = ident(column);
             let width = batch.columns.len();
             let Some(at) = batch.columns.iter().position(|c| *c == column) else {
                 continue;
@@ -649,6 +677,7 @@ impl Tables {
         summary.insurance_policies += self.insurance.len();
         summary.employers += self.employers.len();
         summary.related_persons += self.relations.len();
+        self.orders.count(summary);
         for issues in &self.list_types {
             let count = match *issues {
                 Issues::MEDICAL_PROBLEMS => &mut summary.medical_problems,
@@ -687,6 +716,9 @@ impl Tables {
             batch.write(tx, dialect).await?;
         }
         self.care.write(tx, dialect).await?;
+        for batch in self.orders.batches() {
+            batch.write(tx, dialect).await?;
+        }
         Ok(())
     }
 }
@@ -879,6 +911,6 @@ mod tests {
             ..Summary::default()
         };
         assert_eq!(summary.rows(), 23);
-        assert_eq!(summary.lines().len(), 27);
+        assert_eq!(summary.lines().len(), 32);
     }
 }

@@ -66,6 +66,19 @@ const CONDITION_CATEGORY: &[TokenColumn] = &[TokenColumn::new(
     Some("http://terminology.hl7.org/CodeSystem/condition-category"),
 )];
 
+/// ServiceRequest categories (SNOMED CT), as the Provenance table holds them.
+const ORDER_CATEGORY: &[TokenColumn] = &[TokenColumn::new(
+    "pv.category",
+    Some("http://snomed.info/sct"),
+)];
+
+/// DiagnosticReport categories (every report Hearth serves is a laboratory report), as
+/// the Provenance table holds them.
+const REPORT_CATEGORY: &[TokenColumn] = &[TokenColumn::new(
+    "pv.category",
+    Some("http://terminology.hl7.org/CodeSystem/v2-0074"),
+)];
+
 /// Every US Core type Hearth serves, with where its rows are (the same as its plugin's
 /// `TypeDef`).
 /// Location and PractitionerRole have none: their ids are their Organization's and
@@ -143,12 +156,12 @@ pub const TARGETS: &[Target] = &[
     },
     Target {
         resource_type: "MedicationRequest",
-        from: "lists l JOIN patient_data p ON p.pid = l.pid",
-        id: "CAST(l.uuid AS TEXT)",
-        last_updated: "COALESCE(l.modifydate, l.date)",
-        patient: "p.uuid",
-        key: "l.id",
-        only: "l.type = 'medication'",
+        from: crate::tables::MEDICATION_REQUESTS,
+        id: "m.mid",
+        last_updated: "m.updated",
+        patient: "m.patient_uuid",
+        key: "m.mkey",
+        only: "1=1",
         category: ("NULL", None),
     },
     Target {
@@ -233,6 +246,51 @@ pub const TARGETS: &[Target] = &[
         patient: "p.uuid",
         key: "cr.id",
         only: "1=1",
+        category: ("NULL", None),
+    },
+    // Orders, reports, specimens and dispenses (`fhir-order`, `fhir-medication`).
+    Target {
+        resource_type: "ServiceRequest",
+        from: "procedure_order po JOIN patient_data p ON p.pid = po.patient_id",
+        id: "CAST(po.uuid AS TEXT)",
+        last_updated: "COALESCE(po.date_transmitted, po.date_ordered)",
+        patient: "p.uuid",
+        key: "po.procedure_order_id",
+        only: "1=1",
+        category: (crate::tables::ORDER_CATEGORY, Some(ORDER_CATEGORY)),
+    },
+    Target {
+        resource_type: "DiagnosticReport",
+        from: "procedure_report pr JOIN procedure_order po \
+               ON po.procedure_order_id = pr.procedure_order_id \
+               JOIN patient_data p ON p.pid = po.patient_id",
+        id: "CAST(pr.uuid AS TEXT)",
+        last_updated: "COALESCE(pr.date_report, pr.date_collected, po.date_ordered)",
+        patient: "p.uuid",
+        key: "pr.procedure_report_id",
+        only: "1=1",
+        category: ("'LAB'", Some(REPORT_CATEGORY)),
+    },
+    Target {
+        resource_type: "Specimen",
+        from: "procedure_specimen ps JOIN procedure_order po \
+               ON po.procedure_order_id = ps.procedure_order_id \
+               JOIN patient_data p ON p.pid = po.patient_id",
+        id: "CAST(ps.uuid AS TEXT)",
+        last_updated: "COALESCE(ps.updated_at, ps.created_at, ps.collected_date)",
+        patient: "p.uuid",
+        key: "ps.procedure_specimen_id",
+        only: "1=1",
+        category: ("NULL", None),
+    },
+    Target {
+        resource_type: "MedicationDispense",
+        from: "drug_sales ds JOIN patient_data p ON p.pid = ds.pid",
+        id: "CAST(ds.uuid AS TEXT)",
+        last_updated: "COALESCE(ds.last_updated, ds.sale_date)",
+        patient: "p.uuid",
+        key: "ds.sales_id",
+        only: "ds.trans_type = 1",
         category: ("NULL", None),
     },
 ];

@@ -27,6 +27,15 @@ macro_rules! encounter {
     };
 }
 
+/// The laboratory columns of an Observation row (reference range, abnormal flag, the
+/// test's name), which only a laboratory result has.
+macro_rules! lab_absent {
+    () => {
+        "CAST(NULL AS TEXT) AS ref_range, CAST(NULL AS TEXT) AS flag, \
+         CAST(NULL AS TEXT) AS code_text"
+    };
+}
+
 /// One measurement of `form_vitals` as rows of the derived table: the id's slot digit,
 /// the key's slot number, the LOINC code, the second LOINC code (pulse oximetry), the
 /// profiles, the value, the blood-pressure texts, the two component values and when the
@@ -59,7 +68,9 @@ macro_rules! vital {
             $c1,
             " AS DOUBLE PRECISION) AS c1, CAST(",
             $c2,
-            " AS DOUBLE PRECISION) AS c2, v.note AS note ",
+            " AS DOUBLE PRECISION) AS c2, v.note AS note, ",
+            lab_absent!(),
+            " ",
             "FROM form_vitals v JOIN patient_data p ON p.pid = v.pid WHERE ",
             $when
         )
@@ -102,8 +113,40 @@ macro_rules! both_versions {
     };
 }
 
+/// Laboratory results (`procedure_result`, through its report and order to the patient)
+/// as rows of the derived table: category `laboratory`, the LOINC code, the value as
+/// recorded (`t1`, text: the mapping reads a number when there is one) and its units
+/// (`t2`), OpenEMR's result status as the Observation status; results OpenEMR marks as
+/// not reportable (`DNR`, `TNP`) are left out, as OpenEMR leaves them out. The id is the
+/// result's own uuid (version digit `4`, which no vital-sign slot uses).
+macro_rules! lab_results {
+    () => {
+        concat!(
+            "SELECT CAST(r.uuid AS TEXT) AS oid, r.procedure_result_id * 16 + 14 AS okey, \
+             COALESCE(r.date, pr.date_report, po.date_ordered) AS updated, \
+             p.uuid AS patient_uuid, fe.uuid AS encounter_uuid, \
+             CASE r.result_status WHEN 'prelim' THEN 'preliminary' WHEN 'correct' THEN 'corrected' \
+             WHEN 'cancel' THEN 'cancelled' WHEN 'error' THEN 'entered-in-error' \
+             WHEN 'incomplete' THEN 'registered' ELSE 'final' END AS status, \
+             'laboratory' AS category, r.result_code AS code, CAST(NULL AS TEXT) AS code2, '",
+            both_versions!("us-core-observation-lab"),
+            "' AS fhir_profiles, COALESCE(r.date, pr.date_collected, po.date_collected) AS effective, \
+             CAST(NULL AS DOUBLE PRECISION) AS num, r.result AS t1, r.units AS t2, \
+             CAST(NULL AS DOUBLE PRECISION) AS c1, CAST(NULL AS DOUBLE PRECISION) AS c2, \
+             r.comments AS note, r.\"range\" AS ref_range, r.abnormal AS flag, \
+             r.result_text AS code_text \
+             FROM procedure_result r \
+             JOIN procedure_report pr ON pr.procedure_report_id = r.procedure_report_id \
+             JOIN procedure_order po ON po.procedure_order_id = pr.procedure_order_id \
+             JOIN patient_data p ON p.pid = po.patient_id \
+             LEFT JOIN form_encounter fe ON fe.pid = po.patient_id AND fe.encounter = po.encounter_id \
+             WHERE r.result NOT IN ('DNR', 'TNP')"
+        )
+    };
+}
+
 /// Every Observation row (alias `o`): one branch per vital sign of `form_vitals`, then
-/// smoking status from `history_data`.
+/// smoking status from `history_data`, then laboratory results from `procedure_result`.
 pub const OBSERVATIONS: &str = concat!(
     "(",
     vital!(
@@ -284,8 +327,11 @@ pub const OBSERVATIONS: &str = concat!(
     both_versions!("us-core-smokingstatus"),
     "' AS fhir_profiles, h.date AS effective, CAST(NULL AS DOUBLE PRECISION) AS num, \
      h.tobacco AS t1, CAST(NULL AS TEXT) AS t2, CAST(NULL AS DOUBLE PRECISION) AS c1, \
-     CAST(NULL AS DOUBLE PRECISION) AS c2, CAST(NULL AS TEXT) AS note \
-     FROM history_data h JOIN patient_data p ON p.pid = h.pid WHERE h.tobacco <> ''",
+     CAST(NULL AS DOUBLE PRECISION) AS c2, CAST(NULL AS TEXT) AS note, ",
+    lab_absent!(),
+    " FROM history_data h JOIN patient_data p ON p.pid = h.pid WHERE h.tobacco <> ''",
+    " UNION ALL ",
+    lab_results!(),
     ") o"
 );
 
@@ -392,15 +438,66 @@ pub const CONDITIONS: &str = concat!(
     ") c"
 );
 
+/// The US Core ServiceRequest category (SNOMED CT) of a procedure order (`po`), from
+/// OpenEMR's order type: laboratory, imaging, or another procedure.
+pub const ORDER_CATEGORY: &str = "CASE po.procedure_order_type \
+    WHEN 'imaging' THEN '363679005' WHEN 'procedure' THEN '387713003' \
+    WHEN 'intervention' THEN '387713003' ELSE '108252007' END";
+
+/// Every MedicationRequest row (alias `m`), as OpenEMR merges them: the medication list
+/// (`lists` rows of type `medication`, intent `plan`: what the patient takes, reported)
+/// and the prescriptions (`prescriptions`, intent `order`). Ids are the rows' uuids;
+/// keys `id * 2` (list) and `id * 2 + 1` (prescription). `codes` holds OpenEMR's coded
+/// list form (`RXNORM:…`) for both. A list item's version counts the writes of its row
+/// (`lists_history`); a prescription's is its last change.
+pub const MEDICATION_REQUESTS: &str = concat!(
+    "(SELECT (SELECT MAX(lv.fhir_version) FROM lists_history lv WHERE lv.id = l.id) AS fhir_version, \
+     CAST(l.uuid AS TEXT) AS mid, l.id * 2 AS mkey, COALESCE(l.modifydate, l.date) AS updated, \
+     p.uuid AS patient_uuid, CAST(NULL AS TEXT) AS encounter_uuid, 'plan' AS intent, \
+     CASE WHEN l.enddate IS NULL THEN 'active' ELSE 'completed' END AS status, \
+     'community' AS category, l.title AS title, l.diagnosis AS codes, l.date AS authored, \
+     l.begdate AS start_date, l.enddate AS end_date, l.comments AS note, \
+     u.uuid AS requester_uuid, u.fname AS requester_fname, u.lname AS requester_lname, \
+     CAST(NULL AS TEXT) AS dosage, CAST(NULL AS TEXT) AS form_title, \
+     CAST(NULL AS TEXT) AS route_title, CAST(NULL AS TEXT) AS route_code, \
+     CAST(NULL AS TEXT) AS interval_title, CAST(NULL AS TEXT) AS instructions, \
+     CAST(NULL AS TEXT) AS quantity, CAST(NULL AS BIGINT) AS refills \
+     FROM lists l JOIN patient_data p ON p.pid = l.pid \
+     LEFT JOIN users u ON u.username = l.\"user\" AND u.npi <> '' \
+     WHERE l.type = 'medication'",
+    " UNION ALL ",
+    "SELECT CAST(NULL AS BIGINT) AS fhir_version, CAST(rx.uuid AS TEXT) AS mid, \
+     rx.id * 2 + 1 AS mkey, COALESCE(rx.date_modified, rx.date_added) AS updated, \
+     p.uuid AS patient_uuid, CAST(fe.uuid AS TEXT) AS encounter_uuid, 'order' AS intent, \
+     CASE WHEN rx.active = 0 THEN 'stopped' WHEN rx.end_date IS NOT NULL THEN 'completed' \
+     ELSE 'active' END AS status, \
+     COALESCE(NULLIF(rx.usage_category, ''), 'community') AS category, rx.drug AS title, \
+     CASE WHEN rx.rxnorm_drugcode = '' THEN NULL ELSE 'RXNORM:' || rx.rxnorm_drugcode END AS codes, \
+     COALESCE(rx.date_added, rx.datetime) AS authored, rx.start_date AS start_date, \
+     rx.end_date AS end_date, rx.note AS note, u.uuid AS requester_uuid, \
+     u.fname AS requester_fname, u.lname AS requester_lname, rx.dosage AS dosage, \
+     lf.title AS form_title, lr.title AS route_title, lr.notes AS route_code, \
+     li.title AS interval_title, rx.drug_dosage_instructions AS instructions, \
+     rx.quantity AS quantity, rx.refills AS refills \
+     FROM prescriptions rx JOIN patient_data p ON p.pid = rx.patient_id \
+     LEFT JOIN form_encounter fe ON fe.encounter = rx.encounter AND fe.pid = rx.patient_id \
+     LEFT JOIN users u ON u.id = rx.provider_id AND u.npi <> '' \
+     LEFT JOIN list_options lf ON lf.list_id = 'drug_form' AND lf.option_id = rx.form \
+     LEFT JOIN list_options lr ON lr.list_id = 'drug_route' AND lr.option_id = rx.route \
+     LEFT JOIN list_options li ON li.list_id = 'drug_interval' AND li.option_id = rx.\"interval\") m"
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn the_derived_tables_have_a_branch_per_source() {
-        assert_eq!(OBSERVATIONS.matches(" UNION ALL ").count(), 12);
+        assert_eq!(OBSERVATIONS.matches(" UNION ALL ").count(), 13);
+        assert!(OBSERVATIONS.contains("'laboratory' AS category"));
         assert!(OBSERVATIONS.contains("'d' || SUBSTR(CAST(h.uuid AS TEXT), 16)"));
         assert_eq!(CONDITIONS.split(" UNION ALL ").count(), 2);
         assert!(CONDITIONS.contains("'encounter-diagnosis' AS category"));
+        assert_eq!(MEDICATION_REQUESTS.split(" UNION ALL ").count(), 2);
     }
 }

@@ -291,6 +291,20 @@ const CASES: &[Case] = &[
     case("POST /api/patient/{pid}/transaction", Some(r#"{"type":"LBTref","groupname":"Default","body":"Cardiology consult","referByNpi":"1234567890"}"#), Answer(200, Invalid("referralDate")), "TransactionRestController::CreateTransaction records the errors, and still inserts", Answer(400, Invalid("referralDate"))),
     case("PUT /api/transaction/{tid}", Some(r#"{"body":"Cardiology consult, urgent","riskLevel":"High"}"#), Answer(200, List), "TransactionRestController::UpdateTransaction: the transaction as a list", Answer(200, List)),
     case("PUT /api/transaction/999999", Some(r#"{"body":"Nobody's"}"#), Answer(200, Nothing), L, Answer(404, Nothing)),
+    // ---- Procedure orders and drugs (family L, read-only), prescriptions (family M).
+    case("GET /api/procedure", None, Answer(200, List), "ProcedureRestController::getAll", Answer(200, List)),
+    case("GET /api/procedure/{proc_uuid}", None, Answer(200, Object), "ProcedureRestController::getOne", Answer(200, Object)),
+    case("GET /api/procedure/{unknown}", None, Answer(200, Nothing), L, Answer(404, Nothing)),
+    case("GET /api/drug", None, Answer(200, List), "DrugRestController::getAll", Answer(200, List)),
+    case("GET /api/drug/{drug_uuid}", None, Answer(200, Object), "DrugRestController::getOne", Answer(200, Object)),
+    case("GET /api/drug/{unknown}", None, Answer(200, Nothing), L, Answer(404, Nothing)),
+    case("GET /api/prescription", None, Answer(200, List), "PrescriptionApiTest: list 200", Answer(200, List)),
+    case("GET /api/prescription/{rx_uuid}", None, Answer(200, Object), "PrescriptionApiTest: get one 200", Answer(200, Object)),
+    case("GET /api/prescription/{unknown}", None, Answer(404, Nothing), "PrescriptionApiTest: get one 404", Answer(404, Nothing)),
+    case("POST /api/prescription", Some(r#"{"drug":"Aspirin 81 MG","patient_id":"{pid}","dosage":"1"}"#), Answer(201, Object), "PrescriptionApiTest: POST 201 {id, uuid}", Answer(201, Object)),
+    case("POST /api/prescription", Some(r#"{"dosage":"1"}"#), Answer(400, Invalid("drug")), "PrescriptionApiTest: missing fields 400", Answer(400, Invalid("drug"))),
+    case("DELETE /api/prescription/{unknown}", None, Answer(400, Invalid("uuid")), "PrescriptionApiTest: DELETE of an unknown uuid 400", Answer(404, Nothing)),
+    case("DELETE /api/prescription/{rx_del}", None, Answer(200, Object), "PrescriptionApiTest: DELETE 200 {message: record deleted} (active = 0)", Answer(200, Object)),
     // ---- Practitioners (family M).
     case("GET /api/practitioner", None, Answer(200, List), "PractitionerApiTest::testGetAll", Answer(200, List)),
     case("GET /api/practitioner?_sort=nosuchfield", None, Answer(200, List), "PractitionerRestController ignores _sort", Answer(400, Invalid("_sort"))),
@@ -512,6 +526,44 @@ const CASES: &[Case] = &[
         .compat(Answer(200, FhirBundle("searchset")), "FHIR clients follow the specification: a search answers a searchset"),
     case("GET /fhir/Provenance/{unknown}", None, Answer(404, BareEmpty), "FhirProvenanceRestController::getOne: RestControllerHelper::handleFhirProcessingResult answers [] with 404", Answer(404, FhirResource("OperationOutcome")))
         .compat(Answer(404, FhirResource("OperationOutcome")), "a FHIR error is an OperationOutcome"),
+    // ---- Orders, results, specimens, drugs and dispenses (FHIR).
+    case("GET /fhir/ServiceRequest", None, Answer(200, FhirBundle("collection")), "FhirServiceRequestRestController::getAll: a collection Bundle", Answer(200, FhirBundle("searchset")))
+        .compat(Answer(200, FhirBundle("searchset")), "FHIR clients follow the specification: a search answers a searchset"),
+    case("POST /fhir/ServiceRequest/_search", None, Answer(200, FhirBundle("collection")), "FhirServiceRequestRestController: the form body merged into the query, as getAll", Answer(200, FhirBundle("searchset")))
+        .compat(Answer(200, FhirBundle("searchset")), "FHIR clients follow the specification: a search answers a searchset"),
+    case("GET /fhir/ServiceRequest/{proc_uuid}", None, Answer(200, FhirResource("ServiceRequest")), "FhirServiceRequestRestController::getOne", Answer(200, FhirResource("ServiceRequest"))),
+    case("GET /fhir/ServiceRequest/{unknown}", None, Answer(404, BareEmpty), "FhirServiceRequestRestController::getOne: RestControllerHelper::handleFhirProcessingResult answers [] with 404", Answer(404, FhirResource("OperationOutcome")))
+        .compat(Answer(404, FhirResource("OperationOutcome")), "a FHIR error is an OperationOutcome"),
+    case("GET /fhir/DiagnosticReport", None, Answer(200, FhirBundle("collection")), "FhirDiagnosticReportRestController::getAll: a collection Bundle", Answer(200, FhirBundle("searchset")))
+        .compat(Answer(200, FhirBundle("searchset")), "FHIR clients follow the specification: a search answers a searchset"),
+    case("POST /fhir/DiagnosticReport/_search", None, Answer(200, FhirBundle("collection")), "FhirDiagnosticReportRestController: the form body merged into the query, as getAll", Answer(200, FhirBundle("searchset")))
+        .compat(Answer(200, FhirBundle("searchset")), "FHIR clients follow the specification: a search answers a searchset"),
+    case("GET /fhir/DiagnosticReport/{report_uuid}", None, Answer(200, FhirResource("DiagnosticReport")), "FhirDiagnosticReportRestController::getOne", Answer(200, FhirResource("DiagnosticReport"))),
+    case("GET /fhir/DiagnosticReport/{unknown}", None, Answer(404, BareEmpty), "FhirDiagnosticReportRestController::getOne: RestControllerHelper::handleFhirProcessingResult answers [] with 404", Answer(404, FhirResource("OperationOutcome")))
+        .compat(Answer(404, FhirResource("OperationOutcome")), "a FHIR error is an OperationOutcome"),
+    case("GET /fhir/Specimen", None, Answer(200, FhirBundle("collection")), "FhirSpecimenRestController::getAll: a collection Bundle", Answer(200, FhirBundle("searchset")))
+        .compat(Answer(200, FhirBundle("searchset")), "FHIR clients follow the specification: a search answers a searchset"),
+    case("POST /fhir/Specimen/_search", None, Answer(200, FhirBundle("collection")), "FhirSpecimenRestController: the form body merged into the query, as getAll", Answer(200, FhirBundle("searchset")))
+        .compat(Answer(200, FhirBundle("searchset")), "FHIR clients follow the specification: a search answers a searchset"),
+    case("GET /fhir/Specimen/{spec_uuid}", None, Answer(200, FhirResource("Specimen")), "FhirSpecimenRestController::getOne", Answer(200, FhirResource("Specimen"))),
+    case("GET /fhir/Specimen/{unknown}", None, Answer(404, BareEmpty), "FhirSpecimenRestController::getOne: RestControllerHelper::handleFhirProcessingResult answers [] with 404", Answer(404, FhirResource("OperationOutcome")))
+        .compat(Answer(404, FhirResource("OperationOutcome")), "a FHIR error is an OperationOutcome"),
+    case("GET /fhir/Medication", None, Answer(200, FhirBundle("collection")), "FhirMedicationRestController::getAll: a collection Bundle", Answer(200, FhirBundle("searchset")))
+        .compat(Answer(200, FhirBundle("searchset")), "FHIR clients follow the specification: a search answers a searchset"),
+    case("POST /fhir/Medication/_search", None, Answer(200, FhirBundle("collection")), "FhirMedicationRestController: the form body merged into the query, as getAll", Answer(200, FhirBundle("searchset")))
+        .compat(Answer(200, FhirBundle("searchset")), "FHIR clients follow the specification: a search answers a searchset"),
+    case("GET /fhir/Medication/{drug_uuid}", None, Answer(200, FhirResource("Medication")), "FhirMedicationRestController::getOne", Answer(200, FhirResource("Medication"))),
+    case("GET /fhir/Medication/{unknown}", None, Answer(404, BareEmpty), "FhirMedicationRestController::getOne: RestControllerHelper::handleFhirProcessingResult answers [] with 404", Answer(404, FhirResource("OperationOutcome")))
+        .compat(Answer(404, FhirResource("OperationOutcome")), "a FHIR error is an OperationOutcome"),
+    case("GET /fhir/MedicationDispense", None, Answer(200, FhirBundle("collection")), "FhirMedicationDispenseRestController::getAll: a collection Bundle", Answer(200, FhirBundle("searchset")))
+        .compat(Answer(200, FhirBundle("searchset")), "FHIR clients follow the specification: a search answers a searchset"),
+    case("POST /fhir/MedicationDispense/_search", None, Answer(200, FhirBundle("collection")), "FhirMedicationDispenseRestController: the form body merged into the query, as getAll", Answer(200, FhirBundle("searchset")))
+        .compat(Answer(200, FhirBundle("searchset")), "FHIR clients follow the specification: a search answers a searchset"),
+    case("GET /fhir/MedicationDispense/{disp_uuid}", None, Answer(200, FhirResource("MedicationDispense")), "FhirMedicationDispenseRestController::getOne", Answer(200, FhirResource("MedicationDispense"))),
+    case("GET /fhir/MedicationDispense/{unknown}", None, Answer(404, BareEmpty), "FhirMedicationDispenseRestController::getOne: RestControllerHelper::handleFhirProcessingResult answers [] with 404", Answer(404, FhirResource("OperationOutcome")))
+        .compat(Answer(404, FhirResource("OperationOutcome")), "a FHIR error is an OperationOutcome"),
+    case("GET /fhir/Observation/{lab_uuid}", None, Answer(200, FhirResource("Observation")), "FhirObservationLaboratoryService: a laboratory result", Answer(200, FhirResource("Observation"))),
+    case("GET /fhir/MedicationRequest/{rx_uuid}", None, Answer(200, FhirResource("MedicationRequest")), "FhirMedicationRequestService: a prescription (intent order)", Answer(200, FhirResource("MedicationRequest"))),
 ];
 
 /// What the fixtures of one site are called in the table.
@@ -532,7 +584,9 @@ const STAFF_SCOPES: &str = "openid offline_access api:oemr api:fhir api:port \
     user/ValueSet.rs \
     user/insurance_company.crus user/insurance_type.s user/insurance.crus \
     user/insurance.$swap-insurance user/employer.s user/list.r user/user.rs \
-    user/Coverage.rs user/RelatedPerson.rs";
+    user/Coverage.rs user/RelatedPerson.rs \
+    user/procedure.rs user/drug.rs user/prescription.crds user/ServiceRequest.rs \
+    user/DiagnosticReport.rs user/Specimen.rs user/Medication.rs user/MedicationDispense.rs";
 
 /// Builds the rows the table reads, through the API, on `site`.
 async fn fixtures(app: &TestApp, site: &str, token: &str) -> Fixtures {
@@ -799,6 +853,45 @@ async fn fixtures(app: &TestApp, site: &str, token: &str) -> Fixtures {
             )
             .await;
         f.insert(key, text(&created(&issue, path)["id"]));
+    }
+    // A lab order with its report, result and specimen, and a drug with a dispense
+    // (no write routes: OpenEMR's are read-only), then two prescriptions through the API.
+    let order_statements = [
+        format!("INSERT INTO procedure_order (uuid, patient_id, date_ordered, order_status) VALUES ('90cde167-0000-4000-8000-0000000000a1', {pid}, '2024-01-02 10:00:00', 'complete')"),
+        "INSERT INTO procedure_order_code (procedure_order_id, procedure_order_seq, procedure_code, procedure_name) SELECT procedure_order_id, 1, '4548-4', 'Hemoglobin A1c' FROM procedure_order WHERE uuid = '90cde167-0000-4000-8000-0000000000a1'".to_owned(),
+        "INSERT INTO procedure_report (uuid, procedure_order_id, date_report, report_status) SELECT '90cde167-0000-4000-8000-0000000000a2', procedure_order_id, '2024-01-03 10:00:00', 'final' FROM procedure_order WHERE uuid = '90cde167-0000-4000-8000-0000000000a1'".to_owned(),
+        "INSERT INTO procedure_result (uuid, procedure_report_id, result_code, result_text, date, units, result, result_status) SELECT '90cde167-0000-4000-8000-0000000000a3', procedure_report_id, '4548-4', 'Hemoglobin A1c', date_report, '%', '5.4', 'final' FROM procedure_report WHERE uuid = '90cde167-0000-4000-8000-0000000000a2'".to_owned(),
+        "INSERT INTO procedure_specimen (uuid, procedure_order_id, specimen_type_code, specimen_type, collected_date) SELECT '90cde167-0000-4000-8000-0000000000a4', procedure_order_id, '119297000', 'Blood specimen', date_ordered FROM procedure_order WHERE uuid = '90cde167-0000-4000-8000-0000000000a1'".to_owned(),
+        "INSERT INTO drugs (uuid, name, drug_code, ndc_number, form) VALUES ('90cde167-0000-4000-8000-0000000000a5', 'Lisinopril 10 MG Oral Tablet', '314076', '68180-0513-01', '2')".to_owned(),
+        format!("INSERT INTO drug_sales (uuid, drug_id, pid, sale_date, quantity, trans_type) SELECT '90cde167-0000-4000-8000-0000000000a6', drug_id, {pid}, '2024-01-04 10:00:00', 30, 1 FROM drugs WHERE uuid = '90cde167-0000-4000-8000-0000000000a5'"),
+    ];
+    for statement in order_statements {
+        hearth::on_db!(&site_ref.db, |pool| {
+            sqlx::query(sqlx::AssertSqlSafe(statement.clone()))
+                .execute(pool)
+                .await
+                .expect("an order row");
+        });
+    }
+    for (key, uuid) in [
+        ("proc_uuid", "a1"),
+        ("report_uuid", "a2"),
+        ("lab_uuid", "a3"),
+        ("spec_uuid", "a4"),
+        ("drug_uuid", "a5"),
+        ("disp_uuid", "a6"),
+    ] {
+        f.insert(key, format!("90cde167-0000-4000-8000-0000000000{uuid}"));
+    }
+    for key in ["rx_uuid", "rx_del"] {
+        let rx = app
+            .post(
+                &api("/api/prescription"),
+                token,
+                json!({"drug": "Lisinopril 10 MG Oral Tablet", "patient_id": pid, "rxnorm_drugcode": "314076"}),
+            )
+            .await;
+        f.insert(key, text(&created(&rx, "a prescription")["data"]["uuid"]));
     }
     f
 }

@@ -1,11 +1,16 @@
-//! FHIR R4 `MedicationRequest` (US Core 3.1.1 and 7.0.0) over OpenEMR's medication list:
-//! the `lists` rows of type `medication` that `/api/patient/:pid/medication` reads and
-//! writes. OpenEMR answers these with intent `plan` (a medication the patient takes, on
-//! the chart's list, not an order) and status `active` until an end date, then
-//! `completed`. Hearth has no `prescriptions` table yet, so e-prescribed orders (intent
-//! `order`) are not served.
+//! FHIR R4 `MedicationRequest` (US Core 3.1.1 and 7.0.0) over both of OpenEMR's sources,
+//! merged as OpenEMR merges them (`hearth_fhir::tables::MEDICATION_REQUESTS`, one
+//! derived table, so a search counts, sorts and pages across both with one `total`):
+//!
+//! - the medication list (`lists` rows of type `medication`, `/api/patient/:pid/medication`):
+//!   intent `plan` (a medication the patient takes, not an order), status `active` until
+//!   an end date, then `completed`;
+//! - prescriptions (`prescriptions`, `/api/prescription`): intent `order`, status `active`,
+//!   `completed` once it has an end date, `stopped` once deleted (OpenEMR's soft delete
+//!   sets `active = 0`), with the dose, form, route and interval as the dosage
+//!   instruction, the quantity and refills as the dispense request.
 
-use hearth_fhir::{Fields, Param, Target, TokenColumn, TypeDef, codes, reference};
+use hearth_fhir::{Fields, Param, Target, TokenColumn, TypeDef, codes, coding, concept, reference};
 use hearth_sdk::FhirType;
 use hearth_sdk::prelude::*;
 
@@ -16,7 +21,15 @@ impl Resource for FhirMedicationRequest {
     const NAME: &'static str = "fhir-medication-request";
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
     const DESCRIPTION: &'static str = "FHIR MedicationRequest (US Core) over the medication list";
-    const READS: &'static [&'static str] = &["lists", "patient_data", "users", "facility"];
+    const READS: &'static [&'static str] = &[
+        "lists",
+        "prescriptions",
+        "patient_data",
+        "users",
+        "form_encounter",
+        "list_options",
+        "facility",
+    ];
     const ROUTES: &'static [Route] = &hearth_fhir::read_search_routes!(
         MEDICATION_REQUEST, map, type = "MedicationRequest", acl = "patients/med",
         nouns = "medication requests", one = "a medication request", schema = MEDICATION_REQUEST_SCHEMA
@@ -45,12 +58,24 @@ const MEDICATION_REQUEST_SCHEMA: Schema = {
         Prop::new("category", Schema::Array(&CODEABLE_CONCEPT)),
         Prop::new("medicationCodeableConcept", CODEABLE_CONCEPT),
         Prop::new("subject", REFERENCE),
+        Prop::new("reportedBoolean", Schema::Boolean),
+        Prop::new("encounter", REFERENCE),
         Prop::new("authoredOn", Schema::String),
         Prop::new("requester", REFERENCE),
-        Prop::new("dosageInstruction", Schema::Array(&ANNOTATION)),
+        Prop::new(
+            "dosageInstruction",
+            Schema::Array(&Schema::Object(&[
+                Prop::new("text", Schema::String),
+                Prop::new("route", CODEABLE_CONCEPT),
+            ])),
+        ),
         Prop::new(
             "dispenseRequest",
-            Schema::Object(&[Prop::new("validityPeriod", PERIOD)]),
+            Schema::Object(&[
+                Prop::new("validityPeriod", PERIOD),
+                Prop::new("numberOfRepeatsAllowed", Schema::Integer),
+                Prop::new("quantity", QUANTITY),
+            ]),
         ),
         Prop::new("note", Schema::Array(&ANNOTATION)),
     ])
@@ -58,20 +83,20 @@ const MEDICATION_REQUEST_SCHEMA: Schema = {
 
 hearth_sdk::export!(FhirMedicationRequest);
 
-const STATUS: &str = "CASE WHEN l.enddate IS NULL THEN 'active' ELSE 'completed' END";
-
 const CODES: &[TokenColumn] = &[
     TokenColumn::listed(
-        "l.diagnosis",
+        "m.codes",
         "http://www.nlm.nih.gov/research/umls/rxnorm",
         "RXNORM:",
     ),
     TokenColumn::listed(
-        "l.diagnosis",
+        "m.codes",
         "http://www.nlm.nih.gov/research/umls/rxnorm",
         "RXCUI:",
     ),
 ];
+
+const CATEGORY: &str = "http://terminology.hl7.org/CodeSystem/medicationrequest-category";
 
 const MEDICATION_REQUEST: TypeDef = TypeDef {
     resource_type: "MedicationRequest",
@@ -80,22 +105,19 @@ const MEDICATION_REQUEST: TypeDef = TypeDef {
         "http://hl7.org/fhir/us/core/StructureDefinition/us-core-medicationrequest|3.1.1",
         "http://hl7.org/fhir/us/core/StructureDefinition/us-core-medicationrequest|7.0.0",
     ],
-    columns: "l.*, p.uuid AS patient_uuid, u.uuid AS requester_uuid, u.fname AS requester_fname, \
-              u.lname AS requester_lname, \
-              CASE WHEN l.enddate IS NULL THEN 'active' ELSE 'completed' END AS status",
-    from: "lists l JOIN patient_data p ON p.pid = l.pid \
-           LEFT JOIN users u ON u.username = l.\"user\" AND u.npi <> ''",
-    id: "l.uuid",
-    key: "l.id",
-    last_updated: "COALESCE(l.modifydate, l.date)",
-    patient: Some("p.uuid"),
-    only: Some("l.type = 'medication'"),
+    columns: "m.*",
+    from: hearth_fhir::tables::MEDICATION_REQUESTS,
+    id: "m.mid",
+    key: "m.mkey",
+    last_updated: "m.updated",
+    patient: Some("m.patient_uuid"),
+    only: None,
     params: &[
         Param::new(
             "patient",
             "MedicationRequest.subject.where(resolve() is Patient)",
             Target::Reference {
-                column: "p.uuid",
+                column: "m.patient_uuid",
                 target: "Patient",
             },
         ),
@@ -103,7 +125,7 @@ const MEDICATION_REQUEST: TypeDef = TypeDef {
             "status",
             "MedicationRequest.status",
             Target::Token(&[TokenColumn::new(
-                STATUS,
+                "m.status",
                 Some("http://hl7.org/fhir/CodeSystem/medicationrequest-status"),
             )]),
         ),
@@ -111,32 +133,65 @@ const MEDICATION_REQUEST: TypeDef = TypeDef {
             "intent",
             "MedicationRequest.intent",
             Target::Token(&[TokenColumn::new(
-                "'plan'",
+                "m.intent",
                 Some("http://hl7.org/fhir/CodeSystem/medicationrequest-intent"),
             )]),
+        ),
+        Param::new(
+            "category",
+            "MedicationRequest.category",
+            Target::Token(&[TokenColumn::new("m.category", Some(CATEGORY))]),
+        ),
+        Param::new(
+            "encounter",
+            "MedicationRequest.encounter",
+            Target::Reference {
+                column: "m.encounter_uuid",
+                target: "Encounter",
+            },
         ),
         Param::new("code", "MedicationRequest.medication", Target::Token(CODES)),
         Param::new(
             "authoredon",
             "MedicationRequest.authoredOn",
-            Target::DateTime("l.date"),
+            Target::DateTime("m.authored"),
         ),
     ],
 };
 
-/// A row of the medication list as a US Core MedicationRequest.
+/// A row of the medication list or a prescription as a US Core MedicationRequest.
 fn map(row: &Row<'_>, _: &Request, out: &mut Fields) {
+    let intent = row.text("intent").unwrap_or("plan");
     out.set("status", row.text("status").unwrap_or("active"))
-        .set("intent", "plan");
+        .set("intent", intent);
+    if let Some(category) = row.text("category") {
+        let display = match category {
+            "inpatient" => "Inpatient",
+            "outpatient" => "Outpatient",
+            "discharge" => "Discharge",
+            _ => "Community",
+        };
+        out.list(
+            "category",
+            vec![concept(coding(CATEGORY, category, Some(display)), None)],
+        );
+    }
+    // A listed medication is what the patient reports taking.
+    if intent == "plan" {
+        out.set("reportedBoolean", true);
+    }
     out.set(
         "medicationCodeableConcept",
-        codes::concept(row.text("diagnosis"), row.text("title")),
+        codes::concept(row.text("codes"), row.text("title")),
     );
     if let Some(patient) = row.text("patient_uuid") {
         out.set("subject", reference("Patient", patient, None));
     }
+    if let Some(encounter) = row.text("encounter_uuid") {
+        out.set("encounter", reference("Encounter", encounter, None));
+    }
     let instant = |column: &str| row.text(column).and_then(hearth_fhir::date::instant);
-    if let Some(authored) = instant("date") {
+    if let Some(authored) = instant("authored") {
         out.set("authoredOn", authored.as_str());
     }
     if let Some(uuid) = row.text("requester_uuid") {
@@ -155,21 +210,73 @@ fn map(row: &Row<'_>, _: &Request, out: &mut Fields) {
             ),
         );
     }
-    let (start, end) = (instant("begdate"), instant("enddate"));
+    if let Some(dosage) = dosage(row) {
+        out.list("dosageInstruction", vec![dosage]);
+    }
+    let (start, end) = (instant("start_date"), instant("end_date"));
+    let mut dispense = Fields::new();
     if start.is_some() || end.is_some() {
         let mut period = Fields::new();
         period
             .text("start", start.as_deref())
             .text("end", end.as_deref());
-        let mut dispense = Fields::new();
         dispense.set("validityPeriod", period.end());
-        out.set("dispenseRequest", dispense.end());
     }
-    if let Some(comments) = row.text("comments").filter(|c| !c.trim().is_empty()) {
-        let mut note = Fields::new();
-        note.set("text", comments.trim());
-        out.list("note", vec![note.end()]);
+    if let Some(refills) = row.int("refills").filter(|r| *r > 0) {
+        dispense.set("numberOfRepeatsAllowed", refills);
     }
+    let quantity = row
+        .text("quantity")
+        .and_then(|q| q.trim().parse::<f64>().ok())
+        .filter(|q| q.is_finite() && *q > 0.0);
+    if let Some(quantity) = quantity {
+        let mut amount = Fields::new();
+        amount.set("value", quantity);
+        dispense.set("quantity", amount.end());
+    }
+    out.object("dispenseRequest", dispense.end());
+    if let Some(note) = row.text("note").filter(|c| !c.trim().is_empty()) {
+        let mut text = Fields::new();
+        text.set("text", note.trim());
+        out.list("note", vec![text.end()]);
+    }
+}
+
+/// A prescription's dosage instruction: its dose, form, route and interval as text (as
+/// OpenEMR's prescription screen writes them, e.g. "1 tablet Per Oris b.i.d."), the
+/// prescriber's instructions after them, and the route coded in HL7 v3.
+fn dosage(row: &Row<'_>) -> Option<Json> {
+    let text: Vec<&str> = [
+        row.text("dosage"),
+        row.text("form_title"),
+        row.text("route_title"),
+        row.text("interval_title"),
+        row.text("instructions"),
+    ]
+    .into_iter()
+    .flatten()
+    .map(str::trim)
+    .filter(|t| !t.is_empty())
+    .collect();
+    if text.is_empty() {
+        return None;
+    }
+    let mut out = Fields::new();
+    out.set("text", text.join(" "));
+    if let Some(code) = row.text("route_code").filter(|c| !c.trim().is_empty()) {
+        out.set(
+            "route",
+            concept(
+                coding(
+                    "http://terminology.hl7.org/CodeSystem/v3-RouteOfAdministration",
+                    code,
+                    row.text("route_title"),
+                ),
+                row.text("route_title"),
+            ),
+        );
+    }
+    Some(out.end())
 }
 
 #[cfg(test)]
@@ -188,10 +295,11 @@ mod tests {
                 "fhir_key",
                 "patient_uuid",
                 "status",
+                "intent",
                 "title",
-                "diagnosis",
-                "date",
-                "begdate",
+                "codes",
+                "authored",
+                "start_date",
             ],
             vec![vec![
                 ID.into(),
@@ -199,13 +307,14 @@ mod tests {
                 2.into(),
                 "90cde167-0000-4000-8000-0000000000aa".into(),
                 "active".into(),
+                "plan".into(),
                 "Lisinopril 10 mg".into(),
                 "RXNORM:314076".into(),
                 "2024-05-06 07:08:09".into(),
                 "2024-05-01 00:00:00".into(),
             ]],
         );
-        let mut host = MockHost::new().on_query("WHERE l.uuid = $1", rows);
+        let mut host = MockHost::new().on_query("WHERE m.mid = $1", rows);
         let response = host.call::<FhirMedicationRequest>(TestRequest::get(&format!(
             "/fhir/MedicationRequest/{ID}"
         )));

@@ -6,7 +6,9 @@
 //!   and UCUM unit; systolic and diastolic pressure together as the blood-pressure panel
 //!   (85354-9) with two components; oxygen saturation with the inhaled-oxygen flow rate
 //!   and concentration as components;
-//! - `history_data` (tobacco use): the US Core smoking-status Observation (72166-2).
+//! - `history_data` (tobacco use): the US Core smoking-status Observation (72166-2);
+//! - `procedure_result` (laboratory results, through their report and order): US Core
+//!   laboratory result Observations, mapped in [`lab`].
 //!
 //! One plugin serves both tables through one `UNION ALL` derived table, so a search
 //! counts, sorts and pages across vitals and smoking status at once, with one `total`.
@@ -19,6 +21,8 @@
 //! differ in a random digit, and a row's measurements differ in the slot), and needs no
 //! table or write of its own.
 
+mod lab;
+
 use hearth_fhir::{Fields, Param, Target, TokenColumn, TypeDef, coding, concept, reference};
 use hearth_sdk::FhirType;
 use hearth_sdk::prelude::*;
@@ -29,7 +33,7 @@ pub struct FhirObservation;
 impl Resource for FhirObservation {
     const NAME: &'static str = "fhir-observation";
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
-    const DESCRIPTION: &'static str = "FHIR Observation (US Core vital signs and smoking status) over form_vitals and history_data";
+    const DESCRIPTION: &'static str = "FHIR Observation (US Core vital signs, smoking status and laboratory results) over form_vitals, history_data and procedure_result";
     const READS: &'static [&'static str] = &[
         "form_vitals",
         "history_data",
@@ -37,6 +41,9 @@ impl Resource for FhirObservation {
         "forms",
         "form_encounter",
         "facility",
+        "procedure_result",
+        "procedure_report",
+        "procedure_order",
     ];
     const ROUTES: &'static [Route] = &hearth_fhir::read_search_routes!(
         OBSERVATION, map, type = "Observation", acl = "patients/med", nouns = "observations",
@@ -75,6 +82,17 @@ const OBSERVATION_SCHEMA: Schema = {
         Prop::new("issued", Schema::String),
         Prop::new("valueQuantity", QUANTITY),
         Prop::new("valueCodeableConcept", CODEABLE_CONCEPT),
+        Prop::new("valueString", Schema::String),
+        Prop::new("dataAbsentReason", CODEABLE_CONCEPT),
+        Prop::new("interpretation", Schema::Array(&CODEABLE_CONCEPT)),
+        Prop::new(
+            "referenceRange",
+            Schema::Array(&Schema::Object(&[
+                Prop::new("low", QUANTITY),
+                Prop::new("high", QUANTITY),
+                Prop::new("text", Schema::String),
+            ])),
+        ),
         Prop::new(
             "component",
             Schema::Array(&Schema::Object(&[
@@ -109,6 +127,7 @@ const OBSERVATION: TypeDef = TypeDef {
         "http://hl7.org/fhir/us/core/StructureDefinition/pediatric-weight-for-height",
         "http://hl7.org/fhir/us/core/StructureDefinition/head-occipital-frontal-circumference-percentile",
         "http://hl7.org/fhir/us/core/StructureDefinition/us-core-smokingstatus",
+        "http://hl7.org/fhir/us/core/StructureDefinition/us-core-observation-lab",
     ],
     columns: "o.*",
     from: hearth_fhir::tables::OBSERVATIONS,
@@ -312,6 +331,10 @@ fn component(code: &str, display: &str, value: Option<f64>, unit: &str, ucum: &s
 fn map(row: &Row<'_>, _: &Request, out: &mut Fields) {
     let code = row.text("code").unwrap_or_default();
     let category = row.text("category").unwrap_or_default();
+    if category == "laboratory" {
+        lab::map(row, out);
+        return;
+    }
     out.set("status", "final");
     let category_display = if category == "vital-signs" {
         "Vital Signs"
@@ -556,6 +579,15 @@ mod tests {
         assert_eq!(o["code"]["coding"][1]["code"], "2708-6");
         assert_eq!(o["component"][0]["code"]["coding"][0]["code"], "3151-8");
         assert_eq!(o["component"].as_array().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn laboratory_ranges_read_low_and_high_when_numeric() {
+        let r = lab::range("70-99", Some("mg/dL")).to_value();
+        assert_eq!(r["low"]["value"], 70.0);
+        assert_eq!(r["high"]["code"], "mg/dL");
+        let r = lab::range("negative", None).to_value();
+        assert_eq!(r["text"], "negative");
     }
 
     #[test]

@@ -31,6 +31,13 @@ impl Resource for FhirProvenance {
         "care_teams",
         "insurance_data",
         "contact_relation",
+        "prescriptions",
+        "list_options",
+        "procedure_order",
+        "procedure_report",
+        "procedure_result",
+        "procedure_specimen",
+        "drug_sales",
     ];
     const ROUTES: &'static [Route] = &[
         Route::get("/fhir/Provenance", "Provenance.s", search)
