@@ -3,7 +3,8 @@
 //! (`GET /fhir/{Type}/:id/_history`).
 //!
 //! The version store is the database's: each table behind a writable type has a history
-//! table `<table>_history` (migrations `0461_fhir_versions.sql`) that triggers fill with
+//! table `<table>_history` (migrations `0461_fhir_versions.sql`, and
+//! `0462_fhir_versions_vitals.sql` for `form_vitals` and `issue_encounter`) that triggers fill with
 //! a snapshot of the row after every `INSERT` (version 1) and `UPDATE` (version + 1),
 //! whoever writes (the standard API plugins, the FHIR plugins, the host). A row's version
 //! is the newest number recorded for its id; a version is read back from its snapshot
@@ -30,7 +31,33 @@ pub const VERSIONED: &[(&str, &str)] = &[
     ("Condition", "lists"),
     ("MedicationRequest", "lists"),
     ("Procedure", "lists"),
+    // Observations of vital signs: every measurement of a `form_vitals` row shares the
+    // row's version (smoking status, from `history_data`, has none).
+    ("Observation", "form_vitals"),
+    // Encounter diagnoses: a problem's link to an encounter (the type's second table;
+    // a `TypeDef` whose `FROM` starts with it reads its versions, see [`table_for`]).
+    ("Condition", "issue_encounter"),
 ];
+
+/// Tables whose row holds several resources, each id the row's uuid with its version
+/// digit (the 15th character, `4` in every uuid the rows get) replaced by the
+/// resource's slot (see [`crate::tables`]).
+const SLOTTED: &[&str] = &["form_vitals"];
+
+/// The uuid of the row behind the resource `id` of `table`: the id itself, or for a
+/// [`SLOTTED`] table the id with its slot digit put back to `4`.
+pub fn row_uuid(table: &str, id: &str) -> String {
+    let id = id.to_ascii_lowercase();
+    if SLOTTED.contains(&table)
+        && id.len() == 36
+        && id.is_char_boundary(14)
+        && id.is_char_boundary(15)
+    {
+        format!("{}4{}", &id[..14], &id[15..])
+    } else {
+        id
+    }
+}
 
 /// The table behind `resource_type` when its rows are versioned.
 pub fn table_of(resource_type: &str) -> Option<&'static str> {
@@ -38,6 +65,18 @@ pub fn table_of(resource_type: &str) -> Option<&'static str> {
         .iter()
         .find(|(t, _)| *t == resource_type)
         .map(|(_, table)| *table)
+}
+
+/// The versioned table behind `def`: the first table of its `FROM` when that is one of
+/// the type's versioned tables (Condition's encounter diagnoses read `issue_encounter`),
+/// else the type's first.
+fn table_for(def: &TypeDef) -> Option<&'static str> {
+    let first = def.from.split_whitespace().next().unwrap_or_default();
+    VERSIONED
+        .iter()
+        .find(|(t, table)| *t == def.resource_type && *table == first)
+        .map(|(_, table)| *table)
+        .or_else(|| table_of(def.resource_type))
 }
 
 /// The alias of the type's main table (the part of `key` before the dot: `p` in `p.id`).
@@ -51,7 +90,7 @@ fn alias(def: &TypeDef) -> &'static str {
 /// A type whose `FROM` is not its table (Condition's union of problems and encounter
 /// diagnoses) selects its own `fhir_version` column instead.
 pub fn version_column(def: &TypeDef) -> String {
-    match table_of(def.resource_type).filter(|table| history_from(def, table).is_some()) {
+    match table_for(def).filter(|table| history_from(def, table).is_some()) {
         Some(table) => format!(
             ", (SELECT MAX(fv.fhir_version) FROM {table}_history fv WHERE fv.id = {}) AS fhir_version",
             def.key
@@ -79,16 +118,31 @@ fn history_from(def: &TypeDef, table: &str) -> Option<String> {
 /// The current version of the resource `id` of a versioned type, or `None` when no row
 /// has that id (whatever the caller may see).
 pub fn current(def: &TypeDef, id: &str) -> Result<Option<i64>> {
-    let Some(table) = table_of(def.resource_type) else {
+    let Some(table) = table_for(def) else {
         return Ok(None);
     };
-    let row = store::query_one(
-        &format!(
-            "SELECT MAX(h.fhir_version) AS v FROM {table}_history h JOIN {table} t ON t.id = h.id \
-             WHERE t.uuid = $1"
-        ),
-        &[id.to_ascii_lowercase().into()],
-    )?;
+    let row = if table == "issue_encounter" {
+        // No uuid of its own: the id is the type's expression over the history.
+        let Some(from) = history_from(def, table) else {
+            return Ok(None);
+        };
+        store::query_one(
+            &format!(
+                "SELECT MAX({}.fhir_version) AS v FROM {from} WHERE {} = $1",
+                alias(def),
+                def.id
+            ),
+            &[id.to_ascii_lowercase().into()],
+        )?
+    } else {
+        store::query_one(
+            &format!(
+                "SELECT MAX(h.fhir_version) AS v FROM {table}_history h JOIN {table} t ON t.id = h.id \
+                 WHERE t.uuid = $1"
+            ),
+            &[row_uuid(table, id).into()],
+        )?
+    };
     Ok(row.and_then(|r| r.int("v")))
 }
 
@@ -125,7 +179,7 @@ pub fn vread(req: &Request, def: &TypeDef, id: &str, vid: &str, map: Mapper) -> 
             &format!("{}/{id} is not known", def.resource_type),
         )
     };
-    let table = table_of(def.resource_type).ok_or_else(unknown)?;
+    let table = table_for(def).ok_or_else(unknown)?;
     if !hearth_sdk::request::is_uuid(id) {
         return Err(unknown());
     }
@@ -206,7 +260,7 @@ pub fn history(req: &Request, def: &TypeDef, id: &str, map: Mapper) -> Result<Re
             &format!("{}/{id} is not known", def.resource_type),
         )
     };
-    let table = table_of(def.resource_type).ok_or_else(unknown)?;
+    let table = table_for(def).ok_or_else(unknown)?;
     if !hearth_sdk::request::is_uuid(id) {
         return Err(unknown());
     }

@@ -36,17 +36,20 @@ macro_rules! lab_absent {
     };
 }
 
-/// One measurement of `form_vitals` as rows of the derived table: the id's slot digit,
-/// the key's slot number, the LOINC code, the second LOINC code (pulse oximetry), the
-/// profiles, the value, the blood-pressure texts, the two component values and when the
-/// row holds the measurement.
-macro_rules! vital {
+/// The columns of one measurement of `form_vitals` (alias `v`, with `patient_data p`):
+/// the id (the row's uuid with the slot digit), the key's slot number, the LOINC code, the
+/// second LOINC code (pulse oximetry), the profiles, the value, the blood-pressure texts
+/// and the two component values. Every measurement's macro below takes the same
+/// arguments: the slot digit, the key's slot number, those columns' expressions, and the
+/// condition under which the row holds the measurement.
+macro_rules! vital_columns {
     ($slot:expr, $n:expr, $code:expr, $code2:expr, $profiles:expr,
      $value:expr, $t1:expr, $t2:expr, $c1:expr, $c2:expr, $when:expr) => {
         concat!(
-            "SELECT SUBSTR(CAST(v.uuid AS TEXT), 1, 14) || '",
-            $slot,
-            "' || SUBSTR(CAST(v.uuid AS TEXT), 16) AS oid, v.id * 16 + ",
+            vital_id!(
+                $slot, $n, $code, $code2, $profiles, $value, $t1, $t2, $c1, $c2, $when
+            ),
+            " AS oid, v.id * 16 + ",
             $n,
             " AS okey, ",
             "COALESCE(v.last_updated, v.date) AS updated, p.uuid AS patient_uuid, ",
@@ -69,11 +72,61 @@ macro_rules! vital {
             " AS DOUBLE PRECISION) AS c1, CAST(",
             $c2,
             " AS DOUBLE PRECISION) AS c2, v.note AS note, ",
-            lab_absent!(),
-            " ",
-            "FROM form_vitals v JOIN patient_data p ON p.pid = v.pid WHERE ",
-            $when
+            lab_absent!()
         )
+    };
+}
+
+/// The id expression of one measurement (see [`vital_columns!`]).
+macro_rules! vital_id {
+    ($slot:expr, $n:expr, $code:expr, $code2:expr, $profiles:expr,
+     $value:expr, $t1:expr, $t2:expr, $c1:expr, $c2:expr, $when:expr) => {
+        concat!(
+            "SUBSTR(CAST(v.uuid AS TEXT), 1, 14) || '",
+            $slot,
+            "' || SUBSTR(CAST(v.uuid AS TEXT), 16)"
+        )
+    };
+}
+
+/// One measurement of `form_vitals` as a branch of [`OBSERVATIONS`]: its recorded
+/// version (the row's, migration 0462) and [`vital_columns!`], for the rows that hold it.
+macro_rules! vital {
+    ($($arg:expr),+) => {
+        concat!(
+            "SELECT (SELECT MAX(vv.fhir_version) FROM form_vitals_history vv WHERE vv.id = v.id) \
+             AS fhir_version, ",
+            vital_columns!($($arg),+),
+            " FROM form_vitals v JOIN patient_data p ON p.pid = v.pid WHERE ",
+            vital_when!($($arg),+)
+        )
+    };
+}
+
+/// One measurement as a [`VitalSlot`].
+macro_rules! vital_slot {
+    ($slot:expr, $n:expr, $code:expr, $code2:expr, $profiles:expr,
+     $value:expr, $t1:expr, $t2:expr, $c1:expr, $c2:expr, $when:expr) => {
+        VitalSlot {
+            slot: $slot,
+            code: $code,
+            columns: vital_columns!(
+                $slot, $n, $code, $code2, $profiles, $value, $t1, $t2, $c1, $c2, $when
+            ),
+            id: vital_id!(
+                $slot, $n, $code, $code2, $profiles, $value, $t1, $t2, $c1, $c2, $when
+            ),
+            key: concat!("v.id * 16 + ", $n),
+            when: $when,
+        }
+    };
+}
+
+/// The condition under which a row holds the measurement.
+macro_rules! vital_when {
+    ($slot:expr, $n:expr, $code:expr, $code2:expr, $profiles:expr,
+     $value:expr, $t1:expr, $t2:expr, $c1:expr, $c2:expr, $when:expr) => {
+        $when
     };
 }
 
@@ -113,6 +166,226 @@ macro_rules! both_versions {
     };
 }
 
+// Each vital sign's arguments (see [`vital_columns!`]), handed to the macro `$m`.
+macro_rules! blood_pressure {
+    ($m:ident) => {
+        $m!(
+            "0",
+            0,
+            "85354-9",
+            "CAST(NULL AS TEXT)",
+            vital_profiles!("us-core-blood-pressure", "bp"),
+            "NULL",
+            "v.bps",
+            "v.bpd",
+            "NULL",
+            "NULL",
+            "(COALESCE(v.bps, '') <> '' OR COALESCE(v.bpd, '') <> '')"
+        )
+    };
+}
+
+macro_rules! heart_rate {
+    ($m:ident) => {
+        $m!(
+            "1",
+            1,
+            "8867-4",
+            "CAST(NULL AS TEXT)",
+            vital_profiles!("us-core-heart-rate", "heartrate"),
+            "v.pulse",
+            "CAST(NULL AS TEXT)",
+            "CAST(NULL AS TEXT)",
+            "NULL",
+            "NULL",
+            "v.pulse > 0"
+        )
+    };
+}
+
+macro_rules! respiratory_rate {
+    ($m:ident) => {
+        $m!(
+            "2",
+            2,
+            "9279-1",
+            "CAST(NULL AS TEXT)",
+            vital_profiles!("us-core-respiratory-rate", "resprate"),
+            "v.respiration",
+            "CAST(NULL AS TEXT)",
+            "CAST(NULL AS TEXT)",
+            "NULL",
+            "NULL",
+            "v.respiration > 0"
+        )
+    };
+}
+
+macro_rules! body_temperature {
+    ($m:ident) => {
+        $m!(
+            "3",
+            3,
+            "8310-5",
+            "CAST(NULL AS TEXT)",
+            vital_profiles!("us-core-body-temperature", "bodytemp"),
+            "v.temperature",
+            "v.temp_method",
+            "CAST(NULL AS TEXT)",
+            "NULL",
+            "NULL",
+            "v.temperature > 0"
+        )
+    };
+}
+
+macro_rules! body_height {
+    ($m:ident) => {
+        $m!(
+            "5",
+            5,
+            "8302-2",
+            "CAST(NULL AS TEXT)",
+            vital_profiles!("us-core-body-height", "bodyheight"),
+            "v.height",
+            "CAST(NULL AS TEXT)",
+            "CAST(NULL AS TEXT)",
+            "NULL",
+            "NULL",
+            "v.height > 0"
+        )
+    };
+}
+
+macro_rules! body_weight {
+    ($m:ident) => {
+        $m!(
+            "6",
+            6,
+            "29463-7",
+            "CAST(NULL AS TEXT)",
+            vital_profiles!("us-core-body-weight", "bodyweight"),
+            "v.weight",
+            "CAST(NULL AS TEXT)",
+            "CAST(NULL AS TEXT)",
+            "NULL",
+            "NULL",
+            "v.weight > 0"
+        )
+    };
+}
+
+macro_rules! bmi {
+    ($m:ident) => {
+        $m!(
+            "7",
+            7,
+            "39156-5",
+            "CAST(NULL AS TEXT)",
+            vital_profiles!("us-core-bmi", "bmi"),
+            "v.\"BMI\"",
+            "v.\"BMI_status\"",
+            "CAST(NULL AS TEXT)",
+            "NULL",
+            "NULL",
+            "v.\"BMI\" > 0"
+        )
+    };
+}
+
+macro_rules! pulse_oximetry {
+    ($m:ident) => {
+        $m!(
+            "8",
+            8,
+            "59408-5",
+            "'2708-6'",
+            concat!(
+                both_versions!("us-core-pulse-oximetry"),
+                " http://hl7.org/fhir/StructureDefinition/oxygensat"
+            ),
+            "v.oxygen_saturation",
+            "CAST(NULL AS TEXT)",
+            "CAST(NULL AS TEXT)",
+            "v.oxygen_flow_rate",
+            "v.inhaled_oxygen_concentration",
+            "v.oxygen_saturation > 0"
+        )
+    };
+}
+
+macro_rules! head_circumference {
+    ($m:ident) => {
+        $m!(
+            "9",
+            9,
+            "9843-4",
+            "CAST(NULL AS TEXT)",
+            vital_profiles!("us-core-head-circumference", "headcircum"),
+            "v.head_circ",
+            "CAST(NULL AS TEXT)",
+            "CAST(NULL AS TEXT)",
+            "NULL",
+            "NULL",
+            "v.head_circ > 0"
+        )
+    };
+}
+
+macro_rules! pediatric_bmi {
+    ($m:ident) => {
+        $m!(
+            "a",
+            10,
+            "59576-9",
+            "CAST(NULL AS TEXT)",
+            both_versions!("pediatric-bmi-for-age"),
+            "v.ped_bmi",
+            "CAST(NULL AS TEXT)",
+            "CAST(NULL AS TEXT)",
+            "NULL",
+            "NULL",
+            "v.ped_bmi > 0"
+        )
+    };
+}
+
+macro_rules! pediatric_weight_height {
+    ($m:ident) => {
+        $m!(
+            "b",
+            11,
+            "77606-2",
+            "CAST(NULL AS TEXT)",
+            both_versions!("pediatric-weight-for-height"),
+            "v.ped_weight_height",
+            "CAST(NULL AS TEXT)",
+            "CAST(NULL AS TEXT)",
+            "NULL",
+            "NULL",
+            "v.ped_weight_height > 0"
+        )
+    };
+}
+
+macro_rules! head_circumference_percentile {
+    ($m:ident) => {
+        $m!(
+            "c",
+            12,
+            "8289-1",
+            "CAST(NULL AS TEXT)",
+            both_versions!("head-occipital-frontal-circumference-percentile"),
+            "v.ped_head_circ",
+            "CAST(NULL AS TEXT)",
+            "CAST(NULL AS TEXT)",
+            "NULL",
+            "NULL",
+            "v.ped_head_circ > 0"
+        )
+    };
+}
+
 /// Laboratory results (`procedure_result`, through its report and order to the patient)
 /// as rows of the derived table: category `laboratory`, the LOINC code, the value as
 /// recorded (`t1`, text: the mapping reads a number when there is one) and its units
@@ -122,7 +395,7 @@ macro_rules! both_versions {
 macro_rules! lab_results {
     () => {
         concat!(
-            "SELECT CAST(r.uuid AS TEXT) AS oid, r.procedure_result_id * 16 + 14 AS okey, \
+            "SELECT CAST(NULL AS BIGINT) AS fhir_version, CAST(r.uuid AS TEXT) AS oid, r.procedure_result_id * 16 + 14 AS okey, \
              COALESCE(r.date, pr.date_report, po.date_ordered) AS updated, \
              p.uuid AS patient_uuid, fe.uuid AS encounter_uuid, \
              CASE r.result_status WHEN 'prelim' THEN 'preliminary' WHEN 'correct' THEN 'corrected' \
@@ -147,180 +420,35 @@ macro_rules! lab_results {
 
 /// Every Observation row (alias `o`): one branch per vital sign of `form_vitals`, then
 /// smoking status from `history_data`, then laboratory results from `procedure_result`.
+/// The first column is the version a vital sign shares with its row (`fhir_version`; none
+/// for smoking status and laboratory results).
 pub const OBSERVATIONS: &str = concat!(
     "(",
-    vital!(
-        "0",
-        0,
-        "85354-9",
-        "CAST(NULL AS TEXT)",
-        vital_profiles!("us-core-blood-pressure", "bp"),
-        "NULL",
-        "v.bps",
-        "v.bpd",
-        "NULL",
-        "NULL",
-        "(COALESCE(v.bps, '') <> '' OR COALESCE(v.bpd, '') <> '')"
-    ),
+    blood_pressure!(vital),
     " UNION ALL ",
-    vital!(
-        "1",
-        1,
-        "8867-4",
-        "CAST(NULL AS TEXT)",
-        vital_profiles!("us-core-heart-rate", "heartrate"),
-        "v.pulse",
-        "CAST(NULL AS TEXT)",
-        "CAST(NULL AS TEXT)",
-        "NULL",
-        "NULL",
-        "v.pulse > 0"
-    ),
+    heart_rate!(vital),
     " UNION ALL ",
-    vital!(
-        "2",
-        2,
-        "9279-1",
-        "CAST(NULL AS TEXT)",
-        vital_profiles!("us-core-respiratory-rate", "resprate"),
-        "v.respiration",
-        "CAST(NULL AS TEXT)",
-        "CAST(NULL AS TEXT)",
-        "NULL",
-        "NULL",
-        "v.respiration > 0"
-    ),
+    respiratory_rate!(vital),
     " UNION ALL ",
-    vital!(
-        "3",
-        3,
-        "8310-5",
-        "CAST(NULL AS TEXT)",
-        vital_profiles!("us-core-body-temperature", "bodytemp"),
-        "v.temperature",
-        "v.temp_method",
-        "CAST(NULL AS TEXT)",
-        "NULL",
-        "NULL",
-        "v.temperature > 0"
-    ),
+    body_temperature!(vital),
     " UNION ALL ",
-    vital!(
-        "5",
-        5,
-        "8302-2",
-        "CAST(NULL AS TEXT)",
-        vital_profiles!("us-core-body-height", "bodyheight"),
-        "v.height",
-        "CAST(NULL AS TEXT)",
-        "CAST(NULL AS TEXT)",
-        "NULL",
-        "NULL",
-        "v.height > 0"
-    ),
+    body_height!(vital),
     " UNION ALL ",
-    vital!(
-        "6",
-        6,
-        "29463-7",
-        "CAST(NULL AS TEXT)",
-        vital_profiles!("us-core-body-weight", "bodyweight"),
-        "v.weight",
-        "CAST(NULL AS TEXT)",
-        "CAST(NULL AS TEXT)",
-        "NULL",
-        "NULL",
-        "v.weight > 0"
-    ),
+    body_weight!(vital),
     " UNION ALL ",
-    vital!(
-        "7",
-        7,
-        "39156-5",
-        "CAST(NULL AS TEXT)",
-        vital_profiles!("us-core-bmi", "bmi"),
-        "v.\"BMI\"",
-        "v.\"BMI_status\"",
-        "CAST(NULL AS TEXT)",
-        "NULL",
-        "NULL",
-        "v.\"BMI\" > 0"
-    ),
+    bmi!(vital),
     " UNION ALL ",
-    vital!(
-        "8",
-        8,
-        "59408-5",
-        "'2708-6'",
-        concat!(
-            both_versions!("us-core-pulse-oximetry"),
-            " http://hl7.org/fhir/StructureDefinition/oxygensat"
-        ),
-        "v.oxygen_saturation",
-        "CAST(NULL AS TEXT)",
-        "CAST(NULL AS TEXT)",
-        "v.oxygen_flow_rate",
-        "v.inhaled_oxygen_concentration",
-        "v.oxygen_saturation > 0"
-    ),
+    pulse_oximetry!(vital),
     " UNION ALL ",
-    vital!(
-        "9",
-        9,
-        "9843-4",
-        "CAST(NULL AS TEXT)",
-        vital_profiles!("us-core-head-circumference", "headcircum"),
-        "v.head_circ",
-        "CAST(NULL AS TEXT)",
-        "CAST(NULL AS TEXT)",
-        "NULL",
-        "NULL",
-        "v.head_circ > 0"
-    ),
+    head_circumference!(vital),
     " UNION ALL ",
-    vital!(
-        "a",
-        10,
-        "59576-9",
-        "CAST(NULL AS TEXT)",
-        both_versions!("pediatric-bmi-for-age"),
-        "v.ped_bmi",
-        "CAST(NULL AS TEXT)",
-        "CAST(NULL AS TEXT)",
-        "NULL",
-        "NULL",
-        "v.ped_bmi > 0"
-    ),
+    pediatric_bmi!(vital),
     " UNION ALL ",
-    vital!(
-        "b",
-        11,
-        "77606-2",
-        "CAST(NULL AS TEXT)",
-        both_versions!("pediatric-weight-for-height"),
-        "v.ped_weight_height",
-        "CAST(NULL AS TEXT)",
-        "CAST(NULL AS TEXT)",
-        "NULL",
-        "NULL",
-        "v.ped_weight_height > 0"
-    ),
+    pediatric_weight_height!(vital),
     " UNION ALL ",
-    vital!(
-        "c",
-        12,
-        "8289-1",
-        "CAST(NULL AS TEXT)",
-        both_versions!("head-occipital-frontal-circumference-percentile"),
-        "v.ped_head_circ",
-        "CAST(NULL AS TEXT)",
-        "CAST(NULL AS TEXT)",
-        "NULL",
-        "NULL",
-        "v.ped_head_circ > 0"
-    ),
+    head_circumference_percentile!(vital),
     " UNION ALL ",
-    "SELECT SUBSTR(CAST(h.uuid AS TEXT), 1, 14) || 'd' || SUBSTR(CAST(h.uuid AS TEXT), 16) AS oid, \
+    "SELECT CAST(NULL AS BIGINT) AS fhir_version, SUBSTR(CAST(h.uuid AS TEXT), 1, 14) || 'd' || SUBSTR(CAST(h.uuid AS TEXT), 16) AS oid, \
      h.id * 16 + 13 AS okey, COALESCE(h.last_updated, h.date) AS updated, p.uuid AS patient_uuid, \
      NULL AS encounter_uuid, 'final' AS status, 'social-history' AS category, '72166-2' AS code, \
      CAST(NULL AS TEXT) AS code2, '",
@@ -334,6 +462,40 @@ pub const OBSERVATIONS: &str = concat!(
     lab_results!(),
     ") o"
 );
+
+/// A measurement of `form_vitals` on its own: what Observation's writes, vread and
+/// history read (the history table standing in for `form_vitals`).
+#[derive(Debug, Clone, Copy)]
+pub struct VitalSlot {
+    /// The id's slot digit.
+    pub slot: &'static str,
+    /// The LOINC code.
+    pub code: &'static str,
+    /// The columns of [`OBSERVATIONS`] (but `fhir_version`) over `form_vitals v JOIN patient_data p`.
+    pub columns: &'static str,
+    /// The id expression.
+    pub id: &'static str,
+    /// The key expression.
+    pub key: &'static str,
+    /// The condition under which a row holds the measurement.
+    pub when: &'static str,
+}
+
+/// Every vital sign's [`VitalSlot`], in slot order.
+pub const VITAL_SLOTS: [VitalSlot; 12] = [
+    blood_pressure!(vital_slot),
+    heart_rate!(vital_slot),
+    respiratory_rate!(vital_slot),
+    body_temperature!(vital_slot),
+    body_height!(vital_slot),
+    body_weight!(vital_slot),
+    bmi!(vital_slot),
+    pulse_oximetry!(vital_slot),
+    head_circumference!(vital_slot),
+    pediatric_bmi!(vital_slot),
+    pediatric_weight_height!(vital_slot),
+    head_circumference_percentile!(vital_slot),
+];
 
 /// The columns both branches give, in order: the version (`fhir_version`, the
 /// problem's recorded version; none for an encounter diagnosis) and the Condition row's columns.
@@ -402,6 +564,53 @@ pub const PROBLEM_COLUMNS: &str = condition_columns!(
     clinical!("1=0")
 );
 
+/// The id of an encounter diagnosis: the problem's uuid with version digit `e` and the
+/// last twelve digits the link's row number.
+macro_rules! diagnosis_id {
+    () => {
+        "SUBSTR(CAST(l.uuid AS TEXT), 1, 14) || 'e' || SUBSTR(CAST(l.uuid AS TEXT), 16, 9) \
+         || SUBSTR(CAST(1000000000000 + ie.id AS TEXT), 2, 12)"
+    };
+}
+
+/// The tables of an encounter diagnosis (`issue_encounter` first: its versions are the
+/// diagnosis's).
+macro_rules! diagnosis_from {
+    () => {
+        "issue_encounter ie JOIN lists l ON l.id = ie.list_id \
+         JOIN patient_data p ON p.pid = l.pid \
+         JOIN form_encounter fe ON fe.pid = ie.pid AND fe.encounter = ie.encounter"
+    };
+}
+
+macro_rules! diagnosis_profiles {
+    () => {
+        "http://hl7.org/fhir/us/core/StructureDefinition/us-core-condition \
+         http://hl7.org/fhir/us/core/StructureDefinition/us-core-condition|3.1.1 \
+         http://hl7.org/fhir/us/core/StructureDefinition/us-core-condition-encounter-diagnosis \
+         http://hl7.org/fhir/us/core/StructureDefinition/us-core-condition-encounter-diagnosis|7.0.0"
+    };
+}
+
+/// An encounter diagnosis read straight from its tables (the second branch of
+/// [`CONDITIONS`] without its version): what Condition's vread and history read, the
+/// history of `issue_encounter` standing in for it. The id is [`DIAGNOSIS_ID`], the
+/// rows are those of `l.type = 'medical_problem'`.
+pub const DIAGNOSIS_COLUMNS: &str = condition_columns!(
+    diagnosis_id!(),
+    "ie.id * 2 + 1",
+    "encounter-diagnosis",
+    diagnosis_profiles!(),
+    "fe.uuid",
+    clinical!("ie.resolved = 1")
+);
+
+/// The `FROM` of [`DIAGNOSIS_COLUMNS`].
+pub const DIAGNOSIS_FROM: &str = diagnosis_from!();
+
+/// The id expression of an encounter diagnosis.
+pub const DIAGNOSIS_ID: &str = diagnosis_id!();
+
 pub const CONDITIONS: &str = concat!(
     "(",
     condition_branch!(
@@ -419,21 +628,18 @@ pub const CONDITIONS: &str = concat!(
     ),
     " UNION ALL ",
     condition_branch!(
-        "CAST(NULL AS BIGINT)",
-        "SUBSTR(CAST(l.uuid AS TEXT), 1, 14) || 'e' || SUBSTR(CAST(l.uuid AS TEXT), 16, 9) \
-         || SUBSTR(CAST(1000000000000 + ie.id AS TEXT), 2, 12)",
+        "(SELECT MAX(iv.fhir_version) FROM issue_encounter_history iv WHERE iv.id = ie.id)",
+        diagnosis_id!(),
         "ie.id * 2 + 1",
         "encounter-diagnosis",
-        "http://hl7.org/fhir/us/core/StructureDefinition/us-core-condition \
-         http://hl7.org/fhir/us/core/StructureDefinition/us-core-condition|3.1.1 \
-         http://hl7.org/fhir/us/core/StructureDefinition/us-core-condition-encounter-diagnosis \
-         http://hl7.org/fhir/us/core/StructureDefinition/us-core-condition-encounter-diagnosis|7.0.0",
+        diagnosis_profiles!(),
         "fe.uuid",
         clinical!("ie.resolved = 1"),
-        "FROM issue_encounter ie JOIN lists l ON l.id = ie.list_id \
-         JOIN patient_data p ON p.pid = l.pid \
-         JOIN form_encounter fe ON fe.pid = ie.pid AND fe.encounter = ie.encounter \
-         WHERE l.type = 'medical_problem'"
+        concat!(
+            "FROM ",
+            diagnosis_from!(),
+            " WHERE l.type = 'medical_problem'"
+        )
     ),
     ") c"
 );
@@ -487,6 +693,7 @@ pub const MEDICATION_REQUESTS: &str = concat!(
      LEFT JOIN list_options li ON li.list_id = 'drug_interval' AND li.option_id = rx.\"interval\") m"
 );
 
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -495,9 +702,9 @@ mod tests {
     fn the_derived_tables_have_a_branch_per_source() {
         assert_eq!(OBSERVATIONS.matches(" UNION ALL ").count(), 13);
         assert!(OBSERVATIONS.contains("'laboratory' AS category"));
+        assert_eq!(MEDICATION_REQUESTS.split(" UNION ALL ").count(), 2);
         assert!(OBSERVATIONS.contains("'d' || SUBSTR(CAST(h.uuid AS TEXT), 16)"));
         assert_eq!(CONDITIONS.split(" UNION ALL ").count(), 2);
         assert!(CONDITIONS.contains("'encounter-diagnosis' AS category"));
-        assert_eq!(MEDICATION_REQUESTS.split(" UNION ALL ").count(), 2);
     }
 }

@@ -423,6 +423,14 @@ const CASES: &[Case] = &[
         .compat(Answer(200, FhirBundle("searchset")), "FHIR clients follow the specification: a search answers a searchset"),
     case("GET /fhir/Observation/{unknown}", None, Answer(404, BareEmpty), "FhirObservationRestController::getOne: RestControllerHelper::handleFhirProcessingResult answers [] with 404", Answer(404, FhirResource("OperationOutcome")))
         .compat(Answer(404, FhirResource("OperationOutcome")), "a FHIR error is an OperationOutcome"),
+    case("POST /fhir/Observation", Some(r#"{"resourceType":"Observation","status":"final","category":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/observation-category","code":"vital-signs"}]}],"code":{"coding":[{"system":"http://loinc.org","code":"29463-7"}]},"subject":{"reference":"Patient/{puuid}"},"encounter":{"reference":"Encounter/{euuid}"},"effectiveDateTime":"2024-03-04T10:00:00Z","valueQuantity":{"value":70,"unit":"kg","system":"http://unitsofmeasure.org","code":"kg"}}"#), Answer(404, Error), "RoutesExtensionListener: OpenEMR routes no FHIR Observation write (Route not found)", Answer(201, FhirResource("Observation")))
+        .compat(Answer(201, FhirResource("Observation")), "FHIR's create interaction, which OpenEMR does not route; nothing an OpenEMR client sends reaches it"),
+    case("PUT /fhir/Observation/{obs_bp}", Some(r#"{"resourceType":"Observation","id":"{obs_bp}","status":"final","code":{"coding":[{"system":"http://loinc.org","code":"85354-9"}]},"subject":{"reference":"Patient/{puuid}"},"component":[{"code":{"coding":[{"system":"http://loinc.org","code":"8480-6"}]},"valueQuantity":{"value":118,"system":"http://unitsofmeasure.org","code":"mm[Hg]"}},{"code":{"coding":[{"system":"http://loinc.org","code":"8462-4"}]},"valueQuantity":{"value":76,"system":"http://unitsofmeasure.org","code":"mm[Hg]"}}]}"#), Answer(404, Error), "RoutesExtensionListener: OpenEMR routes no FHIR Observation write (Route not found)", Answer(200, FhirResource("Observation")))
+        .compat(Answer(200, FhirResource("Observation")), "FHIR's update interaction, which OpenEMR does not route; nothing an OpenEMR client sends reaches it"),
+    case("GET /fhir/Observation/{obs_bp}/_history", None, Answer(404, Error), "RoutesExtensionListener: no FHIR route has _history (Route not found)", Answer(200, FhirBundle("history")))
+        .compat(Answer(200, FhirBundle("history")), "FHIR's history interaction, which OpenEMR does not route; nothing an OpenEMR client sends reaches it"),
+    case("GET /fhir/Observation/{obs_bp}/_history/1", None, Answer(404, Error), "RoutesExtensionListener: no FHIR route has _history (Route not found)", Answer(200, FhirResource("Observation")))
+        .compat(Answer(200, FhirResource("Observation")), "FHIR's vread interaction, which OpenEMR does not route; nothing an OpenEMR client sends reaches it"),
     case("GET /fhir/MedicationRequest", None, Answer(200, FhirBundle("collection")), "FhirMedicationRequestRestController::getAll: a collection Bundle", Answer(200, FhirBundle("searchset")))
         .compat(Answer(200, FhirBundle("searchset")), "FHIR clients follow the specification: a search answers a searchset"),
     case("POST /fhir/MedicationRequest/_search", None, Answer(200, FhirBundle("collection")), "FhirMedicationRequestRestController: the form body merged into the query, as getAll", Answer(200, FhirBundle("searchset")))
@@ -577,7 +585,7 @@ const STAFF_SCOPES: &str = "openid offline_access api:oemr api:fhir api:port \
     user/dental_issue.cruds user/practitioner.cruds user/facility.cruds user/Patient.cruds \
     user/Practitioner.cruds user/PractitionerRole.rs user/Person.rs user/Organization.cruds \
     user/Location.rs user/Encounter.cruds user/Condition.cruds user/AllergyIntolerance.cruds \
-    user/Observation.rs user/MedicationRequest.rs user/Procedure.rs user/Provenance.rs \
+    user/Observation.cruds user/MedicationRequest.rs user/Procedure.rs user/Provenance.rs \
     user/appointment.cruds user/Appointment.rs user/immunization.rs user/Immunization.rs \
     user/Group.cruds user/message.cud user/transaction.crus user/CarePlan.rs user/CareTeam.rs \
     user/Goal.rs user/Device.rs user/Questionnaire.rs user/QuestionnaireResponse.rs \
@@ -816,6 +824,15 @@ async fn fixtures(app: &TestApp, site: &str, token: &str) -> Fixtures {
         )
         .await;
     f.insert("vid", text(&created(&vital, "a vital")["vid"]));
+    // The vital's blood pressure as a FHIR Observation: the row's uuid with slot digit 0.
+    let rows = app
+        .rows(
+            site,
+            "SELECT CAST(uuid AS TEXT) AS uuid FROM form_vitals ORDER BY id DESC LIMIT 1",
+        )
+        .await;
+    let row_uuid = text(&rows[0]["uuid"]);
+    f.insert("obs_bp", format!("{}0{}", &row_uuid[..14], &row_uuid[15..]));
     let soap = app
         .post(
             &api(&format!("/api/patient/{pid}/encounter/{eid}/soap_note")),

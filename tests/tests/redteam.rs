@@ -37,7 +37,11 @@ fn probe_grants() -> Grants {
     Grants::new(
         "test-probe",
         ["patient_data".to_owned()],
-        ["lists".to_owned()],
+        [
+            "lists".to_owned(),
+            "form_vitals".to_owned(),
+            "issue_encounter".to_owned(),
+        ],
     )
     .expect("ordinary tables")
 }
@@ -287,6 +291,14 @@ const REFUSED_EVERYWHERE: &[&str] = &[
     "INSERT INTO lists_history (fhir_version, id, type, title) VALUES (99, 1, 'allergy', 'forged')",
     "UPDATE lists_history SET title = 'forged'",
     "DELETE FROM lists_history",
+    // The same for the versions of vital signs and encounter diagnoses (migration 0462),
+    // whose tables the probe also writes.
+    "INSERT INTO form_vitals_history (fhir_version, id, uuid, pid, weight) VALUES (99, 1, '00000000-0000-4000-8000-000000000009', 1, 1)",
+    "UPDATE form_vitals_history SET weight = 1",
+    "DELETE FROM form_vitals_history",
+    "INSERT INTO issue_encounter_history (fhir_version, id, pid, list_id, encounter) VALUES (99, 1, 1, 1, 1)",
+    "UPDATE issue_encounter_history SET resolved = 1",
+    "DELETE FROM issue_encounter_history",
 ];
 
 /// Statements that write to a granted table: refused in a GET request only.
@@ -371,6 +383,19 @@ both! {
         probe(app, &token, true, "UPDATE lists SET title = 'amoxicillin'").await.unwrap();
         let rows = probe(app, &token, false, "SELECT fhir_version, title FROM lists_history ORDER BY fhir_version").await.unwrap();
         assert_eq!(rows, json!([{"fhir_version": 1, "title": "penicillin"}, {"fhir_version": 2, "title": "amoxicillin"}]));
+        // So do the vital signs and the encounter diagnoses (migration 0462).
+        let insert = format!(
+            "INSERT INTO form_vitals (uuid, pid, pulse) VALUES ('00000000-0000-4000-8000-000000000002', {pid}, 70) RETURNING id"
+        );
+        probe(app, &token, true, &insert).await.unwrap();
+        probe(app, &token, true, "UPDATE form_vitals SET pulse = 72").await.unwrap();
+        let rows = probe(app, &token, false, "SELECT fhir_version, CAST(pulse AS INTEGER) AS pulse FROM form_vitals_history ORDER BY fhir_version").await.unwrap();
+        assert_eq!(rows, json!([{"fhir_version": 1, "pulse": 70}, {"fhir_version": 2, "pulse": 72}]));
+        let insert = format!("INSERT INTO issue_encounter (pid, list_id, encounter) VALUES ({pid}, 1, 1) RETURNING id");
+        probe(app, &token, true, &insert).await.unwrap();
+        probe(app, &token, true, "UPDATE issue_encounter SET resolved = 1").await.unwrap();
+        let rows = probe(app, &token, false, "SELECT fhir_version, resolved FROM issue_encounter_history ORDER BY fhir_version").await.unwrap();
+        assert_eq!(rows, json!([{"fhir_version": 1, "resolved": 0}, {"fhir_version": 2, "resolved": 1}]));
     }
 
     async fn huge_results_and_long_strings_are_stopped(app) {

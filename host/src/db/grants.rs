@@ -79,7 +79,8 @@ pub(crate) const FUNCTIONS: &[&str] = &[
 ];
 
 /// Tables whose every write a trigger records in `<table>_history` (migration
-/// `0461_fhir_versions.sql`: the FHIR versions of their rows). A plugin granted one of
+/// `0461_fhir_versions.sql`, and `0462_fhir_versions_vitals.sql` for `form_vitals` and
+/// `issue_encounter`: the FHIR versions of their rows). A plugin granted one of
 /// them (to read or to write) may read its history table; only the host's triggers write
 /// history (named `hearth_version_…` on SQLite; a `SECURITY DEFINER` function on
 /// PostgreSQL), so no plugin can forge or erase a version.
@@ -89,6 +90,8 @@ pub const VERSIONED_TABLES: &[&str] = &[
     "facility",
     "form_encounter",
     "lists",
+    "form_vitals",
+    "issue_encounter",
 ];
 
 /// The history tables of the versioned tables among `tables`.
@@ -1208,6 +1211,15 @@ mod tests {
         // Naming a history table among the writes grants no write either.
         let g = Grants::new("x", [], ["lists_history".to_owned()]).unwrap();
         assert!(!g.may_write("lists_history"));
+        // The vitals and encounter-diagnosis tables too (migration 0462).
+        let g = Grants::new(
+            "x",
+            ["issue_encounter".to_owned()],
+            ["form_vitals".to_owned()],
+        )
+        .unwrap();
+        assert!(g.may_read("form_vitals_history") && !g.may_write("form_vitals_history"));
+        assert!(g.may_read("issue_encounter_history") && !g.may_write("issue_encounter_history"));
     }
 
     #[test]

@@ -34,8 +34,9 @@ impl Resource for FhirCondition {
         "facility",
     ];
     const WRITES: &'static [&'static str] = &["lists"];
-    // Search and read serve the union of problems and encounter diagnoses; writes,
-    // vread and history serve the problem-list items (`PROBLEM`), the rows with versions.
+    // Search and read serve the union of problems and encounter diagnoses; writes serve
+    // the problem-list items (`PROBLEM`); vread and history serve both (`PROBLEM`, and
+    // `DIAGNOSIS` for an id with the diagnosis digit), each with its table's versions.
     const ROUTES: &'static [Route] = &[
         Route::get("/fhir/Condition", "Condition.s", |r| {
             hearth_fhir::search(r, &CONDITION, map)
@@ -66,18 +67,20 @@ impl Resource for FhirCondition {
             .accepts(CONDITION_SCHEMA)
             .answers(CONDITION_SCHEMA),
         Route::get("/fhir/Condition/:id/_history", "Condition.r", |r| {
-            hearth_fhir::history::history(r, &PROBLEM, r.param("id")?, map)
+            let id = r.param("id")?;
+            hearth_fhir::history::history(r, versioned(id), id, map)
         })
         .acl("patients/med")
-        .summary("The versions of a condition (a problem-list item), newest first")
+        .summary("The versions of a condition (a problem-list item or an encounter diagnosis), newest first")
         .answers(Schema::Json(
             r#"{"type":"object","description":"A Bundle of type history"}"#,
         )),
         Route::get("/fhir/Condition/:id/_history/:vid", "Condition.r", |r| {
-            hearth_fhir::history::vread(r, &PROBLEM, r.param("id")?, r.param("vid")?, map)
+            let id = r.param("id")?;
+            hearth_fhir::history::vread(r, versioned(id), id, r.param("vid")?, map)
         })
         .acl("patients/med")
-        .summary("Read a version of a condition (a problem-list item)")
+        .summary("Read a version of a condition (a problem-list item or an encounter diagnosis)")
         .answers(CONDITION_SCHEMA),
     ];
 
@@ -232,6 +235,51 @@ const PROBLEM: TypeDef = TypeDef {
         ),
     ],
 };
+
+/// The encounter diagnoses alone, from `issue_encounter` (a problem's link to an
+/// encounter) and the problem it links: whose versions (those of the `issue_encounter`
+/// row, migration 0462) vread and history read, the history table standing in for
+/// `issue_encounter`. The problem's own fields read as they are now.
+const DIAGNOSIS: TypeDef = TypeDef {
+    resource_type: "Condition",
+    profiles: CONDITION.profiles,
+    columns: hearth_fhir::tables::DIAGNOSIS_COLUMNS,
+    from: hearth_fhir::tables::DIAGNOSIS_FROM,
+    id: hearth_fhir::tables::DIAGNOSIS_ID,
+    key: "ie.id * 2 + 1",
+    last_updated: "COALESCE(l.modifydate, l.date)",
+    patient: Some("p.uuid"),
+    only: Some("l.type = 'medical_problem'"),
+    params: &[
+        Param::new(
+            "patient",
+            "Condition.subject.where(resolve() is Patient)",
+            Target::Reference {
+                column: "p.uuid",
+                target: "Patient",
+            },
+        ),
+        Param::new(
+            "category",
+            "Condition.category",
+            Target::Token(&[TokenColumn::new("'encounter-diagnosis'", Some(CATEGORY))]),
+        ),
+    ],
+};
+
+/// The versioned rows an id names: an encounter diagnosis (version digit `e`) or a
+/// problem-list item.
+fn versioned(id: &str) -> &'static TypeDef {
+    if id
+        .as_bytes()
+        .get(14)
+        .is_some_and(|d| d.eq_ignore_ascii_case(&b'e'))
+    {
+        &DIAGNOSIS
+    } else {
+        &PROBLEM
+    }
+}
 
 /// `POST /fhir/Condition`: a new problem-list item of the patient the resource names (a
 /// `lists` row of type `medical_problem`, as `POST /api/patient/:puuid/medical_problem`

@@ -20,6 +20,11 @@
 //! function of the row and the measurement), unique among Observations (two rows' uuids
 //! differ in a random digit, and a row's measurements differ in the slot), and needs no
 //! table or write of its own.
+//!
+//! Writes (`POST`, `PUT`) and versions (`vread`, `_history`) serve the vital signs: see
+//! [`mod@write`]. Smoking status is read-only.
+
+mod write;
 
 mod lab;
 
@@ -45,10 +50,55 @@ impl Resource for FhirObservation {
         "procedure_report",
         "procedure_order",
     ];
-    const ROUTES: &'static [Route] = &hearth_fhir::read_search_routes!(
-        OBSERVATION, map, type = "Observation", acl = "patients/med", nouns = "observations",
-        one = "an observation", schema = OBSERVATION_SCHEMA
-    );
+    const WRITES: &'static [&'static str] = &["form_vitals", "forms"];
+    const ROUTES: &'static [Route] = &[
+        Route::get("/fhir/Observation", "Observation.s", |r| {
+            hearth_fhir::search(r, &OBSERVATION, map)
+        })
+        .acl("patients/med")
+        .summary("Search observations")
+        .answers(Schema::Bundle(&OBSERVATION_SCHEMA)),
+        Route::post("/fhir/Observation/_search", "Observation.s", |r| {
+            hearth_fhir::search(r, &OBSERVATION, map)
+        })
+        .acl("patients/med")
+        .summary("Search observations (form body)")
+        .answers(Schema::Bundle(&OBSERVATION_SCHEMA)),
+        Route::get("/fhir/Observation/:id", "Observation.r", |r| {
+            hearth_fhir::read(r, &OBSERVATION, r.param("id")?, map)
+        })
+        .acl("patients/med")
+        .summary("Read an observation")
+        .answers(OBSERVATION_SCHEMA),
+        Route::post("/fhir/Observation", "Observation.c", write::create)
+            .acl("encounters/notes:write")
+            .summary("Create a vital-sign observation (a new vitals form of the encounter)")
+            .accepts(OBSERVATION_SCHEMA)
+            .answers(OBSERVATION_SCHEMA),
+        Route::put("/fhir/Observation/:id", "Observation.u", write::update)
+            .acl("encounters/notes:write")
+            .summary("Update a vital-sign observation (If-Match: W/\"version\")")
+            .accepts(OBSERVATION_SCHEMA)
+            .answers(OBSERVATION_SCHEMA),
+        Route::get(
+            "/fhir/Observation/:id/_history",
+            "Observation.r",
+            write::history,
+        )
+        .acl("patients/med")
+        .summary("The versions of a vital-sign observation, newest first")
+        .answers(Schema::Json(
+            r#"{"type":"object","description":"A Bundle of type history"}"#,
+        )),
+        Route::get(
+            "/fhir/Observation/:id/_history/:vid",
+            "Observation.r",
+            write::vread,
+        )
+        .acl("patients/med")
+        .summary("Read a version of a vital-sign observation")
+        .answers(OBSERVATION_SCHEMA),
+    ];
 
     const WORDS: &'static [Words] = &[Words::new(
         "Observation",
@@ -98,6 +148,7 @@ const OBSERVATION_SCHEMA: Schema = {
             Schema::Array(&Schema::Object(&[
                 Prop::new("code", CODEABLE_CONCEPT),
                 Prop::new("valueQuantity", QUANTITY),
+                Prop::new("dataAbsentReason", CODEABLE_CONCEPT),
             ])),
         ),
         Prop::new("note", Schema::Array(&ANNOTATION)),
@@ -106,12 +157,12 @@ const OBSERVATION_SCHEMA: Schema = {
 
 hearth_sdk::export!(FhirObservation);
 
-const LOINC: &str = "http://loinc.org";
-const UCUM: &str = "http://unitsofmeasure.org";
+pub(crate) const LOINC: &str = "http://loinc.org";
+pub(crate) const UCUM: &str = "http://unitsofmeasure.org";
 const SNOMED: &str = "http://snomed.info/sct";
-const CATEGORY: &str = "http://terminology.hl7.org/CodeSystem/observation-category";
+pub(crate) const CATEGORY: &str = "http://terminology.hl7.org/CodeSystem/observation-category";
 
-const OBSERVATION: TypeDef = TypeDef {
+pub(crate) const OBSERVATION: TypeDef = TypeDef {
     resource_type: "Observation",
     profiles: &[
         "http://hl7.org/fhir/us/core/StructureDefinition/us-core-blood-pressure",
@@ -191,15 +242,15 @@ const OBSERVATION: TypeDef = TypeDef {
 };
 
 /// A vital sign: LOINC code, display, UCUM unit (code) and its human form.
-struct Vital {
-    code: &'static str,
-    display: &'static str,
-    ucum: &'static str,
-    unit: &'static str,
+pub(crate) struct Vital {
+    pub(crate) code: &'static str,
+    pub(crate) display: &'static str,
+    pub(crate) ucum: &'static str,
+    pub(crate) unit: &'static str,
 }
 
 /// OpenEMR stores vitals in US units, as entered; FHIR answers them with their UCUM code.
-const VITALS: &[Vital] = &[
+pub(crate) const VITALS: &[Vital] = &[
     Vital {
         code: "85354-9",
         display: "Blood pressure panel with all children optional",
@@ -328,7 +379,7 @@ fn component(code: &str, display: &str, value: Option<f64>, unit: &str, ucum: &s
 }
 
 /// A row of the derived table as an Observation.
-fn map(row: &Row<'_>, _: &Request, out: &mut Fields) {
+pub(crate) fn map(row: &Row<'_>, _: &Request, out: &mut Fields) {
     let code = row.text("code").unwrap_or_default();
     let category = row.text("category").unwrap_or_default();
     if category == "laboratory" {

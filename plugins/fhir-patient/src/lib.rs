@@ -136,6 +136,15 @@ const PATIENT: TypeDef = TypeDef {
                 target: "Practitioner",
             },
         ),
+        // OpenEMR's name for the same parameter (§8.2).
+        Param::new(
+            "generalPractitioner",
+            "Patient.generalPractitioner",
+            Target::Reference {
+                column: "u.uuid",
+                target: "Practitioner",
+            },
+        ),
         ],
     ),
 };

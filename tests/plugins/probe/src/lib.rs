@@ -17,7 +17,9 @@ impl Resource for Probe {
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
     const DESCRIPTION: &'static str = "Runs the SQL it is handed (red-team tests only)";
     const READS: &'static [&'static str] = &["patient_data"];
-    const WRITES: &'static [&'static str] = &["lists"];
+    // `form_vitals` and `issue_encounter` too: versioned tables, whose history the
+    // red-team suite tries to forge.
+    const WRITES: &'static [&'static str] = &["lists", "form_vitals", "issue_encounter"];
     const ROUTES: &'static [Route] = &[
         Route::get("/api/probe", "patient.s", read),
         Route::post("/api/probe", "patient.c", write),
