@@ -171,6 +171,16 @@ pub const TARGETS: &[Target] = &[
         only: "1=1",
         category: ("NULL", None),
     },
+    Target {
+        resource_type: "DocumentReference",
+        from: "documents d JOIN patient_data p ON p.pid = d.foreign_id",
+        id: "CAST(d.uuid AS TEXT)",
+        last_updated: "COALESCE(d.revision, d.date)",
+        patient: "p.uuid",
+        key: "d.id",
+        only: "d.deleted = 0",
+        category: ("NULL", None),
+    },
 ];
 
 /// Every Provenance as one derived table (alias `pv`): `pid` (the id, the target's),

@@ -27,6 +27,7 @@ impl Resource for FhirProvenance {
         "history_data",
         "facility",
         "immunizations",
+        "documents",
     ];
     const ROUTES: &'static [Route] = &[
         Route::get("/fhir/Provenance", "Provenance.s", search)
