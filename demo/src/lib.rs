@@ -1,6 +1,7 @@
 //! Synthetic demo data: `hearth demo seed` fills a site with realistic patients and their
-//! encounters, vitals, SOAP notes, medical problems, allergies, medications, surgeries and
-//! dental issues, plus the facilities and practitioners they refer to.
+//! encounters, vitals, SOAP notes, medical problems, allergies, medications, surgeries,
+//! dental issues, appointments, immunizations and documents (small real PDFs and PNGs),
+//! plus the facilities and practitioners they refer to.
 //!
 //! The rows are the rows the clinical plugins write, built with the same definitions
 //! (`hearth-emr`'s [`Form`](hearth_emr::Form)s and [`Issues`](hearth_emr::Issues), its
@@ -24,6 +25,7 @@ use hearth_sdk::Value;
 use hearth_sdk::sql::{Insert, ident};
 
 mod data;
+pub mod files;
 mod generate;
 mod progress;
 
@@ -88,6 +90,8 @@ pub struct Summary {
     pub appointments: u64,
     /// `immunizations` rows (CVX-coded vaccines).
     pub immunizations: u64,
+    /// `documents` rows (small PDFs and PNGs, each with its bytes and category).
+    pub documents: u64,
 }
 
 impl Summary {
@@ -115,6 +119,7 @@ impl Summary {
             ("smoking statuses", self.smoking_statuses),
             ("appointments", self.appointments),
             ("immunizations", self.immunizations),
+            ("documents", self.documents),
         ]
     }
 }
@@ -227,7 +232,10 @@ async fn begin<D: Database>(db: &D) -> Result<D::Tx> {
 /// Commits, after moving PostgreSQL's identity counters past the explicit ids.
 async fn finish(mut tx: impl Transaction, dialect: Dialect) -> Result<()> {
     if dialect == Dialect::Postgres {
-        let tables = ID_TABLES.iter().chain(&[HISTORY_DATA]).map(|t| (*t, "id"));
+        let tables = ID_TABLES
+            .iter()
+            .chain(&[HISTORY_DATA, DOCUMENTS])
+            .map(|t| (*t, "id"));
         for (table, id) in tables.chain([(APPOINTMENTS, "pc_eid")]) {
             let sql = format!(
                 "SELECT setval(pg_get_serial_sequence('{table}', '{id}'), (SELECT MAX({id}) FROM {table})) AS v \
@@ -263,6 +271,12 @@ const HISTORY_DATA: &str = "history_data";
 /// Immunizations; their ids are the seed's too.
 const IMMUNIZATIONS: &str = "immunizations";
 
+/// Patient documents; their ids are the seed's too. Each has a category link and its
+/// bytes, as the document plugin stores them (see `hearth_emr::documents`).
+const DOCUMENTS: &str = "documents";
+const DOCUMENT_LINKS: &str = "categories_to_documents";
+const DOCUMENT_CONTENTS: &str = "document_contents";
+
 /// Appointments; their `pc_eid`s are the seed's too.
 const APPOINTMENTS: &str = "openemr_postcalendar_events";
 
@@ -280,6 +294,7 @@ pub(crate) struct Ids {
     pub(crate) immunizations: i64,
     pub(crate) issue_encounter: i64,
     pub(crate) history_data: i64,
+    pub(crate) documents: i64,
     /// The next `pc_eid` of `openemr_postcalendar_events`.
     pub(crate) appointment: i64,
     /// The next pid (from the `pid` sequence).
@@ -293,7 +308,8 @@ impl Ids {
     async fn reserve(tx: &mut impl Transaction, dialect: Dialect) -> Result<Ids> {
         if dialect == Dialect::Postgres {
             let sql = format!(
-                "LOCK TABLE {}, {ISSUE_ENCOUNTER}, {HISTORY_DATA}, {APPOINTMENTS} IN EXCLUSIVE MODE",
+                "LOCK TABLE {}, {ISSUE_ENCOUNTER}, {HISTORY_DATA}, {APPOINTMENTS}, {DOCUMENTS}, \
+                 {DOCUMENT_LINKS}, {DOCUMENT_CONTENTS} IN EXCLUSIVE MODE",
                 ID_TABLES.join(", ")
             );
             tx.execute(&sql, vec![])
@@ -323,6 +339,7 @@ impl Ids {
             immunizations: next_id(tx, immunizations).await?,
             issue_encounter: next_id(tx, ISSUE_ENCOUNTER).await?,
             history_data: next_id(tx, HISTORY_DATA).await?,
+            documents: next_id(tx, DOCUMENTS).await?,
             appointment: next_key(tx, APPOINTMENTS, "pc_eid").await?,
             pid: 0,
         })
@@ -488,6 +505,9 @@ pub(crate) struct Tables {
     pub(crate) history: Batch,
     pub(crate) appointments: Batch,
     pub(crate) immunizations: Batch,
+    pub(crate) documents: Batch,
+    pub(crate) document_links: Batch,
+    pub(crate) document_contents: Batch,
     /// The type of each `lists` row, for the summary.
     pub(crate) list_types: Vec<Issues>,
     /// Encounters in the batch so far (numbered with placeholders, see
@@ -510,6 +530,9 @@ impl Default for Tables {
             history: Batch::new(HISTORY_DATA),
             appointments: Batch::new(APPOINTMENTS),
             immunizations: Batch::new(IMMUNIZATIONS),
+            documents: Batch::new(DOCUMENTS),
+            document_links: Batch::new(DOCUMENT_LINKS),
+            document_contents: Batch::new(DOCUMENT_CONTENTS),
             list_types: Vec::new(),
             encounters: 0,
         }
@@ -556,6 +579,7 @@ impl Tables {
         summary.smoking_statuses += self.history.len();
         summary.appointments += self.appointments.len();
         summary.immunizations += self.immunizations.len();
+        summary.documents += self.documents.len();
         for issues in &self.list_types {
             let count = match *issues {
                 Issues::MEDICAL_PROBLEMS => &mut summary.medical_problems,
@@ -582,6 +606,9 @@ impl Tables {
             &mut self.history,
             &mut self.appointments,
             &mut self.immunizations,
+            &mut self.documents,
+            &mut self.document_links,
+            &mut self.document_contents,
         ] {
             batch.write(tx, dialect).await?;
         }
