@@ -771,6 +771,34 @@ mod tests {
             ..Summary::default()
         };
         assert_eq!(summary.rows(), 23);
-        assert_eq!(summary.lines().len(), 16);
+        assert_eq!(summary.lines().len(), 17);
+    }
+
+    #[test]
+    fn documents_are_real_files_stored_with_their_checksums() {
+        let tables = generate(3, 40);
+        assert!(tables.documents.len() > 10, "{}", tables.documents.len());
+        assert_eq!(tables.document_contents.len(), tables.documents.len());
+        assert_eq!(tables.document_links.len(), tables.documents.len());
+        let hashes = tables.documents.column("hash");
+        let types = tables.documents.column("mimetype");
+        for ((hash, kind), data) in hashes
+            .iter()
+            .zip(types)
+            .zip(tables.document_contents.column("data"))
+        {
+            let Value::Blob(bytes) = data else {
+                panic!("bytes are a blob: {data:?}");
+            };
+            let expected = match kind {
+                Value::Text(t) if t == "application/pdf" => &b"%PDF-1.4"[..],
+                _ => &b"\x89PNG\r\n\x1a\n"[..],
+            };
+            assert!(bytes.starts_with(expected), "{kind:?}");
+            assert_eq!(
+                **hash,
+                Value::Text(hearth_emr::documents::sha256_hex(bytes))
+            );
+        }
     }
 }

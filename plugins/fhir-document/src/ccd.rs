@@ -889,8 +889,11 @@ fn immunization_entry(x: &mut Xml, row: &Row<'_>, anchor: &str) -> Out {
     x.close("entry")
 }
 
-/// The vital signs a row may hold: column, LOINC code, name, UCUM unit.
-const VITALS: &[(&str, &str, &str, &str)] = &[
+/// A vital sign a row may hold: column, LOINC code, name, UCUM unit.
+type Vital = (&'static str, &'static str, &'static str, &'static str);
+
+/// The vital signs a row may hold.
+const VITALS: &[Vital] = &[
     ("bps", "8480-6", "Systolic blood pressure", "mm[Hg]"),
     ("bpd", "8462-4", "Diastolic blood pressure", "mm[Hg]"),
     ("pulse", "8867-4", "Heart rate", "/min"),
@@ -908,7 +911,7 @@ const VITALS: &[(&str, &str, &str, &str)] = &[
 ];
 
 fn vitals_entry(x: &mut Xml, row: &Row<'_>, anchor: &str) -> Out {
-    let measured: Vec<(&(&str, &str, &str, &str), String)> = VITALS
+    let measured: Vec<(&Vital, String)> = VITALS
         .iter()
         .filter_map(|v| number(row, v.0).map(|n| (v, n)))
         .collect();
