@@ -314,7 +314,7 @@ both! {
             (format!("?patient={puuid_a}&_sort=date"), vec![labs.clone(), photo.clone()]),
             (format!("?patient=Patient/{puuid_b}"), vec![bob.clone()]),
             ("?type=http://loinc.org|11502-2".to_owned(), vec![labs.clone()]),
-            ("?type=72170-4&_sort=-_id".to_owned(), vec![bob.clone(), photo.clone()]),
+            ("?type=72170-4".to_owned(), vec![photo.clone(), bob.clone()]),
             ("?category=http://hl7.org/fhir/us/core/CodeSystem/us-core-documentreference-category|clinical-note&_count=1".to_owned(), vec![labs.clone()]),
             ("?date=ge2000-01-01&patient=".to_owned() + &puuid_b, vec![bob.clone()]),
             ("?date=lt2000-01-01".to_owned(), vec![]),
@@ -352,7 +352,7 @@ both! {
         // Media: the images only.
         for (query, expected) in [
             (format!("?patient={puuid_a}"), vec![photo.clone()]),
-            ("?content-type=image/png&_sort=-_id".to_owned(), vec![bob.clone(), photo.clone()]),
+            ("?content-type=image/png".to_owned(), vec![photo.clone(), bob.clone()]),
             ("?title=bob".to_owned(), vec![bob.clone()]),
             ("?content-type=application/pdf".to_owned(), vec![]),
         ] {
@@ -472,6 +472,38 @@ both! {
         assert_eq!(app.send(reqwest::Method::POST, &url(&format!("?patient={puuid}")), Some(&none), None).await.status, 403);
         assert_eq!(count(app, "default").await, before, "nothing written by a refused $docref");
         docs.validate();
+    }
+}
+
+both! {
+    async fn seeded_documents_are_served_like_uploaded_ones(app) {
+        let site = app.state.sites.get("default").await.expect("the site");
+        let options = hearth_demo::SeedOptions { patients: 12, seed: 7, batch: 5 };
+        let summary = hearth::cli::seed_demo(&site, &options, |_, _| {}).await.expect("seeding");
+        assert!(summary.documents > 3, "{summary:?}");
+        let token = app.user_token("default", "admin", SCOPES).await;
+        let rows = app.rows("default", "SELECT d.id, d.foreign_id, d.mimetype, d.hash, c.name FROM documents d \
+            JOIN categories_to_documents l ON l.document_id = d.id JOIN categories c ON c.id = l.category_id ORDER BY d.id").await;
+        assert_eq!(rows.len() as u64, summary.documents);
+        for row in &rows {
+            let (id, pid) = (row["id"].as_i64().unwrap(), row["foreign_id"].as_i64().unwrap());
+            let (status, headers, body) = fetch(app, &docs_url(app, "default", pid, &format!("/{id}")), &token, None).await;
+            assert_eq!(status, 200, "{row}");
+            assert_eq!(headers["content-type"], row["mimetype"].as_str().unwrap());
+            assert_eq!(json!(sha256(&body)), row["hash"], "{row}");
+            let magic: &[u8] = if row["mimetype"] == "image/png" { b"\x89PNG" } else { b"%PDF-1.4" };
+            assert!(body.starts_with(magic), "{row}");
+        }
+        // Listed in their categories, and the next ids carry on after the seed's.
+        let pid = rows[0]["foreign_id"].as_i64().unwrap();
+        let path = format!("/Categories/{}", rows[0]["name"].as_str().unwrap());
+        let path = if path.ends_with("Photograph") { PHOTOGRAPH.to_owned() } else { path };
+        let listed = app.get(&docs_url(app, "default", pid, &path_query(&path)), &token).await;
+        assert!(listed.json.as_array().is_some_and(|a| !a.is_empty()), "{}", listed.text);
+        let reply = upload(app, &docs_url(app, "default", pid, &path_query(LAB)), &token, "document", ("new.pdf", "application/pdf", lab_pdf())).await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        let reply = app.get(&fhir(app, "default", "/Media?_count=50"), &token).await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
     }
 }
 
