@@ -55,6 +55,9 @@ fn path_query(path: &str) -> String {
     format!("?path={}", encode(&[("x", path)]).trim_start_matches("x="))
 }
 
+/// A file to upload: its name, declared type and bytes.
+type File<'a> = (&'a str, &'a str, Vec<u8>);
+
 /// Uploads `bytes` as the multipart field `field` with a file name and declared type.
 async fn upload(
     app: &TestApp,
@@ -122,7 +125,7 @@ both! {
         let note = b"Patient called: prefers morning appointments.\n".to_vec();
         let xml = b"<?xml version=\"1.0\"?><note>\xc3\xa9t\xc3\xa9</note>".to_vec();
         // (file, declared type, category path, the type stored)
-        let uploads: Vec<((&str, &str, Vec<u8>), &str, &str)> = vec![
+        let uploads: Vec<(File<'_>, &str, &str)> = vec![
             (("labs.pdf", "application/pdf", lab_pdf()), LAB, "application/pdf"),
             (("ann.png", "image/png", photo_png()), PHOTOGRAPH, "image/png"),
             (("call.txt", "text/plain", note.clone()), MEDICAL_RECORD, "text/plain"),
@@ -212,7 +215,7 @@ both! {
         };
         let exe = b"MZ\x90\x00\x03\x00\x00\x00binary".to_vec();
         // (case, url, field, file, status, the field the error names)
-        let cases: Vec<(&str, String, &str, (&str, &str, Vec<u8>), u16, &str)> = vec![
+        let cases: Vec<(&str, String, &str, File<'_>, u16, &str)> = vec![
             ("no path", docs_url(app, "default", pid, ""), "document", ("a.pdf", "application/pdf", lab_pdf()), 400, "path"),
             ("an unknown path", docs_url(app, "default", pid, &path_query("/Categories/Nope")), "document", ("a.pdf", "application/pdf", lab_pdf()), 400, "path"),
             ("another field", ok.clone(), "file", ("a.pdf", "application/pdf", lab_pdf()), 400, "document"),
