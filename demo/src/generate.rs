@@ -512,6 +512,119 @@ pub(crate) fn patient(rng: &mut Gen, staff: &Staff, ids: &mut Ids, tables: &mut 
         &visit_times,
         (doctor, doctor_name.as_str()),
     );
+    documents(rng, ids, tables, (pid, since), (fname, lname));
+}
+
+/// Category ids of OpenEMR's shipped document categories (migration 0510).
+const LAB_REPORT: i64 = 2;
+const MEDICAL_RECORD: i64 = 3;
+const PATIENT_PHOTOGRAPH: i64 = 10;
+
+/// Lab panels a report shows: name, then (test, result) lines.
+const LAB_PANELS: &[(&str, &[&str])] = &[
+    (
+        "Basic metabolic panel",
+        &[
+            "Glucose: 92 mg/dL",
+            "Sodium: 140 mmol/L",
+            "Potassium: 4.1 mmol/L",
+            "Creatinine: 0.9 mg/dL",
+        ],
+    ),
+    (
+        "Lipid panel",
+        &[
+            "Total cholesterol: 182 mg/dL",
+            "LDL: 104 mg/dL",
+            "HDL: 56 mg/dL",
+            "Triglycerides: 110 mg/dL",
+        ],
+    ),
+    (
+        "Complete blood count",
+        &[
+            "WBC: 6.2 10*3/uL",
+            "Hemoglobin: 13.8 g/dL",
+            "Platelets: 250 10*3/uL",
+        ],
+    ),
+    ("Hemoglobin A1c", &["HbA1c: 5.6 %"]),
+];
+
+/// Up to three documents of patient `pid` since they registered: a lab report and a
+/// referral letter (one-page PDFs) and a patient photograph (a small PNG), stored as the
+/// document plugin stores an upload: the `documents` row (SHA-256 `hash`), its category
+/// link and its bytes.
+fn documents(
+    rng: &mut Gen,
+    ids: &mut Ids,
+    tables: &mut Tables,
+    (pid, since): (i64, i64),
+    (fname, lname): (&str, &str),
+) {
+    let name = format!("{fname} {lname}");
+    let mut files: Vec<(i64, String, &str, Vec<u8>)> = Vec::new();
+    if rng.gen_bool(0.7) {
+        let (panel, lines) = *rng.pick(LAB_PANELS);
+        let mut text = vec![format!("{panel} - {name}")];
+        text.extend(lines.iter().map(|l| (*l).to_owned()));
+        let text: Vec<&str> = text.iter().map(String::as_str).collect();
+        let file = format!("{}.pdf", panel.to_lowercase().replace(' ', "-"));
+        files.push((
+            LAB_REPORT,
+            file,
+            "application/pdf",
+            crate::files::pdf(&text),
+        ));
+    }
+    if rng.gen_bool(0.3) {
+        let text = [
+            format!("Referral letter - {name}"),
+            "Please see this patient for a routine consultation.".to_owned(),
+            "History and medications attached.".to_owned(),
+        ];
+        let text: Vec<&str> = text.iter().map(String::as_str).collect();
+        files.push((
+            MEDICAL_RECORD,
+            "referral.pdf".to_owned(),
+            "application/pdf",
+            crate::files::pdf(&text),
+        ));
+    }
+    if rng.gen_bool(0.5) {
+        let from = [rng.r#gen(), rng.r#gen(), rng.r#gen()];
+        let to = [rng.r#gen(), rng.r#gen(), rng.r#gen()];
+        let png = crate::files::png(32, 24, from, to);
+        files.push((PATIENT_PHOTOGRAPH, "photo.png".to_owned(), "image/png", png));
+    }
+    for (category, file, mimetype, bytes) in files {
+        let back = rng.gen_range(0..since);
+        let at = datetime(moment(rng, back));
+        let id = take(&mut ids.documents);
+        let mut row = Insert::into(crate::DOCUMENTS);
+        row.set("id", id)
+            .set("uuid", rng.uuid())
+            .set("type", "file_url")
+            .set("size", bytes.len() as i64)
+            .set("date", at.as_str())
+            .set("revision", at.as_str())
+            .set("url", format!("hearth:document_contents/{id}"))
+            .set("mimetype", mimetype)
+            .set("foreign_id", pid)
+            .set("docdate", &at[..10])
+            .set("hash", hearth_emr::documents::sha256_hex(&bytes))
+            .set("name", file.as_str())
+            .set("encounter_id", 0);
+        tables.documents.push(row);
+        let mut link = Insert::into(crate::DOCUMENT_LINKS);
+        link.set("category_id", category).set("document_id", id);
+        tables.document_links.push(link);
+        let mut content = Insert::into(crate::DOCUMENT_CONTENTS);
+        content
+            .set("document_id", id)
+            .set("data", Value::Blob(bytes));
+        tables.document_contents.push(content);
+    }
 }
 
 /// Vaccines adults get (CVX code, manufacturer, dose in mL), as the CVX codes the

@@ -1,6 +1,7 @@
 //! Synthetic demo data: `hearth demo seed` fills a site with realistic patients and their
-//! encounters, vitals, SOAP notes, medical problems, allergies, medications, surgeries and
-//! dental issues, plus the facilities and practitioners they refer to.
+//! encounters, vitals, SOAP notes, medical problems, allergies, medications, surgeries,
+//! dental issues, appointments, immunizations and documents (small real PDFs and PNGs),
+//! plus the facilities and practitioners they refer to.
 //!
 //! The rows are the rows the clinical plugins write, built with the same definitions
 //! (`hearth-emr`'s [`Form`](hearth_emr::Form)s and [`Issues`](hearth_emr::Issues), its
@@ -24,6 +25,7 @@ use hearth_sdk::Value;
 use hearth_sdk::sql::{Insert, ident};
 
 mod data;
+pub mod files;
 mod generate;
 mod insurance;
 mod progress;
@@ -123,6 +125,8 @@ pub struct Summary {
     pub procedure_orders: u64,
     /// `procedure_result` rows (LOINC-coded laboratory results).
     pub lab_results: u64,
+    /// `documents` rows (small PDFs and PNGs, each with its bytes and category).
+    pub documents: u64,
 }
 
 impl Summary {
@@ -166,6 +170,7 @@ impl Summary {
             ("dispenses", self.dispenses),
             ("laboratory orders", self.procedure_orders),
             ("laboratory results", self.lab_results),
+            ("documents", self.documents),
         ]
     }
 }
@@ -284,7 +289,7 @@ async fn finish(mut tx: impl Transaction, dialect: Dialect) -> Result<()> {
     if dialect == Dialect::Postgres {
         let tables = ID_TABLES
             .iter()
-            .chain(&[HISTORY_DATA, INSURANCE_COMPANIES, PERSONS, CONTACTS])
+            .chain(&[HISTORY_DATA, INSURANCE_COMPANIES, PERSONS, CONTACTS, DOCUMENTS])
             .map(|t| (*t, "id"));
         let care = generate::care::ID_TABLES.iter().copied();
         let tables = tables.chain([(APPOINTMENTS, "pc_eid")]).chain(care);
@@ -330,6 +335,11 @@ const INSURANCE_COMPANIES: &str = "insurance_companies";
 /// name them).
 const PERSONS: &str = "person";
 const CONTACTS: &str = "contact";
+/// Patient documents; their ids are the seed's too. Each has a category link and its
+/// bytes, as the document plugin stores them (see `hearth_emr::documents`).
+const DOCUMENTS: &str = "documents";
+const DOCUMENT_LINKS: &str = "categories_to_documents";
+const DOCUMENT_CONTENTS: &str = "document_contents";
 
 /// Appointments; their `pc_eid`s are the seed's too.
 const APPOINTMENTS: &str = "openemr_postcalendar_events";
@@ -348,6 +358,7 @@ pub(crate) struct Ids {
     pub(crate) immunizations: i64,
     pub(crate) issue_encounter: i64,
     pub(crate) history_data: i64,
+    pub(crate) documents: i64,
     /// The next `pc_eid` of `openemr_postcalendar_events`.
     pub(crate) appointment: i64,
     /// The next ids of the care tables.
@@ -374,7 +385,8 @@ impl Ids {
                 .chain(generate::orders::KEYS.iter().map(|(t, _)| *t))
                 .collect();
             let sql = format!(
-                "LOCK TABLE {}, {ISSUE_ENCOUNTER}, {HISTORY_DATA}, {APPOINTMENTS}, {INSURANCE_COMPANIES}, {PERSONS}, {CONTACTS}, {} IN EXCLUSIVE MODE",
+                "LOCK TABLE {}, {ISSUE_ENCOUNTER}, {HISTORY_DATA}, {APPOINTMENTS}, {INSURANCE_COMPANIES}, \
+                 {PERSONS}, {CONTACTS}, {DOCUMENTS}, {DOCUMENT_LINKS}, {DOCUMENT_CONTENTS}, {} IN EXCLUSIVE MODE",
                 ID_TABLES.join(", "),
                 others.join(", ")
             );
@@ -405,6 +417,7 @@ impl Ids {
             immunizations: next_id(tx, immunizations).await?,
             issue_encounter: next_id(tx, ISSUE_ENCOUNTER).await?,
             history_data: next_id(tx, HISTORY_DATA).await?,
+            documents: next_id(tx, DOCUMENTS).await?,
             appointment: next_key(tx, APPOINTMENTS, "pc_eid").await?,
             care: generate::care::Ids::reserve(tx).await?,
             insurance_company: next_id(tx, INSURANCE_COMPANIES).await?,
@@ -591,6 +604,9 @@ pub(crate) struct Tables {
     pub(crate) telecoms: Batch,
     /// Orders, results, drugs, prescriptions and dispenses.
     pub(crate) orders: generate::orders::OrderTables,
+    pub(crate) documents: Batch,
+    pub(crate) document_links: Batch,
+    pub(crate) document_contents: Batch,
     /// The type of each `lists` row, for the summary.
     pub(crate) list_types: Vec<Issues>,
     /// Encounters in the batch so far (numbered with placeholders, see
@@ -623,6 +639,9 @@ impl Default for Tables {
             relations: Batch::new("contact_relation"),
             telecoms: Batch::new("contact_telecom"),
             orders: generate::orders::OrderTables::default(),
+            documents: Batch::new(DOCUMENTS),
+            document_links: Batch::new(DOCUMENT_LINKS),
+            document_contents: Batch::new(DOCUMENT_CONTENTS),
             list_types: Vec::new(),
             encounters: 0,
         }
@@ -678,6 +697,7 @@ impl Tables {
         summary.employers += self.employers.len();
         summary.related_persons += self.relations.len();
         self.orders.count(summary);
+        summary.documents += self.documents.len();
         for issues in &self.list_types {
             let count = match *issues {
                 Issues::MEDICAL_PROBLEMS => &mut summary.medical_problems,
@@ -712,6 +732,9 @@ impl Tables {
             &mut self.contacts,
             &mut self.relations,
             &mut self.telecoms,
+            &mut self.documents,
+            &mut self.document_links,
+            &mut self.document_contents,
         ] {
             batch.write(tx, dialect).await?;
         }
@@ -911,6 +934,34 @@ mod tests {
             ..Summary::default()
         };
         assert_eq!(summary.rows(), 23);
-        assert_eq!(summary.lines().len(), 32);
+        assert_eq!(summary.lines().len(), 33);
+    }
+
+    #[test]
+    fn documents_are_real_files_stored_with_their_checksums() {
+        let tables = generate(3, 40);
+        assert!(tables.documents.len() > 10, "{}", tables.documents.len());
+        assert_eq!(tables.document_contents.len(), tables.documents.len());
+        assert_eq!(tables.document_links.len(), tables.documents.len());
+        let hashes = tables.documents.column("hash");
+        let types = tables.documents.column("mimetype");
+        for ((hash, kind), data) in hashes
+            .iter()
+            .zip(types)
+            .zip(tables.document_contents.column("data"))
+        {
+            let Value::Blob(bytes) = data else {
+                panic!("bytes are a blob: {data:?}");
+            };
+            let expected = match kind {
+                Value::Text(t) if t == "application/pdf" => &b"%PDF-1.4"[..],
+                _ => &b"\x89PNG\r\n\x1a\n"[..],
+            };
+            assert!(bytes.starts_with(expected), "{kind:?}");
+            assert_eq!(
+                **hash,
+                Value::Text(hearth_emr::documents::sha256_hex(bytes))
+            );
+        }
     }
 }

@@ -30,6 +30,7 @@ use hearth_sdk::validate::Validator;
 use hearth_sdk::{new_uuid, params};
 
 pub mod crud;
+pub mod documents;
 pub mod patients;
 
 pub use patients::*;

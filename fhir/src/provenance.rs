@@ -293,6 +293,17 @@ pub const TARGETS: &[Target] = &[
         only: "ds.trans_type = 1",
         category: ("NULL", None),
     },
+    // Documents (plugin fhir-document).
+    Target {
+        resource_type: "DocumentReference",
+        from: "documents d JOIN patient_data p ON p.pid = d.foreign_id",
+        id: "CAST(d.uuid AS TEXT)",
+        last_updated: "COALESCE(d.revision, d.date)",
+        patient: "p.uuid",
+        key: "d.id",
+        only: "d.deleted = 0",
+        category: ("NULL", None),
+    },
 ];
 
 /// A Provenance's paging key is its target's key times this plus the target's place in

@@ -48,6 +48,8 @@ enum Body {
     FhirBundle(&'static str),
     /// A FHIR resource of this type.
     FhirResource(&'static str),
+    /// A file: a body of bytes that is not JSON.
+    Bytes,
 }
 
 /// A status and a body shape.
@@ -572,6 +574,33 @@ const CASES: &[Case] = &[
         .compat(Answer(404, FhirResource("OperationOutcome")), "a FHIR error is an OperationOutcome"),
     case("GET /fhir/Observation/{lab_uuid}", None, Answer(200, FhirResource("Observation")), "FhirObservationLaboratoryService: a laboratory result", Answer(200, FhirResource("Observation"))),
     case("GET /fhir/MedicationRequest/{rx_uuid}", None, Answer(200, FhirResource("MedicationRequest")), "FhirMedicationRequestService: a prescription (intent order)", Answer(200, FhirResource("MedicationRequest"))),
+    // ---- Documents (family B) and DocumentReference, Binary, Media, $docref.
+    case("POST /api/patient/{pid}/document?path=/Categories/Medical%20Record", None, Answer(404, Empty), "DocumentRestController::postWithPath: no uploaded file, the service answers false: an empty 404", Answer(415, BareInvalid("document"))),
+    case("GET /api/patient/{pid}/document?path=/Categories/Patient%20Information/Patient%20Photograph", None, Answer(200, BareList), "DocumentRestController::getAllAtPath", Answer(200, BareList)),
+    case("GET /api/patient/{pid}/document?path=/Categories/Lab%20Report", None, Answer(404, Empty), B_NONE, Answer(200, BareEmpty)),
+    case("GET /api/patient/{pid}/document", None, Answer(404, Empty), "DocumentService::getAllAtPath: no category at an empty path, false: an empty 404", Answer(400, BareInvalid("path"))),
+    case("GET /api/patient/{pid}/document/{did}", None, Answer(200, Bytes), "DocumentRestController::downloadFile: the file as an attachment", Answer(200, Bytes)),
+    case("GET /api/patient/{pid}/document/999999", None, Answer(400, Empty), "DocumentRestController::downloadFile: no file is a 400 with no body", Answer(404, BareError))
+        .compat(Answer(404, Empty), "a missing document is not a malformed request: the empty 404 OpenEMR answers for nothing found on bare routes"),
+    case("GET /fhir/DocumentReference", None, Answer(200, FhirBundle("collection")), "FhirDocumentReferenceRestController::getAll: a collection Bundle", Answer(200, FhirBundle("searchset")))
+        .compat(Answer(200, FhirBundle("searchset")), "FHIR clients follow the specification: a search answers a searchset"),
+    case("POST /fhir/DocumentReference/_search", None, Answer(200, FhirBundle("collection")), "RoutesExtensionListener: POST _search is the GET search with the form merged", Answer(200, FhirBundle("searchset")))
+        .compat(Answer(200, FhirBundle("searchset")), "FHIR clients follow the specification: a search answers a searchset"),
+    case("GET /fhir/DocumentReference/{doc_uuid}", None, Answer(200, FhirResource("DocumentReference")), "FhirDocumentReferenceRestController::getOne", Answer(200, FhirResource("DocumentReference"))),
+    case("GET /fhir/DocumentReference/{unknown}", None, Answer(404, BareEmpty), "FhirDocumentReferenceRestController::getOne: RestControllerHelper::handleFhirProcessingResult answers [] with 404", Answer(404, FhirResource("OperationOutcome")))
+        .compat(Answer(404, FhirResource("OperationOutcome")), "a FHIR error is an OperationOutcome"),
+    case("POST /fhir/DocumentReference/$docref?patient={puuid}", None, Answer(200, FhirBundle("collection")), "FhirDocRefRestController::getAll: the patient's CCD in a collection Bundle", Answer(200, FhirBundle("searchset")))
+        .compat(Answer(200, FhirBundle("searchset")), "US Core's $docref answers a searchset Bundle"),
+    case("POST /fhir/DocumentReference/$docref", None, Answer(400, FhirResource("OperationOutcome")), "FhirDocRefRestController: a search error is a 400 OperationOutcome (processing)", Answer(400, FhirResource("OperationOutcome"))),
+    case("GET /fhir/Binary/{doc_uuid}", None, Answer(200, Bytes), "FhirDocumentRestController::downloadDocument: the file in its own type", Answer(200, Bytes)),
+    case("GET /fhir/Binary/{unknown}", None, Answer(404, FhirResource("OperationOutcome")), "FhirDocumentRestController::downloadDocument: a missing document is a 404", Answer(404, FhirResource("OperationOutcome"))),
+    case("GET /fhir/Media", None, Answer(200, FhirBundle("collection")), "FhirMediaRestController::getAll: a collection Bundle", Answer(200, FhirBundle("searchset")))
+        .compat(Answer(200, FhirBundle("searchset")), "FHIR clients follow the specification: a search answers a searchset"),
+    case("POST /fhir/Media/_search", None, Answer(200, FhirBundle("collection")), "RoutesExtensionListener: POST _search is the GET search with the form merged", Answer(200, FhirBundle("searchset")))
+        .compat(Answer(200, FhirBundle("searchset")), "FHIR clients follow the specification: a search answers a searchset"),
+    case("GET /fhir/Media/{doc_uuid}", None, Answer(200, FhirResource("Media")), "FhirMediaRestController::getOne", Answer(200, FhirResource("Media"))),
+    case("GET /fhir/Media/{unknown}", None, Answer(404, BareEmpty), "FhirMediaRestController::getOne: RestControllerHelper::handleFhirProcessingResult answers [] with 404", Answer(404, FhirResource("OperationOutcome")))
+        .compat(Answer(404, FhirResource("OperationOutcome")), "a FHIR error is an OperationOutcome"),
 ];
 
 /// What the fixtures of one site are called in the table.
@@ -594,7 +623,9 @@ const STAFF_SCOPES: &str = "openid offline_access api:oemr api:fhir api:port \
     user/insurance.$swap-insurance user/employer.s user/list.r user/user.rs \
     user/Coverage.rs user/RelatedPerson.rs \
     user/procedure.rs user/drug.rs user/prescription.crds user/ServiceRequest.rs \
-    user/DiagnosticReport.rs user/Specimen.rs user/Medication.rs user/MedicationDispense.rs";
+    user/DiagnosticReport.rs user/Specimen.rs user/Medication.rs user/MedicationDispense.rs \
+    user/document.crs user/DocumentReference.rs user/Binary.read \
+    user/Media.rs user/DocumentReference.$docref";
 
 /// Builds the rows the table reads, through the API, on `site`.
 async fn fixtures(app: &TestApp, site: &str, token: &str) -> Fixtures {
@@ -910,6 +941,33 @@ async fn fixtures(app: &TestApp, site: &str, token: &str) -> Fixtures {
             .await;
         f.insert(key, text(&created(&rx, "a prescription")["data"]["uuid"]));
     }
+    // A patient photograph (a PNG: a document, a DocumentReference and a Media), uploaded
+    // as OpenEMR's clients upload: multipart, field `document`.
+    let png = hearth_demo::files::png(4, 4, [10, 20, 30], [200, 210, 220]);
+    let part = reqwest::multipart::Part::bytes(png)
+        .file_name("photo.png")
+        .mime_str("image/png")
+        .expect("a media type");
+    let upload = app
+        .client
+        .post(api(&format!(
+            "/api/patient/{pid}/document?path=/Categories/Patient%20Information/Patient%20Photograph"
+        )))
+        .bearer_auth(token)
+        .multipart(reqwest::multipart::Form::new().part("document", part))
+        .send()
+        .await
+        .expect("the server answers");
+    let upload = Reply::from(upload).await;
+    created(&upload, "a document");
+    let row = app
+        .rows(
+            site,
+            "SELECT id, CAST(uuid AS TEXT) AS uuid FROM documents WHERE name = 'photo.png'",
+        )
+        .await;
+    f.insert("did", text(&row[0]["id"]));
+    f.insert("doc_uuid", text(&row[0]["uuid"]));
     f
 }
 
@@ -967,6 +1025,7 @@ fn mismatch(reply: &Reply, expected: Answer) -> Option<String> {
         Error | BareError => host_error(),
         FhirBundle(kind) => json["resourceType"] == "Bundle" && json["type"] == kind,
         FhirResource(kind) => json["resourceType"] == kind,
+        Bytes => !reply.text.is_empty() && json.is_null(),
         Preflight => {
             reply.text.is_empty()
                 && reply.header("access-control-allow-origin").is_some()

@@ -38,6 +38,7 @@ impl Resource for FhirProvenance {
         "procedure_result",
         "procedure_specimen",
         "drug_sales",
+        "documents",
     ];
     const ROUTES: &'static [Route] = &[
         Route::get("/fhir/Provenance", "Provenance.s", search)
