@@ -250,6 +250,18 @@ const CASES: &[Case] = &[
     case("GET /api/immunization?cvx_code=140", None, Answer(200, List), "ImmunizationService::getAll filters by the immunizations columns", Answer(200, List)),
     case("GET /api/immunization/{imm_uuid}", None, Answer(200, Object), "ImmunizationRestController::getOne", Answer(200, Object)),
     case("GET /api/immunization/{unknown}", None, Answer(200, Nothing), L, Answer(404, Nothing)),
+    // ---- Background services (family B; the host serves them). OpenEMR's answers are its
+    // controller's, reached through its local API: its OAuth tokens cannot carry the scopes.
+    case("GET /api/background_service", None, Answer(200, BareList), "BackgroundServiceRestController::listAll", Answer(200, BareList)),
+    case("GET /api/background_service?_sort=function", None, Answer(200, BareList), "BackgroundServiceRestController::listAll reads no query", Answer(400, BareInvalid("_sort"))),
+    case("GET /api/background_service/oauth_token_cleanup", None, Answer(200, Bare(&["name", "title", "active", "running", "execute_interval", "next_run"])), "BackgroundServiceRestController::getOne", Answer(200, Bare(&["name", "title", "active", "running", "execute_interval", "next_run"]))),
+    case("GET /api/background_service/nosuch", None, Answer(404, Bare(&["error"])), "BackgroundServiceRestController::getOne: 404 {\"error\":\"Service not found\"}", Answer(404, BareError)),
+    case("POST /api/background_service/oauth_token_cleanup/run", Some("{}"), Answer(409, Bare(&["service", "status"])), "BackgroundServiceRunner::acquireLock: not_due, which runService answers 409", Answer(409, Bare(&["service", "status"]))),
+    case("POST /api/background_service/oauth_token_cleanup/run", Some("{nope"), Answer(400, Bare(&["error"])), "runService: 400 {\"error\":\"Invalid JSON payload\"}", Answer(400, BareError)),
+    case("POST /api/background_service/audit_log_retention/run", Some(r#"{"force":true}"#), Answer(200, Bare(&["service", "status"])), "BackgroundServiceRestController::runService: executed", Answer(200, Bare(&["service", "status"]))),
+    case("POST /api/background_service/audit_log_retention/run", Some(r#"{"force":"yes"}"#), Answer(409, Bare(&["service", "status"])), "runService forces only on `force === true`: not forced, not due", Answer(400, BareError)),
+    case("POST /api/background_service/nosuch/run", Some("{}"), Answer(404, Bare(&["error"])), "runService: not_found is 404 {\"error\":\"Service not found\"}", Answer(404, BareError)),
+    case("POST /api/background_service/$run", Some("{}"), Answer(200, Bare(&["results"])), "BackgroundServiceRestController::runAllDue", Answer(200, Bare(&["results"]))),
     // ---- Practitioners (family M).
     case("GET /api/practitioner", None, Answer(200, List), "PractitionerApiTest::testGetAll", Answer(200, List)),
     case("GET /api/practitioner?_sort=nosuchfield", None, Answer(200, List), "PractitionerRestController ignores _sort", Answer(400, Invalid("_sort"))),
@@ -426,7 +438,8 @@ const STAFF_SCOPES: &str = "openid offline_access api:oemr api:fhir api:port \
     user/Location.rs user/Encounter.cruds user/Condition.cruds user/AllergyIntolerance.cruds \
     user/Observation.rs user/MedicationRequest.rs user/Procedure.rs user/Provenance.rs \
     user/appointment.cruds user/Appointment.rs user/immunization.rs user/Immunization.rs \
-    user/Group.cruds";
+    user/Group.cruds \
+    user/background_service.rs user/run.c user/background_service.$run";
 
 /// Builds the rows the table reads, through the API, on `site`.
 async fn fixtures(app: &TestApp, site: &str, token: &str) -> Fixtures {
