@@ -321,7 +321,7 @@ both! {
                 let reply = app.post(&url, &token, json!({"force": true})).await;
                 assert_eq!(reply.status, 200, "{name}: {}", reply.text);
                 assert_eq!(reply.json["status"], "executed");
-                app.get(&url.trim_end_matches("/run").to_owned(), &token).await.json["last_message"].as_str().unwrap().to_owned()
+                app.get(url.trim_end_matches("/run"), &token).await.json["last_message"].as_str().unwrap().to_owned()
             }
         };
         let now = hearth_tests::now();

@@ -156,7 +156,7 @@ pub(super) async fn serve(
             } else {
                 match Window::of(&query) {
                     Ok(window) => window,
-                    Err(refused) => return Ok(refused),
+                    Err(refused) => return Ok(*refused),
                 }
             };
             let mut rows = scheduler::list(site).await.map_err(db)?;
@@ -303,7 +303,7 @@ const SORT_FIELDS: &[&str] = &[
 ];
 
 impl Window {
-    fn of(query: &[(String, String)]) -> Result<Window, Response> {
+    fn of(query: &[(String, String)]) -> Result<Window, Box<Response>> {
         let mut window = Window::default();
         for (key, value) in query {
             match key.as_str() {
@@ -381,6 +381,9 @@ impl Window {
 }
 
 /// A 400 in the standard API's bare validation shape: `{field: {rule: message}}`.
-fn invalid(field: &str, rule: &str, message: String) -> Response {
-    answer(StatusCode::BAD_REQUEST, json!({ field: { rule: message } }))
+fn invalid(field: &str, rule: &str, message: String) -> Box<Response> {
+    Box::new(answer(
+        StatusCode::BAD_REQUEST,
+        json!({ field: { rule: message } }),
+    ))
 }
