@@ -385,7 +385,7 @@ mod tests {
         ] {
             assert!(allows(scope), "{scope}");
         }
-        assert!(!allows("user/run.d"));
+        assert!(!allows("user/run.rs"), "a run is only created");
         assert!(!allows("patient/background_service.s"));
         assert!(!allows("system/background_service.$run"));
     }
