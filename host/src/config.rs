@@ -49,6 +49,10 @@ pub struct Config {
     /// Bulk Data exports this process runs at once (default 2); 0: this process runs
     /// none and only answers kick-offs, status and files (other processes export).
     pub bulk_jobs: usize,
+    /// How often this process looks for due background services, milliseconds (default
+    /// 5000); 0: this process runs none on its own (the `/api/background_service` routes
+    /// still run them on request, and other processes run them when due).
+    pub scheduler_tick_ms: u64,
 }
 
 /// How log lines are written to standard error.
@@ -77,6 +81,10 @@ impl std::str::FromStr for LogFormat {
 /// Bulk Data exports one process runs at once unless `bulk_jobs` says otherwise.
 pub const DEFAULT_BULK_JOBS: usize = 2;
 
+/// How often a process looks for due background services unless `scheduler_tick_ms`
+/// says otherwise.
+pub const DEFAULT_SCHEDULER_TICK_MS: u64 = 5000;
+
 /// The shortest metrics token accepted.
 const METRICS_TOKEN_MIN: usize = 16;
 
@@ -99,6 +107,7 @@ struct FileConfig {
     metrics_token: Option<String>,
     log_format: Option<LogFormat>,
     bulk_jobs: Option<usize>,
+    scheduler_tick_ms: Option<u64>,
 }
 
 /// Values given on the command line.
@@ -176,6 +185,7 @@ impl Config {
         };
         Ok(Config {
             bulk_jobs: file.bulk_jobs.unwrap_or(DEFAULT_BULK_JOBS),
+            scheduler_tick_ms: file.scheduler_tick_ms.unwrap_or(DEFAULT_SCHEDULER_TICK_MS),
             metrics_listen,
             metrics_token,
             log_format,
@@ -227,6 +237,7 @@ impl Config {
             metrics_token: None,
             log_format: LogFormat::Text,
             bulk_jobs: DEFAULT_BULK_JOBS,
+            scheduler_tick_ms: DEFAULT_SCHEDULER_TICK_MS,
         }
     }
 

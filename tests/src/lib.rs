@@ -90,6 +90,9 @@ pub struct Options {
     pub metrics_listen: bool,
     /// `bulk_jobs`: Bulk Data exports the server runs at once (0: none; default 2).
     pub bulk_jobs: Option<usize>,
+    /// `scheduler_tick_ms`: how often the server looks for due background services
+    /// (0: never on its own; default 5000).
+    pub scheduler_tick_ms: Option<u64>,
 }
 
 impl Options {
@@ -222,6 +225,9 @@ impl TestApp {
         config.metrics_token = options.metrics_token.clone();
         if let Some(jobs) = options.bulk_jobs {
             config.bulk_jobs = jobs;
+        }
+        if let Some(tick) = options.scheduler_tick_ms {
+            config.scheduler_tick_ms = tick;
         }
         if options.metrics_listen {
             config.metrics_listen = Some(([127, 0, 0, 1], 0).into());

@@ -307,6 +307,18 @@ const CASES: &[Case] = &[
     case("POST /api/prescription", Some(r#"{"dosage":"1"}"#), Answer(400, Invalid("drug")), "PrescriptionApiTest: missing fields 400", Answer(400, Invalid("drug"))),
     case("DELETE /api/prescription/{unknown}", None, Answer(400, Invalid("uuid")), "PrescriptionApiTest: DELETE of an unknown uuid 400", Answer(404, Nothing)),
     case("DELETE /api/prescription/{rx_del}", None, Answer(200, Object), "PrescriptionApiTest: DELETE 200 {message: record deleted} (active = 0)", Answer(200, Object)),
+    // ---- Background services (family B; the host serves them). OpenEMR's answers are its
+    // controller's, reached through its local API: its OAuth tokens cannot carry the scopes.
+    case("GET /api/background_service", None, Answer(200, BareList), "BackgroundServiceRestController::listAll", Answer(200, BareList)),
+    case("GET /api/background_service?_sort=function", None, Answer(200, BareList), "BackgroundServiceRestController::listAll reads no query", Answer(400, BareInvalid("_sort"))),
+    case("GET /api/background_service/oauth_token_cleanup", None, Answer(200, Bare(&["name", "title", "active", "running", "execute_interval", "next_run"])), "BackgroundServiceRestController::getOne", Answer(200, Bare(&["name", "title", "active", "running", "execute_interval", "next_run"]))),
+    case("GET /api/background_service/nosuch", None, Answer(404, Bare(&["error"])), "BackgroundServiceRestController::getOne: 404 {\"error\":\"Service not found\"}", Answer(404, BareError)),
+    case("POST /api/background_service/oauth_token_cleanup/run", Some("{}"), Answer(409, Bare(&["service", "status"])), "BackgroundServiceRunner::acquireLock: not_due, which runService answers 409", Answer(409, Bare(&["service", "status"]))),
+    case("POST /api/background_service/oauth_token_cleanup/run", Some("{nope"), Answer(400, Bare(&["error"])), "runService: 400 {\"error\":\"Invalid JSON payload\"}", Answer(400, BareError)),
+    case("POST /api/background_service/audit_log_retention/run", Some(r#"{"force":true}"#), Answer(200, Bare(&["service", "status"])), "BackgroundServiceRestController::runService: executed", Answer(200, Bare(&["service", "status"]))),
+    case("POST /api/background_service/audit_log_retention/run", Some(r#"{"force":"yes"}"#), Answer(409, Bare(&["service", "status"])), "runService forces only on `force === true`: not forced, not due", Answer(400, BareError)),
+    case("POST /api/background_service/nosuch/run", Some("{}"), Answer(404, Bare(&["error"])), "runService: not_found is 404 {\"error\":\"Service not found\"}", Answer(404, BareError)),
+    case("POST /api/background_service/$run", Some("{}"), Answer(200, Bare(&["results"])), "BackgroundServiceRestController::runAllDue", Answer(200, Bare(&["results"]))),
     // ---- Practitioners (family M).
     case("GET /api/practitioner", None, Answer(200, List), "PractitionerApiTest::testGetAll", Answer(200, List)),
     case("GET /api/practitioner?_sort=nosuchfield", None, Answer(200, List), "PractitionerRestController ignores _sort", Answer(400, Invalid("_sort"))),
@@ -625,7 +637,8 @@ const STAFF_SCOPES: &str = "openid offline_access api:oemr api:fhir api:port \
     user/procedure.rs user/drug.rs user/prescription.crds user/ServiceRequest.rs \
     user/DiagnosticReport.rs user/Specimen.rs user/Medication.rs user/MedicationDispense.rs \
     user/document.crs user/DocumentReference.rs user/Binary.read \
-    user/Media.rs user/DocumentReference.$docref";
+    user/Media.rs user/DocumentReference.$docref \
+    user/background_service.rs user/run.c user/background_service.$run";
 
 /// Builds the rows the table reads, through the API, on `site`.
 async fn fixtures(app: &TestApp, site: &str, token: &str) -> Fixtures {

@@ -1385,6 +1385,12 @@ async fn queued_jobs(site: &Site) -> Result<i64, sqlx::Error> {
     }))
 }
 
+/// Removes the site's expired exports, rows and files: the background service
+/// `bulk_file_expiry` (host/src/api/background) calls it.
+pub(super) async fn expire_files(api: &ApiState, site: &Site) {
+    sweep_expired(api, site).await;
+}
+
 async fn sweep_expired(api: &ApiState, site: &Site) {
     let expired: Result<Vec<String>, sqlx::Error> = on_db!(&site.db, |pool| {
         sqlx::query("SELECT id FROM bulk_jobs WHERE expires_at IS NOT NULL AND expires_at <= $1")

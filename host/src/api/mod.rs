@@ -34,6 +34,7 @@ use crate::sites::Site;
 use crate::state::AppState;
 use crate::telemetry::{RequestId, Served};
 
+pub(crate) mod background;
 mod bulk;
 pub mod cors;
 mod include;
@@ -85,6 +86,7 @@ pub fn router(
         natives,
     });
     bulk::start(&state);
+    background::scheduler::start(&state);
     axum::Router::new()
         .route("/apis/{site}/{*rest}", axum::routing::any(dispatch))
         .route("/apis/{site}", axum::routing::any(no_family))
@@ -286,6 +288,12 @@ async fn handle(
         audit.client_id = Some(principal.client_id.clone());
         let body = read_body(body, call.headers, app.config.max_body_bytes).await?;
         return bulk::serve(call, endpoint, &principal, body).await;
+    }
+    if call.family == Family::Api
+        && let Some(path) = background::Path::of(call.path)
+    {
+        served.route = Some(path.pattern().to_owned());
+        return background::serve(call, path, body, audit).await;
     }
     let table = app.registry.table(&site.name);
     let found = table.find(call.family, call.method, call.path);

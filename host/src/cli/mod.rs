@@ -373,12 +373,23 @@ async fn demo_seed(data_dir: &std::path::Path, args: DemoSeedArgs) -> Result<()>
     let started = std::time::Instant::now();
     let mut progress = hearth_demo::Progress::new(&site.name, args.patients);
     let summary = seed_demo(&site, &options, |done, total| progress.update(done, total)).await;
+    // The site's background services, with a week of runs behind them.
+    let runs = match &summary {
+        Ok(_) => Some(crate::api::background::scheduler::seed_demo(&site, args.seed).await),
+        Err(_) => None,
+    };
     sites.close().await;
     let summary = summary?;
+    let runs = runs
+        .transpose()
+        .context("seeding the background services' runs")?;
     let seconds = started.elapsed().as_secs_f64();
     println!("seeded site {} (seed {}):", args.site, args.seed);
     for (what, count) in summary.lines() {
         println!("  {count:>10}  {what}");
+    }
+    if let Some(runs) = runs {
+        println!("  {runs:>10}  background service runs");
     }
     println!(
         "  {:>10}  rows in {seconds:.1} s ({:.0} rows/s)",

@@ -47,6 +47,8 @@ pub const HOST_TABLES: &[&str] = &[
     "oauth_sessions",
     "console_sessions",
     "bulk_jobs",
+    "background_services",
+    "background_service_runs",
     "plugin_migrations",
     "_sqlx_migrations",
 ];

@@ -179,6 +179,16 @@ const API_USER: &[&str] = &[
     "insurance.$swap-insurance",
 ];
 
+/// The background-service routes' scopes (`user/…`; the host serves those routes),
+/// v2 and v1 forms. OpenEMR's scope list lacks them, so there no token can carry them.
+const BACKGROUND_SERVICE: &[&str] = &[
+    "background_service.rs",
+    "background_service.read",
+    "background_service.$run",
+    "run.c",
+    "run.write",
+];
+
 /// Every catalogue scope as text.
 pub fn all() -> &'static [String] {
     static ALL: OnceLock<Vec<String>> = OnceLock::new();
@@ -239,6 +249,9 @@ pub fn all() -> &'static [String] {
             out.push(format!("user/{scope}.read"));
         }
         out.push("user/message.write".to_owned());
+        for scope in BACKGROUND_SERVICE {
+            out.push(format!("user/{scope}"));
+        }
         for scope in [
             "patient.s",
             "patient.read",
@@ -357,6 +370,24 @@ mod tests {
         assert_eq!(refused("openid bogus user/patient.r"), ["bogus"]);
         assert!(contained_in("user/patient.r", "openid user/patient.read"));
         assert!(!contained_in("user/patient.c", "user/patient.read"));
+    }
+
+    #[test]
+    fn the_background_service_scopes_are_grantable() {
+        for scope in [
+            "user/background_service.s",
+            "user/background_service.r",
+            "user/background_service.rs",
+            "user/background_service.read",
+            "user/background_service.$run",
+            "user/run.c",
+            "user/run.write",
+        ] {
+            assert!(allows(scope), "{scope}");
+        }
+        assert!(!allows("user/run.rs"), "a run is only created");
+        assert!(!allows("patient/background_service.s"));
+        assert!(!allows("system/background_service.$run"));
     }
 
     #[test]

@@ -118,6 +118,18 @@ pub const KNOWN: &[Known] = &[
         default: "30",
         values: &[],
     },
+    Known {
+        name: "audit.retention_days",
+        help: "background service audit_log_retention: API audit log rows older than this many days are deleted; 0 keeps every row",
+        default: "0",
+        values: &[],
+    },
+    Known {
+        name: "scheduler.lease_seconds",
+        help: "background services: how long one run may take; a process that dies mid-run holds the service this long before another may run it",
+        default: "600",
+        values: &[],
+    },
 ];
 
 /// The name under which the hash of the initial access token is kept.
@@ -173,8 +185,11 @@ fn known(name: &str) -> Result<&'static Known> {
 pub fn check(name: &str, value: &str) -> Result<()> {
     let known = known(name)?;
     if known.values.is_empty() {
+        // A number setting whose default is 0 (off) takes 0 too.
+        let least = if known.default == "0" { 0 } else { 1 };
         match value.parse::<i64>() {
-            Ok(n) if n > 0 => {}
+            Ok(n) if n >= least => {}
+            _ if least == 0 => bail!("{name} takes a number, 0 or more ({})", known.help),
             _ => bail!("{name} takes a positive number ({})", known.help),
         }
     } else if !known.values.contains(&value) {
