@@ -465,15 +465,27 @@ both! {
             assert_eq!(reply.status, status, "{query}: {}", reply.text);
             assert_eq!(reply.json["resourceType"], "OperationOutcome", "{query}");
         }
-        // The host lets no patient token POST to FHIR (so no patient-bound $docref yet).
+        // A patient token reaches its own chart only: another patient is unknown to it.
         let bound = app.patient_token("default", &other, "openid api:fhir patient/DocumentReference.$docref patient/DocumentReference.rs").await;
         let reply = app.send(reqwest::Method::POST, &url(&format!("?patient={puuid}")), Some(&bound), None).await;
-        assert_eq!(reply.status, 403, "{}", reply.text);
-        let reply = app.send(reqwest::Method::POST, &url(""), Some(&bound), None).await;
-        assert_eq!(reply.status, 403, "{}", reply.text);
+        assert_eq!(reply.status, 404, "{}", reply.text);
+        assert_eq!(reply.json["resourceType"], "OperationOutcome");
+        // Without the operation's scope a patient may not run it, nor create anything.
+        let reader = app.patient_token("default", &other, "openid api:fhir patient/DocumentReference.rs").await;
+        assert_eq!(app.send(reqwest::Method::POST, &url(""), Some(&reader), None).await.status, 403);
+        let writer = app.patient_token("default", &other, "openid api:fhir patient/Observation.cruds").await;
+        let vital = json!({"resourceType": "Observation", "status": "final"});
+        assert_eq!(app.send(reqwest::Method::POST, &fhir(app, "default", "/Observation"), Some(&writer), Some(vital)).await.status, 403);
         let none = app.user_token("default", "admin", "openid api:fhir user/DocumentReference.rs").await;
         assert_eq!(app.send(reqwest::Method::POST, &url(&format!("?patient={puuid}")), Some(&none), None).await.status, 403);
         assert_eq!(count(app, "default").await, before, "nothing written by a refused $docref");
+        // With it, the bound patient's own CCD (the patient parameter may be left out).
+        let reply = app.send(reqwest::Method::POST, &url(""), Some(&bound), None).await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        let own = docs.keep(&reply);
+        assert_eq!(own["entry"][0]["resource"]["subject"]["reference"], format!("Patient/{other}"));
+        let (d, c, l) = before;
+        assert_eq!(count(app, "default").await, (d + 1, c + 1, l + 1), "the patient's CCD is filed");
         docs.validate();
     }
 }

@@ -24,7 +24,7 @@ use http_body_util::BodyExt;
 
 use crate::audit::Record;
 use crate::auth::acl;
-use crate::auth::scopes::{Access, Requirement};
+use crate::auth::scopes::{Access, Perms, Requirement};
 use crate::auth::tokens::{self, Principal, Role};
 use crate::error::{Family, HttpError};
 use crate::plugins::loader::RouteDef;
@@ -461,7 +461,10 @@ fn authorize_route(principal: &Principal, family: Family, bound: &Bound) -> Resu
         Family::Portal => "patient",
         Family::Fhir | Family::Other => match principal.role {
             Role::Patient => {
-                if def.method != Method::GET {
+                // A patient reads their chart: a FHIR route that creates, updates or
+                // deletes is never theirs; a POST that only reads (`_search`) or runs an
+                // operation (`$docref`) is, under its `patient/` scope like any read.
+                if def.method != Method::GET && !reads_only(def.requirement.as_ref()) {
                     return Err(HttpError::forbidden("Patients cannot write FHIR resources"));
                 }
                 "patient"
@@ -501,6 +504,18 @@ fn authorize_route(principal: &Principal, family: Family, bound: &Bound) -> Resu
         }
     }
     Ok(())
+}
+
+/// True when a route's scope asks for no create, update or delete: a read or search, or
+/// an operation (which of those a patient may hold is the scope catalogue's to say).
+fn reads_only(requirement: Option<&Requirement>) -> bool {
+    match requirement.map(|r| &r.access) {
+        Some(Access::Perms(perms)) => ![Perms::C, Perms::U, Perms::D]
+            .into_iter()
+            .any(|write| perms.contains(write)),
+        Some(Access::Operation(_)) => true,
+        None => false,
+    }
 }
 
 /// The patient a request is about, from a `:puuid` parameter.
