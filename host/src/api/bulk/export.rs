@@ -211,13 +211,13 @@ pub(super) async fn export(
     Ok(())
 }
 
+/// A search query's pairs.
+type Query = Vec<(String, String)>;
+
 /// Writes a search page's matched resources to `out`, one per line, as the plugin wrote
 /// them; answers how many and the next page's query. A Bundle the page reader cannot read
 /// is read as a value and written again.
-fn write_page(
-    out: &mut impl std::io::Write,
-    body: &[u8],
-) -> std::io::Result<(u64, Option<Vec<(String, String)>>)> {
+fn write_page(out: &mut impl std::io::Write, body: &[u8]) -> std::io::Result<(u64, Option<Query>)> {
     let mut written = 0u64;
     if let Some(page) = Page::read(body) {
         for range in page.resources {

@@ -388,7 +388,7 @@ async fn search_text(
     .await;
     count_call(&call.app.telemetry, &call.site.name, &bound, &result);
     match result {
-        Ok(outcome) => Ok((outcome.response.status, outcome.response.body.into())),
+        Ok(outcome) => Ok((outcome.response.status, outcome.response.body)),
         Err(error) => Err(call_error(&call.site.name, call.request_id, &bound, error)),
     }
 }
