@@ -627,6 +627,9 @@ pub fn search(req: &Request, def: &TypeDef, map: Mapper) -> Result<Response> {
     }
     let mut plan = Plan::parse_in(def.from, &params, &query, strict, now)
         .map_err(|e| error(400, "invalid", &e.0))?;
+    if let Some(cap) = req.page_cap() {
+        plan.allow_count_up_to(&query, cap);
+    }
     if revinclude {
         plan.applied
             .push(("_revinclude".to_owned(), provenance::REVINCLUDE.to_owned()));
@@ -639,7 +642,7 @@ pub fn search(req: &Request, def: &TypeDef, map: Mapper) -> Result<Response> {
     // read, and one row past the page tells whether a next page exists.
     let counted = plan.total != search::Total::None || plan.count_only;
     let filters = plan.sql.where_clause();
-    let (total, cursor) = match plan.cursor {
+    let (total, mut cursor) = match plan.cursor {
         Some(cursor) if counted => {
             let mut sql = plan.sql.clone();
             let bound = sql.bind(cursor.bound);
@@ -666,40 +669,87 @@ pub fn search(req: &Request, def: &TypeDef, map: Mapper) -> Result<Response> {
             let bound = row.as_ref().and_then(|r| r.int("hi")).unwrap_or(0);
             (
                 counted.then_some(total),
-                search::Cursor { bound, offset: 0 },
+                search::Cursor {
+                    bound,
+                    offset: 0,
+                    seek: None,
+                },
             )
         }
     };
 
+    // Rows in key order (no `_sort`) page by key: a page is an index range after the last
+    // row shown (or before the first, going back), however deep it lies. With `_sort`
+    // they page by offset.
+    let keyset = plan.order.is_empty();
+    let seek = if keyset { cursor.seek } else { None };
     let mut entries = Json::array();
     let mut shown = 0u64;
     let mut more = false;
+    let mut keys: Option<(i64, i64)> = None;
     let mut referenced: Vec<(&str, String)> = Vec::new();
     if !plan.count_only && total != Some(0) {
         let mut sql = plan.sql.clone();
         let bound = sql.bind(cursor.bound);
+        let mut range = String::new();
         let mut order = std::mem::take(&mut plan.order);
-        order.push(format!("{} ASC", def.key));
+        let offset = match seek {
+            Some(search::Seek::After(key)) => {
+                range = format!(" AND {} > {}", def.key, sql.bind(key));
+                order.push(format!("{} ASC", def.key));
+                0
+            }
+            Some(search::Seek::Before(key)) => {
+                range = format!(" AND {} < {}", def.key, sql.bind(key));
+                order.push(format!("{} DESC", def.key));
+                0
+            }
+            None => {
+                order.push(format!("{} ASC", def.key));
+                cursor.offset
+            }
+        };
         let extra: String = includes
             .iter()
             .enumerate()
             .map(|(i, inc)| format!(", {} AS fhir_include_{i}", inc.column))
             .collect();
-        let limit = plan.count + u32::from(total.is_none());
+        // One row past the page tells whether a next page exists: without a total, and in
+        // key order always (rows may have left the search since the total was counted).
+        let limit = plan.count + u32::from(total.is_none() || keyset);
+        let skip = if offset > 0 {
+            format!(" OFFSET {offset}")
+        } else {
+            String::new()
+        };
         let rows = store::query(
             &format!(
-                "{} WHERE {filters} AND {} <= {bound} ORDER BY {} LIMIT {limit} OFFSET {}",
+                "{} WHERE {filters} AND {} <= {bound}{range} ORDER BY {} LIMIT {limit}{skip}",
                 def.select_with(&extra),
                 def.key,
                 order.join(", "),
-                cursor.offset
             ),
             &sql.params,
         )?;
-        more = rows.len() > plan.count as usize;
+        let backwards = matches!(seek, Some(search::Seek::Before(_)));
+        // A page read backwards from a key always has a next page (the rows from that
+        // key on); it is shown in key order.
+        more = backwards || rows.len() > plan.count as usize;
+        let taken = rows.len().min(plan.count as usize);
+        let order: Vec<usize> = if backwards {
+            (0..taken).rev().collect()
+        } else {
+            (0..taken).collect()
+        };
         let base = format!("{}/{}", req.base_url(), def.resource_type);
         let mut matched = Vec::new();
-        for row in rows.iter().take(plan.count as usize) {
+        for row in order.into_iter().filter_map(|i| rows.get(i)) {
+            if let Some(key) = row.int("fhir_key") {
+                keys = Some(match keys {
+                    None => (key, key),
+                    Some((first, _)) => (first, key),
+                });
+            }
             if revinclude {
                 matched.push((
                     row.text("fhir_id").unwrap_or_default().to_owned(),
@@ -728,6 +778,11 @@ pub fn search(req: &Request, def: &TypeDef, map: Mapper) -> Result<Response> {
         for entry in provenance::included(req.base_url(), def.resource_type, &matched)? {
             entries.push(entry);
         }
+        if backwards && shown < u64::from(plan.count) {
+            // Rows before the key ran out: this is the first page, whatever the offset
+            // said (rows may have been deleted since).
+            cursor.offset = 0;
+        }
     }
 
     let url = |cursor: Option<search::Cursor>| {
@@ -742,26 +797,42 @@ pub fn search(req: &Request, def: &TypeDef, map: Mapper) -> Result<Response> {
     links.push(link("self", &url(self_cursor)));
     let count = u64::from(plan.count);
     let has_next = match total {
-        Some(total) => cursor.offset + shown < total as u64,
-        None => more,
+        Some(total) if !keyset => cursor.offset + shown < total as u64,
+        _ => more,
+    };
+    // The key the next page starts after and the previous one ends before, when the
+    // rows are in key order.
+    let (after, before) = match keys {
+        Some((first, last)) if keyset => (
+            Some(search::Seek::After(last)),
+            Some(search::Seek::Before(first)),
+        ),
+        _ => (None, None),
     };
     if !plan.count_only && has_next && shown > 0 {
         links.push(link(
             "next",
             &url(Some(search::Cursor {
                 bound: cursor.bound,
-                offset: cursor.offset + count,
+                offset: cursor.offset + if after.is_some() { shown } else { count },
+                seek: after,
             })),
         ));
     }
     if !plan.count_only && cursor.offset > 0 {
-        links.push(link(
-            "previous",
-            &url(Some(search::Cursor {
+        let back = match before {
+            Some(seek) if shown > 0 => search::Cursor {
                 bound: cursor.bound,
                 offset: cursor.offset.saturating_sub(count),
-            })),
-        ));
+                seek: Some(seek),
+            },
+            _ => search::Cursor {
+                bound: cursor.bound,
+                offset: cursor.offset.saturating_sub(count),
+                seek: None,
+            },
+        };
+        links.push(link("previous", &url(Some(back))));
     }
     let mut bundle = Json::object();
     bundle

@@ -132,6 +132,19 @@ pub enum Target {
     },
     /// The resource's own id column (`_id`): a token without a system.
     Id(&'static str),
+    /// The ids a row references, listed in another table (a Group's members), and the
+    /// type they reference. A value matches a row that lists it; `:missing=true` a row
+    /// that lists none.
+    ReferenceList {
+        /// The table of the lists with its alias, e.g. `fhir_group_members m`.
+        table: &'static str,
+        /// What ties a list row to the searched row, e.g. `m.group_id = g.id`.
+        row: &'static str,
+        /// The list table's column of referenced ids, e.g. `m.patient_uuid`.
+        column: &'static str,
+        /// The referenced resource type, e.g. `Patient`.
+        target: &'static str,
+    },
     /// A column holding the referenced resource's id, and the type it references.
     Reference {
         /// The SQL expression, e.g. `p.provider_uuid`.
@@ -148,7 +161,7 @@ impl Target {
             Target::Text(_) => Kind::String,
             Target::Token(_) | Target::Id(_) => Kind::Token,
             Target::Date(_) | Target::DateTime(_) | Target::Period { .. } => Kind::Date,
-            Target::Reference { .. } => Kind::Reference,
+            Target::Reference { .. } | Target::ReferenceList { .. } => Kind::Reference,
         }
     }
 
@@ -160,6 +173,7 @@ impl Target {
             Target::Date(column) | Target::DateTime(column) | Target::Id(column) => Some(column),
             Target::Period { start, .. } => Some(start),
             Target::Reference { column, .. } => Some(column),
+            Target::ReferenceList { .. } => None,
         }
     }
 }
@@ -216,31 +230,76 @@ impl Sql {
     }
 }
 
-/// Where a page starts: the id bound fixed by the first page (rows added since have
-/// larger keys and stay out of the result) and the number of rows before the page.
+/// Where a page starts: the key bound fixed by the first page (rows added since have
+/// larger keys and stay out of the result), the number of rows before the page, and —
+/// when the rows are in key order (no `_sort`) — the key the page starts after (or ends
+/// before, for a `previous` link), so the page is read as an index range instead of
+/// skipping `offset` rows. A search with `_sort` pages by offset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cursor {
     /// The largest row key the search covers.
     pub bound: i64,
     /// Rows before the page.
     pub offset: u64,
+    /// The key the page starts after or ends before, when the rows are in key order.
+    pub seek: Option<Seek>,
+}
+
+/// A keyset cursor's side: where the page lies relative to a row key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Seek {
+    /// The page holds the rows with larger keys (a `next` link: after the last row shown).
+    After(i64),
+    /// The page holds the rows with smaller keys (a `previous` link: before the first row shown).
+    Before(i64),
 }
 
 impl Cursor {
-    /// The cursor's text in links.
+    /// The cursor's text in links: `v1.{bound}.{offset}` for an offset cursor,
+    /// `v2.{bound}.{offset}.a{key}` / `.b{key}` for a keyset one.
     pub fn encode(self) -> String {
-        format!("v1.{}.{}", self.bound, self.offset)
+        match self.seek {
+            None => format!("v1.{}.{}", self.bound, self.offset),
+            Some(Seek::After(key)) => format!("v2.{}.{}.a{key}", self.bound, self.offset),
+            Some(Seek::Before(key)) => format!("v2.{}.{}.b{key}", self.bound, self.offset),
+        }
     }
 
     /// Reads a cursor made by [`Cursor::encode`].
     pub fn decode(text: &str) -> Option<Cursor> {
-        let mut parts = text.strip_prefix("v1.")?.split('.');
-        let bound = parts.next()?.parse().ok()?;
+        let (keyset, rest) = match (text.strip_prefix("v1."), text.strip_prefix("v2.")) {
+            (Some(rest), _) => (false, rest),
+            (_, Some(rest)) => (true, rest),
+            _ => return None,
+        };
+        let mut parts = rest.split('.');
+        let bound: i64 = parts.next()?.parse().ok()?;
         let offset = parts.next()?.parse().ok()?;
+        let seek = if keyset {
+            let key = parts.next()?;
+            let number = |digits: &str| -> Option<i64> {
+                digits
+                    .bytes()
+                    .all(|b| b.is_ascii_digit())
+                    .then(|| digits.parse().ok())
+                    .flatten()
+            };
+            Some(match key.split_at_checked(1)? {
+                ("a", digits) => Seek::After(number(digits)?),
+                ("b", digits) => Seek::Before(number(digits)?),
+                _ => return None,
+            })
+        } else {
+            None
+        };
         if parts.next().is_some() || bound < 0 {
             return None;
         }
-        Some(Cursor { bound, offset })
+        Some(Cursor {
+            bound,
+            offset,
+            seek,
+        })
     }
 }
 
@@ -421,6 +480,29 @@ impl Plan {
             )));
         }
         Ok(plan)
+    }
+}
+
+impl Plan {
+    /// Lets the page hold up to `cap` entries when `query`'s `_count` asks for more than
+    /// [`MAX_COUNT`]: the host allows its own in-process callers (a Bulk Data export)
+    /// larger pages. The `self` and paging links keep the count used.
+    pub fn allow_count_up_to(&mut self, query: &[(String, String)], cap: u32) {
+        let asked = query
+            .iter()
+            .rev()
+            .find(|(k, _)| k == "_count")
+            .and_then(|(_, v)| v.trim().parse::<u32>().ok());
+        let Some(asked) = asked.filter(|n| *n > self.count) else {
+            return;
+        };
+        self.count = asked.min(cap.max(MAX_COUNT));
+        let count = self.count.to_string();
+        for (key, value) in &mut self.applied {
+            if key == "_count" {
+                value.clone_from(&count);
+            }
+        }
     }
 }
 
@@ -860,6 +942,14 @@ pub(crate) fn condition_in(
                 )));
             }
         };
+        if let Target::ReferenceList { table, row, .. } = &param.target {
+            let listed = format!("EXISTS (SELECT 1 FROM {table} WHERE {row})");
+            return Ok(if missing {
+                format!("NOT {listed}")
+            } else {
+                listed
+            });
+        }
         let columns: Vec<&str> = match &param.target {
             Target::Text(columns) => columns.to_vec(),
             Target::Token(columns) => columns.iter().map(|c| c.column).collect(),
@@ -868,6 +958,7 @@ pub(crate) fn condition_in(
             | Target::Period { start: c, .. }
             | Target::Id(c)
             | Target::Reference { column: c, .. } => vec![c],
+            Target::ReferenceList { .. } => Vec::new(),
         };
         let blank_is_missing = matches!(param.target, Target::Text(_) | Target::Token(_));
         let present: Vec<String> = columns
@@ -1006,6 +1097,35 @@ pub(crate) fn condition_in(
                     continue;
                 }
                 alternatives.push(format!("{column} = {}", sql.bind(id.to_ascii_lowercase())));
+            }
+        }
+        Target::ReferenceList {
+            table,
+            row,
+            column,
+            target,
+        } => {
+            match modifier {
+                None => {}
+                Some(m) if m == *target => {}
+                Some(m) => return Err(bad_modifier(m)),
+            }
+            let mut ids = Vec::new();
+            for v in values {
+                let v = v.trim_end_matches('/');
+                let mut parts = v.rsplit('/');
+                let id = parts.next().unwrap_or_default();
+                let kind = parts.next();
+                if !is_uuid(id) || kind.is_some_and(|k| k != *target) {
+                    continue;
+                }
+                ids.push(sql.bind(id.to_ascii_lowercase()));
+            }
+            if !ids.is_empty() {
+                alternatives.push(format!(
+                    "EXISTS (SELECT 1 FROM {table} WHERE {row} AND {column} IN ({}))",
+                    ids.join(", ")
+                ));
             }
         }
     }
@@ -1553,6 +1673,43 @@ mod tests {
     }
 
     #[test]
+    fn listed_references_match_a_row_that_lists_the_id() {
+        const LISTED: &[Param] = &[Param::new(
+            "member",
+            "Group.member.entity",
+            Target::ReferenceList {
+                table: "fhir_group_members m",
+                row: "m.group_id = g.id",
+                column: "m.patient_uuid",
+                target: "Patient",
+            },
+        )];
+        let id = "0b5e7c1e-9a4d-4a0c-8f7e-2d6c1f3b9a10";
+        let other = "1b5e7c1e-9a4d-4a0c-8f7e-2d6c1f3b9a10";
+        let query = |text: &str| Plan::parse(LISTED, &q(text), false, 0).unwrap();
+        let p = query(&format!("member=Patient/{id},{}", other.to_uppercase()));
+        assert_eq!(
+            p.sql.where_clause(),
+            "EXISTS (SELECT 1 FROM fhir_group_members m WHERE m.group_id = g.id AND m.patient_uuid IN ($1, $2))"
+        );
+        assert_eq!(p.sql.params, vec![Value::from(id), Value::from(other)]);
+        // Another type or not an id: nothing matches.
+        assert_eq!(
+            query(&format!("member=Practitioner/{id}"))
+                .sql
+                .where_clause(),
+            "1=0"
+        );
+        assert_eq!(query("member=12").sql.where_clause(), "1=0");
+        assert_eq!(
+            query("member:missing=true").sql.where_clause(),
+            "NOT EXISTS (SELECT 1 FROM fhir_group_members m WHERE m.group_id = g.id)"
+        );
+        assert!(Plan::parse(LISTED, &q("member:Practitioner=x"), false, 0).is_err());
+        assert!(query("_sort=member").order.is_empty());
+    }
+
+    #[test]
     fn missing_asks_for_absent_or_present_values() {
         assert_eq!(
             plan("family:missing=true").sql.conditions,
@@ -1591,10 +1748,38 @@ mod tests {
         let c = Cursor {
             bound: 42,
             offset: 40,
+            seek: None,
         };
         assert_eq!(Cursor::decode(&c.encode()), Some(c));
         assert_eq!(plan("_cursor=v1.42.40").cursor, Some(c));
-        for junk in ["", "v1.", "v1.a.1", "v2.1.1", "v1.1.1.1", "v1.-1.0"] {
+        for seek in [Seek::After(7), Seek::Before(0)] {
+            let k = Cursor {
+                seek: Some(seek),
+                ..c
+            };
+            assert_eq!(Cursor::decode(&k.encode()), Some(k));
+        }
+        assert_eq!(
+            plan("_cursor=v2.42.40.a17").cursor,
+            Some(Cursor {
+                seek: Some(Seek::After(17)),
+                ..c
+            })
+        );
+        for junk in [
+            "",
+            "v1.",
+            "v1.a.1",
+            "v2.1.1",
+            "v1.1.1.1",
+            "v1.-1.0",
+            "v2.1.1.c3",
+            "v2.1.1.a",
+            "v2.1.1.a-3",
+            "v2.1.1.a+3",
+            "v2.1.1.a3.4",
+            "v3.1.1",
+        ] {
             assert_eq!(Cursor::decode(junk), None, "{junk}");
         }
         assert!(error("_cursor=nope").contains("_cursor"));

@@ -43,6 +43,7 @@ const LAYERS: &[&[&str]] = &[
 /// Folder modules whose files must not import each other in a circle.
 const FOLDERS: &[&str] = &[
     "api",
+    "api/bulk",
     "auth",
     "cli",
     "console",

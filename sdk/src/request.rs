@@ -15,6 +15,11 @@ pub const COMPATIBILITY_HEADER: &str = "hearth-compatibility";
 /// client asks for every row (the site's list cap).
 pub const LIST_CAP_HEADER: &str = "hearth-list-cap";
 
+/// The request header in which the host lets one of its own in-process callers (a Bulk
+/// Data export) read search pages larger than a search's own cap. Clients cannot set it:
+/// the host passes only the headers it names.
+pub const PAGE_CAP_HEADER: &str = "hearth-page-cap";
+
 /// The list cap when the host names none (unit tests, `hearth plugin call`): the
 /// default of the site setting `api.list_cap`.
 pub const DEFAULT_LIST_CAP: u32 = 2000;
@@ -113,6 +118,14 @@ impl Request {
             .and_then(|cap| cap.parse().ok())
             .filter(|cap| *cap > 0)
             .unwrap_or(DEFAULT_LIST_CAP)
+    }
+
+    /// The largest search page the host allows this request (see [`PAGE_CAP_HEADER`]), when
+    /// it names one.
+    pub fn page_cap(&self) -> Option<u32> {
+        self.header(PAGE_CAP_HEADER)
+            .and_then(|cap| cap.parse().ok())
+            .filter(|cap| *cap > 0)
     }
 
     /// The value of the route's last parameter when it is a uuid (`/api/patient/:puuid`),

@@ -102,7 +102,19 @@ const GROUP: TypeDef = TypeDef {
             Target::Token(&[hearth_fhir::TokenColumn::new("g.active", None)
                 .codes(&[("true", "1"), ("false", "0")])]),
         ),
+        Param::new("member", "Group.member.entity", MEMBERS),
+        // The patient compartment's parameter for Group: the same members.
+        Param::new("patient", "Group.member.entity", MEMBERS),
     ],
+};
+
+/// A group's members as a reference search target (`member`, `patient`): a group that
+/// lists the patient.
+const MEMBERS: Target = Target::ReferenceList {
+    table: "fhir_group_members m",
+    row: "m.group_id = g.id",
+    column: "m.patient_uuid",
+    target: "Patient",
 };
 
 /// The most members one group may list.

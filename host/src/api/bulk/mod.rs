@@ -1,0 +1,448 @@
+//! FHIR Bulk Data export (Bulk Data Access IG 2.0): kick-off, status, files, cancel,
+//! and the background worker that runs the exports.
+//!
+//! Routes, below a site's `/fhir`: `GET`/`POST` `/$export`, `/Patient/$export` and
+//! `/Group/{id}/$export` (kick-off, 202 + `Content-Location`); `GET`/`DELETE`
+//! `/$bulkdata-status?job={id}` (OpenEMR's status URL: 202 with `X-Progress` and
+//! `Retry-After`, 429 when polled sooner, 200 with the manifest; `DELETE` cancels and
+//! removes the files); `GET` `/$bulkdata-file/{job}/{file}` (an ndjson file, to the job's
+//! owner only, gzip on request).
+//!
+//! A job is a row of the site's `bulk_jobs` table. Every host process runs a worker that
+//! leases queued jobs (and jobs whose lease expired) one statement at a time — PostgreSQL
+//! `FOR UPDATE SKIP LOCKED`, SQLite within its one writer — and renews the lease after
+//! every page. A job pages through each type by calling the type's plugin search route
+//! in-process, exactly as a REST search with the owner's token would (same scopes, same
+//! patient compartment, same search code for `_typeFilter`), and writes each page's
+//! resources to the current ndjson file: at most one page is held in memory. When a file
+//! is full (`bulk.file_resources`) the job records it and the search cursor where the next
+//! one starts, so a process that dies mid-export costs only the unfinished file: the
+//! next process to lease the job starts again from there.
+
+//!
+//! The files: `kick_off` (the checks and the job's plan), `limits` (the site's settings,
+//! jobs at once and per client), `jobs` (a job's row, its owner, its removal), `status`
+//! (progress, manifest, cancel), `files` (the downloads), `worker` (leases) and `export`
+//! (running a leased job, page by page).
+
+mod export;
+mod files;
+mod jobs;
+mod kick_off;
+mod limits;
+mod page;
+mod status;
+mod worker;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::response::Response;
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::{
+    ApiState, Asked, Call, Compatibility, authorize_route, build_request, call_error, count_call,
+    family_url, query_pairs, settings,
+};
+use crate::auth::scopes::ScopeSet;
+use crate::auth::tokens::{Principal, Role};
+use crate::error::{Family, HttpError};
+use crate::plugins::{Bound, Match, SiteTable, runtime};
+
+pub(super) use worker::{expire_files, start};
+
+/// The output formats a kick-off may name; all mean ndjson.
+const OUTPUT_FORMATS: &[&str] = &["application/fhir+ndjson", "application/ndjson", "ndjson"];
+
+/// Types outside the patient compartment: a Patient or Group export leaves them out.
+const NOT_IN_PATIENT_COMPARTMENT: &[&str] = &[
+    "Practitioner",
+    "PractitionerRole",
+    "Organization",
+    "Location",
+    "Medication",
+    "Group",
+];
+
+/// The most resources one plugin search page of an export holds: beyond the FHIR search's
+/// own cap of 200 (the host allows its export larger pages, see
+/// [`hearth_sdk::request::PAGE_CAP_HEADER`]), so a type costs fewer plugin calls.
+const MAX_PAGE: u64 = 1000;
+
+/// How often the worker looks for jobs when nothing wakes it.
+const TICK: Duration = Duration::from_millis(500);
+
+/// What a bulk path asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Endpoint {
+    /// A kick-off at one of the three levels.
+    KickOff(Level),
+    /// A job's status URL.
+    Status(String),
+    /// One of a job's files.
+    File(String, String),
+}
+
+/// Which resources an export covers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", tag = "level", content = "group")]
+pub(super) enum Level {
+    /// Every resource of the asked types.
+    System,
+    /// The patient compartment of every patient.
+    Patient,
+    /// The patient compartments of a Group's members.
+    Group(String),
+}
+
+impl Endpoint {
+    /// The bulk endpoint `path` (below `/fhir`) and `query` name, if any. The status URL
+    /// is OpenEMR's: `$bulkdata-status?job={id}`.
+    pub(super) fn of(path: &str, query: Option<&str>) -> Option<Endpoint> {
+        let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        let plain = |s: &str| {
+            !s.is_empty()
+                && s.len() <= 128
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_')
+        };
+        match parts.as_slice() {
+            ["$export"] => Some(Endpoint::KickOff(Level::System)),
+            ["Patient", "$export"] => Some(Endpoint::KickOff(Level::Patient)),
+            ["Group", id, "$export"] if plain(id) => {
+                Some(Endpoint::KickOff(Level::Group((*id).to_owned())))
+            }
+            ["$bulkdata-status"] => {
+                let job = form_urlencoded::parse(query.unwrap_or("").as_bytes())
+                    .find(|(k, _)| k == "job")
+                    .map(|(_, v)| v.into_owned())
+                    .unwrap_or_default();
+                // A missing or malformed id is a job that does not exist (404).
+                Some(Endpoint::Status(if plain(&job) {
+                    job
+                } else {
+                    String::new()
+                }))
+            }
+            ["$bulkdata-file", id, name] if plain(id) && plain(name) => {
+                Some(Endpoint::File((*id).to_owned(), (*name).to_owned()))
+            }
+            _ => None,
+        }
+    }
+
+    /// The route pattern, for the request line and the metrics.
+    pub(super) fn pattern(&self) -> &'static str {
+        match self {
+            Endpoint::KickOff(Level::System) => "/fhir/$export",
+            Endpoint::KickOff(Level::Patient) => "/fhir/Patient/$export",
+            Endpoint::KickOff(Level::Group(_)) => "/fhir/Group/:id/$export",
+            Endpoint::Status(_) => "/fhir/$bulkdata-status",
+            Endpoint::File(..) => "/fhir/$bulkdata-file/:job/:file",
+        }
+    }
+}
+
+/// The job owner's token claims, kept with the job so the export runs with them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Owner {
+    role: String,
+    subject: String,
+    username: String,
+    client_id: String,
+    scope: String,
+    patient: Option<String>,
+    acl_role: Option<String>,
+    jti: String,
+    exp: i64,
+}
+
+impl Owner {
+    fn of(principal: &Principal) -> Owner {
+        Owner {
+            role: principal.role.name().to_owned(),
+            subject: principal.subject.clone(),
+            username: principal.username.clone(),
+            client_id: principal.client_id.clone(),
+            scope: principal.scope_text.clone(),
+            patient: principal.patient.clone(),
+            acl_role: principal.acl_role.clone(),
+            jti: principal.jti.clone(),
+            exp: principal.exp,
+        }
+    }
+
+    fn principal(&self) -> Option<Principal> {
+        Some(Principal {
+            role: Role::from_name(&self.role)?,
+            subject: self.subject.clone(),
+            username: self.username.clone(),
+            client_id: self.client_id.clone(),
+            scopes: ScopeSet::parse(&self.scope).ok()?,
+            scope_text: self.scope.clone(),
+            patient: self.patient.clone(),
+            jti: self.jti.clone(),
+            exp: self.exp,
+            acl_role: self.acl_role.clone(),
+            claims_digest: String::new(),
+        })
+    }
+
+    /// Whether `principal` may see this job: the same client, for the same subject.
+    fn owns(&self, principal: &Principal) -> bool {
+        self.client_id == principal.client_id && self.subject == principal.subject
+    }
+}
+
+/// One type's part of an export: its search query (filters, `_since`, patients).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct TypePlan {
+    resource_type: String,
+    query: Vec<(String, String)>,
+}
+
+/// What an export does, fixed at kick-off.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Plan {
+    level: Level,
+    types: Vec<TypePlan>,
+}
+
+/// A finished file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct FileDone {
+    resource_type: String,
+    name: String,
+    count: u64,
+}
+
+/// How far a job got: kept after every page (counts) and every finished file (cursor).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Progress {
+    /// Finished files, in order.
+    files: Vec<FileDone>,
+    /// The type being exported (index into the plan).
+    type_index: usize,
+    /// The search query where the next file of that type starts (`None`: the type's
+    /// first page).
+    next: Option<Vec<(String, String)>>,
+    /// The number of the next file of that type (from 1).
+    file_no: u32,
+    /// Resources of each type to export, counted when the type starts.
+    totals: Vec<Option<u64>>,
+    /// Resources written to the file being written (not yet finished).
+    current: u64,
+    /// Errors met (each becomes an OperationOutcome line of the error file).
+    errors: Vec<String>,
+}
+
+impl Progress {
+    fn done(&self) -> u64 {
+        self.files.iter().map(|f| f.count).sum::<u64>() + self.current
+    }
+
+    fn done_of(&self, resource_type: &str) -> u64 {
+        self.files
+            .iter()
+            .filter(|f| f.resource_type == resource_type)
+            .map(|f| f.count)
+            .sum()
+    }
+}
+
+fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+fn now_ms() -> i64 {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+fn rfc3339(at: time::OffsetDateTime) -> String {
+    at.replace_nanosecond(0)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}
+
+fn bad(message: impl Into<String>) -> HttpError {
+    HttpError::new(StatusCode::BAD_REQUEST, "bad_export_request", message)
+}
+
+fn db_error(error: impl std::fmt::Display) -> HttpError {
+    tracing::error!("bulk export storage failed: {error}");
+    HttpError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "bulk_storage_failed",
+        "The export's records could not be read or written",
+    )
+}
+
+fn job_dir(data_dir: &Path, site: &str, job: &str) -> PathBuf {
+    data_dir.join("bulk").join(site).join(job)
+}
+
+/// Answers a bulk endpoint for an authenticated caller.
+pub(super) async fn serve(
+    call: &Call<'_>,
+    endpoint: Endpoint,
+    principal: &Principal,
+    body: Bytes,
+) -> Result<Response, HttpError> {
+    match endpoint {
+        Endpoint::KickOff(level) => {
+            if *call.method != Method::GET && *call.method != Method::POST {
+                return Err(HttpError::method_not_allowed(&["GET", "POST"]));
+            }
+            kick_off::kick_off(call, level, principal, body).await
+        }
+        Endpoint::Status(id) => match *call.method {
+            Method::GET => status::status(call, &id, principal).await,
+            Method::DELETE => status::cancel(call, &id, principal).await,
+            _ => Err(HttpError::method_not_allowed(&["GET", "DELETE"])),
+        },
+        Endpoint::File(id, name) => {
+            if *call.method != Method::GET {
+                return Err(HttpError::method_not_allowed(&["GET"]));
+            }
+            files::file(call, &id, &name, principal).await
+        }
+    }
+}
+
+/// The search route of `resource_type`, checked for `principal` as a direct search is.
+fn search_route(
+    table: &SiteTable,
+    principal: &Principal,
+    resource_type: &str,
+) -> Result<(Bound, Vec<String>), HttpError> {
+    let Match::Found(bound, params) =
+        table.find(Family::Fhir, &Method::GET, &format!("/{resource_type}"))
+    else {
+        return Err(bad(format!(
+            "This server does not export {resource_type}: no plugin of the site serves it"
+        )));
+    };
+    authorize_route(principal, Family::Fhir, &bound).map_err(|error| {
+        HttpError::new(
+            StatusCode::FORBIDDEN,
+            "insufficient_scope",
+            format!(
+                "The access token may not read {resource_type}, so it cannot be exported ({})",
+                error.message
+            ),
+        )
+    })?;
+    Ok((bound, params))
+}
+
+/// Calls `resource_type`'s search with `query` as `principal`; answers the status and body.
+async fn search(
+    call: &Call<'_>,
+    table: &SiteTable,
+    principal: &Principal,
+    resource_type: &str,
+    query: Vec<(String, String)>,
+) -> Result<(u16, Value), HttpError> {
+    let (status, body) = search_text(call, table, principal, resource_type, query).await?;
+    Ok((status, serde_json::from_slice(&body).unwrap_or(Value::Null)))
+}
+
+/// [`search`] answering the body as the plugin wrote it (the export copies the resources
+/// out of it without building them as values).
+async fn search_text(
+    call: &Call<'_>,
+    table: &SiteTable,
+    principal: &Principal,
+    resource_type: &str,
+    query: Vec<(String, String)>,
+) -> Result<(u16, Vec<u8>), HttpError> {
+    let (bound, params) = search_route(table, principal, resource_type)?;
+    let path = format!("/{resource_type}");
+    let asked = Asked {
+        method: &Method::GET,
+        path: &path,
+        query,
+    };
+    let mut request = build_request(call, asked, Bytes::new(), &bound, params, Some(principal));
+    // The export's own, larger pages (no client can send this header).
+    request.headers.push((
+        hearth_sdk::request::PAGE_CAP_HEADER.to_owned(),
+        MAX_PAGE.to_string(),
+    ));
+    let result = runtime::call(
+        &call.app.registry.engine,
+        call.site,
+        &bound.plugin,
+        request,
+        call.request_id,
+        false,
+    )
+    .await;
+    count_call(&call.app.telemetry, &call.site.name, &bound, &result);
+    match result {
+        Ok(outcome) => Ok((outcome.response.status, outcome.response.body)),
+        Err(error) => Err(call_error(&call.site.name, call.request_id, &bound, error)),
+    }
+}
+
+/// The text of an OperationOutcome's first issue.
+fn outcome_text(body: &Value) -> String {
+    let issue = &body["issue"][0];
+    issue["diagnostics"]
+        .as_str()
+        .or_else(|| issue["details"]["text"].as_str())
+        .unwrap_or("the search failed")
+        .to_owned()
+}
+
+fn fhir_json(status: StatusCode, body: Value) -> Response {
+    let mut response = Response::new(Body::from(body.to_string()));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/fhir+json"),
+    );
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_name_their_endpoints() {
+        assert_eq!(
+            Endpoint::of("/$bulkdata-status", Some("job=j-1")),
+            Some(Endpoint::Status("j-1".to_owned()))
+        );
+        assert_eq!(
+            Endpoint::of("/$export", None),
+            Some(Endpoint::KickOff(Level::System))
+        );
+        assert_eq!(
+            Endpoint::of("/Patient/$export", None),
+            Some(Endpoint::KickOff(Level::Patient))
+        );
+        assert_eq!(
+            Endpoint::of("/Group/g-1/$export", None),
+            Some(Endpoint::KickOff(Level::Group("g-1".to_owned())))
+        );
+        assert_eq!(
+            Endpoint::of("/$bulkdata-file/j1/Patient-1.ndjson", None),
+            Some(Endpoint::File(
+                "j1".to_owned(),
+                "Patient-1.ndjson".to_owned()
+            ))
+        );
+        assert_eq!(Endpoint::of("/$bulkdata-file/j1/../x", None), None);
+        assert_eq!(Endpoint::of("/Patient", None), None);
+    }
+}
