@@ -517,6 +517,7 @@ const CASES: &[Case] = &[
         .compat(Answer(200, FhirBundle("searchset")), "FHIR clients follow the specification: a search answers a searchset"),
     case("GET /fhir/ValueSet/{valueset}", None, Answer(200, FhirResource("ValueSet")), "FhirValueSetRestController::getOne", Answer(200, FhirResource("ValueSet"))),
     case("GET /fhir/ValueSet/{unknown}", None, Answer(404, BareEmpty), "FhirValueSetRestController::getOne: RestControllerHelper::handleFhirProcessingResult answers [] with 404", Answer(404, FhirResource("OperationOutcome")))
+        .compat(Answer(404, FhirResource("OperationOutcome")), "a FHIR error is an OperationOutcome"),
     case("GET /fhir/Coverage", None, Answer(200, FhirBundle("collection")), "FhirCoverageRestController::getAll: a collection Bundle", Answer(200, FhirBundle("searchset")))
         .compat(Answer(200, FhirBundle("searchset")), "FHIR clients follow the specification: a search answers a searchset"),
     case("POST /fhir/Coverage/_search", None, Answer(200, FhirBundle("collection")), "FhirCoverageRestController: the form body merged into the query, as getAll", Answer(200, FhirBundle("searchset")))
