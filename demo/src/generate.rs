@@ -494,8 +494,10 @@ pub(crate) fn patient(rng: &mut Gen, staff: &Staff, ids: &mut Ids, tables: &mut 
     }
     appointments(rng, staff, ids, tables, pid);
     immunizations(rng, staff, ids, tables, (pid, since));
-    let care_visits: Vec<(i64, String)> =
-        visit_times.iter().map(|(n, w)| (*n, datetime(*w))).collect();
+    let care_visits: Vec<(i64, String)> = visit_times
+        .iter()
+        .map(|(n, w)| (*n, datetime(*w)))
+        .collect();
     let of = care::CareOf {
         pid,
         since,

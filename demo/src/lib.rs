@@ -289,7 +289,13 @@ async fn finish(mut tx: impl Transaction, dialect: Dialect) -> Result<()> {
     if dialect == Dialect::Postgres {
         let tables = ID_TABLES
             .iter()
-            .chain(&[HISTORY_DATA, INSURANCE_COMPANIES, PERSONS, CONTACTS, DOCUMENTS])
+            .chain(&[
+                HISTORY_DATA,
+                INSURANCE_COMPANIES,
+                PERSONS,
+                CONTACTS,
+                DOCUMENTS,
+            ])
             .map(|t| (*t, "id"));
         let care = generate::care::ID_TABLES.iter().copied();
         let tables = tables.chain([(APPOINTMENTS, "pc_eid")]).chain(care);

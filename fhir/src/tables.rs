@@ -693,7 +693,6 @@ pub const MEDICATION_REQUESTS: &str = concat!(
      LEFT JOIN list_options li ON li.list_id = 'drug_interval' AND li.option_id = rx.\"interval\") m"
 );
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

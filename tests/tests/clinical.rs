@@ -1320,7 +1320,11 @@ both! {
         assert_eq!(count("SELECT COUNT(*) AS n FROM form_vitals").await, summary.vitals);
         assert_eq!(count("SELECT COUNT(*) AS n FROM form_soap").await, summary.soap_notes);
         assert_eq!(count("SELECT COUNT(*) AS n FROM forms").await, summary.forms);
-        assert_eq!(summary.forms, summary.encounters + summary.vitals + summary.soap_notes);
+        assert_eq!(
+            summary.forms,
+            summary.encounters + summary.vitals + summary.soap_notes + summary.care_plans,
+            "every encounter, vitals, SOAP note and care plan form has its forms row"
+        );
         assert_eq!(count("SELECT COUNT(*) AS n FROM lists WHERE type = 'medical_problem'").await, summary.medical_problems);
         assert_eq!(count("SELECT COUNT(*) AS n FROM lists WHERE type = 'allergy'").await, summary.allergies);
         assert_eq!(count("SELECT COUNT(*) AS n FROM lists WHERE type = 'medication'").await, summary.medications);

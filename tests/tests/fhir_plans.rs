@@ -84,6 +84,25 @@ const KNOWN_SCANS: &[(&str, &str, &str)] = &[
         "encounter",
         "found through the vitals form's forms row",
     ),
+    // The laboratory branch (procedure_result through its report and order, issue 17):
+    // its time is a COALESCE over the three, which no index holds, so PostgreSQL reads
+    // every result and joins every patient.
+    (
+        "Observation",
+        "date",
+        "the laboratory branch's time is computed over result, report and order",
+    ),
+    // MedicationRequest is a UNION ALL of the medication list and the prescriptions.
+    (
+        "MedicationRequest",
+        "intent",
+        "a constant per branch (plan, order): every row of the branch matches",
+    ),
+    (
+        "MedicationRequest",
+        "encounter",
+        "a prescription names its encounter by number; the uuid comes from a join",
+    ),
     // Provenance is a UNION ALL over every US Core type's rows.
     (
         "Provenance",

@@ -331,7 +331,9 @@ pub(crate) fn patient(
         for (kind, code, text) in items {
             let ended = (kind == "goal").then(|| {
                 let due: i64 = at[..4].parse::<i64>().unwrap_or(2025) + 1;
-                format!("{due}{}", &at[4..])
+                // A year after 29 February is 28 February.
+                let rest = at[4..].replacen("-02-29", "-02-28", 1);
+                format!("{due}{rest}")
             });
             let mut row = Insert::into("form_care_plan");
             row.set("row_key", take(&mut ids.care.care_plan_row))

@@ -110,7 +110,7 @@ impl Resource for Insurance {
         .summary("Read a patient's insurance policy")
         .answers(POLICY),
         Route::put(
-            "/api/patient/:puuid/insurance/:insuranceUuid",
+            "/api/patient/:puuid/insurance/:uuid",
             "insurance.u",
             update_policy,
         )
@@ -640,12 +640,13 @@ fn create_policy(req: &Request) -> Result<Response> {
     Ok(req.created(policy(patient.pid, &uuid)?))
 }
 
-/// `PUT /api/patient/:puuid/insurance/:insuranceUuid`: 404 for no such patient or
+/// `PUT /api/patient/:puuid/insurance/:uuid` (OpenEMR names it `:insuranceUuid`; one name
+/// for the read and the update keeps the API description's paths distinct): 404 for no such patient or
 /// policy, 400 for a body that breaks a rule, else writes the fields sent and answers the
 /// policy.
 fn update_policy(req: &Request) -> Result<Response> {
     let patient = emr::path_patient(req, "puuid")?;
-    let uuid = req.uuid("insuranceUuid")?;
+    let uuid = req.uuid("uuid")?;
     let stored = policy(patient.pid, &uuid)?.to_value();
     let stored = stored.as_object().cloned().unwrap_or_default();
     let who = insured(patient.pid)?;
