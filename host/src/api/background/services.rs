@@ -2,8 +2,6 @@
 
 use std::sync::Arc;
 
-use sqlx::Row;
-
 use super::scheduler::now;
 use crate::api::ApiState;
 use crate::on_db;
@@ -96,21 +94,12 @@ async fn oauth_token_cleanup(_: &ApiState, site: &Arc<Site>) -> Result<String, S
     Ok(format!("removed {}", removed.join(", ")))
 }
 
-/// Finished exports past `bulk.expiry_seconds`: their rows and files (the bulk code's own
-/// sweep).
+/// Finished exports past `bulk.expiry_seconds`: their rows and files.
 async fn bulk_file_expiry(api: &ApiState, site: &Arc<Site>) -> Result<String, String> {
-    let expired: i64 = on_db!(&site.db, |pool| {
-        sqlx::query(
-            "SELECT COUNT(*) AS n FROM bulk_jobs WHERE expires_at IS NOT NULL AND expires_at <= $1",
-        )
-        .bind(now())
-        .fetch_one(pool)
+    let removed = crate::api::bulk::expire_files(api, site)
         .await
-        .and_then(|row| row.try_get::<i64, _>("n"))
-        .map_err(failed)?
-    });
-    crate::api::bulk::expire_files(api, site).await;
-    Ok(format!("removed {expired} expired exports"))
+        .map_err(failed)?;
+    Ok(format!("removed {removed} expired exports"))
 }
 
 /// Audit rows older than `audit.retention_days` (0, the default, keeps every row).

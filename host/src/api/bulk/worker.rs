@@ -1,5 +1,6 @@
 //! The worker every host process runs: it leases jobs (one statement, so two processes
-//! never hold the same job), runs them, and removes expired ones.
+//! never hold the same job) and runs them. Expired exports are removed by the background
+//! service `bulk_file_expiry` ([`expire_files`]), and at once when a request names one.
 
 use std::sync::{Arc, Weak};
 
@@ -39,20 +40,12 @@ async fn worker(api: Weak<ApiState>) {
         return;
     };
     let slots = Arc::new(tokio::sync::Semaphore::new(jobs));
-    let mut last_sweep = 0;
     loop {
         {
             let Some(api) = api.upgrade() else {
                 return;
             };
-            let sweep = now() - last_sweep >= 10;
-            if sweep {
-                last_sweep = now();
-            }
             for site in api.app.sites.opened() {
-                if sweep {
-                    sweep_expired(&api, &site).await;
-                }
                 while let Ok(permit) = slots.clone().try_acquire_owned() {
                     match claim(&site, &me).await {
                         Ok(Some(job)) => {
@@ -90,23 +83,25 @@ async fn queued_jobs(site: &Site) -> Result<i64, sqlx::Error> {
     }))
 }
 
-/// Removes the site's expired exports, rows and files: the background service
-/// `bulk_file_expiry` (host/src/api/background) calls it.
-pub(in crate::api) async fn expire_files(api: &ApiState, site: &Site) {
-    sweep_expired(api, site).await;
-}
-
-async fn sweep_expired(api: &ApiState, site: &Site) {
-    let expired: Result<Vec<String>, sqlx::Error> = on_db!(&site.db, |pool| {
+/// Removes the site's expired exports, rows and files, and answers how many: the
+/// background service `bulk_file_expiry` (host/src/api/background) runs it.
+pub(in crate::api) async fn expire_files(
+    api: &ApiState,
+    site: &Site,
+) -> Result<usize, sqlx::Error> {
+    let expired: Vec<String> = on_db!(&site.db, |pool| {
         sqlx::query("SELECT id FROM bulk_jobs WHERE expires_at IS NOT NULL AND expires_at <= $1")
             .bind(now())
             .fetch_all(pool)
-            .await
-            .map(|rows| rows.iter().filter_map(|r| r.try_get("id").ok()).collect())
+            .await?
+            .iter()
+            .filter_map(|r| r.try_get("id").ok())
+            .collect()
     });
-    for id in expired.unwrap_or_default() {
-        remove(&api.app.config.data_dir, site, &id).await;
+    for id in &expired {
+        remove(&api.app.config.data_dir, site, id).await;
     }
+    Ok(expired.len())
 }
 
 /// Leases one job whose lease is free or expired: one statement, so two processes never
