@@ -10,8 +10,15 @@
 //!
 //! Environment: `ROUTES` (default `read,list,create`), `CONNECTIONS` (default 32),
 //! `SECONDS` per round (default 5), `ROUNDS` (default 3), `PATIENTS` seeded (default
-//! 1000). Each route's rounds alternate plugin and native. Load comes from this process
-//! on 127.0.0.1 (one client thread, keep-alive HTTP/1.1 connections), like `wrk -t1`.
+//! 1000), `PATHS` (default `plugin,native`; one alone for a profile of that path). Each
+//! route's rounds alternate plugin and native. Load comes from this process on 127.0.0.1
+//! (one client thread, the main one: keep-alive HTTP/1.1 connections), like `wrk -t1`.
+//!
+//! Beside the rates each round prints the CPU time spent per request by the server (every
+//! thread but the main one: the two workers, the epoch ticker, SQLite's checkpoints) and by
+//! the client (the main thread), from `/proc/self/task/*/schedstat`: on a machine whose
+//! cores are shared, the server's CPU per request is the firmer figure of the two paths'
+//! cost, and it does not assume the server had both cores.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -25,6 +32,33 @@ use hearth::sites::Sites;
 #[path = "common/http_load.rs"]
 mod http_load;
 use http_load::{Round, Target, env, load, percentile, summary};
+
+/// CPU nanoseconds so far of the main thread (the client) and of every other thread (the
+/// server), from `/proc/self/task/*/schedstat`.
+fn cpu_split() -> (u64, u64) {
+    let main = std::process::id().to_string();
+    let (mut client, mut server) = (0, 0);
+    for task in std::fs::read_dir("/proc/self/task")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let Ok(text) = std::fs::read_to_string(task.path().join("schedstat")) else {
+            continue;
+        };
+        let nanos: u64 = text
+            .split_whitespace()
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        if task.file_name().to_str() == Some(main.as_str()) {
+            client += nanos;
+        } else {
+            server += nanos;
+        }
+    }
+    (client, server)
+}
 
 /// One route under load: its name and the request each connection sends.
 struct Case {
@@ -46,6 +80,11 @@ const NEW_PATIENT: &str = r#"{"fname":"Ann","lname":"Smith","sex":"Female","DOB"
 
 fn main() -> anyhow::Result<()> {
     let routes = std::env::var("ROUTES").unwrap_or_else(|_| "read,list,create".into());
+    let paths = std::env::var("PATHS").unwrap_or_else(|_| "plugin,native".into());
+    let paths: Vec<(&str, bool)> = ["plugin", "native"]
+        .into_iter()
+        .map(|name| (name, paths.split(',').any(|p| p.trim() == name)))
+        .collect();
     let (connections, seconds, rounds, patients) = (
         env("CONNECTIONS", 32),
         env("SECONDS", 5),
@@ -151,58 +190,73 @@ fn main() -> anyhow::Result<()> {
             "{} {} ({}), {connections} connections, {rounds} rounds of {seconds} s per path, alternating; {patients} patients",
             target.method, target.path, case.name
         );
-        // Warm both paths (compile caches, statement caches, pool slots).
-        load(
-            plugin_addr,
-            case.target.clone(),
-            token.clone(),
-            connections,
-            1,
-        );
-        load(
-            native_addr,
-            case.target.clone(),
-            token.clone(),
-            connections,
-            1,
-        );
+        let both = [("plugin", plugin_addr), ("native", native_addr)];
+        let chosen: Vec<(&str, std::net::SocketAddr)> = both
+            .into_iter()
+            .filter(|(name, _)| paths.iter().any(|(p, on)| p == name && *on))
+            .collect();
+        // Warm the paths (compile caches, statement caches, pool slots).
+        for (_, addr) in &chosen {
+            load(*addr, case.target.clone(), token.clone(), connections, 1);
+        }
         let mut results: HashMap<&str, Vec<Round>> = HashMap::new();
+        // Per path: requests, and the client's and the server's CPU nanoseconds.
+        let mut cpu: HashMap<&str, (u64, u64, u64)> = HashMap::new();
         for _ in 0..rounds {
-            for (name, addr) in [("plugin", plugin_addr), ("native", native_addr)] {
+            for (name, addr) in &chosen {
+                let before = cpu_split();
                 let round = load(
-                    addr,
+                    *addr,
                     case.target.clone(),
                     token.clone(),
                     connections,
                     seconds,
                 );
+                let after = cpu_split();
+                let (client, server) = (after.0 - before.0, after.1 - before.1);
+                let per = |nanos: u64| nanos as f64 / 1e3 / round.requests.max(1) as f64;
                 println!(
-                    "  {name:6} {:8.0} req/s ({} requests, {} errors)",
+                    "  {name:6} {:8.0} req/s ({} requests, {} errors), CPU µs per request: server {:.1}, client {:.1}",
                     round.requests as f64 / round.elapsed.as_secs_f64(),
                     round.requests,
-                    round.errors
+                    round.errors,
+                    per(server),
+                    per(client),
                 );
+                let total = cpu.entry(name).or_default();
+                total.0 += round.requests;
+                total.1 += client;
+                total.2 += server;
                 results.entry(name).or_default().push(round);
             }
         }
         let mut by_path = HashMap::new();
         println!(
-            "{:8} {:>10} {:>10} {:>10}",
-            "path", "req/s", "p50 µs", "p99 µs"
+            "{:8} {:>10} {:>10} {:>10} {:>12} {:>12}",
+            "path", "req/s", "p50 µs", "p99 µs", "server CPU", "client CPU"
         );
-        for name in ["native", "plugin"] {
+        for (name, _) in &chosen {
             let (rps, errors, latencies) = summary(&results[name]);
             assert_eq!(errors, 0, "every request must succeed");
             let (p50, p99) = (percentile(&latencies, 0.5), percentile(&latencies, 0.99));
-            println!("{name:8} {rps:>10.0} {p50:>10.0} {p99:>10.0}");
-            by_path.insert(name, (rps, p99));
+            let (requests, client, server) = cpu[name];
+            let per = |nanos: u64| nanos as f64 / 1e3 / requests.max(1) as f64;
+            println!(
+                "{name:8} {rps:>10.0} {p50:>10.0} {p99:>10.0} {:>9.1} µs {:>9.1} µs",
+                per(server),
+                per(client)
+            );
+            by_path.insert(*name, (rps, p99, per(server)));
         }
-        println!(
-            "{}: plugin / native throughput {:.3}, p99 {:.2}",
-            case.name,
-            by_path["plugin"].0 / by_path["native"].0,
-            by_path["plugin"].1 / by_path["native"].1
-        );
+        if let (Some(plugin), Some(native)) = (by_path.get("plugin"), by_path.get("native")) {
+            println!(
+                "{}: plugin / native throughput {:.3}, p99 {:.2}, server CPU per request {:.2}",
+                case.name,
+                plugin.0 / native.0,
+                plugin.1 / native.1,
+                plugin.2 / native.2
+            );
+        }
     }
     drop(server_runtime);
     std::fs::remove_dir_all(&dir).ok();
