@@ -18,7 +18,9 @@
 //! thread but the main one: the two workers, the epoch ticker, SQLite's checkpoints) and by
 //! the client (the main thread), from `/proc/self/task/*/schedstat`: on a machine whose
 //! cores are shared, the server's CPU per request is the firmer figure of the two paths'
-//! cost, and it does not assume the server had both cores.
+//! cost, and it does not assume the server had both cores. It also prints how many times
+//! per request the server's threads were scheduled onto a core (each a wake-up or a
+//! preemption), from the same file.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -33,11 +35,12 @@ use hearth::sites::Sites;
 mod http_load;
 use http_load::{Round, Target, env, load, percentile, summary};
 
-/// CPU nanoseconds so far of the main thread (the client) and of every other thread (the
-/// server), from `/proc/self/task/*/schedstat`.
-fn cpu_split() -> (u64, u64) {
+/// CPU nanoseconds so far and times scheduled onto a core, of the main thread (the client)
+/// and of every other thread (the server), from `/proc/self/task/*/schedstat` (its first
+/// and third fields).
+fn cpu_split() -> [u64; 4] {
     let main = std::process::id().to_string();
-    let (mut client, mut server) = (0, 0);
+    let mut out = [0u64; 4];
     for task in std::fs::read_dir("/proc/self/task")
         .into_iter()
         .flatten()
@@ -46,18 +49,20 @@ fn cpu_split() -> (u64, u64) {
         let Ok(text) = std::fs::read_to_string(task.path().join("schedstat")) else {
             continue;
         };
-        let nanos: u64 = text
+        let fields: Vec<u64> = text
             .split_whitespace()
-            .next()
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0);
-        if task.file_name().to_str() == Some(main.as_str()) {
-            client += nanos;
+            .map(|n| n.parse().unwrap_or(0))
+            .collect();
+        let (nanos, slices) = (fields.first().copied(), fields.get(2).copied());
+        let at = if task.file_name().to_str() == Some(main.as_str()) {
+            0
         } else {
-            server += nanos;
-        }
+            1
+        };
+        out[at] += nanos.unwrap_or(0);
+        out[at + 2] += slices.unwrap_or(0);
     }
-    (client, server)
+    out
 }
 
 /// One route under load: its name and the request each connection sends.
@@ -202,6 +207,8 @@ fn main() -> anyhow::Result<()> {
         let mut results: HashMap<&str, Vec<Round>> = HashMap::new();
         // Per path: requests, and the client's and the server's CPU nanoseconds.
         let mut cpu: HashMap<&str, (u64, u64, u64)> = HashMap::new();
+        // Per path: the server's times scheduled onto a core.
+        let mut slices: HashMap<&str, u64> = HashMap::new();
         for _ in 0..rounds {
             for (name, addr) in &chosen {
                 let before = cpu_split();
@@ -213,16 +220,19 @@ fn main() -> anyhow::Result<()> {
                     seconds,
                 );
                 let after = cpu_split();
-                let (client, server) = (after.0 - before.0, after.1 - before.1);
+                let (client, server) = (after[0] - before[0], after[1] - before[1]);
+                let server_slices = after[3] - before[3];
                 let per = |nanos: u64| nanos as f64 / 1e3 / round.requests.max(1) as f64;
                 println!(
-                    "  {name:6} {:8.0} req/s ({} requests, {} errors), CPU µs per request: server {:.1}, client {:.1}",
+                    "  {name:6} {:8.0} req/s ({} requests, {} errors), CPU µs per request: server {:.1}, client {:.1}; server scheduled in {:.2} times per request",
                     round.requests as f64 / round.elapsed.as_secs_f64(),
                     round.requests,
                     round.errors,
                     per(server),
                     per(client),
+                    server_slices as f64 / round.requests.max(1) as f64,
                 );
+                *slices.entry(name).or_default() += server_slices;
                 let total = cpu.entry(name).or_default();
                 total.0 += round.requests;
                 total.1 += client;
@@ -232,8 +242,8 @@ fn main() -> anyhow::Result<()> {
         }
         let mut by_path = HashMap::new();
         println!(
-            "{:8} {:>10} {:>10} {:>10} {:>12} {:>12}",
-            "path", "req/s", "p50 µs", "p99 µs", "server CPU", "client CPU"
+            "{:8} {:>10} {:>10} {:>10} {:>12} {:>12} {:>10}",
+            "path", "req/s", "p50 µs", "p99 µs", "server CPU", "client CPU", "sched-ins"
         );
         for (name, _) in &chosen {
             let (rps, errors, latencies) = summary(&results[name]);
@@ -242,9 +252,10 @@ fn main() -> anyhow::Result<()> {
             let (requests, client, server) = cpu[name];
             let per = |nanos: u64| nanos as f64 / 1e3 / requests.max(1) as f64;
             println!(
-                "{name:8} {rps:>10.0} {p50:>10.0} {p99:>10.0} {:>9.1} µs {:>9.1} µs",
+                "{name:8} {rps:>10.0} {p50:>10.0} {p99:>10.0} {:>9.1} µs {:>9.1} µs {:>10.2}",
                 per(server),
-                per(client)
+                per(client),
+                slices[name] as f64 / requests.max(1) as f64
             );
             by_path.insert(*name, (rps, p99, per(server)));
         }
