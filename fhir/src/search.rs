@@ -1502,13 +1502,10 @@ mod tests {
             ]
         );
         assert_eq!(p.sql.params, [Value::from("%medecine%")]);
+        // A column of mapped codes (`Female` stored for `female`): the codes' names.
         let p = plan("gender:text=Fem");
-        assert_eq!(p.sql.conditions, ["LOWER(p.sex) LIKE $1 ESCAPE '\\'"]);
-        assert_eq!(
-            p.sql.params,
-            [Value::from("%fem%")],
-            "the stored value itself"
-        );
+        assert_eq!(p.sql.conditions, ["p.sex = $1"]);
+        assert_eq!(p.sql.params, [Value::from("Female")]);
     }
 
     #[test]
