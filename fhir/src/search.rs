@@ -387,6 +387,15 @@ impl Plan {
                 Some((name, modifier)) => (name, Some(modifier)),
                 None => (key.as_str(), None),
             };
+            // No database stores a NUL in text (PostgreSQL refuses it): no value of a
+            // parameter this search reads may hold one.
+            if value.contains('\0')
+                && (name.starts_with('_') || params.iter().any(|p| p.name == name))
+            {
+                return Err(SearchError(format!(
+                    "{key}: a value cannot hold a NUL character"
+                )));
+            }
             match name {
                 "_count" => {
                     let n: u32 = value.trim().parse().map_err(|_| {
@@ -1011,9 +1020,35 @@ pub(crate) fn condition_in(
                 Some("not") => true,
                 Some("text") => {
                     // The code's text, matched like a string parameter's `:contains`.
-                    let texts: Vec<&'static str> =
-                        columns.iter().map(|c| c.text.unwrap_or(c.column)).collect();
-                    return Ok(text_condition(from, &texts, Match::Contains, &values, sql));
+                    let texts: Vec<&'static str> = columns
+                        .iter()
+                        .filter(|c| c.text.is_some() || c.codes.is_empty())
+                        .map(|c| c.text.unwrap_or(c.column))
+                        .collect();
+                    let mut parts = Vec::new();
+                    if !texts.is_empty() {
+                        parts.push(text_condition(from, &texts, Match::Contains, &values, sql));
+                    }
+                    // A column storing its codes in other words (`0` for `active`) has
+                    // no text of its own: the codes' names are its text.
+                    for column in columns
+                        .iter()
+                        .filter(|c| c.text.is_none() && !c.codes.is_empty())
+                    {
+                        for v in &values {
+                            let wanted = v.to_lowercase();
+                            for (code, stored) in column.codes {
+                                if code.to_lowercase().contains(&wanted) {
+                                    parts.push(format!(
+                                        "{} = {}",
+                                        column.column,
+                                        sql.bind(*stored)
+                                    ));
+                                }
+                            }
+                        }
+                    }
+                    return Ok(any(parts));
                 }
                 Some(m) => return Err(bad_modifier(m)),
             };
@@ -1315,6 +1350,25 @@ mod tests {
     }
 
     #[test]
+    fn text_on_a_token_of_mapped_codes_searches_the_codes_names() {
+        // `gender` stores `Female`/`Male` for the codes `female`/`male`.
+        let p = plan("gender:text=FEM");
+        assert_eq!(p.sql.conditions, ["p.sex = $1"]);
+        assert_eq!(p.sql.params, [Value::from("Female")]);
+        let p = plan("gender:text=male");
+        assert_eq!(p.sql.conditions, ["(p.sex = $1 OR p.sex = $2)"]);
+        assert_eq!(plan("gender:text=x").sql.conditions, ["1=0"]);
+    }
+
+    #[test]
+    fn a_nul_in_a_value_the_search_reads_is_refused() {
+        assert!(error("family=a\0b").contains("NUL"));
+        assert!(error("_sort=\0").contains("NUL"));
+        // An unknown parameter is still ignored, whatever it holds.
+        assert!(plan("bogus=\0").sql.conditions.is_empty());
+    }
+
+    #[test]
     fn strings_start_with_ignoring_case_and_accents_unless_exact_or_contains() {
         let rows = |fields: &str, test: &str| {
             format!(
@@ -1448,13 +1502,10 @@ mod tests {
             ]
         );
         assert_eq!(p.sql.params, [Value::from("%medecine%")]);
+        // A column of mapped codes (`Female` stored for `female`): the codes' names.
         let p = plan("gender:text=Fem");
-        assert_eq!(p.sql.conditions, ["LOWER(p.sex) LIKE $1 ESCAPE '\\'"]);
-        assert_eq!(
-            p.sql.params,
-            [Value::from("%fem%")],
-            "the stored value itself"
-        );
+        assert_eq!(p.sql.conditions, ["p.sex = $1"]);
+        assert_eq!(p.sql.params, [Value::from("Female")]);
     }
 
     #[test]

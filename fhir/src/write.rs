@@ -17,8 +17,36 @@ use serde_json::{Map, Value};
 
 use crate::{Fields, Mapper, TypeDef, error, history, read};
 
-/// A resource body: the JSON object of the request, checked for its type and id.
+/// Whether a request's `Content-Type` names a JSON body: FHIR's `application/fhir+json`,
+/// plain `application/json`, or the DSTU2 name `application/json+fhir` (parameters such
+/// as `charset` aside). A request without one is read as JSON too.
+pub fn is_json_content_type(content_type: Option<&str>) -> bool {
+    content_type.is_none_or(|t| {
+        let essence = t.split(';').next().unwrap_or("").trim();
+        [
+            "application/fhir+json",
+            "application/json",
+            "application/json+fhir",
+        ]
+        .iter()
+        .any(|m| essence.eq_ignore_ascii_case(m))
+    })
+}
+
+/// A resource body: the JSON object of the request, checked for its media type, its
+/// type and its id. A body sent as another media type (XML, text, a form) is a 415.
 pub fn body(req: &Request, def: &TypeDef, id: Option<&str>) -> Result<Map<String, Value>> {
+    if !is_json_content_type(req.header("content-type")) {
+        return Err(error(
+            415,
+            "not-supported",
+            &format!(
+                "The body must be JSON (Content-Type application/fhir+json or \
+                 application/json), not {}",
+                req.header("content-type").unwrap_or_default()
+            ),
+        ));
+    }
     let parsed: Value = serde_json::from_slice(req.body()).map_err(|e| {
         error(
             400,
@@ -481,6 +509,27 @@ mod tests {
             http_date("1970-01-01T00:00:00Z").as_deref(),
             Some("Thu, 01 Jan 1970 00:00:00 GMT")
         );
+    }
+
+    #[test]
+    fn json_bodies_are_told_by_their_media_type() {
+        for json in [
+            None,
+            Some("application/fhir+json"),
+            Some("application/fhir+json; charset=utf-8"),
+            Some("Application/JSON"),
+            Some("application/json+fhir;fhirVersion=4.0"),
+        ] {
+            assert!(is_json_content_type(json), "{json:?}");
+        }
+        for other in [
+            "application/fhir+xml",
+            "text/plain",
+            "application/x-www-form-urlencoded",
+            "",
+        ] {
+            assert!(!is_json_content_type(Some(other)), "{other}");
+        }
     }
 
     #[test]

@@ -1,0 +1,344 @@
+//! Rules of Bulk Data export (issue 16) that `bulk.rs` does not prove, through the real
+//! server on SQLite and PostgreSQL: every `_outputFormat` the IG names is accepted,
+//! `POST` kick-offs with a Parameters body at system and Group level, a queued job and a
+//! running job cancelled (202, then 404, the files gone from disk and not written again
+//! by the exporter that held the job), and `X-Progress` while a job runs.
+
+use std::time::Duration;
+
+use hearth::auth::tokens::{Grant, Role};
+use hearth_tests::fhir::fhir;
+use hearth_tests::{Reply, TestApp, Value, both, json};
+
+const KICK_OFF: [(&str, &str); 2] = [
+    ("accept", "application/fhir+json"),
+    ("prefer", "respond-async"),
+];
+
+/// A backend-services token of `client` with `scope`.
+async fn system_token(app: &TestApp, client: &str, scope: &str) -> String {
+    let site = app.state.sites.get("default").await.expect("the site");
+    let subject = hearth::auth::users::system_user(&site)
+        .await
+        .expect("the system user");
+    app.issue(
+        "default",
+        Grant {
+            client_id: client.into(),
+            subject,
+            role: Role::System,
+            username: None,
+            acl_role: None,
+            scope: scope.into(),
+            patient: None,
+            context: json!({}),
+            lifetime: 3600,
+        },
+    )
+    .await
+}
+
+async fn send(
+    app: &TestApp,
+    method: reqwest::Method,
+    url: &str,
+    token: Option<&str>,
+    headers: &[(&str, &str)],
+    body: Option<Value>,
+) -> Reply {
+    let mut request = app.client.request(method, url);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    if let Some(body) = body {
+        request = request
+            .header("content-type", "application/fhir+json")
+            .body(body.to_string());
+    }
+    Reply::from(request.send().await.expect("the server answers")).await
+}
+
+async fn get(app: &TestApp, url: &str, token: &str) -> Reply {
+    send(app, reqwest::Method::GET, url, Some(token), &[], None).await
+}
+
+async fn seed(app: &TestApp, patients: u64) {
+    let site = app.state.sites.get("default").await.expect("the site");
+    let options = hearth_demo::SeedOptions {
+        patients,
+        seed: 7,
+        batch: 50,
+    };
+    hearth::cli::seed_demo(&site, &options, |_, _| {})
+        .await
+        .expect("seeding");
+}
+
+async fn set(app: &TestApp, name: &str, value: &str) {
+    let site = app.state.sites.get("default").await.expect("the site");
+    hearth::oauth::settings::set(&site, name, value)
+        .await
+        .expect("a setting");
+}
+
+fn job_of(status_url: &str) -> String {
+    status_url.rsplit_once("job=").expect("job=").1.to_owned()
+}
+
+/// The job's row: status and progress; `None` once it is gone.
+async fn job_row(app: &TestApp, job: &str) -> Option<(String, Value)> {
+    let site = app.state.sites.get("default").await.unwrap();
+    hearth::on_db!(&site.db, |pool| {
+        use sqlx::Row;
+        sqlx::query("SELECT status, progress FROM bulk_jobs WHERE id = $1")
+            .bind(job)
+            .fetch_optional(pool)
+            .await
+            .expect("reading bulk_jobs")
+            .map(|row| {
+                let progress: String = row.get("progress");
+                (
+                    row.get::<String, _>("status"),
+                    serde_json::from_str(&progress).unwrap(),
+                )
+            })
+    })
+}
+
+/// Polls a status URL (waiting Retry-After) until the manifest comes.
+async fn manifest(app: &TestApp, status_url: &str, token: &str) -> Value {
+    for _ in 0..600 {
+        let reply = get(app, status_url, token).await;
+        match reply.status {
+            200 => return reply.json,
+            202 | 429 => {
+                let wait: u64 = reply
+                    .header("retry-after")
+                    .expect("Retry-After")
+                    .parse()
+                    .unwrap();
+                tokio::time::sleep(Duration::from_secs(wait)).await;
+            }
+            other => panic!("status {other}: {}", reply.text),
+        }
+    }
+    panic!("the export did not finish");
+}
+
+/// Resource types and counts of a manifest's output.
+fn types(manifest: &Value) -> Vec<String> {
+    let mut out: Vec<String> = manifest["output"]
+        .as_array()
+        .expect("output")
+        .iter()
+        .map(|f| f["type"].as_str().unwrap().to_owned())
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+both! {
+    async fn every_output_format_and_post_kick_offs_at_every_level_are_accepted(app) {
+        seed(app, 4).await;
+        set(app, "bulk.retry_after_seconds", "1").await;
+        set(app, "bulk.max_jobs_per_client", "20").await;
+        let token = system_token(app, "bulk-client", "system/*.read system/Group.cu").await;
+        let export = fhir(app, "default", "/$export");
+        for format in ["application/fhir+ndjson", "application/ndjson", "ndjson"] {
+            let query = hearth_tests::encode(&[("_type", "Patient"), ("_outputFormat", format)]);
+            let reply = send(app, reqwest::Method::GET, &format!("{export}?{query}"), Some(&token), &KICK_OFF, None).await;
+            assert_eq!(reply.status, 202, "_outputFormat={format}: {}", reply.text);
+            let status_url = reply.header("content-location").unwrap().to_owned();
+            let done = manifest(app, &status_url, &token).await;
+            assert_eq!(types(&done), ["Patient"], "{done}");
+            send(app, reqwest::Method::DELETE, &status_url, Some(&token), &[], None).await;
+        }
+
+        // POST /$export: the Parameters body's `_type`, `_outputFormat` and `_typeFilter`.
+        let body = json!({"resourceType": "Parameters", "parameter": [
+            {"name": "_outputFormat", "valueString": "application/fhir+ndjson"},
+            {"name": "_type", "valueString": "Patient,Practitioner"},
+            {"name": "_typeFilter", "valueString": "Patient?gender=female"},
+        ]});
+        let reply = send(app, reqwest::Method::POST, &export, Some(&token), &KICK_OFF, Some(body)).await;
+        assert_eq!(reply.status, 202, "{}", reply.text);
+        let status_url = reply.header("content-location").unwrap().to_owned();
+        let done = manifest(app, &status_url, &token).await;
+        let female = get(app, &fhir(app, "default", "/Patient?gender=female&_summary=count"), &token).await.json["total"].as_u64().unwrap();
+        let exported: u64 = done["output"].as_array().unwrap().iter().filter(|f| f["type"] == "Patient").map(|f| f["count"].as_u64().unwrap()).sum();
+        assert_eq!(exported, female, "{done}");
+        assert!(types(&done).iter().all(|t| t == "Patient" || t == "Practitioner"), "{done}");
+        send(app, reqwest::Method::DELETE, &status_url, Some(&token), &[], None).await;
+        // A bad body or an unknown parameter in it is a 400 naming it.
+        for (body, says) in [
+            (json!({"resourceType": "Parameters", "parameter": [{"name": "colour", "valueString": "blue"}]}), "colour"),
+            (json!({"resourceType": "Parameters", "parameter": [{"name": "_outputFormat", "valueString": "text/csv"}]}), "_outputFormat"),
+            (json!({"resourceType": "Parameters", "parameter": [{"name": "includeAssociatedData", "valueCode": "LatestProvenanceResources"}]}), "includeAssociatedData"),
+        ] {
+            let reply = send(app, reqwest::Method::POST, &export, Some(&token), &KICK_OFF, Some(body)).await;
+            assert_eq!(reply.status, 400, "{}", reply.text);
+            assert_eq!(reply.json["resourceType"], "OperationOutcome");
+            assert!(reply.text.contains(says), "{says}: {}", reply.text);
+        }
+
+        // POST /Group/{id}/$export, narrowed by `patient` to one member.
+        let patients = get(app, &fhir(app, "default", "/Patient?_count=10"), &token).await;
+        let ids: Vec<String> = patients.json["entry"].as_array().unwrap().iter()
+            .map(|e| e["resource"]["id"].as_str().unwrap().to_owned()).collect();
+        let group = json!({"resourceType": "Group", "name": "Posted", "member": [
+            {"entity": {"reference": format!("Patient/{}", ids[0])}},
+            {"entity": {"reference": format!("Patient/{}", ids[1])}},
+        ]});
+        let made = send(app, reqwest::Method::POST, &fhir(app, "default", "/Group"), Some(&token), &[], Some(group)).await;
+        assert_eq!(made.status, 201, "{}", made.text);
+        let gid = made.json["id"].as_str().unwrap().to_owned();
+        let body = json!({"resourceType": "Parameters", "parameter": [
+            {"name": "_type", "valueString": "Patient"},
+            {"name": "patient", "valueReference": {"reference": format!("Patient/{}", ids[1])}},
+        ]});
+        let reply = send(app, reqwest::Method::POST, &fhir(app, "default", &format!("/Group/{gid}/$export")), Some(&token), &KICK_OFF, Some(body)).await;
+        assert_eq!(reply.status, 202, "{}", reply.text);
+        let status_url = reply.header("content-location").unwrap().to_owned();
+        let done = manifest(app, &status_url, &token).await;
+        assert_eq!(types(&done), ["Patient"]);
+        let file = done["output"][0]["url"].as_str().unwrap();
+        let lines = get(app, file, &token).await.text;
+        let got: Vec<String> = lines.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()["id"].as_str().unwrap().to_owned()).collect();
+        assert_eq!(got, [ids[1].clone()]);
+        send(app, reqwest::Method::DELETE, &status_url, Some(&token), &[], None).await;
+    }
+}
+
+/// A `hearth serve` process of its own on the test server's data folder and databases:
+/// it exports (the test server runs no exports: `bulk_jobs = 0`). Killed when dropped.
+struct Exporter(std::process::Child);
+
+impl Exporter {
+    fn start(app: &TestApp) -> Exporter {
+        let cache = hearth_tests::workspace()
+            .join("target")
+            .join("test-plugin-cache");
+        std::fs::write(
+            app.data_dir.join("hearth.toml"),
+            format!(
+                "cache_dir = {:?}\nwatch_plugins = false\nmax_instances = 64\n",
+                cache.display().to_string()
+            ),
+        )
+        .expect("writing hearth.toml");
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_hearth-child"))
+            .arg("--data-dir")
+            .arg(&app.data_dir)
+            .args([
+                "serve",
+                "--http",
+                "--listen",
+                "127.0.0.1:0",
+                "--public-url",
+                &app.base,
+                "--plugins",
+            ])
+            .arg(&app.config.plugins_file)
+            .env("HEARTH_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("starting hearth serve");
+        Exporter(child)
+    }
+
+    /// Sends a signal (`-STOP`, `-CONT`) to the process.
+    fn signal(&self, signal: &str) {
+        let status = std::process::Command::new("kill")
+            .args([signal, &self.0.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+}
+
+impl Drop for Exporter {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+both! {
+    options = hearth_tests::Options { bulk_jobs: Some(0), ..Default::default() };
+
+    async fn queued_and_running_jobs_are_cancelled_and_their_files_stay_gone(app) {
+        seed(app, 60).await;
+        set(app, "bulk.file_resources", "5").await;
+        set(app, "bulk.lease_seconds", "2").await;
+        set(app, "bulk.retry_after_seconds", "1").await;
+        let token = system_token(app, "bulk-client", "system/*.read").await;
+        let url = fhir(app, "default", "/$export");
+
+        // Queued (no process exports yet): cancelled before it starts.
+        let reply = send(app, reqwest::Method::GET, &url, Some(&token), &KICK_OFF, None).await;
+        assert_eq!(reply.status, 202, "{}", reply.text);
+        let queued = reply.header("content-location").unwrap().to_owned();
+        let status = get(app, &queued, &token).await;
+        assert_eq!(status.status, 202, "{}", status.text);
+        assert_eq!(status.header("x-progress"), Some("queued"));
+        let job = job_of(&queued);
+        assert_eq!(job_row(app, &job).await.unwrap().0, "queued");
+        let cancelled = send(app, reqwest::Method::DELETE, &queued, Some(&token), &[], None).await;
+        assert_eq!(cancelled.status, 202, "{}", cancelled.text);
+        assert_eq!(get(app, &queued, &token).await.status, 404);
+        assert!(job_row(app, &job).await.is_none(), "the job is gone");
+
+        // Running: its exporter frozen once it has finished a file.
+        let exporter = Exporter::start(app);
+        let reply = send(app, reqwest::Method::GET, &url, Some(&token), &KICK_OFF, None).await;
+        assert_eq!(reply.status, 202, "{}", reply.text);
+        let running = reply.header("content-location").unwrap().to_owned();
+        let job = job_of(&running);
+        let mut finished = 0;
+        for _ in 0..60_000 {
+            let (_, progress) = job_row(app, &job).await.expect("the job");
+            finished = progress["files"].as_array().map_or(0, Vec::len);
+            if finished > 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert!(finished > 0, "the exporter finished a file");
+        exporter.signal("-STOP");
+        assert_eq!(job_row(app, &job).await.unwrap().0, "running");
+        // X-Progress while it runs: `N% - Type done/total`.
+        let status = get(app, &running, &token).await;
+        assert_eq!(status.status, 202, "{}", status.text);
+        let progress = status.header("x-progress").expect("X-Progress").to_owned();
+        let (percent, rest) = progress.split_once("% - ").unwrap_or_else(|| panic!("{progress}"));
+        assert!(percent.parse::<u8>().is_ok_and(|p| p < 100), "{progress}");
+        let (t, counts) = rest.split_once(' ').unwrap_or_else(|| panic!("{progress}"));
+        assert!(t.chars().all(|c| c.is_ascii_alphabetic()), "{progress}");
+        let (done, total) = counts.split_once('/').unwrap_or_else(|| panic!("{progress}"));
+        let number = |s: &str| s.replace(',', "").parse::<u64>().unwrap_or_else(|_| panic!("{progress}"));
+        assert!(number(done) <= number(total), "{progress}");
+        assert!(status.header("retry-after").is_some());
+
+        let folder = app.data_dir.join("bulk").join("default").join(&job);
+        assert!(folder.is_dir());
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let cancelled = send(app, reqwest::Method::DELETE, &running, Some(&token), &[], None).await;
+        assert_eq!(cancelled.status, 202, "{}", cancelled.text);
+        assert_eq!(get(app, &running, &token).await.status, 404);
+        assert!(!folder.exists(), "the files are removed at once");
+        assert!(job_row(app, &job).await.is_none(), "the job is gone");
+
+        // The exporter wakes up mid-job: it writes nothing more for the cancelled job, and
+        // no process takes it up again.
+        exporter.signal("-CONT");
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert!(!folder.exists(), "no file written after the cancel: {:?}", std::fs::read_dir(&folder).map(|d| d.count()));
+        assert!(job_row(app, &job).await.is_none(), "the job stays gone");
+        assert_eq!(get(app, &running, &token).await.status, 404);
+        drop(exporter);
+    }
+}
