@@ -77,6 +77,17 @@ const KNOWN_SCANS: &[(&str, &str, &str)] = &[
         "status",
         "final is every vital sign and smoking status",
     ),
+    // Provenance is a UNION ALL over every US Core type's rows, searched branch by
+    // branch like Observation: `_id` is each target's uuid index, and `_lastUpdated` each
+    // target's change-time index where there is one. On PostgreSQL the targets whose
+    // change time no index holds (the smaller tables: immunizations, prescriptions,
+    // orders, reports, coverage, documents, ...) are read whole, and their patients joined
+    // by a scan of `patient_data`.
+    (
+        "Provenance",
+        "_lastUpdated",
+        "PostgreSQL: targets whose change time has no index join every patient",
+    ),
     // MedicationRequest is a UNION ALL of the medication list and the prescriptions.
     (
         "MedicationRequest",
