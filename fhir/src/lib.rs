@@ -19,6 +19,7 @@
 //!
 //! The plugin keeps its mapping: a function from a row to the resource's fields.
 
+pub mod branches;
 pub mod codes;
 pub mod contact;
 pub mod date;
@@ -225,6 +226,12 @@ impl TypeDef {
     /// The `SELECT … FROM` with `extra` columns (each starting with `, `) after the
     /// resource's own.
     fn select_with(&self, extra: &str) -> String {
+        self.select_from(extra, self.from)
+    }
+
+    /// [`TypeDef::select_with`] over `from` instead of the type's own `FROM` clause (the
+    /// same derived table with conditions pushed into its branches).
+    fn select_from(&self, extra: &str, from: &str) -> String {
         format!(
             "SELECT {}, {} AS fhir_id, {} AS fhir_last_updated, {} AS fhir_key{}{extra} FROM {}",
             self.columns,
@@ -232,7 +239,7 @@ impl TypeDef {
             self.last_updated,
             self.key,
             history::version_column(self),
-            self.from
+            from
         )
     }
 }
@@ -533,6 +540,28 @@ pub fn answer(status: u16, body: Json) -> Response {
 /// `GET /fhir/{Type}/:id`: the resource, or a 404 OperationOutcome (also for an id
 /// outside the caller's compartment).
 pub fn read(req: &Request, def: &TypeDef, id: &str, map: Mapper) -> Result<Response> {
+    read_in(req, def, None, id, map)
+}
+
+/// [`read`] for a type whose `from` is a `UNION ALL` of `branches`: the id is looked up
+/// in the branches that can hold it, through their indexes (see [`branches`]).
+pub fn read_branches(
+    req: &Request,
+    def: &TypeDef,
+    branches: &branches::Branches,
+    id: &str,
+    map: Mapper,
+) -> Result<Response> {
+    read_in(req, def, Some(branches), id, map)
+}
+
+fn read_in(
+    req: &Request,
+    def: &TypeDef,
+    branches: Option<&branches::Branches>,
+    id: &str,
+    map: Mapper,
+) -> Result<Response> {
     let not_found = || {
         error(
             404,
@@ -547,10 +576,29 @@ pub fn read(req: &Request, def: &TypeDef, id: &str, map: Mapper) -> Result<Respo
     let by_id = format!("{} = {}", def.id, sql.bind(id.to_ascii_lowercase()));
     sql.conditions.push(by_id);
     confine(req, def, &mut sql);
-    let rows = store::query(
-        &format!("{} WHERE {}", def.select(), sql.where_clause()),
-        &sql.params,
-    )?;
+    let rows = match branches {
+        None => store::query(
+            &format!("{} WHERE {}", def.select(), sql.where_clause()),
+            &sql.params,
+        )?,
+        Some(branches) => {
+            let pushed = branches.push(&mut sql)?;
+            if pushed.is_empty() {
+                return Err(not_found());
+            }
+            let from = pushed.from_clause(branches::Page::default(), &mut sql);
+            let filters = search::Sql {
+                conditions: pushed.outer.clone(),
+                params: Vec::new(),
+            }
+            .where_clause();
+            let (statement, params) = branches::compact(
+                &format!("{} WHERE {filters}", def.select_from("", &from)),
+                &sql.params,
+            );
+            store::query(&statement, &params)?
+        }
+    };
     let row = rows.get(0).ok_or_else(not_found)?;
     let version = history::row_version(&row);
     Ok(answer(200, resource(def, &row, req, map)).header("etag", &format!("W/\"{version}\"")))
@@ -592,6 +640,28 @@ pub fn read_id(req: &Request, def: &TypeDef, id: &str, map: Mapper) -> Result<Re
 
 /// `GET /fhir/{Type}`: the searchset Bundle for the request's query.
 pub fn search(req: &Request, def: &TypeDef, map: Mapper) -> Result<Response> {
+    search_in(req, def, None, map)
+}
+
+/// [`search`] for a type whose `from` is a `UNION ALL` of `branches`: each condition
+/// goes into each branch, rewritten with the branch's own columns, and a page reads at
+/// most a page of rows per branch (see [`branches`]). The rows, `total` and links are
+/// those [`search`] answers.
+pub fn search_branches(
+    req: &Request,
+    def: &TypeDef,
+    branches: &branches::Branches,
+    map: Mapper,
+) -> Result<Response> {
+    search_in(req, def, Some(branches), map)
+}
+
+fn search_in(
+    req: &Request,
+    def: &TypeDef,
+    branches: Option<&branches::Branches>,
+    map: Mapper,
+) -> Result<Response> {
     let strict = req.header("prefer").is_some_and(|p| {
         p.split([';', ','])
             .any(|part| part.trim() == "handling=strict")
@@ -638,33 +708,81 @@ pub fn search(req: &Request, def: &TypeDef, map: Mapper) -> Result<Response> {
         .map_err(|e| error(400, "invalid", &e.0))?;
     confine(req, def, &mut plan.sql);
 
+    // A derived table of branches takes the conditions into each branch; those naming
+    // columns not every branch lists stay outside.
+    let pushed = match branches {
+        Some(branches) => Some(branches.push(&mut plan.sql)?),
+        None => None,
+    };
+    // No branch can hold a match: nothing to read.
+    let nothing = pushed.as_ref().is_some_and(|p| p.is_empty());
+    let from = |page: branches::Page, sql: &mut search::Sql| match &pushed {
+        Some(pushed) => pushed.from_clause(page, sql),
+        None => def.from.to_owned(),
+    };
+    let run = |statement: &str, params: &[hearth_sdk::Value]| {
+        if pushed.is_some() {
+            let (statement, params) = branches::compact(statement, params);
+            store::query(&statement, &params)
+        } else {
+            store::query(statement, params)
+        }
+    };
+
     // Without `_total=none` every match is counted; with it only the paging bound is
     // read, and one row past the page tells whether a next page exists.
     let counted = plan.total != search::Total::None || plan.count_only;
-    let filters = plan.sql.where_clause();
+    let filters = match &pushed {
+        Some(pushed) => search::Sql {
+            conditions: pushed.outer.clone(),
+            params: Vec::new(),
+        }
+        .where_clause(),
+        None => plan.sql.where_clause(),
+    };
     let (total, mut cursor) = match plan.cursor {
+        Some(cursor) if nothing => (counted.then_some(0), cursor),
         Some(cursor) if counted => {
             let mut sql = plan.sql.clone();
+            let page = branches::Page {
+                bound: Some(cursor.bound),
+                ..branches::Page::default()
+            };
+            let from = from(page, &mut sql);
             let bound = sql.bind(cursor.bound);
-            let row = store::query_one(
+            let rows = run(
                 &format!(
-                    "SELECT COUNT(*) AS n FROM {} WHERE {filters} AND {} <= {bound}",
-                    def.from, def.key
+                    "SELECT COUNT(*) AS n FROM {from} WHERE {filters} AND {} <= {bound}",
+                    def.key
                 ),
                 &sql.params,
             )?;
-            (Some(row.and_then(|r| r.int("n")).unwrap_or(0)), cursor)
+            (
+                Some(rows.get(0).and_then(|r| r.int("n")).unwrap_or(0)),
+                cursor,
+            )
         }
         Some(cursor) => (None, cursor),
+        None if nothing => (
+            counted.then_some(0),
+            search::Cursor {
+                bound: 0,
+                offset: 0,
+                seek: None,
+            },
+        ),
         None => {
             let count = if counted { "COUNT(*)" } else { "0" };
-            let row = store::query_one(
+            let mut sql = plan.sql.clone();
+            let from = from(branches::Page::default(), &mut sql);
+            let rows = run(
                 &format!(
-                    "SELECT {count} AS n, MAX({}) AS hi FROM {} WHERE {filters}",
-                    def.key, def.from
+                    "SELECT {count} AS n, MAX({}) AS hi FROM {from} WHERE {filters}",
+                    def.key
                 ),
-                &plan.sql.params,
+                &sql.params,
             )?;
+            let row = rows.get(0);
             let total = row.as_ref().and_then(|r| r.int("n")).unwrap_or(0);
             let bound = row.as_ref().and_then(|r| r.int("hi")).unwrap_or(0);
             (
@@ -688,7 +806,7 @@ pub fn search(req: &Request, def: &TypeDef, map: Mapper) -> Result<Response> {
     let mut more = false;
     let mut keys: Option<(i64, i64)> = None;
     let mut referenced: Vec<(&str, String)> = Vec::new();
-    if !plan.count_only && total != Some(0) {
+    if !plan.count_only && total != Some(0) && !nothing {
         let mut sql = plan.sql.clone();
         let bound = sql.bind(cursor.bound);
         let mut range = String::new();
@@ -722,10 +840,18 @@ pub fn search(req: &Request, def: &TypeDef, map: Mapper) -> Result<Response> {
         } else {
             String::new()
         };
-        let rows = store::query(
+        // Over branches, each reads at most the rows up to the page's end, in key order
+        // (with `_sort`, every match).
+        let page = branches::Page {
+            bound: Some(cursor.bound),
+            seek,
+            limit: keyset.then(|| u64::from(limit) + offset),
+        };
+        let from = from(page, &mut sql);
+        let rows = run(
             &format!(
                 "{} WHERE {filters} AND {} <= {bound}{range} ORDER BY {} LIMIT {limit}{skip}",
-                def.select_with(&extra),
+                def.select_from(&extra, &from),
                 def.key,
                 order.join(", "),
             ),

@@ -19,6 +19,7 @@
 
 use hearth_sdk::{Json, Result, Row, store};
 
+use crate::branches::Branches;
 use crate::search::{Param, Sql, Target as SearchTarget, TokenColumn};
 use crate::{Fields, coding, date, granular, reference, version_id};
 
@@ -43,7 +44,8 @@ pub struct Target {
     pub id: &'static str,
     /// The last-change expression.
     pub last_updated: &'static str,
-    /// The patient uuid expression (`NULL` outside patient compartments).
+    /// The patient uuid expression (a `NULL` uuid outside patient compartments: typed, so
+    /// a branch read on its own, as a page reads it, has the other branches' type).
     pub patient: &'static str,
     /// The integer row key.
     pub key: &'static str,
@@ -99,7 +101,7 @@ pub const TARGETS: &[Target] = &[
         from: "users u",
         id: "CAST(u.uuid AS TEXT)",
         last_updated: "u.last_updated",
-        patient: "NULL",
+        patient: "CAST(NULL AS UUID)",
         key: "u.id",
         only: "u.npi <> ''",
         category: ("NULL", None),
@@ -109,7 +111,7 @@ pub const TARGETS: &[Target] = &[
         from: "facility f",
         id: "CAST(f.uuid AS TEXT)",
         last_updated: "f.last_updated",
-        patient: "NULL",
+        patient: "CAST(NULL AS UUID)",
         key: "f.id",
         only: "1=1",
         category: ("NULL", None),
@@ -340,6 +342,143 @@ pub fn table() -> String {
     )
 }
 
+/// The text of a SQL text literal (`'LAB'`), `None` for anything else.
+fn literal(sql: &'static str) -> Option<&'static str> {
+    sql.strip_prefix('\'')
+        .and_then(|s| s.strip_suffix('\''))
+        .filter(|s| !s.contains('\''))
+}
+
+/// The name of a derived table's column (`o.oid` → `oid`).
+fn column_name(expr: &str) -> &str {
+    expr.split_once('.').map_or(expr, |(_, name)| name)
+}
+
+/// [`table`] as its branches (see [`crate::branches`]): one per target, and one per
+/// branch of a target that is itself a derived table (Observation, Condition,
+/// MedicationRequest), so a search's conditions reach each source table's indexes. The
+/// rows are [`table`]'s: the same ids, times, patients, keys and categories.
+pub fn branches() -> Branches {
+    use crate::branches::{Branch, Column, Narrow, from_part};
+    use crate::tables;
+    let mut out = Vec::new();
+    for (i, t) in TARGETS.iter().enumerate() {
+        let i64_i = i as i64;
+        let stride = KEY_STRIDE as i64;
+        let inner = if t.from == tables::OBSERVATIONS {
+            Some(tables::observation_branches())
+        } else if t.from == tables::CONDITIONS {
+            Some(tables::condition_branches())
+        } else if t.from == tables::MEDICATION_REQUESTS {
+            Some(tables::medication_request_branches())
+        } else {
+            None
+        };
+        let ty = Column::constant("target_type", Some(t.resource_type));
+        let Some(inner) = inner else {
+            let id = match t
+                .id
+                .strip_prefix("CAST(")
+                .and_then(|rest| rest.strip_suffix(" AS TEXT)"))
+            {
+                Some(uuid) => Column::expr("pid", t.id).narrow(Narrow::Uuid {
+                    column: uuid,
+                    slot: None,
+                }),
+                None => Column::expr("pid", t.id),
+            };
+            let patient = match t.patient {
+                "NULL" | "CAST(NULL AS UUID)" => Column::constant("patient_uuid", None),
+                expr => Column::expr("patient_uuid", expr),
+            };
+            let category = match (t.category.0, literal(t.category.0)) {
+                ("NULL", _) => Column::constant("category", None),
+                (_, Some(text)) => Column::constant("category", Some(text)),
+                (expr, None) => Column::expr("category", expr),
+            };
+            out.push(Branch {
+                select: format!(
+                    "SELECT {id} AS pid, '{ty}' AS target_type, {updated} AS updated, \
+                     {patient} AS patient_uuid, {key} * {KEY_STRIDE} + {i} AS pkey, {category} AS category \
+                     FROM {from}",
+                    id = t.id,
+                    ty = t.resource_type,
+                    updated = t.last_updated,
+                    patient = t.patient,
+                    key = t.key,
+                    from = t.from,
+                    category = t.category.0,
+                ),
+                when: t.only.to_owned(),
+                columns: vec![
+                    id,
+                    ty,
+                    Column::expr("updated", t.last_updated),
+                    patient,
+                    category,
+                ],
+                key: t.key.to_owned(),
+                stride,
+                offset: i64_i,
+            });
+            continue;
+        };
+        for branch in inner.branches {
+            let named = |expr: &str| {
+                branch
+                    .column(column_name(expr))
+                    .cloned()
+                    .expect("the target's column is one of its branches'")
+            };
+            let sql = |column: &Column| match column.constant {
+                Some(Some(text)) => format!("'{text}'"),
+                Some(None) => "NULL".to_owned(),
+                None => column.expr.clone(),
+            };
+            let mut id = named(t.id);
+            id.name = "pid";
+            let mut updated = named(t.last_updated);
+            updated.name = "updated";
+            let mut patient = named(t.patient);
+            patient.name = "patient_uuid";
+            let category = match t.category.0 {
+                "NULL" => Column::constant("category", None),
+                expr => {
+                    let mut c = named(expr);
+                    c.name = "category";
+                    c
+                }
+            };
+            out.push(Branch {
+                select: format!(
+                    "SELECT {id} AS pid, '{ty}' AS target_type, {updated} AS updated, \
+                     {patient} AS patient_uuid, {key} * {stride} + {offset} AS pkey, \
+                     {category} AS category {from}",
+                    id = sql(&id),
+                    ty = t.resource_type,
+                    updated = sql(&updated),
+                    patient = sql(&patient),
+                    key = branch.key,
+                    stride = branch.stride * stride,
+                    offset = branch.offset * stride + i64_i,
+                    category = sql(&category),
+                    from = from_part(&branch.select),
+                ),
+                when: branch.when.clone(),
+                columns: vec![id, ty.clone(), updated, patient, category],
+                key: branch.key.clone(),
+                stride: branch.stride * stride,
+                offset: branch.offset * stride + i64_i,
+            });
+        }
+    }
+    Branches {
+        alias: "pv",
+        branches: out,
+        rest: format!(" LEFT JOIN ({ORGANIZATION}) org ON 1=1"),
+    }
+}
+
 /// The Provenance a caller with granular scopes on a target type may see: only that of
 /// the targets its scopes admit (a Provenance tells that its target exists and when it
 /// changed). `letter` is the permission asked (`r` read, `s` search).
@@ -534,6 +673,42 @@ mod tests {
         );
         let none = resource("Patient", "x", None, None);
         assert!(none.as_str().contains("data-absent-reason"));
+    }
+
+    #[test]
+    fn the_branches_cover_every_target_and_its_branches() {
+        let all = branches();
+        assert_eq!(all.branches.len(), TARGETS.len() - 3 + 14 + 2 + 2);
+        for branch in &all.branches {
+            assert!(branch.select.contains(" AS pkey"), "{}", branch.select);
+            assert!(branch.select.contains(" FROM "), "{}", branch.select);
+            assert!(
+                branch.select.contains(&format!(
+                    "{} * {} + {} AS pkey",
+                    branch.key, branch.stride, branch.offset
+                )),
+                "{}",
+                branch.select
+            );
+            for name in ["pid", "target_type", "updated", "patient_uuid", "category"] {
+                assert!(branch.column(name).is_some(), "{name}");
+            }
+        }
+        // A vital sign's Provenance key is its Observation's key times the stride plus
+        // the target's place: (v.id * 16 + 1) * 64 + 6.
+        let observation = TARGETS
+            .iter()
+            .position(|t| t.resource_type == "Observation")
+            .unwrap() as i64;
+        let heart_rate = all
+            .branches
+            .iter()
+            .find(|b| b.select.contains("'8867-4'") || b.offset == 64 + observation)
+            .unwrap();
+        assert_eq!(
+            (heart_rate.stride, heart_rate.offset),
+            (1024, 64 + observation)
+        );
     }
 
     #[test]

@@ -4,6 +4,9 @@
 //! with the same columns in every branch, so a search counts, orders and pages across
 //! all of them at once.
 //!
+//! [`observation_branches`] describes [`OBSERVATIONS`] branch by branch, so a search
+//! pushes its conditions into each (see [`crate::branches`]).
+//!
 //! Ids: OpenEMR gives every virtual resource its own uuid in `uuid_mapping`. Hearth
 //! derives them from the source row's uuid, so they are stable, unique within the type,
 //! and need no table or write of their own:
@@ -17,6 +20,8 @@
 //! - a Condition that is a problem-list item: the `lists` row's uuid; an encounter
 //!   diagnosis (a problem's link to an encounter, `issue_encounter`): the problem's uuid
 //!   with version digit `e` and the last twelve digits the link's row number.
+
+use crate::branches::{Branch, Branches, Column, Narrow};
 
 /// The encounter of a vitals row: the `forms` row that files it.
 macro_rules! encounter {
@@ -118,6 +123,7 @@ macro_rules! vital_slot {
             ),
             key: concat!("v.id * 16 + ", $n),
             when: $when,
+            code2: $code2,
         }
     };
 }
@@ -392,15 +398,27 @@ macro_rules! head_circumference_percentile {
 /// (`t2`), OpenEMR's result status as the Observation status; results OpenEMR marks as
 /// not reportable (`DNR`, `TNP`) are left out, as OpenEMR leaves them out. The id is the
 /// result's own uuid (version digit `4`, which no vital-sign slot uses).
+/// OpenEMR's result status as the Observation status.
+macro_rules! lab_status {
+    () => {
+        "CASE r.result_status WHEN 'prelim' THEN 'preliminary' WHEN 'correct' THEN 'corrected' \
+         WHEN 'cancel' THEN 'cancelled' WHEN 'error' THEN 'entered-in-error' \
+         WHEN 'incomplete' THEN 'registered' ELSE 'final' END"
+    };
+}
+
+/// [`lab_status!`]: a laboratory result's Observation status.
+const LAB_STATUS: &str = lab_status!();
+
 macro_rules! lab_results {
     () => {
         concat!(
             "SELECT CAST(NULL AS BIGINT) AS fhir_version, CAST(r.uuid AS TEXT) AS oid, r.procedure_result_id * 16 + 14 AS okey, \
              COALESCE(r.date, pr.date_report, po.date_ordered) AS updated, \
              p.uuid AS patient_uuid, fe.uuid AS encounter_uuid, \
-             CASE r.result_status WHEN 'prelim' THEN 'preliminary' WHEN 'correct' THEN 'corrected' \
-             WHEN 'cancel' THEN 'cancelled' WHEN 'error' THEN 'entered-in-error' \
-             WHEN 'incomplete' THEN 'registered' ELSE 'final' END AS status, \
+             ",
+            lab_status!(),
+            " AS status, \
              'laboratory' AS category, r.result_code AS code, CAST(NULL AS TEXT) AS code2, '",
             both_versions!("us-core-observation-lab"),
             "' AS fhir_profiles, COALESCE(r.date, pr.date_collected, po.date_collected) AS effective, \
@@ -450,7 +468,7 @@ pub const OBSERVATIONS: &str = concat!(
     " UNION ALL ",
     "SELECT CAST(NULL AS BIGINT) AS fhir_version, SUBSTR(CAST(h.uuid AS TEXT), 1, 14) || 'd' || SUBSTR(CAST(h.uuid AS TEXT), 16) AS oid, \
      h.id * 16 + 13 AS okey, COALESCE(h.last_updated, h.date) AS updated, p.uuid AS patient_uuid, \
-     NULL AS encounter_uuid, 'final' AS status, 'social-history' AS category, '72166-2' AS code, \
+     CAST(NULL AS UUID) AS encounter_uuid, 'final' AS status, 'social-history' AS category, '72166-2' AS code, \
      CAST(NULL AS TEXT) AS code2, '",
     both_versions!("us-core-smokingstatus"),
     "' AS fhir_profiles, h.date AS effective, CAST(NULL AS DOUBLE PRECISION) AS num, \
@@ -479,6 +497,8 @@ pub struct VitalSlot {
     pub key: &'static str,
     /// The condition under which a row holds the measurement.
     pub when: &'static str,
+    /// The second LOINC code's expression (a text literal or `CAST(NULL AS TEXT)`).
+    pub code2: &'static str,
 }
 
 /// Every vital sign's [`VitalSlot`], in slot order.
@@ -496,6 +516,266 @@ pub const VITAL_SLOTS: [VitalSlot; 12] = [
     pediatric_weight_height!(vital_slot),
     head_circumference_percentile!(vital_slot),
 ];
+
+/// The vitals form's rows filed with one of the encounters whose uuids are listed in
+/// `{}`: what narrows a search of a vital sign's encounter to an index lookup.
+const VITALS_OF_ENCOUNTERS: &str = "v.id IN (SELECT fo.form_id FROM form_encounter fe \
+    JOIN forms fo ON fo.pid = fe.pid AND fo.encounter = fe.encounter \
+    WHERE fo.formdir = 'vitals' AND fe.uuid IN ({}))";
+
+/// The text of a SQL text literal (`'2708-6'`), `None` for anything else (`NULL`).
+fn literal(sql: &'static str) -> Option<&'static str> {
+    sql.strip_prefix('\'')
+        .and_then(|s| s.strip_suffix('\''))
+        .filter(|s| !s.contains('\''))
+}
+
+/// The sources of a laboratory result's last change (`COALESCE(r.date, pr.date_report,
+/// po.date_ordered)`): the results whose own time, report's or order's meets a condition.
+const LAB_UPDATED: &[(&str, &str)] = &[
+    (
+        "SELECT r2.procedure_result_id FROM procedure_result r2 WHERE {}",
+        "r2.date",
+    ),
+    (
+        "SELECT r2.procedure_result_id FROM procedure_report pr2 \
+         JOIN procedure_result r2 ON r2.procedure_report_id = pr2.procedure_report_id WHERE {}",
+        "pr2.date_report",
+    ),
+    (
+        "SELECT r2.procedure_result_id FROM procedure_order po2 \
+         JOIN procedure_report pr2 ON pr2.procedure_order_id = po2.procedure_order_id \
+         JOIN procedure_result r2 ON r2.procedure_report_id = pr2.procedure_report_id WHERE {}",
+        "po2.date_ordered",
+    ),
+];
+
+/// The sources of a laboratory result's effective time (`COALESCE(r.date,
+/// pr.date_collected, po.date_collected)`), as [`LAB_UPDATED`].
+const LAB_EFFECTIVE: &[(&str, &str)] = &[
+    (
+        "SELECT r2.procedure_result_id FROM procedure_result r2 WHERE {}",
+        "r2.date",
+    ),
+    (
+        "SELECT r2.procedure_result_id FROM procedure_report pr2 \
+         JOIN procedure_result r2 ON r2.procedure_report_id = pr2.procedure_report_id WHERE {}",
+        "pr2.date_collected",
+    ),
+    (
+        "SELECT r2.procedure_result_id FROM procedure_order po2 \
+         JOIN procedure_report pr2 ON pr2.procedure_order_id = po2.procedure_order_id \
+         JOIN procedure_result r2 ON r2.procedure_report_id = pr2.procedure_report_id WHERE {}",
+        "po2.date_collected",
+    ),
+];
+
+/// [`OBSERVATIONS`] as its branches (see [`crate::branches`]): the same SQL, branch by
+/// branch, with the columns a search names.
+pub fn observation_branches() -> Branches {
+    let parts = crate::branches::split(OBSERVATIONS);
+    assert_eq!(
+        parts.len(),
+        VITAL_SLOTS.len() + 2,
+        "vitals, smoking, laboratory"
+    );
+    let mut branches = Vec::new();
+    for (slot, (select, when)) in VITAL_SLOTS.iter().zip(&parts) {
+        let n = i64::from_str_radix(slot.slot, 16).expect("a hex slot");
+        branches.push(Branch {
+            select: select.clone(),
+            when: when.clone(),
+            columns: vec![
+                Column::expr("oid", slot.id).narrow(Narrow::Uuid {
+                    column: "v.uuid",
+                    slot: Some(slot.slot.as_bytes()[0]),
+                }),
+                Column::expr("okey", slot.key),
+                Column::expr("updated", "COALESCE(v.last_updated, v.date)"),
+                Column::expr("patient_uuid", "p.uuid"),
+                Column::expr("encounter_uuid", encounter!())
+                    .narrow(Narrow::In(VITALS_OF_ENCOUNTERS)),
+                Column::constant("status", Some("final")),
+                Column::constant("category", Some("vital-signs")),
+                Column::constant("code", Some(slot.code)),
+                Column::constant("code2", literal(slot.code2)),
+                Column::expr("effective", "v.date"),
+            ],
+            key: "v.id".to_owned(),
+            stride: 16,
+            offset: n,
+        });
+    }
+    let (select, when) = parts[VITAL_SLOTS.len()].clone();
+    branches.push(Branch {
+        select,
+        when,
+        columns: vec![
+            Column::expr(
+                "oid",
+                "SUBSTR(CAST(h.uuid AS TEXT), 1, 14) || 'd' || SUBSTR(CAST(h.uuid AS TEXT), 16)",
+            )
+            .narrow(Narrow::Uuid {
+                column: "h.uuid",
+                slot: Some(b'd'),
+            }),
+            Column::expr("okey", "h.id * 16 + 13"),
+            Column::expr("updated", "COALESCE(h.last_updated, h.date)"),
+            Column::expr("patient_uuid", "p.uuid"),
+            Column::constant("encounter_uuid", None),
+            Column::constant("status", Some("final")),
+            Column::constant("category", Some("social-history")),
+            Column::constant("code", Some("72166-2")),
+            Column::constant("code2", None),
+            Column::expr("effective", "h.date"),
+        ],
+        key: "h.id".to_owned(),
+        stride: 16,
+        offset: 13,
+    });
+    let (select, when) = parts[VITAL_SLOTS.len() + 1].clone();
+    branches.push(Branch {
+        select,
+        when,
+        columns: vec![
+            uuid_id("oid", "r.uuid"),
+            Column::expr("okey", "r.procedure_result_id * 16 + 14"),
+            Column::expr(
+                "updated",
+                "COALESCE(r.date, pr.date_report, po.date_ordered)",
+            )
+            .narrow(Narrow::Sources {
+                key: "r.procedure_result_id",
+                sources: LAB_UPDATED,
+            }),
+            Column::expr("patient_uuid", "p.uuid"),
+            Column::expr("encounter_uuid", "fe.uuid"),
+            Column::expr("status", LAB_STATUS),
+            Column::constant("category", Some("laboratory")),
+            Column::expr("code", "r.result_code"),
+            Column::constant("code2", None),
+            Column::expr(
+                "effective",
+                "COALESCE(r.date, pr.date_collected, po.date_collected)",
+            )
+            .narrow(Narrow::Sources {
+                key: "r.procedure_result_id",
+                sources: LAB_EFFECTIVE,
+            }),
+        ],
+        key: "r.procedure_result_id".to_owned(),
+        stride: 16,
+        offset: 14,
+    });
+    Branches {
+        alias: "o",
+        branches,
+        rest: String::new(),
+    }
+}
+
+/// The columns of a branch whose id is `CAST(uuid AS TEXT)`, narrowed to the uuid.
+fn uuid_id(name: &'static str, uuid: &'static str) -> Column {
+    Column::expr(name, format!("CAST({uuid} AS TEXT)")).narrow(Narrow::Uuid {
+        column: uuid,
+        slot: None,
+    })
+}
+
+/// The `issue_encounter` row an encounter diagnosis's id names (its last twelve digits),
+/// when the id has the diagnosis's version digit `e`.
+fn diagnosis_row(id: &str, sql: &mut crate::search::Sql) -> Option<String> {
+    if !hearth_sdk::request::is_uuid(id) || id.as_bytes()[14] != b'e' {
+        return None;
+    }
+    let row: i64 = id[24..].parse().ok()?;
+    Some(format!("ie.id = {}", sql.bind(row)))
+}
+
+/// [`CONDITIONS`] as its branches (see [`crate::branches`]).
+pub fn condition_branches() -> Branches {
+    let parts = crate::branches::split(CONDITIONS);
+    assert_eq!(parts.len(), 2, "problems, encounter diagnoses");
+    let columns = |id: Column, category: &'static str, encounter: Column| {
+        vec![
+            id,
+            Column::expr("updated", "COALESCE(l.modifydate, l.date)"),
+            Column::expr("patient_uuid", "p.uuid"),
+            Column::constant("category", Some(category)),
+            encounter,
+        ]
+    };
+    let mut branches = Vec::new();
+    for (i, (select, when)) in parts.into_iter().enumerate() {
+        let (columns, key) = if i == 0 {
+            (
+                columns(
+                    uuid_id("cid", "l.uuid"),
+                    "problem-list-item",
+                    Column::constant("encounter_uuid", None),
+                ),
+                "l.id",
+            )
+        } else {
+            (
+                columns(
+                    Column::expr("cid", DIAGNOSIS_ID).narrow(Narrow::Parse(diagnosis_row)),
+                    "encounter-diagnosis",
+                    Column::expr("encounter_uuid", "fe.uuid"),
+                ),
+                "ie.id",
+            )
+        };
+        branches.push(Branch {
+            select,
+            when,
+            columns,
+            key: key.to_owned(),
+            stride: 2,
+            offset: i as i64,
+        });
+    }
+    Branches {
+        alias: "c",
+        branches,
+        rest: String::new(),
+    }
+}
+
+/// [`MEDICATION_REQUESTS`] as its branches (see [`crate::branches`]).
+pub fn medication_request_branches() -> Branches {
+    let parts = crate::branches::split(MEDICATION_REQUESTS);
+    assert_eq!(parts.len(), 2, "the medication list, prescriptions");
+    let mut branches = Vec::new();
+    for (i, (select, when)) in parts.into_iter().enumerate() {
+        let columns = if i == 0 {
+            vec![
+                uuid_id("mid", "l.uuid"),
+                Column::expr("updated", "COALESCE(l.modifydate, l.date)"),
+                Column::expr("patient_uuid", "p.uuid"),
+            ]
+        } else {
+            vec![
+                uuid_id("mid", "rx.uuid"),
+                Column::expr("updated", "COALESCE(rx.date_modified, rx.date_added)"),
+                Column::expr("patient_uuid", "p.uuid"),
+            ]
+        };
+        branches.push(Branch {
+            select,
+            when,
+            columns,
+            key: if i == 0 { "l.id" } else { "rx.id" }.to_owned(),
+            stride: 2,
+            offset: i as i64,
+        });
+    }
+    Branches {
+        alias: "m",
+        branches,
+        rest: String::new(),
+    }
+}
 
 /// The columns both branches give, in order: the version (`fhir_version`, the
 /// problem's recorded version; none for an encounter diagnosis) and the Condition row's columns.
@@ -705,5 +985,95 @@ mod tests {
         assert!(OBSERVATIONS.contains("'d' || SUBSTR(CAST(h.uuid AS TEXT), 16)"));
         assert_eq!(CONDITIONS.split(" UNION ALL ").count(), 2);
         assert!(CONDITIONS.contains("'encounter-diagnosis' AS category"));
+    }
+
+    #[test]
+    fn the_observation_branches_are_the_derived_tables_sql() {
+        let all = observation_branches();
+        let joined: Vec<String> = all
+            .branches
+            .iter()
+            .map(|b| format!("{} WHERE {}", b.select, b.when))
+            .collect();
+        assert_eq!(format!("({}) o", joined.join(" UNION ALL ")), OBSERVATIONS);
+        for branch in &all.branches {
+            // Each column named is the one the branch selects under that name.
+            for column in &branch.columns {
+                let selected = match column.constant {
+                    Some(Some(text)) => format!("'{text}' AS {}", column.name),
+                    Some(None) => format!("NULL AS {}", column.name),
+                    None => format!("{} AS {}", column.expr, column.name),
+                };
+                assert!(
+                    branch.select.contains(&selected)
+                        || (column.constant == Some(None)
+                            && ["TEXT", "UUID"].iter().any(|ty| {
+                                branch
+                                    .select
+                                    .contains(&format!("CAST(NULL AS {ty}) AS {}", column.name))
+                            })),
+                    "{selected} in {}",
+                    branch.select
+                );
+            }
+            assert!(
+                branch
+                    .select
+                    .contains(&format!("{} * 16 + {} AS okey", branch.key, branch.offset)),
+                "{}",
+                branch.select
+            );
+        }
+        assert_eq!(all.branches[7].columns[8].constant, Some(Some("2708-6")));
+    }
+
+    #[test]
+    fn the_condition_and_medication_branches_are_their_tables_sql() {
+        for (all, sql, key) in [
+            (condition_branches(), CONDITIONS, "ckey"),
+            (medication_request_branches(), MEDICATION_REQUESTS, "mkey"),
+        ] {
+            let joined: Vec<String> = all
+                .branches
+                .iter()
+                .map(|b| {
+                    if b.when == "1=1" {
+                        b.select.clone()
+                    } else {
+                        format!("{} WHERE {}", b.select, b.when)
+                    }
+                })
+                .collect();
+            assert_eq!(
+                format!("({}) {}", joined.join(" UNION ALL "), all.alias),
+                sql
+            );
+            for branch in &all.branches {
+                for column in &branch.columns {
+                    let selected = match column.constant {
+                        Some(Some(text)) => format!("'{text}' AS {}", column.name),
+                        Some(None) => format!("NULL AS {}", column.name),
+                        None => format!("{} AS {}", column.expr, column.name),
+                    };
+                    assert!(branch.select.contains(&selected), "{selected}");
+                }
+                let stride = if branch.offset == 0 {
+                    format!("{} * 2 AS {key}", branch.key)
+                } else {
+                    format!("{} * 2 + 1 AS {key}", branch.key)
+                };
+                assert!(branch.select.contains(&stride), "{stride}");
+            }
+        }
+        let mut sql = crate::search::Sql::default();
+        assert_eq!(
+            diagnosis_row("90cde167-0000-e000-8000-000000000042", &mut sql),
+            Some("ie.id = $1".to_owned())
+        );
+        assert_eq!(sql.params, [hearth_sdk::Value::from(42)]);
+        assert_eq!(
+            diagnosis_row("90cde167-0000-4000-8000-000000000042", &mut sql),
+            None
+        );
     }
 }

@@ -55,42 +55,38 @@ const LARGE: &[(&str, &[&str])] = &[
 
 /// Parameters whose SQL may scan a large table, and why (docs/benchmarks.md lists them).
 const KNOWN_SCANS: &[(&str, &str, &str)] = &[
-    // Observation is a UNION ALL of one branch per vital sign and smoking status
-    // (`hearth_fhir::tables::OBSERVATIONS`): its id, category, code, status and encounter
-    // are computed per branch, not stored, so no index holds them.
-    (
-        "Observation",
-        "_id",
-        "the id is derived from the row's uuid per branch",
-    ),
-    (
-        "Observation",
-        "_lastUpdated",
-        "COALESCE(last_updated, date) per branch",
-    ),
+    // Observation is a UNION ALL of one branch per vital sign, smoking status and
+    // laboratory results (`hearth_fhir::tables::OBSERVATIONS`), searched with each
+    // condition pushed into each branch (`hearth_fhir::branches`): a category, a code or a
+    // status is a constant per branch, so the branches it excludes are left out of the
+    // SQL, and in those kept it matches every row. The count reads all of them (there is
+    // no condition left for an index to hold) and a page reads each kept branch in key
+    // order from the paging bound, at most a page of rows per branch.
     (
         "Observation",
         "category",
-        "a constant per branch: every vitals row matches",
+        "vital-signs is every row of the twelve vital-sign branches",
     ),
     (
         "Observation",
         "code",
-        "a constant per branch: the branch's rows all match",
+        "only the code's branch is read, and every row of it matches",
     ),
-    ("Observation", "status", "always final: every row matches"),
     (
         "Observation",
-        "encounter",
-        "found through the vitals form's forms row",
+        "status",
+        "final is every vital sign and smoking status",
     ),
-    // The laboratory branch (procedure_result through its report and order, issue 17):
-    // its time is a COALESCE over the three, which no index holds, so PostgreSQL reads
-    // every result and joins every patient.
+    // Provenance is a UNION ALL over every US Core type's rows, searched branch by
+    // branch like Observation: `_id` is each target's uuid index, and `_lastUpdated` each
+    // target's change-time index where there is one. On PostgreSQL the targets whose
+    // change time no index holds (the smaller tables: immunizations, prescriptions,
+    // orders, reports, coverage, documents, ...) are read whole, and their patients joined
+    // by a scan of `patient_data`.
     (
-        "Observation",
-        "date",
-        "the laboratory branch's time is computed over result, report and order",
+        "Provenance",
+        "_lastUpdated",
+        "PostgreSQL: targets whose change time has no index join every patient",
     ),
     // MedicationRequest is a UNION ALL of the medication list and the prescriptions.
     (
@@ -102,17 +98,6 @@ const KNOWN_SCANS: &[(&str, &str, &str)] = &[
         "MedicationRequest",
         "encounter",
         "a prescription names its encounter by number; the uuid comes from a join",
-    ),
-    // Provenance is a UNION ALL over every US Core type's rows.
-    (
-        "Provenance",
-        "_id",
-        "the id is its target's, over every type's rows",
-    ),
-    (
-        "Provenance",
-        "_lastUpdated",
-        "its target's change time, over every type's rows",
     ),
 ];
 

@@ -53,19 +53,19 @@ impl Resource for FhirObservation {
     const WRITES: &'static [&'static str] = &["form_vitals", "forms"];
     const ROUTES: &'static [Route] = &[
         Route::get("/fhir/Observation", "Observation.s", |r| {
-            hearth_fhir::search(r, &OBSERVATION, map)
+            hearth_fhir::search_branches(r, &OBSERVATION, &BRANCHES, map)
         })
         .acl("patients/med")
         .summary("Search observations")
         .answers(Schema::Bundle(&OBSERVATION_SCHEMA)),
         Route::post("/fhir/Observation/_search", "Observation.s", |r| {
-            hearth_fhir::search(r, &OBSERVATION, map)
+            hearth_fhir::search_branches(r, &OBSERVATION, &BRANCHES, map)
         })
         .acl("patients/med")
         .summary("Search observations (form body)")
         .answers(Schema::Bundle(&OBSERVATION_SCHEMA)),
         Route::get("/fhir/Observation/:id", "Observation.r", |r| {
-            hearth_fhir::read(r, &OBSERVATION, r.param("id")?, map)
+            hearth_fhir::read_branches(r, &OBSERVATION, &BRANCHES, r.param("id")?, map)
         })
         .acl("patients/med")
         .summary("Read an observation")
@@ -161,6 +161,11 @@ pub(crate) const LOINC: &str = "http://loinc.org";
 pub(crate) const UCUM: &str = "http://unitsofmeasure.org";
 const SNOMED: &str = "http://snomed.info/sct";
 pub(crate) const CATEGORY: &str = "http://terminology.hl7.org/CodeSystem/observation-category";
+
+/// [`OBSERVATION`]'s derived table branch by branch: a search pushes its conditions into
+/// each branch (see [`hearth_fhir::branches`]).
+static BRANCHES: std::sync::LazyLock<hearth_fhir::branches::Branches> =
+    std::sync::LazyLock::new(hearth_fhir::tables::observation_branches);
 
 pub(crate) const OBSERVATION: TypeDef = TypeDef {
     resource_type: "Observation",
@@ -595,7 +600,7 @@ mod tests {
     }
 
     fn read(rows: Rows) -> serde_json::Value {
-        let mut host = MockHost::new().on_query("WHERE o.oid = $1", rows);
+        let mut host = MockHost::new().on_query("o.oid AS fhir_id", rows);
         let response =
             host.call::<FhirObservation>(TestRequest::get(&format!("/fhir/Observation/{ID}")));
         assert_eq!(response.status, 200, "{}", response.text());

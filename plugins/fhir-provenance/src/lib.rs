@@ -103,12 +103,16 @@ static PROVENANCE: LazyLock<TypeDef> = LazyLock::new(|| TypeDef {
     params: &[],
 });
 
+/// [`PROVENANCE`]'s derived table branch by branch: a search pushes its conditions into
+/// each target's rows (see [`hearth_fhir::branches`]).
+static BRANCHES: LazyLock<hearth_fhir::branches::Branches> = LazyLock::new(provenance::branches);
+
 fn search(req: &Request) -> Result<Response> {
-    hearth_fhir::search(req, &PROVENANCE, map)
+    hearth_fhir::search_branches(req, &PROVENANCE, &BRANCHES, map)
 }
 
 fn read(req: &Request) -> Result<Response> {
-    hearth_fhir::read(req, &PROVENANCE, req.param("id")?, map)
+    hearth_fhir::read_branches(req, &PROVENANCE, &BRANCHES, req.param("id")?, map)
 }
 
 fn map(row: &Row<'_>, _: &Request, out: &mut Fields) {
@@ -146,7 +150,7 @@ mod tests {
                 "Clinic".into(),
             ]],
         );
-        let mut host = MockHost::new().on_query("WHERE pv.pid = $1", rows);
+        let mut host = MockHost::new().on_query("pv.pid AS fhir_id", rows);
         let response =
             host.call::<FhirProvenance>(TestRequest::get(&format!("/fhir/Provenance/{ID}")));
         assert_eq!(response.status, 200, "{}", response.text());

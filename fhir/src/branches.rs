@@ -1,0 +1,810 @@
+//! Search over a derived table that is a `UNION ALL` of branches (Observation, Provenance),
+//! with each condition pushed into each branch so the branch's own indexes serve it.
+//!
+//! A condition on the derived table's computed column (`o.oid = $1`) cannot use an index:
+//! the database computes the column for every row of every branch, then compares. Here
+//! each condition is rewritten per branch, the column replaced by the branch's own
+//! expression, so an index on that expression (or on the column it reads) bounds the rows
+//! the branch reads:
+//!
+//! - a column that is a constant in a branch (Observation's category, code, status) makes
+//!   the condition a constant there: it is evaluated once per search (one statement
+//!   without tables), and a branch where it fails is left out of the SQL;
+//! - an id derived from a row's uuid ([`Narrow::Uuid`]) is narrowed to the row's uuid
+//!   (its unique index): a branch whose slot digit the id does not carry is left out;
+//! - a column found through other tables (a vital sign's encounter) is narrowed with an
+//!   indexed condition ([`Narrow::In`]) before the exact comparison;
+//! - the paging bounds on the derived key (`okey <= bound`, `okey > last`) become bounds
+//!   on the branch's own integer key, and a page reads at most a page of rows per branch
+//!   in key order before the rows are merged.
+//!
+//! The result is the same rows as the condition over the whole derived table: every
+//! condition is still applied, exactly, to every branch that is kept.
+
+use hearth_sdk::request::is_uuid;
+use hearth_sdk::{Result, Value, store};
+
+use crate::search::{Seek, Sql};
+
+/// How an equality on a column may be narrowed to an indexed condition of the branch.
+#[derive(Debug, Clone, Copy)]
+pub enum Narrow {
+    /// No narrowing: the substituted condition is all (an expression index may serve it).
+    None,
+    /// The column is the text of the uuid column `column`, with its 15th character (the
+    /// version digit) replaced by `slot` when there is one: an id matches only when it
+    /// carries the slot, and then only the row whose uuid is the id with any digit there.
+    Uuid {
+        /// The uuid column, e.g. `v.uuid`.
+        column: &'static str,
+        /// The slot digit the id carries (`b'1'`), or `None` for the uuid itself.
+        slot: Option<u8>,
+    },
+    /// `template` with `{}` replaced by the compared values' placeholders: an indexed
+    /// condition every row whose column equals one of the values meets (the exact
+    /// comparison follows it).
+    In(&'static str),
+    /// The column is `COALESCE` of columns of several tables: a row meets a condition on
+    /// it only if one of those columns does (the value is one of them, or `NULL` as they
+    /// all are). `key IN (…)` over the rows each source finds with the condition on its
+    /// column (an index of that column), before the exact condition.
+    Sources {
+        /// The branch's row key, e.g. `r.procedure_result_id`.
+        key: &'static str,
+        /// Each source: a `SELECT` of row keys whose `{}` takes the condition, and the
+        /// column standing for the derived one in it.
+        sources: &'static [(&'static str, &'static str)],
+    },
+    /// A function of one compared id: the indexed condition of the row that may carry it
+    /// (its values bound into the `Sql`), or `None` when no row of the branch can.
+    Parse(fn(&str, &mut Sql) -> Option<String>),
+}
+
+/// One output column of a branch.
+#[derive(Debug, Clone)]
+pub struct Column {
+    /// The derived table's column name, e.g. `oid`.
+    pub name: &'static str,
+    /// The branch's expression for it (ignored when `constant`).
+    pub expr: String,
+    /// The branch's constant value for it: `Some(Some(text))`, `Some(None)` for `NULL`.
+    pub constant: Option<Option<&'static str>>,
+    /// How an equality on it narrows.
+    pub narrow: Narrow,
+}
+
+impl Column {
+    /// A column computed by `expr`.
+    pub fn expr(name: &'static str, expr: impl Into<String>) -> Column {
+        Column {
+            name,
+            expr: expr.into(),
+            constant: None,
+            narrow: Narrow::None,
+        }
+    }
+
+    /// A column holding the same text on every row of the branch (`None`: `NULL`).
+    pub fn constant(name: &'static str, value: Option<&'static str>) -> Column {
+        Column {
+            name,
+            expr: String::new(),
+            constant: Some(value),
+            narrow: Narrow::None,
+        }
+    }
+
+    /// The column with its narrowing.
+    pub fn narrow(mut self, narrow: Narrow) -> Column {
+        self.narrow = narrow;
+        self
+    }
+
+    fn sql(&self) -> String {
+        match self.constant {
+            Some(Some(text)) => format!("CAST('{}' AS TEXT)", text.replace('\'', "''")),
+            Some(None) => "CAST(NULL AS TEXT)".to_owned(),
+            None => format!("({})", self.expr),
+        }
+    }
+}
+
+/// One branch of the derived table.
+#[derive(Debug, Clone)]
+pub struct Branch {
+    /// The branch's `SELECT … FROM …` (every output column), without `WHERE`.
+    pub select: String,
+    /// The condition a row meets to be in the branch.
+    pub when: String,
+    /// The columns conditions may name, with the branch's expressions.
+    pub columns: Vec<Column>,
+    /// The branch's integer row key (`v.id`): the derived key is `key * stride + offset`.
+    pub key: String,
+    /// See `key`.
+    pub stride: i64,
+    /// See `key`.
+    pub offset: i64,
+}
+
+impl Branch {
+    /// The column named `name`, if the branch lists it.
+    pub fn column(&self, name: &str) -> Option<&Column> {
+        self.columns.iter().find(|c| c.name == name)
+    }
+}
+
+/// A derived table as its branches: `(b1 UNION ALL b2 …) alias` followed by `rest`
+/// (joins after the derived table, e.g. Provenance's author organization).
+#[derive(Debug, Clone)]
+pub struct Branches {
+    /// The derived table's alias, e.g. `o`.
+    pub alias: &'static str,
+    /// The branches, in order.
+    pub branches: Vec<Branch>,
+    /// What follows the derived table in the `FROM` clause (empty, or ` LEFT JOIN …`).
+    pub rest: String,
+}
+
+/// The conditions of a search placed: per kept branch, its own conditions, and those
+/// left on the derived table.
+#[derive(Debug, Clone)]
+pub struct Pushed<'a> {
+    branches: &'a Branches,
+    kept: Vec<(usize, Vec<String>)>,
+    /// The conditions applied to the derived table as a whole (those naming a column
+    /// some branch does not list).
+    pub outer: Vec<String>,
+}
+
+/// Where a branch's page lies: the derived key's bounds and how many rows to read.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Page {
+    /// The largest derived key.
+    pub bound: Option<i64>,
+    /// The derived key the rows come after or before.
+    pub seek: Option<Seek>,
+    /// Read at most this many rows of each branch, in key order (descending when seeking
+    /// before a key).
+    pub limit: Option<u64>,
+}
+
+/// The columns of `alias` that `condition` names (`o.oid` → `oid`), each once.
+fn named_columns<'c>(alias: &str, condition: &'c str) -> Vec<&'c str> {
+    let mut out = Vec::new();
+    for (at, _) in condition.match_indices(&format!("{alias}.")) {
+        let before = condition[..at].chars().next_back();
+        if before.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.') {
+            continue;
+        }
+        let rest = &condition[at + alias.len() + 1..];
+        let end = rest
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(rest.len());
+        let name = &rest[..end];
+        if !name.is_empty() && !out.contains(&name) {
+            out.push(name);
+        }
+    }
+    out
+}
+
+/// `condition` with every column of `alias` replaced by the branch's expression.
+fn substitute(alias: &str, condition: &str, branch: &Branch) -> String {
+    let prefix = format!("{alias}.");
+    let mut out = String::with_capacity(condition.len() * 2);
+    let mut rest = condition;
+    while let Some(at) = rest.find(&prefix) {
+        let before = if at == 0 {
+            out.chars().next_back()
+        } else {
+            rest[..at].chars().next_back()
+        };
+        out.push_str(&rest[..at]);
+        let after = &rest[at + prefix.len()..];
+        let end = after
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(after.len());
+        let name = &after[..end];
+        let column = branch.column(name);
+        match column {
+            Some(column)
+                if !before.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.') =>
+            {
+                out.push_str(&column.sql());
+                rest = &after[end..];
+            }
+            _ => {
+                out.push_str(&prefix);
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The placeholder numbers of `condition` when it is one equality of `alias.column` with
+/// a placeholder, or several joined with `OR` (as a token or reference parameter makes
+/// them): `(column, [n…])`.
+fn equalities<'c>(alias: &str, condition: &'c str) -> Option<(&'c str, Vec<usize>)> {
+    let inner = strip_parentheses(condition);
+    let mut column = None;
+    let mut numbers = Vec::new();
+    for part in inner.split(" OR ") {
+        let (left, right) = part.split_once(" = $")?;
+        let n: usize = right.parse().ok().filter(|n| *n > 0)?;
+        let left = left
+            .strip_prefix("CAST(")
+            .and_then(|l| l.strip_suffix(" AS TEXT)"))
+            .unwrap_or(left);
+        let name = left.strip_prefix(alias)?.strip_prefix('.')?;
+        if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            return None;
+        }
+        match column {
+            None => column = Some(name),
+            Some(c) if c == name => {}
+            Some(_) => return None,
+        }
+        numbers.push(n);
+    }
+    Some((column?, numbers))
+}
+
+/// `text` without the parentheses around all of it, if there are.
+fn strip_parentheses(text: &str) -> &str {
+    let Some(inner) = text.strip_prefix('(').and_then(|t| t.strip_suffix(')')) else {
+        return text;
+    };
+    let mut depth = 0i32;
+    for c in inner.chars() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            _ => {}
+        }
+        if depth < 0 {
+            // The first parenthesis closes before the end: `(a) OR (b)`.
+            return text;
+        }
+    }
+    inner
+}
+
+/// `condition` with the whole column reference `column` (`o.updated`) replaced by `by`.
+fn replace_column(condition: &str, column: &str, by: &str) -> String {
+    let mut out = String::with_capacity(condition.len());
+    let mut rest = condition;
+    while let Some(at) = rest.find(column) {
+        let before = if at == 0 {
+            out.chars().next_back()
+        } else {
+            rest[..at].chars().next_back()
+        };
+        let after = rest[at + column.len()..].chars().next();
+        let word =
+            |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.');
+        out.push_str(&rest[..at]);
+        out.push_str(if word(before) || word(after) {
+            column
+        } else {
+            by
+        });
+        rest = &rest[at + column.len()..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// What narrowing an equality does in a branch.
+enum Narrowed {
+    /// Nothing to add.
+    Nothing,
+    /// No row of the branch can match.
+    NoMatch,
+    /// An indexed condition to add before the exact one.
+    Extra(String),
+}
+
+fn narrow(alias: &str, condition: &str, branch: &Branch, sql: &mut Sql) -> Narrowed {
+    // A condition naming one column of several sources, whatever its shape.
+    if let [name] = named_columns(alias, condition)[..]
+        && let Some(Column {
+            narrow: Narrow::Sources { key, sources },
+            ..
+        }) = branch.column(name)
+    {
+        let prefix = format!("{alias}.{name}");
+        let selects: Vec<String> = sources
+            .iter()
+            .map(|(select, column)| {
+                select.replace("{}", &replace_column(condition, &prefix, column))
+            })
+            .collect();
+        return Narrowed::Extra(format!("{key} IN ({})", selects.join(" UNION ")));
+    }
+    let Some((name, numbers)) = equalities(alias, condition) else {
+        return Narrowed::Nothing;
+    };
+    let Some(column) = branch.column(name) else {
+        return Narrowed::Nothing;
+    };
+    match column.narrow {
+        Narrow::None | Narrow::Sources { .. } => Narrowed::Nothing,
+        Narrow::In(template) => {
+            let list: Vec<String> = numbers.iter().map(|n| format!("${n}")).collect();
+            Narrowed::Extra(template.replace("{}", &list.join(", ")))
+        }
+        Narrow::Parse(parse) => {
+            let mut alternatives = Vec::new();
+            for n in numbers {
+                if let Some(Value::Text(id)) = sql.params.get(n - 1).cloned()
+                    && let Some(condition) = parse(&id.to_ascii_lowercase(), sql)
+                {
+                    alternatives.push(condition);
+                }
+            }
+            if alternatives.is_empty() {
+                Narrowed::NoMatch
+            } else {
+                Narrowed::Extra(format!("({})", alternatives.join(" OR ")))
+            }
+        }
+        Narrow::Uuid { column, slot } => {
+            let mut uuids = Vec::new();
+            for n in numbers {
+                let Some(Value::Text(id)) = sql.params.get(n - 1) else {
+                    continue;
+                };
+                let id = id.to_ascii_lowercase();
+                if !is_uuid(&id) {
+                    continue;
+                }
+                match slot {
+                    None => uuids.push(id),
+                    Some(slot) if id.as_bytes()[14] == slot => {
+                        // The row's own version digit is not in the id: any of the 16.
+                        for digit in "0123456789abcdef".chars() {
+                            let mut uuid = id.clone();
+                            uuid.replace_range(14..15, &digit.to_string());
+                            uuids.push(uuid);
+                        }
+                    }
+                    Some(_) => {}
+                }
+            }
+            if uuids.is_empty() {
+                return Narrowed::NoMatch;
+            }
+            let list: Vec<String> = uuids.into_iter().map(|u| sql.bind(u)).collect();
+            Narrowed::Extra(format!("{column} IN ({})", list.join(", ")))
+        }
+    }
+}
+
+/// `condition`'s placeholders renumbered into `to`, binding the values they name in
+/// `from` (single-quoted literals are left alone).
+fn renumber(condition: &str, from: &[Value], to: &mut Sql) -> String {
+    let mut out = String::with_capacity(condition.len());
+    let mut quoted = false;
+    let mut chars = condition.char_indices().peekable();
+    let mut mapped: Vec<(usize, String)> = Vec::new();
+    while let Some((i, c)) = chars.next() {
+        if c == '\'' {
+            quoted = !quoted;
+        }
+        if c == '$' && !quoted {
+            let digits: String = condition[i + 1..]
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect();
+            if let Ok(n) = digits.parse::<usize>() {
+                for _ in 0..digits.len() {
+                    chars.next();
+                }
+                let placeholder = match mapped.iter().find(|(m, _)| *m == n) {
+                    Some((_, p)) => p.clone(),
+                    None => {
+                        let value = n
+                            .checked_sub(1)
+                            .and_then(|i| from.get(i))
+                            .cloned()
+                            .unwrap_or(Value::Null);
+                        let p = to.bind(value);
+                        mapped.push((n, p.clone()));
+                        p
+                    }
+                };
+                out.push_str(&placeholder);
+                continue;
+            }
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A statement with its placeholders numbered from `$1` in order of appearance, and the
+/// values they take from `params`: only the values the statement uses (a branch left out
+/// takes its conditions' values with it).
+pub fn compact(statement: &str, params: &[Value]) -> (String, Vec<Value>) {
+    let mut to = Sql::default();
+    let text = renumber(statement, params, &mut to);
+    (text, to.params)
+}
+
+/// Where `word` starts in `text` outside parentheses and quotes.
+fn top_level(text: &str, word: &str) -> Vec<usize> {
+    let mut out = Vec::new();
+    let mut depth = 0i32;
+    let mut quoted = false;
+    for (i, c) in text.char_indices() {
+        match c {
+            '\'' => quoted = !quoted,
+            '(' if !quoted => depth += 1,
+            ')' if !quoted => depth -= 1,
+            _ => {}
+        }
+        if depth == 0 && !quoted && text[i..].starts_with(word) {
+            out.push(i);
+        }
+    }
+    out
+}
+
+/// The branches of a derived table's SQL (`(b1 UNION ALL b2 …) alias`), each as its
+/// `SELECT … FROM …` and its `WHERE` condition (`1=1` when it has none).
+pub fn split(derived: &str) -> Vec<(String, String)> {
+    let inner = derived
+        .strip_prefix('(')
+        .and_then(|d| d.rfind(')').map(|end| &d[..end]))
+        .unwrap_or(derived);
+    let mut parts = Vec::new();
+    let mut start = 0;
+    let mut cuts = top_level(inner, " UNION ALL ");
+    cuts.push(inner.len());
+    for cut in cuts {
+        let branch = &inner[start..cut];
+        start = cut + " UNION ALL ".len();
+        match top_level(branch, " WHERE ").last() {
+            Some(&at) => parts.push((
+                branch[..at].to_owned(),
+                branch[at + " WHERE ".len()..].to_owned(),
+            )),
+            None => parts.push((branch.to_owned(), "1=1".to_owned())),
+        }
+    }
+    parts
+}
+
+/// A branch's `FROM …` (from its `SELECT … FROM …`), without the columns.
+pub fn from_part(select: &str) -> &str {
+    match top_level(select, " FROM ").last() {
+        Some(&at) => &select[at + 1..],
+        None => select,
+    }
+}
+
+impl Branches {
+    /// Places `sql`'s conditions: each naming only columns every branch lists goes into
+    /// every branch (rewritten, narrowed, or decided once when the branch's columns are
+    /// constants); the rest stay on the derived table. Values the narrowing binds are
+    /// added to `sql`.
+    pub fn push(&self, sql: &mut Sql) -> Result<Pushed<'_>> {
+        let alias = self.alias;
+        let mut outer = Vec::new();
+        let mut kept: Vec<Option<Vec<String>>> = vec![Some(Vec::new()); self.branches.len()];
+        // (branch, constant condition) pairs decided below.
+        let mut constants: Vec<(usize, String)> = Vec::new();
+        for condition in sql.conditions.clone() {
+            let names = named_columns(alias, &condition);
+            let everywhere = names
+                .iter()
+                .all(|n| self.branches.iter().all(|b| b.column(n).is_some()));
+            if names.is_empty() || !everywhere {
+                outer.push(condition);
+                continue;
+            }
+            for (i, branch) in self.branches.iter().enumerate() {
+                let Some(conditions) = kept[i].as_mut() else {
+                    continue;
+                };
+                let substituted = substitute(alias, &condition, branch);
+                if names
+                    .iter()
+                    .all(|n| branch.column(n).is_some_and(|c| c.constant.is_some()))
+                {
+                    constants.push((i, substituted));
+                    continue;
+                }
+                match narrow(alias, &condition, branch, sql) {
+                    Narrowed::NoMatch => {
+                        kept[i] = None;
+                        continue;
+                    }
+                    Narrowed::Extra(extra) => conditions.push(extra),
+                    Narrowed::Nothing => {}
+                }
+                conditions.push(substituted);
+            }
+        }
+        constants.retain(|(i, _)| kept[*i].is_some());
+        if !constants.is_empty() {
+            // One statement without tables decides every constant condition.
+            let mut eval = Sql::default();
+            let columns: Vec<String> = constants
+                .iter()
+                .enumerate()
+                .map(|(k, (_, c))| {
+                    let c = renumber(c, &sql.params, &mut eval);
+                    format!("CASE WHEN {c} THEN 1 ELSE 0 END AS k{k}")
+                })
+                .collect();
+            let row = store::query_one(&format!("SELECT {}", columns.join(", ")), &eval.params)?;
+            for (k, (i, _)) in constants.iter().enumerate() {
+                let holds = row.as_ref().and_then(|r| r.int(&format!("k{k}"))) == Some(1);
+                if !holds {
+                    kept[*i] = None;
+                }
+            }
+        }
+        Ok(Pushed {
+            branches: self,
+            kept: kept
+                .into_iter()
+                .enumerate()
+                .filter_map(|(i, k)| k.map(|k| (i, k)))
+                .collect(),
+            outer,
+        })
+    }
+}
+
+impl Pushed<'_> {
+    /// Whether no branch can hold a match.
+    pub fn is_empty(&self) -> bool {
+        self.kept.is_empty()
+    }
+
+    /// The `FROM` clause: the kept branches with their conditions and `page`'s bounds
+    /// (bound into `sql`), then the derived table's `rest`.
+    pub fn from_clause(&self, page: Page, sql: &mut Sql) -> String {
+        let all = self.branches;
+        let parts: Vec<String> = self
+            .kept
+            .iter()
+            .map(|(i, conditions)| {
+                let branch = &all.branches[*i];
+                let mut wheres = vec![format!("({})", branch.when)];
+                wheres.extend(conditions.iter().cloned());
+                let (key, s, o) = (&branch.key, branch.stride, branch.offset);
+                if let Some(bound) = page.bound {
+                    let most = (bound - o).div_euclid(s);
+                    wheres.push(format!("{key} <= {}", sql.bind(most)));
+                }
+                match page.seek {
+                    Some(Seek::After(last)) => {
+                        let least = (last - o).div_euclid(s);
+                        wheres.push(format!("{key} > {}", sql.bind(least)));
+                    }
+                    Some(Seek::Before(first)) => {
+                        let most = (first - o - 1).div_euclid(s);
+                        wheres.push(format!("{key} <= {}", sql.bind(most)));
+                    }
+                    None => {}
+                }
+                let select = format!("{} WHERE {}", branch.select, wheres.join(" AND "));
+                match page.limit {
+                    Some(limit) => {
+                        let direction = if matches!(page.seek, Some(Seek::Before(_))) {
+                            "DESC"
+                        } else {
+                            "ASC"
+                        };
+                        format!(
+                            "SELECT * FROM ({select} ORDER BY {key} {direction} LIMIT {limit}) b{i}"
+                        )
+                    }
+                    None => select,
+                }
+            })
+            .collect();
+        format!("({}) {}{}", parts.join(" UNION ALL "), all.alias, all.rest)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn branches() -> Branches {
+        let vital = |slot: &'static str, n: i64, code: &'static str, when: &str| Branch {
+            select: format!("SELECT '{slot}' AS oid, v.id * 16 + {n} AS okey FROM form_vitals v"),
+            when: when.to_owned(),
+            columns: vec![
+                Column::expr("oid", format!("'{slot}' || v.uuid")).narrow(Narrow::Uuid {
+                    column: "v.uuid",
+                    slot: Some(slot.as_bytes()[0]),
+                }),
+                Column::expr("updated", "COALESCE(v.last_updated, v.date)"),
+                Column::constant("code", Some(code)),
+                Column::constant("code2", None),
+            ],
+            key: "v.id".to_owned(),
+            stride: 16,
+            offset: n,
+        };
+        Branches {
+            alias: "o",
+            branches: vec![
+                vital("0", 0, "85354-9", "v.bps <> ''"),
+                vital("1", 1, "8867-4", "v.pulse > 0"),
+            ],
+            rest: String::new(),
+        }
+    }
+
+    #[test]
+    fn columns_are_found_and_replaced_whole() {
+        assert_eq!(
+            named_columns("o", "(o.code = $1 OR o.code2 = $2) AND po.x = 1"),
+            ["code", "code2"]
+        );
+        let b = &branches().branches[1];
+        assert_eq!(
+            substitute("o", "(o.code = $1 OR o.code2 = $2 OR po.code = 3)", b),
+            "(CAST('8867-4' AS TEXT) = $1 OR CAST(NULL AS TEXT) = $2 OR po.code = 3)"
+        );
+        assert_eq!(
+            substitute("o", "o.updated >= $1", b),
+            "(COALESCE(v.last_updated, v.date)) >= $1"
+        );
+    }
+
+    #[test]
+    fn equalities_are_read_from_id_and_reference_conditions() {
+        assert_eq!(equalities("o", "o.oid = $3"), Some(("oid", vec![3])));
+        assert_eq!(
+            equalities("o", "(o.oid = $1 OR CAST(o.oid AS TEXT) = $2)"),
+            Some(("oid", vec![1, 2]))
+        );
+        assert_eq!(equalities("o", "(o.oid = $1 OR o.code = $2)"), None);
+        assert_eq!(equalities("o", "o.updated >= $1"), None);
+    }
+
+    #[test]
+    fn an_id_keeps_only_the_branch_of_its_slot() {
+        let all = branches();
+        let id = "90cde167-0000-1000-8000-000000000001";
+        let mut sql = Sql::default();
+        let n = sql.bind(id);
+        let condition = format!("o.oid = {n}");
+        let b0 = &all.branches[0];
+        assert!(matches!(
+            narrow("o", &condition, b0, &mut sql),
+            Narrowed::NoMatch
+        ));
+        let Narrowed::Extra(extra) = narrow("o", &condition, &all.branches[1], &mut sql) else {
+            panic!("slot 1 narrows");
+        };
+        assert!(extra.starts_with("v.uuid IN ($2, $3,"), "{extra}");
+        assert_eq!(sql.params.len(), 17);
+        assert_eq!(
+            sql.params[5],
+            Value::from("90cde167-0000-4000-8000-000000000001")
+        );
+    }
+
+    #[test]
+    fn keys_bound_each_branch_by_its_own_key() {
+        let all = branches();
+        let pushed = Pushed {
+            branches: &all,
+            kept: vec![(0, Vec::new()), (1, vec!["x = 1".to_owned()])],
+            outer: Vec::new(),
+        };
+        let mut sql = Sql::default();
+        let from = pushed.from_clause(
+            Page {
+                bound: Some(16 * 10 + 1),
+                seek: Some(Seek::After(16 * 4)),
+                limit: Some(21),
+            },
+            &mut sql,
+        );
+        assert!(
+            from.contains(
+                "WHERE (v.bps <> '') AND v.id <= $1 AND v.id > $2 ORDER BY v.id ASC LIMIT 21) b0"
+            ),
+            "{from}"
+        );
+        assert!(
+            from.contains("AND x = 1 AND v.id <= $3 AND v.id > $4"),
+            "{from}"
+        );
+        // okey <= 161: slot 0 up to id 10, slot 1 up to id 10 (161 = 10 * 16 + 1);
+        // okey > 64: slot 0 from id 5 (64 = 4 * 16 + 0), slot 1 from id 4 (4 * 16 + 1 = 65).
+        assert_eq!(
+            sql.params,
+            [
+                Value::from(10),
+                Value::from(4),
+                Value::from(10),
+                Value::from(3)
+            ]
+        );
+        let mut sql = Sql::default();
+        let from = pushed.from_clause(
+            Page {
+                bound: None,
+                seek: Some(Seek::Before(16 * 4 + 1)),
+                limit: Some(5),
+            },
+            &mut sql,
+        );
+        assert!(from.contains("ORDER BY v.id DESC LIMIT 5"), "{from}");
+        // okey < 65: slot 0 up to id 4 (64), slot 1 up to id 3 (49).
+        assert_eq!(sql.params, [Value::from(4), Value::from(3)]);
+    }
+
+    #[test]
+    fn a_coalesce_of_sources_narrows_to_each_sources_rows() {
+        const SOURCES: &[(&str, &str)] = &[
+            ("SELECT a.id FROM a WHERE {}", "a.t"),
+            ("SELECT a.id FROM a JOIN b ON b.id = a.b WHERE {}", "b.t"),
+        ];
+        let branch = Branch {
+            select: String::new(),
+            when: "1=1".to_owned(),
+            columns: vec![
+                Column::expr("updated", "COALESCE(a.t, b.t)").narrow(Narrow::Sources {
+                    key: "a.id",
+                    sources: SOURCES,
+                }),
+            ],
+            key: "a.id".to_owned(),
+            stride: 1,
+            offset: 0,
+        };
+        let Narrowed::Extra(extra) = narrow(
+            "o",
+            "(o.updated >= $1 AND o.updated < $2)",
+            &branch,
+            &mut Sql::default(),
+        ) else {
+            panic!("narrowed");
+        };
+        assert_eq!(
+            extra,
+            "a.id IN (SELECT a.id FROM a WHERE (a.t >= $1 AND a.t < $2) UNION \
+             SELECT a.id FROM a JOIN b ON b.id = a.b WHERE (b.t >= $1 AND b.t < $2))"
+        );
+        assert_eq!(
+            replace_column("o.updated2 = o.updated", "o.updated", "x"),
+            "o.updated2 = x"
+        );
+    }
+
+    #[test]
+    fn derived_tables_split_into_branches() {
+        let sql = "(SELECT (SELECT MAX(x) FROM h WHERE h.id = a.id) AS v, 'a WHERE b' AS w FROM a WHERE a.k = 1 \
+                   UNION ALL SELECT 1 AS v FROM b LEFT JOIN c ON c.id = b.id) o";
+        let parts = split(sql);
+        assert_eq!(parts.len(), 2);
+        assert_eq!(
+            parts[0].0,
+            "SELECT (SELECT MAX(x) FROM h WHERE h.id = a.id) AS v, 'a WHERE b' AS w FROM a"
+        );
+        assert_eq!(parts[0].1, "a.k = 1");
+        assert_eq!(parts[1].1, "1=1");
+        assert_eq!(from_part(&parts[0].0), "FROM a");
+    }
+
+    #[test]
+    fn statements_are_renumbered_to_the_values_they_use() {
+        let params = [Value::from("a"), Value::from("b"), Value::from("c")];
+        let (text, values) = compact("x = $3 AND y = '$1' AND z = $3 OR w = $1", &params);
+        assert_eq!(text, "x = $1 AND y = '$1' AND z = $1 OR w = $2");
+        assert_eq!(values, [Value::from("c"), Value::from("a")]);
+    }
+}
