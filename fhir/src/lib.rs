@@ -19,6 +19,7 @@
 //!
 //! The plugin keeps its mapping: a function from a row to the resource's fields.
 
+pub mod branches;
 pub mod codes;
 pub mod contact;
 pub mod date;

@@ -92,17 +92,6 @@ const KNOWN_SCANS: &[(&str, &str, &str)] = &[
         "date",
         "the laboratory branch's time is computed over result, report and order",
     ),
-    // MedicationRequest is a UNION ALL of the medication list and the prescriptions.
-    (
-        "MedicationRequest",
-        "intent",
-        "a constant per branch (plan, order): every row of the branch matches",
-    ),
-    (
-        "MedicationRequest",
-        "encounter",
-        "a prescription names its encounter by number; the uuid comes from a join",
-    ),
     // Provenance is a UNION ALL over every US Core type's rows.
     (
         "Provenance",
