@@ -27,6 +27,7 @@ pub mod granular;
 pub mod history;
 pub mod include;
 pub mod provenance;
+pub mod prune;
 pub mod search;
 pub mod tables;
 pub mod write;

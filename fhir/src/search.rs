@@ -516,7 +516,7 @@ impl Plan {
 }
 
 /// Splits on commas not escaped with `\`, unescaping `\,` `\|` `\$` and `\\`.
-fn split_values(value: &str) -> Vec<String> {
+pub(crate) fn split_values(value: &str) -> Vec<String> {
     let mut out = vec![String::new()];
     let mut chars = value.chars();
     while let Some(c) = chars.next() {
@@ -541,7 +541,7 @@ fn split_values(value: &str) -> Vec<String> {
 
 /// Splits a token at its first unescaped `|`: `(system, code)`; `None` system when there
 /// is no bar, empty texts where a side is empty.
-fn split_token(value: &str) -> (Option<String>, String) {
+pub(crate) fn split_token(value: &str) -> (Option<String>, String) {
     let at = value
         .char_indices()
         .find(|&(i, c)| c == '|' && !value[..i].ends_with('\\'))

@@ -930,16 +930,12 @@ pub const ORDER_CATEGORY: &str = "CASE po.procedure_order_type \
     WHEN 'imaging' THEN '363679005' WHEN 'procedure' THEN '387713003' \
     WHEN 'intervention' THEN '387713003' ELSE '108252007' END";
 
-/// Every MedicationRequest row (alias `m`), as OpenEMR merges them: the medication list
-/// (`lists` rows of type `medication`, intent `plan`: what the patient takes, reported)
-/// and the prescriptions (`prescriptions`, intent `order`). Ids are the rows' uuids;
-/// keys `id * 2` (list) and `id * 2 + 1` (prescription). `codes` holds OpenEMR's coded
-/// list form (`RXNORM:…`) for both. A list item's version counts the writes of its row
-/// (`lists_history`); a prescription's is its last change.
-pub const MEDICATION_REQUESTS: &str = concat!(
-    "(SELECT (SELECT MAX(lv.fhir_version) FROM lists_history lv WHERE lv.id = l.id) AS fhir_version, \
+/// The medication-list branch of [`MEDICATION_REQUESTS`] (intent `plan`).
+macro_rules! medication_list {
+    () => {
+        "SELECT (SELECT MAX(lv.fhir_version) FROM lists_history lv WHERE lv.id = l.id) AS fhir_version, \
      CAST(l.uuid AS TEXT) AS mid, l.id * 2 AS mkey, COALESCE(l.modifydate, l.date) AS updated, \
-     p.uuid AS patient_uuid, CAST(NULL AS TEXT) AS encounter_uuid, 'plan' AS intent, \
+     p.uuid AS patient_uuid, CAST(NULL AS UUID) AS encounter_uuid, 'plan' AS intent, \
      CASE WHEN l.enddate IS NULL THEN 'active' ELSE 'completed' END AS status, \
      'community' AS category, l.title AS title, l.diagnosis AS codes, l.date AS authored, \
      l.begdate AS start_date, l.enddate AS end_date, l.comments AS note, \
@@ -950,11 +946,16 @@ pub const MEDICATION_REQUESTS: &str = concat!(
      CAST(NULL AS TEXT) AS quantity, CAST(NULL AS BIGINT) AS refills \
      FROM lists l JOIN patient_data p ON p.pid = l.pid \
      LEFT JOIN users u ON u.username = l.\"user\" AND u.npi <> '' \
-     WHERE l.type = 'medication'",
-    " UNION ALL ",
-    "SELECT CAST(NULL AS BIGINT) AS fhir_version, CAST(rx.uuid AS TEXT) AS mid, \
+     WHERE l.type = 'medication'"
+    };
+}
+
+/// The prescription branch of [`MEDICATION_REQUESTS`] (intent `order`).
+macro_rules! prescription_requests {
+    () => {
+        "SELECT CAST(NULL AS BIGINT) AS fhir_version, CAST(rx.uuid AS TEXT) AS mid, \
      rx.id * 2 + 1 AS mkey, COALESCE(rx.date_modified, rx.date_added) AS updated, \
-     p.uuid AS patient_uuid, CAST(fe.uuid AS TEXT) AS encounter_uuid, 'order' AS intent, \
+     p.uuid AS patient_uuid, fe.uuid AS encounter_uuid, 'order' AS intent, \
      CASE WHEN rx.active = 0 THEN 'stopped' WHEN rx.end_date IS NOT NULL THEN 'completed' \
      ELSE 'active' END AS status, \
      COALESCE(NULLIF(rx.usage_category, ''), 'community') AS category, rx.drug AS title, \
@@ -970,8 +971,35 @@ pub const MEDICATION_REQUESTS: &str = concat!(
      LEFT JOIN users u ON u.id = rx.provider_id AND u.npi <> '' \
      LEFT JOIN list_options lf ON lf.list_id = 'drug_form' AND lf.option_id = rx.form \
      LEFT JOIN list_options lr ON lr.list_id = 'drug_route' AND lr.option_id = rx.route \
-     LEFT JOIN list_options li ON li.list_id = 'drug_interval' AND li.option_id = rx.\"interval\") m"
+     LEFT JOIN list_options li ON li.list_id = 'drug_interval' AND li.option_id = rx.\"interval\""
+    };
+}
+
+/// Every MedicationRequest row (alias `m`), as OpenEMR merges them: the medication list
+/// (`lists` rows of type `medication`, intent `plan`: what the patient takes, reported)
+/// and the prescriptions (`prescriptions`, intent `order`). Ids are the rows' uuids;
+/// keys `id * 2` (list) and `id * 2 + 1` (prescription). `codes` holds OpenEMR's coded
+/// list form (`RXNORM:…`) for both. A list item's version counts the writes of its row
+/// (`lists_history`); a prescription's is its last change.
+pub const MEDICATION_REQUESTS: &str = concat!(
+    "(",
+    medication_list!(),
+    " UNION ALL ",
+    prescription_requests!(),
+    ") m"
 );
+
+/// [`MEDICATION_REQUESTS`] with only the medication list: a search whose `intent`
+/// admits `plan` and not `order` (see [`crate::branches`]).
+pub const MEDICATION_LIST_REQUESTS: &str = concat!("(", medication_list!(), ") m");
+
+/// [`MEDICATION_REQUESTS`] with only the prescriptions: a search whose `intent` admits
+/// `order` and not `plan`.
+pub const PRESCRIPTION_REQUESTS: &str = concat!("(", prescription_requests!(), ") m");
+
+/// [`MEDICATION_REQUESTS`] with no row: a search whose `intent` admits neither (the
+/// medication list's branch, which the false condition keeps the database from reading).
+pub const NO_MEDICATION_REQUESTS: &str = concat!("(", medication_list!(), " AND 1=0) m");
 
 #[cfg(test)]
 mod tests {

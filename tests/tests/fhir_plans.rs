@@ -88,17 +88,6 @@ const KNOWN_SCANS: &[(&str, &str, &str)] = &[
         "_lastUpdated",
         "PostgreSQL: targets whose change time has no index join every patient",
     ),
-    // MedicationRequest is a UNION ALL of the medication list and the prescriptions.
-    (
-        "MedicationRequest",
-        "intent",
-        "a constant per branch (plan, order): every row of the branch matches",
-    ),
-    (
-        "MedicationRequest",
-        "encounter",
-        "a prescription names its encounter by number; the uuid comes from a join",
-    ),
 ];
 
 /// A value of the parameter's kind that makes a real condition (a token's code the

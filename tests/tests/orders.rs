@@ -782,11 +782,39 @@ both! {
             ("?code=http://www.nlm.nih.gov/research/umls/rxnorm|314076".to_owned(), vec![rx.clone()]),
             ("?code=243670".to_owned(), vec![listed_uuid.clone()]),
             (format!("?encounter={}", c.euuid), vec![rx.clone()]),
+            (format!("?encounter=Encounter/{}&intent=order", c.euuid), vec![rx.clone()]),
+            (format!("?encounter={}&intent=plan", c.euuid), vec![]),
             ("?status=active".to_owned(), sorted(vec![listed_uuid.clone(), rx.clone()])),
+            // `intent` leaves out the branch it cannot match before the SQL is built
+            // (hearth_fhir::branches): each form of a token reads as the search reads it.
+            ("?intent=plan,order".to_owned(), sorted(vec![listed_uuid.clone(), rx.clone()])),
+            ("?intent=http://hl7.org/fhir/CodeSystem/medicationrequest-intent|order".to_owned(), vec![rx.clone()]),
+            ("?intent=http://hl7.org/fhir/CodeSystem/medicationrequest-intent|".to_owned(), sorted(vec![listed_uuid.clone(), rx.clone()])),
+            ("?intent=|order".to_owned(), vec![]),
+            ("?intent:not=plan".to_owned(), vec![rx.clone()]),
+            ("?intent=plan&intent=order".to_owned(), vec![]),
+            ("?intent=proposal".to_owned(), vec![]),
+            ("?intent:missing=false".to_owned(), sorted(vec![listed_uuid.clone(), rx.clone()])),
+            ("?intent:missing=true".to_owned(), vec![]),
         ] {
             let reply = get(format!("/MedicationRequest{query}"), token.clone()).await;
             assert_eq!(reply.status, 200, "{query}: {}", reply.text);
             assert_eq!(sorted(ids(&docs.keep(&reply))), expected, "{query}");
+        }
+        for (form, expected) in [("intent=order", vec![rx.clone()]), ("intent=plan", vec![listed_uuid.clone()])] {
+            let reply = Reply::from(
+                app.client
+                    .post(fhir(app, "default", "/MedicationRequest/_search"))
+                    .bearer_auth(&token)
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .body(form)
+                    .send()
+                    .await
+                    .unwrap(),
+            )
+            .await;
+            assert_eq!(reply.status, 200, "POST {form}: {}", reply.text);
+            assert_eq!(ids(&docs.keep(&reply)), expected, "POST {form}");
         }
         let reply = get(format!("/MedicationRequest?patient={}&_revinclude=Provenance:target", c.puuid_a), token.clone()).await;
         let included = docs.keep(&reply)["entry"].as_array().unwrap().iter().filter(|e| e["search"]["mode"] == "include").count();

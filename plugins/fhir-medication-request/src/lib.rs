@@ -10,9 +10,11 @@
 //!   sets `active = 0`), with the dose, form, route and interval as the dosage
 //!   instruction, the quantity and refills as the dispense request.
 
-use hearth_fhir::{Fields, Param, Target, TokenColumn, TypeDef, codes, coding, concept, reference};
-use hearth_sdk::FhirType;
+use hearth_fhir::{
+    Fields, Param, Target, TokenColumn, TypeDef, codes, coding, concept, reference, tables,
+};
 use hearth_sdk::prelude::*;
+use hearth_sdk::{FhirType, Method};
 
 /// The FHIR MedicationRequest resource.
 pub struct FhirMedicationRequest;
@@ -30,10 +32,26 @@ impl Resource for FhirMedicationRequest {
         "list_options",
         "facility",
     ];
-    const ROUTES: &'static [Route] = &hearth_fhir::read_search_routes!(
-        MEDICATION_REQUEST, map, type = "MedicationRequest", acl = "patients/med",
-        nouns = "medication requests", one = "a medication request", schema = MEDICATION_REQUEST_SCHEMA
-    );
+    const ROUTES: &'static [Route] = &[
+        Route::get("/fhir/MedicationRequest", "MedicationRequest.s", search)
+            .acl("patients/med")
+            .summary("Search medication requests")
+            .answers(Schema::Bundle(&MEDICATION_REQUEST_SCHEMA)),
+        Route::post(
+            "/fhir/MedicationRequest/_search",
+            "MedicationRequest.s",
+            search,
+        )
+        .acl("patients/med")
+        .summary("Search medication requests (form body)")
+        .answers(Schema::Bundle(&MEDICATION_REQUEST_SCHEMA)),
+        Route::get("/fhir/MedicationRequest/:id", "MedicationRequest.r", |r| {
+            hearth_fhir::read(r, &MEDICATION_REQUEST, r.param("id")?, map)
+        })
+        .acl("patients/med")
+        .summary("Read a medication request")
+        .answers(MEDICATION_REQUEST_SCHEMA),
+    ];
 
     const WORDS: &'static [Words] = &[Words::new(
         "MedicationRequest",
@@ -106,7 +124,7 @@ const MEDICATION_REQUEST: TypeDef = TypeDef {
         "http://hl7.org/fhir/us/core/StructureDefinition/us-core-medicationrequest|7.0.0",
     ],
     columns: "m.*",
-    from: hearth_fhir::tables::MEDICATION_REQUESTS,
+    from: tables::MEDICATION_REQUESTS,
     id: "m.mid",
     key: "m.mkey",
     last_updated: "m.updated",
@@ -158,6 +176,40 @@ const MEDICATION_REQUEST: TypeDef = TypeDef {
         ),
     ],
 };
+
+/// `GET /fhir/MedicationRequest` and `POST /fhir/MedicationRequest/_search`: the search
+/// over the branches its `intent` can match. Every listed medication is a `plan` and every
+/// prescription an `order`, so `intent=plan` leaves the prescriptions out of the SQL and
+/// `intent=order` the medication list (`hearth_fhir::prune`), instead of comparing each
+/// branch's constant with the value when the statement runs, which would still read the
+/// other branch's tables.
+fn search(req: &Request) -> Result<Response> {
+    let mut query = req.query_pairs().to_vec();
+    let form = req.header("content-type").is_some_and(|t| {
+        t.trim_start()
+            .starts_with("application/x-www-form-urlencoded")
+    });
+    if req.method() == Method::Post && form {
+        // The form body's parameters join the query's, as the search reads them (which
+        // also answers a body that is no form, or not UTF-8).
+        if let Ok(body) = std::str::from_utf8(req.body()) {
+            query.extend(hearth_fhir::form_pairs(body));
+        }
+    }
+    let params = MEDICATION_REQUEST.all_params();
+    let admits = |intent| hearth_fhir::prune::admits(&params, &query, "intent", intent);
+    let from = match (admits("plan"), admits("order")) {
+        (true, true) => tables::MEDICATION_REQUESTS,
+        (true, false) => tables::MEDICATION_LIST_REQUESTS,
+        (false, true) => tables::PRESCRIPTION_REQUESTS,
+        (false, false) => tables::NO_MEDICATION_REQUESTS,
+    };
+    let def = TypeDef {
+        from,
+        ..MEDICATION_REQUEST
+    };
+    hearth_fhir::search(req, &def, map)
+}
 
 /// A row of the medication list or a prescription as a US Core MedicationRequest.
 fn map(row: &Row<'_>, _: &Request, out: &mut Fields) {
