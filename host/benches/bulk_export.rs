@@ -153,7 +153,11 @@ async fn main() -> anyhow::Result<()> {
     let mut config = Config::new(&data);
     config.listen = ([127, 0, 0, 1], 0).into();
     config.http = true;
-    config.plugins_file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins.toml");
+    // `PLUGINS=file.toml`: another plugins file (an earlier build's plugins, to compare).
+    config.plugins_file = std::env::var_os("PLUGINS").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins.toml"),
+        Into::into,
+    );
     config.cache_dir =
         Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-plugin-cache"));
     config.max_instances = 64;
