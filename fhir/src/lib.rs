@@ -28,6 +28,7 @@ pub mod include;
 pub mod provenance;
 pub mod search;
 pub mod tables;
+pub mod window;
 pub mod write;
 
 use hearth_sdk::json::{ArrayWriter, ObjectWriter};
@@ -225,14 +226,19 @@ impl TypeDef {
     /// The `SELECT … FROM` with `extra` columns (each starting with `, `) after the
     /// resource's own.
     fn select_with(&self, extra: &str) -> String {
+        self.select_from(extra, self.from)
+    }
+
+    /// [`TypeDef::select_with`] from `from` (the type's `FROM` clause narrowed, see
+    /// [`window`]).
+    fn select_from(&self, extra: &str, from: &str) -> String {
         format!(
-            "SELECT {}, {} AS fhir_id, {} AS fhir_last_updated, {} AS fhir_key{}{extra} FROM {}",
+            "SELECT {}, {} AS fhir_id, {} AS fhir_last_updated, {} AS fhir_key{}{extra} FROM {from}",
             self.columns,
             self.id,
             self.last_updated,
             self.key,
             history::version_column(self),
-            self.from
         )
     }
 }
@@ -722,20 +728,47 @@ pub fn search(req: &Request, def: &TypeDef, map: Mapper) -> Result<Response> {
         } else {
             String::new()
         };
-        let rows = store::query(
-            &format!(
-                "{} WHERE {filters} AND {} <= {bound}{range} ORDER BY {} LIMIT {limit}{skip}",
-                def.select_with(&extra),
-                def.key,
-                order.join(", "),
-            ),
-            &sql.params,
-        )?;
+        // A derived table (a `UNION ALL` with a computed key) read forwards in key order
+        // is read window by window of keys, each branch an index range (see [`window`]):
+        // unfiltered searches and the host's export pages (whose filters match most
+        // rows); a filtered client search keeps the one query its filters' indexes serve.
+        let windows = keyset
+            && !matches!(seek, Some(search::Seek::Before(_)))
+            && offset == 0
+            && (plan.sql.conditions.is_empty() || req.page_cap().is_some())
+            && def
+                .key
+                .split_once('.')
+                .and_then(|(alias, column)| window::narrow(def.from, alias, column, Some(0), 0))
+                .is_some();
+        let chunks = if windows {
+            windowed(
+                def,
+                &plan.sql,
+                &filters,
+                &extra,
+                seek,
+                cursor.bound,
+                limit,
+            )?
+        } else {
+            vec![store::query(
+                &format!(
+                    "{} WHERE {filters} AND {} <= {bound}{range} ORDER BY {} LIMIT {limit}{skip}",
+                    def.select_with(&extra),
+                    def.key,
+                    order.join(", "),
+                ),
+                &sql.params,
+            )?]
+        };
+        let found: usize = chunks.iter().map(store::Rows::len).sum();
         let backwards = matches!(seek, Some(search::Seek::Before(_)));
         // A page read backwards from a key always has a next page (the rows from that
         // key on); it is shown in key order.
-        more = backwards || rows.len() > plan.count as usize;
-        let taken = rows.len().min(plan.count as usize);
+        more = backwards || found > plan.count as usize;
+        let taken = found.min(plan.count as usize);
+        let all: Vec<Row<'_>> = chunks.iter().flat_map(store::Rows::iter).collect();
         let order: Vec<usize> = if backwards {
             (0..taken).rev().collect()
         } else {
@@ -743,7 +776,7 @@ pub fn search(req: &Request, def: &TypeDef, map: Mapper) -> Result<Response> {
         };
         let base = format!("{}/{}", req.base_url(), def.resource_type);
         let mut matched = Vec::new();
-        for row in order.into_iter().filter_map(|i| rows.get(i)) {
+        for row in order.into_iter().filter_map(|i| all.get(i).cloned()) {
             if let Some(key) = row.int("fhir_key") {
                 keys = Some(match keys {
                     None => (key, key),
@@ -850,6 +883,77 @@ pub fn search(req: &Request, def: &TypeDef, map: Mapper) -> Result<Response> {
         response = response.header(include::HEADER, &include::encode(&referenced));
     }
     Ok(response)
+}
+
+/// The first `limit` rows of a derived table after `seek` (from the first row without
+/// one) up to the key `bound`, read in key windows: each window's rows are one query
+/// whose branches read only their keys in the window (see [`window`]); the next window
+/// is sized from the rows the last one held, until `limit` rows are read or the bound is
+/// reached. Exactly the rows of `… ORDER BY key LIMIT limit`, in that order.
+fn windowed(
+    def: &TypeDef,
+    sql: &search::Sql,
+    filters: &str,
+    extra: &str,
+    seek: Option<search::Seek>,
+    bound: i64,
+    limit: u32,
+) -> Result<Vec<store::Rows>> {
+    let Some((alias, column)) = def.key.split_once('.') else {
+        return Ok(Vec::new());
+    };
+    let mut lo = match seek {
+        Some(search::Seek::After(key)) => Some(key.saturating_add(1)),
+        _ => None,
+    };
+    let mut width = i64::from(limit.max(1));
+    let mut chunks = Vec::new();
+    let mut read = 0usize;
+    loop {
+        let hi = lo
+            .unwrap_or(0)
+            .saturating_add(width - 1)
+            .min(bound);
+        if lo.is_some_and(|lo| lo > hi) {
+            break;
+        }
+        let Some(from) = window::narrow(def.from, alias, column, lo, hi) else {
+            break;
+        };
+        let mut sql = sql.clone();
+        let mut range = format!("{} <= {}", def.key, sql.bind(hi));
+        if let Some(lo) = lo {
+            range.push_str(&format!(" AND {} >= {}", def.key, sql.bind(lo)));
+        }
+        let want = limit as usize - read;
+        let rows = store::query(
+            &format!(
+                "{} WHERE {filters} AND {range} ORDER BY {} ASC LIMIT {want}",
+                def.select_from(extra, &from),
+                def.key,
+            ),
+            &sql.params,
+        )?;
+        let held = rows.len();
+        read += held;
+        chunks.push(rows);
+        if read >= limit as usize || hi >= bound {
+            break;
+        }
+        // The next window: as wide as the rows still wanted need at the density just
+        // seen (a quarter more), four times as wide after an empty one.
+        let left = (limit as usize - read) as i64;
+        width = if held == 0 {
+            width.saturating_mul(4)
+        } else {
+            (width.saturating_mul(left) / held as i64)
+                .saturating_mul(5)
+                .saturating_div(4)
+                .max(1)
+        };
+        lo = Some(hi.saturating_add(1));
+    }
+    Ok(chunks)
 }
 
 fn link(relation: &str, url: &str) -> Json {
