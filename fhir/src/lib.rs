@@ -736,21 +736,13 @@ pub fn search(req: &Request, def: &TypeDef, map: Mapper) -> Result<Response> {
             && !matches!(seek, Some(search::Seek::Before(_)))
             && offset == 0
             && (plan.sql.conditions.is_empty() || req.page_cap().is_some())
-            && def
-                .key
-                .split_once('.')
-                .and_then(|(alias, column)| window::narrow(def.from, alias, column, Some(0), 0))
-                .is_some();
-        let chunks = if windows {
-            windowed(
-                def,
-                &plan.sql,
-                &filters,
-                &extra,
-                seek,
-                cursor.bound,
-                limit,
-            )?
+            && def.from.contains(" UNION ALL ");
+        let chunks = if let Some(chunks) = windows
+            .then(|| windowed(def, &plan.sql, &filters, &extra, seek, cursor.bound, limit))
+            .transpose()?
+            .flatten()
+        {
+            chunks
         } else {
             vec![store::query(
                 &format!(
@@ -889,7 +881,8 @@ pub fn search(req: &Request, def: &TypeDef, map: Mapper) -> Result<Response> {
 /// one) up to the key `bound`, read in key windows: each window's rows are one query
 /// whose branches read only their keys in the window (see [`window`]); the next window
 /// is sized from the rows the last one held, until `limit` rows are read or the bound is
-/// reached. Exactly the rows of `… ORDER BY key LIMIT limit`, in that order.
+/// reached. Exactly the rows of `… ORDER BY key LIMIT limit`, in that order; `None`
+/// when the table cannot be narrowed (see [`window::narrow`]).
 fn windowed(
     def: &TypeDef,
     sql: &search::Sql,
@@ -898,9 +891,9 @@ fn windowed(
     seek: Option<search::Seek>,
     bound: i64,
     limit: u32,
-) -> Result<Vec<store::Rows>> {
+) -> Result<Option<Vec<store::Rows>>> {
     let Some((alias, column)) = def.key.split_once('.') else {
-        return Ok(Vec::new());
+        return Ok(None);
     };
     let mut lo = match seek {
         Some(search::Seek::After(key)) => Some(key.saturating_add(1)),
@@ -918,7 +911,7 @@ fn windowed(
             break;
         }
         let Some(from) = window::narrow(def.from, alias, column, lo, hi) else {
-            break;
+            return Ok(None);
         };
         let mut sql = sql.clone();
         let mut range = format!("{} <= {}", def.key, sql.bind(hi));
@@ -953,7 +946,7 @@ fn windowed(
         };
         lo = Some(hi.saturating_add(1));
     }
-    Ok(chunks)
+    Ok(Some(chunks))
 }
 
 fn link(relation: &str, url: &str) -> Json {

@@ -71,8 +71,11 @@ fn ceil_div(a: i64, b: i64) -> Option<i64> {
 /// The expression a branch names `… AS column`.
 fn key_expression<'a>(arm: &'a str, column: &str) -> Option<&'a str> {
     let marker = format!(" AS {column}");
-    let tops = top_positions(arm);
-    let at = tops.iter().copied().find(|&i| {
+    let mut comma = None;
+    let at = top_positions(arm).find(|&i| {
+        if arm.as_bytes()[i] == b',' {
+            comma = Some(i);
+        }
         arm[i..].starts_with(&marker)
             && arm[i + marker.len()..]
                 .chars()
@@ -80,11 +83,7 @@ fn key_expression<'a>(arm: &'a str, column: &str) -> Option<&'a str> {
                 .is_none_or(|c| c == ',' || c == ' ')
     })?;
     // Back to the previous top-level comma, or the `SELECT`.
-    let start = tops
-        .iter()
-        .copied()
-        .filter(|&i| i < at && arm.as_bytes()[i] == b',')
-        .next_back()
+    let start = comma
         .map(|i| i + 1)
         .or_else(|| arm.find("SELECT ").map(|i| i + "SELECT ".len()))?;
     Some(arm[start..at].trim())
@@ -153,27 +152,38 @@ fn derived(text: &str, alias: &str) -> Option<(usize, usize)> {
     None
 }
 
-/// The byte positions of `text` outside parentheses and quotes.
-fn top_positions(text: &str) -> Vec<usize> {
-    let mut out = Vec::with_capacity(text.len());
+/// The byte positions of `text` outside parentheses and quotes, in order.
+fn top_positions(text: &str) -> impl DoubleEndedIterator<Item = usize> + '_ {
+    // Forwards is one pass; backwards (the last `WHERE`) collects the positions first.
     let mut depth = 0usize;
     let mut quote = None;
-    for (i, b) in text.bytes().enumerate() {
+    let bytes = text.as_bytes();
+    let mut tops = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
         if let Some(q) = quote {
             if b == q {
                 quote = None;
             }
-            continue;
+        } else {
+            match b {
+                b'\'' | b'"' => quote = Some(b),
+                b'(' => depth += 1,
+                b')' => depth = depth.saturating_sub(1),
+                _ if depth == 0 => {
+                    // Runs of top-level text are kept as ranges: far fewer than bytes.
+                    match tops.last_mut() {
+                        Some((_, end)) if *end == i => *end = i + 1,
+                        _ => tops.push((i, i + 1)),
+                    }
+                }
+                _ => {}
+            }
         }
-        match b {
-            b'\'' | b'"' => quote = Some(b),
-            b'(' => depth += 1,
-            b')' => depth = depth.saturating_sub(1),
-            _ if depth == 0 => out.push(i),
-            _ => {}
-        }
+        i += 1;
     }
-    out
+    tops.into_iter().flat_map(|(start, end)| start..end)
 }
 
 /// `text` split at each top-level `separator`.
@@ -193,7 +203,6 @@ fn split_top<'a>(text: &'a str, separator: &str) -> Vec<&'a str> {
 /// The last top-level `needle` in `text`.
 fn last_top(text: &str, needle: &str) -> Option<usize> {
     top_positions(text)
-        .into_iter()
         .rev()
         .find(|&i| text[i..].starts_with(needle))
 }

@@ -20,6 +20,10 @@ use hearth::config::Config;
 use hearth::sites::Sites;
 use serde_json::{Value, json};
 
+/// The server's allocator (host/src/main.rs), so the RSS figures are the server's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)
         .ok()
