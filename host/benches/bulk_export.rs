@@ -78,6 +78,12 @@ async fn export(
             .entry(file["type"].as_str().unwrap_or_default().to_owned())
             .or_default() += file["count"].as_u64().unwrap_or(0);
     }
+    // What the export could not do (a page whose plugin call failed) is printed.
+    for file in manifest["error"].as_array().into_iter().flatten() {
+        let url = file["url"].as_str().unwrap_or_default();
+        let text = client.get(url).bearer_auth(token).send().await?.text().await?;
+        eprintln!("export error file {url}:\n{text}");
+    }
     // The job's files are removed, so the next size starts from the same disk.
     let _ = client.delete(&status_url).bearer_auth(token).send().await?;
     Ok((exported, export_time, peak.saturating_sub(rss_before), rss_before))
@@ -96,12 +102,13 @@ async fn searched(
     for t in types {
         if !pages {
             let page: Value = client
-                .get(format!("{base}/{t}?_summary=count"))
+                        .get(format!("{base}/{t}?_summary=count"))
                 .bearer_auth(token)
                 .send()
                 .await?
                 .json()
                 .await?;
+            anyhow::ensure!(page["total"].is_u64(), "{t}?_summary=count: {page}");
             searched.insert(t.clone(), page["total"].as_u64().unwrap_or(0));
             continue;
         }
