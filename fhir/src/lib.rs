@@ -903,10 +903,7 @@ fn windowed(
     let mut chunks = Vec::new();
     let mut read = 0usize;
     loop {
-        let hi = lo
-            .unwrap_or(0)
-            .saturating_add(width - 1)
-            .min(bound);
+        let hi = lo.unwrap_or(0).saturating_add(width - 1).min(bound);
         if lo.is_some_and(|lo| lo > hi) {
             break;
         }

@@ -65,7 +65,11 @@ fn narrow_arm(arm: &str, column: &str, lo: Option<i64>, hi: i64) -> Option<Strin
 
 fn ceil_div(a: i64, b: i64) -> Option<i64> {
     let q = a.div_euclid(b);
-    Some(if a.rem_euclid(b) == 0 { q } else { q.checked_add(1)? })
+    Some(if a.rem_euclid(b) == 0 {
+        q
+    } else {
+        q.checked_add(1)?
+    })
 }
 
 /// The expression a branch names `… AS column`.
@@ -96,7 +100,8 @@ fn parse_key(expression: &str) -> Option<(&str, i64, i64)> {
         w.split_once('.').is_some_and(|(t, c)| {
             !t.is_empty()
                 && !c.is_empty()
-                && w.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+                && w.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
         })
     };
     match words.as_slice() {
@@ -281,10 +286,25 @@ mod tests {
         let narrowed = narrow(&from, "pv", "pkey", Some(640), 1279).unwrap();
         // pkey = ckey * 64 + 5 in 640..=1279: ckey in 10..=19; l.id * 2 in that: 5..=9;
         // ie.id * 2 + 1: 5..=9.
-        assert!(narrowed.contains("WHERE p.id >= 10 AND p.id <= 19"), "{narrowed}");
-        assert!(narrowed.contains("WHERE c.ckey >= 10 AND c.ckey <= 19"), "{narrowed}");
-        assert!(narrowed.contains("WHERE l.id >= 5 AND l.id <= 9 AND (l.type = 'p')"), "{narrowed}");
-        assert!(narrowed.contains("WHERE ie.id >= 5 AND ie.id <= 9 AND (1=1)"), "{narrowed}");
-        assert!(narrowed.ends_with(" pv LEFT JOIN (SELECT 1 AS x) org ON 1=1"), "{narrowed}");
+        assert!(
+            narrowed.contains("WHERE p.id >= 10 AND p.id <= 19"),
+            "{narrowed}"
+        );
+        assert!(
+            narrowed.contains("WHERE c.ckey >= 10 AND c.ckey <= 19"),
+            "{narrowed}"
+        );
+        assert!(
+            narrowed.contains("WHERE l.id >= 5 AND l.id <= 9 AND (l.type = 'p')"),
+            "{narrowed}"
+        );
+        assert!(
+            narrowed.contains("WHERE ie.id >= 5 AND ie.id <= 9 AND (1=1)"),
+            "{narrowed}"
+        );
+        assert!(
+            narrowed.ends_with(" pv LEFT JOIN (SELECT 1 AS x) org ON 1=1"),
+            "{narrowed}"
+        );
     }
 }

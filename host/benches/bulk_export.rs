@@ -81,12 +81,23 @@ async fn export(
     // What the export could not do (a page whose plugin call failed) is printed.
     for file in manifest["error"].as_array().into_iter().flatten() {
         let url = file["url"].as_str().unwrap_or_default();
-        let text = client.get(url).bearer_auth(token).send().await?.text().await?;
+        let text = client
+            .get(url)
+            .bearer_auth(token)
+            .send()
+            .await?
+            .text()
+            .await?;
         eprintln!("export error file {url}:\n{text}");
     }
     // The job's files are removed, so the next size starts from the same disk.
     let _ = client.delete(&status_url).bearer_auth(token).send().await?;
-    Ok((exported, export_time, peak.saturating_sub(rss_before), rss_before))
+    Ok((
+        exported,
+        export_time,
+        peak.saturating_sub(rss_before),
+        rss_before,
+    ))
 }
 
 /// What FHIR searches find of each type: every page read (`pages`, `_count=200`,
@@ -102,7 +113,7 @@ async fn searched(
     for t in types {
         if !pages {
             let page: Value = client
-                        .get(format!("{base}/{t}?_summary=count"))
+                .get(format!("{base}/{t}?_summary=count"))
                 .bearer_auth(token)
                 .send()
                 .await?

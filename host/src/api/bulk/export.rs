@@ -108,7 +108,9 @@ pub(super) async fn export(
     // The lease is renewed (and the counts saved) a quarter of the lease after the last
     // renewal at the latest, and at least once a second; a finished file always saves.
     let renew_every = Duration::from_millis(
-        u64::try_from(lease.saturating_mul(250)).unwrap_or(0).min(1000),
+        u64::try_from(lease.saturating_mul(250))
+            .unwrap_or(0)
+            .min(1000),
     );
     let mut renewed = Instant::now();
     while progress.type_index < job.plan.types.len() {
