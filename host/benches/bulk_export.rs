@@ -6,6 +6,9 @@
 //!
 //! `cargo bench -p hearth-host --bench bulk_export` (`PATIENTS=2000`, `FILE=100000`;
 //! `DATABASE_URL=postgres://…/db` for an empty PostgreSQL database instead of SQLite).
+//! `PATIENTS=500,2000,8000` grows the site to each size in turn and exports it at each
+//! (the RSS growth against the export's size); `BASELINE=count` compares the export's
+//! counts with each type's `_summary=count` total instead of paging every search.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -16,6 +19,10 @@ use hearth::auth::tokens::{self, Grant, Role};
 use hearth::config::Config;
 use hearth::sites::Sites;
 use serde_json::{Value, json};
+
+/// The server's allocator (host/src/main.rs), so the RSS figures are the server's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)
@@ -34,68 +41,21 @@ fn status_kib(name: &str) -> u64 {
         .unwrap_or(0)
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() -> anyhow::Result<()> {
-    let patients: u64 = env_or("PATIENTS", 2000);
-    let file_resources: u64 = env_or("FILE", 100_000);
-    let database_url = std::env::var("DATABASE_URL").ok().filter(|u| !u.is_empty());
-    let root = std::env::temp_dir().join(format!("hearth-bench-bulk-{}", std::process::id()));
-    let data = root.join("data");
-    let sites = Sites::open(&data).await?;
-    sites.create("default", database_url.as_deref()).await?;
-    sites.close().await;
-    let mut config = Config::new(&data);
-    config.listen = ([127, 0, 0, 1], 0).into();
-    config.http = true;
-    config.plugins_file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins.toml");
-    config.cache_dir =
-        Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-plugin-cache"));
-    config.max_instances = 64;
-    config.watch_plugins = false;
-    let app = App::build(config).await?;
-    let state = app.state.clone();
-    let (stop_server, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(app.run(async {
-        let _ = stopped.await;
-    }));
-    let site = state.sites.get("default").await.expect("the site exists");
-
-    let seeding = Instant::now();
-    let options = hearth_demo::SeedOptions {
-        patients,
-        seed: 1,
-        batch: 500,
-    };
-    hearth::cli::seed_demo(&site, &options, |_, _| {}).await?;
-    eprintln!(
-        "seeded {patients} patients in {:.1} s",
-        seeding.elapsed().as_secs_f64()
-    );
-    hearth::oauth::settings::set(&site, "bulk.file_resources", &file_resources.to_string()).await?;
-    hearth::oauth::settings::set(&site, "bulk.retry_after_seconds", "1").await?;
-    let grant = Grant {
-        client_id: "bench".into(),
-        subject: hearth::auth::users::system_user(&site).await?,
-        role: Role::System,
-        username: None,
-        acl_role: None,
-        scope: "system/*.read".into(),
-        patient: None,
-        context: json!({}),
-        lifetime: 3600,
-    };
-    let token = tokens::issue(&site, &state.base_url, &grant).await?.token;
-    let client = reqwest::Client::new();
-    let base = format!("{}/apis/default/fhir", state.base_url);
-
-    // The export. Peak RSS is reset first (`/proc/self/clear_refs`), so its growth is the
-    // export's alone.
+/// Runs one system export to its manifest: the resources per type, the time, and the
+/// growth of the process's peak RSS during it (over the RSS just before).
+async fn export(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+) -> anyhow::Result<(BTreeMap<String, u64>, Duration, u64, u64)> {
+    // Peak RSS is reset first (`/proc/self/clear_refs`), so its growth is the export's
+    // alone.
     let _ = std::fs::write("/proc/self/clear_refs", "5");
     let rss_before = status_kib("VmRSS:");
     let started = Instant::now();
     let kick_off = client
         .get(format!("{base}/$export"))
-        .bearer_auth(&token)
+        .bearer_auth(token)
         .header("accept", "application/fhir+json")
         .header("prefer", "respond-async")
         .send()
@@ -103,7 +63,7 @@ async fn main() -> anyhow::Result<()> {
     anyhow::ensure!(kick_off.status() == 202, "kick-off: {}", kick_off.status());
     let status_url = kick_off.headers()["content-location"].to_str()?.to_owned();
     let manifest: Value = loop {
-        let reply = client.get(&status_url).bearer_auth(&token).send().await?;
+        let reply = client.get(&status_url).bearer_auth(token).send().await?;
         match reply.status().as_u16() {
             200 => break reply.json().await?,
             202 | 429 => tokio::time::sleep(Duration::from_millis(100)).await,
@@ -118,17 +78,56 @@ async fn main() -> anyhow::Result<()> {
             .entry(file["type"].as_str().unwrap_or_default().to_owned())
             .or_default() += file["count"].as_u64().unwrap_or(0);
     }
-    let total: u64 = exported.values().sum();
+    // What the export could not do (a page whose plugin call failed) is printed.
+    for file in manifest["error"].as_array().into_iter().flatten() {
+        let url = file["url"].as_str().unwrap_or_default();
+        let text = client
+            .get(url)
+            .bearer_auth(token)
+            .send()
+            .await?
+            .text()
+            .await?;
+        eprintln!("export error file {url}:\n{text}");
+    }
+    // The job's files are removed, so the next size starts from the same disk.
+    let _ = client.delete(&status_url).bearer_auth(token).send().await?;
+    Ok((
+        exported,
+        export_time,
+        peak.saturating_sub(rss_before),
+        rss_before,
+    ))
+}
 
-    // The baseline: the same resources read by paging FHIR searches.
-    let started = Instant::now();
+/// What FHIR searches find of each type: every page read (`pages`, `_count=200`,
+/// following `next` links) or only each type's `_summary=count` total (`count`).
+async fn searched(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    types: impl Iterator<Item = &String>,
+    pages: bool,
+) -> anyhow::Result<BTreeMap<String, u64>> {
     let mut searched: BTreeMap<String, u64> = BTreeMap::new();
-    for t in exported.keys() {
+    for t in types {
+        if !pages {
+            let page: Value = client
+                .get(format!("{base}/{t}?_summary=count"))
+                .bearer_auth(token)
+                .send()
+                .await?
+                .json()
+                .await?;
+            anyhow::ensure!(page["total"].is_u64(), "{t}?_summary=count: {page}");
+            searched.insert(t.clone(), page["total"].as_u64().unwrap_or(0));
+            continue;
+        }
         let mut url = format!("{base}/{t}?_count=200&_total=none");
         loop {
             let page: Value = client
                 .get(&url)
-                .bearer_auth(&token)
+                .bearer_auth(token)
                 .send()
                 .await?
                 .json()
@@ -146,8 +145,68 @@ async fn main() -> anyhow::Result<()> {
             }
         }
     }
-    let search_time = started.elapsed();
+    Ok(searched)
+}
 
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> anyhow::Result<()> {
+    // `PATIENTS=500,2000,8000`: the site grows to each size in turn (the seed adds the
+    // difference) and is exported at each.
+    let sizes: Vec<u64> = std::env::var("PATIENTS")
+        .unwrap_or_else(|_| "2000".to_owned())
+        .split(',')
+        .filter_map(|n| n.trim().parse().ok())
+        .collect();
+    anyhow::ensure!(
+        !sizes.is_empty() && sizes.windows(2).all(|w| w[0] < w[1]),
+        "PATIENTS is one size or growing sizes (500,2000,8000)"
+    );
+    let file_resources: u64 = env_or("FILE", 100_000);
+    // `BASELINE=pages` (the default) pages through every type with FHIR searches and
+    // times it; `BASELINE=count` only compares each type's `_summary=count` total (for
+    // sizes where paging every search would take longer than the export).
+    let pages = std::env::var("BASELINE").map_or(true, |b| b != "count");
+    let database_url = std::env::var("DATABASE_URL").ok().filter(|u| !u.is_empty());
+    let root = std::env::temp_dir().join(format!("hearth-bench-bulk-{}", std::process::id()));
+    let data = root.join("data");
+    let sites = Sites::open(&data).await?;
+    sites.create("default", database_url.as_deref()).await?;
+    sites.close().await;
+    let mut config = Config::new(&data);
+    config.listen = ([127, 0, 0, 1], 0).into();
+    config.http = true;
+    // `PLUGINS=file.toml`: another plugins file (an earlier build's plugins, to compare).
+    config.plugins_file = std::env::var_os("PLUGINS").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins.toml"),
+        Into::into,
+    );
+    config.cache_dir =
+        Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-plugin-cache"));
+    config.max_instances = 64;
+    config.watch_plugins = false;
+    let app = App::build(config).await?;
+    let state = app.state.clone();
+    let (stop_server, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.run(async {
+        let _ = stopped.await;
+    }));
+    let site = state.sites.get("default").await.expect("the site exists");
+    hearth::oauth::settings::set(&site, "bulk.file_resources", &file_resources.to_string()).await?;
+    hearth::oauth::settings::set(&site, "bulk.retry_after_seconds", "1").await?;
+    let grant = Grant {
+        client_id: "bench".into(),
+        subject: hearth::auth::users::system_user(&site).await?,
+        role: Role::System,
+        username: None,
+        acl_role: None,
+        scope: "system/*.read".into(),
+        patient: None,
+        context: json!({}),
+        lifetime: 3600,
+    };
+    let token = tokens::issue(&site, &state.base_url, &grant).await?.token;
+    let client = reqwest::Client::new();
+    let base = format!("{}/apis/default/fhir", state.base_url);
     println!(
         "database: {}",
         if database_url.is_some() {
@@ -156,26 +215,64 @@ async fn main() -> anyhow::Result<()> {
             "sqlite"
         }
     );
-    println!("patients seeded: {patients}; resources exported: {total}");
-    for (t, n) in &exported {
+
+    let mut seeded = 0;
+    let mut growths = Vec::new();
+    for (round, &patients) in sizes.iter().enumerate() {
+        let seeding = Instant::now();
+        let options = hearth_demo::SeedOptions {
+            patients: patients - seeded,
+            seed: 1 + round as u64,
+            batch: 500,
+        };
+        hearth::cli::seed_demo(&site, &options, |_, _| {}).await?;
+        seeded = patients;
+        eprintln!(
+            "seeded {patients} patients in {:.1} s",
+            seeding.elapsed().as_secs_f64()
+        );
+
+        let (exported, export_time, growth, rss_before) = export(&client, &base, &token).await?;
+        let total: u64 = exported.values().sum();
+        growths.push((total, growth));
+
+        let started = Instant::now();
+        let searched = searched(&client, &base, &token, exported.keys(), pages).await?;
+        let search_time = started.elapsed();
+
+        println!("patients seeded: {patients}; resources exported: {total}");
+        for (t, n) in &exported {
+            println!(
+                "  {t}: {n} exported, {} by search",
+                searched.get(t).copied().unwrap_or(0)
+            );
+        }
         println!(
-            "  {t}: {n} exported, {} by search",
-            searched.get(t).copied().unwrap_or(0)
+            "export: {:.2} s, {:.0} resources/s; peak RSS growth {:.1} MiB (RSS before {:.1} MiB)",
+            export_time.as_secs_f64(),
+            total as f64 / export_time.as_secs_f64(),
+            growth as f64 / 1024.0,
+            rss_before as f64 / 1024.0,
+        );
+        if pages {
+            println!(
+                "baseline, paging FHIR searches: {:.2} s, {:.0} resources/s",
+                search_time.as_secs_f64(),
+                searched.values().sum::<u64>() as f64 / search_time.as_secs_f64(),
+            );
+        } else {
+            println!("baseline: each type's _summary=count total (searches not paged)");
+        }
+        anyhow::ensure!(exported == searched, "the export and the searches disagree");
+    }
+    if let (Some(&(small, first)), Some(&(large, last))) = (growths.first(), growths.last()) {
+        println!(
+            "peak RSS growth: {:.1} MiB at {small} resources, {:.1} MiB at {large} ({:.1}x the resources)",
+            first as f64 / 1024.0,
+            last as f64 / 1024.0,
+            large as f64 / small.max(1) as f64,
         );
     }
-    println!(
-        "export: {:.2} s, {:.0} resources/s; peak RSS growth {:.1} MiB (RSS before {:.1} MiB)",
-        export_time.as_secs_f64(),
-        total as f64 / export_time.as_secs_f64(),
-        peak.saturating_sub(rss_before) as f64 / 1024.0,
-        rss_before as f64 / 1024.0,
-    );
-    println!(
-        "baseline, paging FHIR searches: {:.2} s, {:.0} resources/s",
-        search_time.as_secs_f64(),
-        searched.values().sum::<u64>() as f64 / search_time.as_secs_f64(),
-    );
-    anyhow::ensure!(exported == searched, "the export and the searches disagree");
 
     let _ = stop_server.send(());
     let _ = server.await;

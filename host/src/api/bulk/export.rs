@@ -1,8 +1,10 @@
 //! Running a leased job: each type's pages, written to ndjson files; the progress and
-//! the lease renewed after every page, the search cursor kept at every finished file.
+//! the lease renewed at every finished file and at most every second between, the search
+//! cursor kept at every finished file.
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use axum::http::{HeaderMap, Method};
 use serde_json::{Value, json};
@@ -103,6 +105,14 @@ pub(super) async fn export(
     // What an unfinished file held is written again.
     progress.current = 0;
     let page = page_size(settings.file_resources);
+    // The lease is renewed (and the counts saved) a quarter of the lease after the last
+    // renewal at the latest, and at least once a second; a finished file always saves.
+    let renew_every = Duration::from_millis(
+        u64::try_from(lease.saturating_mul(250))
+            .unwrap_or(0)
+            .min(1000),
+    );
+    let mut renewed = Instant::now();
     while progress.type_index < job.plan.types.len() {
         let type_plan = job.plan.types[progress.type_index].clone();
         let t = type_plan.resource_type.clone();
@@ -196,9 +206,15 @@ pub(super) async fn export(
                     progress.next = Some(query.clone());
                     progress.file_no += 1;
                     renew(site, me, &job.id, lease, progress).await?;
+                    renewed = Instant::now();
                     continue 'files;
                 }
-                renew(site, me, &job.id, lease, progress).await?;
+                // Between files only the counts change: they (and the lease) are saved
+                // at most every `renew_every`, not after every page.
+                if renewed.elapsed() >= renew_every {
+                    renew(site, me, &job.id, lease, progress).await?;
+                    renewed = Instant::now();
+                }
             }
         }
         next_type(progress);
