@@ -471,7 +471,10 @@ mod tests {
         assert!(values.json.is_empty() && values.json_ends.is_empty());
 
         let json = write(RowForm::Json);
-        assert_eq!((json.json.as_str(), &json.json_ends), (both.json.as_str(), &both.json_ends));
+        assert_eq!(
+            (json.json.as_str(), &json.json_ends),
+            (both.json.as_str(), &both.json_ends)
+        );
         // The names only: no values.
         let mut names = Vec::new();
         for name in ["id", "name", "score", "raw", "none"] {

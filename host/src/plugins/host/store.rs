@@ -164,10 +164,9 @@ impl StoreView<'_> {
             }
             let tx = ctx.tx.as_mut().expect("transaction begun above");
             let done = match statement {
-                Statement::Query(form) => tx
-                    .query_as(sql, params.clone(), form)
-                    .await
-                    .map(Done::Rows),
+                Statement::Query(form) => {
+                    tx.query_as(sql, params.clone(), form).await.map(Done::Rows)
+                }
                 Statement::Execute => tx.execute(sql, params.clone()).await.map(Done::Changed),
             };
             match done {
@@ -312,12 +311,8 @@ mod tests {
             request: &request,
             limits: &limits,
         };
-        let read = block_on(view.query(
-            "SELECT 1".into(),
-            Vec::new(),
-            store::RowForm::Values,
-        ))
-        .unwrap();
+        let read =
+            block_on(view.query("SELECT 1".into(), Vec::new(), store::RowForm::Values)).unwrap();
         assert!(matches!(read, Err(store::Error::Denied(_))), "{read:?}");
         let write = block_on(view.execute("DELETE FROM patient_data".into(), Vec::new())).unwrap();
         assert!(matches!(write, Err(store::Error::Denied(_))), "{write:?}");
@@ -335,12 +330,8 @@ mod tests {
             request: &request,
             limits: &limits,
         };
-        let error = block_on(view.query(
-            "SELECT 1".into(),
-            Vec::new(),
-            store::RowForm::Both,
-        ))
-        .unwrap_err();
+        let error =
+            block_on(view.query("SELECT 1".into(), Vec::new(), store::RowForm::Both)).unwrap_err();
         assert!(
             error.downcast_ref::<DeadlineExceeded>().is_some(),
             "{error:#}"

@@ -48,9 +48,10 @@ impl Guest for Frozen {
                 // name `n` (a u32 length and one byte), then the tag 1 and 8 bytes.
                 let member = String::from_utf8_lossy(&rows.json[4..]).into_owned();
                 let from_json = member.trim_start_matches("\"n\":").to_owned();
-                let value = rows.data.get(6..14).map(|b| {
-                    i64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
-                });
+                let value = rows
+                    .data
+                    .get(6..14)
+                    .map(|b| i64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]));
                 if value.map(|v| v.to_string()) == Some(from_json.clone()) {
                     format!(
                         r#"{{"data":{{"contract":"0.2.0","patients":{from_json},"request_id":"{}"}}}}"#,
