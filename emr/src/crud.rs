@@ -97,13 +97,24 @@ impl Listing {
 /// ([`Request::list_cap`]); a longer list is a 400 that tells the client to page, never
 /// a silently shortened answer.
 pub fn listing(req: &Request, search: &Search, select: &str) -> Result<Listing> {
+    listing_with(req, search, select, store::Form::Values)
+}
+
+/// [`listing`], its rows in `form` (see [`store::query_with`]): [`store::Form::Both`] for
+/// a list that reads some columns and copies every row's members whole.
+pub fn listing_with(
+    req: &Request,
+    search: &Search,
+    select: &str,
+    form: store::Form,
+) -> Result<Listing> {
     let window = req.window(MAX_LIMIT)?;
     // One row more than asked for tells whether more exist.
     let (limit, offset) = match window {
         Window::Page(paging) => (paging.limit, paging.offset),
         Window::Every { offset, cap } => (cap, offset),
     };
-    let rows = search.query(select, limit.saturating_add(1), offset)?;
+    let rows = search.query_with(select, limit.saturating_add(1), offset, form)?;
     let more = rows.len() > limit as usize;
     if more && let Window::Every { cap, .. } = window {
         return Err(too_many_rows(cap));

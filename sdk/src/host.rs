@@ -2,7 +2,7 @@
 //! any other target they go to the thread's [`crate::testing::MockHost`], so plugin logic
 //! runs natively under `cargo test`.
 
-use crate::store::{RawRows, StoreError, Value};
+use crate::store::{Form, RawRows, StoreError, Value};
 
 #[cfg(target_arch = "wasm32")]
 mod imp {
@@ -31,13 +31,20 @@ mod imp {
         }
     }
 
-    pub fn query(sql: &str, params: &[Value]) -> Result<RawRows, StoreError> {
-        store::query(sql, &to_wit(params))
+    pub fn query(sql: &str, params: &[Value], form: Form) -> Result<RawRows, StoreError> {
+        let asked = match form {
+            Form::Values => store::RowForm::Values,
+            Form::Json => store::RowForm::Json,
+            Form::Both => store::RowForm::Both,
+        };
+        store::query(sql, &to_wit(params), asked)
             .map(|rows| RawRows {
                 columns: rows.column_count,
                 count: rows.row_count,
                 data: rows.data,
+                form,
                 json: rows.json,
+                json_ends: rows.json_ends,
             })
             .map_err(from_wit)
     }
@@ -79,8 +86,8 @@ mod imp {
     use super::*;
     use crate::testing::with_host;
 
-    pub fn query(sql: &str, params: &[Value]) -> Result<RawRows, StoreError> {
-        with_host(|host| host.query(sql, params))
+    pub fn query(sql: &str, params: &[Value], form: Form) -> Result<RawRows, StoreError> {
+        with_host(|host| host.query(sql, params, form))
     }
 
     pub fn execute(sql: &str, params: &[Value]) -> Result<u64, StoreError> {

@@ -53,7 +53,7 @@ mod alloc;
 pub mod bindings {
     wit_bindgen::generate!({
         world: "resource-plugin",
-        path: "../wit/v0.2.0",
+        path: "../wit/v0.3.0",
         pub_export_macro: true,
         export_macro_name: "__export_resource_plugin",
         default_bindings_module: "hearth_sdk::bindings",
@@ -65,7 +65,7 @@ pub use migrations::Migration;
 pub use request::{Request, Window};
 pub use resource::{__describe, __handle, FhirSearchParam, FhirType, Method, Resource, Route};
 pub use response::{ApiError, Family, Response, Result, Shape};
-pub use store::{Row, Rows, StoreError, Value, ValueRef};
+pub use store::{Form, Row, Rows, StoreError, Value, ValueRef};
 pub use validate::Validator;
 
 /// A new UUID from the host, in OpenEMR's form (version 4, timestamp first, lower case):
@@ -108,9 +108,9 @@ pub fn config(key: &str) -> Result<Option<String>, ApiError> {
 }
 
 /// The contract version this SDK builds plugins against: the WIT package
-/// `hearth:plugin@0.2.0` (`wit/v0.2.0`). The bindings stamp it into the component (the
-/// exported handler is `hearth:plugin/handler@0.2.0`), and the host reads it from there.
-pub const CONTRACT_VERSION: &str = "0.2.0";
+/// `hearth:plugin@0.3.0` (`wit/v0.3.0`). The bindings stamp it into the component (the
+/// exported handler is `hearth:plugin/handler@0.3.0`), and the host reads it from there.
+pub const CONTRACT_VERSION: &str = "0.3.0";
 
 /// Writes a line to the host's log at `info` level, `format!`-style.
 #[macro_export]

@@ -793,10 +793,22 @@ impl Search {
         }
     }
 
-    /// Runs `SELECT {select} FROM {from} WHERE … ORDER BY … LIMIT … OFFSET …`.
+    /// Runs `SELECT {select} FROM {from} WHERE … ORDER BY … LIMIT … OFFSET …` and answers
+    /// the rows' typed values.
     pub fn query(&self, select: &str, limit: u32, offset: u32) -> Result<Rows, StoreError> {
+        self.query_with(select, limit, offset, store::Form::Values)
+    }
+
+    /// [`Search::query`], its rows in `form` (see [`store::query_with`]).
+    pub fn query_with(
+        &self,
+        select: &str,
+        limit: u32,
+        offset: u32,
+        form: store::Form,
+    ) -> Result<Rows, StoreError> {
         let (sql, values) = self.build(select, Some((limit, offset)));
-        store::query(&sql, &values)
+        store::query_with(&sql, &values, form)
     }
 
     /// The SQL and parameters; `select` is everything from `SELECT` up to the `WHERE`.

@@ -169,17 +169,63 @@ impl fmt::Display for StoreError {
 
 impl std::error::Error for StoreError {}
 
-/// Rows as the host sends them: one buffer of column names and values (see the WIT
-/// `rows`).
+/// Which forms of its rows a query answers (contract 0.3.0's `row-form`). The host encodes
+/// only what is asked for, and only that crosses into the plugin.
+///
+/// - [`Form::Values`] (what [`query`] asks for): the typed values that [`Row::get`],
+///   [`Row::text`], [`Row::int`] read. [`Row::json_members`] still works on such rows: the
+///   SDK renders the members from the values the first time they are asked for.
+/// - [`Form::Json`]: the rows' JSON members only, rendered by the host, for a plugin that
+///   passes rows through as they are ([`crate::json::ObjectWriter::row`],
+///   [`crate::Json::from_row`]) and reads no column itself. Reading a typed value from
+///   such rows panics: ask for [`Form::Both`].
+/// - [`Form::Both`]: both, for a plugin that reads some columns and copies the rest whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Form {
+    /// The typed values.
+    #[default]
+    Values,
+    /// The JSON members.
+    Json,
+    /// Both.
+    Both,
+}
+
+impl Form {
+    /// True when the typed values come with the rows.
+    pub fn values(self) -> bool {
+        matches!(self, Form::Values | Form::Both)
+    }
+
+    /// True when the host renders the JSON members.
+    pub fn json(self) -> bool {
+        matches!(self, Form::Json | Form::Both)
+    }
+}
+
+/// Rows as the host sends them: one buffer of column names and, when asked for, values
+/// (see the WIT `rows`), and the JSON members when asked for.
 #[doc(hidden)]
 #[derive(Debug, Clone, Default)]
 pub struct RawRows {
     pub columns: u32,
     pub count: u32,
     pub data: Vec<u8>,
-    /// Each row as JSON object members (see the WIT `rows`); empty when the sender did
-    /// not render them, and then `decode` renders them itself.
-    pub json: Vec<u8>,
+    /// The form the rows were asked for.
+    pub form: Form,
+    /// Every row's JSON object members, back to back (see the WIT `rows`); empty unless
+    /// `form` asked for them.
+    pub json: String,
+    /// Where each row's members end in `json`.
+    pub json_ends: Vec<u32>,
+}
+
+/// The rows' JSON members: every row's `"name":value,...`, back to back.
+#[derive(Debug, Clone, Default)]
+struct Members {
+    text: String,
+    /// Where each row's members end in `text`.
+    ends: Vec<u32>,
 }
 
 /// The rows a statement returned.
@@ -187,14 +233,14 @@ pub struct RawRows {
 pub struct Rows {
     columns: Vec<String>,
     data: Vec<u8>,
-    /// Offset of every value in `data`, row-major.
+    /// Offset of every value in `data`, row-major (empty without values).
     offsets: Vec<u32>,
     count: usize,
-    /// Every row as JSON object members, `"name":value,...`, each after its u32 length
-    /// (so not UTF-8 as a whole: slice it by `json_rows` only).
-    json: Vec<u8>,
-    /// Start and end of each row's members in `json`.
-    json_rows: Vec<(u32, u32)>,
+    /// The form the rows came in.
+    form: Form,
+    /// The JSON members: the host's when it sent them, otherwise rendered from the values
+    /// on first use.
+    json: std::cell::OnceCell<Members>,
     /// Where the last column lookup by name ended: handlers read columns in about the
     /// order they were selected, so the next lookup starts there.
     hint: std::cell::Cell<usize>,
@@ -220,8 +266,9 @@ impl Rows {
             columns.push(unsafe { std::str::from_utf8_unchecked(name) }.to_owned());
             at += len;
         }
-        let mut offsets = Vec::with_capacity(width * count);
-        for _ in 0..width * count {
+        let values = if raw.form.values() { width * count } else { 0 };
+        let mut offsets = Vec::with_capacity(values);
+        for _ in 0..values {
             offsets.push(u32::try_from(at).map_err(|_| bad())?);
             let tag = *data.get(at).ok_or_else(bad)?;
             at += 1;
@@ -239,50 +286,72 @@ impl Rows {
                 return Err(bad());
             }
         }
-        let mut rows = Rows {
+        let json = std::cell::OnceCell::new();
+        if raw.form.json() {
+            // Every row's end follows the one before, within the text and on a character
+            // boundary, so slicing a row's members never fails.
+            let mut previous = 0;
+            let fits = raw.json_ends.len() == count
+                && raw.json_ends.iter().all(|&end| {
+                    let ok = end >= previous && raw.json.is_char_boundary(end as usize);
+                    previous = end;
+                    ok
+                });
+            if !fits {
+                return Err(bad());
+            }
+            let _ = json.set(Members {
+                text: raw.json,
+                ends: raw.json_ends,
+            });
+        }
+        Ok(Rows {
             columns,
             data,
             offsets,
             count,
-            json: Vec::new(),
-            json_rows: Vec::with_capacity(count),
+            form: raw.form,
+            json,
             hint: std::cell::Cell::new(0),
-        };
-        if raw.json.is_empty() && count > 0 {
-            rows.render_json();
-        } else {
-            let mut at = 0usize;
-            for _ in 0..count {
-                let len = raw.json.get(at..at + 4).ok_or_else(bad)?;
-                let len = u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize;
-                let start = at + 4;
-                raw.json.get(start..start + len).ok_or_else(bad)?;
-                rows.json_rows.push((start as u32, (start + len) as u32));
-                at = start + len;
-            }
-            rows.json = raw.json;
-        }
-        Ok(rows)
+        })
     }
 
-    /// Renders every row's members, for rows that came without them (tests, mock host).
-    fn render_json(&mut self) {
-        let mut json = String::new();
-        let mut spans = Vec::with_capacity(self.count);
-        for index in 0..self.count {
-            let start = json.len();
-            for (i, column) in self.columns.iter().enumerate() {
-                if i > 0 {
-                    json.push(',');
-                }
-                crate::json::write_str(&mut json, column);
-                json.push(':');
-                crate::json::ToJson::write_json(&self.value(index, i), &mut json);
-            }
-            spans.push((start as u32, json.len() as u32));
+    /// The form these rows came in.
+    pub fn form(&self) -> Form {
+        self.form
+    }
+
+    /// The JSON members, rendered from the values when the host did not send them.
+    fn members(&self) -> &Members {
+        self.json.get_or_init(|| self.render_json())
+    }
+
+    /// Renders every row's members from the values, for rows that came without them (the
+    /// host's `values` form, tests, the mock host). The `"name":` keys are written once.
+    fn render_json(&self) -> Members {
+        let mut keys = String::new();
+        let mut key_ends = Vec::with_capacity(self.columns.len());
+        for column in &self.columns {
+            crate::json::write_str(&mut keys, column);
+            keys.push(':');
+            key_ends.push(keys.len());
         }
-        self.json = json.into_bytes();
-        self.json_rows = spans;
+        let mut text =
+            String::with_capacity(self.data.len() + (keys.len() + self.columns.len()) * self.count);
+        let mut ends = Vec::with_capacity(self.count);
+        for index in 0..self.count {
+            let mut start = 0;
+            for (i, &end) in key_ends.iter().enumerate() {
+                if i > 0 {
+                    text.push(',');
+                }
+                text.push_str(&keys[start..end]);
+                start = end;
+                crate::json::ToJson::write_json(&self.value(index, i), &mut text);
+            }
+            ends.push(text.len() as u32);
+        }
+        Members { text, ends }
     }
 
     /// Builds rows from column names and values, for tests and the mock host.
@@ -304,7 +373,9 @@ impl Rows {
             columns: columns.len() as u32,
             count,
             data,
-            json: Vec::new(),
+            form: Form::Values,
+            json: String::new(),
+            json_ends: Vec::new(),
         })
         .expect("rows encoded by the SDK decode")
     }
@@ -346,6 +417,11 @@ impl Rows {
     }
 
     fn value(&self, row: usize, column: usize) -> ValueRef<'_> {
+        assert!(
+            self.form.values(),
+            "these rows were read with Form::Json and carry no typed values; \
+             read them with Form::Both (store::query_with) to read columns"
+        );
         let at = self.offsets[row * self.columns.len() + column] as usize;
         let data = &self.data;
         let word = |from: usize| {
@@ -429,15 +505,18 @@ impl<'a> Row<'a> {
         self.rows.value(self.index, i)
     }
 
-    /// Every column as JSON object members (`"name":value,...`, no braces), as the host
-    /// rendered them: what [`crate::json::ObjectWriter::row`] writes.
+    /// Every column as JSON object members (`"name":value,...`, no braces): what
+    /// [`crate::json::ObjectWriter::row`] writes. The host rendered them when the query
+    /// asked for [`Form::Json`] or [`Form::Both`]; otherwise the SDK renders every row's
+    /// members from the values on the first call, alike.
     pub fn json_members(&self) -> &'a str {
-        let (start, end) = self.rows.json_rows[self.index];
-        let members = &self.rows.json[start as usize..end as usize];
-        // SAFETY: the contract guarantees each rendered row is valid UTF-8 (the host writes
-        // it from checked strings; `render_json` from `str`s), and `decode` checked the
-        // bounds.
-        unsafe { std::str::from_utf8_unchecked(members) }
+        let members = self.rows.members();
+        let start = match self.index {
+            0 => 0,
+            i => members.ends[i - 1] as usize,
+        };
+        // `decode` checked that the ends are ordered character boundaries of the text.
+        &members.text[start..members.ends[self.index] as usize]
     }
 
     /// `column` as text, if it is text.
@@ -474,6 +553,11 @@ impl<'a> Row<'a> {
         self.json_members().len() + 64
     }
 
+    /// The form the row's query asked for.
+    pub fn form(&self) -> Form {
+        self.rows.form
+    }
+
     /// Every column with its value, in order.
     pub fn iter(&self) -> impl Iterator<Item = (&'a str, ValueRef<'a>)> + 'a {
         let rows = self.rows;
@@ -491,14 +575,29 @@ impl fmt::Debug for Row<'_> {
     }
 }
 
-/// Runs a statement that returns rows.
+/// Runs a statement that returns rows, and answers their typed values ([`Form::Values`]).
 pub fn query(sql: &str, params: &[Value]) -> Result<Rows, StoreError> {
-    Rows::decode(host::query(sql, params)?)
+    query_with(sql, params, Form::Values)
+}
+
+/// Runs a statement that returns rows, and answers them in `form`: [`Form::Json`] for rows
+/// passed through whole, [`Form::Both`] for rows read and passed through.
+pub fn query_with(sql: &str, params: &[Value], form: Form) -> Result<Rows, StoreError> {
+    Rows::decode(host::query(sql, params, form)?)
 }
 
 /// Runs a statement and returns its first row, if any, as owned [`Rows`] of length 0 or 1.
 pub fn query_one(sql: &str, params: &[Value]) -> Result<Option<OneRow>, StoreError> {
-    let rows = query(sql, params)?;
+    query_one_with(sql, params, Form::Values)
+}
+
+/// [`query_one`] in `form` (see [`query_with`]).
+pub fn query_one_with(
+    sql: &str,
+    params: &[Value],
+    form: Form,
+) -> Result<Option<OneRow>, StoreError> {
+    let rows = query_with(sql, params, form)?;
     Ok((!rows.is_empty()).then_some(OneRow(rows)))
 }
 
@@ -578,50 +677,87 @@ mod tests {
             columns: 1,
             count: 1,
             data: vec![1, 0, 0, 0, b'a', 3, 10, 0, 0, 0, b'x'],
-            json: Vec::new(),
+            ..RawRows::default()
         };
         assert!(Rows::decode(raw).is_err());
-        // Rendered rows that overrun their buffer are refused as well.
-        let raw = RawRows {
-            columns: 1,
-            count: 1,
-            data: vec![1, 0, 0, 0, b'a', 0],
-            json: vec![20, 0, 0, 0, b'"', b'a', b'"'],
-        };
-        assert!(Rows::decode(raw).is_err());
+        // Rendered rows that overrun their buffer, end out of order, or inside a
+        // character, are refused as well.
+        for ends in [vec![20], vec![1, 0], vec![6], vec![]] {
+            let raw = RawRows {
+                columns: 1,
+                count: if ends.len() == 2 { 2 } else { 1 },
+                data: vec![1, 0, 0, 0, b'a'],
+                form: Form::Json,
+                json: r#""a":"ü""#.to_owned(),
+                json_ends: ends.clone(),
+            };
+            assert!(Rows::decode(raw).is_err(), "{ends:?}");
+        }
     }
 
     #[test]
-    fn rendered_rows_with_binary_length_prefixes_slice_per_row() {
-        // As the host sends them: each row's members after a u32 length. A length byte
-        // such as 0x86 is not a UTF-8 boundary, which must not matter.
+    fn rows_in_each_form_slice_their_members_per_row() {
+        // As the host sends them: the members back to back, each row's end listed.
         let long = "x".repeat(0x80);
-        let members = [format!(r#""a":"{long}""#), r#""a":"y""#.to_owned()];
-        let mut json = Vec::new();
-        for m in &members {
-            json.extend_from_slice(&(m.len() as u32).to_le_bytes());
-            json.extend_from_slice(m.as_bytes());
-        }
+        let members = [format!(r#""a":"{long}""#), r#""a":"ÿ""#.to_owned()];
         let mut data = Vec::new();
         encode_columns(&mut data, ["a"].into_iter());
+        let names = data.clone();
         encode_value(&mut data, &Value::Text(long.clone()));
-        encode_value(&mut data, &Value::Text("y".into()));
-        let rows = Rows::decode(RawRows {
+        encode_value(&mut data, &Value::Text("ÿ".into()));
+        let json = members.concat();
+        let ends = vec![members[0].len() as u32, json.len() as u32];
+        let both = Rows::decode(RawRows {
+            columns: 1,
+            count: 2,
+            data: data.clone(),
+            form: Form::Both,
+            json: json.clone(),
+            json_ends: ends.clone(),
+        })
+        .unwrap();
+        assert_eq!(both.get(0).unwrap().json_members(), members[0]);
+        assert_eq!(both.get(1).unwrap().json_members(), members[1]);
+        assert_eq!(both.get(1).unwrap().text("a"), Some("ÿ"));
+        // JSON only: the buffer holds the names, the members are the host's.
+        let json_only = Rows::decode(RawRows {
+            columns: 1,
+            count: 2,
+            data: names,
+            form: Form::Json,
+            json,
+            json_ends: ends,
+        })
+        .unwrap();
+        assert_eq!(json_only.columns(), ["a"]);
+        assert_eq!(json_only.get(1).unwrap().json_members(), members[1]);
+        // Values only: the SDK renders the same members itself.
+        let values = Rows::decode(RawRows {
             columns: 1,
             count: 2,
             data,
-            json,
+            ..RawRows::default()
         })
         .unwrap();
-        assert_eq!(rows.get(0).unwrap().json_members(), members[0]);
-        assert_eq!(rows.get(1).unwrap().json_members(), members[1]);
-        // The same rows rendered by the SDK itself agree.
-        let local = Rows::from_values(
-            &["a"],
-            vec![vec![Value::Text(long)], vec![Value::Text("y".into())]],
-        );
-        assert_eq!(local.get(0).unwrap().json_members(), members[0]);
-        assert_eq!(local.get(1).unwrap().json_members(), members[1]);
+        assert_eq!(values.get(0).unwrap().json_members(), members[0]);
+        assert_eq!(values.get(1).unwrap().json_members(), members[1]);
+    }
+
+    #[test]
+    #[should_panic(expected = "Form::Json")]
+    fn typed_reads_of_rows_read_as_json_only_panic() {
+        let mut data = Vec::new();
+        encode_columns(&mut data, ["a"].into_iter());
+        let rows = Rows::decode(RawRows {
+            columns: 1,
+            count: 1,
+            data,
+            form: Form::Json,
+            json: r#""a":1"#.to_owned(),
+            json_ends: vec![5],
+        })
+        .unwrap();
+        let _ = rows.get(0).unwrap().int("a");
     }
 
     #[test]

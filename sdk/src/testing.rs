@@ -35,7 +35,7 @@ use std::collections::HashMap;
 use crate::request::{Caller, Request, Role};
 use crate::resource::{Method, Resource, run};
 use crate::response::Response;
-use crate::store::{RawRows, Rows, StoreError, Value, encode_columns, encode_value};
+use crate::store::{Form, RawRows, Rows, StoreError, Value, encode_columns, encode_value};
 
 /// One call a plugin made to the host.
 #[derive(Debug, Clone, PartialEq)]
@@ -83,6 +83,8 @@ pub struct MockHost {
     answers: Vec<(String, Answer)>,
     config: HashMap<String, String>,
     calls: Vec<HostCall>,
+    /// Each query's SQL and the form it asked for.
+    forms: Vec<(String, Form)>,
     next_uuid: u64,
     now: (i64, u32),
     request_id: String,
@@ -134,6 +136,12 @@ impl MockHost {
     /// Every host call so far, in order.
     pub fn calls(&self) -> &[HostCall] {
         &self.calls
+    }
+
+    /// The SQL of every `query` so far, with the [`Form`] it asked its rows in: a test
+    /// asserts that a route asks only for what it reads.
+    pub fn query_forms(&self) -> &[(String, Form)] {
+        &self.forms
     }
 
     /// The SQL and parameters of every `query` and `execute` so far.
@@ -216,14 +224,23 @@ impl MockHost {
         response
     }
 
-    pub(crate) fn query(&mut self, sql: &str, params: &[Value]) -> Result<RawRows, StoreError> {
+    pub(crate) fn query(
+        &mut self,
+        sql: &str,
+        params: &[Value],
+        form: Form,
+    ) -> Result<RawRows, StoreError> {
         self.calls.push(HostCall::Query {
             sql: sql.to_owned(),
             params: params.to_vec(),
         });
+        self.forms.push((sql.to_owned(), form));
         match self.answer(sql) {
-            Some(Answer::Rows(rows)) => Ok(encode_rows(rows)),
-            Some(Answer::Affected(_)) => Ok(RawRows::default()),
+            Some(Answer::Rows(rows)) => Ok(encode_rows(rows, form)),
+            Some(Answer::Affected(_)) => Ok(RawRows {
+                form,
+                ..RawRows::default()
+            }),
             Some(Answer::Error(error)) => Err(error.clone()),
             None => panic!("MockHost has no answer for query: {sql}"),
         }
@@ -278,19 +295,34 @@ impl MockHost {
     }
 }
 
-fn encode_rows(rows: &Rows) -> RawRows {
+/// `rows` as the host sends them in `form`: the values only when asked for (so a plugin
+/// that reads columns of rows it asked for as JSON fails here as it would on the host),
+/// the JSON members only when asked for.
+fn encode_rows(rows: &Rows, form: Form) -> RawRows {
     let mut data = Vec::new();
     encode_columns(&mut data, rows.columns().iter().map(String::as_str));
-    for row in rows.iter() {
-        for i in 0..rows.columns().len() {
-            encode_value(&mut data, &row.at(i).into());
+    if form.values() {
+        for row in rows.iter() {
+            for i in 0..rows.columns().len() {
+                encode_value(&mut data, &row.at(i).into());
+            }
+        }
+    }
+    let mut json = String::new();
+    let mut json_ends = Vec::new();
+    if form.json() {
+        for row in rows.iter() {
+            json.push_str(row.json_members());
+            json_ends.push(json.len() as u32);
         }
     }
     RawRows {
         columns: rows.columns().len() as u32,
         count: rows.len() as u32,
         data,
-        json: Vec::new(),
+        form,
+        json,
+        json_ends,
     }
 }
 

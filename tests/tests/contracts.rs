@@ -1,6 +1,7 @@
-//! Contract evolution: a plugin built against the frozen contract 0.1.0 loads and serves
-//! beside one built against 0.2.0 on the same site, the 0.2.0 one uses what 0.2.0 added
-//! (`util.request-id`), and a plugin claiming a contract the host does not serve is refused
+//! Contract evolution: plugins built against the frozen contracts 0.1.0 and 0.2.0 load and
+//! serve beside one built against 0.3.0 on the same site, the 0.2.0 one uses what 0.2.0
+//! added (`util.request-id`), the 0.3.0 one what 0.3.0 added (a query asks for the row
+//! forms it reads), and a plugin claiming a contract the host does not serve is refused
 //! with a message naming the version found and the versions supported.
 
 use hearth::plugins::{engine::Engine, loader};
@@ -20,8 +21,11 @@ file = "test-contract-v0-1.wasm"
 [plugins.test-contract-v0-2]
 file = "test-contract-v0-2.wasm"
 
+[plugins.test-contract-v0-3]
+file = "test-contract-v0-3.wasm"
+
 [sites."*"]
-plugins = ["patient", "test-contract-v0-1", "test-contract-v0-2"]
+plugins = ["patient", "test-contract-v0-1", "test-contract-v0-2", "test-contract-v0-3"]
 "#,
     )
 }
@@ -29,14 +33,15 @@ plugins = ["patient", "test-contract-v0-1", "test-contract-v0-2"]
 both! {
     options = options();
 
-    async fn a_0_1_0_plugin_and_a_0_2_0_plugin_serve_side_by_side(app) {
+    async fn plugins_of_0_1_0_0_2_0_and_0_3_0_serve_side_by_side(app) {
         let statuses = app.state.registry.statuses("default");
         let contract = |name: &str| {
             statuses.iter().find(|s| s.name == name).and_then(|s| s.contract.clone())
         };
         assert_eq!(contract("test-contract-v0-1").as_deref(), Some("0.1.0"), "{statuses:?}");
         assert_eq!(contract("test-contract-v0-2").as_deref(), Some("0.2.0"), "{statuses:?}");
-        assert_eq!(contract("patient").as_deref(), Some("0.2.0"), "{statuses:?}");
+        assert_eq!(contract("test-contract-v0-3").as_deref(), Some("0.3.0"), "{statuses:?}");
+        assert_eq!(contract("patient").as_deref(), Some("0.3.0"), "{statuses:?}");
 
         let token = app.user_token("default", "admin", SCOPE).await;
         app.create_patient("default", &token, "Ann", "Smith").await;
@@ -75,12 +80,33 @@ both! {
             assert_eq!(id == sent, kept, "sent {sent:?}, got {id:?}");
         }
 
-        // Both keep serving, one after the other, on the other site as well.
+        // The 0.3.0 plugin reads the same rows as typed values, as the host's JSON members
+        // and as both: each form answers the same names, and the members the SDK renders
+        // from values are the host's, byte for byte.
+        let current = app.get(&app.api("default", "/api/contract/v0-3"), &token).await;
+        assert_eq!(current.status, 200, "{}", current.text);
+        let data = &current.json["data"];
+        assert_eq!(data["contract"], "0.3.0");
+        assert_eq!(data["typed"], json!(["Ann Smith", "Bob Jones"]), "{}", current.text);
+        assert_eq!(data["host_members"][1]["fname"], "Bob", "{}", current.text);
+        assert!(data["host_members"][0]["pid"].is_i64(), "{}", current.text);
+        assert_eq!(data["sdk_members"], data["host_members"], "{}", current.text);
+        assert_eq!(data["both"][0]["is_first"], true, "{}", current.text);
+        assert_eq!(data["both"][1]["is_first"], false, "{}", current.text);
+        assert_eq!(data["both"][1]["lname"], "Jones", "{}", current.text);
+        let sdk = current.text.split("\"sdk_members\":").nth(1).unwrap();
+        let host = current.text.split("\"host_members\":").nth(1).unwrap();
+        let array = |text: &str| text[..text.find(']').unwrap() + 1].to_owned();
+        assert_eq!(array(sdk), array(host));
+
+        // All keep serving, one after the other, on the other site as well.
         let token = app.user_token("second", "admin", SCOPE).await;
         let old = app.get(&app.api("second", "/api/contract/v0-1"), &token).await;
         assert_eq!(old.json, json!({"contract": "0.1.0", "patients": 0}), "{}", old.text);
         let new = app.get(&app.api("second", "/api/contract/v0-2"), &token).await;
         assert_eq!(new.json["data"]["patients"], 0, "{}", new.text);
+        let current = app.get(&app.api("second", "/api/contract/v0-3"), &token).await;
+        assert_eq!(current.json["data"]["typed"], json!([]), "{}", current.text);
     }
 }
 
@@ -123,13 +149,26 @@ fn the_frozen_plugin_is_a_real_0_1_0_component() {
     );
 }
 
+#[test]
+fn the_frozen_0_2_0_plugin_is_a_real_0_2_0_component() {
+    let bytes =
+        std::fs::read(workspace().join("target/plugins/dist/test-contract-v0-2.wasm")).unwrap();
+    assert!(contains(&bytes, b"hearth:plugin/handler@0.2.0"));
+    assert!(contains(&bytes, b"hearth:plugin/store@0.2.0"));
+    assert!(contains(&bytes, b"hearth:plugin/util@0.2.0"));
+    assert!(
+        !contains(&bytes, b"@0.3.0") && !contains(&bytes, b"row-form"),
+        "the component has 0.3.0 names in it"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plugin_built_against_an_unsupported_contract_is_refused_naming_both_versions() {
     let engine = Engine::new(&workspace().join("target").join("test-plugin-cache"), 8).unwrap();
     let legacy = legacy_component();
     let loaded = loader::load_bytes(&engine, &legacy).await.unwrap();
     assert_eq!(loaded.contract, "0.1.0");
-    for claimed in ["0.3.0", "0.0.9"] {
+    for claimed in ["0.4.0", "0.0.9"] {
         // The same plugin, its contract names rewritten to claim another version.
         let bytes = replace_all(&legacy, b"@0.1.0", format!("@{claimed}").as_bytes());
         assert!(contains(
@@ -142,7 +181,7 @@ async fn a_plugin_built_against_an_unsupported_contract_is_refused_naming_both_v
         );
         assert!(
             error.contains(&format!("built against contract {claimed}"))
-                && error.contains("supports contracts 0.1.0, 0.2.0"),
+                && error.contains("supports contracts 0.1.0, 0.2.0, 0.3.0"),
             "{error}"
         );
     }

@@ -431,7 +431,7 @@ both! {
         assert_eq!(list.json["site"], "default");
         let patient = list.json["plugins"].as_array().unwrap().iter().find(|p| p["name"] == "patient").unwrap().clone();
         assert_eq!(patient["version"], "1.0.0");
-        assert_eq!(patient["contract"], "0.2.0");
+        assert_eq!(patient["contract"], "0.3.0");
         assert_eq!(patient["state"], "serving");
         assert_eq!(patient["hash"].as_str().unwrap().len(), 64);
         assert!(patient["loaded_at"].as_str().unwrap().ends_with('Z'));

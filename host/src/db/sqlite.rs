@@ -31,7 +31,7 @@ use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::values::{EncodedRows, RowHeader, RowWriter, SqlValue, StoreError};
+use super::values::{EncodedRows, RowForm, RowHeader, RowWriter, SqlValue, StoreError};
 
 /// Connections kept open per site.
 const IDLE_LIMIT: usize = 128;
@@ -534,14 +534,26 @@ impl SqliteTx {
         }
     }
 
-    /// Runs a statement and encodes its rows.
+    /// Runs a statement and encodes its rows' values.
     pub fn query(&mut self, sql: &str, params: &[SqlValue]) -> Result<EncodedRows, StoreError> {
+        self.query_as(sql, params, RowForm::Values)
+    }
+
+    /// Runs a statement and encodes its rows in `form`. Text is read where SQLite keeps
+    /// it (borrowed, checked as UTF-8 once) and column names come from the statement's
+    /// cached header: nothing is allocated per value.
+    pub fn query_as(
+        &mut self,
+        sql: &str,
+        params: &[SqlValue],
+        form: RowForm,
+    ) -> Result<EncodedRows, StoreError> {
         let connection = self.connection.get();
         let mut statement = connection.prepare_cached(sql).map_err(|e| self.error(e))?;
         bind(&mut statement, params)?;
         let width = statement.column_count();
         let header = self.connection.store.header(sql, &statement)?;
-        let mut out = RowWriter::with_header(header);
+        let mut out = RowWriter::with_header(header, form);
         let mut rows = statement.raw_query();
         while let Some(row) = rows.next().map_err(|e| self.error(e))? {
             out.begin_row();

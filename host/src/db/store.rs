@@ -13,7 +13,7 @@ use sqlx::{
 use super::Db;
 use super::sqlite::SqliteTx;
 pub(crate) use super::values::RowWriter;
-pub use super::values::{EncodedRows, MAX_RESULT_BYTES, SqlValue, StoreError};
+pub use super::values::{EncodedRows, MAX_RESULT_BYTES, RowForm, SqlValue, StoreError};
 
 /// A request's transaction.
 pub enum Tx {
@@ -78,21 +78,31 @@ impl Db {
                     .fetch_all(&mut *connection)
                     .await
                     .map_err(classify)?;
-                Ok(encode_pg(&rows)?.values())
+                Ok(encode_pg(&rows, RowForm::Values)?.values())
             }
         }
     }
 }
 
 impl Tx {
-    /// Runs a statement and returns its rows.
+    /// Runs a statement and returns its rows' values.
     pub async fn query(
         &mut self,
         sql: &str,
         params: Vec<SqlValue>,
     ) -> Result<EncodedRows, StoreError> {
+        self.query_as(sql, params, RowForm::Values).await
+    }
+
+    /// Runs a statement and returns its rows in `form`.
+    pub async fn query_as(
+        &mut self,
+        sql: &str,
+        params: Vec<SqlValue>,
+        form: RowForm,
+    ) -> Result<EncodedRows, StoreError> {
         match self {
-            Tx::Sqlite(tx) => tx.query(sql, &params),
+            Tx::Sqlite(tx) => tx.query_as(sql, &params, form),
             Tx::Postgres(tx) => {
                 let statement = (&mut **tx)
                     .prepare(AssertSqlSafe(sql).into_sql_str())
@@ -109,11 +119,11 @@ impl Tx {
                 {
                     let row = row.map_err(classify)?;
                     encoder
-                        .get_or_insert_with(|| PgEncoder::new(&row))
+                        .get_or_insert_with(|| PgEncoder::new(&row, form))
                         .push(&row)?;
                 }
                 Ok(encoder.map_or_else(
-                    || RowWriter::new(std::iter::empty()).finish(),
+                    || RowWriter::new(std::iter::empty(), form).finish(),
                     |encoder| encoder.out.finish(),
                 ))
             }
@@ -353,18 +363,19 @@ fn parse_datetime(s: &str) -> Option<time::PrimitiveDateTime> {
     time::PrimitiveDateTime::parse(normalized.get(..19)?, DATETIME).ok()
 }
 
-fn encode_pg(rows: &[PgRow]) -> Result<EncodedRows, StoreError> {
+fn encode_pg(rows: &[PgRow], form: RowForm) -> Result<EncodedRows, StoreError> {
     let Some(first) = rows.first() else {
-        return Ok(RowWriter::new(std::iter::empty()).finish());
+        return Ok(RowWriter::new(std::iter::empty(), form).finish());
     };
-    let mut encoder = PgEncoder::new(first);
+    let mut encoder = PgEncoder::new(first, form);
     for row in rows {
         encoder.push(row)?;
     }
     Ok(encoder.out.finish())
 }
 
-/// Encodes PostgreSQL rows one at a time.
+/// Encodes PostgreSQL rows one at a time. Text is read borrowed from the row (`&str`)
+/// and uuids are formatted on the stack: nothing is allocated per value but dates.
 struct PgEncoder {
     columns: Vec<String>,
     types: Vec<String>,
@@ -372,8 +383,8 @@ struct PgEncoder {
 }
 
 impl PgEncoder {
-    /// An encoder for rows shaped like `first`.
-    fn new(first: &PgRow) -> PgEncoder {
+    /// An encoder for rows shaped like `first`, in `form`.
+    fn new(first: &PgRow, form: RowForm) -> PgEncoder {
         let columns: Vec<String> = first
             .columns()
             .iter()
@@ -384,7 +395,7 @@ impl PgEncoder {
             .iter()
             .map(|c| c.type_info().name().to_owned())
             .collect();
-        let out = RowWriter::new(columns.iter().map(String::as_str));
+        let out = RowWriter::new(columns.iter().map(String::as_str), form);
         PgEncoder {
             columns,
             types,
@@ -417,9 +428,10 @@ impl PgEncoder {
                 "BOOL" => out.integer(row.try_get::<bool, _>(i).map_err(get_err)?.into()),
                 "BYTEA" => out.blob(&row.try_get::<Vec<u8>, _>(i).map_err(get_err)?),
                 "UUID" => out.text(
-                    &row.try_get::<uuid::Uuid, _>(i)
+                    row.try_get::<uuid::Uuid, _>(i)
                         .map_err(get_err)?
-                        .to_string(),
+                        .hyphenated()
+                        .encode_lower(&mut uuid::Uuid::encode_buffer()),
                 ),
                 "DATE" => out.text(
                     &row.try_get::<time::Date, _>(i)
@@ -445,7 +457,7 @@ impl PgEncoder {
                     )
                 }
                 "TEXT" | "VARCHAR" | "BPCHAR" | "NAME" | "CHAR" => {
-                    out.text(&row.try_get::<String, _>(i).map_err(get_err)?)
+                    out.text(row.try_get::<&str, _>(i).map_err(get_err)?)
                 }
                 other => {
                     return Err(StoreError::Failed(format!(

@@ -4,6 +4,7 @@
 
 use std::io::Write as _;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 /// A value crossing the boundary.
 #[derive(Debug, Clone, PartialEq)]
@@ -20,9 +21,33 @@ pub enum SqlValue {
     Blob(Vec<u8>),
 }
 
-/// Rows in the contract's encoding (see `wit/v0.1.0/host.wit`, record `rows`): the
-/// buffer holds the column names, then the values, ready to hand to the plugin; `json`
-/// holds each row rendered as JSON object members.
+/// Which forms of its rows a query answers (the contract's `row-form`, 0.3.0): the host
+/// encodes only what the caller reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RowForm {
+    /// The typed values only.
+    Values,
+    /// The JSON members only (the buffer holds the column names and no values).
+    Json,
+    /// Both.
+    Both,
+}
+
+impl RowForm {
+    /// True when the typed values are encoded.
+    pub fn values(self) -> bool {
+        matches!(self, RowForm::Values | RowForm::Both)
+    }
+
+    /// True when the JSON members are rendered.
+    pub fn json(self) -> bool {
+        matches!(self, RowForm::Json | RowForm::Both)
+    }
+}
+
+/// Rows in the contract's encoding (see `wit/v0.3.0/host.wit`, record `rows`): `data`
+/// holds the column names, then the values when they were asked for, ready to hand to the
+/// plugin; `json` holds each row rendered as JSON object members when they were asked for.
 #[derive(Debug, Clone, Default)]
 pub struct EncodedRows {
     /// Number of columns.
@@ -31,8 +56,26 @@ pub struct EncodedRows {
     pub count: u32,
     /// Column names, then values, row after row.
     pub data: Vec<u8>,
-    /// Each row as a u32 length and `"name":value,...`.
-    pub json: Vec<u8>,
+    /// Every row's `"name":value,...`, back to back.
+    pub json: String,
+    /// Where each row's members end in `json`.
+    pub json_ends: Vec<u32>,
+}
+
+impl EncodedRows {
+    /// The JSON members in the 0.1.0 and 0.2.0 layout: each row's members after its u32
+    /// length, in one buffer.
+    pub fn prefixed_json(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.json.len() + 4 * self.json_ends.len());
+        let mut start = 0;
+        for &end in &self.json_ends {
+            let member = &self.json.as_bytes()[start..end as usize];
+            out.extend_from_slice(&(member.len() as u32).to_le_bytes());
+            out.extend_from_slice(member);
+            start = end as usize;
+        }
+        out
+    }
 }
 
 /// What every result of one statement starts with: the encoded column names, and each
@@ -46,7 +89,14 @@ pub(crate) struct RowHeader {
     keys: Vec<u8>,
     /// Where each key ends in `keys`.
     key_ends: Vec<u32>,
+    /// How many bytes the last result of the statement took in `data` and `json` (at most
+    /// [`SIZE_HINT_CAP`]), so the next one starts with room for them instead of growing
+    /// its buffers step by step, each step a copy.
+    last_sizes: [AtomicU32; 2],
 }
+
+/// The most a statement's size hint reserves ahead.
+const SIZE_HINT_CAP: usize = 1 << 20;
 
 impl RowHeader {
     /// The header for these column names.
@@ -56,6 +106,7 @@ impl RowHeader {
             names: Vec::new(),
             keys: Vec::new(),
             key_ends: Vec::new(),
+            last_sizes: [AtomicU32::new(0), AtomicU32::new(0)],
         };
         for name in names {
             put_name(&mut header.names, name);
@@ -68,103 +119,142 @@ impl RowHeader {
     }
 }
 
-/// Writes rows in both encodings as they are read.
+/// Writes rows in the forms asked for as they are read. Nothing is allocated per row or
+/// per column: values and members are appended to the two buffers, keys copied from the
+/// statement's shared header.
 pub(crate) struct RowWriter {
-    rows: EncodedRows,
+    data: Vec<u8>,
+    /// The JSON members; only whole UTF-8 sequences are appended (keys and escaped
+    /// strings written from `str`s, ASCII numbers), so it is valid UTF-8 throughout.
+    json: Vec<u8>,
+    json_ends: Vec<u32>,
+    count: u32,
     header: Arc<RowHeader>,
-    row_start: usize,
+    values: bool,
+    render: bool,
     column: usize,
 }
 
 impl RowWriter {
     /// A writer for rows with these column names.
-    pub(crate) fn new<'a>(names: impl Iterator<Item = &'a str>) -> RowWriter {
-        RowWriter::with_header(Arc::new(RowHeader::new(names)))
+    pub(crate) fn new<'a>(names: impl Iterator<Item = &'a str>, form: RowForm) -> RowWriter {
+        RowWriter::with_header(Arc::new(RowHeader::new(names)), form)
     }
 
-    /// A writer for rows that start with `header`.
-    pub(crate) fn with_header(header: Arc<RowHeader>) -> RowWriter {
-        let mut data = Vec::with_capacity(header.names.len() + 1024);
+    /// A writer for rows that start with `header`, in `form`.
+    pub(crate) fn with_header(header: Arc<RowHeader>, form: RowForm) -> RowWriter {
+        let values = form.values();
+        let render = form.json();
+        let hint = |i: usize| header.last_sizes[i].load(Ordering::Relaxed) as usize;
+        let mut data = Vec::with_capacity(if values {
+            hint(0).max(header.names.len() + 1024)
+        } else {
+            header.names.len()
+        });
         data.extend_from_slice(&header.names);
         RowWriter {
-            rows: EncodedRows {
-                columns: header.columns,
-                count: 0,
-                data,
-                json: Vec::with_capacity(1024),
+            data,
+            json: if render {
+                Vec::with_capacity(hint(1).max(1024))
+            } else {
+                Vec::new()
             },
+            json_ends: Vec::new(),
+            count: 0,
             header,
-            row_start: 0,
+            values,
+            render,
             column: 0,
         }
     }
 
     /// Starts a row.
     pub(crate) fn begin_row(&mut self) {
-        self.row_start = self.rows.json.len();
-        self.rows.json.extend_from_slice(&[0; 4]);
         self.column = 0;
     }
 
+    /// Writes the current column's `"name":` (after a comma but for the first).
+    #[inline]
     fn key(&mut self) {
         let start = if self.column > 0 {
-            self.rows.json.push(b',');
+            self.json.push(b',');
             self.header.key_ends[self.column - 1] as usize
         } else {
             0
         };
         let end = self.header.key_ends[self.column] as usize;
-        self.rows
-            .json
-            .extend_from_slice(&self.header.keys[start..end]);
+        self.json.extend_from_slice(&self.header.keys[start..end]);
         self.column += 1;
     }
 
     /// Appends NULL.
     pub(crate) fn null(&mut self) {
-        self.rows.data.push(0);
-        self.key();
-        self.rows.json.extend_from_slice(b"null");
+        if self.values {
+            self.data.push(0);
+        }
+        if self.render {
+            self.key();
+            self.json.extend_from_slice(b"null");
+        }
     }
 
     /// Appends an integer.
     pub(crate) fn integer(&mut self, value: i64) {
-        put(&mut self.rows.data, &SqlValue::Integer(value));
-        self.key();
-        let _ = write!(self.rows.json, "{value}");
+        if self.values {
+            self.data.push(1);
+            self.data.extend_from_slice(&value.to_le_bytes());
+        }
+        if self.render {
+            self.key();
+            put_decimal(&mut self.json, value);
+        }
     }
 
     /// Appends a real.
     pub(crate) fn real(&mut self, value: f64) {
-        put(&mut self.rows.data, &SqlValue::Real(value));
-        self.key();
-        if value.is_finite() {
-            let _ = write!(self.rows.json, "{value}");
-        } else {
-            self.rows.json.extend_from_slice(b"null");
+        if self.values {
+            self.data.push(2);
+            self.data.extend_from_slice(&value.to_le_bytes());
+        }
+        if self.render {
+            self.key();
+            if value.is_finite() {
+                let _ = write!(self.json, "{value}");
+            } else {
+                self.json.extend_from_slice(b"null");
+            }
         }
     }
 
     /// Appends text.
     pub(crate) fn text(&mut self, value: &str) {
-        put_bytes(&mut self.rows.data, 3, value.as_bytes());
-        self.key();
-        hearth_sdk::json::write_str_bytes(&mut self.rows.json, value);
+        if self.values {
+            put_bytes(&mut self.data, 3, value.as_bytes());
+        }
+        if self.render {
+            self.key();
+            hearth_sdk::json::write_str_bytes(&mut self.json, value);
+        }
     }
 
     /// Appends a blob (null in JSON).
     pub(crate) fn blob(&mut self, value: &[u8]) {
-        put_bytes(&mut self.rows.data, 4, value);
-        self.key();
-        self.rows.json.extend_from_slice(b"null");
+        if self.values {
+            put_bytes(&mut self.data, 4, value);
+        }
+        if self.render {
+            self.key();
+            self.json.extend_from_slice(b"null");
+        }
     }
 
     /// Ends a row; refuses results past the size limit.
     pub(crate) fn end_row(&mut self) -> Result<(), StoreError> {
-        let len = (self.rows.json.len() - self.row_start - 4) as u32;
-        self.rows.json[self.row_start..self.row_start + 4].copy_from_slice(&len.to_le_bytes());
-        self.rows.count += 1;
-        if self.rows.data.len() + self.rows.json.len() > MAX_RESULT_BYTES {
+        if self.render {
+            self.json_ends.push(self.json.len() as u32);
+        }
+        self.count += 1;
+        if self.data.len() + self.json.len() > MAX_RESULT_BYTES {
             return Err(StoreError::Failed(format!(
                 "the result is larger than {} MiB; page it",
                 MAX_RESULT_BYTES >> 20
@@ -175,8 +265,44 @@ impl RowWriter {
 
     /// The rows.
     pub(crate) fn finish(self) -> EncodedRows {
-        self.rows
+        if self.values {
+            let size = self.data.len().min(SIZE_HINT_CAP) as u32;
+            self.header.last_sizes[0].store(size, Ordering::Relaxed);
+        }
+        if self.render {
+            let size = self.json.len().min(SIZE_HINT_CAP) as u32;
+            self.header.last_sizes[1].store(size, Ordering::Relaxed);
+        }
+        // SAFETY: `json` only ever receives whole UTF-8 sequences (see the field), so it
+        // is valid UTF-8; checking it again would read every byte of every row.
+        let json = unsafe { String::from_utf8_unchecked(self.json) };
+        EncodedRows {
+            columns: self.header.columns,
+            count: self.count,
+            data: self.data,
+            json,
+            json_ends: self.json_ends,
+        }
     }
+}
+
+/// Appends `value` in decimal, as `{value}` formats it, without the formatting machinery.
+fn put_decimal(out: &mut Vec<u8>, value: i64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut rest = value.unsigned_abs();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    if value < 0 {
+        out.push(b'-');
+    }
+    out.extend_from_slice(&digits[at..]);
 }
 
 /// Why a statement failed, as the plugin sees it.
@@ -247,7 +373,8 @@ impl SqlValue {
 }
 
 impl EncodedRows {
-    /// The rows as values (for the host's own use of the portable path).
+    /// The rows as values (for the host's own use of the portable path; the rows must
+    /// have been read with their values).
     pub fn values(&self) -> Vec<Vec<SqlValue>> {
         struct Cursor<'a>(&'a [u8], usize);
         impl<'a> Cursor<'a> {
@@ -302,25 +429,72 @@ pub(crate) fn put_name(data: &mut Vec<u8>, name: &str) {
 /// The most a single result may hold, encoded.
 pub const MAX_RESULT_BYTES: usize = 32 * 1024 * 1024;
 
-/// Appends one value in the row encoding.
-pub(crate) fn put(data: &mut Vec<u8>, value: &SqlValue) {
-    match value {
-        SqlValue::Null => data.push(0),
-        SqlValue::Integer(i) => {
-            data.push(1);
-            data.extend_from_slice(&i.to_le_bytes());
-        }
-        SqlValue::Real(r) => {
-            data.push(2);
-            data.extend_from_slice(&r.to_le_bytes());
-        }
-        SqlValue::Text(s) => put_bytes(data, 3, s.as_bytes()),
-        SqlValue::Blob(b) => put_bytes(data, 4, b),
-    }
-}
-
 pub(crate) fn put_bytes(data: &mut Vec<u8>, tag: u8, bytes: &[u8]) {
     data.push(tag);
     data.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
     data.extend_from_slice(bytes);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(form: RowForm) -> EncodedRows {
+        let mut out = RowWriter::new(["id", "name", "score", "raw", "none"].into_iter(), form);
+        for (id, name, score) in [(-7, "a\"b", 1.5), (i64::MIN, "ü", f64::NAN)] {
+            out.begin_row();
+            out.integer(id);
+            out.text(name);
+            out.real(score);
+            out.blob(&[1, 2]);
+            out.null();
+            out.end_row().unwrap();
+        }
+        out.finish()
+    }
+
+    #[test]
+    fn each_form_holds_only_what_was_asked_for() {
+        let both = write(RowForm::Both);
+        let first = r#""id":-7,"name":"a\"b","score":1.5,"raw":null,"none":null"#;
+        let second = r#""id":-9223372036854775808,"name":"ü","score":null,"raw":null,"none":null"#;
+        assert_eq!(both.json, format!("{first}{second}"));
+        assert_eq!(
+            both.json_ends,
+            vec![first.len() as u32, (first.len() + second.len()) as u32]
+        );
+        assert_eq!(both.values()[1][0], SqlValue::Integer(i64::MIN));
+        assert_eq!(both.values()[0][1], SqlValue::Text("a\"b".into()));
+
+        let values = write(RowForm::Values);
+        assert_eq!(values.data, both.data);
+        assert!(values.json.is_empty() && values.json_ends.is_empty());
+
+        let json = write(RowForm::Json);
+        assert_eq!(
+            (json.json.as_str(), &json.json_ends),
+            (both.json.as_str(), &both.json_ends)
+        );
+        // The names only: no values.
+        let mut names = Vec::new();
+        for name in ["id", "name", "score", "raw", "none"] {
+            put_name(&mut names, name);
+        }
+        assert_eq!(json.data, names);
+        assert_eq!((json.columns, json.count), (5, 2));
+
+        // The 0.1.0 and 0.2.0 layout: a u32 length before each row.
+        let prefixed = both.prefixed_json();
+        assert_eq!(&prefixed[..4], &(first.len() as u32).to_le_bytes());
+        assert_eq!(&prefixed[4..4 + first.len()], first.as_bytes());
+    }
+
+    #[test]
+    fn decimals_match_the_formatter() {
+        for value in [0, 1, -1, 9, 10, -10, 1234567890, i64::MAX, i64::MIN] {
+            let mut out = Vec::new();
+            put_decimal(&mut out, value);
+            assert_eq!(String::from_utf8(out).unwrap(), value.to_string());
+        }
+    }
 }

@@ -1,16 +1,34 @@
 //! The host side of the contract: one `bindgen!` per released WIT version, each in its own
-//! module. The host implements the newest version ([`v0_2`]); [`super::compat`] serves
+//! module. The host implements the newest version ([`v0_3`]); [`super::compat`] serves
 //! the older worlds with that same implementation, so a plugin built against any supported
 //! version links against one linker.
 //!
 //! The types re-exported at the top level are the newest version's: the rest of the host
 //! speaks only those.
 
-/// `hearth:plugin@0.2.0`, the current contract: 0.1.0 plus `util.request-id`.
+/// `hearth:plugin@0.3.0`, the current contract: 0.2.0 with `store.query` answering only
+/// the row forms the plugin asks for.
+pub mod v0_3 {
+    wasmtime::component::bindgen!({
+        world: "resource-plugin",
+        path: "../wit/v0.3.0",
+        imports: {
+            "hearth:plugin/store.query": async | trappable,
+            "hearth:plugin/store.execute": async | trappable,
+            default: trappable,
+        },
+        exports: { default: async },
+    });
+}
+
+/// `hearth:plugin@0.2.0`, released and frozen: 0.1.0 plus `util.request-id`; served
+/// through [`super::compat`].
 pub mod v0_2 {
     wasmtime::component::bindgen!({
         world: "resource-plugin",
         path: "../wit/v0.2.0",
+        // The request, response and description types did not change in 0.3.0.
+        with: { "hearth:plugin/types@0.2.0": super::v0_3::hearth::plugin::types },
         imports: {
             "hearth:plugin/store.query": async | trappable,
             "hearth:plugin/store.execute": async | trappable,
@@ -25,9 +43,9 @@ pub mod v0_1 {
     wasmtime::component::bindgen!({
         world: "resource-plugin",
         path: "../wit/v0.1.0",
-        // The request, response and description types did not change in 0.2.0: sharing
-        // them leaves the adapter only the interfaces that did differ.
-        with: { "hearth:plugin/types@0.1.0": super::v0_2::hearth::plugin::types },
+        // The request, response and description types did not change in 0.2.0 or 0.3.0:
+        // sharing them leaves the adapter only the interfaces that did differ.
+        with: { "hearth:plugin/types@0.1.0": super::v0_3::hearth::plugin::types },
         imports: {
             "hearth:plugin/store.query": async | trappable,
             "hearth:plugin/store.execute": async | trappable,
@@ -37,11 +55,11 @@ pub mod v0_1 {
     });
 }
 
-pub use v0_2::hearth::plugin::types::{
+pub use v0_3::hearth::plugin::types::{
     Caller, Family, Method, PluginInfo, Request, Response, Role, Route,
 };
-pub use v0_2::hearth::plugin::{config, log, store, types, util};
-pub use v0_2::{ResourcePlugin, ResourcePluginPre};
+pub use v0_3::hearth::plugin::{config, log, store, types, util};
+pub use v0_3::{ResourcePlugin, ResourcePluginPre};
 
 #[cfg(test)]
 mod tests {
@@ -74,6 +92,18 @@ mod tests {
         (
             "v0.2.0/world.wit",
             "164921022f7d4c9104cc58c5093a451a411df06b0953e2add816caf8ed77f1a9",
+        ),
+        (
+            "v0.3.0/host.wit",
+            "d98e990faea27a55ad85d7b2cbbc20c65bf6ba28454be902f74c2dc22063d556",
+        ),
+        (
+            "v0.3.0/types.wit",
+            "d776800bffaaafbfdb89593a1064d48bb1928260a6ad27bb76bc07489689a212",
+        ),
+        (
+            "v0.3.0/world.wit",
+            "7544e6a69c1c0909a898e60761c03e3244880881ffdcd4c279bcbcb730d68d70",
         ),
     ];
 

@@ -9,7 +9,7 @@ use anyhow::{Context, Result, bail};
 use wasmtime::Store;
 
 use super::apidocs::{self, ApiDocs};
-use super::bindings::{self, v0_1, v0_2};
+use super::bindings::{self, v0_1, v0_2, v0_3};
 use super::engine::Engine;
 use super::host::State;
 use super::migrations::{self, Migration};
@@ -18,14 +18,16 @@ use crate::db::grants::HOST_TABLES;
 
 /// Contract versions this host serves, oldest first. Each has its frozen WIT folder
 /// (`wit/v<version>`); the newest is the one the SDK builds against.
-pub const SUPPORTED_CONTRACTS: &[&str] = &["0.1.0", "0.2.0"];
+pub const SUPPORTED_CONTRACTS: &[&str] = &["0.1.0", "0.2.0", "0.3.0"];
 
 /// A component ready to instantiate, typed by the contract version it was built against.
 pub enum Pre {
     /// Built against 0.1.0: its imports served through [`super::compat`].
     V0_1(v0_1::ResourcePluginPre<State>),
-    /// Built against 0.2.0, the current contract.
+    /// Built against 0.2.0: its imports served through [`super::compat`].
     V0_2(v0_2::ResourcePluginPre<State>),
+    /// Built against 0.3.0, the current contract.
+    V0_3(v0_3::ResourcePluginPre<State>),
 }
 
 impl Pre {
@@ -34,6 +36,7 @@ impl Pre {
         let typed = match contract {
             "0.1.0" => v0_1::ResourcePluginPre::new(pre).map(Pre::V0_1),
             "0.2.0" => v0_2::ResourcePluginPre::new(pre).map(Pre::V0_2),
+            "0.3.0" => v0_3::ResourcePluginPre::new(pre).map(Pre::V0_3),
             other => bail!("no adapter for contract {other}"),
         };
         typed
@@ -46,6 +49,7 @@ impl Pre {
         match self {
             Pre::V0_1(pre) => pre.instance_pre(),
             Pre::V0_2(pre) => pre.instance_pre(),
+            Pre::V0_3(pre) => pre.instance_pre(),
         }
     }
 
@@ -57,10 +61,14 @@ impl Pre {
         match self {
             Pre::V0_1(pre) => {
                 let instance = pre.instantiate_async(&mut *store).await?;
-                // 0.1.0 shares 0.2.0's types (see `bindings`).
+                // 0.1.0 and 0.2.0 share 0.3.0's types (see `bindings`).
                 instance.hearth_plugin_handler().call_describe(store).await
             }
             Pre::V0_2(pre) => {
+                let instance = pre.instantiate_async(&mut *store).await?;
+                instance.hearth_plugin_handler().call_describe(store).await
+            }
+            Pre::V0_3(pre) => {
                 let instance = pre.instantiate_async(&mut *store).await?;
                 instance.hearth_plugin_handler().call_describe(store).await
             }
@@ -82,6 +90,13 @@ impl Pre {
                     .await
             }
             Pre::V0_2(pre) => {
+                let instance = pre.instantiate_async(&mut *store).await?;
+                instance
+                    .hearth_plugin_handler()
+                    .call_handle(store, &request)
+                    .await
+            }
+            Pre::V0_3(pre) => {
                 let instance = pre.instantiate_async(&mut *store).await?;
                 instance
                     .hearth_plugin_handler()

@@ -114,7 +114,8 @@ fn list(req: &Request) -> Result<Response> {
         }
     }
     search.sort_by(req, &SORT)?;
-    let listing = crud::listing(req, &search, SELECT)?;
+    // The answer copies every row's members whole and reads a few columns.
+    let listing = crud::listing_with(req, &search, SELECT, store::Form::Both)?;
     let histories = previous_names(listing.rows().filter_map(|r| r.int("pid")))?;
     let mut items = Json::array();
     for row in listing.rows() {
@@ -196,7 +197,11 @@ fn unknown_patient(req: &Request, puuid: &str) -> ApiError {
 
 /// The patient with `puuid` in OpenEMR's response shape.
 fn find(puuid: &str) -> Result<Option<Json>> {
-    let rows = store::query(&format!("{SELECT} WHERE p.uuid = $1"), params![puuid])?;
+    let rows = store::query_with(
+        &format!("{SELECT} WHERE p.uuid = $1"),
+        params![puuid],
+        store::Form::Both,
+    )?;
     let Some(row) = rows.get(0) else {
         return Ok(None);
     };
@@ -393,6 +398,8 @@ mod tests {
         assert_eq!(data["fname"], "Ann");
         assert_eq!(data["addresses"][0]["line1"], "1 Main St");
         assert_eq!(data["previous_names"], json!([]));
+        let forms: Vec<_> = host.query_forms().iter().map(|(_, form)| *form).collect();
+        assert_eq!(forms, [store::Form::Both, store::Form::Values]);
 
         let mut empty = MockHost::new().on_query("WHERE p.uuid", Rows::default());
         let response = empty.call::<Patient>(TestRequest::get(
@@ -549,6 +556,10 @@ mod tests {
         assert!(!sql.contains("bogus"));
         assert!(matches!(host.calls()[0], HostCall::Query { .. }));
         assert_eq!(response.body_json()["data"][0]["lname"], "Smith");
+        // The patients come with their members (copied whole) and values (read); the
+        // previous names with values only.
+        let forms: Vec<_> = host.query_forms().iter().map(|(_, form)| *form).collect();
+        assert_eq!(forms, [store::Form::Both, store::Form::Values]);
     }
 
     #[test]

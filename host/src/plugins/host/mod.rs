@@ -34,7 +34,7 @@ pub use request::RequestCtx;
 pub use store::{DatabaseLimit, DatabaseUnavailable, StoreCtx, StoreHost, StoreView};
 pub use util::{UtilHost, UtilView, comb_uuid};
 
-use super::bindings::{v0_1, v0_2};
+use super::bindings::{v0_1, v0_2, v0_3};
 
 /// The data of a plugin instance's store: one context per capability.
 pub struct State {
@@ -95,24 +95,34 @@ impl State {
     }
 }
 
-impl v0_2::hearth::plugin::types::Host for State {}
+impl v0_3::hearth::plugin::types::Host for State {}
 
 /// Links every supported contract version's imports: each interface to its view. The
 /// instance names carry the version, so versions never collide on the one linker.
 pub fn add_to_linker(linker: &mut Linker<State>) -> wasmtime::Result<()> {
-    // 0.2.0, the current contract.
+    // 0.3.0, the current contract.
     {
-        use v0_2::hearth::plugin as current;
+        use v0_3::hearth::plugin as current;
         current::types::add_to_linker::<State, HasSelf<State>>(linker, |state| state)?;
         current::store::add_to_linker::<State, StoreHost>(linker, State::store_view)?;
         current::log::add_to_linker::<State, LogHost>(linker, State::log_view)?;
         current::config::add_to_linker::<State, ConfigHost>(linker, State::config_view)?;
         current::util::add_to_linker::<State, UtilHost>(linker, State::util_view)?;
     }
+    // 0.2.0, through the adapters in `compat`.
+    {
+        use v0_2::hearth::plugin as old;
+        // Its `types` interface is 0.3.0's (`with` in `bindings`): only the name is its own.
+        linker.instance("hearth:plugin/types@0.2.0")?;
+        old::store::add_to_linker::<State, StoreHost>(linker, State::store_view)?;
+        old::log::add_to_linker::<State, LogHost>(linker, State::log_view)?;
+        old::config::add_to_linker::<State, ConfigHost>(linker, State::config_view)?;
+        old::util::add_to_linker::<State, UtilHost>(linker, State::util_view)?;
+    }
     // 0.1.0, through the adapters in `compat`.
     {
         use v0_1::hearth::plugin as old;
-        // Its `types` interface is 0.2.0's (`with` in `bindings`): only the name is its own.
+        // Its `types` interface is 0.3.0's too.
         linker.instance("hearth:plugin/types@0.1.0")?;
         old::store::add_to_linker::<State, StoreHost>(linker, State::store_view)?;
         old::log::add_to_linker::<State, LogHost>(linker, State::log_view)?;

@@ -10,7 +10,7 @@ use wasmtime::component::HasData;
 use super::limits::{DeadlineExceeded, LimitsCtx};
 use super::request::RequestCtx;
 use crate::db::grants::Grants;
-use crate::db::store::{EncodedRows, SqlValue, StoreError, Tx};
+use crate::db::store::{EncodedRows, RowForm, SqlValue, StoreError, Tx};
 use crate::plugins::bindings::store;
 
 /// What the plugin may touch, and what it did so far in this request.
@@ -99,8 +99,8 @@ impl std::error::Error for DatabaseLimit {}
 /// What a plugin asked the store to do with a statement.
 #[derive(Clone, Copy)]
 enum Statement {
-    /// Run it and answer its rows.
-    Query,
+    /// Run it and answer its rows in this form.
+    Query(RowForm),
     /// Run it and answer how many rows it changed.
     Execute,
 }
@@ -164,7 +164,9 @@ impl StoreView<'_> {
             }
             let tx = ctx.tx.as_mut().expect("transaction begun above");
             let done = match statement {
-                Statement::Query => tx.query(sql, params.clone()).await.map(Done::Rows),
+                Statement::Query(form) => {
+                    tx.query_as(sql, params.clone(), form).await.map(Done::Rows)
+                }
                 Statement::Execute => tx.execute(sql, params.clone()).await.map(Done::Changed),
             };
             match done {
@@ -223,25 +225,47 @@ fn to_wit(error: StoreError) -> store::Error {
     }
 }
 
+impl StoreView<'_> {
+    /// Runs a query for any contract version: its rows in `form`, as the host encodes
+    /// them (each version's binding hands them on in its own record).
+    pub async fn query_rows(
+        &mut self,
+        sql: &str,
+        params: Vec<store::Value>,
+        form: RowForm,
+    ) -> wasmtime::Result<Result<EncodedRows, store::Error>> {
+        self.run(sql, params, Statement::Query(form))
+            .await
+            .map(|result| {
+                result.map(|done| match done {
+                    Done::Rows(rows) => rows,
+                    Done::Changed(_) => unreachable!("a query answers rows"),
+                })
+            })
+    }
+}
+
 impl store::Host for StoreView<'_> {
     async fn query(
         &mut self,
         sql: String,
         params: Vec<store::Value>,
+        form: store::RowForm,
     ) -> wasmtime::Result<Result<store::Rows, store::Error>> {
-        self.run(&sql, params, Statement::Query)
-            .await
-            .map(|result| {
-                result.map(|done| match done {
-                    Done::Rows(rows) => store::Rows {
-                        column_count: rows.columns,
-                        row_count: rows.count,
-                        data: rows.data,
-                        json: rows.json,
-                    },
-                    Done::Changed(_) => unreachable!("a query answers rows"),
-                })
+        let form = match form {
+            store::RowForm::Values => RowForm::Values,
+            store::RowForm::Json => RowForm::Json,
+            store::RowForm::Both => RowForm::Both,
+        };
+        self.query_rows(&sql, params, form).await.map(|result| {
+            result.map(|rows| store::Rows {
+                column_count: rows.columns,
+                row_count: rows.count,
+                data: rows.data,
+                json: rows.json,
+                json_ends: rows.json_ends,
             })
+        })
     }
 
     async fn execute(
@@ -287,7 +311,8 @@ mod tests {
             request: &request,
             limits: &limits,
         };
-        let read = block_on(view.query("SELECT 1".into(), Vec::new())).unwrap();
+        let read =
+            block_on(view.query("SELECT 1".into(), Vec::new(), store::RowForm::Values)).unwrap();
         assert!(matches!(read, Err(store::Error::Denied(_))), "{read:?}");
         let write = block_on(view.execute("DELETE FROM patient_data".into(), Vec::new())).unwrap();
         assert!(matches!(write, Err(store::Error::Denied(_))), "{write:?}");
@@ -305,7 +330,8 @@ mod tests {
             request: &request,
             limits: &limits,
         };
-        let error = block_on(view.query("SELECT 1".into(), Vec::new())).unwrap_err();
+        let error =
+            block_on(view.query("SELECT 1".into(), Vec::new(), store::RowForm::Both)).unwrap_err();
         assert!(
             error.downcast_ref::<DeadlineExceeded>().is_some(),
             "{error:#}"

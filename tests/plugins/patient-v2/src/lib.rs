@@ -32,9 +32,11 @@ impl Resource for PatientV2 {
 hearth_sdk::export!(PatientV2);
 
 fn list(_: &Request) -> Result<Response> {
-    let rows = store::query(
+    // Rows passed through whole: their members are all this route reads.
+    let rows = store::query_with(
         "SELECT uuid, pid, fname, lname FROM patient_data ORDER BY pid",
         params![],
+        store::Form::Json,
     )?;
     let mut items = Json::array();
     for row in rows.iter() {
