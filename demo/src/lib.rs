@@ -269,16 +269,6 @@ pub async fn seed<D: Database>(
         done += count;
         progress(done, options.patients);
     }
-    if dialect == Dialect::Postgres {
-        // Bulk-loaded tables have no statistics until autovacuum reaches them (minutes
-        // later on a busy server): the planner would guess, and a FHIR search over 100,000
-        // patients took seconds instead of milliseconds (docs/benchmarks.md).
-        let mut tx = db.begin().await.context("starting a transaction")?;
-        tx.execute("ANALYZE", vec![])
-            .await
-            .context("gathering the planner's statistics (ANALYZE)")?;
-        tx.commit().await.context("committing")?;
-    }
     Ok(summary)
 }
 

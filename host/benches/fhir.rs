@@ -73,6 +73,14 @@ async fn start(
             batch: 500,
         };
         hearth::cli::seed_demo(&site, &options, |_, _| {}).await?;
+        if let Some(url) = &url {
+            // Freshly bulk-loaded tables have no statistics until autovacuum reaches them
+            // (minutes later on a busy machine), and the planner's guesses made the search
+            // ten times slower (docs/benchmarks.md): measure with statistics.
+            let pool = sqlx::PgPool::connect(url).await?;
+            sqlx::query("ANALYZE").execute(&pool).await?;
+            pool.close().await;
+        }
         println!(
             "{backend}: seeded {patients} patients in {:.0} s",
             started.elapsed().as_secs_f64()
