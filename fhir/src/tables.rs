@@ -990,7 +990,7 @@ pub const MEDICATION_REQUESTS: &str = concat!(
 );
 
 /// [`MEDICATION_REQUESTS`] with only the medication list: a search whose `intent`
-/// admits `plan` and not `order` (see [`crate::branches`]).
+/// admits `plan` and not `order` (see [`crate::prune`]).
 pub const MEDICATION_LIST_REQUESTS: &str = concat!("(", medication_list!(), ") m");
 
 /// [`MEDICATION_REQUESTS`] with only the prescriptions: a search whose `intent` admits

@@ -17,7 +17,7 @@ const SCOPES: &str = "openid api:oemr api:fhir user/patient.crus user/practition
     user/encounter.crus user/vital.crus user/medication.crus user/procedure.rs user/drug.rs \
     user/prescription.crds user/ServiceRequest.rs user/DiagnosticReport.rs user/Specimen.rs \
     user/Observation.rs user/Medication.rs user/MedicationDispense.rs \
-    user/MedicationRequest.rs user/Provenance.rs";
+    user/MedicationRequest.rs user/Provenance.rs user/Practitioner.rs";
 
 // Orders (ServiceRequest), reports, results (Observation) and specimens of the fixture.
 const LIPIDS: &str = "90cde167-0000-4000-8000-00000000a001";
@@ -819,6 +819,23 @@ both! {
         let reply = get(format!("/MedicationRequest?patient={}&_revinclude=Provenance:target", c.puuid_a), token.clone()).await;
         let included = docs.keep(&reply)["entry"].as_array().unwrap().iter().filter(|e| e["search"]["mode"] == "include").count();
         assert_eq!(included, 2, "{}", reply.text);
+        // `_include=MedicationRequest:requester` adds the prescribing practitioner once;
+        // `requester` finds the prescriptions a practitioner wrote.
+        let requester = order["requester"]["reference"].as_str().unwrap().to_owned();
+        let reply = get(format!("/MedicationRequest?patient={}&_include=MedicationRequest:requester", c.puuid_a), token.clone()).await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        let bundle = docs.keep(&reply);
+        let included: Vec<String> = bundle["entry"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["search"]["mode"] == "include")
+            .map(|e| format!("{}/{}", e["resource"]["resourceType"].as_str().unwrap(), e["resource"]["id"].as_str().unwrap()))
+            .collect();
+        assert_eq!(included, vec![requester.clone()], "{}", reply.text);
+        let reply = get(format!("/MedicationRequest?requester={requester}"), token.clone()).await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        assert!(ids(&docs.keep(&reply)).contains(&rx), "{}", reply.text);
 
         // MedicationDispense.
         let reply = get(format!("/MedicationDispense/{REFILL}"), token.clone()).await;

@@ -168,6 +168,14 @@ const MEDICATION_REQUEST: TypeDef = TypeDef {
                 target: "Encounter",
             },
         ),
+        Param::new(
+            "requester",
+            "MedicationRequest.requester",
+            Target::Reference {
+                column: "m.requester_uuid",
+                target: "Practitioner",
+            },
+        ),
         Param::new("code", "MedicationRequest.medication", Target::Token(CODES)),
         Param::new(
             "authoredon",
