@@ -16,6 +16,7 @@ use hearth::config::Config;
 use hearth::sites::Sites;
 pub use serde_json::{Value, json};
 
+pub mod bulk;
 pub mod catalog;
 pub mod fhir;
 use tokio::sync::oneshot;

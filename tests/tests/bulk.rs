@@ -10,60 +10,9 @@ use std::collections::BTreeMap;
 use std::io::Read as _;
 use std::time::Duration;
 
-use hearth::auth::tokens::{Grant, Role};
+use hearth_tests::bulk::{KICK_OFF, job_of, seed, send, set, system_token};
 use hearth_tests::fhir::{Documents, fhir};
 use hearth_tests::{Reply, TestApp, Value, both, json};
-
-const KICK_OFF: [(&str, &str); 2] = [
-    ("accept", "application/fhir+json"),
-    ("prefer", "respond-async"),
-];
-
-/// A backend-services token of `client` with `scope`.
-async fn system_token(app: &TestApp, site: &str, client: &str, scope: &str) -> String {
-    let site_ref = app.state.sites.get(site).await.expect("the site");
-    let subject = hearth::auth::users::system_user(&site_ref)
-        .await
-        .expect("the system user");
-    app.issue(
-        site,
-        Grant {
-            client_id: client.into(),
-            subject,
-            role: Role::System,
-            username: None,
-            acl_role: None,
-            scope: scope.into(),
-            patient: None,
-            context: json!({}),
-            lifetime: 3600,
-        },
-    )
-    .await
-}
-
-async fn send(
-    app: &TestApp,
-    method: reqwest::Method,
-    url: &str,
-    token: Option<&str>,
-    headers: &[(&str, &str)],
-    body: Option<Value>,
-) -> Reply {
-    let mut request = app.client.request(method, url);
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    if let Some(body) = body {
-        request = request
-            .header("content-type", "application/fhir+json")
-            .body(body.to_string());
-    }
-    Reply::from(request.send().await.expect("the server answers")).await
-}
 
 async fn get(app: &TestApp, url: &str, token: &str, headers: &[(&str, &str)]) -> Reply {
     send(app, reqwest::Method::GET, url, Some(token), headers, None).await
@@ -144,29 +93,6 @@ async fn search_total(app: &TestApp, site: &str, token: &str, query: &str) -> u6
     let reply = get(app, &fhir(app, site, &format!("/{query}")), token, &[]).await;
     assert_eq!(reply.status, 200, "{query}: {}", reply.text);
     reply.json["total"].as_u64().expect("a total")
-}
-
-async fn seed(app: &TestApp, site: &str, patients: u64) -> hearth_demo::Summary {
-    let site_ref = app.state.sites.get(site).await.expect("the site");
-    let options = hearth_demo::SeedOptions {
-        patients,
-        seed: 7,
-        batch: 50,
-    };
-    hearth::cli::seed_demo(&site_ref, &options, |_, _| {})
-        .await
-        .expect("seeding")
-}
-
-async fn set(app: &TestApp, site: &str, name: &str, value: &str) {
-    let site_ref = app.state.sites.get(site).await.expect("the site");
-    hearth::oauth::settings::set(&site_ref, name, value)
-        .await
-        .expect("a setting");
-}
-
-fn job_of(status_url: &str) -> String {
-    status_url.rsplit_once("job=").expect("job=").1.to_owned()
 }
 
 both! {

@@ -6,86 +6,12 @@
 
 use std::time::Duration;
 
-use hearth::auth::tokens::{Grant, Role};
+use hearth_tests::bulk::{KICK_OFF, job_of, seed, send, set, system_token};
 use hearth_tests::fhir::fhir;
 use hearth_tests::{Reply, TestApp, Value, both, json};
 
-const KICK_OFF: [(&str, &str); 2] = [
-    ("accept", "application/fhir+json"),
-    ("prefer", "respond-async"),
-];
-
-/// A backend-services token of `client` with `scope`.
-async fn system_token(app: &TestApp, client: &str, scope: &str) -> String {
-    let site = app.state.sites.get("default").await.expect("the site");
-    let subject = hearth::auth::users::system_user(&site)
-        .await
-        .expect("the system user");
-    app.issue(
-        "default",
-        Grant {
-            client_id: client.into(),
-            subject,
-            role: Role::System,
-            username: None,
-            acl_role: None,
-            scope: scope.into(),
-            patient: None,
-            context: json!({}),
-            lifetime: 3600,
-        },
-    )
-    .await
-}
-
-async fn send(
-    app: &TestApp,
-    method: reqwest::Method,
-    url: &str,
-    token: Option<&str>,
-    headers: &[(&str, &str)],
-    body: Option<Value>,
-) -> Reply {
-    let mut request = app.client.request(method, url);
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    if let Some(body) = body {
-        request = request
-            .header("content-type", "application/fhir+json")
-            .body(body.to_string());
-    }
-    Reply::from(request.send().await.expect("the server answers")).await
-}
-
 async fn get(app: &TestApp, url: &str, token: &str) -> Reply {
     send(app, reqwest::Method::GET, url, Some(token), &[], None).await
-}
-
-async fn seed(app: &TestApp, patients: u64) {
-    let site = app.state.sites.get("default").await.expect("the site");
-    let options = hearth_demo::SeedOptions {
-        patients,
-        seed: 7,
-        batch: 50,
-    };
-    hearth::cli::seed_demo(&site, &options, |_, _| {})
-        .await
-        .expect("seeding");
-}
-
-async fn set(app: &TestApp, name: &str, value: &str) {
-    let site = app.state.sites.get("default").await.expect("the site");
-    hearth::oauth::settings::set(&site, name, value)
-        .await
-        .expect("a setting");
-}
-
-fn job_of(status_url: &str) -> String {
-    status_url.rsplit_once("job=").expect("job=").1.to_owned()
 }
 
 /// The job's row: status and progress; `None` once it is gone.
@@ -143,10 +69,10 @@ fn types(manifest: &Value) -> Vec<String> {
 
 both! {
     async fn every_output_format_and_post_kick_offs_at_every_level_are_accepted(app) {
-        seed(app, 4).await;
-        set(app, "bulk.retry_after_seconds", "1").await;
-        set(app, "bulk.max_jobs_per_client", "20").await;
-        let token = system_token(app, "bulk-client", "system/*.read system/Group.cu").await;
+        seed(app, "default", 4).await;
+        set(app, "default", "bulk.retry_after_seconds", "1").await;
+        set(app, "default", "bulk.max_jobs_per_client", "20").await;
+        let token = system_token(app, "default", "bulk-client", "system/*.read system/Group.cu").await;
         let export = fhir(app, "default", "/$export");
         for format in ["application/fhir+ndjson", "application/ndjson", "ndjson"] {
             let query = hearth_tests::encode(&[("_type", "Patient"), ("_outputFormat", format)]);
@@ -271,11 +197,11 @@ both! {
     options = hearth_tests::Options { bulk_jobs: Some(0), ..Default::default() };
 
     async fn queued_and_running_jobs_are_cancelled_and_their_files_stay_gone(app) {
-        seed(app, 60).await;
-        set(app, "bulk.file_resources", "5").await;
-        set(app, "bulk.lease_seconds", "2").await;
-        set(app, "bulk.retry_after_seconds", "1").await;
-        let token = system_token(app, "bulk-client", "system/*.read").await;
+        seed(app, "default", 60).await;
+        set(app, "default", "bulk.file_resources", "5").await;
+        set(app, "default", "bulk.lease_seconds", "2").await;
+        set(app, "default", "bulk.retry_after_seconds", "1").await;
+        let token = system_token(app, "default", "bulk-client", "system/*.read").await;
         let url = fhir(app, "default", "/$export");
 
         // Queued (no process exports yet): cancelled before it starts.
