@@ -313,6 +313,23 @@ pub const TARGETS: &[Target] = &[
 const KEY_STRIDE: usize = 64;
 const _: () = assert!(TARGETS.len() <= KEY_STRIDE, "widen KEY_STRIDE");
 
+/// The Provenance columns of target `t` (at place `i` in [`TARGETS`]) over its rows,
+/// without the target's own condition.
+fn target_select(t: &Target, i: usize) -> String {
+    format!(
+        "SELECT {id} AS pid, '{ty}' AS target_type, {updated} AS updated, \
+         {patient} AS patient_uuid, {key} * {KEY_STRIDE} + {i} AS pkey, {category} AS category \
+         FROM {from}",
+        id = t.id,
+        ty = t.resource_type,
+        updated = t.last_updated,
+        patient = t.patient,
+        key = t.key,
+        from = t.from,
+        category = t.category.0,
+    )
+}
+
 /// Every Provenance as one derived table (alias `pv`): `pid` (the id, the target's),
 /// `target_type`, `updated`, `patient_uuid`, `pkey`, and the author organization's
 /// `org_uuid` and `org_name`.
@@ -320,21 +337,7 @@ pub fn table() -> String {
     let branches: Vec<String> = TARGETS
         .iter()
         .enumerate()
-        .map(|(i, t)| {
-            format!(
-                "SELECT {id} AS pid, '{ty}' AS target_type, {updated} AS updated, \
-                 {patient} AS patient_uuid, {key} * {KEY_STRIDE} + {i} AS pkey, {category} AS category \
-                 FROM {from} WHERE {only}",
-                id = t.id,
-                ty = t.resource_type,
-                updated = t.last_updated,
-                patient = t.patient,
-                key = t.key,
-                from = t.from,
-                only = t.only,
-                category = t.category.0,
-            )
-        })
+        .map(|(i, t)| format!("{} WHERE {}", target_select(t, i), t.only))
         .collect();
     format!(
         "({}) pv LEFT JOIN ({ORGANIZATION}) org ON 1=1",
@@ -397,18 +400,7 @@ pub fn branches() -> Branches {
                 (expr, None) => Column::expr("category", expr),
             };
             out.push(Branch {
-                select: format!(
-                    "SELECT {id} AS pid, '{ty}' AS target_type, {updated} AS updated, \
-                     {patient} AS patient_uuid, {key} * {KEY_STRIDE} + {i} AS pkey, {category} AS category \
-                     FROM {from}",
-                    id = t.id,
-                    ty = t.resource_type,
-                    updated = t.last_updated,
-                    patient = t.patient,
-                    key = t.key,
-                    from = t.from,
-                    category = t.category.0,
-                ),
+                select: target_select(t, i),
                 when: t.only.to_owned(),
                 columns: vec![
                     id,

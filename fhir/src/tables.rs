@@ -530,44 +530,29 @@ fn literal(sql: &'static str) -> Option<&'static str> {
         .filter(|s| !s.contains('\''))
 }
 
+/// A laboratory result's id, through the result itself, its report or its order, for
+/// the condition `{}` on a time column of that table (see [`LAB_UPDATED`]).
+const FROM_RESULT: &str = "SELECT r2.procedure_result_id FROM procedure_result r2 WHERE {}";
+const FROM_REPORT: &str = "SELECT r2.procedure_result_id FROM procedure_report pr2 \
+     JOIN procedure_result r2 ON r2.procedure_report_id = pr2.procedure_report_id WHERE {}";
+const FROM_ORDER: &str = "SELECT r2.procedure_result_id FROM procedure_order po2 \
+     JOIN procedure_report pr2 ON pr2.procedure_order_id = po2.procedure_order_id \
+     JOIN procedure_result r2 ON r2.procedure_report_id = pr2.procedure_report_id WHERE {}";
+
 /// The sources of a laboratory result's last change (`COALESCE(r.date, pr.date_report,
 /// po.date_ordered)`): the results whose own time, report's or order's meets a condition.
 const LAB_UPDATED: &[(&str, &str)] = &[
-    (
-        "SELECT r2.procedure_result_id FROM procedure_result r2 WHERE {}",
-        "r2.date",
-    ),
-    (
-        "SELECT r2.procedure_result_id FROM procedure_report pr2 \
-         JOIN procedure_result r2 ON r2.procedure_report_id = pr2.procedure_report_id WHERE {}",
-        "pr2.date_report",
-    ),
-    (
-        "SELECT r2.procedure_result_id FROM procedure_order po2 \
-         JOIN procedure_report pr2 ON pr2.procedure_order_id = po2.procedure_order_id \
-         JOIN procedure_result r2 ON r2.procedure_report_id = pr2.procedure_report_id WHERE {}",
-        "po2.date_ordered",
-    ),
+    (FROM_RESULT, "r2.date"),
+    (FROM_REPORT, "pr2.date_report"),
+    (FROM_ORDER, "po2.date_ordered"),
 ];
 
 /// The sources of a laboratory result's effective time (`COALESCE(r.date,
 /// pr.date_collected, po.date_collected)`), as [`LAB_UPDATED`].
 const LAB_EFFECTIVE: &[(&str, &str)] = &[
-    (
-        "SELECT r2.procedure_result_id FROM procedure_result r2 WHERE {}",
-        "r2.date",
-    ),
-    (
-        "SELECT r2.procedure_result_id FROM procedure_report pr2 \
-         JOIN procedure_result r2 ON r2.procedure_report_id = pr2.procedure_report_id WHERE {}",
-        "pr2.date_collected",
-    ),
-    (
-        "SELECT r2.procedure_result_id FROM procedure_order po2 \
-         JOIN procedure_report pr2 ON pr2.procedure_order_id = po2.procedure_order_id \
-         JOIN procedure_result r2 ON r2.procedure_report_id = pr2.procedure_report_id WHERE {}",
-        "po2.date_collected",
-    ),
+    (FROM_RESULT, "r2.date"),
+    (FROM_REPORT, "pr2.date_collected"),
+    (FROM_ORDER, "po2.date_collected"),
 ];
 
 /// [`OBSERVATIONS`] as its branches (see [`crate::branches`]): the same SQL, branch by
