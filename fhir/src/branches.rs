@@ -1,5 +1,5 @@
-//! Search over a derived table that is a `UNION ALL` of branches (Observation, Provenance),
-//! with each condition pushed into each branch so the branch's own indexes serve it.
+//! Search over a derived table that is a `UNION ALL` of branches (Observation, Condition,
+//! MedicationRequest, Provenance), with each condition pushed into each branch so the branch's own indexes serve it.
 //!
 //! A condition on the derived table's computed column (`o.oid = $1`) cannot use an index:
 //! the database computes the column for every row of every branch, then compares. Here
@@ -567,9 +567,13 @@ impl Pushed<'_> {
     }
 
     /// The `FROM` clause: the kept branches with their conditions and `page`'s bounds
-    /// (bound into `sql`), then the derived table's `rest`.
+    /// (bound into `sql`), then the derived table's `rest`. `page.limit` cuts each
+    /// branch only when no condition is left outside ([`Pushed::outer`]): one applied to
+    /// the merged rows would drop some of a branch's first rows, and the page would
+    /// miss rows further on that it keeps.
     pub fn from_clause(&self, page: Page, sql: &mut Sql) -> String {
         let all = self.branches;
+        let limit = page.limit.filter(|_| self.outer.is_empty());
         let parts: Vec<String> = self
             .kept
             .iter()
@@ -594,7 +598,7 @@ impl Pushed<'_> {
                     None => {}
                 }
                 let select = format!("{} WHERE {}", branch.select, wheres.join(" AND "));
-                match page.limit {
+                match limit {
                     Some(limit) => {
                         let direction = if matches!(page.seek, Some(Seek::Before(_))) {
                             "DESC"
@@ -745,6 +749,32 @@ mod tests {
         assert!(from.contains("ORDER BY v.id DESC LIMIT 5"), "{from}");
         // okey < 65: slot 0 up to id 4 (64), slot 1 up to id 3 (49).
         assert_eq!(sql.params, [Value::from(4), Value::from(3)]);
+    }
+
+    #[test]
+    fn a_condition_left_outside_keeps_the_branches_whole() {
+        let all = branches();
+        let page = Page {
+            bound: Some(160),
+            seek: None,
+            limit: Some(21),
+        };
+        let inside = Pushed {
+            branches: &all,
+            kept: vec![(0, Vec::new()), (1, Vec::new())],
+            outer: Vec::new(),
+        };
+        let from = inside.from_clause(page, &mut Sql::default());
+        assert_eq!(from.matches("LIMIT 21").count(), 2, "{from}");
+        // A condition on the merged rows could drop a branch's first rows: each branch is
+        // bounded by its key, and read whole.
+        let outside = Pushed {
+            outer: vec!["o.other = 1".to_owned()],
+            ..inside
+        };
+        let from = outside.from_clause(page, &mut Sql::default());
+        assert!(!from.contains("LIMIT"), "{from}");
+        assert_eq!(from.matches("v.id <= $").count(), 2, "{from}");
     }
 
     #[test]

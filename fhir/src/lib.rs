@@ -27,10 +27,8 @@ pub mod granular;
 pub mod history;
 pub mod include;
 pub mod provenance;
-pub mod prune;
 pub mod search;
 pub mod tables;
-pub mod window;
 pub mod write;
 
 use hearth_sdk::json::{ArrayWriter, ObjectWriter};
@@ -232,8 +230,7 @@ impl TypeDef {
     }
 
     /// [`TypeDef::select_with`] over `from` instead of the type's own `FROM` clause (the
-    /// same derived table with conditions pushed into its branches, see [`branches`], or
-    /// narrowed to a window of keys, see [`window`]).
+    /// same derived table with conditions pushed into its branches, see [`branches`]).
     fn select_from(&self, extra: &str, from: &str) -> String {
         format!(
             "SELECT {}, {} AS fhir_id, {} AS fhir_last_updated, {} AS fhir_key{}{extra} FROM {from}",
@@ -842,50 +839,31 @@ fn search_in(
         } else {
             String::new()
         };
-        // A derived table (a `UNION ALL` with a computed key) read forwards in key order
-        // is read window by window of keys, each branch an index range (see [`window`]):
-        // unfiltered searches and the host's export pages (whose filters match most
-        // rows); a filtered client search keeps the one query its filters' indexes serve.
-        // A type searched over its branches (see [`branches`]) bounds each branch by its
-        // own key already, so it reads its page in one query.
-        let windows = pushed.is_none()
-            && keyset
-            && !matches!(seek, Some(search::Seek::Before(_)))
-            && offset == 0
-            && (plan.sql.conditions.is_empty() || req.page_cap().is_some())
-            && def.from.contains(" UNION ALL ");
-        let chunks = if let Some(chunks) = windows
-            .then(|| windowed(def, &plan.sql, &filters, &extra, seek, cursor.bound, limit))
-            .transpose()?
-            .flatten()
-        {
-            chunks
-        } else {
-            // Over branches, each reads at most the rows up to the page's end, in key
-            // order (with `_sort`, every match).
-            let page = branches::Page {
-                bound: Some(cursor.bound),
-                seek,
-                limit: keyset.then(|| u64::from(limit) + offset),
-            };
-            let from = from(page, &mut sql);
-            vec![run(
-                &format!(
-                    "{} WHERE {filters} AND {} <= {bound}{range} ORDER BY {} LIMIT {limit}{skip}",
-                    def.select_from(&extra, &from),
-                    def.key,
-                    order.join(", "),
-                ),
-                &sql.params,
-            )?]
+        // Over branches (see [`branches`]), each branch reads at most the rows up to the
+        // page's end, in its own key order (with `_sort`, every match): an index range
+        // of the branch's key, however deep the page lies.
+        let page = branches::Page {
+            bound: Some(cursor.bound),
+            seek,
+            limit: keyset.then(|| u64::from(limit) + offset),
         };
-        let found: usize = chunks.iter().map(store::Rows::len).sum();
+        let from = from(page, &mut sql);
+        let rows = run(
+            &format!(
+                "{} WHERE {filters} AND {} <= {bound}{range} ORDER BY {} LIMIT {limit}{skip}",
+                def.select_from(&extra, &from),
+                def.key,
+                order.join(", "),
+            ),
+            &sql.params,
+        )?;
+        let found = rows.len();
         let backwards = matches!(seek, Some(search::Seek::Before(_)));
         // A page read backwards from a key always has a next page (the rows from that
         // key on); it is shown in key order.
         more = backwards || found > plan.count as usize;
         let taken = found.min(plan.count as usize);
-        let all: Vec<Row<'_>> = chunks.iter().flat_map(store::Rows::iter).collect();
+        let all: Vec<Row<'_>> = rows.iter().collect();
         let order: Vec<usize> = if backwards {
             (0..taken).rev().collect()
         } else {
@@ -1000,75 +978,6 @@ fn search_in(
         response = response.header(include::HEADER, &include::encode(&referenced));
     }
     Ok(response)
-}
-
-/// The first `limit` rows of a derived table after `seek` (from the first row without
-/// one) up to the key `bound`, read in key windows: each window's rows are one query
-/// whose branches read only their keys in the window (see [`window`]); the next window
-/// is sized from the rows the last one held, until `limit` rows are read or the bound is
-/// reached. Exactly the rows of `… ORDER BY key LIMIT limit`, in that order; `None`
-/// when the table cannot be narrowed (see [`window::narrow`]).
-fn windowed(
-    def: &TypeDef,
-    sql: &search::Sql,
-    filters: &str,
-    extra: &str,
-    seek: Option<search::Seek>,
-    bound: i64,
-    limit: u32,
-) -> Result<Option<Vec<store::Rows>>> {
-    let Some((alias, column)) = def.key.split_once('.') else {
-        return Ok(None);
-    };
-    let mut lo = match seek {
-        Some(search::Seek::After(key)) => Some(key.saturating_add(1)),
-        _ => None,
-    };
-    let mut width = i64::from(limit.max(1));
-    let mut chunks = Vec::new();
-    let mut read = 0usize;
-    loop {
-        let hi = lo.unwrap_or(0).saturating_add(width - 1).min(bound);
-        if lo.is_some_and(|lo| lo > hi) {
-            break;
-        }
-        let Some(from) = window::narrow(def.from, alias, column, lo, hi) else {
-            return Ok(None);
-        };
-        let mut sql = sql.clone();
-        let mut range = format!("{} <= {}", def.key, sql.bind(hi));
-        if let Some(lo) = lo {
-            range.push_str(&format!(" AND {} >= {}", def.key, sql.bind(lo)));
-        }
-        let want = limit as usize - read;
-        let rows = store::query(
-            &format!(
-                "{} WHERE {filters} AND {range} ORDER BY {} ASC LIMIT {want}",
-                def.select_from(extra, &from),
-                def.key,
-            ),
-            &sql.params,
-        )?;
-        let held = rows.len();
-        read += held;
-        chunks.push(rows);
-        if read >= limit as usize || hi >= bound {
-            break;
-        }
-        // The next window: as wide as the rows still wanted need at the density just
-        // seen (a quarter more), four times as wide after an empty one.
-        let left = (limit as usize - read) as i64;
-        width = if held == 0 {
-            width.saturating_mul(4)
-        } else {
-            (width.saturating_mul(left) / held as i64)
-                .saturating_mul(5)
-                .saturating_div(4)
-                .max(1)
-        };
-        lo = Some(hi.saturating_add(1));
-    }
-    Ok(Some(chunks))
 }
 
 fn link(relation: &str, url: &str) -> Json {

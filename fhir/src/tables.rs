@@ -4,8 +4,9 @@
 //! with the same columns in every branch, so a search counts, orders and pages across
 //! all of them at once.
 //!
-//! [`observation_branches`] describes [`OBSERVATIONS`] branch by branch, so a search
-//! pushes its conditions into each (see [`crate::branches`]).
+//! [`observation_branches`], [`condition_branches`] and [`medication_request_branches`]
+//! describe [`OBSERVATIONS`], [`CONDITIONS`] and [`MEDICATION_REQUESTS`] branch by branch,
+//! so a search pushes its conditions into each (see [`crate::branches`]).
 //!
 //! Ids: OpenEMR gives every virtual resource its own uuid in `uuid_mapping`. Hearth
 //! derives them from the source row's uuid, so they are stable, unique within the type,
@@ -677,17 +678,24 @@ fn diagnosis_row(id: &str, sql: &mut crate::search::Sql) -> Option<String> {
     Some(format!("ie.id = {}", sql.bind(row)))
 }
 
-/// [`CONDITIONS`] as its branches (see [`crate::branches`]).
+/// [`CONDITIONS`] as its branches (see [`crate::branches`]), with every column a
+/// Condition search names, so each condition goes into each branch.
 pub fn condition_branches() -> Branches {
     let parts = crate::branches::split(CONDITIONS);
     assert_eq!(parts.len(), 2, "problems, encounter diagnoses");
-    let columns = |id: Column, category: &'static str, encounter: Column| {
+    let columns = |id: Column, category: &'static str, encounter: Column, clinical: &str| {
         vec![
             id,
             Column::expr("updated", "COALESCE(l.modifydate, l.date)"),
             Column::expr("patient_uuid", "p.uuid"),
             Column::constant("category", Some(category)),
             encounter,
+            Column::expr("clinical_status", clinical),
+            Column::expr("verification", VERIFICATION),
+            Column::expr("diagnosis", "l.diagnosis"),
+            Column::expr("begdate", "l.begdate"),
+            Column::expr("enddate", "l.enddate"),
+            Column::expr("recorded", "l.date"),
         ]
     };
     let mut branches = Vec::new();
@@ -698,6 +706,7 @@ pub fn condition_branches() -> Branches {
                     uuid_id("cid", "l.uuid"),
                     "problem-list-item",
                     Column::constant("encounter_uuid", None),
+                    PROBLEM_CLINICAL,
                 ),
                 "l.id",
             )
@@ -707,6 +716,7 @@ pub fn condition_branches() -> Branches {
                     Column::expr("cid", DIAGNOSIS_ID).narrow(Narrow::Parse(diagnosis_row)),
                     "encounter-diagnosis",
                     Column::expr("encounter_uuid", "fe.uuid"),
+                    DIAGNOSIS_CLINICAL,
                 ),
                 "ie.id",
             )
@@ -727,7 +737,10 @@ pub fn condition_branches() -> Branches {
     }
 }
 
-/// [`MEDICATION_REQUESTS`] as its branches (see [`crate::branches`]).
+/// [`MEDICATION_REQUESTS`] as its branches (see [`crate::branches`]), with every column a
+/// MedicationRequest search names. The intent is a constant per branch (`plan` every
+/// listed medication, `order` every prescription), so `intent=plan` leaves the
+/// prescriptions out of the SQL and `intent=order` the medication list.
 pub fn medication_request_branches() -> Branches {
     let parts = crate::branches::split(MEDICATION_REQUESTS);
     assert_eq!(parts.len(), 2, "the medication list, prescriptions");
@@ -738,12 +751,26 @@ pub fn medication_request_branches() -> Branches {
                 uuid_id("mid", "l.uuid"),
                 Column::expr("updated", "COALESCE(l.modifydate, l.date)"),
                 Column::expr("patient_uuid", "p.uuid"),
+                Column::constant("encounter_uuid", None),
+                Column::constant("intent", Some("plan")),
+                Column::expr("status", LIST_STATUS),
+                Column::constant("category", Some("community")),
+                Column::expr("codes", "l.diagnosis"),
+                Column::expr("authored", "l.date"),
+                Column::expr("requester_uuid", "u.uuid"),
             ]
         } else {
             vec![
                 uuid_id("mid", "rx.uuid"),
                 Column::expr("updated", "COALESCE(rx.date_modified, rx.date_added)"),
                 Column::expr("patient_uuid", "p.uuid"),
+                Column::expr("encounter_uuid", "fe.uuid"),
+                Column::constant("intent", Some("order")),
+                Column::expr("status", PRESCRIPTION_STATUS),
+                Column::expr("category", PRESCRIPTION_CATEGORY),
+                Column::expr("codes", PRESCRIPTION_CODES),
+                Column::expr("authored", "COALESCE(rx.date_added, rx.datetime)"),
+                Column::expr("requester_uuid", "u.uuid"),
             ]
         };
         branches.push(Branch {
@@ -795,7 +822,8 @@ macro_rules! condition_columns {
             " AS encounter_uuid, ",
             $clinical,
             " AS clinical_status, ",
-            "CASE WHEN l.verification = '' THEN NULL ELSE l.verification END AS verification, ",
+            verification!(),
+            " AS verification, ",
             "l.title, l.diagnosis, l.begdate, l.enddate, l.date AS recorded, l.comments"
         )
     };
@@ -813,6 +841,22 @@ macro_rules! clinical {
         )
     };
 }
+
+/// OpenEMR's verification status, empty for none.
+macro_rules! verification {
+    () => {
+        "CASE WHEN l.verification = '' THEN NULL ELSE l.verification END"
+    };
+}
+
+/// A Condition's verification status (see [`condition_branches`]).
+const VERIFICATION: &str = verification!();
+
+/// A problem-list item's clinical status.
+const PROBLEM_CLINICAL: &str = clinical!("1=0");
+
+/// An encounter diagnosis's clinical status.
+const DIAGNOSIS_CLINICAL: &str = clinical!("ie.resolved = 1");
 
 /// The columns of a problem-list item read straight from `lists l JOIN patient_data p`
 /// (the first branch of [`CONDITIONS`] without its version): what Condition's writes,
@@ -887,7 +931,9 @@ pub const CONDITIONS: &str = concat!(
          http://hl7.org/fhir/us/core/StructureDefinition/us-core-condition|3.1.1 \
          http://hl7.org/fhir/us/core/StructureDefinition/us-core-condition-problems-health-concerns \
          http://hl7.org/fhir/us/core/StructureDefinition/us-core-condition-problems-health-concerns|7.0.0",
-        "NULL",
+        // Typed: a page reads each branch on its own (see `crate::branches`), where an
+        // untyped NULL would be text against the other branch's uuid.
+        "CAST(NULL AS UUID)",
         clinical!("1=0"),
         "FROM lists l JOIN patient_data p ON p.pid = l.pid WHERE l.type = 'medical_problem'"
     ),
@@ -915,13 +961,51 @@ pub const ORDER_CATEGORY: &str = "CASE po.procedure_order_type \
     WHEN 'imaging' THEN '363679005' WHEN 'procedure' THEN '387713003' \
     WHEN 'intervention' THEN '387713003' ELSE '108252007' END";
 
+/// A listed medication's status.
+macro_rules! list_status {
+    () => {
+        "CASE WHEN l.enddate IS NULL THEN 'active' ELSE 'completed' END"
+    };
+}
+
+/// A prescription's status.
+macro_rules! prescription_status {
+    () => {
+        "CASE WHEN rx.active = 0 THEN 'stopped' WHEN rx.end_date IS NOT NULL THEN 'completed' \
+         ELSE 'active' END"
+    };
+}
+
+/// A prescription's category.
+macro_rules! prescription_category {
+    () => {
+        "COALESCE(NULLIF(rx.usage_category, ''), 'community')"
+    };
+}
+
+/// A prescription's code, in OpenEMR's coded list form.
+macro_rules! prescription_codes {
+    () => {
+        "CASE WHEN rx.rxnorm_drugcode = '' THEN NULL ELSE 'RXNORM:' || rx.rxnorm_drugcode END"
+    };
+}
+
+/// The status of a listed medication, and a prescription's status, category and code
+/// (see [`medication_request_branches`]).
+const LIST_STATUS: &str = list_status!();
+const PRESCRIPTION_STATUS: &str = prescription_status!();
+const PRESCRIPTION_CATEGORY: &str = prescription_category!();
+const PRESCRIPTION_CODES: &str = prescription_codes!();
+
 /// The medication-list branch of [`MEDICATION_REQUESTS`] (intent `plan`).
 macro_rules! medication_list {
     () => {
-        "SELECT (SELECT MAX(lv.fhir_version) FROM lists_history lv WHERE lv.id = l.id) AS fhir_version, \
+        concat!(
+            "SELECT (SELECT MAX(lv.fhir_version) FROM lists_history lv WHERE lv.id = l.id) AS fhir_version, \
      CAST(l.uuid AS TEXT) AS mid, l.id * 2 AS mkey, COALESCE(l.modifydate, l.date) AS updated, \
-     p.uuid AS patient_uuid, CAST(NULL AS UUID) AS encounter_uuid, 'plan' AS intent, \
-     CASE WHEN l.enddate IS NULL THEN 'active' ELSE 'completed' END AS status, \
+     p.uuid AS patient_uuid, CAST(NULL AS UUID) AS encounter_uuid, 'plan' AS intent, ",
+            list_status!(),
+            " AS status, \
      'community' AS category, l.title AS title, l.diagnosis AS codes, l.date AS authored, \
      l.begdate AS start_date, l.enddate AS end_date, l.comments AS note, \
      u.uuid AS requester_uuid, u.fname AS requester_fname, u.lname AS requester_lname, \
@@ -932,19 +1016,23 @@ macro_rules! medication_list {
      FROM lists l JOIN patient_data p ON p.pid = l.pid \
      LEFT JOIN users u ON u.username = l.\"user\" AND u.npi <> '' \
      WHERE l.type = 'medication'"
+        )
     };
 }
 
 /// The prescription branch of [`MEDICATION_REQUESTS`] (intent `order`).
 macro_rules! prescription_requests {
     () => {
-        "SELECT CAST(NULL AS BIGINT) AS fhir_version, CAST(rx.uuid AS TEXT) AS mid, \
+        concat!(
+            "SELECT CAST(NULL AS BIGINT) AS fhir_version, CAST(rx.uuid AS TEXT) AS mid, \
      rx.id * 2 + 1 AS mkey, COALESCE(rx.date_modified, rx.date_added) AS updated, \
-     p.uuid AS patient_uuid, fe.uuid AS encounter_uuid, 'order' AS intent, \
-     CASE WHEN rx.active = 0 THEN 'stopped' WHEN rx.end_date IS NOT NULL THEN 'completed' \
-     ELSE 'active' END AS status, \
-     COALESCE(NULLIF(rx.usage_category, ''), 'community') AS category, rx.drug AS title, \
-     CASE WHEN rx.rxnorm_drugcode = '' THEN NULL ELSE 'RXNORM:' || rx.rxnorm_drugcode END AS codes, \
+     p.uuid AS patient_uuid, fe.uuid AS encounter_uuid, 'order' AS intent, ",
+            prescription_status!(),
+            " AS status, ",
+            prescription_category!(),
+            " AS category, rx.drug AS title, ",
+            prescription_codes!(),
+            " AS codes, \
      COALESCE(rx.date_added, rx.datetime) AS authored, rx.start_date AS start_date, \
      rx.end_date AS end_date, rx.note AS note, u.uuid AS requester_uuid, \
      u.fname AS requester_fname, u.lname AS requester_lname, rx.dosage AS dosage, \
@@ -957,6 +1045,7 @@ macro_rules! prescription_requests {
      LEFT JOIN list_options lf ON lf.list_id = 'drug_form' AND lf.option_id = rx.form \
      LEFT JOIN list_options lr ON lr.list_id = 'drug_route' AND lr.option_id = rx.route \
      LEFT JOIN list_options li ON li.list_id = 'drug_interval' AND li.option_id = rx.\"interval\""
+        )
     };
 }
 
@@ -973,18 +1062,6 @@ pub const MEDICATION_REQUESTS: &str = concat!(
     prescription_requests!(),
     ") m"
 );
-
-/// [`MEDICATION_REQUESTS`] with only the medication list: a search whose `intent`
-/// admits `plan` and not `order` (see [`crate::prune`]).
-pub const MEDICATION_LIST_REQUESTS: &str = concat!("(", medication_list!(), ") m");
-
-/// [`MEDICATION_REQUESTS`] with only the prescriptions: a search whose `intent` admits
-/// `order` and not `plan`.
-pub const PRESCRIPTION_REQUESTS: &str = concat!("(", prescription_requests!(), ") m");
-
-/// [`MEDICATION_REQUESTS`] with no row: a search whose `intent` admits neither (the
-/// medication list's branch, which the false condition keeps the database from reading).
-pub const NO_MEDICATION_REQUESTS: &str = concat!("(", medication_list!(), " AND 1=0) m");
 
 #[cfg(test)]
 mod tests {
@@ -1068,7 +1145,20 @@ mod tests {
                         Some(None) => format!("NULL AS {}", column.name),
                         None => format!("{} AS {}", column.expr, column.name),
                     };
-                    assert!(branch.select.contains(&selected), "{selected}");
+                    // A column selected under its own name (`l.diagnosis`), or a `NULL`
+                    // cast to the other branch's type.
+                    let bare = column.constant.is_none()
+                        && column.expr.ends_with(&format!(".{}", column.name))
+                        && branch.select.contains(&format!("{}, ", column.expr));
+                    let cast = column.constant == Some(None)
+                        && branch
+                            .select
+                            .contains(&format!("CAST(NULL AS UUID) AS {}", column.name));
+                    assert!(
+                        branch.select.contains(&selected) || bare || cast,
+                        "{selected} in {}",
+                        branch.select
+                    );
                 }
                 let stride = if branch.offset == 0 {
                     format!("{} * 2 AS {key}", branch.key)

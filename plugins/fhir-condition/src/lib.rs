@@ -39,19 +39,19 @@ impl Resource for FhirCondition {
     // `DIAGNOSIS` for an id with the diagnosis digit), each with its table's versions.
     const ROUTES: &'static [Route] = &[
         Route::get("/fhir/Condition", "Condition.s", |r| {
-            hearth_fhir::search(r, &CONDITION, map)
+            hearth_fhir::search_branches(r, &CONDITION, &BRANCHES, map)
         })
         .acl("patients/med")
         .summary("Search conditions")
         .answers(Schema::Bundle(&CONDITION_SCHEMA)),
         Route::post("/fhir/Condition/_search", "Condition.s", |r| {
-            hearth_fhir::search(r, &CONDITION, map)
+            hearth_fhir::search_branches(r, &CONDITION, &BRANCHES, map)
         })
         .acl("patients/med")
         .summary("Search conditions (form body)")
         .answers(Schema::Bundle(&CONDITION_SCHEMA)),
         Route::get("/fhir/Condition/:id", "Condition.r", |r| {
-            hearth_fhir::read(r, &CONDITION, r.param("id")?, map)
+            hearth_fhir::read_branches(r, &CONDITION, &BRANCHES, r.param("id")?, map)
         })
         .acl("patients/med")
         .summary("Read a condition")
@@ -133,6 +133,12 @@ const CODES: &[TokenColumn] = &[
     TokenColumn::listed("c.diagnosis", "http://snomed.info/sct", "SNOMED-CT:"),
     TokenColumn::listed("c.diagnosis", "http://snomed.info/sct", "SNOMED:"),
 ];
+
+/// [`CONDITION`]'s derived table branch by branch: a search pushes its conditions into
+/// each branch (see [`hearth_fhir::branches`]), and the category, a constant per branch,
+/// leaves the branch it cannot match out of the SQL.
+static BRANCHES: std::sync::LazyLock<hearth_fhir::branches::Branches> =
+    std::sync::LazyLock::new(hearth_fhir::tables::condition_branches);
 
 const CONDITION: TypeDef = TypeDef {
     resource_type: "Condition",

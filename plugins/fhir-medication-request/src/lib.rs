@@ -13,8 +13,8 @@
 use hearth_fhir::{
     Fields, Param, Target, TokenColumn, TypeDef, codes, coding, concept, reference, tables,
 };
+use hearth_sdk::FhirType;
 use hearth_sdk::prelude::*;
-use hearth_sdk::{FhirType, Method};
 
 /// The FHIR MedicationRequest resource.
 pub struct FhirMedicationRequest;
@@ -46,7 +46,7 @@ impl Resource for FhirMedicationRequest {
         .summary("Search medication requests (form body)")
         .answers(Schema::Bundle(&MEDICATION_REQUEST_SCHEMA)),
         Route::get("/fhir/MedicationRequest/:id", "MedicationRequest.r", |r| {
-            hearth_fhir::read(r, &MEDICATION_REQUEST, r.param("id")?, map)
+            hearth_fhir::read_branches(r, &MEDICATION_REQUEST, &BRANCHES, r.param("id")?, map)
         })
         .acl("patients/med")
         .summary("Read a medication request")
@@ -185,38 +185,16 @@ const MEDICATION_REQUEST: TypeDef = TypeDef {
     ],
 };
 
-/// `GET /fhir/MedicationRequest` and `POST /fhir/MedicationRequest/_search`: the search
-/// over the branches its `intent` can match. Every listed medication is a `plan` and every
-/// prescription an `order`, so `intent=plan` leaves the prescriptions out of the SQL and
-/// `intent=order` the medication list (`hearth_fhir::prune`), instead of comparing each
-/// branch's constant with the value when the statement runs, which would still read the
-/// other branch's tables.
+/// [`MEDICATION_REQUEST`]'s derived table branch by branch (see
+/// [`hearth_fhir::branches`]): a search pushes its conditions into each branch, and the
+/// intent, a constant per branch (`plan` every listed medication, `order` every
+/// prescription), leaves the branch it cannot match out of the SQL.
+static BRANCHES: std::sync::LazyLock<hearth_fhir::branches::Branches> =
+    std::sync::LazyLock::new(tables::medication_request_branches);
+
+/// `GET /fhir/MedicationRequest` and `POST /fhir/MedicationRequest/_search`.
 fn search(req: &Request) -> Result<Response> {
-    let mut query = req.query_pairs().to_vec();
-    let form = req.header("content-type").is_some_and(|t| {
-        t.trim_start()
-            .starts_with("application/x-www-form-urlencoded")
-    });
-    if req.method() == Method::Post && form {
-        // The form body's parameters join the query's, as the search reads them (which
-        // also answers a body that is no form, or not UTF-8).
-        if let Ok(body) = std::str::from_utf8(req.body()) {
-            query.extend(hearth_fhir::form_pairs(body));
-        }
-    }
-    let params = MEDICATION_REQUEST.all_params();
-    let admits = |intent| hearth_fhir::prune::admits(&params, &query, "intent", intent);
-    let from = match (admits("plan"), admits("order")) {
-        (true, true) => tables::MEDICATION_REQUESTS,
-        (true, false) => tables::MEDICATION_LIST_REQUESTS,
-        (false, true) => tables::PRESCRIPTION_REQUESTS,
-        (false, false) => tables::NO_MEDICATION_REQUESTS,
-    };
-    let def = TypeDef {
-        from,
-        ..MEDICATION_REQUEST
-    };
-    hearth_fhir::search(req, &def, map)
+    hearth_fhir::search_branches(req, &MEDICATION_REQUEST, &BRANCHES, map)
 }
 
 /// A row of the medication list or a prescription as a US Core MedicationRequest.
