@@ -2,11 +2,12 @@
 //! the real server on SQLite and PostgreSQL: date prefixes `eq ne gt lt ge le sa eb ap`
 //! against periods (with and without an end) and dates, reference parameters given as
 //! full URLs, tokens without a system, `_count`'s default, `_format` and
-//! `application/json`, `fhirUser` resolving to a resource the token reads, granular
-//! scopes bounding what `_include` adds, `system/` tokens reading, US Core profiles on
-//! every resource of the demo data, no 5xx for any malformed search of any type, and the
-//! CapabilityStatement following a hot reload of a site's plugins. Every FHIR document
-//! received is validated with `fhir.resources` (R4B).
+//! `application/json`, 406 for a `_format` or `Accept` admitting no JSON, `fhirUser`
+//! resolving to a resource the token reads, granular scopes bounding what `_include`
+//! adds, `system/` tokens reading, US Core profiles on every resource of the demo data, no
+//! 5xx for any malformed search of any type, and the CapabilityStatement following a hot
+//! reload of a site's plugins. Every FHIR document received is validated with
+//! `fhir.resources` (R4B).
 
 use hearth_tests::fhir::{Documents, fhir, get_with, ids, link, only, patient};
 use hearth_tests::{Reply, TestApp, Value, both, json};
@@ -291,6 +292,83 @@ both! {
             Some(("text/plain", body.to_string())), &[]).await;
         assert!(refused.status == 415 || refused.status == 400, "{}", refused.text);
         assert_eq!(docs.keep(&refused)["resourceType"], "OperationOutcome");
+        docs.validate();
+    }
+
+    async fn a_format_or_accept_admitting_no_json_is_not_acceptable(app) {
+        let mut docs = Documents::default();
+        let token = app.user_token("default", "admin", SCOPES).await;
+        let person = patient(app, &token, json!({"lname": "Xmlwanted"})).await;
+        let read = fhir(app, "default", &format!("/Patient/{person}"));
+        let found = fhir(app, "default", "/Patient?family=xmlwanted");
+        let metadata = fhir(app, "default", "/metadata");
+        let refused = |reply: &Reply, what: &str| {
+            assert_eq!(reply.status, 406, "{what}: {}", reply.text);
+            assert_eq!(reply.header("content-type"), Some("application/fhir+json"), "{what}");
+            assert_eq!(reply.json["resourceType"], "OperationOutcome", "{what}");
+            assert_eq!(reply.json["issue"][0]["code"], "not-supported", "{what}");
+        };
+        // `_format` naming anything but JSON, on a read, a search and the anonymous
+        // CapabilityStatement.
+        for format in ["xml", "application/fhir+xml", "text/xml", "application/xml", "ttl", "html"] {
+            let query = hearth_tests::encode(&[("_format", format)]);
+            for url in [format!("{read}?{query}"), format!("{found}&{query}")] {
+                let reply = app.get(&url, &token).await;
+                refused(&reply, &url);
+                docs.keep(&reply);
+            }
+            let reply = app.send(reqwest::Method::GET, &format!("{metadata}?{query}"), None, None).await;
+            refused(&reply, &format!("metadata _format={format}"));
+        }
+        // An unencoded `+` is read as the media type it names.
+        let reply = app.get(&format!("{read}?_format=application/fhir+xml"), &token).await;
+        refused(&reply, "unencoded +");
+        let reply = app.get(&format!("{read}?_format=application/fhir+json"), &token).await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        // An Accept header that admits no JSON.
+        for accept in ["application/fhir+xml", "application/xml, text/xml", "application/fhir+json;q=0, application/fhir+xml", "text/html"] {
+            for url in [&read, &found] {
+                let reply = get_with(app, url, &token, &[("accept", accept)]).await;
+                refused(&reply, &format!("Accept: {accept} {url}"));
+                docs.keep(&reply);
+            }
+            let reply = app.client.get(&metadata).header("accept", accept).send().await.unwrap();
+            assert_eq!(reply.status(), 406, "metadata Accept: {accept}");
+        }
+        // What admits JSON is served: `*/*`, `application/*`, the JSON types, a list that
+        // names one among others, no Accept, and `_format=json` over any Accept.
+        for accept in ["*/*", "application/*", "application/json", "application/fhir+json",
+                       "application/fhir+json; fhirVersion=4.0", "application/fhir+xml, application/fhir+json;q=0.5",
+                       "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"] {
+            let reply = get_with(app, &read, &token, &[("accept", accept)]).await;
+            assert_eq!(reply.status, 200, "Accept: {accept}: {}", reply.text);
+            assert_eq!(docs.keep(&reply)["id"], person.as_str());
+            let reply = app.client.get(&metadata).header("accept", accept).send().await.unwrap();
+            assert_eq!(reply.status(), 200, "metadata Accept: {accept}");
+        }
+        let reply = get_with(app, &format!("{found}&_format=json"), &token, &[("accept", "application/fhir+xml")]).await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        assert_eq!(ids(&docs.keep(&reply)), only(&person));
+        // A Binary read answers a document's bytes in their own type: any Accept will do.
+        let binary = app.user_token("default", "admin", "openid api:fhir user/Binary.read").await;
+        let unknown = fhir(app, "default", "/Binary/00000000-0000-4000-8000-000000000000");
+        let reply = get_with(app, &unknown, &binary, &[("accept", "application/pdf")]).await;
+        assert_eq!(reply.status, 404, "{}", reply.text);
+        // A write that asks for XML back is refused before anything is written.
+        let body = json!({"resourceType": "Patient", "name": [{"family": "Neverwritten"}], "gender": "female"});
+        let reply = send(app, reqwest::Method::POST, &fhir(app, "default", "/Patient"), Some(&token),
+            Some(("application/fhir+json", body.to_string())), &[("accept", "application/fhir+xml")]).await;
+        refused(&reply, "create");
+        let none = search(app, &mut docs, &token, "/Patient?family=neverwritten").await;
+        assert_eq!(none["total"], 0);
+        // The compatibility setting leaves FHIR alone: a site answering as OpenEMR does
+        // refuses XML too (OpenEMR answers JSON whatever was asked).
+        let site = app.state.sites.get("second").await.unwrap();
+        hearth::oauth::settings::set(&site, "api.compatibility", "openemr").await.unwrap();
+        tokio::time::sleep(hearth::api::settings::TTL + std::time::Duration::from_millis(200)).await;
+        let second = app.user_token("second", "admin", SCOPES).await;
+        let reply = get_with(app, &fhir(app, "second", "/Patient"), &second, &[("accept", "application/fhir+xml")]).await;
+        refused(&reply, "second site");
         docs.validate();
     }
 

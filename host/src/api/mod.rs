@@ -274,9 +274,23 @@ async fn handle(
     let app = call.app;
     let site = call.site;
     let openemr = call.settings.compatibility == Compatibility::OpenEmr;
-    if call.family == Family::Fhir
-        && let Some(endpoint) = bulk::Endpoint::of(call.path, call.uri.query())
-    {
+    let bulk_endpoint = (call.family == Family::Fhir)
+        .then(|| bulk::Endpoint::of(call.path, call.uri.query()))
+        .flatten();
+    // FHIR answers JSON only: a `_format` or `Accept` admitting none is a 406 (a Bulk Data
+    // file is ndjson), on every site (the compatibility setting leaves FHIR alone).
+    if call.family == Family::Fhir {
+        let also = match &bulk_endpoint {
+            Some(bulk::Endpoint::File(..)) => crate::fhir::NDJSON_TYPES,
+            // A Binary read answers the document's bytes in their own type.
+            None if *call.method == Method::GET && call.path.starts_with("/Binary/") => {
+                crate::fhir::ANY_TYPE
+            }
+            _ => &[],
+        };
+        crate::fhir::negotiate(call.uri.query(), call.headers, also)?;
+    }
+    if let Some(endpoint) = bulk_endpoint {
         served.route = Some(endpoint.pattern().to_owned());
         let token = tokens::bearer(
             call.headers
