@@ -697,7 +697,7 @@ fn search_in(
     if revinclude {
         query.retain(|(k, v)| !(k == "_revinclude" && v == provenance::REVINCLUDE));
     }
-    let mut plan = Plan::parse_in(def.from, &params, &query, strict, now)
+    let mut plan = Plan::parse_at(Some(req.base_url()), def.from, &params, &query, strict, now)
         .map_err(|e| error(400, "invalid", &e.0))?;
     if let Some(cap) = req.page_cap() {
         plan.allow_count_up_to(&query, cap);

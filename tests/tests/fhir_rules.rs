@@ -1,8 +1,8 @@
 //! Rules of the FHIR server (issue 15) that the per-type test files do not prove, through
 //! the real server on SQLite and PostgreSQL: date prefixes `eq ne gt lt ge le sa eb ap`
 //! against periods (with and without an end) and dates, reference parameters given as
-//! full URLs, tokens without a system, `_count`'s default, `_format` and
-//! `application/json`, 406 for a `_format` or `Accept` admitting no JSON, `fhirUser`
+//! full URLs (this server's only), tokens without a system, `_count`'s default, `_format`
+//! and `application/json`, 406 for a `_format` or `Accept` admitting no JSON, `fhirUser`
 //! resolving to a resource the token reads, granular scopes bounding what `_include`
 //! adds, `system/` tokens reading, US Core profiles on every resource of the demo data, no
 //! 5xx for any malformed search of any type, and the CapabilityStatement following a hot
@@ -198,6 +198,28 @@ both! {
             let query = hearth_tests::encode(&[("subject", &value)]);
             let bundle = search(app, &mut docs, &token, &format!("/Encounter?{query}")).await;
             assert_eq!(ids(&bundle), only(&visit), "subject={value}");
+        }
+        // A full URL names a resource here only under this site's FHIR base (the base of
+        // every fullUrl): another server's URL, or the other site's, with the same id
+        // matches nothing, and is no error.
+        let visits = search(app, &mut docs, &token, &format!("/Encounter?patient={person}")).await;
+        assert_eq!(visits["entry"][0]["fullUrl"], fhir(app, "default", &format!("/Encounter/{visit}")));
+        for value in [
+            format!("https://other.example/fhir/Patient/{person}"),
+            format!("http://other.example/apis/default/fhir/Patient/{person}"),
+            fhir(app, "second", &format!("/Patient/{person}")),
+            format!("{full}/_history/1"),
+            format!("urn:uuid:{person}"),
+        ] {
+            for name in ["patient", "subject"] {
+                let query = hearth_tests::encode(&[(name, &value)]);
+                let bundle = search(app, &mut docs, &token, &format!("/Encounter?{query}")).await;
+                assert_eq!(bundle["total"], 0, "{name}={value}");
+            }
+            // OR'd with a local reference, only the local one matches.
+            let query = hearth_tests::encode(&[("patient", &format!("{value},Patient/{person}"))]);
+            let bundle = search(app, &mut docs, &token, &format!("/Encounter?{query}")).await;
+            assert_eq!(ids(&bundle), only(&visit), "patient={value},Patient/…");
         }
         // A reference of another type finds nothing.
         for value in [format!("Practitioner/{person}")] {
