@@ -145,6 +145,15 @@ pub enum Target {
         /// The referenced resource type, e.g. `Patient`.
         target: &'static str,
     },
+    /// A reference to a resource of any type: the columns holding the referenced
+    /// resource's type and its id (a Provenance's `target`). `Type/id` (or `:Type` with
+    /// an id) matches that type's resource, a bare id any type's.
+    AnyReference {
+        /// The SQL expression of the referenced type, e.g. `pv.target_type`.
+        kind: &'static str,
+        /// The SQL expression of the referenced id, e.g. `pv.tid`.
+        column: &'static str,
+    },
     /// A column holding the referenced resource's id, and the type it references.
     Reference {
         /// The SQL expression, e.g. `p.provider_uuid`.
@@ -161,7 +170,9 @@ impl Target {
             Target::Text(_) => Kind::String,
             Target::Token(_) | Target::Id(_) => Kind::Token,
             Target::Date(_) | Target::DateTime(_) | Target::Period { .. } => Kind::Date,
-            Target::Reference { .. } | Target::ReferenceList { .. } => Kind::Reference,
+            Target::Reference { .. }
+            | Target::ReferenceList { .. }
+            | Target::AnyReference { .. } => Kind::Reference,
         }
     }
 
@@ -173,7 +184,7 @@ impl Target {
             Target::Date(column) | Target::DateTime(column) | Target::Id(column) => Some(column),
             Target::Period { start, .. } => Some(start),
             Target::Reference { column, .. } => Some(column),
-            Target::ReferenceList { .. } => None,
+            Target::ReferenceList { .. } | Target::AnyReference { .. } => None,
         }
     }
 }
@@ -1029,7 +1040,8 @@ fn condition_at(
             | Target::DateTime(c)
             | Target::Period { start: c, .. }
             | Target::Id(c)
-            | Target::Reference { column: c, .. } => vec![c],
+            | Target::Reference { column: c, .. }
+            | Target::AnyReference { column: c, .. } => vec![c],
             Target::ReferenceList { .. } => Vec::new(),
         };
         let blank_is_missing = matches!(param.target, Target::Text(_) | Target::Token(_));
@@ -1191,6 +1203,51 @@ fn condition_at(
                     continue;
                 };
                 alternatives.push(format!("{column} = {}", sql.bind(id.to_ascii_lowercase())));
+            }
+        }
+        Target::AnyReference { kind, column } => {
+            // A type modifier (`target:Location=…`) names a resource type.
+            let typed = match modifier {
+                None => None,
+                Some(m)
+                    if m.starts_with(|c: char| c.is_ascii_uppercase())
+                        && m.chars().all(|c| c.is_ascii_alphanumeric()) =>
+                {
+                    Some(m)
+                }
+                Some(m) => return Err(bad_modifier(m)),
+            };
+            let mut named = Vec::new();
+            for v in &values {
+                match typed_reference(v, base) {
+                    Some((Some(a), _)) if typed.is_some_and(|t| t != a) => {}
+                    Some((given, id)) => named.push((given.or(typed), id.to_ascii_lowercase())),
+                    None => {}
+                }
+            }
+            let kinds: Vec<Option<&str>> = named.iter().map(|(k, _)| *k).collect();
+            match kinds.first() {
+                // Every value names the same type (or none): the type is a condition of
+                // its own, and the ids one equality each, so a derived table's branches
+                // of other types drop out and the rest narrow to their ids' rows.
+                Some(first) if kinds.iter().all(|k| k == first) => {
+                    if let Some(ty) = first {
+                        let condition = format!("{kind} = {}", sql.bind(ty.to_string()));
+                        sql.conditions.push(condition);
+                    }
+                    for (_, id) in named {
+                        alternatives.push(format!("{column} = {}", sql.bind(id)));
+                    }
+                }
+                _ => {
+                    for (ty, id) in named {
+                        let id = format!("{column} = {}", sql.bind(id));
+                        alternatives.push(match ty {
+                            Some(ty) => format!("({kind} = {} AND {id})", sql.bind(ty.to_string())),
+                            None => id,
+                        });
+                    }
+                }
             }
         }
         Target::ReferenceList {

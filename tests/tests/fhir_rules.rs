@@ -2,7 +2,8 @@
 //! the real server on SQLite and PostgreSQL: date prefixes `eq ne gt lt ge le sa eb ap`
 //! against periods (with and without an end) and dates, reference parameters given as
 //! full URLs (this server's only), tokens without a system, `_count`'s default, `_format`
-//! and `application/json`, 406 for a `_format` or `Accept` admitting no JSON, `fhirUser`
+//! and `application/json`, 406 for a `_format` or `Accept` admitting no JSON, the
+//! Provenance of Locations and PractitionerRoles (and `Provenance?target=`), `fhirUser`
 //! resolving to a resource the token reads, granular scopes bounding what `_include`
 //! adds, `system/` tokens reading, US Core profiles on every resource of the demo data, no
 //! 5xx for any malformed search of any type, and the CapabilityStatement following a hot
@@ -391,6 +392,79 @@ both! {
         let second = app.user_token("second", "admin", SCOPES).await;
         let reply = get_with(app, &fhir(app, "second", "/Patient"), &second, &[("accept", "application/fhir+xml")]).await;
         refused(&reply, "second site");
+        docs.validate();
+    }
+
+    async fn locations_and_practitioner_roles_have_a_provenance_of_their_own(app) {
+        let mut docs = Documents::default();
+        let token = app.user_token("default", "admin", "openid api:fhir api:oemr user/facility.cruds \
+            user/Location.rs user/Organization.rs user/PractitionerRole.rs user/Practitioner.rs user/Provenance.rs").await;
+        let facility = app.post(&app.api("default", "/api/facility"), &token, json!({"name": "Provenance Clinic", "facility_npi": "1234567893"})).await;
+        assert_eq!(facility.status, 201, "{}", facility.text);
+        let place = facility.json["data"]["uuid"].as_str().unwrap().to_owned();
+        let doctor = app.user("default", "provdoc", "physician").await;
+        let site = app.state.sites.get("default").await.unwrap();
+        hearth::on_db!(&site.db, |pool| {
+            sqlx::query("UPDATE users SET npi = '1234567893', \
+                         facility_id = (SELECT id FROM facility WHERE CAST(uuid AS TEXT) = $1) WHERE username = 'provdoc'")
+                .bind(&place)
+                .execute(pool)
+                .await
+                .unwrap();
+        });
+        let metadata = app.send(reqwest::Method::GET, &fhir(app, "default", "/metadata"), None, None).await;
+        let provenance = metadata.json["rest"][0]["resource"].as_array().unwrap().iter()
+            .find(|r| r["type"] == "Provenance").unwrap().clone();
+        assert!(provenance["searchParam"].as_array().unwrap().iter().any(|p| p["name"] == "target" && p["type"] == "reference"), "{provenance}");
+        assert_eq!(provenance["searchInclude"], json!(["Provenance:target"]));
+        // A Location shares its id with its Organization (one facility), a
+        // PractitionerRole with its Practitioner (one user): each has a Provenance of
+        // its own, under an id of its own.
+        for (kind, id, twin) in [("Location", &place, "Organization"), ("PractitionerRole", &doctor, "Practitioner")] {
+            let bundle = search(app, &mut docs, &token, &format!("/{kind}?_id={id}&_revinclude=Provenance:target")).await;
+            assert_eq!(entries(&bundle, "match"), [format!("{kind}/{id}")]);
+            let included: Vec<&Value> = bundle["entry"].as_array().unwrap().iter()
+                .filter(|e| e["search"]["mode"] == "include").map(|e| &e["resource"]).collect();
+            assert_eq!(included.len(), 1, "{bundle}");
+            assert_eq!(included[0]["resourceType"], "Provenance");
+            assert_eq!(included[0]["target"][0]["reference"], format!("{kind}/{id}"));
+            let own = included[0]["id"].as_str().unwrap().to_owned();
+            assert_ne!(&own, id, "{kind}'s Provenance is not its {twin}'s");
+            let bundle = search(app, &mut docs, &token, &format!("/{twin}?_id={id}&_revinclude=Provenance:target")).await;
+            assert_eq!(entries(&bundle, "include"), [format!("Provenance/{id}")]);
+            // Each reads at its id, naming its own target.
+            for (pid, target) in [(own.clone(), format!("{kind}/{id}")), (id.to_string(), format!("{twin}/{id}"))] {
+                let read = app.get(&fhir(app, "default", &format!("/Provenance/{pid}")), &token).await;
+                assert_eq!(read.status, 200, "{}", read.text);
+                let read = docs.keep(&read);
+                assert_eq!(read["id"], pid.as_str());
+                assert_eq!(read["target"][0]["reference"], target.as_str());
+            }
+            // `target` searches by type and id, id alone, this server's full URL, or a
+            // type modifier; another server's URL finds nothing.
+            let both = { let mut b = vec![own.clone(), id.to_string()]; b.sort(); b };
+            for (value, expected) in [
+                (format!("target={kind}/{id}"), vec![own.clone()]),
+                (format!("target={twin}/{id}"), vec![id.to_string()]),
+                (format!("target={id}"), both.clone()),
+                (hearth_tests::encode(&[("target", &fhir(app, "default", &format!("/{kind}/{id}")))]), vec![own.clone()]),
+                (hearth_tests::encode(&[("target", &format!("https://other.example/fhir/{kind}/{id}"))]), vec![]),
+                (format!("target:{kind}={id}"), vec![own.clone()]),
+                (format!("target={kind}/{id},{twin}/{id}"), both.clone()),
+                (format!("target={kind}/{id}&target={twin}/{id}"), vec![]),
+            ] {
+                let bundle = search(app, &mut docs, &token, &format!("/Provenance?{value}")).await;
+                assert_eq!(sorted(&bundle), expected, "{value}");
+            }
+            // And `_include` adds the target.
+            let bundle = search(app, &mut docs, &token, &format!("/Provenance?target={kind}/{id}&_include=Provenance:target")).await;
+            assert_eq!(entries(&bundle, "include"), [format!("{kind}/{id}")]);
+            // A Provenance read needs the Provenance scope, whatever the target's.
+            let narrow = app.user_token("default", "admin", &format!("openid api:fhir user/{kind}.rs")).await;
+            let refused = app.get(&fhir(app, "default", &format!("/Provenance/{own}")), &narrow).await;
+            assert_eq!(refused.status, 403, "{}", refused.text);
+            docs.keep(&refused);
+        }
         docs.validate();
     }
 
