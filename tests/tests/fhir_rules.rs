@@ -4,11 +4,11 @@
 //! full URLs (this server's only), tokens without a system, `_count`'s default, `_format`
 //! and `application/json`, 406 for a `_format` or `Accept` admitting no JSON, the
 //! Provenance of Locations and PractitionerRoles (and `Provenance?target=`), `fhirUser`
-//! resolving to a resource the token reads, granular scopes bounding what `_include`
-//! adds, `system/` tokens reading, US Core profiles on every resource of the demo data, no
-//! 5xx for any malformed search of any type, and the CapabilityStatement following a hot
-//! reload of a site's plugins. Every FHIR document received is validated with
-//! `fhir.resources` (R4B).
+//! resolving to a resource the token reads (a physician's own Practitioner despite the
+//! ACL), granular scopes bounding what `_include` adds, `system/` tokens reading, US Core
+//! profiles on every resource of the demo data, no 5xx for any malformed search of any
+//! type, and the CapabilityStatement following a hot reload of a site's plugins. Every
+//! FHIR document received is validated with `fhir.resources` (R4B).
 
 use hearth_tests::fhir::{Documents, fhir, get_with, ids, link, only, patient};
 use hearth_tests::{Reply, TestApp, Value, both, json};
@@ -471,8 +471,8 @@ both! {
     async fn fhir_user_resolves_to_the_practitioner_person_or_patient_the_token_reads(app) {
         let mut docs = Documents::default();
         let admin = app.user_token("default", "admin", SCOPES).await;
-        // Staff users with an NPI are Practitioners, those without Persons. Reading either
-        // needs the ACL admin/users, as in OpenEMR: both are administrators here.
+        // Staff users with an NPI are Practitioners, those without Persons. Reading
+        // another's needs the ACL admin/users, as in OpenEMR: both are administrators here.
         let doctor = app.user("default", "doctor", "admin").await;
         let physician = app.user("default", "physician", "physician").await;
         let site = app.state.sites.get("default").await.unwrap();
@@ -500,11 +500,39 @@ both! {
             let resource = docs.keep(&reply);
             assert_eq!(format!("{}/{}", resource["resourceType"].as_str().unwrap(), resource["id"].as_str().unwrap()), expected);
         }
-        // A physician's fhirUser names their Practitioner too (their role lacks the ACL
-        // to read it, as in OpenEMR).
-        let token = app.user_token("default", "physician", "openid fhirUser api:fhir user/Practitioner.rs").await;
+        // A physician's fhirUser names their Practitioner too. Their role lacks the ACL
+        // admin/users, yet they read their own Practitioner (SMART apps resolve
+        // fhirUser), with the v1 or the v2 read scope; any other practitioner, and a
+        // search, keep the ACL's 403.
+        for scope in ["user/Practitioner.rs", "user/Practitioner.read"] {
+            let token = app.user_token("default", "physician", &format!("openid fhirUser api:fhir {scope}")).await;
+            let claims = app.get(&userinfo, &token).await;
+            let own = claims.json["fhirUser"].as_str().expect("fhirUser").to_owned();
+            assert_eq!(own, fhir(app, "default", &format!("/Practitioner/{physician}")));
+            let reply = app.get(&own, &token).await;
+            assert_eq!(reply.status, 200, "{scope}: {}", reply.text);
+            assert_eq!(docs.keep(&reply)["id"], physician.as_str());
+            for other in [format!("/Practitioner/{doctor}"), "/Practitioner".to_owned(), format!("/Practitioner?_id={physician}")] {
+                let reply = app.get(&fhir(app, "default", &other), &token).await;
+                assert_eq!(reply.status, 403, "{scope} {other}: {}", reply.text);
+                docs.keep(&reply);
+            }
+        }
+        // Without a Practitioner scope the scope's 403 stands, own resource or not.
+        let token = app.user_token("default", "physician", "openid fhirUser api:fhir user/Patient.rs").await;
+        let reply = app.get(&fhir(app, "default", &format!("/Practitioner/{physician}")), &token).await;
+        assert_eq!(reply.status, 403, "{}", reply.text);
+        // A clinician without an NPI is a Person: they read their own, not another's.
+        let nurse = app.user("default", "nurse", "clinician").await;
+        let token = app.user_token("default", "nurse", "openid fhirUser api:fhir user/Person.rs").await;
         let claims = app.get(&userinfo, &token).await;
-        assert_eq!(claims.json["fhirUser"], fhir(app, "default", &format!("/Practitioner/{physician}")));
+        assert_eq!(claims.json["fhirUser"], fhir(app, "default", &format!("/Person/{nurse}")));
+        let reply = app.get(&fhir(app, "default", &format!("/Person/{nurse}")), &token).await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        assert_eq!(docs.keep(&reply)["id"], nurse.as_str());
+        let admin_person = users_uuid(app, "admin").await;
+        let reply = app.get(&fhir(app, "default", &format!("/Person/{admin_person}")), &token).await;
+        assert_eq!(reply.status, 403, "{}", reply.text);
         docs.validate();
     }
 

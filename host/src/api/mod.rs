@@ -352,7 +352,7 @@ async fn handle(
     let def = bound.def();
     audit.plugin = Some(bound.plugin.loaded.name.clone());
     if let Some(principal) = &principal {
-        authorize_route(principal, call.family, &bound).map_err(|error| {
+        authorize_route(principal, call.family, &bound, &params).map_err(|error| {
             // OpenEMR answers a missing route scope with 401 "Unauthorized".
             if openemr && error.code == "insufficient_scope" {
                 HttpError {
@@ -467,7 +467,12 @@ fn authorize_family(principal: &Principal, family: Family) -> Result<(), HttpErr
 }
 
 /// The route's scope (in the caller's context) and the ACL of staff users.
-fn authorize_route(principal: &Principal, family: Family, bound: &Bound) -> Result<(), HttpError> {
+fn authorize_route(
+    principal: &Principal,
+    family: Family,
+    bound: &Bound,
+    params: &[String],
+) -> Result<(), HttpError> {
     let def = bound.def();
     let scopes = &principal.scopes;
     let context = match family {
@@ -508,7 +513,11 @@ fn authorize_route(principal: &Principal, family: Family, bound: &Bound) -> Resu
         Family::Fhir => context == "user",
         Family::Portal | Family::Other => false,
     };
-    if principal.role == Role::User && acl_applies && !def.acl.is_empty() {
+    if principal.role == Role::User
+        && acl_applies
+        && !def.acl.is_empty()
+        && !reads_own_user(principal, family, def, params)
+    {
         let role = principal.acl_role.as_deref().unwrap_or("");
         if !acl::allows(role, &def.acl) {
             return Err(HttpError::forbidden(format!(
@@ -518,6 +527,29 @@ fn authorize_route(principal: &Principal, family: Family, bound: &Bound) -> Resu
         }
     }
     Ok(())
+}
+
+/// True when a staff user reads their own `fhirUser` resource on FHIR: `GET
+/// /fhir/Practitioner/:id` (or `/fhir/Person/:id`, a user without an NPI) with their own
+/// uuid. A SMART app resolves `fhirUser` and reads it, so the scope alone grants that read
+/// (OpenEMR asks the ACL `admin/users` of it, which a physician lacks); any other user's
+/// resource, and every search, keeps the route's ACL.
+fn reads_own_user(
+    principal: &Principal,
+    family: Family,
+    def: &RouteDef,
+    params: &[String],
+) -> bool {
+    use crate::plugins::loader::Segment;
+    family == Family::Fhir
+        && def.method == Method::GET
+        && matches!(
+            def.segments.as_slice(),
+            [Segment::Literal(kind), Segment::Param(_)] if kind == "Practitioner" || kind == "Person"
+        )
+        && params
+            .first()
+            .is_some_and(|id| id.eq_ignore_ascii_case(&principal.subject))
 }
 
 /// True when a route's scope asks for no create, update or delete: a read or search, or
