@@ -19,12 +19,29 @@ pub const HEADER: &str = "hearth-fhir-include";
 
 /// One `_include` to resolve: the SQL column holding the referenced resource's id, and
 /// the type referenced.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Include {
     /// The SQL expression, e.g. `u.uuid`.
     pub column: &'static str,
-    /// The referenced type, e.g. `Practitioner`.
-    pub target: &'static str,
+    /// The referenced type, e.g. `Practitioner`. For a reference to any type (`kind`
+    /// set), the one type asked for (`Provenance:target:Location`), or empty for all.
+    pub target: String,
+    /// For a reference to any type: the SQL expression of each row's referenced type,
+    /// e.g. `pv.target_type`.
+    pub kind: Option<&'static str>,
+}
+
+impl Include {
+    /// The type a row references (its `kind` column's value, for a reference to any
+    /// type), when the include wants it.
+    pub fn type_of(&self, row_kind: Option<&str>) -> Option<String> {
+        match self.kind {
+            None => Some(self.target.clone()),
+            Some(_) => row_kind
+                .filter(|k| !k.is_empty() && (self.target.is_empty() || *k == self.target))
+                .map(str::to_owned),
+        }
+    }
 }
 
 /// The includes `values` (`Source:param`, `Source:param:Target`, `Source:*`) ask of the
@@ -51,10 +68,20 @@ pub fn resolve(
             .iter()
             .filter(|p| source == resource_type && (name == "*" || p.name == name))
             .filter_map(|p| match p.target {
-                Target::Reference { column, target } => Some(Include { column, target }),
+                Target::Reference { column, target } => {
+                    wanted.is_none_or(|w| w == target).then(|| Include {
+                        column,
+                        target: target.to_owned(),
+                        kind: None,
+                    })
+                }
+                Target::AnyReference { kind, column } => Some(Include {
+                    column,
+                    target: wanted.unwrap_or_default().to_owned(),
+                    kind: Some(kind),
+                }),
                 _ => None,
             })
-            .filter(|i| wanted.is_none_or(|w| w == i.target))
             .collect();
         if found.is_empty() && strict {
             return Err(SearchError(format!(
@@ -133,7 +160,8 @@ mod tests {
             found,
             [Include {
                 column: "p.uuid",
-                target: "Patient"
+                target: "Patient".to_owned(),
+                kind: None,
             }]
         );
         let all = resolve("Encounter", PARAMS, &values(&["Encounter:*"]), false).unwrap();

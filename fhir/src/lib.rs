@@ -694,7 +694,7 @@ fn search_in(
     if revinclude {
         query.retain(|(k, v)| !(k == "_revinclude" && v == provenance::REVINCLUDE));
     }
-    let mut plan = Plan::parse_in(def.from, &params, &query, strict, now)
+    let mut plan = Plan::parse_at(Some(req.base_url()), def.from, &params, &query, strict, now)
         .map_err(|e| error(400, "invalid", &e.0))?;
     if let Some(cap) = req.page_cap() {
         plan.allow_count_up_to(&query, cap);
@@ -804,7 +804,7 @@ fn search_in(
     let mut shown = 0u64;
     let mut more = false;
     let mut keys: Option<(i64, i64)> = None;
-    let mut referenced: Vec<(&str, String)> = Vec::new();
+    let mut referenced: Vec<(String, String)> = Vec::new();
     if !plan.count_only && total != Some(0) && !nothing {
         let mut sql = plan.sql.clone();
         let bound = sql.bind(cursor.bound);
@@ -829,7 +829,13 @@ fn search_in(
         let extra: String = includes
             .iter()
             .enumerate()
-            .map(|(i, inc)| format!(", {} AS fhir_include_{i}", inc.column))
+            .map(|(i, inc)| match inc.kind {
+                Some(kind) => format!(
+                    ", {} AS fhir_include_{i}, {kind} AS fhir_include_type_{i}",
+                    inc.column
+                ),
+                None => format!(", {} AS fhir_include_{i}", inc.column),
+            })
             .collect();
         // One row past the page tells whether a next page exists: without a total, and in
         // key order always (rows may have left the search since the total was counted).
@@ -898,8 +904,9 @@ fn search_in(
                 if let Some(id) = row
                     .text(&format!("fhir_include_{i}"))
                     .filter(|id| !id.is_empty())
+                    && let Some(target) = inc.type_of(row.text(&format!("fhir_include_type_{i}")))
                 {
-                    referenced.push((inc.target, id.to_owned()));
+                    referenced.push((target, id.to_owned()));
                 }
             }
         }
@@ -975,7 +982,11 @@ fn search_in(
     }
     let mut response = answer(200, bundle.end());
     if !referenced.is_empty() {
-        response = response.header(include::HEADER, &include::encode(&referenced));
+        let pairs: Vec<(&str, String)> = referenced
+            .iter()
+            .map(|(target, id)| (target.as_str(), id.clone()))
+            .collect();
+        response = response.header(include::HEADER, &include::encode(&pairs));
     }
     Ok(response)
 }

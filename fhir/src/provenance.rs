@@ -10,10 +10,13 @@
 //!
 //! The Provenance of a resource has the resource's id (Provenance is a type of its own, so
 //! the ids cannot clash with the target's; among the targets they are unique, being
-//! random uuids or derived from them, see [`crate::tables`]). It is read at
-//! `/fhir/Provenance/{id}`, searched by `_id` and `_lastUpdated`, and added to a search
-//! of a US Core type with `_revinclude=Provenance:target` (entries with
-//! `search.mode: "include"`). A caller whose scopes on the target's type are granular
+//! random uuids or derived from them, see [`crate::tables`]), except where two types
+//! share ids: a Location is its Organization's facility and a PractitionerRole its
+//! Practitioner's user, so their Provenances' ids carry a slot digit of their own
+//! ([`provenance_id`]). It is read at `/fhir/Provenance/{id}`, searched by `_id`,
+//! `_lastUpdated` and `target` (`Location/{id}`, a bare id, or this server's full URL),
+//! and added to a search of a US Core type with `_revinclude=Provenance:target` (entries
+//! with `search.mode: "include"`). A caller whose scopes on the target's type are granular
 //! (`patient/Observation.rs?category=…|vital-signs`) sees only the Provenance of the
 //! targets they admit ([`restrict`]).
 
@@ -54,6 +57,12 @@ pub struct Target {
     /// The target's category (text) and the search parameter reading it, for a type
     /// whose scopes may be granular (`?category=`): `("NULL", None)` for the others.
     pub category: (&'static str, Option<&'static [TokenColumn]>),
+    /// For a type whose ids are another type's (a Location is its Organization's
+    /// facility, a PractitionerRole its Practitioner's user): the version digit (the 15th
+    /// character) its Provenance's id carries in place of the uuid's, so the two
+    /// Provenances' ids differ (see [`provenance_id`]). `None`: the Provenance's id is the
+    /// target's.
+    pub slot: Option<u8>,
 }
 
 /// Observation categories, as the Provenance table holds them.
@@ -82,9 +91,7 @@ const REPORT_CATEGORY: &[TokenColumn] = &[TokenColumn::new(
 )];
 
 /// Every US Core type Hearth serves, with where its rows are (the same as its plugin's
-/// `TypeDef`).
-/// Location and PractitionerRole have none: their ids are their Organization's and
-/// Practitioner's (one facility, one user), and a Provenance's id is its target's.
+/// `TypeDef`). New targets go last: a Provenance's paging key holds its target's place.
 pub const TARGETS: &[Target] = &[
     Target {
         resource_type: "Patient",
@@ -95,6 +102,7 @@ pub const TARGETS: &[Target] = &[
         key: "p.id",
         only: "1=1",
         category: ("NULL", None),
+        slot: None,
     },
     Target {
         resource_type: "Practitioner",
@@ -105,6 +113,7 @@ pub const TARGETS: &[Target] = &[
         key: "u.id",
         only: "u.npi <> ''",
         category: ("NULL", None),
+        slot: None,
     },
     Target {
         resource_type: "Organization",
@@ -115,6 +124,7 @@ pub const TARGETS: &[Target] = &[
         key: "f.id",
         only: "1=1",
         category: ("NULL", None),
+        slot: None,
     },
     Target {
         resource_type: "Encounter",
@@ -125,6 +135,7 @@ pub const TARGETS: &[Target] = &[
         key: "fe.id",
         only: "1=1",
         category: ("NULL", None),
+        slot: None,
     },
     Target {
         resource_type: "AllergyIntolerance",
@@ -135,6 +146,7 @@ pub const TARGETS: &[Target] = &[
         key: "l.id",
         only: "l.type = 'allergy'",
         category: ("NULL", None),
+        slot: None,
     },
     Target {
         resource_type: "Condition",
@@ -145,6 +157,7 @@ pub const TARGETS: &[Target] = &[
         key: "c.ckey",
         only: "1=1",
         category: ("c.category", Some(CONDITION_CATEGORY)),
+        slot: None,
     },
     Target {
         resource_type: "Observation",
@@ -155,6 +168,7 @@ pub const TARGETS: &[Target] = &[
         key: "o.okey",
         only: "1=1",
         category: ("o.category", Some(OBSERVATION_CATEGORY)),
+        slot: None,
     },
     Target {
         resource_type: "MedicationRequest",
@@ -165,6 +179,7 @@ pub const TARGETS: &[Target] = &[
         key: "m.mkey",
         only: "1=1",
         category: ("NULL", None),
+        slot: None,
     },
     Target {
         resource_type: "Procedure",
@@ -175,6 +190,7 @@ pub const TARGETS: &[Target] = &[
         key: "l.id",
         only: "l.type = 'surgery'",
         category: ("NULL", None),
+        slot: None,
     },
     Target {
         resource_type: "Immunization",
@@ -185,6 +201,7 @@ pub const TARGETS: &[Target] = &[
         key: "i.id",
         only: "1=1",
         category: ("NULL", None),
+        slot: None,
     },
     // Care plans (the care plan forms), goals, care teams and implantable devices
     // (plugins fhir-care and fhir-device).
@@ -197,6 +214,7 @@ pub const TARGETS: &[Target] = &[
         key: "fo.id",
         only: "fo.formdir = 'care_plan'",
         category: ("NULL", None),
+        slot: None,
     },
     Target {
         resource_type: "Goal",
@@ -207,6 +225,7 @@ pub const TARGETS: &[Target] = &[
         key: "cp.row_key",
         only: "cp.care_plan_type = 'goal'",
         category: ("NULL", None),
+        slot: None,
     },
     Target {
         resource_type: "CareTeam",
@@ -217,6 +236,7 @@ pub const TARGETS: &[Target] = &[
         key: "ct.id",
         only: "1=1",
         category: ("NULL", None),
+        slot: None,
     },
     Target {
         resource_type: "Device",
@@ -227,6 +247,7 @@ pub const TARGETS: &[Target] = &[
         key: "l.id",
         only: "l.type = 'medical_device'",
         category: ("NULL", None),
+        slot: None,
     },
     // Coverage and RelatedPerson (plugins fhir-coverage and fhir-related-person).
     Target {
@@ -238,6 +259,7 @@ pub const TARGETS: &[Target] = &[
         key: "d.id",
         only: "1=1",
         category: ("NULL", None),
+        slot: None,
     },
     Target {
         resource_type: "RelatedPerson",
@@ -249,6 +271,7 @@ pub const TARGETS: &[Target] = &[
         key: "cr.id",
         only: "1=1",
         category: ("NULL", None),
+        slot: None,
     },
     // Orders, reports, specimens and dispenses (`fhir-order`, `fhir-medication`).
     Target {
@@ -260,6 +283,7 @@ pub const TARGETS: &[Target] = &[
         key: "po.procedure_order_id",
         only: "1=1",
         category: (crate::tables::ORDER_CATEGORY, Some(ORDER_CATEGORY)),
+        slot: None,
     },
     Target {
         resource_type: "DiagnosticReport",
@@ -272,6 +296,7 @@ pub const TARGETS: &[Target] = &[
         key: "pr.procedure_report_id",
         only: "1=1",
         category: ("'LAB'", Some(REPORT_CATEGORY)),
+        slot: None,
     },
     Target {
         resource_type: "Specimen",
@@ -284,6 +309,7 @@ pub const TARGETS: &[Target] = &[
         key: "ps.procedure_specimen_id",
         only: "1=1",
         category: ("NULL", None),
+        slot: None,
     },
     Target {
         resource_type: "MedicationDispense",
@@ -294,6 +320,7 @@ pub const TARGETS: &[Target] = &[
         key: "ds.sales_id",
         only: "ds.trans_type = 1",
         category: ("NULL", None),
+        slot: None,
     },
     // Documents (plugin fhir-document).
     Target {
@@ -305,6 +332,31 @@ pub const TARGETS: &[Target] = &[
         key: "d.id",
         only: "d.deleted = 0",
         category: ("NULL", None),
+        slot: None,
+    },
+    // Locations and practitioner roles: the same facility and user rows as Organization
+    // and Practitioner, under ids of their own (the slot digit).
+    Target {
+        resource_type: "Location",
+        from: "facility f",
+        id: "CAST(f.uuid AS TEXT)",
+        last_updated: "f.last_updated",
+        patient: "CAST(NULL AS UUID)",
+        key: "f.id",
+        only: "1=1",
+        category: ("NULL", None),
+        slot: Some(b'a'),
+    },
+    Target {
+        resource_type: "PractitionerRole",
+        from: "users u JOIN facility f ON f.id = u.facility_id",
+        id: "CAST(u.uuid AS TEXT)",
+        last_updated: "u.last_updated",
+        patient: "CAST(NULL AS UUID)",
+        key: "u.id",
+        only: "u.npi <> ''",
+        category: ("NULL", None),
+        slot: Some(b'b'),
     },
 ];
 
@@ -317,9 +369,10 @@ const _: () = assert!(TARGETS.len() <= KEY_STRIDE, "widen KEY_STRIDE");
 /// without the target's own condition.
 fn target_select(t: &Target, i: usize) -> String {
     format!(
-        "SELECT {id} AS pid, '{ty}' AS target_type, {updated} AS updated, \
+        "SELECT {pid} AS pid, {id} AS tid, '{ty}' AS target_type, {updated} AS updated, \
          {patient} AS patient_uuid, {key} * {KEY_STRIDE} + {i} AS pkey, {category} AS category \
          FROM {from}",
+        pid = slotted(t.id, t.slot),
         id = t.id,
         ty = t.resource_type,
         updated = t.last_updated,
@@ -330,9 +383,45 @@ fn target_select(t: &Target, i: usize) -> String {
     )
 }
 
-/// Every Provenance as one derived table (alias `pv`): `pid` (the id, the target's),
-/// `target_type`, `updated`, `patient_uuid`, `pkey`, and the author organization's
-/// `org_uuid` and `org_name`.
+/// The id expression `id` (text of a uuid) with its version digit replaced by `slot`.
+fn slotted(id: &str, slot: Option<u8>) -> String {
+    match slot {
+        Some(slot) => format!(
+            "SUBSTR({id}, 1, 14) || '{}' || SUBSTR({id}, 16)",
+            char::from(slot)
+        ),
+        None => id.to_owned(),
+    }
+}
+
+/// The id of the Provenance of `target_type/target_id`: the target's id, or for a type
+/// whose ids are another type's ([`Target::slot`]) the id with its version digit
+/// replaced by the type's slot.
+pub fn provenance_id(target_type: &str, target_id: &str) -> String {
+    let slot = TARGETS
+        .iter()
+        .find(|t| t.resource_type == target_type)
+        .and_then(|t| t.slot);
+    match slot {
+        Some(slot)
+            if target_id.len() == 36
+                && target_id.is_char_boundary(14)
+                && target_id.is_char_boundary(15) =>
+        {
+            format!(
+                "{}{}{}",
+                &target_id[..14],
+                char::from(slot),
+                &target_id[15..]
+            )
+        }
+        _ => target_id.to_owned(),
+    }
+}
+
+/// Every Provenance as one derived table (alias `pv`): `pid` (the id, see
+/// [`provenance_id`]), `tid` (the target's id), `target_type`, `updated`,
+/// `patient_uuid`, `pkey`, and the author organization's `org_uuid` and `org_name`.
 pub fn table() -> String {
     let branches: Vec<String> = TARGETS
         .iter()
@@ -379,16 +468,25 @@ pub fn branches() -> Branches {
         };
         let ty = Column::constant("target_type", Some(t.resource_type));
         let Some(inner) = inner else {
-            let id = match t
+            let (id, tid) = match t
                 .id
                 .strip_prefix("CAST(")
                 .and_then(|rest| rest.strip_suffix(" AS TEXT)"))
             {
-                Some(uuid) => Column::expr("pid", t.id).narrow(Narrow::Uuid {
-                    column: uuid,
-                    slot: None,
-                }),
-                None => Column::expr("pid", t.id),
+                Some(uuid) => (
+                    Column::expr("pid", slotted(t.id, t.slot)).narrow(Narrow::Uuid {
+                        column: uuid,
+                        slot: t.slot,
+                    }),
+                    Column::expr("tid", t.id).narrow(Narrow::Uuid {
+                        column: uuid,
+                        slot: None,
+                    }),
+                ),
+                None => (
+                    Column::expr("pid", slotted(t.id, t.slot)),
+                    Column::expr("tid", t.id),
+                ),
             };
             let patient = match t.patient {
                 "NULL" | "CAST(NULL AS UUID)" => Column::constant("patient_uuid", None),
@@ -404,6 +502,7 @@ pub fn branches() -> Branches {
                 when: t.only.to_owned(),
                 columns: vec![
                     id,
+                    tid,
                     ty,
                     Column::expr("updated", t.last_updated),
                     patient,
@@ -427,8 +526,12 @@ pub fn branches() -> Branches {
                 Some(None) => "NULL".to_owned(),
                 None => column.expr.clone(),
             };
+            // Observations, Conditions and MedicationRequests have ids of their own.
+            debug_assert!(t.slot.is_none(), "a derived target's ids are its own");
             let mut id = named(t.id);
             id.name = "pid";
+            let mut tid = named(t.id);
+            tid.name = "tid";
             let mut updated = named(t.last_updated);
             updated.name = "updated";
             let mut patient = named(t.patient);
@@ -443,9 +546,9 @@ pub fn branches() -> Branches {
             };
             out.push(Branch {
                 select: format!(
-                    "SELECT {id} AS pid, '{ty}' AS target_type, {updated} AS updated, \
-                     {patient} AS patient_uuid, {key} * {stride} + {offset} AS pkey, \
-                     {category} AS category {from}",
+                    "SELECT {id} AS pid, {id} AS tid, '{ty}' AS target_type, \
+                     {updated} AS updated, {patient} AS patient_uuid, \
+                     {key} * {stride} + {offset} AS pkey, {category} AS category {from}",
                     id = sql(&id),
                     ty = t.resource_type,
                     updated = sql(&updated),
@@ -457,7 +560,7 @@ pub fn branches() -> Branches {
                     from = from_part(&branch.select),
                 ),
                 when: branch.when.clone(),
-                columns: vec![id, ty.clone(), updated, patient, category],
+                columns: vec![id, tid, ty.clone(), updated, patient, category],
                 key: branch.key.clone(),
                 stride: branch.stride * stride,
                 offset: branch.offset * stride + i64_i,
@@ -585,7 +688,7 @@ pub fn resource(
     );
     let mut out = Fields::new();
     out.set("resourceType", "Provenance")
-        .set("id", target_id)
+        .set("id", provenance_id(target_type, target_id).as_str())
         .object("meta", meta.end());
     fields(&mut out, target_type, target_id, updated, organization);
     out.end()
@@ -615,7 +718,10 @@ pub fn included(
         .map(|(id, updated)| {
             let mut entry = Json::object();
             entry
-                .field("fullUrl", format!("{base}/Provenance/{id}"))
+                .field(
+                    "fullUrl",
+                    format!("{base}/Provenance/{}", provenance_id(resource_type, id)),
+                )
                 .field(
                     "resource",
                     resource(resource_type, id, updated.as_deref(), organization),
@@ -634,7 +740,7 @@ pub fn map_row(row: &Row<'_>, out: &mut Fields) {
     fields(
         out,
         row.text("target_type").unwrap_or_default(),
-        row.text("pid").unwrap_or_default(),
+        row.text("tid").unwrap_or_default(),
         row.text("updated"),
         organization,
     );
@@ -668,6 +774,37 @@ mod tests {
     }
 
     #[test]
+    fn types_sharing_ids_have_provenances_of_their_own() {
+        let id = "90cde167-0000-4000-8000-000000000001";
+        assert_eq!(provenance_id("Organization", id), id);
+        assert_eq!(provenance_id("Practitioner", id), id);
+        let location = provenance_id("Location", id);
+        assert_eq!(location, "90cde167-0000-a000-8000-000000000001");
+        assert_eq!(
+            provenance_id("PractitionerRole", id),
+            "90cde167-0000-b000-8000-000000000001"
+        );
+        let p = resource("Location", id, None, None);
+        let v: serde_json::Value = serde_json::from_str(p.as_str()).unwrap();
+        assert_eq!(v["id"], location.as_str());
+        assert_eq!(v["target"][0]["reference"], format!("Location/{id}"));
+        // Every target that shares its rows with another type carries a slot no other
+        // target of those rows does.
+        for t in TARGETS.iter().filter(|t| t.slot.is_some()) {
+            let others: Vec<_> = TARGETS
+                .iter()
+                .filter(|o| o.id == t.id && o.resource_type != t.resource_type)
+                .collect();
+            assert!(!others.is_empty(), "{}", t.resource_type);
+            assert!(
+                others.iter().all(|o| o.slot != t.slot),
+                "{}",
+                t.resource_type
+            );
+        }
+    }
+
+    #[test]
     fn the_branches_cover_every_target_and_its_branches() {
         let all = branches();
         assert_eq!(all.branches.len(), TARGETS.len() - 3 + 14 + 2 + 2);
@@ -682,7 +819,14 @@ mod tests {
                 "{}",
                 branch.select
             );
-            for name in ["pid", "target_type", "updated", "patient_uuid", "category"] {
+            for name in [
+                "pid",
+                "tid",
+                "target_type",
+                "updated",
+                "patient_uuid",
+                "category",
+            ] {
                 assert!(branch.column(name).is_some(), "{name}");
             }
         }

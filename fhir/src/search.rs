@@ -145,6 +145,15 @@ pub enum Target {
         /// The referenced resource type, e.g. `Patient`.
         target: &'static str,
     },
+    /// A reference to a resource of any type: the columns holding the referenced
+    /// resource's type and its id (a Provenance's `target`). `Type/id` (or `:Type` with
+    /// an id) matches that type's resource, a bare id any type's.
+    AnyReference {
+        /// The SQL expression of the referenced type, e.g. `pv.target_type`.
+        kind: &'static str,
+        /// The SQL expression of the referenced id, e.g. `pv.tid`.
+        column: &'static str,
+    },
     /// A column holding the referenced resource's id, and the type it references.
     Reference {
         /// The SQL expression, e.g. `p.provider_uuid`.
@@ -161,7 +170,9 @@ impl Target {
             Target::Text(_) => Kind::String,
             Target::Token(_) | Target::Id(_) => Kind::Token,
             Target::Date(_) | Target::DateTime(_) | Target::Period { .. } => Kind::Date,
-            Target::Reference { .. } | Target::ReferenceList { .. } => Kind::Reference,
+            Target::Reference { .. }
+            | Target::ReferenceList { .. }
+            | Target::AnyReference { .. } => Kind::Reference,
         }
     }
 
@@ -173,7 +184,7 @@ impl Target {
             Target::Date(column) | Target::DateTime(column) | Target::Id(column) => Some(column),
             Target::Period { start, .. } => Some(start),
             Target::Reference { column, .. } => Some(column),
-            Target::ReferenceList { .. } => None,
+            Target::ReferenceList { .. } | Target::AnyReference { .. } => None,
         }
     }
 }
@@ -363,8 +374,24 @@ impl Plan {
     }
 
     /// [`Plan::parse`] for a query over `from` (the type's `FROM` clause), whose aliases
-    /// tell which string columns are kept folded (see [`FOLDED`]).
+    /// tell which string columns are kept folded (see [`FOLDED`]). No base is known: a
+    /// reference given as a full URL matches nothing (see [`Plan::parse_at`]).
     pub fn parse_in(
+        from: &str,
+        params: &[Param],
+        query: &[(String, String)],
+        strict: bool,
+        now: i64,
+    ) -> Result<Plan, SearchError> {
+        Plan::parse_at(None, from, params, query, strict, now)
+    }
+
+    /// [`Plan::parse_in`] on the server whose FHIR base (for this site) is `base`, the base
+    /// of every `fullUrl` it writes: a reference value given as a full URL names a
+    /// resource here only when it starts with `base`; any other URL (another server's)
+    /// matches nothing.
+    pub fn parse_at(
+        base: Option<&str>,
         from: &str,
         params: &[Param],
         query: &[(String, String)],
@@ -478,7 +505,7 @@ impl Plan {
             if value.is_empty() {
                 continue;
             }
-            let condition = condition_in(from, param, modifier, value, now, &mut plan.sql)?;
+            let condition = condition_at(base, from, param, modifier, value, now, &mut plan.sql)?;
             plan.sql.conditions.push(condition);
             plan.applied.push((key.clone(), value.clone()));
         }
@@ -934,6 +961,53 @@ pub(crate) fn condition_in(
     now: i64,
     sql: &mut Sql,
 ) -> Result<String, SearchError> {
+    condition_at(None, from, param, modifier, value, now, sql)
+}
+
+/// The id a reference value names among `target`'s resources on the server whose FHIR
+/// base is `base`: `Type/id`, a bare `id`, or a full URL `{base}/Type/id`. A URL with
+/// another base (another server's resource, which this server does not hold), or any
+/// URL when no base is known, names none; so does an id Hearth never hands out (ids are
+/// uuids).
+fn local_reference<'v>(value: &'v str, target: &str, base: Option<&str>) -> Option<&'v str> {
+    match typed_reference(value, base)? {
+        (Some(kind), _) if kind != target => None,
+        (_, id) => Some(id),
+    }
+}
+
+/// The type (when named) and id a reference value names on the server whose FHIR base
+/// is `base`; see [`local_reference`].
+fn typed_reference<'v>(value: &'v str, base: Option<&str>) -> Option<(Option<&'v str>, &'v str)> {
+    let value = value.trim_end_matches('/');
+    let relative = if value.contains("://") || value.starts_with("urn:") {
+        let base = base?.trim_end_matches('/');
+        let head = value.get(..base.len())?;
+        if !head.eq_ignore_ascii_case(base) {
+            return None;
+        }
+        value[base.len()..].strip_prefix('/')?
+    } else {
+        value
+    };
+    let (kind, id) = match relative.split_once('/') {
+        None => (None, relative),
+        Some((kind, id)) if !id.contains('/') => (Some(kind), id),
+        Some(_) => return None,
+    };
+    is_uuid(id).then_some((kind, id))
+}
+
+/// [`condition_in`] on the server whose FHIR base is `base` (see [`Plan::parse_at`]).
+fn condition_at(
+    base: Option<&str>,
+    from: &str,
+    param: &Param,
+    modifier: Option<&str>,
+    value: &str,
+    now: i64,
+    sql: &mut Sql,
+) -> Result<String, SearchError> {
     let name = param.name;
     let bad_modifier = |m: &str| {
         SearchError(format!(
@@ -966,7 +1040,8 @@ pub(crate) fn condition_in(
             | Target::DateTime(c)
             | Target::Period { start: c, .. }
             | Target::Id(c)
-            | Target::Reference { column: c, .. } => vec![c],
+            | Target::Reference { column: c, .. }
+            | Target::AnyReference { column: c, .. } => vec![c],
             Target::ReferenceList { .. } => Vec::new(),
         };
         let blank_is_missing = matches!(param.target, Target::Text(_) | Target::Token(_));
@@ -1124,14 +1199,55 @@ pub(crate) fn condition_in(
                 Some(m) => return Err(bad_modifier(m)),
             }
             for v in values {
-                let v = v.trim_end_matches('/');
-                let mut parts = v.rsplit('/');
-                let id = parts.next().unwrap_or_default();
-                let kind = parts.next();
-                if !is_uuid(id) || kind.is_some_and(|k| k != *target) {
+                let Some(id) = local_reference(&v, target, base) else {
                     continue;
-                }
+                };
                 alternatives.push(format!("{column} = {}", sql.bind(id.to_ascii_lowercase())));
+            }
+        }
+        Target::AnyReference { kind, column } => {
+            // A type modifier (`target:Location=…`) names a resource type.
+            let typed = match modifier {
+                None => None,
+                Some(m)
+                    if m.starts_with(|c: char| c.is_ascii_uppercase())
+                        && m.chars().all(|c| c.is_ascii_alphanumeric()) =>
+                {
+                    Some(m)
+                }
+                Some(m) => return Err(bad_modifier(m)),
+            };
+            let mut named = Vec::new();
+            for v in &values {
+                match typed_reference(v, base) {
+                    Some((Some(a), _)) if typed.is_some_and(|t| t != a) => {}
+                    Some((given, id)) => named.push((given.or(typed), id.to_ascii_lowercase())),
+                    None => {}
+                }
+            }
+            let kinds: Vec<Option<&str>> = named.iter().map(|(k, _)| *k).collect();
+            match kinds.first() {
+                // Every value names the same type (or none): the type is a condition of
+                // its own, and the ids one equality each, so a derived table's branches
+                // of other types drop out and the rest narrow to their ids' rows.
+                Some(first) if kinds.iter().all(|k| k == first) => {
+                    if let Some(ty) = first {
+                        let condition = format!("{kind} = {}", sql.bind(ty.to_string()));
+                        sql.conditions.push(condition);
+                    }
+                    for (_, id) in named {
+                        alternatives.push(format!("{column} = {}", sql.bind(id)));
+                    }
+                }
+                _ => {
+                    for (ty, id) in named {
+                        let id = format!("{column} = {}", sql.bind(id));
+                        alternatives.push(match ty {
+                            Some(ty) => format!("({kind} = {} AND {id})", sql.bind(ty.to_string())),
+                            None => id,
+                        });
+                    }
+                }
             }
         }
         Target::ReferenceList {
@@ -1147,13 +1263,9 @@ pub(crate) fn condition_in(
             }
             let mut ids = Vec::new();
             for v in values {
-                let v = v.trim_end_matches('/');
-                let mut parts = v.rsplit('/');
-                let id = parts.next().unwrap_or_default();
-                let kind = parts.next();
-                if !is_uuid(id) || kind.is_some_and(|k| k != *target) {
+                let Some(id) = local_reference(&v, target, base) else {
                     continue;
-                }
+                };
                 ids.push(sql.bind(id.to_ascii_lowercase()));
             }
             if !ids.is_empty() {
@@ -1693,17 +1805,38 @@ mod tests {
     }
 
     #[test]
-    fn references_take_type_and_id_id_alone_or_a_url() {
+    fn references_take_type_and_id_id_alone_or_a_url_of_this_server() {
         const ID: &str = "90cde167-0000-4000-8000-000000000001";
+        const BASE: &str = "https://ehr.example/apis/default/fhir";
+        let at = |text: &str| Plan::parse_at(Some(BASE), FROM, PARAMS, &q(text), false, 0).unwrap();
         for v in [
             format!("Practitioner/{ID}"),
             ID.to_owned(),
-            format!("https://ehr.example/apis/default/fhir/Practitioner/{ID}"),
+            format!("{BASE}/Practitioner/{ID}"),
+            format!("HTTPS://EHR.example/apis/default/fhir/Practitioner/{ID}"),
         ] {
-            let p = plan(&format!("general-practitioner={v}"));
+            let p = at(&format!("general-practitioner={v}"));
             assert_eq!(p.sql.conditions, ["u.uuid = $1"], "{v}");
             assert_eq!(p.sql.params, [Value::from(ID)]);
         }
+        // Another server's URL, another site's, a longer path, or any URL when the base
+        // is not known: nothing here.
+        for v in [
+            format!("https://other.example/fhir/Practitioner/{ID}"),
+            format!("https://ehr.example/apis/second/fhir/Practitioner/{ID}"),
+            format!("{BASE}/x/Practitioner/{ID}"),
+            format!("{BASE}/Practitioner/{ID}/_history/1"),
+            format!("urn:uuid:{ID}"),
+        ] {
+            let p = at(&format!("general-practitioner={v}"));
+            assert_eq!(p.sql.conditions, ["1=0"], "{v}");
+        }
+        assert_eq!(
+            plan(&format!("general-practitioner={BASE}/Practitioner/{ID}"))
+                .sql
+                .conditions,
+            ["1=0"]
+        );
         assert_eq!(
             plan(&format!("general-practitioner=Patient/{ID}"))
                 .sql

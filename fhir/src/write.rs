@@ -8,8 +8,10 @@
 //! `update`) carries no `id` or another id than the URL's is a 400; a resource that
 //! breaks the type's rules is a 422 naming each element; a patient-context caller is
 //! refused (403, as OpenEMR refuses FHIR writes from the patient role); an `If-Match`
-//! naming another version than the current one is a 412. Every refusal happens before
-//! anything is written, or rolls the request's transaction back.
+//! naming another version than the current one is a 412 (FHIR's version-aware update),
+//! and one that was current when tested but lost the race to a writer that committed
+//! before this update's write is a 409 (see [`after_update`]). Every refusal happens
+//! before anything is written, or rolls the request's transaction back.
 
 use hearth_sdk::request::Role;
 use hearth_sdk::{Json, Request, Response, Result};
@@ -262,12 +264,26 @@ fn stale(def: &TypeDef, id: &str, expected: i64, current: i64) -> hearth_sdk::Ap
     )
 }
 
-/// After an update's write: the version must be the one after `from`, or another
-/// writer got in between (a 412, and the request's transaction is rolled back).
+/// After an update's write: with `If-Match`, the version must be the one after `from`.
+/// Otherwise another writer committed between the check and this write (on PostgreSQL the
+/// write waited for that writer's row lock; SQLite lets no other writer in): the client's
+/// precondition held when it was tested, but the change it sends now conflicts with a
+/// newer version it never read. That is a 409 Conflict (RFC 9110 names this case), and
+/// the request's transaction is rolled back. An update without `If-Match` asked for no
+/// version check and applies over whatever is current.
 pub fn after_update(req: &Request, def: &TypeDef, id: &str, from: i64) -> Result<()> {
     let now = history::current(def, id)?.unwrap_or(0);
     if now != from + 1 && req.header("if-match").is_some() {
-        return Err(stale(def, id, from, now - 1));
+        return Err(error(
+            409,
+            "conflict",
+            &format!(
+                "{}/{id} was changed by another writer while this update ran (it is now past \
+                 version {from}, which If-Match named): nothing was written; read it again \
+                 and apply the change to the current version",
+                def.resource_type
+            ),
+        ));
     }
     Ok(())
 }

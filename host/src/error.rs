@@ -197,7 +197,7 @@ fn fhir_issue_code(status: StatusCode) -> &'static str {
         401 => "login",
         403 => "forbidden",
         404 => "not-found",
-        405 => "not-supported",
+        405 | 406 | 415 => "not-supported",
         409 => "conflict",
         503 | 504 => "timeout",
         _ => "exception",

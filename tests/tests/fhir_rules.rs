@@ -1,12 +1,14 @@
 //! Rules of the FHIR server (issue 15) that the per-type test files do not prove, through
 //! the real server on SQLite and PostgreSQL: date prefixes `eq ne gt lt ge le sa eb ap`
 //! against periods (with and without an end) and dates, reference parameters given as
-//! full URLs, tokens without a system, `_count`'s default, `_format` and
-//! `application/json`, `fhirUser` resolving to a resource the token reads, granular
-//! scopes bounding what `_include` adds, `system/` tokens reading, US Core profiles on
-//! every resource of the demo data, no 5xx for any malformed search of any type, and the
-//! CapabilityStatement following a hot reload of a site's plugins. Every FHIR document
-//! received is validated with `fhir.resources` (R4B).
+//! full URLs (this server's only), tokens without a system, `_count`'s default, `_format`
+//! and `application/json`, 406 for a `_format` or `Accept` admitting no JSON, the
+//! Provenance of Locations and PractitionerRoles (and `Provenance?target=`), `fhirUser`
+//! resolving to a resource the token reads (a physician's own Practitioner despite the
+//! ACL), granular scopes bounding what `_include` adds, `system/` tokens reading, US Core
+//! profiles on every resource of the demo data, no 5xx for any malformed search of any
+//! type, and the CapabilityStatement following a hot reload of a site's plugins. Every
+//! FHIR document received is validated with `fhir.resources` (R4B).
 
 use hearth_tests::fhir::{Documents, fhir, get_with, ids, link, only, patient};
 use hearth_tests::{Reply, TestApp, Value, both, json};
@@ -198,6 +200,28 @@ both! {
             let bundle = search(app, &mut docs, &token, &format!("/Encounter?{query}")).await;
             assert_eq!(ids(&bundle), only(&visit), "subject={value}");
         }
+        // A full URL names a resource here only under this site's FHIR base (the base of
+        // every fullUrl): another server's URL, or the other site's, with the same id
+        // matches nothing, and is no error.
+        let visits = search(app, &mut docs, &token, &format!("/Encounter?patient={person}")).await;
+        assert_eq!(visits["entry"][0]["fullUrl"], fhir(app, "default", &format!("/Encounter/{visit}")));
+        for value in [
+            format!("https://other.example/fhir/Patient/{person}"),
+            format!("http://other.example/apis/default/fhir/Patient/{person}"),
+            fhir(app, "second", &format!("/Patient/{person}")),
+            format!("{full}/_history/1"),
+            format!("urn:uuid:{person}"),
+        ] {
+            for name in ["patient", "subject"] {
+                let query = hearth_tests::encode(&[(name, &value)]);
+                let bundle = search(app, &mut docs, &token, &format!("/Encounter?{query}")).await;
+                assert_eq!(bundle["total"], 0, "{name}={value}");
+            }
+            // OR'd with a local reference, only the local one matches.
+            let query = hearth_tests::encode(&[("patient", &format!("{value},Patient/{person}"))]);
+            let bundle = search(app, &mut docs, &token, &format!("/Encounter?{query}")).await;
+            assert_eq!(ids(&bundle), only(&visit), "patient={value},Patient/…");
+        }
         // A reference of another type finds nothing.
         for value in [format!("Practitioner/{person}")] {
             let query = hearth_tests::encode(&[("patient", &value)]);
@@ -294,11 +318,161 @@ both! {
         docs.validate();
     }
 
+    async fn a_format_or_accept_admitting_no_json_is_not_acceptable(app) {
+        let mut docs = Documents::default();
+        let token = app.user_token("default", "admin", SCOPES).await;
+        let person = patient(app, &token, json!({"lname": "Xmlwanted"})).await;
+        let read = fhir(app, "default", &format!("/Patient/{person}"));
+        let found = fhir(app, "default", "/Patient?family=xmlwanted");
+        let metadata = fhir(app, "default", "/metadata");
+        let refused = |reply: &Reply, what: &str| {
+            assert_eq!(reply.status, 406, "{what}: {}", reply.text);
+            assert_eq!(reply.header("content-type"), Some("application/fhir+json"), "{what}");
+            assert_eq!(reply.json["resourceType"], "OperationOutcome", "{what}");
+            assert_eq!(reply.json["issue"][0]["code"], "not-supported", "{what}");
+        };
+        // `_format` naming anything but JSON, on a read, a search and the anonymous
+        // CapabilityStatement.
+        for format in ["xml", "application/fhir+xml", "text/xml", "application/xml", "ttl", "html"] {
+            let query = hearth_tests::encode(&[("_format", format)]);
+            for url in [format!("{read}?{query}"), format!("{found}&{query}")] {
+                let reply = app.get(&url, &token).await;
+                refused(&reply, &url);
+                docs.keep(&reply);
+            }
+            let reply = app.send(reqwest::Method::GET, &format!("{metadata}?{query}"), None, None).await;
+            refused(&reply, &format!("metadata _format={format}"));
+        }
+        // An unencoded `+` is read as the media type it names.
+        let reply = app.get(&format!("{read}?_format=application/fhir+xml"), &token).await;
+        refused(&reply, "unencoded +");
+        let reply = app.get(&format!("{read}?_format=application/fhir+json"), &token).await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        // An Accept header that admits no JSON.
+        for accept in ["application/fhir+xml", "application/xml, text/xml", "application/fhir+json;q=0, application/fhir+xml", "text/html"] {
+            for url in [&read, &found] {
+                let reply = get_with(app, url, &token, &[("accept", accept)]).await;
+                refused(&reply, &format!("Accept: {accept} {url}"));
+                docs.keep(&reply);
+            }
+            let reply = app.client.get(&metadata).header("accept", accept).send().await.unwrap();
+            assert_eq!(reply.status(), 406, "metadata Accept: {accept}");
+        }
+        // What admits JSON is served: `*/*`, `application/*`, the JSON types, a list that
+        // names one among others, no Accept, and `_format=json` over any Accept.
+        for accept in ["*/*", "application/*", "application/json", "application/fhir+json",
+                       "application/fhir+json; fhirVersion=4.0", "application/fhir+xml, application/fhir+json;q=0.5",
+                       "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"] {
+            let reply = get_with(app, &read, &token, &[("accept", accept)]).await;
+            assert_eq!(reply.status, 200, "Accept: {accept}: {}", reply.text);
+            assert_eq!(docs.keep(&reply)["id"], person.as_str());
+            let reply = app.client.get(&metadata).header("accept", accept).send().await.unwrap();
+            assert_eq!(reply.status(), 200, "metadata Accept: {accept}");
+        }
+        let reply = get_with(app, &format!("{found}&_format=json"), &token, &[("accept", "application/fhir+xml")]).await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        assert_eq!(ids(&docs.keep(&reply)), only(&person));
+        // A Binary read answers a document's bytes in their own type: any Accept will do.
+        let binary = app.user_token("default", "admin", "openid api:fhir user/Binary.read").await;
+        let unknown = fhir(app, "default", "/Binary/00000000-0000-4000-8000-000000000000");
+        let reply = get_with(app, &unknown, &binary, &[("accept", "application/pdf")]).await;
+        assert_eq!(reply.status, 404, "{}", reply.text);
+        // A write that asks for XML back is refused before anything is written.
+        let body = json!({"resourceType": "Patient", "name": [{"family": "Neverwritten"}], "gender": "female"});
+        let reply = send(app, reqwest::Method::POST, &fhir(app, "default", "/Patient"), Some(&token),
+            Some(("application/fhir+json", body.to_string())), &[("accept", "application/fhir+xml")]).await;
+        refused(&reply, "create");
+        let none = search(app, &mut docs, &token, "/Patient?family=neverwritten").await;
+        assert_eq!(none["total"], 0);
+        // The compatibility setting leaves FHIR alone: a site answering as OpenEMR does
+        // refuses XML too (OpenEMR answers JSON whatever was asked).
+        let site = app.state.sites.get("second").await.unwrap();
+        hearth::oauth::settings::set(&site, "api.compatibility", "openemr").await.unwrap();
+        tokio::time::sleep(hearth::api::settings::TTL + std::time::Duration::from_millis(200)).await;
+        let second = app.user_token("second", "admin", SCOPES).await;
+        let reply = get_with(app, &fhir(app, "second", "/Patient"), &second, &[("accept", "application/fhir+xml")]).await;
+        refused(&reply, "second site");
+        docs.validate();
+    }
+
+    async fn locations_and_practitioner_roles_have_a_provenance_of_their_own(app) {
+        let mut docs = Documents::default();
+        let token = app.user_token("default", "admin", "openid api:fhir api:oemr user/facility.cruds \
+            user/Location.rs user/Organization.rs user/PractitionerRole.rs user/Practitioner.rs user/Provenance.rs").await;
+        let facility = app.post(&app.api("default", "/api/facility"), &token, json!({"name": "Provenance Clinic", "facility_npi": "1234567893"})).await;
+        assert_eq!(facility.status, 201, "{}", facility.text);
+        let place = facility.json["data"]["uuid"].as_str().unwrap().to_owned();
+        let doctor = app.user("default", "provdoc", "physician").await;
+        let site = app.state.sites.get("default").await.unwrap();
+        hearth::on_db!(&site.db, |pool| {
+            sqlx::query("UPDATE users SET npi = '1234567893', \
+                         facility_id = (SELECT id FROM facility WHERE CAST(uuid AS TEXT) = $1) WHERE username = 'provdoc'")
+                .bind(&place)
+                .execute(pool)
+                .await
+                .unwrap();
+        });
+        let metadata = app.send(reqwest::Method::GET, &fhir(app, "default", "/metadata"), None, None).await;
+        let provenance = metadata.json["rest"][0]["resource"].as_array().unwrap().iter()
+            .find(|r| r["type"] == "Provenance").unwrap().clone();
+        assert!(provenance["searchParam"].as_array().unwrap().iter().any(|p| p["name"] == "target" && p["type"] == "reference"), "{provenance}");
+        assert_eq!(provenance["searchInclude"], json!(["Provenance:target"]));
+        // A Location shares its id with its Organization (one facility), a
+        // PractitionerRole with its Practitioner (one user): each has a Provenance of
+        // its own, under an id of its own.
+        for (kind, id, twin) in [("Location", &place, "Organization"), ("PractitionerRole", &doctor, "Practitioner")] {
+            let bundle = search(app, &mut docs, &token, &format!("/{kind}?_id={id}&_revinclude=Provenance:target")).await;
+            assert_eq!(entries(&bundle, "match"), [format!("{kind}/{id}")]);
+            let included: Vec<&Value> = bundle["entry"].as_array().unwrap().iter()
+                .filter(|e| e["search"]["mode"] == "include").map(|e| &e["resource"]).collect();
+            assert_eq!(included.len(), 1, "{bundle}");
+            assert_eq!(included[0]["resourceType"], "Provenance");
+            assert_eq!(included[0]["target"][0]["reference"], format!("{kind}/{id}"));
+            let own = included[0]["id"].as_str().unwrap().to_owned();
+            assert_ne!(&own, id, "{kind}'s Provenance is not its {twin}'s");
+            let bundle = search(app, &mut docs, &token, &format!("/{twin}?_id={id}&_revinclude=Provenance:target")).await;
+            assert_eq!(entries(&bundle, "include"), [format!("Provenance/{id}")]);
+            // Each reads at its id, naming its own target.
+            for (pid, target) in [(own.clone(), format!("{kind}/{id}")), (id.to_string(), format!("{twin}/{id}"))] {
+                let read = app.get(&fhir(app, "default", &format!("/Provenance/{pid}")), &token).await;
+                assert_eq!(read.status, 200, "{}", read.text);
+                let read = docs.keep(&read);
+                assert_eq!(read["id"], pid.as_str());
+                assert_eq!(read["target"][0]["reference"], target.as_str());
+            }
+            // `target` searches by type and id, id alone, this server's full URL, or a
+            // type modifier; another server's URL finds nothing.
+            let both = { let mut b = vec![own.clone(), id.to_string()]; b.sort(); b };
+            for (value, expected) in [
+                (format!("target={kind}/{id}"), vec![own.clone()]),
+                (format!("target={twin}/{id}"), vec![id.to_string()]),
+                (format!("target={id}"), both.clone()),
+                (hearth_tests::encode(&[("target", &fhir(app, "default", &format!("/{kind}/{id}")))]), vec![own.clone()]),
+                (hearth_tests::encode(&[("target", &format!("https://other.example/fhir/{kind}/{id}"))]), vec![]),
+                (format!("target:{kind}={id}"), vec![own.clone()]),
+                (format!("target={kind}/{id},{twin}/{id}"), both.clone()),
+                (format!("target={kind}/{id}&target={twin}/{id}"), vec![]),
+            ] {
+                let bundle = search(app, &mut docs, &token, &format!("/Provenance?{value}")).await;
+                assert_eq!(sorted(&bundle), expected, "{value}");
+            }
+            // And `_include` adds the target.
+            let bundle = search(app, &mut docs, &token, &format!("/Provenance?target={kind}/{id}&_include=Provenance:target")).await;
+            assert_eq!(entries(&bundle, "include"), [format!("{kind}/{id}")]);
+            // A Provenance read needs the Provenance scope, whatever the target's.
+            let narrow = app.user_token("default", "admin", &format!("openid api:fhir user/{kind}.rs")).await;
+            let refused = app.get(&fhir(app, "default", &format!("/Provenance/{own}")), &narrow).await;
+            assert_eq!(refused.status, 403, "{}", refused.text);
+            docs.keep(&refused);
+        }
+        docs.validate();
+    }
+
     async fn fhir_user_resolves_to_the_practitioner_person_or_patient_the_token_reads(app) {
         let mut docs = Documents::default();
         let admin = app.user_token("default", "admin", SCOPES).await;
-        // Staff users with an NPI are Practitioners, those without Persons. Reading either
-        // needs the ACL admin/users, as in OpenEMR: both are administrators here.
+        // Staff users with an NPI are Practitioners, those without Persons. Reading
+        // another's needs the ACL admin/users, as in OpenEMR: both are administrators here.
         let doctor = app.user("default", "doctor", "admin").await;
         let physician = app.user("default", "physician", "physician").await;
         let site = app.state.sites.get("default").await.unwrap();
@@ -326,11 +500,39 @@ both! {
             let resource = docs.keep(&reply);
             assert_eq!(format!("{}/{}", resource["resourceType"].as_str().unwrap(), resource["id"].as_str().unwrap()), expected);
         }
-        // A physician's fhirUser names their Practitioner too (their role lacks the ACL
-        // to read it, as in OpenEMR).
-        let token = app.user_token("default", "physician", "openid fhirUser api:fhir user/Practitioner.rs").await;
+        // A physician's fhirUser names their Practitioner too. Their role lacks the ACL
+        // admin/users, yet they read their own Practitioner (SMART apps resolve
+        // fhirUser), with the v1 or the v2 read scope; any other practitioner, and a
+        // search, keep the ACL's 403.
+        for scope in ["user/Practitioner.rs", "user/Practitioner.read"] {
+            let token = app.user_token("default", "physician", &format!("openid fhirUser api:fhir {scope}")).await;
+            let claims = app.get(&userinfo, &token).await;
+            let own = claims.json["fhirUser"].as_str().expect("fhirUser").to_owned();
+            assert_eq!(own, fhir(app, "default", &format!("/Practitioner/{physician}")));
+            let reply = app.get(&own, &token).await;
+            assert_eq!(reply.status, 200, "{scope}: {}", reply.text);
+            assert_eq!(docs.keep(&reply)["id"], physician.as_str());
+            for other in [format!("/Practitioner/{doctor}"), "/Practitioner".to_owned(), format!("/Practitioner?_id={physician}")] {
+                let reply = app.get(&fhir(app, "default", &other), &token).await;
+                assert_eq!(reply.status, 403, "{scope} {other}: {}", reply.text);
+                docs.keep(&reply);
+            }
+        }
+        // Without a Practitioner scope the scope's 403 stands, own resource or not.
+        let token = app.user_token("default", "physician", "openid fhirUser api:fhir user/Patient.rs").await;
+        let reply = app.get(&fhir(app, "default", &format!("/Practitioner/{physician}")), &token).await;
+        assert_eq!(reply.status, 403, "{}", reply.text);
+        // A clinician without an NPI is a Person: they read their own, not another's.
+        let nurse = app.user("default", "nurse", "clinician").await;
+        let token = app.user_token("default", "nurse", "openid fhirUser api:fhir user/Person.rs").await;
         let claims = app.get(&userinfo, &token).await;
-        assert_eq!(claims.json["fhirUser"], fhir(app, "default", &format!("/Practitioner/{physician}")));
+        assert_eq!(claims.json["fhirUser"], fhir(app, "default", &format!("/Person/{nurse}")));
+        let reply = app.get(&fhir(app, "default", &format!("/Person/{nurse}")), &token).await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        assert_eq!(docs.keep(&reply)["id"], nurse.as_str());
+        let admin_person = users_uuid(app, "admin").await;
+        let reply = app.get(&fhir(app, "default", &format!("/Person/{admin_person}")), &token).await;
+        assert_eq!(reply.status, 403, "{}", reply.text);
         docs.validate();
     }
 

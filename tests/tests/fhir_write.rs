@@ -2,7 +2,8 @@
 //! `POST /fhir/Patient` and `PUT /fhir/Patient/:id` (201/200, `Location` with the
 //! version, `ETag`, `Prefer`), the version counter every writer bumps (the standard
 //! API's writes as well as FHIR's), `If-Match` (a stale version is a 412 and writes
-//! nothing, concurrent updates of one version let exactly one win), `vread` and instance
+//! nothing, concurrent updates of one version let exactly one win, one that loses the
+//! race to a committed write is a 409 on PostgreSQL), `vread` and instance
 //! `_history`, the patient's birth sex on both APIs, the CapabilityStatement's
 //! interactions, and every refusal (400, 401, 403, 404, 412, 422) leaving the database
 //! as it was. Every FHIR document received is validated with `fhir.resources`.
@@ -402,11 +403,100 @@ both! {
             statuses.push(writer.await.unwrap());
         }
         statuses.sort();
-        assert_eq!(statuses, [200, 412, 412, 412, 412, 412]);
+        // SQLite lets one writer in at a time, so each loser finds version 2 when it
+        // checks If-Match: 412. On PostgreSQL a loser that checked before the winner
+        // committed waits for its row lock and finds the conflict after its write: 409.
+        assert_eq!(statuses[0], 200, "{statuses:?}");
+        match app.backend {
+            hearth_tests::Backend::Sqlite => assert_eq!(statuses, [200, 412, 412, 412, 412, 412]),
+            hearth_tests::Backend::Postgres => {
+                assert!(statuses[1..].iter().all(|s| *s == 409 || *s == 412), "{statuses:?}");
+            }
+        }
         let read = app.get(&fhir(app, "default", &format!("/Patient/{id}")), &token).await;
         assert_eq!(read.json["meta"]["versionId"], "2");
         let history = app.get(&fhir(app, "default", &format!("/Patient/{id}/_history")), &token).await;
         assert_eq!(history.json["total"], 2, "{}", history.text);
+    }
+
+    async fn an_if_match_update_that_loses_the_race_to_a_committed_write_is_a_conflict(app) {
+        let mut docs = Documents::default();
+        let token = app.user_token("default", "admin", SCOPES).await;
+        let created = post(app, &token, &ann(), &[]).await;
+        assert_eq!(created.status, 201, "{}", created.text);
+        let id = created.json["id"].as_str().unwrap().to_owned();
+        let site = app.state.sites.get("default").await.unwrap();
+        // Another writer holds the row while the update runs, then commits version 2.
+        // With If-Match naming version 1, the update checked a version that was current
+        // when it looked (PostgreSQL: then waits for the row and loses, 409) or finds
+        // version 2 once SQLite lets it in (412). Either way nothing of it is written.
+        // Without If-Match the update asked for no check and applies over version 2.
+        for (if_match, family) in [(Some("W/\"1\""), "Loser"), (None, "Lastwriter")] {
+            let mut edit = ann();
+            edit["id"] = json!(id);
+            edit["name"][0]["family"] = json!(family);
+            let client = app.client.clone();
+            let url = fhir(app, "default", &format!("/Patient/{id}"));
+            let bearer = token.clone();
+            let racer = format!("Racer{family}");
+            let update = hearth::on_db!(&site.db, |pool| {
+                let mut tx = pool.begin().await.unwrap();
+                sqlx::query("UPDATE patient_data SET fname = $1 WHERE CAST(uuid AS TEXT) = $2")
+                    .bind(&racer)
+                    .bind(&id)
+                    .execute(&mut *tx)
+                    .await
+                    .unwrap();
+                let update = tokio::spawn(async move {
+                    let mut request = client
+                        .put(url)
+                        .bearer_auth(bearer)
+                        .header("content-type", "application/fhir+json")
+                        .body(edit.to_string());
+                    if let Some(tag) = if_match {
+                        request = request.header("if-match", tag);
+                    }
+                    Reply::from(request.send().await.expect("the server answers")).await
+                });
+                tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+                assert!(!update.is_finished(), "the update waits for the other writer");
+                tx.commit().await.unwrap();
+                update.await.unwrap()
+            });
+            let read = app.get(&fhir(app, "default", &format!("/Patient/{id}")), &token).await;
+            let now = docs.keep(&read);
+            match if_match {
+                Some(_) => {
+                    let expected = match app.backend {
+                        hearth_tests::Backend::Sqlite => 412,
+                        hearth_tests::Backend::Postgres => 409,
+                    };
+                    let body = outcome(&mut docs, &update, expected);
+                    assert_eq!(body["issue"][0]["code"], "conflict", "{body}");
+                    assert_eq!(now["meta"]["versionId"], "2", "the losing update wrote nothing");
+                    assert_eq!(now["name"][0]["given"][0], "RacerLoser");
+                    assert_eq!(now["name"][0]["family"], "Okafor");
+                }
+                None => {
+                    assert_eq!(update.status, 200, "{}", update.text);
+                    assert_eq!(docs.keep(&update)["meta"]["versionId"], "4");
+                    assert_eq!(now["meta"]["versionId"], "4");
+                    assert_eq!(now["name"][0]["family"], "Lastwriter");
+                }
+            }
+        }
+        // Other version conflicts the specification names: a create ignores any id it is
+        // given (a new resource, never a clash with the existing one), and an update whose
+        // body names another id than the URL's is a 400.
+        let mut again = ann();
+        again["id"] = json!(id);
+        let made = post(app, &token, &again, &[]).await;
+        assert_eq!(made.status, 201, "{}", made.text);
+        assert_ne!(docs.keep(&made)["id"], id.as_str());
+        let mut other = ann();
+        other["id"] = made.json["id"].clone();
+        outcome(&mut docs, &put(app, &token, &id, &other, &[("if-match", "W/\"4\"")]).await, 400);
+        docs.validate();
     }
 
     async fn organizations_are_written_through_fhir_and_every_versioned_type_counts_api_writes(app) {

@@ -83,7 +83,7 @@ pub(super) async fn append(
         else {
             continue;
         };
-        if authorize_route(principal, Family::Fhir, &bound).is_err() {
+        if authorize_route(principal, Family::Fhir, &bound, &[]).is_err() {
             continue;
         }
         for chunk in ids.chunks(IDS_PER_CALL) {

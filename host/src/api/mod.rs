@@ -274,9 +274,23 @@ async fn handle(
     let app = call.app;
     let site = call.site;
     let openemr = call.settings.compatibility == Compatibility::OpenEmr;
-    if call.family == Family::Fhir
-        && let Some(endpoint) = bulk::Endpoint::of(call.path, call.uri.query())
-    {
+    let bulk_endpoint = (call.family == Family::Fhir)
+        .then(|| bulk::Endpoint::of(call.path, call.uri.query()))
+        .flatten();
+    // FHIR answers JSON only: a `_format` or `Accept` admitting none is a 406 (a Bulk Data
+    // file is ndjson), on every site (the compatibility setting leaves FHIR alone).
+    if call.family == Family::Fhir {
+        let also = match &bulk_endpoint {
+            Some(bulk::Endpoint::File(..)) => crate::fhir::NDJSON_TYPES,
+            // A Binary read answers the document's bytes in their own type.
+            None if *call.method == Method::GET && call.path.starts_with("/Binary/") => {
+                crate::fhir::ANY_TYPE
+            }
+            _ => &[],
+        };
+        crate::fhir::negotiate(call.uri.query(), call.headers, also)?;
+    }
+    if let Some(endpoint) = bulk_endpoint {
         served.route = Some(endpoint.pattern().to_owned());
         let token = tokens::bearer(
             call.headers
@@ -338,7 +352,7 @@ async fn handle(
     let def = bound.def();
     audit.plugin = Some(bound.plugin.loaded.name.clone());
     if let Some(principal) = &principal {
-        authorize_route(principal, call.family, &bound).map_err(|error| {
+        authorize_route(principal, call.family, &bound, &params).map_err(|error| {
             // OpenEMR answers a missing route scope with 401 "Unauthorized".
             if openemr && error.code == "insufficient_scope" {
                 HttpError {
@@ -453,7 +467,12 @@ fn authorize_family(principal: &Principal, family: Family) -> Result<(), HttpErr
 }
 
 /// The route's scope (in the caller's context) and the ACL of staff users.
-fn authorize_route(principal: &Principal, family: Family, bound: &Bound) -> Result<(), HttpError> {
+fn authorize_route(
+    principal: &Principal,
+    family: Family,
+    bound: &Bound,
+    params: &[String],
+) -> Result<(), HttpError> {
     let def = bound.def();
     let scopes = &principal.scopes;
     let context = match family {
@@ -494,7 +513,11 @@ fn authorize_route(principal: &Principal, family: Family, bound: &Bound) -> Resu
         Family::Fhir => context == "user",
         Family::Portal | Family::Other => false,
     };
-    if principal.role == Role::User && acl_applies && !def.acl.is_empty() {
+    if principal.role == Role::User
+        && acl_applies
+        && !def.acl.is_empty()
+        && !reads_own_user(principal, family, def, params)
+    {
         let role = principal.acl_role.as_deref().unwrap_or("");
         if !acl::allows(role, &def.acl) {
             return Err(HttpError::forbidden(format!(
@@ -504,6 +527,29 @@ fn authorize_route(principal: &Principal, family: Family, bound: &Bound) -> Resu
         }
     }
     Ok(())
+}
+
+/// True when a staff user reads their own `fhirUser` resource on FHIR: `GET
+/// /fhir/Practitioner/:id` (or `/fhir/Person/:id`, a user without an NPI) with their own
+/// uuid. A SMART app resolves `fhirUser` and reads it, so the scope alone grants that read
+/// (OpenEMR asks the ACL `admin/users` of it, which a physician lacks); any other user's
+/// resource, and every search, keeps the route's ACL.
+fn reads_own_user(
+    principal: &Principal,
+    family: Family,
+    def: &RouteDef,
+    params: &[String],
+) -> bool {
+    use crate::plugins::loader::Segment;
+    family == Family::Fhir
+        && def.method == Method::GET
+        && matches!(
+            def.segments.as_slice(),
+            [Segment::Literal(kind), Segment::Param(_)] if kind == "Practitioner" || kind == "Person"
+        )
+        && params
+            .first()
+            .is_some_and(|id| id.eq_ignore_ascii_case(&principal.subject))
 }
 
 /// True when a route's scope asks for no create, update or delete: a read or search, or

@@ -1,11 +1,12 @@
 //! FHIR R4 `Provenance` (US Core 3.1.1 and 7.0.0): one per US Core resource Hearth
-//! serves, read at `/fhir/Provenance/{id}` (the target's id) and searched by `_id` and
-//! `_lastUpdated`. What each says and why is `hearth_fhir::provenance`; the other FHIR
+//! serves, read at `/fhir/Provenance/{id}` (the target's id, see
+//! `hearth_fhir::provenance::provenance_id`) and searched by `_id`, `_lastUpdated` and
+//! `target`. What each says and why is `hearth_fhir::provenance`; the other FHIR
 //! plugins add the same Provenance to a search with `_revinclude=Provenance:target`.
 
 use std::sync::LazyLock;
 
-use hearth_fhir::{Fields, TypeDef, provenance};
+use hearth_fhir::{Fields, Param, Target, TypeDef, provenance};
 use hearth_sdk::FhirType;
 use hearth_sdk::prelude::*;
 
@@ -100,8 +101,19 @@ static PROVENANCE: LazyLock<TypeDef> = LazyLock::new(|| TypeDef {
     last_updated: "pv.updated",
     patient: Some("pv.patient_uuid"),
     only: None,
-    params: &[],
+    params: PARAMS,
 });
+
+/// `target`: the resource a Provenance is about (`Location/{id}`, a bare id, or this
+/// server's full URL).
+const PARAMS: &[Param] = &[Param::new(
+    "target",
+    "Provenance.target",
+    Target::AnyReference {
+        kind: "pv.target_type",
+        column: "pv.tid",
+    },
+)];
 
 /// [`PROVENANCE`]'s derived table branch by branch: a search pushes its conditions into
 /// each target's rows (see [`hearth_fhir::branches`]).
@@ -134,6 +146,7 @@ mod tests {
                 "fhir_last_updated",
                 "fhir_key",
                 "pid",
+                "tid",
                 "target_type",
                 "updated",
                 "org_uuid",
@@ -143,6 +156,7 @@ mod tests {
                 ID.into(),
                 "2024-05-06 07:08:09".into(),
                 3.into(),
+                ID.into(),
                 ID.into(),
                 "AllergyIntolerance".into(),
                 "2024-05-06 07:08:09".into(),

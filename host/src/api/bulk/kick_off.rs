@@ -429,7 +429,7 @@ async fn group_members(
             "This site serves no Group resources",
         ));
     };
-    authorize_route(principal, Family::Fhir, &bound)?;
+    authorize_route(principal, Family::Fhir, &bound, &[])?;
     let asked = Asked {
         method: &Method::GET,
         path: &path,

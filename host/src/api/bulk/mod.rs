@@ -330,7 +330,7 @@ fn search_route(
             "This server does not export {resource_type}: no plugin of the site serves it"
         )));
     };
-    authorize_route(principal, Family::Fhir, &bound).map_err(|error| {
+    authorize_route(principal, Family::Fhir, &bound, &[]).map_err(|error| {
         HttpError::new(
             StatusCode::FORBIDDEN,
             "insufficient_scope",
