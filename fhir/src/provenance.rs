@@ -360,6 +360,26 @@ pub const TARGETS: &[Target] = &[
     },
 ];
 
+/// The sources of a diagnostic report's last change (`COALESCE(pr.date_report,
+/// pr.date_collected, po.date_ordered)`, over the report and its order): the reports
+/// whose own times or order's time meets a condition, each through an index of that
+/// column (see [`crate::branches::Narrow::Sources`]).
+const REPORT_UPDATED: &[(&str, &str)] = &[
+    (
+        "SELECT pr2.procedure_report_id FROM procedure_report pr2 WHERE {}",
+        "pr2.date_report",
+    ),
+    (
+        "SELECT pr2.procedure_report_id FROM procedure_report pr2 WHERE {}",
+        "pr2.date_collected",
+    ),
+    (
+        "SELECT pr2.procedure_report_id FROM procedure_order po2 JOIN procedure_report pr2 \
+         ON pr2.procedure_order_id = po2.procedure_order_id WHERE {}",
+        "po2.date_ordered",
+    ),
+];
+
 /// A Provenance's paging key is its target's key times this plus the target's place in
 /// [`TARGETS`], so keys of different targets never collide.
 const KEY_STRIDE: usize = 64;
@@ -446,6 +466,22 @@ fn column_name(expr: &str) -> &str {
     expr.split_once('.').map_or(expr, |(_, name)| name)
 }
 
+/// The `updated` column of target `t`'s branch: a last change over several tables is
+/// narrowed to the rows each table's time finds (the others are one expression of the
+/// target's table, which an index holds: migrations 0481, 0560 and 0580).
+fn updated(t: &Target) -> crate::branches::Column {
+    use crate::branches::{Column, Narrow};
+    let column = Column::expr("updated", t.last_updated);
+    if t.resource_type == "DiagnosticReport" {
+        column.narrow(Narrow::Sources {
+            key: "pr.procedure_report_id",
+            sources: REPORT_UPDATED,
+        })
+    } else {
+        column
+    }
+}
+
 /// [`table`] as its branches (see [`crate::branches`]): one per target, and one per
 /// branch of a target that is itself a derived table (Observation, Condition,
 /// MedicationRequest), so a search's conditions reach each source table's indexes. The
@@ -500,14 +536,7 @@ pub fn branches() -> Branches {
             out.push(Branch {
                 select: target_select(t, i),
                 when: t.only.to_owned(),
-                columns: vec![
-                    id,
-                    tid,
-                    ty,
-                    Column::expr("updated", t.last_updated),
-                    patient,
-                    category,
-                ],
+                columns: vec![id, tid, ty, updated(t), patient, category],
                 key: t.key.to_owned(),
                 stride,
                 offset: i64_i,
@@ -830,6 +859,19 @@ mod tests {
                 assert!(branch.column(name).is_some(), "{name}");
             }
         }
+        // A report's last change spans its order: narrowed through each table's time.
+        let report = all
+            .branches
+            .iter()
+            .find(|b| b.select.contains("'DiagnosticReport' AS target_type"))
+            .unwrap();
+        assert!(matches!(
+            report.column("updated").unwrap().narrow,
+            crate::branches::Narrow::Sources {
+                key: "pr.procedure_report_id",
+                ..
+            }
+        ));
         // A vital sign's Provenance key is its Observation's key times the stride plus
         // the target's place: (v.id * 16 + 1) * 64 + 6.
         let observation = TARGETS

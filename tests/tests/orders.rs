@@ -658,6 +658,17 @@ both! {
             assert!(matches > 0 && included == matches, "{path}: {}", reply.text);
         }
 
+        // Provenance by its target's last change: a report's is its own report time
+        // (narrowed through the report's and its order's time indexes, migration 0580).
+        let reply = get("/Provenance?_lastUpdated=ge2024-03-02&_lastUpdated=lt2024-03-03&_count=200".to_owned(), token.clone()).await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        let changed = ids(&docs.keep(&reply));
+        assert!(changed.contains(&LIPIDS_REPORT.to_owned()), "{changed:?}");
+        assert!(!changed.contains(&A1C_REPORT.to_owned()), "{changed:?}");
+        let reply = get("/Provenance?_lastUpdated=ge2024-04-02&_lastUpdated=lt2024-04-03&_count=200".to_owned(), token.clone()).await;
+        let changed = ids(&docs.keep(&reply));
+        assert!(changed.contains(&A1C_REPORT.to_owned()) && !changed.contains(&LIPIDS_REPORT.to_owned()), "{changed:?}");
+
         // Errors, the compartment, scopes and ACLs.
         assert_eq!(get(format!("/ServiceRequest/{MISSING}"), token.clone()).await.status, 404);
         assert_eq!(get("/DiagnosticReport?date=someday".to_owned(), token.clone()).await.status, 400);
