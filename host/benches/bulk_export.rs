@@ -41,6 +41,63 @@ fn status_kib(name: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// Each mapping of the process (`/proc/self/smaps`: address range and path) with its size
+/// and resident KiB.
+fn mappings() -> BTreeMap<String, (u64, u64)> {
+    let mut out = BTreeMap::new();
+    let text = std::fs::read_to_string("/proc/self/smaps").unwrap_or_default();
+    let mut current: Option<String> = None;
+    for line in text.lines() {
+        let first = line.split_whitespace().next().unwrap_or_default();
+        if first.contains('-') && !first.ends_with(':') {
+            let path = line.split_whitespace().nth(5).unwrap_or("[anonymous]");
+            let name = format!("{first} {path}");
+            out.insert(name.clone(), (0, 0));
+            current = Some(name);
+        } else if let Some(name) = &current {
+            let value = || {
+                line.split_whitespace()
+                    .nth(1)
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .unwrap_or(0)
+            };
+            if let Some(entry) = out.get_mut(name) {
+                match first {
+                    "Size:" => entry.0 = value(),
+                    "Rss:" => entry.1 = value(),
+                    _ => {}
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Prints the mappings whose resident memory grew most between `before` and now.
+fn print_growth(before: &BTreeMap<String, (u64, u64)>) {
+    let after = mappings();
+    let mut grown: Vec<(i64, &String, u64)> = after
+        .iter()
+        .map(|(name, &(size, rss))| {
+            let was = before.get(name).map_or(0, |&(_, rss)| rss);
+            (rss as i64 - was as i64, name, size)
+        })
+        .collect();
+    grown.sort_by_key(|g| std::cmp::Reverse(g.0));
+    let total: i64 = grown.iter().map(|g| g.0).sum();
+    eprintln!(
+        "resident growth over the export: {:.1} MiB; largest:",
+        total as f64 / 1024.0
+    );
+    for (delta, name, size) in grown.iter().take(40) {
+        eprintln!(
+            "  {:+.1} MiB in {name} ({:.0} MiB mapped)",
+            *delta as f64 / 1024.0,
+            *size as f64 / 1024.0
+        );
+    }
+}
+
 /// Runs one system export to its manifest: the resources per type, the time, and the
 /// growth of the process's peak RSS during it (over the RSS just before).
 async fn export(
@@ -52,6 +109,13 @@ async fn export(
     // alone.
     let _ = std::fs::write("/proc/self/clear_refs", "5");
     let rss_before = status_kib("VmRSS:");
+    let maps_before = mappings();
+    // SQLite's own heap (its page caches and prepared statements), reset the same way.
+    // SAFETY: reads (and resets) SQLite's process-wide counter.
+    let sqlite_before = unsafe {
+        libsqlite3_sys::sqlite3_memory_highwater(1);
+        libsqlite3_sys::sqlite3_memory_used()
+    };
     let started = Instant::now();
     let kick_off = client
         .get(format!("{base}/$export"))
@@ -72,6 +136,20 @@ async fn export(
     };
     let export_time = started.elapsed();
     let peak = status_kib("VmHWM:");
+    // SAFETY: as above.
+    let (sqlite_used, sqlite_peak) = unsafe {
+        (
+            libsqlite3_sys::sqlite3_memory_used(),
+            libsqlite3_sys::sqlite3_memory_highwater(0),
+        )
+    };
+    print_growth(&maps_before);
+    eprintln!(
+        "SQLite heap: {:.1} MiB before, peak {:.1} MiB, {:.1} MiB after the export",
+        sqlite_before as f64 / 1048576.0,
+        sqlite_peak as f64 / 1048576.0,
+        sqlite_used as f64 / 1048576.0,
+    );
     let mut exported: BTreeMap<String, u64> = BTreeMap::new();
     for file in manifest["output"].as_array().into_iter().flatten() {
         *exported

@@ -2,7 +2,9 @@
 //! server on SQLite and PostgreSQL: every `_outputFormat` the IG names is accepted,
 //! `POST` kick-offs with a Parameters body at system and Group level, a queued job and a
 //! running job cancelled (202, then 404, the files gone from disk and not written again
-//! by the exporter that held the job), and `X-Progress` while a job runs.
+//! by the exporter that held the job), `X-Progress` while a job runs, and a type whose
+//! page keeps timing out: retried, then named in the `error` file and the manifest while
+//! the other types are exported whole.
 
 use std::time::Duration;
 
@@ -266,5 +268,103 @@ both! {
         assert!(job_row(app, &job).await.is_none(), "the job stays gone");
         assert_eq!(get(app, &running, &token).await.status, 404);
         drop(exporter);
+    }
+}
+
+const METRICS_TOKEN: &str = "metrics-token-0123456789abcdef";
+
+/// FHIR Patient and the test plugin whose `Basic` search stalls from its 13th resource on
+/// (tests/plugins/stall), with a 1 s deadline (and a CPU budget above it, so the deadline
+/// is what stops it).
+fn stall_options() -> hearth_tests::Options {
+    hearth_tests::Options {
+        metrics_token: Some(METRICS_TOKEN.to_owned()),
+        ..hearth_tests::Options::with_plugins(
+            r#"
+[plugins.fhir-patient]
+file = "fhir-patient.wasm"
+
+[plugins.test-stall]
+file = "test-stall.wasm"
+timeout_ms = 1000
+cpu_ms = 5000
+
+[sites."*"]
+plugins = ["fhir-patient", "test-stall"]
+"#,
+        )
+    }
+}
+
+/// The value of `hearth_plugin_limit_hits_total` for `plugin` and `limit` on the default site.
+async fn limit_hits(app: &TestApp, plugin: &str, limit: &str) -> u64 {
+    let reply = get(app, &format!("{}/metrics", app.base), METRICS_TOKEN).await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    let labels = format!(r#"site="default",plugin="{plugin}",limit="{limit}""#);
+    reply
+        .text
+        .lines()
+        .filter(|line| {
+            line.starts_with("hearth_plugin_limit_hits_total{") && line.contains(&labels)
+        })
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+both! {
+    options = stall_options();
+
+    async fn a_type_whose_page_keeps_timing_out_is_retried_then_reported_in_the_error_file_and_manifest(app) {
+        seed(app, "default", 3).await;
+        set(app, "default", "bulk.file_resources", "4").await;
+        set(app, "default", "bulk.retry_after_seconds", "1").await;
+        let token = system_token(app, "default", "bulk-client", "system/*.read").await;
+        let url = format!("{}?_type=Basic,Patient", fhir(app, "default", "/$export"));
+        let reply = send(app, reqwest::Method::GET, &url, Some(&token), &KICK_OFF, None).await;
+        assert_eq!(reply.status, 202, "{}", reply.text);
+        let status_url = reply.header("content-location").unwrap().to_owned();
+        let done = manifest(app, &status_url, &token).await;
+
+        // Basic: the three pages of four before the stall, in three files; Patient after
+        // it, whole.
+        let files = done["output"].as_array().expect("output");
+        let basic: Vec<&Value> = files.iter().filter(|f| f["type"] == "Basic").collect();
+        assert_eq!(basic.iter().map(|f| f["count"].as_u64().unwrap()).collect::<Vec<_>>(), [4, 4, 4], "{done}");
+        let mut ids = Vec::new();
+        for file in &basic {
+            let reply = get(app, file["url"].as_str().unwrap(), &token).await;
+            assert_eq!(reply.status, 200, "{}", reply.text);
+            for line in reply.text.lines() {
+                let resource: Value = serde_json::from_str(line).expect("one resource per line");
+                ids.push(resource["id"].as_str().unwrap().to_owned());
+            }
+        }
+        assert_eq!(ids, (0..12).map(|i| format!("b-{i}")).collect::<Vec<_>>());
+        let patients = get(app, &fhir(app, "default", "/Patient?_summary=count"), &token).await;
+        let exported: u64 = files.iter().filter(|f| f["type"] == "Patient").map(|f| f["count"].as_u64().unwrap()).sum();
+        assert_eq!(exported, patients.json["total"].as_u64().unwrap(), "{done}");
+        assert!(exported >= 3, "{done}");
+
+        // The manifest says Basic is partial: an error file and the type named with its
+        // count and what it should have held.
+        assert_eq!(done["error"].as_array().expect("error").len(), 1, "{done}");
+        assert_eq!(done["error"][0]["type"], "OperationOutcome");
+        assert_eq!(done["error"][0]["count"], 1);
+        assert_eq!(done["extension"]["incomplete"], json!([{"type": "Basic", "count": 12, "expected": 25}]), "{done}");
+        let errors = get(app, done["error"][0]["url"].as_str().unwrap(), &token).await;
+        assert_eq!(errors.status, 200, "{}", errors.text);
+        let lines: Vec<Value> = errors.text.lines().map(|l| serde_json::from_str(l).expect("JSON")).collect();
+        assert_eq!(lines.len(), 1, "{}", errors.text);
+        assert_eq!(lines[0]["resourceType"], "OperationOutcome");
+        assert_eq!(lines[0]["issue"][0]["severity"], "error");
+        let diagnostics = lines[0]["issue"][0]["diagnostics"].as_str().unwrap();
+        assert!(diagnostics.starts_with("Basic stopped after 12 of 25 resources: a page failed 4 times"), "{diagnostics}");
+        assert!(diagnostics.contains("time limit of 1000 ms"), "{diagnostics}");
+
+        // The stalled page was asked four times (three retries), each stopped at the
+        // deadline; no other page of the export was.
+        assert_eq!(limit_hits(app, "test-stall", "time").await, 4);
+        assert_eq!(limit_hits(app, "test-stall", "cpu").await, 0);
+        assert_eq!(limit_hits(app, "fhir-patient", "time").await, 0);
     }
 }

@@ -12,7 +12,7 @@ use super::grants::{Grants, SqliteChecker, Statement, Verdict, check_postgres, f
 /// The per-site gate plugin SQL passes through.
 pub struct SqlGate {
     engine: Engine,
-    cache: RwLock<HashMap<u64, HashMap<Box<str>, Verdict>>>,
+    cache: RwLock<HashMap<u64, Verdicts>>,
 }
 
 enum Engine {
@@ -30,6 +30,19 @@ struct PgRoles {
 
 /// Cached verdicts per grant set before the cache for that set is emptied.
 const CACHE_LIMIT: usize = 10_000;
+
+/// Bytes of SQL text cached per grant set before the cache for that set is emptied. A
+/// plugin's fixed statements take a few hundred KiB at most; a plugin whose statements
+/// differ every time (a FHIR export's key windows write their bounds into the text) would
+/// otherwise keep 10,000 long texts, tens of MiB, for nothing.
+const CACHE_BYTES: usize = 4 << 20;
+
+/// The verdicts of one grant set, and the bytes of SQL text they hold.
+#[derive(Default)]
+struct Verdicts {
+    by_sql: HashMap<Box<str>, Verdict>,
+    bytes: usize,
+}
 
 impl SqlGate {
     /// A gate for an SQLite database file.
@@ -118,7 +131,7 @@ impl SqlGate {
             .cache
             .read()
             .get(&grants.id())
-            .and_then(|verdicts| verdicts.get(sql).cloned());
+            .and_then(|verdicts| verdicts.by_sql.get(sql).cloned());
         let verdict = match cached {
             Some(verdict) => verdict,
             None => {
@@ -128,10 +141,17 @@ impl SqlGate {
                 });
                 let mut cache = self.cache.write();
                 let verdicts = cache.entry(grants.id()).or_default();
-                if verdicts.len() >= CACHE_LIMIT {
-                    verdicts.clear();
+                if verdicts.by_sql.len() >= CACHE_LIMIT || verdicts.bytes + sql.len() > CACHE_BYTES
+                {
+                    *verdicts = Verdicts::default();
                 }
-                verdicts.insert(sql.into(), verdict.clone());
+                if verdicts
+                    .by_sql
+                    .insert(sql.into(), verdict.clone())
+                    .is_none()
+                {
+                    verdicts.bytes += sql.len();
+                }
                 verdict
             }
         };
@@ -151,7 +171,7 @@ impl SqlGate {
         self.cache
             .read()
             .values()
-            .flat_map(|verdicts| verdicts.iter())
+            .flat_map(|verdicts| verdicts.by_sql.iter())
             .filter(|(_, verdict)| verdict.is_ok())
             .map(|(sql, _)| sql.to_string())
             .collect()

@@ -12,8 +12,8 @@ use serde_json::{Value, json};
 use super::limits::bulk_settings;
 use super::page::{Page, next_query};
 use super::{
-    ApiState, Call, FileDone, MAX_PAGE, Owner, Plan, Progress, job_dir, now, outcome_text, search,
-    search_text, settings,
+    ApiState, Call, FileDone, Incomplete, MAX_PAGE, Owner, Plan, Progress, job_dir, now,
+    outcome_text, search_text, settings,
 };
 use crate::error::Family;
 use crate::on_db;
@@ -133,28 +133,35 @@ pub(super) async fn export(
         if progress.totals[progress.type_index].is_none() {
             let mut query = type_plan.query.clone();
             query.push(("_summary".to_owned(), "count".to_owned()));
-            match search(&call, &table, &principal, &t, query).await {
-                Ok((200, body)) => {
-                    progress.totals[progress.type_index] = body["total"].as_u64().or(Some(0));
-                }
-                Ok((_, body)) => {
-                    progress.errors.push(format!(
-                        "{t} could not be exported: {}",
-                        outcome_text(&body)
-                    ));
-                    next_type(progress);
-                    renew(site, me, &job.id, lease, progress).await?;
-                    continue;
-                }
-                Err(error) => {
-                    progress
-                        .errors
-                        .push(format!("{t} could not be exported: {}", error.message));
-                    next_type(progress);
-                    renew(site, me, &job.id, lease, progress).await?;
-                    continue;
-                }
+            let saved: &Progress = progress;
+            let (status, body, tries) = with_retries(
+                || async {
+                    answer(search_text(&call, &table, &principal, &t, query.clone()).await)
+                },
+                || renew(site, me, &job.id, lease, saved),
+                FIRST_WAIT,
+                &site.name,
+                &job.id,
+                &t,
+            )
+            .await?;
+            let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            if status != 200 {
+                progress.errors.push(format!(
+                    "{t} could not be exported: its count failed {}: {}",
+                    attempts(tries),
+                    outcome_text(&body)
+                ));
+                progress.incomplete.push(Incomplete {
+                    resource_type: t.clone(),
+                    count: 0,
+                    total: None,
+                });
+                next_type(progress);
+                renew(site, me, &job.id, lease, progress).await?;
+                continue;
             }
+            progress.totals[progress.type_index] = body["total"].as_u64().or(Some(0));
         }
         let mut query = progress.next.clone().unwrap_or_else(|| {
             let mut q = type_plan.query.clone();
@@ -170,23 +177,38 @@ pub(super) async fn export(
             let mut writer = std::io::BufWriter::with_capacity(256 * 1024, file);
             progress.current = 0;
             loop {
-                let (status, body) =
-                    match search_text(&call, &table, &principal, &t, query.clone()).await {
-                        Ok(found) => found,
-                        Err(error) => (
-                            error.status.as_u16(),
-                            json!({"issue": [{"diagnostics": error.message}]})
-                                .to_string()
-                                .into_bytes(),
-                        ),
-                    };
+                // A retry renews the lease with what is saved already: the page being
+                // retried is not written yet.
+                let saved: &Progress = progress;
+                let (status, body, tries) = with_retries(
+                    || async {
+                        answer(search_text(&call, &table, &principal, &t, query.clone()).await)
+                    },
+                    || renew(site, me, &job.id, lease, saved),
+                    FIRST_WAIT,
+                    &site.name,
+                    &job.id,
+                    &t,
+                )
+                .await?;
                 if status != 200 {
                     let outcome: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                    let count = progress.done_of(&t) + progress.current;
+                    let total = progress.totals[progress.type_index];
+                    let of = total.map(|n| format!(" of {n}")).unwrap_or_default();
+                    tracing::error!(site = %site.name, job = %job.id, resource_type = %t,
+                        "an export gives up on a type after {count} resources, a page failed {}: {}",
+                        attempts(tries), outcome_text(&outcome));
                     progress.errors.push(format!(
-                        "{t} stopped after {} resources: {}",
-                        progress.done_of(&t) + progress.current,
+                        "{t} stopped after {count}{of} resources: a page failed {}: {}",
+                        attempts(tries),
                         outcome_text(&outcome)
                     ));
+                    progress.incomplete.push(Incomplete {
+                        resource_type: t.clone(),
+                        count,
+                        total,
+                    });
                     finish_file(&mut writer, progress, &t, &name, &file_path)?;
                     break 'files;
                 }
@@ -225,6 +247,79 @@ pub(super) async fn export(
             .map_err(|e| Stop::Failed(format!("the error file could not be written: {e}")))?;
     }
     Ok(())
+}
+
+/// How many times a failed page (or count) is asked again before its type is given up.
+const RETRIES: u32 = 3;
+
+/// The wait before the first retry; it doubles before each next one (0.5 s, 1 s, 2 s).
+const FIRST_WAIT: Duration = Duration::from_millis(500);
+
+/// Whether a failed search may answer when asked again: the plugin timed out, was busy
+/// or failed (5xx, 429). A refusal (4xx) would only be refused again.
+fn retryable(status: u16) -> bool {
+    status >= 500 || status == 429
+}
+
+/// How many times a search was asked, from its retries: `once`, `4 times`.
+fn attempts(retries: u32) -> String {
+    match retries {
+        0 => "once".to_owned(),
+        n => format!("{} times", n + 1),
+    }
+}
+
+/// A search's answer as a status and a body; a call that failed (a deadline, a trap, a
+/// busy plugin) as its 5xx and an OperationOutcome.
+fn answer(found: Result<(u16, Vec<u8>), crate::error::HttpError>) -> (u16, Vec<u8>) {
+    match found {
+        Ok(found) => found,
+        Err(error) => (
+            error.status.as_u16(),
+            json!({"issue": [{"diagnostics": error.message}]})
+                .to_string()
+                .into_bytes(),
+        ),
+    }
+}
+
+/// Asks `attempt` until it answers 200 or a refusal, or [`RETRIES`] retries failed too;
+/// between tries it waits (`first_wait`, doubling) and calls `keep` (which renews the
+/// job's lease, so retries never let it run out). Answers the last status and body and
+/// how many retries were made.
+async fn with_retries<A, AF, K, KF>(
+    mut attempt: A,
+    mut keep: K,
+    first_wait: Duration,
+    site: &str,
+    job: &str,
+    resource_type: &str,
+) -> Result<(u16, Vec<u8>, u32), Stop>
+where
+    A: FnMut() -> AF,
+    AF: Future<Output = (u16, Vec<u8>)>,
+    K: FnMut() -> KF,
+    KF: Future<Output = Result<(), Stop>>,
+{
+    let mut wait = first_wait;
+    let mut retries = 0;
+    loop {
+        let (status, body) = attempt().await;
+        if status == 200 || !retryable(status) || retries == RETRIES {
+            return Ok((status, body, retries));
+        }
+        retries += 1;
+        tracing::warn!(
+            site,
+            job,
+            resource_type,
+            "an export page failed with {status}; retry {retries} of {RETRIES} in {} ms",
+            wait.as_millis()
+        );
+        keep().await?;
+        tokio::time::sleep(wait).await;
+        wait *= 2;
+    }
 }
 
 /// A search query's pairs.
@@ -306,6 +401,50 @@ fn write_errors(dir: &Path, errors: &[String]) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Runs [`with_retries`] over `answers` (one per try); answers the result and how
+    /// many tries and lease renewals were made.
+    fn tried(answers: &[u16]) -> ((u16, u32), usize, usize) {
+        let tries = std::cell::Cell::new(0usize);
+        let kept = std::cell::Cell::new(0usize);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let (status, _, retries) = runtime
+            .block_on(with_retries(
+                || {
+                    let status = answers[tries.get().min(answers.len() - 1)];
+                    tries.set(tries.get() + 1);
+                    async move { (status, Vec::new()) }
+                },
+                || {
+                    kept.set(kept.get() + 1);
+                    async { Ok(()) }
+                },
+                Duration::from_millis(1),
+                "default",
+                "job",
+                "Basic",
+            ))
+            .ok()
+            .unwrap();
+        ((status, retries), tries.get(), kept.get())
+    }
+
+    #[test]
+    fn a_failed_page_is_asked_again_a_bounded_number_of_times() {
+        // A page that fails twice (a deadline, a busy plugin) and then answers.
+        assert_eq!(tried(&[503, 500, 200]), ((200, 2), 3, 2));
+        // A page that keeps failing: three retries, then the failure is the answer.
+        assert_eq!(tried(&[503]), ((503, 3), 4, 3));
+        assert_eq!(tried(&[429, 429, 429, 429, 200]), ((429, 3), 4, 3));
+        // A refusal is not asked again; an answer at once needs no retry.
+        assert_eq!(tried(&[400, 200]), ((400, 0), 1, 0));
+        assert_eq!(tried(&[200]), ((200, 0), 1, 0));
+        assert_eq!(attempts(0), "once");
+        assert_eq!(attempts(3), "4 times");
+    }
 
     #[test]
     fn pages_divide_files() {

@@ -238,6 +238,19 @@ struct Progress {
     current: u64,
     /// Errors met (each becomes an OperationOutcome line of the error file).
     errors: Vec<String>,
+    /// Types whose export stopped before their end (the manifest names them).
+    #[serde(default)]
+    incomplete: Vec<Incomplete>,
+}
+
+/// A type whose export stopped before its end: a page (or its count) kept failing.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Incomplete {
+    resource_type: String,
+    /// Resources of the type written to files before it stopped.
+    count: u64,
+    /// Resources of the type the export should have held, when they were counted.
+    total: Option<u64>,
 }
 
 impl Progress {

@@ -119,7 +119,7 @@ pub(super) async fn status(
                     "count": job.progress.errors.len(),
                 })]
             };
-            let manifest = json!({
+            let mut manifest = json!({
                 "transactionTime": job.transaction_time,
                 "request": job.request,
                 "requiresAccessToken": true,
@@ -127,6 +127,20 @@ pub(super) async fn status(
                 "deleted": [],
                 "error": error,
             });
+            // A type that stopped before its end is named, with what it holds and what it
+            // should have held, so a client need not read the error file to know the
+            // export is partial.
+            if !job.progress.incomplete.is_empty() {
+                let incomplete: Vec<Value> = job
+                    .progress
+                    .incomplete
+                    .iter()
+                    .map(
+                        |i| json!({"type": i.resource_type, "count": i.count, "expected": i.total}),
+                    )
+                    .collect();
+                manifest["extension"] = json!({ "incomplete": incomplete });
+            }
             let mut response = Response::new(Body::from(manifest.to_string()));
             let headers = response.headers_mut();
             headers.insert(
