@@ -385,42 +385,48 @@ fn narrow(alias: &str, condition: &str, branch: &Branch, sql: &mut Sql) -> Narro
 /// `condition`'s placeholders renumbered into `to`, binding the values they name in
 /// `from` (single-quoted literals are left alone).
 fn renumber(condition: &str, from: &[Value], to: &mut Sql) -> String {
+    // Byte by byte: the quote and `$` are ASCII, so the text between them is copied as
+    // whole slices (a statement over many branches is tens of kilobytes, renumbered on
+    // every search).
+    let bytes = condition.as_bytes();
     let mut out = String::with_capacity(condition.len());
     let mut quoted = false;
-    let mut chars = condition.char_indices().peekable();
     let mut mapped: Vec<(usize, String)> = Vec::new();
-    while let Some((i, c)) = chars.next() {
-        if c == '\'' {
-            quoted = !quoted;
-        }
-        if c == '$' && !quoted {
-            let digits: String = condition[i + 1..]
-                .chars()
-                .take_while(char::is_ascii_digit)
-                .collect();
-            if let Ok(n) = digits.parse::<usize>() {
-                for _ in 0..digits.len() {
-                    chars.next();
-                }
-                let placeholder = match mapped.iter().find(|(m, _)| *m == n) {
-                    Some((_, p)) => p.clone(),
-                    None => {
-                        let value = n
-                            .checked_sub(1)
-                            .and_then(|i| from.get(i))
-                            .cloned()
-                            .unwrap_or(Value::Null);
-                        let p = to.bind(value);
-                        mapped.push((n, p.clone()));
-                        p
+    let mut copied = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\'' => quoted = !quoted,
+            b'$' if !quoted => {
+                let digits = bytes[i + 1..]
+                    .iter()
+                    .take_while(|b| b.is_ascii_digit())
+                    .count();
+                if let Ok(n) = condition[i + 1..i + 1 + digits].parse::<usize>() {
+                    out.push_str(&condition[copied..i]);
+                    match mapped.iter().find(|(m, _)| *m == n) {
+                        Some((_, p)) => out.push_str(p),
+                        None => {
+                            let value = n
+                                .checked_sub(1)
+                                .and_then(|i| from.get(i))
+                                .cloned()
+                                .unwrap_or(Value::Null);
+                            let p = to.bind(value);
+                            out.push_str(&p);
+                            mapped.push((n, p));
+                        }
                     }
-                };
-                out.push_str(&placeholder);
-                continue;
+                    i += 1 + digits;
+                    copied = i;
+                    continue;
+                }
             }
+            _ => {}
         }
-        out.push(c);
+        i += 1;
     }
+    out.push_str(&condition[copied..]);
     out
 }
 
@@ -435,17 +441,24 @@ pub fn compact(statement: &str, params: &[Value]) -> (String, Vec<Value>) {
 
 /// Where `word` starts in `text` outside parentheses and quotes.
 fn top_level(text: &str, word: &str) -> Vec<usize> {
+    // Byte by byte (quotes, parentheses and the words looked for are ASCII), comparing
+    // the word only where its first byte is: the derived tables are tens of kilobytes,
+    // split in every plugin instance.
+    let bytes = text.as_bytes();
+    let Some(&first) = word.as_bytes().first() else {
+        return Vec::new();
+    };
     let mut out = Vec::new();
     let mut depth = 0i32;
     let mut quoted = false;
-    for (i, c) in text.char_indices() {
-        match c {
-            '\'' => quoted = !quoted,
-            '(' if !quoted => depth += 1,
-            ')' if !quoted => depth -= 1,
+    for (i, &b) in bytes.iter().enumerate() {
+        match b {
+            b'\'' => quoted = !quoted,
+            b'(' if !quoted => depth += 1,
+            b')' if !quoted => depth -= 1,
             _ => {}
         }
-        if depth == 0 && !quoted && text[i..].starts_with(word) {
+        if b == first && depth == 0 && !quoted && bytes[i..].starts_with(word.as_bytes()) {
             out.push(i);
         }
     }
@@ -836,5 +849,23 @@ mod tests {
         let (text, values) = compact("x = $3 AND y = '$1' AND z = $3 OR w = $1", &params);
         assert_eq!(text, "x = $1 AND y = '$1' AND z = $1 OR w = $2");
         assert_eq!(values, [Value::from("c"), Value::from("a")]);
+    }
+
+    #[test]
+    fn renumbering_keeps_other_text_whole() {
+        let params = [Value::from("a"), Value::from("b")];
+        // Non-ASCII text, a `$` without digits, one at the end, and one in quotes.
+        let (text, values) = compact("é = $2 AND p = 'x$1ü' AND $ AND q = $", &params);
+        assert_eq!(text, "é = $1 AND p = 'x$1ü' AND $ AND q = $");
+        assert_eq!(values, [Value::from("b")]);
+        let (text, values) = compact("$1$1($2)", &params);
+        assert_eq!(text, "$1$1($2)");
+        assert_eq!(values, [Value::from("a"), Value::from("b")]);
+    }
+
+    #[test]
+    fn words_are_found_outside_quotes_and_parentheses_only() {
+        let text = "a WHERE (b WHERE c) 'é WHERE' WHERE d";
+        assert_eq!(top_level(text, " WHERE "), [1, 30]);
     }
 }

@@ -739,7 +739,46 @@ fn search_in(
         .where_clause(),
         None => plan.sql.where_clause(),
     };
-    let (total, mut cursor) = match plan.cursor {
+    // Every match, counted, with the largest key (the paging bound of the first page).
+    let count_all = || -> Result<(i64, i64)> {
+        let count = if counted { "COUNT(*)" } else { "0" };
+        let mut sql = plan.sql.clone();
+        let from = from(branches::Page::default(), &mut sql);
+        let rows = run(
+            &format!(
+                "SELECT {count} AS n, MAX({}) AS hi FROM {from} WHERE {filters}",
+                def.key
+            ),
+            &sql.params,
+        )?;
+        let row = rows.get(0);
+        Ok((
+            row.as_ref().and_then(|r| r.int("n")).unwrap_or(0),
+            row.as_ref().and_then(|r| r.int("hi")).unwrap_or(0),
+        ))
+    };
+    // The first page of a search over branches in key order reads its rows before
+    // counting: when they are every match (most searches within one patient), they are
+    // the count and the largest key, and the derived table is read once instead of
+    // twice. Otherwise the count follows, and the page is the same rows (the first in key
+    // order, all at or below the largest key). Not with conditions left on the derived
+    // table: they apply after each branch's limit, so fewer rows than the limit would not
+    // say that none is left.
+    let page_first = pushed.as_ref().is_some_and(|p| p.outer.is_empty())
+        && plan.cursor.is_none()
+        && !nothing
+        && counted
+        && !plan.count_only
+        && plan.order.is_empty();
+    let (mut total, mut cursor) = match plan.cursor {
+        _ if page_first => (
+            None,
+            search::Cursor {
+                bound: i64::MAX,
+                offset: 0,
+                seek: None,
+            },
+        ),
         Some(cursor) if nothing => (counted.then_some(0), cursor),
         Some(cursor) if counted => {
             let mut sql = plan.sql.clone();
@@ -771,19 +810,7 @@ fn search_in(
             },
         ),
         None => {
-            let count = if counted { "COUNT(*)" } else { "0" };
-            let mut sql = plan.sql.clone();
-            let from = from(branches::Page::default(), &mut sql);
-            let rows = run(
-                &format!(
-                    "SELECT {count} AS n, MAX({}) AS hi FROM {from} WHERE {filters}",
-                    def.key
-                ),
-                &sql.params,
-            )?;
-            let row = rows.get(0);
-            let total = row.as_ref().and_then(|r| r.int("n")).unwrap_or(0);
-            let bound = row.as_ref().and_then(|r| r.int("hi")).unwrap_or(0);
+            let (total, bound) = count_all()?;
             (
                 counted.then_some(total),
                 search::Cursor {
@@ -864,6 +891,16 @@ fn search_in(
             &sql.params,
         )?;
         let found = rows.len();
+        if page_first {
+            let (n, bound) = if found <= plan.count as usize {
+                let hi = rows.iter().filter_map(|row| row.int("fhir_key")).max();
+                (found as i64, hi.unwrap_or(0))
+            } else {
+                count_all()?
+            };
+            total = Some(n);
+            cursor.bound = bound;
+        }
         let backwards = matches!(seek, Some(search::Seek::Before(_)));
         // A page read backwards from a key always has a next page (the rows from that
         // key on); it is shown in key order.
