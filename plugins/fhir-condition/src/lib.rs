@@ -601,7 +601,7 @@ mod tests {
     }
 
     fn read(rows: Rows) -> serde_json::Value {
-        let mut host = MockHost::new().on_query("WHERE c.cid = $1", rows);
+        let mut host = MockHost::new().on_query("c.cid AS fhir_id", rows);
         let response =
             host.call::<FhirCondition>(TestRequest::get(&format!("/fhir/Condition/{ID}")));
         assert_eq!(response.status, 200, "{}", response.text());

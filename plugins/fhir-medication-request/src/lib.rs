@@ -352,7 +352,7 @@ mod tests {
                 "2024-05-01 00:00:00".into(),
             ]],
         );
-        let mut host = MockHost::new().on_query("WHERE m.mid = $1", rows);
+        let mut host = MockHost::new().on_query("m.mid AS fhir_id", rows);
         let response = host.call::<FhirMedicationRequest>(TestRequest::get(&format!(
             "/fhir/MedicationRequest/{ID}"
         )));
