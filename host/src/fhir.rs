@@ -11,9 +11,7 @@
 //! once, and a site without a plugin for a type does not list the type. The SMART
 //! configuration under `/fhir/.well-known` is the authorization server's (`oauth`).
 //!
-//! It also owns the FHIR format negotiation ([`negotiate`]): the server speaks JSON only,
-//! so a `_format` or an `Accept` header that admits no JSON is answered `406 Not
-//! Acceptable` (an OperationOutcome) on every FHIR route, the host's and the plugins'.
+//! Every route here checks the client's format first ([`crate::formats::negotiate`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -50,96 +48,6 @@ const SMART_CAPABILITIES: &[&str] = &[
     "permission-v1",
     "permission-v2",
 ];
-
-/// The media types of a FHIR JSON answer (the DSTU2 name `application/json+fhir` too).
-const JSON_TYPES: &[&str] = &[
-    "application/fhir+json",
-    "application/json",
-    "application/json+fhir",
-];
-
-/// The media types of a Bulk Data file (newline-delimited JSON), besides [`JSON_TYPES`].
-pub const NDJSON_TYPES: &[&str] = &["application/fhir+ndjson", "application/ndjson"];
-
-/// The media types a Binary read answers besides its Binary resource: any (the document's
-/// own, `application/pdf`, `image/png`, …).
-pub const ANY_TYPE: &[&str] = &["*/*"];
-
-/// Checks that the client accepts what the server answers: FHIR JSON, or one of `also`
-/// (a Bulk Data file's ndjson; [`ANY_TYPE`] for a Binary's bytes). `_format` wins over
-/// `Accept` (FHIR's rule): `json` or a JSON media type is served, anything else (`xml`,
-/// `application/fhir+xml`, `ttl`, …) is a 406. Without `_format`, an `Accept` header none
-/// of whose ranges (with `q` above 0) admits JSON — `application/fhir+xml` alone, say — is
-/// a 406 too; `*/*`, `application/*` and a missing header admit it.
-pub fn negotiate(query: Option<&str>, headers: &HeaderMap, also: &[&str]) -> Result<(), HttpError> {
-    let essence = |media: &str| {
-        media
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase()
-    };
-    let named =
-        |media: &str| JSON_TYPES.contains(&media) || also.contains(&media) || also.contains(&"*/*");
-    let formats: Vec<String> = query
-        .map(|q| {
-            form_urlencoded::parse(q.as_bytes())
-                .filter(|(k, _)| k == "_format")
-                // An unencoded `+` (`application/fhir+json`) arrives as a space.
-                .map(|(_, v)| v.replace(' ', "+"))
-                .collect()
-        })
-        .unwrap_or_default();
-    if let Some(format) = formats.last() {
-        let wanted = essence(format);
-        return if wanted == "json" || named(&wanted) {
-            Ok(())
-        } else {
-            Err(not_acceptable(&format!(
-                "_format={format} is not served: this server answers FHIR JSON only \
-                 (_format=json, application/fhir+json or application/json)"
-            )))
-        };
-    }
-    let ranges: Vec<&str> = headers
-        .get_all(header::ACCEPT)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter(|r| !r.trim().is_empty())
-        .collect();
-    if ranges.is_empty() {
-        return Ok(());
-    }
-    let admits = |range: &str| {
-        let refused = range.split(';').skip(1).any(|param| {
-            param.split_once('=').is_some_and(|(k, v)| {
-                k.trim().eq_ignore_ascii_case("q")
-                    && v.trim().parse::<f32>().is_ok_and(|q| q <= 0.0)
-            })
-        });
-        let media = essence(range);
-        !refused && (media == "*/*" || media == "application/*" || named(&media))
-    };
-    if ranges.iter().any(|r| admits(r)) {
-        Ok(())
-    } else {
-        Err(not_acceptable(&format!(
-            "Accept: {} admits no format this server answers: FHIR JSON only \
-             (application/fhir+json or application/json)",
-            ranges
-                .iter()
-                .map(|r| r.trim())
-                .collect::<Vec<_>>()
-                .join(", ")
-        )))
-    }
-}
-
-fn not_acceptable(message: &str) -> HttpError {
-    HttpError::new(StatusCode::NOT_ACCEPTABLE, "not_acceptable", message)
-}
 
 /// The FHIR server's own routes, with CORS for browser-based apps.
 pub fn router() -> Router<Arc<AppState>> {
@@ -437,7 +345,7 @@ async fn operation_list(
     let Some(site) = app.sites.get(&site_name).await else {
         return HttpError::unknown_site(&site_name).render(Family::Fhir);
     };
-    if let Err(error) = negotiate(query.as_deref(), &headers, &[]) {
+    if let Err(error) = crate::formats::negotiate(query.as_deref(), &headers, &[]) {
         return error.render(Family::Fhir);
     }
     let ignored: Vec<String> = query
@@ -494,7 +402,7 @@ async fn operation_read(
     let Some(site) = app.sites.get(&site_name).await else {
         return HttpError::unknown_site(&site_name).render(Family::Fhir);
     };
-    if let Err(error) = negotiate(query.as_deref(), &headers, &[]) {
+    if let Err(error) = crate::formats::negotiate(query.as_deref(), &headers, &[]) {
         return error.render(Family::Fhir);
     }
     let table = app.registry.table(&site.name);
@@ -521,7 +429,7 @@ async fn versions(
     if app.sites.get(&site_name).await.is_none() {
         return HttpError::unknown_site(&site_name).render(Family::Fhir);
     }
-    if let Err(error) = negotiate(query.as_deref(), &headers, &[]) {
+    if let Err(error) = crate::formats::negotiate(query.as_deref(), &headers, &[]) {
         return error.render(Family::Fhir);
     }
     let version = FHIR_VERSION
@@ -549,7 +457,7 @@ async fn metadata(
     let Some(site) = app.sites.get(&site_name).await else {
         return HttpError::unknown_site(&site_name).render(Family::Fhir);
     };
-    if let Err(error) = negotiate(query.as_deref(), &headers, &[]) {
+    if let Err(error) = crate::formats::negotiate(query.as_deref(), &headers, &[]) {
         return error.render(Family::Fhir);
     }
     let table = app.registry.table(&site.name);

@@ -17,6 +17,7 @@ pub mod crypto;
 pub mod db;
 pub mod error;
 pub mod fhir;
+pub mod formats;
 pub mod oauth;
 pub mod openapi;
 pub mod ops;

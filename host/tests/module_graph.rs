@@ -30,8 +30,8 @@ const LAYERS: &[&[&str]] = &[
     &["auth", "audit"],
     // The plugin runtime; the registrar (OAuth clients, scopes, settings, accounts).
     &["plugins", "registrar"],
-    // What every router shares.
-    &["state"],
+    // What every router shares: the application state, FHIR's format negotiation.
+    &["state", "formats"],
     // The routers: none knows another.
     &["api", "oauth", "admin", "console", "fhir", "openapi", "ops"],
     // The application: builds the state and the routers, serves them.

@@ -281,14 +281,14 @@ async fn handle(
     // file is ndjson), on every site (the compatibility setting leaves FHIR alone).
     if call.family == Family::Fhir {
         let also = match &bulk_endpoint {
-            Some(bulk::Endpoint::File(..)) => crate::fhir::NDJSON_TYPES,
+            Some(bulk::Endpoint::File(..)) => crate::formats::NDJSON_TYPES,
             // A Binary read answers the document's bytes in their own type.
             None if *call.method == Method::GET && call.path.starts_with("/Binary/") => {
-                crate::fhir::ANY_TYPE
+                crate::formats::ANY_TYPE
             }
             _ => &[],
         };
-        crate::fhir::negotiate(call.uri.query(), call.headers, also)?;
+        crate::formats::negotiate(call.uri.query(), call.headers, also)?;
     }
     if let Some(endpoint) = bulk_endpoint {
         served.route = Some(endpoint.pattern().to_owned());
