@@ -130,11 +130,10 @@ pub(super) async fn export(
             request_id: &request_id,
         };
         let table = api.app.registry.table(&site.name);
-        if progress.totals[progress.type_index].is_none() {
-            let mut query = type_plan.query.clone();
-            query.push(("_summary".to_owned(), "count".to_owned()));
-            let saved: &Progress = progress;
-            let (status, body, tries) = with_retries(
+        // One search of this type (a count or a page), asked again while it fails; a retry
+        // renews the lease with what `saved` holds (a page being retried is not written yet).
+        let ask = async |query: &Vec<(String, String)>, saved: &Progress| {
+            with_retries(
                 || async {
                     answer(search_text(&call, &table, &principal, &t, query.clone()).await)
                 },
@@ -144,7 +143,12 @@ pub(super) async fn export(
                 &job.id,
                 &t,
             )
-            .await?;
+            .await
+        };
+        if progress.totals[progress.type_index].is_none() {
+            let mut query = type_plan.query.clone();
+            query.push(("_summary".to_owned(), "count".to_owned()));
+            let (status, body, tries) = ask(&query, progress).await?;
             let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
             if status != 200 {
                 progress.errors.push(format!(
@@ -177,20 +181,7 @@ pub(super) async fn export(
             let mut writer = std::io::BufWriter::with_capacity(256 * 1024, file);
             progress.current = 0;
             loop {
-                // A retry renews the lease with what is saved already: the page being
-                // retried is not written yet.
-                let saved: &Progress = progress;
-                let (status, body, tries) = with_retries(
-                    || async {
-                        answer(search_text(&call, &table, &principal, &t, query.clone()).await)
-                    },
-                    || renew(site, me, &job.id, lease, saved),
-                    FIRST_WAIT,
-                    &site.name,
-                    &job.id,
-                    &t,
-                )
-                .await?;
+                let (status, body, tries) = ask(&query, progress).await?;
                 if status != 200 {
                     let outcome: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
                     let count = progress.done_of(&t) + progress.current;
