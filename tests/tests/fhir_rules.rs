@@ -588,20 +588,7 @@ both! {
         let admin = app.user_token("default", "admin", SCOPES).await;
         let person = patient(app, &admin, json!({"lname": "Systemread"})).await;
         encounter(app, &admin, &person, json!({"start": "2024-01-02T09:00:00Z"})).await;
-        let site = app.state.sites.get("default").await.unwrap();
-        let subject = hearth::auth::users::system_user(&site).await.expect("the system user");
-        let system = |scope: &str| hearth::auth::tokens::Grant {
-            client_id: "backend-client".into(),
-            subject: subject.clone(),
-            role: hearth::auth::tokens::Role::System,
-            username: None,
-            acl_role: None,
-            scope: scope.into(),
-            patient: None,
-            context: json!({}),
-            lifetime: 3600,
-        };
-        let token = app.issue("default", system("system/*.read")).await;
+        let token = hearth_tests::bulk::system_token(app, "default", "backend-client", "system/*.read").await;
         let metadata = app.send(reqwest::Method::GET, &fhir(app, "default", "/metadata"), None, None).await;
         let types: Vec<String> = metadata.json["rest"][0]["resource"].as_array().unwrap().iter()
             .filter(|r| r["interaction"].as_array().unwrap().iter().any(|i| i["code"] == "search-type"))
@@ -619,7 +606,7 @@ both! {
         assert_eq!(read.status, 200, "{}", read.text);
         docs.keep(&read);
         // A narrower system scope: that type only; and a read scope does not write.
-        let narrow = app.issue("default", system("system/Patient.rs")).await;
+        let narrow = hearth_tests::bulk::system_token(app, "default", "backend-client", "system/Patient.rs").await;
         assert_eq!(app.get(&fhir(app, "default", "/Patient"), &narrow).await.status, 200);
         let refused = app.get(&fhir(app, "default", "/Encounter"), &narrow).await;
         assert_eq!(refused.status, 403, "{}", refused.text);
