@@ -131,6 +131,7 @@ impl Sites {
         // The key-encryption key: created on first start, and a bad one is an error now
         // rather than when a site first opens.
         Keyring::open(&data_dir).context("reading the key-encryption key")?;
+        crate::db::heap::install();
         let options = SqliteConnectOptions::new()
             .filename(data_dir.join("hearth.db"))
             .create_if_missing(true)

@@ -208,6 +208,8 @@ pub struct TokenIssueArgs {
 
 /// Runs the command line and answers the process exit code.
 pub fn main() -> ExitCode {
+    // Before anything opens SQLite (it takes its allocator only then).
+    crate::db::heap::install();
     let cli = Cli::parse();
     // The server sets its log up once its settings are read (they say the format).
     if !matches!(cli.command, Command::Serve(_)) {

@@ -228,6 +228,7 @@ impl SqliteChecker {
         use libsqlite3_sys as ffi;
         let c_path = CString::new(path).map_err(|_| "database path contains NUL".to_owned())?;
         let mut db = std::ptr::null_mut();
+        super::heap::install();
         // SAFETY: valid C string and out-pointer; the handle is closed in Drop.
         let rc = unsafe {
             ffi::sqlite3_open_v2(

@@ -13,6 +13,7 @@ use sqlx::{PgPool, SqlitePool};
 
 pub mod gate;
 pub mod grants;
+pub mod heap;
 pub mod roles;
 pub mod sqlite;
 pub mod store;
@@ -82,6 +83,7 @@ impl Db {
     pub async fn connect(url: &str) -> Result<Db> {
         match Kind::of(url) {
             Some(Kind::Sqlite) => {
+                heap::install();
                 let options = SqliteConnectOptions::from_str(url)
                     .with_context(|| format!("bad SQLite URL {url}"))?;
                 let path = options.get_filename().to_path_buf();

@@ -165,6 +165,7 @@ impl SqliteStore {
     }
 
     fn open(&self) -> Result<Connection, StoreError> {
+        super::heap::install();
         let connection = Connection::open_with_flags(
             &self.path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -362,10 +363,7 @@ impl SqliteStore {
                     if calls.is_multiple_of(CLOCK_EVERY) && Instant::now() >= deadline {
                         why.store(STOPPED_DEADLINE, Ordering::Relaxed);
                         true
-                    // SAFETY: reads SQLite's own counter; callable from any thread.
-                    } else if unsafe { libsqlite3_sys::sqlite3_memory_used() }
-                        > HEAP_LIMIT.load(Ordering::Relaxed)
-                    {
+                    } else if super::heap::used() > HEAP_LIMIT.load(Ordering::Relaxed) {
                         why.store(STOPPED_HEAP, Ordering::Relaxed);
                         true
                     } else {

@@ -114,6 +114,7 @@ fn apply_sqlite(
 ) -> Result<Vec<u32>> {
     use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
 
+    crate::db::heap::install();
     let conn =
         rusqlite::Connection::open(path).with_context(|| format!("opening {}", path.display()))?;
     conn.busy_timeout(Duration::from_secs(10))?;
