@@ -579,6 +579,23 @@ impl Pushed<'_> {
         self.kept.is_empty()
     }
 
+    /// Whether every kept branch is read whole: no condition went into a branch or stayed
+    /// outside (an unfiltered search, a system-level export's pages). Then the rows of a
+    /// window of the derived key are about as many as the window is wide, whichever
+    /// branches hold them ([`Pushed::branches_kept`] of them).
+    pub fn unfiltered(&self) -> bool {
+        self.outer.is_empty()
+            && self
+                .kept
+                .iter()
+                .all(|(_, conditions)| conditions.is_empty())
+    }
+
+    /// How many branches can hold a match.
+    pub fn branches_kept(&self) -> usize {
+        self.kept.len()
+    }
+
     /// The `FROM` clause: the kept branches with their conditions and `page`'s bounds
     /// (bound into `sql`), then the derived table's `rest`. `page.limit` cuts each
     /// branch only when no condition is left outside ([`Pushed::outer`]): one applied to

@@ -741,12 +741,34 @@ fn search_in(
     };
     // Every match, counted, with the largest key (the paging bound of the first page).
     let count_all = || -> Result<(i64, i64)> {
-        let count = if counted { "COUNT(*)" } else { "0" };
+        if !counted {
+            // Only the largest key: read from the end of the key's index (of each branch's
+            // own key, when no condition stays outside the branches) instead of reading
+            // every match for `MAX`, which neither database answers from an index over
+            // joins or a `UNION ALL`.
+            let mut sql = plan.sql.clone();
+            let cut = pushed.as_ref().is_some_and(|p| p.outer.is_empty());
+            let page = branches::Page {
+                bound: None,
+                seek: cut.then_some(search::Seek::Before(i64::MAX)),
+                limit: cut.then_some(1),
+            };
+            let from = from(page, &mut sql);
+            let rows = run(
+                &format!(
+                    "SELECT {key} AS hi FROM {from} WHERE {filters} ORDER BY {key} DESC LIMIT 1",
+                    key = def.key
+                ),
+                &sql.params,
+            )?;
+            let hi = rows.get(0).and_then(|r| r.int("hi")).unwrap_or(0);
+            return Ok((0, hi));
+        }
         let mut sql = plan.sql.clone();
         let from = from(branches::Page::default(), &mut sql);
         let rows = run(
             &format!(
-                "SELECT {count} AS n, MAX({}) AS hi FROM {from} WHERE {filters}",
+                "SELECT COUNT(*) AS n, MAX({}) AS hi FROM {from} WHERE {filters}",
                 def.key
             ),
             &sql.params,
@@ -875,25 +897,90 @@ fn search_in(
         // Over branches (see [`branches`]), each branch reads at most the rows up to the
         // page's end, in its own key order (with `_sort`, every match): an index range
         // of the branch's key, however deep the page lies.
-        let page = branches::Page {
-            bound: Some(cursor.bound),
-            seek,
-            limit: keyset.then(|| u64::from(limit) + offset),
+        // An unfiltered page after a key over many branches is read in windows of the
+        // derived key instead: each branch cut to the page size alone would read up to
+        // a page of rows per branch (a Provenance page read twenty pages' rows to keep
+        // one), while a window holds about as many rows as it is wide, from whichever
+        // branches they come. The windows follow each other in key order, so their rows
+        // are the one statement's rows.
+        let windowed = match (&pushed, seek) {
+            (Some(pushed), Some(search::Seek::After(last)))
+                if keyset && pushed.unfiltered() && pushed.branches_kept() > 2 =>
+            {
+                Some(last)
+            }
+            _ => None,
         };
-        let from = from(page, &mut sql);
-        let rows = run(
-            &format!(
-                "{} WHERE {filters} AND {} <= {bound}{range} ORDER BY {} LIMIT {limit}{skip}",
-                def.select_from(&extra, &from),
-                def.key,
-                order.join(", "),
-            ),
-            &sql.params,
-        )?;
-        let found = rows.len();
+        let parts = match windowed {
+            Some(last) => {
+                let mut parts = Vec::new();
+                let mut need = u64::from(limit);
+                let mut lo = last;
+                let mut width = i64::from(limit).max(16);
+                loop {
+                    let hi = lo.saturating_add(width).min(cursor.bound);
+                    let mut sql = plan.sql.clone();
+                    let page = branches::Page {
+                        bound: Some(hi),
+                        seek: Some(search::Seek::After(lo)),
+                        limit: Some(need),
+                    };
+                    let from = from(page, &mut sql);
+                    let (upper, lower) = (sql.bind(hi), sql.bind(lo));
+                    let rows = run(
+                        &format!(
+                            "{} WHERE {filters} AND {key} <= {upper} AND {key} > {lower} ORDER BY {key} ASC LIMIT {need}",
+                            def.select_from(&extra, &from),
+                            key = def.key,
+                        ),
+                        &sql.params,
+                    )?;
+                    let got = rows.len() as u64;
+                    parts.push(rows);
+                    need = need.saturating_sub(got);
+                    if need == 0 || hi >= cursor.bound {
+                        break;
+                    }
+                    // The next window: as wide as this one's rows per key say the rest
+                    // of the page needs (and a quarter more), or four times as wide
+                    // when it held none.
+                    width = if got == 0 {
+                        width.saturating_mul(4)
+                    } else {
+                        let per_key = got as f64 / (hi - lo) as f64;
+                        ((need as f64 / per_key) * 1.25).min(i64::MAX as f64) as i64
+                    }
+                    .max(16);
+                    lo = hi;
+                }
+                parts
+            }
+            None => {
+                let page = branches::Page {
+                    bound: Some(cursor.bound),
+                    seek,
+                    limit: keyset.then(|| u64::from(limit) + offset),
+                };
+                let from = from(page, &mut sql);
+                vec![run(
+                    &format!(
+                        "{} WHERE {filters} AND {} <= {bound}{range} ORDER BY {} LIMIT {limit}{skip}",
+                        def.select_from(&extra, &from),
+                        def.key,
+                        order.join(", "),
+                    ),
+                    &sql.params,
+                )?]
+            }
+        };
+        let found: usize = parts.iter().map(|rows| rows.len()).sum();
         if page_first {
             let (n, bound) = if found <= plan.count as usize {
-                let hi = rows.iter().filter_map(|row| row.int("fhir_key")).max();
+                let hi = parts
+                    .iter()
+                    .flat_map(|rows| rows.iter())
+                    .filter_map(|row| row.int("fhir_key"))
+                    .max();
                 (found as i64, hi.unwrap_or(0))
             } else {
                 count_all()?
@@ -906,7 +993,7 @@ fn search_in(
         // key on); it is shown in key order.
         more = backwards || found > plan.count as usize;
         let taken = found.min(plan.count as usize);
-        let all: Vec<Row<'_>> = rows.iter().collect();
+        let all: Vec<Row<'_>> = parts.iter().flat_map(|rows| rows.iter()).collect();
         let order: Vec<usize> = if backwards {
             (0..taken).rev().collect()
         } else {

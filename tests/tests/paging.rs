@@ -65,6 +65,37 @@ async fn family_ids(app: &TestApp, token: &str, family: &str) -> Vec<String> {
 }
 
 both! {
+    async fn unfiltered_pages_over_branches_are_the_rows_of_one_statement(app) {
+        // An unfiltered search over a derived table of many branches reads each page
+        // after the first in windows of the derived key (hearth_fhir::search_branches):
+        // pages of 3 and of 200 hold the same rows in the same order, each once, as many
+        // as the count, and the same rows as the patient-filtered searches (which page
+        // each branch by itself).
+        hearth_tests::bulk::seed(app, "default", 4).await;
+        let token = hearth_tests::bulk::system_token(app, "default", "pager", "system/*.read").await;
+        let patients = walk(app, &token, &fhir(app, "default", "/Patient?_count=200"), |_| async {}).await.concat();
+        for t in ["Observation", "Provenance", "Condition", "MedicationRequest"] {
+            let count = app.get(&fhir(app, "default", &format!("/{t}?_summary=count")), &token).await;
+            let total = count.json["total"].as_u64().unwrap_or_else(|| panic!("{t}: {}", count.text));
+            let small = walk(app, &token, &fhir(app, "default", &format!("/{t}?_count=3&_total=none")), |_| async {}).await;
+            let large = walk(app, &token, &fhir(app, "default", &format!("/{t}?_count=200&_total=none")), |_| async {}).await;
+            assert!(small.len() > 2, "{t}: several pages of 3");
+            let (small, large) = (small.concat(), large.concat());
+            assert_eq!(small.len() as u64, total, "{t}: every row, as many as the count");
+            assert_eq!(small, large, "{t}: the same rows in the same order");
+            let unique: BTreeSet<&String> = small.iter().collect();
+            assert_eq!(unique.len(), small.len(), "{t}: each row once");
+            if t != "Provenance" {
+                let mut filtered = BTreeSet::new();
+                for p in &patients {
+                    let pages = walk(app, &token, &fhir(app, "default", &format!("/{t}?patient={p}&_count=200")), |_| async {}).await;
+                    filtered.extend(pages.concat());
+                }
+                assert_eq!(unique, filtered.iter().collect(), "{t}: the rows of the filtered searches");
+            }
+        }
+    }
+
     async fn keyset_pages_see_every_row_once_while_rows_come_and_go(app) {
         let token = app.user_token("default", "admin", SCOPES).await;
         let mut made = Vec::new();
