@@ -238,17 +238,20 @@ both! {
         assert!(finished > 0, "the exporter finished a file");
         exporter.signal("-STOP");
         assert_eq!(job_row(app, &job).await.unwrap().0, "running");
-        // X-Progress while it runs: `N% - Type done/total`.
+        // X-Progress while it runs: `N% - Type done/total`, each type being exported
+        // (`; ` between them).
         let status = get(app, &running, &token).await;
         assert_eq!(status.status, 202, "{}", status.text);
         let progress = status.header("x-progress").expect("X-Progress").to_owned();
         let (percent, rest) = progress.split_once("% - ").unwrap_or_else(|| panic!("{progress}"));
         assert!(percent.parse::<u8>().is_ok_and(|p| p < 100), "{progress}");
-        let (t, counts) = rest.split_once(' ').unwrap_or_else(|| panic!("{progress}"));
-        assert!(t.chars().all(|c| c.is_ascii_alphabetic()), "{progress}");
-        let (done, total) = counts.split_once('/').unwrap_or_else(|| panic!("{progress}"));
-        let number = |s: &str| s.replace(',', "").parse::<u64>().unwrap_or_else(|_| panic!("{progress}"));
-        assert!(number(done) <= number(total), "{progress}");
+        for running in rest.split("; ") {
+            let (t, counts) = running.split_once(' ').unwrap_or_else(|| panic!("{progress}"));
+            assert!(t.chars().all(|c| c.is_ascii_alphabetic()), "{progress}");
+            let (done, total) = counts.split_once('/').unwrap_or_else(|| panic!("{progress}"));
+            let number = |s: &str| s.replace(',', "").parse::<u64>().unwrap_or_else(|_| panic!("{progress}"));
+            assert!(number(done) <= number(total), "{progress}");
+        }
         assert!(status.header("retry-after").is_some());
 
         let folder = app.data_dir.join("bulk").join("default").join(&job);
@@ -318,6 +321,9 @@ both! {
         seed(app, "default", 3).await;
         set(app, "default", "bulk.file_resources", "4").await;
         set(app, "default", "bulk.retry_after_seconds", "1").await;
+        // The export's calls keep the plugin's 1 s deadline (by default they get at least
+        // `bulk.call_seconds`, 120 s).
+        set(app, "default", "bulk.call_seconds", "1").await;
         let token = system_token(app, "default", "bulk-client", "system/*.read").await;
         let url = format!("{}?_type=Basic,Patient", fhir(app, "default", "/$export"));
         let reply = send(app, reqwest::Method::GET, &url, Some(&token), &KICK_OFF, None).await;

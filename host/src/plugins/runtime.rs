@@ -162,7 +162,29 @@ pub async fn call(
     request_id: &str,
     may_write: bool,
 ) -> Result<Outcome, CallError> {
-    let limits = plugin.limits;
+    call_within(
+        engine,
+        site,
+        plugin,
+        plugin.limits,
+        request,
+        request_id,
+        may_write,
+    )
+    .await
+}
+
+/// [`call`] with `limits` instead of the plugin's own (a background job's longer
+/// deadline and CPU budget; the plugin's instance count still applies).
+pub async fn call_within(
+    engine: &Engine,
+    site: &Arc<Site>,
+    plugin: &SitePlugin,
+    limits: crate::plugins::manifest::Limits,
+    request: bindings::Request,
+    request_id: &str,
+    may_write: bool,
+) -> Result<Outcome, CallError> {
     let timeout = Duration::from_millis(limits.timeout_ms);
     let cpu = Duration::from_millis(limits.cpu_ms);
     let cpu_nanos = cpu.as_nanos() as u64;

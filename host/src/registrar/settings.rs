@@ -119,6 +119,18 @@ pub const KNOWN: &[Known] = &[
         values: &[],
     },
     Known {
+        name: "bulk.parallel_types",
+        help: "Bulk Data export: how many resource types one export pages at once, each on a task of its own",
+        default: "2",
+        values: &[],
+    },
+    Known {
+        name: "bulk.call_seconds",
+        help: "Bulk Data export: the least deadline and CPU budget of an export's plugin calls, whatever the plugin's own",
+        default: "120",
+        values: &[],
+    },
+    Known {
         name: "audit.retention_days",
         help: "background service audit_log_retention: API audit log rows older than this many days are deleted; 0 keeps every row",
         default: "0",

@@ -1,20 +1,22 @@
-//! Running a leased job: each type's pages, written to ndjson files; the progress and
-//! the lease renewed at every finished file and at most every second between, the search
+//! Running a leased job: its types counted, then paged into ndjson files, several types
+//! at once (`bulk.parallel_types`, each on a task of its own); the progress and the lease
+//! renewed at every finished file and at most every second between, each type's search
 //! cursor kept at every finished file.
 
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use axum::http::{HeaderMap, Method};
 use serde_json::{Value, json};
 
-use super::limits::bulk_settings;
+use super::limits::{BulkSettings, bulk_settings};
 use super::page::{Page, next_query};
 use super::{
     ApiState, Call, FileDone, Incomplete, MAX_PAGE, Owner, Plan, Progress, job_dir, now,
     outcome_text, search_text, settings,
 };
+use crate::auth::tokens::Principal;
 use crate::error::Family;
 use crate::on_db;
 use crate::sites::Site;
@@ -35,40 +37,6 @@ pub(super) enum Stop {
     Failed(String),
 }
 
-/// Saves the progress and renews the lease; `LeaseLost` when this process no longer holds
-/// the job.
-async fn renew(
-    site: &Site,
-    me: &str,
-    id: &str,
-    lease_seconds: i64,
-    progress: &Progress,
-) -> Result<(), Stop> {
-    let text = serde_json::to_string(progress).map_err(|e| Stop::Failed(e.to_string()))?;
-    let updated = on_db!(&site.db, |pool| {
-        sqlx::query(
-            "UPDATE bulk_jobs SET progress = $1, lease_until = $2 WHERE id = $3 AND lease_owner = $4 AND status = 'running'",
-        )
-        .bind(&text)
-        .bind(now() + lease_seconds)
-        .bind(id)
-        .bind(me)
-        .execute(pool)
-        .await
-        .map(|r| r.rows_affected())
-    });
-    match updated {
-        Ok(1) => Ok(()),
-        Ok(_) => Err(Stop::LeaseLost),
-        // A database that fails now may be back before the lease ends; another process
-        // (or this one) resumes the job then.
-        Err(error) => {
-            tracing::warn!(site = %site.name, job = id, "saving an export's progress failed: {error}");
-            Err(Stop::LeaseLost)
-        }
-    }
-}
-
 /// The page size: the largest divisor of the file size up to [`MAX_PAGE`], so every file
 /// ends at a page boundary (where a resumed job starts again).
 fn page_size(file_resources: u64) -> u64 {
@@ -76,6 +44,160 @@ fn page_size(file_resources: u64) -> u64 {
         .rev()
         .find(|n| file_resources.is_multiple_of(*n))
         .unwrap_or(1)
+}
+
+/// What a type's task does next.
+enum Work {
+    Count(usize),
+    Pages(usize),
+}
+
+/// A running job, shared by the tasks that export its types.
+struct Run {
+    api: Arc<ApiState>,
+    site: Arc<Site>,
+    me: String,
+    id: String,
+    principal: Principal,
+    plan: Plan,
+    dir: PathBuf,
+    settings: BulkSettings,
+    api_settings: Arc<settings::ApiSettings>,
+    /// The job's progress, and which types a task of this process has taken.
+    state: Mutex<(Progress, Vec<bool>)>,
+    /// When the lease was last renewed; held while renewing, so the saved progress is
+    /// always the newest one.
+    renewed: tokio::sync::Mutex<Instant>,
+    renew_every: Duration,
+}
+
+impl Run {
+    fn with<R>(&self, f: impl FnOnce(&mut Progress, &mut Vec<bool>) -> R) -> R {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let (progress, taken) = &mut *state;
+        f(progress, taken)
+    }
+
+    /// The next work of a task ([`take`]).
+    fn take(&self) -> Option<Work> {
+        self.with(|progress, taken| take(progress, taken))
+    }
+
+    /// Gives back a type that was counted (its pages are still to be taken).
+    fn give_back(&self, i: usize) {
+        self.with(|_, taken| taken[i] = false);
+    }
+
+    /// Saves the progress and renews the lease; `LeaseLost` when this process no longer
+    /// holds the job.
+    async fn renew(&self) -> Result<(), Stop> {
+        let mut renewed = self.renewed.lock().await;
+        let text = self
+            .with(|progress, _| serde_json::to_string(progress))
+            .map_err(|e| Stop::Failed(e.to_string()))?;
+        let updated = on_db!(&self.site.db, |pool| {
+            sqlx::query(
+                "UPDATE bulk_jobs SET progress = $1, lease_until = $2 WHERE id = $3 AND lease_owner = $4 AND status = 'running'",
+            )
+            .bind(&text)
+            .bind(now() + self.settings.lease_seconds)
+            .bind(&self.id)
+            .bind(&self.me)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected())
+        });
+        match updated {
+            Ok(1) => {
+                *renewed = Instant::now();
+                Ok(())
+            }
+            Ok(_) => Err(Stop::LeaseLost),
+            // A database that fails now may be back before the lease ends; another
+            // process (or this one) resumes the job then.
+            Err(error) => {
+                tracing::warn!(site = %self.site.name, job = %self.id, "saving an export's progress failed: {error}");
+                Err(Stop::LeaseLost)
+            }
+        }
+    }
+
+    /// [`Run::renew`] when the last renewal is `renew_every` old.
+    async fn renew_when_due(&self) -> Result<(), Stop> {
+        if self.renewed.lock().await.elapsed() >= self.renew_every {
+            self.renew().await?;
+        }
+        Ok(())
+    }
+
+    /// One search of `resource_type` (a count or a page), asked again while it fails; a
+    /// retry renews the lease (a page being retried is not counted yet).
+    async fn ask(
+        &self,
+        resource_type: &str,
+        query: &[(String, String)],
+    ) -> Result<(u16, Vec<u8>, u32), Stop> {
+        let headers = HeaderMap::new();
+        let uri = axum::http::Uri::from_static("/");
+        let request_id = format!("bulk-{}", self.id);
+        let path = format!("/{resource_type}");
+        let call = Call {
+            api: &self.api,
+            app: &self.api.app,
+            site: &self.site,
+            settings: &self.api_settings,
+            family: Family::Fhir,
+            method: &Method::GET,
+            path: &path,
+            headers: &headers,
+            uri: &uri,
+            request_id: &request_id,
+        };
+        let table = self.api.app.registry.table(&self.site.name);
+        let asked = with_retries(
+            || async {
+                answer(
+                    search_text(
+                        &call,
+                        &table,
+                        &self.principal,
+                        resource_type,
+                        query.to_vec(),
+                    )
+                    .await,
+                )
+            },
+            || self.renew(),
+            FIRST_WAIT,
+            &self.site.name,
+            &self.id,
+            resource_type,
+        );
+        // A call may take longer than the lease (a count on a large site, up to
+        // `bulk.call_seconds`): the lease is renewed while it runs, so no other process
+        // takes the job over from a process that is still working on it.
+        let mut asked = std::pin::pin!(asked);
+        loop {
+            tokio::select! {
+                answered = &mut asked => return answered,
+                () = tokio::time::sleep(self.renew_every) => self.renew_when_due().await?,
+            }
+        }
+    }
+
+    /// Records a type that stopped before its end: an error line and the manifest's
+    /// `incomplete` entry; `written` of its resources are in its files.
+    fn give_up(&self, i: usize, written: u64, message: String) {
+        let t = &self.plan.types[i].resource_type;
+        self.with(|progress, _| {
+            progress.errors.push(message);
+            progress.incomplete.push(Incomplete {
+                resource_type: t.clone(),
+                count: written,
+                total: progress.types[i].total,
+            });
+        });
+    }
 }
 
 /// Runs (or resumes) a leased job to its end.
@@ -86,7 +208,6 @@ pub(super) async fn export(
     job: &mut Leased,
 ) -> Result<(), Stop> {
     let settings = bulk_settings(site).await;
-    let lease = settings.lease_seconds;
     let Some(principal) = job.owner.principal() else {
         return Err(Stop::Failed(
             "the export's owner could not be read".to_owned(),
@@ -96,148 +217,280 @@ pub(super) async fn export(
     tokio::fs::create_dir_all(&dir)
         .await
         .map_err(|e| Stop::Failed(format!("the export folder could not be made: {e}")))?;
-    let api_settings = settings::get(site).await;
-    let headers = HeaderMap::new();
-    let uri: axum::http::Uri = axum::http::Uri::from_static("/");
-    let request_id = format!("bulk-{}", job.id);
-    let progress = &mut job.progress;
-    progress.totals.resize(job.plan.types.len(), None);
-    // What an unfinished file held is written again.
-    progress.current = 0;
-    let page = page_size(settings.file_resources);
+    let types = job.plan.types.len();
+    job.progress.resume(types);
     // The lease is renewed (and the counts saved) a quarter of the lease after the last
     // renewal at the latest, and at least once a second; a finished file always saves.
     let renew_every = Duration::from_millis(
-        u64::try_from(lease.saturating_mul(250))
+        u64::try_from(settings.lease_seconds.saturating_mul(250))
             .unwrap_or(0)
             .min(1000),
     );
-    let mut renewed = Instant::now();
-    while progress.type_index < job.plan.types.len() {
-        let type_plan = job.plan.types[progress.type_index].clone();
-        let t = type_plan.resource_type.clone();
-        let path = format!("/{t}");
-        let call = Call {
-            api,
-            app: &api.app,
-            site,
-            settings: &api_settings,
-            family: Family::Fhir,
-            method: &Method::GET,
-            path: &path,
-            headers: &headers,
-            uri: &uri,
-            request_id: &request_id,
-        };
-        let table = api.app.registry.table(&site.name);
-        // One search of this type (a count or a page), asked again while it fails; a retry
-        // renews the lease with what `saved` holds (a page being retried is not written yet).
-        let ask = async |query: &Vec<(String, String)>, saved: &Progress| {
-            with_retries(
-                || async {
-                    answer(search_text(&call, &table, &principal, &t, query.clone()).await)
-                },
-                || renew(site, me, &job.id, lease, saved),
-                FIRST_WAIT,
-                &site.name,
-                &job.id,
-                &t,
-            )
-            .await
-        };
-        if progress.totals[progress.type_index].is_none() {
-            let mut query = type_plan.query.clone();
-            query.push(("_summary".to_owned(), "count".to_owned()));
-            let (status, body, tries) = ask(&query, progress).await?;
-            let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-            if status != 200 {
-                progress.errors.push(format!(
-                    "{t} could not be exported: its count failed {}: {}",
-                    attempts(tries),
-                    outcome_text(&body)
-                ));
-                progress.incomplete.push(Incomplete {
-                    resource_type: t.clone(),
-                    count: 0,
-                    total: None,
-                });
-                next_type(progress);
-                renew(site, me, &job.id, lease, progress).await?;
-                continue;
-            }
-            progress.totals[progress.type_index] = body["total"].as_u64().or(Some(0));
-        }
-        let mut query = progress.next.clone().unwrap_or_else(|| {
-            let mut q = type_plan.query.clone();
-            q.push(("_count".to_owned(), page.to_string()));
-            q.push(("_total".to_owned(), "none".to_owned()));
-            q
-        });
-        'files: loop {
-            let name = format!("{t}-{}.ndjson", progress.file_no);
-            let file_path = dir.join(&name);
-            let file = std::fs::File::create(&file_path)
-                .map_err(|e| Stop::Failed(format!("{name} could not be written: {e}")))?;
-            let mut writer = std::io::BufWriter::with_capacity(256 * 1024, file);
-            progress.current = 0;
-            loop {
-                let (status, body, tries) = ask(&query, progress).await?;
-                if status != 200 {
-                    let outcome: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-                    let count = progress.done_of(&t) + progress.current;
-                    let total = progress.totals[progress.type_index];
-                    let of = total.map(|n| format!(" of {n}")).unwrap_or_default();
-                    tracing::error!(site = %site.name, job = %job.id, resource_type = %t,
-                        "an export gives up on a type after {count} resources, a page failed {}: {}",
-                        attempts(tries), outcome_text(&outcome));
-                    progress.errors.push(format!(
-                        "{t} stopped after {count}{of} resources: a page failed {}: {}",
-                        attempts(tries),
-                        outcome_text(&outcome)
-                    ));
-                    progress.incomplete.push(Incomplete {
-                        resource_type: t.clone(),
-                        count,
-                        total,
-                    });
-                    finish_file(&mut writer, progress, &t, &name, &file_path)?;
-                    break 'files;
-                }
-                let (written, next) = write_page(&mut writer, &body)
-                    .map_err(|e| Stop::Failed(format!("{name} could not be written: {e}")))?;
-                progress.current += written;
-                api.app
-                    .telemetry
-                    .bulk_resources_exported(&site.name, &t, written);
-                let Some(next) = next else {
-                    finish_file(&mut writer, progress, &t, &name, &file_path)?;
-                    break 'files;
-                };
-                query = next;
-                if progress.current >= settings.file_resources {
-                    finish_file(&mut writer, progress, &t, &name, &file_path)?;
-                    progress.next = Some(query.clone());
-                    progress.file_no += 1;
-                    renew(site, me, &job.id, lease, progress).await?;
-                    renewed = Instant::now();
-                    continue 'files;
-                }
-                // Between files only the counts change: they (and the lease) are saved
-                // at most every `renew_every`, not after every page.
-                if renewed.elapsed() >= renew_every {
-                    renew(site, me, &job.id, lease, progress).await?;
-                    renewed = Instant::now();
-                }
-            }
-        }
-        next_type(progress);
-        renew(site, me, &job.id, lease, progress).await?;
+    let run = Arc::new(Run {
+        api: api.clone(),
+        site: site.clone(),
+        me: me.to_owned(),
+        id: job.id.clone(),
+        principal,
+        plan: job.plan.clone(),
+        dir,
+        settings,
+        api_settings: settings::get(site).await,
+        state: Mutex::new((std::mem::take(&mut job.progress), vec![false; types])),
+        renewed: tokio::sync::Mutex::new(Instant::now()),
+        renew_every,
+    });
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..settings.parallel_types.clamp(1, types.max(1)) {
+        let run = run.clone();
+        tasks.spawn(async move { export_types(&run).await });
     }
-    if !progress.errors.is_empty() {
-        write_errors(&dir, &progress.errors)
+    let mut outcome = Ok(());
+    while let Some(joined) = tasks.join_next().await {
+        let result = joined
+            .unwrap_or_else(|error| Err(Stop::Failed(format!("an export task stopped: {error}"))));
+        if let Err(stop) = result
+            && outcome.is_ok()
+        {
+            // One task's stop is the job's: the others are stopped where they are (what
+            // they were writing is written again by whoever resumes the job).
+            outcome = Err(stop);
+            tasks.abort_all();
+        }
+    }
+    job.progress = run.with(|progress, _| std::mem::take(progress));
+    outcome?;
+    if !job.progress.errors.is_empty() {
+        write_errors(&run.dir, &job.progress.errors)
             .map_err(|e| Stop::Failed(format!("the error file could not be written: {e}")))?;
     }
     Ok(())
+}
+
+/// One task of a job: counts and pages types until none is left for it.
+async fn export_types(run: &Run) -> Result<(), Stop> {
+    while let Some(work) = run.take() {
+        match work {
+            Work::Count(i) => {
+                count(run, i).await?;
+                run.give_back(i);
+            }
+            Work::Pages(i) => pages(run, i).await?,
+        }
+    }
+    Ok(())
+}
+
+/// Counts type `i`: its `_summary=count` total (a failed count gives the type up).
+async fn count(run: &Run, i: usize) -> Result<(), Stop> {
+    let plan = &run.plan.types[i];
+    let t = &plan.resource_type;
+    let mut query = plan.query.clone();
+    query.push(("_summary".to_owned(), "count".to_owned()));
+    let (status, body, tries) = run.ask(t, &query).await?;
+    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    if status != 200 {
+        run.give_up(
+            i,
+            0,
+            format!(
+                "{t} could not be exported: its count failed {}: {}",
+                attempts(tries),
+                outcome_text(&body)
+            ),
+        );
+        run.with(|progress, _| progress.types[i].done = true);
+        return run.renew().await;
+    }
+    run.with(|progress, _| progress.types[i].total = body["total"].as_u64().or(Some(0)));
+    Ok(())
+}
+
+/// Writes type `i`'s pages to its files, from where its last finished file ended.
+async fn pages(run: &Run, i: usize) -> Result<(), Stop> {
+    let plan = &run.plan.types[i];
+    let t = &plan.resource_type;
+    let file_resources = run.settings.file_resources;
+    let started = Instant::now();
+    let mut query = run
+        .with(|progress, _| progress.types[i].next.clone())
+        .unwrap_or_else(|| {
+            let mut q = plan.query.clone();
+            q.push(("_count".to_owned(), page_size(file_resources).to_string()));
+            q.push(("_total".to_owned(), "none".to_owned()));
+            q
+        });
+    loop {
+        let file_no = run.with(|progress, _| progress.types[i].file_no);
+        let name = format!("{t}-{file_no}.ndjson");
+        let file_path = run.dir.join(&name);
+        let file = std::fs::File::create(&file_path)
+            .map_err(|e| Stop::Failed(format!("{name} could not be written: {e}")))?;
+        let mut file = Open {
+            writer: std::io::BufWriter::with_capacity(256 * 1024, file),
+            path: file_path,
+            name,
+            count: 0,
+        };
+        // The query of the type's next file; `None` when the type is finished.
+        let next_file = loop {
+            let (status, body, tries) = run.ask(t, &query).await?;
+            if status != 200 {
+                let outcome: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                let count = run.with(|progress, _| progress.done_of(t)) + file.count;
+                let of = run
+                    .with(|progress, _| progress.types[i].total)
+                    .map(|n| format!(" of {n}"))
+                    .unwrap_or_default();
+                tracing::error!(site = %run.site.name, job = %run.id, resource_type = %t,
+                    "an export gives up on a type after {count} resources, a page failed {}: {}",
+                    attempts(tries), outcome_text(&outcome));
+                run.give_up(
+                    i,
+                    count,
+                    format!(
+                        "{t} stopped after {count}{of} resources: a page failed {}: {}",
+                        attempts(tries),
+                        outcome_text(&outcome)
+                    ),
+                );
+                break None;
+            }
+            let (written, next) = write_page(&mut file.writer, &body)
+                .map_err(|e| Stop::Failed(format!("{} could not be written: {e}", file.name)))?;
+            file.count += written;
+            run.with(|progress, _| progress.types[i].current = file.count);
+            run.api
+                .app
+                .telemetry
+                .bulk_resources_exported(&run.site.name, t, written);
+            let Some(next) = next else {
+                break None;
+            };
+            query = next;
+            if file.count >= file_resources {
+                break Some(query.clone());
+            }
+            // Between files only the counts change: they (and the lease) are saved at
+            // most every `renew_every`, not after every page.
+            run.renew_when_due().await?;
+        };
+        let more = next_file.is_some();
+        finish_file(run, i, file, next_file)?;
+        run.renew().await?;
+        if !more {
+            let written = run.with(|progress, _| progress.done_of(t));
+            tracing::info!(site = %run.site.name, job = %run.id, resource_type = %t,
+                "an export wrote {written} {t} resources in {:.2} s",
+                started.elapsed().as_secs_f64());
+            return Ok(());
+        }
+    }
+}
+
+/// A type's ndjson file being written.
+struct Open {
+    writer: std::io::BufWriter<std::fs::File>,
+    path: PathBuf,
+    name: String,
+    count: u64,
+}
+
+/// Flushes a type's file to disk and records it with where the type goes on (`next`:
+/// the query of its next file; `None`: the type is finished), in one step, so a saved
+/// progress never holds a file without its cursor. An empty file is removed instead.
+fn finish_file(
+    run: &Run,
+    i: usize,
+    mut file: Open,
+    next: Option<Vec<(String, String)>>,
+) -> Result<(), Stop> {
+    use std::io::Write;
+    file.writer
+        .flush()
+        .and_then(|()| file.writer.get_ref().sync_data())
+        .map_err(|e| Stop::Failed(format!("{} could not be written: {e}", file.name)))?;
+    if file.count == 0 {
+        let _ = std::fs::remove_file(&file.path);
+    }
+    let done = (file.count > 0).then(|| FileDone {
+        resource_type: run.plan.types[i].resource_type.clone(),
+        name: file.name,
+        count: file.count,
+    });
+    run.with(|progress, _| record(progress, &run.plan, i, done, next));
+    Ok(())
+}
+
+/// The next work of a task, `taken` marking the types tasks of this process hold: a type
+/// to count (every type is counted before its pages), else the largest counted type
+/// nobody pages yet; `None` when nothing is left that another task does not hold.
+fn take(progress: &mut Progress, taken: &mut [bool]) -> Option<Work> {
+    let free = |i: &usize| !taken[*i] && !progress.types[*i].done;
+    let uncounted = (0..taken.len())
+        .filter(free)
+        .find(|i| progress.types[*i].total.is_none());
+    if let Some(i) = uncounted {
+        taken[i] = true;
+        return Some(Work::Count(i));
+    }
+    let i = (0..taken.len())
+        .filter(free)
+        .max_by_key(|i| (progress.types[*i].total, std::cmp::Reverse(*i)))?;
+    taken[i] = true;
+    progress.types[i].started = true;
+    Some(Work::Pages(i))
+}
+
+/// Records type `i`'s finished file (`None`: it was empty) and where the type goes on
+/// (`next`: the query of its next file; `None`: the type is finished), in one step, so a
+/// saved progress never holds a file without its cursor. Files are kept in the plan's
+/// type order, then by number (the manifest's order), whichever task finished them.
+fn record(
+    progress: &mut Progress,
+    plan: &Plan,
+    i: usize,
+    file: Option<FileDone>,
+    next: Option<Vec<(String, String)>>,
+) {
+    let state = &mut progress.types[i];
+    let file_no = state.file_no;
+    state.current = 0;
+    match next {
+        Some(next) => {
+            state.next = Some(next);
+            state.file_no += 1;
+        }
+        None => {
+            state.next = None;
+            state.done = true;
+        }
+    }
+    if let Some(file) = file {
+        let type_of = |f: &FileDone| {
+            plan.types
+                .iter()
+                .position(|p| p.resource_type == f.resource_type)
+        };
+        let at = progress
+            .files
+            .iter()
+            .position(|f| {
+                let other = type_of(f);
+                other > Some(i) || (other == Some(i) && file_number(&f.name) > file_no)
+            })
+            .unwrap_or(progress.files.len());
+        progress.files.insert(at, file);
+    }
+}
+
+/// The number of a file named `Type-N.ndjson`.
+fn file_number(name: &str) -> u32 {
+    name.trim_end_matches(".ndjson")
+        .rsplit('-')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
 }
 
 /// How many times a failed page (or count) is asked again before its type is given up.
@@ -342,39 +595,6 @@ fn write_page(out: &mut impl std::io::Write, body: &[u8]) -> std::io::Result<(u6
     Ok((written, next_query(&bundle)))
 }
 
-fn next_type(progress: &mut Progress) {
-    progress.type_index += 1;
-    progress.next = None;
-    progress.file_no = 1;
-    progress.current = 0;
-}
-
-/// Flushes the file being written and records it (an empty one is removed instead).
-fn finish_file(
-    writer: &mut std::io::BufWriter<std::fs::File>,
-    progress: &mut Progress,
-    resource_type: &str,
-    name: &str,
-    path: &Path,
-) -> Result<(), Stop> {
-    use std::io::Write;
-    writer
-        .flush()
-        .and_then(|()| writer.get_ref().sync_data())
-        .map_err(|e| Stop::Failed(format!("{name} could not be written: {e}")))?;
-    if progress.current > 0 {
-        progress.files.push(FileDone {
-            resource_type: resource_type.to_owned(),
-            name: name.to_owned(),
-            count: progress.current,
-        });
-    } else {
-        let _ = std::fs::remove_file(path);
-    }
-    progress.current = 0;
-    Ok(())
-}
-
 fn write_errors(dir: &Path, errors: &[String]) -> std::io::Result<()> {
     use std::io::Write;
     let mut out = std::io::BufWriter::new(std::fs::File::create(dir.join("errors.ndjson"))?);
@@ -435,6 +655,132 @@ mod tests {
         assert_eq!(tried(&[200]), ((200, 0), 1, 0));
         assert_eq!(attempts(0), "once");
         assert_eq!(attempts(3), "4 times");
+    }
+
+    fn plan(types: &[&str]) -> Plan {
+        Plan {
+            level: super::super::Level::System,
+            types: types
+                .iter()
+                .map(|t| super::super::TypePlan {
+                    resource_type: (*t).to_owned(),
+                    query: vec![],
+                })
+                .collect(),
+        }
+    }
+
+    fn file(t: &str, n: u32) -> Option<FileDone> {
+        Some(FileDone {
+            resource_type: t.to_owned(),
+            name: format!("{t}-{n}.ndjson"),
+            count: 5,
+        })
+    }
+
+    #[test]
+    fn types_are_counted_first_then_paged_largest_first_one_task_each() {
+        let mut progress = Progress::new(3);
+        let mut taken = vec![false; 3];
+        // Two tasks count the first two types; a third finds the last one to count.
+        assert!(matches!(
+            take(&mut progress, &mut taken),
+            Some(Work::Count(0))
+        ));
+        assert!(matches!(
+            take(&mut progress, &mut taken),
+            Some(Work::Count(1))
+        ));
+        progress.types[0].total = Some(10);
+        taken[0] = false;
+        assert!(matches!(
+            take(&mut progress, &mut taken),
+            Some(Work::Count(2))
+        ));
+        // With type 1 still being counted, the only counted type is paged.
+        assert!(matches!(
+            take(&mut progress, &mut taken),
+            Some(Work::Pages(0))
+        ));
+        assert!(progress.types[0].started);
+        assert!(
+            take(&mut progress, &mut taken).is_none(),
+            "the rest are held"
+        );
+        progress.types[1].total = Some(3);
+        progress.types[2].total = Some(700);
+        taken[1] = false;
+        taken[2] = false;
+        assert!(matches!(
+            take(&mut progress, &mut taken),
+            Some(Work::Pages(2))
+        ));
+        assert!(matches!(
+            take(&mut progress, &mut taken),
+            Some(Work::Pages(1))
+        ));
+        // Finished types are never taken again.
+        let mut taken = vec![false; 3];
+        for t in &mut progress.types {
+            t.done = true;
+        }
+        assert!(take(&mut progress, &mut taken).is_none());
+    }
+
+    #[test]
+    fn files_keep_the_plan_order_and_their_cursor_whichever_task_ends_first() {
+        let plan = plan(&["Patient", "Observation", "Provenance"]);
+        let mut progress = Progress::new(3);
+        let next = || Some(vec![("_cursor".to_owned(), "x".to_owned())]);
+        record(&mut progress, &plan, 2, file("Provenance", 1), next());
+        record(&mut progress, &plan, 1, file("Observation", 1), next());
+        record(&mut progress, &plan, 2, file("Provenance", 2), None);
+        record(&mut progress, &plan, 0, file("Patient", 1), None);
+        record(&mut progress, &plan, 1, file("Observation", 2), next());
+        record(&mut progress, &plan, 1, None, None);
+        let names: Vec<&str> = progress.files.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "Patient-1.ndjson",
+                "Observation-1.ndjson",
+                "Observation-2.ndjson",
+                "Provenance-1.ndjson",
+                "Provenance-2.ndjson"
+            ]
+        );
+        assert!(progress.types.iter().all(|t| t.done && t.next.is_none()));
+        assert_eq!(
+            progress.types[1].file_no, 3,
+            "the empty third file was not kept"
+        );
+    }
+
+    #[test]
+    fn a_job_saved_one_type_at_a_time_goes_on_where_it_stopped() {
+        let saved = r#"{"files":[{"resource_type":"Patient","name":"Patient-1.ndjson","count":5}],
+            "type_index":1,"next":[["_cursor","c"]],"file_no":3,"totals":[5,20,null],
+            "current":4,"errors":[]}"#;
+        let mut progress: Progress = serde_json::from_str(saved).unwrap();
+        progress.resume(3);
+        let t = &progress.types;
+        assert!(t[0].done && !t[1].done && !t[2].done);
+        assert_eq!(
+            (t[0].total, t[1].total, t[2].total),
+            (Some(5), Some(20), None)
+        );
+        assert_eq!(
+            t[1].next,
+            Some(vec![("_cursor".to_owned(), "c".to_owned())])
+        );
+        assert_eq!((t[1].file_no, t[2].file_no), (3, 1));
+        assert_eq!(progress.done(), 5, "the unfinished file is written again");
+        // What is saved now is the new form only.
+        let text = serde_json::to_string(&progress).unwrap();
+        assert!(
+            !text.contains("type_index") && !text.contains("totals"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -338,7 +338,8 @@ pub(super) async fn kick_off(
         plan.query.retain(|(k, _)| k != "~filtered");
     }
     // Every query is checked now, strictly, by the type's own search: a bad filter is a
-    // 400 at kick-off rather than an error file later.
+    // 400 at kick-off rather than an error file later. One row without a total is asked
+    // for, which reads no more than that row (a count would read every match).
     let mut strict = call.headers.clone();
     strict.insert("prefer", HeaderValue::from_static("handling=strict"));
     let checking = Call {
@@ -347,7 +348,8 @@ pub(super) async fn kick_off(
     };
     for plan in &plans {
         let mut query = plan.query.clone();
-        query.push(("_summary".to_owned(), "count".to_owned()));
+        query.push(("_count".to_owned(), "1".to_owned()));
+        query.push(("_total".to_owned(), "none".to_owned()));
         let (status, body) =
             search(&checking, &table, principal, &plan.resource_type, query).await?;
         if status != 200 {
@@ -364,11 +366,7 @@ pub(super) async fn kick_off(
         level,
         types: plans,
     };
-    let progress = Progress {
-        file_no: 1,
-        totals: vec![None; plan.types.len()],
-        ..Progress::default()
-    };
+    let progress = Progress::new(plan.types.len());
     let request = match call.uri.query() {
         Some(q) => format!("{}{}?{q}", family_url(call), call.path),
         None => format!("{}{}", family_url(call), call.path),

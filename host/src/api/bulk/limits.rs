@@ -17,6 +17,10 @@ pub(super) struct BulkSettings {
     pub(super) max_jobs_per_client: i64,
     pub(super) retry_after_seconds: i64,
     pub(super) lease_seconds: i64,
+    /// How many types one export pages at once (each on its own task, so on its own core).
+    pub(super) parallel_types: usize,
+    /// The least deadline and CPU budget, in seconds, of an export's plugin calls.
+    pub(super) call_seconds: u64,
 }
 
 impl Default for BulkSettings {
@@ -28,6 +32,8 @@ impl Default for BulkSettings {
             max_jobs_per_client: 2,
             retry_after_seconds: 2,
             lease_seconds: 30,
+            parallel_types: 2,
+            call_seconds: 120,
         }
     }
 }
@@ -66,6 +72,8 @@ pub(super) async fn bulk_settings(site: &Site) -> BulkSettings {
             "bulk.max_jobs_per_client" => out.max_jobs_per_client = n,
             "bulk.retry_after_seconds" => out.retry_after_seconds = n,
             "bulk.lease_seconds" => out.lease_seconds = n,
+            "bulk.parallel_types" => out.parallel_types = n.min(64) as usize,
+            "bulk.call_seconds" => out.call_seconds = n.min(3600) as u64,
             _ => {}
         }
     }

@@ -10,14 +10,16 @@
 //!
 //! A job is a row of the site's `bulk_jobs` table. Every host process runs a worker that
 //! leases queued jobs (and jobs whose lease expired) one statement at a time — PostgreSQL
-//! `FOR UPDATE SKIP LOCKED`, SQLite within its one writer — and renews the lease after
-//! every page. A job pages through each type by calling the type's plugin search route
-//! in-process, exactly as a REST search with the owner's token would (same scopes, same
-//! patient compartment, same search code for `_typeFilter`), and writes each page's
-//! resources to the current ndjson file: at most one page is held in memory. When a file
-//! is full (`bulk.file_resources`) the job records it and the search cursor where the next
-//! one starts, so a process that dies mid-export costs only the unfinished file: the
-//! next process to lease the job starts again from there.
+//! `FOR UPDATE SKIP LOCKED`, SQLite within its one writer — and renews the lease at every
+//! finished file and at most every second between. A job counts its types, then pages
+//! through them (`bulk.parallel_types` at once, the largest first) by calling each type's
+//! plugin search route in-process, exactly as a REST search with the owner's token would
+//! (same scopes, same patient compartment, same search code for `_typeFilter`), and writes
+//! each page's resources to the type's current ndjson file: at most one page per running
+//! type is held in memory. When a file is full (`bulk.file_resources`) the job records it
+//! and the search cursor where the type's next one starts, so a process that dies
+//! mid-export costs only the unfinished files: the next process to lease the job starts
+//! each unfinished type again from there.
 
 //!
 //! The files: `kick_off` (the checks and the job's plan), `limits` (the site's settings,
@@ -220,27 +222,61 @@ struct FileDone {
     count: u64,
 }
 
-/// How far a job got: kept after every page (counts) and every finished file (cursor).
+/// How far a job got: the counts saved at every finished file and at most every second
+/// between, the search cursor of each type at every finished file.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct Progress {
-    /// Finished files, in order.
+    /// Finished files, in the plan's type order and then by number.
     files: Vec<FileDone>,
-    /// The type being exported (index into the plan).
-    type_index: usize,
-    /// The search query where the next file of that type starts (`None`: the type's
-    /// first page).
-    next: Option<Vec<(String, String)>>,
-    /// The number of the next file of that type (from 1).
-    file_no: u32,
-    /// Resources of each type to export, counted when the type starts.
-    totals: Vec<Option<u64>>,
-    /// Resources written to the file being written (not yet finished).
-    current: u64,
+    /// Each type of the plan, in its order.
+    #[serde(default)]
+    types: Vec<TypeProgress>,
     /// Errors met (each becomes an OperationOutcome line of the error file).
     errors: Vec<String>,
     /// Types whose export stopped before their end (the manifest names them).
     #[serde(default)]
     incomplete: Vec<Incomplete>,
+    /// A job saved by a version that exported one type at a time: the type being
+    /// exported, its next file's query and number, and every type's count. Read once
+    /// into `types` ([`Progress::resume`]), never written.
+    #[serde(default, skip_serializing)]
+    type_index: usize,
+    #[serde(default, skip_serializing)]
+    next: Option<Vec<(String, String)>>,
+    #[serde(default, skip_serializing)]
+    file_no: u32,
+    #[serde(default, skip_serializing)]
+    totals: Vec<Option<u64>>,
+}
+
+/// How far one type of a job got.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct TypeProgress {
+    /// Resources to export, counted before the type's first page.
+    total: Option<u64>,
+    /// The search query where the type's next file starts (`None`: its first page).
+    next: Option<Vec<(String, String)>>,
+    /// The number of the type's next file (from 1).
+    file_no: u32,
+    /// Resources written to the type's unfinished file.
+    current: u64,
+    /// Whether its pages have begun.
+    started: bool,
+    /// Whether it is finished (or given up).
+    done: bool,
+}
+
+impl Default for TypeProgress {
+    fn default() -> Self {
+        TypeProgress {
+            total: None,
+            next: None,
+            file_no: 1,
+            current: 0,
+            started: false,
+            done: false,
+        }
+    }
 }
 
 /// A type whose export stopped before its end: a page (or its count) kept failing.
@@ -254,8 +290,38 @@ struct Incomplete {
 }
 
 impl Progress {
+    /// A new job's progress over `types` types.
+    fn new(types: usize) -> Progress {
+        Progress {
+            types: vec![TypeProgress::default(); types],
+            ..Progress::default()
+        }
+    }
+
+    /// Makes a leased job's progress ready to go on over `types` types: what an
+    /// unfinished file held is written again, and a job saved by a version that exported
+    /// one type at a time goes on where that one stopped.
+    fn resume(&mut self, types: usize) {
+        if self.types.len() != types {
+            let mut each = vec![TypeProgress::default(); types];
+            for (i, t) in each.iter_mut().enumerate() {
+                t.total = self.totals.get(i).copied().flatten();
+                t.done = i < self.type_index;
+            }
+            if let Some(t) = each.get_mut(self.type_index) {
+                t.next = self.next.take();
+                t.file_no = self.file_no.max(1);
+            }
+            self.types = each;
+        }
+        for t in &mut self.types {
+            t.current = 0;
+        }
+    }
+
     fn done(&self) -> u64 {
-        self.files.iter().map(|f| f.count).sum::<u64>() + self.current
+        self.files.iter().map(|f| f.count).sum::<u64>()
+            + self.types.iter().map(|t| t.current).sum::<u64>()
     }
 
     fn done_of(&self, resource_type: &str) -> u64 {
@@ -390,10 +456,17 @@ async fn search_text(
         hearth_sdk::request::PAGE_CAP_HEADER.to_owned(),
         MAX_PAGE.to_string(),
     ));
-    let result = runtime::call(
+    // A search of an export (a count, a page) may read a whole table: it runs in the
+    // background with a deadline and CPU budget of at least `bulk.call_seconds`.
+    let mut budget = bound.plugin.limits;
+    let least = limits::bulk_settings(call.site).await.call_seconds * 1000;
+    budget.timeout_ms = budget.timeout_ms.max(least);
+    budget.cpu_ms = budget.cpu_ms.max(least);
+    let result = runtime::call_within(
         &call.app.registry.engine,
         call.site,
         &bound.plugin,
+        budget,
         request,
         call.request_id,
         false,

@@ -26,31 +26,42 @@ pub(super) fn grouped(n: u64) -> String {
     out
 }
 
-/// `31% - Observation 120,000/390,000` (ASCII: header values are).
+/// `31% - Observation 120,000/390,000`, each type being exported named with its counts
+/// (`; ` between them); ASCII, as header values are.
 fn progress_text(plan: &Plan, progress: &Progress, status: &str) -> String {
     if status == "queued" {
         return "queued".to_owned();
     }
-    let total: u64 = progress.totals.iter().flatten().sum();
-    let done = progress.done();
-    let known = progress.totals.iter().all(Option::is_some);
+    let types = &progress.types;
+    let total: u64 = types.iter().filter_map(|t| t.total).sum();
+    let known = !types.is_empty() && types.iter().all(|t| t.total.is_some());
     let percent = if known && total > 0 {
-        (done * 100 / total).min(99)
+        (progress.done() * 100 / total).min(99)
     } else if known {
         99
     } else {
-        (progress.type_index * 100 / plan.types.len().max(1)).min(99) as u64
+        (types.iter().filter(|t| t.done).count() * 100 / types.len().max(1)).min(99) as u64
     };
-    match plan.types.get(progress.type_index) {
-        Some(current) => {
-            let t = &current.resource_type;
-            let of_type = progress.done_of(t) + progress.current;
-            match progress.totals.get(progress.type_index).copied().flatten() {
-                Some(n) => format!("{percent}% - {t} {}/{}", grouped(of_type), grouped(n)),
-                None => format!("{percent}% - {t}"),
+    let running: Vec<String> = plan
+        .types
+        .iter()
+        .zip(types)
+        .filter(|(_, t)| t.started && !t.done)
+        .map(|(p, t)| {
+            let name = &p.resource_type;
+            let of_type = progress.done_of(name) + t.current;
+            match t.total {
+                Some(n) => format!("{name} {}/{}", grouped(of_type), grouped(n)),
+                None => name.clone(),
             }
-        }
-        None => format!("{percent}% - finishing"),
+        })
+        .collect();
+    if !running.is_empty() {
+        return format!("{percent}% - {}", running.join("; "));
+    }
+    match types.iter().all(|t| t.done) {
+        true => format!("{percent}% - finishing"),
+        false => format!("{percent}% - counting"),
     }
 }
 
