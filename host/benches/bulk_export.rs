@@ -9,6 +9,11 @@
 //! `PATIENTS=500,2000,8000` grows the site to each size in turn and exports it at each
 //! (the RSS growth against the export's size); `BASELINE=count` compares the export's
 //! counts with each type's `_summary=count` total instead of paging every search.
+//! `KEPT=sqlite` or `KEPT=postgres` (with `HEARTH_BENCH_POSTGRES_URL` naming the server)
+//! exports the site kept under `target/bench-fhir/` for `PATIENTS` (one size), seeded
+//! there once and shared with the FHIR bench (`common/seeded.rs`): how the 100,000
+//! patient figures are measured without seeding each time. `TYPES=A,B` exports only those
+//! types; `HEARTH_LOG=info` prints each type's export time.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -19,6 +24,9 @@ use hearth::auth::tokens::{self, Grant, Role};
 use hearth::config::Config;
 use hearth::sites::Sites;
 use serde_json::{Value, json};
+
+#[path = "common/seeded.rs"]
+mod seeded;
 
 /// The server's allocator (host/src/main.rs), so the RSS figures are the server's.
 #[global_allocator]
@@ -104,21 +112,21 @@ async fn export(
     client: &reqwest::Client,
     base: &str,
     token: &str,
+    types: Option<&str>,
 ) -> anyhow::Result<(BTreeMap<String, u64>, Duration, u64, u64)> {
     // Peak RSS is reset first (`/proc/self/clear_refs`), so its growth is the export's
     // alone.
     let _ = std::fs::write("/proc/self/clear_refs", "5");
     let rss_before = status_kib("VmRSS:");
     let maps_before = mappings();
-    // SQLite's own heap (its page caches and prepared statements), reset the same way.
-    // SAFETY: reads (and resets) SQLite's process-wide counter.
-    let sqlite_before = unsafe {
-        libsqlite3_sys::sqlite3_memory_highwater(1);
-        libsqlite3_sys::sqlite3_memory_used()
-    };
+    // SQLite's own heap (its page caches and prepared statements).
+    let sqlite_before = hearth::db::heap::used();
     let started = Instant::now();
     let kick_off = client
-        .get(format!("{base}/$export"))
+        .get(match types {
+            Some(types) => format!("{base}/$export?_type={types}"),
+            None => format!("{base}/$export"),
+        })
         .bearer_auth(token)
         .header("accept", "application/fhir+json")
         .header("prefer", "respond-async")
@@ -136,18 +144,11 @@ async fn export(
     };
     let export_time = started.elapsed();
     let peak = status_kib("VmHWM:");
-    // SAFETY: as above.
-    let (sqlite_used, sqlite_peak) = unsafe {
-        (
-            libsqlite3_sys::sqlite3_memory_used(),
-            libsqlite3_sys::sqlite3_memory_highwater(0),
-        )
-    };
+    let sqlite_used = hearth::db::heap::used();
     print_growth(&maps_before);
     eprintln!(
-        "SQLite heap: {:.1} MiB before, peak {:.1} MiB, {:.1} MiB after the export",
+        "SQLite heap: {:.1} MiB before, {:.1} MiB after the export",
         sqlite_before as f64 / 1048576.0,
-        sqlite_peak as f64 / 1048576.0,
         sqlite_used as f64 / 1048576.0,
     );
     let mut exported: BTreeMap<String, u64> = BTreeMap::new();
@@ -230,6 +231,14 @@ async fn searched(
 async fn main() -> anyhow::Result<()> {
     // `PATIENTS=500,2000,8000`: the site grows to each size in turn (the seed adds the
     // difference) and is exported at each.
+    // The server's log (`HEARTH_LOG=info` shows each type's export time).
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("HEARTH_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
     let sizes: Vec<u64> = std::env::var("PATIENTS")
         .unwrap_or_else(|_| "2000".to_owned())
         .split(',')
@@ -245,11 +254,36 @@ async fn main() -> anyhow::Result<()> {
     // sizes where paging every search would take longer than the export).
     let pages = std::env::var("BASELINE").map_or(true, |b| b != "count");
     let database_url = std::env::var("DATABASE_URL").ok().filter(|u| !u.is_empty());
+    let kept = std::env::var("KEPT").ok().filter(|k| !k.is_empty());
+    // `TYPES=Observation,Provenance`: export only these types.
+    let types = std::env::var("TYPES").ok().filter(|t| !t.is_empty());
     let root = std::env::temp_dir().join(format!("hearth-bench-bulk-{}", std::process::id()));
-    let data = root.join("data");
-    let sites = Sites::open(&data).await?;
-    sites.create("default", database_url.as_deref()).await?;
-    sites.close().await;
+    let (data, site_name) = match kept.as_deref() {
+        Some(backend) => {
+            anyhow::ensure!(sizes.len() == 1, "KEPT exports one size (PATIENTS=100000)");
+            let admin = match backend {
+                "sqlite" => None,
+                "postgres" => Some(
+                    std::env::var("HEARTH_BENCH_POSTGRES_URL")
+                        .or_else(|_| std::env::var("HEARTH_TEST_POSTGRES_URL"))
+                        .map_err(|_| {
+                            anyhow::anyhow!("KEPT=postgres needs HEARTH_BENCH_POSTGRES_URL")
+                        })?,
+                ),
+                other => anyhow::bail!("KEPT is sqlite or postgres, not {other}"),
+            };
+            let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+            let dir = seeded::seeded(&workspace, backend, admin.as_deref(), sizes[0]).await?;
+            (dir, seeded::SITE)
+        }
+        None => {
+            let data = root.join("data");
+            let sites = Sites::open(&data).await?;
+            sites.create("default", database_url.as_deref()).await?;
+            sites.close().await;
+            (data, "default")
+        }
+    };
     let mut config = Config::new(&data);
     config.listen = ([127, 0, 0, 1], 0).into();
     config.http = true;
@@ -268,7 +302,15 @@ async fn main() -> anyhow::Result<()> {
     let server = tokio::spawn(app.run(async {
         let _ = stopped.await;
     }));
-    let site = state.sites.get("default").await.expect("the site exists");
+    let site = state.sites.get(site_name).await.expect("the site exists");
+    // A kept site may hold the jobs of a run that was stopped: a job left running would
+    // be resumed by this server and share its cores with the export measured.
+    if kept.is_some() {
+        hearth::on_db!(&site.db, |pool| {
+            sqlx::query("DELETE FROM bulk_jobs").execute(pool).await?;
+        });
+        let _ = std::fs::remove_dir_all(data.join("bulk"));
+    }
     hearth::oauth::settings::set(&site, "bulk.file_resources", &file_resources.to_string()).await?;
     hearth::oauth::settings::set(&site, "bulk.retry_after_seconds", "1").await?;
     let grant = Grant {
@@ -284,33 +326,37 @@ async fn main() -> anyhow::Result<()> {
     };
     let token = tokens::issue(&site, &state.base_url, &grant).await?.token;
     let client = reqwest::Client::new();
-    let base = format!("{}/apis/default/fhir", state.base_url);
+    let base = format!("{}/apis/{site_name}/fhir", state.base_url);
     println!(
         "database: {}",
-        if database_url.is_some() {
-            "postgres"
-        } else {
-            "sqlite"
+        match (&kept, &database_url) {
+            (Some(kept), _) => kept.as_str(),
+            (None, Some(_)) => "postgres",
+            (None, None) => "sqlite",
         }
     );
 
-    let mut seeded = 0;
+    // Patients the site holds (a kept site is seeded already).
+    let mut grown = if kept.is_some() { sizes[0] } else { 0 };
     let mut growths = Vec::new();
     for (round, &patients) in sizes.iter().enumerate() {
-        let seeding = Instant::now();
-        let options = hearth_demo::SeedOptions {
-            patients: patients - seeded,
-            seed: 1 + round as u64,
-            batch: 500,
-        };
-        hearth::cli::seed_demo(&site, &options, |_, _| {}).await?;
-        seeded = patients;
-        eprintln!(
-            "seeded {patients} patients in {:.1} s",
-            seeding.elapsed().as_secs_f64()
-        );
+        if patients > grown {
+            let seeding = Instant::now();
+            let options = hearth_demo::SeedOptions {
+                patients: patients - grown,
+                seed: 1 + round as u64,
+                batch: 500,
+            };
+            hearth::cli::seed_demo(&site, &options, |_, _| {}).await?;
+            grown = patients;
+            eprintln!(
+                "seeded {patients} patients in {:.1} s",
+                seeding.elapsed().as_secs_f64()
+            );
+        }
 
-        let (exported, export_time, growth, rss_before) = export(&client, &base, &token).await?;
+        let (exported, export_time, growth, rss_before) =
+            export(&client, &base, &token, types.as_deref()).await?;
         let total: u64 = exported.values().sum();
         growths.push((total, growth));
 

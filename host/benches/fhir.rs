@@ -17,15 +17,15 @@
 //! p99 ≤ 50 ms. The machine's load average is printed with the figures.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use hearth::app::App;
 use hearth::auth::tokens::{self, Grant, Role};
 use hearth::config::Config;
-use hearth::sites::Sites;
 
 #[path = "common/http_load.rs"]
 mod http_load;
+#[path = "common/seeded.rs"]
+mod seeded;
 use http_load::{Round, Target, env, load, percentile, summary};
 
 fn load_average() -> String {
@@ -43,59 +43,19 @@ async fn start(
     pg_url: Option<&str>,
     patients: u64,
 ) -> anyhow::Result<(std::net::SocketAddr, String, Vec<String>)> {
-    let dir = root.join(format!("target/bench-fhir/{backend}-{patients}"));
-    let marker = dir.join("seeded");
-    if !marker.exists() {
-        std::fs::remove_dir_all(&dir).ok();
-        let sites = Sites::open(&dir).await?;
-        let url = match pg_url {
-            Some(admin) => {
-                let name = format!("hearth_bench_fhir_{patients}");
-                let pool = sqlx::PgPool::connect(admin).await?;
-                sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-                )))
-                .execute(&pool)
-                .await?;
-                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-                    .execute(&pool)
-                    .await?;
-                pool.close().await;
-                let (base, _) = admin.rsplit_once('/').unwrap_or((admin, ""));
-                Some(format!("{base}/{name}"))
-            }
-            None => None,
-        };
-        let site = sites.create("bench", url.as_deref()).await?;
-        let started = Instant::now();
-        let options = hearth_demo::SeedOptions {
-            patients,
-            seed: 15,
-            batch: 500,
-        };
-        hearth::cli::seed_demo(&site, &options, |_, _| {}).await?;
-        if let Some(url) = &url {
-            // Freshly bulk-loaded tables have no statistics until autovacuum reaches them
-            // (minutes later on a busy machine), and the planner's guesses made the search
-            // ten times slower (docs/benchmarks.md): measure with statistics.
-            let pool = sqlx::PgPool::connect(url).await?;
-            sqlx::query("ANALYZE").execute(&pool).await?;
-            pool.close().await;
-        }
-        println!(
-            "{backend}: seeded {patients} patients in {:.0} s",
-            started.elapsed().as_secs_f64()
-        );
-        sites.close().await;
-        std::fs::write(&marker, b"")?;
-    }
+    let dir = seeded::seeded(root, backend, pg_url, patients).await?;
     let mut config = Config::new(&dir);
     config.listen = ([127, 0, 0, 1], 0).into();
     config.http = true;
     config.plugins_file = root.join("plugins.toml");
     let app = App::build(config).await?;
     let base = app.state.base_url.clone();
-    let site = app.state.sites.get("bench").await.expect("the bench site");
+    let site = app
+        .state
+        .sites
+        .get(seeded::SITE)
+        .await
+        .expect("the bench site");
     let step = (patients / 1000).max(1) as i64;
     let uuids: Vec<String> = hearth::on_db!(&site.db, |pool| {
         use sqlx::Row;
