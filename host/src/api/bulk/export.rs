@@ -175,13 +175,20 @@ impl Run {
         );
         // A call may take longer than the lease (a count on a large site, up to
         // `bulk.call_seconds`): the lease is renewed while it runs, so no other process
-        // takes the job over from a process that is still working on it.
-        let mut asked = std::pin::pin!(asked);
-        loop {
-            tokio::select! {
-                answered = &mut asked => return answered,
-                () = tokio::time::sleep(self.renew_every) => self.renew_when_due().await?,
+        // takes the job over from a process that is still working on it. The renewals
+        // run beside the call, never instead of it: a renewal waiting for a connection
+        // the call holds must not stop the call from ending and giving it back.
+        let heartbeat = async {
+            loop {
+                tokio::time::sleep(self.renew_every).await;
+                if let Err(stop) = self.renew_when_due().await {
+                    return stop;
+                }
             }
+        };
+        tokio::select! {
+            answered = asked => answered,
+            stop = heartbeat => Err(stop),
         }
     }
 
