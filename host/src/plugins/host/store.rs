@@ -163,12 +163,14 @@ impl StoreView<'_> {
                 }
             }
             let tx = ctx.tx.as_mut().expect("transaction begun above");
+            let started = std::time::Instant::now();
             let done = match statement {
                 Statement::Query(form) => {
                     tx.query_as(sql, params.clone(), form).await.map(Done::Rows)
                 }
                 Statement::Execute => tx.execute(sql, params.clone()).await.map(Done::Changed),
             };
+            log_statement(&site.name, &self.request.plugin, sql, started.elapsed());
             match done {
                 Err(StoreError::Unavailable(cause)) => {
                     // The transaction is gone with its connection.
@@ -200,6 +202,20 @@ impl StoreView<'_> {
             }
         }
         Ok(result.map_err(to_wit))
+    }
+}
+
+/// A statement that takes at least this long is logged at `warn`.
+const SLOW_STATEMENT: Duration = Duration::from_secs(1);
+
+/// Each statement a plugin runs, with its time, at `debug` (target `hearth::sql`); a slow
+/// one at `warn`, so a missing index shows in the log with the statement that needs it.
+fn log_statement(site: &str, plugin: &str, sql: &str, took: Duration) {
+    let ms = took.as_secs_f64() * 1000.0;
+    if took >= SLOW_STATEMENT {
+        tracing::warn!(target: "hearth::sql", site, plugin, ms, "slow statement: {sql}");
+    } else {
+        tracing::debug!(target: "hearth::sql", site, plugin, ms, "{sql}");
     }
 }
 
