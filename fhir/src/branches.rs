@@ -596,6 +596,42 @@ impl Pushed<'_> {
         self.kept.len()
     }
 
+    /// The matches counted branch by branch, for `SELECT CAST(SUM(n) AS BIGINT) AS n,
+    /// MAX(hi) AS hi FROM …`: each kept branch's `COUNT(*)` and largest derived key over
+    /// its own `FROM` and conditions (up to the derived key `bound` when given), never
+    /// its output columns, which a count over the derived table computes for every row
+    /// (a correlated subquery in a branch's columns ran once per row counted: an
+    /// Observation count at 100,000 patients took 6.6 s instead of 0.9 s). `None` when a
+    /// condition stays outside the branches ([`Pushed::outer`]): it needs the columns.
+    /// The derived table's `rest` is left out: it joins at most one row to each (the
+    /// Provenance author organization), so the count is the same.
+    pub fn count_clause(&self, bound: Option<i64>, sql: &mut Sql) -> Option<String> {
+        if !self.outer.is_empty() {
+            return None;
+        }
+        let all = self.branches;
+        let parts: Vec<String> = self
+            .kept
+            .iter()
+            .map(|(i, conditions)| {
+                let branch = &all.branches[*i];
+                let mut wheres = vec![format!("({})", branch.when)];
+                wheres.extend(conditions.iter().cloned());
+                let (key, s, o) = (&branch.key, branch.stride, branch.offset);
+                if let Some(bound) = bound {
+                    let most = (bound - o).div_euclid(s);
+                    wheres.push(format!("{key} <= {}", sql.bind(most)));
+                }
+                format!(
+                    "SELECT COUNT(*) AS n, MAX({key} * {s} + {o}) AS hi {} WHERE {}",
+                    from_part(&branch.select),
+                    wheres.join(" AND ")
+                )
+            })
+            .collect();
+        Some(format!("({}) {}", parts.join(" UNION ALL "), all.alias))
+    }
+
     /// The `FROM` clause: the kept branches with their conditions and `page`'s bounds
     /// (bound into `sql`), then the derived table's `rest`. `page.limit` cuts each
     /// branch only when no condition is left outside ([`Pushed::outer`]): one applied to
@@ -635,6 +671,10 @@ impl Pushed<'_> {
                         } else {
                             "ASC"
                         };
+                        // Bound, not written: a window's limit changes from one window
+                        // to the next, and the statement's text stays the same (one
+                        // prepared statement per connection instead of one per limit).
+                        let limit = sql.bind(i64::try_from(limit).unwrap_or(i64::MAX));
                         format!(
                             "SELECT * FROM ({select} ORDER BY {key} {direction} LIMIT {limit}) b{i}"
                         )
@@ -748,23 +788,26 @@ mod tests {
         );
         assert!(
             from.contains(
-                "WHERE (v.bps <> '') AND v.id <= $1 AND v.id > $2 ORDER BY v.id ASC LIMIT 21) b0"
+                "WHERE (v.bps <> '') AND v.id <= $1 AND v.id > $2 ORDER BY v.id ASC LIMIT $3) b0"
             ),
             "{from}"
         );
         assert!(
-            from.contains("AND x = 1 AND v.id <= $3 AND v.id > $4"),
+            from.contains("AND x = 1 AND v.id <= $4 AND v.id > $5 ORDER BY v.id ASC LIMIT $6"),
             "{from}"
         );
         // okey <= 161: slot 0 up to id 10, slot 1 up to id 10 (161 = 10 * 16 + 1);
         // okey > 64: slot 0 from id 5 (64 = 4 * 16 + 0), slot 1 from id 4 (4 * 16 + 1 = 65).
+        // The limits are bound (the same text for every window's limit).
         assert_eq!(
             sql.params,
             [
                 Value::from(10),
                 Value::from(4),
+                Value::from(21),
                 Value::from(10),
-                Value::from(3)
+                Value::from(3),
+                Value::from(21)
             ]
         );
         let mut sql = Sql::default();
@@ -776,9 +819,17 @@ mod tests {
             },
             &mut sql,
         );
-        assert!(from.contains("ORDER BY v.id DESC LIMIT 5"), "{from}");
+        assert!(from.contains("ORDER BY v.id DESC LIMIT $2"), "{from}");
         // okey < 65: slot 0 up to id 4 (64), slot 1 up to id 3 (49).
-        assert_eq!(sql.params, [Value::from(4), Value::from(3)]);
+        assert_eq!(
+            sql.params,
+            [
+                Value::from(4),
+                Value::from(5),
+                Value::from(3),
+                Value::from(5)
+            ]
+        );
     }
 
     #[test]
@@ -794,8 +845,13 @@ mod tests {
             kept: vec![(0, Vec::new()), (1, Vec::new())],
             outer: Vec::new(),
         };
-        let from = inside.from_clause(page, &mut Sql::default());
-        assert_eq!(from.matches("LIMIT 21").count(), 2, "{from}");
+        let mut sql = Sql::default();
+        let from = inside.from_clause(page, &mut sql);
+        assert_eq!(from.matches(" LIMIT $").count(), 2, "{from}");
+        assert_eq!(
+            sql.params.iter().filter(|v| **v == Value::from(21)).count(),
+            2
+        );
         // A condition on the merged rows could drop a branch's first rows: each branch is
         // bounded by its key, and read whole.
         let outside = Pushed {

@@ -765,14 +765,19 @@ fn search_in(
             return Ok((0, hi));
         }
         let mut sql = plan.sql.clone();
-        let from = from(branches::Page::default(), &mut sql);
-        let rows = run(
-            &format!(
-                "SELECT COUNT(*) AS n, MAX({}) AS hi FROM {from} WHERE {filters}",
-                def.key
-            ),
-            &sql.params,
-        )?;
+        let statement = match pushed.as_ref().and_then(|p| p.count_clause(None, &mut sql)) {
+            Some(counts) => {
+                format!("SELECT CAST(SUM(n) AS BIGINT) AS n, MAX(hi) AS hi FROM {counts}")
+            }
+            None => {
+                let from = from(branches::Page::default(), &mut sql);
+                format!(
+                    "SELECT COUNT(*) AS n, MAX({}) AS hi FROM {from} WHERE {filters}",
+                    def.key
+                )
+            }
+        };
+        let rows = run(&statement, &sql.params)?;
         let row = rows.get(0);
         Ok((
             row.as_ref().and_then(|r| r.int("n")).unwrap_or(0),
@@ -804,19 +809,25 @@ fn search_in(
         Some(cursor) if nothing => (counted.then_some(0), cursor),
         Some(cursor) if counted => {
             let mut sql = plan.sql.clone();
-            let page = branches::Page {
-                bound: Some(cursor.bound),
-                ..branches::Page::default()
+            let counts = pushed
+                .as_ref()
+                .and_then(|p| p.count_clause(Some(cursor.bound), &mut sql));
+            let statement = match counts {
+                Some(counts) => format!("SELECT CAST(SUM(n) AS BIGINT) AS n FROM {counts}"),
+                None => {
+                    let page = branches::Page {
+                        bound: Some(cursor.bound),
+                        ..branches::Page::default()
+                    };
+                    let from = from(page, &mut sql);
+                    let bound = sql.bind(cursor.bound);
+                    format!(
+                        "SELECT COUNT(*) AS n FROM {from} WHERE {filters} AND {} <= {bound}",
+                        def.key
+                    )
+                }
             };
-            let from = from(page, &mut sql);
-            let bound = sql.bind(cursor.bound);
-            let rows = run(
-                &format!(
-                    "SELECT COUNT(*) AS n FROM {from} WHERE {filters} AND {} <= {bound}",
-                    def.key
-                ),
-                &sql.params,
-            )?;
+            let rows = run(&statement, &sql.params)?;
             (
                 Some(rows.get(0).and_then(|r| r.int("n")).unwrap_or(0)),
                 cursor,
@@ -927,9 +938,10 @@ fn search_in(
                     };
                     let from = from(page, &mut sql);
                     let (upper, lower) = (sql.bind(hi), sql.bind(lo));
+                    let most = sql.bind(i64::try_from(need).unwrap_or(i64::MAX));
                     let rows = run(
                         &format!(
-                            "{} WHERE {filters} AND {key} <= {upper} AND {key} > {lower} ORDER BY {key} ASC LIMIT {need}",
+                            "{} WHERE {filters} AND {key} <= {upper} AND {key} > {lower} ORDER BY {key} ASC LIMIT {most}",
                             def.select_from(&extra, &from),
                             key = def.key,
                         ),

@@ -949,7 +949,7 @@ pub const CONDITIONS: &str = concat!(
         concat!(
             "FROM ",
             diagnosis_from!(),
-            " WHERE l.type = 'medical_problem'"
+            " WHERE likely(l.type = 'medical_problem')"
         )
     ),
     ") c"
