@@ -573,6 +573,23 @@ impl Branches {
     }
 }
 
+/// A branch's conditions: its own, those placed in it, and its key up to the derived key
+/// `bound` (bound into `sql`) when given.
+fn bounded(
+    branch: &Branch,
+    conditions: &[String],
+    bound: Option<i64>,
+    sql: &mut Sql,
+) -> Vec<String> {
+    let mut wheres = vec![format!("({})", branch.when)];
+    wheres.extend(conditions.iter().cloned());
+    if let Some(bound) = bound {
+        let most = (bound - branch.offset).div_euclid(branch.stride);
+        wheres.push(format!("{} <= {}", branch.key, sql.bind(most)));
+    }
+    wheres
+}
+
 impl Pushed<'_> {
     /// Whether no branch can hold a match.
     pub fn is_empty(&self) -> bool {
@@ -615,13 +632,8 @@ impl Pushed<'_> {
             .iter()
             .map(|(i, conditions)| {
                 let branch = &all.branches[*i];
-                let mut wheres = vec![format!("({})", branch.when)];
-                wheres.extend(conditions.iter().cloned());
+                let wheres = bounded(branch, conditions, bound, sql);
                 let (key, s, o) = (&branch.key, branch.stride, branch.offset);
-                if let Some(bound) = bound {
-                    let most = (bound - o).div_euclid(s);
-                    wheres.push(format!("{key} <= {}", sql.bind(most)));
-                }
                 format!(
                     "SELECT COUNT(*) AS n, MAX({key} * {s} + {o}) AS hi {} WHERE {}",
                     from_part(&branch.select),
@@ -645,13 +657,8 @@ impl Pushed<'_> {
             .iter()
             .map(|(i, conditions)| {
                 let branch = &all.branches[*i];
-                let mut wheres = vec![format!("({})", branch.when)];
-                wheres.extend(conditions.iter().cloned());
+                let mut wheres = bounded(branch, conditions, page.bound, sql);
                 let (key, s, o) = (&branch.key, branch.stride, branch.offset);
-                if let Some(bound) = page.bound {
-                    let most = (bound - o).div_euclid(s);
-                    wheres.push(format!("{key} <= {}", sql.bind(most)));
-                }
                 match page.seek {
                     Some(Seek::After(last)) => {
                         let least = (last - o).div_euclid(s);
