@@ -575,13 +575,24 @@ impl Branches {
 
 /// A branch's conditions: its own, those placed in it, and its key up to the derived key
 /// `bound` (bound into `sql`) when given.
+///
+/// `likely(…)` in a branch's own condition is a hint for reading the branch whole, in key
+/// order (the encounter diagnoses: from `issue_encounter`'s key, not from every problem
+/// in `lists`). A search that places conditions in the branch drops it (`likely(x)` is
+/// `x`), so the planner weighs the branch's condition with them: `code=…` reads the
+/// problems by their code's index.
 fn bounded(
     branch: &Branch,
     conditions: &[String],
     bound: Option<i64>,
     sql: &mut Sql,
 ) -> Vec<String> {
-    let mut wheres = vec![format!("({})", branch.when)];
+    let when = if conditions.is_empty() {
+        branch.when.clone()
+    } else {
+        branch.when.replace("likely(", "(")
+    };
+    let mut wheres = vec![format!("({when})")];
     wheres.extend(conditions.iter().cloned());
     if let Some(bound) = bound {
         let most = (bound - branch.offset).div_euclid(branch.stride);
