@@ -685,53 +685,40 @@ mod tests {
         })
     }
 
+    /// The next work [`take`] gives, as `count i` or `pages i`.
+    fn next(progress: &mut Progress, taken: &mut [bool]) -> Option<String> {
+        take(progress, taken).map(|work| match work {
+            Work::Count(i) => format!("count {i}"),
+            Work::Pages(i) => format!("pages {i}"),
+        })
+    }
+
     #[test]
     fn types_are_counted_first_then_paged_largest_first_one_task_each() {
         let mut progress = Progress::new(3);
         let mut taken = vec![false; 3];
         // Two tasks count the first two types; a third finds the last one to count.
-        assert!(matches!(
-            take(&mut progress, &mut taken),
-            Some(Work::Count(0))
-        ));
-        assert!(matches!(
-            take(&mut progress, &mut taken),
-            Some(Work::Count(1))
-        ));
+        assert_eq!(next(&mut progress, &mut taken).as_deref(), Some("count 0"));
+        assert_eq!(next(&mut progress, &mut taken).as_deref(), Some("count 1"));
         progress.types[0].total = Some(10);
         taken[0] = false;
-        assert!(matches!(
-            take(&mut progress, &mut taken),
-            Some(Work::Count(2))
-        ));
+        assert_eq!(next(&mut progress, &mut taken).as_deref(), Some("count 2"));
         // With type 1 still being counted, the only counted type is paged.
-        assert!(matches!(
-            take(&mut progress, &mut taken),
-            Some(Work::Pages(0))
-        ));
+        assert_eq!(next(&mut progress, &mut taken).as_deref(), Some("pages 0"));
         assert!(progress.types[0].started);
-        assert!(
-            take(&mut progress, &mut taken).is_none(),
-            "the rest are held"
-        );
+        assert_eq!(next(&mut progress, &mut taken), None, "the rest are held");
         progress.types[1].total = Some(3);
         progress.types[2].total = Some(700);
         taken[1] = false;
         taken[2] = false;
-        assert!(matches!(
-            take(&mut progress, &mut taken),
-            Some(Work::Pages(2))
-        ));
-        assert!(matches!(
-            take(&mut progress, &mut taken),
-            Some(Work::Pages(1))
-        ));
+        assert_eq!(next(&mut progress, &mut taken).as_deref(), Some("pages 2"));
+        assert_eq!(next(&mut progress, &mut taken).as_deref(), Some("pages 1"));
         // Finished types are never taken again.
         let mut taken = vec![false; 3];
         for t in &mut progress.types {
             t.done = true;
         }
-        assert!(take(&mut progress, &mut taken).is_none());
+        assert_eq!(next(&mut progress, &mut taken), None);
     }
 
     #[test]
