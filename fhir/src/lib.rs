@@ -739,6 +739,31 @@ fn search_in(
         .where_clause(),
         None => plan.sql.where_clause(),
     };
+    // The statement counting the matches up to the key `bound` (every match without
+    // one), with the largest key too when `with_largest`: the branches' own counts when
+    // no condition stays outside them (never their columns), else a count of the
+    // derived table or the type's rows.
+    let count_statement = |bound: Option<i64>, with_largest: bool, sql: &mut search::Sql| {
+        if let Some(counts) = pushed.as_ref().and_then(|p| p.count_clause(bound, sql)) {
+            let largest = if with_largest { ", MAX(hi) AS hi" } else { "" };
+            return format!("SELECT CAST(SUM(n) AS BIGINT) AS n{largest} FROM {counts}");
+        }
+        let page = branches::Page {
+            bound,
+            ..branches::Page::default()
+        };
+        let from = from(page, sql);
+        let largest = if with_largest {
+            format!(", MAX({}) AS hi", def.key)
+        } else {
+            String::new()
+        };
+        let upto = match bound {
+            Some(bound) => format!(" AND {} <= {}", def.key, sql.bind(bound)),
+            None => String::new(),
+        };
+        format!("SELECT COUNT(*) AS n{largest} FROM {from} WHERE {filters}{upto}")
+    };
     // Every match, counted, with the largest key (the paging bound of the first page).
     let count_all = || -> Result<(i64, i64)> {
         if !counted {
@@ -765,18 +790,7 @@ fn search_in(
             return Ok((0, hi));
         }
         let mut sql = plan.sql.clone();
-        let statement = match pushed.as_ref().and_then(|p| p.count_clause(None, &mut sql)) {
-            Some(counts) => {
-                format!("SELECT CAST(SUM(n) AS BIGINT) AS n, MAX(hi) AS hi FROM {counts}")
-            }
-            None => {
-                let from = from(branches::Page::default(), &mut sql);
-                format!(
-                    "SELECT COUNT(*) AS n, MAX({}) AS hi FROM {from} WHERE {filters}",
-                    def.key
-                )
-            }
-        };
+        let statement = count_statement(None, true, &mut sql);
         let rows = run(&statement, &sql.params)?;
         let row = rows.get(0);
         Ok((
@@ -809,24 +823,7 @@ fn search_in(
         Some(cursor) if nothing => (counted.then_some(0), cursor),
         Some(cursor) if counted => {
             let mut sql = plan.sql.clone();
-            let counts = pushed
-                .as_ref()
-                .and_then(|p| p.count_clause(Some(cursor.bound), &mut sql));
-            let statement = match counts {
-                Some(counts) => format!("SELECT CAST(SUM(n) AS BIGINT) AS n FROM {counts}"),
-                None => {
-                    let page = branches::Page {
-                        bound: Some(cursor.bound),
-                        ..branches::Page::default()
-                    };
-                    let from = from(page, &mut sql);
-                    let bound = sql.bind(cursor.bound);
-                    format!(
-                        "SELECT COUNT(*) AS n FROM {from} WHERE {filters} AND {} <= {bound}",
-                        def.key
-                    )
-                }
-            };
+            let statement = count_statement(Some(cursor.bound), false, &mut sql);
             let rows = run(&statement, &sql.params)?;
             (
                 Some(rows.get(0).and_then(|r| r.int("n")).unwrap_or(0)),
