@@ -1,121 +1,401 @@
 //! The plugin's memory allocator inside the sandbox.
 //!
-//! Every request runs in a fresh instance that is thrown away afterwards, so nothing needs
-//! to be freed: a bump allocator hands out memory by moving a pointer, frees only the most
-//! recent block, and grows the most recent block in place. It is several times faster
-//! than a general allocator for this one-shot life, and the host's memory cap still
-//! bounds what a request can take.
+//! Every request runs in a fresh instance that is thrown away afterwards, so the allocator
+//! is built for one short life: blocks come from a bump pointer, each rounded up to a
+//! power of two, and a freed block goes on the free list of its size, where the next
+//! request of that size takes it (the most recent block instead gives its bytes back to
+//! the bump pointer, and grows or shrinks in place). Allocating and freeing are a few
+//! instructions each.
+//!
+//! Reuse is what keeps a request's memory small. A bump allocator that never reused a
+//! block made a page of a thousand FHIR resources touch some twenty megabytes of fresh
+//! memory (every temporary string of every resource), and the pages past the four
+//! mebibytes the host keeps resident between instances were faulted in, zeroed and
+//! handed back on every request: a fifth of a Bulk Data export's CPU
+//! (docs/benchmarks.md). With reuse the memory a request touches follows what it holds
+//! at once, not everything it ever made.
 
-use core::alloc::{GlobalAlloc, Layout};
-use core::arch::wasm32;
+use core::alloc::Layout;
 use core::cell::UnsafeCell;
 
-const PAGE: usize = 65_536;
-/// The first megabytes come from a zeroed static block inside the initial memory, so a
-/// typical request never grows memory (a host call and fresh pages each time).
-const ARENA: usize = 2 << 20;
+/// Every block starts at a multiple of this, so a reused block suits any layout aligned
+/// up to it.
+const ALIGN: usize = 16;
+/// The smallest block (`1 << MIN_CLASS` bytes).
+const MIN_CLASS: u32 = 4;
+/// Size classes: class `c` holds blocks of `1 << c` bytes.
+const CLASSES: usize = usize::BITS as usize;
+/// No block: free lists end here, and `last` is this when the last block is gone.
+const NONE: usize = 0;
 
-#[repr(align(16))]
-struct Arena(UnsafeCell<[u8; ARENA]>);
-// SAFETY: a component instance runs on one thread.
-unsafe impl Sync for Arena {}
-static ARENA_BLOCK: Arena = Arena(UnsafeCell::new([0; ARENA]));
-/// Grow linear memory at least this much at a time (1 MiB), to keep `memory.grow` calls few.
-const MIN_GROW_PAGES: usize = 16;
-
-struct Bump {
-    /// Next free byte, end of usable memory, start of the last block.
-    state: UnsafeCell<(usize, usize, usize)>,
+/// The class of a block that can hold `size` bytes; `None` past the largest.
+fn class(size: usize) -> Option<u32> {
+    let bytes = size.max(1 << MIN_CLASS).checked_next_power_of_two()?;
+    Some(bytes.trailing_zeros())
 }
 
-// SAFETY: a component instance runs on one thread; there is no concurrent access.
-unsafe impl Sync for Bump {}
+/// Where new memory comes from: `grow(bytes)` answers a fresh region of at least `bytes`
+/// as `(start, end)`, or `None` when memory cannot grow.
+pub(crate) trait Source {
+    fn grow(&self, bytes: usize) -> Option<(usize, usize)>;
+}
 
-#[global_allocator]
-static ALLOCATOR: Bump = Bump {
-    state: UnsafeCell::new((0, 0, 0)),
-};
+/// The allocator's state: the bump region, the last block, and a free list per class.
+struct State {
+    /// The next free byte and the end of the region.
+    next: usize,
+    end: usize,
+    /// The start of the most recent block (it may grow in place), or [`NONE`].
+    last: usize,
+    /// The first free block of each class; each free block holds the next one's address
+    /// in its first word.
+    free: [usize; CLASSES],
+}
 
-impl Bump {
-    /// Grows linear memory by at least `bytes` and answers the new region. If something
-    /// else grew memory since our last look, the region starts where that left off.
-    fn grow(bytes: usize) -> Option<(usize, usize)> {
-        let pages = bytes.div_ceil(PAGE).max(MIN_GROW_PAGES);
-        let previous = wasm32::memory_grow(0, pages);
-        (previous != usize::MAX).then(|| (previous * PAGE, (previous + pages) * PAGE))
+/// A size-class allocator over a [`Source`].
+pub(crate) struct Classes<S> {
+    state: UnsafeCell<State>,
+    source: S,
+}
+
+impl<S: Source> Classes<S> {
+    pub(crate) const fn new(source: S) -> Classes<S> {
+        Classes {
+            state: UnsafeCell::new(State {
+                next: 0,
+                end: 0,
+                last: NONE,
+                free: [NONE; CLASSES],
+            }),
+            source,
+        }
     }
 
-    /// Reserves `layout` at the bump pointer, growing memory when needed.
-    unsafe fn bump(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: single-threaded, see `Sync` above.
-        let state = unsafe { &mut *self.state.get() };
-        if state.1 == 0 {
-            // First use: start in the static arena; grow memory past it when it is full.
-            state.0 = ARENA_BLOCK.0.get() as usize;
-            state.1 = state.0 + ARENA;
-        }
-        let align = |at: usize| (at + layout.align() - 1) & !(layout.align() - 1);
-        let mut start = align(state.0);
-        let mut end = start.saturating_add(layout.size());
-        if end > state.1 {
-            // The new memory may not continue our region (the arena sits in the static
-            // data), so ask for room for the whole block.
-            let Some((from, to)) = Bump::grow(layout.size() + layout.align()) else {
-                return core::ptr::null_mut();
+    /// Reserves `bytes` (a whole block) at the bump pointer, aligned to `align`,
+    /// growing memory when needed.
+    fn bump(&self, state: &mut State, bytes: usize, align: usize) -> usize {
+        let aligned = |at: usize| at.checked_add(align - 1).map(|a| a & !(align - 1));
+        let mut start = aligned(state.next);
+        let mut end = start.and_then(|s| s.checked_add(bytes));
+        if end.is_none_or(|end| end > state.end) {
+            let Some((from, to)) = bytes
+                .checked_add(align)
+                .and_then(|want| self.source.grow(want))
+            else {
+                return NONE;
             };
-            if from != state.1 {
-                // Not contiguous with our region (the arena, or memory someone else
+            if from != state.end {
+                // Not contiguous with the region (the first use, or memory someone else
                 // grew): continue in the new one.
-                start = align(from);
-                end = start.saturating_add(layout.size());
+                start = aligned(from);
+                end = start.and_then(|s| s.checked_add(bytes));
             }
-            state.1 = to;
-            if end > state.1 {
-                return core::ptr::null_mut();
+            state.end = to;
+            if end.is_none_or(|end| end > state.end) {
+                return NONE;
             }
         }
-        state.0 = end;
-        state.2 = start;
-        start as *mut u8
-    }
-}
-
-unsafe impl GlobalAlloc for Bump {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: forwarded contract.
-        unsafe { self.bump(layout) }
+        let (Some(start), Some(end)) = (start, end) else {
+            return NONE;
+        };
+        state.next = end;
+        state.last = start;
+        start
     }
 
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: single-threaded, see `Sync` above.
+    /// # Safety
+    /// As `GlobalAlloc::alloc`; one thread only.
+    pub(crate) unsafe fn allocate(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: one thread (the caller's promise); no other reference is live.
         let state = unsafe { &mut *self.state.get() };
-        if ptr as usize == state.2 && state.2 + layout.size() == state.0 {
-            state.0 = state.2;
+        if layout.align() > ALIGN {
+            // Rare (no such type in the SDK): its own block, never listed.
+            return self.bump(state, layout.size(), layout.align()) as *mut u8;
         }
+        let Some(c) = class(layout.size()) else {
+            return core::ptr::null_mut();
+        };
+        let head = state.free[c as usize];
+        if head != NONE {
+            // SAFETY: a listed block is ours, free, and at least a word long.
+            state.free[c as usize] = unsafe { *(head as *const usize) };
+            return head as *mut u8;
+        }
+        self.bump(state, 1 << c, ALIGN) as *mut u8
     }
 
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        // SAFETY: single-threaded, see `Sync` above.
+    /// # Safety
+    /// As `GlobalAlloc::dealloc`; one thread only.
+    pub(crate) unsafe fn release(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: as in `allocate`.
         let state = unsafe { &mut *self.state.get() };
         let at = ptr as usize;
-        if at == state.2 && at + layout.size() == state.0 {
-            // The last block grows or shrinks in place when memory allows.
-            if at.saturating_add(new_size) <= state.1 {
-                state.0 = at + new_size;
+        let bytes = if layout.align() > ALIGN {
+            layout.size()
+        } else {
+            match class(layout.size()) {
+                Some(c) => 1 << c,
+                None => return,
+            }
+        };
+        if at == state.last && at.checked_add(bytes) == Some(state.next) {
+            // The most recent block: its bytes go back to the bump pointer.
+            state.next = at;
+            state.last = NONE;
+            return;
+        }
+        if layout.align() > ALIGN {
+            return;
+        }
+        let c = bytes.trailing_zeros() as usize;
+        // SAFETY: the block is ours (the caller's promise) and at least a word long.
+        unsafe { *(at as *mut usize) = state.free[c] };
+        state.free[c] = at;
+    }
+
+    /// # Safety
+    /// As `GlobalAlloc::realloc`; one thread only.
+    pub(crate) unsafe fn resize(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if layout.align() <= ALIGN {
+            let (Some(old), Some(new)) = (class(layout.size()), class(new_size)) else {
+                return core::ptr::null_mut();
+            };
+            if new <= old {
+                // The block already holds it; a smaller block is listed by its smaller
+                // class when freed (its spare bytes unused).
                 return ptr;
             }
-        }
-        if new_size <= layout.size() {
+            // SAFETY: as in `allocate`.
+            let state = unsafe { &mut *self.state.get() };
+            let at = ptr as usize;
+            if at == state.last
+                && at.checked_add(1 << old) == Some(state.next)
+                && at.checked_add(1 << new).is_some_and(|end| end <= state.end)
+            {
+                // The most recent block grows in place.
+                state.next = at + (1 << new);
+                return ptr;
+            }
+        } else if new_size <= layout.size() {
             return ptr;
         }
         // SAFETY: the layout is valid, as `GlobalAlloc::realloc` requires of its caller.
         let new_layout = unsafe { Layout::from_size_align_unchecked(new_size, layout.align()) };
-        // SAFETY: as above.
-        let new = unsafe { self.alloc(new_layout) };
+        // SAFETY: forwarded contract.
+        let new = unsafe { self.allocate(new_layout) };
         if !new.is_null() {
-            // SAFETY: both blocks are valid for `layout.size()` bytes and do not overlap.
-            unsafe { core::ptr::copy_nonoverlapping(ptr, new, layout.size()) };
+            // SAFETY: both blocks are valid for `layout.size()` bytes (the new one is
+            // larger) and distinct.
+            unsafe {
+                core::ptr::copy_nonoverlapping(ptr, new, layout.size());
+                self.release(ptr, layout);
+            }
         }
         new
+    }
+}
+
+#[cfg(target_arch = "wasm32")]
+mod wasm {
+    use core::alloc::{GlobalAlloc, Layout};
+    use core::arch::wasm32;
+    use core::cell::UnsafeCell;
+
+    use super::{Classes, Source};
+
+    const PAGE: usize = 65_536;
+    /// The first megabytes come from a zeroed static block inside the initial memory, so
+    /// a typical request never grows memory (a host call and fresh pages each time).
+    const ARENA: usize = 2 << 20;
+    /// Grow linear memory at least this much at a time (1 MiB), to keep `memory.grow`
+    /// calls few.
+    const MIN_GROW_PAGES: usize = 16;
+
+    #[repr(align(16))]
+    struct Arena(UnsafeCell<[u8; ARENA]>);
+    // SAFETY: a component instance runs on one thread.
+    unsafe impl Sync for Arena {}
+    static ARENA_BLOCK: Arena = Arena(UnsafeCell::new([0; ARENA]));
+
+    /// The arena first, then linear memory grown.
+    struct Memory {
+        arena_used: UnsafeCell<bool>,
+    }
+
+    impl Source for Memory {
+        fn grow(&self, bytes: usize) -> Option<(usize, usize)> {
+            // SAFETY: one thread, see `Sync` below.
+            let arena_used = unsafe { &mut *self.arena_used.get() };
+            if !*arena_used && bytes <= ARENA {
+                *arena_used = true;
+                let start = ARENA_BLOCK.0.get() as usize;
+                return Some((start, start + ARENA));
+            }
+            let pages = bytes.div_ceil(PAGE).max(MIN_GROW_PAGES);
+            let previous = wasm32::memory_grow(0, pages);
+            (previous != usize::MAX).then(|| (previous * PAGE, (previous + pages) * PAGE))
+        }
+    }
+
+    struct Global(Classes<Memory>);
+
+    // SAFETY: a component instance runs on one thread; there is no concurrent access.
+    unsafe impl Sync for Global {}
+
+    #[global_allocator]
+    static ALLOCATOR: Global = Global(Classes::new(Memory {
+        arena_used: UnsafeCell::new(false),
+    }));
+
+    unsafe impl GlobalAlloc for Global {
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            // SAFETY: forwarded contract; one thread.
+            unsafe { self.0.allocate(layout) }
+        }
+
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+            // SAFETY: forwarded contract; one thread.
+            unsafe { self.0.release(ptr, layout) }
+        }
+
+        unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+            // SAFETY: forwarded contract; one thread.
+            unsafe { self.0.resize(ptr, layout, new_size) }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    use super::*;
+
+    /// Memory from a leaked buffer, handed out in `chunk`-byte regions; counts the bytes.
+    struct Buffer {
+        at: Cell<usize>,
+        end: usize,
+        chunk: usize,
+        grown: Cell<usize>,
+    }
+
+    impl Buffer {
+        fn new(bytes: usize, chunk: usize) -> Buffer {
+            let buffer: &'static mut [u8] = Vec::leak(vec![0u8; bytes + ALIGN]);
+            let start = buffer.as_mut_ptr() as usize;
+            Buffer {
+                at: Cell::new(start),
+                end: start + bytes + ALIGN,
+                chunk,
+                grown: Cell::new(0),
+            }
+        }
+    }
+
+    impl Source for Buffer {
+        fn grow(&self, bytes: usize) -> Option<(usize, usize)> {
+            let bytes = bytes.max(self.chunk);
+            let start = self.at.get();
+            let end = start.checked_add(bytes).filter(|end| *end <= self.end)?;
+            self.at.set(end);
+            self.grown.set(self.grown.get() + bytes);
+            Some((start, end))
+        }
+    }
+
+    fn layout(size: usize) -> Layout {
+        Layout::from_size_align(size, 8).unwrap()
+    }
+
+    #[test]
+    fn blocks_are_aligned_distinct_and_reused_by_size() {
+        let heap = Classes::new(Buffer::new(1 << 20, 4096));
+        unsafe {
+            let a = heap.allocate(layout(24));
+            let b = heap.allocate(layout(24));
+            let c = heap.allocate(layout(100));
+            assert_eq!(a as usize % ALIGN, 0);
+            assert_eq!(b as usize - a as usize, 32, "24 bytes take a 32-byte block");
+            assert_eq!(c as usize % ALIGN, 0);
+            a.write_bytes(1, 24);
+            b.write_bytes(2, 24);
+            // `a` is not the last block: it goes on the 32-byte list and comes back.
+            heap.release(a, layout(24));
+            assert_eq!(heap.allocate(layout(30)), a);
+            assert_eq!(*b, 2, "a neighbour is untouched");
+            // The last block gives its bytes back to the bump pointer.
+            heap.release(c, layout(100));
+            assert_eq!(heap.allocate(layout(128)), c);
+        }
+    }
+
+    #[test]
+    fn a_growing_block_keeps_its_bytes_and_the_last_one_grows_in_place() {
+        let heap = Classes::new(Buffer::new(1 << 20, 1 << 20));
+        unsafe {
+            let first = heap.allocate(layout(16));
+            first.write_bytes(7, 16);
+            let mut block = heap.allocate(layout(16));
+            for i in 0..16u8 {
+                *block.add(usize::from(i)) = i;
+            }
+            // Within its class: the same block.
+            assert_eq!(heap.resize(block, layout(16), 10), block);
+            // The last block grows in place.
+            let grown = heap.resize(block, layout(16), 1000);
+            assert_eq!(grown, block);
+            block = grown;
+            // Not the last block any more: it moves, with its bytes, and its old
+            // place is reused.
+            let other = heap.allocate(layout(64));
+            let moved = heap.resize(block, layout(1000), 5000);
+            assert_ne!(moved, block);
+            for i in 0..16u8 {
+                assert_eq!(*moved.add(usize::from(i)), i);
+            }
+            assert_eq!(heap.allocate(layout(1024)), block);
+            assert_eq!(*first, 7);
+            heap.release(other, layout(64));
+        }
+    }
+
+    #[test]
+    fn memory_follows_what_is_held_not_what_was_made() {
+        // A thousand "resources", each made of temporaries freed before the next one:
+        // the memory grown stays near one resource's worth, not a thousand's.
+        let heap = Classes::new(Buffer::new(64 << 20, 64 << 10));
+        let mut kept = Vec::new();
+        unsafe {
+            for _ in 0..1000 {
+                let temporaries: Vec<(*mut u8, usize)> = [40, 200, 700, 3000, 90]
+                    .iter()
+                    .map(|&n| (heap.allocate(layout(n)), n))
+                    .collect();
+                for (block, n) in temporaries.into_iter().rev() {
+                    block.write_bytes(0xAB, n);
+                    heap.release(block, layout(n));
+                }
+                kept.push(heap.allocate(layout(600)));
+            }
+        }
+        let grown = heap.source.grown.get();
+        assert!(
+            grown < 2 << 20,
+            "{grown} bytes grown for 1000 kept blocks of 600 bytes"
+        );
+    }
+
+    #[test]
+    fn memory_that_cannot_grow_answers_null() {
+        let heap = Classes::new(Buffer::new(4096, 4096));
+        unsafe {
+            assert!(!heap.allocate(layout(1000)).is_null());
+            assert!(heap.allocate(layout(1 << 20)).is_null());
+            assert!(heap.allocate(layout(isize::MAX as usize - 7)).is_null());
+            let big = Layout::from_size_align(64, 64).unwrap();
+            let block = heap.allocate(big);
+            assert!(!block.is_null());
+            assert_eq!(block as usize % 64, 0);
+        }
     }
 }

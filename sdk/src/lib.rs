@@ -46,7 +46,7 @@ pub mod validate;
 mod host;
 mod resource;
 
-#[cfg(target_arch = "wasm32")]
+#[cfg(any(target_arch = "wasm32", test))]
 mod alloc;
 
 #[doc(hidden)]
