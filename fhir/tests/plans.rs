@@ -14,6 +14,12 @@ use hearth_fhir::{provenance, tables};
 /// An empty database with the host's SQLite migrations applied, in order.
 fn schema() -> rusqlite::Connection {
     let db = rusqlite::Connection::open_in_memory().expect("an in-memory database");
+    // As the host opens a site's connections: plans never depend on bound values.
+    db.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )
+    .expect("the query planner stability guarantee");
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations/sqlite");
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .expect("the migrations folder")
@@ -63,6 +69,7 @@ fn check(db: &rusqlite::Connection, name: &str, branches: &Branches) {
         bound: Some(1 << 40),
         seek: Some(Seek::After(1 << 20)),
         limit: Some(1000),
+        bind_limit: true,
     };
     let from = pushed.from_clause(page, &mut sql);
     let (statement, params) =
