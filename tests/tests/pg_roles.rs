@@ -226,3 +226,38 @@ async fn a_site_whose_plugins_role_could_become_a_superuser_is_refused() {
     let _ = std::fs::remove_dir_all(dir);
     let _ = std::fs::remove_dir_all(again);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugin_statements_are_planned_once_for_every_value() {
+    let Some(admin) = postgres_url() else { return };
+    let name = random_name("hearth_t_");
+    create_database(&admin, &name).await;
+    let url = with_database(&admin, &name);
+    let dir = data_dir();
+    let sites = Sites::open(&dir).await.unwrap();
+    let site = sites.create("plans", Some(url.as_str())).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut tx = site
+        .gate
+        .begin(&site.db, &probe_grants(), false, deadline)
+        .await
+        .expect("the plugin's transaction");
+    let rows = tx
+        .query(
+            "SELECT current_setting('plan_cache_mode') AS mode",
+            Vec::new(),
+        )
+        .await
+        .expect("a setting's read");
+    let _ = tx.rollback().await;
+    assert_eq!(
+        rows.values(),
+        [[hearth::db::store::SqlValue::Text(
+            "force_generic_plan".into()
+        )]],
+        "a plugin's prepared statement keeps its generic plan (docs/admin.md)"
+    );
+    sites.close().await;
+    drop_database(&admin, &name).await;
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -208,7 +208,14 @@ impl PluginAccess {
             .context("bad PostgreSQL URL")?
             .username(&login)
             .password(&password)
-            .options([("search_path", "public")]);
+            // A plugin statement is planned once for every value (docs/admin.md,
+            // "PostgreSQL"): with `auto` the long statements of the FHIR types were
+            // planned again on every run (16 ms to plan a Provenance page that runs in
+            // 5 ms), and a plugin's SQL is written for plans made once (plugins.md).
+            .options([
+                ("search_path", "public"),
+                ("plan_cache_mode", "force_generic_plan"),
+            ]);
         let pool = PgPoolOptions::new()
             .max_connections(PLUGIN_POOL_SIZE)
             .min_connections(0)
