@@ -821,7 +821,7 @@ mod tests {
             let rows = tx
                 .query(select, &[SqlValue::Integer(0), SqlValue::Integer(limit)])
                 .unwrap();
-            assert_eq!(rows.count, limit as usize);
+            assert_eq!(i64::from(rows.count), limit);
         }
         let statement = tx.connection().prepare_cached(select).unwrap();
         assert_eq!(
