@@ -2,8 +2,8 @@
 //!
 //! Every request runs in a fresh instance that is thrown away afterwards, so the allocator
 //! is built for one short life: blocks come from a bump pointer, each rounded up to a
-//! power of two, and a freed block goes on the free list of its size, where the next
-//! request of that size takes it (the most recent block instead gives its bytes back to
+//! power of two (large ones to 64 KiB), and a freed block goes on the free list of its
+//! size, where the next request of that size takes it (the most recent block instead gives its bytes back to
 //! the bump pointer, and grows or shrinks in place). Allocating and freeing are a few
 //! instructions each.
 //!
@@ -28,10 +28,21 @@ const CLASSES: usize = usize::BITS as usize;
 /// No block: free lists end here, and `last` is this when the last block is gone.
 const NONE: usize = 0;
 
-/// The class of a block that can hold `size` bytes; `None` past the largest.
-fn class(size: usize) -> Option<u32> {
-    let bytes = size.max(1 << MIN_CLASS).checked_next_power_of_two()?;
-    Some(bytes.trailing_zeros())
+/// Blocks larger than this are not rounded to a power of two (which could double a
+/// large response's memory against the instance's cap) but to a multiple of [`STEP`],
+/// and freed onto one list searched for the first that fits.
+const LARGE: usize = 256 << 10;
+/// The granularity of large blocks.
+const STEP: usize = 64 << 10;
+
+/// The bytes of the block that holds `size` bytes: the power of two at or above it up to
+/// [`LARGE`], a multiple of [`STEP`] above; `None` past the largest.
+fn capacity(size: usize) -> Option<usize> {
+    if size <= LARGE {
+        size.max(1 << MIN_CLASS).checked_next_power_of_two()
+    } else {
+        size.checked_add(STEP - 1).map(|s| s & !(STEP - 1))
+    }
 }
 
 /// Where new memory comes from: `grow(bytes)` answers a fresh region of at least `bytes`
@@ -50,6 +61,9 @@ struct State {
     /// The first free block of each class; each free block holds the next one's address
     /// in its first word.
     free: [usize; CLASSES],
+    /// The first free large block; each holds the next one's address and its own size
+    /// in its first two words.
+    large: usize,
 }
 
 /// A size-class allocator over a [`Source`].
@@ -66,6 +80,7 @@ impl<S: Source> Classes<S> {
                 end: 0,
                 last: NONE,
                 free: [NONE; CLASSES],
+                large: NONE,
             }),
             source,
         }
@@ -112,16 +127,34 @@ impl<S: Source> Classes<S> {
             // Rare (no such type in the SDK): its own block, never listed.
             return self.bump(state, layout.size(), layout.align()) as *mut u8;
         }
-        let Some(c) = class(layout.size()) else {
+        let Some(bytes) = capacity(layout.size()) else {
             return core::ptr::null_mut();
         };
-        let head = state.free[c as usize];
-        if head != NONE {
-            // SAFETY: a listed block is ours, free, and at least a word long.
-            state.free[c as usize] = unsafe { *(head as *const usize) };
-            return head as *mut u8;
+        if bytes <= LARGE {
+            let c = bytes.trailing_zeros() as usize;
+            let head = state.free[c];
+            if head != NONE {
+                // SAFETY: a listed block is ours, free, and at least a word long.
+                state.free[c] = unsafe { *(head as *const usize) };
+                return head as *mut u8;
+            }
+        } else {
+            // The first large block that fits (a few at most).
+            let mut link: *mut usize = &mut state.large;
+            // SAFETY: `link` is the list's head or the first word of a listed free
+            // block; each listed block is ours, free, and at least two words long.
+            unsafe {
+                while *link != NONE {
+                    let at = *link;
+                    if *(at as *const usize).add(1) >= bytes {
+                        *link = *(at as *const usize);
+                        return at as *mut u8;
+                    }
+                    link = at as *mut usize;
+                }
+            }
         }
-        self.bump(state, 1 << c, ALIGN) as *mut u8
+        self.bump(state, bytes, ALIGN) as *mut u8
     }
 
     /// # Safety
@@ -133,8 +166,8 @@ impl<S: Source> Classes<S> {
         let bytes = if layout.align() > ALIGN {
             layout.size()
         } else {
-            match class(layout.size()) {
-                Some(c) => 1 << c,
+            match capacity(layout.size()) {
+                Some(bytes) => bytes,
                 None => return,
             }
         };
@@ -147,33 +180,42 @@ impl<S: Source> Classes<S> {
         if layout.align() > ALIGN {
             return;
         }
-        let c = bytes.trailing_zeros() as usize;
-        // SAFETY: the block is ours (the caller's promise) and at least a word long.
-        unsafe { *(at as *mut usize) = state.free[c] };
-        state.free[c] = at;
+        if bytes <= LARGE {
+            let c = bytes.trailing_zeros() as usize;
+            // SAFETY: the block is ours (the caller's promise) and at least a word long.
+            unsafe { *(at as *mut usize) = state.free[c] };
+            state.free[c] = at;
+        } else {
+            // SAFETY: as above, and a large block is far more than two words long.
+            unsafe {
+                *(at as *mut usize) = state.large;
+                *(at as *mut usize).add(1) = bytes;
+            }
+            state.large = at;
+        }
     }
 
     /// # Safety
     /// As `GlobalAlloc::realloc`; one thread only.
     pub(crate) unsafe fn resize(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         if layout.align() <= ALIGN {
-            let (Some(old), Some(new)) = (class(layout.size()), class(new_size)) else {
+            let (Some(old), Some(new)) = (capacity(layout.size()), capacity(new_size)) else {
                 return core::ptr::null_mut();
             };
             if new <= old {
-                // The block already holds it; a smaller block is listed by its smaller
-                // class when freed (its spare bytes unused).
+                // The block already holds it; freed, it is listed by its new size (its
+                // spare bytes unused).
                 return ptr;
             }
             // SAFETY: as in `allocate`.
             let state = unsafe { &mut *self.state.get() };
             let at = ptr as usize;
             if at == state.last
-                && at.checked_add(1 << old) == Some(state.next)
-                && at.checked_add(1 << new).is_some_and(|end| end <= state.end)
+                && at.checked_add(old) == Some(state.next)
+                && at.checked_add(new).is_some_and(|end| end <= state.end)
             {
                 // The most recent block grows in place.
-                state.next = at + (1 << new);
+                state.next = at + new;
                 return ptr;
             }
         } else if new_size <= layout.size() {
@@ -383,6 +425,23 @@ mod tests {
             grown < 2 << 20,
             "{grown} bytes grown for 1000 kept blocks of 600 bytes"
         );
+    }
+
+    #[test]
+    fn large_blocks_take_their_size_not_the_next_power_of_two() {
+        // A response of 2 MiB and 2 bytes, as a plugin's `format!` makes it: a block of
+        // 2 MiB + 64 KiB, not 4 MiB (an instance's memory cap is a few times that).
+        let heap = Classes::new(Buffer::new(16 << 20, 64 << 10));
+        unsafe {
+            let text = heap.allocate(layout((2 << 20) + 2));
+            let after = heap.allocate(layout(16));
+            assert_eq!(after as usize - text as usize, (2 << 20) + STEP);
+            // Freed (not the last block), it is taken again by any large block it holds.
+            heap.release(text, layout((2 << 20) + 2));
+            assert_eq!(heap.allocate(layout(300 << 10)), text);
+            let grown = heap.source.grown.get();
+            assert!(grown < (2 << 20) + 2 * STEP, "{grown}");
+        }
     }
 
     #[test]
