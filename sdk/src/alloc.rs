@@ -3,9 +3,9 @@
 //! Every request runs in a fresh instance that is thrown away afterwards, so the allocator
 //! is built for one short life: blocks come from a bump pointer, each rounded up to a
 //! power of two (large ones to 64 KiB), and a freed block goes on the free list of its
-//! size, where the next request of that size takes it (the most recent block instead gives its bytes back to
-//! the bump pointer, and grows or shrinks in place). Allocating and freeing are a few
-//! instructions each.
+//! size, where the next request of that size takes it (the most recent block instead
+//! gives its bytes back to the bump pointer, and grows in place). Allocating and freeing
+//! are a few instructions each.
 //!
 //! Reuse is what keeps a request's memory small. A bump allocator that never reused a
 //! block made a page of a thousand FHIR resources touch some twenty megabytes of fresh
@@ -23,8 +23,8 @@ use core::cell::UnsafeCell;
 const ALIGN: usize = 16;
 /// The smallest block (`1 << MIN_CLASS` bytes).
 const MIN_CLASS: u32 = 4;
-/// Size classes: class `c` holds blocks of `1 << c` bytes.
-const CLASSES: usize = usize::BITS as usize;
+/// Size classes: class `c` holds blocks of `1 << c` bytes, up to [`LARGE`].
+const CLASSES: usize = LARGE.trailing_zeros() as usize + 1;
 /// No block: free lists end here, and `last` is this when the last block is gone.
 const NONE: usize = 0;
 

@@ -27,20 +27,36 @@ fn data_dir() -> std::path::PathBuf {
     dir
 }
 
-/// Reads `patient_data` as the probe's role on `site`.
-async fn read_as_plugin(site: &hearth::sites::Site) -> Vec<hearth::db::store::SqlValue> {
+/// A new database on the server `admin` names, its URL, and a `Sites` registry in a
+/// fresh data folder.
+async fn fresh_database(admin: &str) -> (String, String, std::path::PathBuf, Sites) {
+    let name = random_name("hearth_t_");
+    create_database(admin, &name).await;
+    let url = with_database(admin, &name);
+    let dir = data_dir();
+    let sites = Sites::open(&dir).await.unwrap();
+    (name, url, dir, sites)
+}
+
+/// Runs `sql` as the probe's role on `site`, in a plugin's read transaction.
+async fn query_as_plugin(
+    site: &hearth::sites::Site,
+    sql: &str,
+) -> Vec<hearth::db::store::SqlValue> {
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut tx = site
         .gate
         .begin(&site.db, &probe_grants(), false, deadline)
         .await
         .expect("the plugin's transaction");
-    let rows = tx
-        .query("SELECT fname FROM patient_data ORDER BY fname", Vec::new())
-        .await
-        .expect("a granted read");
+    let rows = tx.query(sql, Vec::new()).await.expect("a granted read");
     let _ = tx.rollback().await;
     rows.values().into_iter().flatten().collect()
+}
+
+/// Reads `patient_data` as the probe's role on `site`.
+async fn read_as_plugin(site: &hearth::sites::Site) -> Vec<hearth::db::store::SqlValue> {
+    query_as_plugin(site, "SELECT fname FROM patient_data ORDER BY fname").await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -173,11 +189,7 @@ async fn a_user_who_may_not_create_roles_gets_the_sql_to_run_and_the_site_waits_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_site_whose_plugins_role_could_become_a_superuser_is_refused() {
     let Some(admin) = postgres_url() else { return };
-    let name = random_name("hearth_t_");
-    create_database(&admin, &name).await;
-    let url = with_database(&admin, &name);
-    let dir = data_dir();
-    let sites = Sites::open(&dir).await.unwrap();
+    let (name, url, dir, sites) = fresh_database(&admin).await;
     sites
         .create("safe", Some(url.as_str()))
         .await
@@ -230,31 +242,13 @@ async fn a_site_whose_plugins_role_could_become_a_superuser_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plugin_statements_are_planned_once_for_every_value() {
     let Some(admin) = postgres_url() else { return };
-    let name = random_name("hearth_t_");
-    create_database(&admin, &name).await;
-    let url = with_database(&admin, &name);
-    let dir = data_dir();
-    let sites = Sites::open(&dir).await.unwrap();
+    let (name, url, dir, sites) = fresh_database(&admin).await;
     let site = sites.create("plans", Some(url.as_str())).await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut tx = site
-        .gate
-        .begin(&site.db, &probe_grants(), false, deadline)
-        .await
-        .expect("the plugin's transaction");
-    let rows = tx
-        .query(
-            "SELECT current_setting('plan_cache_mode') AS mode",
-            Vec::new(),
-        )
-        .await
-        .expect("a setting's read");
-    let _ = tx.rollback().await;
     assert_eq!(
-        rows.values(),
-        [[hearth::db::store::SqlValue::Text(
+        query_as_plugin(&site, "SELECT current_setting('plan_cache_mode') AS mode").await,
+        [hearth::db::store::SqlValue::Text(
             "force_generic_plan".into()
-        )]],
+        )],
         "a plugin's prepared statement keeps its generic plan (docs/admin.md)"
     );
     sites.close().await;
