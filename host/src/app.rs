@@ -148,12 +148,7 @@ impl App {
                 let until = async move {
                     let _ = stopped.wait_for(|stop| *stop).await;
                 };
-                if let Err(error) = axum::serve(listener, router)
-                    .with_graceful_shutdown(until)
-                    .await
-                {
-                    tracing::error!("the metrics listener stopped: {error}");
-                }
+                crate::connections::serve(listener, None, router, until).await;
             })
         });
         let router = router(
@@ -161,17 +156,7 @@ impl App {
             #[cfg(feature = "natives")]
             self.natives,
         );
-        match self.tls {
-            None => {
-                axum::serve(
-                    self.listener,
-                    router.into_make_service_with_connect_info::<SocketAddr>(),
-                )
-                .with_graceful_shutdown(shutdown)
-                .await?
-            }
-            Some(tls) => serve_tls(self.listener, tls, router, shutdown).await?,
-        }
+        crate::connections::serve(self.listener, self.tls, router, shutdown).await;
         if let Some(server) = metrics_server {
             let _ = server.await;
         }
@@ -250,55 +235,6 @@ async fn jwks(State(app): State<Arc<AppState>>, Path(site): Path<String>) -> Res
         }
         None => HttpError::unknown_site(&site).render(Family::Other),
     }
-}
-
-async fn serve_tls(
-    listener: TcpListener,
-    tls: Arc<rustls::ServerConfig>,
-    router: Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<()> {
-    use hyper_util::rt::{TokioExecutor, TokioIo};
-    use hyper_util::server::conn::auto::Builder;
-    use hyper_util::service::TowerToHyperService;
-
-    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    tokio::pin!(shutdown);
-    loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
-                Err(error) => {
-                    tracing::warn!("accept failed: {error}");
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
-        let acceptor = acceptor.clone();
-        // The peer address, as `ConnectInfo`, for per-address limits (sign-in).
-        let service = TowerToHyperService::new(tower::ServiceExt::map_request(
-            router.clone(),
-            move |mut request: axum::http::Request<hyper::body::Incoming>| {
-                request
-                    .extensions_mut()
-                    .insert(axum::extract::ConnectInfo(peer));
-                request
-            },
-        ));
-        let watcher = graceful.watcher();
-        tokio::spawn(async move {
-            let Ok(stream) = acceptor.accept(stream).await else {
-                return;
-            };
-            let builder = Builder::new(TokioExecutor::new());
-            let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-            let _ = watcher.watch(connection.into_owned()).await;
-        });
-    }
-    graceful.shutdown().await;
-    Ok(())
 }
 
 /// Resolves when the process is asked to stop (Ctrl-C or SIGTERM).

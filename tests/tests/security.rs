@@ -556,6 +556,40 @@ async fn a_declared_length_over_the_cap_is_answered_413_without_reading_the_body
     app.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_over_the_cap_sent_whole_still_gets_its_413_read_late() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    let token = app
+        .user_token("default", "admin", "openid api:oemr user/patient.crus")
+        .await;
+    let address = app.listen.trim_start_matches("http://").to_owned();
+    let stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let (mut reader, mut writer) = stream.into_split();
+    // More than the kernel's socket buffers on both sides hold, so the client is still
+    // sending when the answer comes.
+    let length = 24 * 1024 * 1024;
+    let mut request = format!(
+        "POST /apis/default/api/patient HTTP/1.1\r\nhost: {address}\r\nauthorization: Bearer {token}\r\ncontent-type: application/json\r\ncontent-length: {length}\r\n\r\n"
+    )
+    .into_bytes();
+    request.resize(request.len() + length, b' ');
+    // The whole body is sent although the answer comes after the headers; a server that
+    // closed with it unread would reset the connection, and the reset would discard the
+    // answer this client has not read yet.
+    let sent = writer.write_all(&request).await;
+    assert!(sent.is_ok(), "the server reads what it refused: {sent:?}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(60), reader.read_to_end(&mut answer)).await;
+    let read = read.expect("the server closes after its answer");
+    assert!(read.is_ok(), "no reset: {read:?}");
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 413"), "{text}");
+    assert!(text.contains("body_too_large"), "{text}");
+    app.stop().await;
+}
+
 /// `initdb`, `pg_ctl` and `postgres` of PostgreSQL 15, when installed.
 fn pg_bin() -> Option<PathBuf> {
     let dir = Path::new("/usr/lib/postgresql/15/bin");
