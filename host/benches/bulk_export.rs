@@ -17,6 +17,8 @@
 //! 2 s). `TYPES=A,B` exports only those types; `HEARTH_LOG=info` prints each type's
 //! export time; `RUNS=2` exports twice in the same server (the first run warms the
 //! plugin pool, whose slots keep up to 4 MiB each resident; the last run is reported).
+//! `WARM_SLOTS=N` sets the server's `plugin_warm_slots`; `PARALLEL_TYPES=N` the site's
+//! `bulk.parallel_types`.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -324,6 +326,12 @@ async fn main() -> anyhow::Result<()> {
     config.cache_dir =
         Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-plugin-cache"));
     config.max_instances = 64;
+    if let Some(slots) = std::env::var("WARM_SLOTS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+    {
+        config.plugin_warm_slots = slots;
+    }
     config.watch_plugins = false;
     let app = App::build(config).await?;
     let state = app.state.clone();
@@ -342,6 +350,9 @@ async fn main() -> anyhow::Result<()> {
     }
     hearth::oauth::settings::set(&site, "bulk.file_resources", &file_resources.to_string()).await?;
     hearth::oauth::settings::set(&site, "bulk.retry_after_seconds", "1").await?;
+    if let Ok(parallel) = std::env::var("PARALLEL_TYPES") {
+        hearth::oauth::settings::set(&site, "bulk.parallel_types", &parallel).await?;
+    }
     let grant = Grant {
         client_id: "bench".into(),
         subject: hearth::auth::users::system_user(&site).await?,

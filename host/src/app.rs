@@ -48,7 +48,14 @@ impl App {
             .cache_dir
             .clone()
             .unwrap_or_else(|| sites.data_dir().join("cache"));
-        let engine = Engine::new(&cache, config.max_instances)?;
+        let engine = Engine::with_tuning(
+            &cache,
+            config.max_instances,
+            crate::plugins::engine::PoolTuning {
+                max_unused_warm_slots: config.plugin_warm_slots,
+                ..Default::default()
+            },
+        )?;
         let telemetry = Arc::new(Telemetry::new());
         let registry = Arc::new(
             Registry::load_migrating(

@@ -31,6 +31,10 @@ pub struct Config {
     pub cache_dir: Option<PathBuf>,
     /// Plugin instances that can run at once, across all plugins (sizes the pool).
     pub max_instances: u32,
+    /// Idle plugin instance slots that keep their memory warm for the plugin that last
+    /// ran in them (default [`crate::plugins::engine::DEFAULT_WARM_SLOTS`]); each keeps up
+    /// to 4 MiB resident, so this bounds the resident memory of idle slots.
+    pub plugin_warm_slots: u32,
     /// Reload plugins when `plugins.toml` or a plugin file changes (default true).
     pub watch_plugins: bool,
     /// Proxies whose `X-Forwarded-For` is believed (addresses or CIDR ranges; default
@@ -100,6 +104,7 @@ struct FileConfig {
     audit_bodies: Option<bool>,
     cache_dir: Option<PathBuf>,
     max_instances: Option<u32>,
+    plugin_warm_slots: Option<u32>,
     watch_plugins: Option<bool>,
     trusted_proxies: Option<Vec<String>>,
     sqlite_heap_mib: Option<usize>,
@@ -200,6 +205,9 @@ impl Config {
                 .map(PathBuf::from)
                 .or(file.cache_dir),
             max_instances: file.max_instances.unwrap_or(1000),
+            plugin_warm_slots: file
+                .plugin_warm_slots
+                .unwrap_or(crate::plugins::engine::DEFAULT_WARM_SLOTS),
             watch_plugins: match env("HEARTH_WATCH_PLUGINS") {
                 Some(text) => text
                     .parse()
@@ -230,6 +238,7 @@ impl Config {
             audit_bodies: false,
             cache_dir: None,
             max_instances: 1000,
+            plugin_warm_slots: crate::plugins::engine::DEFAULT_WARM_SLOTS,
             watch_plugins: true,
             trusted_proxies: Default::default(),
             sqlite_heap_mib: crate::db::sqlite::DEFAULT_HEAP_MIB,
@@ -314,6 +323,20 @@ mod tests {
             "{error}"
         );
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn the_warm_plugin_slots_come_from_hearth_toml() {
+        let dir = std::env::temp_dir().join(format!("hearth-warm-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let load = || Config::load(&dir, &Overrides::default()).unwrap();
+        assert_eq!(
+            load().plugin_warm_slots,
+            crate::plugins::engine::DEFAULT_WARM_SLOTS
+        );
+        std::fs::write(dir.join("hearth.toml"), "plugin_warm_slots = 8\n").unwrap();
+        assert_eq!(load().plugin_warm_slots, 8);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

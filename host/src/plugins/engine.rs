@@ -19,6 +19,9 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(5);
 /// The largest linear memory any plugin instance may have; per-plugin caps are lower.
 pub const MAX_MEMORY_BYTES: usize = 256 << 20;
 
+/// Idle instance slots kept warm by default (see [`PoolTuning::max_unused_warm_slots`]).
+pub const DEFAULT_WARM_SLOTS: u32 = 100;
+
 /// How the pooling allocator returns an instance's slot to its initial state when the
 /// request's `Store` drops. The defaults are what the server runs with; `docs/benchmarks.md`
 /// ("The plugin seam, 2026-12-05 (issue 14): the slot reset") gives the measurements
@@ -37,6 +40,12 @@ pub struct PoolTuning {
     pub pagemap_scan: bool,
     /// Map the module's initial memory copy-on-write instead of copying it in.
     pub memory_init_cow: bool,
+    /// Idle slots that stay affine to the module that last ran in them, with their
+    /// kept-resident pages. A module with no affine idle slot takes a never-used slot
+    /// while fewer than this many idle slots are affine to other modules, else the
+    /// least recently used of those (its image is mapped again). Each warm slot holds up
+    /// to `linear_memory_keep_resident` bytes, so this bounds the idle slots' memory.
+    pub max_unused_warm_slots: u32,
 }
 
 impl Default for PoolTuning {
@@ -49,6 +58,7 @@ impl Default for PoolTuning {
             decommit_batch_size: 1,
             pagemap_scan: true,
             memory_init_cow: true,
+            max_unused_warm_slots: DEFAULT_WARM_SLOTS,
         }
     }
 }
@@ -88,6 +98,7 @@ impl Engine {
             .max_memories_per_component(2)
             .max_tables_per_component(4)
             .max_core_instances_per_component(16)
+            .max_unused_warm_slots(tuning.max_unused_warm_slots)
             .linear_memory_keep_resident(tuning.linear_memory_keep_resident)
             .table_keep_resident(tuning.table_keep_resident)
             .decommit_batch_size(tuning.decommit_batch_size)

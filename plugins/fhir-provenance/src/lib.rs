@@ -138,6 +138,71 @@ mod tests {
 
     const ID: &str = "90cde167-0000-4000-8000-000000000001";
 
+    /// A page after a cursor reads one window when the keys so far say how sparse they
+    /// are: its first window is as wide as `offset` rows over `last` keys make a page
+    /// (and a quarter more), not a page's width in keys.
+    #[test]
+    fn a_page_after_a_cursor_sizes_its_window_from_the_rows_per_key_so_far() {
+        let columns = [
+            "fhir_id",
+            "fhir_last_updated",
+            "fhir_key",
+            "pid",
+            "tid",
+            "target_type",
+            "updated",
+            "org_uuid",
+            "org_name",
+        ];
+        let rows = (0..101)
+            .map(|i| {
+                let id = format!("90cde167-0000-4000-8000-{i:012}");
+                vec![
+                    id.clone().into(),
+                    "2024-05-06 07:08:09".into(),
+                    (50_001 + i * 100).into(),
+                    id.clone().into(),
+                    id.into(),
+                    "AllergyIntolerance".into(),
+                    "2024-05-06 07:08:09".into(),
+                    "90cde167-0000-4000-8000-0000000000ff".into(),
+                    "Clinic".into(),
+                ]
+            })
+            .collect();
+        let mut host =
+            MockHost::new().on_query("pv.pid AS fhir_id", Rows::from_values(&columns, rows));
+        // 1,000 rows at or below key 50,000: 0.02 rows a key, so 101 rows (a page of
+        // 100 and the one past it) take 101 / 0.02 * 1.25 keys.
+        // A system export's token: nothing confines the search.
+        let request = TestRequest::get(
+            "/fhir/Provenance?_count=100&_total=none&_cursor=v2.900000000.1000.a50000",
+        )
+        .caller(hearth_sdk::request::Caller {
+            role: hearth_sdk::request::Role::System,
+            subject: "00000000-0000-4000-8000-0000000000aa".into(),
+            username: String::new(),
+            client_id: "bulk-client".into(),
+            scopes: "system/*.rs".into(),
+            patient: None,
+        });
+        let response = host.call::<FhirProvenance>(request);
+        assert_eq!(response.status, 200, "{}", response.text());
+        let windows: Vec<Vec<Value>> = host
+            .queries()
+            .into_iter()
+            .filter(|(sql, _)| sql.contains("pv.pkey <= "))
+            .map(|(_, params)| params)
+            .collect();
+        assert_eq!(windows.len(), 1, "one window holds the page");
+        let params = &windows[0];
+        let [hi, lo, most] = &params[params.len() - 3..] else {
+            unreachable!()
+        };
+        assert_eq!((lo, most), (&Value::from(50_000), &Value::from(101)));
+        assert_eq!(hi, &Value::from(50_000 + 6_312));
+    }
+
     #[test]
     fn a_provenance_reads_its_target() {
         let rows = Rows::from_values(
