@@ -9,6 +9,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 
+/// Idle plugin instance slots kept warm by default ([`Config::plugin_warm_slots`]).
+pub const DEFAULT_WARM_SLOTS: u32 = 100;
+
 /// The host's settings.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -32,7 +35,7 @@ pub struct Config {
     /// Plugin instances that can run at once, across all plugins (sizes the pool).
     pub max_instances: u32,
     /// Idle plugin instance slots that keep their memory warm for the plugin that last
-    /// ran in them (default [`crate::plugins::engine::DEFAULT_WARM_SLOTS`]); each keeps up
+    /// ran in them (default [`DEFAULT_WARM_SLOTS`]); each keeps up
     /// to 4 MiB resident, so this bounds the resident memory of idle slots.
     pub plugin_warm_slots: u32,
     /// Reload plugins when `plugins.toml` or a plugin file changes (default true).
@@ -205,9 +208,7 @@ impl Config {
                 .map(PathBuf::from)
                 .or(file.cache_dir),
             max_instances: file.max_instances.unwrap_or(1000),
-            plugin_warm_slots: file
-                .plugin_warm_slots
-                .unwrap_or(crate::plugins::engine::DEFAULT_WARM_SLOTS),
+            plugin_warm_slots: file.plugin_warm_slots.unwrap_or(DEFAULT_WARM_SLOTS),
             watch_plugins: match env("HEARTH_WATCH_PLUGINS") {
                 Some(text) => text
                     .parse()
@@ -238,7 +239,7 @@ impl Config {
             audit_bodies: false,
             cache_dir: None,
             max_instances: 1000,
-            plugin_warm_slots: crate::plugins::engine::DEFAULT_WARM_SLOTS,
+            plugin_warm_slots: DEFAULT_WARM_SLOTS,
             watch_plugins: true,
             trusted_proxies: Default::default(),
             sqlite_heap_mib: crate::db::sqlite::DEFAULT_HEAP_MIB,
@@ -330,10 +331,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("hearth-warm-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let load = || Config::load(&dir, &Overrides::default()).unwrap();
-        assert_eq!(
-            load().plugin_warm_slots,
-            crate::plugins::engine::DEFAULT_WARM_SLOTS
-        );
+        assert_eq!(load().plugin_warm_slots, DEFAULT_WARM_SLOTS);
         std::fs::write(dir.join("hearth.toml"), "plugin_warm_slots = 8\n").unwrap();
         assert_eq!(load().plugin_warm_slots, 8);
         std::fs::remove_dir_all(&dir).unwrap();

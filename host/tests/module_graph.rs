@@ -18,8 +18,8 @@ const LAYERS: &[&[&str]] = &[
     // Storage: pools, transactions, the SQL gate and values. Knows nothing else.
     &["db"],
     // Errors as HTTP answers, TLS files, proxies' forwarded addresses, metrics and request
-    // labels, what every server-rendered page shares.
-    &["error", "tls", "proxy", "telemetry", "web"],
+    // labels, what every server-rendered page shares, serving connections.
+    &["error", "tls", "proxy", "telemetry", "web", "connections"],
     // The host's settings.
     &["config"],
     // Keys, signatures, hashes.

@@ -19,9 +19,6 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(5);
 /// The largest linear memory any plugin instance may have; per-plugin caps are lower.
 pub const MAX_MEMORY_BYTES: usize = 256 << 20;
 
-/// Idle instance slots kept warm by default (see [`PoolTuning::max_unused_warm_slots`]).
-pub const DEFAULT_WARM_SLOTS: u32 = 100;
-
 /// How the pooling allocator returns an instance's slot to its initial state when the
 /// request's `Store` drops. The defaults are what the server runs with; `docs/benchmarks.md`
 /// ("The plugin seam, 2026-12-05 (issue 14): the slot reset") gives the measurements
@@ -58,7 +55,7 @@ impl Default for PoolTuning {
             decommit_batch_size: 1,
             pagemap_scan: true,
             memory_init_cow: true,
-            max_unused_warm_slots: DEFAULT_WARM_SLOTS,
+            max_unused_warm_slots: crate::config::DEFAULT_WARM_SLOTS,
         }
     }
 }
