@@ -138,22 +138,24 @@ mod tests {
 
     const ID: &str = "90cde167-0000-4000-8000-000000000001";
 
+    /// The columns of a Provenance search's rows.
+    const COLUMNS: &[&str] = &[
+        "fhir_id",
+        "fhir_last_updated",
+        "fhir_key",
+        "pid",
+        "tid",
+        "target_type",
+        "updated",
+        "org_uuid",
+        "org_name",
+    ];
+
     /// A page after a cursor reads one window when the keys so far say how sparse they
     /// are: its first window is as wide as `offset` rows over `last` keys make a page
     /// (and a quarter more), not a page's width in keys.
     #[test]
     fn a_page_after_a_cursor_sizes_its_window_from_the_rows_per_key_so_far() {
-        let columns = [
-            "fhir_id",
-            "fhir_last_updated",
-            "fhir_key",
-            "pid",
-            "tid",
-            "target_type",
-            "updated",
-            "org_uuid",
-            "org_name",
-        ];
         let rows = (0..101)
             .map(|i| {
                 let id = format!("90cde167-0000-4000-8000-{i:012}");
@@ -171,7 +173,7 @@ mod tests {
             })
             .collect();
         let mut host =
-            MockHost::new().on_query("pv.pid AS fhir_id", Rows::from_values(&columns, rows));
+            MockHost::new().on_query("pv.pid AS fhir_id", Rows::from_values(COLUMNS, rows));
         // 1,000 rows at or below key 50,000: 0.02 rows a key, so 101 rows (a page of
         // 100 and the one past it) take 101 / 0.02 * 1.25 keys.
         // A system export's token: nothing confines the search.
@@ -206,17 +208,7 @@ mod tests {
     #[test]
     fn a_provenance_reads_its_target() {
         let rows = Rows::from_values(
-            &[
-                "fhir_id",
-                "fhir_last_updated",
-                "fhir_key",
-                "pid",
-                "tid",
-                "target_type",
-                "updated",
-                "org_uuid",
-                "org_name",
-            ],
+            COLUMNS,
             vec![vec![
                 ID.into(),
                 "2024-05-06 07:08:09".into(),
