@@ -6,6 +6,9 @@
 //! `CONCURRENT=plugin|native|none`, `WORKERS`; the pool-reset levers `KEEP_RESIDENT`
 //! (bytes, `K`/`M` suffix), `TABLE_KEEP_RESIDENT`, `PAGEMAP=0|1`, `DECOMMIT_BATCH`, `COW=0|1`,
 //! and `MAX_INSTANCES`, which sizes the pool: 100 by default, a few under valgrind).
+//! `ROTATE=K` adds a variant that reads through K separately loaded copies of the plugin
+//! in turn (K modules, as K plugins would be), so with `WARM_SLOTS` (the server's
+//! `plugin_warm_slots`) below K every call lands in a slot last used by another module.
 //!
 //! Beside the wall-clock percentiles each sequential variant prints the CPU time the
 //! whole process spent per call (user and kernel, every thread: the SQLite workers and the
@@ -93,6 +96,9 @@ fn tuning() -> hearth::plugins::engine::PoolTuning {
     }
     if let Ok(flag) = std::env::var("COW") {
         tuning.memory_init_cow = flag != "0";
+    }
+    if let Some(slots) = env_size("WARM_SLOTS") {
+        tuning.max_unused_warm_slots = u32::try_from(slots).unwrap_or(u32::MAX);
     }
     tuning
 }
@@ -259,6 +265,46 @@ async fn bench(workers: usize) -> anyhow::Result<()> {
         }
         let per_call = cpu_per_call(cpu, iterations);
         let (p50, p99) = percentiles(samples);
+        println!("{name:40} {p50:7.1} / {p99:7.1}   cpu {per_call:7.1}");
+    }
+
+    // The same read through K modules in turn: each call's module last ran K calls ago.
+    if let Some(k) = env_size("ROTATE").filter(|k| *k > 0) {
+        let mut copies = Vec::with_capacity(k);
+        for _ in 0..k {
+            let loaded = Arc::new(loader::load(&engine, &path).await?);
+            copies.push(SitePlugin {
+                grants: Arc::new(
+                    Grants::new("patient", loaded.reads.clone(), loaded.writes.clone())
+                        .map_err(anyhow::Error::msg)?,
+                ),
+                loaded,
+                config: Arc::new(HashMap::new()),
+                limits,
+                permits: Arc::new(tokio::sync::Semaphore::new(limits.max_instances as usize)),
+            });
+        }
+        let req = request(get_one, vec![uuid.into()], None);
+        // One round first, so each module has had a slot.
+        for copy in &copies {
+            runtime::call(&engine, &site, copy, req.clone(), "bench", false)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+        }
+        let mut samples = Vec::with_capacity(iterations);
+        let cpu = process_cpu_nanos();
+        for i in 0..iterations {
+            let started = Instant::now();
+            let outcome =
+                runtime::call(&engine, &site, &copies[i % k], req.clone(), "bench", false)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+            samples.push(started.elapsed());
+            assert_eq!(outcome.response.status, 200);
+        }
+        let per_call = cpu_per_call(cpu, iterations);
+        let (p50, p99) = percentiles(samples);
+        let name = format!("GET patient, {k} modules in turn");
         println!("{name:40} {p50:7.1} / {p99:7.1}   cpu {per_call:7.1}");
     }
 
