@@ -940,7 +940,7 @@ fn search_in(
                 // ~20 of 1,000), so every page ran one statement more than it needed.
                 let mut width = match cursor.offset {
                     0 => i64::from(limit),
-                    before => window_width(need, before, last.max(1)),
+                    before => window_width(need, before, last),
                 }
                 .max(16);
                 loop {

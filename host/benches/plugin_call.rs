@@ -68,6 +68,27 @@ fn native_request(
     }
 }
 
+/// The plugin at `path`, loaded (a module of its own each time) and granted what it
+/// declares, as a site would hold it.
+async fn site_plugin(
+    engine: &Engine,
+    path: &std::path::Path,
+    limits: Limits,
+) -> anyhow::Result<SitePlugin> {
+    let loaded = Arc::new(loader::load(engine, path).await?);
+    let grants = Arc::new(
+        Grants::new("patient", loaded.reads.clone(), loaded.writes.clone())
+            .map_err(anyhow::Error::msg)?,
+    );
+    Ok(SitePlugin {
+        loaded,
+        grants,
+        config: Arc::new(HashMap::new()),
+        limits,
+        permits: Arc::new(tokio::sync::Semaphore::new(limits.max_instances as usize)),
+    })
+}
+
 /// Reads a size such as `4M`, `64K` or `0` from the environment.
 fn env_size(name: &str) -> Option<usize> {
     let value = std::env::var(name).ok()?;
@@ -172,20 +193,10 @@ async fn bench(workers: usize) -> anyhow::Result<()> {
     println!("pool: {max_instances} instances, {tuning:?}");
     let engine = Engine::with_tuning(&dir.join("cache"), max_instances, tuning)?;
     let path = std::path::Path::new(env!("HEARTH_PLUGIN_DIR")).join("patient.wasm");
-    let loaded = Arc::new(loader::load(&engine, &path).await?);
-    let grants = Arc::new(
-        Grants::new("patient", loaded.reads.clone(), loaded.writes.clone())
-            .map_err(anyhow::Error::msg)?,
-    );
     let mut limits = Limits::default();
     limits.max_instances = limits.max_instances.min(max_instances);
-    let plugin = SitePlugin {
-        loaded: loaded.clone(),
-        grants,
-        config: Arc::new(HashMap::new()),
-        limits,
-        permits: Arc::new(tokio::sync::Semaphore::new(limits.max_instances as usize)),
-    };
+    let plugin = site_plugin(&engine, &path, limits).await?;
+    let loaded = plugin.loaded.clone();
     let get_one = loaded
         .routes
         .iter()
@@ -272,17 +283,7 @@ async fn bench(workers: usize) -> anyhow::Result<()> {
     if let Some(k) = env_size("ROTATE").filter(|k| *k > 0) {
         let mut copies = Vec::with_capacity(k);
         for _ in 0..k {
-            let loaded = Arc::new(loader::load(&engine, &path).await?);
-            copies.push(SitePlugin {
-                grants: Arc::new(
-                    Grants::new("patient", loaded.reads.clone(), loaded.writes.clone())
-                        .map_err(anyhow::Error::msg)?,
-                ),
-                loaded,
-                config: Arc::new(HashMap::new()),
-                limits,
-                permits: Arc::new(tokio::sync::Semaphore::new(limits.max_instances as usize)),
-            });
+            copies.push(site_plugin(&engine, &path, limits).await?);
         }
         let req = request(get_one, vec![uuid.into()], None);
         // One round first, so each module has had a slot.

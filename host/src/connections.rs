@@ -142,14 +142,8 @@ async fn linger(mut stream: TcpStream) {
     use tokio::io::AsyncWriteExt as _;
     let reading = async {
         let _ = stream.shutdown().await;
-        let mut buffer = vec![0u8; 16 << 10];
-        let mut read = 0u64;
-        while read < LINGER_BYTES {
-            match stream.read(&mut buffer).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => read += n as u64,
-            }
-        }
+        let mut rest = (&mut stream).take(LINGER_BYTES);
+        let _ = tokio::io::copy(&mut rest, &mut tokio::io::sink()).await;
     };
     let _ = tokio::time::timeout(LINGER_TIME, reading).await;
 }
