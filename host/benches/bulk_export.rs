@@ -18,7 +18,7 @@
 //! export time; `RUNS=2` exports twice in the same server (the first run warms the
 //! plugin pool, whose slots keep up to 4 MiB each resident; the last run is reported).
 //! `WARM_SLOTS=N` sets the server's `plugin_warm_slots`; `PARALLEL_TYPES=N` the site's
-//! `bulk.parallel_types`.
+//! `bulk.parallel_types`; `PAGE=N` its `bulk.page_resources`.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -352,6 +352,9 @@ async fn main() -> anyhow::Result<()> {
     hearth::oauth::settings::set(&site, "bulk.retry_after_seconds", "1").await?;
     if let Ok(parallel) = std::env::var("PARALLEL_TYPES") {
         hearth::oauth::settings::set(&site, "bulk.parallel_types", &parallel).await?;
+    }
+    if let Ok(page) = std::env::var("PAGE") {
+        hearth::oauth::settings::set(&site, "bulk.page_resources", &page).await?;
     }
     let grant = Grant {
         client_id: "bench".into(),

@@ -374,3 +374,59 @@ both! {
         assert_eq!(limit_hits(app, "fhir-patient", "time").await, 0);
     }
 }
+
+/// The test plugin alone, with a 16 MiB memory limit: its `Linkage` pages of more than
+/// four resources take 32 MiB (tests/plugins/stall).
+fn large_page_options() -> hearth_tests::Options {
+    hearth_tests::Options {
+        metrics_token: Some(METRICS_TOKEN.to_owned()),
+        ..hearth_tests::Options::with_plugins(
+            r#"
+[plugins.test-stall]
+file = "test-stall.wasm"
+memory_mib = 16
+
+[sites."*"]
+plugins = ["test-stall"]
+"#,
+        )
+    }
+}
+
+both! {
+    options = large_page_options();
+
+    async fn a_page_too_large_for_its_plugin_is_asked_again_smaller_and_the_type_goes_on_whole(app) {
+        set(app, "default", "bulk.file_resources", "8").await;
+        set(app, "default", "bulk.page_resources", "8").await;
+        set(app, "default", "bulk.retry_after_seconds", "1").await;
+        let token = system_token(app, "default", "bulk-client", "system/*.read").await;
+        let url = format!("{}?_type=Linkage", fhir(app, "default", "/$export"));
+        let reply = send(app, reqwest::Method::GET, &url, Some(&token), &KICK_OFF, None).await;
+        assert_eq!(reply.status, 202, "{}", reply.text);
+        let status_url = reply.header("content-location").unwrap().to_owned();
+        let done = manifest(app, &status_url, &token).await;
+
+        // The first page of eight passed the plugin's memory limit; asked again with four
+        // it answered, and the type went on in pages of four: every resource, in files of
+        // eight, nothing reported missing.
+        let files = done["output"].as_array().expect("output");
+        let counts: Vec<u64> = files.iter().map(|f| f["count"].as_u64().unwrap()).collect();
+        assert_eq!(counts, [8, 8, 8, 1], "{done}");
+        assert!(done["error"].as_array().is_none_or(Vec::is_empty), "{done}");
+        assert!(done["extension"]["incomplete"].is_null(), "{done}");
+        let mut ids = Vec::new();
+        for file in files {
+            assert_eq!(file["type"], "Linkage");
+            let reply = get(app, file["url"].as_str().unwrap(), &token).await;
+            assert_eq!(reply.status, 200, "{}", reply.text);
+            for line in reply.text.lines() {
+                let resource: Value = serde_json::from_str(line).expect("one resource per line");
+                ids.push(resource["id"].as_str().unwrap().to_owned());
+            }
+        }
+        assert_eq!(ids, (0..25).map(|i| format!("b-{i}")).collect::<Vec<_>>());
+        // One page passed the limit: the later pages were asked at the smaller size.
+        assert_eq!(limit_hits(app, "test-stall", "memory").await, 1);
+    }
+}

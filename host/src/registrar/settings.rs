@@ -131,6 +131,12 @@ pub const KNOWN: &[Known] = &[
         values: &[],
     },
     Known {
+        name: "bulk.page_resources",
+        help: "Bulk Data export: the most resources one plugin search page of an export holds (at most 20000; a page that fails is asked again at half the size)",
+        default: "2500",
+        values: &[],
+    },
+    Known {
         name: "audit.retention_days",
         help: "background service audit_log_retention: API audit log rows older than this many days are deleted; 0 keeps every row",
         default: "0",

@@ -13,8 +13,8 @@ use serde_json::{Value, json};
 use super::limits::{BulkSettings, bulk_settings};
 use super::page::{Page, next_query};
 use super::{
-    ApiState, Call, FileDone, Incomplete, MAX_PAGE, Owner, Plan, Progress, job_dir, now,
-    outcome_text, search_text, settings,
+    ApiState, Call, FileDone, Incomplete, Owner, Plan, Progress, job_dir, now, outcome_text,
+    search_text, settings,
 };
 use crate::auth::tokens::Principal;
 use crate::error::Family;
@@ -37,13 +37,39 @@ pub(super) enum Stop {
     Failed(String),
 }
 
-/// The page size: the largest divisor of the file size up to [`MAX_PAGE`], so every file
-/// ends at a page boundary (where a resumed job starts again).
-fn page_size(file_resources: u64) -> u64 {
-    (1..=MAX_PAGE.min(file_resources))
+/// The page size: the largest divisor of the file size up to `page_resources`, so every
+/// file ends at a page boundary (where a resumed job starts again).
+fn page_size(file_resources: u64, page_resources: u64) -> u64 {
+    largest_divisor(file_resources, page_resources)
+}
+
+/// The largest divisor of `n` up to `most` (1 at least).
+fn largest_divisor(n: u64, most: u64) -> u64 {
+    (1..=most.min(n))
         .rev()
-        .find(|n| file_resources.is_multiple_of(*n))
+        .find(|d| n.is_multiple_of(*d))
         .unwrap_or(1)
+}
+
+/// `query` with its `_count` made smaller `retries` times: each time the largest divisor
+/// of the last size up to its half, so the smaller pages still end every file where the
+/// larger ones did. A page may fail because it is too large for the plugin (its memory
+/// limit or its deadline); the smaller size then holds for the rest of the type (the
+/// plugin's `next` link keeps it).
+fn shrunk(query: &[(String, String)], retries: u32) -> Vec<(String, String)> {
+    let mut query = query.to_vec();
+    if retries == 0 {
+        return query;
+    }
+    for (_, value) in query.iter_mut().filter(|(k, _)| k == "_count") {
+        if let Ok(mut n) = value.trim().parse::<u64>() {
+            for _ in 0..retries {
+                n = largest_divisor(n, n / 2).max(1);
+            }
+            *value = n.to_string();
+        }
+    }
+    query
 }
 
 /// What a type's task does next.
@@ -131,11 +157,13 @@ impl Run {
     }
 
     /// One search of `resource_type` (a count or a page), asked again while it fails; a
-    /// retry renews the lease (a page being retried is not counted yet).
+    /// retry renews the lease (a page being retried is not counted yet), and a page
+    /// (`shrink`) is asked again with half as many resources ([`shrunk`]).
     async fn ask(
         &self,
         resource_type: &str,
         query: &[(String, String)],
+        shrink: bool,
     ) -> Result<(u16, Vec<u8>, u32), Stop> {
         let headers = HeaderMap::new();
         let uri = axum::http::Uri::from_static("/");
@@ -154,18 +182,15 @@ impl Run {
             request_id: &request_id,
         };
         let table = self.api.app.registry.table(&self.site.name);
+        let (call, table) = (&call, &table);
         let asked = with_retries(
-            || async {
-                answer(
-                    search_text(
-                        &call,
-                        &table,
-                        &self.principal,
-                        resource_type,
-                        query.to_vec(),
-                    )
-                    .await,
-                )
+            |retries| async move {
+                let query = if shrink {
+                    shrunk(query, retries)
+                } else {
+                    query.to_vec()
+                };
+                answer(search_text(call, table, &self.principal, resource_type, query).await)
             },
             || self.renew(),
             FIRST_WAIT,
@@ -294,7 +319,7 @@ async fn count(run: &Run, i: usize) -> Result<(), Stop> {
     let t = &plan.resource_type;
     let mut query = plan.query.clone();
     query.push(("_summary".to_owned(), "count".to_owned()));
-    let (status, body, tries) = run.ask(t, &query).await?;
+    let (status, body, tries) = run.ask(t, &query, false).await?;
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     if status != 200 {
         run.give_up(
@@ -323,7 +348,8 @@ async fn pages(run: &Run, i: usize) -> Result<(), Stop> {
         .with(|progress, _| progress.types[i].next.clone())
         .unwrap_or_else(|| {
             let mut q = plan.query.clone();
-            q.push(("_count".to_owned(), page_size(file_resources).to_string()));
+            let page = page_size(file_resources, run.settings.page_resources);
+            q.push(("_count".to_owned(), page.to_string()));
             q.push(("_total".to_owned(), "none".to_owned()));
             q
         });
@@ -341,7 +367,7 @@ async fn pages(run: &Run, i: usize) -> Result<(), Stop> {
         };
         // The query of the type's next file; `None` when the type is finished.
         let next_file = loop {
-            let (status, body, tries) = run.ask(t, &query).await?;
+            let (status, body, tries) = run.ask(t, &query, true).await?;
             if status != 200 {
                 let outcome: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
                 let count = run.with(|progress, _| progress.done_of(t)) + file.count;
@@ -534,10 +560,10 @@ fn answer(found: Result<(u16, Vec<u8>), crate::error::HttpError>) -> (u16, Vec<u
     }
 }
 
-/// Asks `attempt` until it answers 200 or a refusal, or [`RETRIES`] retries failed too;
-/// between tries it waits (`first_wait`, doubling) and calls `keep` (which renews the
-/// job's lease, so retries never let it run out). Answers the last status and body and
-/// how many retries were made.
+/// Asks `attempt` (given how many retries came before it) until it answers 200 or a
+/// refusal, or [`RETRIES`] retries failed too; between tries it waits (`first_wait`,
+/// doubling) and calls `keep` (which renews the job's lease, so retries never let it run
+/// out). Answers the last status and body and how many retries were made.
 async fn with_retries<A, AF, K, KF>(
     mut attempt: A,
     mut keep: K,
@@ -547,7 +573,7 @@ async fn with_retries<A, AF, K, KF>(
     resource_type: &str,
 ) -> Result<(u16, Vec<u8>, u32), Stop>
 where
-    A: FnMut() -> AF,
+    A: FnMut(u32) -> AF,
     AF: Future<Output = (u16, Vec<u8>)>,
     K: FnMut() -> KF,
     KF: Future<Output = Result<(), Stop>>,
@@ -555,7 +581,7 @@ where
     let mut wait = first_wait;
     let mut retries = 0;
     loop {
-        let (status, body) = attempt().await;
+        let (status, body) = attempt(retries).await;
         if status == 200 || !retryable(status) || retries == RETRIES {
             return Ok((status, body, retries));
         }
@@ -631,7 +657,7 @@ mod tests {
             .unwrap();
         let (status, _, retries) = runtime
             .block_on(with_retries(
-                || {
+                |_| {
                     let status = answers[tries.get().min(answers.len() - 1)];
                     tries.set(tries.get() + 1);
                     async move { (status, Vec::new()) }
@@ -779,9 +805,34 @@ mod tests {
 
     #[test]
     fn pages_divide_files() {
-        assert_eq!(page_size(100_000), 1000);
-        assert_eq!(page_size(3), 3);
-        assert_eq!(page_size(250), 250);
-        assert_eq!(page_size(2500), 625);
+        assert_eq!(page_size(100_000, 1000), 1000);
+        assert_eq!(page_size(100_000, 5000), 5000);
+        assert_eq!(page_size(3, 5000), 3);
+        assert_eq!(page_size(250, 1000), 250);
+        assert_eq!(page_size(2500, 1000), 625);
+        assert_eq!(page_size(100_000, 3000), 2500);
+    }
+
+    #[test]
+    fn a_failed_page_is_asked_again_smaller_and_still_ends_every_file() {
+        let query = vec![
+            ("_count".to_owned(), "5000".to_owned()),
+            ("_cursor".to_owned(), "v2.9.5000.a77".to_owned()),
+        ];
+        let counts: Vec<String> = (0..=RETRIES + 2)
+            .map(|retries| shrunk(&query, retries)[0].1.clone())
+            .collect();
+        assert_eq!(counts, ["5000", "2500", "1250", "625", "125", "25"]);
+        // Each size divides the one before it, so a file of 100,000 still ends on a page.
+        assert!(counts.windows(2).all(|w| {
+            let (a, b) = (w[0].parse::<u64>().unwrap(), w[1].parse::<u64>().unwrap());
+            a.is_multiple_of(b)
+        }));
+        assert_eq!(shrunk(&query, 2)[1], query[1], "the cursor is kept");
+        // Sizes with no divisor at their half go down to 1, and stay there.
+        let odd = vec![("_count".to_owned(), "7".to_owned())];
+        assert_eq!(shrunk(&odd, 1)[0].1, "1");
+        assert_eq!(shrunk(&odd, 3)[0].1, "1");
+        assert_eq!(shrunk(&[], 2), Vec::<(String, String)>::new());
     }
 }

@@ -8,6 +8,13 @@ use crate::error::HttpError;
 use crate::on_db;
 use crate::sites::Site;
 
+/// The default of `bulk.page_resources`.
+pub(super) const DEFAULT_PAGE: u64 = 2500;
+
+/// The largest `bulk.page_resources` a site may set: a page is held whole by the plugin
+/// that builds it and by the host that writes it.
+pub(super) const MAX_PAGE: u64 = 20_000;
+
 /// A site's bulk export settings (`bulk.*` in `site_settings`).
 #[derive(Debug, Clone, Copy)]
 pub(super) struct BulkSettings {
@@ -21,6 +28,9 @@ pub(super) struct BulkSettings {
     pub(super) parallel_types: usize,
     /// The least deadline and CPU budget, in seconds, of an export's plugin calls.
     pub(super) call_seconds: u64,
+    /// The most resources one plugin search page of an export holds (the page is the
+    /// largest divisor of `file_resources` up to it; see [`super::export`]).
+    pub(super) page_resources: u64,
 }
 
 impl Default for BulkSettings {
@@ -34,6 +44,7 @@ impl Default for BulkSettings {
             lease_seconds: 30,
             parallel_types: 2,
             call_seconds: 120,
+            page_resources: DEFAULT_PAGE,
         }
     }
 }
@@ -74,6 +85,7 @@ pub(super) async fn bulk_settings(site: &Site) -> BulkSettings {
             "bulk.lease_seconds" => out.lease_seconds = n,
             "bulk.parallel_types" => out.parallel_types = n.min(64) as usize,
             "bulk.call_seconds" => out.call_seconds = n.min(3600) as u64,
+            "bulk.page_resources" => out.page_resources = (n as u64).min(MAX_PAGE),
             _ => {}
         }
     }

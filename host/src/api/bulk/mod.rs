@@ -70,11 +70,6 @@ const NOT_IN_PATIENT_COMPARTMENT: &[&str] = &[
     "Group",
 ];
 
-/// The most resources one plugin search page of an export holds: beyond the FHIR search's
-/// own cap of 200 (the host allows its export larger pages, see
-/// [`hearth_sdk::request::PAGE_CAP_HEADER`]), so a type costs fewer plugin calls.
-const MAX_PAGE: u64 = 1000;
-
 /// How often the worker looks for jobs when nothing wakes it.
 const TICK: Duration = Duration::from_millis(500);
 
@@ -451,10 +446,12 @@ async fn search_text(
         query,
     };
     let mut request = build_request(call, asked, Bytes::new(), &bound, params, Some(principal));
-    // The export's own, larger pages (no client can send this header).
+    // The export's own, larger pages (no client can send this header): beyond the FHIR
+    // search's own cap of 200, up to the largest `bulk.page_resources`, so a type costs
+    // fewer plugin calls; the query's `_count` asks for the site's page.
     request.headers.push((
         hearth_sdk::request::PAGE_CAP_HEADER.to_owned(),
-        MAX_PAGE.to_string(),
+        limits::MAX_PAGE.to_string(),
     ));
     // A search of an export (a count, a page) may read a whole table: it runs in the
     // background with a deadline and CPU budget of at least `bulk.call_seconds`.

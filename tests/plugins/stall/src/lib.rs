@@ -6,6 +6,11 @@
 //! `GET /fhir/Basic` answers [`TOTAL`] made-up `Basic` resources (no database), paged by
 //! `_count` and an offset `_cursor`; `_summary=count` answers the total. A page that starts
 //! at or after [`STALL_AT`] never answers: it spins until the host's deadline stops it.
+//!
+//! `GET /fhir/Linkage` answers [`TOTAL`] made-up `Linkage` resources the same way, none of
+//! them stalling; a page of more than [`LARGE`] of them takes [`LARGE_BYTES`] of memory
+//! (past a 16 MiB `memory_mib`), as a page of large resources does, so an export shows it
+//! goes on with smaller pages.
 
 use hearth_sdk::FhirType;
 use hearth_sdk::prelude::*;
@@ -16,6 +21,12 @@ pub const TOTAL: u32 = 25;
 /// The offset from which every page stalls.
 pub const STALL_AT: u32 = 12;
 
+/// The most `Linkage` resources a page holds without its large buffer.
+pub const LARGE: u32 = 4;
+
+/// The memory a `Linkage` page of more than [`LARGE`] resources takes.
+pub const LARGE_BYTES: usize = 32 << 20;
+
 /// The stalling type.
 pub struct Stall;
 
@@ -23,21 +34,48 @@ impl Resource for Stall {
     const NAME: &'static str = "test-stall";
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
     const DESCRIPTION: &'static str = "A FHIR search that stalls part-way through (tests only)";
-    const ROUTES: &'static [Route] = &[Route::get("/fhir/Basic", "Basic.s", search)];
+    const ROUTES: &'static [Route] = &[
+        Route::get("/fhir/Basic", "Basic.s", basic),
+        Route::get("/fhir/Linkage", "Linkage.s", linkage),
+    ];
 
     fn fhir_types() -> Vec<FhirType> {
-        vec![FhirType {
-            resource_type: "Basic".to_owned(),
-            profiles: Vec::new(),
-            search_params: Vec::new(),
-        }]
+        ["Basic", "Linkage"]
+            .into_iter()
+            .map(|t| FhirType {
+                resource_type: t.to_owned(),
+                profiles: Vec::new(),
+                search_params: Vec::new(),
+            })
+            .collect()
     }
 }
 
 hearth_sdk::export!(Stall);
 
-fn search(req: &Request) -> Result<Response> {
-    let base = format!("{}/Basic", req.base_url());
+fn basic(req: &Request) -> Result<Response> {
+    search(req, "Basic", |from, _| {
+        if from >= STALL_AT {
+            stall();
+        }
+    })
+}
+
+fn linkage(req: &Request) -> Result<Response> {
+    search(req, "Linkage", |_, count| {
+        if count > LARGE {
+            // A page this large holds a buffer past the plugin's memory limit.
+            let mut buffer = vec![0u8; LARGE_BYTES];
+            buffer[LARGE_BYTES - 1] = 1;
+            std::hint::black_box(&buffer);
+        }
+    })
+}
+
+/// A page of `resource_type`'s made-up resources; `before` is told the page's offset and
+/// size first.
+fn search(req: &Request, resource_type: &str, before: impl Fn(u32, u32)) -> Result<Response> {
+    let base = format!("{}/{resource_type}", req.base_url());
     if req.query("_summary") == Some("count") {
         let body = format!(
             r#"{{"resourceType":"Bundle","type":"searchset","total":{TOTAL},"link":[{{"relation":"self","url":"{base}?_summary=count"}}]}}"#
@@ -54,14 +92,12 @@ fn search(req: &Request) -> Result<Response> {
     };
     let count = number("_count", 10)?.clamp(1, 1000);
     let from = number("_cursor", 0)?;
-    if from >= STALL_AT {
-        stall();
-    }
+    before(from, count);
     let to = (from + count).min(TOTAL);
     let entries: Vec<String> = (from..to)
         .map(|i| {
             format!(
-                r#"{{"fullUrl":"{base}/b-{i}","resource":{{"resourceType":"Basic","id":"b-{i}","code":{{"text":"stall test {i}"}}}},"search":{{"mode":"match"}}}}"#
+                r#"{{"fullUrl":"{base}/b-{i}","resource":{{"resourceType":"{resource_type}","id":"b-{i}","code":{{"text":"stall test {i}"}}}},"search":{{"mode":"match"}}}}"#
             )
         })
         .collect();
