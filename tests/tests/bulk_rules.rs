@@ -299,6 +299,38 @@ plugins = ["fhir-patient", "test-stall"]
     }
 }
 
+/// Kicks off a system export of `types` on the default site and waits for its manifest.
+async fn system_export(app: &TestApp, token: &str, types: &str) -> Value {
+    let url = format!("{}?_type={types}", fhir(app, "default", "/$export"));
+    let reply = send(
+        app,
+        reqwest::Method::GET,
+        &url,
+        Some(token),
+        &KICK_OFF,
+        None,
+    )
+    .await;
+    assert_eq!(reply.status, 202, "{}", reply.text);
+    let status_url = reply.header("content-location").unwrap().to_owned();
+    manifest(app, &status_url, token).await
+}
+
+/// The ids of the resources in `files` (manifest `output` entries), file by file, line by
+/// line.
+async fn ids_in(app: &TestApp, files: &[&Value], token: &str) -> Vec<String> {
+    let mut ids = Vec::new();
+    for file in files {
+        let reply = get(app, file["url"].as_str().unwrap(), token).await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        for line in reply.text.lines() {
+            let resource: Value = serde_json::from_str(line).expect("one resource per line");
+            ids.push(resource["id"].as_str().unwrap().to_owned());
+        }
+    }
+    ids
+}
+
 /// The value of `hearth_plugin_limit_hits_total` for `plugin` and `limit` on the default site.
 async fn limit_hits(app: &TestApp, plugin: &str, limit: &str) -> u64 {
     let reply = get(app, &format!("{}/metrics", app.base), METRICS_TOKEN).await;
@@ -325,26 +357,14 @@ both! {
         // `bulk.call_seconds`, 120 s).
         set(app, "default", "bulk.call_seconds", "1").await;
         let token = system_token(app, "default", "bulk-client", "system/*.read").await;
-        let url = format!("{}?_type=Basic,Patient", fhir(app, "default", "/$export"));
-        let reply = send(app, reqwest::Method::GET, &url, Some(&token), &KICK_OFF, None).await;
-        assert_eq!(reply.status, 202, "{}", reply.text);
-        let status_url = reply.header("content-location").unwrap().to_owned();
-        let done = manifest(app, &status_url, &token).await;
+        let done = system_export(app, &token, "Basic,Patient").await;
 
         // Basic: the three pages of four before the stall, in three files; Patient after
         // it, whole.
         let files = done["output"].as_array().expect("output");
         let basic: Vec<&Value> = files.iter().filter(|f| f["type"] == "Basic").collect();
         assert_eq!(basic.iter().map(|f| f["count"].as_u64().unwrap()).collect::<Vec<_>>(), [4, 4, 4], "{done}");
-        let mut ids = Vec::new();
-        for file in &basic {
-            let reply = get(app, file["url"].as_str().unwrap(), &token).await;
-            assert_eq!(reply.status, 200, "{}", reply.text);
-            for line in reply.text.lines() {
-                let resource: Value = serde_json::from_str(line).expect("one resource per line");
-                ids.push(resource["id"].as_str().unwrap().to_owned());
-            }
-        }
+        let ids = ids_in(app, &basic, &token).await;
         assert_eq!(ids, (0..12).map(|i| format!("b-{i}")).collect::<Vec<_>>());
         let patients = get(app, &fhir(app, "default", "/Patient?_summary=count"), &token).await;
         let exported: u64 = files.iter().filter(|f| f["type"] == "Patient").map(|f| f["count"].as_u64().unwrap()).sum();
@@ -401,11 +421,7 @@ both! {
         set(app, "default", "bulk.page_resources", "8").await;
         set(app, "default", "bulk.retry_after_seconds", "1").await;
         let token = system_token(app, "default", "bulk-client", "system/*.read").await;
-        let url = format!("{}?_type=Linkage", fhir(app, "default", "/$export"));
-        let reply = send(app, reqwest::Method::GET, &url, Some(&token), &KICK_OFF, None).await;
-        assert_eq!(reply.status, 202, "{}", reply.text);
-        let status_url = reply.header("content-location").unwrap().to_owned();
-        let done = manifest(app, &status_url, &token).await;
+        let done = system_export(app, &token, "Linkage").await;
 
         // The first page of eight passed the plugin's memory limit; asked again with four
         // it answered, and the type went on in pages of four: every resource, in files of
@@ -415,16 +431,9 @@ both! {
         assert_eq!(counts, [8, 8, 8, 1], "{done}");
         assert!(done["error"].as_array().is_none_or(Vec::is_empty), "{done}");
         assert!(done["extension"]["incomplete"].is_null(), "{done}");
-        let mut ids = Vec::new();
-        for file in files {
-            assert_eq!(file["type"], "Linkage");
-            let reply = get(app, file["url"].as_str().unwrap(), &token).await;
-            assert_eq!(reply.status, 200, "{}", reply.text);
-            for line in reply.text.lines() {
-                let resource: Value = serde_json::from_str(line).expect("one resource per line");
-                ids.push(resource["id"].as_str().unwrap().to_owned());
-            }
-        }
+        let files: Vec<&Value> = files.iter().collect();
+        assert!(files.iter().all(|f| f["type"] == "Linkage"), "{done}");
+        let ids = ids_in(app, &files, &token).await;
         assert_eq!(ids, (0..25).map(|i| format!("b-{i}")).collect::<Vec<_>>());
         // One page passed the limit: the later pages were asked at the smaller size.
         assert_eq!(limit_hits(app, "test-stall", "memory").await, 1);
