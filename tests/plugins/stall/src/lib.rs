@@ -1,7 +1,8 @@
-//! A FHIR type whose search stalls part-way through (tests only), so the Bulk Data export
-//! tests can show what an export does when one type's page keeps timing out: it retries
-//! the page, then records the failure in the `error` file and the manifest, and goes on
-//! with the other types.
+//! FHIR types whose searches stall part-way through or need much memory for large pages
+//! (tests only), so the Bulk Data export tests can show what an export does when one
+//! type's page keeps timing out (it retries the page, then records the failure in the
+//! `error` file and the manifest, and goes on with the other types) and when a page is
+//! too large for its plugin (it asks again for a smaller one).
 //!
 //! `GET /fhir/Basic` answers [`TOTAL`] made-up `Basic` resources (no database), paged by
 //! `_count` and an offset `_cursor`; `_summary=count` answers the total. A page that starts
@@ -33,7 +34,7 @@ pub struct Stall;
 impl Resource for Stall {
     const NAME: &'static str = "test-stall";
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
-    const DESCRIPTION: &'static str = "A FHIR search that stalls part-way through (tests only)";
+    const DESCRIPTION: &'static str = "FHIR searches that stall part-way through or need much memory for large pages (tests only)";
     const ROUTES: &'static [Route] = &[
         Route::get("/fhir/Basic", "Basic.s", basic),
         Route::get("/fhir/Linkage", "Linkage.s", linkage),
