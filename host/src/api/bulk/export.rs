@@ -185,11 +185,7 @@ impl Run {
         let (call, table) = (&call, &table);
         let asked = with_retries(
             |retries| async move {
-                let query = if shrink {
-                    shrunk(query, retries)
-                } else {
-                    query.to_vec()
-                };
+                let query = shrunk(query, if shrink { retries } else { 0 });
                 answer(search_text(call, table, &self.principal, resource_type, query).await)
             },
             || self.renew(),
