@@ -1,7 +1,8 @@
 //! PostgreSQL set-up for plugin roles: an existing site's host tables move into the schema
 //! `hearth` with their data; a database user that may not create roles gets the exact SQL
 //! to run and the site waits for it; a site whose plugins' role could become more than it
-//! should is refused. Every test here needs `HEARTH_TEST_POSTGRES_URL` and passes without
+//! should is refused; plugin connections the server closed while they sat idle are
+//! replaced without the request seeing it. Every test here needs `HEARTH_TEST_POSTGRES_URL` and passes without
 //! running when it is not set.
 
 use std::time::{Duration, Instant};
@@ -251,6 +252,70 @@ async fn plugin_statements_are_planned_once_for_every_value() {
         )],
         "a plugin's prepared statement keeps its generic plan (docs/admin.md)"
     );
+    sites.close().await;
+    drop_database(&admin, &name).await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugin_connections_the_server_closed_while_idle_are_replaced_unseen() {
+    let Some(admin) = postgres_url() else { return };
+    let (name, url, dir, sites) = fresh_database(&admin).await;
+    let site = sites.create("closed", Some(url.as_str())).await.unwrap();
+    // Three transactions at once leave three idle connections in the plugins' pool.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut open = Vec::new();
+    for _ in 0..3 {
+        let tx = site
+            .gate
+            .begin(&site.db, &probe_grants(), false, deadline)
+            .await
+            .expect("the plugin's transaction");
+        open.push(tx);
+    }
+    for tx in open {
+        tx.rollback().await.unwrap();
+    }
+    // The server ends every one of them (as a restart or an idle timeout would), and
+    // the host learns nothing of it until it next uses them.
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    let plugins = "SELECT pid FROM pg_stat_activity \
+         WHERE datname = current_database() AND usename LIKE 'hearth%plugins'";
+    let ended: Vec<bool> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT pg_terminate_backend(pid) FROM ({plugins}) AS p"
+    )))
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert!(
+        ended.len() >= 3 && ended.iter().all(|ended| *ended),
+        "the pool's connections, three at least: {ended:?}"
+    );
+    let gone = Instant::now() + Duration::from_secs(10);
+    while sqlx::query(sqlx::AssertSqlSafe(plugins))
+        .fetch_optional(&pool)
+        .await
+        .unwrap()
+        .is_some()
+    {
+        assert!(
+            Instant::now() < gone,
+            "the ended connections are still there"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The next plugin transaction runs on a fresh connection, as if nothing happened.
+    assert!(read_as_plugin(&site).await.is_empty());
+    assert_eq!(
+        sqlx::query(sqlx::AssertSqlSafe(plugins))
+            .fetch_all(&pool)
+            .await
+            .unwrap()
+            .len(),
+        1,
+        "one new connection"
+    );
+    pool.close().await;
     sites.close().await;
     drop_database(&admin, &name).await;
     let _ = std::fs::remove_dir_all(dir);

@@ -221,6 +221,11 @@ impl PluginAccess {
             .min_connections(0)
             .acquire_timeout(Duration::from_secs(10))
             .idle_timeout(Duration::from_secs(60))
+            // The pool already pings every connection as it comes back; a second ping
+            // as it goes out again would be one more round trip on every plugin call.
+            // A connection that died while idle fails at its `BEGIN`, which [`begin`]
+            // then makes on a fresh one.
+            .test_before_acquire(false)
             .connect_lazy_with(options);
         let access = PluginAccess {
             pool,
@@ -405,7 +410,26 @@ pub async fn begin(
         quote(role)
     );
     let wait = deadline.saturating_duration_since(Instant::now());
-    match tokio::time::timeout(wait, pool.begin_with(AssertSqlSafe(begin))).await {
+    let begun = async {
+        // The pool does not ping a connection before handing it out: one the server
+        // closed while it sat idle (a restart, an idle timeout) fails here, before any
+        // of the plugin's statements, and the pool drops it. Each idle connection may
+        // be such a one, so as many tries as the pool holds and one more (a closed
+        // socket fails at once; a fresh connection to a server that is down, too).
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match pool.begin_with(AssertSqlSafe(begin.clone())).await {
+                Err(error) if tries <= PLUGIN_POOL_SIZE && lost(&error) => {
+                    tracing::debug!(
+                        "a plugin connection was lost while idle ({error}); begun again"
+                    );
+                }
+                other => break other,
+            }
+        }
+    };
+    match tokio::time::timeout(wait, begun).await {
         Ok(Ok(tx)) => Ok(tx),
         Ok(Err(error)) => Err(match super::store::unreachable(&error) {
             // A lost or refused connection: the request answers 503 (and is retried once).
@@ -414,6 +438,13 @@ pub async fn begin(
         }),
         Err(_) => Err(StoreError::deadline()),
     }
+}
+
+/// Whether `error` says the connection itself is gone (not that no connection came
+/// free, nor that the pool is closed).
+fn lost(error: &sqlx::Error) -> bool {
+    !matches!(error, sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed)
+        && super::store::unreachable(error).is_some()
 }
 
 fn is_duplicate(error: &sqlx::Error) -> bool {
