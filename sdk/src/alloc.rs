@@ -3,8 +3,9 @@
 //! Every request runs in a fresh instance that is thrown away afterwards, so the allocator
 //! is built for one short life: blocks come from a bump pointer, each rounded up to a
 //! power of two (large ones to 64 KiB), and a freed block goes on the free list of its
-//! size, where the next request of that size takes it (the most recent block instead
-//! gives its bytes back to the bump pointer, and grows in place). Allocating and freeing
+//! size, where the next request of that size takes it (the top block, the one that ends
+//! at the bump pointer, instead gives its bytes back to the pointer, and grows in place,
+//! memory with it). Allocating and freeing
 //! are a few instructions each.
 //!
 //! Reuse is what keeps a request's memory small. A bump allocator that never reused a
@@ -25,7 +26,7 @@ const ALIGN: usize = 16;
 const MIN_CLASS: u32 = 4;
 /// Size classes: class `c` holds blocks of `1 << c` bytes, up to [`LARGE`].
 const CLASSES: usize = LARGE.trailing_zeros() as usize + 1;
-/// No block: free lists end here, and `last` is this when the last block is gone.
+/// No block: free lists end here.
 const NONE: usize = 0;
 
 /// Blocks larger than this are not rounded to a power of two (which could double a
@@ -51,13 +52,13 @@ pub(crate) trait Source {
     fn grow(&self, bytes: usize) -> Option<(usize, usize)>;
 }
 
-/// The allocator's state: the bump region, the last block, and a free list per class.
+/// The allocator's state: the bump region and a free list per class. The block that
+/// ends at the bump pointer is the top one: freed, its bytes go back to the pointer;
+/// grown, it grows in place (memory too, when the region ends there).
 struct State {
     /// The next free byte and the end of the region.
     next: usize,
     end: usize,
-    /// The start of the most recent block (it may grow in place), or [`NONE`].
-    last: usize,
     /// The first free block of each class; each free block holds the next one's address
     /// in its first word.
     free: [usize; CLASSES],
@@ -78,7 +79,6 @@ impl<S: Source> Classes<S> {
             state: UnsafeCell::new(State {
                 next: 0,
                 end: 0,
-                last: NONE,
                 free: [NONE; CLASSES],
                 large: NONE,
             }),
@@ -114,8 +114,31 @@ impl<S: Source> Classes<S> {
             return NONE;
         };
         state.next = end;
-        state.last = start;
         start
+    }
+
+    /// Moves the end of the top block at `at` to `end`, growing the region when it ends
+    /// first; `false` when memory cannot grow there (then the region may have moved on
+    /// to fresh memory elsewhere, where the next block is made).
+    fn extend(&self, state: &mut State, at: usize, end: usize) -> bool {
+        if end > state.end {
+            let Some((from, to)) = self.source.grow(end - state.end) else {
+                return false;
+            };
+            if from != state.end {
+                // Not contiguous: the new region serves the blocks made from now on.
+                state.next = from;
+                state.end = to;
+                return false;
+            }
+            state.end = to;
+            if end > state.end {
+                return false;
+            }
+        }
+        debug_assert!(at < end);
+        state.next = end;
+        true
     }
 
     /// # Safety
@@ -171,10 +194,9 @@ impl<S: Source> Classes<S> {
                 None => return,
             }
         };
-        if at == state.last && at.checked_add(bytes) == Some(state.next) {
-            // The most recent block: its bytes go back to the bump pointer.
+        if at.checked_add(bytes) == Some(state.next) {
+            // The top block: its bytes go back to the bump pointer.
             state.next = at;
-            state.last = NONE;
             return;
         }
         if layout.align() > ALIGN {
@@ -210,12 +232,12 @@ impl<S: Source> Classes<S> {
             // SAFETY: as in `allocate`.
             let state = unsafe { &mut *self.state.get() };
             let at = ptr as usize;
-            if at == state.last
-                && at.checked_add(old) == Some(state.next)
-                && at.checked_add(new).is_some_and(|end| end <= state.end)
+            if at.checked_add(old) == Some(state.next)
+                && let Some(end) = at.checked_add(new)
+                && self.extend(state, at, end)
             {
-                // The most recent block grows in place.
-                state.next = at + new;
+                // The top block grows in place: a buffer written to its end (a page's
+                // entries) is never copied to grow, nor leaves its old blocks behind.
                 return ptr;
             }
         } else if new_size <= layout.size() {
@@ -361,18 +383,18 @@ mod tests {
             assert_eq!(c as usize % ALIGN, 0);
             a.write_bytes(1, 24);
             b.write_bytes(2, 24);
-            // `a` is not the last block: it goes on the 32-byte list and comes back.
+            // `a` is not the top block: it goes on the 32-byte list and comes back.
             heap.release(a, layout(24));
             assert_eq!(heap.allocate(layout(30)), a);
             assert_eq!(*b, 2, "a neighbour is untouched");
-            // The last block gives its bytes back to the bump pointer.
+            // The top block gives its bytes back to the bump pointer.
             heap.release(c, layout(100));
             assert_eq!(heap.allocate(layout(128)), c);
         }
     }
 
     #[test]
-    fn a_growing_block_keeps_its_bytes_and_the_last_one_grows_in_place() {
+    fn a_growing_block_keeps_its_bytes_and_the_top_one_grows_in_place() {
         let heap = Classes::new(Buffer::new(1 << 20, 1 << 20));
         unsafe {
             let first = heap.allocate(layout(16));
@@ -383,11 +405,11 @@ mod tests {
             }
             // Within its class: the same block.
             assert_eq!(heap.resize(block, layout(16), 10), block);
-            // The last block grows in place.
+            // The top block grows in place.
             let grown = heap.resize(block, layout(16), 1000);
             assert_eq!(grown, block);
             block = grown;
-            // Not the last block any more: it moves, with its bytes, and its old
+            // Not the top block any more: it moves, with its bytes, and its old
             // place is reused.
             let other = heap.allocate(layout(64));
             let moved = heap.resize(block, layout(1000), 5000);
@@ -398,6 +420,37 @@ mod tests {
             assert_eq!(heap.allocate(layout(1024)), block);
             assert_eq!(*first, 7);
             heap.release(other, layout(64));
+        }
+    }
+
+    #[test]
+    fn the_top_block_grows_in_place_past_the_region_and_once_what_was_above_it_is_freed() {
+        // A page's entries: one buffer written to its end, doubling, while the
+        // temporaries of each resource are made above it and freed.
+        let heap = Classes::new(Buffer::new(64 << 20, 64 << 10));
+        unsafe {
+            let mut size = 1 << 10;
+            let entries = heap.allocate(layout(size));
+            entries.write_bytes(3, size);
+            for step in 0..12 {
+                let temporary = heap.allocate(layout(100 << (step % 4)));
+                temporary.write_bytes(9, 100);
+                heap.release(temporary, layout(100 << (step % 4)));
+                let grown = heap.resize(entries, layout(size), size * 2);
+                assert_eq!(grown, entries, "doubling {step} copied the buffer");
+                grown.add(size).write_bytes(3, size);
+                size *= 2;
+            }
+            assert_eq!(size, 4 << 20);
+            assert!((0..size).all(|i| *entries.add(i) == 3));
+            // Memory grew in 64 KiB regions; the buffer took them as they came, so
+            // what grew is the buffer and no more.
+            let grown = heap.source.grown.get();
+            assert!(grown <= size + STEP, "{grown} bytes grown for 4 MiB");
+            // A block above it that stays: now it moves.
+            let above = heap.allocate(layout(16));
+            assert_ne!(heap.resize(entries, layout(size), size * 2), entries);
+            heap.release(above, layout(16));
         }
     }
 
@@ -436,7 +489,7 @@ mod tests {
             let text = heap.allocate(layout((2 << 20) + 2));
             let after = heap.allocate(layout(16));
             assert_eq!(after as usize - text as usize, (2 << 20) + STEP);
-            // Freed (not the last block), it is taken again by any large block it holds.
+            // Freed (not the top block), it is taken again by any large block it holds.
             heap.release(text, layout((2 << 20) + 2));
             assert_eq!(heap.allocate(layout(300 << 10)), text);
             let grown = heap.source.grown.get();
