@@ -1135,10 +1135,14 @@ fn search_in(
         bundle.field("total", total);
     }
     bundle.field("link", links.end());
-    if shown > 0 {
-        bundle.field("entry", entries.end());
-    }
-    let mut response = answer(200, bundle.end());
+    // The entries are most of a page: the rest of the Bundle goes in front of them in
+    // their own buffer, not they into another.
+    let bundle = if shown > 0 {
+        bundle.end_with("entry", entries.end())
+    } else {
+        bundle.end()
+    };
+    let mut response = answer(200, bundle);
     if !referenced.is_empty() {
         let pairs: Vec<(&str, String)> = referenced
             .iter()
