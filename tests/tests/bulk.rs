@@ -700,3 +700,71 @@ both! {
         send(app, reqwest::Method::DELETE, &status_url, Some(&token), &[], None).await;
     }
 }
+
+/// Runs `hearth --data-dir <app's> group ARGS…` in this process, as the command line would.
+async fn group_cli(app: &TestApp, args: &[&str]) -> anyhow::Result<()> {
+    let cli = <hearth::cli::Cli as clap::Parser>::parse_from(
+        [
+            "hearth",
+            "--data-dir",
+            app.data_dir.to_str().unwrap(),
+            "group",
+        ]
+        .iter()
+        .chain(args),
+    );
+    hearth::cli::run(cli).await
+}
+
+both! {
+    async fn the_group_cli_makes_and_changes_groups_through_the_running_server(app) {
+        seed(app, "default", 4).await;
+        let token = system_token(app, "default", "bulk-client", "system/*.read").await;
+        let patients = get(app, &fhir(app, "default", "/Patient?_count=50"), &token, &[]).await;
+        let ids: Vec<String> = patients.json["entry"].as_array().unwrap().iter()
+            .map(|e| e["resource"]["id"].as_str().unwrap().to_owned()).collect();
+        assert_eq!(ids.len(), 4);
+        // The group named `name`: its id and its members' ids, as the FHIR API reads it.
+        let token = token.as_str();
+        let group = |name: &'static str| async move {
+            let url = fhir(app, "default", &format!("/Group?name={name}"));
+            let found = get(app, &url, token, &[]).await;
+            assert_eq!(found.status, 200, "{}", found.text);
+            let entries = found.json["entry"].as_array().cloned().unwrap_or_default();
+            assert!(entries.len() <= 1, "{}", found.text);
+            entries.first().map(|e| {
+                let members: Vec<String> = e["resource"]["member"].as_array().into_iter().flatten()
+                    .map(|m| m["entity"]["reference"].as_str().unwrap().trim_start_matches("Patient/").to_owned())
+                    .collect();
+                (e["resource"]["id"].as_str().unwrap().to_owned(), members)
+            })
+        };
+
+        // Made with two members (`Patient/` in front or not).
+        let second = format!("Patient/{}", ids[1]);
+        group_cli(app, &["create", "--name", "Cohort", "--patient", &ids[0], "--patient", &second]).await.unwrap();
+        let (id, members) = group("Cohort").await.expect("the group was made");
+        assert_eq!(members, [ids[0].clone(), ids[1].clone()]);
+        // One added (a member named again stays once), one taken out.
+        group_cli(app, &["add", &id, "--patient", &ids[2], "--patient", &ids[0]]).await.unwrap();
+        assert_eq!(group("Cohort").await.unwrap().1, [ids[0].clone(), ids[1].clone(), ids[2].clone()]);
+        group_cli(app, &["remove", &id, "--patient", &ids[1]]).await.unwrap();
+        assert_eq!(group("Cohort").await.unwrap().1, [ids[0].clone(), ids[2].clone()]);
+        // Listing and showing answer; taking out a patient who is not a member is refused
+        // and changes nothing.
+        group_cli(app, &["list"]).await.unwrap();
+        group_cli(app, &["show", &id]).await.unwrap();
+        let refused = group_cli(app, &["remove", &id, "--patient", &ids[3]]).await.unwrap_err();
+        assert!(refused.to_string().contains("is not a member"), "{refused:#}");
+        assert_eq!(group("Cohort").await.unwrap().1, [ids[0].clone(), ids[2].clone()]);
+        // The plugin's own checks apply: an unknown patient is refused with its message,
+        // and no group is made.
+        let refused = group_cli(app, &["create", "--name", "Nobody", "--patient", "no-such-patient"]).await.unwrap_err();
+        assert!(refused.to_string().contains("422"), "{refused:#}");
+        assert!(refused.to_string().contains("no patient has that id"), "{refused:#}");
+        assert!(group("Nobody").await.is_none());
+        // The group is what a Group-level export reads.
+        let exported = get(app, &fhir(app, "default", &format!("/Group/{id}/$export")), token, &KICK_OFF).await;
+        assert_eq!(exported.status, 202, "{}", exported.text);
+    }
+}

@@ -1,6 +1,7 @@
 //! The `hearth` command line. These names are a contract that docs and tests rely on.
 
 pub mod client;
+pub mod group;
 pub mod plugin;
 
 use std::io::Read;
@@ -56,6 +57,10 @@ pub enum Command {
     /// See, reload and check plugins.
     #[command(subcommand)]
     Plugin(plugin::PluginCommand),
+    /// Patient groups (the scope of a Group-level Bulk Data export), through the running
+    /// server.
+    #[command(subcommand)]
+    Group(group::GroupCommand),
     /// Synthetic demo data.
     #[command(subcommand)]
     Demo(DemoCommand),
@@ -301,6 +306,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::Client(command) => client::run_client(&cli.data_dir, command).await,
         Command::PortalLogin(args) => client::run_portal_login(&cli.data_dir, args).await,
+        Command::Group(command) => group::run(&cli.data_dir, command).await,
         Command::Demo(DemoCommand::Seed(args)) => demo_seed(&cli.data_dir, args).await,
         Command::Kek(KekCommand::Rotate) => rotate_kek(&cli.data_dir).await,
     }

@@ -325,7 +325,8 @@ impl Client {
         })
     }
 
-    async fn token(&self, site: &Site) -> Result<String, ClientError> {
+    /// A one-minute token for `site`'s system user with `scope`.
+    async fn token(&self, site: &Site, scope: &str) -> Result<String, ClientError> {
         let subject = crate::auth::users::system_user(site)
             .await
             .map_err(ClientError::Other)?;
@@ -335,7 +336,7 @@ impl Client {
             role: Role::System,
             username: None,
             acl_role: None,
-            scope: format!("system/{ADMIN_RESOURCE}.ru"),
+            scope: scope.to_owned(),
             patient: None,
             context: serde_json::json!({}),
             lifetime: 60,
@@ -346,27 +347,32 @@ impl Client {
             .token)
     }
 
-    async fn call<T: serde::de::DeserializeOwned>(
+    /// Sends `method` to `/apis/{site}{path}` with a token of `scope` (and `body` as
+    /// `application/fhir+json`); answers the body of a 2xx answer, else an error that
+    /// quotes the server's.
+    pub async fn send(
         &self,
         site: &Site,
         method: reqwest::Method,
         path: &str,
-    ) -> Result<T, ClientError> {
-        let token = self.token(site).await?;
-        let url = format!("{}/apis/{}/admin/plugins{path}", self.base, site.name);
-        let response = self
-            .http
-            .request(method, &url)
-            .bearer_auth(token)
-            .send()
-            .await
-            .map_err(|e| {
-                if e.is_connect() {
-                    ClientError::NoServer(e.to_string())
-                } else {
-                    ClientError::Other(anyhow::anyhow!("calling {url}: {e}"))
-                }
-            })?;
+        scope: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<String, ClientError> {
+        let token = self.token(site, scope).await?;
+        let url = format!("{}/apis/{}{path}", self.base, site.name);
+        let mut request = self.http.request(method, &url).bearer_auth(token);
+        if let Some(body) = body {
+            request = request
+                .header("content-type", "application/fhir+json")
+                .body(body.to_string());
+        }
+        let response = request.send().await.map_err(|e| {
+            if e.is_connect() {
+                ClientError::NoServer(e.to_string())
+            } else {
+                ClientError::Other(anyhow::anyhow!("calling {url}: {e}"))
+            }
+        })?;
         let status = response.status();
         let text = response
             .text()
@@ -377,8 +383,20 @@ impl Client {
                 "{url} answered {status}: {text}"
             )));
         }
+        Ok(text)
+    }
+
+    async fn call<T: serde::de::DeserializeOwned>(
+        &self,
+        site: &Site,
+        method: reqwest::Method,
+        path: &str,
+    ) -> Result<T, ClientError> {
+        let path = format!("/admin/plugins{path}");
+        let scope = format!("system/{ADMIN_RESOURCE}.ru");
+        let text = self.send(site, method, &path, &scope, None).await?;
         serde_json::from_str(&text)
-            .map_err(|e| ClientError::Other(anyhow::anyhow!("{url} answered {e}: {text}")))
+            .map_err(|e| ClientError::Other(anyhow::anyhow!("{path} answered {e}: {text}")))
     }
 
     /// The server's list for `site`.
