@@ -96,7 +96,7 @@ async fn execute(client: &Client, site: &Site, command: GroupCommand) -> Result<
         GroupCommand::List { .. } => {
             for group in list(client, site).await? {
                 println!(
-                    "{}\t{}\t{}\t{} members",
+                    "{}\t{}\t{}\t{}",
                     group["id"].as_str().unwrap_or_default(),
                     group["name"].as_str().unwrap_or_default(),
                     if group["active"].as_bool().unwrap_or(true) {
@@ -104,7 +104,7 @@ async fn execute(client: &Client, site: &Site, command: GroupCommand) -> Result<
                     } else {
                         "inactive"
                     },
-                    members(&group).len()
+                    counted(members(&group).len())
                 );
             }
         }
@@ -163,6 +163,14 @@ fn patients_of(given: &[String]) -> Result<Vec<String>> {
         .collect()
 }
 
+/// `1 member`, `3 members`.
+fn counted(members: usize) -> String {
+    match members {
+        1 => "1 member".to_owned(),
+        n => format!("{n} members"),
+    }
+}
+
 /// `member` entries for patient ids.
 fn entities(patients: &[String]) -> Value {
     patients
@@ -204,7 +212,7 @@ async fn replace(
         Some(group),
     )
     .await?;
-    println!("{id}\t{} members", now.len());
+    println!("{id}\t{}", counted(now.len()));
     Ok(())
 }
 
