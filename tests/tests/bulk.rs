@@ -763,6 +763,12 @@ both! {
         assert!(refused.to_string().contains("422"), "{refused:#}");
         assert!(refused.to_string().contains("no patient has that id"), "{refused:#}");
         assert!(group("Nobody").await.is_none());
+        // Neither id goes into a request unless it is a FHIR id.
+        let refused = group_cli(app, &["show", "../Patient"]).await.unwrap_err();
+        assert!(refused.to_string().contains("is not a group's FHIR id"), "{refused:#}");
+        let refused = group_cli(app, &["add", &id, "--patient", "a?b"]).await.unwrap_err();
+        assert!(refused.to_string().contains("is not a patient's FHIR id"), "{refused:#}");
+        assert_eq!(group("Cohort").await.unwrap().1, [ids[0].clone(), ids[2].clone()]);
         // The group is what a Group-level export reads.
         let exported = get(app, &fhir(app, "default", &format!("/Group/{id}/$export")), token, &KICK_OFF).await;
         assert_eq!(exported.status, 202, "{}", exported.text);

@@ -155,12 +155,28 @@ fn patients_of(given: &[String]) -> Result<Vec<String>> {
         .iter()
         .map(|p| {
             let id = p.strip_prefix("Patient/").unwrap_or(p).trim();
-            if id.is_empty() || id.contains('/') {
+            if !is_fhir_id(id) {
                 bail!("{p:?} is not a patient's FHIR id (e.g. Patient/9a1c… or 9a1c…)");
             }
             Ok(id.to_owned())
         })
         .collect()
+}
+
+/// `id` when it is a FHIR id (letters, digits, `-` and `.`, 1 to 64 of them): what goes
+/// into a request's path unescaped.
+fn group_id(id: &str) -> Result<&str> {
+    if !is_fhir_id(id) {
+        bail!("{id:?} is not a group's FHIR id (`hearth group list` shows them)");
+    }
+    Ok(id)
+}
+
+fn is_fhir_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
 }
 
 /// `1 member`, `3 members`.
@@ -217,6 +233,7 @@ async fn replace(
 }
 
 async fn read(client: &Client, site: &Site, id: &str) -> Result<Value> {
+    let id = group_id(id)?;
     let text = send(
         client,
         site,
