@@ -117,10 +117,10 @@ impl<S: Source> Classes<S> {
         start
     }
 
-    /// Moves the end of the top block at `at` to `end`, growing the region when it ends
-    /// first; `false` when memory cannot grow there (then the region may have moved on
-    /// to fresh memory elsewhere, where the next block is made).
-    fn extend(&self, state: &mut State, at: usize, end: usize) -> bool {
+    /// Moves the end of the top block (the bump pointer) to `end`, growing the region
+    /// when it ends first; `false` when memory cannot grow there (then the region may
+    /// have moved on to fresh memory elsewhere, where the next block is made).
+    fn extend(&self, state: &mut State, end: usize) -> bool {
         if end > state.end {
             let Some((from, to)) = self.source.grow(end - state.end) else {
                 return false;
@@ -136,7 +136,6 @@ impl<S: Source> Classes<S> {
                 return false;
             }
         }
-        debug_assert!(at < end);
         state.next = end;
         true
     }
@@ -234,7 +233,7 @@ impl<S: Source> Classes<S> {
             let at = ptr as usize;
             if at.checked_add(old) == Some(state.next)
                 && let Some(end) = at.checked_add(new)
-                && self.extend(state, at, end)
+                && self.extend(state, end)
             {
                 // The top block grows in place: a buffer written to its end (a page's
                 // entries) is never copied to grow, nor leaves its old blocks behind.

@@ -432,7 +432,7 @@ pub async fn begin(
     match tokio::time::timeout(wait, begun).await {
         Ok(Ok(tx)) => Ok(tx),
         Ok(Err(error)) => Err(match super::store::unreachable(&error) {
-            // A lost or refused connection: the request answers 503 (and is retried once).
+            // A connection lost on every try, or refused: the request answers 503.
             Some(cause) => StoreError::Unavailable(cause),
             None => StoreError::Failed(format!("cannot begin the plugin's transaction: {error}")),
         }),

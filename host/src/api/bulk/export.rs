@@ -37,13 +37,9 @@ pub(super) enum Stop {
     Failed(String),
 }
 
-/// The page size: the largest divisor of the file size up to `page_resources`, so every
-/// file ends at a page boundary (where a resumed job starts again).
-fn page_size(file_resources: u64, page_resources: u64) -> u64 {
-    largest_divisor(file_resources, page_resources)
-}
-
-/// The largest divisor of `n` up to `most` (1 at least).
+/// The largest divisor of `n` up to `most` (1 at least). An export's page is the largest
+/// divisor of the file size up to `bulk.page_resources`, so every file ends at a page
+/// boundary (where a resumed job starts again).
 fn largest_divisor(n: u64, most: u64) -> u64 {
     (1..=most.min(n))
         .rev()
@@ -344,7 +340,7 @@ async fn pages(run: &Run, i: usize) -> Result<(), Stop> {
         .with(|progress, _| progress.types[i].next.clone())
         .unwrap_or_else(|| {
             let mut q = plan.query.clone();
-            let page = page_size(file_resources, run.settings.page_resources);
+            let page = largest_divisor(file_resources, run.settings.page_resources);
             q.push(("_count".to_owned(), page.to_string()));
             q.push(("_total".to_owned(), "none".to_owned()));
             q
@@ -801,12 +797,12 @@ mod tests {
 
     #[test]
     fn pages_divide_files() {
-        assert_eq!(page_size(100_000, 1000), 1000);
-        assert_eq!(page_size(100_000, 5000), 5000);
-        assert_eq!(page_size(3, 5000), 3);
-        assert_eq!(page_size(250, 1000), 250);
-        assert_eq!(page_size(2500, 1000), 625);
-        assert_eq!(page_size(100_000, 3000), 2500);
+        assert_eq!(largest_divisor(100_000, 1000), 1000);
+        assert_eq!(largest_divisor(100_000, 5000), 5000);
+        assert_eq!(largest_divisor(3, 5000), 3);
+        assert_eq!(largest_divisor(250, 1000), 250);
+        assert_eq!(largest_divisor(2500, 1000), 625);
+        assert_eq!(largest_divisor(100_000, 3000), 2500);
     }
 
     #[test]
