@@ -4,7 +4,9 @@
 //! running job cancelled (202, then 404, the files gone from disk and not written again
 //! by the exporter that held the job), `X-Progress` while a job runs, and a type whose
 //! page keeps timing out: retried, then named in the `error` file and the manifest while
-//! the other types are exported whole.
+//! the other types are exported whole; a type's pages asked of one kept plugin instance,
+//! never of one that trapped, and of a fresh one each when the plugin says
+//! `keep_instance = false`.
 
 use std::time::Duration;
 
@@ -316,19 +318,26 @@ async fn system_export(app: &TestApp, token: &str, types: &str) -> Value {
     manifest(app, &status_url, token).await
 }
 
-/// The ids of the resources in `files` (manifest `output` entries), file by file, line by
-/// line.
-async fn ids_in(app: &TestApp, files: &[&Value], token: &str) -> Vec<String> {
-    let mut ids = Vec::new();
+/// The resources in `files` (manifest `output` entries), file by file, line by line.
+async fn resources_in(app: &TestApp, files: &[&Value], token: &str) -> Vec<Value> {
+    let mut resources = Vec::new();
     for file in files {
         let reply = get(app, file["url"].as_str().unwrap(), token).await;
         assert_eq!(reply.status, 200, "{}", reply.text);
         for line in reply.text.lines() {
-            let resource: Value = serde_json::from_str(line).expect("one resource per line");
-            ids.push(resource["id"].as_str().unwrap().to_owned());
+            resources.push(serde_json::from_str(line).expect("one resource per line"));
         }
     }
-    ids
+    resources
+}
+
+/// The ids of the resources in `files`, file by file, line by line.
+async fn ids_in(app: &TestApp, files: &[&Value], token: &str) -> Vec<String> {
+    let resources = resources_in(app, files, token).await;
+    resources
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_owned())
+        .collect()
 }
 
 /// The value of `hearth_plugin_limit_hits_total` for `plugin` and `limit` on the default site.
@@ -437,5 +446,129 @@ both! {
         assert_eq!(ids, (0..25).map(|i| format!("b-{i}")).collect::<Vec<_>>());
         // One page passed the limit: the later pages were asked at the smaller size.
         assert_eq!(limit_hits(app, "test-stall", "memory").await, 1);
+    }
+}
+
+/// Exports `test-stall`'s 25 resources of `resource_type` (`Flag` or `Media`) in pages of
+/// four (files of eight) and answers, resource by resource, the call of its plugin
+/// instance that made it.
+async fn calls_of(app: &TestApp, resource_type: &str) -> Vec<u32> {
+    set(app, "default", "bulk.file_resources", "8").await;
+    set(app, "default", "bulk.page_resources", "4").await;
+    set(app, "default", "bulk.retry_after_seconds", "1").await;
+    let token = system_token(app, "default", "bulk-client", "system/*.read").await;
+    let done = system_export(app, &token, resource_type).await;
+    assert!(done["error"].as_array().is_none_or(Vec::is_empty), "{done}");
+    assert!(done["extension"]["incomplete"].is_null(), "{done}");
+    let files: Vec<&Value> = done["output"].as_array().expect("output").iter().collect();
+    let resources = resources_in(app, &files, &token).await;
+    let ids: Vec<&str> = resources
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    let expected: Vec<String> = (0..25).map(|i| format!("b-{i}")).collect();
+    assert_eq!(ids, expected, "every resource once, in order");
+    resources
+        .iter()
+        .map(|r| {
+            let text = r["code"]["text"].as_str().unwrap();
+            let call = text.strip_prefix("call ").and_then(|t| t.split(' ').next());
+            call.and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| panic!("{text}"))
+        })
+        .collect()
+}
+
+/// Resource by resource, the instance call that made it, from `(call, resources)` pairs.
+fn made_by(pages: &[(u32, usize)]) -> Vec<u32> {
+    pages
+        .iter()
+        .flat_map(|&(call, n)| std::iter::repeat_n(call, n))
+        .collect()
+}
+
+both! {
+    options = stall_options();
+
+    async fn an_export_asks_one_instance_for_a_types_pages_and_never_one_that_trapped(app) {
+        // Pages 1 to 3 (offsets 0, 4, 8) were calls 1 to 3 of one instance. The page at
+        // 12 trapped in it (the test plugin traps there in an instance used before); it
+        // was asked again at half the size in a fresh instance (call 1), which then
+        // served the rest of the type in pages of two (calls 2 to 7).
+        let calls = calls_of(app, "Flag").await;
+        let expected = made_by(&[
+            (1, 4), (2, 4), (3, 4),
+            (1, 2), (2, 2), (3, 2), (4, 2), (5, 2), (6, 2), (7, 1),
+        ]);
+        assert_eq!(calls, expected);
+    }
+}
+
+fn fresh_instance_options() -> hearth_tests::Options {
+    hearth_tests::Options::with_plugins(
+        r#"
+[plugins.test-stall]
+file = "test-stall.wasm"
+keep_instance = false
+
+[sites."*"]
+plugins = ["test-stall"]
+"#,
+    )
+}
+
+both! {
+    options = fresh_instance_options();
+
+    async fn a_plugin_whose_instance_is_not_kept_answers_every_export_page_afresh(app) {
+        // `keep_instance = false`: every page is the first call of its instance, so the
+        // page at 12 never traps and the pages stay at four.
+        let calls = calls_of(app, "Flag").await;
+        assert_eq!(calls, vec![1; 25]);
+    }
+}
+
+/// `test-stall` with a 16 MiB memory cap and `config` (its `Media` leaks).
+fn leaking_options(config: &str) -> hearth_tests::Options {
+    hearth_tests::Options {
+        metrics_token: Some(METRICS_TOKEN.to_owned()),
+        ..hearth_tests::Options::with_plugins(format!(
+            r#"
+[plugins.test-stall]
+file = "test-stall.wasm"
+memory_mib = 16
+config = {{ {config} }}
+
+[sites."*"]
+plugins = ["test-stall"]
+"#
+        ))
+    }
+}
+
+both! {
+    options = leaking_options(r#"media_leak_first_mib = "9""#);
+
+    async fn an_instance_grown_past_half_its_memory_cap_is_not_kept(app) {
+        // Each instance's first page leaves it above 8 MiB of its 16: kept, its second
+        // page would answer (it leaks nothing more), but it is not kept, so every page is
+        // the first call of a fresh instance, and none ran out of memory.
+        let calls = calls_of(app, "Media").await;
+        assert_eq!(calls, vec![1; 25]);
+        assert_eq!(limit_hits(app, "test-stall", "memory").await, 0);
+    }
+}
+
+both! {
+    options = leaking_options(r#"media_leak_later_mib = "14""#);
+
+    async fn a_page_that_runs_out_of_memory_in_a_kept_instance_is_asked_of_a_fresh_one(app) {
+        // Each instance's second page passes the 16 MiB cap. It is asked again at once,
+        // whole, of a fresh instance (its first call), so the export never sees the
+        // failure: no page failed, none was made smaller, every resource came from a
+        // first call.
+        let calls = calls_of(app, "Media").await;
+        assert_eq!(calls, vec![1; 25]);
+        assert_eq!(limit_hits(app, "test-stall", "memory").await, 0);
     }
 }

@@ -58,51 +58,46 @@ impl Pre {
         &self,
         store: &mut Store<State>,
     ) -> wasmtime::Result<bindings::PluginInfo> {
-        match self {
-            Pre::V0_1(pre) => {
-                let instance = pre.instantiate_async(&mut *store).await?;
-                // 0.1.0 and 0.2.0 share 0.3.0's types (see `bindings`).
-                instance.hearth_plugin_handler().call_describe(store).await
-            }
-            Pre::V0_2(pre) => {
-                let instance = pre.instantiate_async(&mut *store).await?;
-                instance.hearth_plugin_handler().call_describe(store).await
-            }
-            Pre::V0_3(pre) => {
-                let instance = pre.instantiate_async(&mut *store).await?;
-                instance.hearth_plugin_handler().call_describe(store).await
-            }
+        let instance = self.instantiate(store).await?;
+        match instance {
+            // 0.1.0 and 0.2.0 share 0.3.0's types (see `bindings`).
+            Instance::V0_1(i) => i.hearth_plugin_handler().call_describe(store).await,
+            Instance::V0_2(i) => i.hearth_plugin_handler().call_describe(store).await,
+            Instance::V0_3(i) => i.hearth_plugin_handler().call_describe(store).await,
         }
     }
 
-    /// Instantiates the component in `store` and lets it handle `request`.
+    /// Instantiates the component in `store`, ready for [`Instance::handle`].
+    pub async fn instantiate(&self, store: &mut Store<State>) -> wasmtime::Result<Instance> {
+        Ok(match self {
+            Pre::V0_1(pre) => Instance::V0_1(pre.instantiate_async(store).await?),
+            Pre::V0_2(pre) => Instance::V0_2(pre.instantiate_async(store).await?),
+            Pre::V0_3(pre) => Instance::V0_3(pre.instantiate_async(store).await?),
+        })
+    }
+}
+
+/// An instance of a plugin in its store, typed by its contract version.
+pub enum Instance {
+    /// Built against 0.1.0.
+    V0_1(v0_1::ResourcePlugin),
+    /// Built against 0.2.0.
+    V0_2(v0_2::ResourcePlugin),
+    /// Built against 0.3.0.
+    V0_3(v0_3::ResourcePlugin),
+}
+
+impl Instance {
+    /// Lets the instance handle `request` (0.1.0 and 0.2.0 share 0.3.0's types).
     pub async fn handle(
         &self,
         store: &mut Store<State>,
-        request: bindings::Request,
+        request: &bindings::Request,
     ) -> wasmtime::Result<bindings::Response> {
         match self {
-            Pre::V0_1(pre) => {
-                let instance = pre.instantiate_async(&mut *store).await?;
-                instance
-                    .hearth_plugin_handler()
-                    .call_handle(store, &request)
-                    .await
-            }
-            Pre::V0_2(pre) => {
-                let instance = pre.instantiate_async(&mut *store).await?;
-                instance
-                    .hearth_plugin_handler()
-                    .call_handle(store, &request)
-                    .await
-            }
-            Pre::V0_3(pre) => {
-                let instance = pre.instantiate_async(&mut *store).await?;
-                instance
-                    .hearth_plugin_handler()
-                    .call_handle(store, &request)
-                    .await
-            }
+            Instance::V0_1(i) => i.hearth_plugin_handler().call_handle(store, request).await,
+            Instance::V0_2(i) => i.hearth_plugin_handler().call_handle(store, request).await,
+            Instance::V0_3(i) => i.hearth_plugin_handler().call_handle(store, request).await,
         }
     }
 }

@@ -60,6 +60,9 @@ pub struct PluginSpec {
     pub max_instances: Option<u32>,
     /// Largest response body.
     pub max_response_bytes: Option<usize>,
+    /// Whether one instance may serve consecutive read-only calls of one caller (a
+    /// Bulk Data export's pages of one type); default true.
+    pub keep_instance: Option<bool>,
     /// Configuration values.
     #[serde(default)]
     pub config: BTreeMap<String, String>,
@@ -102,6 +105,9 @@ pub struct Limits {
     pub max_instances: u32,
     /// Largest response body.
     pub max_response_bytes: usize,
+    /// Whether one instance may serve consecutive read-only calls of one caller
+    /// ([`crate::plugins::runtime::Kept`]).
+    pub keep_instance: bool,
 }
 
 impl Default for Limits {
@@ -112,6 +118,7 @@ impl Default for Limits {
             memory_bytes: 64 << 20,
             max_instances: 256,
             max_response_bytes: 16 << 20,
+            keep_instance: true,
         }
     }
 }
@@ -130,6 +137,7 @@ impl PluginSpec {
             max_response_bytes: self
                 .max_response_bytes
                 .unwrap_or(default.max_response_bytes),
+            keep_instance: self.keep_instance.unwrap_or(default.keep_instance),
         }
     }
 }

@@ -1,4 +1,5 @@
-//! Calling a plugin for one request: a fresh instance from the pooling allocator, limits
+//! Calling a plugin for one request: a fresh instance from the pooling allocator (or,
+//! for a Bulk Data export's pages of one type, the one [`Kept`] from its last page), limits
 //! on memory and time (epoch deadline inside wasm, a wall-clock guard around everything
 //! including host calls), a CPU budget, a cap on the response, a bound on concurrent
 //! instances, and the request's transaction committed only when the plugin answers 2xx.
@@ -185,6 +186,129 @@ pub async fn call_within(
     request_id: &str,
     may_write: bool,
 ) -> Result<Outcome, CallError> {
+    let call = Call {
+        engine,
+        site,
+        plugin,
+        limits,
+        request_id,
+        may_write,
+    };
+    run(call, request, None).await
+}
+
+/// An instance kept for the consecutive read-only calls of one caller: a Bulk Data
+/// export asks one plugin for one type's pages, one after another, for one client, and
+/// a fresh instance for each page would build the page's memory again each time (the
+/// pool keeps only the first 4 MiB of a slot resident; the rest is faulted in again).
+///
+/// It is used again only for the same loaded plugin with the same grants and
+/// configuration (a reload or a configuration change makes a new one), and only after
+/// a call that answered 2xx: a call that trapped, ran out of time, CPU or memory, or
+/// answered an error drops it, and the next call starts a fresh instance. What stays
+/// between calls is the plugin's own memory and globals; every call gets its own
+/// deadline, CPU budget, transaction, log budget and request id, as a fresh instance
+/// would. A plugin that must start every call afresh says so with `keep_instance =
+/// false` in `plugins.toml` (see docs/plugins.md).
+#[derive(Default)]
+pub struct Kept(Option<KeptInstance>);
+
+struct KeptInstance {
+    loaded: Arc<super::loader::Loaded>,
+    grants: Arc<crate::db::grants::Grants>,
+    config: Arc<std::collections::HashMap<String, String>>,
+    store: Store<State>,
+    instance: super::loader::Instance,
+}
+
+impl KeptInstance {
+    /// Whether it is an instance of `plugin` as the site has it now.
+    fn of(&self, plugin: &SitePlugin) -> bool {
+        Arc::ptr_eq(&self.loaded, &plugin.loaded)
+            && Arc::ptr_eq(&self.grants, &plugin.grants)
+            && Arc::ptr_eq(&self.config, &plugin.config)
+    }
+}
+
+impl Kept {
+    /// Whether it holds an instance of `plugin` as the site has it now.
+    fn holds(&self, plugin: &SitePlugin) -> bool {
+        self.0.as_ref().is_some_and(|kept| kept.of(plugin))
+    }
+
+    /// The kept instance's store and instance when it belongs to `plugin` (any other is
+    /// dropped).
+    fn take_for(&mut self, plugin: &SitePlugin) -> Option<(Store<State>, super::loader::Instance)> {
+        let kept = self.0.take()?;
+        kept.of(plugin).then_some((kept.store, kept.instance))
+    }
+}
+
+/// A read-only [`call_within`] through `kept` when given: the instance kept there is used
+/// when it belongs to `plugin`, and the call's instance is kept there after a 2xx answer
+/// (see [`Kept`]), unless the plugin's `keep_instance` is off.
+pub async fn call_kept(
+    engine: &Engine,
+    site: &Arc<Site>,
+    plugin: &SitePlugin,
+    limits: crate::plugins::manifest::Limits,
+    request: bindings::Request,
+    request_id: &str,
+    kept: Option<&mut Kept>,
+) -> Result<Outcome, CallError> {
+    let call = Call {
+        engine,
+        site,
+        plugin,
+        limits,
+        request_id,
+        may_write: false,
+    };
+    let kept = match kept {
+        Some(kept) if kept.holds(plugin) => kept,
+        kept => return run(call, request, kept).await,
+    };
+    // A kept instance holds memory from its earlier calls (what its allocator keeps for
+    // reuse): a call that runs out of memory in it is asked again of a fresh instance
+    // before it counts as failed, so keeping an instance never fails a call that a fresh
+    // one would answer.
+    let again = request.clone();
+    match run(call, request, Some(&mut *kept)).await {
+        Err(CallError::Memory(_)) => {
+            tracing::debug!(site = %site.name, plugin = %plugin.loaded.name,
+                "a kept instance ran out of memory; the call is asked again of a fresh one");
+            run(call, again, Some(kept)).await
+        }
+        other => other,
+    }
+}
+
+/// What one call runs with.
+#[derive(Clone, Copy)]
+struct Call<'a> {
+    engine: &'a Engine,
+    site: &'a Arc<Site>,
+    plugin: &'a SitePlugin,
+    limits: crate::plugins::manifest::Limits,
+    request_id: &'a str,
+    may_write: bool,
+}
+
+/// Runs one call; `kept` holds the instance kept from the caller's last call, if any,
+/// and takes this call's (see [`call_kept`]).
+async fn run(
+    call: Call<'_>,
+    request: bindings::Request,
+    mut kept: Option<&mut Kept>,
+) -> Result<Outcome, CallError> {
+    let Call {
+        engine,
+        site,
+        plugin,
+        limits,
+        request_id,
+        may_write,
+    } = call;
     let timeout = Duration::from_millis(limits.timeout_ms);
     let cpu = Duration::from_millis(limits.cpu_ms);
     let cpu_nanos = cpu.as_nanos() as u64;
@@ -202,9 +326,24 @@ pub async fn call_within(
         log: LogCtx::default(),
         config: ConfigCtx::new(plugin.config.clone(), plugin.loaded.config_keys.clone()),
     };
+    // A kept instance starts the call with everything per call new: the whole `State`
+    // (transaction, log, limits, request id) and the deadline and CPU meter below.
+    let reused = kept.as_mut().and_then(|kept| kept.take_for(plugin));
+    let (mut store, instance) = match reused {
+        Some((mut store, instance)) => {
+            // Its memory stays as large as it grew.
+            let largest = store.data().limits.memory.largest;
+            *store.data_mut() = state;
+            store.data_mut().limits.memory.largest = largest;
+            (store, Some(instance))
+        }
+        None => {
+            let mut store = Store::new(&engine.wasmtime, state);
+            store.limiter(|state| &mut state.limits.memory);
+            (store, None)
+        }
+    };
     let meter = Arc::new(CpuMeter::new());
-    let mut store = Store::new(&engine.wasmtime, state);
-    store.limiter(|state| &mut state.limits.memory);
     store.set_epoch_deadline(1);
     let ticking = meter.clone();
     store.epoch_deadline_callback(move |_| {
@@ -217,12 +356,26 @@ pub async fn call_within(
             Ok(UpdateDeadline::Yield(1))
         }
     });
-    let run = metered(&meter, plugin.loaded.pre.handle(&mut store, request));
-    let result = match tokio::time::timeout(timeout, run).await {
-        Ok(result) => result.map_err(|error| classify(error, timeout, cpu, limits.memory_bytes)),
-        Err(_) => Err(CallError::Timeout(timeout)),
+    let pre = &plugin.loaded.pre;
+    let handled = async {
+        let instance = match instance {
+            Some(instance) => instance,
+            None => pre.instantiate(&mut store).await?,
+        };
+        let response = instance.handle(&mut store, &request).await?;
+        wasmtime::Result::Ok((instance, response))
+    };
+    let run = metered(&meter, handled);
+    let (result, instance) = match tokio::time::timeout(timeout, run).await {
+        Ok(Ok((instance, response))) => (Ok(response), Some(instance)),
+        Ok(Err(error)) => (
+            Err(classify(error, timeout, cpu, limits.memory_bytes)),
+            None,
+        ),
+        Err(_) => (Err(CallError::Timeout(timeout)), None),
     };
     let state = store.data_mut();
+    let grown = state.limits.memory.largest;
     let tx = state.store.tx.take();
     let poisoned = state.store.poisoned;
     let statements = state.store.statements;
@@ -234,13 +387,32 @@ pub async fn call_within(
             String::from_utf8_lossy(&state.log.console).trim_end()
         );
     }
-    drop(store);
     let response = match result {
         Ok(response) if response.body.len() > limits.max_response_bytes => {
             Err(CallError::ResponseTooLarge(limits.max_response_bytes))
         }
         other => other,
     };
+    // Kept only after a clean 2xx answer of a read, and while its memory is at most
+    // half its cap (its allocator's free blocks may grow with its calls; a fresh instance
+    // starts small again); anything else drops the instance with its store here.
+    if let (Some(kept), Ok(response), Some(instance)) = (kept, &response, instance)
+        && (200..300).contains(&response.status)
+        && !may_write
+        && !poisoned
+        && limits.keep_instance
+        && grown <= limits.memory_bytes / 2
+    {
+        kept.0 = Some(KeptInstance {
+            loaded: plugin.loaded.clone(),
+            grants: plugin.grants.clone(),
+            config: plugin.config.clone(),
+            store,
+            instance,
+        });
+    } else {
+        drop(store);
+    }
     match (response, tx) {
         (Ok(response), Some(tx)) if (200..300).contains(&response.status) => {
             // A read-only transaction has nothing to save: the plugin saw the failed

@@ -19,6 +19,7 @@ use super::{
 use crate::auth::tokens::Principal;
 use crate::error::Family;
 use crate::on_db;
+use crate::plugins::runtime::Kept;
 use crate::sites::Site;
 
 /// A leased job.
@@ -154,12 +155,14 @@ impl Run {
 
     /// One search of `resource_type` (a count or a page), asked again while it fails; a
     /// retry renews the lease (a page being retried is not counted yet), and a page
-    /// (`shrink`) is asked again with half as many resources ([`shrunk`]).
+    /// (`shrink`) is asked again with half as many resources ([`shrunk`]). `kept` holds
+    /// the plugin instance of the type's pages (see [`Kept`]).
     async fn ask(
         &self,
         resource_type: &str,
         query: &[(String, String)],
         shrink: bool,
+        kept: Option<&tokio::sync::Mutex<Kept>>,
     ) -> Result<(u16, Vec<u8>, u32), Stop> {
         let headers = HeaderMap::new();
         let uri = axum::http::Uri::from_static("/");
@@ -182,7 +185,12 @@ impl Run {
         let asked = with_retries(
             |retries| async move {
                 let query = shrunk(query, if shrink { retries } else { 0 });
-                answer(search_text(call, table, &self.principal, resource_type, query).await)
+                let mut kept = match kept {
+                    Some(kept) => Some(kept.lock().await),
+                    None => None,
+                };
+                let kept = kept.as_deref_mut();
+                answer(search_text(call, table, &self.principal, resource_type, query, kept).await)
             },
             || self.renew(),
             FIRST_WAIT,
@@ -311,7 +319,7 @@ async fn count(run: &Run, i: usize) -> Result<(), Stop> {
     let t = &plan.resource_type;
     let mut query = plan.query.clone();
     query.push(("_summary".to_owned(), "count".to_owned()));
-    let (status, body, tries) = run.ask(t, &query, false).await?;
+    let (status, body, tries) = run.ask(t, &query, false, None).await?;
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     if status != 200 {
         run.give_up(
@@ -336,6 +344,9 @@ async fn pages(run: &Run, i: usize) -> Result<(), Stop> {
     let t = &plan.resource_type;
     let file_resources = run.settings.file_resources;
     let started = Instant::now();
+    // The type's pages are asked of one plugin instance, kept from one page to the next
+    // (one job, one client, one type): a page's memory is built once, not every page.
+    let kept = tokio::sync::Mutex::new(Kept::default());
     let mut query = run
         .with(|progress, _| progress.types[i].next.clone())
         .unwrap_or_else(|| {
@@ -359,7 +370,7 @@ async fn pages(run: &Run, i: usize) -> Result<(), Stop> {
         };
         // The query of the type's next file; `None` when the type is finished.
         let next_file = loop {
-            let (status, body, tries) = run.ask(t, &query, true).await?;
+            let (status, body, tries) = run.ask(t, &query, true, Some(&kept)).await?;
             if status != 200 {
                 let outcome: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
                 let count = run.with(|progress, _| progress.done_of(t)) + file.count;

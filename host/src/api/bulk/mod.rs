@@ -425,18 +425,20 @@ async fn search(
     resource_type: &str,
     query: Vec<(String, String)>,
 ) -> Result<(u16, Value), HttpError> {
-    let (status, body) = search_text(call, table, principal, resource_type, query).await?;
+    let (status, body) = search_text(call, table, principal, resource_type, query, None).await?;
     Ok((status, serde_json::from_slice(&body).unwrap_or(Value::Null)))
 }
 
 /// [`search`] answering the body as the plugin wrote it (the export copies the resources
-/// out of it without building them as values).
+/// out of it without building them as values); through `kept` when given (an export's
+/// pages of one type, see [`runtime::Kept`]).
 async fn search_text(
     call: &Call<'_>,
     table: &SiteTable,
     principal: &Principal,
     resource_type: &str,
     query: Vec<(String, String)>,
+    kept: Option<&mut runtime::Kept>,
 ) -> Result<(u16, Vec<u8>), HttpError> {
     let (bound, params) = search_route(table, principal, resource_type)?;
     let path = format!("/{resource_type}");
@@ -459,14 +461,14 @@ async fn search_text(
     let least = limits::bulk_settings(call.site).await.call_seconds * 1000;
     budget.timeout_ms = budget.timeout_ms.max(least);
     budget.cpu_ms = budget.cpu_ms.max(least);
-    let result = runtime::call_within(
+    let result = runtime::call_kept(
         &call.app.registry.engine,
         call.site,
         &bound.plugin,
         budget,
         request,
         call.request_id,
-        false,
+        kept,
     )
     .await;
     count_call(&call.app.telemetry, &call.site.name, &bound, &result);

@@ -3,12 +3,12 @@
 
 use std::time::{Duration, Instant};
 
-use wasmtime::{StoreLimits, StoreLimitsBuilder};
+use wasmtime::{ResourceLimiter, StoreLimits, StoreLimitsBuilder};
 
 /// How much an instance may use, and until when.
 pub struct LimitsCtx {
     /// Memory and instance limits, checked by wasmtime.
-    pub memory: StoreLimits,
+    pub memory: MemoryLimits,
     /// When the request must be answered by.
     pub deadline: Instant,
 }
@@ -22,13 +22,15 @@ impl LimitsCtx {
     /// Limits of a request: `memory_bytes` of linear memory, answered by `deadline`.
     pub fn new(memory_bytes: usize, deadline: Instant) -> LimitsCtx {
         LimitsCtx {
-            memory: StoreLimitsBuilder::new()
-                .memory_size(memory_bytes)
-                .instances(20)
-                .tables(20)
-                .memories(4)
-                .trap_on_grow_failure(true)
-                .build(),
+            memory: MemoryLimits::new(
+                StoreLimitsBuilder::new()
+                    .memory_size(memory_bytes)
+                    .instances(20)
+                    .tables(20)
+                    .memories(4)
+                    .trap_on_grow_failure(true)
+                    .build(),
+            ),
             deadline,
         }
     }
@@ -36,10 +38,12 @@ impl LimitsCtx {
     /// Limits of the one `describe` call at load time.
     pub fn describing() -> LimitsCtx {
         LimitsCtx {
-            memory: StoreLimitsBuilder::new()
-                .memory_size(DESCRIBE_MEMORY_BYTES)
-                .trap_on_grow_failure(true)
-                .build(),
+            memory: MemoryLimits::new(
+                StoreLimitsBuilder::new()
+                    .memory_size(DESCRIBE_MEMORY_BYTES)
+                    .trap_on_grow_failure(true)
+                    .build(),
+            ),
             deadline: Instant::now() + DESCRIBE_TIME,
         }
     }
@@ -53,6 +57,65 @@ impl LimitsCtx {
     /// again to use.
     pub fn fits_pause(&self, pause: Duration) -> bool {
         self.deadline.saturating_duration_since(Instant::now()) > pause * 2
+    }
+}
+
+/// wasmtime's [`StoreLimits`], noting the size of the largest memory the store's
+/// instances have grown to (a kept instance is not kept past half its cap, see
+/// [`crate::plugins::runtime::Kept`]).
+pub struct MemoryLimits {
+    limits: StoreLimits,
+    /// The largest size a memory was allowed to grow to, in bytes.
+    pub largest: usize,
+}
+
+impl MemoryLimits {
+    fn new(limits: StoreLimits) -> MemoryLimits {
+        MemoryLimits { limits, largest: 0 }
+    }
+}
+
+impl ResourceLimiter for MemoryLimits {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let allowed = self.limits.memory_growing(current, desired, maximum)?;
+        if allowed {
+            self.largest = self.largest.max(desired);
+        }
+        Ok(allowed)
+    }
+
+    fn memory_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.limits.memory_grow_failed(error)
+    }
+
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        self.limits.table_growing(current, desired, maximum)
+    }
+
+    fn table_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.limits.table_grow_failed(error)
+    }
+
+    fn instances(&self) -> usize {
+        self.limits.instances()
+    }
+
+    fn tables(&self) -> usize {
+        self.limits.tables()
+    }
+
+    fn memories(&self) -> usize {
+        self.limits.memories()
     }
 }
 
@@ -99,6 +162,11 @@ mod tests {
                 .memory_growing(1 << 20, 2 << 20, None)
                 .unwrap()
         );
+        assert_eq!(
+            limits.memory.largest,
+            2 << 20,
+            "the size it grew to is noted"
+        );
         // `trap_on_grow_failure`: growing past the cap is an error, not a -1 the plugin
         // could ignore.
         assert!(
@@ -107,6 +175,7 @@ mod tests {
                 .memory_growing(2 << 20, (2 << 20) + 65536, None)
                 .is_err()
         );
+        assert_eq!(limits.memory.largest, 2 << 20, "a refused size is not");
     }
 
     #[test]
