@@ -212,6 +212,12 @@ async fn metrics(State(app): State<Arc<AppState>>, headers: axum::http::HeaderMa
         });
         app.telemetry.set_pool(&site.name, pool);
     }
+    let plugins = app.registry.engine.pool_use();
+    app.telemetry.set_plugin_pool(
+        plugins.instances,
+        plugins.warm_memories,
+        plugins.idle_resident_bytes,
+    );
     (
         [(
             axum::http::header::CONTENT_TYPE,

@@ -110,6 +110,9 @@ pub struct Telemetry {
     tokens: Family<GrantLabels, Counter>,
     pool_connections: Family<PoolLabels, Gauge>,
     pool_max: Family<SiteLabels, Gauge>,
+    plugin_instances: Gauge,
+    plugin_warm_slots: Gauge,
+    plugin_warm_bytes: Gauge,
     bulk_accepted: Family<SiteLabels, Counter>,
     bulk_running: Family<SiteLabels, Gauge>,
     bulk_queued: Family<SiteLabels, Gauge>,
@@ -206,6 +209,24 @@ impl Telemetry {
             "The most connections each site's database pool opens",
             pool_max.clone(),
         );
+        let plugin_instances = Gauge::default();
+        registry.register(
+            "hearth_plugin_pool_instances",
+            "Plugin instances alive in the pool (requests being served)",
+            plugin_instances.clone(),
+        );
+        let plugin_warm_slots = Gauge::default();
+        registry.register(
+            "hearth_plugin_pool_warm_slots",
+            "Idle pool slots kept warm for the plugin that last ran in them (see plugin_warm_slots)",
+            plugin_warm_slots.clone(),
+        );
+        let plugin_warm_bytes = Gauge::default();
+        registry.register(
+            "hearth_plugin_pool_warm_resident_bytes",
+            "Memory the idle warm slots keep resident",
+            plugin_warm_bytes.clone(),
+        );
         let bulk_accepted = Family::<SiteLabels, Counter>::default();
         registry.register(
             "hearth_bulk_jobs_accepted",
@@ -251,6 +272,9 @@ impl Telemetry {
             tokens,
             pool_connections,
             pool_max,
+            plugin_instances,
+            plugin_warm_slots,
+            plugin_warm_bytes,
         }
     }
 
@@ -378,6 +402,15 @@ impl Telemetry {
                 site: site.to_owned(),
             })
             .set(i64::from(pool.max));
+    }
+
+    /// Records how the plugin pool stands now (called as metrics are read): instances
+    /// alive, idle warm slots and the bytes those keep resident.
+    pub fn set_plugin_pool(&self, instances: u64, warm_slots: u32, warm_bytes: u64) {
+        let gauge = |value: u64| i64::try_from(value).unwrap_or(i64::MAX);
+        self.plugin_instances.set(gauge(instances));
+        self.plugin_warm_slots.set(i64::from(warm_slots));
+        self.plugin_warm_bytes.set(gauge(warm_bytes));
     }
 
     /// Every metric in the OpenMetrics text format ([`CONTENT_TYPE`]).

@@ -468,15 +468,15 @@ async fn calls_of(app: &TestApp, resource_type: &str) -> Vec<u32> {
         .collect();
     let expected: Vec<String> = (0..25).map(|i| format!("b-{i}")).collect();
     assert_eq!(ids, expected, "every resource once, in order");
-    resources
-        .iter()
-        .map(|r| {
-            let text = r["code"]["text"].as_str().unwrap();
-            let call = text.strip_prefix("call ").and_then(|t| t.split(' ').next());
-            call.and_then(|n| n.parse().ok())
-                .unwrap_or_else(|| panic!("{text}"))
-        })
-        .collect()
+    resources.iter().map(call_of).collect()
+}
+
+/// The instance call that made a `test-stall` resource (its `code.text`).
+fn call_of(resource: &Value) -> u32 {
+    let text = resource["code"]["text"].as_str().unwrap();
+    let call = text.strip_prefix("call ").and_then(|t| t.split(' ').next());
+    call.and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{text}"))
 }
 
 /// Resource by resource, the instance call that made it, from `(call, resources)` pairs.
@@ -570,5 +570,58 @@ both! {
         let calls = calls_of(app, "Media").await;
         assert_eq!(calls, vec![1; 25]);
         assert_eq!(limit_hits(app, "test-stall", "memory").await, 0);
+    }
+}
+
+/// The value of the gauge `name` in `/metrics`.
+async fn gauge(app: &TestApp, name: &str) -> Option<i64> {
+    let reply = get(app, &format!("{}/metrics", app.base), METRICS_TOKEN).await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    reply.text.lines().find_map(|line| {
+        let (metric, value) = line.split_once(' ')?;
+        (metric == name).then(|| value.parse().ok())?
+    })
+}
+
+both! {
+    options = stall_options();
+
+    async fn an_exports_plugin_instances_take_no_slot_from_the_pool_requests_use(app) {
+        set(app, "default", "bulk.file_resources", "4").await;
+        set(app, "default", "bulk.retry_after_seconds", "1").await;
+        set(app, "default", "bulk.call_seconds", "1").await;
+        let token = system_token(app, "default", "bulk-client", "system/*.read").await;
+        // A request first, so the plugin has the warm slot requests use (its first
+        // request after start-up takes one of its own).
+        let count = get(app, &fhir(app, "default", "/Basic?_summary=count"), &token).await;
+        assert_eq!(count.status, 200, "{}", count.text);
+        assert_eq!(gauge(app, "hearth_plugin_pool_instances").await, Some(0));
+        let warm = gauge(app, "hearth_plugin_pool_warm_slots").await;
+        assert!(warm.is_some());
+        let url = format!("{}?_type=Basic", fhir(app, "default", "/$export"));
+        let reply = send(app, reqwest::Method::GET, &url, Some(&token), &KICK_OFF, None).await;
+        assert_eq!(reply.status, 202, "{}", reply.text);
+        let status_url = reply.header("content-location").unwrap().to_owned();
+        // Once Basic's page at 12 first stopped at its deadline, the count is done and
+        // the export runs nothing but that page, asked again three times, a second each,
+        // always in an instance of its own: the pool that serves requests holds none.
+        let mut in_pool = Vec::new();
+        loop {
+            let hits = limit_hits(app, "test-stall", "time").await;
+            if hits >= 4 {
+                break;
+            }
+            if hits >= 1 {
+                in_pool.push(gauge(app, "hearth_plugin_pool_instances").await);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(in_pool.len() >= 10, "{in_pool:?}");
+        assert!(in_pool.iter().all(|n| *n == Some(0)), "{in_pool:?}");
+        let done = manifest(app, &status_url, &token).await;
+        assert_eq!(done["extension"]["incomplete"], json!([{"type": "Basic", "count": 12, "expected": 25}]), "{done}");
+        // Nor did the export leave a warm slot behind (its count ran in the slot the
+        // request above left warm).
+        assert_eq!(gauge(app, "hearth_plugin_pool_warm_slots").await, warm);
     }
 }

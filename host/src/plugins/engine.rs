@@ -66,7 +66,34 @@ pub struct Engine {
     pub wasmtime: wasmtime::Engine,
     /// Host functions, defined once.
     pub linker: Linker<State>,
+    /// The engine of instances kept from call to call (see [`KeptEngine`]).
+    pub kept: KeptEngine,
     cache_dir: PathBuf,
+}
+
+/// The engine of instances kept from one call to the next (a Bulk Data export asks one
+/// instance for a type's pages, see `runtime::Kept`). It compiles exactly as the pooled
+/// engine does, so it loads the same compiled components, but it gives each instance its
+/// own memory, mapped when the instance is made and unmapped when it drops: a kept
+/// instance takes none of the pool's slots from HTTP requests, and when its type ends its
+/// memory goes back to the system instead of staying resident in a warm slot (each up to
+/// `linear_memory_keep_resident`).
+pub struct KeptEngine {
+    /// The wasmtime engine (instances allocated on demand).
+    pub wasmtime: wasmtime::Engine,
+    /// The same host functions, for this engine.
+    pub linker: Linker<State>,
+}
+
+/// What the pooled engine's slots hold now (for the metrics).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PoolUse {
+    /// Component instances alive in the pool.
+    pub instances: u64,
+    /// Idle memory slots still affine to the plugin that last ran in them.
+    pub warm_memories: u32,
+    /// Bytes those idle slots keep resident.
+    pub idle_resident_bytes: u64,
 }
 
 impl Engine {
@@ -104,34 +131,29 @@ impl Engine {
             } else {
                 Enabled::No
             });
-        let mut config = Config::new();
-        config
-            .wasm_component_model(true)
-            .epoch_interruption(true)
-            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
-            .memory_init_cow(tuning.memory_init_cow)
-            .cranelift_opt_level(wasmtime::OptLevel::Speed)
-            .memory_reservation(MAX_MEMORY_BYTES as u64)
-            .memory_guard_size(64 << 10)
-            .async_stack_size(2 << 20)
-            .max_wasm_stack(1 << 20);
-        if std::env::var_os("HEARTH_PERFMAP").is_some() {
-            // Names JIT frames for `perf` (diagnostics only).
-            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
-        }
-        let wasmtime = wasmtime::Engine::new(&config)?;
-        let mut linker = Linker::new(&wasmtime);
-        // Every supported contract version on one linker, each interface on its own
-        // capability context (see `host`).
-        super::host::add_to_linker(&mut linker)?;
-        super::wasi::add_to_linker(&mut linker)?;
-        let weak = wasmtime.weak();
+        let wasmtime = wasmtime::Engine::new(&config(
+            InstanceAllocationStrategy::Pooling(pool),
+            tuning.memory_init_cow,
+        ))?;
+        let linker = host_linker(&wasmtime)?;
+        // The same compile settings (so the same compiled components load in it), memory
+        // allocated per instance.
+        let kept = wasmtime::Engine::new(&config(
+            InstanceAllocationStrategy::OnDemand,
+            tuning.memory_init_cow,
+        ))?;
+        let kept = KeptEngine {
+            linker: host_linker(&kept)?,
+            wasmtime: kept,
+        };
+        let weak = [wasmtime.weak(), kept.wasmtime.weak()];
         std::thread::Builder::new()
             .name("hearth-epoch".into())
             .spawn(move || {
-                while let Some(engine) = weak.upgrade() {
-                    engine.increment_epoch();
-                    drop(engine);
+                while let [Some(pooled), Some(kept)] = weak.each_ref().map(|w| w.upgrade()) {
+                    pooled.increment_epoch();
+                    kept.increment_epoch();
+                    drop((pooled, kept));
                     std::thread::sleep(EPOCH_TICK);
                 }
             })
@@ -141,15 +163,25 @@ impl Engine {
         Ok(Arc::new(Engine {
             wasmtime,
             linker,
+            kept,
             cache_dir: cache_dir.to_path_buf(),
         }))
     }
 
-    /// Compiles `bytes`, or loads the compiled form cached under their hash.
-    pub fn compile(&self, bytes: &[u8]) -> Result<(Component, String)> {
-        let mut hasher = Sha256::new();
-        hasher.update(bytes);
-        let content = hex::encode(hasher.finalize());
+    /// What the pooled engine's slots hold now.
+    pub fn pool_use(&self) -> PoolUse {
+        self.wasmtime
+            .pooling_allocator_metrics()
+            .map(|pool| PoolUse {
+                instances: pool.component_instances(),
+                warm_memories: pool.unused_warm_memories(),
+                idle_resident_bytes: pool.unused_memory_bytes_resident() as u64,
+            })
+            .unwrap_or_default()
+    }
+
+    /// Where the compiled form of the component whose SHA-256 is `content` is cached.
+    fn cached(&self, content: &str) -> PathBuf {
         let mut key = Sha256::new();
         key.update(content.as_bytes());
         // The same bytes compile differently for another engine configuration or version.
@@ -157,9 +189,37 @@ impl Engine {
             &self.wasmtime.precompile_compatibility_hash(),
             &mut HashWriter(&mut key),
         );
-        let cached = self
-            .cache_dir
-            .join(format!("{}.cwasm", hex::encode(key.finalize())));
+        self.cache_dir
+            .join(format!("{}.cwasm", hex::encode(key.finalize())))
+    }
+
+    /// `component` (compiled by [`Engine::compile`] from bytes whose SHA-256 is
+    /// `content`) for the [`KeptEngine`]: the cached compiled file mapped again, or the
+    /// component serialized and loaded when there is no such file. Nothing is compiled.
+    pub fn for_kept(&self, content: &str, component: &Component) -> Result<Component> {
+        let cached = self.cached(content);
+        if cached.exists() {
+            // SAFETY: the cache holds only artifacts written by an engine with these
+            // compile settings (keyed by the compatibility hash, which the kept engine
+            // shares); wasmtime verifies the header on load.
+            if let Ok(component) =
+                unsafe { Component::deserialize_file(&self.kept.wasmtime, &cached) }
+            {
+                return Ok(component);
+            }
+        }
+        let serialized = component.serialize()?;
+        // SAFETY: serialized just now from a component of the same compile settings.
+        let component = unsafe { Component::deserialize(&self.kept.wasmtime, &serialized) }?;
+        Ok(component)
+    }
+
+    /// Compiles `bytes`, or loads the compiled form cached under their hash.
+    pub fn compile(&self, bytes: &[u8]) -> Result<(Component, String)> {
+        let mut hasher = Sha256::new();
+        hasher.update(bytes);
+        let content = hex::encode(hasher.finalize());
+        let cached = self.cached(&content);
         if cached.exists() {
             // SAFETY: the cache holds only artifacts this engine configuration wrote
             // (keyed by the compatibility hash); wasmtime verifies the header on load.
@@ -184,6 +244,36 @@ impl Engine {
         let component = unsafe { Component::deserialize(&self.wasmtime, &serialized) }?;
         Ok((component, content))
     }
+}
+
+/// The engine configuration: everything that decides how a component compiles is the
+/// same for both engines; only how instances get their memory differs.
+fn config(strategy: InstanceAllocationStrategy, memory_init_cow: bool) -> Config {
+    let mut config = Config::new();
+    config
+        .wasm_component_model(true)
+        .epoch_interruption(true)
+        .allocation_strategy(strategy)
+        .memory_init_cow(memory_init_cow)
+        .cranelift_opt_level(wasmtime::OptLevel::Speed)
+        .memory_reservation(MAX_MEMORY_BYTES as u64)
+        .memory_guard_size(64 << 10)
+        .async_stack_size(2 << 20)
+        .max_wasm_stack(1 << 20);
+    if std::env::var_os("HEARTH_PERFMAP").is_some() {
+        // Names JIT frames for `perf` (diagnostics only).
+        config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
+    config
+}
+
+/// Every supported contract version's host functions on one linker, each interface on
+/// its own capability context (see `host`).
+fn host_linker(engine: &wasmtime::Engine) -> Result<Linker<State>> {
+    let mut linker = Linker::new(engine);
+    super::host::add_to_linker(&mut linker)?;
+    super::wasi::add_to_linker(&mut linker)?;
+    Ok(linker)
 }
 
 /// Feeds `Hash` output into a SHA-256 state.

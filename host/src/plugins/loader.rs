@@ -174,6 +174,37 @@ pub struct Loaded {
     pub pre: Pre,
     /// When it was loaded.
     pub loaded_at: time::OffsetDateTime,
+    /// The compiled component, for [`Loaded::kept_pre`].
+    component: wasmtime::component::Component,
+    /// The same, ready to instantiate in the kept engine: made at its first kept call;
+    /// `None` when it could not be (kept calls then use [`Loaded::pre`]).
+    kept_pre: std::sync::OnceLock<Option<Pre>>,
+}
+
+impl Loaded {
+    /// The plugin ready to instantiate in `engine`'s [`KeptEngine`](super::engine::KeptEngine),
+    /// made once (the compiled component loaded there, nothing compiled again); `None`
+    /// when it cannot be, which is logged once.
+    pub fn kept_pre(&self, engine: &Engine) -> Option<&Pre> {
+        self.kept_pre
+            .get_or_init(|| {
+                let made = engine
+                    .for_kept(&self.hash, &self.component)
+                    .and_then(|component| {
+                        let pre = engine.kept.linker.instantiate_pre(&component)?;
+                        Pre::new(&self.contract, pre)
+                    });
+                match made {
+                    Ok(pre) => Some(pre),
+                    Err(error) => {
+                        tracing::warn!(plugin = %self.name,
+                            "kept instances of this plugin use the pool: {error:#}");
+                        None
+                    }
+                }
+            })
+            .as_ref()
+    }
 }
 
 /// The FHIR search parameter types a plugin may declare.
@@ -324,7 +355,7 @@ async fn finish(
         .await
         .map_err(anyhow::Error::from)
         .context("describe failed")?;
-    verify(info, contract, hash, pre, migrations, docs)
+    verify(info, contract, hash, (pre, component), migrations, docs)
 }
 
 /// The component's imports, `interface{function, …}`, for error messages.
@@ -379,7 +410,7 @@ fn verify(
     info: bindings::PluginInfo,
     contract: String,
     hash: String,
-    pre: Pre,
+    (pre, component): (Pre, wasmtime::component::Component),
     migrations: Vec<Migration>,
     docs: ApiDocs,
 ) -> Result<Loaded> {
@@ -488,6 +519,8 @@ fn verify(
         docs: Arc::new(docs),
         pre,
         loaded_at: time::OffsetDateTime::now_utc(),
+        component,
+        kept_pre: std::sync::OnceLock::new(),
     })
 }
 

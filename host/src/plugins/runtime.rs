@@ -201,6 +201,10 @@ pub async fn call_within(
 /// export asks one plugin for one type's pages, one after another, for one client, and
 /// a fresh instance for each page would build the page's memory again each time (the
 /// pool keeps only the first 4 MiB of a slot resident; the rest is faulted in again).
+/// Such calls make their instances in the engine's
+/// [`KeptEngine`](super::engine::KeptEngine), outside the pool: memory of their own,
+/// unmapped when they drop, so they neither take slots from requests nor leave warm ones
+/// behind.
 ///
 /// It is used again only for the same loaded plugin with the same grants and
 /// configuration (a reload or a configuration change makes a new one), and only after
@@ -326,6 +330,12 @@ async fn run(
         log: LogCtx::default(),
         config: ConfigCtx::new(plugin.config.clone(), plugin.loaded.config_keys.clone()),
     };
+    // A call that may keep its instance makes it in the kept engine, which gives the
+    // instance its own memory (unmapped when it drops) instead of a pool slot.
+    let (wasm, pre) = match kept.is_some().then(|| plugin.loaded.kept_pre(engine)) {
+        Some(Some(pre)) => (&engine.kept.wasmtime, pre),
+        _ => (&engine.wasmtime, &plugin.loaded.pre),
+    };
     // A kept instance starts the call with everything per call new: the whole `State`
     // (transaction, log, limits, request id) and the deadline and CPU meter below.
     let reused = kept.as_mut().and_then(|kept| kept.take_for(plugin));
@@ -338,7 +348,7 @@ async fn run(
             (store, Some(instance))
         }
         None => {
-            let mut store = Store::new(&engine.wasmtime, state);
+            let mut store = Store::new(wasm, state);
             store.limiter(|state| &mut state.limits.memory);
             (store, None)
         }
@@ -356,7 +366,6 @@ async fn run(
             Ok(UpdateDeadline::Yield(1))
         }
     });
-    let pre = &plugin.loaded.pre;
     let handled = async {
         let instance = match instance {
             Some(instance) => instance,
