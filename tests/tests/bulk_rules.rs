@@ -180,6 +180,42 @@ impl Exporter {
         Exporter(child)
     }
 
+    /// Stops the process (`-STOP`) at a moment it holds no write lock on the site's
+    /// SQLite database: a process stopped inside a write transaction would keep every
+    /// other writer out (the cancel under test among them) for as long as it stays
+    /// stopped, which is SQLite's single writer and not what the test is about. It is
+    /// let go and stopped again until a write goes through.
+    async fn freeze_between_writes(&self, app: &TestApp) {
+        let site = app.state.sites.get("default").await.unwrap();
+        if site.db.kind() != hearth::db::Kind::Sqlite {
+            self.signal("-STOP");
+            return;
+        }
+        let options = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(app.data_dir.join("sites").join("default.db"))
+            .busy_timeout(Duration::from_millis(500));
+        let mut probe = <sqlx::SqliteConnection as sqlx::Connection>::connect_with(&options)
+            .await
+            .expect("a connection to the site's database");
+        for _ in 0..50 {
+            self.signal("-STOP");
+            let free = sqlx::query("BEGIN IMMEDIATE")
+                .execute(&mut probe)
+                .await
+                .is_ok();
+            if free {
+                sqlx::query("ROLLBACK")
+                    .execute(&mut probe)
+                    .await
+                    .expect("rollback");
+                return;
+            }
+            self.signal("-CONT");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("the exporter held the site's write lock every time it was stopped");
+    }
+
     /// Sends a signal (`-STOP`, `-CONT`) to the process.
     fn signal(&self, signal: &str) {
         let status = std::process::Command::new("kill")
@@ -238,7 +274,7 @@ both! {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         assert!(finished > 0, "the exporter finished a file");
-        exporter.signal("-STOP");
+        exporter.freeze_between_writes(app).await;
         assert_eq!(job_row(app, &job).await.unwrap().0, "running");
         // X-Progress while it runs: `N% - Type done/total`, each type being exported
         // (`; ` between them).
