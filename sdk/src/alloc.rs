@@ -6,7 +6,8 @@
 //! small one rounded up to a power of two, and a freed small block goes on the free list
 //! of its size, where the next request of that size takes it (the top block, the one
 //! that ends at the bump pointer, instead gives its bytes back to the pointer, and grows
-//! in place, memory with it). Large blocks (above 256 KiB) are whole 64 KiB steps with a
+//! in place, memory with it, unless a freed block of the size it grows to is listed,
+//! which it takes instead). Large blocks (above 256 KiB) are whole 64 KiB steps with a
 //! header that holds their size, so however a block is freed (the component glue frees
 //! a response by its length, after boxing it to that length) all of it comes back; a
 //! large request takes the smallest free large block that holds it and lists what is
@@ -346,7 +347,14 @@ impl<S: Source> Classes<S> {
                             state.next = at + new;
                             return ptr;
                         }
-                        if self.extend(state, at + new) {
+                        // Unless a freed block of the new size is listed: then it
+                        // moves there. A block grown in place would leave that one
+                        // unused for good whenever all blocks of its size are grown
+                        // to it (a resource's text, made small and pushed to): the
+                        // list would gain one block per resource.
+                        if state.free[new.trailing_zeros() as usize] == NONE
+                            && self.extend(state, at + new)
+                        {
                             return ptr;
                         }
                     }
@@ -598,6 +606,38 @@ mod tests {
             assert_ne!(heap.resize(entries, layout(size), size * 2), entries);
             heap.release(above, layout(16));
         }
+    }
+
+    #[test]
+    fn a_block_grown_at_the_top_takes_a_freed_block_of_its_new_size() {
+        // A resource's text: made small and pushed to, so it doubles in place while it is
+        // the top block; a block made after it outlives it (the next resource's start).
+        // Freed, each text is listed by its size, and the next text must take that block
+        // rather than grow at the pointer again: else every resource leaves one block
+        // behind (a kept instance grew 0.6 MiB a page of 2,500 resources so).
+        let heap = Classes::new(Buffer::new(64 << 20, 64 << 10));
+        unsafe {
+            let mut held = heap.allocate(layout(16));
+            for _ in 0..10_000 {
+                let mut size = 16;
+                let mut text = heap.allocate(layout(size));
+                while size < 200 {
+                    text = heap.resize(text, layout(size), size * 2);
+                    text.write_bytes(7, size * 2);
+                    size *= 2;
+                }
+                let next = heap.allocate(layout(16));
+                heap.release(held, layout(16));
+                heap.release(text, layout(size));
+                held = next;
+            }
+            heap.release(held, layout(16));
+        }
+        let grown = heap.source.grown.get();
+        assert!(
+            grown <= 64 << 10,
+            "{grown} bytes grown for 10,000 texts of 256 bytes held one at a time"
+        );
     }
 
     #[test]
