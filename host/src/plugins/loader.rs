@@ -176,34 +176,50 @@ pub struct Loaded {
     pub loaded_at: time::OffsetDateTime,
     /// The compiled component, for [`Loaded::kept_pre`].
     component: wasmtime::component::Component,
-    /// The same, ready to instantiate in the kept engine: made at its first kept call;
-    /// `None` when it could not be (kept calls then use [`Loaded::pre`]).
-    kept_pre: std::sync::OnceLock<Option<Pre>>,
+    /// The same, ready to instantiate in the kept engine, while some caller holds it.
+    kept_pre: std::sync::Mutex<std::sync::Weak<Pre>>,
+    /// Set when the component could not be loaded into the kept engine (kept calls then
+    /// use [`Loaded::pre`]; logged once).
+    kept_failed: std::sync::atomic::AtomicBool,
 }
 
 impl Loaded {
-    /// The plugin ready to instantiate in `engine`'s [`KeptEngine`](super::engine::KeptEngine),
-    /// made once (the compiled component loaded there, nothing compiled again); `None`
-    /// when it cannot be, which is logged once.
-    pub fn kept_pre(&self, engine: &Engine) -> Option<&Pre> {
-        self.kept_pre
-            .get_or_init(|| {
-                let made = engine
-                    .for_kept(&self.hash, &self.component)
-                    .and_then(|component| {
-                        let pre = engine.kept.linker.instantiate_pre(&component)?;
-                        Pre::new(&self.contract, pre)
-                    });
-                match made {
-                    Ok(pre) => Some(pre),
-                    Err(error) => {
-                        tracing::warn!(plugin = %self.name,
-                            "kept instances of this plugin use the pool: {error:#}");
-                        None
-                    }
-                }
-            })
-            .as_ref()
+    /// The plugin ready to instantiate in `engine`'s [`KeptEngine`](super::engine::KeptEngine)
+    /// (the compiled component loaded there, nothing compiled again), shared by every
+    /// caller that holds it: its code stays mapped while one does and is unmapped when
+    /// the last lets it go, so an export holds the code of the types it is exporting,
+    /// not of every type it exported. `None` when it cannot be loaded there.
+    pub fn kept_pre(&self, engine: &Engine) -> Option<Arc<Pre>> {
+        use std::sync::atomic::Ordering;
+        if self.kept_failed.load(Ordering::Relaxed) {
+            return None;
+        }
+        let mut held = self
+            .kept_pre
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(pre) = held.upgrade() {
+            return Some(pre);
+        }
+        let made = engine
+            .for_kept(&self.hash, &self.component)
+            .and_then(|component| {
+                let pre = engine.kept.linker.instantiate_pre(&component)?;
+                Pre::new(&self.contract, pre)
+            });
+        match made {
+            Ok(pre) => {
+                let pre = Arc::new(pre);
+                *held = Arc::downgrade(&pre);
+                Some(pre)
+            }
+            Err(error) => {
+                self.kept_failed.store(true, Ordering::Relaxed);
+                tracing::warn!(plugin = %self.name,
+                    "kept instances of this plugin use the pool: {error:#}");
+                None
+            }
+        }
     }
 }
 
@@ -520,7 +536,8 @@ fn verify(
         pre,
         loaded_at: time::OffsetDateTime::now_utc(),
         component,
-        kept_pre: std::sync::OnceLock::new(),
+        kept_pre: std::sync::Mutex::new(std::sync::Weak::new()),
+        kept_failed: std::sync::atomic::AtomicBool::new(false),
     })
 }
 

@@ -201,7 +201,8 @@ pub async fn call_within(
 /// export asks one plugin for one type's pages, one after another, for one client, and
 /// a fresh instance for each page would build the page's memory again each time (the
 /// pool keeps only the first 4 MiB of a slot resident; the rest is faulted in again).
-/// Such calls make their instances in the engine's
+/// Such calls (and the export's counts, each with a `Kept` of its own) make their
+/// instances in the engine's
 /// [`KeptEngine`](super::engine::KeptEngine), outside the pool: memory of their own,
 /// unmapped when they drop, so they neither take slots from requests nor leave warm ones
 /// behind.
@@ -215,7 +216,12 @@ pub async fn call_within(
 /// would. A plugin that must start every call afresh says so with `keep_instance =
 /// false` in `plugins.toml` (see docs/plugins.md).
 #[derive(Default)]
-pub struct Kept(Option<KeptInstance>);
+pub struct Kept {
+    instance: Option<KeptInstance>,
+    /// The plugin's code in the kept engine, held from the first call to the last (a
+    /// type's pages), even when no instance is kept between them.
+    code: Option<Arc<super::loader::Pre>>,
+}
 
 struct KeptInstance {
     loaded: Arc<super::loader::Loaded>,
@@ -237,13 +243,13 @@ impl KeptInstance {
 impl Kept {
     /// Whether it holds an instance of `plugin` as the site has it now.
     fn holds(&self, plugin: &SitePlugin) -> bool {
-        self.0.as_ref().is_some_and(|kept| kept.of(plugin))
+        self.instance.as_ref().is_some_and(|kept| kept.of(plugin))
     }
 
     /// The kept instance's store and instance when it belongs to `plugin` (any other is
     /// dropped).
     fn take_for(&mut self, plugin: &SitePlugin) -> Option<(Store<State>, super::loader::Instance)> {
-        let kept = self.0.take()?;
+        let kept = self.instance.take()?;
         kept.of(plugin).then_some((kept.store, kept.instance))
     }
 }
@@ -332,9 +338,13 @@ async fn run(
     };
     // A call that may keep its instance makes it in the kept engine, which gives the
     // instance its own memory (unmapped when it drops) instead of a pool slot.
-    let (wasm, pre) = match kept.is_some().then(|| plugin.loaded.kept_pre(engine)) {
-        Some(Some(pre)) => (&engine.kept.wasmtime, pre),
-        _ => (&engine.wasmtime, &plugin.loaded.pre),
+    let code = kept.as_mut().and_then(|kept| {
+        kept.code = plugin.loaded.kept_pre(engine);
+        kept.code.clone()
+    });
+    let (wasm, pre) = match code.as_deref() {
+        Some(pre) => (&engine.kept.wasmtime, pre),
+        None => (&engine.wasmtime, &plugin.loaded.pre),
     };
     // A kept instance starts the call with everything per call new: the whole `State`
     // (transaction, log, limits, request id) and the deadline and CPU meter below.
@@ -412,7 +422,7 @@ async fn run(
         && limits.keep_instance
         && grown <= limits.memory_bytes / 2
     {
-        kept.0 = Some(KeptInstance {
+        kept.instance = Some(KeptInstance {
             loaded: plugin.loaded.clone(),
             grants: plugin.grants.clone(),
             config: plugin.config.clone(),
