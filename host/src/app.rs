@@ -140,6 +140,7 @@ impl App {
 
     /// Serves until `shutdown` completes, then flushes the audit log.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
+        crate::allocator::tune();
         let state = self.state.clone();
         let (stop_metrics, metrics_stopped) = tokio::sync::watch::channel(false);
         let shutdown = async move {

@@ -6,6 +6,7 @@
 //! Each clinical resource is a plugin (see `wit/` and the `hearth-sdk` crate).
 
 pub mod admin;
+pub mod allocator;
 pub mod api;
 pub mod app;
 pub mod audit;

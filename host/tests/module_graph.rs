@@ -15,8 +15,9 @@ use std::path::{Path, PathBuf};
 
 /// The top-level modules, lowest layer first. A module may use only modules of lower layers.
 const LAYERS: &[&[&str]] = &[
-    // Storage: pools, transactions, the SQL gate and values. Knows nothing else.
-    &["db"],
+    // Storage: pools, transactions, the SQL gate and values. Knows nothing else. The
+    // process allocator's settings.
+    &["db", "allocator"],
     // Errors as HTTP answers, TLS files, proxies' forwarded addresses, metrics and request
     // labels, what every server-rendered page shares, serving connections.
     &["error", "tls", "proxy", "telemetry", "web", "connections"],
