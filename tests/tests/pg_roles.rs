@@ -241,7 +241,7 @@ async fn a_site_whose_plugins_role_could_become_a_superuser_is_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn plugin_statements_are_planned_once_for_every_value() {
+async fn plugin_statements_are_planned_once_for_every_value_and_never_jit_compiled() {
     let Some(admin) = postgres_url() else { return };
     let (name, url, dir, sites) = fresh_database(&admin).await;
     let site = sites.create("plans", Some(url.as_str())).await.unwrap();
@@ -251,6 +251,11 @@ async fn plugin_statements_are_planned_once_for_every_value() {
             "force_generic_plan".into()
         )],
         "a plugin's prepared statement keeps its generic plan (docs/admin.md)"
+    );
+    assert_eq!(
+        query_as_plugin(&site, "SELECT current_setting('jit') AS jit").await,
+        [hearth::db::store::SqlValue::Text("off".into())],
+        "a plugin's statement is never JIT-compiled, which no run would reuse (docs/admin.md)"
     );
     sites.close().await;
     drop_database(&admin, &name).await;

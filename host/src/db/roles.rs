@@ -212,9 +212,13 @@ impl PluginAccess {
             // "PostgreSQL"): with `auto` the long statements of the FHIR types were
             // planned again on every run (16 ms to plan a Provenance page that runs in
             // 5 ms), and a plugin's SQL is written for plans made once (plugins.md).
+            // No JIT: a plan costed above `jit_above_cost` (a count over a FHIR type's
+            // branches) was compiled again on every run, a second of the Provenance
+            // count's 3.4 s at 100,000 patients (docs/benchmarks.md).
             .options([
                 ("search_path", "public"),
                 ("plan_cache_mode", "force_generic_plan"),
+                ("jit", "off"),
             ]);
         let pool = PgPoolOptions::new()
             .max_connections(PLUGIN_POOL_SIZE)
