@@ -145,14 +145,7 @@ pub fn sql_date(secs: i64) -> String {
 /// A stored `YYYY-MM-DD HH:MM:SS` time as a FHIR `instant` (`YYYY-MM-DDThh:mm:ssZ`), or
 /// `None` when the text is not one.
 pub fn instant(stored: &str) -> Option<String> {
-    let t = hearth_sdk::time::parse_date_or_datetime(stored)?;
-    Some(format!(
-        "{}T{:02}:{:02}:{:02}Z",
-        t.date(),
-        t.hour,
-        t.minute,
-        t.second
-    ))
+    Some(hearth_sdk::time::parse_date_or_datetime(stored)?.instant())
 }
 
 /// Seconds since the Unix epoch of a stored `YYYY-MM-DD[ HH:MM:SS]` time.

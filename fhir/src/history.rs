@@ -103,7 +103,7 @@ pub fn version_column(def: &TypeDef) -> String {
 /// else the last change in seconds (see [`crate::version_id`]).
 pub fn row_version(row: &Row<'_>) -> String {
     match row.int("fhir_version") {
-        Some(version) => version.to_string(),
+        Some(version) => itoa::Buffer::new().format(version).to_owned(),
         None => crate::version_id(row.text("fhir_last_updated")),
     }
 }

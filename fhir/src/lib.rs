@@ -408,8 +408,12 @@ pub fn address(parts: AddressParts<'_>) -> Option<Json> {
 
 /// A `Reference` to `{resource_type}/{id}`, with a display when given.
 pub fn reference(resource_type: &str, id: &str, display: Option<&str>) -> Json {
+    let mut target = String::with_capacity(resource_type.len() + 1 + id.len());
+    target.push_str(resource_type);
+    target.push('/');
+    target.push_str(id);
     let mut out = Fields::new();
-    out.set("reference", format!("{resource_type}/{id}").as_str())
+    out.set("reference", target.as_str())
         .text("display", display);
     out.end()
 }
@@ -439,9 +443,10 @@ pub fn error(status: u16, code: &str, diagnostics: &str) -> ApiError {
 /// write to the tables behind a resource sets the change time, so the version moves
 /// with each write (two writes within one second share a version).
 pub fn version_id(last_updated: Option<&str>) -> String {
-    last_updated
-        .and_then(date::unix)
-        .map_or_else(|| "0".to_owned(), |secs| secs.to_string())
+    last_updated.and_then(date::unix).map_or_else(
+        || "0".to_owned(),
+        |secs| itoa::Buffer::new().format(secs).to_owned(),
+    )
 }
 
 /// The patient a caller is confined to for `resource_type`: `None` when the caller may
@@ -512,17 +517,19 @@ fn resource(def: &TypeDef, row: &Row<'_>, req: &Request, map: Mapper) -> Json {
     }
     // A type whose rows claim different profiles (Observation: one per vital sign)
     // selects them per row as `fhir_profiles`, space separated.
-    let profiles: Vec<&str> = match row.text("fhir_profiles") {
-        Some(listed) => listed.split_whitespace().collect(),
-        None => def.profiles.to_vec(),
-    };
-    meta.list(
-        "profile",
-        profiles
-            .iter()
-            .map(|p| Json::from_value(&(*p).into()))
-            .collect(),
-    );
+    let mut profiles = Json::array();
+    match row.text("fhir_profiles") {
+        Some(listed) => listed.split_whitespace().for_each(|p| {
+            profiles.push(p);
+        }),
+        None => def.profiles.iter().for_each(|p| {
+            profiles.push(*p);
+        }),
+    }
+    let profiles = profiles.end();
+    if profiles.as_str() != "[]" {
+        meta.set("profile", profiles);
+    }
     let mut out = Fields::new();
     out.set("resourceType", def.resource_type)
         .text("id", row.text("fhir_id"))

@@ -680,21 +680,22 @@ pub fn fields(
         ),
     };
     let mut agent = Fields::new();
-    agent
-        .set(
-            "type",
-            crate::concept(
-                coding(
-                    "http://terminology.hl7.org/CodeSystem/provenance-participant-type",
-                    "author",
-                    Some("Author"),
-                ),
-                None,
-            ),
-        )
-        .set("who", who);
+    agent.set("type", &*AUTHOR).set("who", who);
     out.list("agent", vec![agent.end()]);
 }
+
+/// An agent's `type`: the author. The same for every Provenance, so written once (a
+/// Bulk Data export writes millions).
+static AUTHOR: std::sync::LazyLock<Json> = std::sync::LazyLock::new(|| {
+    crate::concept(
+        coding(
+            "http://terminology.hl7.org/CodeSystem/provenance-participant-type",
+            "author",
+            Some("Author"),
+        ),
+        None,
+    )
+});
 
 /// A whole Provenance of the resource `target_type/target_id` last changed at `updated`.
 pub fn resource(

@@ -126,7 +126,7 @@ macro_rules! int_to_json {
     ($($t:ty),*) => {$(
         impl ToJson for $t {
             fn write_json(&self, out: &mut String) {
-                let _ = write!(out, "{}", self);
+                out.push_str(itoa::Buffer::new().format(*self));
             }
         }
     )*};
