@@ -20,7 +20,11 @@ impl Page {
     /// Reads a Bundle's text; `None` when it is not the JSON object of a Bundle this can
     /// read (the caller then reads it as a value).
     pub(super) fn read(text: &[u8]) -> Option<Page> {
-        let mut scan = Scan { text, at: 0 };
+        let mut scan = Scan {
+            text,
+            at: 0,
+            newlines: 0,
+        };
         let mut page = Page::default();
         scan.expect(b'{')?;
         if scan.close(b'}')? {
@@ -82,6 +86,8 @@ pub(super) fn next_query(bundle: &Value) -> Option<Vec<(String, String)>> {
 struct Scan<'a> {
     text: &'a [u8],
     at: usize,
+    /// Line feeds stepped over inside values (a resource must be on one line).
+    newlines: usize,
 }
 
 impl Scan<'_> {
@@ -112,18 +118,25 @@ impl Scan<'_> {
         )
     }
 
-    /// A string's contents (without the quotes, escapes left as they are).
+    /// A string's contents (without the quotes, escapes left as they are). Most of a
+    /// page's bytes are in strings: they are skipped with `memchr` to the next byte that
+    /// matters, not looked at one by one.
     fn string(&mut self) -> Option<Range<usize>> {
         self.expect(b'"')?;
         let start = self.at;
         loop {
-            match *self.text.get(self.at)? {
+            let rest = self.text.get(self.at..)?;
+            self.at += memchr::memchr3(b'"', b'\\', b'\n', rest)?;
+            match self.text[self.at] {
                 b'"' => {
                     self.at += 1;
                     return Some(start..self.at - 1);
                 }
                 b'\\' => self.at += 2,
-                _ => self.at += 1,
+                _ => {
+                    self.newlines += 1;
+                    self.at += 1;
+                }
             }
         }
     }
@@ -152,6 +165,7 @@ impl Scan<'_> {
                                 break;
                             }
                         }
+                        b'\n' => self.newlines += 1,
                         _ => {}
                     }
                     self.at += 1;
@@ -182,16 +196,18 @@ impl Scan<'_> {
         loop {
             let key = self.string()?;
             self.expect(b':')?;
+            let newlines = self.newlines;
             let span = self.value()?;
             match &self.text[key] {
                 b"resource" => {
                     // An object, on one line (ndjson); anything else is read as a value.
-                    let text = &self.text[span.clone()];
-                    if text.first() != Some(&b'{') || text.contains(&b'\n') {
+                    if self.text[span.start] != b'{' || self.newlines != newlines {
                         return None;
                     }
                     resource = Some(span);
                 }
+                // What every plugin writes, known without building a value.
+                b"search" if &self.text[span.clone()] == br#"{"mode":"match"}"# => {}
                 b"search" => {
                     let search: Value = serde_json::from_slice(&self.text[span]).ok()?;
                     matched = search["mode"].as_str().is_none_or(|mode| mode == "match");
@@ -257,6 +273,7 @@ mod tests {
             r#"{"entry":[{"resource":{"a":1}}]} x"#,
             r#"{"entry":[{"resource":[1]}]}"#,
             "{\"entry\":[{\"resource\":{\"a\":\n1}}]}",
+            "{\"entry\":[{\"resource\":{\"a\":\"x\ny\"}}]}",
             r#"{"entry":[{"resource":{"a":"unterminated}]}"#,
         ] {
             assert_eq!(Page::read(text.as_bytes()), None, "{text}");
