@@ -26,6 +26,7 @@ pub mod date;
 pub mod granular;
 pub mod history;
 pub mod include;
+pub mod linked;
 pub mod provenance;
 pub mod search;
 pub mod tables;
@@ -1057,10 +1058,14 @@ fn search_in(
             }
             let mut entry = Json::object();
             entry
-                .field(
-                    "fullUrl",
-                    format!("{base}/{}", row.text("fhir_id").unwrap_or_default()),
-                )
+                .field("fullUrl", {
+                    let id = row.text("fhir_id").unwrap_or_default();
+                    let mut url = String::with_capacity(base.len() + 1 + id.len());
+                    url.push_str(&base);
+                    url.push('/');
+                    url.push_str(id);
+                    url
+                })
                 .field("resource", resource(def, &row, req, map))
                 .field("search", Json::raw(r#"{"mode":"match"}"#));
             entries.push(entry.end());

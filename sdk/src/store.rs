@@ -244,7 +244,12 @@ pub struct Rows {
     /// Where the last column lookup by name ended: handlers read columns in about the
     /// order they were selected, so the next lookup starts there.
     hint: std::cell::Cell<usize>,
+    /// This result's number, which no other result read by this instance has.
+    serial: u64,
 }
+
+/// The last [`Rows::serial`] given.
+static SERIAL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 impl Rows {
     pub(crate) fn decode(raw: RawRows) -> Result<Rows, StoreError> {
@@ -313,7 +318,14 @@ impl Rows {
             form: raw.form,
             json,
             hint: std::cell::Cell::new(0),
+            serial: SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1,
         })
+    }
+
+    /// A number that tells this result from every other one this instance read (a copy
+    /// of it has the same): what a cache of something read for these rows is keyed by.
+    pub fn serial(&self) -> u64 {
+        self.serial
     }
 
     /// The form these rows came in.
@@ -492,6 +504,16 @@ pub struct Row<'a> {
 }
 
 impl<'a> Row<'a> {
+    /// The rows this row is one of.
+    pub fn rows(&self) -> &'a Rows {
+        self.rows
+    }
+
+    /// This row's position in [`Row::rows`].
+    pub fn index(&self) -> usize {
+        self.index
+    }
+
     /// The value of `column`; `NULL` when the row has no such column.
     pub fn get(&self, column: &str) -> ValueRef<'a> {
         match self.rows.position(column) {

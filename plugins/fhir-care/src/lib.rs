@@ -12,6 +12,7 @@
 //!   a user member is a Practitioner, with the member's role (SNOMED CT, from the
 //!   `care_team_roles` list) and facility.
 
+use hearth_fhir::linked::Linked;
 use hearth_fhir::{Fields, Param, Target, TokenColumn, TypeDef, coding, concept, reference};
 use hearth_sdk::FhirType;
 use hearth_sdk::prelude::*;
@@ -318,18 +319,21 @@ fn activity_status(active: bool, ended: Option<&str>, now: &str) -> &'static str
 /// A care plan form as a US Core CarePlan: its activities and goals are its rows.
 fn care_plan(row: &Row<'_>, _: &Request, out: &mut Fields) {
     let status = row.text("status").unwrap_or("active");
-    let rows = store::query(
-        "SELECT cp.uuid, cp.code, cp.codetext, cp.description, cp.care_plan_type, cp.activity, \
-         cp.date_end FROM form_care_plan cp JOIN forms fo ON fo.form_id = cp.id \
-         AND fo.formdir = 'care_plan' AND fo.pid = cp.pid WHERE fo.uuid = $1 ORDER BY cp.row_key",
-        &[Value::from(row.text("fhir_id").unwrap_or(""))],
-    )
-    .ok();
+    // The plan's rows, read for the page's plans at once ([`hearth_fhir::linked`]). SQLite
+    // would read every care plan form by its kind for each statement, without `likely`
+    // (most forms a uuid names are care plans here), instead of the forms by uuid.
+    static ITEMS: Linked = Linked::new(
+        "SELECT fo.uuid AS fhir_parent, cp.uuid, cp.code, cp.codetext, cp.description, \
+         cp.care_plan_type, cp.activity, cp.date_end FROM form_care_plan cp \
+         JOIN forms fo ON fo.form_id = cp.id AND likely(fo.formdir = 'care_plan') \
+         AND fo.pid = cp.pid WHERE fo.uuid IN ({keys}) ORDER BY cp.row_key",
+        "fhir_id",
+    );
     let now = hearth_sdk::time::now().datetime();
     let mut goals = Vec::new();
     let mut activities = Vec::new();
     let mut summary = Vec::new();
-    for item in rows.iter().flat_map(|r| r.iter()) {
+    ITEMS.each(row, |item| {
         let text = item
             .text("description")
             .filter(|d| !d.trim().is_empty())
@@ -338,7 +342,7 @@ fn care_plan(row: &Row<'_>, _: &Request, out: &mut Fields) {
             if let Some(uuid) = item.text("uuid") {
                 goals.push(reference("Goal", uuid, text));
             }
-            continue;
+            return;
         }
         if let Some(text) = text {
             summary.push(escape(text.trim()));
@@ -361,7 +365,7 @@ fn care_plan(row: &Row<'_>, _: &Request, out: &mut Fields) {
         let mut activity = Fields::new();
         activity.set("detail", detail.end());
         activities.push(activity.end());
-    }
+    });
     // US Core asks for a narrative: the plan's activities, or a generated note.
     let div = if summary.is_empty() {
         "<div xmlns=\"http://www.w3.org/1999/xhtml\">Care plan</div>".to_owned()
@@ -439,21 +443,22 @@ fn care_team(row: &Row<'_>, _: &Request, out: &mut Fields) {
     out.set("status", row.text("status").unwrap_or("active"))
         .text("name", row.text("team_name"));
     subject(row, out);
-    let members = store::query(
-        "SELECT m.role, CAST(m.provider_since AS TEXT) AS provider_since, m.status, u.uuid AS user_uuid, u.fname, u.lname, \
+    // The team's members, read for the page's teams at once ([`hearth_fhir::linked`]).
+    static MEMBERS: Linked = Linked::new(
+        "SELECT m.care_team_id AS fhir_parent, m.role, CAST(m.provider_since AS TEXT) AS provider_since, \
+         m.status, u.uuid AS user_uuid, u.fname, u.lname, \
          f.uuid AS facility_uuid, f.name AS facility_name, r.title AS role_title, \
          r.notes AS role_code FROM care_team_member m \
          LEFT JOIN users u ON u.id = m.user_id \
          LEFT JOIN facility f ON f.id = m.facility_id \
          LEFT JOIN list_options r ON r.list_id = 'care_team_roles' AND r.option_id = m.role \
-         WHERE m.care_team_id = $1 ORDER BY m.id",
-        &[Value::from(row.int("team_id").unwrap_or(0))],
-    )
-    .ok();
+         WHERE m.care_team_id IN ({keys}) ORDER BY m.id",
+        "team_id",
+    );
     let mut participants = Vec::new();
-    for member in members.iter().flat_map(|m| m.iter()) {
+    MEMBERS.each(row, |member| {
         let Some(user) = member.text("user_uuid") else {
-            continue;
+            return;
         };
         let mut who = Fields::new();
         let title = member.text("role_title").or(member.text("role"));
@@ -481,7 +486,7 @@ fn care_team(row: &Row<'_>, _: &Request, out: &mut Fields) {
             who.set("period", period.end());
         }
         participants.push(who.end());
-    }
+    });
     if participants.is_empty() {
         // US Core needs a participant; a team without members says so.
         let mut who = Fields::new();

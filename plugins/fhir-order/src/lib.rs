@@ -13,6 +13,7 @@
 //! Each has a Provenance (`_revinclude=Provenance:target`) and lives in the patient's
 //! compartment.
 
+use hearth_fhir::linked::Linked;
 use hearth_fhir::{Fields, Param, Target, TokenColumn, TypeDef, codes, coding, concept, reference};
 use hearth_sdk::FhirType;
 use hearth_sdk::prelude::*;
@@ -507,7 +508,7 @@ fn map_report(row: &Row<'_>, _: &Request, out: &mut Fields) {
         );
     }
     let (specimens, results) = match row.int("procedure_report_id") {
-        Some(report) => linked(report, row.int("procedure_order_id").unwrap_or(0)),
+        Some(_) => linked(row),
         None => (Vec::new(), Vec::new()),
     };
     out.list("specimen", specimens);
@@ -516,30 +517,33 @@ fn map_report(row: &Row<'_>, _: &Request, out: &mut Fields) {
 }
 
 /// The specimens of the report's order and the report's results (the reportable ones,
-/// as the Observation type serves them), as references.
-fn linked(report: i64, order: i64) -> (Vec<Json>, Vec<Json>) {
-    let specimens: Vec<Json> = store::query(
-        "SELECT CAST(uuid AS TEXT) AS id FROM procedure_specimen WHERE procedure_order_id = $1 \
+/// as the Observation type serves them), as references; read for the page's reports at
+/// once ([`hearth_fhir::linked`]).
+fn linked(row: &Row<'_>) -> (Vec<Json>, Vec<Json>) {
+    static SPECIMENS: Linked = Linked::new(
+        "SELECT procedure_order_id AS fhir_parent, CAST(uuid AS TEXT) AS id \
+         FROM procedure_specimen WHERE procedure_order_id IN ({keys}) \
          ORDER BY procedure_specimen_id",
-        &[Value::Integer(order)],
-    )
-    .map(|rows| {
-        rows.iter()
-            .filter_map(|r| r.text("id").map(|id| reference("Specimen", id, None)))
-            .collect()
-    })
-    .unwrap_or_default();
-    let results: Vec<Json> = store::query(
-        "SELECT CAST(uuid AS TEXT) AS id FROM procedure_result WHERE procedure_report_id = $1 \
+        "procedure_order_id",
+    );
+    static RESULTS: Linked = Linked::new(
+        "SELECT procedure_report_id AS fhir_parent, CAST(uuid AS TEXT) AS id \
+         FROM procedure_result WHERE procedure_report_id IN ({keys}) \
          AND result NOT IN ('DNR', 'TNP') ORDER BY procedure_result_id",
-        &[Value::Integer(report)],
-    )
-    .map(|rows| {
-        rows.iter()
-            .filter_map(|r| r.text("id").map(|id| reference("Observation", id, None)))
-            .collect()
-    })
-    .unwrap_or_default();
+        "procedure_report_id",
+    );
+    let mut specimens = Vec::new();
+    SPECIMENS.each(row, |r| {
+        if let Some(id) = r.text("id") {
+            specimens.push(reference("Specimen", id, None));
+        }
+    });
+    let mut results = Vec::new();
+    RESULTS.each(row, |r| {
+        if let Some(id) = r.text("id") {
+            results.push(reference("Observation", id, None));
+        }
+    });
     (specimens, results)
 }
 
