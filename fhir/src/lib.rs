@@ -409,12 +409,8 @@ pub fn address(parts: AddressParts<'_>) -> Option<Json> {
 
 /// A `Reference` to `{resource_type}/{id}`, with a display when given.
 pub fn reference(resource_type: &str, id: &str, display: Option<&str>) -> Json {
-    let mut target = String::with_capacity(resource_type.len() + 1 + id.len());
-    target.push_str(resource_type);
-    target.push('/');
-    target.push_str(id);
     let mut out = Fields::new();
-    out.set("reference", target.as_str())
+    out.set("reference", [resource_type, "/", id].concat().as_str())
         .text("display", display);
     out.end()
 }
@@ -1058,14 +1054,10 @@ fn search_in(
             }
             let mut entry = Json::object();
             entry
-                .field("fullUrl", {
-                    let id = row.text("fhir_id").unwrap_or_default();
-                    let mut url = String::with_capacity(base.len() + 1 + id.len());
-                    url.push_str(&base);
-                    url.push('/');
-                    url.push_str(id);
-                    url
-                })
+                .field(
+                    "fullUrl",
+                    [base.as_str(), "/", row.text("fhir_id").unwrap_or_default()].concat(),
+                )
                 .field("resource", resource(def, &row, req, map))
                 .field("search", Json::raw(r#"{"mode":"match"}"#));
             entries.push(entry.end());

@@ -43,8 +43,10 @@ struct Read {
 }
 
 thread_local! {
-    /// Each statement's last read (a plugin instance runs one request at a time).
-    static READS: RefCell<HashMap<&'static str, Read>> = RefCell::new(HashMap::new());
+    /// Each [`Linked`]'s last read, by the addresses of its statement and column texts
+    /// (hashed as two words, not the statement's few hundred bytes, on every call; a plugin
+    /// instance runs one request at a time).
+    static READS: RefCell<HashMap<(usize, usize), Read>> = RefCell::new(HashMap::new());
 }
 
 /// A key as the map holds it: integers and text alike as text; `None` for `NULL`.
@@ -81,15 +83,14 @@ impl Linked {
         };
         READS.with(|reads| {
             let mut reads = reads.borrow_mut();
-            let fresh = reads.get(self.sql).is_none_or(|read| {
-                read.serial != row.rows().serial() || !read.asked.contains(&row.index())
-            });
-            if fresh {
-                reads.insert(self.sql, self.read(row));
-            }
-            let Some(read) = reads.get(self.sql) else {
-                return;
-            };
+            let read = reads
+                .entry((self.sql.as_ptr() as usize, self.column.as_ptr() as usize))
+                .and_modify(|read| {
+                    if read.serial != row.rows().serial() || !read.asked.contains(&row.index()) {
+                        *read = self.read(row);
+                    }
+                })
+                .or_insert_with(|| self.read(row));
             for &(statement, i) in read.by_key.get(&key).into_iter().flatten() {
                 if let Some(linked) = read.rows[statement].get(i) {
                     each(linked);
