@@ -252,6 +252,8 @@ fn generous_limits(from: &Path, dir: &Path) -> anyhow::Result<std::path::PathBuf
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
+    // The allocator's settings, first, as the server's `main` sets them.
+    hearth::allocator::tune();
     // `PATIENTS=500,2000,8000`: the site grows to each size in turn (the seed adds the
     // difference) and is exported at each.
     // The server's log (`HEARTH_LOG=info` shows each type's export time).

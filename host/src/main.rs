@@ -7,5 +7,7 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
+    // Before the first thread and the first large allocation (see the function).
+    hearth::allocator::tune();
     hearth::cli::main()
 }
