@@ -60,11 +60,12 @@ pub fn tune() {
 /// Asks Linux not to back this process's memory with transparent huge pages
 /// (`PR_SET_THP_DISABLE`; kept by its children). mimalloc asks for huge pages for its
 /// arenas (`MADV_HUGEPAGE`), and a 2 MiB page stays resident while any block on it
-/// lives: in a Bulk Data export of 100,000 patients on SQLite the heap's resident memory
-/// was twice what it held (112 MiB resident, 108 MiB of it in huge pages, for 44 MiB
-/// allocated), and the export's peak RSS growth went from 81–107 MiB with huge pages to
-/// 81–86 MiB without them (docs/benchmarks.md). Memory already in huge pages stays so
-/// until it is freed; that is why `main` calls this before anything else.
+/// lives: in a Bulk Data export of 100,000 patients on SQLite the heap was resident at
+/// about twice what it held (112 MiB, 108 MiB of it in huge pages, for some 44 MiB
+/// allocated), and the export's peak RSS growth went from 80–107 MiB with huge pages to
+/// 84–91 MiB without them, its peak RSS down by 27–51 MiB (docs/benchmarks.md). Memory
+/// already in huge pages stays so until it is freed; that is why `main` calls this
+/// before anything else.
 fn no_huge_pages() {
     #[cfg(target_os = "linux")]
     // SAFETY: PR_SET_THP_DISABLE takes one integer (the other arguments zero) and only
