@@ -26,7 +26,7 @@ const OFF: c_ulong = 0;
 const ON: c_ulong = 1;
 #[cfg(target_os = "linux")]
 const PR_SET_THP_DISABLE: c_int = 41;
-#[cfg(target_os = "linux")]
+#[cfg(all(test, target_os = "linux"))]
 const PR_GET_THP_DISABLE: c_int = 42;
 
 /// `mi_option_purge_delay` in the mimalloc 3 that `libmimalloc-sys` 0.1.49 builds (its
@@ -74,9 +74,10 @@ fn no_huge_pages() {
     let _ = unsafe { prctl(PR_SET_THP_DISABLE, ON, OFF, OFF, OFF) };
 }
 
-/// Whether transparent huge pages are off for this process (`PR_GET_THP_DISABLE`).
-#[cfg(target_os = "linux")]
-pub fn huge_pages_disabled() -> bool {
+/// Whether transparent huge pages are off for this process (`PR_GET_THP_DISABLE`), for
+/// the test below.
+#[cfg(all(test, target_os = "linux"))]
+fn huge_pages_disabled() -> bool {
     // SAFETY: PR_GET_THP_DISABLE only reads a flag of the calling process (the other
     // arguments zero).
     unsafe { prctl(PR_GET_THP_DISABLE, OFF, OFF, OFF, OFF) == 1 }
