@@ -143,6 +143,33 @@ pub struct Branches {
     pub branches: Vec<Branch>,
     /// What follows the derived table in the `FROM` clause (empty, or ` LEFT JOIN …`).
     pub rest: String,
+    /// Branches that are slots of one row, read together where they can be.
+    pub fused: Vec<Fused>,
+}
+
+/// Branches that read the same rows of one table, each row giving at most one row per
+/// branch (its slot): Observation's vital signs, twelve measurements of a `form_vitals`
+/// row. Read as branches, a page reads each row once per branch, and computes once per
+/// branch what the branches share (the patient, the version, the encounter). A page
+/// that keeps every member alike (the same conditions in each, none at all in an
+/// unfiltered page or a bulk export's) reads each row once instead: the rows in key
+/// order with the shared columns, then each row joined to the slots it holds.
+///
+/// The result is the members' rows: the same columns, computed by the same expressions,
+/// in the same key order.
+#[derive(Debug, Clone)]
+pub struct Fused {
+    /// The members: branches `members` of [`Branches::branches`], each with the same
+    /// `key` and `stride`, their offsets the slots (`0 ≤ offset < stride`).
+    pub members: std::ops::Range<usize>,
+    /// The rows with what the members share: `SELECT …, shared AS name FROM …` over the
+    /// members' `FROM` (their aliases), without `WHERE`; the members' conditions apply.
+    pub rows: String,
+    /// The members' columns over `{rows}` (the rows, under the members' key's alias)
+    /// joined to the slots they hold: `SELECT … FROM {rows} JOIN (…) s ON …`.
+    pub select: String,
+    /// A row's slot in `select`: the member's offset, e.g. `s.n`.
+    pub slot: String,
 }
 
 /// The conditions of a search placed: per kept branch, its own conditions, and those
@@ -657,58 +684,165 @@ impl Pushed<'_> {
     /// (bound into `sql`), then the derived table's `rest`. `page.limit` cuts each
     /// branch only when no condition is left outside ([`Pushed::outer`]): one applied to
     /// the merged rows would drop some of a branch's first rows, and the page would
-    /// miss rows further on that it keeps.
+    /// miss rows further on that it keeps. Then the members of a [`Fused`] group kept
+    /// alike are read together, in place of their branches.
     pub fn from_clause(&self, page: Page, sql: &mut Sql) -> String {
         let all = self.branches;
         let limit = page.limit.filter(|_| self.outer.is_empty());
+        let fused: Vec<&Fused> = match limit {
+            Some(_) => all.fused.iter().filter(|f| self.alike(f)).collect(),
+            None => Vec::new(),
+        };
         let parts: Vec<String> = self
             .kept
             .iter()
-            .map(|(i, conditions)| {
-                let branch = &all.branches[*i];
-                let mut wheres = bounded(branch, conditions, page.bound, sql);
-                let (key, s, o) = (&branch.key, branch.stride, branch.offset);
-                match page.seek {
-                    Some(Seek::After(last)) => {
-                        let least = (last - o).div_euclid(s);
-                        wheres.push(format!("{key} > {}", sql.bind(least)));
-                    }
-                    Some(Seek::Before(first)) => {
-                        let most = (first - o - 1).div_euclid(s);
-                        wheres.push(format!("{key} <= {}", sql.bind(most)));
-                    }
-                    None => {}
-                }
-                let select = format!("{} WHERE {}", branch.select, wheres.join(" AND "));
-                match limit {
-                    Some(limit) => {
-                        let direction = if matches!(page.seek, Some(Seek::Before(_))) {
-                            "DESC"
-                        } else {
-                            "ASC"
-                        };
-                        // A page's limit is written: a plan made once for every value
-                        // (PostgreSQL's generic plan) then knows how few rows a branch
-                        // gives and reads its key's index in order (an unfiltered first
-                        // page of Observation sorted every branch when the limit was a
-                        // parameter: 5 s). A window's is bound: it changes from one
-                        // window to the next and the text stays the same (one prepared
-                        // statement), and there the key range is narrow whatever the
-                        // plan believes of the limit.
-                        let limit = if page.bind_limit {
-                            sql.bind(i64::try_from(limit).unwrap_or(i64::MAX))
-                        } else {
-                            limit.to_string()
-                        };
-                        format!(
-                            "SELECT * FROM ({select} ORDER BY {key} {direction} LIMIT {limit}) b{i}"
-                        )
-                    }
-                    None => select,
+            .filter_map(|(i, conditions)| {
+                match (fused.iter().find(|f| f.members.contains(i)), limit) {
+                    (Some(f), Some(limit)) => (*i == f.members.start)
+                        .then(|| self.fused_part(f, conditions, page, limit, sql)),
+                    _ => Some(self.branch_part(*i, conditions, page, limit, sql)),
                 }
             })
             .collect();
         format!("({}) {}{}", parts.join(" UNION ALL "), all.alias, all.rest)
+    }
+
+    /// Whether every member of `f` is kept, each with the same conditions.
+    fn alike(&self, f: &Fused) -> bool {
+        let conditions: Vec<Option<&Vec<String>>> = f
+            .members
+            .clone()
+            .map(|m| {
+                self.kept
+                    .iter()
+                    .find(|(i, _)| *i == m)
+                    .map(|(_, conditions)| conditions)
+            })
+            .collect();
+        conditions.iter().all(Option::is_some) && conditions.windows(2).all(|w| w[0] == w[1])
+    }
+
+    /// The members of `f` read together for `page` (see [`Fused`]), with `conditions`
+    /// (every member's).
+    ///
+    /// The rows are read in key order from the first key that may hold a slot in the
+    /// page, `limit + 2` of them at most: each holds at least one slot (the members'
+    /// conditions, or'ed), and only the first and the last can lose slots to the page's
+    /// bounds, so those rows hold at least `limit` of the page's slots when there are
+    /// that many. Then the slots, with the page's bounds exact, `limit` of them.
+    fn fused_part(
+        &self,
+        f: &Fused,
+        conditions: &[String],
+        page: Page,
+        limit: u64,
+        sql: &mut Sql,
+    ) -> String {
+        let first = &self.branches.branches[f.members.start];
+        let (key, stride) = (&first.key, first.stride);
+        let derived = format!("{key} * {stride} + {}", f.slot);
+        let any: Vec<String> = self.branches.branches[f.members.clone()]
+            .iter()
+            .map(|b| {
+                let when = if conditions.is_empty() {
+                    b.when.clone()
+                } else {
+                    b.when.replace("likely(", "(")
+                };
+                format!("({when})")
+            })
+            .collect();
+        let mut inner = vec![format!("({})", any.join(" OR "))];
+        inner.extend(conditions.iter().cloned());
+        let mut outer = Vec::new();
+        if let Some(bound) = page.bound {
+            inner.push(format!("{key} <= {}", sql.bind(bound.div_euclid(stride))));
+            outer.push(format!("{derived} <= {}", sql.bind(bound)));
+        }
+        let direction = match page.seek {
+            Some(Seek::After(last)) => {
+                let least = last.saturating_add(1).div_euclid(stride);
+                inner.push(format!("{key} >= {}", sql.bind(least)));
+                outer.push(format!("{derived} > {}", sql.bind(last)));
+                "ASC"
+            }
+            Some(Seek::Before(first)) => {
+                let most = first.saturating_sub(1).div_euclid(stride);
+                inner.push(format!("{key} <= {}", sql.bind(most)));
+                outer.push(format!("{derived} < {}", sql.bind(first)));
+                "DESC"
+            }
+            None => "ASC",
+        };
+        let most = i64::try_from(limit).unwrap_or(i64::MAX);
+        let (rows_limit, limit) = if page.bind_limit {
+            (sql.bind(most.saturating_add(2)), sql.bind(most))
+        } else {
+            (most.saturating_add(2).to_string(), most.to_string())
+        };
+        let rows = format!(
+            "({} WHERE {} ORDER BY {key} {direction} LIMIT {rows_limit})",
+            f.rows,
+            inner.join(" AND ")
+        );
+        let select = f.select.replace("{rows}", &rows);
+        let wheres = if outer.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", outer.join(" AND "))
+        };
+        format!(
+            "SELECT * FROM ({select}{wheres} ORDER BY {key} {direction}, {slot} {direction} \
+             LIMIT {limit}) f{start}",
+            slot = f.slot,
+            start = f.members.start
+        )
+    }
+
+    /// Branch `i` with `conditions` for `page`, at most `limit` rows of it.
+    fn branch_part(
+        &self,
+        i: usize,
+        conditions: &[String],
+        page: Page,
+        limit: Option<u64>,
+        sql: &mut Sql,
+    ) -> String {
+        let branch = &self.branches.branches[i];
+        let mut wheres = bounded(branch, conditions, page.bound, sql);
+        let (key, s, o) = (&branch.key, branch.stride, branch.offset);
+        match page.seek {
+            Some(Seek::After(last)) => {
+                let least = (last - o).div_euclid(s);
+                wheres.push(format!("{key} > {}", sql.bind(least)));
+            }
+            Some(Seek::Before(first)) => {
+                let most = (first - o - 1).div_euclid(s);
+                wheres.push(format!("{key} <= {}", sql.bind(most)));
+            }
+            None => {}
+        }
+        let select = format!("{} WHERE {}", branch.select, wheres.join(" AND "));
+        let Some(limit) = limit else {
+            return select;
+        };
+        let direction = if matches!(page.seek, Some(Seek::Before(_))) {
+            "DESC"
+        } else {
+            "ASC"
+        };
+        // A page's limit is written: a plan made once for every value (PostgreSQL's
+        // generic plan) then knows how few rows a branch gives and reads its key's index
+        // in order (an unfiltered first page of Observation sorted every branch when the
+        // limit was a parameter: 5 s). A window's is bound: it changes from one window to
+        // the next and the text stays the same (one prepared statement), and there the
+        // key range is narrow whatever the plan believes of the limit.
+        let limit = if page.bind_limit {
+            sql.bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        } else {
+            limit.to_string()
+        };
+        format!("SELECT * FROM ({select} ORDER BY {key} {direction} LIMIT {limit}) b{i}")
     }
 }
 
@@ -740,6 +874,7 @@ mod tests {
                 vital("1", 1, "8867-4", "v.pulse > 0"),
             ],
             rest: String::new(),
+            fused: Vec::new(),
         }
     }
 
@@ -850,6 +985,126 @@ mod tests {
         assert!(from.contains("ORDER BY v.id DESC LIMIT 5"), "{from}");
         // okey < 65: slot 0 up to id 4 (64), slot 1 up to id 3 (49).
         assert_eq!(sql.params, [Value::from(4), Value::from(3)]);
+    }
+
+    /// [`branches`] with its two vital signs fused.
+    fn fused() -> Branches {
+        let mut all = branches();
+        all.fused.push(Fused {
+            members: 0..2,
+            rows: "SELECT v.*, p.uuid AS hearth_patient FROM form_vitals v JOIN patient_data p ON p.pid = v.pid".to_owned(),
+            select: "SELECT v.id * 16 + s.n AS okey FROM {rows} v JOIN (SELECT 0 AS n UNION ALL SELECT 1 AS n) s ON 1 = 1".to_owned(),
+            slot: "s.n".to_owned(),
+        });
+        all
+    }
+
+    #[test]
+    fn members_kept_alike_are_read_once_with_exact_bounds() {
+        let all = fused();
+        let condition = vec!["p.uuid = $1".to_owned()];
+        let pushed = Pushed {
+            branches: &all,
+            kept: vec![(0, condition.clone()), (1, condition)],
+            outer: Vec::new(),
+        };
+        let mut sql = Sql::default();
+        sql.bind("patient");
+        let from = pushed.from_clause(
+            Page {
+                bound: Some(16 * 10 + 1),
+                seek: Some(Seek::After(16 * 4 + 15)),
+                limit: Some(21),
+                bind_limit: true,
+            },
+            &mut sql,
+        );
+        assert_eq!(from.matches("form_vitals").count(), 1, "{from}");
+        assert!(
+            from.contains(
+                "WHERE ((v.bps <> '') OR (v.pulse > 0)) AND p.uuid = $1 AND v.id <= $2 \
+                 AND v.id >= $4 ORDER BY v.id ASC LIMIT $6) v JOIN"
+            ),
+            "{from}"
+        );
+        assert!(
+            from.contains(
+                "WHERE v.id * 16 + s.n <= $3 AND v.id * 16 + s.n > $5 \
+                 ORDER BY v.id ASC, s.n ASC LIMIT $7) f0"
+            ),
+            "{from}"
+        );
+        // Rows up to id 10 (161 = 10 * 16 + 1) and from id 5 (79 = 4 * 16 + 15: id 4
+        // has no slot after it); two rows more than the slots asked for.
+        assert_eq!(
+            sql.params[1..],
+            [
+                Value::from(10),
+                Value::from(161),
+                Value::from(5),
+                Value::from(79),
+                Value::from(23),
+                Value::from(21)
+            ]
+        );
+        // Backwards: the rows up to the one before the key, read in descending order.
+        let mut sql = Sql::default();
+        sql.bind("patient");
+        let from = pushed.from_clause(
+            Page {
+                bound: None,
+                seek: Some(Seek::Before(16 * 4)),
+                limit: Some(5),
+                bind_limit: false,
+            },
+            &mut sql,
+        );
+        assert!(
+            from.contains("AND v.id <= $2 ORDER BY v.id DESC LIMIT 7) v"),
+            "{from}"
+        );
+        assert!(
+            from.contains("WHERE v.id * 16 + s.n < $3 ORDER BY v.id DESC, s.n DESC LIMIT 5) f0"),
+            "{from}"
+        );
+        assert_eq!(sql.params[1..], [Value::from(3), Value::from(64)]);
+    }
+
+    #[test]
+    fn members_kept_apart_are_read_as_branches() {
+        let all = fused();
+        let page = Page {
+            bound: Some(100),
+            seek: None,
+            limit: Some(10),
+            bind_limit: false,
+        };
+        let read = |kept: Vec<(usize, Vec<String>)>, outer: Vec<String>| {
+            let pushed = Pushed {
+                branches: &all,
+                kept,
+                outer,
+            };
+            pushed.from_clause(page, &mut Sql::default())
+        };
+        // One member left out (a code), conditions that differ (an id's slot), one left
+        // outside (no limit per branch): the branches, each on its own.
+        for from in [
+            read(vec![(1, Vec::new())], Vec::new()),
+            read(
+                vec![(0, vec!["a = 1".to_owned()]), (1, vec!["a = 2".to_owned()])],
+                Vec::new(),
+            ),
+            read(
+                vec![(0, Vec::new()), (1, Vec::new())],
+                vec!["o.note = 'x'".to_owned()],
+            ),
+        ] {
+            assert!(!from.contains("hearth_patient"), "{from}");
+        }
+        let from = read(vec![(0, Vec::new()), (1, Vec::new())], Vec::new());
+        assert!(from.contains("hearth_patient"), "{from}");
+        assert!(!from.contains(" b0") && !from.contains(" b1"), "{from}");
     }
 
     #[test]

@@ -490,6 +490,7 @@ pub fn branches() -> Branches {
     use crate::branches::{Branch, Column, Narrow, from_part};
     use crate::tables;
     let mut out = Vec::new();
+    let mut fused = Vec::new();
     for (i, t) in TARGETS.iter().enumerate() {
         let i64_i = i as i64;
         let stride = KEY_STRIDE as i64;
@@ -543,6 +544,25 @@ pub fn branches() -> Branches {
             });
             continue;
         };
+        // Observation's vital signs read together (see `Fused`), as Provenance's rows.
+        let first = out.len();
+        for members in inner.fused.iter().map(|f| f.members.clone()) {
+            let (stride, offset) = (KEY_STRIDE as i64, i64_i);
+            fused.push(tables::vital_signs_together(
+                first + members.start..first + members.end,
+                |n| n * stride + offset,
+                ", p.uuid AS hearth_patient",
+                &format!(
+                    "{id} AS pid, {id} AS tid, '{ty}' AS target_type, \
+                     COALESCE(v.last_updated, v.date) AS updated, \
+                     v.hearth_patient AS patient_uuid, v.id * {key_stride} + s.n AS pkey, \
+                     'vital-signs' AS category",
+                    id = tables::TOGETHER_ID,
+                    ty = t.resource_type,
+                    key_stride = 16 * stride,
+                ),
+            ));
+        }
         for branch in inner.branches {
             let named = |expr: &str| {
                 branch
@@ -600,6 +620,7 @@ pub fn branches() -> Branches {
         alias: "pv",
         branches: out,
         rest: format!(" LEFT JOIN ({ORGANIZATION}) org ON 1=1"),
+        fused,
     }
 }
 
@@ -888,6 +909,27 @@ mod tests {
             (heart_rate.stride, heart_rate.offset),
             (1024, 64 + observation)
         );
+        // Read together, the vital signs' branches are the members, each member's slot
+        // its offset.
+        assert_eq!(all.fused.len(), 1);
+        let together = &all.fused[0];
+        assert_eq!(together.members.len(), 12);
+        for branch in &all.branches[together.members.clone()] {
+            assert!(
+                branch.select.contains("FROM form_vitals v"),
+                "{}",
+                branch.select
+            );
+            assert_eq!(branch.stride, 1024);
+            assert!(
+                together
+                    .select
+                    .contains(&format!(" WHEN {} THEN ", branch.offset)),
+                "{}",
+                branch.offset
+            );
+        }
+        assert!(together.select.contains("v.id * 1024 + s.n AS pkey"));
     }
 
     #[test]

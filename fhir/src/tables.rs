@@ -22,7 +22,7 @@
 //!   diagnosis (a problem's link to an encounter, `issue_encounter`): the problem's uuid
 //!   with version digit `e` and the last twelve digits the link's row number.
 
-use crate::branches::{Branch, Branches, Column, Narrow};
+use crate::branches::{Branch, Branches, Column, Fused, Narrow};
 
 /// The encounter of a vitals row: the `forms` row that files it.
 macro_rules! encounter {
@@ -125,6 +125,8 @@ macro_rules! vital_slot {
             key: concat!("v.id * 16 + ", $n),
             when: $when,
             code2: $code2,
+            profiles: $profiles,
+            values: [$value, $t1, $t2, $c1, $c2],
         }
     };
 }
@@ -500,6 +502,11 @@ pub struct VitalSlot {
     pub when: &'static str,
     /// The second LOINC code's expression (a text literal or `CAST(NULL AS TEXT)`).
     pub code2: &'static str,
+    /// The profiles (a space-separated list).
+    pub profiles: &'static str,
+    /// The expressions of the columns `num`, `t1`, `t2`, `c1` and `c2` (`num`, `c1`
+    /// and `c2` before their cast to `DOUBLE PRECISION`).
+    pub values: [&'static str; 5],
 }
 
 /// Every vital sign's [`VitalSlot`], in slot order.
@@ -517,6 +524,106 @@ pub const VITAL_SLOTS: [VitalSlot; 12] = [
     pediatric_weight_height!(vital_slot),
     head_circumference_percentile!(vital_slot),
 ];
+
+/// The vital signs read together (see [`Fused`]), as branches `members` of a derived
+/// table whose key is `v.id * stride + key(n)` for slot number `n` (Observation's
+/// `v.id * 16 + n`): each `form_vitals` row once (`v`, with `patient_data p`, and
+/// `shared`, more columns computed once per row: `, expr AS name`), joined to the slots
+/// it holds (`s`: `s.n` the slot's `key(n)`, `s.digit` its id digit, `s.code`,
+/// `s.code2`, `s.fhir_profiles`); `columns` is the select list over them.
+pub fn vital_signs_together(
+    members: std::ops::Range<usize>,
+    key: impl Fn(i64) -> i64,
+    shared: &str,
+    columns: &str,
+) -> Fused {
+    let slots: Vec<String> = VITAL_SLOTS
+        .iter()
+        .map(|slot| {
+            format!(
+                "SELECT {n} AS n, '{digit}' AS digit, '{code}' AS code, {code2} AS code2, \
+                 '{profiles}' AS fhir_profiles",
+                n = key(slot.number()),
+                digit = slot.slot,
+                code = slot.code,
+                code2 = slot.code2,
+                profiles = slot.profiles,
+            )
+        })
+        .collect();
+    let holds = arms(&key, |slot| format!("({})", slot.when));
+    Fused {
+        members,
+        rows: format!("SELECT v.*{shared} FROM form_vitals v JOIN patient_data p ON p.pid = v.pid"),
+        select: format!(
+            "SELECT {columns} FROM {{rows}} v JOIN ({}) s ON CASE s.n{holds} ELSE 1 = 0 END",
+            slots.join(" UNION ALL "),
+        ),
+        slot: "s.n".to_owned(),
+    }
+}
+
+/// A vital sign's id in [`vital_signs_together`]'s columns: the row's uuid with the
+/// slot's digit, as each branch's id.
+pub const TOGETHER_ID: &str =
+    "SUBSTR(CAST(v.uuid AS TEXT), 1, 14) || s.digit || SUBSTR(CAST(v.uuid AS TEXT), 16)";
+
+/// ` WHEN key(n) THEN expr(slot n)` for every vital sign, the arms of a `CASE s.n`.
+fn arms(key: &impl Fn(i64) -> i64, expr: impl Fn(&VitalSlot) -> String) -> String {
+    VITAL_SLOTS
+        .iter()
+        .map(|slot| format!(" WHEN {} THEN {}", key(slot.number()), expr(slot)))
+        .collect()
+}
+
+impl VitalSlot {
+    /// The slot's number (its digit read in hexadecimal).
+    pub fn number(&self) -> i64 {
+        i64::from_str_radix(self.slot, 16).expect("a hex slot")
+    }
+}
+
+/// [`OBSERVATIONS`]'s vital signs read together: their columns as each branch computes
+/// them, the version, patient and encounter once per row.
+fn vitals_fused() -> Fused {
+    let slot = |n: i64| n;
+    let value = |column: usize| {
+        let arms = arms(&slot, |s| {
+            format!("CAST({} AS DOUBLE PRECISION)", s.values[column])
+        });
+        format!("CASE s.n{arms} END")
+    };
+    let text = |column: usize| {
+        let arms = arms(&slot, |s| s.values[column].to_owned());
+        format!("CASE s.n{arms} END")
+    };
+    let columns = format!(
+        "v.hearth_version AS fhir_version, {TOGETHER_ID} AS oid, v.id * 16 + s.n AS okey, \
+         COALESCE(v.last_updated, v.date) AS updated, \
+         v.hearth_patient AS patient_uuid, v.hearth_encounter AS encounter_uuid, \
+         'final' AS status, 'vital-signs' AS category, s.code AS code, s.code2 AS code2, \
+         s.fhir_profiles AS fhir_profiles, v.date AS effective, {num} AS num, {t1} AS t1, \
+         {t2} AS t2, {c1} AS c1, {c2} AS c2, v.note AS note, {lab}",
+        num = value(0),
+        t1 = text(1),
+        t2 = text(2),
+        c1 = value(3),
+        c2 = value(4),
+        lab = lab_absent!(),
+    );
+    // The vital signs are the first branches of [`observation_branches`].
+    vital_signs_together(
+        0..VITAL_SLOTS.len(),
+        slot,
+        concat!(
+            ", (SELECT MAX(vv.fhir_version) FROM form_vitals_history vv WHERE vv.id = v.id) \
+             AS hearth_version, p.uuid AS hearth_patient, ",
+            encounter!(),
+            " AS hearth_encounter"
+        ),
+        &columns,
+    )
+}
 
 /// The vitals form's rows filed with one of the encounters whose uuids are listed in
 /// `{}`: what narrows a search of a vital sign's encounter to an index lookup.
@@ -567,7 +674,7 @@ pub fn observation_branches() -> Branches {
     );
     let mut branches = Vec::new();
     for (slot, (select, when)) in VITAL_SLOTS.iter().zip(&parts) {
-        let n = i64::from_str_radix(slot.slot, 16).expect("a hex slot");
+        let n = slot.number();
         branches.push(Branch {
             select: select.clone(),
             when: when.clone(),
@@ -657,6 +764,7 @@ pub fn observation_branches() -> Branches {
         alias: "o",
         branches,
         rest: String::new(),
+        fused: vec![vitals_fused()],
     }
 }
 
@@ -734,6 +842,7 @@ pub fn condition_branches() -> Branches {
         alias: "c",
         branches,
         rest: String::new(),
+        fused: Vec::new(),
     }
 }
 
@@ -786,6 +895,7 @@ pub fn medication_request_branches() -> Branches {
         alias: "m",
         branches,
         rest: String::new(),
+        fused: Vec::new(),
     }
 }
 
@@ -1115,6 +1225,29 @@ mod tests {
             );
         }
         assert_eq!(all.branches[7].columns[8].constant, Some(Some("2708-6")));
+        // Read together, each vital sign's slot computes the values its branch selects,
+        // holds the rows its branch's condition admits, and carries its code.
+        let together = &all.fused[0];
+        assert_eq!(together.members, 0..VITAL_SLOTS.len());
+        for (slot, branch) in VITAL_SLOTS.iter().zip(&all.branches) {
+            let n = slot.number();
+            let num = format!("CAST({} AS DOUBLE PRECISION)", slot.values[0]);
+            assert!(
+                branch.select.contains(&format!("{num} AS num")),
+                "{}",
+                branch.select
+            );
+            assert!(together.select.contains(&format!(" WHEN {n} THEN {num}")));
+            assert!(
+                together
+                    .select
+                    .contains(&format!(" WHEN {n} THEN ({})", branch.when))
+            );
+            assert!(together.select.contains(&format!(
+                "SELECT {n} AS n, '{}' AS digit, '{}' AS code",
+                slot.slot, slot.code
+            )));
+        }
     }
 
     #[test]

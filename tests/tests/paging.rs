@@ -5,7 +5,8 @@
 //! `previous` links walk back over the same pages; a search with `_sort` keeps offset
 //! cursors (`v1.…`); the export's larger pages are the host's alone (a client's
 //! `hearth-page-cap` header is not passed on); `Group?member=` / `Group?patient=` find the
-//! groups that list a patient.
+//! groups that list a patient; the vital signs a page reads together (one read of each
+//! `form_vitals` row) are the rows their branches give one by one.
 
 use std::collections::BTreeSet;
 
@@ -51,6 +52,28 @@ where
     pages
 }
 
+/// Follows `previous` links (keyset cursors) back from the bundle `last`, answering every
+/// page's ids in forward order and the first page; the walk ends within `most` pages.
+async fn walk_back(
+    app: &TestApp,
+    token: &str,
+    last: Value,
+    most: usize,
+) -> (Vec<Vec<String>>, Value) {
+    let mut backward = vec![ids(&last)];
+    let mut page = last;
+    while let Some(previous) = link(&page, "previous") {
+        assert!(cursor(&previous).starts_with("v2."), "{previous}");
+        let reply = app.get(&previous, token).await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        backward.push(ids(&reply.json));
+        page = reply.json;
+        assert!(backward.len() <= most, "the walk back ends");
+    }
+    backward.reverse();
+    (backward, page)
+}
+
 /// The uuids of every patient whose family name starts with `family`, in key order.
 async fn family_ids(app: &TestApp, token: &str, family: &str) -> Vec<String> {
     let url = fhir(
@@ -94,6 +117,82 @@ both! {
                 assert_eq!(unique, filtered.iter().collect(), "{t}: the rows of the filtered searches");
             }
         }
+    }
+
+    async fn vital_signs_read_together_are_the_rows_each_branch_gives(app) {
+        // A page that keeps every vital sign alike reads each `form_vitals` row once and
+        // joins it to the measurements it holds (hearth_fhir::branches::Fused); a search
+        // of one code, or a read, reads that vital sign's branch alone. Both give the
+        // same resources, field for field, in the same order, forwards and backwards.
+        hearth_tests::bulk::seed(app, "default", 4).await;
+        let site = app.state.sites.get("default").await.expect("the site");
+        let token = hearth_tests::bulk::system_token(app, "default", "pager", "system/*.read").await;
+        let before: BTreeSet<String> = site.gate.allowed_statements().into_iter().collect();
+        let mut forward: Vec<Vec<Value>> = Vec::new();
+        let mut url = fhir(app, "default", "/Observation?_count=7&_total=none");
+        let last = loop {
+            let reply = app.get(&url, &token).await;
+            assert_eq!(reply.status, 200, "{url}: {}", reply.text);
+            let entries = reply.json["entry"].as_array().cloned().unwrap_or_default();
+            forward.push(entries.into_iter().map(|e| e["resource"].clone()).collect());
+            match link(&reply.json, "next") {
+                Some(next) => url = next,
+                None => break reply.json,
+            }
+            assert!(forward.len() < 1000, "the pages end");
+        };
+        let fused = site
+            .gate
+            .allowed_statements()
+            .into_iter()
+            .filter(|sql| !before.contains(sql) && sql.contains("hearth_encounter"))
+            .count();
+        assert!(fused > 0, "the unfiltered pages read the vital signs together");
+
+        let all: Vec<&Value> = forward.iter().flatten().collect();
+        let vitals: Vec<&Value> = all
+            .iter()
+            .copied()
+            .filter(|r| r["category"][0]["coding"][0]["code"] == "vital-signs")
+            .collect();
+        let codes: BTreeSet<&str> = vitals
+            .iter()
+            .map(|r| r["code"]["coding"][0]["code"].as_str().expect("a code"))
+            .collect();
+        assert!(vitals.len() > 20 && codes.len() >= 6, "{} vital signs, codes {codes:?}", vitals.len());
+        for code in &codes {
+            let reply = app
+                .get(&fhir(app, "default", &format!("/Observation?code={code}&_count=200")), &token)
+                .await;
+            assert_eq!(reply.status, 200, "{}", reply.text);
+            assert!(link(&reply.json, "next").is_none(), "{code}: one page");
+            let alone: Vec<Value> = reply.json["entry"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|e| e["resource"].clone())
+                .collect();
+            let together: Vec<Value> = vitals
+                .iter()
+                .filter(|r| r["code"]["coding"][0]["code"] == *code)
+                .map(|r| (*r).clone())
+                .collect();
+            assert_eq!(alone, together, "{code}: the branch's rows, field for field");
+        }
+        for vital in vitals.iter().step_by(5) {
+            let id = vital["id"].as_str().expect("an id");
+            let read = app.get(&fhir(app, "default", &format!("/Observation/{id}")), &token).await;
+            assert_eq!(read.status, 200, "{}", read.text);
+            assert_eq!(&read.json, *vital, "a read of {id}");
+        }
+
+        // `previous` links walk back over the same pages.
+        let (backward, _) = walk_back(app, &token, last, forward.len()).await;
+        let forward: Vec<Vec<String>> = forward
+            .iter()
+            .map(|p| p.iter().map(|r| r["id"].as_str().unwrap_or_default().to_owned()).collect())
+            .collect();
+        assert_eq!(backward, forward);
     }
 
     async fn keyset_pages_see_every_row_once_while_rows_come_and_go(app) {
@@ -170,17 +269,7 @@ both! {
             }
         };
         assert_eq!(forward.concat(), rows);
-        let mut backward = vec![ids(&last)];
-        let mut page = last;
-        while let Some(previous) = link(&page, "previous") {
-            assert!(cursor(&previous).starts_with("v2."), "{previous}");
-            let reply = app.get(&previous, &token).await;
-            assert_eq!(reply.status, 200, "{}", reply.text);
-            backward.push(ids(&reply.json));
-            page = reply.json;
-            assert!(backward.len() <= forward.len(), "the walk back ends");
-        }
-        backward.reverse();
+        let (backward, page) = walk_back(app, &token, last, forward.len()).await;
         assert_eq!(backward, forward);
         assert!(link(&page, "next").is_some());
 
