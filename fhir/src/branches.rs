@@ -617,18 +617,23 @@ fn bounded(
     bound: Option<i64>,
     sql: &mut Sql,
 ) -> Vec<String> {
-    let when = if conditions.is_empty() {
-        branch.when.clone()
-    } else {
-        branch.when.replace("likely(", "(")
-    };
-    let mut wheres = vec![format!("({when})")];
+    let mut wheres = vec![own_condition(branch, conditions)];
     wheres.extend(conditions.iter().cloned());
     if let Some(bound) = bound {
         let most = (bound - branch.offset).div_euclid(branch.stride);
         wheres.push(format!("{} <= {}", branch.key, sql.bind(most)));
     }
     wheres
+}
+
+/// The branch's own condition, in parentheses, with `conditions` placed in it (see
+/// [`bounded`] for `likely(…)`).
+fn own_condition(branch: &Branch, conditions: &[String]) -> String {
+    if conditions.is_empty() {
+        format!("({})", branch.when)
+    } else {
+        format!("({})", branch.when.replace("likely(", "("))
+    }
 }
 
 impl Pushed<'_> {
@@ -743,14 +748,7 @@ impl Pushed<'_> {
         let derived = format!("{key} * {stride} + {}", f.slot);
         let any: Vec<String> = self.branches.branches[f.members.clone()]
             .iter()
-            .map(|b| {
-                let when = if conditions.is_empty() {
-                    b.when.clone()
-                } else {
-                    b.when.replace("likely(", "(")
-                };
-                format!("({when})")
-            })
+            .map(|b| own_condition(b, conditions))
             .collect();
         let mut inner = vec![format!("({})", any.join(" OR "))];
         inner.extend(conditions.iter().cloned());

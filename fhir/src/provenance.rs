@@ -544,13 +544,18 @@ pub fn branches() -> Branches {
             });
             continue;
         };
-        // Observation's vital signs read together (see `Fused`), as Provenance's rows.
-        let first = out.len();
-        for members in inner.fused.iter().map(|f| f.members.clone()) {
-            let (stride, offset) = (KEY_STRIDE as i64, i64_i);
+        // Observation's vital signs (its only group read together, see `Fused`) read
+        // together as Provenance's rows too: the members' keys scaled as each branch's.
+        if let Some(vitals) = inner
+            .fused
+            .first()
+            .filter(|_| t.from == tables::OBSERVATIONS)
+        {
+            let first = out.len();
+            let member_stride = inner.branches[vitals.members.start].stride;
             fused.push(tables::vital_signs_together(
-                first + members.start..first + members.end,
-                |n| n * stride + offset,
+                first + vitals.members.start..first + vitals.members.end,
+                |n| n * stride + i64_i,
                 ", p.uuid AS hearth_patient",
                 &format!(
                     "{id} AS pid, {id} AS tid, '{ty}' AS target_type, \
@@ -559,7 +564,7 @@ pub fn branches() -> Branches {
                      'vital-signs' AS category",
                     id = tables::TOGETHER_ID,
                     ty = t.resource_type,
-                    key_stride = 16 * stride,
+                    key_stride = member_stride * stride,
                 ),
             ));
         }
