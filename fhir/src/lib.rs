@@ -709,6 +709,10 @@ fn search_in(
     }
     let includes = include::resolve(def.resource_type, &params, &plan.includes, strict)
         .map_err(|e| error(400, "invalid", &e.0))?;
+    // The host's own caller (a Bulk Data export) may ask the page as lines, one matched
+    // resource each (see `hearth_sdk::request::LINES_HEADER`); a page with included
+    // resources is a Bundle always.
+    let lines = req.wants_lines() && !revinclude && includes.is_empty() && !plan.count_only;
     // No search condition and nothing the token confines the search to: the type's
     // rows lie about as densely as their keys (the type's own kind condition aside).
     let unconfined = plan.sql.conditions.is_empty();
@@ -867,6 +871,7 @@ fn search_in(
     let keyset = plan.order.is_empty();
     let seek = if keyset { cursor.seek } else { None };
     let mut entries = Json::array();
+    let mut text = String::new();
     let mut shown = 0u64;
     let mut more = false;
     let mut keys: Option<(i64, i64)> = None;
@@ -1052,15 +1057,20 @@ fn search_in(
                     row.text("fhir_last_updated").map(str::to_owned),
                 ));
             }
-            let mut entry = Json::object();
-            entry
-                .field(
-                    "fullUrl",
-                    [base.as_str(), "/", row.text("fhir_id").unwrap_or_default()].concat(),
-                )
-                .field("resource", resource(def, &row, req, map))
-                .field("search", Json::raw(r#"{"mode":"match"}"#));
-            entries.push(entry.end());
+            if lines {
+                text.push_str(resource(def, &row, req, map).as_str());
+                text.push('\n');
+            } else {
+                let mut entry = Json::object();
+                entry
+                    .field(
+                        "fullUrl",
+                        [base.as_str(), "/", row.text("fhir_id").unwrap_or_default()].concat(),
+                    )
+                    .field("resource", resource(def, &row, req, map))
+                    .field("search", Json::raw(r#"{"mode":"match"}"#));
+                entries.push(entry.end());
+            }
             shown += 1;
             for (i, inc) in includes.iter().enumerate() {
                 if let Some(id) = row
@@ -1106,15 +1116,24 @@ fn search_in(
         ),
         _ => (None, None),
     };
-    if !plan.count_only && has_next && shown > 0 {
-        links.push(link(
-            "next",
-            &url(Some(search::Cursor {
-                bound: cursor.bound,
-                offset: cursor.offset + if after.is_some() { shown } else { count },
-                seek: after,
-            })),
-        ));
+    let next = (!plan.count_only && has_next && shown > 0).then(|| {
+        url(Some(search::Cursor {
+            bound: cursor.bound,
+            offset: cursor.offset + if after.is_some() { shown } else { count },
+            seek: after,
+        }))
+    });
+    if lines {
+        let mut response = Response::json(200, Json::raw(text))
+            .header("content-type", "application/fhir+ndjson")
+            .header(hearth_sdk::request::LINES_HEADER, &shown.to_string());
+        if let Some(next) = &next {
+            response = response.header(hearth_sdk::request::NEXT_HEADER, next);
+        }
+        return Ok(response);
+    }
+    if let Some(next) = &next {
+        links.push(link("next", next));
     }
     if !plan.count_only && cursor.offset > 0 {
         let back = match before {

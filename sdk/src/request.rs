@@ -20,6 +20,18 @@ pub const LIST_CAP_HEADER: &str = "hearth-list-cap";
 /// the host passes only the headers it names.
 pub const PAGE_CAP_HEADER: &str = "hearth-page-cap";
 
+/// The request header in which the host asks one of its own in-process callers' search
+/// pages (a Bulk Data export's) as lines: each matched resource on a line of its own,
+/// instead of a Bundle. A search that answers so says it with [`LINES_HEADER`] in its
+/// response too (the number of lines), and gives its next page's URL in
+/// [`NEXT_HEADER`]; a search that does not answers its Bundle, which the host reads as
+/// it always did. Clients cannot set it: the host passes only the headers it names.
+pub const LINES_HEADER: &str = "hearth-lines";
+
+/// The response header with the next page's URL of a page answered as lines (see
+/// [`LINES_HEADER`]); none on the last page.
+pub const NEXT_HEADER: &str = "hearth-next";
+
 /// The list cap when the host names none (unit tests, `hearth plugin call`): the
 /// default of the site setting `api.list_cap`.
 pub const DEFAULT_LIST_CAP: u32 = 2000;
@@ -126,6 +138,11 @@ impl Request {
         self.header(PAGE_CAP_HEADER)
             .and_then(|cap| cap.parse().ok())
             .filter(|cap| *cap > 0)
+    }
+
+    /// Whether the host asks this search's page as lines (see [`LINES_HEADER`]).
+    pub fn wants_lines(&self) -> bool {
+        self.header(LINES_HEADER).is_some()
     }
 
     /// The value of the route's last parameter when it is a uuid (`/api/patient/:puuid`),

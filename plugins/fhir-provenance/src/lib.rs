@@ -205,6 +205,87 @@ mod tests {
         assert_eq!(hi, &Value::from(50_000 + 6_312));
     }
 
+    /// A page the host asks as lines (a Bulk Data export's) holds the Bundle's resources,
+    /// byte for byte, one per line, and names its next page in a header.
+    #[test]
+    fn a_page_asked_as_lines_holds_the_bundles_resources() {
+        let rows: Vec<Vec<Value>> = (0..4)
+            .map(|i| {
+                let id = format!("90cde167-0000-4000-8000-{i:012}");
+                vec![
+                    id.clone().into(),
+                    "2024-05-06 07:08:09".into(),
+                    (64 * (i + 1) + 4).into(),
+                    id.clone().into(),
+                    id.into(),
+                    "AllergyIntolerance".into(),
+                    "2024-05-06 07:08:09".into(),
+                    "90cde167-0000-4000-8000-0000000000ff".into(),
+                    "Clinic".into(),
+                ]
+            })
+            .collect();
+        let page = |lines: bool| {
+            let mut host = MockHost::new().on_query(
+                "pv.pid AS fhir_id",
+                Rows::from_values(COLUMNS, rows.clone()),
+            );
+            let mut request = TestRequest::get(
+                "/fhir/Provenance?_count=3&_total=none&_cursor=v2.900000000.10.a64",
+            )
+            .caller(hearth_sdk::request::Caller {
+                role: hearth_sdk::request::Role::System,
+                subject: "00000000-0000-4000-8000-0000000000aa".into(),
+                username: String::new(),
+                client_id: "bulk-client".into(),
+                scopes: "system/*.rs".into(),
+                patient: None,
+            });
+            if lines {
+                request = request.header(hearth_sdk::request::LINES_HEADER, "1");
+            }
+            let response = host.call::<FhirProvenance>(request);
+            assert_eq!(response.status, 200, "{}", response.text());
+            response
+        };
+        let bundle = page(false);
+        let lines = page(true);
+        let header = |name: &str| {
+            lines
+                .headers
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_str())
+        };
+        assert_eq!(header(hearth_sdk::request::LINES_HEADER), Some("3"));
+        let value = bundle.body_json();
+        let next = value["link"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["relation"] == "next")
+            .expect("a next link")["url"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert_eq!(
+            header(hearth_sdk::request::NEXT_HEADER),
+            Some(next.as_str())
+        );
+        let text = lines.text();
+        assert!(text.ends_with('\n'), "{text}");
+        let got: Vec<&str> = text.lines().collect();
+        assert_eq!(got.len(), 3, "{text}");
+        for (line, entry) in got.iter().zip(value["entry"].as_array().unwrap()) {
+            // The same bytes as the Bundle holds, and the same resource.
+            assert!(bundle.text().contains(line), "{line}");
+            assert_eq!(
+                &serde_json::from_str::<serde_json::Value>(line).unwrap(),
+                &entry["resource"]
+            );
+        }
+    }
+
     #[test]
     fn a_provenance_reads_its_target() {
         let rows = Rows::from_values(

@@ -11,9 +11,9 @@ use axum::http::{HeaderMap, Method};
 use serde_json::{Value, json};
 
 use super::limits::{BulkSettings, bulk_settings};
-use super::page::{Page, next_query};
+use super::page::{Page, next_query, query_of};
 use super::{
-    ApiState, Call, FileDone, Incomplete, Owner, Plan, Progress, job_dir, now, outcome_text,
+    ApiState, Call, FileDone, Found, Incomplete, Owner, Plan, Progress, job_dir, now, outcome_text,
     search_text, settings,
 };
 use crate::auth::tokens::Principal;
@@ -163,7 +163,7 @@ impl Run {
         query: &[(String, String)],
         shrink: bool,
         kept: Option<&tokio::sync::Mutex<Kept>>,
-    ) -> Result<(u16, Vec<u8>, u32), Stop> {
+    ) -> Result<(Found, u32), Stop> {
         let headers = HeaderMap::new();
         let uri = axum::http::Uri::from_static("/");
         let request_id = format!("bulk-{}", self.id);
@@ -190,7 +190,16 @@ impl Run {
                     None => None,
                 };
                 let kept = kept.as_deref_mut();
-                answer(search_text(call, table, &self.principal, resource_type, query, kept).await)
+                let found = search_text(
+                    call,
+                    table,
+                    &self.principal,
+                    resource_type,
+                    query,
+                    kept,
+                    shrink,
+                );
+                answer(found.await)
             },
             || self.renew(),
             FIRST_WAIT,
@@ -323,7 +332,7 @@ async fn count(run: &Run, i: usize) -> Result<(), Stop> {
     // [`Kept`]), dropped once counted with its hold on the plugin's code: the export
     // takes no slot from requests and leaves no warm one behind.
     let instance = tokio::sync::Mutex::new(Kept::default());
-    let (status, body, tries) = run.ask(t, &query, false, Some(&instance)).await?;
+    let (Found { status, body, .. }, tries) = run.ask(t, &query, false, Some(&instance)).await?;
     drop(instance);
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     if status != 200 {
@@ -375,9 +384,9 @@ async fn pages(run: &Run, i: usize) -> Result<(), Stop> {
         };
         // The query of the type's next file; `None` when the type is finished.
         let next_file = loop {
-            let (status, body, tries) = run.ask(t, &query, true, Some(&kept)).await?;
-            if status != 200 {
-                let outcome: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            let (found, tries) = run.ask(t, &query, true, Some(&kept)).await?;
+            if found.status != 200 {
+                let outcome: Value = serde_json::from_slice(&found.body).unwrap_or(Value::Null);
                 let count = run.with(|progress, _| progress.done_of(t)) + file.count;
                 let of = run
                     .with(|progress, _| progress.types[i].total)
@@ -397,7 +406,7 @@ async fn pages(run: &Run, i: usize) -> Result<(), Stop> {
                 );
                 break None;
             }
-            let (written, next) = write_page(&mut file.writer, &body)
+            let (written, next) = write_page(&mut file.writer, &found)
                 .map_err(|e| Stop::Failed(format!("{} could not be written: {e}", file.name)))?;
             file.count += written;
             run.with(|progress, _| progress.types[i].current = file.count);
@@ -572,10 +581,10 @@ fn attempts(retries: u32) -> String {
 
 /// A search's answer as a status and a body; a call that failed (a deadline, a trap, a
 /// busy plugin) as its 5xx and an OperationOutcome.
-fn answer(found: Result<(u16, Vec<u8>), crate::error::HttpError>) -> (u16, Vec<u8>) {
+fn answer(found: Result<Found, crate::error::HttpError>) -> Found {
     match found {
         Ok(found) => found,
-        Err(error) => (
+        Err(error) => Found::bundle(
             error.status.as_u16(),
             json!({"issue": [{"diagnostics": error.message}]})
                 .to_string()
@@ -587,7 +596,7 @@ fn answer(found: Result<(u16, Vec<u8>), crate::error::HttpError>) -> (u16, Vec<u
 /// Asks `attempt` (given how many retries came before it) until it answers 200 or a
 /// refusal, or [`RETRIES`] retries failed too; between tries it waits (`first_wait`,
 /// doubling) and calls `keep` (which renews the job's lease, so retries never let it run
-/// out). Answers the last status and body and how many retries were made.
+/// out). Answers the last answer and how many retries were made.
 async fn with_retries<A, AF, K, KF>(
     mut attempt: A,
     mut keep: K,
@@ -595,19 +604,20 @@ async fn with_retries<A, AF, K, KF>(
     site: &str,
     job: &str,
     resource_type: &str,
-) -> Result<(u16, Vec<u8>, u32), Stop>
+) -> Result<(Found, u32), Stop>
 where
     A: FnMut(u32) -> AF,
-    AF: Future<Output = (u16, Vec<u8>)>,
+    AF: Future<Output = Found>,
     K: FnMut() -> KF,
     KF: Future<Output = Result<(), Stop>>,
 {
     let mut wait = first_wait;
     let mut retries = 0;
     loop {
-        let (status, body) = attempt(retries).await;
+        let found = attempt(retries).await;
+        let status = found.status;
         if status == 200 || !retryable(status) || retries == RETRIES {
-            return Ok((status, body, retries));
+            return Ok((found, retries));
         }
         retries += 1;
         tracing::warn!(
@@ -627,9 +637,24 @@ where
 type Query = Vec<(String, String)>;
 
 /// Writes a search page's matched resources to `out`, one per line, as the plugin wrote
-/// them; answers how many and the next page's query. A Bundle the page reader cannot read
-/// is read as a value and written again.
-fn write_page(out: &mut impl std::io::Write, body: &[u8]) -> std::io::Result<(u64, Option<Query>)> {
+/// them; answers how many and the next page's query. A page answered as lines is written
+/// as it is once [`Page::lines`] has checked it; a Bundle the page reader cannot read is
+/// read as a value and written again.
+fn write_page(
+    out: &mut impl std::io::Write,
+    found: &Found,
+) -> std::io::Result<(u64, Option<Query>)> {
+    let body = found.body.as_slice();
+    if let Some((count, next)) = &found.lines {
+        if !Page::lines(body, *count) {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("the plugin's page is not the {count} resources, one per line, it said"),
+            ));
+        }
+        out.write_all(body)?;
+        return Ok((*count, next.as_deref().and_then(query_of)));
+    }
     let mut written = 0u64;
     if let Some(page) = Page::read(body) {
         for range in page.resources {
@@ -679,12 +704,12 @@ mod tests {
             .enable_time()
             .build()
             .unwrap();
-        let (status, _, retries) = runtime
+        let (found, retries) = runtime
             .block_on(with_retries(
                 |_| {
                     let status = answers[tries.get().min(answers.len() - 1)];
                     tries.set(tries.get() + 1);
-                    async move { (status, Vec::new()) }
+                    async move { Found::bundle(status, Vec::new()) }
                 },
                 || {
                     kept.set(kept.get() + 1);
@@ -697,7 +722,7 @@ mod tests {
             ))
             .ok()
             .unwrap();
-        ((status, retries), tries.get(), kept.get())
+        ((found.status, retries), tries.get(), kept.get())
     }
 
     #[test]

@@ -425,13 +425,37 @@ async fn search(
     resource_type: &str,
     query: Vec<(String, String)>,
 ) -> Result<(u16, Value), HttpError> {
-    let (status, body) = search_text(call, table, principal, resource_type, query, None).await?;
-    Ok((status, serde_json::from_slice(&body).unwrap_or(Value::Null)))
+    let found = search_text(call, table, principal, resource_type, query, None, false).await?;
+    Ok((
+        found.status,
+        serde_json::from_slice(&found.body).unwrap_or(Value::Null),
+    ))
+}
+
+/// A search's answer as the plugin wrote it.
+pub(super) struct Found {
+    pub(super) status: u16,
+    pub(super) body: Vec<u8>,
+    /// How many lines a page answered as lines holds, and its next page's URL (see
+    /// [`hearth_sdk::request::LINES_HEADER`]); `None` for a Bundle.
+    pub(super) lines: Option<(u64, Option<String>)>,
+}
+
+impl Found {
+    /// An answer that is not a page of lines (an error, a Bundle).
+    pub(super) fn bundle(status: u16, body: Vec<u8>) -> Found {
+        Found {
+            status,
+            body,
+            lines: None,
+        }
+    }
 }
 
 /// [`search`] answering the body as the plugin wrote it (the export copies the resources
 /// out of it without building them as values); through `kept` when given (an export's
-/// pages of one type, see [`runtime::Kept`]).
+/// pages of one type, see [`runtime::Kept`]). With `lines` the page is asked as lines,
+/// one resource each (a plugin that cannot answers its Bundle).
 async fn search_text(
     call: &Call<'_>,
     table: &SiteTable,
@@ -439,7 +463,8 @@ async fn search_text(
     resource_type: &str,
     query: Vec<(String, String)>,
     kept: Option<&mut runtime::Kept>,
-) -> Result<(u16, Vec<u8>), HttpError> {
+    lines: bool,
+) -> Result<Found, HttpError> {
     let (bound, params) = search_route(table, principal, resource_type)?;
     let path = format!("/{resource_type}");
     let asked = Asked {
@@ -455,6 +480,11 @@ async fn search_text(
         hearth_sdk::request::PAGE_CAP_HEADER.to_owned(),
         limits::MAX_PAGE.to_string(),
     ));
+    if lines {
+        request
+            .headers
+            .push((hearth_sdk::request::LINES_HEADER.to_owned(), "1".to_owned()));
+    }
     // A search of an export (a count, a page) may read a whole table: it runs in the
     // background with a deadline and CPU budget of at least `bulk.call_seconds`.
     let mut budget = bound.plugin.limits;
@@ -473,7 +503,25 @@ async fn search_text(
     .await;
     count_call(&call.app.telemetry, &call.site.name, &bound, &result);
     match result {
-        Ok(outcome) => Ok((outcome.response.status, outcome.response.body)),
+        Ok(outcome) => {
+            let response = outcome.response;
+            let header = |name: &str| {
+                response
+                    .headers
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                    .map(|(_, v)| v.clone())
+            };
+            let lines = header(hearth_sdk::request::LINES_HEADER)
+                .filter(|_| lines && response.status == 200)
+                .and_then(|n| n.trim().parse::<u64>().ok())
+                .map(|n| (n, header(hearth_sdk::request::NEXT_HEADER)));
+            Ok(Found {
+                status: response.status,
+                body: response.body,
+                lines,
+            })
+        }
         Err(error) => Err(call_error(&call.site.name, call.request_id, &bound, error)),
     }
 }

@@ -1,6 +1,8 @@
 //! A search page's Bundle read as text: where each matched resource lies and the `next`
 //! link's query, without building the resources as values. The export writes those bytes
-//! to its ndjson file as they are: what the plugin answered, one resource per line.
+//! to its ndjson file as they are: what the plugin answered, one resource per line. A
+//! page the plugin answered as lines (`hearth_sdk::request::LINES_HEADER`) is only
+//! checked ([`Page::lines`]) and written whole.
 
 use std::ops::Range;
 
@@ -17,6 +19,25 @@ pub(super) struct Page {
 }
 
 impl Page {
+    /// Whether `text` is `count` lines, each a JSON object's text (what a page answered
+    /// as lines holds, see [`hearth_sdk::request::LINES_HEADER`]): every line starts
+    /// with `{` and ends with `}`, and the text ends with its last line's line feed. A
+    /// JSON writer escapes line feeds inside strings, so a resource cannot hold one; the
+    /// objects themselves are the plugin's, as a Bundle's resources are.
+    pub(super) fn lines(text: &[u8], count: u64) -> bool {
+        let mut start = 0;
+        let mut seen = 0u64;
+        for end in memchr::memchr_iter(b'\n', text) {
+            let line = &text[start..end];
+            if line.first() != Some(&b'{') || line.last() != Some(&b'}') {
+                return false;
+            }
+            seen += 1;
+            start = end + 1;
+        }
+        seen == count && start == text.len()
+    }
+
     /// Reads a Bundle's text; `None` when it is not the JSON object of a Bundle this can
     /// read (the caller then reads it as a value).
     pub(super) fn read(text: &[u8]) -> Option<Page> {
@@ -74,6 +95,11 @@ pub(super) fn next_query(bundle: &Value) -> Option<Vec<(String, String)>> {
         .iter()
         .find(|l| l["relation"] == "next")?["url"]
         .as_str()?;
+    query_of(url)
+}
+
+/// The query pairs of a URL.
+pub(super) fn query_of(url: &str) -> Option<Vec<(String, String)>> {
     let (_, query) = url.split_once('?')?;
     Some(
         form_urlencoded::parse(query.as_bytes())
@@ -233,6 +259,29 @@ mod tests {
             .iter()
             .map(|r| serde_json::from_slice(&text.as_bytes()[r.clone()]).expect("JSON"))
             .collect()
+    }
+
+    #[test]
+    fn pages_of_lines_are_checked_line_by_line() {
+        let two = b"{\"resourceType\":\"Patient\",\"id\":\"a\"}\n{\"id\":\"b\"}\n";
+        assert!(Page::lines(two, 2));
+        assert!(Page::lines(b"", 0));
+        // Another count than it said, a line cut short, a last line without its line
+        // feed, an empty line, something that is not an object.
+        assert!(!Page::lines(two, 1));
+        assert!(!Page::lines(two, 3));
+        assert!(!Page::lines(b"{\"id\":\"a\"\n", 1));
+        assert!(!Page::lines(b"{\"id\":\"a\"}", 1));
+        assert!(!Page::lines(b"{}\n\n", 2));
+        assert!(!Page::lines(b"[1]\n", 1));
+        assert_eq!(
+            query_of("https://h/fhir/Patient?_count=2&_cursor=v2.9.2.a5"),
+            Some(vec![
+                ("_count".to_owned(), "2".to_owned()),
+                ("_cursor".to_owned(), "v2.9.2.a5".to_owned())
+            ])
+        );
+        assert_eq!(query_of("https://h/fhir/Patient"), None);
     }
 
     #[test]
