@@ -151,27 +151,40 @@ mod tests {
         "org_name",
     ];
 
+    /// The row of AllergyIntolerance `i`'s Provenance, at paging key `key`.
+    fn allergy_row(i: i64, key: i64) -> Vec<Value> {
+        let id = format!("90cde167-0000-4000-8000-{i:012}");
+        vec![
+            id.clone().into(),
+            "2024-05-06 07:08:09".into(),
+            key.into(),
+            id.clone().into(),
+            id.into(),
+            "AllergyIntolerance".into(),
+            "2024-05-06 07:08:09".into(),
+            "90cde167-0000-4000-8000-0000000000ff".into(),
+            "Clinic".into(),
+        ]
+    }
+
+    /// A system export's token: nothing confines the search.
+    fn export_caller() -> hearth_sdk::request::Caller {
+        hearth_sdk::request::Caller {
+            role: hearth_sdk::request::Role::System,
+            subject: "00000000-0000-4000-8000-0000000000aa".into(),
+            username: String::new(),
+            client_id: "bulk-client".into(),
+            scopes: "system/*.rs".into(),
+            patient: None,
+        }
+    }
+
     /// A page after a cursor reads one window when the keys so far say how sparse they
     /// are: its first window is as wide as `offset` rows over `last` keys make a page
     /// (and a quarter more), not a page's width in keys.
     #[test]
     fn a_page_after_a_cursor_sizes_its_window_from_the_rows_per_key_so_far() {
-        let rows = (0..101)
-            .map(|i| {
-                let id = format!("90cde167-0000-4000-8000-{i:012}");
-                vec![
-                    id.clone().into(),
-                    "2024-05-06 07:08:09".into(),
-                    (50_001 + i * 100).into(),
-                    id.clone().into(),
-                    id.into(),
-                    "AllergyIntolerance".into(),
-                    "2024-05-06 07:08:09".into(),
-                    "90cde167-0000-4000-8000-0000000000ff".into(),
-                    "Clinic".into(),
-                ]
-            })
-            .collect();
+        let rows = (0..101).map(|i| allergy_row(i, 50_001 + i * 100)).collect();
         let mut host =
             MockHost::new().on_query("pv.pid AS fhir_id", Rows::from_values(COLUMNS, rows));
         // 1,000 rows at or below key 50,000: 0.02 rows a key, so 101 rows (a page of
@@ -180,14 +193,7 @@ mod tests {
         let request = TestRequest::get(
             "/fhir/Provenance?_count=100&_total=none&_cursor=v2.900000000.1000.a50000",
         )
-        .caller(hearth_sdk::request::Caller {
-            role: hearth_sdk::request::Role::System,
-            subject: "00000000-0000-4000-8000-0000000000aa".into(),
-            username: String::new(),
-            client_id: "bulk-client".into(),
-            scopes: "system/*.rs".into(),
-            patient: None,
-        });
+        .caller(export_caller());
         let response = host.call::<FhirProvenance>(request);
         assert_eq!(response.status, 200, "{}", response.text());
         let windows: Vec<Vec<Value>> = host
@@ -209,22 +215,7 @@ mod tests {
     /// byte for byte, one per line, and names its next page in a header.
     #[test]
     fn a_page_asked_as_lines_holds_the_bundles_resources() {
-        let rows: Vec<Vec<Value>> = (0..4)
-            .map(|i| {
-                let id = format!("90cde167-0000-4000-8000-{i:012}");
-                vec![
-                    id.clone().into(),
-                    "2024-05-06 07:08:09".into(),
-                    (64 * (i + 1) + 4).into(),
-                    id.clone().into(),
-                    id.into(),
-                    "AllergyIntolerance".into(),
-                    "2024-05-06 07:08:09".into(),
-                    "90cde167-0000-4000-8000-0000000000ff".into(),
-                    "Clinic".into(),
-                ]
-            })
-            .collect();
+        let rows: Vec<Vec<Value>> = (0..4).map(|i| allergy_row(i, 64 * (i + 1) + 4)).collect();
         let page = |lines: bool| {
             let mut host = MockHost::new().on_query(
                 "pv.pid AS fhir_id",
@@ -233,14 +224,7 @@ mod tests {
             let mut request = TestRequest::get(
                 "/fhir/Provenance?_count=3&_total=none&_cursor=v2.900000000.10.a64",
             )
-            .caller(hearth_sdk::request::Caller {
-                role: hearth_sdk::request::Role::System,
-                subject: "00000000-0000-4000-8000-0000000000aa".into(),
-                username: String::new(),
-                client_id: "bulk-client".into(),
-                scopes: "system/*.rs".into(),
-                patient: None,
-            });
+            .caller(export_caller());
             if lines {
                 request = request.header(hearth_sdk::request::LINES_HEADER, "1");
             }

@@ -853,6 +853,52 @@ mod tests {
     }
 
     #[test]
+    fn a_page_of_lines_is_written_as_it_is_and_a_bundle_read_out() {
+        let lines = Found {
+            status: 200,
+            body: b"{\"id\":\"a\"}\n{\"id\":\"b\"}\n".to_vec(),
+            lines: Some((
+                2,
+                Some("https://h/fhir/Patient?_count=2&_cursor=v2.9.2.a5".into()),
+            )),
+        };
+        let mut out = Vec::new();
+        let (written, next) = write_page(&mut out, &lines).unwrap();
+        assert_eq!((written, out.as_slice()), (2, lines.body.as_slice()));
+        assert_eq!(
+            next,
+            Some(vec![
+                ("_count".to_owned(), "2".to_owned()),
+                ("_cursor".to_owned(), "v2.9.2.a5".to_owned())
+            ])
+        );
+        // The last page names no next one.
+        let last = Found {
+            lines: Some((2, None)),
+            ..lines
+        };
+        assert_eq!(write_page(&mut Vec::new(), &last).unwrap(), (2, None));
+        // Lines that are not what the page said: an error, nothing written.
+        let short = Found {
+            lines: Some((3, None)),
+            ..last
+        };
+        let mut out = Vec::new();
+        let error = write_page(&mut out, &short).unwrap_err();
+        assert_eq!(error.kind(), std::io::ErrorKind::InvalidData);
+        assert!(out.is_empty());
+        // A plugin that answers a Bundle: its matches, one per line.
+        let bundle = Found::bundle(
+            200,
+            br#"{"resourceType":"Bundle","entry":[{"resource":{"id":"a"}},{"resource":{"id":"p"},"search":{"mode":"include"}}]}"#
+                .to_vec(),
+        );
+        let mut out = Vec::new();
+        assert_eq!(write_page(&mut out, &bundle).unwrap(), (1, None));
+        assert_eq!(out, b"{\"id\":\"a\"}\n");
+    }
+
+    #[test]
     fn a_file_dropped_from_the_cache_reads_back_whole() {
         use std::io::Write;
         let dir = std::env::temp_dir().join(format!("hearth-uncache-{}", std::process::id()));
