@@ -155,13 +155,13 @@ impl Run {
 
     /// One search of `resource_type` (a count or a page), asked again while it fails; a
     /// retry renews the lease (a page being retried is not counted yet), and a page
-    /// (`shrink`) is asked again with half as many resources ([`shrunk`]). `kept` holds
-    /// the plugin instance of the type's pages (see [`Kept`]).
+    /// (`page`) is asked as lines and again with half as many resources ([`shrunk`]).
+    /// `kept` holds the plugin instance of the type's pages (see [`Kept`]).
     async fn ask(
         &self,
         resource_type: &str,
         query: &[(String, String)],
-        shrink: bool,
+        page: bool,
         kept: Option<&tokio::sync::Mutex<Kept>>,
     ) -> Result<(Found, u32), Stop> {
         let headers = HeaderMap::new();
@@ -184,7 +184,7 @@ impl Run {
         let (call, table) = (&call, &table);
         let asked = with_retries(
             |retries| async move {
-                let query = shrunk(query, if shrink { retries } else { 0 });
+                let query = shrunk(query, if page { retries } else { 0 });
                 let mut kept = match kept {
                     Some(kept) => Some(kept.lock().await),
                     None => None,
@@ -197,7 +197,7 @@ impl Run {
                     resource_type,
                     query,
                     kept,
-                    shrink,
+                    page,
                 );
                 answer(found.await)
             },
