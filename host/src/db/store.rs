@@ -13,7 +13,13 @@ use sqlx::{
 use super::Db;
 use super::sqlite::SqliteTx;
 pub(crate) use super::values::RowWriter;
+use super::values::SizeHints;
 pub use super::values::{EncodedRows, MAX_RESULT_BYTES, RowForm, SqlValue, StoreError};
+
+/// The last result sizes of the statements run on PostgreSQL, where no row header is kept
+/// per statement (SQLite keeps its sizes in its headers): a Bulk Data export's page
+/// statements start with room for their few MiB instead of growing to them.
+static PG_SIZES: SizeHints = SizeHints::new();
 
 /// A request's transaction.
 pub enum Tx {
@@ -119,13 +125,15 @@ impl Tx {
                 {
                     let row = row.map_err(classify)?;
                     encoder
-                        .get_or_insert_with(|| PgEncoder::new(&row, form))
+                        .get_or_insert_with(|| PgEncoder::new(&row, form, PG_SIZES.get(sql)))
                         .push(&row)?;
                 }
-                Ok(encoder.map_or_else(
+                let encoded = encoder.map_or_else(
                     || RowWriter::new(std::iter::empty(), form).finish(),
                     |encoder| encoder.out.finish(),
-                ))
+                );
+                PG_SIZES.put(sql, &encoded);
+                Ok(encoded)
             }
         }
     }
@@ -367,7 +375,7 @@ fn encode_pg(rows: &[PgRow], form: RowForm) -> Result<EncodedRows, StoreError> {
     let Some(first) = rows.first() else {
         return Ok(RowWriter::new(std::iter::empty(), form).finish());
     };
-    let mut encoder = PgEncoder::new(first, form);
+    let mut encoder = PgEncoder::new(first, form, [0, 0]);
     for row in rows {
         encoder.push(row)?;
     }
@@ -483,8 +491,9 @@ fn time_text(out: &mut RowWriter, date: time::Date, time: Option<time::Time>) {
 }
 
 impl PgEncoder {
-    /// An encoder for rows shaped like `first`, in `form`.
-    fn new(first: &PgRow, form: RowForm) -> PgEncoder {
+    /// An encoder for rows shaped like `first`, in `form`, whose statement's last result
+    /// took `sizes` bytes (see [`SizeHints`]).
+    fn new(first: &PgRow, form: RowForm, sizes: [u32; 2]) -> PgEncoder {
         let columns: Vec<String> = first
             .columns()
             .iter()
@@ -495,7 +504,7 @@ impl PgEncoder {
             .iter()
             .map(|c| PgKind::of(c.type_info().name()))
             .collect();
-        let out = RowWriter::new(columns.iter().map(String::as_str), form);
+        let out = RowWriter::hinted(columns.iter().map(String::as_str), form, sizes);
         PgEncoder {
             columns,
             kinds,

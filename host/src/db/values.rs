@@ -95,8 +95,68 @@ pub(crate) struct RowHeader {
     last_sizes: [AtomicU32; 2],
 }
 
-/// The most a statement's size hint reserves ahead.
-const SIZE_HINT_CAP: usize = 1 << 20;
+/// The most a statement's size hint reserves ahead. A Bulk Data export's page statements
+/// return a few MiB each; grown from 1 MiB, each such result was copied into a buffer of
+/// twice the size, and the freed buffers, held by the allocator for its purge delay, were
+/// much of the export's peak RSS (docs/benchmarks.md). Room reserved and not written is
+/// not resident.
+const SIZE_HINT_CAP: usize = 8 << 20;
+
+/// The room a statement's result starts with: its last result's size and an eighth more,
+/// so a result a little larger than the last (the next window of the same page
+/// statement) still fits without growing.
+fn room(last: usize) -> usize {
+    last.saturating_add(last / 8)
+}
+
+/// The last result sizes of statements whose row header is not kept (PostgreSQL's: there
+/// the column names come with each result), by statement text: one slot per hash of the
+/// text, the newest statement in a slot replacing the older one. A size read from another
+/// statement whose text hashes to the same slot and tag only sets how much room a result
+/// starts with.
+pub(crate) struct SizeHints {
+    /// The text's hash in the high 32 bits, `data`'s size in KiB in the next 16, `json`'s
+    /// in the low 16 (both at most [`SIZE_HINT_CAP`]).
+    slots: [std::sync::atomic::AtomicU64; SizeHints::SLOTS],
+}
+
+impl SizeHints {
+    const SLOTS: usize = 256;
+
+    /// No hints.
+    pub(crate) const fn new() -> SizeHints {
+        SizeHints {
+            slots: [const { std::sync::atomic::AtomicU64::new(0) }; SizeHints::SLOTS],
+        }
+    }
+
+    fn hash(sql: &str) -> u64 {
+        use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+        BuildHasherDefault::<DefaultHasher>::default().hash_one(sql)
+    }
+
+    /// The sizes of `sql`'s last result (`data`, `json`), rounded up to KiB; zeros when
+    /// none is known.
+    pub(crate) fn get(&self, sql: &str) -> [u32; 2] {
+        let hash = SizeHints::hash(sql);
+        let slot = self.slots[hash as usize % SizeHints::SLOTS].load(Ordering::Relaxed);
+        if slot >> 32 != hash >> 32 {
+            return [0, 0];
+        }
+        [
+            ((slot >> 16) & 0xffff) as u32 * 1024,
+            (slot & 0xffff) as u32 * 1024,
+        ]
+    }
+
+    /// Records the sizes of `sql`'s result.
+    pub(crate) fn put(&self, sql: &str, rows: &EncodedRows) {
+        let hash = SizeHints::hash(sql);
+        let kib = |n: usize| (n.min(SIZE_HINT_CAP).div_ceil(1024) as u64).min(0xffff);
+        let slot = (hash >> 32 << 32) | (kib(rows.data.len()) << 16) | kib(rows.json.len());
+        self.slots[hash as usize % SizeHints::SLOTS].store(slot, Ordering::Relaxed);
+    }
+}
 
 impl RowHeader {
     /// The header for these column names.
@@ -141,11 +201,25 @@ impl RowWriter {
         RowWriter::with_header(Arc::new(RowHeader::new(names)), form)
     }
 
+    /// A writer for rows with these column names whose statement's last result took
+    /// `sizes` bytes (`data`, `json`; see [`SizeHints`]).
+    pub(crate) fn hinted<'a>(
+        names: impl Iterator<Item = &'a str>,
+        form: RowForm,
+        sizes: [u32; 2],
+    ) -> RowWriter {
+        let header = RowHeader::new(names);
+        for (last, size) in header.last_sizes.iter().zip(sizes) {
+            last.store(size, Ordering::Relaxed);
+        }
+        RowWriter::with_header(Arc::new(header), form)
+    }
+
     /// A writer for rows that start with `header`, in `form`.
     pub(crate) fn with_header(header: Arc<RowHeader>, form: RowForm) -> RowWriter {
         let values = form.values();
         let render = form.json();
-        let hint = |i: usize| header.last_sizes[i].load(Ordering::Relaxed) as usize;
+        let hint = |i: usize| room(header.last_sizes[i].load(Ordering::Relaxed) as usize);
         let mut data = Vec::with_capacity(if values {
             hint(0).max(header.names.len() + 1024)
         } else {
@@ -438,6 +512,51 @@ pub(crate) fn put_bytes(data: &mut Vec<u8>, tag: u8, bytes: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_statements_next_result_starts_with_room_for_its_last() {
+        let hints = SizeHints::new();
+        let (page, other) = ("SELECT a FROM t WHERE k > $1", "SELECT b FROM u");
+        assert_eq!(hints.get(page), [0, 0]);
+        let mut out = RowWriter::hinted(["a"].into_iter(), RowForm::Values, hints.get(page));
+        let small = out.data.capacity();
+        for i in 0..100_000 {
+            out.begin_row();
+            out.text(&format!("row {i:>20}"));
+            out.end_row().unwrap();
+        }
+        let rows = out.finish();
+        let size = rows.data.len();
+        assert!(size > 2 << 20, "{size}");
+        hints.put(page, &rows);
+        // Rounded up to KiB, json empty.
+        let [data, json] = hints.get(page);
+        assert!(
+            data as usize >= size && data as usize - size < 1024,
+            "{data} {size}"
+        );
+        assert_eq!(json, 0);
+        assert_eq!(hints.get(other), [0, 0]);
+        // The next result of the statement has room for the last and an eighth more: it
+        // is never grown (each growth a copy into a new buffer) while it stays within.
+        let next = RowWriter::hinted(["a"].into_iter(), RowForm::Values, hints.get(page));
+        assert!(
+            next.data.capacity() >= size + size / 8,
+            "{}",
+            next.data.capacity()
+        );
+        assert!(small < 1 << 20, "{small}");
+        // A hint never reserves more than the cap.
+        let huge = EncodedRows {
+            columns: 1,
+            count: 0,
+            data: vec![0; SIZE_HINT_CAP * 2],
+            json: String::new(),
+            json_ends: Vec::new(),
+        };
+        hints.put(other, &huge);
+        assert_eq!(hints.get(other)[0] as usize, SIZE_HINT_CAP);
+    }
 
     fn write(form: RowForm) -> EncodedRows {
         let mut out = RowWriter::new(["id", "name", "score", "raw", "none"].into_iter(), form);
