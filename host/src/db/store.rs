@@ -118,6 +118,7 @@ impl Tx {
                 // Rows are encoded as they arrive and the result stops at its size limit,
                 // so a huge result never sits in the host's memory whole.
                 let mut rows = sqlx::query_with(AssertSqlSafe(sql), args).fetch(&mut **tx);
+                let key = SizeHints::key(sql);
                 let mut encoder: Option<PgEncoder> = None;
                 while let Some(row) =
                     std::future::poll_fn(|cx| futures_core::Stream::poll_next(rows.as_mut(), cx))
@@ -125,14 +126,14 @@ impl Tx {
                 {
                     let row = row.map_err(classify)?;
                     encoder
-                        .get_or_insert_with(|| PgEncoder::new(&row, form, PG_SIZES.get(sql)))
+                        .get_or_insert_with(|| PgEncoder::new(&row, form, PG_SIZES.get(key)))
                         .push(&row)?;
                 }
                 let encoded = encoder.map_or_else(
                     || RowWriter::new(std::iter::empty(), form).finish(),
                     |encoder| encoder.out.finish(),
                 );
-                PG_SIZES.put(sql, &encoded);
+                PG_SIZES.put(key, &encoded);
                 Ok(encoded)
             }
         }

@@ -130,15 +130,16 @@ impl SizeHints {
         }
     }
 
-    fn hash(sql: &str) -> u64 {
+    /// The key of a statement's text: hashed once per statement, for [`SizeHints::get`]
+    /// and [`SizeHints::put`] both.
+    pub(crate) fn key(sql: &str) -> u64 {
         use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
         BuildHasherDefault::<DefaultHasher>::default().hash_one(sql)
     }
 
-    /// The sizes of `sql`'s last result (`data`, `json`), rounded up to KiB; zeros when
-    /// none is known.
-    pub(crate) fn get(&self, sql: &str) -> [u32; 2] {
-        let hash = SizeHints::hash(sql);
+    /// The sizes of the last result of the statement whose key is `hash` (`data`,
+    /// `json`), rounded up to KiB; zeros when none is known.
+    pub(crate) fn get(&self, hash: u64) -> [u32; 2] {
         let slot = self.slots[hash as usize % SizeHints::SLOTS].load(Ordering::Relaxed);
         if slot >> 32 != hash >> 32 {
             return [0, 0];
@@ -149,9 +150,8 @@ impl SizeHints {
         ]
     }
 
-    /// Records the sizes of `sql`'s result.
-    pub(crate) fn put(&self, sql: &str, rows: &EncodedRows) {
-        let hash = SizeHints::hash(sql);
+    /// Records the sizes of a result of the statement whose key is `hash`.
+    pub(crate) fn put(&self, hash: u64, rows: &EncodedRows) {
         let kib = |n: usize| (n.min(SIZE_HINT_CAP).div_ceil(1024) as u64).min(0xffff);
         let slot = (hash >> 32 << 32) | (kib(rows.data.len()) << 16) | kib(rows.json.len());
         self.slots[hash as usize % SizeHints::SLOTS].store(slot, Ordering::Relaxed);
@@ -516,7 +516,10 @@ mod tests {
     #[test]
     fn a_statements_next_result_starts_with_room_for_its_last() {
         let hints = SizeHints::new();
-        let (page, other) = ("SELECT a FROM t WHERE k > $1", "SELECT b FROM u");
+        let (page, other) = (
+            SizeHints::key("SELECT a FROM t WHERE k > $1"),
+            SizeHints::key("SELECT b FROM u"),
+        );
         assert_eq!(hints.get(page), [0, 0]);
         let mut out = RowWriter::hinted(["a"].into_iter(), RowForm::Values, hints.get(page));
         let small = out.data.capacity();
